@@ -1,0 +1,93 @@
+/**
+ * Redis pub/sub with ioredis: one connection publishes, one subscribes (a subscribed Redis
+ * connection can do nothing else). Publishes never queue while Redis is away: they reject at once,
+ * so the caller can answer an error instead of dropping silently.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { BusUnavailableError } from '../errors.js';
+import { BaseBus } from './bus.js';
+
+/** Reconnect backoff: 50 ms doubling to 2 s. */
+export function redisRetryDelay(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 6), 2000);
+}
+
+/** ioredis options shared by every Fanout Redis connection: fail fast, retry forever in the background. */
+export function redisOptions(extra: RedisOptions = {}): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 5000,
+    connectTimeout: 5000,
+    retryStrategy: redisRetryDelay,
+    ...extra,
+  };
+}
+
+export class RedisBus extends BaseBus {
+  readonly kind = 'redis';
+  private readonly pub: Redis;
+  private readonly sub: Redis;
+  private closing = false;
+
+  constructor(url: string) {
+    super();
+    this.pub = new Redis(url, redisOptions({ connectionName: 'fanout-pub' }));
+    this.sub = new Redis(url, redisOptions({ connectionName: 'fanout-sub', autoResubscribe: false }));
+    for (const conn of [this.pub, this.sub]) {
+      // Errors surface as status changes; the node logs transitions, not every retry.
+      conn.on('error', (err: Error) => this.update(err));
+      conn.on('ready', () => this.update());
+      conn.on('close', () => this.update(new Error('connection closed')));
+      conn.on('end', () => this.update(new Error('connection ended')));
+    }
+    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      this.handler(channel.toString(), message);
+    });
+  }
+
+  private update(cause?: Error): void {
+    if (this.closing) return;
+    if (this.pub.status === 'ready' && this.sub.status === 'ready') this.setStatus('connected');
+    else if (this.status === 'connected' || cause) this.setStatus('disconnected', cause);
+  }
+
+  async connect(): Promise<void> {
+    const results = await Promise.allSettled([this.pub.connect(), this.sub.connect()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw new BusUnavailableError(`redis: ${(failed.reason as Error).message}`, { cause: failed.reason });
+    this.update();
+  }
+
+  async publish(topic: string, payload: Buffer): Promise<void> {
+    if (!this.connected) throw new BusUnavailableError('redis is not connected');
+    try {
+      await this.pub.publish(topic, payload);
+    } catch (err) {
+      throw new BusUnavailableError(`redis publish failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    try {
+      await this.sub.subscribe(topic);
+    } catch (err) {
+      throw new BusUnavailableError(`redis subscribe failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    if (this.sub.status !== 'ready') return;
+    await this.sub.unsubscribe(topic).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.setStatus('closed');
+    await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
+    this.pub.disconnect();
+    this.sub.disconnect();
+  }
+}

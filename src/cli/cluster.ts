@@ -1,0 +1,117 @@
+/**
+ * `fanout cluster`: N nodes on free ports plus HAProxy in front of them, from the generated
+ * config, until Ctrl-C. For development, demos, tests and the benchmark.
+ */
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CLUSTER_HELP, clusterSchema } from '../config/commands.js';
+import { parseCommand } from '../config/load.js';
+import { ConfigError, FanoutError } from '../errors.js';
+import { haproxyConfig } from '../haproxy/config.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const DEFAULT_CLUSTER_BUS = 'redis://127.0.0.1:6379';
+
+export async function clusterCommand(argv: readonly string[]): Promise<void> {
+  const split = argv.indexOf('--');
+  const own = split === -1 ? argv : argv.slice(0, split);
+  const serveArgs = split === -1 ? [] : argv.slice(split + 1);
+  if (own.includes('--help')) {
+    process.stdout.write(CLUSTER_HELP + '\n');
+    return;
+  }
+  const { options, positionals } = parseCommand(clusterSchema, own);
+  if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (serve flags go after --)');
+  const bus = options.bus ?? (options.nodes > 1 ? DEFAULT_CLUSTER_BUS : 'memory');
+  if (bus === 'memory' && options.nodes > 1) {
+    throw new ConfigError('--bus', 'the memory bus lives in one process; nodes of a cluster need a broker (redis://…)');
+  }
+  const haproxy = findHaproxy();
+
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const dir = mkdtempSync(join(tmpdir(), 'fanout-cluster-'));
+  const stop = (code: number) => {
+    if (stopping) {
+      for (const child of children) child.kill('SIGKILL');
+      process.exit(code);
+    }
+    stopping = true;
+    for (const child of children) child.kill('SIGTERM');
+    const deadline = setTimeout(() => {
+      for (const child of children) child.kill('SIGKILL');
+    }, 15_000);
+    deadline.unref();
+    Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r))))).then(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(code);
+    });
+  };
+  process.on('SIGINT', () => stop(0));
+  process.on('SIGTERM', () => stop(0));
+
+  const ports: number[] = [];
+  for (let i = 1; i <= options.nodes; i++) {
+    const nodeId = `node${i}`;
+    const child = fork(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, ...serveArgs], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    children.push(child);
+    ports.push(await listeningPort(child, nodeId));
+    child.on('exit', (code, signal) => {
+      if (!stopping) process.stderr.write(`fanout cluster: ${nodeId} exited (${signal ?? code}); HAProxy routes around it\n`);
+    });
+  }
+
+  const cfg = haproxyConfig({
+    servers: ports.map((port) => ({ host: '127.0.0.1', port })),
+    port: options.port,
+    host: '0.0.0.0',
+    balance: options.balance,
+    maxconn: options.maxconn,
+    checkInterval: 1000,
+    statsPort: options.statsPort,
+  });
+  const cfgFile = join(dir, 'haproxy.cfg');
+  writeFileSync(cfgFile, cfg);
+  const proxy = spawn(haproxy, ['-db', '-f', cfgFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push(proxy);
+  proxy.on('exit', (code, signal) => {
+    if (!stopping) {
+      process.stderr.write(`fanout cluster: haproxy exited (${signal ?? code}); stopping\n`);
+      stop(1);
+    }
+  });
+  process.stdout.write(
+    `Fanout cluster: ${options.nodes} node(s) on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')}, bus ${bus}\n` +
+      `HAProxy config: ${cfgFile}\n` +
+      `Listening on http://localhost:${options.port}/ws\n`,
+  );
+}
+
+function listeningPort(child: ChildProcess, nodeId: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new FanoutError('FANOUT_ERR_CLUSTER_NODE', `${nodeId} exited (${code}) before listening`));
+    child.once('exit', onExit);
+    child.on('message', (msg: { type?: string; port?: number }) => {
+      if (msg?.type === 'listening' && typeof msg.port === 'number') {
+        child.off('exit', onExit);
+        resolve(msg.port);
+      }
+    });
+  });
+}
+
+function findHaproxy(): string {
+  const found = spawnSync('haproxy', ['-v'], { stdio: 'ignore' });
+  if (found.error || found.status !== 0) {
+    throw new FanoutError(
+      'FANOUT_ERR_HAPROXY_MISSING',
+      'haproxy was not found on PATH; install it (Debian/Ubuntu: apt-get install haproxy)',
+    );
+  }
+  return 'haproxy';
+}

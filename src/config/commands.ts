@@ -1,0 +1,65 @@
+/** Schemas of the CLI commands other than `serve`. */
+import { z } from 'zod';
+import { HAPROXY_DEFAULTS, parseServers } from '../haproxy/config.js';
+
+const port = (def: number) =>
+  z.coerce
+    .number({ error: 'expected a port number' })
+    .int({ error: 'expected a whole number' })
+    .min(1, { error: 'expected a port from 1 to 65535' })
+    .max(65535, { error: 'expected a port from 1 to 65535' })
+    .default(def);
+
+export const haproxyConfigSchema = z.object({
+  servers: z
+    .string({ error: 'is required: host:port,host:port' })
+    .transform((s, ctx) => {
+      try {
+        return parseServers(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  port: port(HAPROXY_DEFAULTS.port),
+  host: z.string().min(1).default(HAPROXY_DEFAULTS.host),
+  balance: z.enum(['roundrobin', 'leastconn'], { error: 'expected roundrobin or leastconn' }).default(HAPROXY_DEFAULTS.balance),
+  maxconn: z.coerce.number().int().min(1, { error: 'expected at least 1' }).default(HAPROXY_DEFAULTS.maxconn),
+  statsPort: z.coerce.number().int().min(1).max(65535, { error: 'expected a port from 1 to 65535' }).optional(),
+});
+
+export const HAPROXY_CONFIG_HELP = `Usage: fanout haproxy-config --servers host:port[,host:port…] [options]
+
+Prints a complete haproxy.cfg for the nodes given.
+
+  --servers LIST    the nodes, host:port comma-separated (required)
+  --port N          port HAProxy listens on (default ${HAPROXY_DEFAULTS.port})
+  --host ADDR       address HAProxy binds (default ${HAPROXY_DEFAULTS.host})
+  --balance ALG     roundrobin or leastconn (default ${HAPROXY_DEFAULTS.balance})
+  --maxconn N       connection cap; each costs HAProxy two file descriptors (default ${HAPROXY_DEFAULTS.maxconn})
+  --stats-port N    also serve HAProxy's stats page on this port`;
+
+export const clusterSchema = z.object({
+  nodes: z.coerce
+    .number({ error: 'expected a number of nodes' })
+    .int({ error: 'expected a whole number' })
+    .min(1, { error: 'expected 1 to 64 nodes' })
+    .max(64, { error: 'expected 1 to 64 nodes' }),
+  port: port(HAPROXY_DEFAULTS.port),
+  bus: z.string().optional(),
+  balance: z.enum(['roundrobin', 'leastconn'], { error: 'expected roundrobin or leastconn' }).default(HAPROXY_DEFAULTS.balance),
+  statsPort: z.coerce.number().int().min(1).max(65535).optional(),
+  maxconn: z.coerce.number().int().min(1).default(HAPROXY_DEFAULTS.maxconn),
+});
+
+export const CLUSTER_HELP = `Usage: fanout cluster --nodes N [options] [-- serve flags…]
+
+Starts N nodes on free ports and HAProxy in front of them, prints the URL, stops all on Ctrl-C.
+
+  --nodes N         how many nodes (required)
+  --port N          port HAProxy listens on (default ${HAPROXY_DEFAULTS.port})
+  --bus URL         the broker the nodes share (default redis://127.0.0.1:6379 for 2+ nodes)
+  --balance ALG     roundrobin or leastconn (default ${HAPROXY_DEFAULTS.balance})
+  --stats-port N    also serve HAProxy's stats page on this port
+  --maxconn N       HAProxy's connection cap (default ${HAPROXY_DEFAULTS.maxconn})
+  -- FLAGS          anything after -- is passed to every node's \`fanout serve\``;

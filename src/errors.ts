@@ -1,0 +1,92 @@
+/**
+ * The one registry of Fanout's error codes and WebSocket close codes.
+ *
+ * Every failure a user can see is listed here once, with the answer it maps to (an HTTP status
+ * before the upgrade, a close code after it) and whether a client should reconnect.
+ * docs/errors.md documents the same table; keep the two in step.
+ */
+
+/** Close codes sent on a WebSocket. 1xxx are RFC 6455; 4000–4499 "terminal", 4500–4999 "reconnect". */
+export const CloseCode = {
+  /** Normal closure. */
+  NORMAL: 1000,
+  /** The node is going away (drain, shutdown): reconnect, preferably to another node. */
+  GOING_AWAY: 1001,
+  /** The peer sent a data type the endpoint does not take (binary on /ws/echo). */
+  UNSUPPORTED_DATA: 1003,
+  /** A text frame was not valid UTF-8. */
+  INVALID_PAYLOAD: 1007,
+  /** Policy violation (rate limit abuse on the echo socket). */
+  POLICY_VIOLATION: 1008,
+  /** A message over --max-payload. */
+  MESSAGE_TOO_BIG: 1009,
+  /** An unexpected server error. */
+  INTERNAL_ERROR: 1011,
+  /** The server is restarting: reconnect. */
+  SERVICE_RESTART: 1012,
+  /** Try again later: the node is overloaded. */
+  TRY_AGAIN_LATER: 1013,
+
+  /** Terminal: the token expired; get a new token before reconnecting. */
+  TOKEN_EXPIRED: 4001,
+  /** Terminal: the connection is not allowed (forbidden origin or credentials after the fact). */
+  FORBIDDEN: 4003,
+  /** Terminal: the client sent frames the protocol cannot parse, repeatedly. */
+  BAD_REQUEST: 4400,
+
+  /** Reconnect: the client could not keep up; its unsent bytes passed --max-buffered. */
+  SLOW_CONSUMER: 4508,
+  /** Reconnect: the node is draining; reconnect (HAProxy sends you to another node). */
+  DRAINING: 4503,
+} as const;
+
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** True when a client that got this close code should reconnect. */
+export function shouldReconnect(code: number): boolean {
+  if (code >= 4000 && code < 4500) return false;
+  if (code === CloseCode.POLICY_VIOLATION || code === CloseCode.MESSAGE_TOO_BIG) return false;
+  if (code === CloseCode.UNSUPPORTED_DATA || code === CloseCode.INVALID_PAYLOAD) return false;
+  return true;
+}
+
+/** Error codes carried in `{"type":"error","code":…}` frames of the channel protocol. */
+export const ProtocolErrorCode = {
+  BAD_REQUEST: 'bad_request',
+  FORBIDDEN: 'forbidden',
+  NOT_FOUND: 'not_found',
+  RATE_LIMITED: 'rate_limited',
+  UNAVAILABLE: 'unavailable',
+  TOO_LARGE: 'too_large',
+  INTERNAL: 'internal',
+} as const;
+
+export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
+
+/** Base class of Fanout's own errors: a stable `code` naming the area and the failure. */
+export class FanoutError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FanoutError';
+    this.code = code;
+  }
+}
+
+/** An invalid command-line flag or environment variable; `flag` is the flag as the user types it. */
+export class ConfigError extends FanoutError {
+  readonly flag: string;
+  constructor(flag: string, message: string) {
+    super('FANOUT_ERR_CONFIG', `invalid ${flag}: ${message}`);
+    this.name = 'ConfigError';
+    this.flag = flag;
+  }
+}
+
+/** The broker could not take a publish (down, disconnected, refused). Never a silent drop. */
+export class BusUnavailableError extends FanoutError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FANOUT_ERR_BUS_UNAVAILABLE', message, options);
+    this.name = 'BusUnavailableError';
+  }
+}

@@ -1,0 +1,18 @@
+/** `/healthz` (the process answers) and `/readyz` (the node serves and its bus is connected: HAProxy's check). */
+import type { FanoutNode } from '../node/node.js';
+import { sendJson } from './router.js';
+
+export function addHealthRoutes(node: FanoutNode): void {
+  node.router.add('GET', '/healthz', (_req, res) => {
+    sendJson(res, 200, { status: 'ok', node: node.id, state: node.state });
+  });
+  node.router.add('GET', '/readyz', (_req, res) => {
+    const ready = node.ready;
+    sendJson(res, ready ? 200 : 503, {
+      status: ready ? 'ready' : 'unavailable',
+      node: node.id,
+      state: node.state,
+      bus: node.bus.connected ? 'connected' : 'disconnected',
+    });
+  });
+}

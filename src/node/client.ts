@@ -1,0 +1,49 @@
+/**
+ * One WebSocket connection as the node sees it: who it is, which endpoint it is on, and the
+ * frames waiting for the next flush. Kept small: no per-socket timers or closures.
+ */
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+
+/** Who the gate admitted: the JWT subject and claims, or anonymous. */
+export interface Identity {
+  /** The token's `sub`, or undefined for an anonymous client. */
+  readonly user: string | undefined;
+  /** Channel patterns the token's `channels` claim allows, when a token was given. */
+  readonly channels: readonly string[] | undefined;
+  /** When the token expires (ms since the epoch), if it does. */
+  readonly expiresAt: number | undefined;
+}
+
+export const ANONYMOUS: Identity = Object.freeze({ user: undefined, channels: undefined, expiresAt: undefined });
+
+export class Client {
+  /** Frames queued in this event-loop turn; written as one buffer at the flush. */
+  queue: Buffer[] | null = null;
+  queuedBytes = 0;
+  /** Cleared at every heartbeat; set by a pong or any message. */
+  alive = true;
+  /** Endpoint-specific state (the channel endpoint keeps its subscriptions here). */
+  state: unknown = undefined;
+
+  constructor(
+    readonly id: string,
+    readonly ws: WebSocket,
+    /** The TCP socket under `ws`, written to directly with pre-framed bytes. */
+    readonly socket: Socket,
+    readonly endpoint: string,
+    readonly ip: string,
+    readonly origin: string | undefined,
+    readonly identity: Identity,
+  ) {}
+
+  /** True while frames may be written. */
+  get open(): boolean {
+    return this.ws.readyState === 1 && !this.socket.destroyed;
+  }
+}
+
+/** The TCP socket of a server-side `ws` WebSocket (ws keeps it in `_socket`). */
+export function rawSocket(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
+}

@@ -1,0 +1,87 @@
+/**
+ * The broadcast path: frame once, queue per socket, write once per socket per event-loop turn.
+ *
+ * Why: on this path the cost is writes, not bytes. HAProxy and the kernel pay per write, so a
+ * message is framed once per node ({@link frameText}), every socket it goes to gets a reference
+ * to the same bytes, and all the frames a socket gets within one turn of the event loop go out
+ * as one write at the flush (setImmediate). No JSON and no framing happen per client.
+ */
+import { createRequire } from 'node:module';
+import type { Client } from './client.js';
+
+/** ws's frame encoder (exported by ws, missing from its type definitions). */
+const { Sender } = createRequire(import.meta.url)('ws') as {
+  Sender: { frame(data: Buffer, options: Record<string, unknown>): Buffer[] };
+};
+
+const FRAME_OPTIONS = { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false } as const;
+
+/** A complete unmasked WebSocket text frame (server → client) holding `payload`. */
+export function frameText(payload: Buffer | string): Buffer {
+  const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const parts = Sender.frame(data, FRAME_OPTIONS);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+export interface OutboxOptions {
+  /** Unsent bytes a socket may hold before {@link OutboxOptions.onSlowConsumer} is called. */
+  readonly maxBuffered: number;
+  /** Called once for a socket whose unsent bytes passed the cap. */
+  readonly onSlowConsumer: (client: Client) => void;
+  /** Called after each flush with the number of frames and sockets written (metrics). */
+  readonly onFlush?: (frames: number, sockets: number, bytes: number) => void;
+}
+
+export class Outbox {
+  private dirty: Client[] = [];
+  private scheduled = false;
+  private frames = 0;
+  private readonly flushBound = () => this.flush();
+
+  constructor(private readonly options: OutboxOptions) {}
+
+  /** Queues one pre-framed message for one socket. */
+  send(client: Client, frame: Buffer): void {
+    if (client.queue === null) {
+      client.queue = [frame];
+      client.queuedBytes = frame.length;
+      this.dirty.push(client);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flushBound);
+      }
+    } else {
+      client.queue.push(frame);
+      client.queuedBytes += frame.length;
+    }
+    this.frames++;
+  }
+
+  /** Queues one pre-framed message for every socket in `clients`: the broadcast. */
+  broadcast(clients: Iterable<Client>, frame: Buffer): void {
+    for (const client of clients) this.send(client, frame);
+  }
+
+  /** Writes every queued socket's frames as one buffer. Runs once per turn; callable directly. */
+  flush(): void {
+    this.scheduled = false;
+    const dirty = this.dirty;
+    const frames = this.frames;
+    this.dirty = [];
+    this.frames = 0;
+    let bytes = 0;
+    let sockets = 0;
+    for (const client of dirty) {
+      const queue = client.queue!;
+      const size = client.queuedBytes;
+      client.queue = null;
+      client.queuedBytes = 0;
+      if (!client.open) continue;
+      client.socket.write(queue.length === 1 ? queue[0]! : Buffer.concat(queue, size));
+      bytes += size;
+      sockets++;
+      if (client.socket.writableLength > this.options.maxBuffered) this.options.onSlowConsumer(client);
+    }
+    this.options.onFlush?.(frames, sockets, bytes);
+  }
+}

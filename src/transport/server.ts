@@ -1,0 +1,97 @@
+/**
+ * The HTTP(S) server of a node: plain requests go to the router; upgrades on a known WebSocket
+ * path go through the gate, then to `ws` (permessage-deflate off: it costs CPU per socket and
+ * defeats framing once per message).
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { ConfigError } from '../errors.js';
+import { pathOf, sendText } from '../http/router.js';
+import type { FanoutNode } from '../node/node.js';
+
+/** Creates the server; listening is the node's job. */
+export function createTransport(node: FanoutNode): { server: Server; wss: WebSocketServer } {
+  const { config } = node;
+  const server = config.tlsCert ? createHttpsServer(readTls(config.tlsCert, config.tlsKey!)) : createHttpServer();
+  server.headersTimeout = Math.max(1, config.handshakeTimeout) * 1000;
+  server.requestTimeout = Math.max(1, config.handshakeTimeout) * 1000 + 5000;
+  server.keepAliveTimeout = 5000;
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: config.maxPayload,
+    clientTracking: false,
+  });
+
+  server.on('request', (req, res) => {
+    const path = pathOf(req.url);
+    if (node.endpoint(path) && req.method === 'GET') {
+      sendText(res, 426, 'this is a WebSocket endpoint', { upgrade: 'websocket', connection: 'Upgrade' });
+      return;
+    }
+    node.router.handle(req, res).catch((err: unknown) => {
+      node.logger.error({ err, path }, 'http handler failed');
+      sendText(res, 500, 'internal error');
+    });
+  });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const endpoint = node.endpoint(pathOf(req.url));
+    if (!endpoint) return reject(socket, 404, 'no WebSocket endpoint here');
+    Promise.resolve(node.gate.check(req, endpoint.path))
+      .then((result) => {
+        if (socket.destroyed) return;
+        if (!result.ok) {
+          node.rejected(req, result.status, result.reason);
+          return reject(socket, result.status, result.reason, result.headers);
+        }
+        wss.handleUpgrade(req, socket, head, (ws) => node.accept(endpoint, ws, req, result.identity));
+      })
+      .catch((err: unknown) => {
+        node.logger.error({ err }, 'upgrade gate failed');
+        reject(socket, 500, 'internal error');
+      });
+  });
+
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    socket.destroy();
+  });
+
+  return { server, wss };
+}
+
+/** Answers an upgrade request with an HTTP status instead of a 101, then closes the socket. */
+export function reject(socket: Duplex, status: number, reason: string, headers: Readonly<Record<string, string>> = {}): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = reason + '\n';
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+      'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  );
+}
+
+function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(certFile);
+  } catch (err) {
+    throw new ConfigError('--tls-cert', `cannot read ${certFile}: ${(err as Error).message}`);
+  }
+  try {
+    key = readFileSync(keyFile);
+  } catch (err) {
+    throw new ConfigError('--tls-key', `cannot read ${keyFile}: ${(err as Error).message}`);
+  }
+  return { cert, key };
+}
