@@ -75,6 +75,7 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '    timeout client-fin 30s',
     '    timeout server-fin 30s',
     '    timeout tunnel 1h',
+    '    default-server init-addr last,libc,none',
     '',
     'frontend fanout',
     `    bind ${host.includes(':') ? `[${host}]` : host}:${port}`,

@@ -4,7 +4,7 @@ import { sendJson } from './router.js';
 
 export function addHealthRoutes(node: FanoutNode): void {
   node.router.add('GET', '/healthz', (_req, res) => {
-    sendJson(res, 200, { status: 'ok', node: node.id, state: node.state });
+    sendJson(res, 200, { status: 'ok', node: node.id, state: node.state, connections: node.clientCount });
   });
   node.router.add('GET', '/readyz', (_req, res) => {
     const ready = node.ready;

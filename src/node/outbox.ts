@@ -6,13 +6,8 @@
  * to the same bytes, and all the frames a socket gets within one turn of the event loop go out
  * as one write at the flush (setImmediate). No JSON and no framing happen per client.
  */
-import { createRequire } from 'node:module';
+import { Sender } from '../transport/ws-internals.js';
 import type { Client } from './client.js';
-
-/** ws's frame encoder (exported by ws, missing from its type definitions). */
-const { Sender } = createRequire(import.meta.url)('ws') as {
-  Sender: { frame(data: Buffer, options: Record<string, unknown>): Buffer[] };
-};
 
 const FRAME_OPTIONS = { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false } as const;
 

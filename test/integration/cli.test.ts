@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { REDIS_URL } from '../helpers/brokers.js';
+import { freePort } from '../helpers/haproxy.js';
+import { spawnNode, uniquePrefix } from '../helpers/nodes.js';
+import { closeAll, connect } from '../helpers/ws-client.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const run = promisify(execFile);
+
+async function fanout(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('fanout serve with an invalid value exits 2 with one line naming the flag', async () => {
+  for (const [args, env, flag] of [
+    [['serve', '--port', 'abc'], {}, '--port'],
+    [['serve', '--bus', 'ftp://x'], {}, '--bus'],
+    [['serve', '--heartbeat', 'soon'], {}, '--heartbeat'],
+    [['serve', '--what'], {}, '--what'],
+    [['serve'], { FANOUT_MAX_PAYLOAD: 'big' }, '--max-payload'],
+    [['haproxy-config', '--servers', 'nope'], {}, '--servers'],
+    [['haproxy-config'], {}, '--servers'],
+    [['haproxy-config', '--servers', 'a:1', '--balance', 'random'], {}, '--balance'],
+    [['cluster', '--nodes', '0'], {}, '--nodes'],
+    [['cluster', '--nodes', '2', '--bus', 'memory'], {}, '--bus'],
+  ] as Array<[string[], NodeJS.ProcessEnv, string]>) {
+    const { code, stderr } = await fanout(args, env);
+    assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+    const lines = stderr.trim().split('\n');
+    assert.equal(lines.length, 1, stderr);
+    assert.match(lines[0]!, new RegExp(`^fanout: invalid ${flag}\\b`), stderr);
+  }
+});
+
+test('FANOUT_* variables configure serve', async () => {
+  const node = await spawnNode([], { FANOUT_NODE_ID: 'from-env' });
+  try {
+    const res = await fetch(`http://127.0.0.1:${node.port}/healthz`);
+    assert.equal(((await res.json()) as { node: string }).node, 'from-env');
+  } finally {
+    await node.stop();
+  }
+});
+
+test('SIGTERM drains: /readyz turns 503 at once, clients get 1001, the process exits 0', async () => {
+  const node = await spawnNode(['--drain-delay', '1', '--drain-timeout', '0']);
+  const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo`);
+  node.child.kill('SIGTERM');
+  const deadline = Date.now() + 2000;
+  let status = 0;
+  while (Date.now() < deadline) {
+    const res = await fetch(`http://127.0.0.1:${node.port}/readyz`);
+    await res.arrayBuffer();
+    status = res.status;
+    if (status === 503) break;
+  }
+  assert.equal(status, 503);
+  assert.equal(await client.waitClose(5000), 1001);
+  assert.equal(await node.stop(), 0);
+});
+
+test('fanout haproxy-config prints a config for the servers given', async () => {
+  const { code, stdout } = await fanout(['haproxy-config', '--servers', '127.0.0.1:3001,127.0.0.1:3002', '--port', '9090', '--balance', 'leastconn']);
+  assert.equal(code, 0);
+  assert.match(stdout, /bind 0\.0\.0\.0:9090/);
+  assert.match(stdout, /balance leastconn/);
+  assert.match(stdout, /server node2 127\.0\.0\.1:3002 check/);
+});
+
+test('fanout cluster runs nodes behind HAProxy, prints the URL, and stops everything on Ctrl-C', async () => {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, 'cluster', '--nodes', '2', '--port', String(port), '--bus', REDIS_URL, '--', '--bus-prefix', uniquePrefix('cl'), '--drain-delay', '0', '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 15_000;
+    while (!out.includes(`http://localhost:${port}/ws`)) {
+      assert.ok(Date.now() < deadline, `no URL printed: ${out}`);
+      assert.equal(child.exitCode, null, out);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    let page: Response | undefined;
+    while (!page || page.status !== 200) {
+      assert.ok(Date.now() < deadline, 'page not served through the cluster');
+      page = await fetch(`http://127.0.0.1:${port}/ws`).catch(() => undefined);
+      await page?.arrayBuffer();
+    }
+    const clients = [await connect(`ws://127.0.0.1:${port}/ws/echo`), await connect(`ws://127.0.0.1:${port}/ws/echo`)];
+    clients[0]!.send('cluster works');
+    for (const c of clients) await c.until((m) => m.includes('Received: cluster works'));
+    closeAll(clients);
+  } finally {
+    child.kill('SIGINT');
+  }
+  assert.equal(await exited, 0);
+  await assert.rejects(fetch(`http://127.0.0.1:${port}/ws`), 'HAProxy is stopped');
+});

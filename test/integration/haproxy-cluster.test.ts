@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { haproxyConfig } from '../../src/haproxy/config.js';
+import { REDIS_URL } from '../helpers/brokers.js';
+import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
+import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
+
+let nodes: NodeProcess[] = [];
+let proxy: RunningHaproxy;
+
+before(async () => {
+  const busPrefix = uniquePrefix('hap');
+  nodes = await Promise.all([1, 2, 3].map((i) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `node${i}`])));
+  proxy = await startHaproxy(nodes.map((n) => n.port));
+});
+
+after(async () => {
+  await proxy?.stop();
+  await Promise.all(nodes.map((n) => n.stop()));
+});
+
+async function connections(node: NodeProcess): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${node.port}/healthz`);
+  return ((await res.json()) as { connections: number }).connections;
+}
+
+test('three nodes behind HAProxy: a message sent through one node reaches clients on every node once', async () => {
+  const clients: TestClient[] = [];
+  try {
+    for (let i = 0; i < 9; i++) clients.push(await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`));
+    // Round robin spread the clients: every node holds some.
+    for (const node of nodes) assert.ok((await connections(node)) >= 1, `${node.id} has no client`);
+    clients[0]!.send('through haproxy');
+    clients[4]!.send('second');
+    for (const c of clients) {
+      await c.until((m) => m.length >= 2);
+      assert.deepEqual([...c.messages].sort(), ['Received: second', 'Received: through haproxy']);
+    }
+    clients[8]!.send('marker');
+    for (const c of clients) {
+      await c.until((m) => m.includes('Received: marker'));
+      assert.equal(c.messages.length, 3, 'no duplicates');
+    }
+  } finally {
+    closeAll(clients);
+  }
+});
+
+test('the demo page and health endpoints are served through HAProxy', async () => {
+  const page = await fetch(`http://127.0.0.1:${proxy.port}/ws`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /id="sendButton"/);
+  const ready = await fetch(`http://127.0.0.1:${proxy.port}/readyz`);
+  assert.equal(ready.status, 200);
+  await ready.arrayBuffer();
+});
+
+test('HAProxy takes a dead node out and clients keep reaching the others', async () => {
+  await nodes[2]!.stop('SIGKILL');
+  // Wait for HAProxy's check to mark it down (inter 500 ms, fall 2).
+  await new Promise((r) => setTimeout(r, 1500));
+  const clients: TestClient[] = [];
+  try {
+    for (let i = 0; i < 6; i++) clients.push(await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`));
+    clients[0]!.send('after a node died');
+    for (const c of clients) await c.until((m) => m.includes('Received: after a node died'));
+  } finally {
+    closeAll(clients);
+  }
+});
+
+test('the generated config passes `haproxy -c` with every option the issue names', () => {
+  const cfg = haproxyConfig({
+    servers: [{ host: '10.0.0.1', port: 3001 }, { host: 'node-b', port: 3002 }],
+    port: 8080,
+    host: '0.0.0.0',
+    balance: 'roundrobin',
+    maxconn: 8000,
+    checkInterval: 2000,
+    statsPort: 8404,
+  });
+  for (const line of [
+    'balance roundrobin',
+    'option http-server-close',
+    'option logasap',
+    'timeout tunnel 1h',
+    'timeout client-fin',
+    'timeout http-request',
+    'option httpchk GET /readyz',
+    'use_backend fanout_ws if { path_beg /ws }',
+    'server node1 10.0.0.1:3001 check',
+    'server node2 node-b:3002 check',
+    'hard-stop-after',
+    'stats enable',
+  ]) {
+    assert.ok(cfg.includes(line), `missing: ${line}`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'fanout-cfg-'));
+  const file = join(dir, 'haproxy.cfg');
+  // A name that does not resolve yet (a container not started) must not stop HAProxy.
+  writeFileSync(file, cfg);
+  const out = execFileSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' });
+  assert.match(out, /Configuration file is valid/);
+});

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Client } from '../../src/node/client.js';
+import { frameText, Outbox } from '../../src/node/outbox.js';
+import { Receiver } from '../../src/transport/ws-internals.js';
+
+/** A client whose socket records its writes. */
+function fakeClient(writes: Buffer[], writableLength = () => 0): Client {
+  return {
+    queue: null,
+    queuedBytes: 0,
+    open: true,
+    socket: { write: (b: Buffer) => writes.push(b), get writableLength() { return writableLength(); } },
+  } as unknown as Client;
+}
+
+/** Parses server frames with ws's own receiver. */
+function parseFrames(bytes: Buffer): string[] {
+  const out: string[] = [];
+  const receiver = new Receiver({ isServer: false });
+  receiver.on('message', (data: Buffer) => out.push(data.toString()));
+  receiver.write(bytes);
+  return out;
+}
+
+test('frames a turn puts on a socket go out as one write, in order', async () => {
+  const writesA: Buffer[] = [];
+  const writesB: Buffer[] = [];
+  const a = fakeClient(writesA);
+  const b = fakeClient(writesB);
+  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => assert.fail('not slow') });
+  for (let i = 0; i < 50; i++) outbox.broadcast([a, b], frameText(`m${i}`));
+  assert.equal(writesA.length, 0, 'nothing is written before the turn ends');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writesA.length, 1);
+  assert.equal(writesB.length, 1);
+  assert.deepEqual(parseFrames(writesA[0]!), Array.from({ length: 50 }, (_, i) => `m${i}`));
+  outbox.send(a, frameText('next turn'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writesA.length, 2);
+  assert.deepEqual(parseFrames(writesA[1]!), ['next turn']);
+});
+
+test('a message is framed once and shared by every socket', () => {
+  const frame = frameText('shared');
+  const writes: Buffer[] = [];
+  const clients = [fakeClient(writes), fakeClient(writes)];
+  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {} });
+  outbox.broadcast(clients, frame);
+  outbox.flush();
+  assert.equal(writes[0], frame);
+  assert.equal(writes[1], frame);
+});
+
+test('frames of every size decode back to the text', () => {
+  for (const size of [0, 125, 126, 65535, 65536, 200_000]) {
+    const text = 'x'.repeat(size);
+    assert.deepEqual(parseFrames(frameText(text)), [text]);
+  }
+});
+
+test('a socket whose unsent bytes pass the cap is reported once per flush', () => {
+  const slow: Client[] = [];
+  let buffered = 0;
+  const writes: Buffer[] = [];
+  const client = fakeClient(writes, () => buffered);
+  const outbox = new Outbox({ maxBuffered: 1000, onSlowConsumer: (c) => slow.push(c) });
+  outbox.send(client, frameText('a'));
+  outbox.flush();
+  assert.equal(slow.length, 0);
+  buffered = 5000;
+  outbox.send(client, frameText('b'));
+  outbox.flush();
+  assert.deepEqual(slow, [client]);
+});
