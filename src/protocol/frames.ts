@@ -1,0 +1,150 @@
+/**
+ * The channel protocol at `/ws/v1`: JSON text frames, discriminated by `type`. docs/protocol.md
+ * documents them; the client SDK imports these same types (type-only, so the browser bundle
+ * needs nothing from the server).
+ *
+ * Client → server frames may carry a numeric `id`; the reply (or error) echoes it.
+ */
+
+/** Any JSON value a publisher sends as `data`. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Where a client left off in a channel: the last offset it saw, in the channel's epoch. */
+export interface StreamPosition {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+// ------------------------------------------------------------------ client → server
+
+export interface SubscribeFrame {
+  readonly type: 'subscribe';
+  readonly channel: string;
+  readonly id?: number;
+  /** Recover what was published after this position before the live stream starts. */
+  readonly since?: StreamPosition;
+}
+
+export interface UnsubscribeFrame {
+  readonly type: 'unsubscribe';
+  readonly channel: string;
+  readonly id?: number;
+}
+
+export interface PublishFrame {
+  readonly type: 'publish';
+  readonly channel: string;
+  readonly data: Json;
+  readonly id?: number;
+}
+
+export interface HistoryRequestFrame {
+  readonly type: 'history';
+  readonly channel: string;
+  readonly limit?: number;
+  readonly id?: number;
+}
+
+export interface PresenceRequestFrame {
+  readonly type: 'presence';
+  readonly channel: string;
+  readonly id?: number;
+}
+
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | HistoryRequestFrame | PresenceRequestFrame;
+
+// ------------------------------------------------------------------ server → client
+
+export interface ConnectedFrame {
+  readonly type: 'connected';
+  readonly client: string;
+  readonly node: string;
+}
+
+export interface SubscribedFrame {
+  readonly type: 'subscribed';
+  readonly channel: string;
+  readonly id?: number;
+  /** The channel's latest offset when the subscription started. */
+  readonly offset: number;
+  readonly epoch: string;
+  /** With `since`: true when every missed message was sent before this frame; false when the gap could not be covered (reload state). */
+  readonly recovered?: boolean;
+}
+
+export interface UnsubscribedFrame {
+  readonly type: 'unsubscribed';
+  readonly channel: string;
+  readonly id?: number;
+}
+
+export interface AckFrame {
+  readonly type: 'ack';
+  readonly id?: number;
+  readonly offset: number;
+}
+
+export interface MessageFrame {
+  readonly type: 'message';
+  readonly channel: string;
+  readonly offset: number;
+  readonly data: Json;
+}
+
+export interface HistoryEntry {
+  readonly offset: number;
+  readonly data: Json;
+}
+
+export interface HistoryFrame {
+  readonly type: 'history';
+  readonly channel: string;
+  readonly id?: number;
+  readonly epoch: string;
+  /** Oldest first. */
+  readonly messages: readonly HistoryEntry[];
+}
+
+export interface PresenceClient {
+  readonly client: string;
+  readonly user: string | null;
+}
+
+export interface PresenceFrame {
+  readonly type: 'presence';
+  readonly channel: string;
+  readonly id?: number;
+  readonly clients: readonly PresenceClient[];
+}
+
+export interface JoinLeaveFrame {
+  readonly type: 'join' | 'leave';
+  readonly channel: string;
+  readonly client: string;
+  readonly user: string | null;
+}
+
+/** Error codes of `error` frames; src/errors.ts (ProtocolErrorCode) is the registry. */
+export type ErrorCode = 'bad_request' | 'forbidden' | 'not_found' | 'rate_limited' | 'unavailable' | 'too_large' | 'internal';
+
+export interface ErrorFrame {
+  readonly type: 'error';
+  readonly id?: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly channel?: string;
+}
+
+export type ServerFrame =
+  | ConnectedFrame
+  | SubscribedFrame
+  | UnsubscribedFrame
+  | AckFrame
+  | MessageFrame
+  | HistoryFrame
+  | PresenceFrame
+  | JoinLeaveFrame
+  | ErrorFrame;
+
+/** The WebSocket path of the channel protocol. */
+export const CHANNEL_PATH = '/ws/v1';
