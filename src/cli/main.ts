@@ -12,6 +12,7 @@ Commands:
   serve            run one node (default port 3000, memory bus)
   haproxy-config   print a haproxy.cfg for a set of nodes
   cluster          run N nodes with HAProxy in front of them
+  bench            benchmark Fanout against Socket.IO and express-ws (writes BENCHMARKS.md)
 
 Run \`fanout <command> --help\` for a command's options.
 `;
@@ -25,6 +26,8 @@ async function main(argv: string[]): Promise<void> {
       return haproxyConfigCommand(rest);
     case 'cluster':
       return clusterCommand(rest);
+    case 'bench':
+      return (await import('../../bench/run.js')).benchCommand(rest);
     case '--version':
     case '-v': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -38,7 +41,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster)`);
+      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, bench)`);
   }
 }
 

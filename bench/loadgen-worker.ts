@@ -1,0 +1,118 @@
+/**
+ * One load-generator thread: opens its share of the clients, checks every benchmark message they
+ * receive (sequence order, send time) and keeps counts and a latency histogram, which the main
+ * thread collects. Nothing is allocated per frame.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { HISTOGRAM_SIZE, latencyBucket, type WorkerData, type WorkerReport, type WorkerRequest } from './loadgen-shared.js';
+import { parseStamp, RawClient } from './ws-raw.js';
+
+const data = workerData as WorkerData;
+const port = parentPort!;
+
+const clients: RawClient[] = [];
+const lastSeq = new Int32Array(data.count);
+const hist = new Uint32Array(HISTOGRAM_SIZE);
+const stampOut = new Float64Array(1);
+let windowStart = Infinity;
+let windowEnd = -Infinity;
+let received = 0;
+let inWindow = 0;
+let outOfOrder = 0;
+let maxLatency = 0;
+let ready = 0;
+let failed = 0;
+let lostAfterReady = 0;
+const reasons = new Map<string, number>();
+
+function onText(index: number, buf: Buffer, start: number, end: number, now: number): void {
+  const seq = parseStamp(buf, start, end, stampOut);
+  if (seq <= 0) return; // warm-up messages carry 0
+  if (seq <= lastSeq[index]!) outOfOrder++;
+  else lastSeq[index] = seq;
+  received++;
+  if (now >= windowStart && now <= windowEnd) inWindow++;
+  const latency = now - stampOut[0]!;
+  if (latency > maxLatency) maxLatency = latency;
+  hist[latencyBucket(latency)]!++;
+}
+
+function open(index: number, done: () => void): void {
+  let settled = false;
+  const client = new RawClient({
+    host: data.host,
+    port: data.port,
+    path: data.path,
+    protocol: data.protocol,
+    channel: data.channel,
+    localAddress: data.localAddresses[index % data.localAddresses.length],
+    onText: (buf, start, end, now) => onText(index, buf, start, end, now),
+    onReady: () => {
+      ready++;
+      settled = true;
+      done();
+    },
+    onClose: (reason) => {
+      if (!settled) {
+        settled = true;
+        failed++;
+        reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+        done();
+      } else if (!closing) {
+        lostAfterReady++;
+        reasons.set(`after ready: ${reason}`, (reasons.get(`after ready: ${reason}`) ?? 0) + 1);
+      }
+    },
+  });
+  clients.push(client);
+}
+
+let closing = false;
+
+/** Opens every client, `concurrency` handshakes at a time. */
+function openAll(): Promise<void> {
+  return new Promise((resolve) => {
+    let next = 0;
+    let finished = 0;
+    if (data.count === 0) resolve();
+    const step = () => {
+      finished++;
+      if (finished === data.count) resolve();
+      else if (next < data.count) open(next++, step);
+    };
+    while (next < Math.min(data.concurrency, data.count)) open(next++, step);
+  });
+}
+
+function report(): WorkerReport {
+  return {
+    ready,
+    failed,
+    lostAfterReady,
+    received,
+    inWindow,
+    outOfOrder,
+    maxLatency,
+    hist,
+    reasons: [...reasons.entries()],
+  };
+}
+
+port.on('message', (msg: WorkerRequest) => {
+  switch (msg.type) {
+    case 'window':
+      windowStart = msg.start;
+      windowEnd = msg.end;
+      return;
+    case 'stats':
+      port.postMessage({ type: 'stats', report: report() });
+      return;
+    case 'close':
+      closing = true;
+      for (const c of clients) c.close();
+      port.postMessage({ type: 'closed' });
+      return;
+  }
+});
+
+openAll().then(() => port.postMessage({ type: 'connected', report: report() }));

@@ -1,0 +1,181 @@
+/**
+ * One measured point (a system, C clients, R messages/s) and one connection-scale run, with the
+ * CPU and memory of the system's processes read from /proc around them.
+ */
+import { ClientPool, latencies, Publisher, type PublishVia } from './loadgen.js';
+import { cpuSeconds, rssBytes, sumOver } from './proc.js';
+import type { RunningSystem, SystemName } from './systems.js';
+import { nowMicros } from './ws-raw.js';
+
+export interface PointOptions {
+  readonly clients: number;
+  /** Messages per second from the one publisher. */
+  readonly rate: number;
+  /** Measured seconds of publishing. */
+  readonly duration: number;
+  /** Seconds of unmeasured publishing first. */
+  readonly warmup: number;
+  readonly workers: number;
+  readonly localAddresses: readonly string[];
+  readonly publishVia: PublishVia;
+  /** Longest wait, in seconds, for late deliveries after the last message was sent. */
+  readonly drain?: number;
+}
+
+export interface PointResult {
+  readonly system: SystemName;
+  readonly publishVia: PublishVia;
+  readonly clients: number;
+  readonly rate: number;
+  /** rate × connected clients. */
+  readonly offered: number;
+  readonly sent: number;
+  readonly expected: number;
+  /** Measured messages received by all clients, including after the window (drain). */
+  readonly delivered: number;
+  /** Deliveries that arrived inside the window, per second of window. */
+  readonly deliveriesPerSec: number;
+  readonly ratio: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly outOfOrder: number;
+  readonly failed: number;
+  readonly lostAfterReady: number;
+  readonly errors: string[];
+  /** CPU seconds from the start of the window until the last delivery (or the drain limit). */
+  readonly cpu: { readonly nodes: number; readonly haproxy: number; readonly broker: number | null; readonly loadgen: number };
+  /** Server CPU (nodes + HAProxy + broker) per delivery, in microseconds. */
+  readonly cpuPerDelivery: number;
+  /** Growth of the nodes' RSS per connected client, in bytes. */
+  readonly rssPerConn: number;
+}
+
+function snapshot(system: RunningSystem) {
+  const usage = process.cpuUsage();
+  return {
+    nodes: sumOver(system.nodePids, cpuSeconds),
+    haproxy: cpuSeconds(system.haproxyPid),
+    broker: system.brokerPid === undefined ? null : cpuSeconds(system.brokerPid),
+    loadgen: (usage.user + usage.system) / 1e6,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Connects C clients and a publisher, publishes at R/s, and reports what the clients saw. */
+export async function runPoint(system: RunningSystem, options: PointOptions): Promise<PointResult> {
+  const rssBefore = sumOver(system.nodePids, rssBytes);
+  const pool = await ClientPool.open(system.target, {
+    clients: options.clients,
+    workers: options.workers,
+    localAddresses: options.localAddresses,
+  });
+  let publisher: Publisher | undefined;
+  try {
+    if (pool.connected.ready === 0) {
+      throw new Error(`no client connected: ${[...pool.connected.reasons.entries()].map(([k, v]) => `${v}× ${k}`).join('; ')}`);
+    }
+    publisher = await Publisher.open(system.target, options.publishVia, options.localAddresses[0]);
+    const ready = pool.connected.ready;
+    if (options.warmup > 0) await publisher.run(options.rate, options.warmup, false);
+    await sleep(200);
+    const rssConnected = sumOver(system.nodePids, rssBytes);
+    const before = snapshot(system);
+    const start = nowMicros();
+    pool.setWindow(start, start + options.duration * 1e6);
+    const sent = await publisher.run(options.rate, options.duration, true);
+    const expected = sent * ready;
+    // Wait for the stragglers: until everything arrived, nothing moved for a second, or the limit.
+    const drainUntil = Date.now() + (options.drain ?? 10) * 1000;
+    let stats = await pool.stats();
+    let last = stats.received;
+    let still = 0;
+    while (stats.received < expected && Date.now() < drainUntil && still < 4) {
+      await sleep(250);
+      stats = await pool.stats();
+      still = stats.received === last ? still + 1 : 0;
+      last = stats.received;
+    }
+    const after = snapshot(system);
+    const cpu = {
+      nodes: after.nodes - before.nodes,
+      haproxy: after.haproxy - before.haproxy,
+      broker: after.broker === null || before.broker === null ? null : after.broker - before.broker,
+      loadgen: after.loadgen - before.loadgen,
+    };
+    const serverCpu = cpu.nodes + cpu.haproxy + (cpu.broker ?? 0);
+    const lat = latencies(stats);
+    return {
+      system: system.name,
+      publishVia: options.publishVia,
+      clients: ready,
+      rate: options.rate,
+      offered: options.rate * ready,
+      sent,
+      expected,
+      delivered: stats.received,
+      deliveriesPerSec: stats.inWindow / options.duration,
+      ratio: expected === 0 ? 0 : stats.received / expected,
+      p50: lat.p50,
+      p99: lat.p99,
+      max: lat.max,
+      outOfOrder: stats.outOfOrder,
+      failed: stats.failed,
+      lostAfterReady: stats.lostAfterReady,
+      errors: [...stats.reasons.entries()].map(([k, v]) => `${v}× ${k}`),
+      cpu,
+      cpuPerDelivery: stats.received === 0 ? NaN : (serverCpu / stats.received) * 1e6,
+      rssPerConn: ready === 0 ? NaN : (rssConnected - rssBefore) / ready,
+    };
+  } finally {
+    publisher?.close();
+    await pool.close();
+  }
+}
+
+export interface ScaleResult {
+  readonly system: SystemName;
+  readonly requested: number;
+  readonly connected: number;
+  readonly failed: number;
+  readonly errors: string[];
+  /** Growth of the nodes' RSS per connection, in bytes. */
+  readonly nodeRssPerConn: number;
+  /** Growth of HAProxy's RSS per connection, in bytes. */
+  readonly haproxyRssPerConn: number;
+  /** The nodes' total RSS with every connection open, in bytes. */
+  readonly nodeRss: number;
+}
+
+/** Opens `clients` idle connections and reports memory per connection. */
+export async function runScale(
+  system: RunningSystem,
+  options: { readonly clients: number; readonly workers: number; readonly localAddresses: readonly string[]; readonly settle?: number },
+): Promise<ScaleResult> {
+  const nodesBefore = sumOver(system.nodePids, rssBytes);
+  const haproxyBefore = rssBytes(system.haproxyPid);
+  const pool = await ClientPool.open(system.target, {
+    clients: options.clients,
+    workers: options.workers,
+    localAddresses: options.localAddresses,
+  });
+  try {
+    await sleep((options.settle ?? 3) * 1000);
+    const nodesAfter = sumOver(system.nodePids, rssBytes);
+    const haproxyAfter = rssBytes(system.haproxyPid);
+    const n = pool.connected.ready;
+    return {
+      system: system.name,
+      requested: options.clients,
+      connected: n,
+      failed: pool.connected.failed,
+      errors: [...pool.connected.reasons.entries()].map(([k, v]) => `${v}× ${k}`),
+      nodeRssPerConn: n === 0 ? NaN : (nodesAfter - nodesBefore) / n,
+      haproxyRssPerConn: n === 0 ? NaN : (haproxyAfter - haproxyBefore) / n,
+      nodeRss: nodesAfter,
+    };
+  } finally {
+    await pool.close();
+  }
+}

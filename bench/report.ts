@@ -1,0 +1,221 @@
+/**
+ * The benchmark's outputs: a Markdown report (BENCHMARKS.md) and an SVG plot of deliveries/s and
+ * p99 latency against offered load, written as plain text.
+ */
+import type { PointResult, ScaleResult } from './measure.js';
+import { SYSTEM_LABELS, type SystemName } from './systems.js';
+
+export interface BenchRun {
+  readonly startedAt: string;
+  readonly command: string;
+  readonly machine: string;
+  readonly versions: string;
+  readonly clients: number;
+  readonly duration: number;
+  readonly bus: string;
+  readonly points: readonly PointResult[];
+  readonly scale: readonly ScaleResult[];
+  /** Systems that could not be run, with the reason. */
+  readonly skipped: readonly { readonly system: string; readonly reason: string }[];
+}
+
+const COLORS: Record<string, string> = {
+  fanout: '#d62728',
+  socketio: '#1f77b4',
+  seed: '#7f7f7f',
+  seed2: '#bcbd22',
+  'channels/socket': '#ff7f0e',
+  'channels/http': '#9467bd',
+};
+
+/** The series a point belongs to (channel points are split by how they were published). */
+export function seriesOf(p: PointResult): string {
+  return p.system === 'channels' ? `channels/${p.publishVia}` : p.system;
+}
+
+function seriesLabel(series: string): string {
+  if (series.startsWith('channels/')) return `${SYSTEM_LABELS.channels}, publisher via ${series.endsWith('http') ? 'POST /api/publish' : 'WebSocket'}`;
+  return SYSTEM_LABELS[series as SystemName] ?? series;
+}
+
+const k = (n: number) => (Number.isFinite(n) ? (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0)) : '–');
+const ms = (n: number) => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n.toFixed(1)) : '–');
+const pct = (n: number) => `${(n * 100).toFixed(n >= 0.9995 && n < 1 ? 2 : 1)}%`;
+const kb = (bytes: number) => (Number.isFinite(bytes) ? (bytes / 1024).toFixed(1) : '–');
+
+function pointRow(p: PointResult): string {
+  const cpu = `${p.cpuPerDelivery.toFixed(2)} (${((p.cpu.nodes / p.delivered) * 1e6).toFixed(2)} + ${((p.cpu.haproxy / p.delivered) * 1e6).toFixed(2)} + ${p.cpu.broker === null ? '–' : ((p.cpu.broker / p.delivered) * 1e6).toFixed(2)})`;
+  const problems = [p.failed ? `${p.failed} failed to connect` : '', p.lostAfterReady ? `${p.lostAfterReady} dropped` : '', p.outOfOrder ? `${p.outOfOrder} out of order` : '']
+    .filter(Boolean)
+    .join(', ');
+  return `| ${seriesLabel(seriesOf(p))} | ${p.rate} | ${k(p.offered)} | **${k(p.deliveriesPerSec)}** | ${pct(p.ratio)} | ${ms(p.p50)} | **${ms(p.p99)}** | ${ms(p.max)} | ${cpu} | ${kb(p.rssPerConn)} | ${problems || '–'} |`;
+}
+
+/** Fanout against Socket.IO at each rate both ran. */
+function ratios(points: readonly PointResult[]): string[] {
+  const rows: string[] = [];
+  for (const f of points.filter((p) => p.system === 'fanout')) {
+    const s = points.find((p) => p.system === 'socketio' && p.rate === f.rate);
+    if (!s) continue;
+    rows.push(
+      `| ${f.rate} | ${k(f.offered)} | ${(f.deliveriesPerSec / s.deliveriesPerSec).toFixed(2)}× | ${(f.cpuPerDelivery / s.cpuPerDelivery).toFixed(2)} | ${ms(f.p99)} vs ${ms(s.p99)} |`,
+    );
+  }
+  return rows;
+}
+
+export function markdown(run: BenchRun): string {
+  const echo = run.points.filter((p) => p.system !== 'channels');
+  const channel = run.points.filter((p) => p.system === 'channels');
+  const header =
+    '| system | msg/s | offered deliveries/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS KB per connection | problems |\n|---|---|---|---|---|---|---|---|---|---|---|';
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Measured ${run.startedAt} with \`${run.command}\`. Repeat with \`npm run bench\` (or \`fanout bench\`); \`--help\` lists the flags.`,
+    '',
+    `Machine: ${run.machine}. ${run.versions}.`,
+    '',
+    `Every system runs on this one machine behind HAProxy (Fanout's generated config, \`option http-no-delay\`), ` +
+      `with ${run.clients} WebSocket clients opened through HAProxy and one publisher sending R messages/s, ` +
+      `each carrying its send time; every client checks the sequence and latency of what it gets. ` +
+      `Points are interleaved (each rate runs every system before the next rate), ${run.duration} s measured per point after 1 s of warm-up. ` +
+      `Broker: ${run.bus}. The load generator (raw-socket frame reader on worker threads) shares the 2 cores with the servers, ` +
+      'and other work may run on the machine: compare systems within this run, as ratios.',
+    '',
+    '- **deliveries/s**: measured messages that reached a client inside the measurement window, per second.',
+    '- **delivered / expected**: every measured message × every client, counted until deliveries stop after the last send.',
+    '- **latency**: from the publisher\'s send to the client\'s read, over every delivery.',
+    '- **server CPU per delivery**: CPU seconds (user + system, /proc) of the nodes, HAProxy and the bench\'s own Redis from the start of the window until the last delivery, divided by deliveries.',
+    '- **node RSS per connection**: growth of the nodes\' RSS when the clients connected.',
+    '',
+    '## Broadcast (`/ws/echo` and its equivalents)',
+    '',
+    '![deliveries/s and p99 latency against offered load](benchmarks.svg)',
+    '',
+    header,
+    ...echo.map(pointRow),
+    '',
+  ];
+  const r = ratios(echo);
+  if (r.length > 0) {
+    lines.push(
+      '### Fanout against Socket.IO, same run',
+      '',
+      '| msg/s | offered | deliveries/s, Fanout ÷ Socket.IO | server CPU per delivery, Fanout ÷ Socket.IO | p99 ms, Fanout vs Socket.IO |',
+      '|---|---|---|---|---|',
+      ...r,
+      '',
+    );
+  }
+  if (echo.some((p) => p.system === 'seed2')) {
+    lines.push(
+      'The seed server keeps its clients in one process\'s memory: on two nodes, a client only hears what was sent on its own node (about half), as the `seed2` row shows.',
+      '',
+    );
+  }
+  lines.push('## Channels (`/ws/v1`)', '');
+  if (channel.length > 0) {
+    lines.push(
+      `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.`,
+      '',
+      header,
+      ...channel.map(pointRow),
+      '',
+    );
+  } else {
+    const why = run.skipped.find((s) => s.system === 'channels');
+    lines.push(`Not run${why ? `: ${why.reason}` : ''}.`, '');
+  }
+  lines.push('## Connection scale (idle connections through HAProxy)', '');
+  if (run.scale.length > 0) {
+    lines.push(
+      'Idle clients opened through HAProxy up to what its file limit allows (two descriptors per proxied connection), held 3 s.',
+      '',
+      '| system | connections | node RSS total MB | node RSS KB per connection | HAProxy RSS KB per connection | problems |',
+      '|---|---|---|---|---|---|',
+      ...run.scale.map(
+        (s) =>
+          `| ${SYSTEM_LABELS[s.system]} | ${s.connected} of ${s.requested} | ${(s.nodeRss / 1048576).toFixed(0)} | **${kb(s.nodeRssPerConn)}** | ${kb(s.haproxyRssPerConn)} | ${s.errors.join('; ') || '–'} |`,
+      ),
+      '',
+    );
+  } else {
+    lines.push('Not run (`--scale 0`).', '');
+  }
+  if (run.skipped.length > 0) {
+    lines.push('## Not run', '', ...run.skipped.map((s) => `- ${s.system}: ${s.reason}`), '');
+  }
+  const loadgen = run.points.reduce((sum, p) => sum + p.cpu.loadgen, 0);
+  const server = run.points.reduce((sum, p) => sum + p.cpu.nodes + p.cpu.haproxy + (p.cpu.broker ?? 0), 0);
+  lines.push(`Load generator CPU over all points: ${loadgen.toFixed(1)} s, against ${server.toFixed(1)} s for the servers, HAProxy and Redis.`, '');
+  return lines.join('\n');
+}
+
+/** Two panels: deliveries/s against offered load (with the ideal line) and p99 (log scale). */
+export function svg(points: readonly PointResult[]): string {
+  const W = 960;
+  const H = 400;
+  const panelW = 400;
+  const panelH = 280;
+  const top = 40;
+  const lefts = [70, 550];
+  const series = [...new Set(points.map(seriesOf))];
+  const maxOffered = Math.max(1, ...points.map((p) => p.offered));
+  const maxDelivered = Math.max(maxOffered, ...points.map((p) => p.deliveriesPerSec));
+  const p99s = points.map((p) => p.p99).filter((v) => Number.isFinite(v) && v > 0);
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(1, ...p99s))));
+  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(10, ...p99s))));
+  const x = (panel: number, offered: number) => lefts[panel]! + (offered / maxOffered) * panelW;
+  const y0 = (v: number) => top + panelH - (v / maxDelivered) * panelH;
+  const y1 = (v: number) => top + panelH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * panelH;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${lefts[0]! + panelW / 2}" y="20" text-anchor="middle" font-size="14">deliveries/s vs offered</text>`,
+    `<text x="${lefts[1]! + panelW / 2}" y="20" text-anchor="middle" font-size="14">p99 latency (ms, log) vs offered</text>`,
+  ];
+  for (const panel of [0, 1]) {
+    const left = lefts[panel]!;
+    out.push(`<rect x="${left}" y="${top}" width="${panelW}" height="${panelH}" fill="none" stroke="#333"/>`);
+    for (let i = 0; i <= 4; i++) {
+      const v = (maxOffered * i) / 4;
+      const px = x(panel, v);
+      out.push(`<line x1="${px}" y1="${top + panelH}" x2="${px}" y2="${top + panelH + 4}" stroke="#333"/>`);
+      out.push(`<text x="${px}" y="${top + panelH + 16}" text-anchor="middle">${k(v)}</text>`);
+    }
+    out.push(`<text x="${left + panelW / 2}" y="${top + panelH + 32}" text-anchor="middle">offered deliveries/s</text>`);
+  }
+  for (let i = 0; i <= 4; i++) {
+    const v = (maxDelivered * i) / 4;
+    out.push(`<line x1="${lefts[0]! - 4}" y1="${y0(v)}" x2="${lefts[0]! + panelW}" y2="${y0(v)}" stroke="#ddd"/>`);
+    out.push(`<text x="${lefts[0]! - 6}" y="${y0(v) + 4}" text-anchor="end">${k(v)}</text>`);
+  }
+  for (let d = lo; d <= hi; d *= 10) {
+    out.push(`<line x1="${lefts[1]! - 4}" y1="${y1(d)}" x2="${lefts[1]! + panelW}" y2="${y1(d)}" stroke="#ddd"/>`);
+    out.push(`<text x="${lefts[1]! - 6}" y="${y1(d) + 4}" text-anchor="end">${d >= 1 ? d.toFixed(0) : d}</text>`);
+  }
+  out.push(`<line x1="${x(0, 0)}" y1="${y0(0)}" x2="${x(0, maxOffered)}" y2="${y0(maxOffered)}" stroke="#999" stroke-dasharray="4 4"/>`);
+  series.forEach((name, i) => {
+    const color = COLORS[name] ?? '#000';
+    const pts = points.filter((p) => seriesOf(p) === name).sort((a, b) => a.offered - b.offered);
+    const line0 = pts.map((p) => `${x(0, p.offered).toFixed(1)},${y0(p.deliveriesPerSec).toFixed(1)}`).join(' ');
+    const line1 = pts.filter((p) => p.p99 > 0).map((p) => `${x(1, p.offered).toFixed(1)},${y1(p.p99).toFixed(1)}`).join(' ');
+    out.push(`<polyline points="${line0}" fill="none" stroke="${color}" stroke-width="2"/>`);
+    out.push(`<polyline points="${line1}" fill="none" stroke="${color}" stroke-width="2"/>`);
+    for (const p of pts) {
+      out.push(`<circle cx="${x(0, p.offered).toFixed(1)}" cy="${y0(p.deliveriesPerSec).toFixed(1)}" r="3" fill="${color}"/>`);
+      if (p.p99 > 0) out.push(`<circle cx="${x(1, p.offered).toFixed(1)}" cy="${y1(p.p99).toFixed(1)}" r="3" fill="${color}"/>`);
+    }
+    const lx = 70 + (i % 3) * 300;
+    const ly = H - 24 + Math.floor(i / 3) * 14;
+    out.push(`<rect x="${lx}" y="${ly - 9}" width="12" height="4" fill="${color}"/>`);
+    out.push(`<text x="${lx + 16}" y="${ly - 4}" font-size="11">${escapeXml(seriesLabel(name))}</text>`);
+  });
+  out.push('</svg>', '');
+  return out.join('\n');
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

@@ -1,0 +1,214 @@
+/**
+ * `npm run bench` / `fanout bench`: starts every system side by side on this machine, drives each
+ * with the same load generator through HAProxy, interleaving them rate by rate, and writes
+ * BENCHMARKS.md, benchmarks.svg and benchmarks.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../src/errors.js';
+import { runPoint, runScale, type PointResult, type ScaleResult } from './measure.js';
+import { markdown, svg, type BenchRun } from './report.js';
+import { startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
+
+/** Defaults: the full sweep takes a few minutes. */
+export const BENCH_DEFAULTS = {
+  clients: 2000,
+  rates: '25,50,100,200',
+  duration: 5,
+  warmup: 1,
+  systems: 'fanout,socketio,seed,seed2,channels',
+  nodes: 2,
+  workers: 2,
+  out: '.',
+} as const;
+
+export const BENCH_HELP = `Usage: fanout bench [options]
+
+Runs Fanout, Socket.IO (redis adapter) and the express-ws seed server side by side on this machine,
+each behind HAProxy, drives them with one load generator, and writes BENCHMARKS.md, benchmarks.svg
+and benchmarks.json. Needs haproxy and redis-server on PATH.
+
+  --clients N       WebSocket clients per point (default ${BENCH_DEFAULTS.clients})
+  --rates LIST      publisher messages/s to sweep (default ${BENCH_DEFAULTS.rates})
+  --duration S      measured seconds per point (default ${BENCH_DEFAULTS.duration})
+  --warmup S        unmeasured seconds of publishing before each point (default ${BENCH_DEFAULTS.warmup})
+  --systems LIST    any of ${SYSTEM_NAMES.join(',')} (default ${BENCH_DEFAULTS.systems});
+                    seed2 (the seed server on 2 nodes) runs at the lowest rate only
+  --bus URL         broker for the Fanout nodes (default: a redis-server the bench starts)
+  --nodes N         Fanout and Socket.IO nodes (default ${BENCH_DEFAULTS.nodes})
+  --scale N         idle connections for the connection-scale run, 0 to skip
+                    (default: as many as HAProxy's file limit allows)
+  --workers N       load-generator threads (default ${BENCH_DEFAULTS.workers})
+  --out DIR         where to write the report (default ${BENCH_DEFAULTS.out})
+`;
+
+/** The soft file-descriptor limit of this process (children inherit it). */
+function fileLimit(): number {
+  const out = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' });
+  const n = Number(out.stdout.trim());
+  return Number.isFinite(n) && n > 0 ? n : 1024;
+}
+
+function positiveInt(flag: string, value: string | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(flag, `expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/**
+ * Source addresses for a run of `clients` connections: one per 20000, rotated by `offset` so
+ * that consecutive points do not meet the previous point's TIME_WAIT sockets.
+ */
+export function sourceAddresses(clients: number, offset: number): string[] {
+  const count = Math.max(1, Math.ceil(clients / 20_000));
+  return Array.from({ length: count }, (_, i) => `127.0.0.${2 + ((offset * count + i) % 250)}`);
+}
+
+function version(cmd: string, args: string[], re: RegExp): string {
+  const out = spawnSync(cmd, args, { encoding: 'utf8' });
+  return re.exec(`${out.stdout ?? ''}${out.stderr ?? ''}`)?.[1] ?? '?';
+}
+
+function parseBenchArgs(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    options: {
+      clients: { type: 'string' },
+      rates: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      systems: { type: 'string' },
+      bus: { type: 'string' },
+      nodes: { type: 'string' },
+      scale: { type: 'string' },
+      workers: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+}
+
+export async function benchCommand(argv: readonly string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseBenchArgs(argv);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code?.startsWith('ERR_PARSE_ARGS')) throw new ConfigError(/'(--?[^']+)'/.exec(e.message)?.[1] ?? 'argument', e.message);
+    throw err;
+  }
+  const { values } = parsed;
+  if (values.help) {
+    process.stdout.write(BENCH_HELP);
+    return;
+  }
+  const limit = fileLimit();
+  // HAProxy holds two descriptors per proxied connection, plus a margin for its own.
+  const maxconn = Math.min(9000, Math.floor((limit - 1000) / 2));
+  const clients = positiveInt('--clients', values.clients, BENCH_DEFAULTS.clients);
+  if (clients > maxconn - 100) throw new ConfigError('--clients', `at most ${maxconn - 100} with a file limit of ${limit} (HAProxy needs two descriptors per connection)`);
+  const duration = positiveInt('--duration', values.duration, BENCH_DEFAULTS.duration);
+  const warmup = positiveInt('--warmup', values.warmup, BENCH_DEFAULTS.warmup, 0);
+  const nodes = positiveInt('--nodes', values.nodes, BENCH_DEFAULTS.nodes);
+  const workers = positiveInt('--workers', values.workers, BENCH_DEFAULTS.workers);
+  const scale = positiveInt('--scale', values.scale, maxconn - 500, 0);
+  if (scale > maxconn - 100) throw new ConfigError('--scale', `at most ${maxconn - 100} with a file limit of ${limit}`);
+  const rates = (values.rates ?? BENCH_DEFAULTS.rates).split(',').map((r) => {
+    const n = Number(r);
+    if (!(n > 0)) throw new ConfigError('--rates', `expected positive messages/s, got ${JSON.stringify(r)}`);
+    return n;
+  });
+  const systems = (values.systems ?? BENCH_DEFAULTS.systems).split(',').map((s) => {
+    if (!(SYSTEM_NAMES as readonly string[]).includes(s)) throw new ConfigError('--systems', `unknown system ${JSON.stringify(s)} (one of ${SYSTEM_NAMES.join(', ')})`);
+    return s as SystemName;
+  });
+  const out = resolve(values.out ?? BENCH_DEFAULTS.out);
+
+  const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  const redis: OwnRedis = await startRedis();
+  const bus = values.bus ?? redis.url;
+  const running = new Map<SystemName, RunningSystem>();
+  const skipped: { system: string; reason: string }[] = [];
+  const points: PointResult[] = [];
+  const scaleResults: ScaleResult[] = [];
+  const stopAll = async () => {
+    await Promise.all([...running.values()].map((s) => s.stop()));
+    await redis.stop();
+  };
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  try {
+    for (const name of systems) {
+      try {
+        running.set(name, await startSystem(name, { bus, redisUrl: redis.url, brokerPid: values.bus ? undefined : redis.pid, nodes, maxconn }));
+        log(`started ${SYSTEM_LABELS[name]}`);
+      } catch (err) {
+        skipped.push({ system: name, reason: (err as Error).message.split('\n')[0]! });
+        log(`could not start ${name}: ${(err as Error).message}`);
+      }
+    }
+    let round = 0;
+    // Connection scale first, on fresh processes: the conservative figure for memory.
+    if (scale > 0) {
+      for (const name of ['fanout', 'socketio', 'seed'] as const) {
+        const system = running.get(name);
+        if (!system) continue;
+        log(`scale: ${name}, ${scale} idle connections`);
+        const result = await runScale(system, { clients: scale, workers, localAddresses: sourceAddresses(scale, round++) });
+        log(`  ${result.connected} connected, ${(result.nodeRssPerConn / 1024).toFixed(1)} KB per connection in the nodes`);
+        scaleResults.push(result);
+      }
+    }
+    for (const rate of rates) {
+      for (const name of systems) {
+        const system = running.get(name);
+        if (!system) continue;
+        if (name === 'seed2' && rate !== Math.min(...rates)) continue;
+        for (const publishVia of name === 'channels' ? (['socket', 'http'] as const) : (['socket'] as const)) {
+          log(`${name}${name === 'channels' ? ` (${publishVia})` : ''}: ${clients} clients × ${rate} msg/s`);
+          try {
+            const p = await runPoint(system, { clients, rate, duration, warmup, workers, publishVia, localAddresses: sourceAddresses(clients, round++) });
+            points.push(p);
+            log(
+              `  ${(p.deliveriesPerSec / 1000).toFixed(1)}k/s, ${(p.ratio * 100).toFixed(2)}% delivered, p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms, ` +
+                `${p.cpuPerDelivery.toFixed(2)} µs CPU/delivery${p.errors.length ? `; ${p.errors.join('; ')}` : ''}`,
+            );
+          } catch (err) {
+            log(`  failed: ${(err as Error).message}`);
+            if (!skipped.some((s) => s.system === name)) skipped.push({ system: name, reason: (err as Error).message.split('\n')[0]! });
+          }
+        }
+      }
+    }
+  } finally {
+    await stopAll();
+  }
+  const run: BenchRun = {
+    startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    command: `fanout bench ${argv.join(' ')}`.trim(),
+    machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, file limit ${limit}`,
+    versions: `Node ${process.version}, HAProxy ${version('haproxy', ['-v'], /version (\S+)/)}, Redis ${version('redis-server', ['--version'], /v=(\S+)/)}`,
+    clients,
+    duration,
+    bus: values.bus ? values.bus : 'a redis-server started by the bench (shared by Fanout and Socket.IO)',
+    points,
+    scale: scaleResults,
+    skipped,
+  };
+  writeFileSync(join(out, 'BENCHMARKS.md'), markdown(run));
+  writeFileSync(join(out, 'benchmarks.svg'), svg(points.filter((p) => p.system !== 'seed2')));
+  writeFileSync(join(out, 'benchmarks.json'), JSON.stringify(run, null, 2) + '\n');
+  log(`wrote ${join(out, 'BENCHMARKS.md')}, benchmarks.svg and benchmarks.json`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  benchCommand(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`fanout bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  });
+}

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runPoint } from '../../bench/measure.js';
+import { sourceAddresses } from '../../bench/run.js';
+import { startSystem, type RunningSystem } from '../../bench/systems.js';
+import { REDIS_URL } from '../helpers/brokers.js';
+
+const START = { bus: REDIS_URL, redisUrl: REDIS_URL, brokerPid: undefined, nodes: 2, maxconn: 500 } as const;
+const POINT = { clients: 20, rate: 5, duration: 2, warmup: 0, workers: 2, publishVia: 'socket', drain: 5 } as const;
+
+test('bench smoke: 20 clients through HAProxy to 2 Fanout nodes get every message once, in order', async () => {
+  let system: RunningSystem | undefined;
+  try {
+    system = await startSystem('fanout', START);
+    const p = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 0) });
+    assert.equal(p.clients, 20);
+    assert.equal(p.sent, 10);
+    assert.equal(p.expected, 200);
+    assert.equal(p.delivered, 200);
+    assert.equal(p.ratio, 1);
+    assert.equal(p.outOfOrder, 0);
+    assert.ok(p.deliveriesPerSec > 0 && p.deliveriesPerSec <= 100, `deliveries/s ${p.deliveriesPerSec}`);
+    assert.ok(p.p50 > 0 && p.p50 <= p.p99 && p.p99 <= p.max + 0.1, `latencies ${p.p50} ${p.p99} ${p.max}`);
+    assert.ok(p.cpu.nodes >= 0 && p.cpu.haproxy >= 0);
+  } finally {
+    await system?.stop();
+  }
+});
+
+test('bench smoke: the generator sees the seed server on 2 nodes lose the other node\'s half', async () => {
+  let system: RunningSystem | undefined;
+  try {
+    system = await startSystem('seed2', START);
+    const p = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 1) });
+    assert.equal(p.expected, 200);
+    // Round robin puts the publisher and about half of the clients on one node: only they hear it.
+    assert.ok(p.delivered > 0 && p.delivered < 200, `delivered ${p.delivered}`);
+    assert.equal(p.delivered % 10, 0, 'each client that hears the publisher hears all 10 messages');
+    assert.equal(p.outOfOrder, 0);
+  } finally {
+    await system?.stop();
+  }
+});
