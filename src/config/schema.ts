@@ -20,6 +20,7 @@ export const DEFAULTS = {
   handshakeTimeout: 10,
   heartbeat: 25,
   maxBuffered: 1024 * 1024,
+  coalesceMs: 10,
   historySize: 100,
   historyTtl: 300,
   drainDelay: 5,
@@ -85,6 +86,7 @@ export const serveSchema = z.object({
   maxBuffered: int(1024).default(DEFAULTS.maxBuffered),
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),
+  coalesceMs: int(0, 1000).default(DEFAULTS.coalesceMs),
 
   // Channels (issue: channels).
   history: busUrl.optional(),
@@ -124,6 +126,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   maxBuffered: `unsent bytes per socket before it is closed as a slow consumer (default ${DEFAULTS.maxBuffered})`,
   tlsCert: 'PEM certificate: serve https and wss (with --tls-key)',
   tlsKey: 'PEM private key for --tls-cert',
+  coalesceMs: `under sustained traffic, least milliseconds between writes to a socket, joining its frames; 0 writes every event-loop turn (default ${DEFAULTS.coalesceMs})`,
   history: 'where channel history lives when the bus has none (redis://…; default: the bus, or memory)',
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
   historyTtl: `seconds a channel's history is kept after its last message (default ${DEFAULTS.historyTtl})`,

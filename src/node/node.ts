@@ -77,6 +77,7 @@ export class FanoutNode {
     this.gate = new BasicGate(this);
     this.outbox = new Outbox({
       maxBuffered: this.config.maxBuffered,
+      coalesceMs: this.config.coalesceMs,
       onSlowConsumer: (client) => this.dropSlowConsumer(client),
     });
 

@@ -5,6 +5,11 @@
  * message is framed once per node ({@link frameText}), every socket it goes to gets a reference
  * to the same bytes, and all the frames a socket gets within one turn of the event loop go out
  * as one write at the flush (setImmediate). No JSON and no framing happen per client.
+ *
+ * Under sustained traffic the flushes are spaced at least `coalesceMs` apart, so a socket's
+ * frames from several messages share one write: at 100 messages/s and 10 ms, about two per
+ * write, halving what the kernel and HAProxy pay, for at most 10 ms more latency. The first
+ * message after a quiet spell is flushed at the end of its turn, as before.
  */
 import { Sender } from '../transport/ws-internals.js';
 import type { Client } from './client.js';
@@ -25,15 +30,22 @@ export interface OutboxOptions {
   readonly onSlowConsumer: (client: Client) => void;
   /** Called after each flush with the number of frames and sockets written (metrics). */
   readonly onFlush?: (frames: number, sockets: number, bytes: number) => void;
+  /** Least milliseconds between two flushes; 0 flushes at the end of every turn that queued something. */
+  readonly coalesceMs?: number;
 }
 
 export class Outbox {
   private dirty: Client[] = [];
   private scheduled = false;
   private frames = 0;
+  /** performance.now() at the last flush. */
+  private lastFlush = -Infinity;
+  private readonly coalesceMs: number;
   private readonly flushBound = () => this.flush();
 
-  constructor(private readonly options: OutboxOptions) {}
+  constructor(private readonly options: OutboxOptions) {
+    this.coalesceMs = options.coalesceMs ?? 0;
+  }
 
   /** Queues one pre-framed message for one socket. */
   send(client: Client, frame: Buffer): void {
@@ -41,15 +53,19 @@ export class Outbox {
       client.queue = [frame];
       client.queuedBytes = frame.length;
       this.dirty.push(client);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flushBound);
-      }
+      if (!this.scheduled) this.schedule();
     } else {
       client.queue.push(frame);
       client.queuedBytes += frame.length;
     }
     this.frames++;
+  }
+
+  private schedule(): void {
+    this.scheduled = true;
+    const wait = this.coalesceMs === 0 ? 0 : this.lastFlush + this.coalesceMs - performance.now();
+    if (wait <= 0) setImmediate(this.flushBound);
+    else setTimeout(this.flushBound, wait);
   }
 
   /** Queues one pre-framed message for every socket in `clients`: the broadcast. */
@@ -60,6 +76,7 @@ export class Outbox {
   /** Writes every queued socket's frames as one buffer. Runs once per turn; callable directly. */
   flush(): void {
     this.scheduled = false;
+    if (this.coalesceMs !== 0) this.lastFlush = performance.now();
     const dirty = this.dirty;
     const frames = this.frames;
     this.dirty = [];

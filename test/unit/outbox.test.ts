@@ -73,3 +73,21 @@ test('a socket whose unsent bytes pass the cap is reported once per flush', () =
   outbox.flush();
   assert.deepEqual(slow, [client]);
 });
+
+test('with coalesceMs, a quiet socket is written at the end of the turn and a busy one at most every coalesceMs, frames joined', async () => {
+  const writes: Buffer[] = [];
+  const times: number[] = [];
+  const client = fakeClient(writes);
+  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {}, coalesceMs: 40, onFlush: () => times.push(performance.now()) });
+  outbox.send(client, frameText('first'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1, 'the first message after a quiet spell is not delayed');
+  outbox.send(client, frameText('second'));
+  await new Promise((r) => setImmediate(r));
+  outbox.send(client, frameText('third'));
+  assert.equal(writes.length, 1, 'a message right after a flush waits for the window');
+  while (writes.length < 2) await new Promise((r) => setTimeout(r, 5));
+  // Timers may fire up to a millisecond early.
+  assert.ok(times[1]! - times[0]! >= 38, `flushes ${times[1]! - times[0]!} ms apart`);
+  assert.deepEqual(parseFrames(writes[1]!), ['second', 'third']);
+});
