@@ -44,6 +44,8 @@ and benchmarks.json. Needs haproxy and redis-server on PATH.
                     (default: as many as HAProxy's file limit allows)
   --workers N       load-generator threads (default ${BENCH_DEFAULTS.workers})
   --out DIR         where to write the report (default ${BENCH_DEFAULTS.out})
+  --serve-args="…"  extra \`fanout serve\` flags for the Fanout nodes (e.g. --serve-args="--coalesce-ms 0")
+  --cpu-prof DIR    run the server processes with node --cpu-prof, profiles into DIR
 `;
 
 /** The soft file-descriptor limit of this process (children inherit it). */
@@ -88,6 +90,8 @@ function parseBenchArgs(argv: readonly string[]) {
       scale: { type: 'string' },
       workers: { type: 'string' },
       out: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      'serve-args': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -145,7 +149,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   try {
     for (const name of systems) {
       try {
-        running.set(name, await startSystem(name, { bus, redisUrl: redis.url, brokerPid: values.bus ? undefined : redis.pid, nodes, maxconn }));
+        running.set(name, await startSystem(name, { bus, redisUrl: redis.url, brokerPid: values.bus ? undefined : redis.pid, nodes, maxconn, cpuProf: values['cpu-prof'] && resolve(values['cpu-prof']), serveArgs: values['serve-args']?.split(' ').filter(Boolean) }));
         log(`started ${SYSTEM_LABELS[name]}`);
       } catch (err) {
         skipped.push({ system: name, reason: (err as Error).message.split('\n')[0]! });

@@ -87,8 +87,9 @@ export async function startRedis(): Promise<OwnRedis> {
 }
 
 /** Forks a server process and waits for its `{type:'listening', port}` message. */
-function forkServer(module: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(module, args, { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, ...env } });
+function forkServer(module: string, args: readonly string[], env: NodeJS.ProcessEnv, cpuProf: string | undefined): Promise<{ child: ChildProcess; port: number }> {
+  const execArgv = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
+  const child = fork(module, args, { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, ...env }, execArgv });
   let output = '';
   child.stderr!.on('data', (d: Buffer) => {
     output += d.toString();
@@ -162,6 +163,10 @@ export interface StartOptions {
   readonly nodes: number;
   /** HAProxy's maxconn. */
   readonly maxconn: number;
+  /** Extra `fanout serve` flags for the Fanout nodes. */
+  readonly serveArgs?: readonly string[];
+  /** Directory for V8 CPU profiles of the server processes (`node --cpu-prof`), written when they stop. */
+  readonly cpuProf?: string | undefined;
 }
 
 /** Starts one system and waits until HAProxy answers in front of it. */
@@ -174,10 +179,10 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     for (let i = 1; i <= nodes; i++) {
       const started =
         name === 'fanout' || name === 'channels'
-          ? await forkServer(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--log-level', 'warn'], {})
+          ? await forkServer(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--log-level', 'warn', '--drain-delay', '0', '--drain-timeout', '0', ...(options.serveArgs ?? [])], {}, options.cpuProf)
           : name === 'socketio'
-            ? await forkServer(join(PEERS, 'socketio.cjs'), [], { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix })
-            : await forkServer(join(PEERS, 'express-ws.cjs'), [], { PORT: '0' });
+            ? await forkServer(join(PEERS, 'socketio.cjs'), [], { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix }, options.cpuProf)
+            : await forkServer(join(PEERS, 'express-ws.cjs'), [], { PORT: '0' }, options.cpuProf);
       children.push(started.child);
       ports.push(started.port);
     }
