@@ -24,7 +24,7 @@ export interface WorkerReport {
   readonly lostAfterReady: number;
   /** Benchmark messages received (sequence ≥ 1), by all of this worker's clients. */
   readonly received: number;
-  /** Of those, how many arrived inside the measurement window. */
+  /** Benchmark messages (warm-up ones included) read inside the measurement window. */
   readonly inWindow: number;
   /** Messages that came with a sequence number not above the client's last one. */
   readonly outOfOrder: number;

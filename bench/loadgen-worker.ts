@@ -27,11 +27,14 @@ const reasons = new Map<string, number>();
 
 function onText(index: number, buf: Buffer, start: number, end: number, now: number): void {
   const seq = parseStamp(buf, start, end, stampOut);
-  if (seq <= 0) return; // warm-up messages carry 0
+  if (seq < 0) return;
+  // Throughput counts every benchmark message read inside the window, warm-up ones included: a
+  // server still working off the warm-up backlog is delivering, just late.
+  if (now >= windowStart && now <= windowEnd) inWindow++;
+  if (seq === 0) return; // warm-up: not checked, not in the latency figures
   if (seq <= lastSeq[index]!) outOfOrder++;
   else lastSeq[index] = seq;
   received++;
-  if (now >= windowStart && now <= windowEnd) inWindow++;
   const latency = now - stampOut[0]!;
   if (latency > maxLatency) maxLatency = latency;
   hist[latencyBucket(latency)]!++;

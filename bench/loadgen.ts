@@ -17,6 +17,8 @@ export interface Target {
   readonly protocol: WireProtocol;
   /** Channel protocol: the channel clients subscribe to and the publisher publishes on. */
   readonly channel?: string | undefined;
+  /** Channel protocol: the nodes' --api-key, for POST /api/publish. */
+  readonly apiKey?: string | undefined;
 }
 
 export interface PoolOptions {
@@ -146,6 +148,8 @@ export type PublishVia = 'socket' | 'http';
 export class Publisher {
   private client: RawClient | null = null;
   private seq = 0;
+  /** The first failed HTTP publish, reported when the run ends. */
+  private failure: Error | null = null;
 
   private constructor(
     private readonly target: Target,
@@ -189,6 +193,7 @@ export class Publisher {
       await new Promise((r) => setTimeout(r, Math.max(0, nextAt - performance.now())));
     }
     await Promise.all(inflight);
+    if (this.failure) throw this.failure;
     return sent;
   }
 
@@ -199,9 +204,16 @@ export class Publisher {
         inflight.push(
           fetch(`http://${this.target.host}:${this.target.port}/api/publish`, {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${this.target.apiKey ?? ''}` },
             body: JSON.stringify({ channel, data }),
-          }).then((res) => res.arrayBuffer()),
+          })
+            .then(async (res) => {
+              const body = await res.text();
+              if (res.status !== 200) throw new Error(`POST /api/publish: ${res.status} ${body}`);
+            })
+            .catch((err: Error) => {
+              this.failure ??= err;
+            }),
         );
       }
       return;

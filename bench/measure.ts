@@ -33,7 +33,7 @@ export interface PointResult {
   readonly expected: number;
   /** Measured messages received by all clients, including after the window (drain). */
   readonly delivered: number;
-  /** Deliveries that arrived inside the window, per second of window. */
+  /** Benchmark messages (warm-up backlog included) read inside the window, per second of window. */
   readonly deliveriesPerSec: number;
   readonly ratio: number;
   readonly p50: number;
@@ -47,8 +47,8 @@ export interface PointResult {
   readonly cpu: { readonly nodes: number; readonly haproxy: number; readonly broker: number | null; readonly loadgen: number };
   /** Server CPU (nodes + HAProxy + broker) per delivery, in microseconds. */
   readonly cpuPerDelivery: number;
-  /** Growth of the nodes' RSS per connected client, in bytes. */
-  readonly rssPerConn: number;
+  /** The nodes' RSS with every client connected, in bytes. */
+  readonly nodeRss: number;
 }
 
 function snapshot(system: RunningSystem) {
@@ -63,9 +63,24 @@ function snapshot(system: RunningSystem) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Waits until the system's processes are idle (under 10% of a core for half a second), so that
+ * an overloaded system still working off its backlog does not run into the next point.
+ */
+export async function waitIdle(system: RunningSystem, limitSeconds = 30): Promise<void> {
+  const pids = [...system.nodePids, system.haproxyPid];
+  const until = Date.now() + limitSeconds * 1000;
+  let last = sumOver(pids, cpuSeconds);
+  while (Date.now() < until) {
+    await sleep(500);
+    const now = sumOver(pids, cpuSeconds);
+    if (now - last < 0.05) return;
+    last = now;
+  }
+}
+
 /** Connects C clients and a publisher, publishes at R/s, and reports what the clients saw. */
 export async function runPoint(system: RunningSystem, options: PointOptions): Promise<PointResult> {
-  const rssBefore = sumOver(system.nodePids, rssBytes);
   const pool = await ClientPool.open(system.target, {
     clients: options.clients,
     workers: options.workers,
@@ -126,11 +141,12 @@ export async function runPoint(system: RunningSystem, options: PointOptions): Pr
       errors: [...stats.reasons.entries()].map(([k, v]) => `${v}× ${k}`),
       cpu,
       cpuPerDelivery: stats.received === 0 ? NaN : (serverCpu / stats.received) * 1e6,
-      rssPerConn: ready === 0 ? NaN : (rssConnected - rssBefore) / ready,
+      nodeRss: rssConnected,
     };
   } finally {
     publisher?.close();
     await pool.close();
+    await waitIdle(system);
   }
 }
 
@@ -177,5 +193,6 @@ export async function runScale(
     };
   } finally {
     await pool.close();
+    await waitIdle(system);
   }
 }

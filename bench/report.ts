@@ -44,11 +44,14 @@ const pct = (n: number) => `${(n * 100).toFixed(n >= 0.9995 && n < 1 ? 2 : 1)}%`
 const kb = (bytes: number) => (Number.isFinite(bytes) ? (bytes / 1024).toFixed(1) : '–');
 
 function pointRow(p: PointResult): string {
-  const cpu = `${p.cpuPerDelivery.toFixed(2)} (${((p.cpu.nodes / p.delivered) * 1e6).toFixed(2)} + ${((p.cpu.haproxy / p.delivered) * 1e6).toFixed(2)} + ${p.cpu.broker === null ? '–' : ((p.cpu.broker / p.delivered) * 1e6).toFixed(2)})`;
-  const problems = [p.failed ? `${p.failed} failed to connect` : '', p.lostAfterReady ? `${p.lostAfterReady} dropped` : '', p.outOfOrder ? `${p.outOfOrder} out of order` : '']
+  const per = (seconds: number | null) => (seconds === null || p.delivered === 0 ? '–' : ((seconds / p.delivered) * 1e6).toFixed(2));
+  const cpu = p.delivered === 0 ? '–' : `${p.cpuPerDelivery.toFixed(2)} (${per(p.cpu.nodes)} + ${per(p.cpu.haproxy)} + ${per(p.cpu.broker)})`;
+  // Concurrent HTTP requests may overtake each other: their order is not the publisher's.
+  const order = p.publishVia === 'http' ? 'after overtaking (concurrent POSTs)' : 'out of order';
+  const problems = [p.failed ? `${p.failed} failed to connect` : '', p.lostAfterReady ? `${p.lostAfterReady} dropped` : '', p.outOfOrder ? `${p.outOfOrder} ${order}` : '']
     .filter(Boolean)
     .join(', ');
-  return `| ${seriesLabel(seriesOf(p))} | ${p.rate} | ${k(p.offered)} | **${k(p.deliveriesPerSec)}** | ${pct(p.ratio)} | ${ms(p.p50)} | **${ms(p.p99)}** | ${ms(p.max)} | ${cpu} | ${kb(p.rssPerConn)} | ${problems || '–'} |`;
+  return `| ${seriesLabel(seriesOf(p))} | ${p.rate} | ${k(p.offered)} | **${k(p.deliveriesPerSec)}** | ${pct(p.ratio)} | ${ms(p.p50)} | **${ms(p.p99)}** | ${ms(p.max)} | ${cpu} | ${(p.nodeRss / 1048576).toFixed(0)} | ${problems || '–'} |`;
 }
 
 /** Fanout against Socket.IO at each rate both ran. */
@@ -68,7 +71,7 @@ export function markdown(run: BenchRun): string {
   const echo = run.points.filter((p) => p.system !== 'channels');
   const channel = run.points.filter((p) => p.system === 'channels');
   const header =
-    '| system | msg/s | offered deliveries/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS KB per connection | problems |\n|---|---|---|---|---|---|---|---|---|---|---|';
+    '| system | msg/s | offered deliveries/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS MB | problems |\n|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = [
     '# Benchmarks',
     '',
@@ -83,11 +86,11 @@ export function markdown(run: BenchRun): string {
       `Broker: ${run.bus}. The load generator (raw-socket frame reader on worker threads) shares the 2 cores with the servers, ` +
       'and other work may run on the machine: compare systems within this run, as ratios.',
     '',
-    '- **deliveries/s**: measured messages that reached a client inside the measurement window, per second.',
+    '- **deliveries/s**: benchmark messages read by the clients inside the measurement window, per second (a backlog left from the warm-up counts: it is being delivered).',
     '- **delivered / expected**: every measured message × every client, counted until deliveries stop after the last send.',
-    '- **latency**: from the publisher\'s send to the client\'s read, over every delivery.',
+    '- **latency**: from the publisher\'s send to the client\'s read, over every delivery of a measured message (warm-up excluded).',
     '- **server CPU per delivery**: CPU seconds (user + system, /proc) of the nodes, HAProxy and the bench\'s own Redis from the start of the window until the last delivery, divided by deliveries.',
-    '- **node RSS per connection**: growth of the nodes\' RSS when the clients connected.',
+    '- **node RSS**: the nodes\' resident memory with every client connected; memory per connection comes from the connection-scale run below.',
     '',
     '## Broadcast (`/ws/echo` and its equivalents)',
     '',
@@ -124,7 +127,7 @@ export function markdown(run: BenchRun): string {
       '',
     );
   } else {
-    const why = run.skipped.find((s) => s.system === 'channels');
+    const why = run.skipped.find((s) => s.system === 'channels' || s.system.startsWith(SYSTEM_LABELS.channels));
     lines.push(`Not run${why ? `: ${why.reason}` : ''}.`, '');
   }
   lines.push('## Connection scale (idle connections through HAProxy)', '');

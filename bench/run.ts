@@ -183,8 +183,9 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
                 `${p.cpuPerDelivery.toFixed(2)} µs CPU/delivery${p.errors.length ? `; ${p.errors.join('; ')}` : ''}`,
             );
           } catch (err) {
-            log(`  failed: ${(err as Error).message}`);
-            if (!skipped.some((s) => s.system === name)) skipped.push({ system: name, reason: (err as Error).message.split('\n')[0]! });
+            const reason = (err as Error).message.split('\n')[0]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+            log(`  failed: ${reason}`);
+            skipped.push({ system: `${SYSTEM_LABELS[name]}${name === 'channels' ? `, publisher via ${publishVia}` : ''} at ${rate} msg/s`, reason });
           }
         }
       }

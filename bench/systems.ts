@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { haproxyConfig } from '../src/haproxy/config.js';
+import { HAPROXY_DEFAULTS, haproxyConfig } from '../src/haproxy/config.js';
 import type { Target } from './loadgen.js';
 
 /** Every system the bench knows. `seed2` is the seed server on two nodes, to show its losses. */
@@ -120,9 +120,9 @@ async function startHaproxy(ports: readonly number[], maxconn: number): Promise<
       servers: ports.map((p) => ({ host: '127.0.0.1', port: p })),
       port,
       host: '127.0.0.1',
-      balance: 'roundrobin',
+      balance: HAPROXY_DEFAULTS.balance,
       maxconn,
-      checkInterval: 1000,
+      checkInterval: HAPROXY_DEFAULTS.checkInterval,
     }),
   );
   const child = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -172,6 +172,9 @@ export interface StartOptions {
 /** Starts one system and waits until HAProxy answers in front of it. */
 export async function startSystem(name: SystemName, options: StartOptions): Promise<RunningSystem> {
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
+  // The channel run publishes through the HTTP API too, which is on only with a key.
+  const apiKey = randomBytes(12).toString('hex');
+  const channelArgs = name === 'channels' ? ['--api-key', apiKey] : [];
   const children: ChildProcess[] = [];
   const nodes = name === 'seed' ? 1 : name === 'seed2' ? 2 : options.nodes;
   const ports: number[] = [];
@@ -179,7 +182,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     for (let i = 1; i <= nodes; i++) {
       const started =
         name === 'fanout' || name === 'channels'
-          ? await forkServer(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--log-level', 'warn', '--drain-delay', '0', '--drain-timeout', '0', ...(options.serveArgs ?? [])], {}, options.cpuProf)
+          ? await forkServer(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--log-level', 'warn', '--drain-delay', '0', '--drain-timeout', '0', ...channelArgs, ...(options.serveArgs ?? [])], {}, options.cpuProf)
           : name === 'socketio'
             ? await forkServer(join(PEERS, 'socketio.cjs'), [], { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix }, options.cpuProf)
             : await forkServer(join(PEERS, 'express-ws.cjs'), [], { PORT: '0' }, options.cpuProf);
@@ -198,7 +201,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     name === 'socketio'
       ? { host: '127.0.0.1', port: haproxy.port, path: '/socket.io/?EIO=4&transport=websocket', protocol: 'socketio' }
       : name === 'channels'
-        ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1', protocol: 'channel', channel: BENCH_CHANNEL }
+        ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1', protocol: 'channel', channel: BENCH_CHANNEL, apiKey }
         : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
   return {
     name,
