@@ -24,6 +24,8 @@ export interface WorkerReport {
   readonly lostAfterReady: number;
   /** Benchmark messages received (sequence ≥ 1), by all of this worker's clients. */
   readonly received: number;
+  /** Benchmark messages read at any time, warm-up ones included (progress, while a backlog drains). */
+  readonly seen: number;
   /** Benchmark messages (warm-up ones included) read inside the measurement window. */
   readonly inWindow: number;
   /** Messages that came with a sequence number not above the client's last one. */

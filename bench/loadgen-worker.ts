@@ -17,6 +17,7 @@ const stampOut = new Float64Array(1);
 let windowStart = Infinity;
 let windowEnd = -Infinity;
 let received = 0;
+let seen = 0;
 let inWindow = 0;
 let outOfOrder = 0;
 let maxLatency = 0;
@@ -28,6 +29,7 @@ const reasons = new Map<string, number>();
 function onText(index: number, buf: Buffer, start: number, end: number, now: number): void {
   const seq = parseStamp(buf, start, end, stampOut);
   if (seq < 0) return;
+  seen++;
   // Throughput counts every benchmark message read inside the window, warm-up ones included: a
   // server still working off the warm-up backlog is delivering, just late.
   if (now >= windowStart && now <= windowEnd) inWindow++;
@@ -93,6 +95,7 @@ function report(): WorkerReport {
     failed,
     lostAfterReady,
     received,
+    seen,
     inWindow,
     outOfOrder,
     maxLatency,

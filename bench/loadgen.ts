@@ -35,6 +35,7 @@ export interface PoolStats {
   failed: number;
   lostAfterReady: number;
   received: number;
+  seen: number;
   inWindow: number;
   outOfOrder: number;
   maxLatency: number;
@@ -121,6 +122,7 @@ function merge(reports: readonly WorkerReport[]): PoolStats {
     failed: 0,
     lostAfterReady: 0,
     received: 0,
+    seen: 0,
     inWindow: 0,
     outOfOrder: 0,
     maxLatency: 0,
@@ -132,6 +134,7 @@ function merge(reports: readonly WorkerReport[]): PoolStats {
     total.failed += r.failed;
     total.lostAfterReady += r.lostAfterReady;
     total.received += r.received;
+    total.seen += r.seen;
     total.inWindow += r.inWindow;
     total.outOfOrder += r.outOfOrder;
     total.maxLatency = Math.max(total.maxLatency, r.maxLatency);
@@ -212,7 +215,8 @@ export class Publisher {
               if (res.status !== 200) throw new Error(`POST /api/publish: ${res.status} ${body}`);
             })
             .catch((err: Error) => {
-              this.failure ??= err;
+              const cause = (err.cause as Error | undefined)?.message;
+              this.failure ??= cause ? new Error(`${err.message}: ${cause}`) : err;
             }),
         );
       }

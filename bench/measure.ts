@@ -104,13 +104,13 @@ export async function runPoint(system: RunningSystem, options: PointOptions): Pr
     // Wait for the stragglers: until everything arrived, nothing moved for a second, or the limit.
     const drainUntil = Date.now() + (options.drain ?? 10) * 1000;
     let stats = await pool.stats();
-    let last = stats.received;
+    let last = stats.seen;
     let still = 0;
     while (stats.received < expected && Date.now() < drainUntil && still < 4) {
       await sleep(250);
       stats = await pool.stats();
-      still = stats.received === last ? still + 1 : 0;
-      last = stats.received;
+      still = stats.seen === last ? still + 1 : 0;
+      last = stats.seen;
     }
     const after = snapshot(system);
     const cpu = {
