@@ -20,7 +20,7 @@ export const DEFAULTS = {
   handshakeTimeout: 10,
   heartbeat: 25,
   maxBuffered: 1024 * 1024,
-  coalesceMs: 10,
+  coalesceMs: 0,
   historySize: 100,
   historyTtl: 300,
   drainDelay: 5,

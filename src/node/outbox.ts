@@ -6,10 +6,11 @@
  * to the same bytes, and all the frames a socket gets within one turn of the event loop go out
  * as one write at the flush (setImmediate). No JSON and no framing happen per client.
  *
- * Under sustained traffic the flushes are spaced at least `coalesceMs` apart, so a socket's
- * frames from several messages share one write: at 100 messages/s and 10 ms, about two per
- * write, halving what the kernel and HAProxy pay, for at most 10 ms more latency. The first
- * message after a quiet spell is flushed at the end of its turn, as before.
+ * With `coalesceMs` (--coalesce-ms, off by default), flushes under sustained traffic are spaced
+ * at least that far apart, so a socket's frames from several messages share one write: at 200
+ * messages/s and 10 ms, two per write, halving what the kernel and HAProxy pay, for at most
+ * 10 ms more latency. The first message after a quiet spell is flushed at the end of its turn.
+ * (A saturated node batches on its own: its turns grow long, and more frames meet per turn.)
  */
 import { Sender } from '../transport/ws-internals.js';
 import type { Client } from './client.js';
