@@ -11,17 +11,44 @@
  * at once and still connect later.
  */
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
-import { BusUnavailableError } from '../errors.js';
+import { BusUnavailableError, ConfigError } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { busRetryDelay, Sleeper } from './retry.js';
 
-/** Servers from `nats://host:port[,host:port…]` (user:pass@ allowed on each). */
-export function natsServers(url: string): string[] {
-  return url
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-    .map((s) => (s.includes('://') ? s : `nats://${s}`));
+/** Connection options from `nats://[user:pass@ | token@]host:port[,host:port…]`. */
+export interface NatsAddress {
+  readonly servers: string[];
+  readonly user?: string;
+  readonly pass?: string;
+  readonly token?: string;
+}
+
+/**
+ * Parses the --bus URL. The client takes credentials as options, not inside server URLs, so they
+ * are moved out of the URL (from the first server that has them).
+ */
+export function parseNatsUrl(url: string): NatsAddress {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers: string[] = [];
+  for (const part of url.split(',').map((s) => s.trim())) {
+    let parsed: URL;
+    try {
+      parsed = new URL(part.includes('://') ? part : `nats://${part}`);
+    } catch {
+      throw new ConfigError('--bus', `bad NATS server "${part}"`);
+    }
+    if (!parsed.hostname) throw new ConfigError('--bus', `no host in NATS server "${part}"`);
+    if (parsed.username && user === undefined) {
+      user = decodeURIComponent(parsed.username);
+      pass = parsed.password ? decodeURIComponent(parsed.password) : undefined;
+    }
+    servers.push(`${parsed.protocol}//${parsed.host}`);
+  }
+  if (servers.length === 0) throw new ConfigError('--bus', 'nats:// needs at least one host:port');
+  if (user === undefined) return { servers };
+  // nats://TOKEN@host is a token; nats://user:pass@host a user and password.
+  return pass === undefined ? { servers, token: user } : { servers, user, pass };
 }
 
 export class NatsBus extends BaseBus {
@@ -33,8 +60,11 @@ export class NatsBus extends BaseBus {
   private settleFirst: ((err?: Error) => void) | undefined;
   private closing = false;
 
-  constructor(private readonly url: string) {
+  private readonly address: NatsAddress;
+
+  constructor(url: string) {
     super();
+    this.address = parseNatsUrl(url);
   }
 
   connect(): Promise<void> {
@@ -56,7 +86,7 @@ export class NatsBus extends BaseBus {
       let nc: NatsConnection;
       try {
         nc = await connect({
-          servers: natsServers(this.url),
+          ...this.address,
           name: 'fanout',
           timeout: 2000,
           reconnect: true,
