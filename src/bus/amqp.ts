@@ -36,6 +36,7 @@ export function amqpUrl(url: string): string {
   return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=${AMQP_HEARTBEAT}`;
 }
 
+/** The RabbitMQ adapter (`--bus amqp://…`): a direct exchange, one exclusive queue per node, publisher confirms. */
 export class AmqpBus extends BaseBus {
   readonly kind = 'amqp';
   private session: Session | undefined;

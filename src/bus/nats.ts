@@ -51,6 +51,7 @@ export function parseNatsUrl(url: string): NatsAddress {
   return pass === undefined ? { servers, token: user } : { servers, user, pass };
 }
 
+/** The NATS adapter (`--bus nats://…`): core pub/sub, one subject per topic. */
 export class NatsBus extends BaseBus {
   readonly kind = 'nats';
   private nc: NatsConnection | undefined;

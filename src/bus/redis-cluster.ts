@@ -24,6 +24,7 @@ import { BusUnavailableError, ConfigError } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { redisOptions, redisRetryDelay } from './redis.js';
 
+/** Where a Redis Cluster is: any reachable nodes (the rest is discovered) and optional credentials. */
 export interface ClusterAddress {
   readonly nodes: ReadonlyArray<{ host: string; port: number }>;
   readonly username?: string;
@@ -60,6 +61,7 @@ interface Shard {
   readonly sub: Redis;
 }
 
+/** The Redis Cluster adapter (`--bus redis-cluster://…`): sharded pub/sub, two connections per master. */
 export class RedisClusterBus extends BaseBus {
   readonly kind = 'redis-cluster';
   private readonly cluster: Cluster;
