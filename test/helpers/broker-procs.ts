@@ -5,7 +5,7 @@
  * same port with the same state directory.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,7 +94,7 @@ export async function startNatsServer(): Promise<BrokerProcess> {
   return proc;
 }
 
-/** A Redis Cluster of `masters` redis-server processes on loopback, no replicas. */
+/** A Redis Cluster of redis-server processes on loopback: `masters` masters with `replicas` replicas each. */
 export class RedisClusterProcesses {
   private constructor(
     readonly nodes: readonly BrokerProcess[],
@@ -106,18 +106,23 @@ export class RedisClusterProcesses {
     return `redis-cluster://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
   }
 
-  static async start(masters = 3): Promise<RedisClusterProcesses> {
+  static async start(masters = 3, replicas = 0): Promise<RedisClusterProcesses> {
     const dir = mkdtempSync(join(tmpdir(), 'fanout-redis-cluster-'));
     const nodes: BrokerProcess[] = [];
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freePort();
       // --cluster-port: the bus port would be port+10000, which may be taken or past 65535.
       const busPort = await freePort();
+      // One directory per node: a replica's full sync writes an RDB file there.
+      const nodeDir = join(dir, String(port));
+      mkdirSync(nodeDir);
       nodes.push(
         new BrokerProcess(`redis cluster node ${i + 1}`, port, 'redis-server', [
           '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
-          '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
-          '--dir', dir, '--save', '', '--appendonly', 'no',
+          '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-node-timeout', '2000',
+          '--dir', nodeDir, '--save', '', '--appendonly', 'no',
+          // Replicas sync at once (the default waits 5 s); a replica that never synced cannot fail over.
+          '--repl-diskless-sync-delay', '0',
         ]),
       );
     }
@@ -125,9 +130,10 @@ export class RedisClusterProcesses {
     try {
       await Promise.all(nodes.map((n) => n.start()));
       await run('redis-cli', [
-        '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes',
+        '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes',
       ]);
       await cluster.waitHealthy();
+      if (replicas > 0) await cluster.waitReplicasSynced();
     } catch (err) {
       await cluster.stop();
       throw err;
@@ -135,12 +141,12 @@ export class RedisClusterProcesses {
     return cluster;
   }
 
-  /** Waits until every node says cluster_state:ok and knows every master. */
+  /** Waits until every running node says cluster_state:ok and knows every node. */
   async waitHealthy(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const states = await Promise.all(
-        this.nodes.map((n) =>
+        this.nodes.filter((n) => n.running).map((n) =>
           run('redis-cli', ['-p', String(n.port), 'cluster', 'info'])
             .then((r) => r.stdout)
             .catch(() => ''),
@@ -148,6 +154,24 @@ export class RedisClusterProcesses {
       );
       if (states.every((s) => s.includes('cluster_state:ok') && s.includes(`cluster_known_nodes:${this.nodes.length}`))) return;
       if (Date.now() > deadline) throw new Error(`redis cluster not healthy: ${states.join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Waits until every replica has finished its sync with its master. */
+  async waitReplicasSynced(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const infos = await Promise.all(
+        this.nodes.map((n) =>
+          run('redis-cli', ['-p', String(n.port), 'info', 'replication'])
+            .then((r) => r.stdout)
+            .catch(() => ''),
+        ),
+      );
+      const replicas = infos.filter((i) => i.includes('role:slave'));
+      if (replicas.length > 0 && replicas.every((i) => i.includes('master_link_status:up'))) return;
+      if (Date.now() > deadline) throw new Error('redis cluster replicas did not sync');
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -1,5 +1,5 @@
 /**
- * What one adapter does that the conformance suite cannot ask of all: Redis Cluster resharding,
+ * What one adapter does that the conformance suite cannot ask of all: Redis Cluster resharding and failover,
  * NATS credentials in the URL, AMQP connections closed by the broker's operator.
  */
 import assert from 'node:assert/strict';
@@ -84,9 +84,49 @@ test('redis-cluster: when a topic\'s slot moves to another master, delivery foll
   }
 });
 
-/** The port of the master that owns `slot`, as the first node sees it. */
+test('redis-cluster: when a master dies and its replica takes over, delivery follows the failover', { timeout: 90_000 }, async () => {
+  const cluster = await RedisClusterProcesses.start(3, 1);
+  const topic = `${uniquePrefix('failover')}:echo`;
+  const a = node(createBus(cluster.url), [topic]);
+  const b = node(createBus(cluster.url), [topic]);
+  try {
+    await a.bus.connect();
+    await b.bus.connect();
+    await a.bus.subscribe(topic);
+    await b.bus.subscribe(topic);
+    await a.bus.publish(topic, Buffer.from('before'));
+    await eventually(() => b.got.includes('before'), 'delivery before the failover');
+
+    const slot = calculateSlot(topic);
+    const master = await ownerOf(cluster, slot);
+    await cluster.nodes.find((n) => n.port === master)!.stop('SIGKILL');
+    await eventually(() => !a.bus.connected && !b.bus.connected, 'the lost master');
+    await assert.rejects(a.bus.publish(topic, Buffer.from('lost')), BusUnavailableError);
+
+    // The replica is promoted (cluster-node-timeout 2 s); the adapters see the new layout, connect
+    // to the new master, and the resubscribe lands there.
+    await cluster.waitHealthy(30_000);
+    await eventually(() => a.bus.connected && b.bus.connected, 'connected to the promoted replica', 30_000);
+    const promoted = await ownerOf(cluster, slot);
+    assert.notEqual(promoted, master);
+    let i = 0;
+    while (!b.got.some((m) => m.startsWith('after'))) {
+      await a.bus.publish(topic, Buffer.from(`after ${i++}`)).catch(() => {});
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(i < 100, 'delivery did not follow the failover within 10 s');
+    }
+    assert.ok(!b.got.includes('lost'));
+  } finally {
+    await a.bus.close();
+    await b.bus.close();
+    await cluster.stop();
+  }
+});
+
+/** The port of the master that owns `slot`, as the first running node sees it. */
 async function ownerOf(cluster: RedisClusterProcesses, slot: number): Promise<number> {
-  const out = await redisCli(cluster.nodes[0]!.port, 'cluster', 'slots');
+  const asker = cluster.nodes.find((n) => n.running)!;
+  const out = await redisCli(asker.port, 'cluster', 'slots');
   // redis-cli prints CLUSTER SLOTS flat: start, end, host, port, id, [replicas…], start, …
   const lines = out.split('\n');
   for (let i = 0; i + 3 < lines.length; i++) {
