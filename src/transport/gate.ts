@@ -11,7 +11,7 @@
  * 4001: one sweep per node every second, no timer per socket.
  */
 import type { IncomingMessage } from 'node:http';
-import { CloseCode } from '../errors.js';
+import { CloseCode, UpgradeStatus } from '../errors.js';
 import { ANONYMOUS, type Client, type Identity } from '../node/client.js';
 import type { FanoutNode } from '../node/node.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
@@ -41,9 +41,9 @@ export class BasicGate implements Gate {
   constructor(private readonly node: FanoutNode) {}
 
   check(_req: IncomingMessage, _endpoint: string): GateResult {
-    if (this.node.state !== 'running') return { ok: false, status: 503, reason: 'node is not accepting connections' };
+    if (this.node.state !== 'running') return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
     const max = this.node.config.maxConnections;
-    if (max > 0 && this.node.clientCount >= max) return { ok: false, status: 503, reason: 'too many connections' };
+    if (max > 0 && this.node.clientCount >= max) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections' };
     return { ok: true, identity: ANONYMOUS };
   }
 }
@@ -72,9 +72,9 @@ export class SecurityGate implements Gate {
   }
 
   async check(req: IncomingMessage, _endpoint: string): Promise<GateResult> {
-    if (this.node.state !== 'running') return { ok: false, status: 503, reason: 'node is not accepting connections' };
+    if (this.node.state !== 'running') return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
     const origin = req.headers.origin;
-    if (!originAllowed(this.origins, origin, req.headers.host)) return { ok: false, status: 403, reason: 'origin not allowed' };
+    if (!originAllowed(this.origins, origin, req.headers.host)) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
     const capped = this.admit(req);
     if (capped) return capped;
     if (!this.auth) return { ok: true, identity: ANONYMOUS };
@@ -84,17 +84,17 @@ export class SecurityGate implements Gate {
       ok: false,
       status: result.status,
       reason: result.reason,
-      headers: result.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="fanout"' } : { 'Retry-After': '5' },
+      headers: result.status === UpgradeStatus.UNAUTHORIZED ? { 'WWW-Authenticate': 'Bearer realm="fanout"' } : { 'Retry-After': '5' },
     };
   }
 
   admit(req: IncomingMessage): GateRefusal | undefined {
     const { maxConnections, maxConnectionsPerIp } = this.node.config;
     if (maxConnections > 0 && this.node.clientCount >= maxConnections) {
-      return { ok: false, status: 503, reason: 'too many connections on this node', headers: { 'Retry-After': '5' } };
+      return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: { 'Retry-After': '5' } };
     }
     if (maxConnectionsPerIp > 0 && this.perIp.count(this.ipOf(req)) >= maxConnectionsPerIp) {
-      return { ok: false, status: 429, reason: 'too many connections from this address', headers: { 'Retry-After': '5' } };
+      return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', headers: { 'Retry-After': '5' } };
     }
     return undefined;
   }

@@ -8,7 +8,7 @@ import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, t
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { ConfigError } from '../errors.js';
+import { ConfigError, UpgradeStatus } from '../errors.js';
 import { pathOf, sendText } from '../http/router.js';
 import type { FanoutNode } from '../node/node.js';
 import { MAX_FRAGMENTS, maxBufferedChunks } from './limits.js';
@@ -75,7 +75,12 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
 
   // Malformed requests, oversized headers and slow headers get a status, never a crash.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? UpgradeStatus.HEADERS_TOO_LARGE
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? UpgradeStatus.REQUEST_TIMEOUT
+          : UpgradeStatus.BAD_REQUEST;
     node.logger.info({ code: err.code, status }, 'bad request refused');
     if (socket.writable) socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
