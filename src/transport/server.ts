@@ -18,7 +18,7 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
   const { config } = node;
   // --handshake-timeout bounds the TLS handshake and the request headers (slowloris). Node checks
   // header timeouts on an interval (30 s by default): check often enough for the limit to hold.
-  const timeoutMs = Math.max(0.1, config.handshakeTimeout) * 1000;
+  const timeoutMs = Math.max(1, config.handshakeTimeout) * 1000; // at least 1 s, as before
   const httpOptions = { connectionsCheckingInterval: Math.min(1000, Math.max(100, timeoutMs / 4)) };
   const server = config.tlsCert
     ? createHttpsServer({ ...httpOptions, ...readTls(config.tlsCert, config.tlsKey!), handshakeTimeout: timeoutMs })
