@@ -5,6 +5,7 @@ import { ConfigError, FanoutError } from '../errors.js';
 import { clusterCommand } from './cluster.js';
 import { haproxyConfigCommand } from './haproxy-config.js';
 import { serve } from './serve.js';
+import { tokenCommand } from './token.js';
 
 const USAGE = `Usage: fanout <command> [options]
 
@@ -12,6 +13,7 @@ Commands:
   serve            run one node (default port 3000, memory bus)
   haproxy-config   print a haproxy.cfg for a set of nodes
   cluster          run N nodes with HAProxy in front of them
+  token            print a signed development JWT (for --jwt-secret)
   bench            benchmark Fanout against Socket.IO and express-ws (writes BENCHMARKS.md)
 
 Run \`fanout <command> --help\` for a command's options.
@@ -26,6 +28,8 @@ async function main(argv: string[]): Promise<void> {
       return haproxyConfigCommand(rest);
     case 'cluster':
       return clusterCommand(rest);
+    case 'token':
+      return tokenCommand(rest);
     case 'bench':
       return (await import('../../bench/run.js')).benchCommand(rest);
     case '--version':
@@ -41,7 +45,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, bench)`);
+      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, token, bench)`);
   }
 }
 

@@ -86,6 +86,7 @@ export const serveSchema = z.object({
   maxBuffered: int(1024).default(DEFAULTS.maxBuffered),
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),
+  trustProxy: list().default([]),
   coalesceMs: int(0, 1000).default(DEFAULTS.coalesceMs),
 
   // Channels (issue: channels).
@@ -126,6 +127,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   maxBuffered: `unsent bytes per socket before it is closed as a slow consumer (default ${DEFAULTS.maxBuffered})`,
   tlsCert: 'PEM certificate: serve https and wss (with --tls-key)',
   tlsKey: 'PEM private key for --tls-cert',
+  trustProxy: 'comma-separated proxy addresses (e.g. 127.0.0.1) whose X-Forwarded-For gives the client IP for per-IP limits and logs',
   coalesceMs: `under sustained traffic, least milliseconds between writes to a socket, joining its frames; 0 writes every event-loop turn (default ${DEFAULTS.coalesceMs})`,
   history: 'where channel history lives when the bus has none (redis://…; default: the bus, or memory)',
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
