@@ -157,13 +157,14 @@ export function markdown(run: BenchRun): string {
 
 /** Two panels: deliveries/s against offered load (with the ideal line) and p99 (log scale). */
 export function svg(points: readonly PointResult[]): string {
-  const W = 960;
-  const H = 400;
+  const series = [...new Set(points.map(seriesOf))];
+  const W = 1000;
   const panelW = 400;
   const panelH = 280;
   const top = 40;
-  const lefts = [70, 550];
-  const series = [...new Set(points.map(seriesOf))];
+  const legendTop = top + panelH + 56;
+  const H = legendTop + series.length * 18 + 8;
+  const lefts = [70, 560];
   const maxOffered = Math.max(1, ...points.map((p) => p.offered));
   const maxDelivered = Math.max(maxOffered, ...points.map((p) => p.deliveriesPerSec));
   const p99s = points.map((p) => p.p99).filter((v) => Number.isFinite(v) && v > 0);
@@ -210,10 +211,9 @@ export function svg(points: readonly PointResult[]): string {
       out.push(`<circle cx="${x(0, p.offered).toFixed(1)}" cy="${y0(p.deliveriesPerSec).toFixed(1)}" r="3" fill="${color}"/>`);
       if (p.p99 > 0) out.push(`<circle cx="${x(1, p.offered).toFixed(1)}" cy="${y1(p.p99).toFixed(1)}" r="3" fill="${color}"/>`);
     }
-    const lx = 70 + (i % 3) * 300;
-    const ly = H - 24 + Math.floor(i / 3) * 14;
-    out.push(`<rect x="${lx}" y="${ly - 9}" width="12" height="4" fill="${color}"/>`);
-    out.push(`<text x="${lx + 16}" y="${ly - 4}" font-size="11">${escapeXml(seriesLabel(name))}</text>`);
+    const ly = legendTop + i * 18;
+    out.push(`<rect x="70" y="${ly - 6}" width="16" height="4" fill="${color}"/>`);
+    out.push(`<text x="92" y="${ly}">${escapeXml(seriesLabel(name))}</text>`);
   });
   out.push('</svg>', '');
   return out.join('\n');
