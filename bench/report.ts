@@ -67,6 +67,29 @@ function ratios(points: readonly PointResult[]): string[] {
   return rows;
 }
 
+/** The issue's targets at 2000 clients × 100 messages/s, judged on this run. */
+function targets(run: BenchRun): string[] {
+  const f = run.points.find((p) => p.system === 'fanout' && p.rate === 100);
+  const s = run.points.find((p) => p.system === 'socketio' && p.rate === 100);
+  const scale = run.scale.find((r) => r.system === 'fanout');
+  if (!f) return [];
+  const mark = (ok: boolean) => (ok ? '✅' : '❌');
+  const rows = [
+    `| everything delivered | 100% | ${pct(f.ratio)} (${f.delivered} of ${f.expected}) | ${mark(f.delivered === f.expected)} |`,
+    `| p99 latency | ≤ 250 ms | ${ms(f.p99)} ms | ${mark(f.p99 <= 250)} |`,
+  ];
+  if (s) {
+    const d = f.deliveriesPerSec / s.deliveriesPerSec;
+    const c = f.cpuPerDelivery / s.cpuPerDelivery;
+    rows.push(
+      `| deliveries/s against Socket.IO | ≥ 1.5× | ${d.toFixed(2)}× (${k(f.deliveriesPerSec)} vs ${k(s.deliveriesPerSec)}) | ${mark(d >= 1.5)} |`,
+      `| server CPU per delivery against Socket.IO | ≤ 0.5× | ${c.toFixed(2)}× (${f.cpuPerDelivery.toFixed(2)} vs ${s.cpuPerDelivery.toFixed(2)} µs) | ${mark(c <= 0.5)} |`,
+    );
+  }
+  if (scale) rows.push(`| node RSS per idle connection | ≤ 10 KB | ${kb(scale.nodeRssPerConn)} KB (${scale.connected} connections) | ${mark(scale.nodeRssPerConn <= 10 * 1024)} |`);
+  return [`## Targets at ${f.clients} clients × 100 messages/s (${k(f.offered)} deliveries/s offered)`, '', '| target | wanted | this run | |', '|---|---|---|---|', ...rows, ''];
+}
+
 export function markdown(run: BenchRun): string {
   const echo = run.points.filter((p) => p.system !== 'channels');
   const channel = run.points.filter((p) => p.system === 'channels');
@@ -92,6 +115,7 @@ export function markdown(run: BenchRun): string {
     '- **server CPU per delivery**: CPU seconds (user + system, /proc) of the nodes, HAProxy and the bench\'s own Redis from the start of the window until the last delivery, divided by deliveries.',
     '- **node RSS**: the nodes\' resident memory with every client connected; memory per connection comes from the connection-scale run below.',
     '',
+    ...targets(run),
     '## Broadcast (`/ws/echo` and its equivalents)',
     '',
     '![deliveries/s and p99 latency against offered load](benchmarks.svg)',
