@@ -24,6 +24,8 @@ let maxLatency = 0;
 let ready = 0;
 let failed = 0;
 let lostAfterReady = 0;
+/** Set when the main thread closes the clients: closes from then on are not losses. */
+let closing = false;
 const reasons = new Map<string, number>();
 
 function onText(index: number, buf: Buffer, start: number, end: number, now: number): void {
@@ -71,8 +73,6 @@ function open(index: number, done: () => void): void {
   });
   clients.push(client);
 }
-
-let closing = false;
 
 /** Opens every client, `concurrency` handshakes at a time. */
 function openAll(): Promise<void> {

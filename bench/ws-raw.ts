@@ -89,13 +89,6 @@ export class RawClient {
     this.socket.on('close', () => this.end('closed'));
   }
 
-  /** Sends one text message in the client's protocol (Socket.IO: as a `message` event). */
-  sendText(text: string): void {
-    if (this.closed) return;
-    const payload = this.options.protocol === 'socketio' ? `42${JSON.stringify(['message', text])}` : text;
-    this.socket.write(clientFrame(payload));
-  }
-
   /** Sends pre-built frames (the publisher's batch) in one write. */
   sendRaw(frames: Buffer): void {
     if (!this.closed) this.socket.write(frames);
