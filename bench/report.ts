@@ -135,6 +135,14 @@ export function markdown(run: BenchRun): string {
       '',
     );
   }
+  lines.push(
+    'Where the time goes (profiled with `fanout bench --cpu-prof DIR` on this machine): in Fanout\'s nodes the `write` system call (`writeBuffer`) takes about half of the CPU, ' +
+      'framing and queueing a few per cent; HAProxy spends as much again forwarding those writes. The cost follows the number of writes, not bytes: ' +
+      'when a node falls behind, more frames meet in one event-loop turn and go out as one write, which is why CPU per delivery falls as the rate rises. ' +
+      'Socket.IO\'s nodes are also dominated by the write call (`writev`, about half), then garbage collection (about a tenth); ' +
+      'they spend several times Fanout\'s CPU per delivery because every packet is encoded and framed once per socket, and sent per socket.',
+    '',
+  );
   if (echo.some((p) => p.system === 'seed2')) {
     lines.push(
       'The seed server keeps its clients in one process\'s memory: on two nodes, a client only hears what was sent on its own node (about half), as the `seed2` row shows.',
