@@ -140,7 +140,7 @@ export function markdown(run: BenchRun): string {
       'framing and queueing a few per cent; HAProxy spends as much again forwarding those writes. The cost follows the number of writes, not bytes: ' +
       'when a node falls behind, more frames meet in one event-loop turn and go out as one write, which is why CPU per delivery falls as the rate rises. ' +
       'Socket.IO\'s nodes are also dominated by the write call (`writev`, about half), then garbage collection (about a tenth); ' +
-      'they spend several times Fanout\'s CPU per delivery because every packet is encoded and framed once per socket, and sent per socket.',
+      'they spend several times Fanout\'s CPU per delivery because each packet is framed and queued through the engine and ws once per socket, where Fanout frames a message once per node.',
     '',
   );
   if (echo.some((p) => p.system === 'seed2')) {
