@@ -18,14 +18,16 @@ import type { Config } from '../config/schema.js';
 import { BusUnavailableError, CloseCode } from '../errors.js';
 import { addDemoPageRoutes } from '../http/demo-page.js';
 import { addHealthRoutes } from '../http/health.js';
+import { addMetricsRoutes } from '../http/metrics.js';
 import { pathOf, Router } from '../http/router.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { Metrics } from '../metrics.js';
 import { BasicGate, type Gate } from '../transport/gate.js';
 import { createTransport } from '../transport/server.js';
 import { Client, rawSocket, type Identity } from './client.js';
 import { EchoEndpoint } from './echo.js';
 import type { Endpoint } from './endpoint.js';
-import { decodeEnvelope, encodeEnvelope, isFromOrigin, type EnvelopeKind } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from './envelope.js';
 import { Outbox } from './outbox.js';
 
 export type NodeState = 'starting' | 'running' | 'draining' | 'closed';
@@ -40,7 +42,12 @@ export interface NodeOptions {
   /** Shared in-process broker, so tests can run several memory-bus nodes in one process. */
   readonly broker?: MemoryBroker;
   readonly logger?: Logger;
+  /** Also export process metrics (CPU, memory, fds, event loop) on /metrics; `fanout serve` turns it on. */
+  readonly processMetrics?: boolean;
 }
+
+/** During a drain, clients are closed in slices at most this often (ms), spread over --drain-timeout. */
+const DRAIN_TICK_MS = 50;
 
 /** The node behind a socket, kept on the `ws` object so its listeners need no per-socket closures. */
 const kClient = Symbol('fanout.client');
@@ -54,6 +61,8 @@ export class FanoutNode {
   readonly logger: Logger;
   readonly router = new Router();
   readonly outbox: Outbox;
+  /** This node's Prometheus metrics (GET /metrics); other modules report through its methods. */
+  readonly metrics: Metrics;
   gate: Gate;
 
   private stateValue: NodeState = 'starting';
@@ -68,6 +77,8 @@ export class FanoutNode {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private lastPublishError = 0;
+  /** Publish times of the bus messages delivered in this event-loop turn, observed at the flush. */
+  private latencyStamps: number[] = [];
 
   constructor(options: NodeOptions) {
     this.config = options.config;
@@ -76,15 +87,19 @@ export class FanoutNode {
     this.logger = options.logger ?? silentLogger();
     this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
     this.gate = new BasicGate(this);
+    this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics });
+    this.metrics.sources({ ready: () => this.ready });
     this.outbox = new Outbox({
       maxBuffered: this.config.maxBuffered,
       onSlowConsumer: (client) => this.dropSlowConsumer(client),
+      onFlush: (frames, sockets, bytes) => this.flushed(frames, sockets, bytes),
     });
 
     this.bus.onMessage((topic, payload) => this.fromBus(topic, payload));
     this.bus.onStatus((status, cause) => this.busStatusChanged(status, cause));
 
     addHealthRoutes(this);
+    addMetricsRoutes(this);
     addDemoPageRoutes(this);
     this.addEndpoint(new EchoEndpoint(this));
   }
@@ -178,7 +193,9 @@ export class FanoutNode {
   async publish(topic: string, kind: EnvelopeKind, body: Buffer): Promise<void> {
     try {
       await this.bus.publish(topic, encodeEnvelope(kind, this.id, body));
+      this.metrics.published(kind);
     } catch (err) {
+      this.metrics.busError('publish');
       const now = Date.now();
       if (now - this.lastPublishError > 10_000) {
         this.lastPublishError = now;
@@ -191,6 +208,7 @@ export class FanoutNode {
   private busSubscribe(topic: string): void {
     this.bus.subscribe(topic).catch((err: Error) => {
       // Retried when the bus reports `connected` again.
+      this.metrics.busError('subscribe');
       this.logger.debug({ err: err.message, topic }, 'bus subscribe failed');
     });
   }
@@ -204,14 +222,28 @@ export class FanoutNode {
       this.logger.debug({ topic }, 'dropped a bus message that is not a Fanout envelope');
       return;
     }
+    this.metrics.busMessageIn(envelope.kind);
+    const queued = this.outbox.pending;
     try {
       handler(envelope.kind, envelope.body, envelope.origin);
     } catch (err) {
       this.logger.error({ err, topic }, 'bus message handler failed');
     }
+    // Latency is measured for messages that reached sockets, at the write (see flushed()).
+    if (envelope.publishedAt !== undefined && this.outbox.pending > queued) this.latencyStamps.push(envelope.publishedAt);
+  }
+
+  /** After each outbox flush: counters once per flush, and the latency of this turn's bus messages. */
+  private flushed(frames: number, sockets: number, bytes: number): void {
+    this.metrics.flushed(frames, sockets, bytes);
+    if (this.latencyStamps.length === 0) return;
+    const now = preciseNow();
+    for (const at of this.latencyStamps) this.metrics.publishLatency(now - at);
+    this.latencyStamps = [];
   }
 
   private busStatusChanged(status: BusStatus, cause?: Error): void {
+    this.metrics.busConnected(status === 'connected');
     if (status === 'connected') {
       this.logger.info({ bus: this.bus.kind, topics: this.topics.size }, 'bus connected');
       for (const topic of this.topics.keys()) this.busSubscribe(topic);
@@ -232,6 +264,7 @@ export class FanoutNode {
     (ws as TaggedSocket)[kNode] = this;
     socket.setNoDelay(true);
     this.clients.add(client);
+    this.metrics.connectionOpened(endpoint.path);
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('error', onSocketError);
@@ -247,12 +280,14 @@ export class FanoutNode {
 
   /** @internal A gate refusal, for logs and metrics. */
   rejected(req: IncomingMessage, status: number, reason: string): void {
+    this.metrics.rejected(reason, status);
     this.logger.info({ ip: req.socket.remoteAddress, origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
   }
 
   /** @internal */
   socketMessage(client: Client, data: Buffer, isBinary: boolean): void {
     client.alive = true;
+    this.metrics.messageIn(client.endpoint, data.length);
     try {
       this.endpoints.get(client.endpoint)?.message(client, data, isBinary);
     } catch (err) {
@@ -263,6 +298,7 @@ export class FanoutNode {
   /** @internal */
   socketClosed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
+    this.metrics.connectionClosed(client.endpoint, code);
     try {
       this.endpoints.get(client.endpoint)?.close(client);
     } catch (err) {
@@ -272,6 +308,7 @@ export class FanoutNode {
   }
 
   private dropSlowConsumer(client: Client): void {
+    this.metrics.slowConsumer(client.endpoint);
     this.logger.warn(
       { client: client.id, ip: client.ip, user: client.identity.user, buffered: client.socket.writableLength },
       'slow consumer closed',
@@ -310,12 +347,17 @@ export class FanoutNode {
     this.setState('draining');
     this.logger.info({ delay: this.config.drainDelay, timeout: this.config.drainTimeout, clients: this.clients.size }, 'draining');
     await sleep(this.config.drainDelay * 1000);
+    // Close in even slices over drainTimeout, whatever the number of clients: one slice every
+    // `interval` ms (at least DRAIN_TICK_MS apart), so reconnects reach the other nodes spread out.
     const clients = [...this.clients];
-    const spread = (this.config.drainTimeout * 1000) / Math.max(1, clients.length);
-    for (let i = 0; i < clients.length; i++) {
-      if (spread >= 1 && i > 0) await sleep(spread);
-      clients[i]!.ws.close(CloseCode.GOING_AWAY, 'node draining');
+    const total = this.config.drainTimeout * 1000;
+    const interval = clients.length === 0 ? 0 : Math.max(DRAIN_TICK_MS, total / clients.length);
+    const perSlice = total === 0 ? clients.length : Math.ceil((clients.length * interval) / total);
+    for (let i = 0; i < clients.length; i += perSlice) {
+      if (i > 0) await sleep(interval);
+      for (const client of clients.slice(i, i + perSlice)) client.ws.close(CloseCode.GOING_AWAY, 'node draining');
     }
+    this.logger.info({ clients: clients.length }, 'drained: clients closed');
     await this.close();
   }
 
