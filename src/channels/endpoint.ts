@@ -296,7 +296,12 @@ export class ChannelEndpoint implements Endpoint {
       if (!local.presence) continue;
       for (const client of local.live) {
         const entry = { client: client.id, user: client.identity.user ?? null };
-        this.track(this.service.stores.presence.join(local.name, entry).catch(() => {}));
+        this.track(
+          this.service.stores.presence
+            .join(local.name, entry)
+            .then(() => this.presenceEvent(local.name, 'join', entry))
+            .catch(() => {}),
+        );
       }
     }
   }

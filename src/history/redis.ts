@@ -317,8 +317,16 @@ export class RedisPresenceStore implements PresenceStore {
 
   start(onDeparted: DepartedHandler): void {
     this.onDeparted = onDeparted;
-    // Leftovers of an earlier process with this node id go first.
-    void this.beat('leave').then(() => this.beat('beat'));
+    // Leftovers of an earlier process with this node id go first, then the node registers; again
+    // at once after every reconnect, so a node is listed as soon as it can be reached.
+    let first = true;
+    const onReady = (): void => {
+      const begin = first ? this.beat('leave') : Promise.resolve();
+      first = false;
+      void begin.then(() => this.beat('beat'));
+    };
+    this.redis.on('ready', onReady);
+    if (this.redis.status === 'ready') onReady();
     this.timer = setInterval(() => void this.beat('beat'), Math.max(100, (this.options.ttl * 1000) / 3));
     this.timer.unref();
   }
