@@ -34,6 +34,12 @@ export const CloseCode = {
   /** Terminal: the client sent frames the protocol cannot parse, repeatedly. */
   BAD_REQUEST: 4400,
 
+  /**
+   * Reconnect: the node's link to the broker was interrupted, so messages published on other
+   * nodes meanwhile may not have reached this socket. Reconnect and resubscribe with `since`:
+   * channel history fills the gap.
+   */
+  RESYNC: 4504,
   /** Reconnect: the client could not keep up; its unsent bytes passed --max-buffered. */
   SLOW_CONSUMER: 4508,
   /** Reconnect: the node is draining; reconnect (HAProxy sends you to another node). */

@@ -4,6 +4,7 @@
  * `error` frame, never a crash. Replies and broadcasts go through the node's outbox, in order.
  */
 import { randomBytes } from 'node:crypto';
+import { CloseCode } from '../errors.js';
 import type { PresenceEntry } from '../history/store.js';
 import type { Client } from '../node/client.js';
 import type { Endpoint } from '../node/endpoint.js';
@@ -79,6 +80,26 @@ export class ChannelEndpoint implements Endpoint {
     if (!subs) return;
     for (const sub of subs.values()) this.remove(sub);
     subs.clear();
+  }
+
+  /**
+   * The bus is back after an outage (operations): subscribers may have missed messages published
+   * on other nodes meanwhile, and the live stream cannot tell them. End every subscription at
+   * once and close those clients with 4504 (resync), spread over --drain-timeout; they reconnect, resubscribe
+   * with `since` and recover the gap from history (recovered:false when history cannot cover it).
+   */
+  busRestored(): void {
+    const clients = new Set<Client>();
+    for (const local of this.channels.values()) {
+      for (const client of local.live) clients.add(client);
+      for (const sub of local.joining.values()) clients.add(sub.client);
+    }
+    if (clients.size === 0) return;
+    // Their subscriptions end now, before any message of the resumed stream arrives: a client that
+    // got one would move its position past the gap and could no longer recover what it missed.
+    for (const client of clients) this.close(client);
+    this.node.logger.info({ clients: clients.size }, 'bus restored: closing channel subscribers with 4504 so they recover what they missed');
+    this.track(this.node.closeSpread([...clients], CloseCode.RESYNC, 'broker link restored: resubscribe with since', this.node.config.drainTimeout));
   }
 
   async stop(): Promise<void> {

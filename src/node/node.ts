@@ -79,6 +79,8 @@ export class FanoutNode {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private lastPublishError = 0;
+  /** The bus was disconnected since it last connected: endpoints hear of it on the reconnect. */
+  private busLost = false;
   /** Publish times of the bus messages delivered in this event-loop turn, observed at the flush. */
   private latencyStamps: number[] = [];
 
@@ -252,7 +254,13 @@ export class FanoutNode {
     if (status === 'connected') {
       this.logger.info({ bus: this.bus.kind, topics: this.topics.size }, 'bus connected');
       for (const topic of this.topics.keys()) this.busSubscribe(topic);
+      if (this.busLost) {
+        // Messages published on other nodes while the link was down never reached our sockets.
+        this.busLost = false;
+        if (this.stateValue === 'running') for (const endpoint of this.endpoints.values()) endpoint.busRestored?.();
+      }
     } else if (status === 'disconnected') {
+      this.busLost = true;
       this.logger.warn({ bus: this.bus.kind, err: cause?.message }, 'bus disconnected; retrying');
     }
     for (const listener of this.busListeners) listener(status);
@@ -352,18 +360,25 @@ export class FanoutNode {
     this.setState('draining');
     this.logger.info({ delay: this.config.drainDelay, timeout: this.config.drainTimeout, clients: this.clients.size }, 'draining');
     await sleep(this.config.drainDelay * 1000);
-    // Close in even slices over drainTimeout, whatever the number of clients: one slice every
-    // `interval` ms (at least DRAIN_TICK_MS apart), so reconnects reach the other nodes spread out.
     const clients = [...this.clients];
-    const total = this.config.drainTimeout * 1000;
+    await this.closeSpread(clients, CloseCode.GOING_AWAY, 'node draining', this.config.drainTimeout);
+    this.logger.info({ clients: clients.length }, 'drained: clients closed');
+    await this.close();
+  }
+
+  /**
+   * Closes `clients` with `code` in even slices over `seconds`, whatever their number: one slice
+   * every `interval` ms (at least DRAIN_TICK_MS apart), so their reconnects arrive spread out
+   * instead of all at once. Clients already closed are skipped.
+   */
+  async closeSpread(clients: readonly Client[], code: number, reason: string, seconds: number): Promise<void> {
+    const total = seconds * 1000;
     const interval = clients.length === 0 ? 0 : Math.max(DRAIN_TICK_MS, total / clients.length);
     const perSlice = total === 0 ? clients.length : Math.ceil((clients.length * interval) / total);
     for (let i = 0; i < clients.length; i += perSlice) {
       if (i > 0) await sleep(interval);
-      for (const client of clients.slice(i, i + perSlice)) client.ws.close(CloseCode.GOING_AWAY, 'node draining');
+      for (const client of clients.slice(i, i + perSlice)) if (client.open) client.ws.close(code, reason);
     }
-    this.logger.info({ clients: clients.length }, 'drained: clients closed');
-    await this.close();
   }
 
   /** Stops at once: closes clients with 1001, the bus and the server. Safe to call twice. */

@@ -1,24 +1,35 @@
 /**
  * A private redis-server for destructive tests (outage, restart): never the shared one on 6379.
- * Started on a free port without persistence; `stop()` and `start()` again keep the port.
+ * Started on a free port, without persistence unless asked (then an append-only file fsynced on
+ * every write, in a temporary directory); `stop()` and `start()` again keep the port and the data.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from './haproxy.js';
 
 export class RedisServer {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
-  private constructor(readonly port: number) {}
+  private readonly dir: string | undefined;
+
+  private constructor(
+    readonly port: number,
+    persistent: boolean,
+  ) {
+    this.dir = persistent ? mkdtempSync(join(tmpdir(), 'fanout-redis-')) : undefined;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
   /** Starts a redis-server on a free port and waits until it answers. */
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  static async start(options: { persistent?: boolean } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options.persistent ?? false);
     await server.start();
     return server;
   }
@@ -26,7 +37,8 @@ export class RedisServer {
   /** (Re)starts the server on its port and waits until it accepts connections. */
   async start(): Promise<void> {
     if (this.child) throw new Error('redis-server already running');
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const persistence = this.dir ? ['--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
       stdio: 'ignore',
     });
     this.child = child;
@@ -46,6 +58,12 @@ export class RedisServer {
     this.child = undefined;
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await this.exited;
+  }
+
+  /** Stops the server and removes its data. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * A TCP proxy for fault tests (net-based): sits between a node and its broker, and can add
- * latency to every chunk in both directions or cut the link (existing connections reset, new
+ * latency to every chunk in both directions or cut the link (existing connections closed, new
  * ones dropped at once) until restored.
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
@@ -39,10 +39,10 @@ export class TcpProxy {
     this.delayMs = ms;
   }
 
-  /** Cuts the link: every open connection is reset and new ones are dropped until {@link restore}. */
+  /** Cuts the link: every open connection is closed and new ones are dropped until {@link restore}. */
   cut(): void {
     this.cutOff = true;
-    for (const socket of this.sockets) socket.resetAndDestroy();
+    for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
   }
 
@@ -59,7 +59,7 @@ export class TcpProxy {
   private accept(client: Socket, host: string, port: number): void {
     client.on('error', () => {});
     if (this.cutOff) {
-      client.resetAndDestroy();
+      client.destroy();
       return;
     }
     const upstream = netConnect(port, host);

@@ -53,7 +53,7 @@ function count(text: string, needle: string): number {
 
 test('Redis killed and restarted: nodes stay up and serve locally, readiness 503, HAProxy still admits clients, one log line, delivery resumes within seconds', async () => {
   const redis = await RedisServer.start();
-  cleanup.push(() => redis.stop());
+  cleanup.push(() => redis.destroy());
   const prefix = uniquePrefix('outage');
   const nodes = await Promise.all(['a', 'b'].map((id) => spawnNode(['--bus', redis.url, '--bus-prefix', prefix, '--node-id', `node-${id}`])));
   cleanup.push(() => Promise.all(nodes.map((n) => n.stop('SIGKILL'))));
@@ -141,7 +141,7 @@ test('a TCP proxy between a node and Redis: added latency shows in delivery and 
 
 test('a node started while Redis is down serves its clients, says 503, and becomes ready when Redis appears', async () => {
   const redis = await RedisServer.start();
-  cleanup.push(() => redis.stop());
+  cleanup.push(() => redis.destroy());
   await redis.stop();
   const node = await spawnNode(['--bus', redis.url, '--bus-prefix', uniquePrefix('late')]);
   cleanup.push(() => node.stop('SIGKILL'));
