@@ -4,6 +4,7 @@
  * `error` frame, never a crash. Replies and broadcasts go through the node's outbox, in order.
  */
 import { randomBytes } from 'node:crypto';
+import { BusUnavailableError } from '../errors.js';
 import type { PresenceEntry } from '../history/store.js';
 import type { Client } from '../node/client.js';
 import type { Endpoint } from '../node/endpoint.js';
@@ -106,6 +107,7 @@ export class ChannelEndpoint implements Endpoint {
     local.joining.set(sub.token, sub);
     try {
       // The topic must be live on the bus before the read, so the fence and newer messages reach us.
+      if (!this.node.bus.connected) throw new BusUnavailableError('the bus is not connected');
       await this.node.bus.subscribe(local.topic);
       if (subs.get(channel) !== sub) return;
       sub.result = await this.service.stores.channels.read(channel, {
