@@ -38,7 +38,10 @@ export class ChannelEndpoint implements Endpoint {
   constructor(private readonly node: FanoutNode) {
     this.service = new ChannelService(node, () => this.rejoinPresence());
     this.fencePrefix = `${node.id}.${randomBytes(3).toString('hex')}.`;
-    this.service.stores.presence.start((channel, entry) => this.presenceEvent(channel, 'leave', entry));
+    // Heartbeats only where presence is configured (every node of a cluster shares the flags).
+    if (!this.service.presenceChannels.empty) {
+      this.service.stores.presence.start((channel, entry) => this.presenceEvent(channel, 'leave', entry));
+    }
     node.onBusStatus((status) => {
       if (status === 'disconnected') for (const local of this.channels.values()) local.stale = true;
       if (status === 'connected') {
