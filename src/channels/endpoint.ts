@@ -70,7 +70,7 @@ export class ChannelEndpoint implements Endpoint {
     const frame = decoded.frame;
     switch (frame.type) {
       case 'subscribe':
-        return this.track(this.subscribe(client, frame));
+        return this.subscribe(client, frame);
       case 'unsubscribe':
         return this.unsubscribe(client, frame);
       case 'publish':
@@ -104,7 +104,7 @@ export class ChannelEndpoint implements Endpoint {
 
   // ---------------------------------------------------------------- requests
 
-  private async subscribe(client: Client, frame: SubscribeFrame): Promise<void> {
+  private subscribe(client: Client, frame: SubscribeFrame): void {
     const { channel, id } = frame;
     if (!this.service.auth.allowed(client.identity, 'subscribe', channel)) {
       return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
