@@ -5,8 +5,9 @@ import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
 import { ANONYMOUS } from '../../src/node/client.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { connectChannels, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
-import { closeNodes, httpUrl, startNode, startNodes } from '../helpers/nodes.js';
-import { closeAll } from '../helpers/ws-client.js';
+import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';
+import { SECRET, sign } from '../helpers/security.js';
+import { closeAll, connect } from '../helpers/ws-client.js';
 
 test('forbidden: anonymous access follows --anonymous-subscribe and --anonymous-publish', async () => {
   const [node] = await startNodes(1, { anonymousSubscribe: 'public:*,news', anonymousPublish: 'public:chat:*' });
@@ -165,5 +166,34 @@ test('HTTP API: 200 with the offset, 401 without or with a wrong key, 400 for a 
   } finally {
     sub.close();
     await closeNodes([node!]);
+  }
+});
+
+test('with JWT: the token\'s channels claim decides subscribe and publish; presence carries its sub', async () => {
+  const node = await startNode({ jwtSecret: SECRET, presence: 'chat:*', anonymousSubscribe: 'public:*' });
+  const token = await sign({ channels: ['chat:*', 'user:alice'] }, { sub: 'alice' });
+  const c = await connect(wsUrl(node, `${CHANNEL_PATH}?token=${token}`));
+  try {
+    await c.json((f) => f.type === 'connected');
+    assert.equal((await subscribe(c, 'chat:1')).type, 'subscribed');
+    const join = await c.json<Record<string, unknown>>((f) => f.type === 'join');
+    assert.equal(join.user, 'alice');
+    assert.equal(await publish(c, 'chat:1', 'hi'), 1);
+    assert.equal(await publish(c, 'user:alice', 'me'), 1);
+    assert.equal((await subscribe(c, 'public:news')).type, 'subscribed', 'the anonymous namespace is open to token holders too');
+    for (const frame of [
+      { type: 'subscribe', channel: 'admin:1' },
+      { type: 'publish', channel: 'user:bob', data: 1 },
+      { type: 'publish', channel: 'public:news', data: 1 },
+      { type: 'history', channel: 'admin:1' },
+    ]) {
+      const reply = await request(c, frame);
+      assert.equal(reply.code, 'forbidden', JSON.stringify(frame));
+    }
+    const list = await request(c, { type: 'presence', channel: 'chat:1' });
+    assert.deepEqual((list.clients as Array<{ user: string }>).map((x) => x.user), ['alice']);
+  } finally {
+    c.close();
+    await node.close();
   }
 });
