@@ -364,11 +364,13 @@ export class ChannelEndpoint implements Endpoint {
    */
   private async catchUp(local: LocalChannel): Promise<void> {
     const catchUp: CatchUp = { token: this.fencePrefix + ++this.fenceSeq, buffer: [], fenceAt: -1, result: undefined, timer: undefined };
+    // From here on live frames are held; the position is taken now, before frames can move it.
     local.catchUp = catchUp;
+    const since = { offset: local.offset, epoch: local.epoch! };
     try {
       await this.transport.subscribe(local.topic);
       catchUp.result = await this.service.stores.channels.read(local.name, {
-        since: { offset: local.offset, epoch: local.epoch! },
+        since,
         fence: { topic: local.topic, payload: this.service.fencePayload(catchUp.token) },
       });
     } catch {
