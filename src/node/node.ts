@@ -62,6 +62,7 @@ export class FanoutNode {
 
   private stateValue: NodeState = 'starting';
   private readonly endpoints = new Map<string, Endpoint>();
+  private readonly readinessChecks: Array<() => boolean> = [];
   private readonly clients = new Set<Client>();
   private readonly topics = new Map<string, TopicHandler>();
   private readonly idBytes: Buffer;
@@ -95,15 +96,22 @@ export class FanoutNode {
     const channels = new ChannelEndpoint(this);
     this.addEndpoint(channels);
     addApiRoutes(this, channels.service);
+    // With --history on another Redis, channel traffic rides that Redis: it must be up too.
+    this.addReadinessCheck(() => channels.service.stores.transport.connected);
   }
 
   get state(): NodeState {
     return this.stateValue;
   }
 
-  /** Serving and connected to the bus: what /readyz and HAProxy's check report. */
+  /** Serving, connected to the bus, and every readiness check passing: what /readyz and HAProxy's check report. */
   get ready(): boolean {
-    return this.stateValue === 'running' && this.bus.connected;
+    return this.stateValue === 'running' && this.bus.connected && this.readinessChecks.every((check) => check());
+  }
+
+  /** Adds a condition /readyz requires besides running with the bus connected. */
+  addReadinessCheck(check: () => boolean): void {
+    this.readinessChecks.push(check);
   }
 
   get clientCount(): number {
