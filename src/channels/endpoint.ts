@@ -4,7 +4,7 @@
  * `error` frame, never a crash. Replies and broadcasts go through the node's outbox, in order.
  */
 import { randomBytes } from 'node:crypto';
-import { CloseCode } from '../errors.js';
+import { BusUnavailableError, CloseCode } from '../errors.js';
 import type { PresenceEntry } from '../history/store.js';
 import type { Client } from '../node/client.js';
 import type { Endpoint } from '../node/endpoint.js';
@@ -22,7 +22,8 @@ import {
   type UnsubscribeFrame,
 } from '../protocol/frames.js';
 import { ChannelService, FENCE, messageJson, messagesJson } from './service.js';
-import { LocalChannel, Subscription, subscriptionsOf } from './subscriptions.js';
+import type { ChannelTransport } from './transport.js';
+import { LocalChannel, Subscription, subscriptionsOf, type CatchUp, type JoinBatch } from './subscriptions.js';
 
 /** How long a subscription waits for its fence to come back over the bus before it answers `unavailable`. */
 export const JOIN_TIMEOUT_MS = 5000;
@@ -30,6 +31,7 @@ export const JOIN_TIMEOUT_MS = 5000;
 export class ChannelEndpoint implements Endpoint {
   readonly path = CHANNEL_PATH;
   readonly service: ChannelService;
+  private readonly transport: ChannelTransport;
   private readonly channels = new Map<string, LocalChannel>();
   private readonly fencePrefix: string;
   private fenceSeq = 0;
@@ -37,8 +39,22 @@ export class ChannelEndpoint implements Endpoint {
 
   constructor(private readonly node: FanoutNode) {
     this.service = new ChannelService(node, () => this.rejoinPresence());
+    this.transport = this.service.stores.transport;
     this.fencePrefix = `${node.id}.${randomBytes(3).toString('hex')}.`;
-    this.service.stores.presence.start((channel, entry) => this.presenceEvent(channel, 'leave', entry));
+    // Heartbeats only where presence is configured (every node of a cluster shares the flags).
+    if (!this.service.presenceChannels.empty) {
+      this.service.stores.presence.start((channel, entry) => this.presenceEvent(channel, 'leave', entry));
+    }
+    this.transport.onStatus((status) => {
+      if (status === 'disconnected') for (const local of this.channels.values()) local.stale = true;
+      if (status === 'connected') {
+        for (const local of this.channels.values()) {
+          if (!local.stale) continue;
+          local.stale = false;
+          if (local.live.size > 0 && local.epoch !== undefined && !local.catchUp) this.track(this.catchUp(local));
+        }
+      }
+    });
   }
 
   /** Local channels, for metrics and tests. */
@@ -57,7 +73,7 @@ export class ChannelEndpoint implements Endpoint {
     const frame = decoded.frame;
     switch (frame.type) {
       case 'subscribe':
-        return this.track(this.subscribe(client, frame));
+        return this.subscribe(client, frame);
       case 'unsubscribe':
         return this.unsubscribe(client, frame);
       case 'publish':
@@ -82,28 +98,8 @@ export class ChannelEndpoint implements Endpoint {
     subs.clear();
   }
 
-  /**
-   * The bus is back after an outage (operations): subscribers may have missed messages published
-   * on other nodes meanwhile, and the live stream cannot tell them. End every subscription at
-   * once and close those clients with 4504 (resync), spread over --drain-timeout; they reconnect, resubscribe
-   * with `since` and recover the gap from history (recovered:false when history cannot cover it).
-   */
-  busRestored(): void {
-    const clients = new Set<Client>();
-    for (const local of this.channels.values()) {
-      for (const client of local.live) clients.add(client);
-      for (const sub of local.joining.values()) clients.add(sub.client);
-    }
-    if (clients.size === 0) return;
-    // Their subscriptions end now, before any message of the resumed stream arrives: a client that
-    // got one would move its position past the gap and could no longer recover what it missed.
-    for (const client of clients) this.close(client);
-    this.node.logger.info({ clients: clients.size }, 'bus restored: closing channel subscribers with 4504 so they recover what they missed');
-    this.track(this.node.closeSpread([...clients], CloseCode.RESYNC, 'broker link restored: resubscribe with since', this.node.config.drainTimeout));
-  }
-
   async stop(): Promise<void> {
-    for (const local of this.channels.values()) this.node.unsubscribeTopic(local.topic);
+    for (const local of this.channels.values()) this.transport.unsubscribeTopic(local.topic);
     // Leave events for this node's clients go out before the bus closes (presence.close sweeps them).
     await this.service.close();
     await Promise.allSettled([...this.pending]);
@@ -111,7 +107,7 @@ export class ChannelEndpoint implements Endpoint {
 
   // ---------------------------------------------------------------- requests
 
-  private async subscribe(client: Client, frame: SubscribeFrame): Promise<void> {
+  private subscribe(client: Client, frame: SubscribeFrame): void {
     const { channel, id } = frame;
     if (!this.service.auth.allowed(client.identity, 'subscribe', channel)) {
       return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
@@ -122,44 +118,101 @@ export class ChannelEndpoint implements Endpoint {
       return this.error(client, 'bad_request', `at most ${this.node.config.maxSubscriptions} subscriptions per connection (--max-subscriptions)`, id, channel);
     }
     const local = this.acquire(channel);
-    const sub = new Subscription(client, local, frame, this.fencePrefix + ++this.fenceSeq);
+    const sub = new Subscription(client, local, frame);
     subs.set(channel, sub);
-    local.joining.set(sub.token, sub);
-    try {
-      // The topic must be live on the bus before the read, so the fence and newer messages reach us.
-      await this.node.bus.subscribe(local.topic);
-      if (subs.get(channel) !== sub) return;
-      sub.result = await this.service.stores.channels.read(channel, {
-        ...(frame.since ? { since: frame.since } : { limit: 0 }),
-        fence: { topic: local.topic, payload: this.service.fencePayload(sub.token) },
-      });
-    } catch (err) {
-      if (subs.get(channel) !== sub) return;
-      subs.delete(channel);
-      this.remove(sub);
-      return this.error(client, 'unavailable', `cannot subscribe now: ${(err as Error).message}`, id, channel);
-    }
-    if (subs.get(channel) !== sub) return;
-    if (sub.fenceAt >= 0) return this.goLive(sub);
-    sub.timer = setTimeout(() => {
-      if (subs.get(channel) !== sub || sub.live) return;
-      subs.delete(channel);
-      this.remove(sub);
-      this.error(client, 'unavailable', 'the bus did not confirm the subscription in time; retry', id, channel);
-    }, JOIN_TIMEOUT_MS);
-    sub.timer.unref();
+    local.joining.add(sub);
+    local.waiting.push(sub);
+    this.nextBatch(local);
   }
 
-  /** The read's result and the fence are both in: recovered messages, `subscribed`, what came after the fence, then live. */
+  /** Starts a read for the subscriptions waiting on `local`, unless one is in flight. */
+  private nextBatch(local: LocalChannel): void {
+    if (local.batch || local.waiting.length === 0) return;
+    const batch: JoinBatch = {
+      token: this.fencePrefix + ++this.fenceSeq,
+      subs: local.waiting,
+      result: undefined,
+      fenced: false,
+      timer: undefined,
+      frames: new Map(),
+    };
+    local.waiting = [];
+    local.batch = batch;
+    this.track(this.readBatch(local, batch));
+  }
+
+  private async readBatch(local: LocalChannel, batch: JoinBatch): Promise<void> {
+    try {
+      // The topic must be live on the bus before the read, so the fence and newer messages reach us.
+      if (!this.transport.connected) throw new BusUnavailableError('the bus is not connected');
+      await this.transport.subscribe(local.topic);
+      const recovering = batch.subs.some((sub) => sub.request.since !== undefined);
+      batch.result = await this.service.stores.channels.read(local.name, {
+        limit: recovering ? this.node.config.historySize : 0,
+        fence: { topic: local.topic, payload: this.service.fencePayload(batch.token) },
+      });
+    } catch (err) {
+      return this.failBatch(local, batch, `cannot subscribe now: ${(err as Error).message}`);
+    }
+    if (local.batch !== batch) return;
+    if (batch.fenced) return this.completeBatch(local, batch);
+    batch.timer = setTimeout(() => this.failBatch(local, batch, 'the bus did not confirm the subscription in time; retry'), JOIN_TIMEOUT_MS);
+    batch.timer.unref();
+  }
+
+  private completeBatch(local: LocalChannel, batch: JoinBatch): void {
+    clearTimeout(batch.timer);
+    local.batch = undefined;
+    for (const sub of batch.subs) {
+      if (!local.joining.has(sub)) continue;
+      sub.ready = batch;
+      this.goLive(sub);
+    }
+    this.nextBatch(local);
+  }
+
+  private failBatch(local: LocalChannel, batch: JoinBatch, message: string): void {
+    if (local.batch !== batch) return;
+    clearTimeout(batch.timer);
+    local.batch = undefined;
+    for (const sub of batch.subs) {
+      const subs = subscriptionsOf(sub.client);
+      if (subs.get(local.name) !== sub || sub.live) continue;
+      subs.delete(local.name);
+      this.remove(sub);
+      this.error(sub.client, 'unavailable', message, sub.request.id, local.name);
+    }
+    if (this.channels.get(local.name) === local) this.nextBatch(local);
+  }
+
+  /**
+   * The read's result and the fence are both in: recovered messages, `subscribed`, what came
+   * after the fence, then live. The client's slice of the batch's history: every message after
+   * its `since`, when the epoch is the same and the retained history reaches back to it.
+   */
   private goLive(sub: Subscription): void {
     const { client, channel: local, request } = sub;
-    const result = sub.result!;
-    clearTimeout(sub.timer);
-    local.joining.delete(sub.token);
+    const batch = sub.ready!;
+    const result = batch.result!;
+    // While the node catches up on the channel, the subscription keeps buffering; it goes live after.
+    if (local.catchUp) return;
+    local.joining.delete(sub);
+    if (local.epoch === undefined) local.setPosition(result.offset, result.epoch);
     let recovered: boolean | undefined;
-    if (request.since) {
-      recovered = result.covered;
-      if (recovered) for (const m of result.messages) this.send(client, messageJson(local.name, m.offset, result.epoch, m.data));
+    const since = request.since;
+    if (since) {
+      const first = result.messages[0];
+      recovered =
+        since.epoch === result.epoch &&
+        (since.offset === result.offset || (since.offset < result.offset && first !== undefined && first.offset <= since.offset + 1));
+      if (recovered) {
+        for (const m of result.messages) {
+          if (m.offset <= since.offset) continue;
+          let frame = batch.frames.get(m.offset);
+          if (!frame) batch.frames.set(m.offset, (frame = frameText(messageJson(local.name, m.offset, result.epoch, m.data))));
+          this.node.outbox.send(client, frame);
+        }
+      }
     }
     this.send(
       client,
@@ -242,7 +295,7 @@ export class ChannelEndpoint implements Endpoint {
     if (!local) {
       const created = new LocalChannel(name, this.service.topic(name), this.service.presenceChannels.matches(name));
       this.channels.set(name, created);
-      this.node.subscribeTopic(created.topic, (kind, body) => this.fromBus(created, kind, body));
+      this.transport.subscribeTopic(created.topic, (kind, body) => this.fromBus(created, kind, body));
       local = created;
     }
     return local;
@@ -251,16 +304,17 @@ export class ChannelEndpoint implements Endpoint {
   /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
   private remove(sub: Subscription): void {
     const local = sub.channel;
-    clearTimeout(sub.timer);
     if (sub.live) {
       local.live.delete(sub.client);
       if (local.presence) this.leave(local.name, sub.client);
     } else {
-      local.joining.delete(sub.token);
+      local.joining.delete(sub);
+      const waiting = local.waiting.indexOf(sub);
+      if (waiting >= 0) local.waiting.splice(waiting, 1);
     }
     if (local.empty && this.channels.get(local.name) === local) {
       this.channels.delete(local.name);
-      this.node.unsubscribeTopic(local.topic);
+      this.transport.unsubscribeTopic(local.topic);
     }
   }
 
@@ -270,18 +324,97 @@ export class ChannelEndpoint implements Endpoint {
    * get it in their buffer.
    */
   private fromBus(local: LocalChannel, kind: number, body: Buffer): void {
-    if (kind === EnvelopeKind.CHANNEL || kind === EnvelopeKind.PRESENCE) {
+    if (kind === EnvelopeKind.CHANNEL) {
+      local.track(body);
+      const frame = frameText(body);
+      if (local.catchUp) local.catchUp.buffer.push(frame);
+      else this.node.outbox.broadcast(local.live, frame);
+      for (const sub of local.joining) sub.buffer!.push(frame);
+      return;
+    }
+    if (kind === EnvelopeKind.PRESENCE) {
       const frame = frameText(body);
       this.node.outbox.broadcast(local.live, frame);
-      for (const sub of local.joining.values()) sub.buffer!.push(frame);
+      for (const sub of local.joining) sub.buffer!.push(frame);
       return;
     }
     if (kind === EnvelopeKind.CONTROL && body.length > FENCE.length && body.toString('latin1', 0, FENCE.length) === FENCE) {
-      const sub = local.joining.get(body.toString('latin1', FENCE.length));
-      if (!sub || sub.fenceAt >= 0) return;
-      sub.fenceAt = sub.buffer!.length;
-      if (sub.result) this.goLive(sub);
+      const token = body.toString('latin1', FENCE.length);
+      const catchUp = local.catchUp;
+      if (catchUp && catchUp.token === token && catchUp.fenceAt < 0) {
+        catchUp.fenceAt = catchUp.buffer.length;
+        if (catchUp.result) this.caughtUp(local);
+        return;
+      }
+      const batch = local.batch;
+      if (!batch || batch.token !== token || batch.fenced) return;
+      batch.fenced = true;
+      for (const sub of batch.subs) if (sub.buffer) sub.fenceAt = sub.buffer.length;
+      if (batch.result) this.completeBatch(local, batch);
     }
+  }
+
+  // ---------------------------------------------------------------- catching up after a bus outage
+
+  /**
+   * The bus came back: the node may have missed messages of `local` meanwhile. Hold live frames,
+   * read history after the last offset delivered (with a fence), then deliver the missed
+   * messages (framed once each) and the held frames. If history cannot fill the gap, the live
+   * subscribers are closed with 4510 so they resubscribe with `since` and learn it themselves.
+   */
+  private async catchUp(local: LocalChannel): Promise<void> {
+    const catchUp: CatchUp = { token: this.fencePrefix + ++this.fenceSeq, buffer: [], fenceAt: -1, result: undefined, timer: undefined };
+    // From here on live frames are held; the position is taken now, before frames can move it.
+    local.catchUp = catchUp;
+    const since = { offset: local.offset, epoch: local.epoch! };
+    try {
+      await this.transport.subscribe(local.topic);
+      catchUp.result = await this.service.stores.channels.read(local.name, {
+        since,
+        fence: { topic: local.topic, payload: this.service.fencePayload(catchUp.token) },
+      });
+    } catch {
+      return this.abandonCatchUp(local, catchUp);
+    }
+    if (local.catchUp !== catchUp) return;
+    if (catchUp.fenceAt >= 0) return this.caughtUp(local);
+    catchUp.timer = setTimeout(() => this.abandonCatchUp(local, catchUp), JOIN_TIMEOUT_MS);
+    catchUp.timer.unref();
+  }
+
+  private caughtUp(local: LocalChannel): void {
+    const catchUp = local.catchUp!;
+    const result = catchUp.result!;
+    clearTimeout(catchUp.timer);
+    local.catchUp = undefined;
+    if (result.covered) {
+      for (const m of result.messages) this.node.outbox.broadcast(local.live, frameText(messageJson(local.name, m.offset, result.epoch, m.data)));
+      for (let i = catchUp.fenceAt; i < catchUp.buffer.length; i++) this.node.outbox.broadcast(local.live, catchUp.buffer[i]!);
+      if (catchUp.fenceAt === catchUp.buffer.length) local.setPosition(result.offset, result.epoch);
+    } else {
+      this.node.logger.warn({ channel: local.name, clients: local.live.size }, 'messages missed during a bus outage are no longer in history; closing subscribers with 4510');
+      local.setPosition(result.offset, result.epoch);
+      this.resubscribeAll(local);
+    }
+    this.releaseDeferred(local);
+  }
+
+  private abandonCatchUp(local: LocalChannel, catchUp: CatchUp): void {
+    if (local.catchUp !== catchUp) return;
+    clearTimeout(catchUp.timer);
+    local.catchUp = undefined;
+    local.stale = true;
+    this.resubscribeAll(local);
+    this.releaseDeferred(local);
+  }
+
+  /** Subscriptions that were ready while the node caught up go live now. */
+  private releaseDeferred(local: LocalChannel): void {
+    for (const sub of [...local.joining]) if (sub.ready) this.goLive(sub);
+  }
+
+  private resubscribeAll(local: LocalChannel): void {
+    for (const client of local.live) client.ws.close(CloseCode.RESUBSCRIBE, 'missed messages: resubscribe with since');
   }
 
   // ---------------------------------------------------------------- presence

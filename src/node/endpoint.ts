@@ -16,12 +16,6 @@ export interface Endpoint {
   rateLimited?(client: Client, data: Buffer): void;
   /** The socket closed, for whatever reason. */
   close(client: Client): void;
-  /**
-   * The bus reconnected after a disconnection: whatever other nodes published meanwhile never
-   * reached this node's sockets. An endpoint whose clients can recover (channel history) makes
-   * them do so; the node has already resubscribed its topics.
-   */
-  busRestored?(): void;
   /** The node is stopping: release bus topics and timers. */
   stop?(): Promise<void>;
 }

@@ -24,7 +24,8 @@ import { addMetricsRoutes } from '../http/metrics.js';
 import { pathOf, Router } from '../http/router.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
-import { BasicGate, type Gate } from '../transport/gate.js';
+import { SecurityGate, type Gate } from '../transport/gate.js';
+import { RateLimiter, RateVerdict } from '../transport/limits.js';
 import { createTransport } from '../transport/server.js';
 import { Client, rawSocket, type Identity } from './client.js';
 import { EchoEndpoint } from './echo.js';
@@ -66,9 +67,11 @@ export class FanoutNode {
   /** This node's Prometheus metrics (GET /metrics); other modules report through its methods. */
   readonly metrics: Metrics;
   gate: Gate;
+  private readonly rateLimiter: RateLimiter | undefined;
 
   private stateValue: NodeState = 'starting';
   private readonly endpoints = new Map<string, Endpoint>();
+  private readonly readinessChecks: Array<() => boolean> = [];
   private readonly clients = new Set<Client>();
   private readonly topics = new Map<string, TopicHandler>();
   private readonly idBytes: Buffer;
@@ -79,8 +82,6 @@ export class FanoutNode {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private lastPublishError = 0;
-  /** The bus was disconnected since it last connected: endpoints hear of it on the reconnect. */
-  private busLost = false;
   /** Publish times of the bus messages delivered in this event-loop turn, observed at the flush. */
   private latencyStamps: number[] = [];
 
@@ -90,7 +91,8 @@ export class FanoutNode {
     this.idBytes = Buffer.from(this.id, 'latin1');
     this.logger = options.logger ?? silentLogger();
     this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
-    this.gate = new BasicGate(this);
+    this.gate = new SecurityGate(this);
+    this.rateLimiter = this.config.rateLimit > 0 ? new RateLimiter(this.config.rateLimit) : undefined;
     this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics });
     this.metrics.sources({ ready: () => this.ready });
     this.outbox = new Outbox({
@@ -109,15 +111,22 @@ export class FanoutNode {
     const channels = new ChannelEndpoint(this);
     this.addEndpoint(channels);
     addApiRoutes(this, channels.service);
+    // With --history on another Redis, channel traffic rides that Redis: it must be up too.
+    this.addReadinessCheck(() => channels.service.stores.transport.connected);
   }
 
   get state(): NodeState {
     return this.stateValue;
   }
 
-  /** Serving and connected to the bus: what /readyz and HAProxy's check report. */
+  /** Serving, connected to the bus, and every readiness check passing: what /readyz and HAProxy's check report. */
   get ready(): boolean {
-    return this.stateValue === 'running' && this.bus.connected;
+    return this.stateValue === 'running' && this.bus.connected && this.readinessChecks.every((check) => check());
+  }
+
+  /** Adds a condition /readyz requires besides running with the bus connected. */
+  addReadinessCheck(check: () => boolean): void {
+    this.readinessChecks.push(check);
   }
 
   get clientCount(): number {
@@ -254,13 +263,7 @@ export class FanoutNode {
     if (status === 'connected') {
       this.logger.info({ bus: this.bus.kind, topics: this.topics.size }, 'bus connected');
       for (const topic of this.topics.keys()) this.busSubscribe(topic);
-      if (this.busLost) {
-        // Messages published on other nodes while the link was down never reached our sockets.
-        this.busLost = false;
-        if (this.stateValue === 'running') for (const endpoint of this.endpoints.values()) endpoint.busRestored?.();
-      }
     } else if (status === 'disconnected') {
-      this.busLost = true;
       this.logger.warn({ bus: this.bus.kind, err: cause?.message }, 'bus disconnected; retrying');
     }
     for (const listener of this.busListeners) listener(status);
@@ -271,18 +274,19 @@ export class FanoutNode {
   /** Takes a socket the gate admitted and `ws` upgraded. */
   accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity): void {
     const socket = rawSocket(ws);
-    const ip = req.socket.remoteAddress ?? '';
+    const ip = this.gate.ipOf?.(req) ?? req.socket.remoteAddress ?? '';
     const client = new Client(randomUUID(), ws, socket, endpoint.path, ip, req.headers.origin, identity);
     (ws as TaggedSocket)[kClient] = client;
     (ws as TaggedSocket)[kNode] = this;
     socket.setNoDelay(true);
     this.clients.add(client);
     this.metrics.connectionOpened(endpoint.path);
+    this.gate.opened?.(client);
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('error', onSocketError);
     ws.on('close', onSocketClose);
-    this.logger.debug({ client: client.id, endpoint: endpoint.path, ip, origin: client.origin, user: identity.user }, 'connected');
+    this.logger.info({ client: client.id, endpoint: endpoint.path, ip, origin: client.origin, user: identity.user }, 'connected');
     try {
       endpoint.open(client);
     } catch (err) {
@@ -294,13 +298,18 @@ export class FanoutNode {
   /** @internal A gate refusal, for logs and metrics. */
   rejected(req: IncomingMessage, status: number, reason: string): void {
     this.metrics.rejected(reason, status);
-    this.logger.info({ ip: req.socket.remoteAddress, origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
+    const ip = this.gate.ipOf?.(req) ?? req.socket.remoteAddress;
+    this.logger.warn({ ip, origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
   }
 
   /** @internal */
   socketMessage(client: Client, data: Buffer, isBinary: boolean): void {
     client.alive = true;
     this.metrics.messageIn(client.endpoint, data.length);
+    if (this.rateLimiter) {
+      const verdict = this.rateLimiter.take(client, Date.now());
+      if (verdict !== RateVerdict.OK) return this.overRateLimit(client, data, verdict);
+    }
     try {
       this.endpoints.get(client.endpoint)?.message(client, data, isBinary);
     } catch (err) {
@@ -308,22 +317,53 @@ export class FanoutNode {
     }
   }
 
+  /**
+   * A message over --rate-limit is dropped. The endpoint answers if it has a protocol to answer
+   * with (`rate_limited` error frame); otherwise, or on persistent abuse, the socket closes 1008.
+   */
+  private overRateLimit(client: Client, data: Buffer, verdict: RateVerdict): void {
+    const endpoint = this.endpoints.get(client.endpoint);
+    const who = { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, limit: this.config.rateLimit };
+    if (verdict === RateVerdict.ABUSE || !endpoint?.rateLimited) {
+      if (client.ws.readyState !== 1) return;
+      this.metrics.rateLimited(client.endpoint, true);
+      this.logger.warn({ ...who, dropped: client.rateDropped }, verdict === RateVerdict.ABUSE ? 'rate limit abuse; closing' : 'rate limit hit; closing');
+      this.outbox.flush();
+      client.ws.close(CloseCode.POLICY_VIOLATION, verdict === RateVerdict.ABUSE ? 'rate limit abuse' : 'rate limit exceeded');
+      return;
+    }
+    this.metrics.rateLimited(client.endpoint);
+    // Logged once per abuse window, not per dropped message.
+    if (client.rateDropped === 1) this.logger.warn(who, 'rate limit hit');
+    try {
+      endpoint.rateLimited(client, data);
+    } catch (err) {
+      this.logger.error({ err, client: client.id }, 'rateLimited handler failed');
+    }
+  }
+
+  /** @internal ws reports a protocol or limit error; the 'close' event follows. */
+  socketError(client: Client, err: Error & { code?: string }): void {
+    this.logger.warn({ client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, code: err.code, err: err.message }, 'socket error');
+  }
+
   /** @internal */
   socketClosed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
     this.metrics.connectionClosed(client.endpoint, code);
+    this.gate.closed?.(client);
     try {
       this.endpoints.get(client.endpoint)?.close(client);
     } catch (err) {
       this.logger.error({ err, client: client.id }, 'endpoint close failed');
     }
-    this.logger.debug({ client: client.id, code, ip: client.ip, user: client.identity.user }, 'closed');
+    this.logger.info({ client: client.id, code, ip: client.ip, origin: client.origin, user: client.identity.user }, 'closed');
   }
 
   private dropSlowConsumer(client: Client): void {
     this.metrics.slowConsumer(client.endpoint);
     this.logger.warn(
-      { client: client.id, ip: client.ip, user: client.identity.user, buffered: client.socket.writableLength },
+      { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, buffered: client.socket.writableLength },
       'slow consumer closed',
     );
     // The close frame queues behind the backlog the client is not reading; cut the socket soon after.
@@ -390,6 +430,7 @@ export class FanoutNode {
   private async doClose(): Promise<void> {
     if (this.stateValue !== 'draining') this.setState('draining');
     clearInterval(this.heartbeatTimer);
+    this.gate.stop?.();
     for (const client of this.clients) client.ws.close(CloseCode.GOING_AWAY, 'node shutting down');
     this.outbox.flush();
     for (const endpoint of this.endpoints.values()) await endpoint.stop?.().catch(() => {});
@@ -420,8 +461,10 @@ function onSocketPong(this: TaggedSocket): void {
   const client = this[kClient];
   if (client) client.alive = true;
 }
-function onSocketError(this: TaggedSocket): void {
+function onSocketError(this: TaggedSocket, err: Error): void {
   // ws closes the socket after an error (bad frame, too big, bad UTF-8); 'close' follows.
+  const client = this[kClient];
+  if (client) this[kNode]!.socketError(client, err);
 }
 function onSocketClose(this: TaggedSocket, code: number): void {
   const client = this[kClient];

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort, type Frame } from '../helpers/channels.js';
 import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
@@ -21,6 +21,7 @@ before(async () => {
     '--presence', 'chat:*', '--presence-ttl', String(PRESENCE_TTL), '--heartbeat', '1',
   ];
   nodes = await Promise.all([1, 2, 3].map((i) => spawnNode(args(i))));
+  for (const n of nodes) await waitReadyPort(n.port);
   proxy = await startHaproxy(nodes.map((n) => n.port));
 });
 

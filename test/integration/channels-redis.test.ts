@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
 import type { FanoutNode } from '../../src/node/node.js';
+import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
-import { closeNodes, httpUrl, startNode, uniquePrefix } from '../helpers/nodes.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort } from '../helpers/channels.js';
+import { freePort } from '../helpers/haproxy.js';
+import { closeNodes, httpUrl, spawnNode, startNode, uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 const API_KEY = 'test-api-key';
@@ -189,5 +192,137 @@ test('presence over Redis lists clients of every node with join and leave events
     assert.deepEqual(after.clients, [{ client: aId, user: null }]);
   } finally {
     closeAll([a, b]);
+  }
+});
+
+test('two fanout processes: HTTP publish on one reaches a subscriber on the other', async () => {
+  const prefix = uniquePrefix('two');
+  const procs = await Promise.all([1, 2].map((i) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', `two${i}`, '--api-key', API_KEY, '--drain-delay', '0'])));
+  try {
+    for (const p of procs) await waitReadyPort(p.port);
+    const c = await connectChannels(procs[0]!.port);
+    await subscribe(c, 'two');
+    const res = await fetch(`http://127.0.0.1:${procs[1]!.port}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ channel: 'two', data: 'across processes' }),
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { offset: 1 });
+    const [m] = await waitMessages(c, 'two', 1);
+    assert.equal(m!.data, 'across processes');
+    c.close();
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    const keys = await admin.keys(`${prefix}:*`);
+    if (keys.length) await admin.del(...keys);
+  }
+});
+
+test('with Redis unreachable, publish answers unavailable (503 over HTTP) and subscribe too; the node does not crash', async () => {
+  const node = await startNode({ bus: `redis://127.0.0.1:${await freePort()}`, busPrefix: uniquePrefix(), apiKey: API_KEY });
+  const c = await connectChannels(node);
+  try {
+    const pub = await request(c, { type: 'publish', channel: 'x', data: 1 });
+    assert.equal(pub.code, 'unavailable');
+    const sub = await request(c, { type: 'subscribe', channel: 'x' });
+    assert.equal(sub.code, 'unavailable');
+    const hist = await request(c, { type: 'history', channel: 'x' });
+    assert.equal(hist.code, 'unavailable');
+    const res = await apiPublish(node, 'x', 1);
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as { error: string }).error, 'unavailable');
+  } finally {
+    c.close();
+    await node.close();
+  }
+});
+
+test('a storm of subscriptions on one channel shares a few store reads, and each client gets its own slice', async () => {
+  const node = nodes[1]!;
+  const store = (node.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.stores.channels;
+  const p = await connectChannels(nodes[0]!);
+  const clients = await Promise.all(Array.from({ length: 100 }, () => connectChannels(node)));
+  try {
+    const first = await subscribe(p, 'storm');
+    for (let i = 1; i <= 40; i++) await publish(p, 'storm', i);
+    const read = store.read.bind(store);
+    let reads = 0;
+    store.read = (...args) => {
+      reads++;
+      return read(...args);
+    };
+    const replies = Promise.all(
+      clients.map((c, i) => {
+        // Every client was somewhere else: offsets 0..39, some in another epoch, some without since.
+        const since = i % 10 === 9 ? undefined : { offset: i % 40, epoch: i % 10 === 8 ? 'old' : (first.epoch as string) };
+        return subscribe(c, 'storm', since).then((reply) => ({ reply, since }));
+      }),
+    );
+    const live = publish(p, 'storm', 'live');
+    const results = await replies;
+    await live;
+    store.read = read;
+    assert.ok(reads <= 10, `${reads} reads for 100 subscriptions`);
+    const end = await publish(p, 'storm', 'end');
+    assert.equal(end, 42);
+    for (const [i, { reply, since }] of results.entries()) {
+      const c = clients[i]!;
+      await c.until((m) => m.some((x) => x.includes('"data":"end"')), 5000, 'the end marker');
+      const offsets = messagesOf(c, 'storm').map((m) => m.offset as number);
+      if (since && reply.recovered) {
+        assert.equal(offsets[0], since.offset + 1);
+      } else {
+        assert.equal(reply.recovered, since ? false : undefined);
+        assert.equal(offsets[0], (reply.offset as number) + 1);
+      }
+      assert.deepEqual(offsets, Array.from({ length: 42 - offsets[0]! + 1 }, (_, k) => offsets[0]! + k), `client ${i}`);
+    }
+    assert.ok(results.some((r) => r.reply.recovered === true) && results.some((r) => r.reply.recovered === false));
+  } finally {
+    closeAll([p, ...clients]);
+  }
+});
+
+test('with --history redis:// and a bus that is not that Redis, channels travel through the history Redis, in offset order', async () => {
+  // Two nodes whose buses (separate memory buses) do not connect them at all: only the history Redis does.
+  const prefix = uniquePrefix('hist');
+  const a = await startNode({ bus: 'memory', history: REDIS_URL, busPrefix: prefix, nodeId: 'h1', presence: 'chat:*' });
+  const b = await startNode({ bus: 'memory', history: REDIS_URL, busPrefix: prefix, nodeId: 'h2', presence: 'chat:*' });
+  const clients: TestClient[] = [];
+  try {
+    const transports = [a, b].map((n) => (n.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.stores.transport);
+    const deadline = Date.now() + 10_000;
+    while (!transports.every((t) => t.connected)) {
+      assert.ok(Date.now() < deadline, 'history redis did not connect');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const [sa, sb, pa, pb] = [await connectChannels(a), await connectChannels(b), await connectChannels(a), await connectChannels(b)];
+    clients.push(sa!, sb!, pa!, pb!);
+    const { epoch } = await subscribe(sa!, 'x');
+    await subscribe(sb!, 'x');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => publish(i % 2 ? pa! : pb!, 'x', i)));
+    for (const s of [sa!, sb!]) {
+      const got = await waitMessages(s, 'x', 20);
+      assert.deepEqual(got.map((m) => m.offset), Array.from({ length: 20 }, (_, i) => i + 1));
+    }
+    const late = await connectChannels(a);
+    clients.push(late);
+    const reply = await subscribe(late, 'x', { offset: 15, epoch: epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.deepEqual(messagesOf(late, 'x').map((m) => m.offset), [16, 17, 18, 19, 20]);
+    // Presence events travel the same way.
+    const bId = frames(sb!)[0]!.client;
+    await subscribe(sb!, 'chat:h');
+    await subscribe(sa!, 'chat:h');
+    const list = await request(sa!, { type: 'presence', channel: 'chat:h' });
+    assert.ok((list.clients as Array<{ client: string }>).some((c) => c.client === bId));
+    sb!.close();
+    await sa!.json((f) => f.type === 'leave' && f.client === bId);
+  } finally {
+    closeAll(clients);
+    await closeNodes([a, b]);
+    const keys = await admin.keys(`${prefix}:*`);
+    if (keys.length) await admin.del(...keys);
   }
 });

@@ -4,7 +4,8 @@
  * through the HTTP API all the while. Whatever happens — a node drained (SIGTERM) or killed
  * (SIGKILL), Redis killed and restarted, a node's link to Redis cut — every acknowledged message
  * reaches every subscriber exactly once, in offset order, and a publish that cannot be stored
- * answers an error.
+ * answers an error. (Subscribers of a node whose bus dropped are caught up in place from history;
+ * 4510 when history cannot fill the gap is covered by channels-redis-restart.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
@@ -178,7 +179,7 @@ test('SIGKILL under load: the dead node\'s subscribers reconnect through HAProxy
   }
 });
 
-test('Redis killed and restarted (with its append-only file): publishes answer errors meanwhile, subscribers are told to resync, recover and lose nothing', async () => {
+test('Redis killed and restarted (with its append-only file): publishes answer errors meanwhile, then every node catches its subscribers up from history: nothing lost, nobody disconnected', async () => {
   const redis = await RedisServer.start({ persistent: true });
   cleanup.push(() => redis.destroy());
   const ns = await nodes(redis.url, ['--drain-timeout', '1']);
@@ -206,19 +207,16 @@ test('Redis killed and restarted (with its append-only file): publishes answer e
 
   await redis.start();
   for (const n of ns) await untilReadyz(n.port, 200);
-  await Promise.all(clients.map((c) => c.until(() => c.subscribedCount >= 2, 15_000, 'resubscribed after the outage')));
-  await new Promise((r) => setTimeout(r, 500));
+  const ackedBack = publisher.acked.length;
+  while (publisher.acked.length < ackedBack + 20) await new Promise((r) => setTimeout(r, 50));
   await publisher.stop();
 
   await assertNoLoss(clients, publisher);
-  for (const c of clients) {
-    assert.deepEqual(c.closeCodes, [4504], 'told to resync once the broker was back');
-    assert.deepEqual(c.recoveries, [true], 'history survived the restart: recovered');
-  }
+  for (const c of clients) assert.deepEqual(c.closeCodes, [], 'caught up in place: history survived the restart');
   assert.ok(!clients.some((c) => c.received.some((r) => r.data === 'during the outage')), 'a refused publish was not delivered');
 });
 
-test('a node cut off from Redis: its subscribers miss what others publish meanwhile, then resync and recover it all', async () => {
+test('a node cut off from Redis while the other keeps publishing: when the link is back its subscribers get everything they missed, in order, without reconnecting', async () => {
   const link = await TcpProxy.start(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname);
   cleanup.push(() => link.close());
   const ns = await nodes([`redis://127.0.0.1:${link.port}`, REDIS_URL], ['--drain-timeout', '0.5']);
@@ -233,17 +231,15 @@ test('a node cut off from Redis: its subscribers miss what others publish meanwh
   await untilReadyz(a.port, 503);
   const ackedAtCut = publisher.acked.length;
   while (publisher.acked.length < ackedAtCut + 20) await new Promise((r) => setTimeout(r, 50));
+  const missedFrom = publisher.acked[ackedAtCut + 1]!;
+  assert.ok(onA.every((c) => !c.received.some((r) => r.data === missedFrom)), 'node a\'s subscribers really were cut off');
   link.restore();
   await untilReadyz(a.port, 200);
-  await Promise.all(onA.map((c) => c.until(() => c.subscribedCount >= 2, 15_000, 'resubscribed after the cut')));
-  await new Promise((r) => setTimeout(r, 300));
+  const ackedBack = publisher.acked.length;
+  while (publisher.acked.length < ackedBack + 20) await new Promise((r) => setTimeout(r, 50));
   await publisher.stop();
 
   assert.deepEqual(publisher.failed, [], 'node b published throughout');
   await assertNoLoss(clients, publisher);
-  for (const c of onA) {
-    assert.deepEqual(c.closeCodes, [4504]);
-    assert.deepEqual(c.recoveries, [true]);
-  }
-  for (const c of onB) assert.deepEqual(c.closeCodes, [], 'the other node\'s subscribers were not disturbed');
+  for (const c of clients) assert.deepEqual(c.closeCodes, [], 'nobody had to reconnect');
 });

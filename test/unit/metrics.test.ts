@@ -82,7 +82,7 @@ test('refused upgrades are counted by reason and status', async () => {
     assert.equal(await refusedStatus(wsUrl(node)), 503);
     assert.equal(await refusedStatus(wsUrl(node)), 503);
     const m = await scrape(base(httpUrl(node)));
-    assert.equal(m.value('fanout_handshake_rejections_total', { reason: 'too_many_connections', status: '503' }), 2);
+    assert.equal(m.value('fanout_handshake_rejections_total', { reason: 'too_many_connections_on_this_node', status: '503' }), 2);
   } finally {
     first.close();
     await node.close();
