@@ -98,6 +98,7 @@ test('Redis killed and restarted: nodes stay up and serve locally, readiness 503
   await crossNodeDelivery(ca, cb, 'after');
   await crossNodeDelivery(cb, ca, 'back');
   const took = Date.now() - restarted;
+  process.stdout.write(`# cross-node delivery both ways ${took} ms after redis-server restarted\n`);
   assert.ok(took < 15_000, `cross-node delivery resumed ${took} ms after Redis came back`);
   assert.ok(!cb.messages.includes('Received: during'), 'what the broker refused was not delivered later either');
 });
