@@ -42,6 +42,8 @@ function kindName(kind: number): string {
 export interface MetricsOptions {
   /** The node id, exported as `fanout_node_info{node}`. */
   readonly node: string;
+  /** How long a channel's history lives after its last message (--history-ttl), in ms; 0 for ever. Entries not refreshed for that long leave the history totals. */
+  readonly historyTtlMs?: number;
   /** Also export process metrics (CPU, memory, file descriptors, event-loop lag, GC) as `fanout_process_…`/`fanout_nodejs_…`. Off for in-process test nodes. */
   readonly processMetrics?: boolean;
 }
@@ -76,12 +78,16 @@ export class Metrics {
   private readonly historyMessages: Gauge;
 
   private readonly reasons = new Set<string>();
-  private readonly history = new Map<string, number>();
+  /** Channel → [messages, when last reported]. */
+  private readonly history = new Map<string, [number, number]>();
   private historyTotal = 0;
+  private historySweepAt = 1024;
+  private readonly historyTtlMs: number;
   private readonly byEndpoint = new Map<string, EndpointChildren>();
   private readonly byKind: Array<{ out: Counter.Internal; in: Counter.Internal } | undefined> = [];
 
   constructor(options: MetricsOptions) {
+    this.historyTtlMs = options.historyTtlMs ?? 0;
     const registers = [this.registry];
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fanout_' });
 
@@ -136,6 +142,7 @@ export class Metrics {
 
   /** The exposition text and its content type, for `GET /metrics`. */
   async render(): Promise<{ contentType: string; body: string }> {
+    this.sweepHistory();
     this.historyChannels.set(this.history.size);
     this.historyMessages.set(this.historyTotal);
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
@@ -261,13 +268,29 @@ export class Metrics {
   /**
    * The history of `channel` now holds `n` messages (0 when it expired or was dropped). Exported
    * as totals (`fanout_history_channels`, `fanout_history_messages`), never per channel, so the
-   * number of series does not grow with the number of channels.
+   * number of series does not grow with the number of channels. A channel not reported again
+   * within `historyTtlMs` is taken as expired. The channel service reports after each publish.
    */
   historySize(channel: string, n: number): void {
-    const before = this.history.get(channel) ?? 0;
-    if (n > 0) this.history.set(channel, n);
+    const before = this.history.get(channel)?.[0] ?? 0;
+    if (n > 0) this.history.set(channel, [n, Date.now()]);
     else this.history.delete(channel);
     this.historyTotal += Math.max(0, n) - before;
+    // Channels whose history expired (--history-ttl) leave the map, so it cannot grow for ever.
+    if (this.history.size >= this.historySweepAt) {
+      this.sweepHistory();
+      this.historySweepAt = Math.max(1024, this.history.size * 2);
+    }
+  }
+
+  private sweepHistory(): void {
+    if (this.historyTtlMs <= 0) return;
+    const expired = Date.now() - this.historyTtlMs;
+    for (const [channel, [n, at]] of this.history) {
+      if (at >= expired) continue;
+      this.history.delete(channel);
+      this.historyTotal -= n;
+    }
   }
 }
 

@@ -43,7 +43,10 @@ export class ChannelService {
   async publish(channel: string, data: string): Promise<ChannelPosition> {
     if (!this.stores.transport.connected) throw new BusUnavailableError('the bus is not connected');
     const head = encodeEnvelope(EnvelopeKind.CHANNEL, STORE_ORIGIN, Buffer.from(`{"type":"message","channel":${JSON.stringify(channel)},"offset":`));
-    return this.stores.channels.publish({ channel, topic: this.topic(channel), head, data });
+    const position = await this.stores.channels.publish({ channel, topic: this.topic(channel), head, data });
+    // Offsets start at 1 in each epoch and history keeps the last --history-size of them.
+    this.node.metrics.historySize(channel, Math.min(position.offset, this.node.config.historySize));
+    return position;
   }
 
   /** The latest `limit` messages (at most --history-size), oldest first. */

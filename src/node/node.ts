@@ -93,7 +93,7 @@ export class FanoutNode {
     this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
     this.gate = new SecurityGate(this);
     this.rateLimiter = this.config.rateLimit > 0 ? new RateLimiter(this.config.rateLimit) : undefined;
-    this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics });
+    this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics, historyTtlMs: this.config.historyTtl * 1000 });
     this.metrics.sources({ ready: () => this.ready });
     this.outbox = new Outbox({
       maxBuffered: this.config.maxBuffered,

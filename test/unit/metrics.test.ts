@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MemoryBus } from '../../src/bus/memory.js';
 import { Metrics } from '../../src/metrics.js';
+import { connectChannels, publish } from '../helpers/channels.js';
 import { scrape, scrapeUntil } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';
 import { closeAll, connect, refusedStatus } from '../helpers/ws-client.js';
@@ -131,4 +132,26 @@ test('Metrics: history totals follow historySize; rejection reasons are sanitise
   assert.match(m.body, /fanout_rate_limited_total\{endpoint="\/ws\/v1",action="refused"\} 1/);
   assert.match(m.body, /fanout_rate_limited_total\{endpoint="\/ws\/echo",action="closed"\} 1/);
   assert.match(m.body, /fanout_slow_consumer_closes_total\{endpoint="\/ws\/v1"\} 1/);
+});
+
+test('channel publishes show in the history totals; channels whose history expired leave them', async () => {
+  const node = await startNode({ historySize: 3 });
+  const client = await connectChannels(node);
+  try {
+    for (let i = 0; i < 5; i++) await publish(client, 'news', i);
+    await publish(client, 'sport', 'x');
+    const m = await scrape(base(httpUrl(node)));
+    assert.equal(m.value('fanout_history_channels'), 2);
+    assert.equal(m.value('fanout_history_messages'), 3 + 1, 'capped at --history-size');
+  } finally {
+    client.close();
+    await node.close();
+  }
+  const metrics = new Metrics({ node: 'x', historyTtlMs: 50 });
+  metrics.historySize('a', 3);
+  await new Promise((r) => setTimeout(r, 80));
+  metrics.historySize('b', 1);
+  const body = (await metrics.render()).body;
+  assert.match(body, /^fanout_history_channels 1$/m);
+  assert.match(body, /^fanout_history_messages 1$/m);
 });
