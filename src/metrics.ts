@@ -5,9 +5,11 @@
  *
  * Every family is named `fanout_…`; docs/operations.md lists them with what to alert on.
  *
- * Cost contract: the methods here are called from the node's paths, so they stay cheap — labelled
- * children are looked up once and cached, the broadcast path reports once per outbox flush
- * ({@link Metrics.flushed}), never once per delivery, and label values come from small fixed
+ * Cost contract: the methods here are called from the node's paths, so they stay cheap. What is
+ * counted per message (messages in, bus messages in and out) is added to plain numbers and handed
+ * to prom-client only at scrape time (its `collect` hook), so no label hashing happens per
+ * message; the broadcast path reports once per outbox flush ({@link Metrics.flushed}), never once
+ * per delivery; other labelled children are looked up once and cached; and label values come from small fixed
  * sets (endpoint paths, close-code names, sanitised and capped rejection reasons), so a client
  * can never grow the number of series.
  */
@@ -61,10 +63,6 @@ export class Metrics {
   private readonly connections: Gauge<'endpoint'>;
   private readonly opened: Counter<'endpoint'>;
   private readonly closed: Counter<'endpoint' | 'reason'>;
-  private readonly messagesIn: Counter<'endpoint'>;
-  private readonly bytesIn: Counter<'endpoint'>;
-  private readonly messagesOut: Counter<'kind'>;
-  private readonly busIn: Counter<'kind'>;
   private readonly deliveries: Counter;
   private readonly writes: Counter;
   private readonly bytesOut: Counter;
@@ -84,7 +82,10 @@ export class Metrics {
   private historySweepAt = 1024;
   private readonly historyTtlMs: number;
   private readonly byEndpoint = new Map<string, EndpointChildren>();
-  private readonly byKind: Array<{ out: Counter.Internal; in: Counter.Internal } | undefined> = [];
+  /** Per-message tallies, read by the counters' collect hooks at scrape time. */
+  private readonly inByEndpoint = new Map<string, { messages: number; bytes: number }>();
+  private readonly outByKind: number[] = [];
+  private readonly busInByKind: number[] = [];
 
   constructor(options: MetricsOptions) {
     this.historyTtlMs = options.historyTtlMs ?? 0;
@@ -100,10 +101,49 @@ export class Metrics {
       labelNames: ['endpoint', 'reason'],
       registers,
     });
-    this.messagesIn = new Counter({ name: 'fanout_messages_in_total', help: 'Messages received from clients, by endpoint.', labelNames: ['endpoint'], registers });
-    this.bytesIn = new Counter({ name: 'fanout_bytes_in_total', help: 'Payload bytes of the messages received from clients, by endpoint.', labelNames: ['endpoint'], registers });
-    this.messagesOut = new Counter({ name: 'fanout_messages_out_total', help: 'Messages this node published to the other nodes over the bus, by kind.', labelNames: ['kind'], registers });
-    this.busIn = new Counter({ name: 'fanout_bus_messages_in_total', help: 'Messages received from other nodes over the bus, by kind.', labelNames: ['kind'], registers });
+    const inByEndpoint = this.inByEndpoint;
+    const outByKind = this.outByKind;
+    const busInByKind = this.busInByKind;
+    new Counter({
+      name: 'fanout_messages_in_total',
+      help: 'Messages received from clients, by endpoint.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [endpoint, c] of inByEndpoint) this.inc({ endpoint }, c.messages);
+      },
+    });
+    new Counter({
+      name: 'fanout_bytes_in_total',
+      help: 'Payload bytes of the messages received from clients, by endpoint.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [endpoint, c] of inByEndpoint) this.inc({ endpoint }, c.bytes);
+      },
+    });
+    new Counter({
+      name: 'fanout_messages_out_total',
+      help: 'Messages this node published to the other nodes over the bus, by kind.',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        outByKind.forEach((n, kind) => this.inc({ kind: kindName(kind) }, n));
+      },
+    });
+    new Counter({
+      name: 'fanout_bus_messages_in_total',
+      help: 'Messages received from other nodes over the bus, by kind.',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        busInByKind.forEach((n, kind) => this.inc({ kind: kindName(kind) }, n));
+      },
+    });
     this.deliveries = new Counter({ name: 'fanout_deliveries_total', help: 'Frames written to client sockets (one per message per socket).', registers });
     this.writes = new Counter({ name: 'fanout_socket_writes_total', help: 'Socket writes (all frames a socket gets in one event-loop turn go out as one write).', registers });
     this.bytesOut = new Counter({ name: 'fanout_bytes_out_total', help: 'Bytes written to client sockets, WebSocket framing included.', registers });
@@ -154,8 +194,6 @@ export class Metrics {
       children = {
         connections: this.connections.labels(endpoint),
         opened: this.opened.labels(endpoint),
-        messagesIn: this.messagesIn.labels(endpoint),
-        bytesIn: this.bytesIn.labels(endpoint),
       };
       this.byEndpoint.set(endpoint, children);
     }
@@ -209,29 +247,20 @@ export class Metrics {
 
   /** A client sent a message of `bytes` bytes on `endpoint`. */
   messageIn(endpoint: string, bytes: number): void {
-    const c = this.endpoint(endpoint);
-    c.messagesIn.inc();
-    c.bytesIn.inc(bytes);
+    let c = this.inByEndpoint.get(endpoint);
+    if (!c) this.inByEndpoint.set(endpoint, (c = { messages: 0, bytes: 0 }));
+    c.messages++;
+    c.bytes += bytes;
   }
 
   /** This node published a message of envelope `kind` on the bus (src/node/envelope.ts). */
   published(kind: number): void {
-    this.kindChildren(kind).out.inc();
+    this.outByKind[kind] = (this.outByKind[kind] ?? 0) + 1;
   }
 
   /** A message of envelope `kind` arrived from another node. */
   busMessageIn(kind: number): void {
-    this.kindChildren(kind).in.inc();
-  }
-
-  private kindChildren(kind: number): { out: Counter.Internal; in: Counter.Internal } {
-    let children = this.byKind[kind];
-    if (!children) {
-      const name = kindName(kind);
-      children = { out: this.messagesOut.labels(name), in: this.busIn.labels(name) };
-      this.byKind[kind] = children;
-    }
-    return children;
+    this.busInByKind[kind] = (this.busInByKind[kind] ?? 0) + 1;
   }
 
   /** One outbox flush: `frames` frames written to `sockets` sockets in `bytes` bytes. Called once per flush, not per delivery. */
@@ -297,6 +326,4 @@ export class Metrics {
 interface EndpointChildren {
   readonly connections: Gauge.Internal<'endpoint'>;
   readonly opened: Counter.Internal;
-  readonly messagesIn: Counter.Internal;
-  readonly bytesIn: Counter.Internal;
 }
