@@ -43,6 +43,8 @@ export const CloseCode = {
   SLOW_CONSUMER: 4508,
   /** Reconnect: the node is draining; reconnect (HAProxy sends you to another node). */
   DRAINING: 4503,
+  /** Reconnect: the node lost messages of a subscribed channel (bus outage) that history could not fill; resubscribe with `since`. */
+  RESUBSCRIBE: 4510,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
@@ -92,6 +94,11 @@ export const ProtocolErrorCode = {
 } as const;
 
 export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
+
+/** Error codes in the bodies of the HTTP API (`{"error":CODE,"message":…}`): the protocol's, plus `unauthorized` (401). */
+export const ApiErrorCode = { ...ProtocolErrorCode, UNAUTHORIZED: 'unauthorized' } as const;
+
+export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
 /** Base class of Fanout's own errors: a stable `code` naming the area and the failure. */
 export class FanoutError extends Error {

@@ -70,6 +70,9 @@ export class RedisBus extends BaseBus {
   }
 
   async subscribe(topic: string): Promise<void> {
+    // Subscribing on a connection still running its ready check puts it in subscriber mode
+    // mid-handshake and ioredis drops it; the node subscribes again once we report `connected`.
+    if (this.sub.status !== 'ready') throw new BusUnavailableError(`redis is ${this.sub.status}`);
     try {
       await this.sub.subscribe(topic);
     } catch (err) {

@@ -1,4 +1,12 @@
-/** `fanout serve`: one node, until SIGTERM/SIGINT (graceful drain) or a second signal (at once). */
+/**
+ * `fanout serve`: one node, until SIGTERM/SIGINT.
+ *
+ * Exit codes: 0 after a graceful drain (the first signal); 128 + the signal number (143 for
+ * SIGTERM, 130 for SIGINT) when a second signal cuts the drain short and the process exits at
+ * once, as shells report a process killed by that signal; 1 when the drain fails or overruns
+ * --drain-delay + --drain-timeout + 10 s (a watchdog, so a stuck broker never blocks a stop).
+ */
+import { constants } from 'node:os';
 import { loadServeConfig } from '../config/load.js';
 import { SERVE_HELP } from '../config/schema.js';
 import { toFlag } from '../config/load.js';
@@ -12,7 +20,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
     return;
   }
   const logger = createLogger(config.logLevel, { node: config.nodeId });
-  const node = createNode({ config, logger });
+  const node = createNode({ config, logger, processMetrics: true });
   await node.start();
   // Under `fanout cluster`, tell the parent which port we got.
   process.send?.({ type: 'listening', port: node.address.port, node: node.id });
@@ -21,11 +29,19 @@ export async function serve(argv: readonly string[]): Promise<void> {
   const stop = (signal: string) => {
     signals++;
     if (signals > 1) {
-      logger.warn({ signal }, 'second signal: exiting now');
+      const number = (constants.signals as Readonly<Record<string, number>>)[signal];
+      const code = number ? 128 + number : 1;
+      logger.warn({ signal, code }, 'second signal: exiting now');
       logger.flush();
-      process.exit(1);
+      process.exit(code);
     }
     logger.info({ signal }, 'stopping');
+    const watchdog = setTimeout(() => {
+      logger.error('drain overran --drain-delay + --drain-timeout + 10 s: exiting');
+      logger.flush();
+      process.exit(1);
+    }, (config.drainDelay + config.drainTimeout + 10) * 1000);
+    watchdog.unref();
     node
       .drain()
       .then(() => {

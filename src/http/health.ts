@@ -1,10 +1,19 @@
-/** `/healthz` (the process answers) and `/readyz` (the node serves and its bus is connected: HAProxy's check). */
+/**
+ * `/healthz` (the process answers), `/readyz` (the node serves and its bus is connected: HAProxy's
+ * check) and `/livez` (the node serves, bus or not: HAProxy's check of the fallback servers it
+ * uses when no node is ready, so a broker outage degrades to local delivery instead of refusing
+ * every client).
+ */
 import type { FanoutNode } from '../node/node.js';
 import { sendJson } from './router.js';
 
 export function addHealthRoutes(node: FanoutNode): void {
   node.router.add('GET', '/healthz', (_req, res) => {
     sendJson(res, 200, { status: 'ok', node: node.id, state: node.state, connections: node.clientCount });
+  });
+  node.router.add('GET', '/livez', (_req, res) => {
+    const live = node.state === 'running';
+    sendJson(res, live ? 200 : 503, { status: live ? 'live' : 'unavailable', node: node.id, state: node.state });
   });
   node.router.add('GET', '/readyz', (_req, res) => {
     const ready = node.ready;

@@ -1,9 +1,16 @@
 /**
- * The envelope every bus message travels in: who sent it and what it is, in front of the body.
- * Binary, so no node parses JSON to route a message: [version][kind][origin length][origin][body].
+ * The envelope every bus message travels in: who sent it, what it is and when, in front of the body.
+ * Binary, so no node parses JSON to route a message:
+ *
+ *   version 2: [2][kind][origin length][origin][publish time: float64 BE, ms since the epoch][body]
+ *   version 1: [1][kind][origin length][origin][body]            (still decoded; no publish time)
+ *
+ * The origin sits at the same offset in both versions, so {@link isFromOrigin} needs no version
+ * check. The publish time feeds `fanout_publish_latency_seconds` on the receiving nodes.
  */
+import { performance } from 'node:perf_hooks';
 
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
 
 /** What a bus message carries. The body's format belongs to the kind. */
 export const EnvelopeKind = {
@@ -23,30 +30,42 @@ export interface Envelope {
   readonly kind: number;
   readonly origin: string;
   readonly body: Buffer;
+  /** When the origin node published it (ms since the epoch, sub-millisecond precision); undefined in a version-1 envelope. */
+  readonly publishedAt: number | undefined;
 }
 
-/** Wraps `body`; `origin` is a node id (ASCII, at most 255 bytes). */
-export function encodeEnvelope(kind: EnvelopeKind, origin: string, body: Buffer): Buffer {
+/** Wall-clock now in milliseconds with sub-millisecond precision. */
+export function preciseNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Wraps `body`; `origin` is a node id (ASCII, at most 255 bytes); `publishedAt` defaults to now. */
+export function encodeEnvelope(kind: EnvelopeKind, origin: string, body: Buffer, publishedAt = preciseNow()): Buffer {
   const originLength = Buffer.byteLength(origin);
   if (originLength > 255) throw new RangeError('origin id longer than 255 bytes');
-  const out = Buffer.allocUnsafe(3 + originLength + body.length);
+  const bodyAt = 3 + originLength + 8;
+  const out = Buffer.allocUnsafe(bodyAt + body.length);
   out[0] = ENVELOPE_VERSION;
   out[1] = kind;
   out[2] = originLength;
   out.write(origin, 3, 'latin1');
-  body.copy(out, 3 + originLength);
+  out.writeDoubleBE(publishedAt, 3 + originLength);
+  body.copy(out, bodyAt);
   return out;
 }
 
-/** Unwraps a bus message; `undefined` for anything that is not a valid envelope of this version. */
+/** Unwraps a bus message (version 2 or 1); `undefined` for anything that is not a valid envelope. */
 export function decodeEnvelope(payload: Buffer): Envelope | undefined {
-  if (payload.length < 3 || payload[0] !== ENVELOPE_VERSION) return undefined;
+  const version = payload[0];
+  if (payload.length < 3 || (version !== 1 && version !== 2)) return undefined;
   const originLength = payload[2]!;
-  if (payload.length < 3 + originLength) return undefined;
+  const bodyAt = 3 + originLength + (version === 2 ? 8 : 0);
+  if (payload.length < bodyAt) return undefined;
   return {
     kind: payload[1]!,
     origin: payload.toString('latin1', 3, 3 + originLength),
-    body: payload.subarray(3 + originLength),
+    body: payload.subarray(bodyAt),
+    publishedAt: version === 2 ? payload.readDoubleBE(3 + originLength) : undefined,
   };
 }
 

@@ -15,17 +15,21 @@ import { createBus } from '../bus/create.js';
 import type { MemoryBroker } from '../bus/memory.js';
 import type { Config } from '../config/schema.js';
 import { BusUnavailableError, CloseCode } from '../errors.js';
+import { ChannelEndpoint } from '../channels/endpoint.js';
+import { addApiRoutes } from '../http/api.js';
 import { addDemoPageRoutes } from '../http/demo-page.js';
 import { addHealthRoutes } from '../http/health.js';
+import { addMetricsRoutes } from '../http/metrics.js';
 import { pathOf, Router } from '../http/router.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { Metrics } from '../metrics.js';
 import { SecurityGate, type Gate } from '../transport/gate.js';
 import { RateLimiter, RateVerdict } from '../transport/limits.js';
 import { createTransport } from '../transport/server.js';
 import { Client, newClientId, rawSocket, type Identity } from './client.js';
 import { EchoEndpoint } from './echo.js';
 import type { Endpoint } from './endpoint.js';
-import { decodeEnvelope, encodeEnvelope, isFromOrigin, type EnvelopeKind } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from './envelope.js';
 import { Outbox } from './outbox.js';
 
 export type NodeState = 'starting' | 'running' | 'draining' | 'closed';
@@ -40,7 +44,12 @@ export interface NodeOptions {
   /** Shared in-process broker, so tests can run several memory-bus nodes in one process. */
   readonly broker?: MemoryBroker;
   readonly logger?: Logger;
+  /** Also export process metrics (CPU, memory, fds, event loop) on /metrics; `fanout serve` turns it on. */
+  readonly processMetrics?: boolean;
 }
+
+/** During a drain, clients are closed in slices at most this often (ms), spread over --drain-timeout. */
+const DRAIN_TICK_MS = 50;
 
 /** The node behind a socket, kept on the `ws` object so its listeners need no per-socket closures. */
 const kClient = Symbol('fanout.client');
@@ -54,11 +63,14 @@ export class FanoutNode {
   readonly logger: Logger;
   readonly router = new Router();
   readonly outbox: Outbox;
+  /** This node's Prometheus metrics (GET /metrics); other modules report through its methods. */
+  readonly metrics: Metrics;
   gate: Gate;
   private readonly rateLimiter: RateLimiter | undefined;
 
   private stateValue: NodeState = 'starting';
   private readonly endpoints = new Map<string, Endpoint>();
+  private readonly readinessChecks: Array<() => boolean> = [];
   private readonly clients = new Set<Client>();
   private readonly topics = new Map<string, TopicHandler>();
   private readonly idBytes: Buffer;
@@ -69,6 +81,8 @@ export class FanoutNode {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private lastPublishError = 0;
+  /** Publish times of the bus messages delivered in this event-loop turn, observed at the flush. */
+  private latencyStamps: number[] = [];
 
   constructor(options: NodeOptions) {
     this.config = options.config;
@@ -78,27 +92,41 @@ export class FanoutNode {
     this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
     this.gate = new SecurityGate(this);
     this.rateLimiter = this.config.rateLimit > 0 ? new RateLimiter(this.config.rateLimit) : undefined;
+    this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics, historyTtlMs: this.config.historyTtl * 1000 });
+    this.metrics.sources({ ready: () => this.ready });
     this.outbox = new Outbox({
       maxBuffered: this.config.maxBuffered,
       coalesceMs: this.config.coalesceMs,
       onSlowConsumer: (client) => this.dropSlowConsumer(client),
+      onFlush: (frames, sockets, bytes) => this.flushed(frames, sockets, bytes),
     });
 
     this.bus.onMessage((topic, payload) => this.fromBus(topic, payload));
     this.bus.onStatus((status, cause) => this.busStatusChanged(status, cause));
 
     addHealthRoutes(this);
+    addMetricsRoutes(this);
     addDemoPageRoutes(this);
     this.addEndpoint(new EchoEndpoint(this));
+    const channels = new ChannelEndpoint(this);
+    this.addEndpoint(channels);
+    addApiRoutes(this, channels.service);
+    // With --history on another Redis, channel traffic rides that Redis: it must be up too.
+    this.addReadinessCheck(() => channels.service.stores.transport.connected);
   }
 
   get state(): NodeState {
     return this.stateValue;
   }
 
-  /** Serving and connected to the bus: what /readyz and HAProxy's check report. */
+  /** Serving, connected to the bus, and every readiness check passing: what /readyz and HAProxy's check report. */
   get ready(): boolean {
-    return this.stateValue === 'running' && this.bus.connected;
+    return this.stateValue === 'running' && this.bus.connected && this.readinessChecks.every((check) => check());
+  }
+
+  /** Adds a condition /readyz requires besides running with the bus connected. */
+  addReadinessCheck(check: () => boolean): void {
+    this.readinessChecks.push(check);
   }
 
   get clientCount(): number {
@@ -181,7 +209,9 @@ export class FanoutNode {
   async publish(topic: string, kind: EnvelopeKind, body: Buffer): Promise<void> {
     try {
       await this.bus.publish(topic, encodeEnvelope(kind, this.id, body));
+      this.metrics.published(kind);
     } catch (err) {
+      this.metrics.busError('publish');
       const now = Date.now();
       if (now - this.lastPublishError > 10_000) {
         this.lastPublishError = now;
@@ -194,6 +224,7 @@ export class FanoutNode {
   private busSubscribe(topic: string): void {
     this.bus.subscribe(topic).catch((err: Error) => {
       // Retried when the bus reports `connected` again.
+      this.metrics.busError('subscribe');
       this.logger.debug({ err: err.message, topic }, 'bus subscribe failed');
     });
   }
@@ -207,14 +238,28 @@ export class FanoutNode {
       this.logger.debug({ topic }, 'dropped a bus message that is not a Fanout envelope');
       return;
     }
+    this.metrics.busMessageIn(envelope.kind);
+    const queued = this.outbox.pending;
     try {
       handler(envelope.kind, envelope.body, envelope.origin);
     } catch (err) {
       this.logger.error({ err, topic }, 'bus message handler failed');
     }
+    // Latency is measured for messages that reached sockets, at the write (see flushed()).
+    if (envelope.publishedAt !== undefined && this.outbox.pending > queued) this.latencyStamps.push(envelope.publishedAt);
+  }
+
+  /** After each outbox flush: counters once per flush, and the latency of this turn's bus messages. */
+  private flushed(frames: number, sockets: number, bytes: number): void {
+    this.metrics.flushed(frames, sockets, bytes);
+    if (this.latencyStamps.length === 0) return;
+    const now = preciseNow();
+    for (const at of this.latencyStamps) this.metrics.publishLatency(now - at);
+    this.latencyStamps = [];
   }
 
   private busStatusChanged(status: BusStatus, cause?: Error): void {
+    this.metrics.busConnected(status === 'connected');
     if (status === 'connected') {
       this.logger.info({ bus: this.bus.kind, topics: this.topics.size }, 'bus connected');
       for (const topic of this.topics.keys()) this.busSubscribe(topic);
@@ -235,6 +280,7 @@ export class FanoutNode {
     (ws as TaggedSocket)[kNode] = this;
     socket.setNoDelay(true);
     this.clients.add(client);
+    this.metrics.connectionOpened(endpoint.path);
     this.gate.opened?.(client);
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
@@ -251,6 +297,7 @@ export class FanoutNode {
 
   /** @internal A gate refusal, for logs and metrics. */
   rejected(req: IncomingMessage, status: number, reason: string): void {
+    this.metrics.rejected(reason, status);
     const ip = this.gate.ipOf?.(req) ?? req.socket.remoteAddress;
     this.logger.warn({ ip, origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
   }
@@ -258,6 +305,7 @@ export class FanoutNode {
   /** @internal */
   socketMessage(client: Client, data: Buffer, isBinary: boolean): void {
     client.alive = true;
+    this.metrics.messageIn(client.endpoint, data.length);
     if (this.rateLimiter) {
       const verdict = this.rateLimiter.take(client, Date.now());
       if (verdict !== RateVerdict.OK) return this.overRateLimit(client, data, verdict);
@@ -278,11 +326,13 @@ export class FanoutNode {
     const who = { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, limit: this.config.rateLimit };
     if (verdict === RateVerdict.ABUSE || !endpoint?.rateLimited) {
       if (client.ws.readyState !== 1) return;
+      this.metrics.rateLimited(client.endpoint, true);
       this.logger.warn({ ...who, dropped: client.rateDropped }, verdict === RateVerdict.ABUSE ? 'rate limit abuse; closing' : 'rate limit hit; closing');
       this.outbox.flush();
       client.ws.close(CloseCode.POLICY_VIOLATION, verdict === RateVerdict.ABUSE ? 'rate limit abuse' : 'rate limit exceeded');
       return;
     }
+    this.metrics.rateLimited(client.endpoint);
     // Logged once per abuse window, not per dropped message.
     if (client.rateDropped === 1) this.logger.warn(who, 'rate limit hit');
     try {
@@ -300,6 +350,7 @@ export class FanoutNode {
   /** @internal */
   socketClosed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
+    this.metrics.connectionClosed(client.endpoint, code);
     this.gate.closed?.(client);
     try {
       this.endpoints.get(client.endpoint)?.close(client);
@@ -310,6 +361,7 @@ export class FanoutNode {
   }
 
   private dropSlowConsumer(client: Client): void {
+    this.metrics.slowConsumer(client.endpoint);
     this.logger.warn(
       { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, buffered: client.socket.writableLength },
       'slow consumer closed',
@@ -349,12 +401,24 @@ export class FanoutNode {
     this.logger.info({ delay: this.config.drainDelay, timeout: this.config.drainTimeout, clients: this.clients.size }, 'draining');
     await sleep(this.config.drainDelay * 1000);
     const clients = [...this.clients];
-    const spread = (this.config.drainTimeout * 1000) / Math.max(1, clients.length);
-    for (let i = 0; i < clients.length; i++) {
-      if (spread >= 1 && i > 0) await sleep(spread);
-      clients[i]!.ws.close(CloseCode.GOING_AWAY, 'node draining');
-    }
+    await this.closeSpread(clients, CloseCode.GOING_AWAY, 'node draining', this.config.drainTimeout);
+    this.logger.info({ clients: clients.length }, 'drained: clients closed');
     await this.close();
+  }
+
+  /**
+   * Closes `clients` with `code` in even slices over `seconds`, whatever their number: one slice
+   * every `interval` ms (at least DRAIN_TICK_MS apart), so their reconnects arrive spread out
+   * instead of all at once. Clients already closed are skipped.
+   */
+  async closeSpread(clients: readonly Client[], code: number, reason: string, seconds: number): Promise<void> {
+    const total = seconds * 1000;
+    const interval = clients.length === 0 ? 0 : Math.max(DRAIN_TICK_MS, total / clients.length);
+    const perSlice = total === 0 ? clients.length : Math.ceil((clients.length * interval) / total);
+    for (let i = 0; i < clients.length; i += perSlice) {
+      if (i > 0) await sleep(interval);
+      for (const client of clients.slice(i, i + perSlice)) if (client.open) client.ws.close(code, reason);
+    }
   }
 
   /** Stops at once: closes clients with 1001, the bus and the server. Safe to call twice. */

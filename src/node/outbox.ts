@@ -29,7 +29,7 @@ export interface OutboxOptions {
   readonly maxBuffered: number;
   /** Called once for a socket whose unsent bytes passed the cap. */
   readonly onSlowConsumer: (client: Client) => void;
-  /** Called after each flush with the number of frames and sockets written (metrics). */
+  /** Called after each flush with the number of frames and sockets written and their bytes (metrics). */
   readonly onFlush?: (frames: number, sockets: number, bytes: number) => void;
   /** Least milliseconds between two flushes; 0 flushes at the end of every turn that queued something. */
   readonly coalesceMs?: number;
@@ -46,6 +46,11 @@ export class Outbox {
 
   constructor(private readonly options: OutboxOptions) {
     this.coalesceMs = options.coalesceMs ?? 0;
+  }
+
+  /** Frames queued since the last flush (a cheap way to tell whether a handler delivered anything). */
+  get pending(): number {
+    return this.frames;
   }
 
   /** Queues one pre-framed message for one socket. */
@@ -79,9 +84,9 @@ export class Outbox {
     this.scheduled = false;
     if (this.coalesceMs !== 0) this.lastFlush = performance.now();
     const dirty = this.dirty;
-    const frames = this.frames;
     this.dirty = [];
     this.frames = 0;
+    let frames = 0;
     let bytes = 0;
     let sockets = 0;
     for (const client of dirty) {
@@ -91,6 +96,7 @@ export class Outbox {
       client.queuedBytes = 0;
       if (!client.open) continue;
       client.socket.write(queue.length === 1 ? queue[0]! : Buffer.concat(queue, size));
+      frames += queue.length;
       bytes += size;
       sockets++;
       if (client.socket.writableLength > this.options.maxBuffered) this.options.onSlowConsumer(client);

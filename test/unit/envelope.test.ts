@@ -23,3 +23,27 @@ test('junk from the broker decodes to undefined, never throws', () => {
     assert.equal(decodeEnvelope(junk), undefined);
   }
 });
+
+test('an envelope carries its publish time with sub-millisecond precision', () => {
+  const at = 1_790_000_000_123.456;
+  const env = decodeEnvelope(encodeEnvelope(EnvelopeKind.CHANNEL, 'n2', Buffer.from('{}'), at))!;
+  assert.equal(env.publishedAt, at);
+  assert.deepEqual(env.body, Buffer.from('{}'));
+  const now = decodeEnvelope(encodeEnvelope(EnvelopeKind.ECHO, 'n2', Buffer.alloc(0)))!;
+  assert.ok(Math.abs(now.publishedAt! - Date.now()) < 1000, 'defaults to now');
+});
+
+test('a version-1 envelope (no publish time) from an older node still decodes', () => {
+  const v1 = Buffer.concat([Buffer.from([1, EnvelopeKind.ECHO, 6]), Buffer.from('node-9'), Buffer.from('Received: old')]);
+  const env = decodeEnvelope(v1)!;
+  assert.equal(env.kind, EnvelopeKind.ECHO);
+  assert.equal(env.origin, 'node-9');
+  assert.equal(env.body.toString(), 'Received: old');
+  assert.equal(env.publishedAt, undefined);
+  assert.equal(isFromOrigin(v1, Buffer.from('node-9')), true);
+});
+
+test('a version-2 envelope cut inside its publish time is refused', () => {
+  const wire = encodeEnvelope(EnvelopeKind.ECHO, 'n1', Buffer.alloc(0));
+  assert.equal(decodeEnvelope(wire.subarray(0, wire.length - 1)), undefined);
+});

@@ -1,0 +1,136 @@
+/**
+ * This node's channels: which local sockets are subscribed to what, and the broadcast path.
+ *
+ * The node subscribes to a channel's bus topic while it has local subscribers. A bus payload of
+ * a channel is the complete `message` (or `join`/`leave`) frame: it is framed once per node and
+ * queued for every live subscriber (no JSON work per message, none per subscriber).
+ *
+ * Joining the live stream without loss or duplicates: a new subscription is first "joining". It
+ * buffers every frame of the channel while the store is read; the read puts a fence on the
+ * channel's stream at the exact point of the read. Frames buffered before the fence are in the
+ * read's result (or older); frames after it are newer. Once both the read's result and the fence
+ * are in, the subscriber gets the recovered messages, the `subscribed` reply, the frames buffered
+ * after the fence, and then becomes live.
+ *
+ * Joins are batched per channel: every subscription that arrives while a read is in flight waits
+ * for the next one, so a reconnect storm of N clients on a channel costs a few reads, not N. The
+ * batch's read returns the retained history once; each client takes its own slice of it.
+ */
+import { EPOCH_OPEN, type ReadResult } from '../history/store.js';
+import type { Client } from '../node/client.js';
+import type { SubscribeFrame } from '../protocol/frames.js';
+
+const EPOCH_OPEN_LENGTH = EPOCH_OPEN.length;
+const QUOTE = 0x22;
+
+/** One client's subscription to one channel. */
+export class Subscription {
+  /** Frames that came while joining; null once live. */
+  buffer: Buffer[] | null = [];
+  /** Index in {@link buffer} at which its batch's fence arrived; -1 before. */
+  fenceAt = -1;
+  /** Its batch, once the batch's read and fence are both in. */
+  ready: JoinBatch | undefined;
+
+  constructor(
+    readonly client: Client,
+    readonly channel: LocalChannel,
+    readonly request: SubscribeFrame,
+  ) {}
+
+  get live(): boolean {
+    return this.buffer === null;
+  }
+}
+
+/** Subscriptions of one channel that share one read of the store and one fence. */
+export interface JoinBatch {
+  readonly token: string;
+  readonly subs: readonly Subscription[];
+  result: ReadResult | undefined;
+  fenced: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /** Recovered `message` frames, built once per batch and shared by its subscribers. */
+  readonly frames: Map<number, Buffer>;
+}
+
+/**
+ * The node catching up on a channel after its bus connection came back: live frames are held
+ * while history is read (with a fence, as for a joining subscription), then the missed messages
+ * and the held frames go to the live subscribers.
+ */
+export interface CatchUp {
+  readonly token: string;
+  readonly buffer: Buffer[];
+  fenceAt: number;
+  result: ReadResult | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** A channel with local subscribers. */
+export class LocalChannel {
+  /** Live subscribers: the broadcast set. */
+  readonly live = new Set<Client>();
+  /** Subscriptions joining (buffering frames). */
+  readonly joining = new Set<Subscription>();
+  /** Joining subscriptions waiting for the next read. */
+  waiting: Subscription[] = [];
+  /** The read in flight. */
+  batch: JoinBatch | undefined;
+  /** The last message this node delivered live (offset and epoch), once known. */
+  offset = 0;
+  epoch: string | undefined;
+  /** The bus dropped since the last message: what came meanwhile may be missing. */
+  stale = false;
+  catchUp: CatchUp | undefined;
+  /** Byte length of `{"type":"message","channel":C,"offset":`, where a payload's offset starts. */
+  readonly offsetAt: number;
+
+  constructor(
+    readonly name: string,
+    readonly topic: string,
+    /** Configured with presence (--presence). */
+    readonly presence: boolean,
+  ) {
+    this.offsetAt = Buffer.byteLength(`{"type":"message","channel":${JSON.stringify(name)},"offset":`);
+  }
+
+  /**
+   * Notes the offset and epoch of a message payload (the frame's JSON, laid out as in
+   * history/store.ts): a scan of a few bytes per message per node, no JSON parsing.
+   */
+  track(body: Buffer): void {
+    let i = this.offsetAt;
+    let offset = 0;
+    for (let c = body[i]; c !== undefined && c >= 48 && c <= 57; c = body[++i]) offset = offset * 10 + (c - 48);
+    const start = i + EPOCH_OPEN_LENGTH;
+    const end = body.indexOf(QUOTE, start);
+    if (end < 0) return;
+    this.offset = offset;
+    const known = this.epochBytes;
+    if (!known || body.compare(known, 0, known.length, start, end) !== 0) this.setPosition(offset, body.toString('latin1', start, end));
+  }
+
+  setPosition(offset: number, epoch: string): void {
+    this.offset = offset;
+    if (epoch !== this.epoch) {
+      this.epoch = epoch;
+      this.epochBytes = Buffer.from(epoch, 'latin1');
+    }
+  }
+
+  private epochBytes: Buffer | undefined;
+
+  get empty(): boolean {
+    return this.live.size === 0 && this.joining.size === 0;
+  }
+}
+
+/** A client's subscriptions, kept in `client.state`. */
+export type ClientSubscriptions = Map<string, Subscription>;
+
+export function subscriptionsOf(client: Client): ClientSubscriptions {
+  let subs = client.state as ClientSubscriptions | undefined;
+  if (!subs) client.state = subs = new Map();
+  return subs;
+}

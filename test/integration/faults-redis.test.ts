@@ -1,0 +1,156 @@
+/**
+ * Broker faults with real processes: a private redis-server killed and restarted, and a TCP proxy
+ * between a node and Redis that adds latency or cuts the link. Nodes must stay up, keep serving
+ * their own clients, say 503 on /readyz, count refused publishes, log the outage once, and resume
+ * cross-node delivery within seconds when the broker is back.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import { REDIS_URL } from '../helpers/brokers.js';
+import { startHaproxy } from '../helpers/haproxy.js';
+import { scrape } from '../helpers/metrics.js';
+import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
+
+let cleanup: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+  cleanup = [];
+});
+
+async function readyz(node: NodeProcess): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${node.port}/readyz`);
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function untilReadyz(node: NodeProcess, status: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await readyz(node)) !== status) {
+    if (Date.now() > deadline) throw new Error(`${node.id} /readyz never answered ${status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Sends numbered messages from `from` until `to` receives one; returns how long it took. */
+async function crossNodeDelivery(from: TestClient, to: TestClient, tag: string, timeoutMs = 15_000): Promise<number> {
+  const started = Date.now();
+  let n = 0;
+  const timer = setInterval(() => from.send(`${tag} ${++n}`), 100);
+  try {
+    await to.until((m) => m.some((x) => x.startsWith(`Received: ${tag} `)), timeoutMs, `${tag} across nodes`);
+  } finally {
+    clearInterval(timer);
+  }
+  return Date.now() - started;
+}
+
+function count(text: string, needle: string): number {
+  return text.split(needle).length - 1;
+}
+
+test('Redis killed and restarted: nodes stay up and serve locally, readiness 503, HAProxy still admits clients, one log line, delivery resumes within seconds', async () => {
+  const redis = await RedisServer.start();
+  cleanup.push(() => redis.destroy());
+  const prefix = uniquePrefix('outage');
+  const nodes = await Promise.all(['a', 'b'].map((id) => spawnNode(['--bus', redis.url, '--bus-prefix', prefix, '--node-id', `node-${id}`])));
+  cleanup.push(() => Promise.all(nodes.map((n) => n.stop('SIGKILL'))));
+  const [a, b] = nodes as [NodeProcess, NodeProcess];
+  for (const n of nodes) await untilReadyz(n, 200);
+  const proxy = await startHaproxy(nodes.map((n) => n.port), { checkInterval: 200 });
+  cleanup.push(() => proxy.stop());
+  const ca = await connect(`ws://127.0.0.1:${a.port}/ws/echo`);
+  const cb = await connect(`ws://127.0.0.1:${b.port}/ws/echo`);
+  const clients = [ca, cb];
+  cleanup.push(() => closeAll(clients));
+  await crossNodeDelivery(ca, cb, 'before');
+
+  await redis.stop('SIGKILL');
+  for (const n of nodes) await untilReadyz(n, 503);
+
+  // Local clients keep being served; the refused publishes are counted, never silently lost.
+  ca.send('during');
+  await ca.until((m) => m.includes('Received: during'));
+  const m = await scrape(`http://127.0.0.1:${a.port}`);
+  assert.equal(m.value('fanout_bus_connected'), 0);
+  assert.ok(m.value('fanout_bus_errors_total', { operation: 'publish' }) >= 1);
+
+  // No node is ready, yet HAProxy admits clients: it falls back to the live (backup) servers.
+  await new Promise((r) => setTimeout(r, 1000)); // several failed checks: every primary is down
+  const viaProxy = await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`);
+  clients.push(viaProxy);
+  viaProxy.send('degraded');
+  await viaProxy.until((x) => x.includes('Received: degraded'));
+
+  // Let ioredis retry for a while: the outage is still logged once.
+  await new Promise((r) => setTimeout(r, 2500));
+  for (const n of nodes) {
+    assert.equal(count(n.output(), 'bus disconnected'), 1, `${n.id} logged the outage once:\n${n.output()}`);
+    assert.ok(n.child.exitCode === null, `${n.id} is still running`);
+  }
+  assert.ok(count(a.output(), 'bus publish failed') <= 1, 'publish failures are logged at most every 10 s');
+
+  const restarted = Date.now();
+  await redis.start();
+  for (const n of nodes) await untilReadyz(n, 200, 15_000);
+  await crossNodeDelivery(ca, cb, 'after');
+  await crossNodeDelivery(cb, ca, 'back');
+  const took = Date.now() - restarted;
+  process.stdout.write(`# cross-node delivery both ways ${took} ms after redis-server restarted\n`);
+  assert.ok(took < 15_000, `cross-node delivery resumed ${took} ms after Redis came back`);
+  assert.ok(!cb.messages.includes('Received: during'), 'what the broker refused was not delivered later either');
+});
+
+test('a TCP proxy between a node and Redis: added latency shows in delivery and in the latency histogram; a cut link is survived and healed', async () => {
+  const link = await TcpProxy.start(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname);
+  cleanup.push(() => link.close());
+  const prefix = uniquePrefix('link');
+  // Node a reaches Redis through the proxy; node b directly.
+  const a = await spawnNode(['--bus', `redis://127.0.0.1:${link.port}`, '--bus-prefix', prefix, '--node-id', 'node-a']);
+  const b = await spawnNode(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', 'node-b']);
+  cleanup.push(() => Promise.all([a, b].map((n) => n.stop('SIGKILL'))));
+  for (const n of [a, b]) await untilReadyz(n, 200);
+  const ca = await connect(`ws://127.0.0.1:${a.port}/ws/echo`);
+  const cb = await connect(`ws://127.0.0.1:${b.port}/ws/echo`);
+  cleanup.push(() => closeAll([ca, cb]));
+  await crossNodeDelivery(cb, ca, 'warm');
+
+  link.latency(150);
+  const sent = Date.now();
+  cb.send('slow');
+  await ca.until((m) => m.includes('Received: slow'), 10_000);
+  assert.ok(Date.now() - sent >= 140, `the message crossed the slow link (${Date.now() - sent} ms)`);
+  const metrics = await scrape(`http://127.0.0.1:${a.port}`);
+  const n = metrics.value('fanout_publish_latency_seconds_count');
+  assert.ok(n >= 2);
+  assert.ok(metrics.value('fanout_publish_latency_seconds_bucket', { le: '0.1' }) < n, 'the slow message is counted above 100 ms');
+  link.latency(0);
+
+  link.cut();
+  await untilReadyz(a, 503);
+  assert.equal(await readyz(b), 200, 'the other node is not affected');
+  ca.send('alone');
+  await ca.until((m) => m.includes('Received: alone'));
+  link.restore();
+  await untilReadyz(a, 200, 15_000);
+  await crossNodeDelivery(ca, cb, 'healed-ab');
+  await crossNodeDelivery(cb, ca, 'healed-ba');
+  assert.equal(count(a.output(), 'bus disconnected'), 1, a.output());
+});
+
+test('a node started while Redis is down serves its clients, says 503, and becomes ready when Redis appears', async () => {
+  const redis = await RedisServer.start();
+  cleanup.push(() => redis.destroy());
+  await redis.stop();
+  const node = await spawnNode(['--bus', redis.url, '--bus-prefix', uniquePrefix('late')]);
+  cleanup.push(() => node.stop('SIGKILL'));
+  assert.equal(await readyz(node), 503);
+  const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo`);
+  cleanup.push(() => client.close());
+  client.send('no broker yet');
+  await client.until((m) => m.includes('Received: no broker yet'));
+  await redis.start();
+  await untilReadyz(node, 200, 15_000);
+});
