@@ -41,3 +41,20 @@ test('bench smoke: the generator sees the seed server on 2 nodes lose the other 
     await system?.stop();
   }
 });
+
+test('bench smoke: the channel run counts every message to 20 subscribers, published over a socket and over POST /api/publish', async () => {
+  let system: RunningSystem | undefined;
+  try {
+    system = await startSystem('channels', START);
+    for (const publishVia of ['socket', 'http'] as const) {
+      const p = await runPoint(system, { ...POINT, publishVia, localAddresses: sourceAddresses(20, publishVia === 'socket' ? 2 : 3) });
+      assert.equal(p.clients, 20, publishVia);
+      assert.equal(p.sent, 10, publishVia);
+      assert.equal(p.delivered, 200, publishVia);
+      assert.equal(p.ratio, 1, publishVia);
+      if (publishVia === 'socket') assert.equal(p.outOfOrder, 0);
+    }
+  } finally {
+    await system?.stop();
+  }
+});
