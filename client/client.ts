@@ -129,6 +129,8 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private generation = 0;
   private attempt = 0;
   private everConnected = false;
+  /** Set by close() and terminal closes; before the first connect() requests queue instead of failing. */
+  private stopped = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private nextId = 1;
@@ -188,6 +190,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.firstConnect = { promise, resolve, reject };
     this.attempt = 0;
     this.everConnected = false;
+    this.stopped = false;
     this.setState('connecting');
     void this.open();
     return promise;
@@ -392,6 +395,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   /** Ends everything: no reconnect, every waiting request rejects with `closed`. */
   private stop(code: number, reason: string): void {
     this.generation++;
+    this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
     for (const timer of this.retryTimers) clearTimeout(timer);
@@ -504,7 +508,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private request(kind: RequestKind, body: ClientFrame, { queue = true } = {}): Promise<ServerFrame> {
     return new Promise<ServerFrame>((resolve, reject) => {
       const channel = channelOf(body);
-      if (this.stateValue === 'closed') {
+      if (this.stopped) {
         reject(new FanoutClientError('closed', `cannot ${kind}: the client is closed (call connect() first)`, { channel }));
         return;
       }
