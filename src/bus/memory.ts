@@ -36,7 +36,8 @@ export class MemoryBus extends BaseBus {
   readonly kind = 'memory';
   private readonly topics = new Set<string>();
 
-  constructor(private readonly broker: MemoryBroker = new MemoryBroker()) {
+  /** The broker this bus is on (memory history and presence stores are shared per broker). */
+  constructor(readonly broker: MemoryBroker = new MemoryBroker()) {
     super();
   }
 

@@ -22,6 +22,8 @@ export const DEFAULTS = {
   maxBuffered: 1024 * 1024,
   historySize: 100,
   historyTtl: 300,
+  presenceTtl: 15,
+  maxSubscriptions: 100,
   drainDelay: 5,
   drainTimeout: 5,
 } as const;
@@ -91,6 +93,11 @@ export const serveSchema = z.object({
   historySize: int(0).default(DEFAULTS.historySize),
   historyTtl: seconds().default(DEFAULTS.historyTtl),
   apiKey: z.string().min(1).optional(),
+  presence: list().default([]),
+  presenceTtl: z.coerce.number({ error: 'expected a number of seconds' }).min(0.3, { error: 'expected at least 0.3 seconds' }).default(DEFAULTS.presenceTtl),
+  anonymousSubscribe: list().optional(),
+  anonymousPublish: list().optional(),
+  maxSubscriptions: int(1).default(DEFAULTS.maxSubscriptions),
 
   // Operations (issue: operations).
   drainDelay: seconds().default(DEFAULTS.drainDelay),
@@ -128,6 +135,11 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
   historyTtl: `seconds a channel's history is kept after its last message (default ${DEFAULTS.historyTtl})`,
   apiKey: 'key for the HTTP publish API (Authorization: Bearer KEY); the API is off without it',
+  presence: 'comma-separated channel patterns with presence (join/leave events, presence lists), e.g. chat:* (default none)',
+  presenceTtl: `seconds after which a silent node's clients leave presence; heartbeats every third of it (default ${DEFAULTS.presenceTtl})`,
+  anonymousSubscribe: 'channel patterns any client may subscribe to (also history and presence), token or not (default * without JWT, none with JWT)',
+  anonymousPublish: 'channel patterns any client may publish to, token or not (default * without JWT, none with JWT)',
+  maxSubscriptions: `channels one connection may subscribe to at once (default ${DEFAULTS.maxSubscriptions})`,
   drainDelay: `seconds to keep serving after SIGTERM while HAProxy takes the node out (default ${DEFAULTS.drainDelay})`,
   drainTimeout: `seconds over which clients are closed during a drain (default ${DEFAULTS.drainTimeout})`,
   metricsToken: 'require Authorization: Bearer TOKEN on /metrics',

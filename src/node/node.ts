@@ -16,6 +16,8 @@ import { createBus } from '../bus/create.js';
 import type { MemoryBroker } from '../bus/memory.js';
 import type { Config } from '../config/schema.js';
 import { BusUnavailableError, CloseCode } from '../errors.js';
+import { ChannelEndpoint } from '../channels/endpoint.js';
+import { addApiRoutes } from '../http/api.js';
 import { addDemoPageRoutes } from '../http/demo-page.js';
 import { addHealthRoutes } from '../http/health.js';
 import { pathOf, Router } from '../http/router.js';
@@ -87,6 +89,9 @@ export class FanoutNode {
     addHealthRoutes(this);
     addDemoPageRoutes(this);
     this.addEndpoint(new EchoEndpoint(this));
+    const channels = new ChannelEndpoint(this);
+    this.addEndpoint(channels);
+    addApiRoutes(this, channels.service);
   }
 
   get state(): NodeState {

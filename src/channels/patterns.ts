@@ -1,0 +1,74 @@
+/**
+ * Channel patterns and who may do what on a channel.
+ *
+ * A pattern is a channel name in which `*` matches any run of characters (`:` included):
+ * `chat:*` matches `chat:lobby` and `chat:a:b`; `*` matches every channel; a pattern without `*`
+ * matches only itself. Patterns come from the JWT `channels` claim and from the
+ * `--anonymous-subscribe`, `--anonymous-publish` and `--presence` flags.
+ */
+import type { Identity } from '../node/client.js';
+
+/** A compiled list of patterns. */
+export class PatternList {
+  private readonly exact = new Set<string>();
+  private readonly globs: RegExp[] = [];
+  readonly any: boolean;
+
+  constructor(readonly patterns: readonly string[]) {
+    let any = false;
+    for (const p of patterns) {
+      if (p === '*') any = true;
+      else if (!p.includes('*')) this.exact.add(p);
+      else this.globs.push(globToRegExp(p));
+    }
+    this.any = any;
+  }
+
+  get empty(): boolean {
+    return this.patterns.length === 0;
+  }
+
+  matches(channel: string): boolean {
+    if (this.any || this.exact.has(channel)) return true;
+    for (const g of this.globs) if (g.test(channel)) return true;
+    return false;
+  }
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const body = pattern
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${body}$`);
+}
+
+/** Compiled patterns, cached per token claim array (identities are shared per connection). */
+const claimCache = new WeakMap<readonly string[], PatternList>();
+
+export type Action = 'subscribe' | 'publish';
+
+/**
+ * Decides subscribe (which also covers history and presence) and publish rights.
+ *
+ * - A client with a token (`identity.channels` or `identity.user` set) may use the channels its
+ *   token's `channels` claim matches, plus what anonymous clients may use.
+ * - Every client may use the channels the `--anonymous-*` patterns match. Their default is `*`
+ *   when no JWT is configured (an open hub) and nothing when one is.
+ */
+export class Authorizer {
+  private readonly anonymous: Readonly<Record<Action, PatternList>>;
+
+  constructor(anonymousSubscribe: readonly string[], anonymousPublish: readonly string[]) {
+    this.anonymous = { subscribe: new PatternList(anonymousSubscribe), publish: new PatternList(anonymousPublish) };
+  }
+
+  allowed(identity: Identity, action: Action, channel: string): boolean {
+    if (this.anonymous[action].matches(channel)) return true;
+    const claim = identity.channels;
+    if (!claim) return false;
+    let list = claimCache.get(claim);
+    if (!list) claimCache.set(claim, (list = new PatternList(claim)));
+    return list.matches(channel);
+  }
+}

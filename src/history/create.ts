@@ -1,0 +1,74 @@
+/** Picks the history and presence stores for a node: Redis when the bus or --history is Redis, memory otherwise. */
+import { Redis } from 'ioredis';
+import { MemoryBus } from '../bus/memory.js';
+import { redisOptions } from '../bus/redis.js';
+import { ConfigError } from '../errors.js';
+import type { FanoutNode } from '../node/node.js';
+import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
+import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
+import type { ChannelStore, PresenceStore } from './store.js';
+
+export interface Stores {
+  readonly channels: ChannelStore;
+  readonly presence: PresenceStore;
+  /** Where history lives, for logs: memory or the Redis URL without credentials. */
+  readonly where: string;
+  close(): Promise<void>;
+}
+
+function isRedis(url: string): boolean {
+  return url.startsWith('redis://') || url.startsWith('rediss://');
+}
+
+/** The stores of `node`; `rejoin` re-registers the node's presence after Redis declared it dead. */
+export function createStores(node: FanoutNode, rejoin: () => void): Stores {
+  const { config } = node;
+  const url = config.history ?? (isRedis(config.bus) ? config.bus : 'memory');
+  const publishRaw = (topic: string, payload: Buffer) => node.bus.publish(topic, payload);
+
+  if (url === 'memory') {
+    // Shared by the nodes of one memory broker; with another bus, history is this process's own.
+    const owner = node.bus instanceof MemoryBus ? node.bus.broker : node;
+    if (!(node.bus instanceof MemoryBus)) {
+      node.logger.warn({ bus: node.bus.kind }, 'channel history and presence are per node (memory); give --history redis://… for a cluster');
+    }
+    const channels = new MemoryChannelStore(owner, {
+      historySize: config.historySize,
+      historyTtl: config.historyTtl,
+      connected: () => node.bus.connected,
+      deliver: (topic, payload) => void publishRaw(topic, payload).catch(() => {}),
+    });
+    return { channels, presence: new MemoryPresenceStore(owner, node.id), where: 'memory', close: async () => {} };
+  }
+  if (!isRedis(url)) throw new ConfigError('--history', `expected memory or redis://…, got ${url}`);
+
+  const redis = withScripts(new Redis(url, redisOptions({ connectionName: 'fanout-history' })));
+  redis.on('error', () => {
+    // Surfaces as `unavailable` answers; the bus logs the broker's state.
+  });
+  redis.connect().catch((err: Error) => node.logger.warn({ err: err.message }, 'history redis not reachable yet; retrying'));
+  // Same Redis as the bus: the publish script does the PUBLISH itself (atomic, ordered).
+  const sameAsBus = url === config.bus;
+  const channels = new RedisChannelStore(redis, {
+    prefix: config.busPrefix,
+    historySize: config.historySize,
+    historyTtl: config.historyTtl,
+    ...(sameAsBus ? {} : { deliver: publishRaw }),
+  });
+  const presence = new RedisPresenceStore(redis, {
+    prefix: config.busPrefix,
+    node: node.id,
+    ttl: config.presenceTtl,
+    rejoin,
+    logError: (err, what) => node.logger.debug({ err: err.message }, what),
+  });
+  return {
+    channels,
+    presence,
+    where: url.replace(/\/\/[^@/]*@/, '//'),
+    close: async () => {
+      await redis.quit().catch(() => {});
+      redis.disconnect();
+    },
+  };
+}

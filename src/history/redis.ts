@@ -1,0 +1,362 @@
+/**
+ * History and presence in Redis.
+ *
+ * History: per channel a hash `P:ch:{C}:meta` (epoch, offset) and a stream `P:ch:{C}:log` whose
+ * entry ids are `<offset>-0`. One Lua script does HINCRBY (the offset) + XADD (MAXLEN ~
+ * --history-size) + EXPIRE (--history-ttl) + PUBLISH, so offsets, history and the order in which
+ * every node receives messages agree: Redis runs scripts one at a time, and every node (the
+ * publisher's included) takes channel messages from the one pub/sub stream. The script builds
+ * the payload from the head the publishing node passes (envelope header + frame up to the offset,
+ * layout in store.ts). `{C}` is a hash tag, so a channel's keys share a cluster slot.
+ *
+ * Epoch: a random id in the meta hash, created with the hash and replaced (offsets restart at 1)
+ * when the hash is gone or the stream vanished under it (flushed, evicted, expired).
+ *
+ * Presence: a hash per channel `P:presence:{C}` (client → {"node","user"}), a sorted set
+ * `P:presence:nodes` (node → last heartbeat, Redis time) and per node a set of the channels it
+ * has entries in. Every node heartbeats each --presence-ttl/3 seconds; the heartbeat script also
+ * sweeps nodes silent for --presence-ttl, removing their entries and returning them so the node
+ * that swept publishes their `leave` events (exactly one node does, the script being atomic).
+ */
+import type { Redis } from 'ioredis';
+import { BusUnavailableError } from '../errors.js';
+import { newEpoch } from './memory.js';
+import {
+  buildPayload,
+  type ChannelPosition,
+  type ChannelStore,
+  type DepartedHandler,
+  type OutgoingMessage,
+  type PresenceEntry,
+  type PresenceStore,
+  type ReadOptions,
+  type ReadResult,
+  type StoredMessage,
+} from './store.js';
+
+const ENSURE_EPOCH = `
+local function ensure(meta, log, candidate, ttl, size)
+  local cur = redis.call('HMGET', meta, 'epoch', 'offset')
+  local epoch, offset = cur[1], tonumber(cur[2] or '0')
+  if (not epoch) or (offset > 0 and size > 0 and redis.call('EXISTS', log) == 0) then
+    epoch = candidate
+    offset = 0
+    redis.call('DEL', log)
+    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+    if ttl > 0 then redis.call('EXPIRE', meta, ttl) end
+  end
+  return epoch, offset
+end
+`;
+
+/** KEYS: meta, log. ARGV: candidate epoch, ttl, size, topic ('' = do not publish), head, data. */
+const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
+local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
+local epoch = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+if size > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, offset .. '-0', 'd', ARGV[6])
+end
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  if size > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+end
+if ARGV[4] ~= '' then
+  -- Same layout as buildPayload() in store.ts.
+  redis.call('PUBLISH', ARGV[4], ARGV[5] .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[6] .. '}')
+end
+return {offset, epoch}
+`;
+
+/**
+ * KEYS: meta, log. ARGV: candidate epoch, ttl, size, mode (since|limit), since offset or limit,
+ * since epoch, fence topic ('' for none), fence payload. The fence is published at the point of
+ * the read in the channel's message stream (see ReadOptions.fence).
+ */
+const READ_SCRIPT = `${ENSURE_EPOCH}
+local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
+local epoch, offset = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
+if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+local out = {offset, epoch, 1}
+local n = tonumber(ARGV[5])
+if ARGV[4] == 'since' then
+  if ARGV[6] ~= epoch or n > offset then out[3] = 0 return out end
+  if n == offset then return out end
+  local entries = redis.call('XRANGE', KEYS[2], (n + 1) .. '-0', '+')
+  if #entries == 0 or entries[1][1] ~= (n + 1) .. '-0' then out[3] = 0 return out end
+  for i = 1, #entries do
+    out[#out + 1] = entries[i][1]
+    out[#out + 1] = entries[i][2][2]
+  end
+elseif n > 0 then
+  local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
+  for i = #entries, 1, -1 do
+    out[#out + 1] = entries[i][1]
+    out[#out + 1] = entries[i][2][2]
+  end
+end
+return out
+`;
+
+const SWEEP_NODE = `
+local function sweepNode(prefix, node, out)
+  local set = prefix .. ':presence:node:' .. node
+  for _, channel in ipairs(redis.call('SMEMBERS', set)) do
+    local hash = prefix .. ':presence:{' .. channel .. '}'
+    local all = redis.call('HGETALL', hash)
+    for i = 1, #all, 2 do
+      if cjson.decode(all[i + 1]).node == node then
+        redis.call('HDEL', hash, all[i])
+        out[#out + 1] = channel
+        out[#out + 1] = all[i]
+        out[#out + 1] = all[i + 1]
+      end
+    end
+  end
+  redis.call('DEL', set)
+end
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/**
+ * KEYS: nodes zset. ARGV: prefix, this node, ttl ms, mode: beat | leave (this node stops).
+ * Returns {added (1 when this node was not registered), channel, client, value, …}.
+ */
+const HEARTBEAT_SCRIPT = `${SWEEP_NODE}
+local out = {0}
+if ARGV[4] == 'leave' then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  sweepNode(ARGV[1], ARGV[2], out)
+  return out
+end
+local t = now()
+out[1] = redis.call('ZADD', KEYS[1], t, ARGV[2])
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t - tonumber(ARGV[3]))) do
+  redis.call('ZREM', KEYS[1], node)
+  sweepNode(ARGV[1], node, out)
+end
+return out
+`;
+
+/** KEYS: presence hash, nodes zset. ARGV: ttl ms. Entries of live nodes only. */
+const LIST_SCRIPT = `${SWEEP_NODE}
+local t = now()
+local all = redis.call('HGETALL', KEYS[1])
+local alive = {}
+local out = {}
+for i = 1, #all, 2 do
+  local node = cjson.decode(all[i + 1]).node
+  local ok = alive[node]
+  if ok == nil then
+    local score = redis.call('ZSCORE', KEYS[2], node)
+    ok = (score ~= false) and (t - tonumber(score) <= tonumber(ARGV[1]))
+    alive[node] = ok
+  end
+  if ok then
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+`;
+
+type ScriptRedis = Redis & {
+  fanoutPublish(meta: string, log: string, ...args: Array<string | Buffer | number>): Promise<[number, string]>;
+  fanoutRead(meta: string, log: string, ...args: Array<string | number | Buffer>): Promise<Array<number | string>>;
+  fanoutHeartbeat(nodes: string, ...args: Array<string | number>): Promise<Array<number | string>>;
+  fanoutPresence(hash: string, nodes: string, ttl: number): Promise<string[]>;
+};
+
+/** Registers the scripts on a connection (EVALSHA with EVAL fallback). */
+export function withScripts(redis: Redis): ScriptRedis {
+  redis.defineCommand('fanoutPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+  redis.defineCommand('fanoutRead', { numberOfKeys: 2, lua: READ_SCRIPT });
+  redis.defineCommand('fanoutHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
+  redis.defineCommand('fanoutPresence', { numberOfKeys: 2, lua: LIST_SCRIPT });
+  return redis as ScriptRedis;
+}
+
+function unavailable(err: unknown): BusUnavailableError {
+  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`redis: ${(err as Error).message}`, { cause: err });
+}
+
+export interface RedisStoreOptions {
+  readonly prefix: string;
+  readonly historySize: number;
+  readonly historyTtl: number;
+  /**
+   * When the bus is not this Redis: hands the payload to the bus after the script (then only
+   * messages from one node keep their order across nodes). Left out, the script publishes.
+   */
+  readonly deliver?: (topic: string, payload: Buffer) => Promise<void>;
+}
+
+export class RedisChannelStore implements ChannelStore {
+  readonly kind = 'redis';
+
+  constructor(private readonly redis: ScriptRedis, private readonly options: RedisStoreOptions) {}
+
+  private keys(channel: string): [string, string] {
+    const base = `${this.options.prefix}:ch:{${channel}}`;
+    return [`${base}:meta`, `${base}:log`];
+  }
+
+  async publish(message: OutgoingMessage): Promise<ChannelPosition> {
+    const { historySize, historyTtl, deliver } = this.options;
+    let result: [number, string];
+    try {
+      result = await this.redis.fanoutPublish(
+        ...this.keys(message.channel),
+        newEpoch(),
+        Math.ceil(historyTtl),
+        historySize,
+        deliver ? '' : message.topic,
+        message.head,
+        message.data,
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const [offset, epoch] = result;
+    if (deliver) {
+      await deliver(message.topic, buildPayload(message.head, offset, epoch, message.data));
+    }
+    return { offset, epoch };
+  }
+
+  async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
+    const { historySize, historyTtl } = this.options;
+    const since = options.since;
+    let reply: Array<number | string>;
+    try {
+      reply = await this.redis.fanoutRead(
+        ...this.keys(channel),
+        newEpoch(),
+        Math.ceil(historyTtl),
+        historySize,
+        since ? 'since' : 'limit',
+        since ? since.offset : Math.min(options.limit ?? historySize, historySize),
+        since ? since.epoch : '',
+        options.fence && !this.options.deliver ? options.fence.topic : '',
+        options.fence?.payload ?? '',
+      );
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (options.fence && this.options.deliver) await this.options.deliver(options.fence.topic, options.fence.payload);
+    const messages: StoredMessage[] = [];
+    for (let i = 3; i + 1 < reply.length; i += 2) {
+      messages.push({ offset: parseInt(String(reply[i]), 10), data: String(reply[i + 1]) });
+    }
+    return { offset: Number(reply[0]), epoch: String(reply[1]), covered: reply[2] === 1, messages };
+  }
+
+  async close(): Promise<void> {}
+}
+
+export interface RedisPresenceOptions {
+  readonly prefix: string;
+  readonly node: string;
+  /** Seconds without a heartbeat after which a node's clients leave. */
+  readonly ttl: number;
+  readonly logError: (err: Error, what: string) => void;
+  /** Called when this node was swept as dead (e.g. Redis was away) and must register its clients again. */
+  readonly rejoin: () => void;
+}
+
+export class RedisPresenceStore implements PresenceStore {
+  readonly kind = 'redis';
+  private timer: NodeJS.Timeout | undefined;
+  private onDeparted: DepartedHandler = () => {};
+  private beats = 0;
+  private readonly nodesKey: string;
+
+  constructor(private readonly redis: ScriptRedis, private readonly options: RedisPresenceOptions) {
+    this.nodesKey = `${options.prefix}:presence:nodes`;
+  }
+
+  private hash(channel: string): string {
+    return `${this.options.prefix}:presence:{${channel}}`;
+  }
+
+  async join(channel: string, entry: PresenceEntry): Promise<void> {
+    const value = JSON.stringify({ node: this.options.node, user: entry.user });
+    try {
+      await this.redis
+        .multi()
+        .hset(this.hash(channel), entry.client, value)
+        .sadd(`${this.options.prefix}:presence:node:${this.options.node}`, channel)
+        .exec();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async leave(channel: string, client: string): Promise<void> {
+    try {
+      await this.redis.hdel(this.hash(channel), client);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async list(channel: string): Promise<PresenceEntry[]> {
+    let reply: string[];
+    try {
+      reply = await this.redis.fanoutPresence(this.hash(channel), this.nodesKey, this.options.ttl * 1000);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const out: PresenceEntry[] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push({ client: reply[i]!, user: userOf(reply[i + 1]!) });
+    return out;
+  }
+
+  start(onDeparted: DepartedHandler): void {
+    this.onDeparted = onDeparted;
+    // Leftovers of an earlier process with this node id go first, then the node registers; again
+    // at once after every reconnect, so a node is listed as soon as it can be reached.
+    let first = true;
+    const onReady = (): void => {
+      const begin = first ? this.beat('leave') : Promise.resolve();
+      first = false;
+      void begin.then(() => this.beat('beat'));
+    };
+    this.redis.on('ready', onReady);
+    if (this.redis.status === 'ready') onReady();
+    this.timer = setInterval(() => void this.beat('beat'), Math.max(100, (this.options.ttl * 1000) / 3));
+    this.timer.unref();
+  }
+
+  private async beat(mode: 'beat' | 'leave'): Promise<void> {
+    let reply: Array<number | string>;
+    try {
+      reply = await this.redis.fanoutHeartbeat(this.nodesKey, this.options.prefix, this.options.node, this.options.ttl * 1000, mode);
+    } catch (err) {
+      this.options.logError(err as Error, 'presence heartbeat failed');
+      return;
+    }
+    if (mode === 'beat' && reply[0] === 1 && this.beats++ > 0) this.options.rejoin();
+    for (let i = 1; i + 2 < reply.length; i += 3) {
+      const channel = String(reply[i]);
+      this.onDeparted(channel, { client: String(reply[i + 1]), user: userOf(String(reply[i + 2])) });
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    if (this.redis.status === 'ready') await this.beat('leave');
+  }
+}
+
+function userOf(value: string): string | null {
+  try {
+    const parsed = JSON.parse(value) as { user?: unknown };
+    return typeof parsed.user === 'string' ? parsed.user : null;
+  } catch {
+    return null;
+  }
+}

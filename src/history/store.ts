@@ -1,0 +1,106 @@
+/**
+ * History, recovery and presence stores: the interfaces the channel endpoint uses, and the
+ * layout of the bus payload a publish produces.
+ *
+ * Guarantee of {@link ChannelStore.publish}: assigning the offset, appending to history and
+ * handing the message to the bus happen as one step per channel, so on every node messages of a
+ * channel arrive in offset order, and a message is in history no later than it is delivered.
+ * Offsets start at 1 in each epoch and increase by 1; a new epoch (a random id) starts when a
+ * channel's history is gone (expired after --history-ttl without messages, or the broker lost it).
+ */
+
+/** A channel's latest offset and its epoch. */
+export interface ChannelPosition {
+  readonly offset: number;
+  readonly epoch: string;
+}
+
+/** One retained message; `data` is its JSON text, as published. */
+export interface StoredMessage {
+  readonly offset: number;
+  readonly data: string;
+}
+
+export interface ReadOptions {
+  /** Recovery: every retained message after this position. */
+  readonly since?: ChannelPosition;
+  /** The latest `limit` messages (when `since` is not given). */
+  readonly limit?: number;
+  /**
+   * A payload to put on the bus at the point of the read in the channel's message stream (in the
+   * same Redis script, or right after the read in memory). A node that receives it knows every
+   * message it got before it is in the read's result and every message after it is newer: that is
+   * how a subscription joins the live stream with nothing lost and nothing twice.
+   */
+  readonly fence?: { readonly topic: string; readonly payload: Buffer };
+}
+
+export interface ReadResult extends ChannelPosition {
+  /** Oldest first. */
+  readonly messages: readonly StoredMessage[];
+  /**
+   * With `since`: true when `messages` holds every message after it (same epoch, gap still in
+   * history); false when the client must reload. Without `since`: always true.
+   */
+  readonly covered: boolean;
+}
+
+/** What a publish hands to the store: enough to build the bus payload without knowing the protocol. */
+export interface OutgoingMessage {
+  readonly channel: string;
+  /** The bus topic of the channel. */
+  readonly topic: string;
+  /** Bus payload up to the offset digits: envelope header + `{"type":"message","channel":C,"offset":`. */
+  readonly head: Buffer;
+  /** The message's data as JSON text. */
+  readonly data: string;
+}
+
+export interface ChannelStore {
+  readonly kind: string;
+  /** Assigns the next offset, appends to history and delivers on the bus, atomically per channel. Rejects with BusUnavailableError. */
+  publish(message: OutgoingMessage): Promise<ChannelPosition>;
+  /** The position (creating the channel's epoch if it has none) and the messages asked for. Rejects with BusUnavailableError. */
+  read(channel: string, options?: ReadOptions): Promise<ReadResult>;
+  close(): Promise<void>;
+}
+
+/** A client present in a channel. */
+export interface PresenceEntry {
+  readonly client: string;
+  readonly user: string | null;
+}
+
+/** Called for each client of a dead node that a presence sweep removed. */
+export type DepartedHandler = (channel: string, entry: PresenceEntry) => void;
+
+export interface PresenceStore {
+  readonly kind: string;
+  join(channel: string, entry: PresenceEntry): Promise<void>;
+  leave(channel: string, client: string): Promise<void>;
+  /** Clients present, live nodes only. */
+  list(channel: string): Promise<PresenceEntry[]>;
+  /** Starts this node's heartbeats and the sweep of dead nodes' entries. */
+  start(onDeparted: DepartedHandler): void;
+  /** Stops heartbeats and removes this node's entries. */
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ payload layout
+
+/**
+ * A channel message on the bus is `head + offset + EPOCH_OPEN + epoch + tail(data)`: the envelope
+ * followed by the complete `message` frame, so receiving nodes frame the bytes as they are. The
+ * Redis script assembles the same bytes (src/history/redis.ts keeps the two in step).
+ */
+export const EPOCH_OPEN = ',"epoch":"';
+
+/** `","data":DATA}`: what follows the epoch. */
+export function payloadTail(data: string): string {
+  return `","data":${data}}`;
+}
+
+/** Builds the bus payload of a message (memory store, and Redis when the bus is elsewhere). */
+export function buildPayload(head: Buffer, offset: number, epoch: string, data: string): Buffer {
+  return Buffer.concat([head, Buffer.from(`${offset}${EPOCH_OPEN}${epoch}${payloadTail(data)}`)]);
+}

@@ -1,0 +1,117 @@
+/**
+ * The HTTP API for back ends (on only with --api-key), every call with `Authorization: Bearer KEY`:
+ *
+ * - `POST /api/publish` `{"channel":C,"data":ANY_JSON}` → 200 `{"offset":O}`
+ * - `GET /api/channels/C/history[?limit=N]` → 200 `{"channel","epoch","offset","messages":[…]}`
+ * - `GET /api/channels/C/presence` → 200 `{"channel","clients":[…]}`
+ *
+ * Failures: 401 (no or wrong key), 400 (bad body, channel or limit), 404 (API off, or a channel
+ * without presence), 413 (body over --max-payload), 503 (bus or store unavailable). Error bodies
+ * are `{"error":CODE,"message":TEXT}` with the protocol's error codes.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ChannelService } from '../channels/service.js';
+import { messagesJson } from '../channels/service.js';
+import type { FanoutNode } from '../node/node.js';
+import { isChannelName } from '../protocol/decode.js';
+import { sendJson } from './router.js';
+
+const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/(history|presence)$/;
+
+export function addApiRoutes(node: FanoutNode, service: ChannelService): void {
+  const key = node.config.apiKey;
+  const keyHash = key === undefined ? undefined : sha256(key);
+
+  /** True when the request may go on; otherwise the answer has been sent. */
+  const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (!keyHash) {
+      fail(res, 404, 'not_found', 'the HTTP API is off: start the node with --api-key');
+      return false;
+    }
+    const header = req.headers.authorization ?? '';
+    const given = /^Bearer +(.+)$/i.exec(header)?.[1];
+    if (given === undefined || !timingSafeEqual(sha256(given), keyHash)) {
+      fail(res, 401, 'unauthorized', 'send Authorization: Bearer <--api-key>', { 'www-authenticate': 'Bearer' });
+      return false;
+    }
+    return true;
+  };
+
+  node.router.add('POST', '/api/publish', async (req, res) => {
+    if (!authorized(req, res)) {
+      req.resume();
+      return;
+    }
+    const body = await readBody(req, node.config.maxPayload);
+    if (body === 'too_large') return fail(res, 413, 'too_large', `body over --max-payload (${node.config.maxPayload} bytes)`, { connection: 'close' });
+    let value: unknown;
+    try {
+      value = JSON.parse(body.toString('utf8'));
+    } catch {
+      return fail(res, 400, 'bad_request', 'body is not JSON');
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(res, 400, 'bad_request', 'body must be {"channel":C,"data":…}');
+    const { channel, data } = value as Record<string, unknown>;
+    if (!isChannelName(channel)) return fail(res, 400, 'bad_request', '"channel" must be 1–200 letters, digits or _ - . : @ / = +');
+    if (data === undefined) return fail(res, 400, 'bad_request', '"data" is missing');
+    try {
+      const { offset } = await service.publish(channel, JSON.stringify(data));
+      sendJson(res, 200, { offset });
+    } catch (err) {
+      fail(res, 503, 'unavailable', `not published: ${(err as Error).message}`);
+    }
+  });
+
+  node.router.add('GET', CHANNEL_ROUTE, async (req, res, params) => {
+    if (!authorized(req, res)) return;
+    const [channel, what] = params as [string, 'history' | 'presence'];
+    if (!isChannelName(channel)) return fail(res, 400, 'bad_request', 'invalid channel name');
+    try {
+      if (what === 'presence') {
+        if (!service.presenceChannels.matches(channel)) return fail(res, 404, 'not_found', `${channel} has no presence (see --presence)`);
+        return sendJson(res, 200, { channel, clients: await service.presenceList(channel) });
+      }
+      const limitText = new URL(req.url ?? '/', 'http://x').searchParams.get('limit');
+      const limit = limitText === null ? undefined : Number(limitText);
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) return fail(res, 400, 'bad_request', 'limit must be an integer >= 0');
+      const result = await service.history(channel, limit);
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(
+        `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}}`,
+      );
+    } catch (err) {
+      fail(res, 503, 'unavailable', (err as Error).message);
+    }
+  });
+}
+
+function fail(res: ServerResponse, status: number, error: string, message: string, headers: Record<string, string> = {}): void {
+  sendJson(res, status, { error, message }, headers);
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** The request body, or 'too_large' as soon as it passes `max` bytes (the rest is not read). */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) return Promise.resolve('too_large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve('too_large');
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}

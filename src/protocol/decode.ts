@@ -1,0 +1,98 @@
+/**
+ * The edge of the channel protocol: every frame a client sends is validated here, once, before
+ * anything else looks at it. Hand-checked rather than schema-driven: it runs for every frame and
+ * its rules are few.
+ */
+import type { ClientFrame, ErrorCode, Json, StreamPosition } from './frames.js';
+
+/** Channel names: 1–200 of letters, digits and `_ - . : @ / = +`. No `*` (patterns), quotes, spaces or braces. */
+export const CHANNEL_NAME = /^[A-Za-z0-9_.:@/=+-]{1,200}$/;
+
+/** Largest `id` a client may send (ids are echoed, so they must survive JSON round trips). */
+const MAX_ID = Number.MAX_SAFE_INTEGER;
+
+export type DecodeResult =
+  | { readonly ok: true; readonly frame: ClientFrame }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string; readonly id?: number; readonly channel?: string };
+
+/** True for a valid channel name. */
+export function isChannelName(value: unknown): value is string {
+  return typeof value === 'string' && CHANNEL_NAME.test(value);
+}
+
+/** Validates one untrusted text frame. Never throws. */
+export function decode(text: string | Buffer): DecodeResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof text === 'string' ? text : text.toString('utf8'));
+  } catch {
+    return fail('frame is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail('frame must be a JSON object');
+  const raw = value as Record<string, unknown>;
+
+  let id: number | undefined;
+  if (raw.id !== undefined) {
+    if (typeof raw.id !== 'number' || !Number.isInteger(raw.id) || Math.abs(raw.id) > MAX_ID) {
+      return fail('"id" must be an integer');
+    }
+    id = raw.id;
+  }
+  const type = raw.type;
+  if (typeof type !== 'string') return fail('"type" is missing', id);
+  if (!KNOWN_TYPES.has(type)) return fail(`unknown type ${JSON.stringify(type.slice(0, 40))}`, id);
+
+  const channel = raw.channel;
+  if (channel === undefined) return fail('"channel" is missing', id);
+  if (!isChannelName(channel)) {
+    return fail('"channel" must be 1–200 letters, digits or _ - . : @ / = +', id);
+  }
+  const withId = id === undefined ? {} : { id };
+
+  switch (type) {
+    case 'subscribe': {
+      if (raw.since === undefined) return ok({ type, channel, ...withId });
+      const since = position(raw.since);
+      if (!since) return fail('"since" must be {"offset": integer >= 0, "epoch": string}', id, channel);
+      return ok({ type, channel, ...withId, since });
+    }
+    case 'unsubscribe':
+      return ok({ type, channel, ...withId });
+    case 'publish':
+      if (!('data' in raw) || raw.data === undefined) return fail('"data" is missing', id, channel);
+      return ok({ type, channel, ...withId, data: raw.data as Json });
+    case 'history': {
+      if (raw.limit === undefined) return ok({ type, channel, ...withId });
+      if (typeof raw.limit !== 'number' || !Number.isInteger(raw.limit) || raw.limit < 0) {
+        return fail('"limit" must be an integer >= 0', id, channel);
+      }
+      return ok({ type, channel, ...withId, limit: raw.limit });
+    }
+    default:
+      return ok({ type: 'presence', channel, ...withId });
+  }
+}
+
+const KNOWN_TYPES = new Set(['subscribe', 'unsubscribe', 'publish', 'history', 'presence']);
+
+function position(value: unknown): StreamPosition | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { offset, epoch } = value as Record<string, unknown>;
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) return undefined;
+  if (typeof epoch !== 'string' || epoch.length > 64) return undefined;
+  return { offset, epoch };
+}
+
+function ok(frame: ClientFrame): DecodeResult {
+  return { ok: true, frame };
+}
+
+function fail(message: string, id?: number, channel?: string): DecodeResult {
+  return {
+    ok: false,
+    code: 'bad_request',
+    message,
+    ...(id === undefined ? {} : { id }),
+    ...(channel === undefined ? {} : { channel }),
+  };
+}

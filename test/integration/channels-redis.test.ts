@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
+import type { FanoutNode } from '../../src/node/node.js';
+import { REDIS_URL } from '../helpers/brokers.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
+import { closeNodes, httpUrl, startNode, uniquePrefix } from '../helpers/nodes.js';
+import { closeAll, type TestClient } from '../helpers/ws-client.js';
+
+const API_KEY = 'test-api-key';
+let admin: Redis;
+let nodes: FanoutNode[];
+let busPrefix: string;
+
+before(async () => {
+  admin = new Redis(REDIS_URL);
+  busPrefix = uniquePrefix('ch');
+  nodes = [];
+  for (let i = 1; i <= 3; i++) {
+    nodes.push(await startNode({ bus: REDIS_URL, busPrefix, nodeId: `r${i}`, apiKey: API_KEY, historySize: 20, presence: 'chat:*' }));
+  }
+  await waitReady(nodes);
+});
+after(async () => {
+  await closeNodes(nodes);
+  const keys = await admin.keys(`${busPrefix}:*`);
+  if (keys.length) await admin.del(...keys);
+  await admin.quit();
+});
+
+async function waitReady(list: FanoutNode[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!list.every((n) => n.ready)) {
+    if (Date.now() > deadline) throw new Error('nodes did not connect to Redis');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function apiPublish(node: FanoutNode, channel: string, data: unknown): Promise<Response> {
+  return fetch(httpUrl(node, '/api/publish'), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ channel, data }),
+  });
+}
+
+test('three nodes over Redis: a subscriber gets what is published on other nodes and through the HTTP API, in offset order', async () => {
+  const subs = await Promise.all(nodes.map((n) => connectChannels(n)));
+  const pubs = await Promise.all(nodes.map((n) => connectChannels(n)));
+  try {
+    for (const s of subs) await subscribe(s, 'feed');
+    const acks = await Promise.all(Array.from({ length: 30 }, (_, i) => publish(pubs[i % 3]!, 'feed', i)));
+    const res = await apiPublish(nodes[1]!, 'feed', { from: 'api' });
+    assert.equal(res.status, 200);
+    const { offset } = (await res.json()) as { offset: number };
+    assert.equal(offset, 31);
+    assert.deepEqual([...acks].sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 1));
+    for (const s of subs) {
+      const got = await waitMessages(s, 'feed', 31);
+      assert.deepEqual(got.map((m) => m.offset), Array.from({ length: 31 }, (_, i) => i + 1), 'same order on every node, no gaps, no duplicates');
+      assert.deepEqual(got.at(-1)!.data, { from: 'api' });
+      for (const m of got.slice(0, 30)) assert.equal(acks.indexOf(m.offset as number), m.data);
+    }
+  } finally {
+    closeAll([...subs, ...pubs]);
+  }
+});
+
+test('history over Redis: oldest first, capped by --history-size, the same from every node and the HTTP API', async () => {
+  const p = await connectChannels(nodes[0]!);
+  try {
+    for (let i = 1; i <= 25; i++) await publish(p, 'log', `e${i}`);
+    const readers = await Promise.all(nodes.map((n) => connectChannels(n)));
+    const replies = await Promise.all(readers.map((r) => request(r, { type: 'history', channel: 'log', limit: 3 })));
+    for (const reply of replies) {
+      assert.deepEqual(reply.messages, [23, 24, 25].map((n) => ({ offset: n, data: `e${n}` })));
+      assert.equal(reply.epoch, replies[0]!.epoch);
+    }
+    const all = await request(readers[1]!, { type: 'history', channel: 'log' });
+    const offsets = (all.messages as Array<{ offset: number }>).map((m) => m.offset);
+    assert.deepEqual(offsets, Array.from({ length: 20 }, (_, i) => i + 6));
+    const res = await fetch(httpUrl(nodes[2]!, '/api/channels/log/history?limit=2'), { headers: { authorization: `Bearer ${API_KEY}` } });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { messages: unknown[]; epoch: string; offset: number };
+    assert.deepEqual(body.messages, [{ offset: 24, data: 'e24' }, { offset: 25, data: 'e25' }]);
+    assert.equal(body.epoch, replies[0]!.epoch);
+    assert.equal(body.offset, 25);
+    closeAll(readers);
+  } finally {
+    p.close();
+  }
+});
+
+test('a client that misses messages resubscribes with since on another node and gets exactly the missed ones', async () => {
+  const p = await connectChannels(nodes[2]!);
+  let c: TestClient = await connectChannels(nodes[0]!);
+  try {
+    const { epoch } = await subscribe(c, 'orders');
+    for (let i = 1; i <= 4; i++) await publish(p, 'orders', i);
+    await waitMessages(c, 'orders', 4);
+    c.close();
+    for (let i = 5; i <= 9; i++) await publish(p, 'orders', i);
+    c = await connectChannels(nodes[1]!);
+    const reply = await subscribe(c, 'orders', { offset: 4, epoch: epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.equal(reply.offset, 9);
+    assert.deepEqual(messagesOf(c, 'orders').map((m) => m.data), [5, 6, 7, 8, 9]);
+    await publish(p, 'orders', 10);
+    await waitMessages(c, 'orders', 6);
+    assert.deepEqual(messagesOf(c, 'orders').map((m) => m.offset), [5, 6, 7, 8, 9, 10]);
+  } finally {
+    closeAll([p, c]);
+  }
+});
+
+test('joining while messages flow from every node loses none and duplicates none', async () => {
+  const pubs = await Promise.all(nodes.map((n) => connectChannels(n)));
+  const clients: TestClient[] = [];
+  try {
+    let stop = false;
+    const flow = (async () => {
+      let i = 0;
+      while (!stop) await Promise.all(pubs.map((p) => publish(p, 'rush', i++)));
+    })();
+    const seed = await connectChannels(nodes[0]!);
+    clients.push(seed);
+    const { epoch } = await subscribe(seed, 'rush');
+    await waitMessages(seed, 'rush', 6);
+    for (let i = 0; i < 6; i++) {
+      const c = await connectChannels(nodes[i % 3]!);
+      clients.push(c);
+      const since = messagesOf(seed, 'rush').at(-1)!.offset as number;
+      await subscribe(c, 'rush', i % 2 === 0 ? { offset: since - 2, epoch: epoch as string } : undefined);
+    }
+    stop = true;
+    await flow;
+    const last = await publish(pubs[0]!, 'rush', 'end');
+    for (const c of clients) {
+      await c.until((m) => m.some((x) => x.includes('"data":"end"')), 10_000, 'the end marker');
+      const offsets = messagesOf(c, 'rush').map((m) => m.offset as number);
+      const start = offsets[0]!;
+      assert.deepEqual(offsets, Array.from({ length: last - start + 1 }, (_, k) => start + k));
+    }
+  } finally {
+    closeAll([...pubs, ...clients]);
+  }
+});
+
+test('when a channel\'s history is lost the epoch changes and recovery says recovered:false', async () => {
+  const c = await connectChannels(nodes[0]!);
+  try {
+    const { epoch } = await subscribe(c, 'fragile');
+    await publish(c, 'fragile', 1);
+    await waitMessages(c, 'fragile', 1);
+    // What a flush does to this channel (only this test's keys: the Redis is shared).
+    await admin.del(`${busPrefix}:ch:{fragile}:meta`, `${busPrefix}:ch:{fragile}:log`);
+    const other = await connectChannels(nodes[1]!);
+    const reply = await subscribe(other, 'fragile', { offset: 1, epoch: epoch as string });
+    assert.equal(reply.recovered, false);
+    assert.notEqual(reply.epoch, epoch);
+    assert.equal(reply.offset, 0);
+    // The live subscriber sees the new epoch on the next message.
+    await publish(other, 'fragile', 'again');
+    const [, next] = await waitMessages(c, 'fragile', 2);
+    assert.equal(next!.epoch, reply.epoch);
+    assert.equal(next!.offset, 1);
+    other.close();
+  } finally {
+    c.close();
+  }
+});
+
+test('presence over Redis lists clients of every node with join and leave events', async () => {
+  const a = await connectChannels(nodes[0]!);
+  const b = await connectChannels(nodes[2]!);
+  try {
+    const [aId, bId] = [frames(a)[0]!.client, frames(b)[0]!.client];
+    await subscribe(a, 'chat:r');
+    await subscribe(b, 'chat:r');
+    await a.json((f) => f.type === 'join' && f.client === bId);
+    const list = await request(b, { type: 'presence', channel: 'chat:r' });
+    assert.deepEqual((list.clients as Array<{ client: string }>).map((x) => x.client).sort(), [aId, bId].sort());
+    const res = await fetch(httpUrl(nodes[1]!, '/api/channels/chat:r/presence'), { headers: { authorization: `Bearer ${API_KEY}` } });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { clients: unknown[] }).clients.length, 2);
+    b.close();
+    await a.json((f) => f.type === 'leave' && f.client === bId);
+    const after = await request(a, { type: 'presence', channel: 'chat:r' });
+    assert.deepEqual(after.clients, [{ client: aId, user: null }]);
+  } finally {
+    closeAll([a, b]);
+  }
+});
