@@ -82,6 +82,13 @@ function show(data, offset) {
   if (data && typeof data === 'object' && !Array.isArray(data)) {
     const name = typeof data.name === 'string' ? data.name : '?';
     if (typeof data.client === 'string') room.names.set(data.client, name);
+    if (typeof data.previous === 'string') room.gone.add(data.previous);
+    if (data.event === 'hello' && data.quiet) {
+      // A page that reconnected under a new client id: learn the name, show no line.
+      room.shown.set(offset, null);
+      renderPresence();
+      return;
+    }
     who.textContent = name;
     if (data.event === 'hello') {
       line.classList.add('event');
@@ -132,7 +139,7 @@ async function loadHistory() {
 
 function renderPresence() {
   if (!room) return;
-  const items = [...room.present.entries()].map(([id, user]) => {
+  const items = [...room.present.entries()].filter(([id]) => !room.gone.has(id)).map(([id, user]) => {
     const li = document.createElement('li');
     li.dataset.client = id;
     const name = document.createElement('span');
@@ -166,17 +173,23 @@ function join(channelName) {
   log.replaceChildren();
   presenceList.replaceChildren();
   $('presenceNote').textContent = '';
-  const current = { channel: channelName, shown: new Map(), names: new Map(), present: new Map(), presenceOn: false, sub: null };
+  // shown: offset → line; names: client id → name; present: client id → user; gone: ids of
+  // connections their page replaced after a reconnect (until the server's presence sweep drops them).
+  const current = { channel: channelName, shown: new Map(), names: new Map(), present: new Map(), gone: new Set(), presenceOn: false, sub: null, me: null };
   room = current;
   current.sub = client.subscribe(`chat:${channelName}`, {
     onMessage: (data, { offset }) => show(data, offset),
     onSubscribed: (info) => {
       if (room !== current) return;
+      const previous = current.me;
+      current.me = client.clientId ?? null;
       if (info.outcome === 'fresh') {
         void loadHistory();
-        void current.sub.publish({ event: 'hello', name: nameInput.value, client: client.clientId ?? null, at: Date.now() }).catch(() => {});
-      } else if (info.outcome === 'recovered') {
-        notice(`reconnected to ${client.nodeId}; nothing was lost`);
+        void current.sub.publish({ event: 'hello', name: nameInput.value, client: current.me, at: Date.now() }).catch(() => {});
+      } else {
+        // Same person, new connection id: tell the others quietly, so presence shows the name.
+        void current.sub.publish({ event: 'hello', quiet: true, name: nameInput.value, client: current.me, previous, at: Date.now() }).catch(() => {});
+        if (info.outcome === 'recovered') notice(`reconnected to ${client.nodeId}; nothing was lost`);
       }
       void loadPresence();
     },
