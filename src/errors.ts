@@ -38,6 +38,8 @@ export const CloseCode = {
   SLOW_CONSUMER: 4508,
   /** Reconnect: the node is draining; reconnect (HAProxy sends you to another node). */
   DRAINING: 4503,
+  /** Reconnect: the node lost messages of a subscribed channel (bus outage) that history could not fill; resubscribe with `since`. */
+  RESUBSCRIBE: 4510,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -4,6 +4,7 @@
  * `error` frame, never a crash. Replies and broadcasts go through the node's outbox, in order.
  */
 import { randomBytes } from 'node:crypto';
+import { BusUnavailableError, CloseCode } from '../errors.js';
 import type { PresenceEntry } from '../history/store.js';
 import type { Client } from '../node/client.js';
 import type { Endpoint } from '../node/endpoint.js';
@@ -21,7 +22,7 @@ import {
   type UnsubscribeFrame,
 } from '../protocol/frames.js';
 import { ChannelService, FENCE, messageJson, messagesJson } from './service.js';
-import { LocalChannel, Subscription, subscriptionsOf } from './subscriptions.js';
+import { LocalChannel, Subscription, subscriptionsOf, type CatchUp } from './subscriptions.js';
 
 /** How long a subscription waits for its fence to come back over the bus before it answers `unavailable`. */
 export const JOIN_TIMEOUT_MS = 5000;
@@ -37,7 +38,20 @@ export class ChannelEndpoint implements Endpoint {
   constructor(private readonly node: FanoutNode) {
     this.service = new ChannelService(node, () => this.rejoinPresence());
     this.fencePrefix = `${node.id}.${randomBytes(3).toString('hex')}.`;
-    this.service.stores.presence.start((channel, entry) => this.presenceEvent(channel, 'leave', entry));
+    // Heartbeats only where presence is configured (every node of a cluster shares the flags).
+    if (!this.service.presenceChannels.empty) {
+      this.service.stores.presence.start((channel, entry) => this.presenceEvent(channel, 'leave', entry));
+    }
+    node.onBusStatus((status) => {
+      if (status === 'disconnected') for (const local of this.channels.values()) local.stale = true;
+      if (status === 'connected') {
+        for (const local of this.channels.values()) {
+          if (!local.stale) continue;
+          local.stale = false;
+          if (local.live.size > 0 && local.epoch !== undefined && !local.catchUp) this.track(this.catchUp(local));
+        }
+      }
+    });
   }
 
   /** Local channels, for metrics and tests. */
@@ -106,6 +120,7 @@ export class ChannelEndpoint implements Endpoint {
     local.joining.set(sub.token, sub);
     try {
       // The topic must be live on the bus before the read, so the fence and newer messages reach us.
+      if (!this.node.bus.connected) throw new BusUnavailableError('the bus is not connected');
       await this.node.bus.subscribe(local.topic);
       if (subs.get(channel) !== sub) return;
       sub.result = await this.service.stores.channels.read(channel, {
@@ -134,7 +149,10 @@ export class ChannelEndpoint implements Endpoint {
     const { client, channel: local, request } = sub;
     const result = sub.result!;
     clearTimeout(sub.timer);
+    // While the node catches up on the channel, the subscription keeps buffering; it goes live after.
+    if (local.catchUp) return;
     local.joining.delete(sub.token);
+    if (local.epoch === undefined) local.setPosition(result.offset, result.epoch);
     let recovered: boolean | undefined;
     if (request.since) {
       recovered = result.covered;
@@ -249,18 +267,94 @@ export class ChannelEndpoint implements Endpoint {
    * get it in their buffer.
    */
   private fromBus(local: LocalChannel, kind: number, body: Buffer): void {
-    if (kind === EnvelopeKind.CHANNEL || kind === EnvelopeKind.PRESENCE) {
+    if (kind === EnvelopeKind.CHANNEL) {
+      local.track(body);
+      const frame = frameText(body);
+      if (local.catchUp) local.catchUp.buffer.push(frame);
+      else this.node.outbox.broadcast(local.live, frame);
+      for (const sub of local.joining.values()) sub.buffer!.push(frame);
+      return;
+    }
+    if (kind === EnvelopeKind.PRESENCE) {
       const frame = frameText(body);
       this.node.outbox.broadcast(local.live, frame);
       for (const sub of local.joining.values()) sub.buffer!.push(frame);
       return;
     }
     if (kind === EnvelopeKind.CONTROL && body.length > FENCE.length && body.toString('latin1', 0, FENCE.length) === FENCE) {
-      const sub = local.joining.get(body.toString('latin1', FENCE.length));
+      const token = body.toString('latin1', FENCE.length);
+      const catchUp = local.catchUp;
+      if (catchUp && catchUp.token === token && catchUp.fenceAt < 0) {
+        catchUp.fenceAt = catchUp.buffer.length;
+        if (catchUp.result) this.caughtUp(local);
+        return;
+      }
+      const sub = local.joining.get(token);
       if (!sub || sub.fenceAt >= 0) return;
       sub.fenceAt = sub.buffer!.length;
       if (sub.result) this.goLive(sub);
     }
+  }
+
+  // ---------------------------------------------------------------- catching up after a bus outage
+
+  /**
+   * The bus came back: the node may have missed messages of `local` meanwhile. Hold live frames,
+   * read history after the last offset delivered (with a fence), then deliver the missed
+   * messages (framed once each) and the held frames. If history cannot fill the gap, the live
+   * subscribers are closed with 4510 so they resubscribe with `since` and learn it themselves.
+   */
+  private async catchUp(local: LocalChannel): Promise<void> {
+    const catchUp: CatchUp = { token: this.fencePrefix + ++this.fenceSeq, buffer: [], fenceAt: -1, result: undefined, timer: undefined };
+    local.catchUp = catchUp;
+    try {
+      await this.node.bus.subscribe(local.topic);
+      catchUp.result = await this.service.stores.channels.read(local.name, {
+        since: { offset: local.offset, epoch: local.epoch! },
+        fence: { topic: local.topic, payload: this.service.fencePayload(catchUp.token) },
+      });
+    } catch {
+      return this.abandonCatchUp(local, catchUp);
+    }
+    if (local.catchUp !== catchUp) return;
+    if (catchUp.fenceAt >= 0) return this.caughtUp(local);
+    catchUp.timer = setTimeout(() => this.abandonCatchUp(local, catchUp), JOIN_TIMEOUT_MS);
+    catchUp.timer.unref();
+  }
+
+  private caughtUp(local: LocalChannel): void {
+    const catchUp = local.catchUp!;
+    const result = catchUp.result!;
+    clearTimeout(catchUp.timer);
+    local.catchUp = undefined;
+    if (result.covered) {
+      for (const m of result.messages) this.node.outbox.broadcast(local.live, frameText(messageJson(local.name, m.offset, result.epoch, m.data)));
+      for (let i = catchUp.fenceAt; i < catchUp.buffer.length; i++) this.node.outbox.broadcast(local.live, catchUp.buffer[i]!);
+      if (catchUp.fenceAt === catchUp.buffer.length) local.setPosition(result.offset, result.epoch);
+    } else {
+      this.node.logger.warn({ channel: local.name, clients: local.live.size }, 'messages missed during a bus outage are no longer in history; closing subscribers with 4510');
+      local.setPosition(result.offset, result.epoch);
+      this.resubscribeAll(local);
+    }
+    this.releaseDeferred(local);
+  }
+
+  private abandonCatchUp(local: LocalChannel, catchUp: CatchUp): void {
+    if (local.catchUp !== catchUp) return;
+    clearTimeout(catchUp.timer);
+    local.catchUp = undefined;
+    local.stale = true;
+    this.resubscribeAll(local);
+    this.releaseDeferred(local);
+  }
+
+  /** Subscriptions that were ready while the node caught up go live now. */
+  private releaseDeferred(local: LocalChannel): void {
+    for (const sub of [...local.joining.values()]) if (sub.result && sub.fenceAt >= 0) this.goLive(sub);
+  }
+
+  private resubscribeAll(local: LocalChannel): void {
+    for (const client of local.live) client.ws.close(CloseCode.RESUBSCRIBE, 'missed messages: resubscribe with since');
   }
 
   // ---------------------------------------------------------------- presence

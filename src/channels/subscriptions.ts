@@ -12,9 +12,12 @@
  * are in, the subscriber gets the recovered messages, the `subscribed` reply, the frames buffered
  * after the fence, and then becomes live.
  */
-import type { ReadResult } from '../history/store.js';
+import { EPOCH_OPEN, type ReadResult } from '../history/store.js';
 import type { Client } from '../node/client.js';
 import type { SubscribeFrame } from '../protocol/frames.js';
+
+const EPOCH_OPEN_LENGTH = EPOCH_OPEN.length;
+const QUOTE = 0x22;
 
 /** One client's subscription to one channel. */
 export class Subscription {
@@ -39,19 +42,68 @@ export class Subscription {
   }
 }
 
+/**
+ * The node catching up on a channel after its bus connection came back: live frames are held
+ * while history is read (with a fence, as for a joining subscription), then the missed messages
+ * and the held frames go to the live subscribers.
+ */
+export interface CatchUp {
+  readonly token: string;
+  readonly buffer: Buffer[];
+  fenceAt: number;
+  result: ReadResult | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
 /** A channel with local subscribers. */
 export class LocalChannel {
   /** Live subscribers: the broadcast set. */
   readonly live = new Set<Client>();
   /** Subscriptions joining, by fence token. */
   readonly joining = new Map<string, Subscription>();
+  /** The last message this node delivered live (offset and epoch), once known. */
+  offset = 0;
+  epoch: string | undefined;
+  /** The bus dropped since the last message: what came meanwhile may be missing. */
+  stale = false;
+  catchUp: CatchUp | undefined;
+  /** Byte length of `{"type":"message","channel":C,"offset":`, where a payload's offset starts. */
+  readonly offsetAt: number;
 
   constructor(
     readonly name: string,
     readonly topic: string,
     /** Configured with presence (--presence). */
     readonly presence: boolean,
-  ) {}
+  ) {
+    this.offsetAt = Buffer.byteLength(`{"type":"message","channel":${JSON.stringify(name)},"offset":`);
+  }
+
+  /**
+   * Notes the offset and epoch of a message payload (the frame's JSON, laid out as in
+   * history/store.ts): a scan of a few bytes per message per node, no JSON parsing.
+   */
+  track(body: Buffer): void {
+    let i = this.offsetAt;
+    let offset = 0;
+    for (let c = body[i]; c !== undefined && c >= 48 && c <= 57; c = body[++i]) offset = offset * 10 + (c - 48);
+    const start = i + EPOCH_OPEN_LENGTH;
+    const end = body.indexOf(QUOTE, start);
+    if (end < 0) return;
+    this.offset = offset;
+    const known = this.epochBytes;
+    if (!known || body.compare(known, 0, known.length, start, end) !== 0) this.setPosition(offset, body.toString('latin1', start, end));
+  }
+
+  setPosition(offset: number, epoch: string): void {
+    this.offset = offset;
+    if (epoch !== this.epoch) {
+      this.epoch = epoch;
+      this.epochBytes = Buffer.from(epoch, 'latin1');
+    }
+  }
+
+  private epochBytes: Buffer | undefined;
 
   get empty(): boolean {
     return this.live.size === 0 && this.joining.size === 0;

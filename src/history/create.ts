@@ -42,7 +42,10 @@ export function createStores(node: FanoutNode, rejoin: () => void): Stores {
   }
   if (!isRedis(url)) throw new ConfigError('--history', `expected memory or redis://…, got ${url}`);
 
-  const redis = withScripts(new Redis(url, redisOptions({ connectionName: 'fanout-history' })));
+  // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in
+  // while the node is still connecting is answered late rather than refused. Publishes still fail
+  // fast: the service checks the bus first.
+  const redis = withScripts(new Redis(url, redisOptions({ connectionName: 'fanout-history', enableOfflineQueue: true })));
   redis.on('error', () => {
     // Surfaces as `unavailable` answers; the bus logs the broker's state.
   });

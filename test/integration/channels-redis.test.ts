@@ -3,8 +3,9 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { FanoutNode } from '../../src/node/node.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
-import { closeNodes, httpUrl, startNode, uniquePrefix } from '../helpers/nodes.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort } from '../helpers/channels.js';
+import { freePort } from '../helpers/haproxy.js';
+import { closeNodes, httpUrl, spawnNode, startNode, uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 const API_KEY = 'test-api-key';
@@ -189,5 +190,48 @@ test('presence over Redis lists clients of every node with join and leave events
     assert.deepEqual(after.clients, [{ client: aId, user: null }]);
   } finally {
     closeAll([a, b]);
+  }
+});
+
+test('two fanout processes: HTTP publish on one reaches a subscriber on the other', async () => {
+  const prefix = uniquePrefix('two');
+  const procs = await Promise.all([1, 2].map((i) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', `two${i}`, '--api-key', API_KEY, '--drain-delay', '0'])));
+  try {
+    for (const p of procs) await waitReadyPort(p.port);
+    const c = await connectChannels(procs[0]!.port);
+    await subscribe(c, 'two');
+    const res = await fetch(`http://127.0.0.1:${procs[1]!.port}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ channel: 'two', data: 'across processes' }),
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { offset: 1 });
+    const [m] = await waitMessages(c, 'two', 1);
+    assert.equal(m!.data, 'across processes');
+    c.close();
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    const keys = await admin.keys(`${prefix}:*`);
+    if (keys.length) await admin.del(...keys);
+  }
+});
+
+test('with Redis unreachable, publish answers unavailable (503 over HTTP) and subscribe too; the node does not crash', async () => {
+  const node = await startNode({ bus: `redis://127.0.0.1:${await freePort()}`, busPrefix: uniquePrefix(), apiKey: API_KEY });
+  const c = await connectChannels(node);
+  try {
+    const pub = await request(c, { type: 'publish', channel: 'x', data: 1 });
+    assert.equal(pub.code, 'unavailable');
+    const sub = await request(c, { type: 'subscribe', channel: 'x' });
+    assert.equal(sub.code, 'unavailable');
+    const hist = await request(c, { type: 'history', channel: 'x' });
+    assert.equal(hist.code, 'unavailable');
+    const res = await apiPublish(node, 'x', 1);
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as { error: string }).error, 'unavailable');
+  } finally {
+    c.close();
+    await node.close();
   }
 });

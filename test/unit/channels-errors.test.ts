@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MemoryBus } from '../../src/bus/memory.js';
+import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
+import { ANONYMOUS } from '../../src/node/client.js';
+import type { Endpoint } from '../../src/node/endpoint.js';
+import { CHANNEL_PATH } from '../../src/protocol/frames.js';
+import { connectChannels, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
+import { closeNodes, httpUrl, startNode, startNodes } from '../helpers/nodes.js';
+import { closeAll } from '../helpers/ws-client.js';
+
+test('forbidden: anonymous access follows --anonymous-subscribe and --anonymous-publish', async () => {
+  const [node] = await startNodes(1, { anonymousSubscribe: 'public:*,news', anonymousPublish: 'public:chat:*' });
+  const c = await connectChannels(node!);
+  try {
+    assert.equal((await subscribe(c, 'public:feed')).type, 'subscribed');
+    assert.equal((await subscribe(c, 'news')).type, 'subscribed');
+    for (const frame of [
+      { type: 'subscribe', channel: 'private:x' },
+      { type: 'subscribe', channel: 'newsroom' },
+      { type: 'history', channel: 'private:x' },
+      { type: 'presence', channel: 'private:x' },
+      { type: 'publish', channel: 'public:feed', data: 1 },
+      { type: 'publish', channel: 'news', data: 1 },
+    ]) {
+      const reply = await request(c, frame);
+      assert.equal(reply.type, 'error', JSON.stringify(frame));
+      assert.equal(reply.code, 'forbidden', JSON.stringify(frame));
+      assert.equal(reply.channel, frame.channel);
+    }
+    assert.equal(await publish(c, 'public:chat:1', 'ok'), 1);
+  } finally {
+    c.close();
+    await closeNodes([node!]);
+  }
+});
+
+test('with a JWT key configured, anonymous clients get nothing unless a namespace is opened to them', async () => {
+  // Decided on the node's authorizer directly: the upgrade gate (security) decides who gets a socket.
+  const node = await startNode({ jwtSecret: 'secret', anonymousSubscribe: 'public:*' });
+  try {
+    const { auth } = (node.endpoint(CHANNEL_PATH) as ChannelEndpoint).service;
+    assert.ok(!auth.allowed(ANONYMOUS, 'subscribe', 'chat:1'));
+    assert.ok(!auth.allowed(ANONYMOUS, 'publish', 'public:x'));
+    assert.ok(auth.allowed(ANONYMOUS, 'subscribe', 'public:x'));
+    const token = { user: 'u1', channels: ['chat:*'], expiresAt: undefined };
+    assert.ok(auth.allowed(token, 'publish', 'chat:1'));
+    assert.ok(!auth.allowed(token, 'publish', 'other'));
+  } finally {
+    await node.close();
+  }
+});
+
+test('without JWT and without --anonymous-* flags the hub is open', async () => {
+  const node = await startNode();
+  try {
+    const { auth } = (node.endpoint(CHANNEL_PATH) as ChannelEndpoint).service;
+    assert.ok(auth.allowed(ANONYMOUS, 'subscribe', 'any:thing'));
+    assert.ok(auth.allowed(ANONYMOUS, 'publish', 'any:thing'));
+  } finally {
+    await node.close();
+  }
+});
+
+test('unavailable: with the bus down, publish and subscribe answer unavailable and nothing is stored', async () => {
+  const [a, b] = await startNodes(2);
+  const sub = await connectChannels(b!);
+  const c = await connectChannels(a!);
+  try {
+    await subscribe(sub, 'down');
+    assert.equal(await publish(c, 'down', 'first'), 1);
+    (a!.bus as MemoryBus).disconnect();
+    const reply = await request(c, { type: 'publish', channel: 'down', data: 'lost?' });
+    assert.equal(reply.type, 'error');
+    assert.equal(reply.code, 'unavailable');
+    const s = await request(c, { type: 'subscribe', channel: 'down' });
+    assert.equal(s.code, 'unavailable');
+    const api = await fetch(httpUrl(a!, '/api/publish'), { method: 'POST', body: '{}' });
+    assert.equal(api.status, 404, 'the API is off without --api-key');
+    await api.arrayBuffer();
+    (a!.bus as MemoryBus).reconnect();
+    assert.equal(await publish(c, 'down', 'second'), 2, 'the refused publish took no offset');
+    const got = await waitMessages(sub, 'down', 2);
+    assert.deepEqual(got.map((m) => m.data), ['first', 'second']);
+  } finally {
+    closeAll([sub, c]);
+    await closeNodes([a!, b!]);
+  }
+});
+
+test('rate_limited: the endpoint answers the node\'s rate-limit hook with an error frame echoing the id', async () => {
+  const node = await startNode({ rateLimit: 5 });
+  const endpoint = node.endpoint(CHANNEL_PATH) as Endpoint;
+  const c = await connectChannels(node);
+  try {
+    assert.equal(typeof endpoint.rateLimited, 'function');
+    // Route the next frame through the hook, as the node does once a client passes --rate-limit.
+    const message = endpoint.message.bind(endpoint);
+    endpoint.message = (client, data) => endpoint.rateLimited!(client, data);
+    const reply = await request(c, { type: 'publish', channel: 'x', data: 1 });
+    endpoint.message = message;
+    assert.equal(reply.type, 'error');
+    assert.equal(reply.code, 'rate_limited');
+    assert.match(String(reply.message), /rate-limit/);
+    // The dropped publish was not delivered or stored.
+    const history = await request(c, { type: 'history', channel: 'x' });
+    assert.deepEqual(history.messages, []);
+  } finally {
+    c.close();
+    await node.close();
+  }
+});
+
+test('HTTP API: 200 with the offset, 401 without or with a wrong key, 400 for a bad body, 413 over the cap, 503 with the bus down', async () => {
+  const [node] = await startNodes(1, { apiKey: 'k3y', maxPayload: 1024, presence: 'chat:*' });
+  const url = httpUrl(node!, '/api/publish');
+  const auth = { authorization: 'Bearer k3y' };
+  const post = (body: string, headers: Record<string, string> = auth) => fetch(url, { method: 'POST', headers, body });
+  const sub = await connectChannels(node!);
+  try {
+    await subscribe(sub, 'api');
+    let res = await post(JSON.stringify({ channel: 'api', data: { hello: ['world'] } }));
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { offset: 1 });
+    const [m] = await waitMessages(sub, 'api', 1);
+    assert.deepEqual(m!.data, { hello: ['world'] });
+
+    const wrong: Array<Record<string, string>> = [{}, { authorization: 'Bearer nope' }, { authorization: 'k3y' }, { authorization: 'Basic azN5' }];
+    for (const headers of wrong) {
+      res = await post(JSON.stringify({ channel: 'api', data: 1 }), headers);
+      assert.equal(res.status, 401, JSON.stringify(headers));
+      assert.equal(((await res.json()) as { error: string }).error, 'unauthorized');
+    }
+    for (const body of ['not json', '[]', '{"data":1}', '{"channel":"a b","data":1}', '{"channel":"api"}']) {
+      res = await post(body);
+      assert.equal(res.status, 400, body);
+      assert.equal(((await res.json()) as { error: string }).error, 'bad_request');
+    }
+    res = await post(JSON.stringify({ channel: 'api', data: 'x'.repeat(2000) }));
+    assert.equal(res.status, 413);
+    await res.arrayBuffer();
+
+    res = await fetch(httpUrl(node!, '/api/channels/api/history?limit=5'), { headers: auth });
+    assert.equal(res.status, 200);
+    const history = (await res.json()) as { messages: unknown[]; epoch: string };
+    assert.deepEqual(history.messages, [{ offset: 1, data: { hello: ['world'] } }]);
+    res = await fetch(httpUrl(node!, '/api/channels/api/history?limit=-1'), { headers: auth });
+    assert.equal(res.status, 400);
+    await res.arrayBuffer();
+    res = await fetch(httpUrl(node!, '/api/channels/api/history'));
+    assert.equal(res.status, 401);
+    await res.arrayBuffer();
+    res = await fetch(httpUrl(node!, '/api/channels/api/presence'), { headers: auth });
+    assert.equal(res.status, 404, 'no presence on this channel');
+    await res.arrayBuffer();
+    res = await fetch(httpUrl(node!, '/api/channels/chat:1/presence'), { headers: auth });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { channel: 'chat:1', clients: [] });
+
+    (node!.bus as MemoryBus).disconnect();
+    res = await post(JSON.stringify({ channel: 'api', data: 2 }));
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as { error: string }).error, 'unavailable');
+    (node!.bus as MemoryBus).reconnect();
+    assert.equal(messagesOf(sub, 'api').length, 1);
+  } finally {
+    sub.close();
+    await closeNodes([node!]);
+  }
+});
