@@ -49,9 +49,9 @@ export interface ClientOptions {
   readonly backoff?: Partial<BackoffOptions>;
   /** Connection attempts in a row before giving up (state `closed`); default: never give up. */
   readonly maxRetries?: number;
-  /** ms from opening the socket to the server's `connected` frame before the attempt counts as failed. */
+  /** ms from opening the socket to the server's `connected` frame before the attempt counts as failed; 0 is no limit. */
   readonly connectTimeout?: number;
-  /** ms a request (publish, history, presence) may wait for its reply, queued time included. */
+  /** ms a request (publish, history, presence) may wait for its reply, queued time included; 0 is no limit. */
   readonly requestTimeout?: number;
   /** Requests that may wait for a connection; more reject with `queue_full`. */
   readonly maxQueued?: number;
@@ -306,22 +306,20 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       if (this.ws === ws) this.frame(event.data);
     };
     ws.onerror = (event) => {
+      // The close event follows; its reason (often empty) is completed with this text.
       status ??= refusedStatus(event);
-      if (this.ws === ws && status === undefined && !this.everConnected) {
-        // Only the first failure is worth an event; later ones come as `disconnected`.
-        this.lastErrorText = errorText(event);
-      }
+      if (this.ws === ws) this.lastErrorText = errorText(event);
     };
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
       this.dropped(event.code, event.reason || this.lastErrorText || '', status);
     };
-    this.connectTimer = setTimeout(() => {
+    this.connectTimer = timer(this.connectTimeout, () => {
       if (this.ws !== ws) return;
       this.detach(ws);
       this.dropped(ClientCloseCode.ABNORMAL, `no connected frame within ${this.connectTimeout} ms`);
-    }, this.connectTimeout);
+    });
   }
 
   /** Forgets a socket: its late events go nowhere (listeners stay, as noops: `ws` throws on unheard errors). */
@@ -439,7 +437,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         this.subscriptions.get(frame.channel)?.handleMessage(frame);
         return;
       case 'subscribed': {
+        // A confirmation whose id we no longer wait for belongs to a subscription the app ended.
         const pending = frame.id === undefined ? undefined : this.pending.get(frame.id);
+        if (frame.id !== undefined && !pending) return;
         const sub = pending?.subscription ?? this.subscriptions.get(frame.channel);
         if (pending) this.settle(pending);
         if (sub && this.subscriptions.get(frame.channel) === sub) sub.handleSubscribed(frame);
@@ -470,7 +470,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     const pending = id === undefined ? undefined : this.pending.get(id);
     const err = new FanoutClientError(code as FanoutClientError['code'], message, { channel: channel ?? channelOf(pending?.frame), sent: true });
     if (!pending) {
-      const sub = channel === undefined ? undefined : this.subscriptions.get(channel);
+      // Without an id, a channel's error concerns its subscription; with an unknown id (a request
+      // that timed out, a subscription since ended) it goes to the client's `error` event.
+      const sub = channel === undefined || id !== undefined ? undefined : this.subscriptions.get(channel);
       if (sub) sub.handleError(err);
       else this.emit('error', err);
       return;
@@ -520,13 +522,13 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       }
       const id = this.nextId++;
       const frame = { ...body, id } as ClientFrame;
-      const timer = setTimeout(() => {
+      const expiry = timer(this.requestTimeout, () => {
         const pending = this.pending.get(id);
         if (!pending) return;
         const text = pending.sent ? `no reply to the ${kind} within ${this.requestTimeout} ms${kind === 'publish' ? '; it may or may not have been published' : ''}` : `the ${kind} waited ${this.requestTimeout} ms for a connection and was not sent`;
         this.settle(pending, new FanoutClientError('timeout', text, { channel, sent: pending.sent }));
-      }, this.requestTimeout);
-      const pending: Pending = { id, kind, frame, resolve, reject, timer, sent: false };
+      });
+      const pending: Pending = { id, kind, frame, resolve, reject, timer: expiry, sent: false };
       this.pending.set(id, pending);
       if (this.stateValue === 'connected') this.sendPending(pending);
     });
@@ -558,6 +560,11 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     if (err) pending.reject(err);
     else if (frame) pending.resolve(frame);
   }
+}
+
+/** setTimeout, except that 0 and Infinity (and anything past setTimeout's 2^31 ms range) mean "never". */
+function timer(ms: number, fn: () => void): ReturnType<typeof setTimeout> | undefined {
+  return ms > 0 && ms < 2 ** 31 ? setTimeout(fn, ms) : undefined;
 }
 
 function channelOf(frame: ClientFrame | undefined): string | undefined {

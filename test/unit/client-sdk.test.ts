@@ -421,3 +421,27 @@ test('bad options are refused before anything starts', () => {
   c.subscribe('a');
   assert.throws(() => c.subscribe('a'), /already subscribed/);
 });
+
+test('a confirmation for a subscription the app already ended does not confirm its successor', async (t) => {
+  const server = await scriptedServer();
+  t.after(() => server.close());
+  const client = new FanoutClient({ url: server.url, backoff: FAST });
+  t.after(() => client.close());
+  await client.connect();
+  const p = await server.peer(0);
+  const first = client.subscribe('room');
+  const s1 = await p.next('subscribe');
+  void first.unsubscribe();
+  const second = client.subscribe('room');
+  const u = await p.next('unsubscribe');
+  const s2 = await p.next('subscribe');
+  const confirmations: number[] = [];
+  second.on('subscribed', (info) => confirmations.push(info.offset));
+  p.send({ type: 'subscribed', channel: 'room', id: s1.id, offset: 1, epoch: 'E' });
+  p.send({ type: 'unsubscribed', channel: 'room', id: u.id });
+  p.send({ type: 'subscribed', channel: 'room', id: s2.id, offset: 2, epoch: 'E' });
+  assert.equal((await second.ready).offset, 2);
+  assert.deepEqual(confirmations, [2]);
+  assert.equal(first.state, 'unsubscribed');
+  await assert.rejects(first.ready);
+});
