@@ -252,3 +252,33 @@ test('error paths: forbidden, not found, bad channel names, oversized messages (
   await assert.rejects(nowhere.connect(), (err: FanoutClientError) => err.code === 'closed');
   assert.equal(drops, 3, 'the first attempt and two retries, then closed');
 });
+
+test('a drain (SIGTERM: close code 1001) sends the node\'s clients through HAProxy to the other node, nothing lost', async () => {
+  const channel = 'drain';
+  const viaProxy = Array.from({ length: 4 }, () => client('proxy'));
+  const publisher = client(nodes[0]!.port);
+  const received = new Map<FanoutClient, ReturnType<typeof collect>>();
+  const codes = new Map<FanoutClient, number[]>();
+  for (const c of viaProxy) {
+    received.set(c, collect(c.subscribe(channel)));
+    const list: number[] = [];
+    c.on('disconnected', (d) => list.push(d.code));
+    codes.set(c, list);
+    c.connect();
+  }
+  publisher.connect();
+  await Promise.all(viaProxy.map((c) => c.subscription(channel)!.ready));
+  const drained = viaProxy.filter((c) => c.nodeId === 'sdk2');
+  assert.ok(drained.length >= 1, 'round robin put a client on sdk2');
+  await publisher.publish(channel, 1);
+  const stopped = nodes[1]!.stop('SIGTERM');
+  await waitFor(() => drained.every((c) => codes.get(c)!.length > 0), 'the drained clients to be closed');
+  await publisher.publish(channel, 2);
+  await publisher.publish(channel, 3);
+  assert.equal(await stopped, 0, 'the drained node exits 0');
+  await waitFor(() => viaProxy.every((c) => c.state === 'connected' && c.nodeId === 'sdk1'), 'every client on sdk1', 30_000);
+  await publisher.publish(channel, 4);
+  await waitFor(() => viaProxy.every((c) => received.get(c)!.length >= 4), '4 messages everywhere', 30_000);
+  for (const c of viaProxy) assert.deepEqual(received.get(c)!.map((m) => m.data), [1, 2, 3, 4]);
+  for (const c of drained) assert.equal(codes.get(c)![0], 1001, 'closed with "going away", and reconnected');
+});

@@ -125,6 +125,20 @@ test('connects, reports its state and who serves it, sends the token in the quer
   assert.equal(new URL(peer.req.url!, 'http://x').pathname, '/ws/v1');
 });
 
+test('a token function is asked again before every connection attempt', async (t) => {
+  const server = await scriptedServer();
+  t.after(() => server.close());
+  let n = 0;
+  const client = new FanoutClient({ url: server.url, backoff: FAST, token: async () => `t${++n}` });
+  t.after(() => client.close());
+  await client.connect();
+  (await server.peer(0)).ws.close(4001, 'token expired'); // terminal, unless a fresh token can be fetched
+  const second = await server.peer(1);
+  await reach(client, 'connected');
+  const token = (p: Peer) => new URL(p.req.url!, 'http://x').searchParams.get('token');
+  assert.deepEqual([token(server.peers[0]!), token(second)], ['t1', 't2']);
+});
+
 test('publish resolves with the acked offset and rejects with the server error code', async (t) => {
   const server = await scriptedServer();
   t.after(() => server.close());
