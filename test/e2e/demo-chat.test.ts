@@ -91,12 +91,19 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   assert.equal(nodeIds[3], 'chat1');
   assert.equal(nodeIds[4], 'chat2');
 
-  // Everyone sees everyone: presence lists the five pages, on both nodes.
-  for (const p of pages) await p.page.waitForFunction(() => document.querySelectorAll('#presence li').length === 5, undefined, { timeout: WAIT });
-  const names = (await pages[0]!.page.locator('#presence li').allTextContents()).map((t) => t.replace(' (you)', '')).sort();
-  assert.deepEqual(names, ['ann', 'bob', 'cy', 'dee', 'eve'], 'names learnt from the joins');
+  // Everyone sees everyone: presence lists the five pages by name (learnt from their joins), on both nodes.
+  for (const p of pages) {
+    await p.page.waitForFunction(
+      () => Array.from(document.querySelectorAll('#presence li'), (li) => (li.textContent ?? '').replace(' (you)', '')).sort().join() === 'ann,bob,cy,dee,eve',
+      undefined,
+      { timeout: WAIT },
+    );
+  }
+  assert.equal(await pages[1]!.page.textContent('#presence li:has-text("(you)")'), 'bob (you)');
 
+  // Each line waits for the previous one, so "the order sent" is one order for everybody.
   await say(direct[0]!.page, 'hello from dee');
+  await shows(viaProxy[1]!.page, ['hello from dee']);
   await say(viaProxy[1]!.page, 'bob here');
   for (const p of pages) await shows(p.page, ['hello from dee', 'bob here']);
   const firstLine = (await lines(pages[2]!.page)).find((l) => l[1] === 'hello from dee');
@@ -112,6 +119,7 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   await nodes[victim]!.stop('SIGKILL');
   const meanwhile = Array.from({ length: 5 }, (_, i) => `while ${victimId} is down ${i + 1}`);
   for (const text of meanwhile) await say(talker.page, text);
+  await shows(talker.page, meanwhile);
 
   for (const p of moved) {
     await p.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, survivorId, { timeout: WAIT });
