@@ -14,9 +14,14 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** The peer sent a data type the endpoint does not take (binary on /ws/echo). */
   UNSUPPORTED_DATA: 1003,
+  /** The peer broke RFC 6455 (unmasked frame, reserved bits or opcode, bad close code); sent by ws. */
+  PROTOCOL_ERROR: 1002,
   /** A text frame was not valid UTF-8. */
   INVALID_PAYLOAD: 1007,
-  /** Policy violation (rate limit abuse on the echo socket). */
+  /**
+   * Policy violation: over --rate-limit on the echo socket, persistent rate-limit abuse on any
+   * socket, or too many fragments / buffered chunks for one message (sent by ws).
+   */
   POLICY_VIOLATION: 1008,
   /** A message over --max-payload. */
   MESSAGE_TOO_BIG: 1009,
@@ -48,9 +53,34 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 export function shouldReconnect(code: number): boolean {
   if (code >= 4000 && code < 4500) return false;
   if (code === CloseCode.POLICY_VIOLATION || code === CloseCode.MESSAGE_TOO_BIG) return false;
-  if (code === CloseCode.UNSUPPORTED_DATA || code === CloseCode.INVALID_PAYLOAD) return false;
+  if (code === CloseCode.UNSUPPORTED_DATA || code === CloseCode.INVALID_PAYLOAD || code === CloseCode.PROTOCOL_ERROR) return false;
   return true;
 }
+
+/**
+ * HTTP statuses an upgrade request can get instead of a 101 (docs/security.md says which control
+ * answers each). Behind HAProxy, 400, 408 and 503 may also come from HAProxy itself.
+ */
+export const UpgradeStatus = {
+  /** Malformed request or handshake. */
+  BAD_REQUEST: 400,
+  /** No, malformed, forged, expired or wrong-algorithm token (with WWW-Authenticate: Bearer). */
+  UNAUTHORIZED: 401,
+  /** The Origin is not allowed. */
+  FORBIDDEN: 403,
+  /** No WebSocket endpoint at that path. */
+  NOT_FOUND: 404,
+  /** The request headers did not arrive within --handshake-timeout. */
+  REQUEST_TIMEOUT: 408,
+  /** A plain GET on a WebSocket path. */
+  UPGRADE_REQUIRED: 426,
+  /** --max-connections-per-ip reached for the client's address. */
+  TOO_MANY_REQUESTS: 429,
+  /** Request headers over 16 KiB or 2000 lines. */
+  HEADERS_TOO_LARGE: 431,
+  /** Draining, --max-connections reached, or the JWKS could not be fetched (Retry-After). */
+  UNAVAILABLE: 503,
+} as const;
 
 /** Error codes carried in `{"type":"error","code":…}` frames of the channel protocol. */
 export const ProtocolErrorCode = {

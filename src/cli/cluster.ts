@@ -56,7 +56,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   const ports: number[] = [];
   for (let i = 1; i <= options.nodes; i++) {
     const nodeId = `node${i}`;
-    const child = fork(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, ...serveArgs], {
+    const child = fork(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', '127.0.0.1', ...serveArgs], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     children.push(child);

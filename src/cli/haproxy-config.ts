@@ -11,5 +11,7 @@ export function haproxyConfigCommand(argv: readonly string[]): void {
   }
   const { options, positionals } = parseCommand(haproxyConfigSchema, argv);
   if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument');
+  if (options.tlsCert === undefined && options.redirectPort !== undefined) throw new ConfigError('--redirect-port', 'needs --tls-cert');
+  if (options.redirectPort !== undefined && options.redirectPort === options.port) throw new ConfigError('--redirect-port', 'must differ from --port');
   process.stdout.write(haproxyConfig({ ...options, checkInterval: HAPROXY_DEFAULTS.checkInterval }));
 }

@@ -5,6 +5,7 @@ import { ConfigError, FanoutError } from '../errors.js';
 import { clusterCommand } from './cluster.js';
 import { haproxyConfigCommand } from './haproxy-config.js';
 import { serve } from './serve.js';
+import { tokenCommand } from './token.js';
 
 const USAGE = `Usage: fanout <command> [options]
 
@@ -12,6 +13,7 @@ Commands:
   serve            run one node (default port 3000, memory bus)
   haproxy-config   print a haproxy.cfg for a set of nodes
   cluster          run N nodes with HAProxy in front of them
+  token            print a signed development JWT (for --jwt-secret)
 
 Run \`fanout <command> --help\` for a command's options.
 `;
@@ -25,6 +27,8 @@ async function main(argv: string[]): Promise<void> {
       return haproxyConfigCommand(rest);
     case 'cluster':
       return clusterCommand(rest);
+    case 'token':
+      return tokenCommand(rest);
     case '--version':
     case '-v': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -38,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster)`);
+      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, token)`);
   }
 }
 

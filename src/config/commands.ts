@@ -1,4 +1,5 @@
 /** Schemas of the CLI commands other than `serve`. */
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HAPROXY_DEFAULTS, parseServers } from '../haproxy/config.js';
 
@@ -26,6 +27,13 @@ export const haproxyConfigSchema = z.object({
   balance: z.enum(['roundrobin', 'leastconn'], { error: 'expected roundrobin or leastconn' }).default(HAPROXY_DEFAULTS.balance),
   maxconn: z.coerce.number().int().min(1, { error: 'expected at least 1' }).default(HAPROXY_DEFAULTS.maxconn),
   statsPort: z.coerce.number().int().min(1).max(65535, { error: 'expected a port from 1 to 65535' }).optional(),
+  tlsCert: z
+    .string()
+    .min(1)
+    .refine((f) => existsSync(f), { error: 'no such file (expected a PEM with the certificate chain and its key)' })
+    .optional(),
+  redirectPort: z.coerce.number().int().min(1, { error: 'expected a port from 1 to 65535' }).max(65535, { error: 'expected a port from 1 to 65535' }).optional(),
+  hstsMaxAge: z.coerce.number().int().min(0, { error: 'expected 0 or more seconds' }).default(HAPROXY_DEFAULTS.hstsMaxAge),
 });
 
 export const HAPROXY_CONFIG_HELP = `Usage: fanout haproxy-config --servers host:port[,host:port…] [options]
@@ -37,7 +45,11 @@ Prints a complete haproxy.cfg for the nodes given.
   --host ADDR       address HAProxy binds (default ${HAPROXY_DEFAULTS.host})
   --balance ALG     roundrobin or leastconn (default ${HAPROXY_DEFAULTS.balance})
   --maxconn N       connection cap; each costs HAProxy two file descriptors (default ${HAPROXY_DEFAULTS.maxconn})
-  --stats-port N    also serve HAProxy's stats page on this port`;
+  --stats-port N    also serve HAProxy's stats page on this port
+  --tls-cert PEM    terminate TLS (https, wss) on --port with this PEM (certificate chain + key);
+                    the nodes stay on plain HTTP behind HAProxy
+  --redirect-port N with --tls-cert: also listen for plain HTTP here and redirect it to https
+  --hsts-max-age S  with --tls-cert: Strict-Transport-Security max-age (default ${HAPROXY_DEFAULTS.hstsMaxAge}; 0 for none)`;
 
 export const clusterSchema = z.object({
   nodes: z.coerce

@@ -87,6 +87,7 @@ export const serveSchema = z.object({
   maxBuffered: int(1024).default(DEFAULTS.maxBuffered),
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),
+  trustProxy: list().default([]),
 
   // Channels (issue: channels).
   history: busUrl.optional(),
@@ -131,6 +132,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   maxBuffered: `unsent bytes per socket before it is closed as a slow consumer (default ${DEFAULTS.maxBuffered})`,
   tlsCert: 'PEM certificate: serve https and wss (with --tls-key)',
   tlsKey: 'PEM private key for --tls-cert',
+  trustProxy: 'comma-separated proxy addresses (e.g. 127.0.0.1) whose X-Forwarded-For gives the client IP for per-IP limits and logs',
   history: 'where channel history lives when the bus has none (redis://…; default: the bus, or memory)',
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
   historyTtl: `seconds a channel's history is kept after its last message (default ${DEFAULTS.historyTtl})`,

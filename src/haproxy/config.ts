@@ -24,6 +24,15 @@ export interface HaproxyOptions {
   readonly checkInterval: number;
   /** Port of an optional stats page. */
   readonly statsPort?: number | undefined;
+  /**
+   * PEM file holding the certificate chain and its private key: HAProxy terminates TLS on `port`
+   * (https and wss) and talks plain HTTP to the nodes.
+   */
+  readonly tlsCert?: string | undefined;
+  /** With tlsCert: a plain-HTTP port that redirects every request to https on `port`. */
+  readonly redirectPort?: number | undefined;
+  /** With tlsCert: Strict-Transport-Security max-age in seconds (0 leaves the header out). */
+  readonly hstsMaxAge?: number | undefined;
 }
 
 export const HAPROXY_DEFAULTS = {
@@ -32,6 +41,7 @@ export const HAPROXY_DEFAULTS = {
   balance: 'roundrobin',
   maxconn: 8000,
   checkInterval: 2000,
+  hstsMaxAge: 31536000,
 } as const;
 
 /** Parses `host:port,host:port`; throws a message naming the bad entry. */
@@ -51,7 +61,8 @@ export function parseServers(list: string): HaproxyServer[] {
 }
 
 export function haproxyConfig(options: HaproxyOptions): string {
-  const { servers, port, host, balance, maxconn, checkInterval } = options;
+  const { servers, host, balance, maxconn, checkInterval } = options;
+  const bindHost = host.includes(':') ? `[${host}]` : host;
   const check = `check inter ${checkInterval}ms fall 2 rise 2`;
   const wsServers = servers.map((s, i) => `    server node${i + 1} ${s.host}:${s.port} ${check}`);
   const httpServers = servers.map((s, i) => `    server node${i + 1} ${s.host}:${s.port} track fanout_ws/node${i + 1}`);
@@ -78,7 +89,7 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '    default-server init-addr last,libc,none',
     '',
     'frontend fanout',
-    `    bind ${host.includes(':') ? `[${host}]` : host}:${port}`,
+    ...frontendBinds(options, bindHost),
     `    maxconn ${maxconn}`,
     '    use_backend fanout_ws if { path_beg /ws }',
     '    default_backend fanout_http',
@@ -95,7 +106,28 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '',
   ];
   if (options.statsPort !== undefined) {
-    lines.push('listen stats', `    bind ${host.includes(':') ? `[${host}]` : host}:${options.statsPort}`, '    stats enable', '    stats uri /', '    stats refresh 5s', '');
+    lines.push('listen stats', `    bind ${bindHost}:${options.statsPort}`, '    stats enable', '    stats uri /', '    stats refresh 5s', '');
   }
   return lines.join('\n');
+}
+
+/**
+ * The frontend's binds. With TLS: `ssl crt` on the main port (HTTP/1.1 only, which WebSocket
+ * upgrades need), an optional plain port redirecting to https, HSTS on TLS answers, and
+ * X-Forwarded-Proto so the nodes know the client used https. The nodes stay on plain HTTP.
+ */
+function frontendBinds(options: HaproxyOptions, bindHost: string): string[] {
+  if (options.tlsCert === undefined) return [`    bind ${bindHost}:${options.port}`];
+  if (/\s/.test(options.tlsCert)) throw new Error(`the certificate path must not contain spaces: ${JSON.stringify(options.tlsCert)}`);
+  const lines = [`    bind ${bindHost}:${options.port} ssl crt ${options.tlsCert} alpn http/1.1`];
+  if (options.redirectPort !== undefined) {
+    lines.push(`    bind ${bindHost}:${options.redirectPort}`);
+    // Keep the host the client asked for, swap the port for the TLS one.
+    const target = options.port === 443 ? 'https://%[req.hdr(host),field(1,:)]%[pathq]' : `https://%[req.hdr(host),field(1,:)]:${options.port}%[pathq]`;
+    lines.push(`    http-request redirect location ${target} code 301 unless { ssl_fc }`);
+  }
+  lines.push('    http-request set-header X-Forwarded-Proto https if { ssl_fc }');
+  const maxAge = options.hstsMaxAge ?? HAPROXY_DEFAULTS.hstsMaxAge;
+  if (maxAge > 0) lines.push(`    http-response set-header Strict-Transport-Security "max-age=${maxAge}" if { ssl_fc }`);
+  return lines;
 }

@@ -25,6 +25,12 @@ export class Client {
   alive = true;
   /** Endpoint-specific state (the channel endpoint keeps its subscriptions here). */
   state: unknown = undefined;
+  /** --rate-limit token bucket (transport/limits.ts), refilled lazily when a message arrives. */
+  rateTokens = 0;
+  rateRefilledAt = 0;
+  /** Messages dropped since `rateWindowStart`, for "persistent abuse". */
+  rateDropped = 0;
+  rateWindowStart = 0;
 
   constructor(
     readonly id: string,

@@ -22,7 +22,8 @@ import { addDemoPageRoutes } from '../http/demo-page.js';
 import { addHealthRoutes } from '../http/health.js';
 import { pathOf, Router } from '../http/router.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { BasicGate, type Gate } from '../transport/gate.js';
+import { SecurityGate, type Gate } from '../transport/gate.js';
+import { RateLimiter, RateVerdict } from '../transport/limits.js';
 import { createTransport } from '../transport/server.js';
 import { Client, rawSocket, type Identity } from './client.js';
 import { EchoEndpoint } from './echo.js';
@@ -57,6 +58,7 @@ export class FanoutNode {
   readonly router = new Router();
   readonly outbox: Outbox;
   gate: Gate;
+  private readonly rateLimiter: RateLimiter | undefined;
 
   private stateValue: NodeState = 'starting';
   private readonly endpoints = new Map<string, Endpoint>();
@@ -77,7 +79,8 @@ export class FanoutNode {
     this.idBytes = Buffer.from(this.id, 'latin1');
     this.logger = options.logger ?? silentLogger();
     this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
-    this.gate = new BasicGate(this);
+    this.gate = new SecurityGate(this);
+    this.rateLimiter = this.config.rateLimit > 0 ? new RateLimiter(this.config.rateLimit) : undefined;
     this.outbox = new Outbox({
       maxBuffered: this.config.maxBuffered,
       onSlowConsumer: (client) => this.dropSlowConsumer(client),
@@ -231,17 +234,18 @@ export class FanoutNode {
   /** Takes a socket the gate admitted and `ws` upgraded. */
   accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity): void {
     const socket = rawSocket(ws);
-    const ip = req.socket.remoteAddress ?? '';
+    const ip = this.gate.ipOf?.(req) ?? req.socket.remoteAddress ?? '';
     const client = new Client(randomUUID(), ws, socket, endpoint.path, ip, req.headers.origin, identity);
     (ws as TaggedSocket)[kClient] = client;
     (ws as TaggedSocket)[kNode] = this;
     socket.setNoDelay(true);
     this.clients.add(client);
+    this.gate.opened?.(client);
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('error', onSocketError);
     ws.on('close', onSocketClose);
-    this.logger.debug({ client: client.id, endpoint: endpoint.path, ip, origin: client.origin, user: identity.user }, 'connected');
+    this.logger.info({ client: client.id, endpoint: endpoint.path, ip, origin: client.origin, user: identity.user }, 'connected');
     try {
       endpoint.open(client);
     } catch (err) {
@@ -252,12 +256,17 @@ export class FanoutNode {
 
   /** @internal A gate refusal, for logs and metrics. */
   rejected(req: IncomingMessage, status: number, reason: string): void {
-    this.logger.info({ ip: req.socket.remoteAddress, origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
+    const ip = this.gate.ipOf?.(req) ?? req.socket.remoteAddress;
+    this.logger.warn({ ip, origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
   }
 
   /** @internal */
   socketMessage(client: Client, data: Buffer, isBinary: boolean): void {
     client.alive = true;
+    if (this.rateLimiter) {
+      const verdict = this.rateLimiter.take(client, Date.now());
+      if (verdict !== RateVerdict.OK) return this.overRateLimit(client, data, verdict);
+    }
     try {
       this.endpoints.get(client.endpoint)?.message(client, data, isBinary);
     } catch (err) {
@@ -265,20 +274,49 @@ export class FanoutNode {
     }
   }
 
+  /**
+   * A message over --rate-limit is dropped. The endpoint answers if it has a protocol to answer
+   * with (`rate_limited` error frame); otherwise, or on persistent abuse, the socket closes 1008.
+   */
+  private overRateLimit(client: Client, data: Buffer, verdict: RateVerdict): void {
+    const endpoint = this.endpoints.get(client.endpoint);
+    const who = { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, limit: this.config.rateLimit };
+    if (verdict === RateVerdict.ABUSE || !endpoint?.rateLimited) {
+      if (client.ws.readyState !== 1) return;
+      this.logger.warn({ ...who, dropped: client.rateDropped }, verdict === RateVerdict.ABUSE ? 'rate limit abuse; closing' : 'rate limit hit; closing');
+      this.outbox.flush();
+      client.ws.close(CloseCode.POLICY_VIOLATION, verdict === RateVerdict.ABUSE ? 'rate limit abuse' : 'rate limit exceeded');
+      return;
+    }
+    // Logged once per abuse window, not per dropped message.
+    if (client.rateDropped === 1) this.logger.warn(who, 'rate limit hit');
+    try {
+      endpoint.rateLimited(client, data);
+    } catch (err) {
+      this.logger.error({ err, client: client.id }, 'rateLimited handler failed');
+    }
+  }
+
+  /** @internal ws reports a protocol or limit error; the 'close' event follows. */
+  socketError(client: Client, err: Error & { code?: string }): void {
+    this.logger.warn({ client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, code: err.code, err: err.message }, 'socket error');
+  }
+
   /** @internal */
   socketClosed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
+    this.gate.closed?.(client);
     try {
       this.endpoints.get(client.endpoint)?.close(client);
     } catch (err) {
       this.logger.error({ err, client: client.id }, 'endpoint close failed');
     }
-    this.logger.debug({ client: client.id, code, ip: client.ip, user: client.identity.user }, 'closed');
+    this.logger.info({ client: client.id, code, ip: client.ip, origin: client.origin, user: client.identity.user }, 'closed');
   }
 
   private dropSlowConsumer(client: Client): void {
     this.logger.warn(
-      { client: client.id, ip: client.ip, user: client.identity.user, buffered: client.socket.writableLength },
+      { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, buffered: client.socket.writableLength },
       'slow consumer closed',
     );
     // The close frame queues behind the backlog the client is not reading; cut the socket soon after.
@@ -333,6 +371,7 @@ export class FanoutNode {
   private async doClose(): Promise<void> {
     if (this.stateValue !== 'draining') this.setState('draining');
     clearInterval(this.heartbeatTimer);
+    this.gate.stop?.();
     for (const client of this.clients) client.ws.close(CloseCode.GOING_AWAY, 'node shutting down');
     this.outbox.flush();
     for (const endpoint of this.endpoints.values()) await endpoint.stop?.().catch(() => {});
@@ -363,8 +402,10 @@ function onSocketPong(this: TaggedSocket): void {
   const client = this[kClient];
   if (client) client.alive = true;
 }
-function onSocketError(this: TaggedSocket): void {
+function onSocketError(this: TaggedSocket, err: Error): void {
   // ws closes the socket after an error (bad frame, too big, bad UTF-8); 'close' follows.
+  const client = this[kClient];
+  if (client) this[kNode]!.socketError(client, err);
 }
 function onSocketClose(this: TaggedSocket, code: number): void {
   const client = this[kClient];

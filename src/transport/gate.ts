@@ -1,28 +1,138 @@
 /**
  * The upgrade gate: everything that can be decided before a WebSocket upgrade is decided here and
  * answered with an HTTP status, so a refused client never gets a 101.
+ *
+ * Order, cheapest first: node state (503), Origin (403), connection caps (503 per node, 429 per
+ * IP), then the JWT (401, or 503 when the JWKS cannot be fetched). The caps are checked again in
+ * {@link Gate.admit}, synchronously just before `ws` completes the upgrade, because the JWT check
+ * may wait on the network and other handshakes may have been admitted meanwhile.
+ *
+ * After the upgrade the gate keeps the per-IP counts and closes sockets whose token expired with
+ * 4001: one sweep per node every second, no timer per socket.
  */
 import type { IncomingMessage } from 'node:http';
-import { ANONYMOUS, type Identity } from '../node/client.js';
+import { CloseCode, UpgradeStatus } from '../errors.js';
+import { ANONYMOUS, type Client, type Identity } from '../node/client.js';
 import type { FanoutNode } from '../node/node.js';
+import { createAuthenticator, type Authenticator } from './auth.js';
+import { clientIp, IpCounter, normalizeIp } from './limits.js';
+import { originAllowed, originPolicy, type OriginPolicy } from './origin.js';
 
-export type GateResult =
-  | { readonly ok: true; readonly identity: Identity }
-  | { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
+export type GateRefusal = { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
+export type GateResult = { readonly ok: true; readonly identity: Identity } | GateRefusal;
 
 export interface Gate {
   /** Admits or refuses an upgrade request for `endpoint`. */
   check(req: IncomingMessage, endpoint: string): Promise<GateResult> | GateResult;
+  /** The last, synchronous check right before the 101 (connection caps); undefined admits. */
+  admit?(req: IncomingMessage): GateRefusal | undefined;
+  /** The client's address as limits and logs see it (X-Forwarded-For behind a trusted proxy). */
+  ipOf?(req: IncomingMessage): string;
+  /** A socket was admitted and upgraded. */
+  opened?(client: Client): void;
+  /** A socket the gate saw open has closed. */
+  closed?(client: Client): void;
+  /** The node is stopping. */
+  stop?(): void;
 }
 
-/** The core checks: the node must be running and under --max-connections. */
+/** The core checks only: the node must be running and under --max-connections. */
 export class BasicGate implements Gate {
   constructor(private readonly node: FanoutNode) {}
 
   check(_req: IncomingMessage, _endpoint: string): GateResult {
-    if (this.node.state !== 'running') return { ok: false, status: 503, reason: 'node is not accepting connections' };
+    if (this.node.state !== 'running') return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
     const max = this.node.config.maxConnections;
-    if (max > 0 && this.node.clientCount >= max) return { ok: false, status: 503, reason: 'too many connections' };
+    if (max > 0 && this.node.clientCount >= max) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections' };
     return { ok: true, identity: ANONYMOUS };
+  }
+}
+
+/** How often the node looks for sockets whose token expired. */
+export const EXPIRY_SWEEP_MS = 1000;
+
+/** The full gate: state, Origin, caps, JWT; per-IP counts and token expiry after the upgrade. */
+export class SecurityGate implements Gate {
+  private readonly origins: OriginPolicy;
+  private readonly auth: Authenticator | undefined;
+  private readonly trustedProxies: ReadonlySet<string>;
+  private readonly perIp = new IpCounter();
+  /** Open sockets whose token has an `exp`; swept every second. */
+  private readonly expiring = new Set<Client>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly node: FanoutNode) {
+    const { config } = node;
+    this.origins = originPolicy(config.allowedOrigins);
+    this.auth = createAuthenticator(config);
+    this.trustedProxies = new Set(config.trustProxy.map(normalizeIp));
+    if (this.origins.kind === 'any') {
+      node.logger.warn('--allowed-origins is *: any web page can open WebSockets to this node with its visitors\' cookies');
+    }
+  }
+
+  async check(req: IncomingMessage, _endpoint: string): Promise<GateResult> {
+    if (this.node.state !== 'running') return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
+    const origin = req.headers.origin;
+    if (!originAllowed(this.origins, origin, req.headers.host)) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
+    const capped = this.admit(req);
+    if (capped) return capped;
+    if (!this.auth) return { ok: true, identity: ANONYMOUS };
+    const result = await this.auth.authenticate(req);
+    if (result.ok) return result;
+    return {
+      ok: false,
+      status: result.status,
+      reason: result.reason,
+      headers: result.status === UpgradeStatus.UNAUTHORIZED ? { 'WWW-Authenticate': 'Bearer realm="fanout"' } : { 'Retry-After': '5' },
+    };
+  }
+
+  admit(req: IncomingMessage): GateRefusal | undefined {
+    const { maxConnections, maxConnectionsPerIp } = this.node.config;
+    if (maxConnections > 0 && this.node.clientCount >= maxConnections) {
+      return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: { 'Retry-After': '5' } };
+    }
+    if (maxConnectionsPerIp > 0 && this.perIp.count(this.ipOf(req)) >= maxConnectionsPerIp) {
+      return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', headers: { 'Retry-After': '5' } };
+    }
+    return undefined;
+  }
+
+  ipOf(req: IncomingMessage): string {
+    return clientIp(req, this.trustedProxies);
+  }
+
+  opened(client: Client): void {
+    this.perIp.add(client.ip);
+    if (client.identity.expiresAt !== undefined) {
+      this.expiring.add(client);
+      this.sweepTimer ??= setInterval(() => this.sweep(), EXPIRY_SWEEP_MS).unref();
+    }
+  }
+
+  closed(client: Client): void {
+    this.perIp.remove(client.ip);
+    this.expiring.delete(client);
+  }
+
+  /** Closes every socket whose token has expired with 4001 (terminal: get a new token first). */
+  sweep(now = Date.now()): void {
+    let flushed = false;
+    for (const client of this.expiring) {
+      if (client.identity.expiresAt! > now) continue;
+      this.expiring.delete(client);
+      // What was queued for it before the expiry still goes out ahead of the close frame.
+      if (!flushed) this.node.outbox.flush();
+      flushed = true;
+      this.node.logger.info({ client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user }, 'token expired; closing');
+      client.ws.close(CloseCode.TOKEN_EXPIRED, 'token expired');
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.expiring.clear();
   }
 }

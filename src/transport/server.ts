@@ -8,16 +8,23 @@ import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, t
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { ConfigError } from '../errors.js';
+import { ConfigError, UpgradeStatus } from '../errors.js';
 import { pathOf, sendText } from '../http/router.js';
 import type { FanoutNode } from '../node/node.js';
+import { MAX_FRAGMENTS, maxBufferedChunks } from './limits.js';
 
 /** Creates the server; listening is the node's job. */
 export function createTransport(node: FanoutNode): { server: Server; wss: WebSocketServer } {
   const { config } = node;
-  const server = config.tlsCert ? createHttpsServer(readTls(config.tlsCert, config.tlsKey!)) : createHttpServer();
-  server.headersTimeout = Math.max(1, config.handshakeTimeout) * 1000;
-  server.requestTimeout = Math.max(1, config.handshakeTimeout) * 1000 + 5000;
+  // --handshake-timeout bounds the TLS handshake and the request headers (slowloris). Node checks
+  // header timeouts on an interval (30 s by default): check often enough for the limit to hold.
+  const timeoutMs = Math.max(1, config.handshakeTimeout) * 1000; // at least 1 s, as before
+  const httpOptions = { connectionsCheckingInterval: Math.min(1000, Math.max(100, timeoutMs / 4)) };
+  const server = config.tlsCert
+    ? createHttpsServer({ ...httpOptions, ...readTls(config.tlsCert, config.tlsKey!), handshakeTimeout: timeoutMs })
+    : createHttpServer(httpOptions);
+  server.headersTimeout = timeoutMs;
+  server.requestTimeout = timeoutMs + 5000;
   server.keepAliveTimeout = 5000;
 
   const wss = new WebSocketServer({
@@ -25,6 +32,8 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
     perMessageDeflate: false,
     maxPayload: config.maxPayload,
     clientTracking: false,
+    // Caps against tiny-fragment and tiny-chunk floods (ws closes with 1008 past them).
+    ...({ maxFragments: MAX_FRAGMENTS, maxBufferedChunks: maxBufferedChunks(config.maxPayload) } as object),
   });
 
   server.on('request', (req, res) => {
@@ -50,6 +59,12 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
           node.rejected(req, result.status, result.reason);
           return reject(socket, result.status, result.reason, result.headers);
         }
+        // Caps again, synchronously: the upgrade below completes in this same turn.
+        const late = node.gate.admit?.(req);
+        if (late) {
+          node.rejected(req, late.status, late.reason);
+          return reject(socket, late.status, late.reason, late.headers);
+        }
         wss.handleUpgrade(req, socket, head, (ws) => node.accept(endpoint, ws, req, result.identity));
       })
       .catch((err: unknown) => {
@@ -58,10 +73,19 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
       });
   });
 
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  // Malformed requests, oversized headers and slow headers get a status, never a crash.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? UpgradeStatus.HEADERS_TOO_LARGE
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? UpgradeStatus.REQUEST_TIMEOUT
+          : UpgradeStatus.BAD_REQUEST;
+    node.logger.info({ code: err.code, status }, 'bad request refused');
+    if (socket.writable) socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
   });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => node.logger.debug({ code: err.code }, 'TLS handshake failed'));
 
   return { server, wss };
 }

@@ -18,6 +18,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** GET /healthz through HAProxy (over TLS, certificate unchecked, when it terminates TLS). */
+async function probe(port: number, tls: boolean): Promise<number> {
+  if (!tls) {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    await res.arrayBuffer();
+    return res.status;
+  }
+  const { get } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path: '/healthz', rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+  });
+}
+
 export interface RunningHaproxy {
   readonly port: number;
   readonly child: ChildProcess;
@@ -50,9 +67,7 @@ export async function startHaproxy(ports: readonly number[], options: Partial<Ha
   for (;;) {
     if (child.exitCode !== null) throw new Error(`haproxy exited: ${output}`);
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-      await res.arrayBuffer();
-      if (res.status === 200) break;
+      if ((await probe(port, options.tlsCert !== undefined)) === 200) break;
     } catch {
       /* not up yet */
     }

@@ -1,0 +1,185 @@
+/**
+ * NATS core pub/sub with the `nats` client: one connection publishes and subscribes, one NATS
+ * subject per bus topic. NATS keeps nothing: delivery is at most once, in order per publishing
+ * connection, which is the {@link Bus} contract as it stands. Channel history does not live here:
+ * with a NATS bus it lives where `--history` says (Redis), or in memory (docs/brokers.md).
+ *
+ * Reconnects: the client reconnects by itself and sends its subscriptions again; the adapter
+ * reports `disconnected`/`connected` from the client's status stream, and keeps one subscription
+ * per topic so the node's resubscribe after `connected` costs nothing. The first connection is
+ * retried here (the client gives up on a server that never answered), so `connect()` can reject
+ * at once and still connect later.
+ */
+import { connect, Events, type NatsConnection, type Subscription } from 'nats';
+import { BusUnavailableError, ConfigError } from '../errors.js';
+import { BaseBus } from './bus.js';
+import { busRetryDelay, Sleeper } from './retry.js';
+
+/** Connection options from `nats://[user:pass@ | token@]host:port[,host:port…]`. */
+export interface NatsAddress {
+  readonly servers: string[];
+  readonly user?: string;
+  readonly pass?: string;
+  readonly token?: string;
+}
+
+/**
+ * Parses the --bus URL. The client takes credentials as options, not inside server URLs, so they
+ * are moved out of the URL (from the first server that has them).
+ */
+export function parseNatsUrl(url: string): NatsAddress {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers: string[] = [];
+  for (const part of url.split(',').map((s) => s.trim())) {
+    let parsed: URL;
+    try {
+      parsed = new URL(part.includes('://') ? part : `nats://${part}`);
+    } catch {
+      throw new ConfigError('--bus', `bad NATS server "${part}"`);
+    }
+    if (!parsed.hostname) throw new ConfigError('--bus', `no host in NATS server "${part}"`);
+    if (parsed.username && user === undefined) {
+      user = decodeURIComponent(parsed.username);
+      pass = parsed.password ? decodeURIComponent(parsed.password) : undefined;
+    }
+    servers.push(`${parsed.protocol}//${parsed.host}`);
+  }
+  if (servers.length === 0) throw new ConfigError('--bus', 'nats:// needs at least one host:port');
+  if (user === undefined) return { servers };
+  // nats://TOKEN@host is a token; nats://user:pass@host a user and password.
+  return pass === undefined ? { servers, token: user } : { servers, user, pass };
+}
+
+/** The NATS adapter (`--bus nats://…`): core pub/sub, one subject per topic. */
+export class NatsBus extends BaseBus {
+  readonly kind = 'nats';
+  private nc: NatsConnection | undefined;
+  private readonly subs = new Map<string, Subscription>();
+  private readonly sleeper = new Sleeper();
+  private first: Promise<void> | undefined;
+  private settleFirst: ((err?: Error) => void) | undefined;
+  private closing = false;
+
+  private readonly address: NatsAddress;
+
+  constructor(url: string) {
+    super();
+    this.address = parseNatsUrl(url);
+  }
+
+  connect(): Promise<void> {
+    this.first ??= new Promise<void>((resolve, reject) => {
+      this.settleFirst = (err) => {
+        this.settleFirst = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      void this.run();
+    });
+    return this.first;
+  }
+
+  /** Connects, waits for the connection to end for good, and starts over, until {@link close}. */
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.closing) {
+      let nc: NatsConnection;
+      try {
+        nc = await connect({
+          ...this.address,
+          name: 'fanout',
+          timeout: 2000,
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+          // Dead peers are found by TCP resets at once; pings catch a silent network.
+          pingInterval: 10_000,
+          maxPingOut: 2,
+        });
+      } catch (err) {
+        const error = new BusUnavailableError(`nats: ${(err as Error).message}`, { cause: err });
+        this.setStatus('disconnected', error);
+        this.settleFirst?.(error);
+        await this.sleeper.sleep(busRetryDelay(attempt++));
+        continue;
+      }
+      if (this.closing) {
+        await nc.close().catch(() => {});
+        return;
+      }
+      attempt = 0;
+      this.nc = nc;
+      void this.watch(nc);
+      this.setStatus('connected');
+      this.settleFirst?.();
+      const err = await nc.closed();
+      // Only a closed connection lands here (not a reconnect): its subscriptions are gone.
+      this.nc = undefined;
+      this.subs.clear();
+      if (!this.closing) this.setStatus('disconnected', err ?? new Error('nats connection closed'));
+    }
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (this.nc !== nc) return;
+      if (s.type === Events.Disconnect) this.setStatus('disconnected', new Error(`nats disconnected from ${String(s.data)}`));
+      else if (s.type === Events.Reconnect) this.setStatus('connected');
+    }
+  }
+
+  async publish(topic: string, payload: Buffer): Promise<void> {
+    const nc = this.nc;
+    // While the client reconnects it would buffer publishes; the contract says reject instead.
+    if (!nc || !this.connected) throw new BusUnavailableError(`nats is ${this.status}`);
+    try {
+      nc.publish(topic, payload);
+    } catch (err) {
+      throw new BusUnavailableError(`nats publish failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    const nc = this.nc;
+    if (!nc || !this.connected) throw new BusUnavailableError(`nats is ${this.status}`);
+    if (this.subs.has(topic)) return;
+    try {
+      const sub = nc.subscribe(topic, {
+        callback: (err, msg) => {
+          if (!err) this.handler(msg.subject, Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
+        },
+      });
+      this.subs.set(topic, sub);
+      // The SUB is on the wire once the server answers a PING: then publishes reach this node.
+      await nc.flush();
+    } catch (err) {
+      throw new BusUnavailableError(`nats subscribe failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const sub = this.subs.get(topic);
+    if (!sub) return;
+    this.subs.delete(topic);
+    try {
+      sub.unsubscribe();
+      // Resolve once the server has the UNSUB, so nothing published after this reaches the node.
+      await this.nc?.flush();
+    } catch {
+      /* the connection is closed or reconnecting: the subscription is gone from the client */
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.setStatus('closed');
+    this.settleFirst?.(new BusUnavailableError('nats bus closed'));
+    this.sleeper.wake();
+    const nc = this.nc;
+    this.nc = undefined;
+    this.subs.clear();
+    if (nc) await nc.close().catch(() => {});
+  }
+}

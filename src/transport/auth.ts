@@ -1,0 +1,155 @@
+/**
+ * JWT authentication before the upgrade, verified with `jose`.
+ *
+ * One key source is configured: --jwt-secret (HS256), --jwt-public-key (RS256 or ES256 PEM, the
+ * algorithm follows the key type) or --jwks-url (a remote key set, fetched once and cached by
+ * jose, keys picked by `kid`). The accepted algorithms are pinned to the key source, so a token
+ * signed with another algorithm (or `alg: none`) is refused, never "verified" with the wrong key.
+ *
+ * The token is read from `Authorization: Bearer …`, the `token` query parameter (browsers cannot
+ * set headers on a WebSocket) or the `fanout_token` cookie, in that order. It is never logged.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import type { Identity } from '../node/client.js';
+
+/** The cookie a browser app can set to authenticate WebSockets. */
+export const TOKEN_COOKIE = 'fanout_token';
+/** Longest token accepted, so a huge query string or cookie costs nothing to refuse. */
+export const MAX_TOKEN_LENGTH = 8192;
+
+/** A refusal is 401 (the token) or 503 (the key set could not be fetched: retry later). */
+export type AuthResult =
+  | { readonly ok: true; readonly identity: Identity }
+  | { readonly ok: false; readonly status: 401 | 503; readonly reason: string };
+
+export interface Authenticator {
+  /** Verifies the request's token; never throws. */
+  authenticate(req: IncomingMessage): Promise<AuthResult>;
+}
+
+/** Builds the authenticator, or undefined when no key is configured (anonymous clients). */
+export function createAuthenticator(config: Config): Authenticator | undefined {
+  const options = { issuer: config.jwtIssuer, audience: config.jwtAudience };
+  if (config.jwtSecret !== undefined) {
+    const key = new TextEncoder().encode(config.jwtSecret);
+    return new JwtAuthenticator(key, { ...options, algorithms: ['HS256'] });
+  }
+  if (config.jwtPublicKey !== undefined) {
+    const { key, algorithm } = readPublicKey(config.jwtPublicKey);
+    return new JwtAuthenticator(key, { ...options, algorithms: [algorithm] });
+  }
+  if (config.jwksUrl !== undefined) {
+    const jwks = createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    return new JwtAuthenticator(jwks, { ...options, algorithms: ['RS256', 'ES256'] });
+  }
+  return undefined;
+}
+
+interface VerifyOptions {
+  readonly issuer: string | undefined;
+  readonly audience: string | undefined;
+  readonly algorithms: string[];
+}
+
+class JwtAuthenticator implements Authenticator {
+  constructor(
+    private readonly key: Uint8Array | KeyObject | JWTVerifyGetKey,
+    private readonly options: VerifyOptions,
+  ) {}
+
+  async authenticate(req: IncomingMessage): Promise<AuthResult> {
+    const token = tokenOf(req);
+    if (token === undefined) return { ok: false, status: 401, reason: 'missing token' };
+    if (token.length > MAX_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) {
+      return { ok: false, status: 401, reason: 'malformed token' };
+    }
+    let payload: JWTPayload;
+    try {
+      const verifyOptions = {
+        algorithms: this.options.algorithms,
+        ...(this.options.issuer !== undefined ? { issuer: this.options.issuer } : {}),
+        ...(this.options.audience !== undefined ? { audience: this.options.audience } : {}),
+      };
+      // Overloads of jwtVerify differ by key kind; each branch is the same call.
+      const result =
+        typeof this.key === 'function'
+          ? await jwtVerify(token, this.key, verifyOptions)
+          : await jwtVerify(token, this.key, verifyOptions);
+      payload = result.payload;
+    } catch (err) {
+      const reason = describe(err);
+      return { ok: false, status: reason === KEYS_UNAVAILABLE ? 503 : 401, reason };
+    }
+    return identityOf(payload);
+  }
+}
+
+/** The claims → the node's Identity; a token without a string `sub` or with a bad `channels` is refused. */
+export function identityOf(payload: JWTPayload): AuthResult {
+  if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, status: 401, reason: 'token has no sub' };
+  const claim = payload['channels'];
+  let channels: string[] | undefined;
+  if (claim === undefined) channels = undefined;
+  else if (typeof claim === 'string') channels = claim.split(',').map((c) => c.trim()).filter(Boolean);
+  else if (Array.isArray(claim) && claim.every((c): c is string => typeof c === 'string')) channels = [...claim];
+  else return { ok: false, status: 401, reason: 'channels claim is not a list of strings' };
+  const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
+  return { ok: true, identity: Object.freeze({ user: payload.sub, channels: channels ? Object.freeze(channels) : undefined, expiresAt }) };
+}
+
+/** The token from the Authorization header, the `token` query parameter or the cookie. */
+export function tokenOf(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (header !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m ? m[1] : '';
+  }
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  if (q !== -1) {
+    const token = new URLSearchParams(url.slice(q + 1)).get('token');
+    if (token !== null) return token;
+  }
+  const cookie = req.headers.cookie;
+  if (cookie !== undefined) {
+    for (const part of cookie.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq !== -1 && part.slice(0, eq).trim() === TOKEN_COOKIE) return part.slice(eq + 1).trim();
+    }
+  }
+  return undefined;
+}
+
+const KEYS_UNAVAILABLE = 'key set unavailable';
+
+/** A short, token-free reason for logs and the 401 body. */
+function describe(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return 'token expired';
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'token algorithm not allowed';
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad token signature';
+  if (err instanceof errors.JWTClaimValidationFailed) return `token claim ${err.claim} rejected`;
+  if (err instanceof errors.JWKSNoMatchingKey) return 'no key for the token';
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return KEYS_UNAVAILABLE;
+  // jose's JWKS fetch reports a non-200 answer as a generic JOSEError.
+  if (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC') return KEYS_UNAVAILABLE;
+  if (err instanceof errors.JOSEError) return 'invalid token';
+  // Not a JOSE error: the JWKS fetch itself failed (connection refused, bad status, bad JSON).
+  return KEYS_UNAVAILABLE;
+}
+
+function readPublicKey(file: string): { key: KeyObject; algorithm: 'RS256' | 'ES256' } {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(readFileSync(file));
+  } catch (err) {
+    throw new ConfigError('--jwt-public-key', `cannot read a PEM public key from ${file}: ${(err as Error).message}`);
+  }
+  if (key.asymmetricKeyType === 'rsa') return { key, algorithm: 'RS256' };
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { key, algorithm: 'ES256' };
+  throw new ConfigError('--jwt-public-key', `expected an RSA or P-256 EC public key, got ${key.asymmetricKeyType ?? 'unknown'}`);
+}

@@ -1,0 +1,120 @@
+/**
+ * Connection and message limits: per-IP connection counts, the per-connection token bucket,
+ * the client address behind a trusted proxy, and ws's parser caps.
+ *
+ * None of these keeps a timer or a closure per socket: the bucket is three numbers on the
+ * Client, refilled lazily when a message arrives.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Client } from '../node/client.js';
+
+/**
+ * Most fragments one message may arrive in. Browsers and ws never fragment small messages; a
+ * flood of tiny fragments would otherwise cost an object per byte up to --max-payload.
+ * Past it ws closes with 1008.
+ */
+export const MAX_FRAGMENTS = 128;
+
+/**
+ * Most unparsed network chunks ws may hold for one socket (a frame arriving in tiny TCP
+ * segments). Scaled with --max-payload so a legitimate large message in 512-byte segments fits.
+ * Past it ws closes with 1008.
+ */
+export function maxBufferedChunks(maxPayload: number): number {
+  return Math.max(1024, Math.ceil(maxPayload / 512));
+}
+
+/** The window over which dropped messages count towards "persistent abuse". */
+export const ABUSE_WINDOW_MS = 10_000;
+
+/** What the rate limiter says about one message. */
+export const RateVerdict = {
+  /** Within the limit: deliver it. */
+  OK: 0,
+  /** Over the limit: drop it and tell the client. */
+  LIMITED: 1,
+  /** Over the limit persistently: drop it and close the socket with 1008. */
+  ABUSE: 2,
+} as const;
+export type RateVerdict = (typeof RateVerdict)[keyof typeof RateVerdict];
+
+/**
+ * A token bucket per connection: `rate` messages per second, a burst of `burst` (one second's
+ * worth, at least 1). Persistent abuse is more messages dropped within {@link ABUSE_WINDOW_MS}
+ * than the limit admits in that window (10 × rate, at least 10): a client that keeps sending at
+ * twice the limit or faster for ten seconds, or floods much faster, is disconnected.
+ */
+export class RateLimiter {
+  readonly burst: number;
+  readonly abuseThreshold: number;
+
+  constructor(readonly rate: number) {
+    this.burst = Math.max(1, Math.ceil(rate));
+    this.abuseThreshold = Math.max(10, Math.ceil((rate * ABUSE_WINDOW_MS) / 1000));
+  }
+
+  /** Takes one token for `client` at `now` (ms). */
+  take(client: Client, now: number): RateVerdict {
+    if (client.rateRefilledAt === 0) {
+      client.rateTokens = this.burst;
+      client.rateRefilledAt = now;
+    } else if (now > client.rateRefilledAt) {
+      client.rateTokens = Math.min(this.burst, client.rateTokens + ((now - client.rateRefilledAt) * this.rate) / 1000);
+      client.rateRefilledAt = now;
+    }
+    if (client.rateTokens >= 1) {
+      client.rateTokens -= 1;
+      return RateVerdict.OK;
+    }
+    if (now - client.rateWindowStart > ABUSE_WINDOW_MS) {
+      client.rateWindowStart = now;
+      client.rateDropped = 0;
+    }
+    client.rateDropped++;
+    return client.rateDropped > this.abuseThreshold ? RateVerdict.ABUSE : RateVerdict.LIMITED;
+  }
+}
+
+/** Open connections per client address, for --max-connections-per-ip. */
+export class IpCounter {
+  private readonly counts = new Map<string, number>();
+
+  count(ip: string): number {
+    return this.counts.get(ip) ?? 0;
+  }
+
+  add(ip: string): void {
+    this.counts.set(ip, this.count(ip) + 1);
+  }
+
+  remove(ip: string): void {
+    const n = this.count(ip) - 1;
+    if (n > 0) this.counts.set(ip, n);
+    else this.counts.delete(ip);
+  }
+
+  /** Addresses with at least one connection. */
+  get size(): number {
+    return this.counts.size;
+  }
+}
+
+/** `::ffff:127.0.0.1` → `127.0.0.1`, so IPv4 peers look the same on dual-stack sockets. */
+export function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+/**
+ * The client's address. Behind a proxy listed in --trust-proxy, the last X-Forwarded-For entry
+ * (the one that proxy appended: HAProxy's `option forwardfor`); entries before it are the
+ * client's own claims and are ignored. From any other peer the header is ignored.
+ */
+export function clientIp(req: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
+  const peer = normalizeIp(req.socket.remoteAddress ?? '');
+  if (trustedProxies.size === 0 || !trustedProxies.has(peer)) return peer;
+  const header = req.headers['x-forwarded-for'];
+  if (header === undefined) return peer;
+  const joined = Array.isArray(header) ? header.join(',') : header;
+  const last = joined.slice(joined.lastIndexOf(',') + 1).trim();
+  return last.length > 0 && last.length <= 45 ? normalizeIp(last) : peer;
+}
