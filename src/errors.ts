@@ -95,6 +95,11 @@ export const ProtocolErrorCode = {
 
 export type ProtocolErrorCode = (typeof ProtocolErrorCode)[keyof typeof ProtocolErrorCode];
 
+/** Error codes in the bodies of the HTTP API (`{"error":CODE,"message":…}`): the protocol's, plus `unauthorized` (401). */
+export const ApiErrorCode = { ...ProtocolErrorCode, UNAUTHORIZED: 'unauthorized' } as const;
+
+export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
+
 /** Base class of Fanout's own errors: a stable `code` naming the area and the failure. */
 export class FanoutError extends Error {
   readonly code: string;

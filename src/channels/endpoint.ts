@@ -22,7 +22,7 @@ import {
   type UnsubscribeFrame,
 } from '../protocol/frames.js';
 import { ChannelService, FENCE, messageJson, messagesJson } from './service.js';
-import { LocalChannel, Subscription, subscriptionsOf, type CatchUp } from './subscriptions.js';
+import { LocalChannel, Subscription, subscriptionsOf, type CatchUp, type JoinBatch } from './subscriptions.js';
 
 /** How long a subscription waits for its fence to come back over the bus before it answers `unavailable`. */
 export const JOIN_TIMEOUT_MS = 5000;
@@ -70,7 +70,7 @@ export class ChannelEndpoint implements Endpoint {
     const frame = decoded.frame;
     switch (frame.type) {
       case 'subscribe':
-        return this.track(this.subscribe(client, frame));
+        return this.subscribe(client, frame);
       case 'unsubscribe':
         return this.unsubscribe(client, frame);
       case 'publish':
@@ -104,7 +104,7 @@ export class ChannelEndpoint implements Endpoint {
 
   // ---------------------------------------------------------------- requests
 
-  private async subscribe(client: Client, frame: SubscribeFrame): Promise<void> {
+  private subscribe(client: Client, frame: SubscribeFrame): void {
     const { channel, id } = frame;
     if (!this.service.auth.allowed(client.identity, 'subscribe', channel)) {
       return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
@@ -115,48 +115,101 @@ export class ChannelEndpoint implements Endpoint {
       return this.error(client, 'bad_request', `at most ${this.node.config.maxSubscriptions} subscriptions per connection (--max-subscriptions)`, id, channel);
     }
     const local = this.acquire(channel);
-    const sub = new Subscription(client, local, frame, this.fencePrefix + ++this.fenceSeq);
+    const sub = new Subscription(client, local, frame);
     subs.set(channel, sub);
-    local.joining.set(sub.token, sub);
+    local.joining.add(sub);
+    local.waiting.push(sub);
+    this.nextBatch(local);
+  }
+
+  /** Starts a read for the subscriptions waiting on `local`, unless one is in flight. */
+  private nextBatch(local: LocalChannel): void {
+    if (local.batch || local.waiting.length === 0) return;
+    const batch: JoinBatch = {
+      token: this.fencePrefix + ++this.fenceSeq,
+      subs: local.waiting,
+      result: undefined,
+      fenced: false,
+      timer: undefined,
+      frames: new Map(),
+    };
+    local.waiting = [];
+    local.batch = batch;
+    this.track(this.readBatch(local, batch));
+  }
+
+  private async readBatch(local: LocalChannel, batch: JoinBatch): Promise<void> {
     try {
       // The topic must be live on the bus before the read, so the fence and newer messages reach us.
       if (!this.node.bus.connected) throw new BusUnavailableError('the bus is not connected');
       await this.node.bus.subscribe(local.topic);
-      if (subs.get(channel) !== sub) return;
-      sub.result = await this.service.stores.channels.read(channel, {
-        ...(frame.since ? { since: frame.since } : { limit: 0 }),
-        fence: { topic: local.topic, payload: this.service.fencePayload(sub.token) },
+      const recovering = batch.subs.some((sub) => sub.request.since !== undefined);
+      batch.result = await this.service.stores.channels.read(local.name, {
+        limit: recovering ? this.node.config.historySize : 0,
+        fence: { topic: local.topic, payload: this.service.fencePayload(batch.token) },
       });
     } catch (err) {
-      if (subs.get(channel) !== sub) return;
-      subs.delete(channel);
-      this.remove(sub);
-      return this.error(client, 'unavailable', `cannot subscribe now: ${(err as Error).message}`, id, channel);
+      return this.failBatch(local, batch, `cannot subscribe now: ${(err as Error).message}`);
     }
-    if (subs.get(channel) !== sub) return;
-    if (sub.fenceAt >= 0) return this.goLive(sub);
-    sub.timer = setTimeout(() => {
-      if (subs.get(channel) !== sub || sub.live) return;
-      subs.delete(channel);
-      this.remove(sub);
-      this.error(client, 'unavailable', 'the bus did not confirm the subscription in time; retry', id, channel);
-    }, JOIN_TIMEOUT_MS);
-    sub.timer.unref();
+    if (local.batch !== batch) return;
+    if (batch.fenced) return this.completeBatch(local, batch);
+    batch.timer = setTimeout(() => this.failBatch(local, batch, 'the bus did not confirm the subscription in time; retry'), JOIN_TIMEOUT_MS);
+    batch.timer.unref();
   }
 
-  /** The read's result and the fence are both in: recovered messages, `subscribed`, what came after the fence, then live. */
+  private completeBatch(local: LocalChannel, batch: JoinBatch): void {
+    clearTimeout(batch.timer);
+    local.batch = undefined;
+    for (const sub of batch.subs) {
+      if (!local.joining.has(sub)) continue;
+      sub.ready = batch;
+      this.goLive(sub);
+    }
+    this.nextBatch(local);
+  }
+
+  private failBatch(local: LocalChannel, batch: JoinBatch, message: string): void {
+    if (local.batch !== batch) return;
+    clearTimeout(batch.timer);
+    local.batch = undefined;
+    for (const sub of batch.subs) {
+      const subs = subscriptionsOf(sub.client);
+      if (subs.get(local.name) !== sub || sub.live) continue;
+      subs.delete(local.name);
+      this.remove(sub);
+      this.error(sub.client, 'unavailable', message, sub.request.id, local.name);
+    }
+    if (this.channels.get(local.name) === local) this.nextBatch(local);
+  }
+
+  /**
+   * The read's result and the fence are both in: recovered messages, `subscribed`, what came
+   * after the fence, then live. The client's slice of the batch's history: every message after
+   * its `since`, when the epoch is the same and the retained history reaches back to it.
+   */
   private goLive(sub: Subscription): void {
     const { client, channel: local, request } = sub;
-    const result = sub.result!;
-    clearTimeout(sub.timer);
+    const batch = sub.ready!;
+    const result = batch.result!;
     // While the node catches up on the channel, the subscription keeps buffering; it goes live after.
     if (local.catchUp) return;
-    local.joining.delete(sub.token);
+    local.joining.delete(sub);
     if (local.epoch === undefined) local.setPosition(result.offset, result.epoch);
     let recovered: boolean | undefined;
-    if (request.since) {
-      recovered = result.covered;
-      if (recovered) for (const m of result.messages) this.send(client, messageJson(local.name, m.offset, result.epoch, m.data));
+    const since = request.since;
+    if (since) {
+      const first = result.messages[0];
+      recovered =
+        since.epoch === result.epoch &&
+        (since.offset === result.offset || (since.offset < result.offset && first !== undefined && first.offset <= since.offset + 1));
+      if (recovered) {
+        for (const m of result.messages) {
+          if (m.offset <= since.offset) continue;
+          let frame = batch.frames.get(m.offset);
+          if (!frame) batch.frames.set(m.offset, (frame = frameText(messageJson(local.name, m.offset, result.epoch, m.data))));
+          this.node.outbox.send(client, frame);
+        }
+      }
     }
     this.send(
       client,
@@ -248,12 +301,13 @@ export class ChannelEndpoint implements Endpoint {
   /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
   private remove(sub: Subscription): void {
     const local = sub.channel;
-    clearTimeout(sub.timer);
     if (sub.live) {
       local.live.delete(sub.client);
       if (local.presence) this.leave(local.name, sub.client);
     } else {
-      local.joining.delete(sub.token);
+      local.joining.delete(sub);
+      const waiting = local.waiting.indexOf(sub);
+      if (waiting >= 0) local.waiting.splice(waiting, 1);
     }
     if (local.empty && this.channels.get(local.name) === local) {
       this.channels.delete(local.name);
@@ -272,13 +326,13 @@ export class ChannelEndpoint implements Endpoint {
       const frame = frameText(body);
       if (local.catchUp) local.catchUp.buffer.push(frame);
       else this.node.outbox.broadcast(local.live, frame);
-      for (const sub of local.joining.values()) sub.buffer!.push(frame);
+      for (const sub of local.joining) sub.buffer!.push(frame);
       return;
     }
     if (kind === EnvelopeKind.PRESENCE) {
       const frame = frameText(body);
       this.node.outbox.broadcast(local.live, frame);
-      for (const sub of local.joining.values()) sub.buffer!.push(frame);
+      for (const sub of local.joining) sub.buffer!.push(frame);
       return;
     }
     if (kind === EnvelopeKind.CONTROL && body.length > FENCE.length && body.toString('latin1', 0, FENCE.length) === FENCE) {
@@ -289,10 +343,11 @@ export class ChannelEndpoint implements Endpoint {
         if (catchUp.result) this.caughtUp(local);
         return;
       }
-      const sub = local.joining.get(token);
-      if (!sub || sub.fenceAt >= 0) return;
-      sub.fenceAt = sub.buffer!.length;
-      if (sub.result) this.goLive(sub);
+      const batch = local.batch;
+      if (!batch || batch.token !== token || batch.fenced) return;
+      batch.fenced = true;
+      for (const sub of batch.subs) if (sub.buffer) sub.fenceAt = sub.buffer.length;
+      if (batch.result) this.completeBatch(local, batch);
     }
   }
 
@@ -350,7 +405,7 @@ export class ChannelEndpoint implements Endpoint {
 
   /** Subscriptions that were ready while the node caught up go live now. */
   private releaseDeferred(local: LocalChannel): void {
-    for (const sub of [...local.joining.values()]) if (sub.result && sub.fenceAt >= 0) this.goLive(sub);
+    for (const sub of [...local.joining]) if (sub.ready) this.goLive(sub);
   }
 
   private resubscribeAll(local: LocalChannel): void {

@@ -11,6 +11,10 @@
  * read's result (or older); frames after it are newer. Once both the read's result and the fence
  * are in, the subscriber gets the recovered messages, the `subscribed` reply, the frames buffered
  * after the fence, and then becomes live.
+ *
+ * Joins are batched per channel: every subscription that arrives while a read is in flight waits
+ * for the next one, so a reconnect storm of N clients on a channel costs a few reads, not N. The
+ * batch's read returns the retained history once; each client takes its own slice of it.
  */
 import { EPOCH_OPEN, type ReadResult } from '../history/store.js';
 import type { Client } from '../node/client.js';
@@ -23,23 +27,31 @@ const QUOTE = 0x22;
 export class Subscription {
   /** Frames that came while joining; null once live. */
   buffer: Buffer[] | null = [];
-  /** Index in {@link buffer} at which the fence arrived; -1 before. */
+  /** Index in {@link buffer} at which its batch's fence arrived; -1 before. */
   fenceAt = -1;
-  /** The store's answer; undefined until it came. */
-  result: ReadResult | undefined;
-  timer: NodeJS.Timeout | undefined;
+  /** Its batch, once the batch's read and fence are both in. */
+  ready: JoinBatch | undefined;
 
   constructor(
     readonly client: Client,
     readonly channel: LocalChannel,
     readonly request: SubscribeFrame,
-    /** The fence token of this subscription's read. */
-    readonly token: string,
   ) {}
 
   get live(): boolean {
     return this.buffer === null;
   }
+}
+
+/** Subscriptions of one channel that share one read of the store and one fence. */
+export interface JoinBatch {
+  readonly token: string;
+  readonly subs: readonly Subscription[];
+  result: ReadResult | undefined;
+  fenced: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /** Recovered `message` frames, built once per batch and shared by its subscribers. */
+  readonly frames: Map<number, Buffer>;
 }
 
 /**
@@ -59,8 +71,12 @@ export interface CatchUp {
 export class LocalChannel {
   /** Live subscribers: the broadcast set. */
   readonly live = new Set<Client>();
-  /** Subscriptions joining, by fence token. */
-  readonly joining = new Map<string, Subscription>();
+  /** Subscriptions joining (buffering frames). */
+  readonly joining = new Set<Subscription>();
+  /** Joining subscriptions waiting for the next read. */
+  waiting: Subscription[] = [];
+  /** The read in flight. */
+  batch: JoinBatch | undefined;
   /** The last message this node delivered live (offset and epoch), once known. */
   offset = 0;
   epoch: string | undefined;

@@ -283,23 +283,48 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async join(channel: string, entry: PresenceEntry): Promise<void> {
-    const value = JSON.stringify({ node: this.options.node, user: entry.user });
+    const key = `${channel}\n${entry.client}`;
+    this.unsent.delete(key);
     try {
-      await this.redis
-        .multi()
-        .hset(this.hash(channel), entry.client, value)
-        .sadd(`${this.options.prefix}:presence:node:${this.options.node}`, channel)
-        .exec();
+      await this.write(channel, entry.client, entry);
     } catch (err) {
+      this.unsent.set(key, { channel, client: entry.client, entry });
       throw unavailable(err);
     }
   }
 
   async leave(channel: string, client: string): Promise<void> {
+    const key = `${channel}\n${client}`;
+    this.unsent.delete(key);
     try {
-      await this.redis.hdel(this.hash(channel), client);
+      await this.write(channel, client, undefined);
     } catch (err) {
+      this.unsent.set(key, { channel, client, entry: undefined });
       throw unavailable(err);
+    }
+  }
+
+  /** Joins and leaves that could not be written (Redis away), replayed when it is back: the latest per client wins. */
+  private readonly unsent = new Map<string, { channel: string; client: string; entry: PresenceEntry | undefined }>();
+
+  private async write(channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
+    if (!entry) {
+      await this.redis.hdel(this.hash(channel), client);
+      return;
+    }
+    const value = JSON.stringify({ node: this.options.node, user: entry.user });
+    await this.redis
+      .multi()
+      .hset(this.hash(channel), client, value)
+      .sadd(`${this.options.prefix}:presence:node:${this.options.node}`, channel)
+      .exec();
+  }
+
+  private replay(): void {
+    const ops = [...this.unsent.values()];
+    this.unsent.clear();
+    for (const op of ops) {
+      this.write(op.channel, op.client, op.entry).catch(() => this.unsent.set(`${op.channel}\n${op.client}`, op));
     }
   }
 
@@ -323,6 +348,7 @@ export class RedisPresenceStore implements PresenceStore {
     const onReady = (): void => {
       const begin = first ? this.beat('leave') : Promise.resolve();
       first = false;
+      this.replay();
       void begin.then(() => this.beat('beat'));
     };
     this.redis.on('ready', onReady);

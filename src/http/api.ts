@@ -12,6 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
+import type { ApiErrorCode } from '../errors.js';
 import { messagesJson } from '../channels/service.js';
 import type { FanoutNode } from '../node/node.js';
 import { isChannelName } from '../protocol/decode.js';
@@ -86,7 +87,7 @@ export function addApiRoutes(node: FanoutNode, service: ChannelService): void {
   });
 }
 
-function fail(res: ServerResponse, status: number, error: string, message: string, headers: Record<string, string> = {}): void {
+function fail(res: ServerResponse, status: number, error: ApiErrorCode, message: string, headers: Record<string, string> = {}): void {
   sendJson(res, status, { error, message }, headers);
 }
 

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
 import type { FanoutNode } from '../../src/node/node.js';
+import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort } from '../helpers/channels.js';
 import { freePort } from '../helpers/haproxy.js';
@@ -233,5 +235,51 @@ test('with Redis unreachable, publish answers unavailable (503 over HTTP) and su
   } finally {
     c.close();
     await node.close();
+  }
+});
+
+test('a storm of subscriptions on one channel shares a few store reads, and each client gets its own slice', async () => {
+  const node = nodes[1]!;
+  const store = (node.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.stores.channels;
+  const p = await connectChannels(nodes[0]!);
+  const clients = await Promise.all(Array.from({ length: 100 }, () => connectChannels(node)));
+  try {
+    const first = await subscribe(p, 'storm');
+    for (let i = 1; i <= 40; i++) await publish(p, 'storm', i);
+    const read = store.read.bind(store);
+    let reads = 0;
+    store.read = (...args) => {
+      reads++;
+      return read(...args);
+    };
+    const replies = Promise.all(
+      clients.map((c, i) => {
+        // Every client was somewhere else: offsets 0..39, some in another epoch, some without since.
+        const since = i % 10 === 9 ? undefined : { offset: i % 40, epoch: i % 10 === 8 ? 'old' : (first.epoch as string) };
+        return subscribe(c, 'storm', since).then((reply) => ({ reply, since }));
+      }),
+    );
+    const live = publish(p, 'storm', 'live');
+    const results = await replies;
+    await live;
+    store.read = read;
+    assert.ok(reads <= 10, `${reads} reads for 100 subscriptions`);
+    const end = await publish(p, 'storm', 'end');
+    assert.equal(end, 42);
+    for (const [i, { reply, since }] of results.entries()) {
+      const c = clients[i]!;
+      await c.until((m) => m.some((x) => x.includes('"data":"end"')), 5000, 'the end marker');
+      const offsets = messagesOf(c, 'storm').map((m) => m.offset as number);
+      if (since && reply.recovered) {
+        assert.equal(offsets[0], since.offset + 1);
+      } else {
+        assert.equal(reply.recovered, since ? false : undefined);
+        assert.equal(offsets[0], (reply.offset as number) + 1);
+      }
+      assert.deepEqual(offsets, Array.from({ length: 42 - offsets[0]! + 1 }, (_, k) => offsets[0]! + k), `client ${i}`);
+    }
+    assert.ok(results.some((r) => r.reply.recovered === true) && results.some((r) => r.reply.recovered === false));
+  } finally {
+    closeAll([p, ...clients]);
   }
 });
