@@ -10,6 +10,7 @@ import { REDIS_URL } from '../helpers/brokers.js';
 import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
 import { collect, contiguous, gatedWebSocket, waitFor } from '../helpers/sdk.js';
+import { SECRET, sign } from '../helpers/security.js';
 
 const FAST = { initial: 50, max: 500, factor: 2, jitter: 0.5 };
 
@@ -281,4 +282,46 @@ test('a drain (SIGTERM: close code 1001) sends the node\'s clients through HAPro
   await waitFor(() => viaProxy.every((c) => received.get(c)!.length >= 4), '4 messages everywhere', 30_000);
   for (const c of viaProxy) assert.deepEqual(received.get(c)!.map((m) => m.data), [1, 2, 3, 4]);
   for (const c of drained) assert.equal(codes.get(c)![0], 1001, 'closed with "going away", and reconnected');
+});
+
+test('with JWTs: a bad token stops the client (401), a token function renews an expired token (4001) and the subscription recovers', async () => {
+  const node = await spawnNode(['--bus', 'memory', '--node-id', 'jwt', '--jwt-secret', SECRET, '--drain-delay', '0', '--drain-timeout', '0']);
+  try {
+    const forged = client(node.port, { token: await sign({ channels: ['*'] }, { key: new TextEncoder().encode('not the secret of this node') }) });
+    const refused = new Promise<{ status?: number; reconnect: boolean }>((r) => forged.once('disconnected', r));
+    await assert.rejects(forged.connect(), /401/);
+    assert.deepEqual(await refused.then((d) => [d.status, d.reconnect]), [401, false]);
+
+    const issued: number[] = [];
+    const renewing = client(node.port, {
+      // The first token expires within 2–3 s; the ones after it last an hour.
+      token: () => {
+        issued.push(Date.now());
+        return sign({ channels: ['room:*'] }, { sub: 'ann', exp: issued.length === 1 ? 3 : 3600 });
+      },
+    });
+    const publisher = client(node.port, { token: await sign({ channels: ['room:*'] }, { sub: 'bob' }) });
+    const sub = renewing.subscribe('room:jwt');
+    const got = collect(sub);
+    const outcomes: string[] = [];
+    sub.on('subscribed', (info) => outcomes.push(info.outcome));
+    const codes: number[] = [];
+    renewing.on('disconnected', (d) => codes.push(d.code));
+    renewing.connect();
+    publisher.connect();
+    await sub.ready;
+    await publisher.publish('room:jwt', 'before expiry');
+    await waitFor(() => codes.length === 1, 'the close at expiry');
+    assert.equal(codes[0], 4001);
+    await publisher.publish('room:jwt', 'while renewing');
+    await waitFor(() => outcomes.length === 2, 'the resubscription with a renewed token');
+    await publisher.publish('room:jwt', 'after');
+    await waitFor(() => got.length === 3, '3 messages');
+    assert.deepEqual(got.map((m) => m.data), ['before expiry', 'while renewing', 'after']);
+    assert.deepEqual(outcomes, ['fresh', 'recovered']);
+    assert.equal(issued.length, 2, 'one token per connection');
+    assert.equal(renewing.state, 'connected');
+  } finally {
+    await node.stop();
+  }
 });
