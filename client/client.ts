@@ -3,7 +3,7 @@
  *
  * Contract (docs/client.md):
  * - On a drop it reconnects with exponential backoff and jitter, unless the close code says not
- *   to (4000–4499, 1003, 1007, 1008, 1009; or a refused upgrade with 400/401/403/404 under Node).
+ *   to (4000–4499, 1002, 1003, 1007, 1008, 1009; or a refused upgrade with 400/401/403/404 under Node).
  * - After every reconnect it resubscribes each channel with `since` = the last position the app
  *   saw; missed messages are replayed first, duplicates are dropped by offset, so the app sees
  *   each message once and in order — or gets an `unrecovered` event when the server could not
@@ -228,7 +228,8 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     // The server only knows subscriptions of the current connection; a dropped one is gone already.
     if (this.stateValue !== 'connected' || !wasConfirmed) return;
     await this.request('unsubscribe', { type: 'unsubscribe', channel: sub.channel }, { queue: false }).catch((err: FanoutClientError) => {
-      if (err.code !== 'disconnected' && err.code !== 'closed') throw err;
+      // Gone already (connection dropped, or the server never held it): what the app asked for.
+      if (err.code !== 'disconnected' && err.code !== 'closed' && err.code !== 'not_found') throw err;
     });
   }
 
@@ -370,6 +371,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       }
     }
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
+    // Subscribe retries belong to the dead connection; the next `connected` resubscribes everything.
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
 
     let reconnect = shouldReconnect(code) && (status === undefined || shouldRetryHttpStatus(status));
     // An expired token is terminal unless we can fetch a fresh one.
@@ -488,7 +492,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     sub.handleError(err);
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer);
-      if (this.stateValue === 'connected' && this.subscriptions.get(sub.channel) === sub) this.sendSubscribe(sub);
+      if (this.stateValue === 'connected' && this.subscriptions.get(sub.channel) === sub && sub.requestId === undefined && sub.state === 'subscribing') {
+        this.sendSubscribe(sub);
+      }
     }, backoffDelay(sub.retries++, this.backoff));
     this.retryTimers.add(timer);
   }

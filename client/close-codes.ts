@@ -14,13 +14,13 @@ export const ClientCloseCode = {
 
 /**
  * True when a client should reconnect after `code`: 4000–4499 are terminal, and so are the RFC
- * codes that say the client itself sent something wrong (1003, 1007, 1008, 1009). Everything
+ * codes that say the client itself sent something wrong (1002, 1003, 1007, 1008, 1009). Everything
  * else — network drops (1006), drains (1001, 4503), restarts (1012), overload (1013), slow
  * consumer (4508) — means "come back with backoff".
  */
 export function shouldReconnect(code: number): boolean {
   if (code >= 4000 && code < 4500) return false;
-  return code !== 1003 && code !== 1007 && code !== 1008 && code !== 1009;
+  return code !== 1002 && code !== 1003 && code !== 1007 && code !== 1008 && code !== 1009;
 }
 
 /**

@@ -459,3 +459,24 @@ test('a confirmation for a subscription the app already ended does not confirm i
   assert.equal(first.state, 'unsubscribed');
   await assert.rejects(first.ready);
 });
+
+test('a subscribe retry pending at a drop is dropped with the connection: one subscribe per connection', async (t) => {
+  const server = await scriptedServer();
+  t.after(() => server.close());
+  const client = new FanoutClient({ url: server.url, backoff: { initial: 300, max: 300, factor: 2, jitter: 0 } });
+  t.after(() => client.close());
+  const sub = client.subscribe('busy');
+  client.connect();
+  const p1 = await server.peer(0);
+  const s1 = await p1.next('subscribe');
+  p1.send({ type: 'error', id: s1.id, code: 'unavailable', message: 'try again' });
+  await new Promise<void>((r) => sub.once('error', () => r()));
+  p1.ws.terminate(); // before the 300 ms retry
+  const p2 = await server.peer(1);
+  const s2 = await p2.next('subscribe');
+  p2.send({ type: 'subscribed', channel: 'busy', id: s2.id, offset: 0, epoch: 'E' });
+  await sub.ready;
+  await new Promise((r) => setTimeout(r, 700)); // past the old retry's time: it must not fire
+  assert.deepEqual(p2.log.filter((f) => f.type === 'subscribe').length, 1);
+  assert.equal(sub.state, 'subscribed');
+});
