@@ -22,6 +22,7 @@ import {
   type UnsubscribeFrame,
 } from '../protocol/frames.js';
 import { ChannelService, FENCE, messageJson, messagesJson } from './service.js';
+import type { ChannelTransport } from './transport.js';
 import { LocalChannel, Subscription, subscriptionsOf, type CatchUp, type JoinBatch } from './subscriptions.js';
 
 /** How long a subscription waits for its fence to come back over the bus before it answers `unavailable`. */
@@ -30,6 +31,7 @@ export const JOIN_TIMEOUT_MS = 5000;
 export class ChannelEndpoint implements Endpoint {
   readonly path = CHANNEL_PATH;
   readonly service: ChannelService;
+  private readonly transport: ChannelTransport;
   private readonly channels = new Map<string, LocalChannel>();
   private readonly fencePrefix: string;
   private fenceSeq = 0;
@@ -37,12 +39,13 @@ export class ChannelEndpoint implements Endpoint {
 
   constructor(private readonly node: FanoutNode) {
     this.service = new ChannelService(node, () => this.rejoinPresence());
+    this.transport = this.service.stores.transport;
     this.fencePrefix = `${node.id}.${randomBytes(3).toString('hex')}.`;
     // Heartbeats only where presence is configured (every node of a cluster shares the flags).
     if (!this.service.presenceChannels.empty) {
       this.service.stores.presence.start((channel, entry) => this.presenceEvent(channel, 'leave', entry));
     }
-    node.onBusStatus((status) => {
+    this.transport.onStatus((status) => {
       if (status === 'disconnected') for (const local of this.channels.values()) local.stale = true;
       if (status === 'connected') {
         for (const local of this.channels.values()) {
@@ -96,7 +99,7 @@ export class ChannelEndpoint implements Endpoint {
   }
 
   async stop(): Promise<void> {
-    for (const local of this.channels.values()) this.node.unsubscribeTopic(local.topic);
+    for (const local of this.channels.values()) this.transport.unsubscribeTopic(local.topic);
     // Leave events for this node's clients go out before the bus closes (presence.close sweeps them).
     await this.service.close();
     await Promise.allSettled([...this.pending]);
@@ -141,8 +144,8 @@ export class ChannelEndpoint implements Endpoint {
   private async readBatch(local: LocalChannel, batch: JoinBatch): Promise<void> {
     try {
       // The topic must be live on the bus before the read, so the fence and newer messages reach us.
-      if (!this.node.bus.connected) throw new BusUnavailableError('the bus is not connected');
-      await this.node.bus.subscribe(local.topic);
+      if (!this.transport.connected) throw new BusUnavailableError('the bus is not connected');
+      await this.transport.subscribe(local.topic);
       const recovering = batch.subs.some((sub) => sub.request.since !== undefined);
       batch.result = await this.service.stores.channels.read(local.name, {
         limit: recovering ? this.node.config.historySize : 0,
@@ -292,7 +295,7 @@ export class ChannelEndpoint implements Endpoint {
     if (!local) {
       const created = new LocalChannel(name, this.service.topic(name), this.service.presenceChannels.matches(name));
       this.channels.set(name, created);
-      this.node.subscribeTopic(created.topic, (kind, body) => this.fromBus(created, kind, body));
+      this.transport.subscribeTopic(created.topic, (kind, body) => this.fromBus(created, kind, body));
       local = created;
     }
     return local;
@@ -311,7 +314,7 @@ export class ChannelEndpoint implements Endpoint {
     }
     if (local.empty && this.channels.get(local.name) === local) {
       this.channels.delete(local.name);
-      this.node.unsubscribeTopic(local.topic);
+      this.transport.unsubscribeTopic(local.topic);
     }
   }
 
@@ -361,11 +364,13 @@ export class ChannelEndpoint implements Endpoint {
    */
   private async catchUp(local: LocalChannel): Promise<void> {
     const catchUp: CatchUp = { token: this.fencePrefix + ++this.fenceSeq, buffer: [], fenceAt: -1, result: undefined, timer: undefined };
+    // From here on live frames are held; the position is taken now, before frames can move it.
     local.catchUp = catchUp;
+    const since = { offset: local.offset, epoch: local.epoch! };
     try {
-      await this.node.bus.subscribe(local.topic);
+      await this.transport.subscribe(local.topic);
       catchUp.result = await this.service.stores.channels.read(local.name, {
-        since: { offset: local.offset, epoch: local.epoch! },
+        since,
         fence: { topic: local.topic, payload: this.service.fencePayload(catchUp.token) },
       });
     } catch {

@@ -41,7 +41,7 @@ export class ChannelService {
    * when the bus or the store cannot take it: never a silent drop.
    */
   async publish(channel: string, data: string): Promise<ChannelPosition> {
-    if (!this.node.bus.connected) throw new BusUnavailableError('the bus is not connected');
+    if (!this.stores.transport.connected) throw new BusUnavailableError('the bus is not connected');
     const head = encodeEnvelope(EnvelopeKind.CHANNEL, STORE_ORIGIN, Buffer.from(`{"type":"message","channel":${JSON.stringify(channel)},"offset":`));
     return this.stores.channels.publish({ channel, topic: this.topic(channel), head, data });
   }
@@ -58,7 +58,7 @@ export class ChannelService {
 
   /** Sends a presence event (JSON text of a join/leave frame) to every node's subscribers of `channel`. */
   async presenceEvent(channel: string, frame: string): Promise<void> {
-    await this.node.bus.publish(this.topic(channel), encodeEnvelope(EnvelopeKind.PRESENCE, STORE_ORIGIN, Buffer.from(frame)));
+    await this.stores.transport.publish(this.topic(channel), encodeEnvelope(EnvelopeKind.PRESENCE, STORE_ORIGIN, Buffer.from(frame)));
   }
 
   /** A fence payload (see ReadOptions.fence). */

@@ -7,10 +7,13 @@ import type { FanoutNode } from '../node/node.js';
 import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
 import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
 import type { ChannelStore, PresenceStore } from './store.js';
+import { NodeTransport, RedisTransport, type ChannelTransport } from '../channels/transport.js';
 
 export interface Stores {
   readonly channels: ChannelStore;
   readonly presence: PresenceStore;
+  /** Where channel payloads travel: the store's own pub/sub (see channels/transport.ts). */
+  readonly transport: ChannelTransport;
   /** Where history lives, for logs: memory or the Redis URL without credentials. */
   readonly where: string;
   close(): Promise<void>;
@@ -24,21 +27,20 @@ function isRedis(url: string): boolean {
 export function createStores(node: FanoutNode, rejoin: () => void): Stores {
   const { config } = node;
   const url = config.history ?? (isRedis(config.bus) ? config.bus : 'memory');
-  const publishRaw = (topic: string, payload: Buffer) => node.bus.publish(topic, payload);
-
   if (url === 'memory') {
     // Shared by the nodes of one memory broker; with another bus, history is this process's own.
     const owner = node.bus instanceof MemoryBus ? node.bus.broker : node;
     if (!(node.bus instanceof MemoryBus)) {
       node.logger.warn({ bus: node.bus.kind }, 'channel history and presence are per node (memory); give --history redis://… for a cluster');
     }
+    const transport = new NodeTransport(node);
     const channels = new MemoryChannelStore(owner, {
       historySize: config.historySize,
       historyTtl: config.historyTtl,
-      connected: () => node.bus.connected,
-      deliver: (topic, payload) => void publishRaw(topic, payload).catch(() => {}),
+      connected: () => transport.connected,
+      deliver: (topic, payload) => void transport.publish(topic, payload).catch(() => {}),
     });
-    return { channels, presence: new MemoryPresenceStore(owner, node.id), where: 'memory', close: async () => {} };
+    return { channels, presence: new MemoryPresenceStore(owner, node.id), transport, where: 'memory', close: async () => {} };
   }
   if (!isRedis(url)) throw new ConfigError('--history', `expected memory or redis://…, got ${url}`);
 
@@ -50,13 +52,13 @@ export function createStores(node: FanoutNode, rejoin: () => void): Stores {
     // Surfaces as `unavailable` answers; the bus logs the broker's state.
   });
   redis.connect().catch((err: Error) => node.logger.warn({ err: err.message }, 'history redis not reachable yet; retrying'));
-  // Same Redis as the bus: the publish script does the PUBLISH itself (atomic, ordered).
-  const sameAsBus = url === config.bus;
+  // The publish script does the PUBLISH itself (atomic, ordered); nodes listen on that Redis:
+  // through the bus when it is this Redis, through a pub/sub connection of their own otherwise.
+  const transport = url === config.bus ? new NodeTransport(node) : new RedisTransport(url, node);
   const channels = new RedisChannelStore(redis, {
     prefix: config.busPrefix,
     historySize: config.historySize,
     historyTtl: config.historyTtl,
-    ...(sameAsBus ? {} : { deliver: publishRaw }),
   });
   const presence = new RedisPresenceStore(redis, {
     prefix: config.busPrefix,
@@ -68,8 +70,10 @@ export function createStores(node: FanoutNode, rejoin: () => void): Stores {
   return {
     channels,
     presence,
+    transport,
     where: url.replace(/\/\/[^@/]*@/, '//'),
     close: async () => {
+      await transport.close();
       await redis.quit().catch(() => {});
       redis.disconnect();
     },

@@ -22,7 +22,6 @@ import type { Redis } from 'ioredis';
 import { BusUnavailableError } from '../errors.js';
 import { newEpoch } from './memory.js';
 import {
-  buildPayload,
   type ChannelPosition,
   type ChannelStore,
   type DepartedHandler,
@@ -49,7 +48,7 @@ local function ensure(meta, log, candidate, ttl, size)
 end
 `;
 
-/** KEYS: meta, log. ARGV: candidate epoch, ttl, size, topic ('' = do not publish), head, data. */
+/** KEYS: meta, log. ARGV: candidate epoch, ttl, size, topic, head, data. */
 const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
 local epoch = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
@@ -187,11 +186,6 @@ export interface RedisStoreOptions {
   readonly prefix: string;
   readonly historySize: number;
   readonly historyTtl: number;
-  /**
-   * When the bus is not this Redis: hands the payload to the bus after the script (then only
-   * messages from one node keep their order across nodes). Left out, the script publishes.
-   */
-  readonly deliver?: (topic: string, payload: Buffer) => Promise<void>;
 }
 
 export class RedisChannelStore implements ChannelStore {
@@ -205,7 +199,7 @@ export class RedisChannelStore implements ChannelStore {
   }
 
   async publish(message: OutgoingMessage): Promise<ChannelPosition> {
-    const { historySize, historyTtl, deliver } = this.options;
+    const { historySize, historyTtl } = this.options;
     let result: [number, string];
     try {
       result = await this.redis.fanoutPublish(
@@ -213,7 +207,7 @@ export class RedisChannelStore implements ChannelStore {
         newEpoch(),
         Math.ceil(historyTtl),
         historySize,
-        deliver ? '' : message.topic,
+        message.topic,
         message.head,
         message.data,
       );
@@ -221,9 +215,6 @@ export class RedisChannelStore implements ChannelStore {
       throw unavailable(err);
     }
     const [offset, epoch] = result;
-    if (deliver) {
-      await deliver(message.topic, buildPayload(message.head, offset, epoch, message.data));
-    }
     return { offset, epoch };
   }
 
@@ -240,13 +231,12 @@ export class RedisChannelStore implements ChannelStore {
         since ? 'since' : 'limit',
         since ? since.offset : Math.min(options.limit ?? historySize, historySize),
         since ? since.epoch : '',
-        options.fence && !this.options.deliver ? options.fence.topic : '',
+        options.fence ? options.fence.topic : '',
         options.fence?.payload ?? '',
       );
     } catch (err) {
       throw unavailable(err);
     }
-    if (options.fence && this.options.deliver) await this.options.deliver(options.fence.topic, options.fence.payload);
     const messages: StoredMessage[] = [];
     for (let i = 3; i + 1 < reply.length; i += 2) {
       messages.push({ offset: parseInt(String(reply[i]), 10), data: String(reply[i + 1]) });

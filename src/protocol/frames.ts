@@ -88,6 +88,8 @@ export interface MessageFrame {
   readonly type: 'message';
   readonly channel: string;
   readonly offset: number;
+  /** The channel's epoch (the server always sends it): a change means history was lost and offsets restarted. */
+  readonly epoch?: string;
   readonly data: Json;
 }
 
@@ -101,6 +103,8 @@ export interface HistoryFrame {
   readonly channel: string;
   readonly id?: number;
   readonly epoch: string;
+  /** The channel's latest offset (the server always sends it). */
+  readonly offset?: number;
   /** Oldest first. */
   readonly messages: readonly HistoryEntry[];
 }

@@ -283,3 +283,46 @@ test('a storm of subscriptions on one channel shares a few store reads, and each
     closeAll([p, ...clients]);
   }
 });
+
+test('with --history redis:// and a bus that is not that Redis, channels travel through the history Redis, in offset order', async () => {
+  // Two nodes whose buses (separate memory buses) do not connect them at all: only the history Redis does.
+  const prefix = uniquePrefix('hist');
+  const a = await startNode({ bus: 'memory', history: REDIS_URL, busPrefix: prefix, nodeId: 'h1', presence: 'chat:*' });
+  const b = await startNode({ bus: 'memory', history: REDIS_URL, busPrefix: prefix, nodeId: 'h2', presence: 'chat:*' });
+  const clients: TestClient[] = [];
+  try {
+    const transports = [a, b].map((n) => (n.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.stores.transport);
+    const deadline = Date.now() + 10_000;
+    while (!transports.every((t) => t.connected)) {
+      assert.ok(Date.now() < deadline, 'history redis did not connect');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const [sa, sb, pa, pb] = [await connectChannels(a), await connectChannels(b), await connectChannels(a), await connectChannels(b)];
+    clients.push(sa!, sb!, pa!, pb!);
+    const { epoch } = await subscribe(sa!, 'x');
+    await subscribe(sb!, 'x');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => publish(i % 2 ? pa! : pb!, 'x', i)));
+    for (const s of [sa!, sb!]) {
+      const got = await waitMessages(s, 'x', 20);
+      assert.deepEqual(got.map((m) => m.offset), Array.from({ length: 20 }, (_, i) => i + 1));
+    }
+    const late = await connectChannels(a);
+    clients.push(late);
+    const reply = await subscribe(late, 'x', { offset: 15, epoch: epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.deepEqual(messagesOf(late, 'x').map((m) => m.offset), [16, 17, 18, 19, 20]);
+    // Presence events travel the same way.
+    const bId = frames(sb!)[0]!.client;
+    await subscribe(sb!, 'chat:h');
+    await subscribe(sa!, 'chat:h');
+    const list = await request(sa!, { type: 'presence', channel: 'chat:h' });
+    assert.ok((list.clients as Array<{ client: string }>).some((c) => c.client === bId));
+    sb!.close();
+    await sa!.json((f) => f.type === 'leave' && f.client === bId);
+  } finally {
+    closeAll(clients);
+    await closeNodes([a, b]);
+    const keys = await admin.keys(`${prefix}:*`);
+    if (keys.length) await admin.del(...keys);
+  }
+});

@@ -3,11 +3,11 @@ import { test } from 'node:test';
 import { MemoryBus } from '../../src/bus/memory.js';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
 import { ANONYMOUS } from '../../src/node/client.js';
-import type { Endpoint } from '../../src/node/endpoint.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { connectChannels, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
-import { closeNodes, httpUrl, startNode, startNodes } from '../helpers/nodes.js';
-import { closeAll } from '../helpers/ws-client.js';
+import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';
+import { SECRET, sign } from '../helpers/security.js';
+import { closeAll, connect } from '../helpers/ws-client.js';
 
 test('forbidden: anonymous access follows --anonymous-subscribe and --anonymous-publish', async () => {
   const [node] = await startNodes(1, { anonymousSubscribe: 'public:*,news', anonymousPublish: 'public:chat:*' });
@@ -88,23 +88,23 @@ test('unavailable: with the bus down, publish and subscribe answer unavailable a
   }
 });
 
-test('rate_limited: the endpoint answers the node\'s rate-limit hook with an error frame echoing the id', async () => {
-  const node = await startNode({ rateLimit: 5 });
-  const endpoint = node.endpoint(CHANNEL_PATH) as Endpoint;
+test('rate_limited: frames over --rate-limit get an error frame echoing their id and are dropped; the socket stays open', async () => {
+  const node = await startNode({ rateLimit: 2 });
   const c = await connectChannels(node);
   try {
-    assert.equal(typeof endpoint.rateLimited, 'function');
-    // Route the next frame through the hook, as the node does once a client passes --rate-limit.
-    const message = endpoint.message.bind(endpoint);
-    endpoint.message = (client, data) => endpoint.rateLimited!(client, data);
-    const reply = await request(c, { type: 'publish', channel: 'x', data: 1 });
-    endpoint.message = message;
-    assert.equal(reply.type, 'error');
-    assert.equal(reply.code, 'rate_limited');
-    assert.match(String(reply.message), /rate-limit/);
-    // The dropped publish was not delivered or stored.
-    const history = await request(c, { type: 'history', channel: 'x' });
-    assert.deepEqual(history.messages, []);
+    for (let id = 1; id <= 6; id++) c.sendJson({ type: 'publish', channel: 'limited', data: id, id });
+    await c.until((m) => m.length >= 7, 5000, 'an answer to each of the 6 frames');
+    const answers = c.messages.slice(1).map((m) => JSON.parse(m) as { type: string; id: number; code?: string; message?: string });
+    const acked = answers.filter((a) => a.type === 'ack').map((a) => a.id);
+    const limited = answers.filter((a) => a.type === 'error' && a.code === 'rate_limited');
+    assert.deepEqual(acked, [1, 2], 'the burst of --rate-limit frames goes through');
+    assert.deepEqual(limited.map((a) => a.id), [3, 4, 5, 6]);
+    assert.match(String(limited[0]!.message), /rate-limit/);
+    // The dropped publishes were not stored; the socket still works a second later.
+    await new Promise((r) => setTimeout(r, 1100));
+    const history = await request(c, { type: 'history', channel: 'limited' });
+    assert.deepEqual((history.messages as Array<{ data: number }>).map((m) => m.data), [1, 2]);
+    assert.equal(c.closeCode, undefined);
   } finally {
     c.close();
     await node.close();
@@ -166,5 +166,34 @@ test('HTTP API: 200 with the offset, 401 without or with a wrong key, 400 for a 
   } finally {
     sub.close();
     await closeNodes([node!]);
+  }
+});
+
+test('with JWT: the token\'s channels claim decides subscribe and publish; presence carries its sub', async () => {
+  const node = await startNode({ jwtSecret: SECRET, presence: 'chat:*', anonymousSubscribe: 'public:*' });
+  const token = await sign({ channels: ['chat:*', 'user:alice'] }, { sub: 'alice' });
+  const c = await connect(wsUrl(node, `${CHANNEL_PATH}?token=${token}`));
+  try {
+    await c.json((f) => f.type === 'connected');
+    assert.equal((await subscribe(c, 'chat:1')).type, 'subscribed');
+    const join = await c.json<Record<string, unknown>>((f) => f.type === 'join');
+    assert.equal(join.user, 'alice');
+    assert.equal(await publish(c, 'chat:1', 'hi'), 1);
+    assert.equal(await publish(c, 'user:alice', 'me'), 1);
+    assert.equal((await subscribe(c, 'public:news')).type, 'subscribed', 'the anonymous namespace is open to token holders too');
+    for (const frame of [
+      { type: 'subscribe', channel: 'admin:1' },
+      { type: 'publish', channel: 'user:bob', data: 1 },
+      { type: 'publish', channel: 'public:news', data: 1 },
+      { type: 'history', channel: 'admin:1' },
+    ]) {
+      const reply = await request(c, frame);
+      assert.equal(reply.code, 'forbidden', JSON.stringify(frame));
+    }
+    const list = await request(c, { type: 'presence', channel: 'chat:1' });
+    assert.deepEqual((list.clients as Array<{ user: string }>).map((x) => x.user), ['alice']);
+  } finally {
+    c.close();
+    await node.close();
   }
 });
