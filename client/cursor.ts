@@ -31,6 +31,17 @@ export class ChannelCursor {
     return this.epoch !== undefined && this.offset !== undefined ? { offset: this.offset, epoch: this.epoch } : undefined;
   }
 
+  /** True when `epoch` is known to differ from the cursor's: the channel's offsets restarted. */
+  isOtherEpoch(epoch: string | undefined): boolean {
+    return epoch !== undefined && this.epoch !== undefined && epoch !== this.epoch;
+  }
+
+  /** Moves the cursor into a new epoch, just before `offset` (whatever came between is unknown). */
+  restart(epoch: string, offset: number): void {
+    this.epoch = epoch;
+    this.offset = offset - 1;
+  }
+
   /** A message frame arrived: true when the app should see it, false for one it already saw. */
   accept(offset: number): boolean {
     if (this.offset !== undefined && offset <= this.offset) return false;

@@ -40,7 +40,11 @@ export interface SubscriptionEvents {
   message: (data: Json, context: MessageContext) => void;
   /** Every confirmation: the first one, and one after every reconnect. */
   subscribed: (info: SubscribedInfo) => void;
-  /** After a reconnect, messages may have been missed and could not be replayed: reload the channel's state (e.g. with `history()`). */
+  /**
+   * Messages may have been missed and could not be replayed: reload the channel's state (e.g. with
+   * `history()`). After a resubscription the server could not recover, or when a message shows the
+   * channel's epoch changed (its history was lost) while subscribed.
+   */
   unrecovered: (info: SubscribedInfo) => void;
   join: (member: PresenceClient) => void;
   leave: (member: PresenceClient) => void;
@@ -160,6 +164,12 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** @internal */
   handleMessage(frame: MessageFrame): void {
     if (!this.active) return;
+    if (this.cursor.isOtherEpoch(frame.epoch)) {
+      // The channel's stream restarted under us (its history was lost): its low offsets are new
+      // messages, not duplicates, and what came between cannot be known. Say so, then go on.
+      this.cursor.restart(frame.epoch!, frame.offset);
+      this.emit('unrecovered', { channel: this.channel, offset: frame.offset - 1, epoch: frame.epoch!, outcome: 'unrecovered', resubscribed: false });
+    }
     if (!this.cursor.accept(frame.offset)) return;
     this.emit('message', frame.data, { channel: this.channel, offset: frame.offset });
   }

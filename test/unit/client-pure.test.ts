@@ -81,6 +81,18 @@ test('a resubscription that did not recover resets the cursor to the new stream'
   assert.equal(c3.subscribed({ offset: 9, epoch: 'a' }, { offset: 5, epoch: 'a' }), 'unrecovered');
 });
 
+test('a message from another epoch is recognised as a restarted stream, not as a duplicate', () => {
+  const cursor = new ChannelCursor();
+  cursor.subscribed({ offset: 0, epoch: 'e1' }, undefined);
+  [1, 2, 3].forEach((o) => cursor.accept(o));
+  assert.equal(cursor.isOtherEpoch('e1'), false);
+  assert.equal(cursor.isOtherEpoch(undefined), false, 'a frame without an epoch says nothing');
+  assert.equal(cursor.isOtherEpoch('e2'), true);
+  cursor.restart('e2', 1);
+  assert.deepEqual([1, 2, 2].filter((o) => cursor.accept(o)), [1, 2]);
+  assert.deepEqual(cursor.position, { offset: 2, epoch: 'e2' });
+});
+
 test('endpoint URLs: http becomes ws, a bare host gets /ws/v1, other schemes are refused', () => {
   assert.equal(endpointUrl('ws://localhost:8080'), 'ws://localhost:8080/ws/v1');
   assert.equal(endpointUrl('http://h:1/'), 'ws://h:1/ws/v1');

@@ -225,6 +225,32 @@ test('a resubscription the server could not recover raises "unrecovered"', async
   assert.deepEqual(got, [4]);
 });
 
+test('a live message whose epoch changed raises "unrecovered" and is delivered, not dropped as a duplicate', async (t) => {
+  const server = await scriptedServer();
+  t.after(() => server.close());
+  const client = new FanoutClient({ url: server.url, backoff: FAST });
+  t.after(() => client.close());
+  const sub = client.subscribe('room');
+  const got: Array<[Json, number]> = [];
+  sub.on('message', (data, { offset }) => got.push([data, offset]));
+  const unrecovered: Array<{ offset: number; epoch: string }> = [];
+  sub.on('unrecovered', (info) => unrecovered.push(info));
+  client.connect();
+  const p = await server.peer(0);
+  const s = await p.next('subscribe');
+  p.send({ type: 'subscribed', channel: 'room', id: s.id, offset: 7, epoch: 'old' });
+  p.send({ type: 'message', channel: 'room', offset: 8, epoch: 'old', data: 'a' });
+  p.send({ type: 'message', channel: 'room', offset: 1, epoch: 'new', data: 'b' });
+  p.send({ type: 'message', channel: 'room', offset: 2, epoch: 'new', data: 'c' });
+  await new Promise<void>((r) => {
+    const check = () => got.length === 3 && r();
+    sub.on('message', check);
+  });
+  assert.deepEqual(got, [['a', 8], ['b', 1], ['c', 2]]);
+  assert.deepEqual(unrecovered, [{ channel: 'room', offset: 0, epoch: 'new', outcome: 'unrecovered', resubscribed: false }]);
+  assert.deepEqual(sub.position, { offset: 2, epoch: 'new' });
+});
+
 test('requests made while disconnected wait and go out after the resubscriptions; a publish on the wire at a drop rejects as disconnected', async (t) => {
   const server = await scriptedServer();
   t.after(() => server.close());
