@@ -1,0 +1,244 @@
+// The demo chat: the client SDK (/ws/client/index.js, built by `npm ci`) on the channel protocol.
+// One channel `chat:<room>` per room; messages are {name, text, client, at}; a {event:"hello"}
+// message announces a name. The log is keyed by offset, so a message shows once, in order,
+// whatever the reconnects; presence lists who is subscribed on every node.
+import { FanoutClient } from '/ws/client/index.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const store = {
+  get: (key) => { try { return localStorage.getItem(key); } catch { return null; } },
+  set: (key, value) => { try { localStorage.setItem(key, value); } catch { /* private mode */ } },
+};
+
+const nameInput = $('name');
+const channelInput = $('channel');
+const log = $('chat');
+const messageInput = $('chatMessage');
+const presenceList = $('presence');
+nameInput.value = params.get('name') ?? store.get('fanout.name') ?? `guest-${Math.random().toString(36).slice(2, 6)}`;
+channelInput.value = params.get('channel') ?? store.get('fanout.channel') ?? 'lobby';
+
+const token = params.get('token');
+const client = new FanoutClient({ url: '/ws/v1', ...(token ? { token } : {}) });
+window.fanoutClient = client; // for the console (and the end-to-end tests)
+
+/** The room on screen: its subscription, the offsets shown, the names learnt, who is present. */
+let room;
+
+function notice(text, isError = false) {
+  const el = $('notice');
+  el.textContent = text;
+  el.classList.toggle('error', isError);
+}
+
+// ------------------------------------------------------------------ connection facts
+
+client.on('state', (state) => {
+  const pill = $('state');
+  pill.dataset.state = state;
+  pill.textContent = state;
+  $('chatSend').disabled = state === 'closed';
+  if (state !== 'connected') {
+    $('node').textContent = '–';
+    $('clientId').textContent = '–';
+  }
+});
+client.on('connected', ({ node, client: id }) => {
+  $('node').textContent = node;
+  $('clientId').textContent = id.slice(0, 8);
+  document.body.dataset.node = node;
+});
+client.on('disconnected', ({ code, reason, reconnect }) => {
+  notice(`connection lost (${code}${reason ? `: ${reason}` : ''})${reconnect ? ', reconnecting…' : ''}`, !reconnect);
+});
+client.on('closed', ({ code, reason }) => notice(`disconnected for good (${code}${reason ? `: ${reason}` : ''}); reload the page`, true));
+client.on('error', (err) => notice(`${err.code}: ${err.message}`, true));
+
+// ------------------------------------------------------------------ the log
+
+function nameOf(clientId, user) {
+  return user ?? room?.names.get(clientId) ?? `guest ${String(clientId).slice(0, 6)}`;
+}
+
+function clock(at) {
+  const date = typeof at === 'number' ? new Date(at) : null;
+  return date && !Number.isNaN(date.getTime()) ? date.toTimeString().slice(0, 5) : '';
+}
+
+/** Shows one message at its place by offset; an offset already shown is skipped. */
+function show(data, offset) {
+  if (!room || room.shown.has(offset)) return;
+  const line = document.createElement('div');
+  line.className = 'msg';
+  line.dataset.offset = String(offset);
+  const who = document.createElement('span');
+  who.className = 'who';
+  const text = document.createElement('span');
+  text.className = 'text';
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = `#${offset}`;
+  if (data && typeof data === 'object' && !Array.isArray(data)) {
+    const name = typeof data.name === 'string' ? data.name : '?';
+    if (typeof data.client === 'string') room.names.set(data.client, name);
+    if (typeof data.previous === 'string') room.gone.add(data.previous);
+    if (data.event === 'hello' && data.quiet) {
+      // A page that reconnected under a new client id: learn the name, show no line.
+      room.shown.set(offset, null);
+      renderPresence();
+      return;
+    }
+    who.textContent = name;
+    if (data.event === 'hello') {
+      line.classList.add('event');
+      text.textContent = 'joined';
+    } else {
+      text.textContent = typeof data.text === 'string' ? data.text : JSON.stringify(data);
+    }
+    if (data.client && data.client === client.clientId) line.classList.add('mine');
+    const time = clock(data.at);
+    if (time) meta.textContent = `${time} #${offset}`;
+  } else {
+    who.textContent = '·';
+    text.textContent = typeof data === 'string' ? data : JSON.stringify(data);
+  }
+  line.append(who, text, meta);
+  room.shown.set(offset, line);
+
+  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  let before = null;
+  for (let el = log.lastElementChild; el; el = el.previousElementSibling) {
+    if (el.dataset.offset !== undefined && Number(el.dataset.offset) < offset) break;
+    if (el.dataset.offset !== undefined) before = el;
+  }
+  log.insertBefore(line, before);
+  if (atBottom || before === null) log.scrollTop = log.scrollHeight;
+  renderPresence();
+}
+
+function divider(text) {
+  const el = document.createElement('div');
+  el.className = 'divider';
+  el.textContent = text;
+  log.append(el);
+  log.scrollTop = log.scrollHeight;
+}
+
+async function loadHistory() {
+  const current = room;
+  try {
+    const { messages } = await current.sub.history(50);
+    if (room === current) for (const m of messages) show(m.data, m.offset);
+  } catch (err) {
+    notice(`history unavailable: ${err.message}`, true);
+  }
+}
+
+// ------------------------------------------------------------------ presence
+
+function renderPresence() {
+  if (!room) return;
+  const items = [...room.present.entries()].filter(([id]) => !room.gone.has(id)).map(([id, user]) => {
+    const li = document.createElement('li');
+    li.dataset.client = id;
+    const name = document.createElement('span');
+    name.textContent = nameOf(id, user) + (id === client.clientId ? ' (you)' : '');
+    li.append(name);
+    return li;
+  });
+  presenceList.replaceChildren(...items);
+  $('presenceCount').textContent = room.presenceOn ? String(items.length) : '';
+}
+
+async function loadPresence() {
+  const current = room;
+  try {
+    const clients = await current.sub.presence();
+    if (room !== current) return;
+    current.presenceOn = true;
+    current.present = new Map(clients.map((c) => [c.client, c.user]));
+    $('presenceNote').textContent = '';
+    renderPresence();
+  } catch (err) {
+    if (room !== current) return;
+    $('presenceNote').textContent = err.code === 'not_found' ? "presence is off here (start the nodes with --presence 'chat:*')" : `presence unavailable: ${err.message}`;
+  }
+}
+
+// ------------------------------------------------------------------ rooms
+
+function join(channelName) {
+  if (room) void room.sub.unsubscribe().catch(() => {});
+  log.replaceChildren();
+  presenceList.replaceChildren();
+  $('presenceNote').textContent = '';
+  // shown: offset → line; names: client id → name; present: client id → user; gone: ids of
+  // connections their page replaced after a reconnect (until the server's presence sweep drops them).
+  const current = { channel: channelName, shown: new Map(), names: new Map(), present: new Map(), gone: new Set(), presenceOn: false, sub: null, me: null };
+  room = current;
+  current.sub = client.subscribe(`chat:${channelName}`, {
+    onMessage: (data, { offset }) => show(data, offset),
+    onSubscribed: (info) => {
+      if (room !== current) return;
+      const previous = current.me;
+      current.me = client.clientId ?? null;
+      if (info.outcome === 'fresh') {
+        void loadHistory();
+        void current.sub.publish({ event: 'hello', name: nameInput.value, client: current.me, at: Date.now() }).catch(() => {});
+      } else {
+        // Same person, new connection id: tell the others quietly, so presence shows the name.
+        void current.sub.publish({ event: 'hello', quiet: true, name: nameInput.value, client: current.me, previous, at: Date.now() }).catch(() => {});
+        if (info.outcome === 'recovered') notice(`reconnected to ${client.nodeId}; nothing was lost`);
+      }
+      void loadPresence();
+    },
+    onUnrecovered: () => {
+      if (room !== current) return;
+      divider('some messages could not be recovered; reloaded the latest');
+      current.shown.clear();
+      for (const el of [...log.querySelectorAll('.msg')]) el.remove();
+      void loadHistory();
+    },
+    onJoin: ({ client: id, user }) => {
+      current.present.set(id, user);
+      renderPresence();
+    },
+    onLeave: ({ client: id }) => {
+      current.present.delete(id);
+      renderPresence();
+    },
+    onError: (err) => notice(`${current.channel}: ${err.code}: ${err.message}`, true),
+  });
+  document.title = `#${channelName} — Fanout`;
+}
+
+$('joinForm').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const name = nameInput.value.trim();
+  const channelName = channelInput.value.trim();
+  if (!name || !channelName) return;
+  store.set('fanout.name', name);
+  store.set('fanout.channel', channelName);
+  if (room?.channel === channelName) {
+    void room.sub.publish({ event: 'hello', name, client: client.clientId ?? null, at: Date.now() }).catch(() => {});
+  } else {
+    join(channelName);
+  }
+  messageInput.focus();
+});
+
+$('chatForm').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = messageInput.value.trim();
+  if (!text || !room) return;
+  messageInput.value = '';
+  room.sub.publish({ name: nameInput.value.trim() || '?', text, client: client.clientId ?? null, at: Date.now() }).catch((err) => {
+    notice(`not sent (${err.code}): ${err.message}`, true);
+    if (!messageInput.value) messageInput.value = text;
+  });
+  messageInput.focus();
+});
+
+join(channelInput.value.trim() || 'lobby');
+void client.connect();
