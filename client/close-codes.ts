@@ -1,7 +1,7 @@
 /**
  * Which WebSocket close codes the SDK reconnects after. This mirrors `shouldReconnect` in
  * src/errors.ts (the registry, documented in docs/errors.md) without importing server code into
- * the browser; test/unit/client-close-codes.test.ts checks that the two agree on every code.
+ * the browser; test/unit/client-pure.test.ts checks that the two agree on every code.
  */
 
 /** Close codes the SDK itself uses or reads. */
