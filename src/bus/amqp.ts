@@ -17,7 +17,7 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { BusUnavailableError } from '../errors.js';
 import { BaseBus } from './bus.js';
-import { busRetryDelay, Sleeper } from './retry.js';
+import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
 
 /** The exchange every Fanout node publishes to; clusters are kept apart by `--bus-prefix` in the routing keys. */
 export const AMQP_EXCHANGE = 'fanout.bus';
@@ -42,8 +42,7 @@ export class AmqpBus extends BaseBus {
   private session: Session | undefined;
   private blocked = false;
   private readonly sleeper = new Sleeper();
-  private first: Promise<void> | undefined;
-  private settleFirst: ((err?: Error) => void) | undefined;
+  private readonly first = new FirstAttempt();
   private closing = false;
 
   constructor(private readonly url: string) {
@@ -51,15 +50,7 @@ export class AmqpBus extends BaseBus {
   }
 
   connect(): Promise<void> {
-    this.first ??= new Promise<void>((resolve, reject) => {
-      this.settleFirst = (err) => {
-        this.settleFirst = undefined;
-        if (err) reject(err);
-        else resolve();
-      };
-      void this.run();
-    });
-    return this.first;
+    return this.first.start(() => void this.run());
   }
 
   /** Opens a session, waits until the connection is lost, and starts over, until {@link close}. */
@@ -98,7 +89,7 @@ export class AmqpBus extends BaseBus {
         this.session = { conn, pub, sub, queue };
         this.blocked = false;
         this.setStatus('connected');
-        this.settleFirst?.();
+        this.first.settled();
         const cause = await lost;
         this.session = undefined;
         if (!this.closing) this.setStatus('disconnected', cause ?? new Error('amqp connection closed'));
@@ -106,7 +97,7 @@ export class AmqpBus extends BaseBus {
         conn?.close().catch(() => {});
         const error = new BusUnavailableError(`amqp: ${(err as Error).message}`, { cause: err });
         this.setStatus('disconnected', error);
-        this.settleFirst?.(error);
+        this.first.settled(error);
         await this.sleeper.sleep(busRetryDelay(attempt++));
       }
     }
@@ -154,7 +145,7 @@ export class AmqpBus extends BaseBus {
     if (this.closing) return;
     this.closing = true;
     this.setStatus('closed');
-    this.settleFirst?.(new BusUnavailableError('amqp bus closed'));
+    this.first.settled(new BusUnavailableError('amqp bus closed'));
     this.sleeper.wake();
     const session = this.session;
     this.session = undefined;

@@ -13,7 +13,7 @@
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
 import { BusUnavailableError, ConfigError } from '../errors.js';
 import { BaseBus } from './bus.js';
-import { busRetryDelay, Sleeper } from './retry.js';
+import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
 
 /** Connection options from `nats://[user:pass@ | token@]host:port[,host:port…]`. */
 export interface NatsAddress {
@@ -57,8 +57,7 @@ export class NatsBus extends BaseBus {
   private nc: NatsConnection | undefined;
   private readonly subs = new Map<string, Subscription>();
   private readonly sleeper = new Sleeper();
-  private first: Promise<void> | undefined;
-  private settleFirst: ((err?: Error) => void) | undefined;
+  private readonly first = new FirstAttempt();
   private closing = false;
 
   private readonly address: NatsAddress;
@@ -69,15 +68,7 @@ export class NatsBus extends BaseBus {
   }
 
   connect(): Promise<void> {
-    this.first ??= new Promise<void>((resolve, reject) => {
-      this.settleFirst = (err) => {
-        this.settleFirst = undefined;
-        if (err) reject(err);
-        else resolve();
-      };
-      void this.run();
-    });
-    return this.first;
+    return this.first.start(() => void this.run());
   }
 
   /** Connects, waits for the connection to end for good, and starts over, until {@link close}. */
@@ -100,7 +91,7 @@ export class NatsBus extends BaseBus {
       } catch (err) {
         const error = new BusUnavailableError(`nats: ${(err as Error).message}`, { cause: err });
         this.setStatus('disconnected', error);
-        this.settleFirst?.(error);
+        this.first.settled(error);
         await this.sleeper.sleep(busRetryDelay(attempt++));
         continue;
       }
@@ -112,7 +103,7 @@ export class NatsBus extends BaseBus {
       this.nc = nc;
       void this.watch(nc);
       this.setStatus('connected');
-      this.settleFirst?.();
+      this.first.settled();
       const err = await nc.closed();
       // Only a closed connection lands here (not a reconnect): its subscriptions are gone.
       this.nc = undefined;
@@ -175,7 +166,7 @@ export class NatsBus extends BaseBus {
     if (this.closing) return;
     this.closing = true;
     this.setStatus('closed');
-    this.settleFirst?.(new BusUnavailableError('nats bus closed'));
+    this.first.settled(new BusUnavailableError('nats bus closed'));
     this.sleeper.wake();
     const nc = this.nc;
     this.nc = undefined;

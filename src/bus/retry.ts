@@ -24,3 +24,30 @@ export class Sleeper {
     resolve?.();
   }
 }
+
+/**
+ * What `connect()` returns for an adapter that runs its own connect loop: one promise, settled by
+ * the loop's first success or first failure (the loop keeps retrying after a failure either way).
+ */
+export class FirstAttempt {
+  private promise: Promise<void> | undefined;
+  private settle: ((err?: Error) => void) | undefined;
+
+  /** Starts `run` once and returns the first attempt's outcome; later calls return the same promise. */
+  start(run: () => void): Promise<void> {
+    this.promise ??= new Promise<void>((resolve, reject) => {
+      this.settle = (err) => {
+        this.settle = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      run();
+    });
+    return this.promise;
+  }
+
+  /** Reports an attempt's outcome; only the first report counts. */
+  settled(err?: Error): void {
+    this.settle?.(err);
+  }
+}
