@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { launchBrowser, screenshot, type TestBrowser, type TestPage } from '../helpers/browser.js';
 import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { spawnNode, uniquePrefix, type NodeProcess, waitReadyPort } from '../helpers/nodes.js';
 
 const WAIT = 30_000;
 let busPrefix: string;
@@ -25,7 +25,7 @@ before(async () => {
   busPrefix = uniquePrefix('e2e-chat');
   nodeArgs = (i) => ['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `chat${i}`, '--presence', 'chat:*', '--drain-delay', '0', '--drain-timeout', '0'];
   nodes = await Promise.all([1, 2].map((i) => spawnNode(nodeArgs(i))));
-  await Promise.all(nodes.map((n) => ready(n.port)));
+  await Promise.all(nodes.map((n) => waitReadyPort(n.port, WAIT)));
   proxy = await startHaproxy(nodes.map((n) => n.port));
   browser = await launchBrowser();
 });
@@ -39,17 +39,6 @@ after(async () => {
   if (keys.length) await admin.del(...keys);
   await admin.quit();
 });
-
-async function ready(port: number): Promise<void> {
-  const deadline = Date.now() + WAIT;
-  for (;;) {
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-    await res?.arrayBuffer();
-    if (res?.status === 200) return;
-    if (Date.now() > deadline) throw new Error(`node on ${port} not ready`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** What a person sees in the chat log: [who, text, offset] of every chat line (joins left out). */
 async function lines(page: Page): Promise<Array<[string, string, number]>> {
@@ -149,7 +138,7 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   const stranded = direct[victim]!;
   assert.notEqual(await stranded.page.getAttribute('#state', 'data-state'), 'closed', 'it keeps trying');
   nodes[victim] = await spawnNode([...nodeArgs(victim + 1), '--port', String(victimPort)]);
-  await ready(victimPort);
+  await waitReadyPort(victimPort, WAIT);
   await stranded.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, victimId, { timeout: WAIT });
   await say(stranded.page, 'dee is back');
   for (const p of pages) {

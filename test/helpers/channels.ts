@@ -56,18 +56,4 @@ export async function publish(client: TestClient, channel: string, data: unknown
   return reply.offset as number;
 }
 
-/** Waits until the node on `port` answers /readyz with 200 (its bus is connected). */
-export async function waitReadyPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitReadyPort } from './nodes.js';

@@ -87,3 +87,24 @@ export function spawnNode(args: readonly string[], env: NodeJS.ProcessEnv = {}):
     });
   });
 }
+
+/** Waits until the node on `port` answers /readyz with 200 (serving, its bus connected). */
+export async function waitReadyPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+    await res?.arrayBuffer();
+    if (res?.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until every in-process node is ready (its bus connected). */
+export async function waitNodesReady(nodes: readonly FanoutNode[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!nodes.every((n) => n.ready)) {
+    if (Date.now() > deadline) throw new Error('nodes did not (re)connect to their bus');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CloseCode } from '../../src/errors.js';
-import type { FanoutNode } from '../../src/node/node.js';
 import { startRedisServer } from '../helpers/broker-procs.js';
 import { connectChannels, messagesOf, publish, subscribe, waitMessages } from '../helpers/channels.js';
-import { closeNodes, startNode } from '../helpers/nodes.js';
+import { closeNodes, startNode, waitNodesReady } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
-async function waitReady(nodes: FanoutNode[], timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!nodes.every((n) => n.ready)) {
-    if (Date.now() > deadline) throw new Error('nodes did not (re)connect to Redis');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('Redis crashes and comes back empty: the epoch changes, live subscribers are told to resubscribe (4510) and recovery says recovered:false', async () => {
   // A private redis-server: this test kills it.
@@ -22,7 +14,7 @@ test('Redis crashes and comes back empty: the epoch changes, live subscribers ar
   const nodes = [await startNode({ bus: url, nodeId: 'x1' }), await startNode({ bus: url, nodeId: 'x2' })];
   const clients: TestClient[] = [];
   try {
-    await waitReady(nodes);
+    await waitNodesReady(nodes, 15_000);
     const [p, s] = [await connectChannels(nodes[0]!), await connectChannels(nodes[1]!)];
     clients.push(p, s);
     const { epoch } = await subscribe(s, 'vol');
@@ -31,7 +23,7 @@ test('Redis crashes and comes back empty: the epoch changes, live subscribers ar
 
     await redis.stop('SIGKILL');
     await redis.start();
-    await waitReady(nodes);
+    await waitNodesReady(nodes, 15_000);
 
     // The node's catch-up finds the history gone (new epoch): the subscriber must reload.
     assert.equal(await s.waitClose(15_000), CloseCode.RESUBSCRIBE);

@@ -7,7 +7,7 @@ import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort } from '../helpers/channels.js';
 import { freePort } from '../helpers/haproxy.js';
-import { closeNodes, httpUrl, spawnNode, startNode, uniquePrefix } from '../helpers/nodes.js';
+import { closeNodes, httpUrl, spawnNode, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 const API_KEY = 'test-api-key';
@@ -22,7 +22,7 @@ before(async () => {
   for (let i = 1; i <= 3; i++) {
     nodes.push(await startNode({ bus: REDIS_URL, busPrefix, nodeId: `r${i}`, apiKey: API_KEY, historySize: 20, presence: 'chat:*' }));
   }
-  await waitReady(nodes);
+  await waitNodesReady(nodes);
 });
 after(async () => {
   await closeNodes(nodes);
@@ -31,13 +31,6 @@ after(async () => {
   await admin.quit();
 });
 
-async function waitReady(list: FanoutNode[]): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!list.every((n) => n.ready)) {
-    if (Date.now() > deadline) throw new Error('nodes did not connect to Redis');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function apiPublish(node: FanoutNode, channel: string, data: unknown): Promise<Response> {
   return fetch(httpUrl(node, '/api/publish'), {

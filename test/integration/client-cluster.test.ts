@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { FanoutClient, FanoutClientError, type ClientOptions, type SubscribedInfo } from '../../client/index.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { spawnNode, uniquePrefix, type NodeProcess, waitReadyPort } from '../helpers/nodes.js';
 import { collect, contiguous, gatedWebSocket, waitFor } from '../helpers/sdk.js';
 import { SECRET, sign } from '../helpers/security.js';
 
@@ -20,22 +20,11 @@ let nodes: NodeProcess[] = [];
 let proxy: RunningHaproxy | undefined;
 const clients: FanoutClient[] = [];
 
-async function ready(port: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-    await res?.arrayBuffer();
-    if (res?.status === 200) return;
-    if (Date.now() > deadline) throw new Error(`node on ${port} not ready`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 before(async () => {
   busPrefix = uniquePrefix('sdk');
   nodeArgs = (i) => ['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `sdk${i}`, '--presence', 'chat:*', '--drain-delay', '0', '--drain-timeout', '0'];
   nodes = await Promise.all([1, 2].map((i) => spawnNode(nodeArgs(i))));
-  await Promise.all(nodes.map((n) => ready(n.port)));
+  await Promise.all(nodes.map((n) => waitReadyPort(n.port, 15_000)));
   proxy = await startHaproxy(nodes.map((n) => n.port));
 });
 
@@ -213,7 +202,7 @@ test('a node killed with SIGKILL: its clients reconnect through HAProxy to the o
 
   // The node comes back on its port: its own client reconnects and recovers the gap.
   nodes[0] = await spawnNode([...nodeArgs(1), '--port', String(killedPort)]);
-  await ready(killedPort);
+  await waitReadyPort(killedPort, 15_000);
   await waitFor(() => direct.state === 'connected' && direct.nodeId === 'sdk1', 'the direct client back on sdk1', 30_000);
   await publish(1);
   await waitFor(() => all.every((c) => received.get(c)!.length >= 31), '31 messages everywhere', 30_000);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { spawnNode, uniquePrefix, type NodeProcess, waitReadyPort } from '../helpers/nodes.js';
 import { ReconnectingClient } from '../helpers/reconnecting.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
@@ -36,7 +36,7 @@ async function cluster(extra: string[]): Promise<Cluster> {
     ['a', 'b'].map((id) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', `node-${id}`, '--heartbeat', '0', ...extra])),
   );
   cleanup.push(() => Promise.all(nodes.map((n) => n.stop('SIGKILL'))));
-  await Promise.all(nodes.map((n) => untilReady(n.port)));
+  await Promise.all(nodes.map((n) => waitReadyPort(n.port)));
   const proxy = await startHaproxy(nodes.map((n) => n.port), { checkInterval: 300 });
   cleanup.push(() => proxy.stop());
   const clients: ReconnectingClient[] = [];
@@ -56,17 +56,6 @@ async function cluster(extra: string[]): Promise<Cluster> {
   return { nodes, proxy, clients, publisher, ticks: () => tick };
 }
 
-/** Waits until the node's /readyz answers 200 (its bus connected). */
-export async function untilReady(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-    await res?.arrayBuffer();
-    if (res?.status === 200) return;
-    if (Date.now() > deadline) throw new Error(`node on ${port} not ready`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function connections(node: NodeProcess): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${node.port}/healthz`);

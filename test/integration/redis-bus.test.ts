@@ -4,9 +4,9 @@ import { Redis } from 'ioredis';
 import { RedisBus } from '../../src/bus/redis.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import { createConfig } from '../../src/config/load.js';
-import { createNode, type FanoutNode } from '../../src/node/node.js';
+import { createNode } from '../../src/node/node.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { closeNodes, httpUrl, startNode, uniquePrefix, wsUrl } from '../helpers/nodes.js';
+import { closeNodes, httpUrl, startNode, uniquePrefix, wsUrl, waitNodesReady } from '../helpers/nodes.js';
 import { freePort } from '../helpers/haproxy.js';
 import { closeAll, connect } from '../helpers/ws-client.js';
 
@@ -19,7 +19,7 @@ after(() => admin.quit());
 test('two nodes over real Redis: each client gets each message once', async () => {
   const busPrefix = uniquePrefix();
   const nodes = [await startNode({ bus: REDIS_URL, busPrefix, nodeId: 'r1' }), await startNode({ bus: REDIS_URL, busPrefix, nodeId: 'r2' })];
-  await waitReady(nodes);
+  await waitNodesReady(nodes);
   const clients = [await connect(wsUrl(nodes[0]!)), await connect(wsUrl(nodes[1]!)), await connect(wsUrl(nodes[1]!))];
   try {
     clients[0]!.send('over redis');
@@ -43,7 +43,7 @@ test('clusters with different --bus-prefix on one Redis do not see each other', 
   const a = await startNode({ bus: REDIS_URL, busPrefix: uniquePrefix(), nodeId: 'pa' });
   const b = await startNode({ bus: REDIS_URL, busPrefix: uniquePrefix(), nodeId: 'pb' });
   const c = await startNode({ bus: REDIS_URL, busPrefix: 'x' + uniquePrefix(), nodeId: 'pc' });
-  await waitReady([a, b, c]);
+  await waitNodesReady([a, b, c]);
   const [ca, cb] = [await connect(wsUrl(a)), await connect(wsUrl(b))];
   try {
     ca.send('only a');
@@ -61,7 +61,7 @@ test('clusters with different --bus-prefix on one Redis do not see each other', 
 test('after Redis drops the subscriber connection, the node resubscribes and delivery resumes', async () => {
   const busPrefix = uniquePrefix();
   const nodes = [await startNode({ bus: REDIS_URL, busPrefix, nodeId: 'k1' }), await startNode({ bus: REDIS_URL, busPrefix, nodeId: 'k2' })];
-  await waitReady(nodes);
+  await waitNodesReady(nodes);
   const [a, b] = [await connect(wsUrl(nodes[0]!)), await connect(wsUrl(nodes[1]!))];
   try {
     a.send('before');
@@ -119,10 +119,3 @@ test('a node built with a Redis bus closes cleanly twice', async () => {
   assert.equal(node.state, 'closed');
 });
 
-async function waitReady(nodes: FanoutNode[]): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!nodes.every((n) => n.ready)) {
-    if (Date.now() > deadline) throw new Error('nodes did not connect to Redis');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
