@@ -20,7 +20,7 @@ export const DEFAULTS = {
   handshakeTimeout: 10,
   heartbeat: 25,
   maxBuffered: 1024 * 1024,
-  coalesceMs: 0,
+  coalesceMs: 'auto' as number | 'auto',
   historySize: 100,
   historyTtl: 300,
   presenceTtl: 15,
@@ -89,7 +89,7 @@ export const serveSchema = z.object({
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),
   trustProxy: list().default([]),
-  coalesceMs: int(0, 1000).default(DEFAULTS.coalesceMs),
+  coalesceMs: z.union([z.literal('auto'), int(0, 1000)], { error: "expected 'auto' or a whole number of milliseconds from 0 to 1000" }).default(DEFAULTS.coalesceMs),
 
   // Channels (issue: channels).
   history: busUrl.optional(),
@@ -135,7 +135,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   tlsCert: 'PEM certificate: serve https and wss (with --tls-key)',
   tlsKey: 'PEM private key for --tls-cert',
   trustProxy: 'comma-separated proxy addresses (e.g. 127.0.0.1) whose X-Forwarded-For gives the client IP for per-IP limits and logs',
-  coalesceMs: `under sustained traffic, least milliseconds between writes to a socket, joining its frames; 0 writes every event-loop turn (default ${DEFAULTS.coalesceMs})`,
+  coalesceMs: `under sustained traffic, least milliseconds between flushes, joining a socket's frames into one write; auto: 4× the previous flush's duration, at most 100 ms; 0: every event-loop turn (default ${DEFAULTS.coalesceMs})`,
   history: 'where channel history, recovery and presence live: memory or redis://… (default: the bus if it is Redis, else memory)',
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
   historyTtl: `seconds a channel's history is kept after its last message (default ${DEFAULTS.historyTtl})`,

@@ -6,11 +6,16 @@
  * to the same bytes, and all the frames a socket gets within one turn of the event loop go out
  * as one write at the flush (setImmediate). No JSON and no framing happen per client.
  *
- * With `coalesceMs` (--coalesce-ms, off by default), flushes under sustained traffic are spaced
- * at least that far apart, so a socket's frames from several messages share one write: at 200
- * messages/s and 10 ms, two per write, halving what the kernel and HAProxy pay, for at most
- * 10 ms more latency. The first message after a quiet spell is flushed at the end of its turn.
- * (A saturated node batches on its own: its turns grow long, and more frames meet per turn.)
+ * Under sustained traffic, flushes are also spaced so that a socket's frames from several
+ * messages share one write (`coalesceMs`, --coalesce-ms). By default (`'auto'`) the least gap
+ * from one flush to the next is {@link AUTO_FACTOR} times what the previous flush took, at most
+ * {@link AUTO_MAX_MS}: writing takes at most about 1/{@link AUTO_FACTOR} of the node's time. A
+ * flush of a few sockets takes microseconds, so small fan-outs are written every turn; a
+ * broadcast to a thousand sockets takes milliseconds, so at high message rates several messages
+ * share each write, which cuts the node's CPU, HAProxy's and the kernel's, and with them the
+ * queueing that makes latency (BENCHMARKS.md has the figures). A number fixes the gap instead
+ * (0: every turn that queued something). Either way, the first message after a quiet spell is
+ * flushed at the end of its turn.
  */
 import { Sender } from '../transport/ws-internals.js';
 import type { Client } from './client.js';
@@ -31,21 +36,29 @@ export interface OutboxOptions {
   readonly onSlowConsumer: (client: Client) => void;
   /** Called after each flush with the number of frames and sockets written and their bytes (metrics). */
   readonly onFlush?: (frames: number, sockets: number, bytes: number) => void;
-  /** Least milliseconds between two flushes; 0 flushes at the end of every turn that queued something. */
-  readonly coalesceMs?: number;
+  /** Least milliseconds from one flush to the next, or 'auto' (the default); 0 flushes at the end of every turn that queued something. */
+  readonly coalesceMs?: number | 'auto';
 }
+
+/** In 'auto' mode, the gap between flushes is this many times the previous flush's duration… */
+export const AUTO_FACTOR = 4;
+/** …and never more than this many milliseconds. */
+export const AUTO_MAX_MS = 100;
 
 export class Outbox {
   private dirty: Client[] = [];
   private scheduled = false;
   private frames = 0;
-  /** performance.now() at the last flush. */
+  /** performance.now() at the start of the last flush, and how many milliseconds it took. */
   private lastFlush = -Infinity;
-  private readonly coalesceMs: number;
+  private lastFlushCost = 0;
+  /** The fixed gap between flushes, or null for 'auto'. */
+  private readonly coalesceMs: number | null;
   private readonly flushBound = () => this.flush();
 
   constructor(private readonly options: OutboxOptions) {
-    this.coalesceMs = options.coalesceMs ?? 0;
+    const coalesce = options.coalesceMs ?? 'auto';
+    this.coalesceMs = coalesce === 'auto' ? null : coalesce;
   }
 
   /** Frames queued since the last flush (a cheap way to tell whether a handler delivered anything). */
@@ -69,8 +82,9 @@ export class Outbox {
 
   private schedule(): void {
     this.scheduled = true;
-    const wait = this.coalesceMs === 0 ? 0 : this.lastFlush + this.coalesceMs - performance.now();
-    if (wait <= 0) setImmediate(this.flushBound);
+    const gap = this.coalesceMs ?? Math.min(AUTO_MAX_MS, AUTO_FACTOR * this.lastFlushCost);
+    const wait = gap === 0 ? 0 : this.lastFlush + gap - performance.now();
+    if (wait < 1) setImmediate(this.flushBound);
     else setTimeout(this.flushBound, wait);
   }
 
@@ -82,7 +96,8 @@ export class Outbox {
   /** Writes every queued socket's frames as one buffer. Runs once per turn; callable directly. */
   flush(): void {
     this.scheduled = false;
-    if (this.coalesceMs !== 0) this.lastFlush = performance.now();
+    const start = performance.now();
+    this.lastFlush = start;
     const dirty = this.dirty;
     this.dirty = [];
     this.frames = 0;
@@ -101,6 +116,7 @@ export class Outbox {
       sockets++;
       if (client.socket.writableLength > this.options.maxBuffered) this.options.onSlowConsumer(client);
     }
+    this.lastFlushCost = performance.now() - start;
     this.options.onFlush?.(frames, sockets, bytes);
   }
 }

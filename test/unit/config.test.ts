@@ -37,6 +37,8 @@ test('an invalid value is one error naming the flag', () => {
     [['--heartbeat', '-1'], '--heartbeat'],
     [['--nope'], '--nope'],
     [['--tls-cert', 'a.pem'], '--tls-key'],
+    [['--coalesce-ms', 'fast'], '--coalesce-ms'],
+    [['--coalesce-ms', '-5'], '--coalesce-ms'],
   ];
   for (const [argv, flag] of cases) {
     assert.throws(
@@ -54,4 +56,11 @@ test('a bad environment variable names the flag and the variable', () => {
 test('comma lists are split and trimmed', () => {
   const config = createConfig({ allowedOrigins: 'https://a.example, https://b.example' });
   assert.deepEqual(config.allowedOrigins, ['https://a.example', 'https://b.example']);
+});
+
+test("--coalesce-ms is 'auto' by default, or a whole number of milliseconds", () => {
+  assert.equal(loadServeConfig([], {}).coalesceMs, 'auto');
+  assert.equal(loadServeConfig(['--coalesce-ms', '20'], {}).coalesceMs, 20);
+  assert.equal(loadServeConfig(['--coalesce-ms', '0'], {}).coalesceMs, 0);
+  assert.equal(loadServeConfig([], { FANOUT_COALESCE_MS: 'auto' }).coalesceMs, 'auto');
 });

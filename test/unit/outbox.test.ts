@@ -91,3 +91,39 @@ test('with coalesceMs, a quiet socket is written at the end of the turn and a bu
   assert.ok(times[1]! - times[0]! >= 38, `flushes ${times[1]! - times[0]!} ms apart`);
   assert.deepEqual(parseFrames(writes[1]!), ['second', 'third']);
 });
+
+test("by default ('auto'), a flush that took microseconds does not delay the next turn's frames", async () => {
+  const writes: Buffer[] = [];
+  const client = fakeClient(writes);
+  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {} });
+  for (const text of ['one', 'two', 'three']) {
+    outbox.send(client, frameText(text));
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.deepEqual(writes.map(parseFrames), [['one'], ['two'], ['three']]);
+});
+
+test("by default ('auto'), after a flush that took T ms the next waits until 4T after it began, frames joined", async () => {
+  const writes: Buffer[] = [];
+  const writeTimes: number[] = [];
+  const client = fakeClient(writes);
+  // The first write stands for a broadcast to many sockets: it takes 10 ms.
+  (client.socket as unknown as { write: (b: Buffer) => void }).write = (b: Buffer) => {
+    writeTimes.push(performance.now());
+    writes.push(b);
+    if (writes.length === 1) while (performance.now() - writeTimes[0]! < 10);
+  };
+  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {} });
+  outbox.send(client, frameText('first'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1, 'the first message after a quiet spell is not delayed');
+  outbox.send(client, frameText('second'));
+  await new Promise((r) => setImmediate(r));
+  outbox.send(client, frameText('third'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1, 'messages right after a slow flush wait');
+  while (writes.length < 2) await new Promise((r) => setTimeout(r, 5));
+  // Timers may fire up to a millisecond early.
+  assert.ok(writeTimes[1]! - writeTimes[0]! >= 38, `writes ${writeTimes[1]! - writeTimes[0]!} ms apart`);
+  assert.deepEqual(parseFrames(writes[1]!), ['second', 'third']);
+});
