@@ -21,6 +21,7 @@ export interface BenchRun {
 
 const COLORS: Record<string, string> = {
   fanout: '#d62728',
+  'fanout-turn': '#e377c2',
   socketio: '#1f77b4',
   seed: '#7f7f7f',
   seed2: '#bcbd22',
@@ -86,6 +87,11 @@ function targets(run: BenchRun): string[] {
       `| server CPU per delivery against Socket.IO | ≤ 0.5× | ${c.toFixed(2)}× (${f.cpuPerDelivery.toFixed(2)} vs ${s.cpuPerDelivery.toFixed(2)} µs) | ${mark(c <= 0.5)} |`,
       `| (the nodes alone, without HAProxy and Redis) | | ${(f.cpu.nodes / f.delivered / (s.cpu.nodes / s.delivered)).toFixed(2)}× | |`,
     );
+    const best = (system: string) => Math.max(...run.points.filter((p) => p.system === system).map((p) => p.deliveriesPerSec));
+    const [fBest, sBest] = [best('fanout'), best('socketio')];
+    if (run.points.some((p) => p.system === 'fanout' && p.rate > 100)) {
+      rows.push(`| highest deliveries/s in the sweep against Socket.IO's | ≥ 1.5× | ${(fBest / sBest).toFixed(2)}× (${k(fBest)} vs ${k(sBest)}) | ${mark(fBest / sBest >= 1.5)} |`);
+    }
   }
   if (scale) rows.push(`| node RSS per idle connection | ≤ 10 KB | ${kb(scale.nodeRssPerConn)} KB (${scale.connected} connections) | ${mark(scale.nodeRssPerConn <= 10 * 1024)} |`);
   const notes: string[] = [];
@@ -96,7 +102,7 @@ function targets(run: BenchRun): string[] {
   }
   if (s) {
     notes.push(
-      'HAProxy\'s CPU follows the number of writes it forwards: a server that falls behind joins more frames per write, so its HAProxy cost per delivery falls as its latency grows.',
+      'HAProxy\'s CPU follows the number of writes it forwards: the fewer frames per write, the more it costs per delivery. Fanout joins a socket\'s frames from several messages into one write under load (`--coalesce-ms auto`); a server that falls behind does the same by accident, at the price of its latency.',
     );
   }
   return [`## Targets at ${f.clients} clients × 100 messages/s (${k(f.offered)} deliveries/s offered)`, '', '| target | wanted | this run | |', '|---|---|---|---|', ...rows, '', ...notes.flatMap((n) => [n, '']), ''];
@@ -150,11 +156,24 @@ export function markdown(run: BenchRun): string {
   lines.push(
     'Where the time goes (profiled with `fanout bench --cpu-prof DIR` on this machine): in Fanout\'s nodes the `write` system call (`writeBuffer`) takes about half of the CPU, ' +
       'framing and queueing a few per cent; HAProxy spends as much again forwarding those writes. The cost follows the number of writes, not bytes: ' +
-      'when a node falls behind, more frames meet in one event-loop turn and go out as one write, which is why CPU per delivery falls as the rate rises. ' +
+      'a broadcast to a thousand sockets keeps a node writing for milliseconds, and by default (`--coalesce-ms auto`) the next flush waits four times as long, ' +
+      'so at high rates a socket\'s frames from several messages share one write, which is why CPU per delivery falls as the rate rises. ' +
       'Socket.IO\'s nodes are also dominated by the write call (`writev`, about half), then garbage collection (about a tenth); ' +
       'they spend several times Fanout\'s CPU per delivery because each packet is framed and queued through the engine and ws once per socket, where Fanout frames a message once per node.',
     '',
   );
+  const turn = echo.filter((p) => p.system === 'fanout-turn');
+  if (turn.length > 0) {
+    const pairs = turn.flatMap((t) => {
+      const f = echo.find((p) => p.system === 'fanout' && p.rate === t.rate);
+      return f ? [`${t.rate} msg/s: ${f.cpuPerDelivery.toFixed(2)} against ${t.cpuPerDelivery.toFixed(2)} µs, p99 ${ms(f.p99)} against ${ms(t.p99)} ms`] : [];
+    });
+    lines.push(
+      `The \`fanout-turn\` rows are the same Fanout with \`--coalesce-ms 0\`, writing every socket at the end of every event-loop turn that queued something. ` +
+        `Server CPU per delivery, default against \`--coalesce-ms 0\`: ${pairs.join('; ')}.`,
+      '',
+    );
+  }
   if (echo.some((p) => p.system === 'seed2')) {
     lines.push(
       'The seed server keeps its clients in one process\'s memory: on two nodes, a client only hears what was sent on its own node (about half), as the `seed2` row shows.',

@@ -20,7 +20,7 @@ export const BENCH_DEFAULTS = {
   rates: '25,50,100,200',
   duration: 5,
   warmup: 1,
-  systems: 'fanout,socketio,seed,seed2,channels',
+  systems: 'fanout,fanout-turn,socketio,seed,seed2,channels',
   nodes: 2,
   workers: 2,
   out: '.',
@@ -37,7 +37,8 @@ and benchmarks.json. Needs haproxy and redis-server on PATH.
   --duration S      measured seconds per point (default ${BENCH_DEFAULTS.duration})
   --warmup S        unmeasured seconds of publishing before each point (default ${BENCH_DEFAULTS.warmup})
   --systems LIST    any of ${SYSTEM_NAMES.join(',')} (default ${BENCH_DEFAULTS.systems});
-                    seed2 (the seed server on 2 nodes) runs at the lowest rate only
+                    seed2 (the seed server on 2 nodes) runs at the lowest rate only;
+                    fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn)
   --bus URL         broker for the Fanout nodes (default: a redis-server the bench starts)
   --nodes N         Fanout and Socket.IO nodes (default ${BENCH_DEFAULTS.nodes})
   --scale N         idle connections for the connection-scale run, 0 to skip

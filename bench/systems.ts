@@ -12,12 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { HAPROXY_DEFAULTS, haproxyConfig } from '../src/haproxy/config.js';
 import type { Target } from './loadgen.js';
 
-/** Every system the bench knows. `seed2` is the seed server on two nodes, to show its losses. */
-export const SYSTEM_NAMES = ['fanout', 'socketio', 'seed', 'seed2', 'channels'] as const;
+/**
+ * Every system the bench knows. `seed2` is the seed server on two nodes, to show its losses;
+ * `fanout-turn` is Fanout with `--coalesce-ms 0`, to show what joining writes across turns buys.
+ */
+export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
   fanout: 'Fanout (2 nodes, Redis)',
+  'fanout-turn': 'Fanout, --coalesce-ms 0 (2 nodes, Redis)',
   socketio: 'Socket.IO + redis-adapter (2 nodes)',
   seed: 'express-ws seed (1 node)',
   seed2: 'express-ws seed (2 nodes, no fan-out)',
@@ -174,15 +178,15 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
   // The channel run publishes through the HTTP API too, which is on only with a key.
   const apiKey = randomBytes(12).toString('hex');
-  const channelArgs = name === 'channels' ? ['--api-key', apiKey] : [];
+  const extraArgs = name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [];
   const children: ChildProcess[] = [];
   const nodes = name === 'seed' ? 1 : name === 'seed2' ? 2 : options.nodes;
   const ports: number[] = [];
   try {
     for (let i = 1; i <= nodes; i++) {
       const started =
-        name === 'fanout' || name === 'channels'
-          ? await forkServer(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--log-level', 'warn', '--drain-delay', '0', '--drain-timeout', '0', ...channelArgs, ...(options.serveArgs ?? [])], {}, options.cpuProf)
+        name === 'fanout' || name === 'fanout-turn' || name === 'channels'
+          ? await forkServer(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--log-level', 'warn', '--drain-delay', '0', '--drain-timeout', '0', ...extraArgs, ...(options.serveArgs ?? [])], {}, options.cpuProf)
           : name === 'socketio'
             ? await forkServer(join(PEERS, 'socketio.cjs'), [], { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix }, options.cpuProf)
             : await forkServer(join(PEERS, 'express-ws.cjs'), [], { PORT: '0' }, options.cpuProf);
