@@ -1,10 +1,10 @@
 /**
- * The broadcast path: frame once, queue per socket, write once per socket per event-loop turn.
+ * The broadcast path: frame once, queue per socket, write once per socket per flush.
  *
  * Why: on this path the cost is writes, not bytes. HAProxy and the kernel pay per write, so a
  * message is framed once per node ({@link frameText}), every socket it goes to gets a reference
- * to the same bytes, and all the frames a socket gets within one turn of the event loop go out
- * as one write at the flush (setImmediate). No JSON and no framing happen per client.
+ * to the same bytes, and all the frames a socket gets before the flush (at the end of the
+ * event-loop turn, setImmediate) go out as one write. No JSON and no framing happen per client.
  *
  * Under sustained traffic, flushes are also spaced so that a socket's frames from several
  * messages share one write (`coalesceMs`, --coalesce-ms). By default (`'auto'`) the least gap
