@@ -1,12 +1,15 @@
 /**
  * A client process that stops reading (SIGSTOP) while a publisher streams large messages: the
  * node must cut it off once its unsent bytes pass --max-buffered (close 4508, then the socket is
- * cut), while the clients that read keep getting every message with their usual latency.
+ * cut), while the clients that read keep getting every message with their usual latency. Once
+ * straight to the node, once through HAProxy from the generated config, where the proxy's and
+ * the kernel's buffers sit between the stuck client and the node.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { startHaproxy } from '../helpers/haproxy.js';
 import { scrape, scrapeUntil } from '../helpers/metrics.js';
 import { spawnNode } from '../helpers/nodes.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
@@ -24,9 +27,10 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-test('a client that stops reading is cut off at --max-buffered while the others keep every message and their latency', async () => {
+async function slowConsumerScenario(throughHaproxy: boolean): Promise<void> {
   const node = await spawnNode(['--max-buffered', '65536', '--heartbeat', '0']);
-  const url = `ws://127.0.0.1:${node.port}/ws/echo`;
+  const proxy = throughHaproxy ? await startHaproxy([node.port]) : undefined;
+  const url = `ws://127.0.0.1:${proxy?.port ?? node.port}/ws/echo`;
   const stopped = spawn(process.execPath, ['--input-type=module', '-e', STOPPED_CLIENT, url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const fast: TestClient[] = [];
   try {
@@ -78,6 +82,11 @@ test('a client that stops reading is cut off at --max-buffered while the others 
   } finally {
     closeAll(fast);
     stopped.kill('SIGKILL');
+    await proxy?.stop();
     await node.stop();
   }
-});
+}
+
+test('a client that stops reading is cut off at --max-buffered while the others keep every message and their latency', () => slowConsumerScenario(false));
+
+test('through HAProxy, a client that stops reading is cut off at --max-buffered while the others keep every message', () => slowConsumerScenario(true));

@@ -1,0 +1,37 @@
+/**
+ * Behind HAProxy (`timeout tunnel 1h` in the generated config), a peer that vanished without
+ * closing is only found by the node's heartbeat: the node pings through the proxy, gets no pong,
+ * and cuts the connection, which HAProxy passes on to the client side. A live client, whose
+ * WebSocket library answers pings, stays.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startHaproxy } from '../helpers/haproxy.js';
+import { scrapeUntil } from '../helpers/metrics.js';
+import { spawnNode } from '../helpers/nodes.js';
+import { rawUpgrade } from '../helpers/raw-ws.js';
+import { connect } from '../helpers/ws-client.js';
+
+test('through HAProxy, --heartbeat cuts a peer that never answers pings, and a live one stays', async () => {
+  const node = await spawnNode(['--heartbeat', '0.3']);
+  const proxy = await startHaproxy([node.port]);
+  const live = await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`);
+  const dead = await rawUpgrade(proxy.port);
+  try {
+    assert.equal(dead.response?.status, 101);
+    // The raw peer reads the pings HAProxy forwards but never sends a pong.
+    await dead.until(() => dead.pings >= 1, 5000, 'a ping through HAProxy');
+    await dead.until(() => dead.ended, 5000, 'the silent peer to be cut');
+    await scrapeUntil(`http://127.0.0.1:${node.port}`, (s) => s.value('fanout_connections') === 1, 5000);
+    // Well past several heartbeat rounds, the live client still talks.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(live.closeCode, undefined);
+    live.send('still here');
+    await live.until((m) => m.includes('Received: still here'));
+  } finally {
+    live.close();
+    dead.destroy();
+    await proxy.stop();
+    await node.stop();
+  }
+});
