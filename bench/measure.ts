@@ -56,7 +56,7 @@ function snapshot(system: RunningSystem) {
   return {
     nodes: sumOver(system.nodePids, cpuSeconds),
     haproxy: cpuSeconds(system.haproxyPid),
-    broker: system.brokerPid === undefined ? null : cpuSeconds(system.brokerPid),
+    broker: system.brokerPids.length === 0 ? null : sumOver(system.brokerPids, cpuSeconds),
     loadgen: (usage.user + usage.system) / 1e6,
   };
 }

@@ -2,6 +2,7 @@
  * The benchmark's outputs: a Markdown report (BENCHMARKS.md) and an SVG plot of deliveries/s and
  * p99 latency against offered load, written as plain text.
  */
+import { BROKER_LABELS, type BenchBroker } from './brokers.js';
 import type { PointResult, ScaleResult } from './measure.js';
 import { SYSTEM_LABELS, type SystemName } from './systems.js';
 
@@ -14,9 +15,18 @@ export interface BenchRun {
   readonly duration: number;
   readonly bus: string;
   readonly points: readonly PointResult[];
+  /** Fanout over each broker (`--brokers`), one point each. */
+  readonly brokers: readonly BrokerPoint[];
   readonly scale: readonly ScaleResult[];
   /** Systems that could not be run, with the reason. */
   readonly skipped: readonly { readonly system: string; readonly reason: string }[];
+}
+
+export interface BrokerPoint {
+  readonly broker: BenchBroker;
+  readonly point: PointResult;
+  /** Whether the broker's processes were known and their CPU is in the server CPU. */
+  readonly brokerCpuCounted: boolean;
 }
 
 const COLORS: Record<string, string> = {
@@ -44,7 +54,7 @@ const ms = (n: number) => (Number.isFinite(n) ? (n >= 100 ? n.toFixed(0) : n.toF
 const pct = (n: number) => `${(n * 100).toFixed(n >= 0.9995 && n < 1 ? 2 : 1)}%`;
 const kb = (bytes: number) => (Number.isFinite(bytes) ? (bytes / 1024).toFixed(1) : '–');
 
-function pointRow(p: PointResult): string {
+function pointRow(p: PointResult, label = seriesLabel(seriesOf(p))): string {
   const per = (seconds: number | null) => (seconds === null || p.delivered === 0 ? '–' : ((seconds / p.delivered) * 1e6).toFixed(2));
   const cpu = p.delivered === 0 ? '–' : `${p.cpuPerDelivery.toFixed(2)} (${per(p.cpu.nodes)} + ${per(p.cpu.haproxy)} + ${per(p.cpu.broker)})`;
   // Concurrent HTTP requests may overtake each other: their order is not the publisher's.
@@ -52,7 +62,7 @@ function pointRow(p: PointResult): string {
   const problems = [p.failed ? `${p.failed} failed to connect` : '', p.lostAfterReady ? `${p.lostAfterReady} dropped` : '', p.outOfOrder ? `${p.outOfOrder} ${order}` : '']
     .filter(Boolean)
     .join(', ');
-  return `| ${seriesLabel(seriesOf(p))} | ${p.rate} | ${k(p.offered)} | **${k(p.deliveriesPerSec)}** | ${pct(p.ratio)} | ${ms(p.p50)} | **${ms(p.p99)}** | ${ms(p.max)} | ${cpu} | ${(p.nodeRss / 1048576).toFixed(0)} | ${problems || '–'} |`;
+  return `| ${label} | ${p.rate} | ${k(p.offered)} | **${k(p.deliveriesPerSec)}** | ${pct(p.ratio)} | ${ms(p.p50)} | **${ms(p.p99)}** | ${ms(p.max)} | ${cpu} | ${(p.nodeRss / 1048576).toFixed(0)} | ${problems || '–'} |`;
 }
 
 /** Fanout against Socket.IO at each rate both ran. */
@@ -139,7 +149,7 @@ export function markdown(run: BenchRun): string {
     '![deliveries/s and p99 latency against offered load](benchmarks.svg)',
     '',
     header,
-    ...echo.map(pointRow),
+    ...echo.map((p) => pointRow(p)),
     '',
   ];
   const r = ratios(echo);
@@ -186,12 +196,28 @@ export function markdown(run: BenchRun): string {
       `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.`,
       '',
       header,
-      ...channel.map(pointRow),
+      ...channel.map((p) => pointRow(p)),
       '',
     );
   } else {
     const why = run.skipped.find((s) => s.system === 'channels' || s.system.startsWith(SYSTEM_LABELS.channels));
     lines.push(`Not run${why ? `: ${why.reason}` : ''}.`, '');
+  }
+  if (run.brokers.length > 0) {
+    const notCounted = run.brokers.filter((b) => !b.brokerCpuCounted).map((b) => BROKER_LABELS[b.broker]);
+    lines.push(
+      '## Brokers',
+      '',
+      'The same Fanout (2 nodes, `/ws/echo`, default flags) over each broker: at the sweep\'s target point, and with few clients and many messages, where the broker carries more of the work. ' +
+        'The bench starts its own redis-server, nats-server and three-master Redis Cluster; RabbitMQ is the machine\'s node. ' +
+        `The broker's CPU is the last term of the server CPU${notCounted.length ? ` (not counted for ${notCounted.join(', ')}: its process was not found)` : ''}.`,
+      '',
+      header.replace('| system |', '| broker |').replace('HAProxy + Redis)', 'HAProxy + broker)'),
+      ...[...run.brokers]
+        .sort((a, b) => b.point.clients - a.point.clients || a.point.rate - b.point.rate)
+        .map((b) => pointRow(b.point, `${BROKER_LABELS[b.broker]}, ${b.point.clients} clients`)),
+      '',
+    );
   }
   lines.push('## Connection scale (idle connections through HAProxy)', '');
   if (run.scale.length > 0) {
@@ -212,9 +238,10 @@ export function markdown(run: BenchRun): string {
   if (run.skipped.length > 0) {
     lines.push('## Not run', '', ...run.skipped.map((s) => `- ${s.system}: ${s.reason}`), '');
   }
-  const loadgen = run.points.reduce((sum, p) => sum + p.cpu.loadgen, 0);
-  const server = run.points.reduce((sum, p) => sum + p.cpu.nodes + p.cpu.haproxy + (p.cpu.broker ?? 0), 0);
-  lines.push(`Load generator CPU over all points: ${loadgen.toFixed(1)} s, against ${server.toFixed(1)} s for the servers, HAProxy and Redis.`, '');
+  const all = [...run.points, ...run.brokers.map((b) => b.point)];
+  const loadgen = all.reduce((sum, p) => sum + p.cpu.loadgen, 0);
+  const server = all.reduce((sum, p) => sum + p.cpu.nodes + p.cpu.haproxy + (p.cpu.broker ?? 0), 0);
+  lines.push(`Load generator CPU over all points: ${loadgen.toFixed(1)} s, against ${server.toFixed(1)} s for the servers, HAProxy and the brokers.`, '');
   return lines.join('\n');
 }
 

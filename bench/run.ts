@@ -10,8 +10,9 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../src/errors.js';
+import { BENCH_BROKERS, BROKER_LABELS, startBenchBroker, type BenchBroker, type BenchBrokerHandle } from './brokers.js';
 import { runPoint, runScale, type PointResult, type ScaleResult } from './measure.js';
-import { markdown, svg, type BenchRun } from './report.js';
+import { markdown, svg, type BenchRun, type BrokerPoint } from './report.js';
 import { startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
 
 /** Defaults: the full sweep takes a few minutes. */
@@ -24,6 +25,9 @@ export const BENCH_DEFAULTS = {
   nodes: 2,
   workers: 2,
   out: '.',
+  brokers: 'redis,nats,amqp,redis-cluster',
+  brokerLoads: '2000x100,20x5000',
+  amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
 } as const;
 
 export const BENCH_HELP = `Usage: fanout bench [options]
@@ -40,6 +44,12 @@ and benchmarks.json. Needs haproxy and redis-server on PATH.
                     seed2 (the seed server on 2 nodes) runs at the lowest rate only;
                     fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn)
   --bus URL         broker for the Fanout nodes (default: a redis-server the bench starts)
+  --brokers LIST    after the sweep, Fanout again over each of ${BENCH_BROKERS.join(',')},
+                    or none (default ${BENCH_DEFAULTS.brokers}); NATS and the Redis Cluster
+                    are started by the bench, RabbitMQ is the one at --amqp-url
+  --broker-loads L  CLIENTSxRATE points for each broker (default ${BENCH_DEFAULTS.brokerLoads}:
+                    the sweep's target point, and few clients with many messages through the broker)
+  --amqp-url URL    RabbitMQ for the amqp run (default ${BENCH_DEFAULTS.amqpUrl})
   --nodes N         Fanout and Socket.IO nodes (default ${BENCH_DEFAULTS.nodes})
   --scale N         idle connections for the connection-scale run, 0 to skip
                     (default: as many as HAProxy's file limit allows)
@@ -93,6 +103,9 @@ function parseBenchArgs(argv: readonly string[]) {
       out: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'serve-args': { type: 'string' },
+      brokers: { type: 'string' },
+      'broker-loads': { type: 'string' },
+      'amqp-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -133,14 +146,34 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     if (!(SYSTEM_NAMES as readonly string[]).includes(s)) throw new ConfigError('--systems', `unknown system ${JSON.stringify(s)} (one of ${SYSTEM_NAMES.join(', ')})`);
     return s as SystemName;
   });
+  const brokersValue = values.brokers ?? BENCH_DEFAULTS.brokers;
+  const brokers = brokersValue === 'none' ? [] : brokersValue.split(',').map((b) => {
+    if (!(BENCH_BROKERS as readonly string[]).includes(b)) throw new ConfigError('--brokers', `unknown broker ${JSON.stringify(b)} (any of ${BENCH_BROKERS.join(', ')}, or none)`);
+    return b as BenchBroker;
+  });
+  const brokerLoads = (values['broker-loads'] ?? BENCH_DEFAULTS.brokerLoads).split(',').map((load) => {
+    const m = /^(\d+)x(\d+)$/.exec(load);
+    const [c, r] = [Number(m?.[1]), Number(m?.[2])];
+    if (!m || c < 1 || r < 1) throw new ConfigError('--broker-loads', `expected CLIENTSxRATE, e.g. 2000x100, got ${JSON.stringify(load)}`);
+    if (c > maxconn - 100) throw new ConfigError('--broker-loads', `at most ${maxconn - 100} clients with a file limit of ${limit}`);
+    return { clients: c, rate: r };
+  });
+  const amqpUrl = values['amqp-url'] ?? BENCH_DEFAULTS.amqpUrl;
+  if (!/^amqps?:\/\//.test(amqpUrl)) throw new ConfigError('--amqp-url', `expected amqp://… or amqps://…, got ${JSON.stringify(amqpUrl)}`);
   const out = resolve(values.out ?? BENCH_DEFAULTS.out);
 
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  const summary = (p: PointResult) =>
+    `  ${(p.deliveriesPerSec / 1000).toFixed(1)}k/s, ${(p.ratio * 100).toFixed(2)}% delivered, p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms, ` +
+    `${p.cpuPerDelivery.toFixed(2)} µs CPU/delivery${p.errors.length ? `; ${p.errors.join('; ')}` : ''}`;
+  const serveArgs = values['serve-args']?.split(' ').filter(Boolean);
+  const cpuProf = values['cpu-prof'] && resolve(values['cpu-prof']);
   const redis: OwnRedis = await startRedis();
   const bus = values.bus ?? redis.url;
   const running = new Map<SystemName, RunningSystem>();
   const skipped: { system: string; reason: string }[] = [];
   const points: PointResult[] = [];
+  const brokerPoints: BrokerPoint[] = [];
   const scaleResults: ScaleResult[] = [];
   const stopAll = async () => {
     await Promise.all([...running.values()].map((s) => s.stop()));
@@ -150,7 +183,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   try {
     for (const name of systems) {
       try {
-        running.set(name, await startSystem(name, { bus, redisUrl: redis.url, brokerPid: values.bus ? undefined : redis.pid, nodes, maxconn, cpuProf: values['cpu-prof'] && resolve(values['cpu-prof']), serveArgs: values['serve-args']?.split(' ').filter(Boolean) }));
+        running.set(name, await startSystem(name, { bus, redisUrl: redis.url, brokerPids: values.bus ? [] : [redis.pid], nodes, maxconn, cpuProf, serveArgs }));
         log(`started ${SYSTEM_LABELS[name]}`);
       } catch (err) {
         skipped.push({ system: name, reason: (err as Error).message.split('\n')[0]! });
@@ -179,16 +212,35 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
           try {
             const p = await runPoint(system, { clients, rate, duration, warmup, workers, publishVia, localAddresses: sourceAddresses(clients, round++) });
             points.push(p);
-            log(
-              `  ${(p.deliveriesPerSec / 1000).toFixed(1)}k/s, ${(p.ratio * 100).toFixed(2)}% delivered, p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms, ` +
-                `${p.cpuPerDelivery.toFixed(2)} µs CPU/delivery${p.errors.length ? `; ${p.errors.join('; ')}` : ''}`,
-            );
+            log(summary(p));
           } catch (err) {
             const reason = (err as Error).message.split('\n')[0]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
             log(`  failed: ${reason}`);
             skipped.push({ system: `${SYSTEM_LABELS[name]}${name === 'channels' ? `, publisher via ${publishVia}` : ''} at ${rate} msg/s`, reason });
           }
         }
+      }
+    }
+    // The same Fanout over each broker, one at a time, each broker only up while it is measured.
+    for (const broker of brokers) {
+      let handle: BenchBrokerHandle | undefined;
+      let system: RunningSystem | undefined;
+      try {
+        handle = await startBenchBroker(broker, redis, amqpUrl);
+        system = await startSystem('fanout', { bus: handle.url, redisUrl: redis.url, brokerPids: handle.pids, nodes, maxconn, cpuProf, serveArgs });
+        for (const load of brokerLoads) {
+          log(`broker ${broker}: ${load.clients} clients × ${load.rate} msg/s`);
+          const p = await runPoint(system, { ...load, duration, warmup, workers, publishVia: 'socket', localAddresses: sourceAddresses(load.clients, round++) });
+          brokerPoints.push({ broker, point: p, brokerCpuCounted: handle.pids.length > 0 });
+          log(summary(p));
+        }
+      } catch (err) {
+        const reason = (err as Error).message.split('\n')[0]!;
+        log(`  failed: ${reason}`);
+        skipped.push({ system: `Fanout over ${BROKER_LABELS[broker]}`, reason });
+      } finally {
+        await system?.stop();
+        await handle?.stop();
       }
     }
   } finally {
@@ -203,6 +255,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     duration,
     bus: values.bus ? values.bus : 'a redis-server started by the bench (shared by Fanout and Socket.IO)',
     points,
+    brokers: brokerPoints,
     scale: scaleResults,
     skipped,
   };

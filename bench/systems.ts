@@ -33,8 +33,8 @@ export interface RunningSystem {
   readonly target: Target;
   readonly nodePids: readonly number[];
   readonly haproxyPid: number;
-  /** The broker's pid when the bench started it (its CPU is then counted). */
-  readonly brokerPid: number | undefined;
+  /** The broker's processes whose CPU is counted (none when the bench does not know them). */
+  readonly brokerPids: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -162,7 +162,8 @@ export interface StartOptions {
   readonly bus: string;
   /** Redis URL for Socket.IO's adapter. */
   readonly redisUrl: string;
-  readonly brokerPid: number | undefined;
+  /** The broker's processes, to count their CPU. */
+  readonly brokerPids: readonly number[];
   /** Fanout nodes and Socket.IO nodes. */
   readonly nodes: number;
   /** HAProxy's maxconn. */
@@ -212,7 +213,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     target,
     nodePids: children.map((c) => c.pid!),
     haproxyPid: haproxy.child.pid!,
-    brokerPid: name === 'seed' || name === 'seed2' ? undefined : options.brokerPid,
+    brokerPids: name === 'seed' || name === 'seed2' ? [] : options.brokerPids,
     stop: async () => {
       await haproxy.stop();
       await Promise.all(children.map(stopChild));

@@ -3,9 +3,10 @@ import { test } from 'node:test';
 import { runPoint } from '../../bench/measure.js';
 import { sourceAddresses } from '../../bench/run.js';
 import { startSystem, type RunningSystem } from '../../bench/systems.js';
-import { REDIS_URL } from '../helpers/brokers.js';
+import { BENCH_BROKERS, startBenchBroker, startRedisServer, type BenchBrokerHandle } from '../../bench/brokers.js';
+import { AMQP_URL, REDIS_URL } from '../helpers/brokers.js';
 
-const START = { bus: REDIS_URL, redisUrl: REDIS_URL, brokerPid: undefined, nodes: 2, maxconn: 500 } as const;
+const START = { bus: REDIS_URL, redisUrl: REDIS_URL, brokerPids: [], nodes: 2, maxconn: 500 } as const;
 const POINT = { clients: 20, rate: 5, duration: 2, warmup: 0, workers: 2, publishVia: 'socket', drain: 5 } as const;
 
 test('bench smoke: 20 clients through HAProxy to 2 Fanout nodes get every message once, in order', async () => {
@@ -56,5 +57,29 @@ test('bench smoke: the channel run counts every message to 20 subscribers, publi
     }
   } finally {
     await system?.stop();
+  }
+});
+
+test('bench smoke: over every broker of --brokers (its own Redis, NATS and Redis Cluster; the machine\'s RabbitMQ), 20 clients get every message once, in order', async () => {
+  const redis = await startRedisServer();
+  try {
+    for (const [i, broker] of BENCH_BROKERS.entries()) {
+      let handle: BenchBrokerHandle | undefined;
+      let system: RunningSystem | undefined;
+      try {
+        handle = await startBenchBroker(broker, { url: `redis://127.0.0.1:${redis.port}`, pid: redis.pid! }, AMQP_URL);
+        assert.ok(handle.pids.length > 0, `${broker}: the broker's processes are known, so its CPU is counted`);
+        system = await startSystem('fanout', { ...START, bus: handle.url, brokerPids: handle.pids });
+        const p = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 4 + i) });
+        assert.equal(p.delivered, 200, broker);
+        assert.equal(p.outOfOrder, 0, broker);
+        assert.ok(p.cpu.broker !== null && p.cpu.broker >= 0, broker);
+      } finally {
+        await system?.stop();
+        await handle?.stop();
+      }
+    }
+  } finally {
+    await redis.stop();
   }
 });
