@@ -74,22 +74,31 @@ test('a socket whose unsent bytes pass the cap is reported once per flush', () =
   assert.deepEqual(slow, [client]);
 });
 
-test('with coalesceMs, a quiet socket is written at the end of the turn and a busy one at most every coalesceMs, frames joined', async () => {
-  const writes: Buffer[] = [];
-  const times: number[] = [];
-  const client = fakeClient(writes);
-  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {}, coalesceMs: 40, onFlush: () => times.push(performance.now()) });
+/**
+ * Sends 'first' after a quiet spell (written at the end of its turn), then 'second' and 'third'
+ * on the next turns: they must be held past those turns, then go out joined in one write.
+ */
+async function sendFirstThenTwoHeld(outbox: Outbox, client: Client, writes: Buffer[]): Promise<void> {
   outbox.send(client, frameText('first'));
   await new Promise((r) => setImmediate(r));
   assert.equal(writes.length, 1, 'the first message after a quiet spell is not delayed');
   outbox.send(client, frameText('second'));
   await new Promise((r) => setImmediate(r));
   outbox.send(client, frameText('third'));
-  assert.equal(writes.length, 1, 'a message right after a flush waits for the window');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1, 'messages right after a flush wait for the gap');
   while (writes.length < 2) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(parseFrames(writes[1]!), ['second', 'third']);
+}
+
+test('with coalesceMs, a quiet socket is written at the end of the turn and a busy one at most every coalesceMs, frames joined', async () => {
+  const writes: Buffer[] = [];
+  const times: number[] = [];
+  const client = fakeClient(writes);
+  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {}, coalesceMs: 40, onFlush: () => times.push(performance.now()) });
+  await sendFirstThenTwoHeld(outbox, client, writes);
   // Timers may fire up to a millisecond early.
   assert.ok(times[1]! - times[0]! >= 38, `flushes ${times[1]! - times[0]!} ms apart`);
-  assert.deepEqual(parseFrames(writes[1]!), ['second', 'third']);
 });
 
 test("by default ('auto'), a flush that took microseconds does not delay the next turn's frames", async () => {
@@ -114,16 +123,7 @@ test("by default ('auto'), after a flush that took T ms the next waits until 4T 
     if (writes.length === 1) while (performance.now() - writeTimes[0]! < 10);
   };
   const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {} });
-  outbox.send(client, frameText('first'));
-  await new Promise((r) => setImmediate(r));
-  assert.equal(writes.length, 1, 'the first message after a quiet spell is not delayed');
-  outbox.send(client, frameText('second'));
-  await new Promise((r) => setImmediate(r));
-  outbox.send(client, frameText('third'));
-  await new Promise((r) => setImmediate(r));
-  assert.equal(writes.length, 1, 'messages right after a slow flush wait');
-  while (writes.length < 2) await new Promise((r) => setTimeout(r, 5));
+  await sendFirstThenTwoHeld(outbox, client, writes);
   // Timers may fire up to a millisecond early.
   assert.ok(writeTimes[1]! - writeTimes[0]! >= 38, `writes ${writeTimes[1]! - writeTimes[0]!} ms apart`);
-  assert.deepEqual(parseFrames(writes[1]!), ['second', 'third']);
 });
