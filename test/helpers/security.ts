@@ -1,4 +1,5 @@
 /** Helpers for the security tests: tokens, a test endpoint that reports identities, PEM files, certificates. */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,8 @@ import type { Client } from '../../src/node/client.js';
 import type { Endpoint } from '../../src/node/endpoint.js';
 import type { FanoutNode } from '../../src/node/node.js';
 import { frameText } from '../../src/node/outbox.js';
+import type { RawPeer } from './raw-ws.js';
+import type { TestClient } from './ws-client.js';
 
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256';
 
@@ -112,4 +115,17 @@ export async function eventually(predicate: () => boolean, timeoutMs = 10_000, w
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * The heartbeat's user-visible outcome: `dead` (a raw peer that reads pings and never answers)
+ * gets a ping and is cut; `live` (a ws client, which answers pings) is not closed and still talks
+ * on /ws/echo.
+ */
+export async function expectSilentPeerCutLiveStays(dead: RawPeer, live: TestClient): Promise<void> {
+  await dead.until(() => dead.pings >= 1, 5000, 'a ping');
+  await dead.until(() => dead.ended, 5000, 'the silent peer to be cut');
+  assert.equal(live.closeCode, undefined);
+  live.send('still here');
+  await live.until((m) => m.includes('Received: still here'));
 }
