@@ -1,5 +1,5 @@
 /** Helpers for channel-protocol tests: a JSON view over TestClient. */
-import type { FanoutNode } from '../../src/node/node.js';
+import type { FanoutNode } from '../../src/app.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { wsUrl } from './nodes.js';
 import { connect, type TestClient } from './ws-client.js';

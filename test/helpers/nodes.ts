@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { MemoryBroker } from '../../src/bus/memory.js';
 import { createConfig } from '../../src/config/load.js';
 import type { serveSchema } from '../../src/config/schema.js';
-import { createNode, type FanoutNode } from '../../src/node/node.js';
+import { createNode, type FanoutNode } from '../../src/app.js';
 import type { z } from 'zod';
 
 export type ConfigInput = Partial<z.input<typeof serveSchema>>;

@@ -9,7 +9,7 @@ import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import type { Client } from '../../src/node/client.js';
 import type { Endpoint } from '../../src/node/endpoint.js';
-import type { FanoutNode } from '../../src/node/node.js';
+import type { FanoutNode } from '../../src/app.js';
 import { frameText } from '../../src/node/outbox.js';
 import type { RawPeer } from './raw-ws.js';
 import type { TestClient } from './ws-client.js';

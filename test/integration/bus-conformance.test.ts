@@ -12,7 +12,7 @@ import type { Bus, BusStatus } from '../../src/bus/bus.js';
 import { createBus } from '../../src/bus/create.js';
 import { MemoryBroker, MemoryBus } from '../../src/bus/memory.js';
 import { BusUnavailableError } from '../../src/errors.js';
-import type { FanoutNode } from '../../src/node/node.js';
+import type { FanoutNode } from '../../src/app.js';
 import { BrokerProcess, rabbit, RedisClusterProcesses, startNatsServer, startRedisServer } from '../helpers/broker-procs.js';
 import { AMQP_URL } from '../helpers/brokers.js';
 import { spawnNode, startNode, uniquePrefix, wsUrl, type NodeProcess } from '../helpers/nodes.js';

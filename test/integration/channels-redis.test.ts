@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
-import type { FanoutNode } from '../../src/node/node.js';
+import type { FanoutNode } from '../../src/app.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort } from '../helpers/channels.js';

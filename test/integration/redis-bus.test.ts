@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { RedisBus } from '../../src/bus/redis.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import { createConfig } from '../../src/config/load.js';
-import { createNode } from '../../src/node/node.js';
+import { createNode } from '../../src/app.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, wsUrl, waitNodesReady } from '../helpers/nodes.js';
 import { freePort } from '../helpers/haproxy.js';

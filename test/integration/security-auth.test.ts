@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK } from 'jose';
 import { CloseCode } from '../../src/errors.js';
-import type { FanoutNode } from '../../src/node/node.js';
+import type { FanoutNode } from '../../src/app.js';
 import { closeNodes, startNode, type ConfigInput } from '../helpers/nodes.js';
 import { rawConnect, handshake } from '../helpers/raw-ws.js';
 import { keyPair, SECRET, sign, tempDir, unsignedToken, WhoamiEndpoint, WHOAMI_PATH } from '../helpers/security.js';

@@ -4,7 +4,7 @@ import { after, test } from 'node:test';
 import { MemoryBroker } from '../../src/bus/memory.js';
 import { createConfig } from '../../src/config/load.js';
 import { CloseCode } from '../../src/errors.js';
-import { createNode, type FanoutNode } from '../../src/node/node.js';
+import { createNode, type FanoutNode } from '../../src/app.js';
 import { closeNodes, startNode, wsUrl, type ConfigInput } from '../helpers/nodes.js';
 import { frame, rawConnect, rawUpgrade } from '../helpers/raw-ws.js';
 import { captureLogger, eventually, expectSilentPeerCutLiveStays, WhoamiEndpoint, WHOAMI_PATH } from '../helpers/security.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { MemoryBroker } from '../../src/bus/memory.js';
 import { createConfig } from '../../src/config/load.js';
-import { createNode, type FanoutNode } from '../../src/node/node.js';
+import { createNode, type FanoutNode } from '../../src/app.js';
 import { closeNodes, startNode, wsUrl } from '../helpers/nodes.js';
 import { handshake, rawConnect } from '../helpers/raw-ws.js';
 import { captureLogger } from '../helpers/security.js';

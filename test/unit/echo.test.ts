@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connect as netConnect } from 'node:net';
 import { CloseCode } from '../../src/errors.js';
-import type { FanoutNode } from '../../src/node/node.js';
+import type { FanoutNode } from '../../src/app.js';
 import { closeNodes, httpUrl, startNodes, wsUrl } from '../helpers/nodes.js';
 import { closeAll, connect, refusedStatus, type TestClient } from '../helpers/ws-client.js';
 
