@@ -1,2 +1,105 @@
-/** The composition root: builds a node's core, then registers its endpoints and routes. */
-export { createNode, FanoutNode, type NodeOptions } from './node/node.js';
+/**
+ * The composition root: builds a node's core, then registers its features on it, each with a
+ * narrow context (what it uses, not the node):
+ *
+ * - `/ws/echo` (src/echo): local first, over the node's topic router;
+ * - `/ws/v1` channels (src/channels): ordered by the store, over the route the store publishes on
+ *   (the node's bus, or a separate `--history` Redis with a topic router of its own);
+ * - the HTTP routes (src/http): health, metrics, the API for back ends, the demo page.
+ *
+ * docs/architecture.md draws the two delivery models side by side.
+ */
+import { MemoryBus } from './bus/memory.js';
+import { RedisBus } from './bus/redis.js';
+import { ChannelEndpoint } from './channels/endpoint.js';
+import { ChannelService } from './channels/service.js';
+import type { Config } from './config/schema.js';
+import { ConfigError } from './errors.js';
+import { createStores, type StoreTarget } from './history/create.js';
+import { addApiRoutes } from './http/api.js';
+import { addDemoPageRoutes } from './http/demo-page.js';
+import { addHealthRoutes } from './http/health.js';
+import { addMetricsRoutes } from './http/metrics.js';
+import { EchoEndpoint } from './echo/endpoint.js';
+import { NodeCore, type NodeOptions } from './node/core.js';
+import type { Topics } from './node/topics.js';
+
+export type { NodeOptions, NodeState } from './node/core.js';
+
+/** A running Fanout node: its core with every feature registered. */
+export type FanoutNode = NodeCore;
+
+/** Builds a node from its parts; call `start()` to listen. */
+export function createNode(options: NodeOptions): FanoutNode {
+  const core = new NodeCore(options);
+  const { config } = core;
+
+  core.addEndpoint(new EchoEndpoint({ outbox: core.outbox, topics: core.topics, topic: core.topic('echo') }));
+  const service = addChannels(core, config);
+
+  addHealthRoutes(core.router, core);
+  addMetricsRoutes(core.router, core.metrics, config.metricsToken);
+  addDemoPageRoutes(core.router);
+  addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload });
+  return core;
+}
+
+/** `/ws/v1`: the stores, the route channel traffic takes, the service and the endpoint. */
+function addChannels(core: NodeCore, config: Config): ChannelService {
+  const { target, link } = channelRoute(core, config);
+  let endpoint: ChannelEndpoint | undefined;
+  const stores = createStores(target, {
+    nodeId: core.id,
+    prefix: config.busPrefix,
+    historySize: config.historySize,
+    historyTtl: config.historyTtl,
+    presenceTtl: config.presenceTtl,
+    logger: core.logger,
+    connected: () => link.connected,
+    deliver: (topic, payload) => void core.bus.publish(topic, payload).catch(() => {}),
+    rejoin: () => endpoint?.rejoinPresence(),
+  });
+  const service = new ChannelService({ nodeId: core.id, config, channels: stores.channels, presence: stores.presence, link, metrics: core.metrics });
+  endpoint = new ChannelEndpoint({
+    nodeId: core.id,
+    service,
+    outbox: core.outbox,
+    logger: core.logger,
+    maxSubscriptions: config.maxSubscriptions,
+    rateLimit: config.rateLimit,
+  });
+  core.addEndpoint(endpoint);
+  core.addStopHook(() => stores.close());
+  return service;
+}
+
+function isRedis(url: string): boolean {
+  return url.startsWith('redis://') || url.startsWith('rediss://');
+}
+
+/**
+ * Where history lives and which route channel topics take. Offsets, history and delivery order
+ * agree only when messages are put on the bus by the store itself, so channel topics ride on the
+ * store's pub/sub: the node's bus when it is the store (memory, or Redis with history in it), a
+ * topic router of their own over the history Redis otherwise.
+ */
+function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; link: Topics } {
+  const url = config.history ?? (isRedis(config.bus) ? config.bus : 'memory');
+  if (url === 'memory') {
+    // Shared by the nodes of one memory broker; with another bus, history is this process's own.
+    const owner = core.bus instanceof MemoryBus ? core.bus.broker : core;
+    if (!(core.bus instanceof MemoryBus)) {
+      core.logger.warn({ bus: core.bus.kind }, 'channel history and presence are per node (memory); give --history redis://… for a cluster');
+    }
+    return { target: { kind: 'memory', owner }, link: core.topics };
+  }
+  if (!isRedis(url)) throw new ConfigError('--history', `expected memory or redis://…, got ${url}`);
+  if (url === config.bus) return { target: { kind: 'redis', url }, link: core.topics };
+  const link = core.createTopics(new RedisBus(url), 'history redis');
+  link.connect();
+  // Channel traffic rides that Redis: it must be up too.
+  core.addReadinessCheck(() => link.connected);
+  core.addStopHook(() => link.close());
+  return { target: { kind: 'redis', url }, link };
+}
+

@@ -127,3 +127,8 @@ export class BusUnavailableError extends FanoutError {
     this.name = 'BusUnavailableError';
   }
 }
+
+/** The message of a caught value of unknown type: an Error's message, else its string form. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -6,7 +6,7 @@
  * matches only itself. Patterns come from the JWT `channels` claim and from the
  * `--anonymous-subscribe`, `--anonymous-publish` and `--presence` flags.
  */
-import type { Identity } from '../node/client.js';
+import type { Identity } from '../transport/client.js';
 
 /** A compiled list of patterns. */
 export class PatternList {

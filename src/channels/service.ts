@@ -1,39 +1,76 @@
 /**
  * What the channel endpoint and the HTTP API share: the stores, authorization, and the publish
  * path (one place that turns a publish into a stored, delivered message).
+ *
+ * Delivery model: ordered by the store. A publish goes to the store, which assigns the offset,
+ * appends to history and puts the message on the channel's topic in one step (the Redis script's
+ * PUBLISH, or the memory store synchronously); every node, the publisher's included, delivers
+ * what the topic brings, in the order the broker hands it over, which is offset order.
  */
+import type { Config } from '../config/schema.js';
 import { BusUnavailableError } from '../errors.js';
-import { createStores, type Stores } from '../history/create.js';
-import { EPOCH_OPEN, payloadTail, type ChannelPosition, type PresenceEntry, type ReadResult } from '../history/store.js';
+import type { ChannelPosition, ChannelStore, PresenceEntry, PresenceStore, ReadOptions, ReadResult } from '../history/store.js';
+import type { Metrics } from '../metrics.js';
 import { encodeEnvelope, EnvelopeKind } from '../node/envelope.js';
-import type { FanoutNode } from '../node/node.js';
+import type { Topics } from '../node/topics.js';
 import { Authorizer, PatternList } from './patterns.js';
 
-/**
- * Bus payloads of channel topics carry an empty origin: they come from the store (the Redis
- * script, or the memory store), and every node delivers them, the publishing node included, in
- * the order the bus hands them over, which is offset order.
- */
-const STORE_ORIGIN = '';
+/** Body prefix of fence control messages on channel topics. */
+export const FENCE = 'fence:';
+
+/** The flags the channel layer reads. */
+export type ChannelsConfig = Pick<
+  Config,
+  | 'busPrefix'
+  | 'historySize'
+  | 'maxSubscriptions'
+  | 'rateLimit'
+  | 'presence'
+  | 'anonymousSubscribe'
+  | 'anonymousPublish'
+  | 'jwtSecret'
+  | 'jwtPublicKey'
+  | 'jwksUrl'
+>;
+
+export interface ChannelServiceOptions {
+  readonly nodeId: string;
+  readonly config: ChannelsConfig;
+  readonly channels: ChannelStore;
+  readonly presence: PresenceStore;
+  /** The route channel topics travel: the store's own pub/sub (the node's bus, or the history Redis). */
+  readonly link: Topics;
+  readonly metrics: Metrics;
+}
 
 export class ChannelService {
-  readonly stores: Stores;
   readonly auth: Authorizer;
   /** Channels with presence (--presence). */
   readonly presenceChannels: PatternList;
+  readonly channels: ChannelStore;
+  readonly presence: PresenceStore;
+  readonly link: Topics;
+  private readonly config: ChannelsConfig;
 
-  constructor(readonly node: FanoutNode, rejoin: () => void) {
-    const { config } = node;
+  constructor(private readonly options: ChannelServiceOptions) {
+    const { config } = options;
+    this.config = config;
+    this.channels = options.channels;
+    this.presence = options.presence;
+    this.link = options.link;
     const jwt = Boolean(config.jwtSecret ?? config.jwtPublicKey ?? config.jwksUrl);
     const open = jwt ? [] : ['*'];
     this.auth = new Authorizer(config.anonymousSubscribe ?? open, config.anonymousPublish ?? open);
     this.presenceChannels = new PatternList(config.presence);
-    this.stores = createStores(node, rejoin);
+  }
+
+  get historySize(): number {
+    return this.config.historySize;
   }
 
   /** The bus topic of a channel. */
   topic(channel: string): string {
-    return this.node.topic(`ch:${channel}`);
+    return `${this.config.busPrefix}:ch:${channel}`;
   }
 
   /**
@@ -41,50 +78,43 @@ export class ChannelService {
    * when the bus or the store cannot take it: never a silent drop.
    */
   async publish(channel: string, data: string): Promise<ChannelPosition> {
-    if (!this.stores.transport.connected) throw new BusUnavailableError('the bus is not connected');
-    const head = encodeEnvelope(EnvelopeKind.CHANNEL, STORE_ORIGIN, Buffer.from(`{"type":"message","channel":${JSON.stringify(channel)},"offset":`));
-    const position = await this.stores.channels.publish({ channel, topic: this.topic(channel), head, data });
+    if (!this.link.connected) throw new BusUnavailableError('the bus is not connected');
+    const head = encodeEnvelope(EnvelopeKind.CHANNEL, this.options.nodeId, Buffer.from(`{"type":"message","channel":${JSON.stringify(channel)},"offset":`));
+    const topic = this.topic(channel);
+    const position = await this.link.publishThrough(EnvelopeKind.CHANNEL, () => this.channels.publish({ channel, topic, head, data }));
     // Offsets start at 1 in each epoch and history keeps the last --history-size of them.
-    this.node.metrics.historySize(channel, Math.min(position.offset, this.node.config.historySize));
+    this.options.metrics.historySize(channel, Math.min(position.offset, this.config.historySize));
     return position;
+  }
+
+  /** Reads the store; a read with a fence puts a control message on the channel's topic. */
+  read(channel: string, options: ReadOptions): Promise<ReadResult> {
+    if (!options.fence) return this.channels.read(channel, options);
+    return this.link.publishThrough(EnvelopeKind.CONTROL, () => this.channels.read(channel, options));
   }
 
   /** The latest `limit` messages (at most --history-size), oldest first. */
   history(channel: string, limit?: number): Promise<ReadResult> {
-    const size = this.node.config.historySize;
-    return this.stores.channels.read(channel, { limit: Math.min(limit ?? size, size) });
+    const size = this.config.historySize;
+    return this.channels.read(channel, { limit: Math.min(limit ?? size, size) });
   }
 
   presenceList(channel: string): Promise<PresenceEntry[]> {
-    return this.stores.presence.list(channel);
+    return this.presence.list(channel);
   }
 
   /** Sends a presence event (JSON text of a join/leave frame) to every node's subscribers of `channel`. */
-  async presenceEvent(channel: string, frame: string): Promise<void> {
-    await this.stores.transport.publish(this.topic(channel), encodeEnvelope(EnvelopeKind.PRESENCE, STORE_ORIGIN, Buffer.from(frame)));
+  presenceEvent(channel: string, frame: string): Promise<void> {
+    return this.link.publish(this.topic(channel), EnvelopeKind.PRESENCE, Buffer.from(frame));
   }
 
   /** A fence payload (see ReadOptions.fence). */
-  fencePayload(token: string): Buffer {
-    return encodeEnvelope(EnvelopeKind.CONTROL, STORE_ORIGIN, Buffer.from(`${FENCE}${token}`));
+  fence(channel: string, token: string): NonNullable<ReadOptions['fence']> {
+    return { topic: this.topic(channel), payload: encodeEnvelope(EnvelopeKind.CONTROL, this.options.nodeId, Buffer.from(`${FENCE}${token}`)) };
   }
 
   async close(): Promise<void> {
-    await this.stores.presence.close().catch(() => {});
-    await this.stores.channels.close();
-    await this.stores.close();
+    await this.presence.close().catch(() => {});
+    await this.channels.close();
   }
-}
-
-/** Body prefix of fence control messages on channel topics. */
-export const FENCE = 'fence:';
-
-/** A `message` frame's JSON: the same bytes the bus carries after the envelope (see store.ts). */
-export function messageJson(channel: string, offset: number, epoch: string, data: string): string {
-  return `{"type":"message","channel":${JSON.stringify(channel)},"offset":${offset}${EPOCH_OPEN}${epoch}${payloadTail(data)}`;
-}
-
-/** A `history` frame's (or HTTP body's) `messages` array; `data` is spliced in as stored JSON text. */
-export function messagesJson(messages: ReadResult['messages']): string {
-  return `[${messages.map((m) => `{"offset":${m.offset},"data":${m.data}}`).join(',')}]`;
 }

@@ -17,8 +17,11 @@
  * batch's read returns the retained history once; each client takes its own slice of it.
  */
 import { EPOCH_OPEN, type ReadResult } from '../history/store.js';
-import type { Client } from '../node/client.js';
+import type { Client } from '../transport/client.js';
 import type { SubscribeFrame } from '../protocol/frames.js';
+
+/** How long a join (or a catch-up) waits for its fence to come back over the bus before it gives up. */
+export const JOIN_TIMEOUT_MS = 5000;
 
 const EPOCH_OPEN_LENGTH = EPOCH_OPEN.length;
 const QUOTE = 0x22;

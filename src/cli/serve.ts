@@ -11,7 +11,7 @@ import { loadServeConfig } from '../config/load.js';
 import { SERVE_HELP } from '../config/schema.js';
 import { toFlag } from '../config/load.js';
 import { createLogger } from '../logger.js';
-import { createNode } from '../node/node.js';
+import { createNode } from '../app.js';
 
 export async function serve(argv: readonly string[]): Promise<void> {
   const config = loadServeConfig(argv);

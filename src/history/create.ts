@@ -1,79 +1,79 @@
-/** Picks the history and presence stores for a node: Redis when the bus or --history is Redis, memory otherwise. */
+/** Builds the history and presence stores a `--history` target names: memory or Redis. */
 import { Redis } from 'ioredis';
-import { MemoryBus } from '../bus/memory.js';
+import type { MemoryBroker } from '../bus/memory.js';
 import { redisOptions } from '../bus/redis.js';
-import { ConfigError } from '../errors.js';
-import type { FanoutNode } from '../node/node.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
 import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
 import type { ChannelStore, PresenceStore } from './store.js';
-import { NodeTransport, RedisTransport, type ChannelTransport } from '../channels/transport.js';
+
+/** Where history lives: in this process (shared by the nodes of one memory broker), or in a Redis. */
+export type StoreTarget = { readonly kind: 'memory'; readonly owner: MemoryBroker | object } | { readonly kind: 'redis'; readonly url: string };
 
 export interface Stores {
   readonly channels: ChannelStore;
   readonly presence: PresenceStore;
-  /** Where channel payloads travel: the store's own pub/sub (see channels/transport.ts). */
-  readonly transport: ChannelTransport;
   /** Where history lives, for logs: memory or the Redis URL without credentials. */
   readonly where: string;
   close(): Promise<void>;
 }
 
-function isRedis(url: string): boolean {
-  return url.startsWith('redis://') || url.startsWith('rediss://');
+export interface StoreOptions {
+  readonly nodeId: string;
+  /** --bus-prefix: prefix of every key. */
+  readonly prefix: string;
+  readonly historySize: number;
+  readonly historyTtl: number;
+  readonly presenceTtl: number;
+  readonly logger: Logger;
+  /**
+   * The route the memory store hands its payloads to (a Redis store PUBLISHes from its script):
+   * `deliver` puts a finished envelope on the channel's topic, synchronously up to the hand-off,
+   * and `connected` says whether it can.
+   */
+  readonly deliver: (topic: string, payload: Buffer) => void;
+  readonly connected: () => boolean;
+  /** Called when Redis declared this node dead (it was cut off) and its present clients must join again. */
+  readonly rejoin: () => void;
 }
 
-/** The stores of `node`; `rejoin` re-registers the node's presence after Redis declared it dead. */
-export function createStores(node: FanoutNode, rejoin: () => void): Stores {
-  const { config } = node;
-  const url = config.history ?? (isRedis(config.bus) ? config.bus : 'memory');
-  if (url === 'memory') {
-    // Shared by the nodes of one memory broker; with another bus, history is this process's own.
-    const owner = node.bus instanceof MemoryBus ? node.bus.broker : node;
-    if (!(node.bus instanceof MemoryBus)) {
-      node.logger.warn({ bus: node.bus.kind }, 'channel history and presence are per node (memory); give --history redis://… for a cluster');
-    }
-    const transport = new NodeTransport(node);
-    const channels = new MemoryChannelStore(owner, {
-      historySize: config.historySize,
-      historyTtl: config.historyTtl,
-      connected: () => transport.connected,
-      deliver: (topic, payload) => void transport.publish(topic, payload).catch(() => {}),
+export function createStores(target: StoreTarget, options: StoreOptions): Stores {
+  if (target.kind === 'memory') {
+    const channels = new MemoryChannelStore(target.owner, {
+      historySize: options.historySize,
+      historyTtl: options.historyTtl,
+      connected: options.connected,
+      deliver: options.deliver,
     });
-    return { channels, presence: new MemoryPresenceStore(owner, node.id), transport, where: 'memory', close: async () => {} };
+    return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), where: 'memory', close: async () => {} };
   }
-  if (!isRedis(url)) throw new ConfigError('--history', `expected memory or redis://…, got ${url}`);
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in
   // while the node is still connecting is answered late rather than refused. Publishes still fail
   // fast: the service checks the bus first.
-  const redis = withScripts(new Redis(url, redisOptions({ connectionName: 'fanout-history', enableOfflineQueue: true })));
+  const redis = withScripts(new Redis(target.url, redisOptions({ connectionName: 'fanout-history', enableOfflineQueue: true })));
   redis.on('error', () => {
     // Surfaces as `unavailable` answers; the bus logs the broker's state.
   });
-  redis.connect().catch((err: Error) => node.logger.warn({ err: err.message }, 'history redis not reachable yet; retrying'));
-  // The publish script does the PUBLISH itself (atomic, ordered); nodes listen on that Redis:
-  // through the bus when it is this Redis, through a pub/sub connection of their own otherwise.
-  const transport = url === config.bus ? new NodeTransport(node) : new RedisTransport(url, node);
+  redis.connect().catch((err: unknown) => options.logger.warn({ err: errorMessage(err) }, 'history redis not reachable yet; retrying'));
   const channels = new RedisChannelStore(redis, {
-    prefix: config.busPrefix,
-    historySize: config.historySize,
-    historyTtl: config.historyTtl,
+    prefix: options.prefix,
+    historySize: options.historySize,
+    historyTtl: options.historyTtl,
   });
   const presence = new RedisPresenceStore(redis, {
-    prefix: config.busPrefix,
-    node: node.id,
-    ttl: config.presenceTtl,
-    rejoin,
-    logError: (err, what) => node.logger.debug({ err: err.message }, what),
+    prefix: options.prefix,
+    node: options.nodeId,
+    ttl: options.presenceTtl,
+    rejoin: options.rejoin,
+    logError: (err, what) => options.logger.debug({ err: err.message }, what),
   });
   return {
     channels,
     presence,
-    transport,
-    where: url.replace(/\/\/[^@/]*@/, '//'),
+    where: target.url.replace(/\/\/[^@/]*@/, '//'),
     close: async () => {
-      await transport.close();
       await redis.quit().catch(() => {});
       redis.disconnect();
     },

@@ -12,16 +12,23 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
-import type { ApiErrorCode } from '../errors.js';
-import { messagesJson } from '../channels/service.js';
-import type { FanoutNode } from '../node/node.js';
+import { messagesJson } from '../channels/wire.js';
+import { errorMessage, type ApiErrorCode } from '../errors.js';
 import { isChannelName } from '../protocol/decode.js';
-import { sendJson } from './router.js';
+import { sendJson, type Router } from '../transport/router.js';
+
+/** What the API uses: the channel service, --api-key and --max-payload. */
+export interface ApiContext {
+  readonly service: Pick<ChannelService, 'publish' | 'history' | 'presenceList' | 'presenceChannels'>;
+  readonly apiKey: string | undefined;
+  readonly maxPayload: number;
+}
 
 const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/(history|presence)$/;
 
-export function addApiRoutes(node: FanoutNode, service: ChannelService): void {
-  const key = node.config.apiKey;
+export function addApiRoutes(router: Router, context: ApiContext): void {
+  const { service, maxPayload } = context;
+  const key = context.apiKey;
   const keyHash = key === undefined ? undefined : sha256(key);
 
   /** True when the request may go on; otherwise the answer has been sent. */
@@ -39,13 +46,13 @@ export function addApiRoutes(node: FanoutNode, service: ChannelService): void {
     return true;
   };
 
-  node.router.add('POST', '/api/publish', async (req, res) => {
+  router.add('POST', '/api/publish', async (req, res) => {
     if (!authorized(req, res)) {
       req.resume();
       return;
     }
-    const body = await readBody(req, node.config.maxPayload);
-    if (body === 'too_large') return fail(res, 413, 'too_large', `body over --max-payload (${node.config.maxPayload} bytes)`, { connection: 'close' });
+    const body = await readBody(req, maxPayload);
+    if (body === 'too_large') return fail(res, 413, 'too_large', `body over --max-payload (${maxPayload} bytes)`, { connection: 'close' });
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));
@@ -60,11 +67,11 @@ export function addApiRoutes(node: FanoutNode, service: ChannelService): void {
       const { offset } = await service.publish(channel, JSON.stringify(data));
       sendJson(res, 200, { offset });
     } catch (err) {
-      fail(res, 503, 'unavailable', `not published: ${(err as Error).message}`);
+      fail(res, 503, 'unavailable', `not published: ${errorMessage(err)}`);
     }
   });
 
-  node.router.add('GET', CHANNEL_ROUTE, async (req, res, params) => {
+  router.add('GET', CHANNEL_ROUTE, async (req, res, params) => {
     if (!authorized(req, res)) return;
     const [channel, what] = params as [string, 'history' | 'presence'];
     if (!isChannelName(channel)) return fail(res, 400, 'bad_request', 'invalid channel name');
@@ -82,7 +89,7 @@ export function addApiRoutes(node: FanoutNode, service: ChannelService): void {
         `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}}`,
       );
     } catch (err) {
-      fail(res, 503, 'unavailable', (err as Error).message);
+      fail(res, 503, 'unavailable', errorMessage(err));
     }
   });
 }

@@ -5,8 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FanoutNode } from '../node/node.js';
-import { sendText } from './router.js';
+import { sendText, type Router } from '../transport/router.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../../../public/', import.meta.url));
 const CLIENT_DIR = fileURLToPath(new URL('../../client/', import.meta.url));
@@ -22,11 +21,11 @@ const TYPES: Record<string, string> = {
 /** Only plain file names: no traversal, no hidden files. */
 const SAFE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
-export function addDemoPageRoutes(node: FanoutNode): void {
-  node.router.add('GET', '/ws', (_req, res) => serveFile(res, PUBLIC_DIR, 'index.html'));
-  node.router.add('GET', '/ws/', (_req, res) => serveFile(res, PUBLIC_DIR, 'index.html'));
-  node.router.add('GET', /^\/ws\/assets\/([^/]+)$/, (_req, res, [name]) => serveFile(res, PUBLIC_DIR, name!));
-  node.router.add('GET', /^\/ws\/client\/([^/]+)$/, (_req, res, [name]) => serveFile(res, CLIENT_DIR, name!));
+export function addDemoPageRoutes(router: Router): void {
+  router.add('GET', '/ws', (_req, res) => serveFile(res, PUBLIC_DIR, 'index.html'));
+  router.add('GET', '/ws/', (_req, res) => serveFile(res, PUBLIC_DIR, 'index.html'));
+  router.add('GET', /^\/ws\/assets\/([^/]+)$/, (_req, res, [name]) => serveFile(res, PUBLIC_DIR, name!));
+  router.add('GET', /^\/ws\/client\/([^/]+)$/, (_req, res, [name]) => serveFile(res, CLIENT_DIR, name!));
 }
 
 async function serveFile(res: import('node:http').ServerResponse, dir: string, name: string): Promise<void> {

@@ -6,20 +6,20 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { FanoutNode } from '../node/node.js';
-import { sendText } from './router.js';
+import type { Metrics } from '../metrics.js';
+import { sendText, type Router } from '../transport/router.js';
 
 export const METRICS_PATH = '/metrics';
 
-export function addMetricsRoutes(node: FanoutNode): void {
-  const token = node.config.metricsToken;
+/** `token`: --metrics-token, when set. */
+export function addMetricsRoutes(router: Router, metrics: Pick<Metrics, 'render'>, token: string | undefined): void {
   const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`);
-  node.router.add('GET', METRICS_PATH, async (req, res) => {
+  router.add('GET', METRICS_PATH, async (req, res) => {
     if (expected && !authorized(req, expected)) {
       sendText(res, 401, 'metrics need Authorization: Bearer <--metrics-token>', { 'www-authenticate': 'Bearer realm="fanout metrics"' });
       return;
     }
-    const { contentType, body } = await node.metrics.render();
+    const { contentType, body } = await metrics.render();
     if (res.headersSent) return;
     res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
     res.end(body);

@@ -1,5 +1,5 @@
 /** What a WebSocket path (`/ws/echo`, `/ws/v1`) plugs into the node. */
-import type { Client } from './client.js';
+import type { Client } from '../transport/client.js';
 
 export interface Endpoint {
   /** The URL path clients connect to. */

@@ -2,11 +2,10 @@
  * The envelope every bus message travels in: who sent it, what it is and when, in front of the body.
  * Binary, so no node parses JSON to route a message:
  *
- *   version 2: [2][kind][origin length][origin][publish time: float64 BE, ms since the epoch][body]
- *   version 1: [1][kind][origin length][origin][body]            (still decoded; no publish time)
+ *   [2][kind][origin length][origin][publish time: float64 BE, ms since the epoch][body]
  *
- * The origin sits at the same offset in both versions, so {@link isFromOrigin} needs no version
- * check. The publish time feeds `fanout_publish_latency_seconds` on the receiving nodes.
+ * The leading 2 is the envelope's version; anything else is dropped. The publish time feeds
+ * `fanout_publish_latency_seconds` on the receiving nodes.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -30,8 +29,8 @@ export interface Envelope {
   readonly kind: number;
   readonly origin: string;
   readonly body: Buffer;
-  /** When the origin node published it (ms since the epoch, sub-millisecond precision); undefined in a version-1 envelope. */
-  readonly publishedAt: number | undefined;
+  /** When the origin node published it (ms since the epoch, sub-millisecond precision). */
+  readonly publishedAt: number;
 }
 
 /** Wall-clock now in milliseconds with sub-millisecond precision. */
@@ -54,18 +53,17 @@ export function encodeEnvelope(kind: EnvelopeKind, origin: string, body: Buffer,
   return out;
 }
 
-/** Unwraps a bus message (version 2 or 1); `undefined` for anything that is not a valid envelope. */
+/** Unwraps a bus message; `undefined` for anything that is not a valid envelope. */
 export function decodeEnvelope(payload: Buffer): Envelope | undefined {
-  const version = payload[0];
-  if (payload.length < 3 || (version !== 1 && version !== 2)) return undefined;
+  if (payload.length < 3 || payload[0] !== ENVELOPE_VERSION) return undefined;
   const originLength = payload[2]!;
-  const bodyAt = 3 + originLength + (version === 2 ? 8 : 0);
+  const bodyAt = 3 + originLength + 8;
   if (payload.length < bodyAt) return undefined;
   return {
     kind: payload[1]!,
     origin: payload.toString('latin1', 3, 3 + originLength),
     body: payload.subarray(bodyAt),
-    publishedAt: version === 2 ? payload.readDoubleBE(3 + originLength) : undefined,
+    publishedAt: payload.readDoubleBE(3 + originLength),
   };
 }
 

@@ -18,7 +18,7 @@
  * flushed at the end of its turn.
  */
 import { Sender } from '../transport/ws-internals.js';
-import type { Client } from './client.js';
+import type { Client } from '../transport/client.js';
 
 const FRAME_OPTIONS = { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false } as const;
 

@@ -15,7 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import type { Identity } from '../node/client.js';
+import type { Identity } from './client.js';
 
 /** The cookie a browser app can set to authenticate WebSockets. */
 export const TOKEN_COOKIE = 'fanout_token';
@@ -33,7 +33,7 @@ export interface Authenticator {
 }
 
 /** Builds the authenticator, or undefined when no key is configured (anonymous clients). */
-export function createAuthenticator(config: Config): Authenticator | undefined {
+export function createAuthenticator(config: Pick<Config, 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience'>): Authenticator | undefined {
   const options = { issuer: config.jwtIssuer, audience: config.jwtAudience };
   if (config.jwtSecret !== undefined) {
     const key = new TextEncoder().encode(config.jwtSecret);

@@ -11,48 +11,40 @@
  * 4001: one sweep per node every second, no timer per socket.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/schema.js';
 import { CloseCode, UpgradeStatus } from '../errors.js';
-import { ANONYMOUS, type Client, type Identity } from '../node/client.js';
-import type { FanoutNode } from '../node/node.js';
+import type { Logger } from '../logger.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
+import { ANONYMOUS, type Client, type Identity } from './client.js';
 import { clientIp, IpCounter, normalizeIp } from './limits.js';
 import { originAllowed, originPolicy, type OriginPolicy } from './origin.js';
 
 export type GateRefusal = { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
 export type GateResult = { readonly ok: true; readonly identity: Identity } | GateRefusal;
 
-export interface Gate {
-  /** Admits or refuses an upgrade request for `endpoint`. */
-  check(req: IncomingMessage, endpoint: string): Promise<GateResult> | GateResult;
-  /** The last, synchronous check right before the 101 (connection caps); undefined admits. */
-  admit?(req: IncomingMessage): GateRefusal | undefined;
-  /** The client's address as limits and logs see it (X-Forwarded-For behind a trusted proxy). */
-  ipOf?(req: IncomingMessage): string;
-  /** A socket was admitted and upgraded. */
-  opened?(client: Client): void;
-  /** A socket the gate saw open has closed. */
-  closed?(client: Client): void;
-  /** The node is stopping. */
-  stop?(): void;
-}
+/** The flags the gate reads. */
+export type GateConfig = Pick<
+  Config,
+  'allowedOrigins' | 'trustProxy' | 'maxConnections' | 'maxConnectionsPerIp' | 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience'
+>;
 
-/** The core checks only: the node must be running and under --max-connections. */
-export class BasicGate implements Gate {
-  constructor(private readonly node: FanoutNode) {}
-
-  check(_req: IncomingMessage, _endpoint: string): GateResult {
-    if (this.node.state !== 'running') return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
-    const max = this.node.config.maxConnections;
-    if (max > 0 && this.node.clientCount >= max) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections' };
-    return { ok: true, identity: ANONYMOUS };
-  }
+/** What the gate needs from the node it guards. */
+export interface GateHost {
+  readonly config: GateConfig;
+  readonly logger: Logger;
+  /** True while the node accepts connections (running, not draining). */
+  accepting(): boolean;
+  /** WebSocket connections open on the node. */
+  clientCount(): number;
+  /** Writes every socket's queued frames now (so they go out ahead of a close frame). */
+  flush(): void;
 }
 
 /** How often the node looks for sockets whose token expired. */
 export const EXPIRY_SWEEP_MS = 1000;
 
-/** The full gate: state, Origin, caps, JWT; per-IP counts and token expiry after the upgrade. */
-export class SecurityGate implements Gate {
+/** The gate: state, Origin, caps, JWT; per-IP counts and token expiry after the upgrade. */
+export class SecurityGate {
   private readonly origins: OriginPolicy;
   private readonly auth: Authenticator | undefined;
   private readonly trustedProxies: ReadonlySet<string>;
@@ -61,7 +53,7 @@ export class SecurityGate implements Gate {
   private readonly expiring = new Set<Client>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly node: FanoutNode) {
+  constructor(private readonly node: GateHost) {
     const { config } = node;
     this.origins = originPolicy(config.allowedOrigins);
     this.auth = createAuthenticator(config);
@@ -71,8 +63,9 @@ export class SecurityGate implements Gate {
     }
   }
 
-  async check(req: IncomingMessage, _endpoint: string): Promise<GateResult> {
-    if (this.node.state !== 'running') return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
+  /** Admits or refuses an upgrade request. */
+  async check(req: IncomingMessage): Promise<GateResult> {
+    if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
     const origin = req.headers.origin;
     if (!originAllowed(this.origins, origin, req.headers.host)) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
     const capped = this.admit(req);
@@ -88,9 +81,10 @@ export class SecurityGate implements Gate {
     };
   }
 
+  /** The last, synchronous check right before the 101 (connection caps); undefined admits. */
   admit(req: IncomingMessage): GateRefusal | undefined {
     const { maxConnections, maxConnectionsPerIp } = this.node.config;
-    if (maxConnections > 0 && this.node.clientCount >= maxConnections) {
+    if (maxConnections > 0 && this.node.clientCount() >= maxConnections) {
       return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: { 'Retry-After': '5' } };
     }
     if (maxConnectionsPerIp > 0 && this.perIp.count(this.ipOf(req)) >= maxConnectionsPerIp) {
@@ -99,6 +93,7 @@ export class SecurityGate implements Gate {
     return undefined;
   }
 
+  /** The client's address as limits and logs see it (X-Forwarded-For behind a trusted proxy). */
   ipOf(req: IncomingMessage): string {
     return clientIp(req, this.trustedProxies);
   }
@@ -123,7 +118,7 @@ export class SecurityGate implements Gate {
       if (client.identity.expiresAt! > now) continue;
       this.expiring.delete(client);
       // What was queued for it before the expiry still goes out ahead of the close frame.
-      if (!flushed) this.node.outbox.flush();
+      if (!flushed) this.node.flush();
       flushed = true;
       this.node.logger.info({ client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user }, 'token expired; closing');
       client.ws.close(CloseCode.TOKEN_EXPIRED, 'token expired');

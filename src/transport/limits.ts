@@ -6,7 +6,7 @@
  * Client, refilled lazily when a message arrives.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Client } from '../node/client.js';
+import type { Client } from './client.js';
 
 /**
  * Most fragments one message may arrive in. Browsers and ws never fragment small messages; a

@@ -7,14 +7,32 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Config } from '../config/schema.js';
 import { ConfigError, UpgradeStatus } from '../errors.js';
-import { pathOf, sendText } from '../http/router.js';
-import type { FanoutNode } from '../node/node.js';
+import type { Logger } from '../logger.js';
+import type { Identity } from './client.js';
+import type { SecurityGate } from './gate.js';
 import { MAX_FRAGMENTS, maxBufferedChunks } from './limits.js';
+import { pathOf, sendText, type Router } from './router.js';
+
+/** What the server hands its requests and sockets to: the node core. */
+export interface TransportHost {
+  readonly config: Pick<Config, 'handshakeTimeout' | 'tlsCert' | 'tlsKey' | 'maxPayload'>;
+  readonly logger: Logger;
+  readonly gate: SecurityGate;
+  /** Plain HTTP requests. */
+  readonly router: Router;
+  /** True when a WebSocket endpoint serves `path`. */
+  hasEndpoint(path: string): boolean;
+  /** Takes a socket the gate admitted and `ws` upgraded. */
+  accept(path: string, ws: WebSocket, req: IncomingMessage, identity: Identity): void;
+  /** A refused upgrade, for logs and metrics. */
+  rejected(req: IncomingMessage, status: number, reason: string): void;
+}
 
 /** Creates the server; listening is the node's job. */
-export function createTransport(node: FanoutNode): { server: Server; wss: WebSocketServer } {
+export function createTransport(node: TransportHost): { server: Server; wss: WebSocketServer } {
   const { config } = node;
   // --handshake-timeout bounds the TLS handshake and the request headers (slowloris). Node checks
   // header timeouts on an interval (30 s by default): check often enough for the limit to hold.
@@ -38,7 +56,7 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
 
   server.on('request', (req, res) => {
     const path = pathOf(req.url);
-    if (node.endpoint(path) && req.method === 'GET') {
+    if (node.hasEndpoint(path) && req.method === 'GET') {
       sendText(res, 426, 'this is a WebSocket endpoint', { upgrade: 'websocket', connection: 'Upgrade' });
       return;
     }
@@ -50,9 +68,10 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', destroyOnError);
-    const endpoint = node.endpoint(pathOf(req.url));
-    if (!endpoint) return reject(socket, 404, 'no WebSocket endpoint here');
-    Promise.resolve(node.gate.check(req, endpoint.path))
+    const path = pathOf(req.url);
+    if (!node.hasEndpoint(path)) return reject(socket, 404, 'no WebSocket endpoint here');
+    node.gate
+      .check(req)
       .then((result) => {
         if (socket.destroyed) return;
         if (!result.ok) {
@@ -60,12 +79,12 @@ export function createTransport(node: FanoutNode): { server: Server; wss: WebSoc
           return reject(socket, result.status, result.reason, result.headers);
         }
         // Caps again, synchronously: the upgrade below completes in this same turn.
-        const late = node.gate.admit?.(req);
+        const late = node.gate.admit(req);
         if (late) {
           node.rejected(req, late.status, late.reason);
           return reject(socket, late.status, late.reason, late.headers);
         }
-        wss.handleUpgrade(req, socket, head, (ws) => node.accept(endpoint, ws, req, result.identity));
+        wss.handleUpgrade(req, socket, head, (ws) => node.accept(path, ws, req, result.identity));
       })
       .catch((err: unknown) => {
         node.logger.error({ err }, 'upgrade gate failed');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { pino } from 'pino';
-import type { Client } from '../../src/node/client.js';
+import type { Client } from '../../src/transport/client.js';
 import type { Endpoint } from '../../src/node/endpoint.js';
 import type { FanoutNode } from '../../src/app.js';
 import { frameText } from '../../src/node/outbox.js';

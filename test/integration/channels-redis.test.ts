@@ -233,7 +233,7 @@ test('with Redis unreachable, publish answers unavailable (503 over HTTP) and su
 
 test('a storm of subscriptions on one channel shares a few store reads, and each client gets its own slice', async () => {
   const node = nodes[1]!;
-  const store = (node.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.stores.channels;
+  const store = (node.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.channels;
   const p = await connectChannels(nodes[0]!);
   const clients = await Promise.all(Array.from({ length: 100 }, () => connectChannels(node)));
   try {
@@ -284,7 +284,7 @@ test('with --history redis:// and a bus that is not that Redis, channels travel 
   const b = await startNode({ bus: 'memory', history: REDIS_URL, busPrefix: prefix, nodeId: 'h2', presence: 'chat:*' });
   const clients: TestClient[] = [];
   try {
-    const transports = [a, b].map((n) => (n.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.stores.transport);
+    const transports = [a, b].map((n) => (n.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.link);
     const deadline = Date.now() + 10_000;
     while (!transports.every((t) => t.connected)) {
       assert.ok(Date.now() < deadline, 'history redis did not connect');

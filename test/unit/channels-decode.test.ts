@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Authorizer, PatternList } from '../../src/channels/patterns.js';
-import { ANONYMOUS } from '../../src/node/client.js';
+import { ANONYMOUS } from '../../src/transport/client.js';
 import { decode } from '../../src/protocol/decode.js';
 
 test('decode accepts every client frame of the protocol', () => {

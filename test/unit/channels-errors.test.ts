@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBus } from '../../src/bus/memory.js';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
-import { ANONYMOUS } from '../../src/node/client.js';
+import { ANONYMOUS } from '../../src/transport/client.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { connectChannels, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
 import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';

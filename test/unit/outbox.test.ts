@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Client } from '../../src/node/client.js';
+import type { Client } from '../../src/transport/client.js';
 import { frameText, Outbox } from '../../src/node/outbox.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
 

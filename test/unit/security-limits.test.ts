@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
-import type { Client } from '../../src/node/client.js';
+import type { Client } from '../../src/transport/client.js';
 import { clientIp, IpCounter, RateLimiter, RateVerdict } from '../../src/transport/limits.js';
 
 /** The bucket's state lives on the Client; only those fields matter here. */

@@ -1,0 +1,238 @@
+/**
+ * The node's local channels and how a subscription joins a channel's live stream (the model is
+ * in subscriptions.ts): acquiring a channel's topic while it has local subscribers, the broadcast
+ * of what the topic brings, join batches with their read and fence, and going live.
+ */
+import type { BusStatus } from '../bus/bus.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
+import { EnvelopeKind } from '../node/envelope.js';
+import { frameText } from '../node/outbox.js';
+import type { SubscribeFrame } from '../protocol/frames.js';
+import type { Client } from '../transport/client.js';
+import { CatchUps } from './catch-up.js';
+import type { PresenceRelay } from './presence.js';
+import type { ChannelRuntime } from './runtime.js';
+import { FENCE } from './service.js';
+import { JOIN_TIMEOUT_MS, LocalChannel, Subscription, subscriptionsOf, type JoinBatch } from './subscriptions.js';
+import { messageJson } from './wire.js';
+
+export class ChannelStreams {
+  private readonly channels = new Map<string, LocalChannel>();
+  private readonly catchUps: CatchUps;
+
+  constructor(
+    private readonly rt: ChannelRuntime,
+    private readonly presence: PresenceRelay,
+  ) {
+    this.catchUps = new CatchUps(rt, this);
+  }
+
+  /** Local channels, for metrics and tests. */
+  get size(): number {
+    return this.channels.size;
+  }
+
+  values(): IterableIterator<LocalChannel> {
+    return this.channels.values();
+  }
+
+  /** Starts `client`'s subscription: it buffers the channel's frames until its batch's read and fence are in. */
+  join(client: Client, request: SubscribeFrame): void {
+    const local = this.acquire(request.channel);
+    const sub = new Subscription(client, local, request);
+    subscriptionsOf(client).set(request.channel, sub);
+    local.joining.add(sub);
+    local.waiting.push(sub);
+    this.nextBatch(local);
+  }
+
+  /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
+  remove(sub: Subscription): void {
+    const local = sub.channel;
+    if (sub.live) {
+      local.live.delete(sub.client);
+      if (local.presence) this.presence.leave(local.name, sub.client);
+    } else {
+      local.joining.delete(sub);
+      const waiting = local.waiting.indexOf(sub);
+      if (waiting >= 0) local.waiting.splice(waiting, 1);
+    }
+    if (local.empty && this.channels.get(local.name) === local) {
+      this.channels.delete(local.name);
+      this.rt.service.link.unsubscribeTopic(local.topic);
+    }
+  }
+
+  /** The channel route's status: after an outage, every channel with live subscribers catches up. */
+  statusChanged(status: BusStatus): void {
+    if (status === 'disconnected') for (const local of this.channels.values()) local.stale = true;
+    if (status !== 'connected') return;
+    for (const local of this.channels.values()) {
+      if (!local.stale) continue;
+      local.stale = false;
+      if (local.live.size > 0 && local.epoch !== undefined && !local.catchUp) this.rt.track(this.catchUps.start(local));
+    }
+  }
+
+  /** The node is stopping: release every channel's topic. */
+  stop(): void {
+    for (const local of this.channels.values()) this.rt.service.link.unsubscribeTopic(local.topic);
+  }
+
+  private acquire(name: string): LocalChannel {
+    let local = this.channels.get(name);
+    if (!local) {
+      const created = new LocalChannel(name, this.rt.service.topic(name), this.rt.service.presenceChannels.matches(name));
+      this.channels.set(name, created);
+      this.rt.service.link.subscribeTopic(created.topic, (kind, body) => this.fromBus(created, kind, body), 'deliver');
+      local = created;
+    }
+    return local;
+  }
+
+  /**
+   * The broadcast path: a channel's bus payload is the finished frame; frame it once and queue it
+   * for every live subscriber (the outbox writes once per socket per flush). Joining subscribers
+   * get it in their buffer.
+   */
+  private fromBus(local: LocalChannel, kind: number, body: Buffer): void {
+    if (kind === EnvelopeKind.CHANNEL) {
+      local.track(body);
+      const frame = frameText(body);
+      if (local.catchUp) local.catchUp.buffer.push(frame);
+      else this.rt.outbox.broadcast(local.live, frame);
+      for (const sub of local.joining) sub.buffer!.push(frame);
+      return;
+    }
+    if (kind === EnvelopeKind.PRESENCE) {
+      const frame = frameText(body);
+      this.rt.outbox.broadcast(local.live, frame);
+      for (const sub of local.joining) sub.buffer!.push(frame);
+      return;
+    }
+    if (kind === EnvelopeKind.CONTROL && body.length > FENCE.length && body.toString('latin1', 0, FENCE.length) === FENCE) {
+      const token = body.toString('latin1', FENCE.length);
+      if (this.catchUps.fenced(local, token)) return;
+      const batch = local.batch;
+      if (!batch || batch.token !== token || batch.fenced) return;
+      batch.fenced = true;
+      for (const sub of batch.subs) if (sub.buffer) sub.fenceAt = sub.buffer.length;
+      if (batch.result) this.completeBatch(local, batch);
+    }
+  }
+
+  // ---------------------------------------------------------------- join batches
+
+  /** Starts a read for the subscriptions waiting on `local`, unless one is in flight. */
+  private nextBatch(local: LocalChannel): void {
+    if (local.batch || local.waiting.length === 0) return;
+    const batch: JoinBatch = {
+      token: this.rt.token(),
+      subs: local.waiting,
+      result: undefined,
+      fenced: false,
+      timer: undefined,
+      frames: new Map(),
+    };
+    local.waiting = [];
+    local.batch = batch;
+    this.rt.track(this.readBatch(local, batch));
+  }
+
+  private async readBatch(local: LocalChannel, batch: JoinBatch): Promise<void> {
+    const { service } = this.rt;
+    try {
+      // The topic must be live on the bus before the read, so the fence and newer messages reach us.
+      if (!service.link.connected) throw new BusUnavailableError('the bus is not connected');
+      await service.link.subscribe(local.topic);
+      const recovering = batch.subs.some((sub) => sub.request.since !== undefined);
+      batch.result = await service.read(local.name, {
+        limit: recovering ? service.historySize : 0,
+        fence: service.fence(local.name, batch.token),
+      });
+    } catch (err) {
+      return this.failBatch(local, batch, `cannot subscribe now: ${errorMessage(err)}`);
+    }
+    if (local.batch !== batch) return;
+    if (batch.fenced) return this.completeBatch(local, batch);
+    batch.timer = setTimeout(() => this.failBatch(local, batch, 'the bus did not confirm the subscription in time; retry'), JOIN_TIMEOUT_MS);
+    batch.timer.unref();
+  }
+
+  private completeBatch(local: LocalChannel, batch: JoinBatch): void {
+    clearTimeout(batch.timer);
+    local.batch = undefined;
+    for (const sub of batch.subs) {
+      if (!local.joining.has(sub)) continue;
+      sub.ready = batch;
+      this.goLive(sub);
+    }
+    this.nextBatch(local);
+  }
+
+  private failBatch(local: LocalChannel, batch: JoinBatch, message: string): void {
+    if (local.batch !== batch) return;
+    clearTimeout(batch.timer);
+    local.batch = undefined;
+    for (const sub of batch.subs) {
+      const subs = subscriptionsOf(sub.client);
+      if (subs.get(local.name) !== sub || sub.live) continue;
+      subs.delete(local.name);
+      this.remove(sub);
+      this.rt.error(sub.client, 'unavailable', message, sub.request.id, local.name);
+    }
+    if (this.channels.get(local.name) === local) this.nextBatch(local);
+  }
+
+  /**
+   * The read's result and the fence are both in: recovered messages, `subscribed`, what came
+   * after the fence, then live. The client's slice of the batch's history: every message after
+   * its `since`, when the epoch is the same and the retained history reaches back to it.
+   */
+  private goLive(sub: Subscription): void {
+    const { client, channel: local, request } = sub;
+    const batch = sub.ready!;
+    const result = batch.result!;
+    // While the node catches up on the channel, the subscription keeps buffering; it goes live after.
+    if (local.catchUp) return;
+    local.joining.delete(sub);
+    if (local.epoch === undefined) local.setPosition(result.offset, result.epoch);
+    let recovered: boolean | undefined;
+    const since = request.since;
+    if (since) {
+      const first = result.messages[0];
+      recovered =
+        since.epoch === result.epoch &&
+        (since.offset === result.offset || (since.offset < result.offset && first !== undefined && first.offset <= since.offset + 1));
+      if (recovered) {
+        for (const m of result.messages) {
+          if (m.offset <= since.offset) continue;
+          let frame = batch.frames.get(m.offset);
+          if (!frame) batch.frames.set(m.offset, (frame = frameText(messageJson(local.name, m.offset, result.epoch, m.data))));
+          this.rt.outbox.send(client, frame);
+        }
+      }
+    }
+    this.rt.send(
+      client,
+      JSON.stringify({
+        type: 'subscribed',
+        channel: local.name,
+        ...(request.id === undefined ? {} : { id: request.id }),
+        offset: result.offset,
+        epoch: result.epoch,
+        ...(recovered === undefined ? {} : { recovered }),
+      }),
+    );
+    const buffer = sub.buffer!;
+    for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
+    sub.buffer = null;
+    local.live.add(client);
+    if (local.presence) this.presence.join(local.name, client);
+  }
+
+  /** Subscriptions that were ready while the node caught up go live now. */
+  releaseDeferred(local: LocalChannel): void {
+    for (const sub of [...local.joining]) if (sub.ready) this.goLive(sub);
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * The core of a Fanout node: its lifecycle, its server and sockets, its outbox, its metrics and
+ * its link to the bus. Features (echo, channels, the HTTP API, health, the demo page) are not
+ * known here: the composition root (src/app.ts) registers them as endpoints, routes, readiness
+ * checks and stop hooks, each with a narrow context.
+ *
+ * A node only knows its own sockets. Whatever others must see crosses the bus through the node's
+ * {@link TopicRouter} (src/node/topics.ts), the one route every message takes.
+ *
+ * Lifecycle: starting → running → draining → closed. `close()` is safe to call twice.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { Bus } from '../bus/bus.js';
+import { createBus } from '../bus/create.js';
+import type { MemoryBroker } from '../bus/memory.js';
+import type { Config } from '../config/schema.js';
+import { CloseCode } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { Metrics } from '../metrics.js';
+import type { Identity } from '../transport/client.js';
+import { SecurityGate } from '../transport/gate.js';
+import { pathOf, Router } from '../transport/router.js';
+import { createTransport } from '../transport/server.js';
+import { closeSpread } from './drain.js';
+import type { Endpoint } from './endpoint.js';
+import { Outbox } from './outbox.js';
+import { Sockets } from './sockets.js';
+import { DeliveryLatency, TopicRouter } from './topics.js';
+
+export type NodeState = 'starting' | 'running' | 'draining' | 'closed';
+
+export interface NodeOptions {
+  readonly config: Config;
+  /** The bus; built from `config.bus` when left out. */
+  readonly bus?: Bus;
+  /** Shared in-process broker, so tests can run several memory-bus nodes in one process. */
+  readonly broker?: MemoryBroker;
+  readonly logger?: Logger;
+  /** Also export process metrics (CPU, memory, fds, event loop) on /metrics; `fanout serve` turns it on. */
+  readonly processMetrics?: boolean;
+}
+
+/** How long sockets that ignore the close frame get at shutdown before they are cut. */
+const CLOSE_GRACE_MS = 1000;
+
+export class NodeCore {
+  readonly config: Config;
+  readonly id: string;
+  readonly bus: Bus;
+  readonly logger: Logger;
+  /** Plain HTTP routes (health, metrics, API, demo page). */
+  readonly router = new Router();
+  readonly outbox: Outbox;
+  /** This node's Prometheus metrics (GET /metrics). */
+  readonly metrics: Metrics;
+  /** The route of every message over the node's bus. */
+  readonly topics: TopicRouter;
+  /** Publish-to-write latency, shared by every route of this node. */
+  readonly latency: DeliveryLatency;
+  readonly gate: SecurityGate;
+  private readonly sockets: Sockets;
+
+  private stateValue: NodeState = 'starting';
+  private readonly endpoints = new Map<string, Endpoint>();
+  private readonly readinessChecks: Array<() => boolean> = [];
+  private readonly stopHooks: Array<() => Promise<void>> = [];
+  private readonly stateListeners: Array<(state: NodeState) => void> = [];
+  private server: Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: NodeOptions) {
+    this.config = options.config;
+    this.id = options.config.nodeId;
+    this.logger = options.logger ?? silentLogger();
+    this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
+    this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics, historyTtlMs: this.config.historyTtl * 1000 });
+    this.metrics.sources({ ready: () => this.ready });
+    this.latency = new DeliveryLatency(this.metrics);
+    this.outbox = new Outbox({
+      maxBuffered: this.config.maxBuffered,
+      coalesceMs: this.config.coalesceMs,
+      onSlowConsumer: (client) => this.sockets.dropSlowConsumer(client),
+      onFlush: (frames, sockets, bytes) => {
+        this.metrics.flushed(frames, sockets, bytes);
+        this.latency.flushed();
+      },
+    });
+    this.topics = this.createTopics(this.bus, 'bus');
+    this.bus.onStatus((status) => this.metrics.busConnected(status === 'connected'));
+    this.gate = new SecurityGate({
+      config: this.config,
+      logger: this.logger,
+      accepting: () => this.stateValue === 'running',
+      clientCount: () => this.sockets.size,
+      flush: () => this.outbox.flush(),
+    });
+    this.sockets = new Sockets({ config: this.config, logger: this.logger, metrics: this.metrics, outbox: this.outbox, gate: this.gate, endpoint: (path) => this.endpoints.get(path) });
+  }
+
+  /** A route over another bus (a separate history Redis), with this node's origin, metrics and latency. */
+  createTopics(bus: Bus, name: string): TopicRouter {
+    return new TopicRouter({
+      bus,
+      nodeId: this.id,
+      name,
+      logger: this.logger,
+      metrics: this.metrics,
+      latency: this.latency,
+      pending: () => this.outbox.pending,
+    });
+  }
+
+  get state(): NodeState {
+    return this.stateValue;
+  }
+
+  /** Serving, connected to the bus, and every readiness check passing: what /readyz and HAProxy's check report. */
+  get ready(): boolean {
+    return this.stateValue === 'running' && this.bus.connected && this.readinessChecks.every((check) => check());
+  }
+
+  /** Adds a condition /readyz requires besides running with the bus connected. */
+  addReadinessCheck(check: () => boolean): void {
+    this.readinessChecks.push(check);
+  }
+
+  /** Adds work for close(), run after the endpoints stopped and before the bus closes. */
+  addStopHook(hook: () => Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
+  get clientCount(): number {
+    return this.sockets.size;
+  }
+
+  /** The address the node listens on (after {@link start}). */
+  get address(): AddressInfo {
+    const address = this.server?.address();
+    if (!address || typeof address === 'string') throw new Error('node is not listening');
+    return address;
+  }
+
+  /** Calls `listener` on every lifecycle change. */
+  onState(listener: (state: NodeState) => void): void {
+    this.stateListeners.push(listener);
+  }
+
+  /** Adds a WebSocket endpoint at its path. */
+  addEndpoint(endpoint: Endpoint): void {
+    this.endpoints.set(endpoint.path, endpoint);
+  }
+
+  endpoint(path: string): Endpoint | undefined {
+    return this.endpoints.get(path);
+  }
+
+  /** @internal The server asks whether a path is a WebSocket endpoint. */
+  hasEndpoint(path: string): boolean {
+    return this.endpoints.has(path);
+  }
+
+  /** A broker topic name under this cluster's prefix. */
+  topic(name: string): string {
+    return `${this.config.busPrefix}:${name}`;
+  }
+
+  /** Connects the bus (without waiting for it) and starts listening. */
+  async start(): Promise<void> {
+    if (this.stateValue !== 'starting') throw new Error(`cannot start a node that is ${this.stateValue}`);
+    const { server, wss } = createTransport(this);
+    this.server = server;
+    this.wss = wss;
+    this.topics.connect();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.port, this.config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.sockets.startHeartbeat();
+    this.setState('running');
+    this.logger.info(
+      { port: this.address.port, host: this.config.host, bus: this.bus.kind, tls: Boolean(this.config.tlsCert) },
+      'node listening',
+    );
+  }
+
+  /** @internal The server hands over a socket the gate admitted and `ws` upgraded. */
+  accept(path: string, ws: WebSocket, req: IncomingMessage, identity: Identity): void {
+    const endpoint = this.endpoints.get(path);
+    if (!endpoint) return void ws.terminate();
+    this.sockets.accept(endpoint, ws, req, identity);
+  }
+
+  /** @internal A gate refusal, for logs and metrics. */
+  rejected(req: IncomingMessage, status: number, reason: string): void {
+    this.metrics.rejected(reason, status);
+    this.logger.warn({ ip: this.gate.ipOf(req), origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  private setState(state: NodeState): void {
+    if (this.stateValue === state) return;
+    this.stateValue = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+
+  /**
+   * Graceful drain: /readyz answers 503 at once, the node keeps serving for `drainDelay` seconds
+   * (so HAProxy's check takes it out), then closes its clients with 1001 spread over
+   * `drainTimeout` seconds (so they do not all reconnect at once), then closes.
+   */
+  async drain(): Promise<void> {
+    if (this.stateValue !== 'running') return this.close();
+    this.setState('draining');
+    const clients = this.sockets.list();
+    this.logger.info({ delay: this.config.drainDelay, timeout: this.config.drainTimeout, clients: clients.length }, 'draining');
+    await sleep(this.config.drainDelay * 1000);
+    const remaining = this.sockets.list();
+    await closeSpread(remaining, CloseCode.GOING_AWAY, 'node draining', this.config.drainTimeout);
+    this.logger.info({ clients: remaining.length }, 'drained: clients closed');
+    await this.close();
+  }
+
+  /** Stops at once: closes clients with 1001, the endpoints, the bus and the server. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    if (this.stateValue !== 'draining') this.setState('draining');
+    this.sockets.stopHeartbeat();
+    this.gate.stop();
+    this.sockets.closeAll(CloseCode.GOING_AWAY, 'node shutting down');
+    this.outbox.flush();
+    for (const endpoint of this.endpoints.values()) await endpoint.stop?.().catch(() => {});
+    for (const hook of this.stopHooks) await hook().catch(() => {});
+    await this.topics.close().catch(() => {});
+    const server = this.server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections?.();
+        // Sockets that ignore the close frame are cut after a short grace.
+        setTimeout(() => {
+          this.sockets.terminateAll();
+          server.closeAllConnections?.();
+        }, CLOSE_GRACE_MS).unref();
+      });
+    }
+    this.wss?.close();
+    this.setState('closed');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

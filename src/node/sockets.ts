@@ -1,0 +1,203 @@
+/**
+ * The node's local sockets: admitting an upgraded socket, handing its messages to its endpoint
+ * (after --rate-limit), heartbeats, slow consumers, and closing.
+ *
+ * No closure per socket: the listeners are module-level functions that find the socket's
+ * {@link Client} and this registry on the `ws` object itself.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import type { Config } from '../config/schema.js';
+import { CloseCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { Client, newClientId, rawSocket, type Identity } from '../transport/client.js';
+import type { SecurityGate } from '../transport/gate.js';
+import { RateLimiter, RateVerdict } from '../transport/limits.js';
+import type { Endpoint } from './endpoint.js';
+import type { Outbox } from './outbox.js';
+
+/** How long a slow consumer's close frame may wait behind its unread backlog before the socket is cut. */
+const SLOW_CONSUMER_CUT_MS = 1000;
+
+export interface SocketsHost {
+  readonly config: Pick<Config, 'rateLimit' | 'heartbeat'>;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly outbox: Outbox;
+  readonly gate: SecurityGate;
+  endpoint(path: string): Endpoint | undefined;
+}
+
+const kClient = Symbol('fanout.client');
+const kSockets = Symbol('fanout.sockets');
+type TaggedSocket = WebSocket & { [kClient]?: Client; [kSockets]?: Sockets };
+
+export class Sockets {
+  private readonly clients = new Set<Client>();
+  private readonly rateLimiter: RateLimiter | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly host: SocketsHost) {
+    const { rateLimit } = host.config;
+    this.rateLimiter = rateLimit > 0 ? new RateLimiter(rateLimit) : undefined;
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Every open client, as a snapshot. */
+  list(): Client[] {
+    return [...this.clients];
+  }
+
+  /** Takes a socket the gate admitted and `ws` upgraded. */
+  accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity): void {
+    const { gate, logger, metrics } = this.host;
+    const socket = rawSocket(ws);
+    const ip = gate.ipOf(req);
+    const client = new Client(newClientId(), ws, socket, endpoint.path, ip, req.headers.origin, identity);
+    (ws as TaggedSocket)[kClient] = client;
+    (ws as TaggedSocket)[kSockets] = this;
+    socket.setNoDelay(true);
+    this.clients.add(client);
+    metrics.connectionOpened(endpoint.path);
+    gate.opened(client);
+    ws.on('message', onSocketMessage);
+    ws.on('pong', onSocketPong);
+    ws.on('error', onSocketError);
+    ws.on('close', onSocketClose);
+    logger.info({ client: client.id, endpoint: endpoint.path, ip, origin: client.origin, user: identity.user }, 'connected');
+    try {
+      endpoint.open(client);
+    } catch (err) {
+      logger.error({ err, endpoint: endpoint.path }, 'endpoint open failed');
+      ws.close(CloseCode.INTERNAL_ERROR, 'internal error');
+    }
+  }
+
+  /** @internal */
+  message(client: Client, data: Buffer, isBinary: boolean): void {
+    client.alive = true;
+    this.host.metrics.messageIn(client.endpoint, data.length);
+    if (this.rateLimiter) {
+      const verdict = this.rateLimiter.take(client, Date.now());
+      if (verdict !== RateVerdict.OK) return this.overRateLimit(client, data, verdict);
+    }
+    try {
+      this.host.endpoint(client.endpoint)?.message(client, data, isBinary);
+    } catch (err) {
+      this.host.logger.error({ err, client: client.id }, 'message handler failed');
+    }
+  }
+
+  /**
+   * A message over --rate-limit is dropped. The endpoint answers if it has a protocol to answer
+   * with (`rate_limited` error frame); otherwise, or on persistent abuse, the socket closes 1008.
+   */
+  private overRateLimit(client: Client, data: Buffer, verdict: RateVerdict): void {
+    const { logger, metrics, outbox } = this.host;
+    const endpoint = this.host.endpoint(client.endpoint);
+    const who = { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, limit: this.host.config.rateLimit };
+    if (verdict === RateVerdict.ABUSE || !endpoint?.rateLimited) {
+      if (client.ws.readyState !== 1) return;
+      metrics.rateLimited(client.endpoint, true);
+      logger.warn({ ...who, dropped: client.rateDropped }, verdict === RateVerdict.ABUSE ? 'rate limit abuse; closing' : 'rate limit hit; closing');
+      outbox.flush();
+      client.ws.close(CloseCode.POLICY_VIOLATION, verdict === RateVerdict.ABUSE ? 'rate limit abuse' : 'rate limit exceeded');
+      return;
+    }
+    metrics.rateLimited(client.endpoint);
+    // Logged once per abuse window, not per dropped message.
+    if (client.rateDropped === 1) logger.warn(who, 'rate limit hit');
+    try {
+      endpoint.rateLimited(client, data);
+    } catch (err) {
+      logger.error({ err, client: client.id }, 'rateLimited handler failed');
+    }
+  }
+
+  /** @internal ws reports a protocol or limit error; the 'close' event follows. */
+  error(client: Client, err: Error & { code?: string }): void {
+    this.host.logger.warn({ client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, code: err.code, err: err.message }, 'socket error');
+  }
+
+  /** @internal */
+  closed(client: Client, code: number): void {
+    if (!this.clients.delete(client)) return;
+    const { gate, logger, metrics } = this.host;
+    metrics.connectionClosed(client.endpoint, code);
+    gate.closed(client);
+    try {
+      this.host.endpoint(client.endpoint)?.close(client);
+    } catch (err) {
+      logger.error({ err, client: client.id }, 'endpoint close failed');
+    }
+    logger.info({ client: client.id, code, ip: client.ip, origin: client.origin, user: client.identity.user }, 'closed');
+  }
+
+  /** The outbox found `client` over --max-buffered: close it with 4508, and cut it if the close cannot get through. */
+  dropSlowConsumer(client: Client): void {
+    this.host.metrics.slowConsumer(client.endpoint);
+    this.host.logger.warn(
+      { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, buffered: client.socket.writableLength },
+      'slow consumer closed',
+    );
+    // The close frame queues behind the backlog the client is not reading; cut the socket soon after.
+    client.ws.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
+    setTimeout(() => client.ws.terminate(), SLOW_CONSUMER_CUT_MS).unref();
+  }
+
+  /** Pings every socket each --heartbeat seconds; a socket silent since the last ping is cut. */
+  startHeartbeat(): void {
+    const seconds = this.host.config.heartbeat;
+    if (seconds <= 0) return;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), seconds * 1000);
+    this.heartbeatTimer.unref();
+  }
+
+  stopHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+  }
+
+  private heartbeat(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        client.ws.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.ws.ping();
+    }
+  }
+
+  /** Sends every socket a close frame. */
+  closeAll(code: number, reason: string): void {
+    for (const client of this.clients) client.ws.close(code, reason);
+  }
+
+  /** Cuts every socket that is still open. */
+  terminateAll(): void {
+    for (const client of this.clients) client.ws.terminate();
+  }
+}
+
+// Shared listeners (`this` is the socket): no closure per connection.
+function onSocketMessage(this: TaggedSocket, data: Buffer, isBinary: boolean): void {
+  const client = this[kClient];
+  if (client) this[kSockets]!.message(client, data, isBinary);
+}
+function onSocketPong(this: TaggedSocket): void {
+  const client = this[kClient];
+  if (client) client.alive = true;
+}
+function onSocketError(this: TaggedSocket, err: Error): void {
+  // ws closes the socket after an error (bad frame, too big, bad UTF-8); 'close' follows.
+  const client = this[kClient];
+  if (client) this[kSockets]!.error(client, err);
+}
+function onSocketClose(this: TaggedSocket, code: number): void {
+  const client = this[kClient];
+  if (client) this[kSockets]!.closed(client, code);
+}

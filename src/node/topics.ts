@@ -1,0 +1,198 @@
+/**
+ * The one route a message takes across a broker: every bus link of a node (its `--bus`, and a
+ * separate `--history` Redis when channel traffic rides that one) is a {@link TopicRouter}.
+ *
+ * It owns, once for every feature (echo, channels, presence, control):
+ * - the topic map, and resubscribing every topic after the broker reconnects;
+ * - the origin filter: a topic subscribed with `own: 'drop'` (echo, delivered locally first)
+ *   never sees this node's own messages; `own: 'deliver'` topics (channels, whose order is set
+ *   by the store and which every node delivers from the bus) do;
+ * - envelope decoding, and a guard around every handler;
+ * - the metrics: `fanout_messages_out_total{kind}` for whatever this node puts on the broker
+ *   (through {@link TopicRouter.publish} or a store's script, see {@link TopicRouter.publishThrough}),
+ *   `fanout_bus_messages_in_total{kind}` for what other nodes sent, and the publish-to-write
+ *   latency of messages that reached sockets ({@link DeliveryLatency}).
+ *
+ * Features differ in what they do before publishing and after delivery, not in how bytes travel.
+ */
+import type { Bus, BusStatus } from '../bus/bus.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from './envelope.js';
+
+/** Handles the body of a bus message on a topic. */
+export type TopicHandler = (kind: number, body: Buffer, origin: string) => void;
+
+/** What a topic does with this node's own messages when the broker hands them back. */
+export type OwnMessages = 'drop' | 'deliver';
+
+/** A route's view of the broker, as features use it (channels take one of these, not the node). */
+export interface Topics {
+  /** True while messages can be published and received. */
+  readonly connected: boolean;
+  /** Routes the topic's messages to `handler`; kept across reconnects. */
+  subscribeTopic(topic: string, handler: TopicHandler, own: OwnMessages): void;
+  unsubscribeTopic(topic: string): void;
+  /** Resolves once the topic is live at the broker (idempotent). */
+  subscribe(topic: string): Promise<void>;
+  /** Publishes `body` in an envelope from this node. Rejects with BusUnavailableError. */
+  publish(topic: string, kind: EnvelopeKind, body: Buffer): Promise<void>;
+  /** Runs `send`, which puts one `kind` message on this route's broker some other way (a store's script), with the same accounting. */
+  publishThrough<T>(kind: EnvelopeKind, send: () => Promise<T>): Promise<T>;
+  /** Called on every status change, after the topics were resubscribed. */
+  onStatus(listener: (status: BusStatus) => void): void;
+}
+
+/** How often at most a failing publish is logged. */
+const PUBLISH_ERROR_LOG_MS = 10_000;
+
+/**
+ * Publish times of bus messages that reached sockets in this event-loop turn, observed when the
+ * outbox writes them (shared by every route of a node, fed by the outbox's flush).
+ */
+export class DeliveryLatency {
+  private stamps: number[] = [];
+
+  constructor(private readonly metrics: Metrics) {}
+
+  /** A message published at `publishedAt` was queued for at least one socket. */
+  mark(publishedAt: number): void {
+    this.stamps.push(publishedAt);
+  }
+
+  /** The outbox wrote what was queued: every marked message is delivered now. */
+  flushed(): void {
+    if (this.stamps.length === 0) return;
+    const now = preciseNow();
+    for (const at of this.stamps) this.metrics.publishLatency(now - at);
+    this.stamps = [];
+  }
+}
+
+export interface TopicRouterOptions {
+  readonly bus: Bus;
+  /** This node's id: the origin of what it publishes. */
+  readonly nodeId: string;
+  /** What this link is called in logs (`bus`, `history redis`). */
+  readonly name: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly latency: DeliveryLatency;
+  /** Frames queued in the outbox since its last flush: tells whether a handler delivered anything. */
+  readonly pending: () => number;
+}
+
+interface Route {
+  readonly handler: TopicHandler;
+  readonly dropOwn: boolean;
+}
+
+export class TopicRouter implements Topics {
+  readonly bus: Bus;
+  private readonly routes = new Map<string, Route>();
+  private readonly listeners: Array<(status: BusStatus) => void> = [];
+  private readonly idBytes: Buffer;
+  private lastPublishError = 0;
+
+  constructor(private readonly options: TopicRouterOptions) {
+    this.bus = options.bus;
+    this.idBytes = Buffer.from(options.nodeId, 'latin1');
+    this.bus.onMessage((topic, payload) => this.fromBus(topic, payload));
+    this.bus.onStatus((status, cause) => this.statusChanged(status, cause));
+  }
+
+  get connected(): boolean {
+    return this.bus.connected;
+  }
+
+  /** Starts connecting without waiting; the broker's absence is logged and /readyz says 503 meanwhile. */
+  connect(): void {
+    this.bus.connect().catch((err: unknown) => {
+      this.options.logger.warn({ err: errorMessage(err), bus: this.bus.kind }, `${this.options.name} not reachable yet; retrying, /readyz says 503 until then`);
+    });
+  }
+
+  subscribeTopic(topic: string, handler: TopicHandler, own: OwnMessages): void {
+    const had = this.routes.has(topic);
+    this.routes.set(topic, { handler, dropOwn: own === 'drop' });
+    if (!had && this.bus.connected) this.busSubscribe(topic);
+  }
+
+  unsubscribeTopic(topic: string): void {
+    if (!this.routes.delete(topic)) return;
+    this.bus.unsubscribe(topic).catch(() => {});
+  }
+
+  subscribe(topic: string): Promise<void> {
+    return this.bus.subscribe(topic);
+  }
+
+  publish(topic: string, kind: EnvelopeKind, body: Buffer): Promise<void> {
+    return this.publishThrough(kind, () => this.bus.publish(topic, encodeEnvelope(kind, this.options.nodeId, body)));
+  }
+
+  async publishThrough<T>(kind: EnvelopeKind, send: () => Promise<T>): Promise<T> {
+    try {
+      const result = await send();
+      this.options.metrics.published(kind);
+      return result;
+    } catch (err) {
+      this.options.metrics.busError('publish');
+      const now = Date.now();
+      if (now - this.lastPublishError > PUBLISH_ERROR_LOG_MS) {
+        this.lastPublishError = now;
+        this.options.logger.warn({ err: errorMessage(err), bus: this.bus.kind }, `${this.options.name} publish failed (logged at most every 10 s)`);
+      }
+      throw err instanceof BusUnavailableError ? err : new BusUnavailableError(errorMessage(err), { cause: err });
+    }
+  }
+
+  onStatus(listener: (status: BusStatus) => void): void {
+    this.listeners.push(listener);
+  }
+
+  close(): Promise<void> {
+    return this.bus.close();
+  }
+
+  private busSubscribe(topic: string): void {
+    this.bus.subscribe(topic).catch((err: unknown) => {
+      // Retried when the bus reports `connected` again.
+      this.options.metrics.busError('subscribe');
+      this.options.logger.debug({ err: errorMessage(err), topic }, `${this.options.name} subscribe failed`);
+    });
+  }
+
+  private fromBus(topic: string, payload: Buffer): void {
+    const route = this.routes.get(topic);
+    if (!route) return;
+    const own = isFromOrigin(payload, this.idBytes);
+    if (own && route.dropOwn) return;
+    const envelope = decodeEnvelope(payload);
+    if (!envelope) {
+      this.options.logger.debug({ topic }, 'dropped a bus message that is not a Fanout envelope');
+      return;
+    }
+    if (!own) this.options.metrics.busMessageIn(envelope.kind);
+    const queued = this.options.pending();
+    try {
+      route.handler(envelope.kind, envelope.body, envelope.origin);
+    } catch (err) {
+      this.options.logger.error({ err, topic }, 'bus message handler failed');
+    }
+    // Latency is measured for messages that reached sockets, at the write.
+    if (this.options.pending() > queued) this.options.latency.mark(envelope.publishedAt);
+  }
+
+  private statusChanged(status: BusStatus, cause?: Error): void {
+    const { logger, name } = this.options;
+    if (status === 'connected') {
+      logger.info({ bus: this.bus.kind, topics: this.routes.size }, `${name} connected`);
+      for (const topic of this.routes.keys()) this.busSubscribe(topic);
+    } else if (status === 'disconnected') {
+      logger.warn({ bus: this.bus.kind, err: cause?.message }, `${name} disconnected; retrying`);
+    }
+    for (const listener of this.listeners) listener(status);
+  }
+}
