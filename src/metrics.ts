@@ -271,12 +271,6 @@ export class Metrics {
     this.bytesOut.inc(bytes);
   }
 
-  /** `n` deliveries made outside the outbox (none in the core; for endpoints that write directly). */
-  delivered(n: number, bytes: number): void {
-    this.deliveries.inc(n);
-    this.bytesOut.inc(bytes);
-  }
-
   /** Publish-to-delivery latency of one message, in milliseconds (negative values, from clock skew, count as 0). */
   publishLatency(ms: number): void {
     this.latency.observe(ms > 0 ? ms / 1000 : 0);

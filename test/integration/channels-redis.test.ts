@@ -7,6 +7,7 @@ import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort } from '../helpers/channels.js';
 import { freePort } from '../helpers/haproxy.js';
+import { scrape } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, spawnNode, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
@@ -312,6 +313,14 @@ test('with --history redis:// and a bus that is not that Redis, channels travel 
     assert.ok((list.clients as Array<{ client: string }>).some((c) => c.client === bId));
     sb!.close();
     await sa!.json((f) => f.type === 'leave' && f.client === bId);
+    // The history Redis is a route like the bus: its traffic is counted and timed the same way.
+    const [ma, mb] = [await scrape(httpUrl(a).replace(/\/$/, '')), await scrape(httpUrl(b).replace(/\/$/, ''))];
+    assert.equal(ma.value('fanout_messages_out_total', { kind: 'channel' }) + mb.value('fanout_messages_out_total', { kind: 'channel' }), 20);
+    assert.equal(ma.value('fanout_bus_messages_in_total', { kind: 'channel' }) + mb.value('fanout_bus_messages_in_total', { kind: 'channel' }), 20, 'each message counted in by the node that did not publish it');
+    for (const m of [ma, mb]) {
+      assert.ok(m.value('fanout_messages_out_total', { kind: 'control' }) >= 1, 'fences of the subscriptions');
+      assert.ok(m.value('fanout_publish_latency_seconds_count') >= 20, 'channel messages reaching sockets are timed');
+    }
   } finally {
     closeAll(clients);
     await closeNodes([a, b]);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MemoryBus } from '../../src/bus/memory.js';
 import { Metrics } from '../../src/metrics.js';
-import { connectChannels, publish } from '../helpers/channels.js';
+import { connectChannels, publish, subscribe, waitMessages } from '../helpers/channels.js';
 import { scrape, scrapeUntil } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';
 import { closeAll, connect, refusedStatus } from '../helpers/ws-client.js';
@@ -50,6 +50,31 @@ test('GET /metrics reports connections, messages, deliveries and bus traffic per
     assert.equal(after.value('fanout_connections_closed_total', { endpoint: '/ws/echo', reason: 'normal' }), 1);
   } finally {
     closeAll([a, b]);
+    await closeNodes(nodes);
+  }
+});
+
+test('channel, presence and control traffic is counted where echo is: out by kind on the node that published, in only from other nodes, timed where it reached sockets', async () => {
+  const nodes = await startNodes(2, { presence: 'room:*' });
+  const [pub, subA, subB] = [await connectChannels(nodes[0]!), await connectChannels(nodes[0]!), await connectChannels(nodes[1]!)];
+  try {
+    await subscribe(subA, 'room:1');
+    await subscribe(subB, 'room:1');
+    await publish(pub, 'room:1', 'hi');
+    await waitMessages(subB, 'room:1', 1);
+    await waitMessages(subA, 'room:1', 1);
+    const [a, b] = [base(httpUrl(nodes[0]!)), base(httpUrl(nodes[1]!))];
+    const m1 = await scrapeUntil(a, (s) => s.value('fanout_messages_out_total', { kind: 'presence' }) === 1);
+    const m2 = await scrapeUntil(b, (s) => s.value('fanout_messages_out_total', { kind: 'presence' }) === 1);
+    assert.equal(m1.value('fanout_messages_out_total', { kind: 'channel' }), 1);
+    assert.equal(m2.value('fanout_messages_out_total', { kind: 'channel' }), 0);
+    for (const m of [m1, m2]) assert.equal(m.value('fanout_messages_out_total', { kind: 'control' }), 1, "each node's subscription put one fence on the topic");
+    assert.equal(m2.value('fanout_bus_messages_in_total', { kind: 'channel' }), 1);
+    assert.equal(m1.value('fanout_bus_messages_in_total', { kind: 'channel' }), 0, "a node's own channel message is delivered from the bus but not counted as input");
+    assert.equal(m1.value('fanout_bus_messages_in_total', { kind: 'presence' }), 1, "the other node's join");
+    for (const m of [m1, m2]) assert.ok(m.value('fanout_publish_latency_seconds_count') >= 1, 'channel messages that reached sockets are timed');
+  } finally {
+    closeAll([pub, subA, subB]);
     await closeNodes(nodes);
   }
 });
