@@ -1,17 +1,13 @@
 /**
- * Channel patterns and who may do what on a channel.
- *
- * A pattern is a channel name in which `*` matches any run of characters (`:` included):
- * `chat:*` matches `chat:lobby` and `chat:a:b`; `*` matches every channel; a pattern without `*`
- * matches only itself. Patterns come from the JWT `channels` claim and from the
- * `--anonymous-subscribe`, `--anonymous-publish` and `--presence` flags.
+ * Channel patterns (syntax and matching in protocol/patterns.ts) and who may do what on a channel.
  */
+import { compileGlob, globMatches, type Glob } from '../protocol/patterns.js';
 import type { Identity } from '../transport/client.js';
 
 /** A compiled list of patterns. */
 export class PatternList {
   private readonly exact = new Set<string>();
-  private readonly globs: RegExp[] = [];
+  private readonly globs: Glob[] = [];
   readonly any: boolean;
 
   constructor(readonly patterns: readonly string[]) {
@@ -19,7 +15,7 @@ export class PatternList {
     for (const p of patterns) {
       if (p === '*') any = true;
       else if (!p.includes('*')) this.exact.add(p);
-      else this.globs.push(globToRegExp(p));
+      else this.globs.push(compileGlob(p));
     }
     this.any = any;
   }
@@ -30,17 +26,9 @@ export class PatternList {
 
   matches(channel: string): boolean {
     if (this.any || this.exact.has(channel)) return true;
-    for (const g of this.globs) if (g.test(channel)) return true;
+    for (const g of this.globs) if (globMatches(g, channel)) return true;
     return false;
   }
-}
-
-function globToRegExp(pattern: string): RegExp {
-  const body = pattern
-    .split('*')
-    .map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${body}$`);
 }
 
 /** Compiled patterns, cached per token claim array (identities are shared per connection). */

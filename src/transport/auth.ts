@@ -15,6 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
+import { patternsProblem } from '../protocol/patterns.js';
 import type { Identity } from './client.js';
 
 /** The cookie a browser app can set to authenticate WebSockets. */
@@ -98,6 +99,8 @@ export function identityOf(payload: JWTPayload): AuthResult {
   else if (typeof claim === 'string') channels = claim.split(',').map((c) => c.trim()).filter(Boolean);
   else if (Array.isArray(claim) && claim.every((c): c is string => typeof c === 'string')) channels = [...claim];
   else return { ok: false, status: 401, reason: 'channels claim is not a list of strings' };
+  const problem = channels && patternsProblem(channels);
+  if (problem) return { ok: false, status: 401, reason: `channels claim: ${problem}` };
   const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
   return { ok: true, identity: Object.freeze({ user: payload.sub, channels: channels ? Object.freeze(channels) : undefined, expiresAt }) };
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Authorizer, PatternList } from '../../src/channels/patterns.js';
+import { patternsProblem } from '../../src/protocol/patterns.js';
+import { identityOf } from '../../src/transport/auth.js';
 import { ANONYMOUS } from '../../src/transport/client.js';
 import { decode } from '../../src/protocol/decode.js';
 
@@ -66,4 +68,55 @@ test('the token\'s channels claim grants on top of the anonymous namespaces', ()
   assert.ok(!auth.allowed(noClaim, 'subscribe', 'chat:1'));
   assert.ok(!auth.allowed(ANONYMOUS, 'subscribe', 'chat:1'));
   assert.ok(auth.allowed(ANONYMOUS, 'subscribe', 'public:1'));
+});
+
+test('channel patterns match as the glob they spell, star-heavy ones included (no backtracking regex)', () => {
+  // The reference: a glob means "the literal pieces in order, anything between": checked here
+  // against every split of the name, on short names, for patterns built from a, b and *.
+  const reference = (pattern: string, name: string): boolean => {
+    const match = (p: number, n: number): boolean => {
+      if (p === pattern.length) return n === name.length;
+      if (pattern[p] === '*') {
+        for (let k = n; k <= name.length; k++) if (match(p + 1, k)) return true;
+        return false;
+      }
+      return n < name.length && pattern[p] === name[n] && match(p + 1, n + 1);
+    };
+    return match(0, 0);
+  };
+  const words = (alphabet: string, max: number): string[] => {
+    let out = [''];
+    let level = [''];
+    for (let i = 0; i < max; i++) {
+      level = level.flatMap((w) => [...alphabet].map((c) => w + c));
+      out = out.concat(level);
+    }
+    return out;
+  };
+  const patterns = words('ab*', 4).filter((p) => p.includes('*'));
+  const names = words('ab', 5);
+  for (const pattern of patterns) {
+    const list = new PatternList([pattern]);
+    for (const name of names) assert.equal(list.matches(name), reference(pattern, name), `${pattern} against ${JSON.stringify(name)}`);
+  }
+  // The shape that stalled the event loop for over a second per frame as a regular expression.
+  const nasty = new PatternList(['*a*a*a*a*a*a*a*a*b']);
+  assert.equal(nasty.matches('a'.repeat(200)), false);
+  assert.equal(nasty.matches('a'.repeat(199) + 'b'), true);
+});
+
+test('patterns are bounded: at most 100, each 1 to 400 characters of channel-name characters and *', () => {
+  assert.equal(patternsProblem(['chat:*', 'a']), undefined);
+  assert.match(patternsProblem(Array.from({ length: 101 }, (_, i) => `c${i}`))!, /at most 100 patterns/);
+  assert.match(patternsProblem(['*'.repeat(401)])!, /1 to 400 characters/);
+  assert.match(patternsProblem([''])!, /1 to 400 characters/);
+  assert.match(patternsProblem(['chat room'])!, /letters, digits/);
+});
+
+test('a token whose channels claim breaks the bounds is refused with 401', () => {
+  const many = identityOf({ sub: 'u', channels: Array.from({ length: 101 }, (_, i) => `c${i}`) });
+  assert.deepEqual([many.ok, !many.ok && many.status], [false, 401]);
+  const odd = identityOf({ sub: 'u', channels: ['chat room'] });
+  assert.deepEqual([odd.ok, !odd.ok && odd.status], [false, 401]);
+  assert.equal(identityOf({ sub: 'u', channels: ['chat:*'] }).ok, true);
 });
