@@ -42,6 +42,9 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
     ? createHttpsServer({ ...httpOptions, ...readTls(config.tlsCert, config.tlsKey!), handshakeTimeout: timeoutMs })
     : createHttpServer(httpOptions);
   server.headersTimeout = timeoutMs;
+  // Node keeps the first maxHeadersCount lines and drops the rest silently: keep one more than
+  // allowed, so a request past the limit can be told apart and refused.
+  server.maxHeadersCount = MAX_HEADER_LINES + 1;
   server.requestTimeout = timeoutMs + 5000;
   server.keepAliveTimeout = 5000;
 
@@ -56,6 +59,10 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
 
   server.on('request', (req, res) => {
     const path = pathOf(req.url);
+    if (tooManyHeaders(req)) {
+      sendText(res, UpgradeStatus.HEADERS_TOO_LARGE, `more than ${MAX_HEADER_LINES} header lines`, { connection: 'close' });
+      return;
+    }
     if (node.hasEndpoint(path) && req.method === 'GET') {
       sendText(res, 426, 'this is a WebSocket endpoint', { upgrade: 'websocket', connection: 'Upgrade' });
       return;
@@ -69,6 +76,7 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', destroyOnError);
     const path = pathOf(req.url);
+    if (tooManyHeaders(req)) return reject(socket, UpgradeStatus.HEADERS_TOO_LARGE, `more than ${MAX_HEADER_LINES} header lines`);
     if (!node.hasEndpoint(path)) return reject(socket, 404, 'no WebSocket endpoint here');
     node.gate
       .check(req)
@@ -107,6 +115,13 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => node.logger.debug({ code: err.code }, 'TLS handshake failed'));
 
   return { server, wss };
+}
+
+/** Most request header lines a node reads (HAProxy's limit is lower: 101, answered with 400). */
+export const MAX_HEADER_LINES = 2000;
+
+function tooManyHeaders(req: IncomingMessage): boolean {
+  return req.rawHeaders.length / 2 > MAX_HEADER_LINES;
 }
 
 /**

@@ -69,6 +69,13 @@ test('2000+ headers and oversized headers get 431', async () => {
   const many = Array.from({ length: 2500 }, (_, i) => `X-H${i}: ${i}`).join('\r\n');
   assert.equal(await statusOf(`GET /ws/echo HTTP/1.1\r\nHost: x\r\n${many}\r\n\r\n`), 431);
   assert.equal(await statusOf(`GET /ws/echo HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431);
+  // 2001 lines that stay under the 16 KiB size limit: Node alone would keep 2000 and upgrade.
+  const upgrade = `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13`;
+  const lines = Array.from({ length: 1996 }, () => 'a: 1').join('\r\n');
+  assert.equal(await statusOf(`GET /ws/echo HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n${lines}\r\n\r\n`), 431, '2001 header lines on an upgrade');
+  assert.equal(await statusOf(`GET /healthz HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n${lines}\r\n\r\n`.replace(/Upgrade: websocket\r\nConnection: Upgrade\r\n/, 'X-A: 1\r\nX-B: 1\r\n')), 431, '2001 header lines on a plain request');
+  const fewer = Array.from({ length: 1995 }, () => 'a: 1').join('\r\n');
+  assert.equal(await statusOf(`GET /ws/echo HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n${fewer}\r\n\r\n`), 101, '2000 header lines still upgrade');
   await stillServes();
 });
 
