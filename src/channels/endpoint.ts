@@ -7,7 +7,7 @@
  * after a bus outage in catch-up.ts, presence in presence.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { errorMessage } from '../errors.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Endpoint } from '../node/endpoint.js';
 import { frameText, type Outbox } from '../node/outbox.js';
@@ -148,6 +148,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       const { offset } = await this.service.publish(channel, JSON.stringify(frame.data));
       this.send(client, JSON.stringify({ type: 'ack', ...(id === undefined ? {} : { id }), offset }));
     } catch (err) {
+      if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `not published: ${errorMessage(err)}`, id, channel);
     }
   }
@@ -165,6 +166,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
         `{"type":"history","channel":${JSON.stringify(channel)}${idPart},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}}`,
       );
     } catch (err) {
+      if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `history unavailable: ${errorMessage(err)}`, id, channel);
     }
   }
@@ -181,6 +183,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       const clients = await this.service.presenceList(channel);
       this.send(client, JSON.stringify({ type: 'presence', channel, ...(id === undefined ? {} : { id }), clients }));
     } catch (err) {
+      if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `presence unavailable: ${errorMessage(err)}`, id, channel);
     }
   }

@@ -13,8 +13,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
 import { messagesJson } from '../channels/wire.js';
-import { errorMessage, type ApiErrorCode } from '../errors.js';
-import { isChannelName } from '../protocol/decode.js';
+import { BusUnavailableError, errorMessage, type ApiErrorCode } from '../errors.js';
+import { isChannelName, MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
 import { sendJson, type Router } from '../transport/router.js';
 
 /** What the API uses: the channel service, --api-key and --max-payload. */
@@ -63,10 +63,12 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
     const { channel, data } = value as Record<string, unknown>;
     if (!isChannelName(channel)) return fail(res, 400, 'bad_request', '"channel" must be 1–200 letters, digits or _ - . : @ / = +');
     if (data === undefined) return fail(res, 400, 'bad_request', '"data" is missing');
+    if (nestsDeeperThan(data, MAX_DATA_DEPTH)) return fail(res, 400, 'bad_request', `"data" nests deeper than ${MAX_DATA_DEPTH} levels`);
     try {
       const { offset } = await service.publish(channel, JSON.stringify(data));
       sendJson(res, 200, { offset });
     } catch (err) {
+      if (!(err instanceof BusUnavailableError)) return internal(res, err);
       fail(res, 503, 'unavailable', `not published: ${errorMessage(err)}`);
     }
   });
@@ -89,6 +91,7 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
         `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}}`,
       );
     } catch (err) {
+      if (!(err instanceof BusUnavailableError)) return internal(res, err);
       fail(res, 503, 'unavailable', errorMessage(err));
     }
   });
@@ -96,6 +99,12 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
 
 function fail(res: ServerResponse, status: number, error: ApiErrorCode, message: string, headers: Record<string, string> = {}): void {
   sendJson(res, status, { error, message }, headers);
+}
+
+/** An unexpected failure: the caller hears `internal`, never the error's own text; the router logs it. */
+function internal(res: ServerResponse, err: unknown): never {
+  fail(res, 500, 'internal', 'the server failed to answer this request');
+  throw err;
 }
 
 function sha256(text: string): Buffer {

@@ -8,6 +8,12 @@ import type { ClientFrame, ErrorCode, Json, StreamPosition } from './frames.js';
 /** Channel names: 1–200 of letters, digits and `_ - . : @ / = +`. No `*` (patterns), quotes, spaces or braces. */
 export const CHANNEL_NAME = /^[A-Za-z0-9_.:@/=+-]{1,200}$/;
 
+/**
+ * Deepest nesting of arrays and objects in a publish's `data`. JSON.parse takes any depth, but
+ * turning a 10 000-deep value back into text overflows the stack; nothing real nests this deep.
+ */
+export const MAX_DATA_DEPTH = 100;
+
 /** Largest `id` a client may send (ids are echoed, so they must survive JSON round trips). */
 const MAX_ID = Number.MAX_SAFE_INTEGER;
 
@@ -60,6 +66,7 @@ export function decode(text: string | Buffer): DecodeResult {
       return ok({ type, channel, ...withId });
     case 'publish':
       if (!('data' in raw) || raw.data === undefined) return fail('"data" is missing', id, channel);
+      if (nestsDeeperThan(raw.data, MAX_DATA_DEPTH)) return fail(`"data" nests deeper than ${MAX_DATA_DEPTH} levels`, id, channel);
       return ok({ type, channel, ...withId, data: raw.data as Json });
     case 'history': {
       if (raw.limit === undefined) return ok({ type, channel, ...withId });
@@ -71,6 +78,20 @@ export function decode(text: string | Buffer): DecodeResult {
     default:
       return ok({ type: 'presence', channel, ...withId });
   }
+}
+
+/** True when arrays and objects in `value` nest deeper than `max` levels (an explicit stack: no recursion on hostile input). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 const KNOWN_TYPES = new Set(['subscribe', 'unsubscribe', 'publish', 'history', 'presence']);

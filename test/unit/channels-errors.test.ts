@@ -197,3 +197,28 @@ test('with JWT: the token\'s channels claim decides subscribe and publish; prese
     await node.close();
   }
 });
+
+test('data nested past 100 levels is a bad request over the socket and the HTTP API, never "unavailable", and nothing is published', async () => {
+  const node = await startNode({ apiKey: 'k' });
+  const [c, watcher] = [await connectChannels(node), await connectChannels(node)];
+  try {
+    await subscribe(watcher, 'deep');
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    c.ws.send(`{"type":"publish","channel":"deep","id":7,"data":${deep}}`);
+    const reply = await c.json((f) => f.id === 7);
+    assert.deepEqual([reply.type, reply.code, reply.message], ['error', 'bad_request', '"data" nests deeper than 100 levels']);
+    const res = await fetch(httpUrl(node, '/api/publish'), {
+      method: 'POST',
+      headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+      body: `{"channel":"deep","data":${deep}}`,
+    });
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), { error: 'bad_request', message: '"data" nests deeper than 100 levels' });
+    // 100 levels are fine; the first message the watcher sees is that one.
+    assert.equal(await publish(c, 'deep', JSON.parse('['.repeat(99) + '1' + ']'.repeat(99))), 1);
+    assert.equal((await waitMessages(watcher, 'deep', 1))[0]!.offset, 1);
+  } finally {
+    closeAll([c, watcher]);
+    await node.close();
+  }
+});
