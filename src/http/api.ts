@@ -34,25 +34,25 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
   /** True when the request may go on; otherwise the answer has been sent. */
   const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (!keyHash) {
-      fail(res, 404, 'not_found', 'the HTTP API is off: start the node with --api-key');
+      fail(res, 404, 'not_found', 'the HTTP API is off: start the node with --api-key', { connection: 'close' });
       return false;
     }
     const header = req.headers.authorization ?? '';
     const given = /^Bearer +(.+)$/i.exec(header)?.[1];
     if (given === undefined || !timingSafeEqual(sha256(given), keyHash)) {
-      fail(res, 401, 'unauthorized', 'send Authorization: Bearer <--api-key>', { 'www-authenticate': 'Bearer' });
+      fail(res, 401, 'unauthorized', 'send Authorization: Bearer <--api-key>', { 'www-authenticate': 'Bearer', connection: 'close' });
       return false;
     }
     return true;
   };
 
   router.add('POST', '/api/publish', async (req, res) => {
-    if (!authorized(req, res)) {
-      req.resume();
-      return;
-    }
+    // Neither the cap nor the key waits for the body: a refused upload is not read.
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxPayload) return refuse(req, res, 413, 'too_large', `body over --max-payload (${maxPayload} bytes)`);
+    if (!authorized(req, res)) return hangUp(req, res);
     const body = await readBody(req, maxPayload);
-    if (body === 'too_large') return fail(res, 413, 'too_large', `body over --max-payload (${maxPayload} bytes)`, { connection: 'close' });
+    if (body === 'too_large') return refuse(req, res, 413, 'too_large', `body over --max-payload (${maxPayload} bytes)`);
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));
@@ -111,10 +111,32 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
+/** How long a refused upload's connection lingers after the answer, so the answer is read before the socket closes. */
+const REFUSED_LINGER_MS = 1000;
+
+/** Answers without reading the body further, then closes the connection. */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, error: ApiErrorCode, message: string): void {
+  fail(res, status, error, message, { connection: 'close' });
+  hangUp(req, res);
+}
+
+/**
+ * After an answer sent before the body was read: stop reading (the sender's window closes), end
+ * our side once the answer is out, and cut the connection after a short linger. Reading the rest
+ * would let anyone without a key make the node take in a body of any size.
+ */
+function hangUp(req: IncomingMessage, res: ServerResponse): void {
+  req.pause();
+  const cut = (): void => {
+    req.socket.end();
+    setTimeout(() => req.socket.destroy(), REFUSED_LINGER_MS).unref();
+  };
+  if (res.writableFinished) cut();
+  else res.once('finish', cut);
+}
+
 /** The request body, or 'too_large' as soon as it passes `max` bytes (the rest is not read). */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) return Promise.resolve('too_large');
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -122,7 +144,6 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too_larg
       size += chunk.length;
       if (size > max) {
         req.removeAllListeners('data');
-        req.resume();
         resolve('too_large');
         return;
       }
