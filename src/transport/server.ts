@@ -112,7 +112,15 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
     if (socket.writable) socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => node.logger.debug({ code: err.code }, 'TLS handshake failed'));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, tlsSocket: Duplex) => {
+    node.logger.debug({ code: err.code }, 'TLS handshake failed');
+    // Plain HTTP sent to the TLS port: answer 400 in plain text, as web servers do, instead of a silent close.
+    const raw = (tlsSocket as Duplex & { _parent?: Duplex })._parent;
+    if (err.code === 'ERR_SSL_HTTP_REQUEST' && raw?.writable) {
+      const body = 'this port speaks TLS: use https:// or wss://\n';
+      raw.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    }
+  });
 
   return { server, wss };
 }

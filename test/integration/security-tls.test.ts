@@ -45,8 +45,10 @@ test('--tls-cert/--tls-key: the node serves https and wss itself, with its check
     await peer.until(() => peer.response !== undefined);
     assert.equal(peer.response!.status, 403);
     peer.destroy();
-    // Plain HTTP on the TLS port gets nowhere.
-    await assert.rejects(fetch(`http://127.0.0.1:${proc.port}/healthz`));
+    // Plain HTTP on the TLS port gets a plain 400 saying so, and nothing else.
+    const plain = await fetch(`http://127.0.0.1:${proc.port}/healthz`);
+    assert.equal(plain.status, 400);
+    assert.match(await plain.text(), /this port speaks TLS: use https:\/\/ or wss:\/\//);
   } finally {
     await proc.stop();
   }
