@@ -33,7 +33,7 @@ import { messagesJson } from './wire.js';
 export interface ChannelContext {
   readonly nodeId: string;
   readonly service: ChannelService;
-  readonly outbox: Pick<Outbox, 'send' | 'broadcast'>;
+  readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply'>;
   readonly logger: Logger;
   /** --max-subscriptions and --rate-limit, for the answers that name them. */
   readonly maxSubscriptions: number;
@@ -43,7 +43,7 @@ export interface ChannelContext {
 export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   readonly path = CHANNEL_PATH;
   readonly service: ChannelService;
-  readonly outbox: Pick<Outbox, 'send' | 'broadcast'>;
+  readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply'>;
   readonly logger: Logger;
   private readonly streams: ChannelStreams;
   private readonly presence: PresenceRelay;
@@ -161,7 +161,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     try {
       const result = await this.service.history(channel, frame.limit);
       const idPart = id === undefined ? '' : `,"id":${id}`;
-      this.send(
+      this.reply(
         client,
         `{"type":"history","channel":${JSON.stringify(channel)}${idPart},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}}`,
       );
@@ -192,6 +192,10 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
 
   send(client: Client, json: string): void {
     this.outbox.send(client, frameText(json));
+  }
+
+  reply(client: Client, json: string): void {
+    this.outbox.reply(client, frameText(json));
   }
 
   error(client: Client, code: ErrorCode, message: string, id?: number, channel?: string): void {

@@ -7,7 +7,7 @@ import type { ChannelService } from './service.js';
 
 export interface ChannelRuntime {
   readonly service: ChannelService;
-  readonly outbox: Pick<Outbox, 'send' | 'broadcast'>;
+  readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply'>;
   readonly logger: Logger;
   /** Keeps async work from failing unseen; the endpoint's stop() waits for it. */
   track(promise: Promise<unknown>): void;
@@ -15,6 +15,8 @@ export interface ChannelRuntime {
   token(): string;
   /** Queues one server frame (JSON text) for `client`. */
   send(client: Client, json: string): void;
+  /** Queues a reply the client asked for (JSON text): it streams as the client reads (Outbox.reply). */
+  reply(client: Client, json: string): void;
   /** Queues an `error` frame for `client`. */
   error(client: Client, code: ErrorCode, message: string, id?: number, channel?: string): void;
 }

@@ -209,7 +209,7 @@ export class ChannelStreams {
           if (m.offset <= since.offset) continue;
           let frame = batch.frames.get(m.offset);
           if (!frame) batch.frames.set(m.offset, (frame = frameText(messageJson(local.name, m.offset, result.epoch, m.data))));
-          this.rt.outbox.send(client, frame);
+          this.rt.outbox.reply(client, frame);
         }
       }
     }

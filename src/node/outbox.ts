@@ -16,6 +16,15 @@
  * queueing that makes latency (BENCHMARKS.md has the figures). A number fixes the gap instead
  * (0: every turn that queued something). Either way, the first message after a quiet spell is
  * flushed at the end of its turn.
+ *
+ * Replies a client asked for (history, recovery after a reconnect) can be far larger than a
+ * broadcast. They are queued with {@link Outbox.reply} and stream out in slices that follow the
+ * socket's backpressure: once a socket holds {@link STREAM_HIGH_WATER} unsent bytes, the rest of
+ * its frames (replies, and whatever comes after them, in order) wait in the client's `held` queue
+ * and go out on 'drain'. --max-buffered (the slow-consumer rule) judges the bytes the client did
+ * not ask for: what sits unsent in the socket, or, while a reply streams, the non-reply frames
+ * held behind it. A client that reads gets a reply of any size; one that stops reading is cut as
+ * before. The replies themselves are bounded where they are made (channels/endpoint.ts).
  */
 import { Sender } from '../transport/ws-internals.js';
 import type { Client } from '../transport/client.js';
@@ -39,6 +48,16 @@ export interface OutboxOptions {
   /** Least milliseconds from one flush to the next, or 'auto' (the default); 0 flushes at the end of every turn that queued something. */
   readonly coalesceMs?: number | 'auto';
 }
+
+/**
+ * Unsent bytes a socket may hold before further frames wait in the client's held queue, while a
+ * reply streams. Small enough that a reply never sits in the socket wholesale, large enough that
+ * a reading client's writes stay large.
+ */
+export const STREAM_HIGH_WATER = 64 * 1024;
+
+/** Frames queued with {@link Outbox.reply}: they do not count towards --max-buffered. */
+const replyFrames = new WeakSet<Buffer>();
 
 /** In 'auto' mode, the gap between flushes is this many times the previous flush's duration… */
 export const AUTO_FACTOR = 4;
@@ -64,6 +83,16 @@ export class Outbox {
   /** Frames queued since the last flush (a cheap way to tell whether a handler delivered anything). */
   get pending(): number {
     return this.frames;
+  }
+
+  /**
+   * Queues one frame of a reply the client asked for (a history page, recovered messages): it
+   * streams out as the client reads, and its bytes do not count towards --max-buffered.
+   */
+  reply(client: Client, frame: Buffer): void {
+    replyFrames.add(frame);
+    client.queuedReplyBytes += frame.length;
+    this.send(client, frame);
   }
 
   /** Queues one pre-framed message for one socket. */
@@ -107,16 +136,82 @@ export class Outbox {
     for (const client of dirty) {
       const queue = client.queue!;
       const size = client.queuedBytes;
+      const replyBytes = client.queuedReplyBytes;
       client.queue = null;
       client.queuedBytes = 0;
-      if (!client.open) continue;
-      client.socket.write(queue.length === 1 ? queue[0]! : Buffer.concat(queue, size));
+      client.queuedReplyBytes = 0;
+      if (!client.open) {
+        client.held = null;
+        continue;
+      }
       frames += queue.length;
       bytes += size;
       sockets++;
-      if (client.socket.writableLength > this.options.maxBuffered) this.options.onSlowConsumer(client);
+      if (client.held === null && (replyBytes === 0 || client.socket.writableLength + size <= STREAM_HIGH_WATER)) {
+        // The broadcast path: everything this flush has for the socket in one write.
+        client.socket.write(queue.length === 1 ? queue[0]! : Buffer.concat(queue, size));
+        if (client.socket.writableLength > this.options.maxBuffered) this.options.onSlowConsumer(client);
+        continue;
+      }
+      this.hold(client, queue, size - replyBytes, replyBytes);
     }
     this.lastFlushCost = performance.now() - start;
     this.options.onFlush?.(frames, sockets, bytes);
+  }
+
+  /** Streams `queue` behind whatever `client` already holds, as far as the socket takes it now. */
+  private hold(client: Client, queue: Buffer[], liveBytes: number, replyBytes: number): void {
+    const first = client.held === null;
+    if (first) client.held = queue;
+    else for (const frame of queue) client.held!.push(frame);
+    client.heldLiveBytes += liveBytes;
+    client.heldReplyBytes += replyBytes;
+    this.pump(client);
+    // While a reply streams, the socket holds at most about STREAM_HIGH_WATER: what piles up
+    // unread is the held frames the client did not ask for.
+    if (client.held !== null && client.heldLiveBytes > this.options.maxBuffered) this.options.onSlowConsumer(client);
+  }
+
+  /**
+   * Writes held frames while the socket holds less than {@link STREAM_HIGH_WATER}, as large
+   * writes; waits for 'drain' when more is left.
+   */
+  private pump(client: Client): void {
+    const held = client.held;
+    if (held === null) return;
+    if (!client.open) {
+      client.held = null;
+      return;
+    }
+    const socket = client.socket;
+    let i = 0;
+    while (i < held.length && socket.writableLength < STREAM_HIGH_WATER) {
+      let room = STREAM_HIGH_WATER - socket.writableLength;
+      const start = i;
+      let size = 0;
+      // At least one frame per write, then as many as fit.
+      do {
+        const frame = held[i++]!;
+        size += frame.length;
+        room -= frame.length;
+        if (replyFrames.has(frame)) client.heldReplyBytes -= frame.length;
+        else client.heldLiveBytes -= frame.length;
+      } while (i < held.length && room > 0);
+      socket.write(i - start === 1 ? held[start]! : Buffer.concat(held.slice(start, i), size));
+    }
+    if (i === held.length) {
+      client.held = null;
+      client.heldLiveBytes = 0;
+      client.heldReplyBytes = 0;
+      return;
+    }
+    held.splice(0, i);
+    if (!client.drainListening) {
+      client.drainListening = true;
+      socket.once('drain', () => {
+        client.drainListening = false;
+        this.pump(client);
+      });
+    }
   }
 }

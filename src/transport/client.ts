@@ -22,6 +22,19 @@ export class Client {
   /** Frames queued in this event-loop turn; written as one buffer at the flush. */
   queue: Buffer[] | null = null;
   queuedBytes = 0;
+  /** Of {@link queuedBytes}, the bytes of replies the client asked for (history, recovery). */
+  queuedReplyBytes = 0;
+  /**
+   * Frames waiting for the socket to drain while a large reply streams out (node/outbox.ts), in
+   * order; null when nothing is held. Split into the bytes of replies and of everything else.
+   */
+  held: Buffer[] | null = null;
+  heldLiveBytes = 0;
+  heldReplyBytes = 0;
+  /** A 'drain' listener is waiting to stream more of `held`. */
+  drainListening = false;
+  /** Bytes the client's requests in flight may still produce (reserved by the endpoint). */
+  requestBytes = 0;
   /** Cleared at every heartbeat; set by a pong or any message. */
   alive = true;
   /** Endpoint-specific state (the channel endpoint keeps its subscriptions here). */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Client } from '../../src/transport/client.js';
-import { frameText, Outbox } from '../../src/node/outbox.js';
+import { EventEmitter } from 'node:events';
+import { frameText, Outbox, STREAM_HIGH_WATER } from '../../src/node/outbox.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
 
 /** A client whose socket records its writes. */
@@ -9,6 +10,11 @@ function fakeClient(writes: Buffer[], writableLength = () => 0): Client {
   return {
     queue: null,
     queuedBytes: 0,
+    queuedReplyBytes: 0,
+    held: null,
+    heldLiveBytes: 0,
+    heldReplyBytes: 0,
+    drainListening: false,
     open: true,
     socket: { write: (b: Buffer) => writes.push(b), get writableLength() { return writableLength(); } },
   } as unknown as Client;
@@ -126,4 +132,71 @@ test("by default ('auto'), after a flush that took T ms the next waits until 4T 
   await sendFirstThenTwoHeld(outbox, client, writes);
   // Timers may fire up to a millisecond early.
   assert.ok(writeTimes[1]! - writeTimes[0]! >= 38, `writes ${writeTimes[1]! - writeTimes[0]!} ms apart`);
+});
+
+/** A client whose socket buffers what it is given until the test drains it, as a real one does. */
+function bufferingClient(): { client: Client; writes: Buffer[]; unsent: () => number; drain: () => void } {
+  const writes: Buffer[] = [];
+  let unsent = 0;
+  const socket = new EventEmitter() as EventEmitter & { write(b: Buffer): boolean; readonly writableLength: number };
+  socket.write = (b: Buffer) => {
+    writes.push(b);
+    unsent += b.length;
+    return false;
+  };
+  Object.defineProperty(socket, 'writableLength', { get: () => unsent });
+  const client = {
+    queue: null,
+    queuedBytes: 0,
+    queuedReplyBytes: 0,
+    held: null,
+    heldLiveBytes: 0,
+    heldReplyBytes: 0,
+    drainListening: false,
+    open: true,
+    socket,
+  } as unknown as Client;
+  return {
+    client,
+    writes,
+    unsent: () => unsent,
+    drain: () => {
+      unsent = 0;
+      socket.emit('drain');
+    },
+  };
+}
+
+test('a reply larger than --max-buffered streams in slices as the socket drains, in order, and does not count as slow', () => {
+  const { client, writes, unsent, drain } = bufferingClient();
+  let slow = 0;
+  const outbox = new Outbox({ maxBuffered: 256 * 1024, onSlowConsumer: () => slow++ });
+  const frames = Array.from({ length: 64 }, (_, i) => frameText(`${i} ${'r'.repeat(16 * 1024)}`));
+  for (const frame of frames) outbox.reply(client, frame);
+  outbox.send(client, frameText('after the reply'));
+  outbox.flush();
+  assert.ok(unsent() <= STREAM_HIGH_WATER + 17 * 1024, `the socket holds ${unsent()} bytes, not the whole reply`);
+  let rounds = 0;
+  while (client.held !== null && rounds++ < 1000) {
+    drain();
+    assert.ok(unsent() <= STREAM_HIGH_WATER + 17 * 1024);
+  }
+  assert.equal(client.held, null, 'everything went out');
+  assert.equal(slow, 0, 'a client that reads is never slow');
+  assert.deepEqual(parseFrames(Buffer.concat(writes)), [...frames.map((_, i) => `${i} ${'r'.repeat(16 * 1024)}`), 'after the reply']);
+});
+
+test('frames behind a stalled reply count towards --max-buffered: a client that stops reading is reported', () => {
+  const { client } = bufferingClient();
+  let slow = 0;
+  const outbox = new Outbox({ maxBuffered: 64 * 1024, onSlowConsumer: () => slow++ });
+  for (let i = 0; i < 32; i++) outbox.reply(client, frameText('r'.repeat(16 * 1024)));
+  outbox.flush();
+  assert.equal(slow, 0, 'the reply alone is what the client asked for');
+  for (let i = 0; i < 3; i++) outbox.send(client, frameText('l'.repeat(16 * 1024)));
+  outbox.flush();
+  assert.equal(slow, 0, '48 KB of live frames held: under the cap');
+  for (let i = 0; i < 2; i++) outbox.send(client, frameText('l'.repeat(16 * 1024)));
+  outbox.flush();
+  assert.equal(slow, 1, 'past --max-buffered of frames it did not ask for');
 });
