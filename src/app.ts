@@ -67,6 +67,7 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     logger: core.logger,
     maxSubscriptions: config.maxSubscriptions,
     rateLimit: config.rateLimit,
+    maxBuffered: config.maxBuffered,
   });
   core.addEndpoint(endpoint);
   core.addStopHook(() => stores.close());

@@ -26,6 +26,7 @@ import { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
 import { ChannelStreams } from './streams.js';
+import { presenceWithinBudget, REPLY_BUDGET_BYTES, withinBudget } from './budget.js';
 import { subscriptionsOf, type Subscription } from './subscriptions.js';
 import { messagesJson } from './wire.js';
 
@@ -38,7 +39,10 @@ export interface ChannelContext {
   /** --max-subscriptions and --rate-limit, for the answers that name them. */
   readonly maxSubscriptions: number;
   readonly rateLimit: number;
+  /** --max-buffered: the bytes a connection's requests in flight and their unsent replies may hold. */
+  readonly maxBuffered: number;
 }
+
 
 export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   readonly path = CHANNEL_PATH;
@@ -82,12 +86,32 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       case 'unsubscribe':
         return this.unsubscribe(client, frame);
       case 'publish':
-        return this.answer(client, frame, this.publish(client, frame));
+        return this.admit(client, frame, data.length, () => this.publish(client, frame));
       case 'history':
-        return this.answer(client, frame, this.history(client, frame));
+        return this.admit(client, frame, this.replyBudget, () => this.history(client, frame));
       case 'presence':
-        return this.answer(client, frame, this.presenceList(client, frame));
+        return this.admit(client, frame, this.replyBudget, () => this.presenceList(client, frame));
     }
+  }
+
+  /** The most bytes one reply may take: REPLY_BUDGET_BYTES, or --max-buffered when that is smaller. */
+  private get replyBudget(): number {
+    return Math.min(REPLY_BUDGET_BYTES, this.context.maxBuffered);
+  }
+
+  /**
+   * Runs a request whose reply may take up to `cost` bytes, if the connection has room: what its
+   * requests in flight may still produce plus its replies not yet written stay within
+   * --max-buffered, whatever it asks (one request is always let through). Past it the request is
+   * answered `rate_limited` at once and nothing is done.
+   */
+  private admit(client: Client, frame: { readonly id?: number; readonly channel: string }, cost: number, run: () => Promise<void>): void {
+    const busy = client.requestBytes + client.queuedReplyBytes + client.heldReplyBytes;
+    if (busy > 0 && busy + cost > this.context.maxBuffered) {
+      return this.error(client, 'rate_limited', `too many requests in flight on this connection (their replies would pass --max-buffered, ${this.context.maxBuffered} bytes); wait for the replies`, frame.id, frame.channel);
+    }
+    client.requestBytes += cost;
+    this.answer(client, frame, run().finally(() => (client.requestBytes -= cost)));
   }
 
   rateLimited(client: Client, data: Buffer): void {
@@ -160,10 +184,12 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     }
     try {
       const result = await this.service.history(channel, frame.limit);
+      const page = withinBudget(result.messages, this.replyBudget);
       const idPart = id === undefined ? '' : `,"id":${id}`;
+      const more = page.length < result.messages.length ? ',"more":true' : '';
       this.reply(
         client,
-        `{"type":"history","channel":${JSON.stringify(channel)}${idPart},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}}`,
+        `{"type":"history","channel":${JSON.stringify(channel)}${idPart},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(page)}${more}}`,
       );
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
@@ -180,8 +206,9 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       return this.error(client, 'not_found', `${channel} has no presence (see --presence)`, id, channel);
     }
     try {
-      const clients = await this.service.presenceList(channel);
-      this.send(client, JSON.stringify({ type: 'presence', channel, ...(id === undefined ? {} : { id }), clients }));
+      const all = await this.service.presenceList(channel);
+      const clients = presenceWithinBudget(all, this.replyBudget);
+      this.reply(client, JSON.stringify({ type: 'presence', channel, ...(id === undefined ? {} : { id }), clients, ...(clients.length < all.length ? { more: true } : {}) }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `presence unavailable: ${errorMessage(err)}`, id, channel);

@@ -12,6 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
+import { presenceWithinBudget, REPLY_BUDGET_BYTES, withinBudget } from '../channels/budget.js';
 import { messagesJson } from '../channels/wire.js';
 import { BusUnavailableError, errorMessage, type ApiErrorCode } from '../errors.js';
 import { isChannelName, MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
@@ -80,15 +81,19 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
     try {
       if (what === 'presence') {
         if (!service.presenceChannels.matches(channel)) return fail(res, 404, 'not_found', `${channel} has no presence (see --presence)`);
-        return sendJson(res, 200, { channel, clients: await service.presenceList(channel) });
+        const all = await service.presenceList(channel);
+        const clients = presenceWithinBudget(all, REPLY_BUDGET_BYTES);
+        return sendJson(res, 200, { channel, clients, ...(clients.length < all.length ? { more: true } : {}) });
       }
       const limitText = new URL(req.url ?? '/', 'http://x').searchParams.get('limit');
       const limit = limitText === null ? undefined : Number(limitText);
       if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) return fail(res, 400, 'bad_request', 'limit must be an integer >= 0');
       const result = await service.history(channel, limit);
+      const page = withinBudget(result.messages, REPLY_BUDGET_BYTES);
+      const more = page.length < result.messages.length ? ',"more":true' : '';
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(
-        `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}}`,
+        `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(page)}${more}}`,
       );
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);

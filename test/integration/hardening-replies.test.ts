@@ -79,3 +79,30 @@ test('a client that asks for a large recovery and stops reading is cut by what i
     closeAll([stuck]);
   }
 });
+
+test('a history request gets at most 256 KB of messages, the newest, with more:true; pipelined requests past --max-buffered are refused at once', async () => {
+  const client = await connectChannels(node);
+  try {
+    client.sendJson({ type: 'history', channel: 'big', id: 1 });
+    const page = await client.json((f) => f.id === 1, 10_000);
+    const messages = page.messages as Array<{ offset: number; data: string }>;
+    assert.equal(page.type, 'history');
+    assert.equal(page.more, true);
+    assert.ok(messages.length >= 1 && messages.length <= 4, `${messages.length} messages of 60 KB`);
+    assert.equal(messages.at(-1)!.offset, page.offset, 'the newest messages');
+    // Twenty requests at once, each up to 256 KB of reply: only what fits in --max-buffered runs.
+    for (let id = 10; id < 30; id++) client.sendJson({ type: 'history', channel: 'big', id });
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => client.json((f) => f.id === 10 + i, 10_000)));
+    const refused = replies.filter((r) => r.type === 'error' && r.code === 'rate_limited');
+    const served = replies.filter((r) => r.type === 'history');
+    assert.equal(refused.length + served.length, 20);
+    // How many run depends on how fast the kernel takes the first replies; never all of them.
+    assert.ok(served.length >= 1 && refused.length >= 1, `${served.length} served, ${refused.length} refused`);
+    assert.match(String(refused[0]!.message), /too many requests in flight/);
+    // Once the replies are read, the connection has room again.
+    client.sendJson({ type: 'history', channel: 'big', id: 99, limit: 1 });
+    assert.equal((await client.json((f) => f.id === 99, 10_000)).type, 'history');
+  } finally {
+    client.close();
+  }
+});
