@@ -1,22 +1,11 @@
 /** How large one reply may grow: replies past the budget are cut and say `"more":true`. */
 
 /**
- * Most bytes of one history or presence reply. Longer answers are cut, oldest messages first, and
- * say `"more":true`; a client pages back with `before` (docs/protocol.md).
+ * Most bytes of one history or presence reply. A history page stops there (the store stops
+ * reading) and says `"more":true`; a client pages back with `before` (docs/protocol.md). A
+ * presence list is cut there and says `"more":true`.
  */
 export const REPLY_BUDGET_BYTES = 256 * 1024;
-
-/** The newest of `messages` whose data fit in `budget` bytes (at least one), oldest first. */
-export function withinBudget<T extends { readonly data: string }>(messages: readonly T[], budget: number): readonly T[] {
-  let bytes = 0;
-  let i = messages.length;
-  while (i > 0) {
-    bytes += Buffer.byteLength(messages[i - 1]!.data) + ENTRY_OVERHEAD;
-    if (bytes > budget && i < messages.length) break;
-    i--;
-  }
-  return i === 0 ? messages : messages.slice(i);
-}
 
 /** The first of `entries` that fit in `budget` bytes of JSON (at least one). */
 export function presenceWithinBudget<T extends { readonly client: string; readonly user: string | null }>(entries: readonly T[], budget: number): readonly T[] {
@@ -29,5 +18,5 @@ export function presenceWithinBudget<T extends { readonly client: string; readon
   return entries;
 }
 
-/** JSON around one history entry or presence entry (`{"offset":…,"data":…},`), counted generously. */
+/** JSON around one presence entry (`{"client":…,"user":…},`), counted generously. */
 const ENTRY_OVERHEAD = 32;

@@ -26,7 +26,7 @@ import { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
 import { ChannelStreams } from './streams.js';
-import { presenceWithinBudget, REPLY_BUDGET_BYTES, withinBudget } from './budget.js';
+import { presenceWithinBudget, REPLY_BUDGET_BYTES } from './budget.js';
 import { subscriptionsOf, type Subscription } from './subscriptions.js';
 import { messagesJson } from './wire.js';
 
@@ -183,13 +183,11 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       return this.error(client, 'forbidden', `not allowed to read ${channel}`, id, channel);
     }
     try {
-      const result = await this.service.history(channel, frame.limit);
-      const page = withinBudget(result.messages, this.replyBudget);
+      const result = await this.service.history(channel, { limit: frame.limit, before: frame.before, maxBytes: this.replyBudget });
       const idPart = id === undefined ? '' : `,"id":${id}`;
-      const more = page.length < result.messages.length ? ',"more":true' : '';
       this.reply(
         client,
-        `{"type":"history","channel":${JSON.stringify(channel)}${idPart},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(page)}${more}}`,
+        `{"type":"history","channel":${JSON.stringify(channel)}${idPart},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}${result.more ? ',"more":true' : ''}}`,
       );
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;

@@ -93,10 +93,13 @@ export class ChannelService {
     return this.link.publishThrough(EnvelopeKind.CONTROL, () => this.channels.read(channel, options));
   }
 
-  /** The latest `limit` messages (at most --history-size), oldest first. */
-  history(channel: string, limit?: number): Promise<ReadResult> {
+  /**
+   * The latest `limit` messages (at most --history-size) older than `before`, oldest first, at
+   * most `maxBytes` of data (always at least one message); `more` says whether older ones remain.
+   */
+  history(channel: string, page: { readonly limit?: number; readonly before?: number; readonly maxBytes: number }): Promise<ReadResult> {
     const size = this.config.historySize;
-    return this.channels.read(channel, { limit: Math.min(limit ?? size, size) });
+    return this.channels.read(channel, { limit: Math.min(page.limit ?? size, size), before: page.before, maxBytes: page.maxBytes });
   }
 
   presenceList(channel: string): Promise<PresenceEntry[]> {

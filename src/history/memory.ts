@@ -102,14 +102,26 @@ export class MemoryChannelStore implements ChannelStore {
     const { offset, epoch, messages } = log;
     const since = options.since;
     if (since) {
-      if (since.epoch !== epoch || since.offset > offset) return { offset, epoch, messages: [], covered: false };
-      if (since.offset === offset) return { offset, epoch, messages: [], covered: true };
+      if (since.epoch !== epoch || since.offset > offset) return { offset, epoch, messages: [], covered: false, more: false };
+      if (since.offset === offset) return { offset, epoch, messages: [], covered: true, more: false };
       const first = messages[0];
-      if (!first || first.offset > since.offset + 1) return { offset, epoch, messages: [], covered: false };
-      return { offset, epoch, messages: messages.slice(since.offset + 1 - first.offset), covered: true };
+      if (!first || first.offset > since.offset + 1) return { offset, epoch, messages: [], covered: false, more: false };
+      return { offset, epoch, messages: messages.slice(since.offset + 1 - first.offset), covered: true, more: false };
     }
-    const limit = Math.min(options.limit ?? messages.length, messages.length);
-    return { offset, epoch, messages: limit > 0 ? messages.slice(messages.length - limit) : [], covered: true };
+    // Newest first from `before` (exclusive), while within `limit` and `maxBytes`.
+    const limit = options.limit ?? messages.length;
+    const maxBytes = options.maxBytes ?? Infinity;
+    let end = messages.length;
+    if (options.before !== undefined) while (end > 0 && messages[end - 1]!.offset >= options.before) end--;
+    let start = end;
+    let bytes = 0;
+    while (start > 0 && end - start < limit) {
+      const size = Buffer.byteLength(messages[start - 1]!.data);
+      if (start < end && bytes + size > maxBytes) break;
+      bytes += size;
+      start--;
+    }
+    return { offset, epoch, messages: messages.slice(start, end), covered: true, more: limit > 0 && start > 0 };
   }
 
   /** Drops expired logs now and then, so idle channels do not pile up. */

@@ -69,14 +69,18 @@ return {offset, epoch}
 
 /**
  * KEYS: meta, log. ARGV: candidate epoch, ttl, size, mode (since|limit), since offset or limit,
- * since epoch, fence topic ('' for none), fence payload. The fence is published at the point of
- * the read in the channel's message stream (see ReadOptions.fence).
+ * since epoch, fence topic ('' for none), fence payload, before offset ('' for none), max bytes
+ * (0 for no cap). The fence is published at the point of the read in the channel's message
+ * stream (see ReadOptions.fence). Returns {offset, epoch, covered, more, id, data, id, data, …}.
+ *
+ * In limit mode the entries are taken newest first, a few at a time, so a read that stops at
+ * max bytes does not first load the whole stream.
  */
 const READ_SCRIPT = `${ENSURE_EPOCH}
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
 local epoch, offset = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
 if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
-local out = {offset, epoch, 1}
+local out = {offset, epoch, 1, 0}
 local n = tonumber(ARGV[5])
 if ARGV[4] == 'since' then
   if ARGV[6] ~= epoch or n > offset then out[3] = 0 return out end
@@ -88,10 +92,26 @@ if ARGV[4] == 'since' then
     out[#out + 1] = entries[i][2][2]
   end
 elseif n > 0 then
-  local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n)
-  for i = #entries, 1, -1 do
-    out[#out + 1] = entries[i][1]
-    out[#out + 1] = entries[i][2][2]
+  local hi = '+'
+  if ARGV[9] ~= '' then hi = '(' .. ARGV[9] .. '-0' end
+  local maxBytes = tonumber(ARGV[10])
+  local picked, bytes, full = {}, 0, false
+  while #picked < n and not full do
+    local want = math.min(16, n - #picked)
+    local entries = redis.call('XREVRANGE', KEYS[2], hi, '-', 'COUNT', want)
+    for i = 1, #entries do
+      local data = entries[i][2][2]
+      if maxBytes > 0 and #picked > 0 and bytes + #data > maxBytes then full = true break end
+      bytes = bytes + #data
+      picked[#picked + 1] = entries[i]
+      hi = '(' .. entries[i][1]
+    end
+    if #entries < want then break end
+  end
+  if #picked > 0 and #redis.call('XREVRANGE', KEYS[2], hi, '-', 'COUNT', 1) > 0 then out[4] = 1 end
+  for i = #picked, 1, -1 do
+    out[#out + 1] = picked[i][1]
+    out[#out + 1] = picked[i][2][2]
   end
 end
 return out
@@ -233,15 +253,17 @@ export class RedisChannelStore implements ChannelStore {
         since ? since.epoch : '',
         options.fence ? options.fence.topic : '',
         options.fence?.payload ?? '',
+        options.before === undefined ? '' : options.before,
+        options.maxBytes ?? 0,
       );
     } catch (err) {
       throw unavailable(err);
     }
     const messages: StoredMessage[] = [];
-    for (let i = 3; i + 1 < reply.length; i += 2) {
+    for (let i = 4; i + 1 < reply.length; i += 2) {
       messages.push({ offset: parseInt(String(reply[i]), 10), data: String(reply[i + 1]) });
     }
-    return { offset: Number(reply[0]), epoch: String(reply[1]), covered: reply[2] === 1, messages };
+    return { offset: Number(reply[0]), epoch: String(reply[1]), covered: reply[2] === 1, more: reply[3] === 1, messages };
   }
 
   async close(): Promise<void> {}

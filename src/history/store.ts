@@ -26,6 +26,10 @@ export interface ReadOptions {
   readonly since?: ChannelPosition;
   /** The latest `limit` messages (when `since` is not given). */
   readonly limit?: number;
+  /** With `limit`: only messages older than this offset (paging back through history). */
+  readonly before?: number;
+  /** With `limit`: stop once the messages' data passes this many bytes (at least one message is returned). */
+  readonly maxBytes?: number;
   /**
    * A payload to put on the bus at the point of the read in the channel's message stream (in the
    * same Redis script, or right after the read in memory). A node that receives it knows every
@@ -43,6 +47,8 @@ export interface ReadResult extends ChannelPosition {
    * history); false when the client must reload. Without `since`: always true.
    */
   readonly covered: boolean;
+  /** Without `since`: true when history holds messages older than the first one returned. */
+  readonly more: boolean;
 }
 
 /** What a publish hands to the store: enough to build the bus payload without knowing the protocol. */

@@ -12,7 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
-import { presenceWithinBudget, REPLY_BUDGET_BYTES, withinBudget } from '../channels/budget.js';
+import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/budget.js';
 import { messagesJson } from '../channels/wire.js';
 import { BusUnavailableError, errorMessage, type ApiErrorCode } from '../errors.js';
 import { isChannelName, MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
@@ -85,15 +85,15 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
         const clients = presenceWithinBudget(all, REPLY_BUDGET_BYTES);
         return sendJson(res, 200, { channel, clients, ...(clients.length < all.length ? { more: true } : {}) });
       }
-      const limitText = new URL(req.url ?? '/', 'http://x').searchParams.get('limit');
-      const limit = limitText === null ? undefined : Number(limitText);
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) return fail(res, 400, 'bad_request', 'limit must be an integer >= 0');
-      const result = await service.history(channel, limit);
-      const page = withinBudget(result.messages, REPLY_BUDGET_BYTES);
-      const more = page.length < result.messages.length ? ',"more":true' : '';
+      const query = new URL(req.url ?? '/', 'http://x').searchParams;
+      const limit = wholeNumber(query.get('limit'));
+      const before = wholeNumber(query.get('before'));
+      if (limit === null) return fail(res, 400, 'bad_request', 'limit must be an integer >= 0');
+      if (before === null) return fail(res, 400, 'bad_request', 'before must be an integer >= 0');
+      const result = await service.history(channel, { limit, before, maxBytes: REPLY_BUDGET_BYTES });
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(
-        `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(page)}${more}}`,
+        `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}${result.more ? ',"more":true' : ''}}`,
       );
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);
@@ -110,6 +110,13 @@ function fail(res: ServerResponse, status: number, error: ApiErrorCode, message:
 function internal(res: ServerResponse, err: unknown): never {
   fail(res, 500, 'internal', 'the server failed to answer this request');
   throw err;
+}
+
+/** A query parameter as a whole number: undefined when absent, null when not a whole number >= 0. */
+function wholeNumber(text: string | null): number | undefined | null {
+  if (text === null) return undefined;
+  const n = Number(text);
+  return text !== '' && Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
 function sha256(text: string): Buffer {

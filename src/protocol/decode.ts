@@ -69,11 +69,11 @@ export function decode(text: string | Buffer): DecodeResult {
       if (nestsDeeperThan(raw.data, MAX_DATA_DEPTH)) return fail(`"data" nests deeper than ${MAX_DATA_DEPTH} levels`, id, channel);
       return ok({ type, channel, ...withId, data: raw.data as Json });
     case 'history': {
-      if (raw.limit === undefined) return ok({ type, channel, ...withId });
-      if (typeof raw.limit !== 'number' || !Number.isInteger(raw.limit) || raw.limit < 0) {
-        return fail('"limit" must be an integer >= 0', id, channel);
-      }
-      return ok({ type, channel, ...withId, limit: raw.limit });
+      const limit = raw.limit;
+      if (limit !== undefined && !isWholeNumber(limit)) return fail('"limit" must be an integer >= 0', id, channel);
+      const before = raw.before;
+      if (before !== undefined && !isWholeNumber(before)) return fail('"before" must be an integer >= 0 (an offset)', id, channel);
+      return ok({ type, channel, ...withId, ...(limit === undefined ? {} : { limit }), ...(before === undefined ? {} : { before }) });
     }
     default:
       return ok({ type: 'presence', channel, ...withId });
@@ -95,6 +95,10 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
 }
 
 const KNOWN_TYPES = new Set(['subscribe', 'unsubscribe', 'publish', 'history', 'presence']);
+
+function isWholeNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
 
 function position(value: unknown): StreamPosition | undefined {
   if (typeof value !== 'object' || value === null) return undefined;

@@ -42,6 +42,8 @@ export interface HistoryRequestFrame {
   readonly type: 'history';
   readonly channel: string;
   readonly limit?: number;
+  /** Only messages older than this offset: the next page back (the first offset of the previous page). */
+  readonly before?: number;
   readonly id?: number;
 }
 
@@ -105,8 +107,10 @@ export interface HistoryFrame {
   readonly epoch: string;
   /** The channel's latest offset (the server always sends it). */
   readonly offset?: number;
-  /** Oldest first. */
+  /** Oldest first; at most 256 KB of data per page (always at least one message). */
   readonly messages: readonly HistoryEntry[];
+  /** True when history holds older messages: ask again with `before` = the first message's offset. */
+  readonly more?: boolean;
 }
 
 export interface PresenceClient {
@@ -119,6 +123,8 @@ export interface PresenceFrame {
   readonly channel: string;
   readonly id?: number;
   readonly clients: readonly PresenceClient[];
+  /** True when the list was cut at 256 KB (a very large channel). */
+  readonly more?: boolean;
 }
 
 export interface JoinLeaveFrame {

@@ -232,6 +232,32 @@ test('with Redis unreachable, publish answers unavailable (503 over HTTP) and su
   }
 });
 
+test('history pages back through Redis with before, at most 256 KB a page, and says more:true while older messages remain', async () => {
+  const c = await connectChannels(nodes[0]!);
+  try {
+    const big = 'y'.repeat(60 * 1024);
+    for (let i = 1; i <= 12; i++) await publish(c, 'pages', i % 2 === 0 ? `${i} ${big}` : i);
+    const first = await request(c, { type: 'history', channel: 'pages' });
+    const firstOffsets = (first.messages as Array<{ offset: number }>).map((m) => m.offset);
+    assert.equal(first.more, true, 'six 60 KB messages do not fit in one page');
+    assert.equal(firstOffsets.at(-1), 12);
+    const all = [...firstOffsets];
+    let page = first;
+    while (page.more === true) {
+      page = await request(c, { type: 'history', channel: 'pages', before: all[0] });
+      all.unshift(...(page.messages as Array<{ offset: number }>).map((m) => m.offset));
+    }
+    assert.deepEqual(all, Array.from({ length: 12 }, (_, i) => i + 1));
+    const limited = await request(c, { type: 'history', channel: 'pages', limit: 2, before: 4 });
+    assert.deepEqual((limited.messages as Array<{ offset: number }>).map((m) => m.offset), [2, 3]);
+    assert.equal(limited.more, true);
+    const api = (await (await fetch(httpUrl(nodes[1]!, '/api/channels/pages/history?limit=2&before=2'), { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { messages: Array<{ offset: number }>; more?: boolean };
+    assert.deepEqual([api.messages.map((m) => m.offset), api.more], [[1], undefined]);
+  } finally {
+    c.close();
+  }
+});
+
 test('a storm of subscriptions on one channel shares a few store reads, and each client gets its own slice', async () => {
   const node = nodes[1]!;
   const store = (node.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.channels;

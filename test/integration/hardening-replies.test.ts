@@ -90,6 +90,16 @@ test('a history request gets at most 256 KB of messages, the newest, with more:t
     assert.equal(page.more, true);
     assert.ok(messages.length >= 1 && messages.length <= 4, `${messages.length} messages of 60 KB`);
     assert.equal(messages.at(-1)!.offset, page.offset, 'the newest messages');
+    // Paging back with before = the first offset of each page walks the whole retained history once.
+    const offsets = messages.map((m) => m.offset);
+    let next = page;
+    for (let id = 2; next.more === true && id < 100; id++) {
+      client.sendJson({ type: 'history', channel: 'big', id, before: (next.messages as Array<{ offset: number }>)[0]!.offset });
+      next = await client.json((f) => f.id === id, 10_000);
+      offsets.unshift(...(next.messages as Array<{ offset: number }>).map((m) => m.offset));
+    }
+    assert.equal(next.more, undefined, 'the last page says nothing more');
+    assert.deepEqual(offsets, Array.from({ length: 100 }, (_, i) => (page.offset as number) - 99 + i), 'every retained message once, in order');
     // Twenty requests at once, each up to 256 KB of reply: only what fits in --max-buffered runs.
     for (let id = 10; id < 30; id++) client.sendJson({ type: 'history', channel: 'big', id });
     const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => client.json((f) => f.id === 10 + i, 10_000)));

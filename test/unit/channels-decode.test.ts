@@ -14,6 +14,7 @@ test('decode accepts every client frame of the protocol', () => {
     { type: 'publish', channel: 'a', data: null, id: 3 },
     { type: 'publish', channel: 'a', data: { deep: [1, 'x'] } },
     { type: 'history', channel: 'a', limit: 0, id: 9 },
+    { type: 'history', channel: 'a', limit: 5, before: 40 },
     { type: 'history', channel: 'a' },
     { type: 'presence', channel: 'a' },
   ];
@@ -37,6 +38,7 @@ test('decode drops unknown fields and rejects junk with bad_request, echoing a v
     ['{"type":"subscribe","channel":"a","since":{"offset":1},"id":5}', 5],
     ['{"type":"subscribe","channel":"a","since":{"offset":1.2,"epoch":"e"},"id":6}', 6],
     ['{"type":"history","channel":"a","limit":-1,"id":7}', 7],
+    ['{"type":"history","channel":"a","before":"3","id":9}', 9],
     ['{"type":"presence","channel":"{a}","id":8}', 8],
   ] as const) {
     const result = decode(text);
