@@ -1,7 +1,9 @@
 // The demo chat: the client SDK (/ws/client/index.js, built by `npm ci`) on the channel protocol.
 // One channel `chat:<room>` per room; messages are {name, text, client, at}; a {event:"hello"}
-// message announces a name. The log is keyed by offset, so a message shows once, in order,
-// whatever the reconnects; presence lists who is subscribed on every node.
+// message announces a name: shown as "joined" once per name and room (remembered in this
+// browser), sent quietly after a reload or reconnect so presence can still put a name on the new
+// connection. The log is keyed by offset, so a message shows once, in order, whatever the
+// reconnects; presence lists who is subscribed on every node. Offsets stay internal.
 import { FanoutClient } from '/ws/client/index.js';
 
 const $ = (id) => document.getElementById(id);
@@ -17,11 +19,16 @@ const log = $('chat');
 const messageInput = $('chatMessage');
 const presenceList = $('presence');
 nameInput.value = params.get('name') ?? store.get('fanout.name') ?? `guest-${Math.random().toString(36).slice(2, 6)}`;
+store.set('fanout.name', nameInput.value);
 channelInput.value = params.get('channel') ?? store.get('fanout.channel') ?? 'lobby';
 
 const token = params.get('token');
 const client = new FanoutClient({ url: '/ws/v1', ...(token ? { token } : {}) });
 window.fanoutClient = client; // for the console (and the end-to-end tests)
+
+/** True once this browser showed `name` joining `channelName`: later hellos there are quiet. */
+const joinedKey = (channelName) => `fanout.joined:${channelName}`;
+const alreadyJoined = (channelName, name) => store.get(joinedKey(channelName)) === name;
 
 /** The room on screen: its subscription, the offsets shown, the names learnt, who is present. */
 let room;
@@ -34,25 +41,41 @@ function notice(text, isError = false) {
 
 // ------------------------------------------------------------------ connection facts
 
+let everConnected = false;
+let failedAttempts = 0;
+let tokenRefused = false;
+
 client.on('state', (state) => {
   const pill = $('state');
   pill.dataset.state = state;
   pill.textContent = state;
   $('chatSend').disabled = state === 'closed';
-  if (state !== 'connected') {
-    $('node').textContent = '–';
-    $('clientId').textContent = '–';
-  }
+  if (state !== 'connected') $('node').textContent = '–';
 });
-client.on('connected', ({ node, client: id }) => {
+client.on('connected', ({ node }) => {
+  everConnected = true;
+  failedAttempts = 0;
   $('node').textContent = node;
-  $('clientId').textContent = id.slice(0, 8);
+  $('you').textContent = nameInput.value;
   document.body.dataset.node = node;
+  notice('');
 });
-client.on('disconnected', ({ code, reason, reconnect }) => {
-  notice(`connection lost (${code}${reason ? `: ${reason}` : ''})${reconnect ? ', reconnecting…' : ''}`, !reconnect);
+client.on('disconnected', ({ reconnect }) => {
+  // A browser sees a refused upgrade (a bad or expired token) as a plain drop: after a few
+  // failures without ever getting in, say what is probably wrong and stop trying.
+  if (!everConnected && token && ++failedAttempts >= 3) {
+    tokenRefused = true;
+    client.close();
+    notice('The server refused the token (expired or not signed with its key). Get a new token and reload the page with ?token=…', true);
+    return;
+  }
+  notice(reconnect ? 'Connection lost; reconnecting…' : 'Disconnected.', !reconnect);
 });
-client.on('closed', ({ code, reason }) => notice(`disconnected for good (${code}${reason ? `: ${reason}` : ''}); reload the page`, true));
+client.on('closed', ({ code }) => {
+  if (tokenRefused) return;
+  if (code === 4001) return notice('Your token expired. Get a new one and reload the page with ?token=…', true);
+  notice('Disconnected for good; reload the page to try again.', true);
+});
 client.on('error', (err) => notice(`${err.code}: ${err.message}`, true));
 
 // ------------------------------------------------------------------ the log
@@ -78,7 +101,6 @@ function show(data, offset) {
   text.className = 'text';
   const meta = document.createElement('span');
   meta.className = 'meta';
-  meta.textContent = `#${offset}`;
   if (data && typeof data === 'object' && !Array.isArray(data)) {
     const name = typeof data.name === 'string' ? data.name : '?';
     if (typeof data.client === 'string') room.names.set(data.client, name);
@@ -97,8 +119,7 @@ function show(data, offset) {
       text.textContent = typeof data.text === 'string' ? data.text : JSON.stringify(data);
     }
     if (data.client && data.client === client.clientId) line.classList.add('mine');
-    const time = clock(data.at);
-    if (time) meta.textContent = `${time} #${offset}`;
+    meta.textContent = clock(data.at);
   } else {
     who.textContent = '·';
     text.textContent = typeof data === 'string' ? data : JSON.stringify(data);
@@ -185,17 +206,22 @@ function join(channelName) {
       current.me = client.clientId ?? null;
       if (info.outcome === 'fresh') {
         void loadHistory();
-        void current.sub.publish({ event: 'hello', name: nameInput.value, client: current.me, at: Date.now() }).catch(() => {});
+        const name = nameInput.value;
+        const quiet = alreadyJoined(channelName, name);
+        void current.sub
+          .publish({ event: 'hello', ...(quiet ? { quiet: true } : {}), name, client: current.me, at: Date.now() })
+          .then(() => store.set(joinedKey(channelName), name))
+          .catch(() => {});
       } else {
         // Same person, new connection id: tell the others quietly, so presence shows the name.
         void current.sub.publish({ event: 'hello', quiet: true, name: nameInput.value, client: current.me, previous, at: Date.now() }).catch(() => {});
-        if (info.outcome === 'recovered') notice(`reconnected to ${client.nodeId}; nothing was lost`);
+        if (info.outcome === 'recovered') notice(`Reconnected (now served by ${client.nodeId}); you missed nothing.`);
       }
       void loadPresence();
     },
     onUnrecovered: () => {
       if (room !== current) return;
-      divider('some messages could not be recovered; reloaded the latest');
+      divider('You were away too long to catch up on everything; here are the latest messages.');
       current.shown.clear();
       for (const el of [...log.querySelectorAll('.msg')]) el.remove();
       void loadHistory();
@@ -208,7 +234,7 @@ function join(channelName) {
       current.present.delete(id);
       renderPresence();
     },
-    onError: (err) => notice(`${current.channel}: ${err.code}: ${err.message}`, true),
+    onError: (err) => notice(err.code === 'forbidden' ? `You may not join ${current.channel} with this token.` : `${current.channel}: ${err.message}`, true),
   });
   document.title = `#${channelName} — Fanout`;
 }
@@ -220,10 +246,14 @@ $('joinForm').addEventListener('submit', (event) => {
   if (!name || !channelName) return;
   store.set('fanout.name', name);
   store.set('fanout.channel', channelName);
-  if (room?.channel === channelName) {
-    void room.sub.publish({ event: 'hello', name, client: client.clientId ?? null, at: Date.now() }).catch(() => {});
-  } else {
-    join(channelName);
+  $('you').textContent = name;
+  if (room?.channel !== channelName) join(channelName);
+  else if (!alreadyJoined(channelName, name)) {
+    // A new name in the same room: announce it once.
+    void room.sub
+      .publish({ event: 'hello', name, client: client.clientId ?? null, at: Date.now() })
+      .then(() => store.set(joinedKey(channelName), name))
+      .catch(() => {});
   }
   messageInput.focus();
 });
@@ -240,5 +270,27 @@ $('chatForm').addEventListener('submit', (event) => {
   messageInput.focus();
 });
 
-join(channelInput.value.trim() || 'lobby');
-void client.connect();
+/**
+ * Asks the node whether it requires a token before connecting: a browser cannot see why an
+ * upgrade was refused, so without this a page with no token would retry forever in silence.
+ */
+async function start() {
+  let needsToken = false;
+  try {
+    needsToken = Boolean((await (await fetch('/ws/config', { cache: 'no-store' })).json()).tokenRequired) && !token;
+  } catch {
+    // An older node or a proxy without the route: try to connect anyway.
+  }
+  window.fanoutPage = { token, needsToken };
+  window.dispatchEvent(new Event('fanout-page'));
+  if (needsToken) {
+    notice('This server requires a token: open this page as /ws?token=YOUR_JWT (for a try-out: npx fanout token --secret YOUR_SECRET --sub yourname).', true);
+    $('chatSend').disabled = true;
+    $('join').disabled = true;
+    return;
+  }
+  join(channelInput.value.trim() || 'lobby');
+  void client.connect();
+}
+
+void start();

@@ -20,6 +20,7 @@ import { addApiRoutes } from './http/api.js';
 import { addDemoPageRoutes } from './http/demo-page.js';
 import { addHealthRoutes } from './http/health.js';
 import { addMetricsRoutes } from './http/metrics.js';
+import { addPageConfigRoute } from './http/page-config.js';
 import { EchoEndpoint } from './echo/endpoint.js';
 import { NodeCore, type NodeOptions } from './node/core.js';
 import type { Topics } from './node/topics.js';
@@ -40,6 +41,7 @@ export function createNode(options: NodeOptions): FanoutNode {
   addHealthRoutes(core.router, core);
   addMetricsRoutes(core.router, core.metrics, config.metricsToken);
   addDemoPageRoutes(core.router);
+  addPageConfigRoute(core.router, { tokenRequired: Boolean(config.jwtSecret ?? config.jwtPublicKey ?? config.jwksUrl) });
   addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload });
   return core;
 }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { CLUSTER_HELP, clusterSchema } from '../config/commands.js';
 import { parseCommand } from '../config/load.js';
 import { ConfigError, FanoutError } from '../errors.js';
-import { haproxyConfig } from '../haproxy/config.js';
+import { HAPROXY_DEFAULTS, haproxyConfig } from '../haproxy/config.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const DEFAULT_CLUSTER_BUS = 'redis://127.0.0.1:6379';
@@ -72,7 +72,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
     host: '0.0.0.0',
     balance: options.balance,
     maxconn: options.maxconn,
-    checkInterval: 1000,
+    checkInterval: HAPROXY_DEFAULTS.checkInterval,
     statsPort: options.statsPort,
   });
   const cfgFile = join(dir, 'haproxy.cfg');

@@ -2,9 +2,15 @@
  * Generates a complete haproxy.cfg for a Fanout cluster. docs/operations.md explains each line.
  *
  * Requests whose path begins with /ws go to the WebSocket backend (long-lived tunnels after the
- * 101); everything else (health, the publish API) to the HTTP backend, whose servers track the
- * WebSocket backend's checks so each node is checked once. /metrics is refused at the frontend:
- * Prometheus scrapes each node directly.
+ * 101), /ws/echo to a backend of its own; everything else (health, the publish API) to the HTTP
+ * backend. The other backends' servers track the WebSocket backend's checks so each node is
+ * checked once. /metrics is refused at the frontend: Prometheus scrapes each node directly.
+ *
+ * Balancing is `leastconn` by default: WebSocket connections live for hours, so the count of
+ * open connections, not the order of arrival, is what keeps nodes even (and a restarted node
+ * fills up again). Echo sockets are counted apart from the others because the demo page opens
+ * one of each: in one backend, every page's second socket would land on the node its first
+ * socket avoided, and two pages could never show two nodes.
  *
  * Every node is listed twice: as a primary server checked on GET /readyz (serving and connected
  * to the broker) and as a backup tracking a check on GET /livez (serving, broker or not). While
@@ -44,7 +50,7 @@ export interface HaproxyOptions {
 export const HAPROXY_DEFAULTS = {
   port: 8080,
   host: '0.0.0.0',
-  balance: 'roundrobin',
+  balance: 'leastconn',
   maxconn: 8000,
   checkInterval: 2000,
   hstsMaxAge: 31536000,
@@ -75,7 +81,7 @@ export function haproxyConfig(options: HaproxyOptions): string {
     `    server node${i + 1} ${addr(s)} ${check}`,
     `    server node${i + 1}-live ${addr(s)} backup track fanout_live/node${i + 1}`,
   ]);
-  const httpServers = servers.flatMap((s, i) => [
+  const trackingServers = servers.flatMap((s, i) => [
     `    server node${i + 1} ${addr(s)} track fanout_ws/node${i + 1}`,
     `    server node${i + 1}-live ${addr(s)} backup track fanout_live/node${i + 1}`,
   ]);
@@ -106,6 +112,7 @@ export function haproxyConfig(options: HaproxyOptions): string {
     ...frontendBinds(options, bindHost),
     `    maxconn ${maxconn}`,
     '    http-request deny deny_status 403 if { path /metrics }',
+    '    use_backend fanout_echo if { path /ws/echo }',
     '    use_backend fanout_ws if { path_beg /ws }',
     '    default_backend fanout_http',
     '',
@@ -119,10 +126,18 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '    retry-on conn-failure empty-response 503',
     ...wsServers,
     '',
+    'backend fanout_echo',
+    `    balance ${balance}`,
+    '    option allbackups',
+    '    retries 3',
+    '    option redispatch 1',
+    '    retry-on conn-failure empty-response 503',
+    ...trackingServers,
+    '',
     'backend fanout_http',
     `    balance ${balance}`,
     '    option allbackups',
-    ...httpServers,
+    ...trackingServers,
     '',
     'backend fanout_live',
     '    option httpchk GET /livez',

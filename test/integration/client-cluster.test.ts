@@ -177,7 +177,7 @@ test('a node killed with SIGKILL: its clients reconnect through HAProxy to the o
   publisher.connect();
   await Promise.all(all.map((c) => c.subscription(channel)!.ready));
   const onKilled = viaProxy.filter((c) => c.nodeId === 'sdk1');
-  assert.ok(onKilled.length >= 1 && onKilled.length < viaProxy.length, 'round robin put clients on both nodes');
+  assert.ok(onKilled.length >= 1 && onKilled.length < viaProxy.length, 'the balancer put clients on both nodes');
 
   let sent = 0;
   const publish = async (n: number) => {
