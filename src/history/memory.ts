@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { MemoryBroker } from '../bus/memory.js';
 import { BusUnavailableError } from '../errors.js';
+import { buildMessagePayload } from '../protocol/message-frame.js';
 import {
-  buildPayload,
   type ChannelPosition,
   type ChannelStore,
   type OutgoingMessage,
@@ -81,7 +81,7 @@ export class MemoryChannelStore implements ChannelStore {
     const log = this.log(message.channel, now);
     const offset = log.offset + 1;
     // Deliver first: if the bus throws, the offset is not taken and nothing is stored.
-    this.options.deliver(message.topic, buildPayload(message.head, offset, log.epoch, message.data));
+    this.options.deliver(message.topic, buildMessagePayload(message.head, offset, log.epoch, message.data));
     log.offset = offset;
     log.expiresAt = this.expiry(now);
     const size = this.options.historySize;

@@ -7,7 +7,7 @@
  * every node receives messages agree: Redis runs scripts one at a time, and every node (the
  * publisher's included) takes channel messages from the one pub/sub stream. The script builds
  * the payload from the head the publishing node passes (envelope header + frame up to the offset,
- * layout in store.ts). `{C}` is a hash tag, so a channel's keys share a cluster slot.
+ * layout in protocol/message-frame.ts). `{C}` is a hash tag, so a channel's keys share a cluster slot.
  *
  * Epoch: a random id in the meta hash, created with the hash and replaced (offsets restart at 1)
  * when the hash is gone or the stream vanished under it (flushed, evicted, expired).
@@ -20,6 +20,7 @@
  */
 import type { Redis } from 'ioredis';
 import { BusUnavailableError } from '../errors.js';
+import { luaMessagePayload } from '../protocol/message-frame.js';
 import { newEpoch } from './memory.js';
 import {
   type ChannelPosition,
@@ -61,8 +62,8 @@ if ttl > 0 then
   if size > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 end
 if ARGV[4] ~= '' then
-  -- Same layout as buildPayload() in store.ts.
-  redis.call('PUBLISH', ARGV[4], ARGV[5] .. offset .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[6] .. '}')
+  -- The message frame's layout, generated from protocol/message-frame.ts.
+  redis.call('PUBLISH', ARGV[4], ${luaMessagePayload({ head: 'ARGV[5]', offset: 'offset', epoch: 'epoch', data: 'ARGV[6]' })})
 end
 return {offset, epoch}
 `;

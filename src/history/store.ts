@@ -8,6 +8,8 @@
  * Offsets start at 1 in each epoch and increase by 1; a new epoch (a random id) starts when a
  * channel's history is gone (expired after --history-ttl without messages, or the broker lost it).
  */
+import type { RawEntry } from '../protocol/encode.js';
+import { buildMessagePayload, EPOCH_OPEN, messageTail } from '../protocol/message-frame.js';
 
 /** A channel's latest offset and its epoch. */
 export interface ChannelPosition {
@@ -15,11 +17,8 @@ export interface ChannelPosition {
   readonly epoch: string;
 }
 
-/** One retained message; `data` is its JSON text, as published. */
-export interface StoredMessage {
-  readonly offset: number;
-  readonly data: string;
-}
+/** One retained message; `data` is its JSON text, as published (the protocol's {@link RawEntry}). */
+export type StoredMessage = RawEntry;
 
 export interface ReadOptions {
   /** Recovery: every retained message after this position. */
@@ -56,7 +55,7 @@ export interface OutgoingMessage {
   readonly channel: string;
   /** The bus topic of the channel. */
   readonly topic: string;
-  /** Bus payload up to the offset digits: envelope header + `{"type":"message","channel":C,"offset":`. */
+  /** Bus payload up to the offset digits: envelope header + messageHead(channel) (protocol/message-frame.ts). */
   readonly head: Buffer;
   /** The message's data as JSON text. */
   readonly data: string;
@@ -94,19 +93,17 @@ export interface PresenceStore {
 
 // ------------------------------------------------------------------ payload layout
 
-/**
- * A channel message on the bus is `head + offset + EPOCH_OPEN + epoch + tail(data)`: the envelope
- * followed by the complete `message` frame, so receiving nodes frame the bytes as they are. The
- * Redis script assembles the same bytes (src/history/redis.ts keeps the two in step).
+/*
+ * A channel message on the bus is the envelope followed by the complete `message` frame, so
+ * receiving nodes frame the bytes as they are. The layout is defined once, in
+ * protocol/message-frame.ts; these names stay for the modules that import them from here.
  */
-export const EPOCH_OPEN = ',"epoch":"';
 
-/** `","data":DATA}`: what follows the epoch. */
-export function payloadTail(data: string): string {
-  return `","data":${data}}`;
-}
+/** What follows the offset digits, before the epoch (protocol/message-frame.ts). */
+export { EPOCH_OPEN };
 
-/** Builds the bus payload of a message (memory store, and Redis when the bus is elsewhere). */
-export function buildPayload(head: Buffer, offset: number, epoch: string, data: string): Buffer {
-  return Buffer.concat([head, Buffer.from(`${offset}${EPOCH_OPEN}${epoch}${payloadTail(data)}`)]);
-}
+/** `","data":DATA}`: what follows the epoch (protocol/message-frame.ts messageTail). */
+export const payloadTail: (data: string) => string = messageTail;
+
+/** Builds the bus payload of a message (protocol/message-frame.ts buildMessagePayload). */
+export const buildPayload: (head: Buffer, offset: number, epoch: string, data: string) => Buffer = buildMessagePayload;
