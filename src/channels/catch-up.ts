@@ -9,7 +9,7 @@ import { CloseCode } from '../errors.js';
 import { frameText } from '../node/outbox.js';
 import type { ChannelRuntime } from './runtime.js';
 import { JOIN_TIMEOUT_MS, type CatchUp, type LocalChannel } from './subscriptions.js';
-import { messageJson } from './wire.js';
+import { encodeMessage } from '../protocol/message-frame.js';
 
 /** What a catch-up hands back to the streams when it ends. */
 export interface CatchUpHost {
@@ -57,7 +57,7 @@ export class CatchUps {
     clearTimeout(catchUp.timer);
     local.catchUp = undefined;
     if (result.covered) {
-      for (const m of result.messages) outbox.broadcast(local.live, frameText(messageJson(local.name, m.offset, result.epoch, m.data)));
+      for (const m of result.messages) outbox.broadcast(local.live, frameText(encodeMessage(local.name, m.offset, result.epoch, m.data)));
       for (let i = catchUp.fenceAt; i < catchUp.buffer.length; i++) outbox.broadcast(local.live, catchUp.buffer[i]!);
       if (catchUp.fenceAt === catchUp.buffer.length) local.setPosition(result.offset, result.epoch);
     } else {

@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js';
 import type { Endpoint } from '../node/endpoint.js';
 import { frameText, type Outbox } from '../node/outbox.js';
 import { decode } from '../protocol/decode.js';
+import { encodeAck, encodeConnected, encodeError, encodeHistory, encodePresence, encodeUnsubscribed } from '../protocol/encode.js';
 import {
   CHANNEL_PATH,
   type ErrorCode,
@@ -28,7 +29,6 @@ import type { ChannelService } from './service.js';
 import { ChannelStreams } from './streams.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from './budget.js';
 import { subscriptionsOf, type Subscription } from './subscriptions.js';
-import { messagesJson } from './wire.js';
 
 /** What the channel endpoint uses of its node. */
 export interface ChannelContext {
@@ -72,7 +72,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   open(client: Client): void {
-    this.send(client, JSON.stringify({ type: 'connected', client: client.id, node: this.context.nodeId }));
+    this.send(client, encodeConnected({ type: 'connected', client: client.id, node: this.context.nodeId }));
   }
 
   message(client: Client, data: Buffer, isBinary: boolean): void {
@@ -160,7 +160,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     if (!sub) return this.error(client, 'not_found', `not subscribed to ${channel}`, id, channel);
     subs.delete(channel);
     this.streams.remove(sub);
-    this.send(client, JSON.stringify({ type: 'unsubscribed', channel, ...(id === undefined ? {} : { id }) }));
+    this.send(client, encodeUnsubscribed({ type: 'unsubscribed', channel, id }));
   }
 
   private async publish(client: Client, frame: PublishFrame): Promise<void> {
@@ -170,7 +170,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     }
     try {
       const { offset } = await this.service.publish(channel, JSON.stringify(frame.data));
-      this.send(client, JSON.stringify({ type: 'ack', ...(id === undefined ? {} : { id }), offset }));
+      this.send(client, encodeAck({ type: 'ack', id, offset }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `not published: ${errorMessage(err)}`, id, channel);
@@ -184,11 +184,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     }
     try {
       const result = await this.service.history(channel, { limit: frame.limit, before: frame.before, maxBytes: this.replyBudget });
-      const idPart = id === undefined ? '' : `,"id":${id}`;
-      this.reply(
-        client,
-        `{"type":"history","channel":${JSON.stringify(channel)}${idPart},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}${result.more ? ',"more":true' : ''}}`,
-      );
+      const { epoch, offset, more } = result;
+      this.reply(client, encodeHistory({ type: 'history', channel, id, epoch, offset, more: more || undefined }, result.messages));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `history unavailable: ${errorMessage(err)}`, id, channel);
@@ -206,7 +203,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     try {
       const all = await this.service.presenceList(channel);
       const clients = presenceWithinBudget(all, this.replyBudget);
-      this.reply(client, JSON.stringify({ type: 'presence', channel, ...(id === undefined ? {} : { id }), clients, ...(clients.length < all.length ? { more: true } : {}) }));
+      this.reply(client, encodePresence({ type: 'presence', channel, id, clients, more: clients.length < all.length || undefined }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `presence unavailable: ${errorMessage(err)}`, id, channel);
@@ -224,10 +221,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   error(client: Client, code: ErrorCode, message: string, id?: number, channel?: string): void {
-    this.send(
-      client,
-      JSON.stringify({ type: 'error', ...(id === undefined ? {} : { id }), code, message, ...(channel === undefined ? {} : { channel }) }),
-    );
+    this.send(client, encodeError({ type: 'error', id, code, message, channel }));
   }
 
   token(): string {

@@ -4,6 +4,7 @@
  * with each departed client of a dead node; exactly one node publishes its `leave`).
  */
 import type { PresenceEntry } from '../history/store.js';
+import { encodeJoinLeave } from '../protocol/encode.js';
 import type { Client } from '../transport/client.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { LocalChannel } from './subscriptions.js';
@@ -54,7 +55,7 @@ export class PresenceRelay {
   }
 
   private event(channel: string, type: 'join' | 'leave', entry: PresenceEntry): void {
-    const frame = JSON.stringify({ type, channel, client: entry.client, user: entry.user });
+    const frame = encodeJoinLeave({ type, channel, client: entry.client, user: entry.user });
     this.rt.track(this.rt.service.presenceEvent(channel, frame).catch(() => {}));
   }
 }

@@ -12,6 +12,7 @@ import { BusUnavailableError } from '../errors.js';
 import type { ChannelPosition, ChannelStore, PresenceEntry, PresenceStore, ReadOptions, ReadResult } from '../history/store.js';
 import type { Metrics } from '../metrics.js';
 import { encodeEnvelope, EnvelopeKind } from '../node/envelope.js';
+import { messageHead } from '../protocol/message-frame.js';
 import type { Topics } from '../node/topics.js';
 import { Authorizer, PatternList } from './patterns.js';
 
@@ -79,7 +80,7 @@ export class ChannelService {
    */
   async publish(channel: string, data: string): Promise<ChannelPosition> {
     if (!this.link.connected) throw new BusUnavailableError('the bus is not connected');
-    const head = encodeEnvelope(EnvelopeKind.CHANNEL, this.options.nodeId, Buffer.from(`{"type":"message","channel":${JSON.stringify(channel)},"offset":`));
+    const head = encodeEnvelope(EnvelopeKind.CHANNEL, this.options.nodeId, Buffer.from(messageHead(channel)));
     const topic = this.topic(channel);
     const position = await this.link.publishThrough(EnvelopeKind.CHANNEL, () => this.channels.publish({ channel, topic, head, data }));
     // Offsets start at 1 in each epoch and history keeps the last --history-size of them.

@@ -7,14 +7,16 @@ import type { BusStatus } from '../bus/bus.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import { EnvelopeKind } from '../node/envelope.js';
 import { frameText } from '../node/outbox.js';
+import { encodeSubscribed } from '../protocol/encode.js';
 import type { SubscribeFrame } from '../protocol/frames.js';
+import { encodeMessage } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import { CatchUps } from './catch-up.js';
 import type { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import { FENCE } from './service.js';
 import { JOIN_TIMEOUT_MS, LocalChannel, Subscription, subscriptionsOf, type JoinBatch } from './subscriptions.js';
-import { messageJson } from './wire.js';
+
 
 export class ChannelStreams {
   private readonly channels = new Map<string, LocalChannel>();
@@ -208,22 +210,12 @@ export class ChannelStreams {
         for (const m of result.messages) {
           if (m.offset <= since.offset) continue;
           let frame = batch.frames.get(m.offset);
-          if (!frame) batch.frames.set(m.offset, (frame = frameText(messageJson(local.name, m.offset, result.epoch, m.data))));
+          if (!frame) batch.frames.set(m.offset, (frame = frameText(encodeMessage(local.name, m.offset, result.epoch, m.data))));
           this.rt.outbox.reply(client, frame);
         }
       }
     }
-    this.rt.send(
-      client,
-      JSON.stringify({
-        type: 'subscribed',
-        channel: local.name,
-        ...(request.id === undefined ? {} : { id: request.id }),
-        offset: result.offset,
-        epoch: result.epoch,
-        ...(recovered === undefined ? {} : { recovered }),
-      }),
-    );
+    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered }));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;

@@ -16,15 +16,14 @@
  * for the next one, so a reconnect storm of N clients on a channel costs a few reads, not N. The
  * batch's read returns the retained history once; each client takes its own slice of it.
  */
-import { EPOCH_OPEN, type ReadResult } from '../history/store.js';
+import type { ReadResult } from '../history/store.js';
+import { MessageScanner } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import type { SubscribeFrame } from '../protocol/frames.js';
 
 /** How long a join (or a catch-up) waits for its fence to come back over the bus before it gives up. */
 export const JOIN_TIMEOUT_MS = 5000;
 
-const EPOCH_OPEN_LENGTH = EPOCH_OPEN.length;
-const QUOTE = 0x22;
 
 /** One client's subscription to one channel. */
 export class Subscription {
@@ -81,13 +80,10 @@ export class LocalChannel {
   /** The read in flight. */
   batch: JoinBatch | undefined;
   /** The last message this node delivered live (offset and epoch), once known. */
-  offset = 0;
-  epoch: string | undefined;
+  private readonly position: MessageScanner;
   /** The bus dropped since the last message: what came meanwhile may be missing. */
   stale = false;
   catchUp: CatchUp | undefined;
-  /** Byte length of `{"type":"message","channel":C,"offset":`, where a payload's offset starts. */
-  readonly offsetAt: number;
 
   constructor(
     readonly name: string,
@@ -95,34 +91,25 @@ export class LocalChannel {
     /** Configured with presence (--presence). */
     readonly presence: boolean,
   ) {
-    this.offsetAt = Buffer.byteLength(`{"type":"message","channel":${JSON.stringify(name)},"offset":`);
+    this.position = new MessageScanner(name);
   }
 
-  /**
-   * Notes the offset and epoch of a message payload (the frame's JSON, laid out as in
-   * history/store.ts): a scan of a few bytes per message per node, no JSON parsing.
-   */
+  get offset(): number {
+    return this.position.offset;
+  }
+
+  get epoch(): string | undefined {
+    return this.position.epoch;
+  }
+
+  /** Notes the offset and epoch of a message payload: a scan of a few bytes per message per node, no JSON parsing. */
   track(body: Buffer): void {
-    let i = this.offsetAt;
-    let offset = 0;
-    for (let c = body[i]; c !== undefined && c >= 48 && c <= 57; c = body[++i]) offset = offset * 10 + (c - 48);
-    const start = i + EPOCH_OPEN_LENGTH;
-    const end = body.indexOf(QUOTE, start);
-    if (end < 0) return;
-    this.offset = offset;
-    const known = this.epochBytes;
-    if (!known || body.compare(known, 0, known.length, start, end) !== 0) this.setPosition(offset, body.toString('latin1', start, end));
+    this.position.scan(body);
   }
 
   setPosition(offset: number, epoch: string): void {
-    this.offset = offset;
-    if (epoch !== this.epoch) {
-      this.epoch = epoch;
-      this.epochBytes = Buffer.from(epoch, 'latin1');
-    }
+    this.position.set(offset, epoch);
   }
-
-  private epochBytes: Buffer | undefined;
 
   get empty(): boolean {
     return this.live.size === 0 && this.joining.size === 0;

@@ -1,6 +1,6 @@
 /**
- * History, recovery and presence stores: the interfaces the channel endpoint uses, and the
- * layout of the bus payload a publish produces.
+ * History, recovery and presence stores: the interfaces the channel layer uses. The bus payload
+ * a publish produces is laid out in protocol/message-frame.ts.
  *
  * Guarantee of {@link ChannelStore.publish}: assigning the offset, appending to history and
  * handing the message to the bus happen as one step per channel, so on every node messages of a
@@ -9,7 +9,6 @@
  * channel's history is gone (expired after --history-ttl without messages, or the broker lost it).
  */
 import type { RawEntry } from '../protocol/encode.js';
-import { buildMessagePayload, EPOCH_OPEN, messageTail } from '../protocol/message-frame.js';
 
 /** A channel's latest offset and its epoch. */
 export interface ChannelPosition {
@@ -90,20 +89,3 @@ export interface PresenceStore {
   /** Stops heartbeats and removes this node's entries. */
   close(): Promise<void>;
 }
-
-// ------------------------------------------------------------------ payload layout
-
-/*
- * A channel message on the bus is the envelope followed by the complete `message` frame, so
- * receiving nodes frame the bytes as they are. The layout is defined once, in
- * protocol/message-frame.ts; these names stay for the modules that import them from here.
- */
-
-/** What follows the offset digits, before the epoch (protocol/message-frame.ts). */
-export { EPOCH_OPEN };
-
-/** `","data":DATA}`: what follows the epoch (protocol/message-frame.ts messageTail). */
-export const payloadTail: (data: string) => string = messageTail;
-
-/** Builds the bus payload of a message (protocol/message-frame.ts buildMessagePayload). */
-export const buildPayload: (head: Buffer, offset: number, epoch: string, data: string) => Buffer = buildMessagePayload;

@@ -13,9 +13,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/budget.js';
-import { messagesJson } from '../channels/wire.js';
 import { BusUnavailableError, errorMessage, type ApiErrorCode } from '../errors.js';
 import { isChannelName, MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
+import { encodeHistoryBody } from '../protocol/encode.js';
 import { sendJson, type Router } from '../transport/router.js';
 
 /** What the API uses: the channel service, --api-key and --max-payload. */
@@ -92,9 +92,7 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
       if (before === null) return fail(res, 400, 'bad_request', 'before must be an integer >= 0');
       const result = await service.history(channel, { limit, before, maxBytes: REPLY_BUDGET_BYTES });
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(
-        `{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(result.epoch)},"offset":${result.offset},"messages":${messagesJson(result.messages)}${result.more ? ',"more":true' : ''}}`,
-      );
+      res.end(encodeHistoryBody({ channel, epoch: result.epoch, offset: result.offset, more: result.more || undefined }, result.messages));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);
       fail(res, 503, 'unavailable', errorMessage(err));

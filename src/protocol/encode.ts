@@ -67,6 +67,7 @@ export function encodePresence(frame: PresenceFrame): string {
     channel: frame.channel,
     id: frame.id,
     clients: frame.clients.map((c) => ({ client: c.client, user: c.user })),
+    more: frame.more,
   });
 }
 
@@ -79,15 +80,15 @@ export function encodeError(frame: ErrorFrame): string {
   return JSON.stringify({ type: frame.type, id: frame.id, code: frame.code, message: frame.message, channel: frame.channel });
 }
 
-/** A `history` reply: `head`'s keys, then `"messages"` with each entry's stored JSON spliced in. */
+/** A `history` reply: `head`'s keys, then `"messages"` with each entry's stored JSON spliced in, then `"more"` when true. */
 export function encodeHistory(head: HistoryHead, messages: readonly RawEntry[]): string {
   const json = JSON.stringify({ type: head.type, channel: head.channel, id: head.id, epoch: head.epoch, offset: head.offset });
-  return withMessages(json, messages);
+  return withMessages(json, messages, head.more);
 }
 
-/** The HTTP API's history body, `{"channel","epoch","offset","messages"}`, from the same pieces as {@link encodeHistory}. */
+/** The HTTP API's history body, `{"channel","epoch","offset","messages","more"}`, from the same pieces as {@link encodeHistory}. */
 export function encodeHistoryBody(head: HistoryBodyHead, messages: readonly RawEntry[]): string {
-  return withMessages(JSON.stringify({ channel: head.channel, epoch: head.epoch, offset: head.offset }), messages);
+  return withMessages(JSON.stringify({ channel: head.channel, epoch: head.epoch, offset: head.offset }), messages, head.more);
 }
 
 /** `[{"offset":O,"data":D},…]`, oldest first as given; `data` is spliced in unparsed. */
@@ -100,7 +101,7 @@ export function encodeRawEntries(messages: readonly RawEntry[]): string {
   return `${out}]`;
 }
 
-/** Appends `"messages":[…]` as the last key of an encoded JSON object (never empty: it has at least one key). */
-function withMessages(objectJson: string, messages: readonly RawEntry[]): string {
-  return `${objectJson.slice(0, -1)},"messages":${encodeRawEntries(messages)}}`;
+/** Appends `"messages":[…]` (and `"more":true`) to an encoded JSON object (never empty: it has at least one key). */
+function withMessages(objectJson: string, messages: readonly RawEntry[], more: boolean | undefined): string {
+  return `${objectJson.slice(0, -1)},"messages":${encodeRawEntries(messages)}${more ? ',"more":true' : ''}}`;
 }

@@ -144,3 +144,12 @@ test('the compiled encoders import only protocol/ siblings and use no Node-only 
   for (const from of specifiers) assert.match(from, /^\.\/[\w-]+\.js$/, `encode.ts imports ${from}`);
   assert.doesNotMatch(js, /\b(Buffer|process|require)\b/);
 });
+
+test('a history page and a presence list that were cut say "more":true last; uncut ones say nothing', () => {
+  const head = { type: 'history', channel: 'c', id: 1, epoch: 'e', offset: 9 } as const;
+  const entries = [{ offset: 8, data: '"x"' }];
+  assert.equal(encodeHistory({ ...head, more: true }, entries), '{"type":"history","channel":"c","id":1,"epoch":"e","offset":9,"messages":[{"offset":8,"data":"x"}],"more":true}');
+  assert.equal(encodeHistory(head, entries), '{"type":"history","channel":"c","id":1,"epoch":"e","offset":9,"messages":[{"offset":8,"data":"x"}]}');
+  assert.equal(encodeHistoryBody({ channel: 'c', epoch: 'e', offset: 9, more: true }, []), '{"channel":"c","epoch":"e","offset":9,"messages":[],"more":true}');
+  assert.equal(encodePresence({ type: 'presence', channel: 'c', clients: [{ client: 'a', user: null }], more: true }), '{"type":"presence","channel":"c","clients":[{"client":"a","user":null}],"more":true}');
+});
