@@ -19,7 +19,7 @@
  * that swept publishes their `leave` events (exactly one node does, the script being atomic).
  */
 import type { Redis } from 'ioredis';
-import { BusUnavailableError } from '../errors.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
 import { luaMessagePayload } from '../protocol/message-frame.js';
 import { newEpoch } from './memory.js';
 import {
@@ -200,7 +200,7 @@ export function withScripts(redis: Redis): ScriptRedis {
 }
 
 function unavailable(err: unknown): BusUnavailableError {
-  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`redis: ${(err as Error).message}`, { cause: err });
+  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`redis: ${errorMessage(err)}`, { cause: err });
 }
 
 export interface RedisStoreOptions {
