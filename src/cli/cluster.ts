@@ -31,35 +31,52 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   }
   const haproxy = findHaproxy();
 
-  const children: ChildProcess[] = [];
+  const nodes: ChildProcess[] = [];
+  let proxy: ChildProcess | undefined;
   let stopping = false;
   const dir = mkdtempSync(join(tmpdir(), 'fanout-cluster-'));
+  const exitOf = (c: ChildProcess): Promise<unknown> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)));
+  /**
+   * Ctrl-C in a terminal signals the whole foreground process group; the nodes and HAProxy run in
+   * groups of their own (detached), so only this process hears it and each node gets exactly
+   * one SIGTERM: it drains (clients closed with 1001, spread over --drain-timeout), then HAProxy
+   * stops. A second Ctrl-C stops everything at once.
+   */
   const stop = (code: number) => {
     if (stopping) {
-      for (const child of children) child.kill('SIGKILL');
+      for (const child of [...nodes, proxy]) child?.kill('SIGKILL');
       process.exit(code);
     }
     stopping = true;
-    for (const child of children) child.kill('SIGTERM');
+    process.stdout.write(`fanout cluster: stopping: draining ${nodes.length} node(s) (Ctrl-C again to stop at once)\n`);
+    for (const child of nodes) child.kill('SIGTERM');
     const deadline = setTimeout(() => {
-      for (const child of children) child.kill('SIGKILL');
-    }, 15_000);
+      for (const child of [...nodes, proxy]) child?.kill('SIGKILL');
+    }, 30_000);
     deadline.unref();
-    Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r))))).then(() => {
+    void Promise.all(nodes.map(exitOf)).then(async () => {
+      proxy?.kill('SIGTERM');
+      if (proxy) await exitOf(proxy);
       rmSync(dir, { recursive: true, force: true });
+      process.stdout.write('fanout cluster: stopped\n');
       process.exit(code);
     });
   };
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(0));
+  // Children in their own groups outlive an abrupt exit of this process unless told.
+  process.on('exit', () => {
+    for (const child of [...nodes, proxy]) if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
 
   const ports: number[] = [];
   for (let i = 1; i <= options.nodes; i++) {
     const nodeId = `node${i}`;
     const child = fork(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', '127.0.0.1', ...serveArgs], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      detached: true,
     });
-    children.push(child);
+    nodes.push(child);
     ports.push(await listeningPort(child, nodeId));
     child.on('exit', (code, signal) => {
       if (!stopping) process.stderr.write(`fanout cluster: ${nodeId} exited (${signal ?? code}); HAProxy routes around it\n`);
@@ -77,8 +94,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   });
   const cfgFile = join(dir, 'haproxy.cfg');
   writeFileSync(cfgFile, cfg);
-  const proxy = spawn(haproxy, ['-db', '-f', cfgFile], { stdio: ['ignore', 'inherit', 'inherit'] });
-  children.push(proxy);
+  proxy = spawn(haproxy, ['-db', '-f', cfgFile], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   proxy.on('exit', (code, signal) => {
     if (!stopping) {
       process.stderr.write(`fanout cluster: haproxy exited (${signal ?? code}); stopping\n`);
@@ -88,7 +104,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   process.stdout.write(
     `Fanout cluster: ${options.nodes} node(s) on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')}, bus ${bus}\n` +
       `HAProxy config: ${cfgFile}\n` +
-      `Listening on http://localhost:${options.port}/ws\n`,
+      `Open http://localhost:${options.port}/ws (Ctrl-C stops the cluster)\n`,
   );
 }
 

@@ -21,10 +21,6 @@ export async function serve(argv: readonly string[]): Promise<void> {
   }
   const logger = createLogger(config.logLevel, { node: config.nodeId });
   const node = createNode({ config, logger, processMetrics: true });
-  await node.start();
-  // Under `fanout cluster`, tell the parent which port we got.
-  process.send?.({ type: 'listening', port: node.address.port, node: node.id });
-
   let signals = 0;
   const stop = (signal: string) => {
     signals++;
@@ -57,6 +53,12 @@ export async function serve(argv: readonly string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('disconnect', () => stop('parent exited'));
+
+  await node.start();
+  // Under `fanout cluster` (and in tests), tell the parent which port we got: the signal
+  // handlers above are in place by then, so a stop right after this still drains.
+  process.send?.({ type: 'listening', port: node.address.port, node: node.id });
+  if (process.stderr.isTTY) process.stderr.write(`fanout: serving http://localhost:${node.address.port}/ws (Ctrl-C stops)\n`);
 }
 
 export function serveHelp(): string {

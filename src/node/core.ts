@@ -213,12 +213,18 @@ export class NodeCore {
   /**
    * Graceful drain: /readyz answers 503 at once, the node keeps serving for `drainDelay` seconds
    * (so HAProxy's check takes it out), then closes its clients with 1001 spread over
-   * `drainTimeout` seconds (so they do not all reconnect at once), then closes.
+   * `drainTimeout` seconds (so they do not all reconnect at once), then closes. A node with no
+   * clients closes at once.
    */
   async drain(): Promise<void> {
     if (this.stateValue !== 'running') return this.close();
     this.setState('draining');
     const clients = this.sockets.list();
+    if (clients.length === 0) {
+      // Nobody to hand over: new upgrades are refused from now on (HAProxy retries them elsewhere).
+      this.logger.info('draining: no clients, stopping at once');
+      return this.close();
+    }
     this.logger.info({ delay: this.config.drainDelay, timeout: this.config.drainTimeout, clients: clients.length }, 'draining');
     await sleep(this.config.drainDelay * 1000);
     const remaining = this.sockets.list();

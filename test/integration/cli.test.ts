@@ -77,10 +77,12 @@ test('fanout haproxy-config prints a config for the servers given', async () => 
   assert.match(stdout, /server node2 127\.0\.0\.1:3002 check/);
 });
 
-test('fanout cluster runs nodes behind HAProxy, prints the URL, and stops everything on Ctrl-C', async () => {
+test('fanout cluster runs nodes behind HAProxy, prints the URL to open, and on Ctrl-C drains each node once and says it stopped', async () => {
   const port = await freePort();
+  // Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
   const child = spawn(process.execPath, [MAIN, 'cluster', '--nodes', '2', '--port', String(port), '--bus', REDIS_URL, '--', '--bus-prefix', uniquePrefix('cl'), '--drain-delay', '0', '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -88,7 +90,7 @@ test('fanout cluster runs nodes behind HAProxy, prints the URL, and stops everyt
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
     const deadline = Date.now() + 15_000;
-    while (!out.includes(`http://localhost:${port}/ws`)) {
+    while (!out.includes(`Open http://localhost:${port}/ws `)) {
       assert.ok(Date.now() < deadline, `no URL printed: ${out}`);
       assert.equal(child.exitCode, null, out);
       await new Promise((r) => setTimeout(r, 100));
@@ -104,8 +106,19 @@ test('fanout cluster runs nodes behind HAProxy, prints the URL, and stops everyt
     for (const c of clients) await c.until((m) => m.includes('Received: cluster works'));
     closeAll(clients);
   } finally {
-    child.kill('SIGINT');
+    process.kill(-child.pid!, 'SIGINT');
   }
-  assert.equal(await exited, 0);
+  assert.equal(await exited, 0, out);
+  assert.match(out, /fanout cluster: stopped\n/);
+  assert.doesNotMatch(out, /second signal/, 'each node got one signal and drained');
   await assert.rejects(fetch(`http://127.0.0.1:${port}/ws`), 'HAProxy is stopped');
+});
+
+test('SIGTERM on a node with no clients stops it at once, without waiting out --drain-delay', async () => {
+  const node = await spawnNode(['--drain-delay', '30']);
+  const exited = new Promise<number | null>((resolve) => node.child.once('exit', (code) => resolve(code)));
+  const started = Date.now();
+  node.child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.ok(Date.now() - started < 15_000, 'a 30 s drain delay was not waited out');
 });
