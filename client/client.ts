@@ -14,12 +14,12 @@
  *   was on the wire when the connection dropped rejects with `disconnected` (its outcome is
  *   unknown, so it is not resent and cannot be duplicated); history and presence reads are resent.
  */
-import type { ClientFrame, Json, PresenceClient, HistoryEntry, ServerFrame } from '../src/protocol/frames.js';
+import type { ClientFrame, Json, PresenceClient, ServerFrame } from '../src/protocol/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
 import { ClientCloseCode, shouldReconnect, shouldRetryHttpStatus } from './close-codes.js';
 import { Emitter } from './emitter.js';
 import { FanoutClientError } from './errors.js';
-import { Subscription, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner } from './subscription.js';
+import { Subscription, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
 
 /** The WebSocket path of the channel protocol (mirrors CHANNEL_PATH in src/protocol/frames.ts). */
@@ -246,10 +246,11 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   }
 
   /** The latest messages of `channel`, oldest first (at most `limit`; the server's default without it). */
-  async history(channel: string, limit?: number): Promise<{ epoch: string; messages: readonly HistoryEntry[] }> {
-    const frame: ClientFrame = limit === undefined ? { type: 'history', channel } : { type: 'history', channel, limit };
+  async history(channel: string, page?: number | HistoryPage): Promise<HistoryResult> {
+    const { limit, before } = typeof page === 'number' ? { limit: page, before: undefined } : (page ?? {});
+    const frame: ClientFrame = { type: 'history', channel, ...(limit === undefined ? {} : { limit }), ...(before === undefined ? {} : { before }) };
     const reply = await this.request('history', frame);
-    return reply.type === 'history' ? { epoch: reply.epoch, messages: reply.messages } : { epoch: '', messages: [] };
+    return reply.type === 'history' ? { epoch: reply.epoch, messages: reply.messages, more: reply.more === true } : { epoch: '', messages: [], more: false };
   }
 
   /** Who is subscribed to `channel` now, on every node. */

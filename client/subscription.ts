@@ -7,6 +7,21 @@ import { ChannelCursor, type SubscribeOutcome } from './cursor.js';
 import { Emitter, type Unlisten } from './emitter.js';
 import type { FanoutClientError } from './errors.js';
 
+/** Which page of history to read: the latest `limit` messages older than offset `before`. */
+export interface HistoryPage {
+  readonly limit?: number;
+  /** The first offset of the page read before: the next page back. */
+  readonly before?: number;
+}
+
+/** A page of history, oldest first; `more` when older messages remain (read them with `before: messages[0].offset`). */
+export interface HistoryResult {
+  readonly epoch: string;
+  readonly messages: readonly HistoryEntry[];
+  readonly more: boolean;
+}
+
+
 export type SubscriptionState =
   /** Waiting for the server's confirmation (first time, or again after a reconnect). */
   | 'subscribing'
@@ -71,7 +86,7 @@ export interface SubscribeOptions {
 /** What a subscription needs from its client. */
 export interface SubscriptionOwner {
   publish(channel: string, data: Json): Promise<{ offset: number }>;
-  history(channel: string, limit?: number): Promise<{ epoch: string; messages: readonly HistoryEntry[] }>;
+  history(channel: string, page?: number | HistoryPage): Promise<HistoryResult>;
   presence(channel: string): Promise<readonly PresenceClient[]>;
   unsubscribe(subscription: Subscription): Promise<void>;
 }
@@ -135,8 +150,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   }
 
   /** The channel's latest messages, oldest first (at most `limit`). */
-  history(limit?: number): Promise<{ epoch: string; messages: readonly HistoryEntry[] }> {
-    return this.owner.history(this.channel, limit);
+  history(page?: number | HistoryPage): Promise<HistoryResult> {
+    return this.owner.history(this.channel, page);
   }
 
   /** Who is subscribed to the channel now, on every node. */

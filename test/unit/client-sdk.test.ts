@@ -301,8 +301,22 @@ test('history and presence in flight at a drop are resent after the reconnect', 
   assert.equal(h.limit, 5);
   p2.send({ type: 'history', channel: 'room', id: h.id, epoch: 'E', messages: [{ offset: 1, data: 'x' }] });
   p2.send({ type: 'presence', channel: 'room', id: pr.id, clients: [{ client: 'c9', user: 'ann' }] });
-  assert.deepEqual(await history, { epoch: 'E', messages: [{ offset: 1, data: 'x' }] });
+  assert.deepEqual(await history, { epoch: 'E', messages: [{ offset: 1, data: 'x' }], more: false });
   assert.deepEqual(await presence, [{ client: 'c9', user: 'ann' }]);
+});
+
+test('history pages back: { before } goes on the wire, and more says whether older messages remain', async (t) => {
+  const server = await scriptedServer();
+  t.after(() => server.close());
+  const client = new FanoutClient({ url: server.url, backoff: FAST });
+  t.after(() => client.close());
+  await client.connect();
+  const peer = await server.peer(0);
+  const page = client.history('room', { limit: 2, before: 10 });
+  const h = await peer.next('history');
+  assert.deepEqual([h.limit, h.before], [2, 10]);
+  peer.send({ type: 'history', channel: 'room', id: h.id, epoch: 'E', offset: 12, messages: [{ offset: 8, data: 'a' }, { offset: 9, data: 'b' }], more: true });
+  assert.deepEqual(await page, { epoch: 'E', messages: [{ offset: 8, data: 'a' }, { offset: 9, data: 'b' }], more: true });
 });
 
 test('a terminal close code stops the client: no reconnect, pending requests reject, "closed" fires', async (t) => {
