@@ -1,5 +1,5 @@
 /**
- * `npm run bench` / `fanout bench`: starts every system side by side on this machine, drives each
+ * `npm run bench`: starts every system side by side on this machine, drives each
  * with the same load generator through HAProxy, interleaving them rate by rate, and writes
  * BENCHMARKS.md, benchmarks.svg and benchmarks.json.
  */
@@ -24,17 +24,18 @@ export const BENCH_DEFAULTS = {
   systems: 'fanout,fanout-turn,socketio,seed,seed2,channels',
   nodes: 2,
   workers: 2,
-  out: '.',
+  out: 'bench-results',
   brokers: 'redis,nats,amqp,redis-cluster',
   brokerLoads: '2000x100,20x5000',
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
 } as const;
 
-export const BENCH_HELP = `Usage: fanout bench [options]
+export const BENCH_HELP = `Usage: npm run bench -- [options]
 
 Runs Fanout, Socket.IO (redis adapter) and the express-ws seed server side by side on this machine,
 each behind HAProxy, drives them with one load generator, and writes BENCHMARKS.md, benchmarks.svg
-and benchmarks.json. Needs haproxy and redis-server on PATH.
+and benchmarks.json into --out (bench-results/ by default, so the committed report is only
+replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
 
   --clients N       WebSocket clients per point (default ${BENCH_DEFAULTS.clients})
   --rates LIST      publisher messages/s to sweep (default ${BENCH_DEFAULTS.rates})
@@ -248,7 +249,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   }
   const run: BenchRun = {
     startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    command: `fanout bench ${argv.join(' ')}`.trim(),
+    command: `npm run bench -- ${argv.join(' ')}`.trim(),
     machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, file limit ${limit}`,
     versions: `Node ${process.version}, HAProxy ${version('haproxy', ['-v'], /version (\S+)/)}, Redis ${version('redis-server', ['--version'], /v=(\S+)/)}`,
     clients,
@@ -267,7 +268,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   benchCommand(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`fanout bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`npm run bench: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);
   });
 }

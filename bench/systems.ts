@@ -5,10 +5,10 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../harness/ports.js';
 import { HAPROXY_DEFAULTS, haproxyConfig } from '../src/haproxy/config.js';
 import type { Target } from './loadgen.js';
 
@@ -43,16 +43,7 @@ const PEERS = fileURLToPath(new URL('../../bench/peers/', import.meta.url));
 /** The channel every channel-protocol client subscribes to. */
 export const BENCH_CHANNEL = 'bench';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

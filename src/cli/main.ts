@@ -14,7 +14,6 @@ Commands:
   haproxy-config   print a haproxy.cfg for a set of nodes
   cluster          run N nodes with HAProxy in front of them
   token            print a signed development JWT (for --jwt-secret)
-  bench            benchmark Fanout against Socket.IO and express-ws (writes BENCHMARKS.md)
 
 Run \`fanout <command> --help\` for a command's options.
 `;
@@ -30,8 +29,6 @@ async function main(argv: string[]): Promise<void> {
       return clusterCommand(rest);
     case 'token':
       return tokenCommand(rest);
-    case 'bench':
-      return (await import('../../bench/run.js')).benchCommand(rest);
     case '--version':
     case '-v': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -45,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, token, bench)`);
+      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, token)`);
   }
 }
 

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
-export { BrokerProcess, RedisClusterProcesses, startNatsServer, startRedisServer, waitPort } from '../../bench/brokers.js';
+export { BrokerProcess, RedisClusterProcesses, startNatsServer, startRedisServer, waitPort } from '../../harness/brokers.js';
 
 const run = promisify(execFile);
 

@@ -1,22 +1,12 @@
 /** A real HAProxy started from the config `fanout haproxy-config` generates. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HAPROXY_DEFAULTS, haproxyConfig, type HaproxyOptions } from '../../src/haproxy/config.js';
 
-/** A free TCP port on 127.0.0.1 (for processes that cannot listen on port 0 and report back). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../harness/ports.js';
+import { freePort } from '../../harness/ports.js';
 
 /** GET /healthz through HAProxy (over TLS, certificate unchecked, when it terminates TLS). */
 async function probe(port: number, tls: boolean): Promise<number> {
