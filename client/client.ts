@@ -16,7 +16,7 @@
  */
 import type { ClientFrame, Json, PresenceClient, ServerFrame } from '../src/protocol/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
-import { ClientCloseCode, shouldReconnect, shouldRetryHttpStatus } from './close-codes.js';
+import { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/codes.js';
 import { Emitter } from './emitter.js';
 import { FanoutClientError } from './errors.js';
 import { Subscription, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
@@ -202,7 +202,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
    */
   close(): void {
     if (this.stateValue === 'closed') return;
-    this.stop(ClientCloseCode.NORMAL, 'client closed');
+    this.stop(CloseCode.NORMAL, 'client closed');
   }
 
   /**
@@ -287,7 +287,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     } catch (err) {
       if (generation !== this.generation) return;
       this.emit('error', new FanoutClientError('token', `cannot get a token: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
-      this.dropped(ClientCloseCode.ABNORMAL, 'no token');
+      this.dropped(CloseCode.ABNORMAL, 'no token');
       return;
     }
     if (generation !== this.generation) return;
@@ -298,7 +298,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     } catch (err) {
       // A malformed URL: no retry can fix it.
       this.emit('error', new FanoutClientError('bad_request', `cannot open ${this.url}: ${(err as Error).message}`, { cause: err }));
-      this.stop(ClientCloseCode.ABNORMAL, (err as Error).message);
+      this.stop(CloseCode.ABNORMAL, (err as Error).message);
       return;
     }
     this.ws = ws;
@@ -320,7 +320,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.connectTimer = timer(this.connectTimeout, () => {
       if (this.ws !== ws) return;
       this.detach(ws);
-      this.dropped(ClientCloseCode.ABNORMAL, `no connected frame within ${this.connectTimeout} ms`);
+      this.dropped(CloseCode.ABNORMAL, `no connected frame within ${this.connectTimeout} ms`);
     });
   }
 
@@ -332,7 +332,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     ws.onerror = noop;
     ws.onclose = noop;
     try {
-      ws.close(ClientCloseCode.NORMAL);
+      ws.close(CloseCode.NORMAL);
     } catch {
       /* already closing */
     }
@@ -376,9 +376,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     for (const timer of this.retryTimers) clearTimeout(timer);
     this.retryTimers.clear();
 
-    let reconnect = shouldReconnect(code) && (status === undefined || shouldRetryHttpStatus(status));
+    let reconnect = shouldReconnect(code) && (status === undefined || shouldRetryUpgrade(status));
     // An expired token is terminal unless we can fetch a fresh one.
-    if (code === ClientCloseCode.TOKEN_EXPIRED && typeof this.token === 'function') reconnect = true;
+    if (code === CloseCode.TOKEN_EXPIRED && typeof this.token === 'function') reconnect = true;
     if (this.attempt >= this.maxRetries) reconnect = false;
     const info: DisconnectedInfo = status === undefined ? { code, reason, reconnect } : { code, reason, reconnect, status };
     this.emit('disconnected', info);

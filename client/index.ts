@@ -18,7 +18,7 @@ export { FanoutClientError } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
 export { backoffDelay, BACKOFF_DEFAULTS } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
-export { shouldReconnect } from './close-codes.js';
+export { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/codes.js';
 export { ChannelCursor } from './cursor.js';
 export type { SubscribeOutcome } from './cursor.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport.js';

@@ -2,18 +2,19 @@
  * The HTTP API for back ends (on only with --api-key), every call with `Authorization: Bearer KEY`:
  *
  * - `POST /api/publish` `{"channel":C,"data":ANY_JSON}` → 200 `{"offset":O}`
- * - `GET /api/channels/C/history[?limit=N]` → 200 `{"channel","epoch","offset","messages":[…]}`
+ * - `GET /api/channels/C/history[?limit=N][&before=B]` → 200 `{"channel","epoch","offset","messages":[…]}`
  * - `GET /api/channels/C/presence` → 200 `{"channel","clients":[…]}`
  *
- * Failures: 401 (no or wrong key), 400 (bad body, channel or limit), 404 (API off, or a channel
- * without presence), 413 (body over --max-payload), 503 (bus or store unavailable). Error bodies
- * are `{"error":CODE,"message":TEXT}` with the protocol's error codes.
+ * Failures are `{"error":CODE,"message":TEXT}` with the registry's codes and statuses
+ * (protocol/codes.ts ERROR_CODES): 400, 401, 404 (API off, unknown path, a channel without
+ * presence), 405 (wrong method, with `Allow`), 413, 500, 503. A channel name with `/` is sent
+ * encoded (`%2F`) in the path.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/budget.js';
-import { BusUnavailableError, errorMessage, type ApiErrorCode } from '../errors.js';
+import { BusUnavailableError, errorMessage, httpStatusOf, type ApiErrorCode } from '../errors.js';
 import { isChannelName, MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
 import { sendJson, type Router } from '../transport/router.js';
@@ -35,13 +36,13 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
   /** True when the request may go on; otherwise the answer has been sent. */
   const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (!keyHash) {
-      fail(res, 404, 'not_found', 'the HTTP API is off: start the node with --api-key', { connection: 'close' });
+      fail(res, 'not_found', 'the HTTP API is off: start the node with --api-key', { connection: 'close' });
       return false;
     }
     const header = req.headers.authorization ?? '';
     const given = /^Bearer +(.+)$/i.exec(header)?.[1];
     if (given === undefined || !timingSafeEqual(sha256(given), keyHash)) {
-      fail(res, 401, 'unauthorized', 'send Authorization: Bearer <--api-key>', { 'www-authenticate': 'Bearer', connection: 'close' });
+      fail(res, 'unauthorized', 'send Authorization: Bearer <--api-key>', { 'www-authenticate': 'Bearer', connection: 'close' });
       return false;
     }
     return true;
@@ -50,37 +51,37 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
   router.add('POST', '/api/publish', async (req, res) => {
     // Neither the cap nor the key waits for the body: a refused upload is not read.
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxPayload) return refuse(req, res, 413, 'too_large', `body over --max-payload (${maxPayload} bytes)`);
+    if (Number.isFinite(declared) && declared > maxPayload) return refuse(req, res, 'too_large', `body over --max-payload (${maxPayload} bytes)`);
     if (!authorized(req, res)) return hangUp(req, res);
     const body = await readBody(req, maxPayload);
-    if (body === 'too_large') return refuse(req, res, 413, 'too_large', `body over --max-payload (${maxPayload} bytes)`);
+    if (body === 'too_large') return refuse(req, res, 'too_large', `body over --max-payload (${maxPayload} bytes)`);
     let value: unknown;
     try {
       value = JSON.parse(body.toString('utf8'));
     } catch {
-      return fail(res, 400, 'bad_request', 'body is not JSON');
+      return fail(res, 'bad_request', 'body is not JSON');
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(res, 400, 'bad_request', 'body must be {"channel":C,"data":…}');
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(res, 'bad_request', 'body must be {"channel":C,"data":…}');
     const { channel, data } = value as Record<string, unknown>;
-    if (!isChannelName(channel)) return fail(res, 400, 'bad_request', '"channel" must be 1–200 letters, digits or _ - . : @ / = +');
-    if (data === undefined) return fail(res, 400, 'bad_request', '"data" is missing');
-    if (nestsDeeperThan(data, MAX_DATA_DEPTH)) return fail(res, 400, 'bad_request', `"data" nests deeper than ${MAX_DATA_DEPTH} levels`);
+    if (!isChannelName(channel)) return fail(res, 'bad_request', '"channel" must be 1–200 letters, digits or _ - . : @ / = +');
+    if (data === undefined) return fail(res, 'bad_request', '"data" is missing');
+    if (nestsDeeperThan(data, MAX_DATA_DEPTH)) return fail(res, 'bad_request', `"data" nests deeper than ${MAX_DATA_DEPTH} levels`);
     try {
       const { offset } = await service.publish(channel, JSON.stringify(data));
       sendJson(res, 200, { offset });
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);
-      fail(res, 503, 'unavailable', `not published: ${errorMessage(err)}`);
+      fail(res, 'unavailable', `not published: ${errorMessage(err)}`);
     }
   });
 
   router.add('GET', CHANNEL_ROUTE, async (req, res, params) => {
     if (!authorized(req, res)) return;
     const [channel, what] = params as [string, 'history' | 'presence'];
-    if (!isChannelName(channel)) return fail(res, 400, 'bad_request', 'invalid channel name');
+    if (!isChannelName(channel)) return fail(res, 'bad_request', 'invalid channel name');
     try {
       if (what === 'presence') {
-        if (!service.presenceChannels.matches(channel)) return fail(res, 404, 'not_found', `${channel} has no presence (see --presence)`);
+        if (!service.presenceChannels.matches(channel)) return fail(res, 'not_found', `${channel} has no presence (see --presence)`);
         const all = await service.presenceList(channel);
         const clients = presenceWithinBudget(all, REPLY_BUDGET_BYTES);
         return sendJson(res, 200, { channel, clients, ...(clients.length < all.length ? { more: true } : {}) });
@@ -88,25 +89,34 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
       const query = new URL(req.url ?? '/', 'http://x').searchParams;
       const limit = wholeNumber(query.get('limit'));
       const before = wholeNumber(query.get('before'));
-      if (limit === null) return fail(res, 400, 'bad_request', 'limit must be an integer >= 0');
-      if (before === null) return fail(res, 400, 'bad_request', 'before must be an integer >= 0');
+      if (limit === null) return fail(res, 'bad_request', 'limit must be an integer >= 0');
+      if (before === null) return fail(res, 'bad_request', 'before must be an integer >= 0');
       const result = await service.history(channel, { limit, before, maxBytes: REPLY_BUDGET_BYTES });
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(encodeHistoryBody({ channel, epoch: result.epoch, offset: result.offset, more: result.more || undefined }, result.messages));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);
-      fail(res, 503, 'unavailable', errorMessage(err));
+      fail(res, 'unavailable', errorMessage(err));
     }
+  });
+
+  // Anything else under /api/ gets a JSON answer too: 405 with Allow on a known path, else 404.
+  router.add('*', /^\/api(\/.*)?$/, (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const allow = path === '/api/publish' ? 'POST' : CHANNEL_ROUTE.test(path) ? 'GET, HEAD' : undefined;
+    if (allow) return fail(res, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, { allow });
+    fail(res, 'not_found', 'no such API call (a channel name with / goes encoded, as %2F)');
   });
 }
 
-function fail(res: ServerResponse, status: number, error: ApiErrorCode, message: string, headers: Record<string, string> = {}): void {
-  sendJson(res, status, { error, message }, headers);
+/** An error answer: the status is the registry's for `error` (protocol/codes.ts). */
+function fail(res: ServerResponse, error: ApiErrorCode, message: string, headers: Record<string, string> = {}): void {
+  sendJson(res, httpStatusOf(error), { error, message }, headers);
 }
 
 /** An unexpected failure: the caller hears `internal`, never the error's own text; the router logs it. */
 function internal(res: ServerResponse, err: unknown): never {
-  fail(res, 500, 'internal', 'the server failed to answer this request');
+  fail(res, 'internal', 'the server failed to answer this request');
   throw err;
 }
 
@@ -125,8 +135,8 @@ function sha256(text: string): Buffer {
 const REFUSED_LINGER_MS = 1000;
 
 /** Answers without reading the body further, then closes the connection. */
-function refuse(req: IncomingMessage, res: ServerResponse, status: number, error: ApiErrorCode, message: string): void {
-  fail(res, status, error, message, { connection: 'close' });
+function refuse(req: IncomingMessage, res: ServerResponse, error: ApiErrorCode, message: string): void {
+  fail(res, error, message, { connection: 'close' });
   hangUp(req, res);
 }
 

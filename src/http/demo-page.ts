@@ -1,6 +1,8 @@
 /**
  * The demo page at `GET /ws` and its assets: files from `public/` (served as they are, no build
- * step) and the client SDK from `dist/client/`.
+ * step) and what the browser loads of the build, from one place: the client SDK (`dist/client/`
+ * at `/ws/client/`) and the protocol modules it imports (`dist/src/protocol/` at
+ * `/ws/src/protocol/`, where the SDK's relative imports point). Nothing else of the build is served.
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
@@ -9,6 +11,7 @@ import { sendText, type Router } from '../transport/router.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('../../../public/', import.meta.url));
 const CLIENT_DIR = fileURLToPath(new URL('../../client/', import.meta.url));
+const PROTOCOL_DIR = fileURLToPath(new URL('../protocol/', import.meta.url));
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -26,6 +29,7 @@ export function addDemoPageRoutes(router: Router): void {
   router.add('GET', '/ws/', (_req, res) => serveFile(res, PUBLIC_DIR, 'index.html'));
   router.add('GET', /^\/ws\/assets\/([^/]+)$/, (_req, res, [name]) => serveFile(res, PUBLIC_DIR, name!));
   router.add('GET', /^\/ws\/client\/([^/]+)$/, (_req, res, [name]) => serveFile(res, CLIENT_DIR, name!));
+  router.add('GET', /^\/ws\/src\/protocol\/([^/]+)$/, (_req, res, [name]) => serveFile(res, PROTOCOL_DIR, name!));
 }
 
 async function serveFile(res: import('node:http').ServerResponse, dir: string, name: string): Promise<void> {

@@ -5,6 +5,7 @@
  *
  * Client → server frames may carry a numeric `id`; the reply (or error) echoes it.
  */
+import type { ProtocolErrorCode } from './codes.js';
 
 /** Any JSON value a publisher sends as `data`. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -134,8 +135,8 @@ export interface JoinLeaveFrame {
   readonly user: string | null;
 }
 
-/** Error codes of `error` frames; src/errors.ts (ProtocolErrorCode) is the registry. */
-export type ErrorCode = 'bad_request' | 'forbidden' | 'not_found' | 'rate_limited' | 'unavailable' | 'too_large' | 'internal';
+/** Error codes of `error` frames: the registry's (protocol/codes.ts ERROR_CODES) that a socket can get. */
+export type ErrorCode = ProtocolErrorCode;
 
 export interface ErrorFrame {
   readonly type: 'error';

@@ -12,7 +12,7 @@ interface Route {
 export class Router {
   private readonly routes: Route[] = [];
 
-  /** Adds a route; a RegExp path passes its capture groups as `params`. */
+  /** Adds a route; a RegExp path passes its capture groups as `params`; method `*` takes any method. */
   add(method: string, path: string | RegExp, handler: RouteHandler): void {
     this.routes.push({ method, path, handler });
   }
@@ -31,7 +31,7 @@ export class Router {
       }
       if (!params) continue;
       pathMatched = true;
-      if (route.method !== req.method && !(route.method === 'GET' && req.method === 'HEAD')) continue;
+      if (route.method !== '*' && route.method !== req.method && !(route.method === 'GET' && req.method === 'HEAD')) continue;
       await route.handler(req, res, params);
       return;
     }

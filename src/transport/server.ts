@@ -64,7 +64,7 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
       return;
     }
     if (node.hasEndpoint(path) && req.method === 'GET') {
-      sendText(res, 426, 'this is a WebSocket endpoint', { upgrade: 'websocket', connection: 'Upgrade' });
+      sendText(res, UpgradeStatus.UPGRADE_REQUIRED, 'this is a WebSocket endpoint', { upgrade: 'websocket', connection: 'Upgrade' });
       return;
     }
     node.router.handle(req, res).catch((err: unknown) => {
@@ -77,7 +77,7 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
     socket.on('error', destroyOnError);
     const path = pathOf(req.url);
     if (tooManyHeaders(req)) return reject(socket, UpgradeStatus.HEADERS_TOO_LARGE, `more than ${MAX_HEADER_LINES} header lines`);
-    if (!node.hasEndpoint(path)) return reject(socket, 404, 'no WebSocket endpoint here');
+    if (!node.hasEndpoint(path)) return reject(socket, UpgradeStatus.NOT_FOUND, 'no WebSocket endpoint here');
     node.gate
       .check(req)
       .then((result) => {
@@ -96,7 +96,7 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
       })
       .catch((err: unknown) => {
         node.logger.error({ err }, 'upgrade gate failed');
-        reject(socket, 500, 'internal error');
+        reject(socket, UpgradeStatus.INTERNAL, 'internal error');
       });
   });
 

@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BACKOFF_DEFAULTS, backoffDelay, backoffOptions } from '../../client/backoff.js';
-import { shouldReconnect as clientShouldReconnect } from '../../client/close-codes.js';
 import { ChannelCursor } from '../../client/cursor.js';
 import { endpointUrl } from '../../client/client.js';
-import { CloseCode, shouldReconnect as serverShouldReconnect } from '../../src/errors.js';
+import { CLOSE_CODES, shouldReconnect, shouldRetryUpgrade, UPGRADE_STATUSES } from '../../src/protocol/codes.js';
+import * as sdk from '../../client/index.js';
 
 test('backoff doubles from 250 ms up to the 10 s cap', () => {
   const noJitter = { ...BACKOFF_DEFAULTS, jitter: 0 };
@@ -37,14 +37,21 @@ test('bad backoff options are refused with the field named', () => {
   assert.deepEqual(backoffOptions({ max: 30_000 }), { ...BACKOFF_DEFAULTS, max: 30_000 });
 });
 
-test('the client reconnects after exactly the close codes the server registry says', () => {
-  const codes = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999];
-  for (let c = 4000; c < 5000; c++) codes.push(c);
-  for (const code of Object.values(CloseCode)) codes.push(code);
-  for (const code of codes) assert.equal(clientShouldReconnect(code), serverShouldReconnect(code), `close code ${code}`);
-  assert.equal(clientShouldReconnect(1006), true);
-  assert.equal(clientShouldReconnect(4003), false);
-  assert.equal(clientShouldReconnect(4508), true);
+test('the reconnect rule is the registry: each recorded code as recorded, the rest by range; the SDK exports that very function', () => {
+  assert.equal(sdk.shouldReconnect, shouldReconnect, 'the SDK does not mirror the rule, it re-exports it');
+  for (const [name, record] of Object.entries(CLOSE_CODES)) assert.equal(shouldReconnect(record.code), record.reconnect, name);
+  // What a user sees: network drops, drains, slow consumers and resync come back; client mistakes and expired tokens do not.
+  assert.deepEqual([1000, 1001, 1006, 1011, 4508, 4510].map(shouldReconnect), [true, true, true, true, true, true]);
+  assert.deepEqual([1002, 1003, 1007, 1008, 1009, 4001].map(shouldReconnect), [false, false, false, false, false, false]);
+  // Unrecorded codes follow their range.
+  assert.deepEqual([4000, 4003, 4499].map(shouldReconnect), [false, false, false]);
+  assert.deepEqual([4500, 4999, 1012, 1013, 3000].map(shouldReconnect), [true, true, true, true, true]);
+});
+
+test('a refused upgrade is retried only when its status says "not now"', () => {
+  for (const [name, record] of Object.entries(UPGRADE_STATUSES)) assert.equal(shouldRetryUpgrade(record.status), record.retry, name);
+  assert.deepEqual([400, 401, 403, 404, 405, 431].map(shouldRetryUpgrade), [false, false, false, false, false, false]);
+  assert.deepEqual([408, 429, 503, 502].map(shouldRetryUpgrade), [true, true, true, true]);
 });
 
 test('the cursor delivers each offset once and never goes back', () => {
