@@ -24,8 +24,7 @@ export class ChannelService {
 
   constructor(readonly node: FanoutNode, rejoin: () => void) {
     const { config } = node;
-    const jwt = Boolean(config.jwtSecret ?? config.jwtPublicKey ?? config.jwksUrl);
-    const open = jwt ? [] : ['*'];
+    const open = config.jwt ? [] : ['*'];
     this.auth = new Authorizer(config.anonymousSubscribe ?? open, config.anonymousPublish ?? open);
     this.presenceChannels = new PatternList(config.presence);
     this.stores = createStores(node, rejoin);

@@ -2,7 +2,6 @@
 import { Redis } from 'ioredis';
 import { MemoryBus } from '../bus/memory.js';
 import { redisOptions } from '../bus/redis.js';
-import { ConfigError } from '../errors.js';
 import type { FanoutNode } from '../node/node.js';
 import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
 import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
@@ -19,15 +18,11 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-function isRedis(url: string): boolean {
-  return url.startsWith('redis://') || url.startsWith('rediss://');
-}
-
 /** The stores of `node`; `rejoin` re-registers the node's presence after Redis declared it dead. */
 export function createStores(node: FanoutNode, rejoin: () => void): Stores {
   const { config } = node;
-  const url = config.history ?? (isRedis(config.bus) ? config.bus : 'memory');
-  if (url === 'memory') {
+  const target = config.history;
+  if (target.kind === 'memory') {
     // Shared by the nodes of one memory broker; with another bus, history is this process's own.
     const owner = node.bus instanceof MemoryBus ? node.bus.broker : node;
     if (!(node.bus instanceof MemoryBus)) {
@@ -42,7 +37,7 @@ export function createStores(node: FanoutNode, rejoin: () => void): Stores {
     });
     return { channels, presence: new MemoryPresenceStore(owner, node.id), transport, where: 'memory', close: async () => {} };
   }
-  if (!isRedis(url)) throw new ConfigError('--history', `expected memory or redis://…, got ${url}`);
+  const { url } = target;
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in
   // while the node is still connecting is answered late rather than refused. Publishes still fail
@@ -54,7 +49,7 @@ export function createStores(node: FanoutNode, rejoin: () => void): Stores {
   redis.connect().catch((err: Error) => node.logger.warn({ err: err.message }, 'history redis not reachable yet; retrying'));
   // The publish script does the PUBLISH itself (atomic, ordered); nodes listen on that Redis:
   // through the bus when it is this Redis, through a pub/sub connection of their own otherwise.
-  const transport = url === config.bus ? new NodeTransport(node) : new RedisTransport(url, node);
+  const transport = target.sameAsBus ? new NodeTransport(node) : new RedisTransport(url, node);
   const channels = new RedisChannelStore(redis, {
     prefix: config.busPrefix,
     historySize: config.historySize,
@@ -71,7 +66,7 @@ export function createStores(node: FanoutNode, rejoin: () => void): Stores {
     channels,
     presence,
     transport,
-    where: url.replace(/\/\/[^@/]*@/, '//'),
+    where: target.describe,
     close: async () => {
       await transport.close();
       await redis.quit().catch(() => {});

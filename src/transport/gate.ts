@@ -11,12 +11,13 @@
  * 4001: one sweep per node every second, no timer per socket.
  */
 import type { IncomingMessage } from 'node:http';
+import { TIMINGS, type OriginPolicy } from '../config/schema.js';
 import { CloseCode, UpgradeStatus } from '../errors.js';
 import { ANONYMOUS, type Client, type Identity } from '../node/client.js';
 import type { FanoutNode } from '../node/node.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
 import { clientIp, IpCounter, normalizeIp } from './limits.js';
-import { originAllowed, originPolicy, type OriginPolicy } from './origin.js';
+import { originAllowed } from './origin.js';
 
 export type GateRefusal = { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
 export type GateResult = { readonly ok: true; readonly identity: Identity } | GateRefusal;
@@ -48,9 +49,6 @@ export class BasicGate implements Gate {
   }
 }
 
-/** How often the node looks for sockets whose token expired. */
-export const EXPIRY_SWEEP_MS = 1000;
-
 /** The full gate: state, Origin, caps, JWT; per-IP counts and token expiry after the upgrade. */
 export class SecurityGate implements Gate {
   private readonly origins: OriginPolicy;
@@ -63,7 +61,7 @@ export class SecurityGate implements Gate {
 
   constructor(private readonly node: FanoutNode) {
     const { config } = node;
-    this.origins = originPolicy(config.allowedOrigins);
+    this.origins = config.allowedOrigins;
     this.auth = createAuthenticator(config);
     this.trustedProxies = new Set(config.trustProxy.map(normalizeIp));
     if (this.origins.kind === 'any') {
@@ -107,7 +105,7 @@ export class SecurityGate implements Gate {
     this.perIp.add(client.ip);
     if (client.identity.expiresAt !== undefined) {
       this.expiring.add(client);
-      this.sweepTimer ??= setInterval(() => this.sweep(), EXPIRY_SWEEP_MS).unref();
+      this.sweepTimer ??= setInterval(() => this.sweep(), TIMINGS.expirySweepMs).unref();
     }
   }
 
