@@ -1,8 +1,8 @@
 /**
  * --history parsed once, at load, into where channel history, recovery and presence live. Only
- * stores that exist are accepted: memory, or one Redis (the stores' Lua scripts touch several
- * keys of a channel at once, which a Redis Cluster refuses across slots, and NATS and RabbitMQ
- * keep nothing).
+ * stores that exist are accepted: memory, or one Redis (the Redis stores use a single-node
+ * client, scripts over several keys and that Redis's pub/sub, none of which a Redis Cluster URL
+ * gives; NATS and RabbitMQ keep nothing).
  */
 import { ConfigError } from '../errors.js';
 import type { BusAddress } from './bus-address.js';

@@ -78,7 +78,8 @@ export const serveSchema = z.object({
   allowedOrigins: list().default([]).transform(parsedWith(originPolicy)),
   jwtSecret: z.string().min(1).optional(),
   jwtPublicKey: z.string().min(1).optional(),
-  jwksUrl: z.url({ error: 'expected a URL' }).optional(),
+  // jose fetches the key set over HTTP(S); any other scheme would answer 503 to every client.
+  jwksUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
   jwtIssuer: z.string().min(1).optional(),
   jwtAudience: z.string().min(1).optional(),
   maxPayload: int(1, 64 * 1024 * 1024).default(DEFAULTS.maxPayload),

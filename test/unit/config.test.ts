@@ -219,6 +219,8 @@ test('--jwt-secret and --jwks-url become the auth mode, and anonymous channels f
   assert.equal(jwks.jwt, true);
   assert.equal(jwks.auth.kind === 'jwks' && jwks.auth.url.href, 'https://idp.example/.well-known/jwks.json');
   expectRejected({ jwtSecret: 's', jwksUrl: 'https://idp.example/jwks' }, '--jwt-secret', /give only one/);
+  // jose fetches key sets over HTTP(S) only: another scheme would refuse every client later.
+  expectRejected({ jwksUrl: 'ftp://idp.example/jwks.json' }, '--jwks-url', /expected an http:\/\/ or https:\/\/ URL/);
 });
 
 /** Builds what a node builds from `config`'s bus address and history target, and checks it works. */
