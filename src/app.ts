@@ -14,7 +14,6 @@ import { RedisBus } from './bus/redis.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
 import { ChannelService } from './channels/service.js';
 import type { Config } from './config/schema.js';
-import { ConfigError } from './errors.js';
 import { createStores, type StoreTarget } from './history/create.js';
 import { addApiRoutes } from './http/api.js';
 import { addDemoPageRoutes } from './http/demo-page.js';
@@ -41,7 +40,7 @@ export function createNode(options: NodeOptions): FanoutNode {
   addHealthRoutes(core.router, core);
   addMetricsRoutes(core.router, core.metrics, config.metricsToken);
   addDemoPageRoutes(core.router);
-  addPageConfigRoute(core.router, { tokenRequired: Boolean(config.jwtSecret ?? config.jwtPublicKey ?? config.jwksUrl) });
+  addPageConfigRoute(core.router, { tokenRequired: config.jwt });
   addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload });
   return core;
 }
@@ -76,10 +75,6 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
   return service;
 }
 
-function isRedis(url: string): boolean {
-  return url.startsWith('redis://') || url.startsWith('rediss://');
-}
-
 /**
  * Where history lives and which route channel topics take. Offsets, history and delivery order
  * agree only when messages are put on the bus by the store itself, so channel topics ride on the
@@ -87,8 +82,8 @@ function isRedis(url: string): boolean {
  * topic router of their own over the history Redis otherwise.
  */
 function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; link: Topics } {
-  const url = config.history ?? (isRedis(config.bus) ? config.bus : 'memory');
-  if (url === 'memory') {
+  const history = config.history;
+  if (history.kind === 'memory') {
     // Shared by the nodes of one memory broker; with another bus, history is this process's own.
     const owner = core.bus instanceof MemoryBus ? core.bus.broker : core;
     if (!(core.bus instanceof MemoryBus)) {
@@ -96,13 +91,12 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
     }
     return { target: { kind: 'memory', owner }, link: core.topics };
   }
-  if (!isRedis(url)) throw new ConfigError('--history', `expected memory or redis://…, got ${url}`);
-  if (url === config.bus) return { target: { kind: 'redis', url }, link: core.topics };
-  const link = core.createTopics(new RedisBus(url), 'history redis');
+  const target = { kind: 'redis', url: history.url } as const;
+  if (history.sameAsBus) return { target, link: core.topics };
+  const link = core.createTopics(new RedisBus(history.url), 'history redis');
   link.connect();
   // Channel traffic rides that Redis: it must be up too.
   core.addReadinessCheck(() => link.connected);
   core.addStopHook(() => link.close());
-  return { target: { kind: 'redis', url }, link };
+  return { target, link };
 }
-

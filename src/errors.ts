@@ -41,10 +41,13 @@ export class FanoutError extends Error {
 /** An invalid command-line flag or environment variable; `flag` is the flag as the user types it. */
 export class ConfigError extends FanoutError {
   readonly flag: string;
+  /** What is wrong with the value, without the `invalid --flag:` prefix. */
+  readonly reason: string;
   constructor(flag: string, message: string) {
     super('FANOUT_ERR_CONFIG', `invalid ${flag}: ${message}`);
     this.name = 'ConfigError';
     this.flag = flag;
+    this.reason = message;
   }
 }
 

@@ -21,19 +21,12 @@ import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
 
 /** The exchange every Fanout node publishes to; clusters are kept apart by `--bus-prefix` in the routing keys. */
 export const AMQP_EXCHANGE = 'fanout.bus';
-/** Heartbeat in seconds unless the URL sets one: a dead broker is noticed within two of them. */
-export const AMQP_HEARTBEAT = 10;
 
 interface Session {
   readonly conn: ChannelModel;
   readonly pub: ConfirmChannel;
   readonly sub: Channel;
   readonly queue: string;
-}
-
-/** The URL with a heartbeat unless it names one. */
-export function amqpUrl(url: string): string {
-  return /[?&]heartbeat=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}heartbeat=${AMQP_HEARTBEAT}`;
 }
 
 /** The RabbitMQ adapter (`--bus amqp://…`): a direct exchange, one exclusive queue per node, publisher confirms. */
@@ -45,6 +38,7 @@ export class AmqpBus extends BaseBus {
   private readonly first = new FirstAttempt();
   private closing = false;
 
+  /** `url` is the --bus URL as parsed at load (config/bus-address.ts), a heartbeat added. */
   constructor(private readonly url: string) {
     super();
   }
@@ -59,7 +53,7 @@ export class AmqpBus extends BaseBus {
     while (!this.closing) {
       let conn: ChannelModel | undefined;
       try {
-        conn = await connect(amqpUrl(this.url), { timeout: 5000 });
+        conn = await connect(this.url, { timeout: 5000 });
         // 'close' always follows an 'error'; the loop below handles both.
         conn.on('error', () => {});
         const lost = new Promise<Error | undefined>((resolve) => conn!.once('close', resolve));

@@ -1,5 +1,5 @@
-/** Picks the bus adapter a `--bus` URL names. */
-import { ConfigError } from '../errors.js';
+/** Picks the bus adapter a parsed `--bus` address names. */
+import type { BusAddress } from '../config/bus-address.js';
 import type { Bus } from './bus.js';
 import { MemoryBus, type MemoryBroker } from './memory.js';
 import { AmqpBus } from './amqp.js';
@@ -7,22 +7,21 @@ import { NatsBus } from './nats.js';
 import { RedisClusterBus } from './redis-cluster.js';
 import { RedisBus } from './redis.js';
 
-/** Builds the adapter for `url`; `broker` lets tests put several memory-bus nodes on one broker. */
-export function createBus(url: string, opts: { broker?: MemoryBroker } = {}): Bus {
-  if (url === 'memory') return new MemoryBus(opts.broker);
-  const scheme = url.slice(0, url.indexOf(':'));
-  switch (scheme) {
+/**
+ * Builds the adapter for `address` (parsed at load, so this never fails on a bad URL); `broker`
+ * lets tests put several memory-bus nodes on one broker.
+ */
+export function createBus(address: BusAddress, opts: { broker?: MemoryBroker } = {}): Bus {
+  switch (address.kind) {
+    case 'memory':
+      return new MemoryBus(opts.broker);
     case 'redis':
-    case 'rediss':
-      return new RedisBus(url);
+      return new RedisBus(address.url);
     case 'redis-cluster':
-      return new RedisClusterBus(url);
+      return new RedisClusterBus(address);
     case 'nats':
-      return new NatsBus(url);
+      return new NatsBus(address);
     case 'amqp':
-    case 'amqps':
-      return new AmqpBus(url);
-    default:
-      throw new ConfigError('--bus', `the ${scheme}:// bus is not available in this build`);
+      return new AmqpBus(address.url);
   }
 }

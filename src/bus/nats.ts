@@ -11,45 +11,10 @@
  * at once and still connect later.
  */
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
-import { BusUnavailableError, ConfigError } from '../errors.js';
+import type { NatsAddress } from '../config/bus-address.js';
+import { BusUnavailableError } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
-
-/** Connection options from `nats://[user:pass@ | token@]host:port[,host:port…]`. */
-export interface NatsAddress {
-  readonly servers: string[];
-  readonly user?: string;
-  readonly pass?: string;
-  readonly token?: string;
-}
-
-/**
- * Parses the --bus URL. The client takes credentials as options, not inside server URLs, so they
- * are moved out of the URL (from the first server that has them).
- */
-export function parseNatsUrl(url: string): NatsAddress {
-  let user: string | undefined;
-  let pass: string | undefined;
-  const servers: string[] = [];
-  for (const part of url.split(',').map((s) => s.trim())) {
-    let parsed: URL;
-    try {
-      parsed = new URL(part.includes('://') ? part : `nats://${part}`);
-    } catch {
-      throw new ConfigError('--bus', `bad NATS server "${part}"`);
-    }
-    if (!parsed.hostname) throw new ConfigError('--bus', `no host in NATS server "${part}"`);
-    if (parsed.username && user === undefined) {
-      user = decodeURIComponent(parsed.username);
-      pass = parsed.password ? decodeURIComponent(parsed.password) : undefined;
-    }
-    servers.push(`${parsed.protocol}//${parsed.host}`);
-  }
-  if (servers.length === 0) throw new ConfigError('--bus', 'nats:// needs at least one host:port');
-  if (user === undefined) return { servers };
-  // nats://TOKEN@host is a token; nats://user:pass@host a user and password.
-  return pass === undefined ? { servers, token: user } : { servers, user, pass };
-}
 
 /** The NATS adapter (`--bus nats://…`): core pub/sub, one subject per topic. */
 export class NatsBus extends BaseBus {
@@ -62,9 +27,10 @@ export class NatsBus extends BaseBus {
 
   private readonly address: NatsAddress;
 
-  constructor(url: string) {
+  /** `address` is the --bus URL parsed at load (config/bus-address.ts): servers and credentials apart. */
+  constructor(address: NatsAddress) {
     super();
-    this.address = parseNatsUrl(url);
+    this.address = address;
   }
 
   connect(): Promise<void> {
@@ -77,8 +43,12 @@ export class NatsBus extends BaseBus {
     while (!this.closing) {
       let nc: NatsConnection;
       try {
+        const { servers, user, pass, token } = this.address;
         nc = await connect({
-          ...this.address,
+          servers: [...servers],
+          ...(user !== undefined ? { user } : {}),
+          ...(pass !== undefined ? { pass } : {}),
+          ...(token !== undefined ? { token } : {}),
           name: 'fanout',
           timeout: 2000,
           reconnect: true,

@@ -16,45 +16,14 @@
  * that now owns it.
  *
  * URL: `redis-cluster://[user:pass@]host:port[,host:port…]` — any reachable nodes; the rest of the
- * cluster is discovered.
+ * cluster is discovered. Parsed at load (config/bus-address.ts); the adapter takes the address.
  */
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
-import { BusUnavailableError, ConfigError } from '../errors.js';
+import type { RedisClusterAddress } from '../config/bus-address.js';
+import { BusUnavailableError } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { redisOptions, redisRetryDelay } from './redis.js';
-
-/** Where a Redis Cluster is: any reachable nodes (the rest is discovered) and optional credentials. */
-export interface ClusterAddress {
-  readonly nodes: ReadonlyArray<{ host: string; port: number }>;
-  readonly username?: string;
-  readonly password?: string;
-}
-
-/** Parses `redis-cluster://[user:pass@]host:port[,host:port…]`. */
-export function parseClusterUrl(url: string): ClusterAddress {
-  const rest = url.replace(/^redis-cluster:\/\//, '');
-  const at = rest.lastIndexOf('@');
-  const auth = at >= 0 ? rest.slice(0, at) : '';
-  const hosts = at >= 0 ? rest.slice(at + 1) : rest;
-  const nodes = hosts
-    .replace(/\/.*$/, '')
-    .split(',')
-    .map((h) => h.trim())
-    .filter((h) => h.length > 0)
-    .map((h) => {
-      const colon = h.lastIndexOf(':');
-      const host = colon > 0 ? h.slice(0, colon) : h;
-      const port = colon > 0 ? Number(h.slice(colon + 1)) : 6379;
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('--bus', `bad port in "${h}"`);
-      return { host, port };
-    });
-  if (nodes.length === 0) throw new ConfigError('--bus', 'redis-cluster:// needs at least one host:port');
-  const colon = auth.indexOf(':');
-  const username = colon >= 0 ? decodeURIComponent(auth.slice(0, colon)) : '';
-  const password = colon >= 0 ? decodeURIComponent(auth.slice(colon + 1)) : decodeURIComponent(auth);
-  return { nodes, ...(username ? { username } : {}), ...(password ? { password } : {}) };
-}
 
 interface Shard {
   readonly pub: Redis;
@@ -65,16 +34,16 @@ interface Shard {
 export class RedisClusterBus extends BaseBus {
   readonly kind = 'redis-cluster';
   private readonly cluster: Cluster;
-  private readonly address: ClusterAddress;
+  private readonly address: RedisClusterAddress;
   /** A publishing and a subscribing connection per master, keyed `host:port` as in `cluster.slots`. */
   private readonly shards = new Map<string, Shard>();
   /** Which master owns which slots, as last seen; a change means the node must resubscribe. */
   private layout = '';
   private closing = false;
 
-  constructor(url: string) {
+  constructor(address: RedisClusterAddress) {
     super();
-    this.address = parseClusterUrl(url);
+    this.address = address;
     const { username, password } = this.address;
     const { lazyConnect: _l, retryStrategy: _r, enableOfflineQueue: _e, ...nodeOptions } = redisOptions({ connectionName: 'fanout-pub', username, password });
     this.cluster = new Cluster([...this.address.nodes], {

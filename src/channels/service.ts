@@ -29,9 +29,7 @@ export type ChannelsConfig = Pick<
   | 'presence'
   | 'anonymousSubscribe'
   | 'anonymousPublish'
-  | 'jwtSecret'
-  | 'jwtPublicKey'
-  | 'jwksUrl'
+  | 'jwt'
 >;
 
 export interface ChannelServiceOptions {
@@ -59,8 +57,7 @@ export class ChannelService {
     this.channels = options.channels;
     this.presence = options.presence;
     this.link = options.link;
-    const jwt = Boolean(config.jwtSecret ?? config.jwtPublicKey ?? config.jwksUrl);
-    const open = jwt ? [] : ['*'];
+    const open = config.jwt ? [] : ['*'];
     this.auth = new Authorizer(config.anonymousSubscribe ?? open, config.anonymousPublish ?? open);
     this.presenceChannels = new PatternList(config.presence);
   }

@@ -1,7 +1,9 @@
 /** Schemas of the CLI commands other than `serve`. */
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import { ConfigError } from '../errors.js';
 import { HAPROXY_DEFAULTS, parseServers } from '../haproxy/config.js';
+import { parseBusAddress } from './bus-address.js';
 
 const port = (def: number) =>
   z.coerce
@@ -58,7 +60,19 @@ export const clusterSchema = z.object({
     .min(1, { error: 'expected 1 to 64 nodes' })
     .max(64, { error: 'expected 1 to 64 nodes' }),
   port: port(HAPROXY_DEFAULTS.port),
-  bus: z.string().optional(),
+  // Kept as given (it is passed on to every node), but checked here, so a bad URL stops the
+  // command before any node starts.
+  bus: z
+    .string()
+    .superRefine((value, ctx) => {
+      try {
+        parseBusAddress(value);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.reason });
+      }
+    })
+    .optional(),
   balance: z.enum(['roundrobin', 'leastconn'], { error: 'expected roundrobin or leastconn' }).default(HAPROXY_DEFAULTS.balance),
   statsPort: z.coerce.number().int().min(1).max(65535).optional(),
   maxconn: z.coerce.number().int().min(1).default(HAPROXY_DEFAULTS.maxconn),

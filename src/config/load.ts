@@ -8,7 +8,11 @@
 import { parseArgs } from 'node:util';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { serveSchema, type Config } from './schema.js';
+import { authMode } from './auth-mode.js';
+import { withoutCredentials } from './bus-address.js';
+import { historyTarget } from './history-target.js';
+import { serveSchema, type Config, type ServeOptions } from './schema.js';
+import { readTls } from './tls.js';
 
 /** `maxConnectionsPerIp` → `max-connections-per-ip`. */
 export function toFlag(key: string): string {
@@ -27,6 +31,19 @@ export interface Parsed<T> {
   readonly help: boolean;
 }
 
+/** Options whose values are never echoed in an error message. */
+const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret']);
+/** Options holding URLs that may carry credentials: echoed without them. */
+const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl']);
+
+/** What a command line gives before validation: option values by key, and which came from the environment. */
+interface CommandInput {
+  readonly input: Readonly<Record<string, unknown>>;
+  readonly fromEnv: ReadonlySet<string>;
+  readonly positionals: readonly string[];
+  readonly help: boolean;
+}
+
 /**
  * Parses `argv` (without the command name) against a zod object schema whose keys are options.
  * Boolean options are those listed in `booleans`; every other option takes a value.
@@ -37,6 +54,15 @@ export function parseCommand<S extends z.ZodObject>(
   argv: readonly string[],
   opts: { env?: NodeJS.ProcessEnv; useEnv?: boolean; booleans?: readonly string[] } = {},
 ): Parsed<z.output<S>> {
+  const { input, fromEnv, positionals, help } = readCommand(schema, argv, opts);
+  return { options: validate(schema, input, fromEnv), positionals, help };
+}
+
+function readCommand(
+  schema: z.ZodObject,
+  argv: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; useEnv?: boolean; booleans?: readonly string[] },
+): CommandInput {
   const env = opts.env ?? process.env;
   const keys = Object.keys(schema.shape);
   const booleans = new Set(opts.booleans ?? []);
@@ -62,6 +88,7 @@ export function parseCommand<S extends z.ZodObject>(
   }
 
   const input: Record<string, unknown> = {};
+  const fromEnv = new Set<string>();
   for (const key of keys) {
     const fromFlag = values[toFlag(key)];
     if (fromFlag !== undefined) {
@@ -69,55 +96,79 @@ export function parseCommand<S extends z.ZodObject>(
       continue;
     }
     if (opts.useEnv) {
-      const fromEnv = env[toEnv(key)];
-      if (fromEnv !== undefined && fromEnv !== '') {
-        input[key] = booleans.has(key) ? !['0', 'false', 'no', 'off'].includes(fromEnv.toLowerCase()) : fromEnv;
+      const value = env[toEnv(key)];
+      if (value !== undefined && value !== '') {
+        input[key] = booleans.has(key) ? !['0', 'false', 'no', 'off'].includes(value.toLowerCase()) : value;
+        fromEnv.add(key);
       }
     }
   }
+  return { input, fromEnv, positionals, help: values.help === true };
+}
 
+/** The flag as the user gave it: `--port`, or `--port (from FANOUT_PORT)`. */
+function flagOf(key: string, fromEnv: ReadonlySet<string>): string {
+  return `--${toFlag(key)}${fromEnv.has(key) ? ` (from ${toEnv(key)})` : ''}`;
+}
+
+/** Validates `input` against the schema; the first issue becomes one ConfigError naming its flag. */
+function validate<S extends z.ZodObject>(schema: S, input: Readonly<Record<string, unknown>>, fromEnv: ReadonlySet<string>): Readonly<z.output<S>> {
   const result = schema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const key = String(issue.path[0] ?? 'arguments');
     const given = input[key];
-    const source = values[toFlag(key)] === undefined && opts.useEnv && given !== undefined ? ` (from ${toEnv(key)})` : '';
-    const shown = given === undefined ? '' : `, got ${JSON.stringify(given)}`;
-    throw new ConfigError(`--${toFlag(key)}${source}`, `${issue.message}${shown}`);
+    // A message that already quotes the bad part (one entry of a list) needs no second quote.
+    const shown =
+      given === undefined || SECRET_OPTIONS.has(key) || /\bgot\b/.test(issue.message)
+        ? ''
+        : `, got ${JSON.stringify(URL_OPTIONS.has(key) && typeof given === 'string' ? withoutCredentials(given) : given)}`;
+    throw new ConfigError(flagOf(key, fromEnv), `${issue.message}${shown}`);
   }
-  return { options: Object.freeze(result.data), positionals, help: values.help === true };
+  return Object.freeze(result.data);
 }
 
 /** Parses `fanout serve` flags and FANOUT_* variables into a frozen, cross-checked config. */
 export function loadServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config & { help?: boolean } {
-  const { options, help, positionals } = parseCommand(serveSchema, argv, { env, useEnv: true });
+  const { input, fromEnv, positionals, help } = readCommand(serveSchema, argv, { env, useEnv: true });
+  const options = validate(serveSchema, input, fromEnv);
   if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (serve takes only flags)');
-  return checkServeConfig(options, help);
+  return finishServeConfig(options, fromEnv, help);
 }
 
-/** Builds a config from code (tests, embedding), with the same defaults and checks as the CLI. */
-export function createConfig(overrides: Partial<z.input<typeof serveSchema>> = {}): Config {
+/** What {@link createConfig} takes: options as the flags give them. */
+export type ConfigInput = Partial<z.input<typeof serveSchema>>;
+
+/**
+ * Builds a config from code (tests, embedding), with the same defaults, checks and messages as
+ * the CLI: a config it returns is one the node can start with.
+ */
+export function createConfig(overrides: ConfigInput = {}): Config {
   const input: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
     input[key] = Array.isArray(value) ? value.join(',') : value;
   }
-  const result = serveSchema.safeParse(input);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw new ConfigError(`--${toFlag(String(issue.path[0]))}`, issue.message);
-  }
-  return checkServeConfig(Object.freeze(result.data));
+  return finishServeConfig(validate(serveSchema, input, new Set()), new Set());
 }
 
-/** Conflicting options are rejected before anything starts. */
-function checkServeConfig(config: Config, help?: boolean): Config & { help?: boolean } {
-  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
-    throw new ConfigError(config.tlsCert ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
+/**
+ * Conflicting options are rejected, then files are read and the history default is chosen, all
+ * before anything starts. Errors name the flag (and the variable it came from).
+ */
+function finishServeConfig(options: ServeOptions, fromEnv: ReadonlySet<string>, help = false): Config & { help?: boolean } {
+  const { history, tlsCert, tlsKey, jwtSecret, jwtPublicKey, jwksUrl, ...rest } = options;
+  try {
+    if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+      throw new ConfigError(tlsCert ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
+    }
+    const auth = authMode({ jwtSecret, jwtPublicKey, jwksUrl });
+    const tls = tlsCert !== undefined && tlsKey !== undefined ? readTls(tlsCert, tlsKey) : undefined;
+    const config: Config = { ...rest, history: historyTarget(history, rest.bus), tls, auth, jwt: auth.kind !== 'anonymous' };
+    return Object.freeze(help ? { ...config, help } : config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const key = err.flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    throw fromEnv.has(key) ? new ConfigError(flagOf(key, fromEnv), err.reason) : err;
   }
-  const keys = [config.jwtSecret, config.jwtPublicKey, config.jwksUrl].filter((k) => k !== undefined);
-  if (keys.length > 1) {
-    throw new ConfigError('--jwt-secret', 'give only one of --jwt-secret, --jwt-public-key and --jwks-url');
-  }
-  return help ? Object.freeze({ ...config, help }) : config;
 }

@@ -1,35 +1,26 @@
 /**
  * The node's configuration schema: every `fanout serve` flag, its environment variable, its
- * default and its validation, in one table. Parsed once at the edge into a frozen {@link Config}.
+ * default and its validation, in one table. Parsed once at the edge into a frozen {@link Config}:
+ * values with structure (the bus address, the origin policy, the history store) are parsed here,
+ * files are read right after (load.ts), so a config that loads is one that works.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import type { AuthMode } from './auth-mode.js';
+import { BUS_EXPECTED, parseBusAddress } from './bus-address.js';
+import { DEFAULTS } from './defaults.js';
+import { parseHistorySource, type HistoryTarget } from './history-target.js';
+import { originPolicy } from './origins.js';
+import type { TlsFiles } from './tls.js';
 
-/** Defaults, as named constants so docs, tests and code agree. */
-export const DEFAULTS = {
-  port: 3000,
-  host: '0.0.0.0',
-  bus: 'memory',
-  busPrefix: 'fanout',
-  logLevel: 'info',
-  maxPayload: 65536,
-  rateLimit: 0,
-  maxConnections: 0,
-  maxConnectionsPerIp: 0,
-  handshakeTimeout: 10,
-  heartbeat: 25,
-  maxBuffered: 1024 * 1024,
-  coalesceMs: 'auto' as number | 'auto',
-  historySize: 100,
-  historyTtl: 300,
-  presenceTtl: 15,
-  maxSubscriptions: 100,
-  drainDelay: 5,
-  drainTimeout: 5,
-} as const;
-
-const BUS_SCHEMES = ['memory', 'redis:', 'rediss:', 'redis-cluster:', 'nats:', 'amqp:', 'amqps:'];
+export { DEFAULTS, TIMINGS } from './defaults.js';
+export type { AuthMode } from './auth-mode.js';
+export type { BusAddress } from './bus-address.js';
+export type { HistoryTarget } from './history-target.js';
+export type { OriginPolicy } from './origins.js';
+export type { TlsFiles } from './tls.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce
@@ -52,16 +43,27 @@ const list = () =>
     )
     .pipe(z.array(z.string()));
 
-const busUrl = z.string().refine(
-  (s) => s === 'memory' || BUS_SCHEMES.some((scheme) => s.startsWith(scheme + '//')),
-  { error: 'expected memory, redis://host:port[/db], redis-cluster://host:port,…, nats://host:port or amqp://user:pass@host:port' },
-);
+/**
+ * A string option parsed by `parse`, which throws a ConfigError for a value it cannot use; its
+ * reason becomes the zod issue, so the message names the flag (and the variable) like any other.
+ */
+const parsedWith =
+  <I, T>(parse: (value: I) => T) =>
+  (value: I, ctx: z.RefinementCtx<I>): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.reason });
+      return z.NEVER;
+    }
+  };
 
 /** The serve options, keyed by their config name. Only strings come in (flags and env). */
 export const serveSchema = z.object({
   port: int(0, 65535).default(DEFAULTS.port),
   host: z.string().min(1).default(DEFAULTS.host),
-  bus: busUrl.default(DEFAULTS.bus),
+  bus: z.string({ error: BUS_EXPECTED }).default(DEFAULTS.bus).transform(parsedWith((v: string) => parseBusAddress(v))),
   busPrefix: z
     .string()
     .regex(/^[A-Za-z0-9._:-]{1,64}$/, { error: 'expected 1–64 letters, digits, . _ : or -' })
@@ -73,10 +75,11 @@ export const serveSchema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.logLevel),
 
   // Security gate (issue: security).
-  allowedOrigins: list().default([]),
+  allowedOrigins: list().default([]).transform(parsedWith(originPolicy)),
   jwtSecret: z.string().min(1).optional(),
   jwtPublicKey: z.string().min(1).optional(),
-  jwksUrl: z.url({ error: 'expected a URL' }).optional(),
+  // jose fetches the key set over HTTP(S); any other scheme would answer 503 to every client.
+  jwksUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
   jwtIssuer: z.string().min(1).optional(),
   jwtAudience: z.string().min(1).optional(),
   maxPayload: int(1, 64 * 1024 * 1024).default(DEFAULTS.maxPayload),
@@ -92,7 +95,7 @@ export const serveSchema = z.object({
   coalesceMs: z.union([z.literal('auto'), int(0, 1000)], { error: "expected 'auto' or a whole number of milliseconds from 0 to 1000" }).default(DEFAULTS.coalesceMs),
 
   // Channels (issue: channels).
-  history: busUrl.optional(),
+  history: z.string().transform(parsedWith((v: string) => parseHistorySource(v))).optional(),
   historySize: int(0).default(DEFAULTS.historySize),
   historyTtl: seconds().default(DEFAULTS.historyTtl),
   apiKey: z.string().min(1).optional(),
@@ -108,8 +111,26 @@ export const serveSchema = z.object({
   metricsToken: z.string().min(1).optional(),
 });
 
-/** The node's configuration, validated and frozen. */
-export type Config = Readonly<z.output<typeof serveSchema>>;
+/** The options as the schema gives them, before files are read and the history default is chosen. */
+export type ServeOptions = z.output<typeof serveSchema>;
+
+/**
+ * The node's configuration, validated and frozen. Options with structure are parsed: `bus` is a
+ * `BusAddress`, `allowedOrigins` an `OriginPolicy`; the raw file and key options are
+ * replaced by what they give (`tls`, `auth`).
+ */
+export type Config = Readonly<
+  Omit<ServeOptions, 'history' | 'tlsCert' | 'tlsKey' | 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl'> & {
+    /** Where history, recovery and presence live: --history, else the bus when it is one Redis, else memory. */
+    history: HistoryTarget;
+    /** --tls-cert and --tls-key, read and checked; undefined: plain http and ws. */
+    tls: TlsFiles | undefined;
+    /** How WebSocket clients authenticate (--jwt-secret, --jwt-public-key or --jwks-url, the key file read). */
+    auth: AuthMode;
+    /** True when a JWT key source is configured: anonymous clients get only the --anonymous-* channels. */
+    jwt: boolean;
+  }
+>;
 
 /** Help text per option, in the order `fanout serve --help` prints them. */
 export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, string>> = {

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { MemoryBroker } from '../bus/memory.js';
+import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError } from '../errors.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import {
@@ -127,7 +128,7 @@ export class MemoryChannelStore implements ChannelStore {
   /** Drops expired logs now and then, so idle channels do not pile up. */
   private lastSweep = 0;
   private sweep(now: number): void {
-    if (now - this.lastSweep < 10_000) return;
+    if (now - this.lastSweep < TIMINGS.memoryHistorySweepMs) return;
     this.lastSweep = now;
     for (const [channel, log] of this.logs) if (log.expiresAt <= now) this.logs.delete(channel);
   }

@@ -19,6 +19,7 @@
  * that swept publishes their `leave` events (exactly one node does, the script being atomic).
  */
 import type { Redis } from 'ioredis';
+import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import { luaMessagePayload } from '../protocol/message-frame.js';
 import { newEpoch } from './memory.js';
@@ -366,7 +367,7 @@ export class RedisPresenceStore implements PresenceStore {
     };
     this.redis.on('ready', onReady);
     if (this.redis.status === 'ready') onReady();
-    this.timer = setInterval(() => void this.beat('beat'), Math.max(100, (this.options.ttl * 1000) / 3));
+    this.timer = setInterval(() => void this.beat('beat'), Math.max(TIMINGS.presenceHeartbeatMinMs, this.options.ttl * 1000 * TIMINGS.presenceHeartbeatFraction));
     this.timer.unref();
   }
 

@@ -184,7 +184,7 @@ export class NodeCore {
     this.sockets.startHeartbeat();
     this.setState('running');
     this.logger.info(
-      { port: this.address.port, host: this.config.host, bus: this.bus.kind, tls: Boolean(this.config.tlsCert) },
+      { port: this.address.port, host: this.config.host, bus: this.bus.kind, tls: this.config.tls !== undefined },
       'node listening',
     );
   }

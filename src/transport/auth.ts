@@ -3,18 +3,17 @@
  *
  * One key source is configured: --jwt-secret (HS256), --jwt-public-key (RS256 or ES256 PEM, the
  * algorithm follows the key type) or --jwks-url (a remote key set, fetched once and cached by
- * jose, keys picked by `kid`). The accepted algorithms are pinned to the key source, so a token
- * signed with another algorithm (or `alg: none`) is refused, never "verified" with the wrong key.
+ * jose, keys picked by `kid`); the key is read and checked at load (config/auth-mode.ts). The
+ * accepted algorithms are pinned to the key source, so a token signed with another algorithm (or
+ * `alg: none`) is refused, never "verified" with the wrong key.
  *
  * The token is read from `Authorization: Bearer …`, the `token` query parameter (browsers cannot
  * set headers on a WebSocket) or the `fanout_token` cookie, in that order. It is never logged.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { Config } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { TIMINGS, type Config } from '../config/schema.js';
 import { patternsProblem } from '../protocol/patterns.js';
 import type { Identity } from './client.js';
 
@@ -34,21 +33,24 @@ export interface Authenticator {
 }
 
 /** Builds the authenticator, or undefined when no key is configured (anonymous clients). */
-export function createAuthenticator(config: Pick<Config, 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience'>): Authenticator | undefined {
+export function createAuthenticator(config: Pick<Config, 'auth' | 'jwtIssuer' | 'jwtAudience'>): Authenticator | undefined {
   const options = { issuer: config.jwtIssuer, audience: config.jwtAudience };
-  if (config.jwtSecret !== undefined) {
-    const key = new TextEncoder().encode(config.jwtSecret);
-    return new JwtAuthenticator(key, { ...options, algorithms: ['HS256'] });
+  const { auth } = config;
+  switch (auth.kind) {
+    case 'anonymous':
+      return undefined;
+    case 'secret':
+    case 'public-key':
+      return new JwtAuthenticator(auth.key, { ...options, algorithms: [auth.algorithm] });
+    case 'jwks': {
+      const jwks = createRemoteJWKSet(auth.url, {
+        timeoutDuration: TIMINGS.jwksTimeoutMs,
+        cooldownDuration: TIMINGS.jwksCooldownMs,
+        cacheMaxAge: TIMINGS.jwksCacheMaxAgeMs,
+      });
+      return new JwtAuthenticator(jwks, { ...options, algorithms: ['RS256', 'ES256'] });
+    }
   }
-  if (config.jwtPublicKey !== undefined) {
-    const { key, algorithm } = readPublicKey(config.jwtPublicKey);
-    return new JwtAuthenticator(key, { ...options, algorithms: [algorithm] });
-  }
-  if (config.jwksUrl !== undefined) {
-    const jwks = createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
-    return new JwtAuthenticator(jwks, { ...options, algorithms: ['RS256', 'ES256'] });
-  }
-  return undefined;
 }
 
 interface VerifyOptions {
@@ -143,16 +145,4 @@ function describe(err: unknown): string {
   if (err instanceof errors.JOSEError) return 'invalid token';
   // Not a JOSE error: the JWKS fetch itself failed (connection refused, bad status, bad JSON).
   return KEYS_UNAVAILABLE;
-}
-
-function readPublicKey(file: string): { key: KeyObject; algorithm: 'RS256' | 'ES256' } {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(readFileSync(file));
-  } catch (err) {
-    throw new ConfigError('--jwt-public-key', `cannot read a PEM public key from ${file}: ${(err as Error).message}`);
-  }
-  if (key.asymmetricKeyType === 'rsa') return { key, algorithm: 'RS256' };
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { key, algorithm: 'ES256' };
-  throw new ConfigError('--jwt-public-key', `expected an RSA or P-256 EC public key, got ${key.asymmetricKeyType ?? 'unknown'}`);
 }

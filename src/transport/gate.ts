@@ -11,13 +11,13 @@
  * 4001: one sweep per node every second, no timer per socket.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Config } from '../config/schema.js';
+import { TIMINGS, type Config, type OriginPolicy } from '../config/schema.js';
 import { CloseCode, UpgradeStatus } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
 import { ANONYMOUS, type Client, type Identity } from './client.js';
 import { clientIp, IpCounter, normalizeIp } from './limits.js';
-import { originAllowed, originPolicy, type OriginPolicy } from './origin.js';
+import { originAllowed } from './origin.js';
 
 export type GateRefusal = { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
 export type GateResult = { readonly ok: true; readonly identity: Identity } | GateRefusal;
@@ -25,7 +25,7 @@ export type GateResult = { readonly ok: true; readonly identity: Identity } | Ga
 /** The flags the gate reads. */
 export type GateConfig = Pick<
   Config,
-  'allowedOrigins' | 'trustProxy' | 'maxConnections' | 'maxConnectionsPerIp' | 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'jwtIssuer' | 'jwtAudience'
+  'allowedOrigins' | 'trustProxy' | 'maxConnections' | 'maxConnectionsPerIp' | 'auth' | 'jwtIssuer' | 'jwtAudience'
 >;
 
 /** What the gate needs from the node it guards. */
@@ -40,9 +40,6 @@ export interface GateHost {
   flush(): void;
 }
 
-/** How often the node looks for sockets whose token expired. */
-export const EXPIRY_SWEEP_MS = 1000;
-
 /** The gate: state, Origin, caps, JWT; per-IP counts and token expiry after the upgrade. */
 export class SecurityGate {
   private readonly origins: OriginPolicy;
@@ -55,7 +52,7 @@ export class SecurityGate {
 
   constructor(private readonly node: GateHost) {
     const { config } = node;
-    this.origins = originPolicy(config.allowedOrigins);
+    this.origins = config.allowedOrigins;
     this.auth = createAuthenticator(config);
     this.trustedProxies = new Set(config.trustProxy.map(normalizeIp));
     if (this.origins.kind === 'any') {
@@ -102,7 +99,7 @@ export class SecurityGate {
     this.perIp.add(client.ip);
     if (client.identity.expiresAt !== undefined) {
       this.expiring.add(client);
-      this.sweepTimer ??= setInterval(() => this.sweep(), EXPIRY_SWEEP_MS).unref();
+      this.sweepTimer ??= setInterval(() => this.sweep(), TIMINGS.expirySweepMs).unref();
     }
   }
 

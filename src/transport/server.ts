@@ -3,13 +3,12 @@
  * path go through the gate, then to `ws` (permessage-deflate off: it costs CPU per socket and
  * defeats framing once per message).
  */
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/schema.js';
-import { ConfigError, UpgradeStatus } from '../errors.js';
+import { UpgradeStatus } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './client.js';
 import type { SecurityGate } from './gate.js';
@@ -18,7 +17,7 @@ import { pathOf, sendText, type Router } from './router.js';
 
 /** What the server hands its requests and sockets to: the node core. */
 export interface TransportHost {
-  readonly config: Pick<Config, 'handshakeTimeout' | 'tlsCert' | 'tlsKey' | 'maxPayload'>;
+  readonly config: Pick<Config, 'handshakeTimeout' | 'tls' | 'maxPayload'>;
   readonly logger: Logger;
   readonly gate: SecurityGate;
   /** Plain HTTP requests. */
@@ -38,8 +37,8 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
   // header timeouts on an interval (30 s by default): check often enough for the limit to hold.
   const timeoutMs = Math.max(1, config.handshakeTimeout) * 1000; // at least 1 s, as before
   const httpOptions = { connectionsCheckingInterval: Math.min(1000, Math.max(100, timeoutMs / 4)) };
-  const server = config.tlsCert
-    ? createHttpsServer({ ...httpOptions, ...readTls(config.tlsCert, config.tlsKey!), handshakeTimeout: timeoutMs })
+  const server = config.tls
+    ? createHttpsServer({ ...httpOptions, cert: config.tls.cert, key: config.tls.key, handshakeTimeout: timeoutMs })
     : createHttpServer(httpOptions);
   server.headersTimeout = timeoutMs;
   // Node keeps the first maxHeadersCount lines and drops the rest silently: keep one more than
@@ -153,20 +152,4 @@ export function reject(socket: Duplex, status: number, reason: string, headers: 
       'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
   );
-}
-
-function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
-  let cert: Buffer;
-  let key: Buffer;
-  try {
-    cert = readFileSync(certFile);
-  } catch (err) {
-    throw new ConfigError('--tls-cert', `cannot read ${certFile}: ${(err as Error).message}`);
-  }
-  try {
-    key = readFileSync(keyFile);
-  } catch (err) {
-    throw new ConfigError('--tls-key', `cannot read ${keyFile}: ${(err as Error).message}`);
-  }
-  return { cert, key };
 }

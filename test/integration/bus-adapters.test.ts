@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
 import type { Bus, BusStatus } from '../../src/bus/bus.js';
 import { createBus } from '../../src/bus/create.js';
+import { parseBusAddress } from '../../src/config/bus-address.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import { BrokerProcess, RedisClusterProcesses } from '../helpers/broker-procs.js';
 import { AMQP_URL } from '../helpers/brokers.js';
@@ -44,8 +45,8 @@ async function redisCli(port: number, ...args: string[]): Promise<string> {
 test('redis-cluster: when a topic\'s slot moves to another master, delivery follows it', { timeout: 90_000 }, async () => {
   const cluster = await RedisClusterProcesses.start(3);
   const topic = `${uniquePrefix('reshard')}:echo`;
-  const a = node(createBus(cluster.url), [topic]);
-  const b = node(createBus(cluster.url), [topic]);
+  const a = node(createBus(parseBusAddress(cluster.url)), [topic]);
+  const b = node(createBus(parseBusAddress(cluster.url)), [topic]);
   try {
     await a.bus.connect();
     await b.bus.connect();
@@ -87,8 +88,8 @@ test('redis-cluster: when a topic\'s slot moves to another master, delivery foll
 test('redis-cluster: when a master dies and its replica takes over, delivery follows the failover', { timeout: 90_000 }, async () => {
   const cluster = await RedisClusterProcesses.start(3, 1);
   const topic = `${uniquePrefix('failover')}:echo`;
-  const a = node(createBus(cluster.url), [topic]);
-  const b = node(createBus(cluster.url), [topic]);
+  const a = node(createBus(parseBusAddress(cluster.url)), [topic]);
+  const b = node(createBus(parseBusAddress(cluster.url)), [topic]);
   try {
     await a.bus.connect();
     await b.bus.connect();
@@ -140,8 +141,8 @@ test('nats: credentials in the URL reach the server; wrong ones are refused', { 
   const port = await freePort();
   const server = new BrokerProcess('nats-server', port, 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '--user', 'fanout', '--pass', 's3cret']);
   await server.start();
-  const good = createBus(`nats://fanout:s3cret@127.0.0.1:${port}`);
-  const bad = createBus(`nats://fanout:wrong@127.0.0.1:${port}`);
+  const good = createBus(parseBusAddress(`nats://fanout:s3cret@127.0.0.1:${port}`));
+  const bad = createBus(parseBusAddress(`nats://fanout:wrong@127.0.0.1:${port}`));
   try {
     const n = node(good, []);
     await good.connect();
@@ -160,8 +161,8 @@ test('nats: credentials in the URL reach the server; wrong ones are refused', { 
 
 test('amqp: connections closed by the operator come back, with their bindings', { timeout: 60_000 }, async () => {
   const topic = `${uniquePrefix('amqpclose')}:echo`;
-  const a = node(createBus(AMQP_URL), [topic]);
-  const b = node(createBus(AMQP_URL), [topic]);
+  const a = node(createBus(parseBusAddress(AMQP_URL)), [topic]);
+  const b = node(createBus(parseBusAddress(AMQP_URL)), [topic]);
   try {
     await a.bus.connect();
     await b.bus.connect();

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Bus, BusStatus } from '../../src/bus/bus.js';
 import { createBus } from '../../src/bus/create.js';
+import { parseBusAddress } from '../../src/config/bus-address.js';
 import { MemoryBroker, MemoryBus } from '../../src/bus/memory.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import type { FanoutNode } from '../../src/app.js';
@@ -45,7 +46,7 @@ function processHarness(name: string, start: () => Promise<BrokerProcess>, url: 
     setup: async () => void (proc = await start()),
     teardown: async () => proc?.stop(),
     url: () => url(proc!.port),
-    create: () => createBus(url(proc!.port)),
+    create: () => createBus(parseBusAddress(url(proc!.port))),
     down: () => proc!.stop('SIGKILL'),
     up: () => proc!.start(),
   };
@@ -83,7 +84,7 @@ function redisClusterHarness(): Harness {
     setup: async () => void (cluster = await RedisClusterProcesses.start(3)),
     teardown: async () => cluster?.stop(),
     url: () => cluster!.url,
-    create: () => createBus(cluster!.url),
+    create: () => createBus(parseBusAddress(cluster!.url)),
     down: () => cluster!.down('SIGKILL'),
     up: () => cluster!.restart(),
   };
@@ -96,7 +97,7 @@ function amqpHarness(): Harness {
     setup: async () => {},
     teardown: async () => {},
     url: () => AMQP_URL,
-    create: () => createBus(AMQP_URL),
+    create: () => createBus(parseBusAddress(AMQP_URL)),
     down: () => rabbit.stop(),
     up: () => rabbit.start(),
   };

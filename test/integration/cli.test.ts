@@ -33,6 +33,9 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['haproxy-config', '--servers', 'a:1', '--balance', 'random'], {}, '--balance'],
     [['cluster', '--nodes', '0'], {}, '--nodes'],
     [['cluster', '--nodes', '2', '--bus', 'memory'], {}, '--bus'],
+    [['cluster', '--nodes', '2', '--bus', 'redis://127.0.0.1:notaport'], {}, '--bus'],
+    [['serve', '--history', 'nats://127.0.0.1:4222'], {}, '--history'],
+    [['serve'], { FANOUT_HISTORY: 'redis-cluster://127.0.0.1:7000' }, '--history'],
   ] as Array<[string[], NodeJS.ProcessEnv, string]>) {
     const { code, stderr } = await fanout(args, env);
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);

@@ -1,14 +1,28 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { createConfig, loadServeConfig } from '../../src/config/load.js';
-import { DEFAULTS } from '../../src/config/schema.js';
+import { Redis } from 'ioredis';
+import { createBus } from '../../src/bus/create.js';
+import { MemoryBroker } from '../../src/bus/memory.js';
+import { createConfig, loadServeConfig, toFlag, type ConfigInput } from '../../src/config/load.js';
+import { DEFAULTS, type Config } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
+import { MemoryChannelStore, MemoryPresenceStore } from '../../src/history/memory.js';
+import { RedisChannelStore, withScripts } from '../../src/history/redis.js';
+import { keyPair, selfSignedCert, tempDir } from '../helpers/security.js';
 
 test('defaults: port 3000, all interfaces, memory bus, deflate-free limits', () => {
   const config = loadServeConfig([], {});
   assert.equal(config.port, 3000);
   assert.equal(config.host, '0.0.0.0');
-  assert.equal(config.bus, 'memory');
+  assert.deepEqual(config.bus, { kind: 'memory', describe: 'memory' });
+  assert.deepEqual(config.history, { kind: 'memory', describe: 'memory' });
+  assert.deepEqual(config.allowedOrigins, { kind: 'same-origin' });
+  assert.deepEqual(config.auth, { kind: 'anonymous' });
+  assert.equal(config.jwt, false);
+  assert.equal(config.tls, undefined);
   assert.equal(config.maxPayload, DEFAULTS.maxPayload);
   assert.equal(config.heartbeat, 25);
   assert.match(config.nodeId, /^[A-Za-z0-9._-]+$/);
@@ -19,7 +33,7 @@ test('every flag is also an environment variable, and a flag wins', () => {
   const env = { FANOUT_PORT: '4000', FANOUT_BUS: 'redis://127.0.0.1:6379/2', FANOUT_NODE_ID: 'a1', FANOUT_MAX_CONNECTIONS_PER_IP: '7' };
   const fromEnv = loadServeConfig([], env);
   assert.equal(fromEnv.port, 4000);
-  assert.equal(fromEnv.bus, 'redis://127.0.0.1:6379/2');
+  assert.deepEqual(fromEnv.bus, { kind: 'redis', url: 'redis://127.0.0.1:6379/2', describe: 'redis://127.0.0.1:6379/2' });
   assert.equal(fromEnv.nodeId, 'a1');
   assert.equal(fromEnv.maxConnectionsPerIp, 7);
   const both = loadServeConfig(['--port', '5000', '--node-id=b2'], env);
@@ -55,7 +69,8 @@ test('a bad environment variable names the flag and the variable', () => {
 
 test('comma lists are split and trimmed', () => {
   const config = createConfig({ allowedOrigins: 'https://a.example, https://b.example' });
-  assert.deepEqual(config.allowedOrigins, ['https://a.example', 'https://b.example']);
+  assert.deepEqual(config.allowedOrigins, { kind: 'list', origins: new Set(['https://a.example:443', 'https://b.example:443']) });
+  assert.deepEqual(createConfig({ allowedOrigins: '*' }).allowedOrigins, { kind: 'any' });
 });
 
 test("--coalesce-ms is 'auto' by default, or a whole number of milliseconds", () => {
@@ -63,4 +78,202 @@ test("--coalesce-ms is 'auto' by default, or a whole number of milliseconds", ()
   assert.equal(loadServeConfig(['--coalesce-ms', '20'], {}).coalesceMs, 20);
   assert.equal(loadServeConfig(['--coalesce-ms', '0'], {}).coalesceMs, 0);
   assert.equal(loadServeConfig([], { FANOUT_COALESCE_MS: 'auto' }).coalesceMs, 'auto');
+});
+
+/** The config `options` give, from code and from the command line; both must fail alike. */
+function expectRejected(options: Readonly<Record<string, string>>, flag: string, detail?: RegExp): void {
+  const argv = Object.entries(options).flatMap(([key, value]) => [`--${toFlag(key)}`, value]);
+  const label = argv.join(' ');
+  let fromCode: ConfigError | undefined;
+  try {
+    createConfig(options as ConfigInput);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `${label}: ${String(err)}`);
+    fromCode = err;
+  }
+  assert.ok(fromCode, `${label}: createConfig returned a config`);
+  assert.equal(fromCode.flag, flag, label);
+  assert.ok(fromCode.message.startsWith(`invalid ${flag}: `), fromCode.message);
+  assert.ok(!fromCode.message.includes('\n'), fromCode.message);
+  if (detail) assert.match(fromCode.message, detail, label);
+  assert.throws(
+    () => loadServeConfig(argv, {}),
+    (err: unknown) => err instanceof ConfigError && err.message === fromCode.message,
+    `${label}: loadServeConfig should give the same line: ${fromCode.message}`,
+  );
+}
+
+test('createConfig never returns a config that fails later: a bus URL the adapter cannot use names --bus', () => {
+  for (const bus of ['redis-cluster://h:notaport', 'redis-cluster://', 'nats://', 'redis://h:99999', 'redis://h:6379/db', 'amqp://', 'kafka://h:9092', 'Memory']) {
+    expectRejected({ bus }, '--bus');
+  }
+});
+
+test('createConfig never returns a config that fails later: --history takes only memory or one Redis', () => {
+  for (const history of ['nats://127.0.0.1:4222', 'amqp://g:g@127.0.0.1:5672', 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001', 'kafka://h']) {
+    expectRejected({ history }, '--history', /expected memory or redis:\/\/host:port\[\/db\]/);
+  }
+  expectRejected({ history: 'redis://h:notaport' }, '--history');
+  // Also with a bus that could carry it: the bus does not make a bad --history work.
+  expectRejected({ bus: 'nats://127.0.0.1:4222', history: 'nats://127.0.0.1:4222' }, '--history');
+});
+
+test('createConfig never returns a config that fails later: TLS files are read and checked at load', () => {
+  const tmp = tempDir();
+  try {
+    const { cert, key } = selfSignedCert(tmp.dir);
+    const config = createConfig({ tlsCert: cert, tlsKey: key });
+    assert.deepEqual(config.tls, { cert: readFileSync(cert), key: readFileSync(key) });
+    const missing = join(tmp.dir, 'missing.pem');
+    expectRejected({ tlsCert: missing, tlsKey: key }, '--tls-cert', /cannot read/);
+    expectRejected({ tlsCert: cert, tlsKey: missing }, '--tls-key', /cannot read/);
+    expectRejected({ tlsCert: tmp.file('junk.pem', 'hello'), tlsKey: key }, '--tls-cert', /not a PEM certificate/);
+    expectRejected({ tlsCert: cert, tlsKey: tmp.file('junk-key.pem', 'hello') }, '--tls-key', /not an unencrypted PEM private key/);
+    const other = tempDir();
+    try {
+      expectRejected({ tlsCert: cert, tlsKey: selfSignedCert(other.dir).key }, '--tls-key', /not the key of the --tls-cert certificate/);
+    } finally {
+      other.cleanup();
+    }
+    // The pairing is checked first: one of the two alone names the missing one, whatever the file.
+    expectRejected({ tlsCert: missing }, '--tls-key', /go together/);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('createConfig never returns a config that fails later: --jwt-public-key is read and parsed at load', () => {
+  const tmp = tempDir();
+  try {
+    for (const [kind, algorithm] of [['rsa', 'RS256'], ['ec', 'ES256']] as const) {
+      const { publicKey, publicPem } = keyPair(kind);
+      const config = createConfig({ jwtPublicKey: tmp.file(`${kind}.pem`, publicPem) });
+      assert.equal(config.jwt, true);
+      assert.equal(config.auth.kind, 'public-key');
+      if (config.auth.kind !== 'public-key') return;
+      assert.equal(config.auth.algorithm, algorithm);
+      assert.ok(config.auth.key.equals(publicKey), `${kind}: the key read is the key written`);
+    }
+    expectRejected({ jwtPublicKey: join(tmp.dir, 'missing.pem') }, '--jwt-public-key', /cannot read/);
+    expectRejected({ jwtPublicKey: tmp.file('not-a-key.pem', 'hello') }, '--jwt-public-key', /cannot read a PEM public key/);
+    const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expectRejected({ jwtPublicKey: tmp.file('ed25519.pem', ed) }, '--jwt-public-key', /expected an RSA or P-256 EC public key, got ed25519/);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('createConfig never returns a config that fails later: a bad --allowed-origins entry names the flag', () => {
+  for (const allowedOrigins of ['good.example', 'http://good.example/path', '*,http://a.example', 'https://user@good.example']) {
+    expectRejected({ allowedOrigins }, '--allowed-origins');
+  }
+});
+
+test('a value read from the environment is named by its variable too, at load as in the schema', () => {
+  const tmp = tempDir();
+  try {
+    const { key } = selfSignedCert(tmp.dir);
+    const env = { FANOUT_TLS_CERT: join(tmp.dir, 'missing.pem'), FANOUT_TLS_KEY: key };
+    assert.throws(() => loadServeConfig([], env), /^ConfigError: invalid --tls-cert \(from FANOUT_TLS_CERT\): cannot read/);
+    assert.throws(() => loadServeConfig([], { FANOUT_HISTORY: 'nats://h:4222' }), /^ConfigError: invalid --history \(from FANOUT_HISTORY\): expected memory/);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('credentials in a rejected URL stay out of the message', () => {
+  for (const [options, flag] of [
+    [{ bus: 'redis-cluster://app:hunter2@h:notaport' }, '--bus'],
+    [{ bus: 'nats://app:hunter2@h:99999' }, '--bus'],
+    [{ history: 'nats://app:hunter2@h:4222' }, '--history'],
+  ] as const) {
+    assert.throws(
+      () => createConfig(options),
+      (err: unknown) => err instanceof ConfigError && err.flag === flag && !err.message.includes('hunter2'),
+      JSON.stringify(options),
+    );
+  }
+});
+
+test('the history target: --history, else the bus when it is one Redis, else memory', () => {
+  const redis = 'redis://app:pw@127.0.0.1:6379/2';
+  assert.deepEqual(createConfig({ bus: redis }).history, { kind: 'redis', url: redis, sameAsBus: true, describe: 'redis://127.0.0.1:6379/2' });
+  assert.deepEqual(createConfig({ bus: redis, history: redis }).history, { kind: 'redis', url: redis, sameAsBus: true, describe: 'redis://127.0.0.1:6379/2' });
+  assert.deepEqual(createConfig({ bus: redis, history: 'memory' }).history, { kind: 'memory', describe: 'memory' });
+  assert.deepEqual(createConfig({ bus: 'nats://127.0.0.1:4222', history: 'redis://127.0.0.1:6380' }).history, {
+    kind: 'redis',
+    url: 'redis://127.0.0.1:6380',
+    sameAsBus: false,
+    describe: 'redis://127.0.0.1:6380',
+  });
+  for (const bus of ['nats://127.0.0.1:4222', 'redis-cluster://127.0.0.1:7000', 'amqp://g:g@127.0.0.1:5672', 'memory']) {
+    assert.deepEqual(createConfig({ bus }).history, { kind: 'memory', describe: 'memory' }, bus);
+  }
+});
+
+test('--jwt-secret and --jwks-url become the auth mode, and anonymous channels follow it', () => {
+  const secret = createConfig({ jwtSecret: 's3cret' });
+  assert.equal(secret.jwt, true);
+  assert.deepEqual(secret.auth, { kind: 'secret', key: new TextEncoder().encode('s3cret'), algorithm: 'HS256' });
+  const jwks = createConfig({ jwksUrl: 'https://idp.example/.well-known/jwks.json' });
+  assert.equal(jwks.jwt, true);
+  assert.equal(jwks.auth.kind === 'jwks' && jwks.auth.url.href, 'https://idp.example/.well-known/jwks.json');
+  expectRejected({ jwtSecret: 's', jwksUrl: 'https://idp.example/jwks' }, '--jwt-secret', /give only one/);
+  // jose fetches key sets over HTTP(S) only: another scheme would refuse every client later.
+  expectRejected({ jwksUrl: 'ftp://idp.example/jwks.json' }, '--jwks-url', /expected an http:\/\/ or https:\/\/ URL/);
+});
+
+/** Builds what a node builds from `config`'s bus address and history target, and checks it works. */
+async function buildBusAndStores(config: Config): Promise<void> {
+  const bus = createBus(config.bus, { broker: new MemoryBroker() });
+  try {
+    assert.equal(bus.kind, config.bus.kind);
+    const history = config.history;
+    // Only the memory bus is connected: the others would need their broker.
+    if (bus.kind === 'memory') {
+      await bus.connect();
+      assert.equal(bus.connected, true);
+    }
+    if (history.kind === 'memory') {
+      const owner = {};
+      const delivered: string[] = [];
+      const channels = new MemoryChannelStore(owner, {
+        historySize: config.historySize,
+        historyTtl: config.historyTtl,
+        connected: () => true,
+        deliver: (topic) => void delivered.push(topic),
+      });
+      const position = await channels.publish({ channel: 'room', topic: 'fanout:ch:room', head: Buffer.from(''), data: '"hi"' });
+      assert.equal(position.offset, 1);
+      assert.deepEqual(delivered, ['fanout:ch:room']);
+      assert.deepEqual((await channels.read('room')).messages, [{ offset: 1, data: '"hi"' }]);
+      const presence = new MemoryPresenceStore(owner, config.nodeId);
+      await presence.join('room', { client: 'c1', user: 'alice' });
+      assert.equal((await presence.list('room')).length, 1);
+    } else {
+      // Built, not connected: ioredis takes the URL as it is (lazyConnect, so no broker is needed).
+      const redis = withScripts(new Redis(history.url, { lazyConnect: true }));
+      const channels = new RedisChannelStore(redis, { prefix: config.busPrefix, historySize: config.historySize, historyTtl: config.historyTtl });
+      await channels.close();
+      redis.disconnect();
+    }
+  } finally {
+    await bus.close();
+  }
+}
+
+test("createConfig()'s default config builds a bus and stores that work", async () => {
+  await buildBusAndStores(createConfig());
+});
+
+test('every bus and history the schema accepts builds without throwing', async () => {
+  for (const options of [
+    { bus: 'redis://127.0.0.1:6379' },
+    { bus: 'rediss://u:p@127.0.0.1:6380/1', history: 'memory' },
+    { bus: 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001' },
+    { bus: 'nats://u:p@127.0.0.1:4222', history: 'redis://127.0.0.1:6379/3' },
+    { bus: 'amqps://u:p@broker.example:5671/vh' },
+  ]) {
+    await buildBusAndStores(createConfig(options));
+  }
 });

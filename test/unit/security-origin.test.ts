@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
-import { normalizeOrigin, originAllowed, originPolicy } from '../../src/transport/origin.js';
+import { normalizeOrigin, originPolicy } from '../../src/config/origins.js';
+import { originAllowed } from '../../src/transport/origin.js';
 
 test('same-origin by default: the Origin host:port must equal the Host header', () => {
   const policy = originPolicy([]);

@@ -1,0 +1,69 @@
+/**
+ * Named constants, so docs, tests and code agree: the defaults of the `fanout serve` flags, and
+ * the fixed timings that are not flags, each with the reason for its value.
+ */
+
+/** Defaults of the `fanout serve` flags. */
+export const DEFAULTS = {
+  port: 3000,
+  host: '0.0.0.0',
+  bus: 'memory',
+  busPrefix: 'fanout',
+  logLevel: 'info',
+  maxPayload: 65536,
+  rateLimit: 0,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
+  handshakeTimeout: 10,
+  heartbeat: 25,
+  maxBuffered: 1024 * 1024,
+  coalesceMs: 'auto' as number | 'auto',
+  historySize: 100,
+  historyTtl: 300,
+  presenceTtl: 15,
+  maxSubscriptions: 100,
+  drainDelay: 5,
+  drainTimeout: 5,
+} as const;
+
+/** Fixed timings (not flags). Milliseconds unless the name says otherwise. */
+export const TIMINGS = {
+  /**
+   * During a drain, clients are closed in slices at most this often, spread over --drain-timeout:
+   * often enough that the spread is smooth, rarely enough that a big drain is not a busy loop.
+   */
+  drainTickMs: 50,
+  /**
+   * How long a subscription (or a recovery catch-up) waits for its fence to come back over the
+   * bus before it answers `unavailable`: a healthy broker answers in milliseconds, and a client
+   * should not wait longer than a reconnect would take.
+   */
+  joinTimeoutMs: 5000,
+  /** How often the gate looks for sockets whose token expired: tokens expire to the second. */
+  expirySweepMs: 1000,
+  /**
+   * A slow consumer's close frame queues behind the backlog it is not reading; the socket is cut
+   * this long after, so one stuck client cannot hold its buffers.
+   */
+  slowConsumerCutMs: 1000,
+  /** Bus publish failures are logged at most this often: during an outage every publish fails. */
+  publishErrorLogMs: 10_000,
+  /** The memory history store drops expired channels at most this often (on a publish), so idle channels do not pile up. */
+  memoryHistorySweepMs: 10_000,
+  /**
+   * Presence heartbeats come every `presenceHeartbeatFraction` of --presence-ttl (a third: a node
+   * must miss two beats in a row before Redis declares it dead), and at least this often apart.
+   */
+  presenceHeartbeatFraction: 1 / 3,
+  presenceHeartbeatMinMs: 100,
+  /** On close, sockets that ignore the close frame are cut after this grace. */
+  closeGraceMs: 1000,
+  /** AMQP heartbeat in seconds unless the --bus URL sets one: a dead broker is noticed within two of them. */
+  amqpHeartbeatS: 10,
+  /** JWKS (--jwks-url): a fetch gives up after this long and the upgrade is answered 503. */
+  jwksTimeoutMs: 5000,
+  /** JWKS: after a fetch, no new one for this long, even for an unknown `kid` (an attacker cannot make the node hammer the IdP). */
+  jwksCooldownMs: 30_000,
+  /** JWKS: a fetched key set is kept this long, so rotated keys are picked up. */
+  jwksCacheMaxAgeMs: 600_000,
+} as const;
