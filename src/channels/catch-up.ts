@@ -5,10 +5,11 @@
  * and the held frames. If history cannot fill the gap, the live subscribers are closed with 4510
  * so they resubscribe with `since` and learn it themselves.
  */
+import { TIMINGS } from '../config/defaults.js';
 import { CloseCode } from '../errors.js';
 import { frameText } from '../node/outbox.js';
 import type { ChannelRuntime } from './runtime.js';
-import { JOIN_TIMEOUT_MS, type CatchUp, type LocalChannel } from './subscriptions.js';
+import type { CatchUp, LocalChannel } from './subscriptions.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 
 /** What a catch-up hands back to the streams when it ends. */
@@ -37,7 +38,7 @@ export class CatchUps {
     }
     if (local.catchUp !== catchUp) return;
     if (catchUp.fenceAt >= 0) return this.caughtUp(local);
-    catchUp.timer = setTimeout(() => this.abandon(local, catchUp), JOIN_TIMEOUT_MS);
+    catchUp.timer = setTimeout(() => this.abandon(local, catchUp), TIMINGS.joinTimeoutMs);
     catchUp.timer.unref();
   }
 

@@ -4,6 +4,7 @@
  * of what the topic brings, join batches with their read and fence, and going live.
  */
 import type { BusStatus } from '../bus/bus.js';
+import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import { EnvelopeKind } from '../node/envelope.js';
 import { frameText } from '../node/outbox.js';
@@ -15,7 +16,7 @@ import { CatchUps } from './catch-up.js';
 import type { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import { FENCE } from './service.js';
-import { JOIN_TIMEOUT_MS, LocalChannel, Subscription, subscriptionsOf, type JoinBatch } from './subscriptions.js';
+import { LocalChannel, Subscription, subscriptionsOf, type JoinBatch } from './subscriptions.js';
 
 
 export class ChannelStreams {
@@ -157,7 +158,7 @@ export class ChannelStreams {
     }
     if (local.batch !== batch) return;
     if (batch.fenced) return this.completeBatch(local, batch);
-    batch.timer = setTimeout(() => this.failBatch(local, batch, 'the bus did not confirm the subscription in time; retry'), JOIN_TIMEOUT_MS);
+    batch.timer = setTimeout(() => this.failBatch(local, batch, 'the bus did not confirm the subscription in time; retry'), TIMINGS.joinTimeoutMs);
     batch.timer.unref();
   }
 

@@ -21,9 +21,6 @@ import { MessageScanner } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import type { SubscribeFrame } from '../protocol/frames.js';
 
-/** How long a join (or a catch-up) waits for its fence to come back over the bus before it gives up. */
-export const JOIN_TIMEOUT_MS = 5000;
-
 
 /** One client's subscription to one channel. */
 export class Subscription {

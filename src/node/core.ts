@@ -15,7 +15,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import type { Bus } from '../bus/bus.js';
 import { createBus } from '../bus/create.js';
 import type { MemoryBroker } from '../bus/memory.js';
-import type { Config } from '../config/schema.js';
+import { TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
@@ -41,9 +41,6 @@ export interface NodeOptions {
   /** Also export process metrics (CPU, memory, fds, event loop) on /metrics; `fanout serve` turns it on. */
   readonly processMetrics?: boolean;
 }
-
-/** How long sockets that ignore the close frame get at shutdown before they are cut. */
-const CLOSE_GRACE_MS = 1000;
 
 export class NodeCore {
   readonly config: Config;
@@ -257,7 +254,7 @@ export class NodeCore {
         setTimeout(() => {
           this.sockets.terminateAll();
           server.closeAllConnections?.();
-        }, CLOSE_GRACE_MS).unref();
+        }, TIMINGS.closeGraceMs).unref();
       });
     }
     this.wss?.close();

@@ -1,17 +1,15 @@
 /** Closing many clients without a reconnect storm: in even slices over a period. */
+import { TIMINGS } from '../config/defaults.js';
 import type { Client } from '../transport/client.js';
-
-/** During a drain, clients are closed in slices at most this often (ms), spread over --drain-timeout. */
-export const DRAIN_TICK_MS = 50;
 
 /**
  * Closes `clients` with `code` in even slices over `seconds`, whatever their number: one slice
- * every `interval` ms (at least DRAIN_TICK_MS apart), so their reconnects arrive spread out
+ * every `interval` ms (at least TIMINGS.drainTickMs apart), so their reconnects arrive spread out
  * instead of all at once. Clients already closed are skipped.
  */
 export async function closeSpread(clients: readonly Client[], code: number, reason: string, seconds: number): Promise<void> {
   const total = seconds * 1000;
-  const interval = clients.length === 0 ? 0 : Math.max(DRAIN_TICK_MS, total / clients.length);
+  const interval = clients.length === 0 ? 0 : Math.max(TIMINGS.drainTickMs, total / clients.length);
   const perSlice = total === 0 ? clients.length : Math.ceil((clients.length * interval) / total);
   for (let i = 0; i < clients.length; i += perSlice) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, interval));

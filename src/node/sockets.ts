@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import type { Config } from '../config/schema.js';
+import { TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -16,9 +16,6 @@ import type { SecurityGate } from '../transport/gate.js';
 import { RateLimiter, RateVerdict } from '../transport/limits.js';
 import type { Endpoint } from './endpoint.js';
 import type { Outbox } from './outbox.js';
-
-/** How long a slow consumer's close frame may wait behind its unread backlog before the socket is cut. */
-const SLOW_CONSUMER_CUT_MS = 1000;
 
 export interface SocketsHost {
   readonly config: Pick<Config, 'rateLimit' | 'heartbeat'>;
@@ -146,7 +143,7 @@ export class Sockets {
     );
     // The close frame queues behind the backlog the client is not reading; cut the socket soon after.
     client.ws.close(CloseCode.SLOW_CONSUMER, 'slow consumer');
-    setTimeout(() => client.ws.terminate(), SLOW_CONSUMER_CUT_MS).unref();
+    setTimeout(() => client.ws.terminate(), TIMINGS.slowConsumerCutMs).unref();
   }
 
   /** Pings every socket each --heartbeat seconds; a socket silent since the last ping is cut. */

@@ -16,6 +16,7 @@
  * Features differ in what they do before publishing and after delivery, not in how bytes travel.
  */
 import type { Bus, BusStatus } from '../bus/bus.js';
+import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -43,9 +44,6 @@ export interface Topics {
   /** Called on every status change, after the topics were resubscribed. */
   onStatus(listener: (status: BusStatus) => void): void;
 }
-
-/** How often at most a failing publish is logged. */
-const PUBLISH_ERROR_LOG_MS = 10_000;
 
 /**
  * Publish times of bus messages that reached sockets in this event-loop turn, observed when the
@@ -140,7 +138,7 @@ export class TopicRouter implements Topics {
     } catch (err) {
       this.options.metrics.busError('publish');
       const now = Date.now();
-      if (now - this.lastPublishError > PUBLISH_ERROR_LOG_MS) {
+      if (now - this.lastPublishError > TIMINGS.publishErrorLogMs) {
         this.lastPublishError = now;
         this.options.logger.warn({ err: errorMessage(err), bus: this.bus.kind }, `${this.options.name} publish failed (logged at most every 10 s)`);
       }
