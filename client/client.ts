@@ -18,100 +18,17 @@ import type { ClientFrame, Json, PresenceClient, ServerFrame } from '../src/prot
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
 import { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/codes.js';
 import { Emitter } from './emitter.js';
+import { channelOf, noop, RequestTable, timer, type RequestKind } from './requests.js';
 import { FanoutClientError } from './errors.js';
 import { Subscription, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
+import { CLIENT_DEFAULTS, endpointUrl, positive, withToken, type ClientEvents, type ClientOptions, type ClientState, type ConnectedInfo, type DisconnectedInfo } from './options.js';
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
 
-/** The WebSocket path of the channel protocol (mirrors CHANNEL_PATH in src/protocol/frames.ts). */
-export const CHANNEL_PATH = '/ws/v1';
-
-export type ClientState =
-  /** Opening the first connection (and retrying until one succeeds). */
-  | 'connecting'
-  /** The server said `connected`: requests flow. */
-  | 'connected'
-  /** The connection dropped; a reconnect is scheduled or under way. */
-  | 'reconnecting'
-  /** Not connected and not trying: before `connect()`, after `close()`, or after a terminal close code. */
-  | 'closed';
-
-export interface ClientOptions {
-  /**
-   * Where to connect: `ws(s)://host[:port][/path]` or `http(s)://…` (turned into ws(s)). Without a
-   * path, `/ws/v1`. In a browser a path alone (`/ws/v1`) is taken relative to the page.
-   */
-  readonly url: string;
-  /** The JWT, sent as `?token=`; a function is called before every connection attempt (to refresh it). */
-  readonly token?: string | (() => string | Promise<string>);
-  /** The WebSocket class; default: the global one (browsers), else the `ws` package (Node). */
-  readonly WebSocket?: WebSocketConstructor;
-  /** Reconnect delays. */
-  readonly backoff?: Partial<BackoffOptions>;
-  /** Connection attempts in a row before giving up (state `closed`); default: never give up. */
-  readonly maxRetries?: number;
-  /** ms from opening the socket to the server's `connected` frame before the attempt counts as failed; 0 is no limit. */
-  readonly connectTimeout?: number;
-  /** ms a request (publish, history, presence) may wait for its reply, queued time included; 0 is no limit. */
-  readonly requestTimeout?: number;
-  /** Requests that may wait for a connection; more reject with `queue_full`. */
-  readonly maxQueued?: number;
-}
-
-/** Defaults of {@link ClientOptions}. */
-export const CLIENT_DEFAULTS = Object.freeze({
-  maxRetries: Infinity,
-  connectTimeout: 10_000,
-  requestTimeout: 10_000,
-  maxQueued: 1000,
-});
-
-/** Who the server says we are, from its `connected` frame. */
-export interface ConnectedInfo {
-  /** This connection's id (what presence lists). */
-  readonly client: string;
-  /** The id of the node serving this connection. */
-  readonly node: string;
-}
-
-export interface DisconnectedInfo {
-  readonly code: number;
-  readonly reason: string;
-  /** True when the client will reconnect. */
-  readonly reconnect: boolean;
-  /** The refused upgrade's HTTP status, when the WebSocket implementation reports it (Node). */
-  readonly status?: number;
-}
-
-export interface ClientEvents {
-  /** Every state change. */
-  state: (state: ClientState, previous: ClientState) => void;
-  /** The server accepted the connection (every time, reconnects included). */
-  connected: (info: ConnectedInfo) => void;
-  /** The connection dropped or was refused; `reconnect` says what happens next. */
-  disconnected: (info: DisconnectedInfo) => void;
-  /** The client stopped for good: `close()`, a terminal close code, or `maxRetries`. */
-  closed: (info: { readonly code: number; readonly reason: string }) => void;
-  /** Errors that belong to no request: error frames without an id, bad frames, token failures. */
-  error: (error: FanoutClientError) => void;
-}
-
-type RequestKind = 'publish' | 'history' | 'presence' | 'subscribe' | 'unsubscribe';
-
-interface Pending {
-  readonly id: number;
-  readonly kind: RequestKind;
-  readonly frame: ClientFrame;
-  readonly resolve: (frame: ServerFrame) => void;
-  readonly reject: (err: FanoutClientError) => void;
-  readonly timer: ReturnType<typeof setTimeout> | undefined;
-  readonly subscription?: Subscription;
-  sent: boolean;
-}
+export { CHANNEL_PATH, CLIENT_DEFAULTS, endpointUrl } from './options.js';
+export type { ClientEvents, ClientOptions, ClientState, ConnectedInfo, DisconnectedInfo } from './options.js';
 
 /** Server error codes after which a subscribe is retried rather than failed. */
 const RETRYABLE = new Set(['unavailable', 'rate_limited', 'internal']);
-
-const noop = (): void => {};
 
 export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionOwner {
   private readonly url: string;
@@ -133,8 +50,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private stopped = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+  private readonly requests: RequestTable;
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private connectedInfo: ConnectedInfo | undefined;
@@ -153,6 +69,16 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.connectTimeout = positive('connectTimeout', options.connectTimeout ?? CLIENT_DEFAULTS.connectTimeout);
     this.requestTimeout = positive('requestTimeout', options.requestTimeout ?? CLIENT_DEFAULTS.requestTimeout);
     this.maxQueued = positive('maxQueued', options.maxQueued ?? CLIENT_DEFAULTS.maxQueued);
+    this.requests = new RequestTable({
+      requestTimeout: this.requestTimeout,
+      maxQueued: this.maxQueued,
+      send: (text) => {
+        const ws = this.ws;
+        if (!ws || ws.readyState !== OPEN) return false;
+        ws.send(text);
+        return true;
+      },
+    });
   }
 
   get state(): ClientState {
@@ -222,7 +148,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   async unsubscribe(sub: Subscription): Promise<void> {
     if (this.subscriptions.get(sub.channel) !== sub) return;
     this.subscriptions.delete(sub.channel);
-    if (sub.requestId !== undefined) this.pending.delete(sub.requestId);
+    if (sub.requestId !== undefined) this.requests.forget(sub.requestId);
     const wasConfirmed = sub.state === 'subscribed' || sub.requestId !== undefined;
     sub.markUnsubscribed(new FanoutClientError('closed', `unsubscribed from "${sub.channel}"`, { channel: sub.channel }));
     // The server only knows subscriptions of the current connection; a dropped one is gone already.
@@ -350,9 +276,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     if (this.isClosed()) return; // a listener closed the client
     // Resubscribe first, so queued publishes land after the subscriptions that may echo them.
     for (const sub of this.subscriptions.values()) this.sendSubscribe(sub);
-    for (const pending of [...this.pending.values()]) {
-      if (!pending.sent && pending.kind !== 'subscribe') this.sendPending(pending);
-    }
+    this.requests.sendWaiting();
   }
 
   /** The socket closed or the attempt failed: reconnect, or stop when the code says so. */
@@ -360,17 +284,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     clearTimeout(this.connectTimer);
     if (this.stateValue === 'closed') return;
     this.connectedInfo = undefined;
-    for (const pending of [...this.pending.values()]) {
-      if (pending.kind === 'subscribe') {
-        this.settle(pending); // the resubscription sends a fresh one
-      } else if (!pending.sent) {
-        continue;
-      } else if (pending.kind === 'history' || pending.kind === 'presence') {
-        pending.sent = false; // reads are safe to resend
-      } else {
-        this.settle(pending, new FanoutClientError('disconnected', `connection lost before the ${pending.kind} was acknowledged${pending.kind === 'publish' ? '; it may or may not have been published' : ''}`, { sent: true }));
-      }
-    }
+    this.requests.dropped();
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
     // Subscribe retries belong to the dead connection; the next `connected` resubscribes everything.
     for (const timer of this.retryTimers) clearTimeout(timer);
@@ -406,10 +320,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     if (this.ws) this.detach(this.ws);
     this.connectedInfo = undefined;
     const err = new FanoutClientError('closed', `client closed (${code}${reason ? `: ${reason}` : ''})`);
-    for (const pending of [...this.pending.values()]) {
-      if (pending.kind === 'subscribe') this.settle(pending);
-      else this.settle(pending, new FanoutClientError('closed', err.message, { sent: pending.sent }));
-    }
+    this.requests.closeAll(err.message);
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
     this.setState('closed');
     this.firstConnect?.reject(err);
@@ -443,10 +354,10 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         return;
       case 'subscribed': {
         // A confirmation whose id we no longer wait for belongs to a subscription the app ended.
-        const pending = frame.id === undefined ? undefined : this.pending.get(frame.id);
+        const pending = this.requests.get(frame.id);
         if (frame.id !== undefined && !pending) return;
         const sub = pending?.subscription ?? this.subscriptions.get(frame.channel);
-        if (pending) this.settle(pending);
+        if (pending) this.requests.settle(pending);
         if (sub && this.subscriptions.get(frame.channel) === sub) sub.handleSubscribed(frame);
         return;
       }
@@ -461,8 +372,8 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'history':
       case 'presence':
       case 'unsubscribed': {
-        const pending = frame.id === undefined ? undefined : this.pending.get(frame.id);
-        if (pending) this.settle(pending, undefined, frame);
+        const pending = this.requests.get(frame.id);
+        if (pending) this.requests.settle(pending, undefined, frame);
         return;
       }
       default:
@@ -472,7 +383,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   }
 
   private errorFrame(id: number | undefined, code: string, message: string, channel: string | undefined): void {
-    const pending = id === undefined ? undefined : this.pending.get(id);
+    const pending = this.requests.get(id);
     const err = new FanoutClientError(code as FanoutClientError['code'], message, { channel: channel ?? channelOf(pending?.frame), sent: true });
     if (!pending) {
       // Without an id, a channel's error concerns its subscription; with an unknown id (a request
@@ -482,7 +393,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       else this.emit('error', err);
       return;
     }
-    this.settle(pending, err);
+    this.requests.settle(pending, err);
     const sub = pending.subscription;
     if (pending.kind !== 'subscribe' || !sub || this.subscriptions.get(sub.channel) !== sub) return;
     if (!RETRYABLE.has(code)) {
@@ -504,101 +415,16 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
 
   private sendSubscribe(sub: Subscription): void {
     const since = sub.sinceForNextSubscribe();
-    const id = this.nextId++;
-    const frame: ClientFrame = since ? { type: 'subscribe', channel: sub.channel, id, since } : { type: 'subscribe', channel: sub.channel, id };
     sub.asked = since;
-    sub.requestId = id;
-    // No timeout: a subscription waits as long as it takes; a drop resends it.
-    const pending: Pending = { id, kind: 'subscribe', frame, resolve: noop, reject: noop, timer: undefined, subscription: sub, sent: false };
-    this.pending.set(id, pending);
-    this.sendPending(pending);
+    sub.requestId = this.requests.subscribe(sub, since);
   }
 
   private request(kind: RequestKind, body: ClientFrame, { queue = true } = {}): Promise<ServerFrame> {
-    return new Promise<ServerFrame>((resolve, reject) => {
-      const channel = channelOf(body);
-      if (this.stopped) {
-        reject(new FanoutClientError('closed', `cannot ${kind}: the client is closed (call connect() first)`, { channel }));
-        return;
-      }
-      if (this.stateValue !== 'connected') {
-        if (!queue) return reject(new FanoutClientError('disconnected', `cannot ${kind} while disconnected`, { channel }));
-        let queued = 0;
-        for (const p of this.pending.values()) if (!p.sent) queued++;
-        if (queued >= this.maxQueued) return reject(new FanoutClientError('queue_full', `${queued} requests already wait for a connection (maxQueued)`, { channel }));
-      }
-      const id = this.nextId++;
-      const frame = { ...body, id } as ClientFrame;
-      const expiry = timer(this.requestTimeout, () => {
-        const pending = this.pending.get(id);
-        if (!pending) return;
-        const text = pending.sent ? `no reply to the ${kind} within ${this.requestTimeout} ms${kind === 'publish' ? '; it may or may not have been published' : ''}` : `the ${kind} waited ${this.requestTimeout} ms for a connection and was not sent`;
-        this.settle(pending, new FanoutClientError('timeout', text, { channel, sent: pending.sent }));
-      });
-      const pending: Pending = { id, kind, frame, resolve, reject, timer: expiry, sent: false };
-      this.pending.set(id, pending);
-      if (this.stateValue === 'connected') this.sendPending(pending);
-    });
-  }
-
-  private sendPending(pending: Pending): void {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== OPEN) return;
-    let text: string;
-    try {
-      text = JSON.stringify(pending.frame);
-    } catch (err) {
-      this.settle(pending, new FanoutClientError('bad_request', `cannot encode the ${pending.kind}: ${(err as Error).message}`, { channel: channelOf(pending.frame), cause: err }));
-      return;
-    }
-    try {
-      ws.send(text);
-      pending.sent = true;
-    } catch {
-      // The socket is closing; its close event resends or rejects this request.
-    }
-  }
-
-  /** Resolves (with `frame`) or rejects (with `err`) a request, once. */
-  private settle(pending: Pending, err?: FanoutClientError, frame?: ServerFrame): void {
-    if (this.pending.get(pending.id) !== pending) return;
-    this.pending.delete(pending.id);
-    clearTimeout(pending.timer);
-    if (err) pending.reject(err);
-    else if (frame) pending.resolve(frame);
+    if (this.stopped) return Promise.reject(new FanoutClientError('closed', `cannot ${kind}: the client is closed (call connect() first)`, { channel: channelOf(body) }));
+    return this.requests.add(kind, body, { connected: this.stateValue === 'connected', queue });
   }
 }
 
-/** setTimeout, except that 0 and Infinity (and anything past setTimeout's 2^31 ms range) mean "never". */
-function timer(ms: number, fn: () => void): ReturnType<typeof setTimeout> | undefined {
-  return ms > 0 && ms < 2 ** 31 ? setTimeout(fn, ms) : undefined;
-}
-
-function channelOf(frame: ClientFrame | undefined): string | undefined {
-  return frame && 'channel' in frame ? frame.channel : undefined;
-}
-
-function positive(name: string, value: number): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw new TypeError(`${name}: expected a number ≥ 0, got ${String(value)}`);
-  return value;
-}
-
-/** The endpoint's ws(s) URL: http(s) becomes ws(s), a bare host gets /ws/v1, a path is resolved against the page. */
-export function endpointUrl(given: string): string {
-  const base = (globalThis as { location?: { href?: string } }).location?.href;
-  const url = base ? new URL(given, base) : new URL(given);
-  if (url.protocol === 'http:') url.protocol = 'ws:';
-  else if (url.protocol === 'https:') url.protocol = 'wss:';
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`url: expected ws://, wss://, http:// or https://, got ${given}`);
-  if (url.pathname === '' || url.pathname === '/') url.pathname = CHANNEL_PATH;
-  return url.toString();
-}
-
-function withToken(url: string, token: string): string {
-  const u = new URL(url);
-  u.searchParams.set('token', token);
-  return u.toString();
-}
 
 /** Creates a client and starts connecting. */
 export function connect(options: ClientOptions): FanoutClient {

@@ -1,0 +1,105 @@
+/**
+ * The client's options, states and events, and how a URL becomes the endpoint's: what an app
+ * configures and listens to (client.ts runs the connection, requests.ts the request table).
+ */
+import { CHANNEL_PATH } from '../src/protocol/frames.js';
+import type { BackoffOptions } from './backoff.js';
+import type { FanoutClientError } from './errors.js';
+import type { WebSocketConstructor } from './transport.js';
+
+export { CHANNEL_PATH };
+
+export type ClientState =
+  /** Opening the first connection (and retrying until one succeeds). */
+  | 'connecting'
+  /** The server said `connected`: requests flow. */
+  | 'connected'
+  /** The connection dropped; a reconnect is scheduled or under way. */
+  | 'reconnecting'
+  /** Not connected and not trying: before `connect()`, after `close()`, or after a terminal close code. */
+  | 'closed';
+
+export interface ClientOptions {
+  /**
+   * Where to connect: `ws(s)://host[:port][/path]` or `http(s)://…` (turned into ws(s)). Without a
+   * path, `/ws/v1`. In a browser a path alone (`/ws/v1`) is taken relative to the page.
+   */
+  readonly url: string;
+  /** The JWT, sent as `?token=`; a function is called before every connection attempt (to refresh it). */
+  readonly token?: string | (() => string | Promise<string>);
+  /** The WebSocket class; default: the global one (browsers), else the `ws` package (Node). */
+  readonly WebSocket?: WebSocketConstructor;
+  /** Reconnect delays. */
+  readonly backoff?: Partial<BackoffOptions>;
+  /** Connection attempts in a row before giving up (state `closed`); default: never give up. */
+  readonly maxRetries?: number;
+  /** ms from opening the socket to the server's `connected` frame before the attempt counts as failed; 0 is no limit. */
+  readonly connectTimeout?: number;
+  /** ms a request (publish, history, presence) may wait for its reply, queued time included; 0 is no limit. */
+  readonly requestTimeout?: number;
+  /** Requests that may wait for a connection; more reject with `queue_full`. */
+  readonly maxQueued?: number;
+}
+
+/** Defaults of {@link ClientOptions}. */
+export const CLIENT_DEFAULTS = Object.freeze({
+  maxRetries: Infinity,
+  connectTimeout: 10_000,
+  requestTimeout: 10_000,
+  maxQueued: 1000,
+});
+
+/** Who the server says we are, from its `connected` frame. */
+export interface ConnectedInfo {
+  /** This connection's id (what presence lists). */
+  readonly client: string;
+  /** The id of the node serving this connection. */
+  readonly node: string;
+}
+
+export interface DisconnectedInfo {
+  readonly code: number;
+  readonly reason: string;
+  /** True when the client will reconnect. */
+  readonly reconnect: boolean;
+  /** The refused upgrade's HTTP status, when the WebSocket implementation reports it (Node). */
+  readonly status?: number;
+}
+
+export interface ClientEvents {
+  /** Every state change. */
+  state: (state: ClientState, previous: ClientState) => void;
+  /** The server accepted the connection (every time, reconnects included). */
+  connected: (info: ConnectedInfo) => void;
+  /** The connection dropped or was refused; `reconnect` says what happens next. */
+  disconnected: (info: DisconnectedInfo) => void;
+  /** The client stopped for good: `close()`, a terminal close code, or `maxRetries`. */
+  closed: (info: { readonly code: number; readonly reason: string }) => void;
+  /** Errors that belong to no request: error frames without an id, bad frames, token failures. */
+  error: (error: FanoutClientError) => void;
+}
+
+
+/** A numeric option, checked: a number ≥ 0 (Infinity allowed). */
+export function positive(name: string, value: number): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw new TypeError(`${name}: expected a number ≥ 0, got ${String(value)}`);
+  return value;
+}
+
+/** The endpoint's ws(s) URL: http(s) becomes ws(s), a bare host gets /ws/v1, a path is resolved against the page. */
+export function endpointUrl(given: string): string {
+  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  const url = base ? new URL(given, base) : new URL(given);
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`url: expected ws://, wss://, http:// or https://, got ${given}`);
+  if (url.pathname === '' || url.pathname === '/') url.pathname = CHANNEL_PATH;
+  return url.toString();
+}
+
+/** `url` with the token as its `token` query parameter. */
+export function withToken(url: string, token: string): string {
+  const u = new URL(url);
+  u.searchParams.set('token', token);
+  return u.toString();
+}
