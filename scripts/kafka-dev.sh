@@ -45,6 +45,14 @@ die() { printf 'kafka-dev: %s\n' "$*" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# One start or stop at a time per folder: a second start waits for the first and then finds the
+# broker answering. The broker itself does not inherit the lock (its fd 9 is closed).
+lock() {
+  mkdir -p "$DIR"
+  exec 9>"$DIR/lock"
+  flock -w 300 9 || die "another start or stop of $DIR has held $DIR/lock for 300s"
+}
+
 # True when PID is the broker this script started from this folder (a recycled pid, an exited
 # process or anybody else's Java is not).
 ours() {
@@ -82,7 +90,7 @@ resolve_classpath() {
   if ! mvn -o "${args[@]}" >"$DIR/maven.log" 2>&1; then
     say "fetching Kafka with Maven (the first time only; cached in ~/.m2 afterwards)"
     if ! mvn "${args[@]}" >"$DIR/maven.log" 2>&1; then
-      tail -n 40 "$DIR/maven.log" >&2
+      tail -n 40 "$DIR/maven.log" >&2 || true
       die "Maven could not resolve $POM (its output is in $DIR/maven.log)"
     fi
   fi
@@ -152,6 +160,7 @@ answers() {
 
 start() {
   local pid cluster_id started=$SECONDS
+  lock
   if port_open "$PORT"; then
     say "something already answers on 127.0.0.1:$PORT; leaving it as it is"
     return 0
@@ -174,14 +183,19 @@ start() {
     {
       printf '=== %s: format %s, start\n' "$(date -u +%FT%TZ)" "$cluster_id"
       "${TOOL[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$CONFIG" --ignore-formatted
-    } >>"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2; die "formatting $DATA failed"; }
+    } >>"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2 || true; die "formatting $DATA failed"; }
 
     # shellcheck disable=SC2086 # HEAP is a list of JVM options
     nohup "$JAVA" $HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$LOG4J" -Dfanout.kafka.log.level=INFO \
-      -cp "$(<"$CLASSPATH_FILE")" kafka.Kafka "$CONFIG" >>"$LOG_FILE" 2>&1 </dev/null &
+      -cp "$(<"$CLASSPATH_FILE")" kafka.Kafka "$CONFIG" >>"$LOG_FILE" 2>&1 </dev/null 9>&- &
     pid=$!
+    # Until nohup and then java have been exec'd, the pid still runs a copy of this script.
+    for _ in $(seq 1 100); do
+      if ours "$pid" || ! kill -0 "$pid" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
     printf '%s\n' "$pid" >"$PID_FILE"
     say "starting Kafka (pid $pid, log $LOG_FILE)"
   fi
@@ -189,13 +203,13 @@ start() {
   local deadline=$((SECONDS + START_TIMEOUT))
   until answers; do
     if ! ours "$pid"; then
-      tail -n 40 "$LOG_FILE" >&2
+      tail -n 40 "$LOG_FILE" >&2 || true
       rm -f "$PID_FILE"
       die "the broker exited while starting (log above, whole in $LOG_FILE)"
     fi
     if ((SECONDS >= deadline)); then
-      tail -n 40 "$LOG_FILE" >&2
-      stop >&2
+      tail -n 40 "$LOG_FILE" >&2 || true
+      stop locked >&2
       die "the broker did not answer on 127.0.0.1:$PORT within ${START_TIMEOUT}s (log above, whole in $LOG_FILE); stopped it"
     fi
     sleep 1
@@ -205,6 +219,7 @@ start() {
 
 stop() {
   local pid
+  [ "${1:-}" = locked ] || lock
   if ! pid=$(running_pid); then
     rm -f "$PID_FILE"
     if port_open "$PORT"; then
