@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# A single-node Kafka for development and tests: KRaft mode (no ZooKeeper), one process acting as
+# broker and controller, PLAINTEXT on 127.0.0.1:9092 and its controller on 127.0.0.1:9093.
+#
+#   scripts/kafka-dev.sh start    fetch the broker with Maven (scripts/kafka/pom.xml; cached in
+#                                 ~/.m2 after the first run), format a fresh data folder, start the
+#                                 broker in the background and wait until it answers a metadata
+#                                 request. Does nothing when something already answers on the port.
+#   scripts/kafka-dev.sh stop     stop the broker that `start` started (and only that process)
+#   scripts/kafka-dev.sh status   say whether it runs
+#   scripts/kafka-dev.sh version  print the version of the Kafka jars that `start` runs
+#   scripts/kafka-dev.sh run TOOL [ARGS...]
+#                                 run a Kafka tool from the same classpath: topics,
+#                                 console-producer, console-consumer, verifiable-producer, or a
+#                                 main class name
+#
+# Every start begins with an empty data folder; the previous run's log is kept as broker.log.1.
+#
+# Environment: FANOUT_KAFKA_DIR (the folder this script owns: data, config, log, pid; default
+# /tmp/fanout-kafka), FANOUT_KAFKA_PORT (9092), FANOUT_KAFKA_CONTROLLER_PORT (9093),
+# FANOUT_KAFKA_HEAP ("-Xms256m -Xmx512m"), FANOUT_KAFKA_START_TIMEOUT (seconds, 90),
+# JAVA_HOME (else `java` on the PATH; Java 17 or newer).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+POM=$HERE/kafka/pom.xml
+LOG4J=$HERE/kafka/log4j2.properties
+
+DIR=${FANOUT_KAFKA_DIR:-/tmp/fanout-kafka}
+PORT=${FANOUT_KAFKA_PORT:-9092}
+CONTROLLER_PORT=${FANOUT_KAFKA_CONTROLLER_PORT:-9093}
+HEAP=${FANOUT_KAFKA_HEAP:--Xms256m -Xmx512m}
+START_TIMEOUT=${FANOUT_KAFKA_START_TIMEOUT:-90}
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+
+CONFIG=$DIR/server.properties
+DATA=$DIR/data
+LOG_FILE=$DIR/broker.log
+PID_FILE=$DIR/broker.pid
+CLASSPATH_FILE=$DIR/classpath
+PROBE_CONFIG=$DIR/probe.properties
+
+say() { printf 'kafka-dev: %s\n' "$*"; }
+die() { printf 'kafka-dev: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# One start or stop at a time per folder: a second start waits for the first and then finds the
+# broker answering. The broker itself does not inherit the lock (its fd 9 is closed).
+lock() {
+  mkdir -p "$DIR"
+  exec 9>"$DIR/lock"
+  flock -w 300 9 || die "another start or stop of $DIR has held $DIR/lock for 300s"
+}
+
+# True when PID is the broker this script started from this folder (a recycled pid, an exited
+# process or anybody else's Java is not).
+ours() {
+  local cmdline
+  [ -r "/proc/$1/cmdline" ] || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *" kafka.Kafka $CONFIG"* ]]
+}
+
+# The pid from the pid file when that process is still our broker.
+running_pid() {
+  local pid
+  [ -f "$PID_FILE" ] || return 1
+  pid=$(<"$PID_FILE")
+  [[ $pid =~ ^[0-9]+$ ]] && ours "$pid" || return 1
+  printf '%s\n' "$pid"
+}
+
+check_java() {
+  local version
+  command -v "$JAVA" >/dev/null || die "no java found (install a JRE 17+, e.g. Debian's default-jre-headless, or set JAVA_HOME)"
+  version=$("$JAVA" -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/ {print $2}')
+  if ! [[ ${version%%.*} =~ ^[0-9]+$ ]] || ((${version%%.*} < 17)); then
+    die "Kafka 4 needs Java 17 or newer; $JAVA is ${version:-unknown}"
+  fi
+}
+
+# Resolves the broker and its runtime dependencies into the local Maven repository and writes
+# their classpath to $CLASSPATH_FILE. Offline first, so that a warm ~/.m2 needs no network.
+resolve_classpath() {
+  command -v mvn >/dev/null || die "no mvn found (install Maven, e.g. Debian's maven)"
+  mkdir -p "$DIR"
+  local args=(-B -q -Dstyle.color=never -f "$POM" dependency:build-classpath
+    -Dmdep.includeScope=runtime -Dmdep.outputFile="$CLASSPATH_FILE.new")
+  if ! mvn -o "${args[@]}" >"$DIR/maven.log" 2>&1; then
+    say "fetching Kafka with Maven (the first time only; cached in ~/.m2 afterwards)"
+    if ! mvn "${args[@]}" >"$DIR/maven.log" 2>&1; then
+      tail -n 40 "$DIR/maven.log" >&2 || true
+      die "Maven could not resolve $POM (its output is in $DIR/maven.log)"
+    fi
+  fi
+  mv "$CLASSPATH_FILE.new" "$CLASSPATH_FILE"
+}
+
+# The command line that runs a Kafka main class with the resolved classpath, a small heap and
+# quiet logging.
+tool_command() {
+  TOOL=("$JAVA" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$LOG4J" -Dfanout.kafka.log.level=WARN
+    -cp "$(<"$CLASSPATH_FILE")")
+}
+
+write_config() {
+  cat >"$CONFIG" <<EOF
+# Written by scripts/kafka-dev.sh; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$DATA
+
+# One node: every topic has one partition and one replica, internal ones too.
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+
+# Tests never read anything older than an hour; segments stay small.
+log.retention.ms=3600000
+log.retention.check.interval.ms=60000
+log.segment.bytes=16777216
+
+# Two cores: few threads.
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+background.threads=2
+EOF
+  cat >"$PROBE_CONFIG" <<EOF
+request.timeout.ms=5000
+default.api.timeout.ms=10000
+EOF
+}
+
+# True when the broker answers a metadata request (lists topics).
+answers() {
+  port_open "$PORT" || return 1
+  # The probe gives up after 10 s by itself; timeout(1) bounds a JVM that hangs anyway.
+  timeout 30 "${TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" \
+    --command-config "$PROBE_CONFIG" --list >/dev/null 2>"$DIR/probe.log"
+}
+
+start() {
+  local pid cluster_id started=$SECONDS
+  lock
+  if port_open "$PORT"; then
+    say "something already answers on 127.0.0.1:$PORT; leaving it as it is"
+    return 0
+  fi
+  if pid=$(running_pid); then
+    say "the broker (pid $pid) is still starting; waiting for it"
+    tool_command
+  else
+    port_open "$CONTROLLER_PORT" &&
+      die "port $CONTROLLER_PORT (the controller's) is taken; set FANOUT_KAFKA_CONTROLLER_PORT"
+    check_java
+    resolve_classpath
+    tool_command
+    rm -rf "$DATA" "$PID_FILE"
+    mkdir -p "$DATA"
+    [ ! -f "$LOG_FILE" ] || mv -f "$LOG_FILE" "$LOG_FILE.1" # the previous run's log
+    write_config
+    cluster_id=$("${TOOL[@]}" kafka.tools.StorageTool random-uuid)
+    printf '%s\n' "$cluster_id" >"$DIR/cluster-id"
+    {
+      printf '=== %s: format %s, start\n' "$(date -u +%FT%TZ)" "$cluster_id"
+      "${TOOL[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$CONFIG" --ignore-formatted
+    } >>"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2 || true; die "formatting $DATA failed"; }
+
+    # shellcheck disable=SC2086 # HEAP is a list of JVM options
+    nohup "$JAVA" $HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+      -Dlog4j2.configurationFile="$LOG4J" -Dfanout.kafka.log.level=INFO \
+      -cp "$(<"$CLASSPATH_FILE")" kafka.Kafka "$CONFIG" >>"$LOG_FILE" 2>&1 </dev/null 9>&- &
+    pid=$!
+    # Until nohup and then java have been exec'd, the pid still runs a copy of this script.
+    for _ in $(seq 1 100); do
+      if ours "$pid" || ! kill -0 "$pid" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
+    printf '%s\n' "$pid" >"$PID_FILE"
+    say "starting Kafka (pid $pid, log $LOG_FILE)"
+  fi
+
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until answers; do
+    if ! ours "$pid"; then
+      tail -n 40 "$LOG_FILE" >&2 || true
+      rm -f "$PID_FILE"
+      die "the broker exited while starting (log above, whole in $LOG_FILE)"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 40 "$LOG_FILE" >&2 || true
+      stop locked >&2
+      die "the broker did not answer on 127.0.0.1:$PORT within ${START_TIMEOUT}s (log above, whole in $LOG_FILE); stopped it"
+    fi
+    sleep 1
+  done
+  say "Kafka answers on 127.0.0.1:$PORT (pid $pid, $((SECONDS - started))s)"
+}
+
+stop() {
+  local pid
+  [ "${1:-}" = locked ] || lock
+  if ! pid=$(running_pid); then
+    rm -f "$PID_FILE"
+    if port_open "$PORT"; then
+      say "no broker started by this script runs; whatever answers on $PORT is left alone"
+    else
+      say "not running"
+    fi
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 120); do # a controlled shutdown takes a few seconds
+    ours "$pid" || break
+    sleep 0.5
+  done
+  if ours "$pid"; then
+    say "pid $pid did not stop within 60s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do
+      ours "$pid" || break
+      sleep 0.5
+    done
+  fi
+  ours "$pid" && die "pid $pid is still there"
+  rm -f "$PID_FILE"
+  say "stopped Kafka (pid $pid)"
+}
+
+status() {
+  local pid
+  if pid=$(running_pid); then
+    if port_open "$PORT"; then say "running (pid $pid) on 127.0.0.1:$PORT"; else say "starting (pid $pid)"; fi
+  elif port_open "$PORT"; then
+    say "not started by this script, but something answers on 127.0.0.1:$PORT"
+  else
+    say "not running"
+    return 3
+  fi
+}
+
+run() {
+  (($#)) || die "usage: $0 run TOOL [ARGS...]"
+  local tool=$1
+  shift
+  case $tool in
+    topics) tool=org.apache.kafka.tools.TopicCommand ;;
+    console-producer) tool=org.apache.kafka.tools.ConsoleProducer ;;
+    console-consumer) tool=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
+    verifiable-producer) tool=org.apache.kafka.tools.VerifiableProducer ;;
+    verifiable-consumer) tool=org.apache.kafka.tools.VerifiableConsumer ;;
+    *.*) ;;
+    *) die "unknown tool $tool (topics, console-producer, console-consumer, verifiable-producer, verifiable-consumer, or a main class)" ;;
+  esac
+  [ -s "$CLASSPATH_FILE" ] || { check_java; resolve_classpath; }
+  tool_command
+  exec "${TOOL[@]}" "$tool" "$@"
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  version) printf 'Kafka %s\n' "$(run kafka.Kafka --version)" ;;
+  run) shift; run "$@" ;;
+  *) die "usage: $0 start|stop|status|version|run TOOL [ARGS...]" ;;
+esac
