@@ -126,7 +126,7 @@ export function markdown(run: BenchRun): string {
   const lines = [
     '# Benchmarks',
     '',
-    `Measured ${run.startedAt} with \`${run.command}\`. Repeat with \`npm run bench\` (or \`fanout bench\`); \`--help\` lists the flags.`,
+    `Measured ${run.startedAt} with \`${run.command}\`. Repeat with \`npm run bench\`; \`npm run bench -- --help\` lists the flags.`,
     '',
     `Machine: ${run.machine}. ${run.versions}.`,
     '',
@@ -164,7 +164,7 @@ export function markdown(run: BenchRun): string {
     );
   }
   lines.push(
-    'Where the time goes (profiled with `fanout bench --cpu-prof DIR` on this machine): in Fanout\'s nodes the `write` system call (`writeBuffer`) takes about half of the CPU, ' +
+    'Where the time goes (profiled with `npm run bench -- --cpu-prof DIR` on this machine): in Fanout\'s nodes the `write` system call (`writeBuffer`) takes about half of the CPU, ' +
       'framing and queueing a few per cent; HAProxy spends as much again forwarding those writes. The cost follows the number of writes, not bytes: ' +
       'a broadcast to a thousand sockets keeps a node writing for milliseconds, and by default (`--coalesce-ms auto`) the next flush waits four times as long, ' +
       'so at high rates a socket\'s frames from several messages share one write, which is why CPU per delivery falls as the rate rises. ' +

@@ -1,5 +1,5 @@
 /**
- * `npm run bench` / `fanout bench`: starts every system side by side on this machine, drives each
+ * `npm run bench -- [options]`: starts every system side by side on this machine, drives each
  * with the same load generator through HAProxy, interleaving them rate by rate, and writes
  * BENCHMARKS.md, benchmarks.svg and benchmarks.json.
  */
@@ -30,7 +30,7 @@ export const BENCH_DEFAULTS = {
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
 } as const;
 
-export const BENCH_HELP = `Usage: fanout bench [options]
+export const BENCH_HELP = `Usage: npm run bench -- [options]
 
 Runs Fanout, Socket.IO (redis adapter) and the express-ws seed server side by side on this machine,
 each behind HAProxy, drives them with one load generator, and writes BENCHMARKS.md, benchmarks.svg
@@ -248,7 +248,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   }
   const run: BenchRun = {
     startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    command: `fanout bench ${argv.join(' ')}`.trim(),
+    command: `npm run bench -- ${argv.join(' ')}`.replace(/ -- $/, '').trim(),
     machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, file limit ${limit}`,
     versions: `Node ${process.version}, HAProxy ${version('haproxy', ['-v'], /version (\S+)/)}, Redis ${version('redis-server', ['--version'], /v=(\S+)/)}`,
     clients,
@@ -267,7 +267,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   benchCommand(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`fanout bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);
   });
 }
