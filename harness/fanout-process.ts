@@ -87,16 +87,17 @@ export function forkFanoutServe(args: readonly string[], options: ForkOptions = 
 }
 
 /**
- * Waits until the node on `port` answers GET /readyz with 200 (serving, its bus connected). A
- * node says when it listens, not when its bus connects, so this polls.
+ * Waits until the node on `port` answers GET /readyz with `status`: 200 (the default) once it
+ * serves with its bus connected, 503 while its bus is away or it drains. A node says when it
+ * listens, not when its readiness changes, so this polls.
  */
-export function waitReadyPort(port: number, timeoutMs = 10_000): Promise<void> {
+export function waitReadyPort(port: number, timeoutMs = 10_000, status = 200): Promise<void> {
   return until(
     async () => {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`);
       await res.arrayBuffer();
-      return res.status === 200;
+      return res.status === status;
     },
-    { timeoutMs, intervalMs: 50, what: `the node on ${port} to be ready (/readyz 200)` },
+    { timeoutMs, intervalMs: 50, what: `the node on ${port} to answer /readyz ${status}` },
   );
 }

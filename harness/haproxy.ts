@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { HAPROXY_DEFAULTS, haproxyConfig, type HaproxyOptions } from '../src/haproxy/config.js';
 import { captureOutput, isRunning, stopChild } from './child.js';
 import { freePort } from './ports.js';
-import { until } from './wait.js';
+import { Changes, until } from './wait.js';
 
 /** The HAProxy binary; FANOUT_HAPROXY overrides it. */
 export const HAPROXY = process.env.FANOUT_HAPROXY ?? 'haproxy';
@@ -26,6 +26,16 @@ export interface RunningHaproxy {
   /** The haproxy.cfg it runs. */
   readonly config: string;
   readonly output: () => string;
+  /**
+   * Each server's state as HAProxy last reported it ("Server fanout_ws/node1 is DOWN, …" on its
+   * output), keyed `backend/server`; servers not reported yet are not in the map (HAProxy starts them UP).
+   */
+  readonly servers: ReadonlyMap<string, 'UP' | 'DOWN'>;
+  /**
+   * Resolves once HAProxy has reported every one of `servers` (`backend/server`, e.g.
+   * `fanout_ws/node3`; server n is the n-th port given) in `state`: waits on its log, not on a timer.
+   */
+  untilServers(servers: readonly string[], state: 'UP' | 'DOWN', timeoutMs?: number): Promise<void>;
   /** Stops it (SIGTERM), waits for the exit and removes its config. */
   stop(): Promise<void>;
 }
@@ -65,7 +75,27 @@ export async function startHaproxy(ports: readonly number[], options: Partial<Ha
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config);
   const child = spawn(HAPROXY, ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = captureOutput(child);
+  const servers = new Map<string, 'UP' | 'DOWN'>();
+  const changes = new Changes();
+  let pending = '';
+  const output = captureOutput(child, {
+    onChunk: (text) => {
+      const lines = (pending + text).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /Server (\S+) is (UP|DOWN)\b/.exec(line);
+        if (m) servers.set(m[1]!, m[2] as 'UP' | 'DOWN');
+      }
+      changes.notify();
+    },
+  });
+  const untilServers = (names: readonly string[], state: 'UP' | 'DOWN', timeoutMs = 10_000): Promise<void> =>
+    until(() => names.every((n) => (servers.get(n) ?? 'UP') === state), {
+      wake: changes,
+      timeoutMs,
+      what: `haproxy to report ${names.join(', ')} ${state}`,
+      detail: () => JSON.stringify(Object.fromEntries(servers)),
+    });
   const stop = async (): Promise<void> => {
     await stopChild(child);
     rmSync(dir, { recursive: true, force: true });
@@ -82,5 +112,5 @@ export async function startHaproxy(ports: readonly number[], options: Partial<Ha
     await stop();
     throw err;
   }
-  return { port, child, pid: child.pid!, config, output, stop };
+  return { port, child, pid: child.pid!, config, output, servers, untilServers, stop };
 }

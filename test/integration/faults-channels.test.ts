@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { startRedisServer } from '../../harness/brokers.js';
 import { exited } from '../../harness/child.js';
-import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
 import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
 import { Changes, sleep, until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
@@ -80,15 +80,8 @@ class ApiPublisher {
   }
 }
 
-async function readyz(port: number): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-  await res.arrayBuffer();
-  return res.status;
-}
-
-/** Polls /readyz: the node's readiness has no event outside its process. */
 function untilReadyz(port: number, status: number, timeoutMs = 15_000): Promise<void> {
-  return until(async () => (await readyz(port)) === status, { timeoutMs, intervalMs: 50, what: `the node on ${port} to answer /readyz ${status}` });
+  return waitReadyPort(port, timeoutMs, status);
 }
 
 async function exitOf(node: ServerProcess): Promise<number | null> {

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { startRedisServer } from '../../harness/brokers.js';
-import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
 import { startHaproxy } from '../../harness/haproxy.js';
-import { sleep, until } from '../../harness/wait.js';
+import { sleep } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { scrape } from '../helpers/metrics.js';
 import { uniquePrefix } from '../helpers/nodes.js';
@@ -28,9 +28,8 @@ async function readyz(node: ServerProcess): Promise<number> {
   return res.status;
 }
 
-/** Polls /readyz: the node's readiness has no event outside its process. */
 function untilReadyz(node: ServerProcess, status: number, timeoutMs = 10_000): Promise<void> {
-  return until(async () => (await readyz(node)) === status, { timeoutMs, intervalMs: 50, what: `${node.id} /readyz to answer ${status}` });
+  return waitReadyPort(node.port, timeoutMs, status);
 }
 
 /** Sends numbered messages from `from` until `to` receives one; returns how long it took. */
