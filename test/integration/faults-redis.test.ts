@@ -142,7 +142,7 @@ test('a TCP proxy between a node and Redis: added latency shows in delivery and 
 test('a node started while Redis is down serves its clients, says 503, and becomes ready when Redis appears', async () => {
   const redis = await startRedisServer();
   cleanup.push(() => redis.destroy());
-  await redis.stop();
+  await redis.stop('SIGKILL');
   const node = await forkFanoutServe(['--bus', redis.url, '--bus-prefix', uniquePrefix('late')]);
   cleanup.push(() => node.stop('SIGKILL'));
   assert.equal(await readyz(node), 503);
