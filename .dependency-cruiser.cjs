@@ -88,6 +88,13 @@ module.exports = {
       to: { path: '^src/(?!protocol/)' },
     },
     {
+      name: 'harness-is-shared',
+      severity: 'error',
+      comment: 'harness/ serves the tests and the benchmark alike: it imports neither.',
+      from: { path: '^harness/' },
+      to: { path: '^(bench|test)/' },
+    },
+    {
       name: 'tests-do-not-import-the-bench',
       severity: 'error',
       comment: 'Tests and the benchmark share harness/; only the bench\'s own tests import bench/.',

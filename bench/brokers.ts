@@ -1,9 +1,10 @@
 /**
- * The brokers the benchmark runs Fanout over (`--brokers`); the processes come from harness/.
+ * The brokers the benchmark runs Fanout over (`--brokers`); the broker processes themselves are
+ * in harness/brokers.ts, shared with the tests.
  */
-import { processesNamed, RedisClusterProcesses, startNatsServer, waitPort } from '../harness/brokers.js';
-
-export { BrokerProcess, RedisClusterProcesses, startNatsServer, startRedisServer, waitPort } from '../harness/brokers.js';
+import { RedisClusterProcesses, startNatsServer } from '../harness/brokers.js';
+import { waitPort } from '../harness/ports.js';
+import { processesNamed } from './proc.js';
 
 /** The brokers `npm run bench -- --brokers` runs Fanout over. */
 export const BENCH_BROKERS = ['redis', 'nats', 'amqp', 'redis-cluster'] as const;
@@ -35,7 +36,7 @@ export async function startBenchBroker(kind: BenchBroker, ownRedis: { url: strin
       return { url: ownRedis.url, pids: [ownRedis.pid], stop: async () => {} };
     case 'nats': {
       const nats = await startNatsServer();
-      return { url: `nats://127.0.0.1:${nats.port}`, pids: nats.pid === undefined ? [] : [nats.pid], stop: () => nats.stop() };
+      return { url: nats.url, pids: nats.pid === undefined ? [] : [nats.pid], stop: () => nats.stop() };
     }
     case 'redis-cluster': {
       const cluster = await RedisClusterProcesses.start(3);
@@ -44,7 +45,7 @@ export async function startBenchBroker(kind: BenchBroker, ownRedis: { url: strin
     case 'amqp': {
       const { hostname, port } = new URL(amqpUrl);
       if (!['127.0.0.1', 'localhost'].includes(hostname)) return { url: amqpUrl, pids: [], stop: async () => {} };
-      await waitPort(Number(port || 5672), 2000, `RabbitMQ on ${hostname}:${port || 5672}`);
+      await waitPort(Number(port || 5672), { timeoutMs: 2000, what: `RabbitMQ on ${hostname}:${port || 5672}` });
       return { url: amqpUrl, pids: processesNamed('beam.smp'), stop: async () => {} };
     }
   }

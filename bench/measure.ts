@@ -6,6 +6,7 @@ import { ClientPool, latencies, Publisher, type PublishVia } from './loadgen.js'
 import { cpuSeconds, rssBytes, sumOver } from './proc.js';
 import type { RunningSystem, SystemName } from './systems.js';
 import { nowMicros } from './ws-raw.js';
+import { sleep } from '../harness/wait.js';
 
 export interface PointOptions {
   readonly clients: number;
@@ -61,7 +62,8 @@ function snapshot(system: RunningSystem) {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// The waits below are the measurement's own clock (CPU sampled every 500 ms, a settle time for
+// memory, a pause before the window), not waits for an event: they stay timed.
 
 /**
  * Waits until the system's processes are idle (under 10% of a core for half a second), so that

@@ -1,5 +1,5 @@
 /** CPU time and memory of processes, read from /proc (Linux). */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
 
@@ -30,4 +30,18 @@ export function sumOver(pids: readonly number[], f: (pid: number) => number): nu
   let total = 0;
   for (const pid of pids) total += f(pid);
   return total;
+}
+
+/** Process ids whose command name (/proc/PID/comm) is `name`. */
+export function processesNamed(name: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === name;
+      } catch {
+        return false; // gone since the listing
+      }
+    })
+    .map(Number);
 }

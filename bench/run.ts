@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: starts every system side by side on this machine, drives each
+ * `npm run bench -- [options]`: starts every system side by side on this machine, drives each
  * with the same load generator through HAProxy, interleaving them rate by rate, and writes
  * BENCHMARKS.md, benchmarks.svg and benchmarks.json.
  */
@@ -249,7 +249,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   }
   const run: BenchRun = {
     startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    command: `npm run bench -- ${argv.join(' ')}`.trim(),
+    command: `npm run bench -- ${argv.join(' ')}`.replace(/ -- $/, '').trim(),
     machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, file limit ${limit}`,
     versions: `Node ${process.version}, HAProxy ${version('haproxy', ['-v'], /version (\S+)/)}, Redis ${version('redis-server', ['--version'], /v=(\S+)/)}`,
     clients,
@@ -268,7 +268,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   benchCommand(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`npm run bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);
   });
 }

@@ -1,49 +1,52 @@
 /**
  * Broker processes of our own on free loopback ports: a redis-server, a nats-server or a small
- * Redis Cluster, shared by the tests and the benchmark. The benchmark runs Fanout over each;
- * tests that stop and restart a broker use them so that a restart never disturbs the shared
- * brokers other tests use. Each can be stopped
- * (crash or clean) and started again on the same port with the same state directory.
+ * Redis Cluster, for the benchmark (which runs Fanout over each and counts their CPU) and for
+ * tests that stop and restart a broker, so that a restart never disturbs the shared brokers on
+ * the default ports other tests use. Each can be stopped (crash or clean) and started again on
+ * the same port with the same state directory. Plus the machine's RabbitMQ node, restarted with
+ * rabbitmqctl (too heavy to start per test).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect as tcpConnect } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { captureOutput, isRunning, stopChild } from './child.js';
 import { freePort } from './ports.js';
+import { Changes, until } from './wait.js';
 
 const run = promisify(execFile);
 
-/** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
-export async function waitPort(port: number, timeoutMs = 15_000, what = `port ${port}`): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = tcpConnect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not come up`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** What redis-server and nats-server log once they accept connections. */
+export const REDIS_READY = /Ready to accept connections/;
+export const NATS_READY = /Server is ready/;
+
+export interface BrokerProcessOptions {
+  /** The broker's URL, e.g. `redis://127.0.0.1:PORT`. */
+  readonly url: string;
+  /** The log line that says it is ready; start() waits for it. */
+  readonly ready: RegExp;
+  /** A directory of its state, removed by {@link BrokerProcess.destroy}. */
+  readonly dir?: string;
+  /** How long start() waits for the ready line (default 15 s). */
+  readonly timeoutMs?: number;
 }
 
 /** One broker process that can be stopped and started again with the same arguments. */
 export class BrokerProcess {
   private child: ChildProcess | undefined;
-  private output = '';
+  private output: () => string = () => '';
+  readonly url: string;
 
   constructor(
     readonly name: string,
     readonly port: number,
     private readonly command: string,
     private readonly args: readonly string[],
-  ) {}
+    private readonly options: BrokerProcessOptions,
+  ) {
+    this.url = options.url;
+  }
 
   get running(): boolean {
     return this.child !== undefined;
@@ -54,50 +57,96 @@ export class BrokerProcess {
     return this.child?.pid;
   }
 
+  /** Starts the process (no-op when running) and waits for its ready line in its log. */
   async start(): Promise<void> {
     if (this.child) return;
     const child = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-4000)));
-    child.stderr!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-4000)));
-    child.on('error', (err) => (this.output += `\n${err.message}`));
+    const changes = new Changes();
+    let ready = false;
+    let pending = '';
+    const output = captureOutput(child, {
+      limit: 8000,
+      onChunk: (text) => {
+        // Lines may arrive split over chunks: test what is left of the last line with the new text.
+        const lines = (pending + text).split('\n');
+        pending = lines.pop() ?? '';
+        if (lines.some((l) => this.options.ready.test(l)) || this.options.ready.test(pending)) ready = true;
+        changes.notify();
+      },
+    });
+    child.once('exit', () => changes.notify());
+    child.once('error', () => changes.notify());
     this.child = child;
+    this.output = output;
     try {
-      await waitPort(this.port, 15_000, `${this.name} on ${this.port}`);
+      await until(() => ready, {
+        wake: changes,
+        timeoutMs: this.options.timeoutMs ?? 15_000,
+        what: `${this.name} on ${this.port} to log ${this.options.ready}`,
+        abort: () => (isRunning(child) ? undefined : `${this.name} exited (${child.exitCode ?? child.signalCode ?? 'not started'})`),
+        detail: () => output(),
+      });
     } catch (err) {
-      throw new Error(`${(err as Error).message}: ${this.output}`);
+      await this.stop('SIGKILL');
+      throw err;
     }
   }
 
-  /** Stops the process: SIGKILL plays a crash, SIGTERM a clean shutdown. */
+  /** What the process wrote lately (the last 8000 characters). */
+  log(): string {
+    return this.output();
+  }
+
+  /** Stops the process and waits for the exit: SIGKILL plays a crash, SIGTERM (the default) a clean shutdown. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child) return;
     this.child = undefined;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(child, signal);
+  }
+
+  /** Stops the process (a crash: SIGKILL) and removes its state directory. */
+  async destroy(): Promise<void> {
+    await this.stop('SIGKILL');
+    if (this.options.dir) rmSync(this.options.dir, { recursive: true, force: true });
   }
 }
 
-/** A redis-server of our own, no persistence. */
-export async function startRedisServer(): Promise<BrokerProcess> {
+/**
+ * A redis-server of our own on a free port. Without persistence by default; with
+ * `persistent: true`, an append-only file fsynced on every write in a temporary directory, so a
+ * crash and restart keeps every acknowledged write.
+ */
+export async function startRedisServer(options: { persistent?: boolean } = {}): Promise<BrokerProcess> {
   const port = await freePort();
-  const proc = new BrokerProcess('redis-server', port, 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-  ]);
+  const dir = options.persistent ? mkdtempSync(join(tmpdir(), 'fanout-redis-')) : undefined;
+  const persistence = dir ? ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const proc = new BrokerProcess('redis-server', port, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
+    url: `redis://127.0.0.1:${port}`,
+    ready: REDIS_READY,
+    ...(dir ? { dir } : {}),
+  });
   await proc.start();
   return proc;
 }
 
-/** A nats-server of our own (core NATS only). */
-export async function startNatsServer(): Promise<BrokerProcess> {
+/** A nats-server of our own (core NATS only); `extraArgs` e.g. `--user u --pass p`. */
+export async function startNatsServer(extraArgs: readonly string[] = []): Promise<BrokerProcess> {
   const port = await freePort();
-  const proc = new BrokerProcess('nats-server', port, 'nats-server', ['-a', '127.0.0.1', '-p', String(port)]);
+  const proc = new BrokerProcess('nats-server', port, 'nats-server', ['-a', '127.0.0.1', '-p', String(port), ...extraArgs], {
+    url: `nats://127.0.0.1:${port}`,
+    ready: NATS_READY,
+  });
   await proc.start();
   return proc;
+}
+
+/** `redis-cli -p PORT …`, its output; '' when the node does not answer. */
+function redisCli(port: number, ...args: string[]): Promise<string> {
+  return run('redis-cli', ['-p', String(port), ...args]).then(
+    (r) => r.stdout,
+    () => '',
+  );
 }
 
 /** A Redis Cluster of redis-server processes on loopback: `masters` masters with `replicas` replicas each. */
@@ -128,13 +177,19 @@ export class RedisClusterProcesses {
       const nodeDir = join(dir, String(port));
       mkdirSync(nodeDir);
       nodes.push(
-        new BrokerProcess(`redis cluster node ${i + 1}`, port, 'redis-server', [
-          '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
-          '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-node-timeout', '2000',
-          '--dir', nodeDir, '--save', '', '--appendonly', 'no',
-          // Replicas sync at once (the default waits 5 s); a replica that never synced cannot fail over.
-          '--repl-diskless-sync-delay', '0',
-        ]),
+        new BrokerProcess(
+          `redis cluster node ${i + 1}`,
+          port,
+          'redis-server',
+          [
+            '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
+            '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-node-timeout', '2000',
+            '--dir', nodeDir, '--save', '', '--appendonly', 'no',
+            // Replicas sync at once (the default waits 5 s); a replica that never synced cannot fail over.
+            '--repl-diskless-sync-delay', '0',
+          ],
+          { url: `redis://127.0.0.1:${port}`, ready: REDIS_READY },
+        ),
       );
     }
     const cluster = new RedisClusterProcesses(nodes, dir);
@@ -152,39 +207,28 @@ export class RedisClusterProcesses {
     return cluster;
   }
 
-  /** Waits until every running node says cluster_state:ok and knows every node. */
+  /** Waits until every running node says cluster_state:ok and knows every node (Redis has no event for it: polls CLUSTER INFO). */
   async waitHealthy(timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const states = await Promise.all(
-        this.nodes.filter((n) => n.running).map((n) =>
-          run('redis-cli', ['-p', String(n.port), 'cluster', 'info'])
-            .then((r) => r.stdout)
-            .catch(() => ''),
-        ),
-      );
-      if (states.every((s) => s.includes('cluster_state:ok') && s.includes(`cluster_known_nodes:${this.nodes.length}`))) return;
-      if (Date.now() > deadline) throw new Error(`redis cluster not healthy: ${states.join(' | ')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    let states: string[] = [];
+    await until(
+      async () => {
+        states = await Promise.all(this.nodes.filter((n) => n.running).map((n) => redisCli(n.port, 'cluster', 'info')));
+        return states.every((s) => s.includes('cluster_state:ok') && s.includes(`cluster_known_nodes:${this.nodes.length}`));
+      },
+      { timeoutMs, intervalMs: 100, what: 'the redis cluster to be healthy', detail: () => states.join(' | ') },
+    );
   }
 
-  /** Waits until every replica has finished its sync with its master. */
+  /** Waits until every replica has finished its sync with its master (polls INFO replication). */
   async waitReplicasSynced(timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const infos = await Promise.all(
-        this.nodes.map((n) =>
-          run('redis-cli', ['-p', String(n.port), 'info', 'replication'])
-            .then((r) => r.stdout)
-            .catch(() => ''),
-        ),
-      );
-      const replicas = infos.filter((i) => i.includes('role:slave'));
-      if (replicas.length > 0 && replicas.every((i) => i.includes('master_link_status:up'))) return;
-      if (Date.now() > deadline) throw new Error('redis cluster replicas did not sync');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(
+      async () => {
+        const infos = await Promise.all(this.nodes.map((n) => redisCli(n.port, 'info', 'replication')));
+        const replicas = infos.filter((i) => i.includes('role:slave'));
+        return replicas.length > 0 && replicas.every((i) => i.includes('master_link_status:up'));
+      },
+      { timeoutMs, intervalMs: 100, what: 'the redis cluster replicas to sync' },
+    );
   }
 
   /** Stops every node (the broker is down); {@link restart} brings the same cluster back. */
@@ -204,16 +248,17 @@ export class RedisClusterProcesses {
   }
 }
 
-/** Process ids whose command name (/proc/PID/comm) is `name`. */
-export function processesNamed(name: string): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === name;
-      } catch {
-        return false; // gone since the listing
-      }
-    })
-    .map(Number);
-}
+/**
+ * The machine's RabbitMQ node: a restart of its application (`rabbitmqctl stop_app` /
+ * `start_app`, about a second each) is a real broker restart. Only the bus conformance suite may
+ * use it: it disturbs everyone on that node.
+ */
+export const systemRabbit = {
+  async stop(): Promise<void> {
+    await run('rabbitmqctl', ['stop_app'], { timeout: 60_000 });
+  },
+  async start(): Promise<void> {
+    await run('rabbitmqctl', ['start_app'], { timeout: 60_000 });
+    await run('rabbitmqctl', ['await_startup'], { timeout: 60_000 });
+  },
+};

@@ -1,7 +1,11 @@
-/** Free TCP ports for processes of the tests and the benchmark. */
-import { createServer } from 'node:net';
+/** Free loopback ports, and waiting for a port to answer. */
+import { connect, createServer } from 'node:net';
+import { until } from './wait.js';
 
-/** A free TCP port on 127.0.0.1 (for processes that cannot listen on port 0 and report back). */
+/**
+ * A free TCP port on 127.0.0.1, for processes that cannot listen on port 0 and report back
+ * (redis-server, nats-server, HAProxy) or that must come back on the same port after a restart.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -11,4 +15,24 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** True when something accepts a TCP connection on `host`:`port` now. */
+export function portAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Resolves once something accepts TCP connections on `host`:`port`. For a process we did not
+ * start (there is no event to wait on); our own processes say when they are ready.
+ */
+export function waitPort(port: number, options: { timeoutMs?: number; what?: string; host?: string } = {}): Promise<void> {
+  return until(() => portAnswers(port, options.host), { timeoutMs: options.timeoutMs ?? 15_000, intervalMs: 50, what: options.what ?? `port ${port} to answer` });
 }

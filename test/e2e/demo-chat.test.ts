@@ -9,22 +9,23 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Page } from 'playwright-core';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { launchBrowser, screenshot, type TestBrowser, type TestPage } from '../helpers/browser.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess, waitReadyPort } from '../helpers/nodes.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 
 const WAIT = 30_000;
 let busPrefix: string;
 let nodeArgs: (i: number) => string[];
-let nodes: NodeProcess[] = [];
+let nodes: ServerProcess[] = [];
 let proxy: RunningHaproxy | undefined;
 let browser: TestBrowser | undefined;
 
 before(async () => {
   busPrefix = uniquePrefix('e2e-chat');
   nodeArgs = (i) => ['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `chat${i}`, '--presence', 'chat:*', '--drain-delay', '0', '--drain-timeout', '0'];
-  nodes = await Promise.all([1, 2].map((i) => spawnNode(nodeArgs(i))));
+  nodes = await Promise.all([1, 2].map((i) => forkFanoutServe(nodeArgs(i))));
   await Promise.all(nodes.map((n) => waitReadyPort(n.port, WAIT)));
   proxy = await startHaproxy(nodes.map((n) => n.port));
   browser = await launchBrowser();
@@ -137,7 +138,7 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   // The page served by the killed node itself comes back when the node restarts on its port.
   const stranded = direct[victim]!;
   assert.notEqual(await stranded.page.getAttribute('#state', 'data-state'), 'closed', 'it keeps trying');
-  nodes[victim] = await spawnNode([...nodeArgs(victim + 1), '--port', String(victimPort)]);
+  nodes[victim] = await forkFanoutServe([...nodeArgs(victim + 1), '--port', String(victimPort)]);
   await waitReadyPort(victimPort, WAIT);
   await stranded.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, victimId, { timeout: WAIT });
   await say(stranded.page, 'dee is back');

@@ -3,18 +3,19 @@
 // #output as "Received: <text>", once.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { launchBrowser, screenshot, type TestBrowser, type TestPage } from '../helpers/browser.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 
-let nodes: NodeProcess[] = [];
+let nodes: ServerProcess[] = [];
 let proxy: RunningHaproxy | undefined;
 let browser: TestBrowser | undefined;
 
 before(async () => {
   const busPrefix = uniquePrefix('e2e-echo');
-  nodes = await Promise.all([1, 2].map((i) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `echo${i}`])));
+  nodes = await Promise.all([1, 2].map((i) => forkFanoutServe(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `echo${i}`])));
   proxy = await startHaproxy(nodes.map((n) => n.port));
   browser = await launchBrowser();
 });

@@ -9,20 +9,21 @@ import { Redis } from 'ioredis';
 import type { Page } from 'playwright-core';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { launchBrowser, screenshot, type TestBrowser } from '../helpers/browser.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess, waitReadyPort } from '../helpers/nodes.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 import { SECRET, sign } from '../helpers/security.js';
 
 const WAIT = 30_000;
 let busPrefix: string;
-let nodes: NodeProcess[] = [];
+let nodes: ServerProcess[] = [];
 let proxy: RunningHaproxy | undefined;
 let browser: TestBrowser | undefined;
 
 before(async () => {
   busPrefix = uniquePrefix('e2e-first');
   nodes = await Promise.all(
-    [1, 2].map((i) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `first${i}`, '--presence', 'chat:*', '--drain-delay', '0'])),
+    [1, 2].map((i) => forkFanoutServe(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `first${i}`, '--presence', 'chat:*', '--drain-delay', '0'])),
   );
   await Promise.all(nodes.map((n) => waitReadyPort(n.port, WAIT)));
   proxy = await startHaproxy(nodes.map((n) => n.port));
@@ -83,7 +84,7 @@ test('reloading the page and joining again post "joined" once; the log shows no 
 });
 
 test('a node that requires a token: the page says how to pass one and does not retry; with ?token= chat and echo both connect', async () => {
-  const node = await spawnNode(['--jwt-secret', SECRET, '--anonymous-subscribe', 'chat:*', '--anonymous-publish', 'chat:*']);
+  const node = await forkFanoutServe(['--jwt-secret', SECRET, '--anonymous-subscribe', 'chat:*', '--anonymous-publish', 'chat:*']);
   try {
     const opened: string[] = [];
     const bare = await browser!.open(`http://127.0.0.1:${node.port}/ws`);

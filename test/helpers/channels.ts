@@ -55,5 +55,3 @@ export async function publish(client: TestClient, channel: string, data: unknown
   if (reply.type !== 'ack') throw new Error(`publish failed: ${JSON.stringify(reply)}`);
   return reply.offset as number;
 }
-
-export { waitReadyPort } from './nodes.js';

@@ -1,4 +1,5 @@
 /** Reads a node's /metrics in tests: fetches the Prometheus text and looks up samples. */
+import { until } from '../../harness/wait.js';
 
 export interface Sample {
   readonly name: string;
@@ -46,11 +47,18 @@ export async function scrape(baseUrl: string, token?: string): Promise<Scrape> {
 
 /** Scrapes until `predicate` holds (metrics follow events by a turn or two), or throws with the last scrape. */
 export async function scrapeUntil(baseUrl: string, predicate: (s: Scrape) => boolean, timeoutMs = 5000, token?: string): Promise<Scrape> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await scrape(baseUrl, token);
-    if (predicate(s)) return s;
-    if (Date.now() > deadline) throw new Error(`metrics condition not met in ${timeoutMs} ms:\n${s.text.split('\n').filter((l) => l.startsWith('fanout_') && !l.includes('process') && !l.includes('nodejs')).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let last: Scrape | undefined;
+  await until(
+    async () => {
+      last = await scrape(baseUrl, token);
+      return predicate(last);
+    },
+    {
+      timeoutMs,
+      intervalMs: 50,
+      what: 'the metrics condition',
+      detail: () => `\n${(last?.text ?? '').split('\n').filter((l) => l.startsWith('fanout_') && !l.includes('process') && !l.includes('nodejs')).join('\n')}`,
+    },
+  );
+  return last!;
 }

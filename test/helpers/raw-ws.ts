@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { Changes, until } from '../../harness/wait.js';
 
 export interface RawResponse {
   readonly status: number;
@@ -16,7 +17,7 @@ export interface RawResponse {
 export class RawPeer {
   private buffer = Buffer.alloc(0);
   private headerDone = false;
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Changes();
   /** The HTTP answer to the handshake, once received. */
   response: RawResponse | undefined;
   /** Close code of the server's close frame, if one arrived. */
@@ -34,15 +35,9 @@ export class RawPeer {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => {
       this.ended = true;
-      this.wake();
+      this.changes.notify();
     });
     socket.on('error', () => {});
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
   }
 
   private onData(chunk: Buffer): void {
@@ -57,7 +52,7 @@ export class RawPeer {
       if (this.response.status !== 101) this.buffer = Buffer.alloc(0);
     }
     if (this.response?.status === 101) this.parseFrames();
-    this.wake();
+    this.changes.notify();
   }
 
   private parseFrames(): void {
@@ -86,19 +81,9 @@ export class RawPeer {
   }
 
   /** Waits until `predicate` holds (checked on every chunk and on close). */
-  async until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`raw peer: timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+    // Also re-checked every 200 ms: a predicate may read state other than this peer's.
+    return until(predicate, { wake: this.changes, intervalMs: 200, timeoutMs, what: `${what} (raw peer)` });
   }
 
   /** Resolves with the server's close code (or undefined if the TCP connection just ended). */

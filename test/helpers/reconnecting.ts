@@ -3,6 +3,7 @@
  * tests: it records every close code and every message across its connections.
  */
 import { WebSocket } from 'ws';
+import { Changes, until } from '../../harness/wait.js';
 
 export class ReconnectingClient {
   /** Close codes of each connection that ended, in order. */
@@ -15,7 +16,7 @@ export class ReconnectingClient {
   opens = 0;
   ws: WebSocket | undefined;
   private stopped = false;
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Changes();
   private attempt = 0;
 
   constructor(
@@ -47,11 +48,11 @@ export class ReconnectingClient {
       this.attempt = 0;
       this.opens++;
       this.onOpen?.(this);
-      this.wake();
+      this.changes.notify();
     });
     ws.on('message', (data: Buffer) => {
       this.messages.push(data.toString());
-      this.wake();
+      this.changes.notify();
     });
     ws.on('error', () => {});
     ws.on('close', (code: number) => {
@@ -59,7 +60,7 @@ export class ReconnectingClient {
         this.closeCodes.push(code);
         this.closeTimes.push(Date.now());
       }
-      this.wake();
+      this.changes.notify();
       if (this.stopped) return;
       // Jittered exponential backoff, as the SDK does: 50–150 ms, doubling, capped at 2 s.
       const delay = Math.min(2000, 50 * 2 ** this.attempt++) * (1 + Math.random());
@@ -67,26 +68,11 @@ export class ReconnectingClient {
     });
   }
 
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
 
   /** Resolves once `predicate` holds (checked on every event), or rejects after `timeoutMs`. */
-  async until(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what} (opens ${this.opens}, closes ${JSON.stringify(this.closeCodes)}, last ${JSON.stringify(this.messages.slice(-3))})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  until(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    // Also re-checked every 200 ms: a predicate may read state other than this client's.
+    return until(predicate, { wake: this.changes, intervalMs: 200, timeoutMs, what, detail: () => `opens ${this.opens}, closes ${JSON.stringify(this.closeCodes)}, last ${JSON.stringify(this.messages.slice(-3))}` });
   }
 
   stop(): void {

@@ -6,6 +6,7 @@
  * sent (should be none), close codes and the `recovered` flag of every resubscription.
  */
 import { WebSocket } from 'ws';
+import { Changes, until } from '../../harness/wait.js';
 
 export interface Position {
   offset: number;
@@ -35,7 +36,7 @@ export class RecoveringChannelClient {
   private stopped = false;
   private attempt = 0;
   private ids = 1;
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Changes();
 
   constructor(
     private readonly url: string | (() => string),
@@ -65,7 +66,7 @@ export class RecoveringChannelClient {
     ws.on('error', () => {});
     ws.on('close', (code: number) => {
       if (opened) this.closeCodes.push(code);
-      this.wake();
+      this.changes.notify();
       if (this.stopped) return;
       const delay = Math.min(2000, 50 * 2 ** this.attempt++) * (1 + Math.random());
       setTimeout(() => this.open(), delay);
@@ -106,31 +107,14 @@ export class RecoveringChannelClient {
         if (f.code === 'unavailable' && f.channel === this.channel) setTimeout(() => ws.readyState === WebSocket.OPEN && this.subscribe(ws), 200);
         break;
     }
-    this.wake();
+    this.changes.notify();
   }
 
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
 
   /** Resolves once `predicate` holds (checked on every event), or rejects after `timeoutMs`. */
-  async until(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(`timed out waiting for ${what} (nodes ${this.nodes}, closes ${JSON.stringify(this.closeCodes)}, position ${JSON.stringify(this.position)})`);
-      }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  until(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    // Also re-checked every 200 ms: a predicate may read state other than this client's.
+    return until(predicate, { wake: this.changes, intervalMs: 200, timeoutMs, what, detail: () => `nodes ${this.nodes}, closes ${JSON.stringify(this.closeCodes)}, position ${JSON.stringify(this.position)}` });
   }
 
   /** Offsets received in `epoch`, in arrival order. */

@@ -2,15 +2,7 @@
 import { WebSocket } from 'ws';
 import type { FanoutClient, Subscription, WebSocketConstructor } from '../../client/index.js';
 import type { Json } from '../../src/protocol/frames.js';
-
-/** Resolves once `check()` holds, re-checking every 20 ms; rejects after `timeoutMs` naming `what`. */
-export async function waitFor(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../../harness/wait.js';
 
 /** What a subscription delivered to the app, in delivery order. */
 export interface Received {
@@ -27,7 +19,7 @@ export function collect(sub: Subscription): Received[] {
 
 /** Resolves when `client` is connected (now or later). */
 export function connected(client: FanoutClient, timeoutMs = 15_000): Promise<void> {
-  return waitFor(() => client.state === 'connected', `client ${client.clientId ?? ''} to connect (state ${client.state})`, timeoutMs);
+  return until(() => client.state === 'connected', { timeoutMs, what: `client ${client.clientId ?? ''} to connect`, detail: () => `state ${client.state}` });
 }
 
 /** A URL where nothing listens: connections are refused at once. */

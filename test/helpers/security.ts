@@ -108,15 +108,6 @@ export function captureLogger(): { logger: import('pino').Logger; lines: Array<R
   return { logger, lines, text: () => raw.join('') };
 }
 
-/** Resolves once `predicate` holds, checking every 20 ms (for state with no event to wait on). */
-export async function eventually(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /**
  * The heartbeat's user-visible outcome: `dead` (a raw peer that reads pings and never answers)
  * gets a ping and is cut; `live` (a ws client, which answers pings) is not closed and still talks

@@ -1,33 +1,24 @@
 /** A real WebSocket client for tests: queues what it receives so tests wait on messages, not sleeps. */
 import { WebSocket, type ClientOptions } from 'ws';
+import { Changes, until, untilEvent } from '../../harness/wait.js';
 
 export class TestClient {
   readonly messages: string[] = [];
   closeCode: number | undefined;
   closeReason = '';
-  private waiters: Array<() => void> = [];
-  private readonly closed: Promise<number>;
+  private readonly changes = new Changes();
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
       this.messages.push(data.toString());
-      this.wake();
+      this.changes.notify();
     });
-    this.closed = new Promise((resolve) => {
-      ws.on('close', (code: number, reason: Buffer) => {
-        this.closeCode = code;
-        this.closeReason = reason.toString();
-        this.wake();
-        resolve(code);
-      });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.closeCode = code;
+      this.closeReason = reason.toString();
+      this.changes.notify();
     });
     ws.on('error', () => {});
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
   }
 
   send(text: string): void {
@@ -40,20 +31,14 @@ export class TestClient {
   }
 
   /** Resolves once `predicate` holds for the received messages (checked on every message). */
-  async until(predicate: (messages: string[]) => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate(this.messages)) {
-      if (this.closeCode !== undefined) throw new Error(`socket closed (${this.closeCode}) while waiting for ${what}; got ${JSON.stringify(this.messages.slice(-5))}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.messages.slice(-5))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  until(predicate: (messages: string[]) => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+    return until(() => predicate(this.messages), {
+      wake: this.changes,
+      timeoutMs,
+      what,
+      abort: () => (this.closeCode === undefined ? undefined : `socket closed (${this.closeCode})`),
+      detail: () => `got ${JSON.stringify(this.messages.slice(-5))}`,
+    });
   }
 
   /** Waits until `count` messages have arrived in all. */
@@ -88,10 +73,9 @@ export class TestClient {
 
   /** Resolves with the close code. */
   async waitClose(timeoutMs = 5000): Promise<number> {
-    return Promise.race([
-      this.closed,
-      new Promise<number>((_, reject) => setTimeout(() => reject(new Error('timed out waiting for close')), timeoutMs).unref()),
-    ]);
+    if (this.closeCode !== undefined) return this.closeCode;
+    const [code] = await untilEvent<[number]>(this.ws, 'close', { timeoutMs, what: 'the socket to close' });
+    return code;
   }
 
   close(): void {

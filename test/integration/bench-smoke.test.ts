@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { runPoint } from '../../bench/measure.js';
 import { sourceAddresses } from '../../bench/run.js';
 import { startSystem, type RunningSystem } from '../../bench/systems.js';
-import { BENCH_BROKERS, startBenchBroker, startRedisServer, type BenchBrokerHandle } from '../../bench/brokers.js';
+import { BENCH_BROKERS, startBenchBroker, type BenchBrokerHandle } from '../../bench/brokers.js';
+import { startRedisServer } from '../../harness/brokers.js';
 import { AMQP_URL, REDIS_URL } from '../helpers/brokers.js';
 
 const START = { bus: REDIS_URL, redisUrl: REDIS_URL, brokerPids: [], nodes: 2, maxconn: 500 } as const;

@@ -11,9 +11,9 @@ import type { Bus, BusStatus } from '../../src/bus/bus.js';
 import { createBus } from '../../src/bus/create.js';
 import { parseBusAddress } from '../../src/config/bus-address.js';
 import { BusUnavailableError } from '../../src/errors.js';
-import { BrokerProcess, RedisClusterProcesses } from '../helpers/broker-procs.js';
+import { RedisClusterProcesses, startNatsServer } from '../../harness/brokers.js';
+import { until } from '../../harness/wait.js';
 import { AMQP_URL } from '../helpers/brokers.js';
-import { freePort } from '../helpers/haproxy.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 
 const run = promisify(execFile);
@@ -28,14 +28,6 @@ function node(bus: Bus, topics: string[]): { bus: Bus; got: string[]; statuses: 
     if (status === 'connected') for (const t of topics) bus.subscribe(t).catch(() => {});
   });
   return { bus, got, statuses };
-}
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 async function redisCli(port: number, ...args: string[]): Promise<string> {
@@ -53,7 +45,7 @@ test('redis-cluster: when a topic\'s slot moves to another master, delivery foll
     await a.bus.subscribe(topic);
     await b.bus.subscribe(topic);
     await a.bus.publish(topic, Buffer.from('before'));
-    await eventually(() => b.got.includes('before'), 'delivery before the move');
+    await until(() => b.got.includes('before'), { timeoutMs: 20_000, what: 'delivery before the move' });
 
     // Move the topic's slot (no keys in it) from its owner to another master, as resharding does.
     const slot = calculateSlot(topic);
@@ -68,8 +60,8 @@ test('redis-cluster: when a topic\'s slot moves to another master, delivery foll
 
     // The adapters notice the new layout (slot refresh every 2 s), cycle their status, and the
     // resubscribe lands on the new owner.
-    await eventually(() => a.statuses.includes('disconnected') && b.statuses.includes('disconnected'), 'the layout change');
-    await eventually(() => a.bus.connected && b.bus.connected, 'connected again');
+    await until(() => a.statuses.includes('disconnected') && b.statuses.includes('disconnected'), { timeoutMs: 20_000, what: 'the layout change' });
+    await until(() => a.bus.connected && b.bus.connected, { timeoutMs: 20_000, what: 'connected again' });
     let i = 0;
     while (!b.got.some((m) => m.startsWith('after'))) {
       await a.bus.publish(topic, Buffer.from(`after ${i++}`)).catch(() => {});
@@ -96,18 +88,18 @@ test('redis-cluster: when a master dies and its replica takes over, delivery fol
     await a.bus.subscribe(topic);
     await b.bus.subscribe(topic);
     await a.bus.publish(topic, Buffer.from('before'));
-    await eventually(() => b.got.includes('before'), 'delivery before the failover');
+    await until(() => b.got.includes('before'), { timeoutMs: 20_000, what: 'delivery before the failover' });
 
     const slot = calculateSlot(topic);
     const master = await ownerOf(cluster, slot);
     await cluster.nodes.find((n) => n.port === master)!.stop('SIGKILL');
-    await eventually(() => !a.bus.connected && !b.bus.connected, 'the lost master');
+    await until(() => !a.bus.connected && !b.bus.connected, { timeoutMs: 20_000, what: 'the lost master' });
     await assert.rejects(a.bus.publish(topic, Buffer.from('lost')), BusUnavailableError);
 
     // The replica is promoted (cluster-node-timeout 2 s); the adapters see the new layout, connect
     // to the new master, and the resubscribe lands there.
     await cluster.waitHealthy(30_000);
-    await eventually(() => a.bus.connected && b.bus.connected, 'connected to the promoted replica', 30_000);
+    await until(() => a.bus.connected && b.bus.connected, { timeoutMs: 30_000, what: 'connected to the promoted replica' });
     const promoted = await ownerOf(cluster, slot);
     assert.notEqual(promoted, master);
     let i = 0;
@@ -138,9 +130,8 @@ async function ownerOf(cluster: RedisClusterProcesses, slot: number): Promise<nu
 }
 
 test('nats: credentials in the URL reach the server; wrong ones are refused', { timeout: 30_000 }, async () => {
-  const port = await freePort();
-  const server = new BrokerProcess('nats-server', port, 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '--user', 'fanout', '--pass', 's3cret']);
-  await server.start();
+  const server = await startNatsServer(['--user', 'fanout', '--pass', 's3cret']);
+  const { port } = server;
   const good = createBus(parseBusAddress(`nats://fanout:s3cret@127.0.0.1:${port}`));
   const bad = createBus(parseBusAddress(`nats://fanout:wrong@127.0.0.1:${port}`));
   try {
@@ -149,7 +140,7 @@ test('nats: credentials in the URL reach the server; wrong ones are refused', { 
     const topic = `${uniquePrefix('auth')}:echo`;
     await good.subscribe(topic);
     await good.publish(topic, Buffer.from('authorised'));
-    await eventually(() => n.got.includes('authorised'), 'own message');
+    await until(() => n.got.includes('authorised'), { timeoutMs: 20_000, what: 'own message' });
     await assert.rejects(bad.connect(), BusUnavailableError);
     assert.equal(bad.connected, false);
   } finally {
@@ -168,10 +159,10 @@ test('amqp: connections closed by the operator come back, with their bindings', 
     await b.bus.connect();
     await b.bus.subscribe(topic);
     await a.bus.publish(topic, Buffer.from('before'));
-    await eventually(() => b.got.includes('before'), 'delivery before');
+    await until(() => b.got.includes('before'), { timeoutMs: 20_000, what: 'delivery before' });
     await run('rabbitmqctl', ['close_all_connections', 'fanout test'], { timeout: 30_000 });
-    await eventually(() => b.statuses.includes('disconnected'), 'the close');
-    await eventually(() => a.bus.connected && b.bus.connected, 'connected again');
+    await until(() => b.statuses.includes('disconnected'), { timeoutMs: 20_000, what: 'the close' });
+    await until(() => a.bus.connected && b.bus.connected, { timeoutMs: 20_000, what: 'connected again' });
     let i = 0;
     while (!b.got.some((m) => m.startsWith('after'))) {
       await a.bus.publish(topic, Buffer.from(`after ${i++}`)).catch(() => {});

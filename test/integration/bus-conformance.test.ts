@@ -14,9 +14,11 @@ import { parseBusAddress } from '../../src/config/bus-address.js';
 import { MemoryBroker, MemoryBus } from '../../src/bus/memory.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import type { FanoutNode } from '../../src/app.js';
-import { BrokerProcess, rabbit, RedisClusterProcesses, startNatsServer, startRedisServer } from '../helpers/broker-procs.js';
+import { BrokerProcess, RedisClusterProcesses, startNatsServer, startRedisServer, systemRabbit } from '../../harness/brokers.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { Changes, until } from '../../harness/wait.js';
 import { AMQP_URL } from '../helpers/brokers.js';
-import { spawnNode, startNode, uniquePrefix, wsUrl, type NodeProcess } from '../helpers/nodes.js';
+import { startNode, uniquePrefix, waitNodesReady, wsUrl } from '../helpers/nodes.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
 /** What the suite needs from a broker: adapters for it, and a way to take it down and bring it back. */
@@ -98,8 +100,8 @@ function amqpHarness(): Harness {
     teardown: async () => {},
     url: () => AMQP_URL,
     create: () => createBus(parseBusAddress(AMQP_URL)),
-    down: () => rabbit.stop(),
-    up: () => rabbit.start(),
+    down: () => systemRabbit.stop(),
+    up: () => systemRabbit.start(),
   };
 }
 
@@ -120,18 +122,18 @@ class Peer {
   readonly received: Array<{ topic: string; text: string }> = [];
   readonly statuses: BusStatus[] = [];
   readonly topics = new Set<string>();
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Changes();
 
   constructor(readonly bus: Bus) {
     bus.onMessage((topic, payload) => {
       this.received.push({ topic, text: payload.toString() });
-      this.wake();
+      this.changes.notify();
     });
     bus.onStatus((status) => {
       this.statuses.push(status);
       // As the node does: after `connected`, subscribe every topic again.
       if (status === 'connected') for (const topic of this.topics) bus.subscribe(topic).catch(() => {});
-      this.wake();
+      this.changes.notify();
     });
   }
 
@@ -149,26 +151,15 @@ class Peer {
     return this.received.filter((m) => topic === undefined || m.topic === topic).map((m) => m.text);
   }
 
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** Waits (on events, not sleeps) until `predicate` holds. */
-  async until(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what} on ${this.bus.kind}; got ${JSON.stringify(this.received.slice(-3))}, statuses ${this.statuses.join(',')}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+  /** Waits until `predicate` holds, re-checked on every message and status (and every 200 ms: it may read other state). */
+  until(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+    return until(predicate, {
+      wake: this.changes,
+      intervalMs: 200,
+      timeoutMs,
+      what: `${what} on ${this.bus.kind}`,
+      detail: () => `got ${JSON.stringify(this.received.slice(-3))}, statuses ${this.statuses.join(',')}`,
+    });
   }
 }
 
@@ -288,11 +279,7 @@ function defineConformance(harness: Harness): void {
         for (let i = 0; i < large.length; i++) large[i] = (i * 31) & 0xff;
         const payloads = [Buffer.from([0]), every, large, Buffer.from('\r\nMSG x 1 2\r\n')];
         for (const p of payloads) await a.bus.publish(topic, p);
-        const deadline = Date.now() + 15_000;
-        while (got.length < payloads.length) {
-          assert.ok(Date.now() < deadline, `got ${got.length} of ${payloads.length} payloads`);
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await until(() => got.length >= payloads.length, { timeoutMs: 15_000, what: `${payloads.length} payloads`, detail: () => `got ${got.length}` });
         assert.equal(got.length, payloads.length);
         payloads.forEach((p, i) => assert.ok(p.equals(got[i]!), `payload ${i} unchanged`));
       } finally {
@@ -376,11 +363,8 @@ function defineConformance(harness: Harness): void {
       assert.equal(a!.statuses.at(-1), 'closed');
       assert.equal(a!.bus.connected, false);
       await assert.rejects(a!.bus.publish(topic, Buffer.from('y')), BusUnavailableError);
-      const deadline = Date.now() + 5000;
-      while (tcpSockets() > baseline) {
-        assert.ok(Date.now() < deadline, `${tcpSockets() - baseline} sockets still open after close`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      // The sockets' closes are the adapter's business; from here only the count can be watched.
+      await until(() => tcpSockets() <= baseline, { timeoutMs: 5000, intervalMs: 50, what: 'every socket to close', detail: () => `${tcpSockets() - baseline} still open` });
     });
 
     test('real nodes on this bus: each /ws/echo client gets each message once', async () => {
@@ -388,13 +372,14 @@ function defineConformance(harness: Harness): void {
       const local = await startNode({ bus: harness.url(), busPrefix, nodeId: 'c1' }, harness.broker);
       // Memory nodes share a broker in one process; for a real broker the second node is a real
       // `fanout serve` process, so the CLI builds this adapter from the URL too.
-      let remote: FanoutNode | NodeProcess;
+      let remote: FanoutNode | ServerProcess;
       if (harness.broker) remote = await startNode({ bus: harness.url(), busPrefix, nodeId: 'c2' }, harness.broker);
-      else remote = await spawnNode(['--bus', harness.url(), '--bus-prefix', busPrefix, '--node-id', 'c2', '--drain-delay', '0', '--drain-timeout', '0']);
+      else remote = await forkFanoutServe(['--bus', harness.url(), '--bus-prefix', busPrefix, '--node-id', 'c2', '--drain-delay', '0', '--drain-timeout', '0']);
       const remoteUrl = 'child' in remote ? `ws://127.0.0.1:${remote.port}/ws/echo` : wsUrl(remote);
       const clients: TestClient[] = [];
       try {
-        await waitReady(local, 'child' in remote ? remote.port : remote.address.port);
+        // Both ready: their bus is connected and subscribed.
+        await Promise.all([waitNodesReady([local], 15_000), waitReadyPort('child' in remote ? remote.port : remote.address.port, 15_000)]);
         clients.push(await connect(wsUrl(local)), await connect(remoteUrl), await connect(remoteUrl));
         const [x, y, z] = clients as [TestClient, TestClient, TestClient];
         x.send('from local');
@@ -414,16 +399,4 @@ function defineConformance(harness: Harness): void {
       }
     });
   });
-}
-
-/** Waits until both nodes answer /readyz 200 (their bus is connected and subscribed). */
-async function waitReady(local: FanoutNode, remotePort: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const res = await fetch(`http://127.0.0.1:${remotePort}/readyz`).catch(() => undefined);
-    await res?.arrayBuffer();
-    if (local.ready && res?.status === 200) return;
-    if (Date.now() > deadline) throw new Error('nodes did not become ready');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

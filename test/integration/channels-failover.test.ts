@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
+import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort, type Frame } from '../helpers/channels.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 // Real `fanout serve` processes on real Redis behind a real HAProxy; one node is SIGKILLed.
 const API_KEY = 'failover-key';
 const PRESENCE_TTL = 1;
-let nodes: NodeProcess[] = [];
+let nodes: ServerProcess[] = [];
 let proxy: RunningHaproxy;
 let busPrefix: string;
 
@@ -20,7 +22,7 @@ before(async () => {
     '--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `fo${i}`, '--api-key', API_KEY,
     '--presence', 'chat:*', '--presence-ttl', String(PRESENCE_TTL), '--heartbeat', '1',
   ];
-  nodes = await Promise.all([1, 2, 3].map((i) => spawnNode(args(i))));
+  nodes = await Promise.all([1, 2, 3].map((i) => forkFanoutServe(args(i))));
   for (const n of nodes) await waitReadyPort(n.port);
   proxy = await startHaproxy(nodes.map((n) => n.port));
 });
@@ -34,13 +36,13 @@ after(async () => {
   await admin.quit();
 });
 
-function byId(id: unknown): NodeProcess {
+function byId(id: unknown): ServerProcess {
   const node = nodes.find((n) => n.id === id);
   assert.ok(node, `no node ${String(id)}`);
   return node;
 }
 
-async function apiPublish(node: NodeProcess, channel: string, data: unknown): Promise<number> {
+async function apiPublish(node: ServerProcess, channel: string, data: unknown): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${node.port}/api/publish`, {
     method: 'POST',
     headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
@@ -52,18 +54,18 @@ async function apiPublish(node: NodeProcess, channel: string, data: unknown): Pr
 
 /** Connects through HAProxy until a node other than `avoid` answers (HAProxy needs a moment to see a dead node). */
 async function connectAvoiding(avoid: string): Promise<TestClient> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
+  let client: TestClient | undefined;
+  await until(
+    async () => {
+      // A refused connection (the dead node's slot) throws: `until` tries again.
       const c = await connectChannels(proxy.port);
-      if (frames(c)[0]!.node !== avoid) return c;
-      c.close();
-    } catch {
-      /* the dead node's slot: try again */
-    }
-    assert.ok(Date.now() < deadline, 'could not reach a live node through HAProxy');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      if (frames(c)[0]!.node !== avoid) client = c;
+      else c.close();
+      return client !== undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 100, what: 'a live node through HAProxy' },
+  );
+  return client!;
 }
 
 test('a node killed with SIGKILL loses nothing for clients that recover on another node, and its clients leave presence', async () => {

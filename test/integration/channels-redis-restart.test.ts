@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CloseCode } from '../../src/errors.js';
-import { startRedisServer } from '../helpers/broker-procs.js';
+import { startRedisServer } from '../../harness/brokers.js';
 import { connectChannels, messagesOf, publish, subscribe, waitMessages } from '../helpers/channels.js';
 import { closeNodes, startNode, waitNodesReady } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';

@@ -4,11 +4,13 @@ import { Redis } from 'ioredis';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
 import type { FanoutNode } from '../../src/app.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
+import { forkFanoutServe, waitReadyPort } from '../../harness/fanout-process.js';
+import { freePort } from '../../harness/ports.js';
+import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, waitReadyPort } from '../helpers/channels.js';
-import { freePort } from '../helpers/haproxy.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
 import { scrape } from '../helpers/metrics.js';
-import { closeNodes, httpUrl, spawnNode, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
+import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 const API_KEY = 'test-api-key';
@@ -191,7 +193,7 @@ test('presence over Redis lists clients of every node with join and leave events
 
 test('two fanout processes: HTTP publish on one reaches a subscriber on the other', async () => {
   const prefix = uniquePrefix('two');
-  const procs = await Promise.all([1, 2].map((i) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', `two${i}`, '--api-key', API_KEY, '--drain-delay', '0'])));
+  const procs = await Promise.all([1, 2].map((i) => forkFanoutServe(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', `two${i}`, '--api-key', API_KEY, '--drain-delay', '0'])));
   try {
     for (const p of procs) await waitReadyPort(p.port);
     const c = await connectChannels(procs[0]!.port);
@@ -312,11 +314,7 @@ test('with --history redis:// and a bus that is not that Redis, channels travel 
   const clients: TestClient[] = [];
   try {
     const transports = [a, b].map((n) => (n.endpoint(CHANNEL_PATH) as ChannelEndpoint).service.link);
-    const deadline = Date.now() + 10_000;
-    while (!transports.every((t) => t.connected)) {
-      assert.ok(Date.now() < deadline, 'history redis did not connect');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(() => transports.every((t) => t.connected), { timeoutMs: 10_000, what: 'the history redis to connect' });
     const [sa, sb, pa, pb] = [await connectChannels(a), await connectChannels(b), await connectChannels(a), await connectChannels(b)];
     clients.push(sa!, sb!, pa!, pb!);
     const { epoch } = await subscribe(sa!, 'x');

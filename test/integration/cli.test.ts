@@ -1,19 +1,20 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { captureOutput, exited } from '../../harness/child.js';
+import { FANOUT_MAIN, forkFanoutServe } from '../../harness/fanout-process.js';
+import { freePort } from '../../harness/ports.js';
+import { Changes, until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { freePort } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix } from '../helpers/nodes.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, connect } from '../helpers/ws-client.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const run = promisify(execFile);
 
 async function fanout(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 });
+    const { stdout, stderr } = await run(process.execPath, [FANOUT_MAIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -46,7 +47,7 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
 });
 
 test('FANOUT_* variables configure serve', async () => {
-  const node = await spawnNode([], { FANOUT_NODE_ID: 'from-env' });
+  const node = await forkFanoutServe([], { env: { FANOUT_NODE_ID: 'from-env' } });
   try {
     const res = await fetch(`http://127.0.0.1:${node.port}/healthz`);
     assert.equal(((await res.json()) as { node: string }).node, 'from-env');
@@ -56,7 +57,7 @@ test('FANOUT_* variables configure serve', async () => {
 });
 
 test('SIGTERM drains: /readyz turns 503 at once, clients get 1001, the process exits 0', async () => {
-  const node = await spawnNode(['--drain-delay', '1', '--drain-timeout', '0']);
+  const node = await forkFanoutServe(['--drain-delay', '1', '--drain-timeout', '0']);
   const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo`);
   node.child.kill('SIGTERM');
   const deadline = Date.now() + 2000;
@@ -83,27 +84,30 @@ test('fanout haproxy-config prints a config for the servers given', async () => 
 test('fanout cluster runs nodes behind HAProxy, prints the URL to open, and on Ctrl-C drains each node once and says it stopped', async () => {
   const port = await freePort();
   // Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
-  const child = spawn(process.execPath, [MAIN, 'cluster', '--nodes', '2', '--port', String(port), '--bus', REDIS_URL, '--', '--bus-prefix', uniquePrefix('cl'), '--drain-delay', '0', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [FANOUT_MAIN, 'cluster', '--nodes', '2', '--port', String(port), '--bus', REDIS_URL, '--', '--bus-prefix', uniquePrefix('cl'), '--drain-delay', '0', '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const changes = new Changes();
+  const out = captureOutput(child, { onChunk: () => changes.notify() });
+  const exit = exited(child);
   try {
-    const deadline = Date.now() + 15_000;
-    while (!out.includes(`Open http://localhost:${port}/ws `)) {
-      assert.ok(Date.now() < deadline, `no URL printed: ${out}`);
-      assert.equal(child.exitCode, null, out);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    let page: Response | undefined;
-    while (!page || page.status !== 200) {
-      assert.ok(Date.now() < deadline, 'page not served through the cluster');
-      page = await fetch(`http://127.0.0.1:${port}/ws`).catch(() => undefined);
-      await page?.arrayBuffer();
-    }
+    await until(() => out().includes(`Open http://localhost:${port}/ws `), {
+      wake: changes,
+      timeoutMs: 15_000,
+      what: 'the URL to be printed',
+      abort: () => (child.exitCode === null ? undefined : `fanout cluster exited (${child.exitCode})`),
+      detail: out,
+    });
+    // HAProxy's first checks of the nodes are not on its output here: ask until the page is served.
+    await until(
+      async () => {
+        const page = await fetch(`http://127.0.0.1:${port}/ws`);
+        await page.arrayBuffer();
+        return page.status === 200;
+      },
+      { timeoutMs: 15_000, intervalMs: 100, what: 'the page served through the cluster' },
+    );
     const clients = [await connect(`ws://127.0.0.1:${port}/ws/echo`), await connect(`ws://127.0.0.1:${port}/ws/echo`)];
     clients[0]!.send('cluster works');
     for (const c of clients) await c.until((m) => m.includes('Received: cluster works'));
@@ -111,17 +115,17 @@ test('fanout cluster runs nodes behind HAProxy, prints the URL to open, and on C
   } finally {
     process.kill(-child.pid!, 'SIGINT');
   }
-  assert.equal(await exited, 0, out);
-  assert.match(out, /fanout cluster: stopped\n/);
-  assert.doesNotMatch(out, /second signal/, 'each node got one signal and drained');
+  assert.equal((await exit).code, 0, out());
+  assert.match(out(), /fanout cluster: stopped\n/);
+  assert.doesNotMatch(out(), /second signal/, 'each node got one signal and drained');
   await assert.rejects(fetch(`http://127.0.0.1:${port}/ws`), 'HAProxy is stopped');
 });
 
 test('SIGTERM on a node with no clients stops it at once, without waiting out --drain-delay', async () => {
-  const node = await spawnNode(['--drain-delay', '30']);
-  const exited = new Promise<number | null>((resolve) => node.child.once('exit', (code) => resolve(code)));
+  const node = await forkFanoutServe(['--drain-delay', '30']);
+  const exit = exited(node.child);
   const started = Date.now();
   node.child.kill('SIGTERM');
-  assert.equal(await exited, 0);
+  assert.equal((await exit).code, 0);
   assert.ok(Date.now() - started < 15_000, 'a 30 s drain delay was not waited out');
 });

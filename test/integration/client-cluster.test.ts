@@ -6,24 +6,26 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { FanoutClient, FanoutClientError, type ClientOptions, type SubscribedInfo } from '../../client/index.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
+import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess, waitReadyPort } from '../helpers/nodes.js';
-import { collect, contiguous, gatedWebSocket, waitFor } from '../helpers/sdk.js';
+import { uniquePrefix } from '../helpers/nodes.js';
+import { collect, contiguous, gatedWebSocket } from '../helpers/sdk.js';
 import { SECRET, sign } from '../helpers/security.js';
 
 const FAST = { initial: 50, max: 500, factor: 2, jitter: 0.5 };
 
 let busPrefix: string;
 let nodeArgs: (i: number) => string[];
-let nodes: NodeProcess[] = [];
+let nodes: ServerProcess[] = [];
 let proxy: RunningHaproxy | undefined;
 const clients: FanoutClient[] = [];
 
 before(async () => {
   busPrefix = uniquePrefix('sdk');
   nodeArgs = (i) => ['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `sdk${i}`, '--presence', 'chat:*', '--drain-delay', '0', '--drain-timeout', '0'];
-  nodes = await Promise.all([1, 2].map((i) => spawnNode(nodeArgs(i))));
+  nodes = await Promise.all([1, 2].map((i) => forkFanoutServe(nodeArgs(i))));
   await Promise.all(nodes.map((n) => waitReadyPort(n.port, 15_000)));
   // Round robin: the drain test needs clients on both nodes whatever earlier tests left connected.
   proxy = await startHaproxy(nodes.map((n) => n.port), { balance: 'roundrobin' });
@@ -63,7 +65,7 @@ test('publish resolves with its offset once acked; subscribers on both nodes get
   const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).publish('acks', { n: i })));
   const offsets = acks.map((x) => x.offset).sort((x, y) => x - y);
   assert.deepEqual(offsets, Array.from({ length: 20 }, (_, i) => i + 1), 'offsets 1..20, one per publish');
-  await waitFor(() => gotA.length === 20 && gotB.length === 20, '20 messages on both subscribers');
+  await until(() => gotA.length === 20 && gotB.length === 20, { timeoutMs: 15_000, what: '20 messages on both subscribers' });
   for (const got of [gotA, gotB]) {
     assert.ok(contiguous(got, 1, 20), `in order, once: ${got.map((m) => m.offset).join(',')}`);
     for (let i = 0; i < 20; i++) assert.equal(got.find((m) => (m.data as { n: number }).n === i)!.offset, acks[i]!.offset, 'delivered at its acked offset');
@@ -84,7 +86,7 @@ test('history and presence: the same from every node, with join and leave events
   await roomA.ready;
   const roomB = b.subscribe('chat:presence');
   await roomB.ready;
-  await waitFor(() => joins.includes(b.clientId!), 'the join of b on a');
+  await until(() => joins.includes(b.clientId!), { timeoutMs: 15_000, what: 'the join of b on a' });
   const present = (await roomA.presence()).map((p) => p.client).sort();
   assert.deepEqual(present, [a.clientId!, b.clientId!].sort());
   assert.deepEqual(await b.presence('chat:presence').then((l) => l.map((p) => p.client).sort()), present, 'the same from the other node');
@@ -94,7 +96,7 @@ test('history and presence: the same from every node, with join and leave events
   assert.deepEqual(history.messages.map((m) => m.offset), [5, 6, 7]);
   const bId = b.clientId!;
   await roomB.unsubscribe();
-  await waitFor(() => leaves.includes(bId), 'the leave of b on a');
+  await until(() => leaves.includes(bId), { timeoutMs: 15_000, what: 'the leave of b on a' });
 });
 
 test('recovery: what was published while a client was away arrives after it reconnects, once, in order', async () => {
@@ -111,19 +113,19 @@ test('recovery: what was published while a client was away arrives after it reco
   const states: string[] = [];
   away.on('state', (s) => states.push(s));
   for (let i = 1; i <= 3; i++) await publisher.publish('recover', `before ${i}`);
-  await waitFor(() => got.length === 3, '3 messages');
+  await until(() => got.length === 3, { timeoutMs: 15_000, what: '3 messages' });
 
   gate.shut();
-  await waitFor(() => away.state === 'reconnecting', 'the drop to be noticed');
+  await until(() => away.state === 'reconnecting', { timeoutMs: 15_000, what: 'the drop to be noticed' });
   for (let i = 1; i <= 10; i++) await publisher.publish('recover', `away ${i}`);
   const attemptsWhileAway = gate.attempts;
-  await waitFor(() => gate.attempts > attemptsWhileAway + 1, 'retries while away');
+  await until(() => gate.attempts > attemptsWhileAway + 1, { timeoutMs: 15_000, what: 'retries while away' });
   gate.open();
-  await waitFor(() => confirmations.length === 2, 'the resubscription');
+  await until(() => confirmations.length === 2, { timeoutMs: 15_000, what: 'the resubscription' });
   assert.equal(confirmations[1]!.outcome, 'recovered');
   assert.equal(confirmations[1]!.resubscribed, true);
   await publisher.publish('recover', 'after');
-  await waitFor(() => got.length >= 14, '14 messages');
+  await until(() => got.length >= 14, { timeoutMs: 15_000, what: '14 messages' });
   assert.ok(contiguous(got, 1, 14), `each offset once, in order: ${got.map((m) => m.offset).join(',')}`);
   assert.deepEqual(got.map((m) => m.data), ['before 1', 'before 2', 'before 3', ...Array.from({ length: 10 }, (_, i) => `away ${i + 1}`), 'after']);
   assert.deepEqual(states.slice(0, 2), ['reconnecting', 'connected'], 'reconnecting while away (however many retries), then connected');
@@ -131,7 +133,7 @@ test('recovery: what was published while a client was away arrives after it reco
 });
 
 test('a gap the server no longer holds (history too short) raises "unrecovered"; the stream goes on from there', async () => {
-  const node = await spawnNode(['--bus', 'memory', '--node-id', 'short', '--history-size', '3', '--drain-delay', '0', '--drain-timeout', '0']);
+  const node = await forkFanoutServe(['--bus', 'memory', '--node-id', 'short', '--history-size', '3', '--drain-delay', '0', '--drain-timeout', '0']);
   try {
     const gate = gatedWebSocket();
     const away = client(node.port, { WebSocket: gate.WebSocket });
@@ -144,15 +146,15 @@ test('a gap the server no longer holds (history too short) raises "unrecovered";
     publisher.connect();
     await sub.ready;
     await publisher.publish('short', 1);
-    await waitFor(() => got.length === 1, 'the first message');
+    await until(() => got.length === 1, { timeoutMs: 15_000, what: 'the first message' });
     gate.shut();
-    await waitFor(() => away.state === 'reconnecting', 'the drop');
+    await until(() => away.state === 'reconnecting', { timeoutMs: 15_000, what: 'the drop' });
     for (let i = 2; i <= 10; i++) await publisher.publish('short', i);
     gate.open();
-    await waitFor(() => unrecovered.length === 1, 'the unrecovered event');
+    await until(() => unrecovered.length === 1, { timeoutMs: 15_000, what: 'the unrecovered event' });
     assert.equal(unrecovered[0]!.offset, 10, 'the stream resumes after the latest offset');
     await publisher.publish('short', 11);
-    await waitFor(() => got.length === 2, 'the next live message');
+    await until(() => got.length === 2, { timeoutMs: 15_000, what: 'the next live message' });
     assert.deepEqual(got.map((m) => m.data), [1, 11], 'nothing from the gap is delivered as if it were continuous');
   } finally {
     await node.stop();
@@ -185,14 +187,14 @@ test('a node killed with SIGKILL: its clients reconnect through HAProxy to the o
     for (let i = 0; i < n; i++) await publisher.publish(channel, { seq: ++sent });
   };
   await publish(5);
-  await waitFor(() => all.every((c) => received.get(c)!.length === 5), 'the first 5 everywhere');
+  await until(() => all.every((c) => received.get(c)!.length === 5), { timeoutMs: 15_000, what: 'the first 5 everywhere' });
 
   const killedPort = nodes[0]!.port;
   await nodes[0]!.stop('SIGKILL');
   await publish(20); // while the killed node's clients are away
-  await waitFor(() => viaProxy.every((c) => c.state === 'connected' && c.nodeId === 'sdk2'), 'every HAProxy client on sdk2', 30_000);
+  await until(() => viaProxy.every((c) => c.state === 'connected' && c.nodeId === 'sdk2'), { timeoutMs: 30_000, what: 'every HAProxy client on sdk2' });
   await publish(5);
-  await waitFor(() => viaProxy.every((c) => received.get(c)!.length >= 30), '30 messages on every HAProxy client', 30_000);
+  await until(() => viaProxy.every((c) => received.get(c)!.length >= 30), { timeoutMs: 30_000, what: '30 messages on every HAProxy client' });
   for (const c of viaProxy) {
     const got = received.get(c)!;
     assert.ok(contiguous(got, 1, 30), `once, in order: ${got.map((m) => m.offset).join(',')}`);
@@ -202,17 +204,17 @@ test('a node killed with SIGKILL: its clients reconnect through HAProxy to the o
   assert.notEqual(direct.state, 'closed', 'a client of the dead node keeps trying');
 
   // The node comes back on its port: its own client reconnects and recovers the gap.
-  nodes[0] = await spawnNode([...nodeArgs(1), '--port', String(killedPort)]);
+  nodes[0] = await forkFanoutServe([...nodeArgs(1), '--port', String(killedPort)]);
   await waitReadyPort(killedPort, 15_000);
-  await waitFor(() => direct.state === 'connected' && direct.nodeId === 'sdk1', 'the direct client back on sdk1', 30_000);
+  await until(() => direct.state === 'connected' && direct.nodeId === 'sdk1', { timeoutMs: 30_000, what: 'the direct client back on sdk1' });
   await publish(1);
-  await waitFor(() => all.every((c) => received.get(c)!.length >= 31), '31 messages everywhere', 30_000);
+  await until(() => all.every((c) => received.get(c)!.length >= 31), { timeoutMs: 30_000, what: '31 messages everywhere' });
   for (const c of all) assert.ok(contiguous(received.get(c)!, 1, 31), `client on ${c.nodeId}: ${received.get(c)!.map((m) => m.offset).join(',')}`);
   assert.deepEqual(outcomes.get(direct), ['fresh', 'recovered']);
 });
 
 test('error paths: forbidden, not found, bad channel names, oversized messages (1009, terminal), refused upgrades, unreachable servers', async () => {
-  const node = await spawnNode(['--bus', 'memory', '--node-id', 'strict', '--max-payload', '2048', '--anonymous-publish', 'open:*', '--drain-delay', '0', '--drain-timeout', '0']);
+  const node = await forkFanoutServe(['--bus', 'memory', '--node-id', 'strict', '--max-payload', '2048', '--anonymous-publish', 'open:*', '--drain-delay', '0', '--drain-timeout', '0']);
   try {
     const c = client(node.port);
     await c.connect();
@@ -263,19 +265,19 @@ test('a drain (SIGTERM: close code 1001) sends the node\'s clients through HAPro
   assert.ok(drained.length >= 1, 'round robin put a client on sdk2');
   await publisher.publish(channel, 1);
   const stopped = nodes[1]!.stop('SIGTERM');
-  await waitFor(() => drained.every((c) => codes.get(c)!.length > 0), 'the drained clients to be closed');
+  await until(() => drained.every((c) => codes.get(c)!.length > 0), { timeoutMs: 15_000, what: 'the drained clients to be closed' });
   await publisher.publish(channel, 2);
   await publisher.publish(channel, 3);
   assert.equal(await stopped, 0, 'the drained node exits 0');
-  await waitFor(() => viaProxy.every((c) => c.state === 'connected' && c.nodeId === 'sdk1'), 'every client on sdk1', 30_000);
+  await until(() => viaProxy.every((c) => c.state === 'connected' && c.nodeId === 'sdk1'), { timeoutMs: 30_000, what: 'every client on sdk1' });
   await publisher.publish(channel, 4);
-  await waitFor(() => viaProxy.every((c) => received.get(c)!.length >= 4), '4 messages everywhere', 30_000);
+  await until(() => viaProxy.every((c) => received.get(c)!.length >= 4), { timeoutMs: 30_000, what: '4 messages everywhere' });
   for (const c of viaProxy) assert.deepEqual(received.get(c)!.map((m) => m.data), [1, 2, 3, 4]);
   for (const c of drained) assert.equal(codes.get(c)![0], 1001, 'closed with "going away", and reconnected');
 });
 
 test('with JWTs: a bad token stops the client (401), a token function renews an expired token (4001) and the subscription recovers', async () => {
-  const node = await spawnNode(['--bus', 'memory', '--node-id', 'jwt', '--jwt-secret', SECRET, '--drain-delay', '0', '--drain-timeout', '0']);
+  const node = await forkFanoutServe(['--bus', 'memory', '--node-id', 'jwt', '--jwt-secret', SECRET, '--drain-delay', '0', '--drain-timeout', '0']);
   try {
     const forged = client(node.port, { token: await sign({ channels: ['*'] }, { key: new TextEncoder().encode('not the secret of this node') }) });
     const refused = new Promise<{ status?: number; reconnect: boolean }>((r) => forged.once('disconnected', r));
@@ -301,12 +303,12 @@ test('with JWTs: a bad token stops the client (401), a token function renews an 
     publisher.connect();
     await sub.ready;
     await publisher.publish('room:jwt', 'before expiry');
-    await waitFor(() => codes.length === 1, 'the close at expiry');
+    await until(() => codes.length === 1, { timeoutMs: 15_000, what: 'the close at expiry' });
     assert.equal(codes[0], 4001);
     await publisher.publish('room:jwt', 'while renewing');
-    await waitFor(() => outcomes.length === 2, 'the resubscription with a renewed token');
+    await until(() => outcomes.length === 2, { timeoutMs: 15_000, what: 'the resubscription with a renewed token' });
     await publisher.publish('room:jwt', 'after');
-    await waitFor(() => got.length === 3, '3 messages');
+    await until(() => got.length === 3, { timeoutMs: 15_000, what: '3 messages' });
     assert.deepEqual(got.map((m) => m.data), ['before expiry', 'while renewing', 'after']);
     assert.deepEqual(outcomes, ['fresh', 'recovered']);
     assert.equal(issued.length, 2, 'one token per connection');

@@ -9,12 +9,15 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
+import { startRedisServer } from '../../harness/brokers.js';
+import { exited } from '../../harness/child.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
+import { Changes, sleep, until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { connectChannels, request } from '../helpers/channels.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
-import { RedisServer } from '../helpers/redis-server.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const API_KEY = 'faults-key';
@@ -32,6 +35,7 @@ class ApiPublisher {
   private running = true;
   private readonly loop: Promise<void>;
   private n = 0;
+  private readonly changes = new Changes();
 
   constructor(private readonly port: () => number) {
     this.loop = this.run();
@@ -52,8 +56,22 @@ class ApiPublisher {
       } catch {
         this.failed.push({ data, status: 0 });
       }
-      await new Promise((r) => setTimeout(r, 10));
+      this.changes.notify();
+      // The publishing pace: about 100 publishes a second.
+      await sleep(10);
     }
+  }
+
+  /** Waits for `count` more acknowledged publishes. */
+  moreAcked(count: number, timeoutMs = 10_000): Promise<void> {
+    const target = this.acked.length + count;
+    return until(() => this.acked.length >= target, { wake: this.changes, timeoutMs, what: `${count} more acknowledged publishes` });
+  }
+
+  /** Waits for `count` more failed publishes. */
+  moreFailed(count: number, timeoutMs = 5000): Promise<void> {
+    const target = this.failed.length + count;
+    return until(() => this.failed.length >= target, { wake: this.changes, timeoutMs, what: `${count} more failed publishes (the HTTP API kept accepting)` });
   }
 
   async stop(): Promise<void> {
@@ -62,38 +80,26 @@ class ApiPublisher {
   }
 }
 
-async function readyz(port: number): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-  await res.arrayBuffer();
-  return res.status;
+function untilReadyz(port: number, status: number, timeoutMs = 15_000): Promise<void> {
+  return waitReadyPort(port, timeoutMs, status);
 }
 
-async function untilReadyz(port: number, status: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await readyz(port)) !== status) {
-    if (Date.now() > deadline) throw new Error(`node on ${port}: /readyz never answered ${status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+async function exitOf(node: ServerProcess): Promise<number | null> {
+  return (await exited(node.child)).code;
 }
 
-function exitOf(node: NodeProcess): Promise<number | null> {
-  const { child } = node;
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-async function nodes(bus: string | string[], extra: string[] = []): Promise<NodeProcess[]> {
+async function nodes(bus: string | string[], extra: string[] = []): Promise<ServerProcess[]> {
   const prefix = uniquePrefix('fch');
   const buses = Array.isArray(bus) ? bus : [bus, bus];
   const started = await Promise.all(
-    buses.map((url, i) => spawnNode(['--bus', url, '--bus-prefix', prefix, '--node-id', `node-${'ab'[i]}`, '--api-key', API_KEY, '--heartbeat', '0', ...extra])),
+    buses.map((url, i) => forkFanoutServe(['--bus', url, '--bus-prefix', prefix, '--node-id', `node-${'ab'[i]}`, '--api-key', API_KEY, '--heartbeat', '0', ...extra])),
   );
   cleanup.push(() => Promise.all(started.map((n) => n.stop('SIGKILL'))));
   for (const n of started) await untilReadyz(n.port, 200);
   return started;
 }
 
-async function haproxy(ns: NodeProcess[]): Promise<RunningHaproxy> {
+async function haproxy(ns: ServerProcess[]): Promise<RunningHaproxy> {
   const proxy = await startHaproxy(ns.map((n) => n.port), { checkInterval: 300 });
   cleanup.push(() => proxy.stop());
   return proxy;
@@ -130,7 +136,7 @@ async function assertNoLoss(clients: RecoveringChannelClient[], publisher: ApiPu
 
 test('SIGTERM under load: drained subscribers reconnect through HAProxy, recover with since and lose nothing', async () => {
   const ns = await nodes(REDIS_URL, ['--drain-delay', '1', '--drain-timeout', '1']);
-  const [a, b] = ns as [NodeProcess, NodeProcess];
+  const [a, b] = ns as [ServerProcess, ServerProcess];
   const proxy = await haproxy(ns);
   const clients = await subscribers(16, `ws://127.0.0.1:${proxy.port}/ws/v1`);
   const onA = clients.filter((c) => c.node === 'node-a');
@@ -142,7 +148,8 @@ test('SIGTERM under load: drained subscribers reconnect through HAProxy, recover
   a.child.kill('SIGTERM');
   assert.equal(await exited, 0);
   await Promise.all(onA.map((c) => c.until(() => c.subscribedCount >= 2, 15_000, 'resubscribed')));
-  await new Promise((r) => setTimeout(r, 300));
+  // Publishing goes on a while after every subscriber is back.
+  await publisher.moreAcked(20);
   await publisher.stop();
 
   assert.deepEqual(publisher.failed, [], 'the node that stayed up acknowledged every publish');
@@ -157,7 +164,7 @@ test('SIGTERM under load: drained subscribers reconnect through HAProxy, recover
 
 test('SIGKILL under load: the dead node\'s subscribers reconnect through HAProxy, recover with since and lose nothing', async () => {
   const ns = await nodes(REDIS_URL);
-  const [a, b] = ns as [NodeProcess, NodeProcess];
+  const [a, b] = ns as [ServerProcess, ServerProcess];
   const proxy = await haproxy(ns);
   const clients = await subscribers(16, `ws://127.0.0.1:${proxy.port}/ws/v1`);
   const onA = clients.filter((c) => c.node === 'node-a');
@@ -168,7 +175,8 @@ test('SIGKILL under load: the dead node\'s subscribers reconnect through HAProxy
   a.child.kill('SIGKILL');
   await exitOf(a);
   await Promise.all(onA.map((c) => c.until(() => c.subscribedCount >= 2, 15_000, 'resubscribed')));
-  await new Promise((r) => setTimeout(r, 300));
+  // Publishing goes on a while after every subscriber is back.
+  await publisher.moreAcked(20);
   await publisher.stop();
 
   assert.deepEqual(publisher.failed, []);
@@ -180,10 +188,10 @@ test('SIGKILL under load: the dead node\'s subscribers reconnect through HAProxy
 });
 
 test('Redis killed and restarted (with its append-only file): publishes answer errors meanwhile, then every node catches its subscribers up from history: nothing lost, nobody disconnected', async () => {
-  const redis = await RedisServer.start({ persistent: true });
+  const redis = await startRedisServer({ persistent: true });
   cleanup.push(() => redis.destroy());
   const ns = await nodes(redis.url, ['--drain-timeout', '1']);
-  const [a, b] = ns as [NodeProcess, NodeProcess];
+  const [a, b] = ns as [ServerProcess, ServerProcess];
   const proxy = await haproxy(ns);
   const clients = await subscribers(12, `ws://127.0.0.1:${proxy.port}/ws/v1`);
   const publisher = new ApiPublisher(() => b.port);
@@ -193,11 +201,7 @@ test('Redis killed and restarted (with its append-only file): publishes answer e
   for (const n of ns) await untilReadyz(n.port, 503);
   // A publish that cannot be stored answers an error, over HTTP and over the channel protocol.
   const failedBefore = publisher.failed.length;
-  const deadline = Date.now() + 5000;
-  while (publisher.failed.length < failedBefore + 3) {
-    assert.ok(Date.now() < deadline, 'the HTTP API kept failing publishes');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await publisher.moreFailed(3);
   assert.ok(publisher.failed.slice(failedBefore).every((f) => f.status === 503), JSON.stringify(publisher.failed.slice(-3)));
   const ws = await connectChannels(a.port);
   cleanup.push(() => ws.close());
@@ -207,8 +211,7 @@ test('Redis killed and restarted (with its append-only file): publishes answer e
 
   await redis.start();
   for (const n of ns) await untilReadyz(n.port, 200);
-  const ackedBack = publisher.acked.length;
-  while (publisher.acked.length < ackedBack + 20) await new Promise((r) => setTimeout(r, 50));
+  await publisher.moreAcked(20);
   await publisher.stop();
 
   await assertNoLoss(clients, publisher);
@@ -220,7 +223,7 @@ test('a node cut off from Redis while the other keeps publishing: when the link 
   const link = await TcpProxy.start(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname);
   cleanup.push(() => link.close());
   const ns = await nodes([`redis://127.0.0.1:${link.port}`, REDIS_URL], ['--drain-timeout', '0.5']);
-  const [a, b] = ns as [NodeProcess, NodeProcess];
+  const [a, b] = ns as [ServerProcess, ServerProcess];
   const onA = await subscribers(5, `ws://127.0.0.1:${a.port}/ws/v1`);
   const onB = await subscribers(5, `ws://127.0.0.1:${b.port}/ws/v1`);
   const clients = [...onA, ...onB];
@@ -230,13 +233,12 @@ test('a node cut off from Redis while the other keeps publishing: when the link 
   link.cut();
   await untilReadyz(a.port, 503);
   const ackedAtCut = publisher.acked.length;
-  while (publisher.acked.length < ackedAtCut + 20) await new Promise((r) => setTimeout(r, 50));
+  await publisher.moreAcked(20);
   const missedFrom = publisher.acked[ackedAtCut + 1]!;
   assert.ok(onA.every((c) => !c.received.some((r) => r.data === missedFrom)), 'node a\'s subscribers really were cut off');
   link.restore();
   await untilReadyz(a.port, 200);
-  const ackedBack = publisher.acked.length;
-  while (publisher.acked.length < ackedBack + 20) await new Promise((r) => setTimeout(r, 50));
+  await publisher.moreAcked(20);
   await publisher.stop();
 
   assert.deepEqual(publisher.failed, [], 'node b published throughout');

@@ -7,9 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
+import { exited } from '../../harness/child.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
+import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess, waitReadyPort } from '../helpers/nodes.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 import { ReconnectingClient } from '../helpers/reconnecting.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
@@ -22,7 +25,7 @@ afterEach(async () => {
 });
 
 interface Cluster {
-  nodes: NodeProcess[];
+  nodes: ServerProcess[];
   proxy: RunningHaproxy;
   clients: ReconnectingClient[];
   publisher: TestClient;
@@ -33,7 +36,7 @@ interface Cluster {
 async function cluster(extra: string[]): Promise<Cluster> {
   const prefix = uniquePrefix('fault');
   const nodes = await Promise.all(
-    ['a', 'b'].map((id) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', `node-${id}`, '--heartbeat', '0', ...extra])),
+    ['a', 'b'].map((id) => forkFanoutServe(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', `node-${id}`, '--heartbeat', '0', ...extra])),
   );
   cleanup.push(() => Promise.all(nodes.map((n) => n.stop('SIGKILL'))));
   await Promise.all(nodes.map((n) => waitReadyPort(n.port)));
@@ -57,15 +60,13 @@ async function cluster(extra: string[]): Promise<Cluster> {
 }
 
 
-async function connections(node: NodeProcess): Promise<number> {
+async function connections(node: ServerProcess): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${node.port}/healthz`);
   return ((await res.json()) as { connections: number }).connections;
 }
 
-function exitOf(node: NodeProcess): Promise<number | null> {
-  const { child } = node;
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+async function exitOf(node: ServerProcess): Promise<number | null> {
+  return (await exited(node.child)).code;
 }
 
 /** Every client gets a tick published after `after`: delivery resumed for all of them. */
@@ -76,7 +77,7 @@ async function allReceiveAfter(clients: ReconnectingClient[], after: number): Pr
 
 test('SIGTERM under load: readiness drops at once, new clients go elsewhere, old ones get 1001 spread over --drain-timeout, reconnect through HAProxy and keep receiving', async () => {
   const { nodes, proxy, clients, ticks } = await cluster(['--drain-delay', '1.5', '--drain-timeout', '2']);
-  const [a, b] = nodes as [NodeProcess, NodeProcess];
+  const [a, b] = nodes as [ServerProcess, ServerProcess];
   const onA = await connections(a);
   assert.ok(onA >= CLIENTS / 4 && onA <= (3 * CLIENTS) / 4, `HAProxy spread the clients (${onA} of ${CLIENTS} on a)`);
 
@@ -113,7 +114,7 @@ test('SIGTERM under load: readiness drops at once, new clients go elsewhere, old
 
 test('SIGKILL under load: the dead node\'s clients reconnect through HAProxy at once and keep receiving', async () => {
   const { nodes, clients, ticks } = await cluster([]);
-  const [a, b] = nodes as [NodeProcess, NodeProcess];
+  const [a, b] = nodes as [ServerProcess, ServerProcess];
   const onA = await connections(a);
   assert.ok(onA > 0, `a has clients (a ${onA}, b ${await connections(b)})`);
   a.child.kill('SIGKILL');
@@ -130,18 +131,21 @@ test('SIGKILL under load: the dead node\'s clients reconnect through HAProxy at 
 });
 
 test('a second SIGTERM during the drain exits at once with 143', async () => {
-  const node = await spawnNode(['--drain-delay', '30']);
+  const node = await forkFanoutServe(['--drain-delay', '30']);
   cleanup.push(() => node.stop('SIGKILL'));
   const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo`);
   cleanup.push(() => client.close());
   const exited = exitOf(node);
   node.child.kill('SIGTERM');
-  // Wait until the first signal took effect, then send the second.
-  for (let status = 0; status !== 503; ) {
-    const res = await fetch(`http://127.0.0.1:${node.port}/readyz`);
-    await res.arrayBuffer();
-    status = res.status;
-  }
+  // Wait until the first signal took effect (/readyz 503: nothing outside the process tells sooner), then send the second.
+  await until(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${node.port}/readyz`);
+      await res.arrayBuffer();
+      return res.status === 503;
+    },
+    { timeoutMs: 10_000, intervalMs: 10, what: 'the drain to begin (/readyz 503)' },
+  );
   node.child.kill('SIGTERM');
   assert.equal(await exited, 143);
 });

@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
+import { startRedisServer } from '../../harness/brokers.js';
+import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { startHaproxy } from '../../harness/haproxy.js';
+import { sleep } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { startHaproxy } from '../helpers/haproxy.js';
 import { scrape } from '../helpers/metrics.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
@@ -20,18 +22,14 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function readyz(node: NodeProcess): Promise<number> {
+async function readyz(node: ServerProcess): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${node.port}/readyz`);
   await res.arrayBuffer();
   return res.status;
 }
 
-async function untilReadyz(node: NodeProcess, status: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await readyz(node)) !== status) {
-    if (Date.now() > deadline) throw new Error(`${node.id} /readyz never answered ${status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function untilReadyz(node: ServerProcess, status: number, timeoutMs = 10_000): Promise<void> {
+  return waitReadyPort(node.port, timeoutMs, status);
 }
 
 /** Sends numbered messages from `from` until `to` receives one; returns how long it took. */
@@ -52,12 +50,12 @@ function count(text: string, needle: string): number {
 }
 
 test('Redis killed and restarted: nodes stay up and serve locally, readiness 503, HAProxy still admits clients, one log line, delivery resumes within seconds', async () => {
-  const redis = await RedisServer.start();
+  const redis = await startRedisServer();
   cleanup.push(() => redis.destroy());
   const prefix = uniquePrefix('outage');
-  const nodes = await Promise.all(['a', 'b'].map((id) => spawnNode(['--bus', redis.url, '--bus-prefix', prefix, '--node-id', `node-${id}`])));
+  const nodes = await Promise.all(['a', 'b'].map((id) => forkFanoutServe(['--bus', redis.url, '--bus-prefix', prefix, '--node-id', `node-${id}`])));
   cleanup.push(() => Promise.all(nodes.map((n) => n.stop('SIGKILL'))));
-  const [a, b] = nodes as [NodeProcess, NodeProcess];
+  const [a, b] = nodes as [ServerProcess, ServerProcess];
   for (const n of nodes) await untilReadyz(n, 200);
   const proxy = await startHaproxy(nodes.map((n) => n.port), { checkInterval: 200 });
   cleanup.push(() => proxy.stop());
@@ -78,14 +76,15 @@ test('Redis killed and restarted: nodes stay up and serve locally, readiness 503
   assert.ok(m.value('fanout_bus_errors_total', { operation: 'publish' }) >= 1);
 
   // No node is ready, yet HAProxy admits clients: it falls back to the live (backup) servers.
-  await new Promise((r) => setTimeout(r, 1000)); // several failed checks: every primary is down
+  await proxy.untilServers(nodes.map((_, i) => `fanout_ws/node${i + 1}`), 'DOWN'); // every primary is down
   const viaProxy = await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`);
   clients.push(viaProxy);
   viaProxy.send('degraded');
   await viaProxy.until((x) => x.includes('Received: degraded'));
 
-  // Let ioredis retry for a while: the outage is still logged once.
-  await new Promise((r) => setTimeout(r, 2500));
+  // Let ioredis retry for a while: the outage is still logged once. (A fixed wait on purpose:
+  // the point is that nothing more is logged during it.)
+  await sleep(2500);
   for (const n of nodes) {
     assert.equal(count(n.output(), 'bus disconnected'), 1, `${n.id} logged the outage once:\n${n.output()}`);
     assert.ok(n.child.exitCode === null, `${n.id} is still running`);
@@ -108,8 +107,8 @@ test('a TCP proxy between a node and Redis: added latency shows in delivery and 
   cleanup.push(() => link.close());
   const prefix = uniquePrefix('link');
   // Node a reaches Redis through the proxy; node b directly.
-  const a = await spawnNode(['--bus', `redis://127.0.0.1:${link.port}`, '--bus-prefix', prefix, '--node-id', 'node-a']);
-  const b = await spawnNode(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', 'node-b']);
+  const a = await forkFanoutServe(['--bus', `redis://127.0.0.1:${link.port}`, '--bus-prefix', prefix, '--node-id', 'node-a']);
+  const b = await forkFanoutServe(['--bus', REDIS_URL, '--bus-prefix', prefix, '--node-id', 'node-b']);
   cleanup.push(() => Promise.all([a, b].map((n) => n.stop('SIGKILL'))));
   for (const n of [a, b]) await untilReadyz(n, 200);
   const ca = await connect(`ws://127.0.0.1:${a.port}/ws/echo`);
@@ -141,10 +140,10 @@ test('a TCP proxy between a node and Redis: added latency shows in delivery and 
 });
 
 test('a node started while Redis is down serves its clients, says 503, and becomes ready when Redis appears', async () => {
-  const redis = await RedisServer.start();
+  const redis = await startRedisServer();
   cleanup.push(() => redis.destroy());
-  await redis.stop();
-  const node = await spawnNode(['--bus', redis.url, '--bus-prefix', uniquePrefix('late')]);
+  await redis.stop('SIGKILL');
+  const node = await forkFanoutServe(['--bus', redis.url, '--bus-prefix', uniquePrefix('late')]);
   cleanup.push(() => node.stop('SIGKILL'));
   assert.equal(await readyz(node), 503);
   const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo`);

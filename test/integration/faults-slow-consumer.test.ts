@@ -9,9 +9,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { startHaproxy } from '../helpers/haproxy.js';
+import { stopChild } from '../../harness/child.js';
+import { forkFanoutServe } from '../../harness/fanout-process.js';
+import { startHaproxy } from '../../harness/haproxy.js';
+import { sleep, untilEvent } from '../../harness/wait.js';
 import { scrape, scrapeUntil } from '../helpers/metrics.js';
-import { spawnNode } from '../helpers/nodes.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -28,16 +30,13 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function slowConsumerScenario(throughHaproxy: boolean): Promise<void> {
-  const node = await spawnNode(['--max-buffered', '65536', '--heartbeat', '0']);
+  const node = await forkFanoutServe(['--max-buffered', '65536', '--heartbeat', '0']);
   const proxy = throughHaproxy ? await startHaproxy([node.port]) : undefined;
   const url = `ws://127.0.0.1:${proxy?.port ?? node.port}/ws/echo`;
   const stopped = spawn(process.execPath, ['--input-type=module', '-e', STOPPED_CLIENT, url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const fast: TestClient[] = [];
   try {
-    await new Promise<void>((resolve, reject) => {
-      stopped.stdout!.once('data', () => resolve());
-      stopped.once('exit', (code) => reject(new Error(`stopped client exited ${code}`)));
-    });
+    await untilEvent(stopped.stdout!, 'data', { failOn: ['end'], timeoutMs: 10_000, what: 'the stopped client to open' });
     stopped.kill('SIGSTOP');
     for (let i = 0; i < 5; i++) fast.push(await connect(url));
     const publisher = await connect(url);
@@ -57,8 +56,9 @@ async function slowConsumerScenario(throughHaproxy: boolean): Promise<void> {
     let m;
     try {
       m = await scrapeUntil(`http://127.0.0.1:${node.port}`, (s) => s.value('fanout_slow_consumer_closes_total') >= 1, 60_000);
-      // Keep streaming a little after the cut: the others are not affected by it either.
-      await new Promise((r) => setTimeout(r, 500));
+      // Keep streaming a little after the cut: the others are not affected by it either. (A fixed
+      // time on purpose: it is how long the others keep receiving after the cut.)
+      await sleep(500);
     } finally {
       clearInterval(timer);
     }
@@ -81,7 +81,7 @@ async function slowConsumerScenario(throughHaproxy: boolean): Promise<void> {
     assert.equal((node.output().match(/slow consumer closed/g) ?? []).length, 1, node.output());
   } finally {
     closeAll(fast);
-    stopped.kill('SIGKILL');
+    await stopChild(stopped, 'SIGKILL');
     await proxy?.stop();
     await node.stop();
   }

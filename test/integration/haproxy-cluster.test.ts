@@ -5,17 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { haproxyConfig } from '../../src/haproxy/config.js';
+import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, uniquePrefix, type NodeProcess } from '../helpers/nodes.js';
+import { uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
-let nodes: NodeProcess[] = [];
+let nodes: ServerProcess[] = [];
 let proxy: RunningHaproxy;
 
 before(async () => {
   const busPrefix = uniquePrefix('hap');
-  nodes = await Promise.all([1, 2, 3].map((i) => spawnNode(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `node${i}`])));
+  nodes = await Promise.all([1, 2, 3].map((i) => forkFanoutServe(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `node${i}`])));
   proxy = await startHaproxy(nodes.map((n) => n.port));
 });
 
@@ -24,7 +25,7 @@ after(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
 });
 
-async function connections(node: NodeProcess): Promise<number> {
+async function connections(node: ServerProcess): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${node.port}/healthz`);
   return ((await res.json()) as { connections: number }).connections;
 }
@@ -62,8 +63,8 @@ test('the demo page and health endpoints are served through HAProxy', async () =
 
 test('HAProxy takes a dead node out and clients keep reaching the others', async () => {
   await nodes[2]!.stop('SIGKILL');
-  // Wait for HAProxy's check to mark it down (inter 500 ms, fall 2).
-  await new Promise((r) => setTimeout(r, 1500));
+  // Wait for HAProxy's checks to mark it down (inter 500 ms, fall 2): it says so on its output.
+  await proxy.untilServers(['fanout_ws/node3', 'fanout_ws/node3-live'], 'DOWN');
   const clients: TestClient[] = [];
   try {
     for (let i = 0; i < 6; i++) clients.push(await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`));

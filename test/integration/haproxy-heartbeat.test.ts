@@ -6,22 +6,23 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startHaproxy } from '../helpers/haproxy.js';
+import { forkFanoutServe } from '../../harness/fanout-process.js';
+import { startHaproxy } from '../../harness/haproxy.js';
+import { untilEvent } from '../../harness/wait.js';
 import { scrapeUntil } from '../helpers/metrics.js';
-import { spawnNode } from '../helpers/nodes.js';
 import { rawUpgrade } from '../helpers/raw-ws.js';
 import { expectSilentPeerCutLiveStays } from '../helpers/security.js';
 import { connect } from '../helpers/ws-client.js';
 
 test('through HAProxy, --heartbeat cuts a peer that never answers pings, and a live one stays', async () => {
-  const node = await spawnNode(['--heartbeat', '0.3']);
+  const node = await forkFanoutServe(['--heartbeat', '0.3']);
   const proxy = await startHaproxy([node.port]);
   const live = await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`);
   const dead = await rawUpgrade(proxy.port);
   try {
     assert.equal(dead.response?.status, 101);
     // Several heartbeat rounds pass first, so the live client has answered pings through HAProxy.
-    await new Promise((r) => setTimeout(r, 1000));
+    for (let i = 0; i < 3; i++) await untilEvent(live.ws, 'ping', { timeoutMs: 5000, what: `heartbeat ping ${i + 1} through HAProxy` });
     // The raw peer reads the pings HAProxy forwards but never sends a pong.
     await expectSilentPeerCutLiveStays(dead, live);
     await scrapeUntil(`http://127.0.0.1:${node.port}`, (s) => s.value('fanout_connections') === 1, 5000);

@@ -5,9 +5,9 @@ import { RedisBus } from '../../src/bus/redis.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import { createConfig } from '../../src/config/load.js';
 import { createNode } from '../../src/app.js';
+import { freePort } from '../../harness/ports.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, wsUrl, waitNodesReady } from '../helpers/nodes.js';
-import { freePort } from '../helpers/haproxy.js';
 import { closeAll, connect } from '../helpers/ws-client.js';
 
 let admin: Redis;

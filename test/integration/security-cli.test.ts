@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { jwtVerify } from 'jose';
-import { spawnNode } from '../helpers/nodes.js';
+import { forkFanoutServe } from '../../harness/fanout-process.js';
 import { SECRET, selfSignedCert, tempDir } from '../helpers/security.js';
 import { connect, refusedStatus } from '../helpers/ws-client.js';
 
@@ -32,7 +32,7 @@ test('fanout token prints a signed token on its last line that a node with --jwt
   assert.deepEqual(payload['channels'], ['a', 'b:*']);
   assert.ok(payload.exp! - payload.iat! === 120);
 
-  const node = await spawnNode(['--jwt-secret', SECRET]);
+  const node = await forkFanoutServe(['--jwt-secret', SECRET]);
   try {
     const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo?token=${token}`);
     client.close();

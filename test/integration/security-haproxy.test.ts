@@ -5,19 +5,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CloseCode } from '../../src/errors.js';
-import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, type NodeProcess } from '../helpers/nodes.js';
+import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
+import { until } from '../../harness/wait.js';
 import { frame, rawConnect, rawUpgrade } from '../helpers/raw-ws.js';
-import { eventually, SECRET, sign, unsignedToken } from '../helpers/security.js';
+import { SECRET, sign, unsignedToken } from '../helpers/security.js';
 import { closeAll, connect, refusedStatus, type TestClient } from '../helpers/ws-client.js';
 
-let proc: NodeProcess;
+let proc: ServerProcess;
 let proxy: RunningHaproxy;
 let base = '';
 let origin = '';
 
 before(async () => {
-  proc = await spawnNode([
+  proc = await forkFanoutServe([
     '--log-level', 'info',
     '--jwt-secret', SECRET,
     '--trust-proxy', '127.0.0.1',
@@ -68,7 +69,7 @@ test('through HAProxy with --trust-proxy: per-IP limits follow X-Forwarded-For, 
   } finally {
     closeAll(clients);
   }
-  await eventually(() => /"ip":"127\.0\.0\.2".*"status":429/.test(proc.output()), 5000, 'the 429 logged with the client address');
+  await until(() => /"ip":"127\.0\.0\.2".*"status":429/.test(proc.output()), { timeoutMs: 5000, what: 'the 429 logged with the client address' });
 });
 
 test('through HAProxy: --max-payload closes 1009, --rate-limit closes 1008, bad frames close 1002/1007', async () => {
@@ -112,7 +113,7 @@ test('logs: connects, closes and refusals carry ip, origin and user; never a tok
   await c.waitClose();
   const forged = `${t.slice(0, -4)}AAAA`;
   assert.equal(await refusedStatus(`${base}/ws/echo?token=${forged}`, { origin, localAddress: '127.0.0.4' }), 401);
-  await eventually(() => /"reason":"bad token signature"/.test(proc.output()), 5000, 'the refusal in the log');
+  await until(() => /"reason":"bad token signature"/.test(proc.output()), { timeoutMs: 5000, what: 'the refusal in the log' });
   const lines = proc
     .output()
     .split('\n')

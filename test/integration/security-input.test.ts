@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CloseCode } from '../../src/errors.js';
-import { spawnNode, type NodeProcess } from '../helpers/nodes.js';
+import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
 import { closeFrame, frame, rawConnect, rawUpgrade } from '../helpers/raw-ws.js';
 import { connect } from '../helpers/ws-client.js';
 
-let proc: NodeProcess;
+let proc: ServerProcess;
 before(async () => {
-  proc = await spawnNode(['--max-payload', '4096']);
+  proc = await forkFanoutServe(['--max-payload', '4096']);
 });
 after(() => proc.stop());
 

@@ -5,9 +5,10 @@ import { MemoryBroker } from '../../src/bus/memory.js';
 import { createConfig } from '../../src/config/load.js';
 import { CloseCode } from '../../src/errors.js';
 import { createNode, type FanoutNode } from '../../src/app.js';
+import { until } from '../../harness/wait.js';
 import { closeNodes, startNode, wsUrl, type ConfigInput } from '../helpers/nodes.js';
 import { frame, rawConnect, rawUpgrade } from '../helpers/raw-ws.js';
-import { captureLogger, eventually, expectSilentPeerCutLiveStays, WhoamiEndpoint, WHOAMI_PATH } from '../helpers/security.js';
+import { captureLogger, expectSilentPeerCutLiveStays, WhoamiEndpoint, WHOAMI_PATH } from '../helpers/security.js';
 import { closeAll, connect, refusedStatus, type TestClient } from '../helpers/ws-client.js';
 
 const nodes: FanoutNode[] = [];
@@ -67,7 +68,7 @@ test('--rate-limit on /ws/echo: going over the limit closes with 1008', async ()
   for (let i = 0; i < 20; i++) client.send(`m${i}`);
   assert.equal(await client.waitClose(), CloseCode.POLICY_VIOLATION);
   assert.ok(client.messages.length >= 1 && client.messages.length <= 5, `burst of 5 delivered, got ${client.messages.length}`);
-  await eventually(() => lines.some((l) => l['msg'] === 'rate limit hit; closing' && l['ip'] === '127.0.0.1'));
+  await until(() => lines.some((l) => l['msg'] === 'rate limit hit; closing' && l['ip'] === '127.0.0.1'), { timeoutMs: 10_000 });
 });
 
 test('--rate-limit on an endpoint with a protocol: an error frame per dropped message, 1008 on persistent abuse', async () => {
@@ -96,7 +97,7 @@ test('--max-connections answers 503 and --max-connections-per-ip 429 before the 
     assert.equal(await refusedStatus(url, { localAddress: '127.0.0.4' }), 503);
     // A closed connection frees its slots.
     clients.shift()!.close();
-    await eventually(() => n.clientCount === 2, 5000, 'the close to register');
+    await until(() => n.clientCount === 2, { timeoutMs: 5000, what: 'the close to register' });
     clients.push(await connect(url, { localAddress: '127.0.0.2' }));
   } finally {
     closeAll(clients);
@@ -151,7 +152,7 @@ test('--max-buffered: a client that never reads is dropped as a slow consumer (c
       sender.send(chunk);
       if (i % 20 === 19) await sender.until((m) => m.length >= i - 5, 10_000, 'the sender to read its echoes');
     }
-    await eventually(() => n.clientCount === 1, 10_000, 'the stuck client to be dropped');
+    await until(() => n.clientCount === 1, { timeoutMs: 10_000, what: 'the stuck client to be dropped' });
     const entry = lines.find((l) => l['msg'] === 'slow consumer closed');
     assert.ok(entry, 'logged');
     assert.equal(entry['ip'], '127.0.0.1');

@@ -4,8 +4,9 @@ import { readFileSync } from 'node:fs';
 import { get, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { after, before, test } from 'node:test';
-import { startHaproxy, freePort, type RunningHaproxy } from '../helpers/haproxy.js';
-import { spawnNode, type NodeProcess } from '../helpers/nodes.js';
+import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
+import { freePort } from '../../harness/ports.js';
 import { rawConnect, handshake } from '../helpers/raw-ws.js';
 import { selfSignedCert, tempDir } from '../helpers/security.js';
 import { connect } from '../helpers/ws-client.js';
@@ -31,7 +32,7 @@ function httpsGet(port: number, path: string, options: RequestOptions = {}): Pro
 }
 
 test('--tls-cert/--tls-key: the node serves https and wss itself, with its checks', async () => {
-  const proc = await spawnNode(['--tls-cert', cert.cert, '--tls-key', cert.key]);
+  const proc = await forkFanoutServe(['--tls-cert', cert.cert, '--tls-key', cert.key]);
   try {
     const health = await httpsGet(proc.port, '/healthz');
     assert.equal(health.status, 200);
@@ -55,16 +56,16 @@ test('--tls-cert/--tls-key: the node serves https and wss itself, with its check
 });
 
 test('a missing certificate file stops serve with one line naming the flag', async () => {
-  await assert.rejects(spawnNode(['--tls-cert', '/nonexistent/cert.pem', '--tls-key', cert.key]), /invalid --tls-cert: cannot read/);
-  await assert.rejects(spawnNode(['--tls-cert', cert.cert]), /--tls-cert and --tls-key go together/);
+  await assert.rejects(forkFanoutServe(['--tls-cert', '/nonexistent/cert.pem', '--tls-key', cert.key]), /invalid --tls-cert: cannot read/);
+  await assert.rejects(forkFanoutServe(['--tls-cert', cert.cert]), /--tls-cert and --tls-key go together/);
 });
 
-let proc: NodeProcess;
+let proc: ServerProcess;
 let proxy: RunningHaproxy;
 let redirectPort = 0;
 
 test('HAProxy terminates TLS: wss through it, HSTS on https answers, plain HTTP redirected to https', async (t) => {
-  proc = await spawnNode([]);
+  proc = await forkFanoutServe([]);
   redirectPort = await freePort();
   proxy = await startHaproxy([proc.port], { tlsCert: cert.combined, redirectPort });
   t.after(async () => {

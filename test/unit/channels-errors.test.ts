@@ -4,6 +4,7 @@ import { MemoryBus } from '../../src/bus/memory.js';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
 import { ANONYMOUS } from '../../src/transport/client.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
+import { sleep } from '../../harness/wait.js';
 import { connectChannels, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
 import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';
 import { SECRET, sign } from '../helpers/security.js';
@@ -100,8 +101,9 @@ test('rate_limited: frames over --rate-limit get an error frame echoing their id
     assert.deepEqual(acked, [1, 2], 'the burst of --rate-limit frames goes through');
     assert.deepEqual(limited.map((a) => a.id), [3, 4, 5, 6]);
     assert.match(String(limited[0]!.message), /rate-limit/);
-    // The dropped publishes were not stored; the socket still works a second later.
-    await new Promise((r) => setTimeout(r, 1100));
+    // The dropped publishes were not stored; the socket still works a second later (a fixed wait
+    // on purpose: the rate limit's window passes).
+    await sleep(1100);
     const history = await request(c, { type: 'history', channel: 'limited' });
     assert.deepEqual((history.messages as Array<{ data: number }>).map((m) => m.data), [1, 2]);
     assert.equal(c.closeCode, undefined);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { FanoutClient, FanoutClientError, type ClientState } from '../../client/index.js';
 import type { Json } from '../../src/protocol/frames.js';
+import { Changes, sleep, until, untilEvent } from '../../harness/wait.js';
 
 type Frame = Record<string, unknown> & { type: string };
 
@@ -16,13 +17,13 @@ class Peer {
   readonly frames: Frame[] = [];
   /** Every frame received, in arrival order (frames stays a to-do list for next()). */
   readonly log: Frame[] = [];
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Changes();
   constructor(readonly ws: WebSocket, readonly req: IncomingMessage) {
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data)) as Frame;
       this.frames.push(frame);
       this.log.push(frame);
-      for (const w of this.waiters.splice(0)) w();
+      this.changes.notify();
     });
     ws.on('error', () => {});
   }
@@ -31,38 +32,28 @@ class Peer {
   }
   /** Waits for the next frame of `type` not yet taken, and takes it. */
   async next(type: string, timeoutMs = 5000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.frames.findIndex((f) => f.type === type);
-      if (i >= 0) return this.frames.splice(i, 1)[0]!;
-      if (Date.now() > deadline) throw new Error(`no ${type} frame; got ${JSON.stringify(this.frames)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 50);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
+    const has = (): boolean => this.frames.some((f) => f.type === type);
+    await until(has, { wake: this.changes, timeoutMs, what: `a ${type} frame`, detail: () => `got ${JSON.stringify(this.frames)}` });
+    return this.frames.splice(this.frames.findIndex((f) => f.type === type), 1)[0]!;
   }
 }
 
 /** A scripted server: every connection becomes a Peer; `connected` is sent unless told not to. */
 async function scriptedServer(options: { greet?: boolean; status?: number } = {}) {
   const peers: Peer[] = [];
-  let waiters: Array<() => void> = [];
+  const changes = new Changes();
   const wss = new WebSocketServer({
     port: 0,
     host: '127.0.0.1',
     verifyClient: options.status ? (_info, cb) => cb(false, options.status) : undefined,
   });
-  await new Promise<void>((r) => wss.once('listening', () => r()));
+  await untilEvent(wss, 'listening', { what: 'the scripted server to listen' });
   let n = 0;
   wss.on('connection', (ws, req) => {
     const peer = new Peer(ws, req);
     peers.push(peer);
     if (options.greet !== false) peer.send({ type: 'connected', client: `c${++n}`, node: 'node-a' });
-    for (const w of waiters.splice(0)) w();
+    changes.notify();
   });
   const port = (wss.address() as { port: number }).port;
   return {
@@ -70,23 +61,12 @@ async function scriptedServer(options: { greet?: boolean; status?: number } = {}
     peers,
     /** Waits until connection number `index` (0-based) exists. */
     async peer(index: number, timeoutMs = 5000): Promise<Peer> {
-      const deadline = Date.now() + timeoutMs;
-      while (!peers[index]) {
-        if (Date.now() > deadline) throw new Error(`no connection #${index}`);
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, 50);
-          waiters.push(() => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
+      await until(() => peers[index] !== undefined, { wake: changes, timeoutMs, what: `connection #${index}` });
       return peers[index]!;
     },
     close: () =>
       new Promise<void>((r) => {
         for (const p of peers) p.ws.terminate();
-        waiters = [];
         wss.close(() => r());
       }),
   };
@@ -336,7 +316,7 @@ test('a terminal close code stops the client: no reconnect, pending requests rej
   assert.equal(client.state, 'closed');
   await assert.rejects(pub, (err: FanoutClientError) => err.code === 'disconnected');
   await assert.rejects(client.publish('room', 2), (err: FanoutClientError) => err.code === 'closed');
-  await new Promise((r) => setTimeout(r, 300)); // several backoff periods: a reconnect would show
+  await sleep(300); // on purpose: several backoff periods pass, and a reconnect would show
   assert.equal(server.peers.length, 1, 'never reconnected');
 });
 
@@ -516,7 +496,7 @@ test('a subscribe retry pending at a drop is dropped with the connection: one su
   const s2 = await p2.next('subscribe');
   p2.send({ type: 'subscribed', channel: 'busy', id: s2.id, offset: 0, epoch: 'E' });
   await sub.ready;
-  await new Promise((r) => setTimeout(r, 700)); // past the old retry's time: it must not fire
+  await sleep(700); // on purpose: past the old retry's time, and it must not fire
   assert.deepEqual(p2.log.filter((f) => f.type === 'subscribe').length, 1);
   assert.equal(sub.state, 'subscribed');
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MemoryBus } from '../../src/bus/memory.js';
 import { Metrics } from '../../src/metrics.js';
+import { sleep } from '../../harness/wait.js';
 import { connectChannels, publish, subscribe, waitMessages } from '../helpers/channels.js';
 import { scrape, scrapeUntil } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';
@@ -174,7 +175,7 @@ test('channel publishes show in the history totals; channels whose history expir
   }
   const metrics = new Metrics({ node: 'x', historyTtlMs: 50 });
   metrics.historySize('a', 3);
-  await new Promise((r) => setTimeout(r, 80));
+  await sleep(80); // on purpose: past historyTtlMs, so channel a's gauge expires
   metrics.historySize('b', 1);
   const body = (await metrics.render()).body;
   assert.match(body, /^fanout_history_channels 1$/m);

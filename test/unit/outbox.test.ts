@@ -4,6 +4,7 @@ import type { Client } from '../../src/transport/client.js';
 import { EventEmitter } from 'node:events';
 import { frameText, Outbox, STREAM_HIGH_WATER } from '../../src/node/outbox.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
+import { until } from '../../harness/wait.js';
 
 /** A client whose socket records its writes. */
 function fakeClient(writes: Buffer[], writableLength = () => 0): Client {
@@ -93,7 +94,7 @@ async function sendFirstThenTwoHeld(outbox: Outbox, client: Client, writes: Buff
   outbox.send(client, frameText('third'));
   await new Promise((r) => setImmediate(r));
   assert.equal(writes.length, 1, 'messages right after a flush wait for the gap');
-  while (writes.length < 2) await new Promise((r) => setTimeout(r, 5));
+  await until(() => writes.length >= 2, { intervalMs: 5, what: 'the held frames to be written' });
   assert.deepEqual(parseFrames(writes[1]!), ['second', 'third']);
 }
 
