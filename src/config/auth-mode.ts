@@ -37,9 +37,16 @@ export function authMode(options: AuthOptions): AuthMode {
   return Object.freeze({ kind: 'anonymous' });
 }
 
-/** Reads an RSA or P-256 public key (or a certificate or private key holding one) from a PEM file. */
+/**
+ * Reads an RSA or P-256 public key (or a certificate holding one) from a PEM file. A private key
+ * is refused: a node needs only the public half, and a private key on a node's disk is one more
+ * place it can leak from (docs/security.md).
+ */
 export function readPublicKey(file: string): { key: KeyObject; algorithm: 'RS256' | 'ES256' } {
   const pem = readPem(file, '--jwt-public-key');
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem.toString())) {
+    throw new ConfigError('--jwt-public-key', `${file} holds a private key; give the public key (openssl pkey -in ${file} -pubout)`);
+  }
   let key: KeyObject;
   try {
     key = createPublicKey(pem);

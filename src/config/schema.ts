@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { patternsProblem } from '../protocol/patterns.js';
 import { ConfigError } from '../errors.js';
 import type { AuthMode } from './auth-mode.js';
 import { BUS_EXPECTED, parseBusAddress } from './bus-address.js';
@@ -31,6 +32,13 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 
 const seconds = () =>
   z.coerce.number({ error: 'expected a number of seconds' }).min(0, { error: 'expected 0 or more seconds' });
+
+/** Channel patterns (protocol/patterns.ts): bounded in count and length, channel-name characters and `*`. */
+const patterns = () =>
+  list().superRefine((value, ctx) => {
+    const problem = patternsProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 const list = () =>
   z
@@ -99,10 +107,10 @@ export const serveSchema = z.object({
   historySize: int(0).default(DEFAULTS.historySize),
   historyTtl: seconds().default(DEFAULTS.historyTtl),
   apiKey: z.string().min(1).optional(),
-  presence: list().default([]),
+  presence: patterns().default([]),
   presenceTtl: z.coerce.number({ error: 'expected a number of seconds' }).min(0.3, { error: 'expected at least 0.3 seconds' }).default(DEFAULTS.presenceTtl),
-  anonymousSubscribe: list().optional(),
-  anonymousPublish: list().optional(),
+  anonymousSubscribe: patterns().optional(),
+  anonymousPublish: patterns().optional(),
   maxSubscriptions: int(1).default(DEFAULTS.maxSubscriptions),
 
   // Operations (issue: operations).

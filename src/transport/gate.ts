@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
 import { ANONYMOUS, type Client, type Identity } from './client.js';
 import { clientIp, IpCounter, normalizeIp } from './limits.js';
-import { originAllowed } from './origin.js';
+import { originAllowed, type RequestScheme } from './origin.js';
 
 export type GateRefusal = { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
 export type GateResult = { readonly ok: true; readonly identity: Identity } | GateRefusal;
@@ -25,7 +25,7 @@ export type GateResult = { readonly ok: true; readonly identity: Identity } | Ga
 /** The flags the gate reads. */
 export type GateConfig = Pick<
   Config,
-  'allowedOrigins' | 'trustProxy' | 'maxConnections' | 'maxConnectionsPerIp' | 'auth' | 'jwtIssuer' | 'jwtAudience'
+  'allowedOrigins' | 'trustProxy' | 'maxConnections' | 'maxConnectionsPerIp' | 'auth' | 'jwtIssuer' | 'jwtAudience' | 'tls'
 >;
 
 /** What the gate needs from the node it guards. */
@@ -64,7 +64,7 @@ export class SecurityGate {
   async check(req: IncomingMessage): Promise<GateResult> {
     if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
     const origin = req.headers.origin;
-    if (!originAllowed(this.origins, origin, req.headers.host)) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
+    if (!originAllowed(this.origins, origin, req.headers.host, this.schemeOf(req))) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
     const capped = this.admit(req);
     if (capped) return capped;
     if (!this.auth) return { ok: true, identity: ANONYMOUS };
@@ -88,6 +88,13 @@ export class SecurityGate {
       return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', headers: { 'Retry-After': '5' } };
     }
     return undefined;
+  }
+
+  /** https when this node terminates TLS, or a trusted proxy says it did (X-Forwarded-Proto); else http. */
+  private schemeOf(req: IncomingMessage): RequestScheme {
+    if (this.node.config.tls) return 'https';
+    if (this.trustedProxies.size === 0 || !this.trustedProxies.has(normalizeIp(req.socket.remoteAddress ?? ''))) return 'http';
+    return String(req.headers['x-forwarded-proto'] ?? '').toLowerCase() === 'https' ? 'https' : 'http';
   }
 
   /** The client's address as limits and logs see it (X-Forwarded-For behind a trusted proxy). */

@@ -65,7 +65,8 @@ let proxy: RunningHaproxy;
 let redirectPort = 0;
 
 test('HAProxy terminates TLS: wss through it, HSTS on https answers, plain HTTP redirected to https', async (t) => {
-  proc = await forkFanoutServe([]);
+  // Same-origin compares schemes: the node learns the client's https from its trusted proxy.
+  proc = await forkFanoutServe(['--trust-proxy', '127.0.0.1']);
   redirectPort = await freePort();
   proxy = await startHaproxy([proc.port], { tlsCert: cert.combined, redirectPort });
   t.after(async () => {

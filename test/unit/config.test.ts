@@ -158,9 +158,27 @@ test('createConfig never returns a config that fails later: --jwt-public-key is 
     expectRejected({ jwtPublicKey: tmp.file('not-a-key.pem', 'hello') }, '--jwt-public-key', /cannot read a PEM public key/);
     const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
     expectRejected({ jwtPublicKey: tmp.file('ed25519.pem', ed) }, '--jwt-public-key', /expected an RSA or P-256 EC public key, got ed25519/);
+    // A private key would work (its public half is derived), but it has no business on a node.
+    const privateKeys = {
+      ec: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey,
+      rsa: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
+    };
+    for (const [kind, privateKey] of Object.entries(privateKeys)) {
+      const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      expectRejected({ jwtPublicKey: tmp.file(`${kind}-private.pem`, privatePem) }, '--jwt-public-key', /holds a private key; give the public key/);
+    }
   } finally {
     tmp.cleanup();
   }
+});
+
+test('channel pattern flags are bounded like token claims: at most 100 patterns of channel-name characters and *', () => {
+  const many = Array.from({ length: 101 }, (_, i) => `c${i}:*`).join(',');
+  for (const key of ['presence', 'anonymousSubscribe', 'anonymousPublish'] as const) {
+    expectRejected({ [key]: many }, `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`, /at most 100 patterns/);
+    expectRejected({ [key]: 'chat room' }, `--${key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`, /letters, digits/);
+  }
+  assert.deepEqual(createConfig({ presence: 'chat:*, room:*' }).presence, ['chat:*', 'room:*']);
 });
 
 test('createConfig never returns a config that fails later: a bad --allowed-origins entry names the flag', () => {

@@ -7,16 +7,24 @@ import { originAllowed } from '../../src/transport/origin.js';
 test('same-origin by default: the Origin host:port must equal the Host header', () => {
   const policy = originPolicy([]);
   assert.equal(originAllowed(policy, 'http://localhost:3000', 'localhost:3000'), true);
-  assert.equal(originAllowed(policy, 'https://chat.example.com', 'chat.example.com'), true, 'default port from the scheme');
-  assert.equal(originAllowed(policy, 'https://chat.example.com', 'chat.example.com:443'), true);
+  assert.equal(originAllowed(policy, 'https://chat.example.com', 'chat.example.com', 'https'), true, 'default port from the scheme');
+  assert.equal(originAllowed(policy, 'https://chat.example.com', 'chat.example.com:443', 'https'), true);
   assert.equal(originAllowed(policy, 'HTTP://LOCALHOST:3000', 'localhost:3000'), true, 'case-insensitive host');
   assert.equal(originAllowed(policy, 'http://evil.example:3000', 'localhost:3000'), false);
   assert.equal(originAllowed(policy, 'http://localhost:3001', 'localhost:3000'), false, 'another port is another origin');
-  assert.equal(originAllowed(policy, 'https://chat.example.com', 'chat.example.com:80'), false, 'https origin, port 80 host');
+  assert.equal(originAllowed(policy, 'https://chat.example.com', 'chat.example.com:80', 'https'), false, 'https origin, port 80 host');
   assert.equal(originAllowed(policy, 'http://localhost:3000.evil.example', 'localhost:3000'), false);
   assert.equal(originAllowed(policy, 'null', 'localhost:3000'), false, 'Origin: null is foreign');
   assert.equal(originAllowed(policy, 'http://localhost:3000', undefined), false, 'no Host header');
   assert.equal(originAllowed(policy, 'http://localhost:3000', 'localhost:3000/x'), false, 'malformed Host header');
+});
+
+test('same-origin compares the scheme too: another scheme on the same host and port is another origin', () => {
+  const policy = originPolicy([]);
+  assert.equal(originAllowed(policy, 'https://localhost:3000', 'localhost:3000', 'http'), false, 'https page, plain-http node');
+  assert.equal(originAllowed(policy, 'ftp://localhost:3000', 'localhost:3000', 'http'), false);
+  assert.equal(originAllowed(policy, 'http://chat.example.com', 'chat.example.com', 'https'), false, 'http page, TLS node');
+  assert.equal(originAllowed(policy, 'ws://localhost:3000', 'localhost:3000', 'http'), true, 'ws counts as http');
 });
 
 test('clients that send no Origin (non-browsers) pass every policy', () => {
