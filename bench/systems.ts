@@ -75,7 +75,8 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
   // The channel run publishes through the HTTP API too, which is on only with a key.
   const apiKey = randomBytes(12).toString('hex');
-  const extraArgs = name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [];
+  // The bench's one publisher socket stands for a back end pushing the whole load: no per-connection rate limit.
+  const extraArgs = ['--rate-limit', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
   const children: ServerProcess[] = [];
   const nodes = name === 'seed' ? 1 : name === 'seed2' ? 2 : options.nodes;
   const ports: number[] = [];

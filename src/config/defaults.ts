@@ -11,7 +11,8 @@ export const DEFAULTS = {
   busPrefix: 'fanout',
   logLevel: 'info',
   maxPayload: 65536,
-  rateLimit: 0,
+  /** Messages per second per connection: far above what a person or an app's socket sends, low enough that one socket cannot flood a node. */
+  rateLimit: 1000,
   maxConnections: 0,
   maxConnectionsPerIp: 0,
   handshakeTimeout: 10,

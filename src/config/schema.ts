@@ -155,7 +155,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   jwtIssuer: 'required JWT issuer (iss)',
   jwtAudience: 'required JWT audience (aud)',
   maxPayload: `largest message in bytes; larger closes with 1009 (default ${DEFAULTS.maxPayload})`,
-  rateLimit: 'messages per second per connection, 0 for no limit (default 0)',
+  rateLimit: `messages per second per connection (burst: one second's worth), 0 for no limit (default ${DEFAULTS.rateLimit})`,
   maxConnections: 'WebSocket connections per node, 0 for no limit (503 past it)',
   maxConnectionsPerIp: 'WebSocket connections per client IP, 0 for no limit (429 past it)',
   handshakeTimeout: `seconds a client has to send its request headers (default ${DEFAULTS.handshakeTimeout})`,

@@ -25,6 +25,7 @@ test('defaults: port 3000, all interfaces, memory bus, deflate-free limits', () 
   assert.equal(config.tls, undefined);
   assert.equal(config.maxPayload, DEFAULTS.maxPayload);
   assert.equal(config.heartbeat, 25);
+  assert.equal(config.rateLimit, 1000, 'a socket cannot flood a node by default');
   assert.match(config.nodeId, /^[A-Za-z0-9._-]+$/);
   assert.ok(Object.isFrozen(config));
 });
