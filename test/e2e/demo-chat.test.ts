@@ -7,39 +7,18 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
 import type { Page } from 'playwright-core';
-import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
-import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
-import { REDIS_URL } from '../helpers/brokers.js';
-import { launchBrowser, screenshot, type TestBrowser, type TestPage } from '../helpers/browser.js';
-import { uniquePrefix } from '../helpers/nodes.js';
+import { forkFanoutServe, waitReadyPort } from '../../harness/fanout-process.js';
+import { screenshot, type TestPage } from '../helpers/browser.js';
+import { startBrowserCluster, type BrowserCluster } from '../helpers/browser-cluster.js';
 
 const WAIT = 30_000;
-let busPrefix: string;
-let nodeArgs: (i: number) => string[];
-let nodes: ServerProcess[] = [];
-let proxy: RunningHaproxy | undefined;
-let browser: TestBrowser | undefined;
+let cluster: BrowserCluster;
 
 before(async () => {
-  busPrefix = uniquePrefix('e2e-chat');
-  nodeArgs = (i) => ['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `chat${i}`, '--presence', 'chat:*', '--drain-delay', '0', '--drain-timeout', '0'];
-  nodes = await Promise.all([1, 2].map((i) => forkFanoutServe(nodeArgs(i))));
-  await Promise.all(nodes.map((n) => waitReadyPort(n.port, WAIT)));
-  proxy = await startHaproxy(nodes.map((n) => n.port));
-  browser = await launchBrowser();
+  cluster = await startBrowserCluster('chat', ['--presence', 'chat:*', '--drain-delay', '0', '--drain-timeout', '0'], WAIT);
 });
-
-after(async () => {
-  await browser?.close();
-  await proxy?.stop();
-  await Promise.all(nodes.map((n) => n.stop()));
-  const admin = new Redis(REDIS_URL);
-  const keys = await admin.keys(`${busPrefix}:*`);
-  if (keys.length) await admin.del(...keys);
-  await admin.quit();
-});
+after(() => cluster?.close());
 
 /** What a person sees in the chat log: [who, text, offset] of every chat line (joins left out). */
 async function lines(page: Page): Promise<Array<[string, string, number]>> {
@@ -74,8 +53,8 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   const room = `e2e-${randomBytes(3).toString('hex')}`;
   const url = (port: number, name: string) => `http://127.0.0.1:${port}/ws?channel=${room}&name=${name}`;
   const viaProxy: TestPage[] = [];
-  for (const name of ['ann', 'bob', 'cy']) viaProxy.push(await browser!.open(url(proxy!.port, name)));
-  const direct = [await browser!.open(url(nodes[0]!.port, 'dee')), await browser!.open(url(nodes[1]!.port, 'eve'))];
+  for (const name of ['ann', 'bob', 'cy']) viaProxy.push(await cluster.browser.open(url(cluster.proxy.port, name)));
+  const direct = [await cluster.browser.open(url(cluster.nodes[0]!.port, 'dee')), await cluster.browser.open(url(cluster.nodes[1]!.port, 'eve'))];
   const pages = [...viaProxy, ...direct];
   const nodeIds = await Promise.all(pages.map((p) => nodeOf(p.page)));
   assert.equal(nodeIds[3], 'chat1');
@@ -103,10 +82,10 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   const victim = nodeIds[0] === 'chat1' ? 0 : 1;
   const victimId = `chat${victim + 1}`;
   const survivorId = `chat${2 - victim}`;
-  const victimPort = nodes[victim]!.port;
+  const victimPort = cluster.nodes[victim]!.port;
   const talker = direct[1 - victim]!;
   const moved = viaProxy.filter((_, i) => nodeIds[i] === victimId);
-  await nodes[victim]!.stop('SIGKILL');
+  await cluster.nodes[victim]!.stop('SIGKILL');
   const meanwhile = Array.from({ length: 5 }, (_, i) => `while ${victimId} is down ${i + 1}`);
   for (const text of meanwhile) await say(talker.page, text);
   await shows(talker.page, meanwhile);
@@ -138,7 +117,7 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   // The page served by the killed node itself comes back when the node restarts on its port.
   const stranded = direct[victim]!;
   assert.notEqual(await stranded.page.getAttribute('#state', 'data-state'), 'closed', 'it keeps trying');
-  nodes[victim] = await forkFanoutServe([...nodeArgs(victim + 1), '--port', String(victimPort)]);
+  cluster.nodes[victim] = await forkFanoutServe([...cluster.nodeArgs(victim + 1), '--port', String(victimPort)]);
   await waitReadyPort(victimPort, WAIT);
   await stranded.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, victimId, { timeout: WAIT });
   await say(stranded.page, 'dee is back');

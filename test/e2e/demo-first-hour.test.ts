@@ -5,40 +5,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
 import type { Page } from 'playwright-core';
-import { REDIS_URL } from '../helpers/brokers.js';
-import { launchBrowser, screenshot, type TestBrowser } from '../helpers/browser.js';
-import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
-import { type RunningHaproxy, startHaproxy } from '../../harness/haproxy.js';
-import { uniquePrefix } from '../helpers/nodes.js';
+import { screenshot } from '../helpers/browser.js';
+import { startBrowserCluster, type BrowserCluster } from '../helpers/browser-cluster.js';
+import { forkFanoutServe } from '../../harness/fanout-process.js';
 import { SECRET, sign } from '../helpers/security.js';
 
 const WAIT = 30_000;
-let busPrefix: string;
-let nodes: ServerProcess[] = [];
-let proxy: RunningHaproxy | undefined;
-let browser: TestBrowser | undefined;
+let cluster: BrowserCluster;
 
 before(async () => {
-  busPrefix = uniquePrefix('e2e-first');
-  nodes = await Promise.all(
-    [1, 2].map((i) => forkFanoutServe(['--bus', REDIS_URL, '--bus-prefix', busPrefix, '--node-id', `first${i}`, '--presence', 'chat:*', '--drain-delay', '0'])),
-  );
-  await Promise.all(nodes.map((n) => waitReadyPort(n.port, WAIT)));
-  proxy = await startHaproxy(nodes.map((n) => n.port));
-  browser = await launchBrowser();
+  cluster = await startBrowserCluster('first', ['--presence', 'chat:*', '--drain-delay', '0'], WAIT);
 });
-
-after(async () => {
-  await browser?.close();
-  await proxy?.stop();
-  await Promise.all(nodes.map((n) => n.stop()));
-  const admin = new Redis(REDIS_URL);
-  const keys = await admin.keys(`${busPrefix}:*`);
-  if (keys.length) await admin.del(...keys);
-  await admin.quit();
-});
+after(() => cluster?.close());
 
 async function connectedNode(page: Page): Promise<string> {
   await page.waitForSelector('#state[data-state="connected"]', { timeout: WAIT });
@@ -48,9 +27,9 @@ async function connectedNode(page: Page): Promise<string> {
 
 test('two tabs through HAProxy show two different nodes', async () => {
   const room = `tabs-${randomBytes(3).toString('hex')}`;
-  const first = await browser!.open(`http://127.0.0.1:${proxy!.port}/ws?channel=${room}&name=ann`);
+  const first = await cluster.browser.open(`http://127.0.0.1:${cluster.proxy.port}/ws?channel=${room}&name=ann`);
   const a = await connectedNode(first.page);
-  const second = await browser!.open(`http://127.0.0.1:${proxy!.port}/ws?channel=${room}&name=bob`);
+  const second = await cluster.browser.open(`http://127.0.0.1:${cluster.proxy.port}/ws?channel=${room}&name=bob`);
   const b = await connectedNode(second.page);
   assert.notEqual(a, b, `both tabs on ${a}`);
   assert.deepEqual([a, b].sort(), ['first1', 'first2']);
@@ -58,7 +37,7 @@ test('two tabs through HAProxy show two different nodes', async () => {
 
 test('reloading the page and joining again post "joined" once; the log shows no offsets', async () => {
   const room = `reload-${randomBytes(3).toString('hex')}`;
-  const { page } = await browser!.open(`http://127.0.0.1:${proxy!.port}/ws?channel=${room}&name=cy`);
+  const { page } = await cluster.browser.open(`http://127.0.0.1:${cluster.proxy.port}/ws?channel=${room}&name=cy`);
   await connectedNode(page);
   const joins = () => page.$$eval('#chat .msg.event', (els) => els.map((el) => el.textContent));
   await page.waitForFunction(() => document.querySelectorAll('#chat .msg.event').length === 1, undefined, { timeout: WAIT });
@@ -72,7 +51,7 @@ test('reloading the page and joining again post "joined" once; the log shows no 
   await page.waitForFunction(() => Array.from(document.querySelectorAll('#chat .msg .text')).some((el) => el.textContent === 'hello after reloads'), undefined, { timeout: WAIT });
   assert.equal((await joins()).length, 1, `one "joined" line, got ${JSON.stringify(await joins())}`);
   // The name is remembered without ?name= too.
-  await page.goto(`http://127.0.0.1:${proxy!.port}/ws?channel=${room}`, { waitUntil: 'load' });
+  await page.goto(`http://127.0.0.1:${cluster.proxy.port}/ws?channel=${room}`, { waitUntil: 'load' });
   await connectedNode(page);
   assert.equal(await page.inputValue('#name'), 'cy');
   await page.waitForFunction(() => Array.from(document.querySelectorAll('#chat .msg .text')).some((el) => el.textContent === 'hello after reloads'), undefined, { timeout: WAIT });
@@ -87,7 +66,7 @@ test('a node that requires a token: the page says how to pass one and does not r
   const node = await forkFanoutServe(['--jwt-secret', SECRET, '--anonymous-subscribe', 'chat:*', '--anonymous-publish', 'chat:*']);
   try {
     const opened: string[] = [];
-    const bare = await browser!.open(`http://127.0.0.1:${node.port}/ws`);
+    const bare = await cluster.browser.open(`http://127.0.0.1:${node.port}/ws`);
     bare.page.on('websocket', (ws) => opened.push(ws.url()));
     await bare.page.waitForFunction(() => /requires a token/.test(document.querySelector('#notice')?.textContent ?? ''), undefined, { timeout: WAIT });
     assert.match((await bare.page.textContent('#notice'))!, /\?token=/);
@@ -97,13 +76,13 @@ test('a node that requires a token: the page says how to pass one and does not r
     assert.deepEqual(opened, []);
 
     const token = await sign({}, { sub: 'dana' });
-    const withToken = await browser!.open(`http://127.0.0.1:${node.port}/ws?token=${token}&name=dana`);
+    const withToken = await cluster.browser.open(`http://127.0.0.1:${node.port}/ws?token=${token}&name=dana`);
     await connectedNode(withToken.page);
     await withToken.page.fill('#message', 'echo with a token');
     await withToken.page.press('#message', 'Enter');
     await withToken.page.waitForFunction(() => document.querySelector('#output')?.textContent?.includes('Received: echo with a token'), undefined, { timeout: WAIT });
 
-    const refused = await browser!.open(`http://127.0.0.1:${node.port}/ws?token=not-a-valid-token`);
+    const refused = await cluster.browser.open(`http://127.0.0.1:${node.port}/ws?token=not-a-valid-token`);
     await refused.page.waitForFunction(() => /refused the token/.test(document.querySelector('#notice')?.textContent ?? ''), undefined, { timeout: WAIT });
     assert.equal(await refused.page.getAttribute('#state', 'data-state'), 'closed', 'it stops trying');
   } finally {

@@ -6,19 +6,14 @@ import { frameText, Outbox, STREAM_HIGH_WATER } from '../../src/node/outbox.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
 import { until } from '../../harness/wait.js';
 
+/** The outbox's fields of a Client with nothing queued, on `socket`. */
+function clientOn(socket: unknown): Client {
+  return { queue: null, queuedBytes: 0, queuedReplyBytes: 0, held: null, heldLiveBytes: 0, heldReplyBytes: 0, drainListening: false, open: true, socket } as unknown as Client;
+}
+
 /** A client whose socket records its writes. */
 function fakeClient(writes: Buffer[], writableLength = () => 0): Client {
-  return {
-    queue: null,
-    queuedBytes: 0,
-    queuedReplyBytes: 0,
-    held: null,
-    heldLiveBytes: 0,
-    heldReplyBytes: 0,
-    drainListening: false,
-    open: true,
-    socket: { write: (b: Buffer) => writes.push(b), get writableLength() { return writableLength(); } },
-  } as unknown as Client;
+  return clientOn({ write: (b: Buffer) => writes.push(b), get writableLength() { return writableLength(); } });
 }
 
 /** Parses server frames with ws's own receiver. */
@@ -146,17 +141,7 @@ function bufferingClient(): { client: Client; writes: Buffer[]; unsent: () => nu
     return false;
   };
   Object.defineProperty(socket, 'writableLength', { get: () => unsent });
-  const client = {
-    queue: null,
-    queuedBytes: 0,
-    queuedReplyBytes: 0,
-    held: null,
-    heldLiveBytes: 0,
-    heldReplyBytes: 0,
-    drainListening: false,
-    open: true,
-    socket,
-  } as unknown as Client;
+  const client = clientOn(socket);
   return {
     client,
     writes,
