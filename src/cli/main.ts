@@ -35,11 +35,15 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(pkg.version + '\n');
       return;
     }
-    case undefined:
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(USAGE);
+      return;
+    case undefined:
+      // A usage error, as CLIs answer one: the usage on stderr, exit 2.
+      process.stderr.write(USAGE);
+      process.exitCode = 2;
       return;
     default:
       throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, token)`);

@@ -15,7 +15,7 @@ const port = (def: number) =>
 
 export const haproxyConfigSchema = z.object({
   servers: z
-    .string({ error: 'is required: host:port,host:port' })
+    .string({ error: 'missing: give the nodes as host:port[,host:port…]' })
     .transform((s, ctx) => {
       try {
         return parseServers(s);

@@ -73,7 +73,7 @@ function readCommand(
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
-      args: [...argv],
+      args: joinNegativeValues(argv, parseOptions),
       options: parseOptions,
       strict: true,
       allowPositionals: true,
@@ -104,6 +104,26 @@ function readCommand(
     }
   }
   return { input, fromEnv, positionals, help: values.help === true };
+}
+
+/**
+ * `--history-size -1` as `--history-size=-1`: parseArgs takes a value that starts with `-` for an
+ * option and refuses it as "ambiguous"; a negative number after a flag that takes a value is that
+ * flag's value, so it reaches the schema and gets the schema's own answer ("expected at least 0").
+ */
+function joinNegativeValues(argv: readonly string[], options: Readonly<Record<string, { type: 'string' | 'boolean' }>>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (arg.startsWith('--') && !arg.includes('=') && options[arg.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 /** The flag as the user gave it: `--port`, or `--port (from FANOUT_PORT)`. */

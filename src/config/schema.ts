@@ -80,7 +80,9 @@ export const serveSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected 1–64 letters, digits, . _ or -' })
     .default(() => `${hostname().split('.')[0]?.slice(0, 40) || 'node'}-${randomBytes(3).toString('hex')}`),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.logLevel),
+  logLevel: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' })
+    .default(DEFAULTS.logLevel),
 
   // Security gate (issue: security).
   allowedOrigins: list().default([]).transform(parsedWith(originPolicy)),

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execFile, spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -43,6 +46,38 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     const lines = stderr.trim().split('\n');
     assert.equal(lines.length, 1, stderr);
     assert.match(lines[0]!, new RegExp(`^fanout: invalid ${flag}\\b`), stderr);
+  }
+});
+
+test('the CLI\'s words: negative numbers get the schema\'s answer, enums list what is valid, no command is a usage error', async () => {
+  for (const [args, line] of [
+    [['serve', '--history-size', '-1'], 'fanout: invalid --history-size: expected at least 0, got "-1"'],
+    [['serve', '--history-size=-1'], 'fanout: invalid --history-size: expected at least 0, got "-1"'],
+    [['token', '--secret', 's', '--sub', 'u', '--ttl', '-5'], undefined],
+    [['serve', '--log-level', 'loud'], 'fanout: invalid --log-level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
+    [['haproxy-config'], 'fanout: invalid --servers: missing: give the nodes as host:port[,host:port…]'],
+    [['haproxy-config', '--servers', 'foo'], 'fanout: invalid --servers: expected host:port, got "foo"'],
+  ] as Array<[string[], string | undefined]>) {
+    const { code, stderr } = await fanout(args);
+    assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+    if (line) assert.equal(stderr.trim(), line);
+    else assert.doesNotMatch(stderr, /ambiguous/, stderr);
+  }
+  const bare = await fanout([]);
+  assert.equal(bare.code, 2);
+  assert.match(bare.stderr, /^Usage: fanout <command>/);
+  assert.equal((await fanout(['--help'])).code, 0);
+});
+
+test('every start-up error the docs quote is what fanout serve prints for that value', async () => {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  const docs = ['README.md', ...readdirSync(join(root, 'docs')).map((f) => join('docs', f))].map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
+  const quoted = [...docs.matchAll(/`(fanout: invalid (--[a-z-]+): [^`]*, got "([^"]*)")`/g)];
+  assert.ok(quoted.length >= 2, 'the docs quote start-up errors');
+  for (const [, line, flag, value] of quoted) {
+    const { code, stderr } = await fanout(['serve', `${flag}=${value}`]);
+    assert.equal(code, 2);
+    assert.equal(stderr.trim(), line, `quoted in the docs as ${line}`);
   }
 });
 
