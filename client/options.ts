@@ -89,7 +89,12 @@ export function positive(name: string, value: number): number {
 /** The endpoint's ws(s) URL: http(s) becomes ws(s), a bare host gets /ws/v1, a path is resolved against the page. */
 export function endpointUrl(given: string): string {
   const base = (globalThis as { location?: { href?: string } }).location?.href;
-  const url = base ? new URL(given, base) : new URL(given);
+  let url: URL;
+  try {
+    url = base ? new URL(given, base) : new URL(given);
+  } catch {
+    throw new TypeError(`url: expected a full WebSocket URL such as ws://localhost:8080/ws/v1, got ${JSON.stringify(given)} (a path alone works only in a browser page)`);
+  }
   if (url.protocol === 'http:') url.protocol = 'ws:';
   else if (url.protocol === 'https:') url.protocol = 'wss:';
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError(`url: expected ws://, wss://, http:// or https://, got ${given}`);

@@ -106,5 +106,6 @@ test('endpoint URLs: http becomes ws, a bare host gets /ws/v1, other schemes are
   assert.equal(endpointUrl('https://h/ws/v1'), 'wss://h/ws/v1');
   assert.equal(endpointUrl('ws://h/custom?x=1'), 'ws://h/custom?x=1');
   assert.throws(() => endpointUrl('ftp://h'), /ws:\/\//);
-  assert.throws(() => endpointUrl('not a url'));
+  assert.throws(() => endpointUrl('not a url'), /^TypeError: url: expected a full WebSocket URL/);
+  assert.throws(() => endpointUrl('/ws/v1'), /url: .*a path alone works only in a browser page/, 'outside a browser the option is named, not "Invalid URL"');
 });
