@@ -15,12 +15,15 @@
  * exchange and a new queue, and reports `connected`; the node then binds every topic again.
  */
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import { BusUnavailableError } from '../errors.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
 
 /** The exchange every Fanout node publishes to; clusters are kept apart by `--bus-prefix` in the routing keys. */
 export const AMQP_EXCHANGE = 'fanout.bus';
+
+/** How the broker says the credentials are wrong (amqplib's handshake error). */
+const ACCESS_REFUSED = /ACCESS[-_]REFUSED|\b403\b/;
 
 interface Session {
   readonly conn: ChannelModel;
@@ -37,6 +40,8 @@ export class AmqpBus extends BaseBus {
   private readonly sleeper = new Sleeper();
   private readonly first = new FirstAttempt();
   private closing = false;
+  /** A session was up once: a later refusal is not taken for wrong credentials. */
+  private connectedOnce = false;
 
   /** `url` is the --bus URL as parsed at load (config/bus-address.ts), a heartbeat added. */
   constructor(private readonly url: string) {
@@ -80,6 +85,7 @@ export class AmqpBus extends BaseBus {
           return;
         }
         attempt = 0;
+        this.connectedOnce = true;
         this.session = { conn, pub, sub, queue };
         this.blocked = false;
         this.setStatus('connected');
@@ -89,7 +95,15 @@ export class AmqpBus extends BaseBus {
         if (!this.closing) this.setStatus('disconnected', cause ?? new Error('amqp connection closed'));
       } catch (err) {
         conn?.close().catch(() => {});
-        const error = new BusUnavailableError(`amqp: ${(err as Error).message}`, { cause: err });
+        if (!this.connectedOnce && ACCESS_REFUSED.test(errorMessage(err))) {
+          // Wrong credentials at start do not heal by retrying: a configuration error, said once.
+          // (Refused later, after the node was in, the broker may be mid-restart: keep retrying.)
+          const refused = new ConfigError('--bus', 'the broker refused the user or password (ACCESS_REFUSED); check the credentials in the amqp:// URL');
+          this.setStatus('disconnected', refused);
+          this.first.settled(refused);
+          return;
+        }
+        const error = new BusUnavailableError(`amqp: ${errorMessage(err)}`, { cause: err });
         this.setStatus('disconnected', error);
         this.first.settled(error);
         await this.sleeper.sleep(busRetryDelay(attempt++));
@@ -148,6 +162,3 @@ export class AmqpBus extends BaseBus {
   }
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -21,6 +21,12 @@ export async function serve(argv: readonly string[]): Promise<void> {
   }
   const logger = createLogger(config.logLevel, { node: config.nodeId });
   const node = createNode({ config, logger, processMetrics: true });
+  node.onFatal((err) => {
+    logger.flush();
+    process.stderr.write(`fanout: ${err.message}\n`);
+    process.exit(2);
+  });
+
   let signals = 0;
   const stop = (signal: string) => {
     signals++;

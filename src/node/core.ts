@@ -16,7 +16,7 @@ import type { Bus } from '../bus/bus.js';
 import { createBus } from '../bus/create.js';
 import type { MemoryBroker } from '../bus/memory.js';
 import { TIMINGS, type Config } from '../config/schema.js';
-import { CloseCode } from '../errors.js';
+import { CloseCode, type ConfigError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import type { Identity } from '../transport/client.js';
@@ -64,6 +64,7 @@ export class NodeCore {
   private readonly readinessChecks: Array<() => boolean> = [];
   private readonly stopHooks: Array<() => Promise<void>> = [];
   private readonly stateListeners: Array<(state: NodeState) => void> = [];
+  private readonly fatalListeners: Array<(err: ConfigError) => void> = [];
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private closing: Promise<void> | undefined;
@@ -107,7 +108,21 @@ export class NodeCore {
       metrics: this.metrics,
       latency: this.latency,
       pending: () => this.outbox.pending,
+      fatal: (err) => this.fatal(err),
     });
+  }
+
+  /**
+   * Calls `listener` when the node cannot work as configured and retrying cannot help (a broker
+   * refused the credentials): `fanout serve` prints the one line and exits 2.
+   */
+  onFatal(listener: (err: ConfigError) => void): void {
+    this.fatalListeners.push(listener);
+  }
+
+  private fatal(err: ConfigError): void {
+    this.logger.error({ err: err.message }, 'configuration refused by the broker; not retrying');
+    for (const listener of this.fatalListeners) listener(err);
   }
 
   get state(): NodeState {

@@ -17,7 +17,7 @@
  */
 import type { Bus, BusStatus } from '../bus/bus.js';
 import { TIMINGS } from '../config/defaults.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from './envelope.js';
@@ -79,6 +79,8 @@ export interface TopicRouterOptions {
   readonly latency: DeliveryLatency;
   /** Frames queued in the outbox since its last flush: tells whether a handler delivered anything. */
   readonly pending: () => number;
+  /** The broker refused the configuration itself (wrong credentials): retrying cannot heal it. */
+  readonly fatal: (err: ConfigError) => void;
 }
 
 interface Route {
@@ -107,6 +109,7 @@ export class TopicRouter implements Topics {
   /** Starts connecting without waiting; the broker's absence is logged and /readyz says 503 meanwhile. */
   connect(): void {
     this.bus.connect().catch((err: unknown) => {
+      if (err instanceof ConfigError) return this.options.fatal(err);
       this.options.logger.warn({ err: errorMessage(err), bus: this.bus.kind }, `${this.options.name} not reachable yet; retrying, /readyz says 503 until then`);
     });
   }

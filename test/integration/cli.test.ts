@@ -40,6 +40,8 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['cluster', '--nodes', '2', '--bus', 'redis://127.0.0.1:notaport'], {}, '--bus'],
     [['serve', '--history', 'nats://127.0.0.1:4222'], {}, '--history'],
     [['serve'], { FANOUT_HISTORY: 'redis-cluster://127.0.0.1:7000' }, '--history'],
+    // Found only when the broker answers, and not healed by retrying: the same one line, exit 2.
+    [['serve', '--bus', 'amqp://guest:wrong-password@127.0.0.1:5672'], {}, '--bus'],
   ] as Array<[string[], NodeJS.ProcessEnv, string]>) {
     const { code, stderr } = await fanout(args, env);
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
