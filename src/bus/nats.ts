@@ -12,7 +12,7 @@
  */
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
 import type { NatsAddress } from '../config/bus-address.js';
-import { BusUnavailableError } from '../errors.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
 
@@ -59,7 +59,7 @@ export class NatsBus extends BaseBus {
           maxPingOut: 2,
         });
       } catch (err) {
-        const error = new BusUnavailableError(`nats: ${(err as Error).message}`, { cause: err });
+        const error = new BusUnavailableError(`nats: ${errorMessage(err)}`, { cause: err });
         this.setStatus('disconnected', error);
         this.first.settled(error);
         await this.sleeper.sleep(busRetryDelay(attempt++));
@@ -97,7 +97,7 @@ export class NatsBus extends BaseBus {
     try {
       nc.publish(topic, payload);
     } catch (err) {
-      throw new BusUnavailableError(`nats publish failed: ${(err as Error).message}`, { cause: err });
+      throw new BusUnavailableError(`nats publish failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -115,7 +115,7 @@ export class NatsBus extends BaseBus {
       // The SUB is on the wire once the server answers a PING: then publishes reach this node.
       await nc.flush();
     } catch (err) {
-      throw new BusUnavailableError(`nats subscribe failed: ${(err as Error).message}`, { cause: err });
+      throw new BusUnavailableError(`nats subscribe failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 

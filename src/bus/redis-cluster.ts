@@ -21,7 +21,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisClusterAddress } from '../config/bus-address.js';
-import { BusUnavailableError } from '../errors.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { redisOptions, redisRetryDelay } from './redis.js';
 
@@ -134,7 +134,7 @@ export class RedisClusterBus extends BaseBus {
     try {
       await this.cluster.connect();
     } catch (err) {
-      throw new BusUnavailableError(`redis-cluster: ${(err as Error).message}`, { cause: err });
+      throw new BusUnavailableError(`redis-cluster: ${errorMessage(err)}`, { cause: err });
     }
     this.syncSubscribers();
     if (this.connected) return;
@@ -154,7 +154,7 @@ export class RedisClusterBus extends BaseBus {
     try {
       await shard.pub.spublish(topic, payload);
     } catch (err) {
-      const message = (err as Error).message;
+      const message = errorMessage(err);
       // The slot moved since the last topology refresh: learn the new one (the status follows).
       if (message.startsWith('MOVED') || message.startsWith('ASK')) this.cluster.refreshSlotsCache();
       throw new BusUnavailableError(`redis-cluster publish failed: ${message}`, { cause: err });
@@ -167,7 +167,7 @@ export class RedisClusterBus extends BaseBus {
     try {
       await sub.ssubscribe(topic);
     } catch (err) {
-      throw new BusUnavailableError(`redis-cluster subscribe failed: ${(err as Error).message}`, { cause: err });
+      throw new BusUnavailableError(`redis-cluster subscribe failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 

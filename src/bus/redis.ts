@@ -4,7 +4,7 @@
  * so the caller can answer an error instead of dropping silently.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { BusUnavailableError } from '../errors.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 
 /** Reconnect backoff: 50 ms doubling to 2 s. */
@@ -56,7 +56,7 @@ export class RedisBus extends BaseBus {
   async connect(): Promise<void> {
     const results = await Promise.allSettled([this.pub.connect(), this.sub.connect()]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw new BusUnavailableError(`redis: ${(failed.reason as Error).message}`, { cause: failed.reason });
+    if (failed) throw new BusUnavailableError(`redis: ${errorMessage(failed.reason)}`, { cause: failed.reason });
     this.update();
   }
 
@@ -65,7 +65,7 @@ export class RedisBus extends BaseBus {
     try {
       await this.pub.publish(topic, payload);
     } catch (err) {
-      throw new BusUnavailableError(`redis publish failed: ${(err as Error).message}`, { cause: err });
+      throw new BusUnavailableError(`redis publish failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -76,7 +76,7 @@ export class RedisBus extends BaseBus {
     try {
       await this.sub.subscribe(topic);
     } catch (err) {
-      throw new BusUnavailableError(`redis subscribe failed: ${(err as Error).message}`, { cause: err });
+      throw new BusUnavailableError(`redis subscribe failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 

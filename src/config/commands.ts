@@ -1,7 +1,7 @@
 /** Schemas of the CLI commands other than `serve`. */
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import { HAPROXY_DEFAULTS, parseServers } from '../haproxy/config.js';
 import { parseBusAddress } from './bus-address.js';
 
@@ -20,7 +20,7 @@ export const haproxyConfigSchema = z.object({
       try {
         return parseServers(s);
       } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        ctx.addIssue({ code: 'custom', message: errorMessage(err) });
         return z.NEVER;
       }
     }),

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { z } from 'zod';
-import { ConfigError } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import { authMode } from './auth-mode.js';
 import { withoutCredentials } from './bus-address.js';
 import { historyTarget } from './history-target.js';
@@ -79,7 +79,7 @@ function readCommand(
       allowPositionals: true,
     }) as { values: Record<string, string | boolean | undefined>; positionals: string[] });
   } catch (err) {
-    const message = (err as Error).message;
+    const message = errorMessage(err);
     const flag = /'(-{1,2}[^' ]+)/.exec(message)?.[1] ?? 'arguments';
     if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       throw new ConfigError(flag, 'unknown option (see --help)');
