@@ -106,12 +106,20 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
    * answered `rate_limited` at once and nothing is done.
    */
   private admit(client: Client, frame: { readonly id?: number; readonly channel: string }, cost: number, run: () => Promise<void>): void {
-    const busy = client.requestBytes + client.queuedReplyBytes + client.heldReplyBytes;
-    if (busy > 0 && busy + cost > this.context.maxBuffered) {
-      return this.error(client, 'rate_limited', `too many requests in flight on this connection (their replies would pass --max-buffered, ${this.context.maxBuffered} bytes); wait for the replies`, frame.id, frame.channel);
-    }
+    if (!this.hasRoom(client, cost)) return this.refuseBusy(client, frame);
     client.requestBytes += cost;
     this.answer(client, frame, run().finally(() => (client.requestBytes -= cost)));
+  }
+
+  /** True when `cost` more bytes of replies fit the connection's --max-buffered (or nothing is in flight). */
+  private hasRoom(client: Client, cost: number): boolean {
+    const busy = client.requestBytes + client.queuedReplyBytes + client.heldReplyBytes;
+    return busy === 0 || busy + cost <= this.context.maxBuffered;
+  }
+
+  private refuseBusy(client: Client, frame: { readonly id?: number; readonly channel: string }): void {
+    const max = this.context.maxBuffered;
+    this.error(client, 'rate_limited', `too many requests in flight on this connection (their replies would pass --max-buffered, ${max} bytes); wait for the replies`, frame.id, frame.channel);
   }
 
   rateLimited(client: Client, data: Buffer): void {
@@ -150,7 +158,10 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     if (subs.has(channel)) return this.error(client, 'bad_request', `already subscribed to ${channel}`, id, channel);
     const max = this.context.maxSubscriptions;
     if (subs.size >= max) return this.error(client, 'bad_request', `at most ${max} subscriptions per connection (--max-subscriptions)`, id, channel);
-    this.streams.join(client, frame);
+    // A recovery is a reply like a history page: it reserves room until its messages are queued.
+    const reserve = frame.since ? this.replyBudget : 0;
+    if (reserve > 0 && !this.hasRoom(client, reserve)) return this.refuseBusy(client, frame);
+    this.streams.join(client, frame, reserve);
   }
 
   private unsubscribe(client: Client, frame: UnsubscribeFrame): void {

@@ -39,10 +39,16 @@ export class ChannelStreams {
     return this.channels.values();
   }
 
-  /** Starts `client`'s subscription: it buffers the channel's frames until its batch's read and fence are in. */
-  join(client: Client, request: SubscribeFrame): void {
+  /**
+   * Starts `client`'s subscription: it buffers the channel's frames until its batch's read and
+   * fence are in. `reserve` bytes of the client's request budget are held until it goes live
+   * (its recovered messages are then queued replies) or ends.
+   */
+  join(client: Client, request: SubscribeFrame, reserve = 0): void {
     const local = this.acquire(request.channel);
     const sub = new Subscription(client, local, request);
+    sub.reserved = reserve;
+    client.requestBytes += reserve;
     subscriptionsOf(client).set(request.channel, sub);
     local.joining.add(sub);
     local.waiting.push(sub);
@@ -51,6 +57,7 @@ export class ChannelStreams {
 
   /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
   remove(sub: Subscription): void {
+    release(sub);
     const local = sub.channel;
     if (sub.live) {
       local.live.delete(sub.client);
@@ -220,6 +227,7 @@ export class ChannelStreams {
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;
+    release(sub);
     local.live.add(client);
     if (local.presence) this.presence.join(local.name, client);
   }
@@ -228,4 +236,10 @@ export class ChannelStreams {
   releaseDeferred(local: LocalChannel): void {
     for (const sub of [...local.joining]) if (sub.ready) this.goLive(sub);
   }
+}
+
+/** Gives back what a subscription reserved of its client's request budget (once). */
+function release(sub: Subscription): void {
+  sub.client.requestBytes -= sub.reserved;
+  sub.reserved = 0;
 }

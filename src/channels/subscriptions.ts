@@ -30,6 +30,8 @@ export class Subscription {
   fenceAt = -1;
   /** Its batch, once the batch's read and fence are both in. */
   ready: JoinBatch | undefined;
+  /** Bytes of its client's request budget held for its recovery until it goes live. */
+  reserved = 0;
 
   constructor(
     readonly client: Client,

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBus } from '../../src/bus/memory.js';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
-import { ANONYMOUS } from '../../src/transport/client.js';
+import { ANONYMOUS, Client } from '../../src/transport/client.js';
+import { Receiver } from '../../src/transport/ws-internals.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
-import { sleep } from '../../harness/wait.js';
+import { sleep, until } from '../../harness/wait.js';
 import { connectChannels, messagesOf, publish, request, subscribe, waitMessages } from '../helpers/channels.js';
 import { closeNodes, httpUrl, startNode, startNodes, wsUrl } from '../helpers/nodes.js';
 import { SECRET, sign } from '../helpers/security.js';
@@ -221,6 +222,42 @@ test('data nested past 100 levels is a bad request over the socket and the HTTP 
     assert.equal((await waitMessages(watcher, 'deep', 1))[0]!.offset, 1);
   } finally {
     closeAll([c, watcher]);
+    await node.close();
+  }
+});
+
+test('a subscribe with since is a reply like a history page: refused (rate_limited) while the connection\'s unsent replies fill --max-buffered', async () => {
+  const node = await startNode({ maxBuffered: 1 << 20 });
+  try {
+    const endpoint = node.endpoint(CHANNEL_PATH) as ChannelEndpoint;
+    // A connection as the endpoint sees it, on a socket that records what it is sent.
+    const written: Buffer[] = [];
+    const socket = { write: (b: Buffer) => written.push(b), writableLength: 0, destroyed: false, setNoDelay() {} };
+    const client = new Client('c-1', { readyState: 1, close() {} } as never, socket as never, CHANNEL_PATH, '127.0.0.1', undefined, ANONYMOUS);
+    const replies = (): Array<Record<string, unknown>> => {
+      const out: Array<Record<string, unknown>> = [];
+      const receiver = new Receiver({ isServer: false });
+      receiver.on('message', (data: Buffer) => out.push(JSON.parse(data.toString()) as Record<string, unknown>));
+      receiver.write(Buffer.concat(written));
+      return out;
+    };
+    const ask = async (id: number, channel: string): Promise<Record<string, unknown>> => {
+      endpoint.message(client, Buffer.from(JSON.stringify({ type: 'subscribe', channel, id, since: { offset: 0, epoch: 'e' } })), false);
+      await until(() => replies().some((r) => r.id === id), { timeoutMs: 5000, what: `the answer to ${id}` });
+      node.outbox.flush();
+      return replies().find((r) => r.id === id)!;
+    };
+    // 2 MB of an earlier reply still unsent: a recovery may not pile more on top.
+    client.heldReplyBytes = 2 << 20;
+    client.held = [];
+    const refused = await ask(1, 'a');
+    assert.deepEqual([refused.type, refused.code], ['error', 'rate_limited']);
+    // Once the replies are out, the same request runs.
+    client.heldReplyBytes = 0;
+    client.held = null;
+    assert.equal((await ask(2, 'b')).type, 'subscribed');
+    assert.equal(client.requestBytes, 0, 'what the recovery reserved is given back once it is live');
+  } finally {
     await node.close();
   }
 });
