@@ -4,7 +4,7 @@
 // real cluster is test/integration/client-cluster.test.ts.
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { FanoutClient, FanoutClientError, type ClientState } from '../../client/index.js';
 import type { Json } from '../../src/protocol/frames.js';
@@ -74,6 +74,17 @@ async function scriptedServer(options: { greet?: boolean; status?: number } = {}
 
 const FAST = { initial: 20, max: 100, factor: 2, jitter: 0.5 };
 
+/** A connected client on a scripted server, both closed after the test; `peer` is the server's side of the first connection. */
+async function connectedClient(t: TestContext) {
+  const server = await scriptedServer();
+  t.after(() => server.close());
+  const client = new FanoutClient({ url: server.url, backoff: FAST });
+  t.after(() => client.close());
+  await client.connect();
+  return { server, client, peer: await server.peer(0) };
+}
+
+
 /** Resolves when `client` reaches `state`. */
 function reach(client: FanoutClient, state: ClientState, timeoutMs = 5000): Promise<void> {
   if (client.state === state) return Promise.resolve();
@@ -120,12 +131,7 @@ test('a token function is asked again before every connection attempt', async (t
 });
 
 test('publish resolves with the acked offset and rejects with the server error code', async (t) => {
-  const server = await scriptedServer();
-  t.after(() => server.close());
-  const client = new FanoutClient({ url: server.url, backoff: FAST });
-  t.after(() => client.close());
-  await client.connect();
-  const peer = await server.peer(0);
+  const { client, peer } = await connectedClient(t);
   const ok = client.publish('room', { text: 'hi' });
   const bad = client.publish('secret', 1);
   const f1 = await peer.next('publish');
@@ -264,12 +270,7 @@ test('requests made while disconnected wait and go out after the resubscriptions
 });
 
 test('history and presence in flight at a drop are resent after the reconnect', async (t) => {
-  const server = await scriptedServer();
-  t.after(() => server.close());
-  const client = new FanoutClient({ url: server.url, backoff: FAST });
-  t.after(() => client.close());
-  await client.connect();
-  const p1 = await server.peer(0);
+  const { server, client, peer: p1 } = await connectedClient(t);
   const history = client.history('room', 5);
   const presence = client.presence('room');
   await p1.next('history');
@@ -286,12 +287,7 @@ test('history and presence in flight at a drop are resent after the reconnect', 
 });
 
 test('history pages back: { before } goes on the wire, and more says whether older messages remain', async (t) => {
-  const server = await scriptedServer();
-  t.after(() => server.close());
-  const client = new FanoutClient({ url: server.url, backoff: FAST });
-  t.after(() => client.close());
-  await client.connect();
-  const peer = await server.peer(0);
+  const { client, peer } = await connectedClient(t);
   const page = client.history('room', { limit: 2, before: 10 });
   const h = await peer.next('history');
   assert.deepEqual([h.limit, h.before], [2, 10]);
@@ -300,12 +296,7 @@ test('history pages back: { before } goes on the wire, and more says whether old
 });
 
 test('a terminal close code stops the client: no reconnect, pending requests reject, "closed" fires', async (t) => {
-  const server = await scriptedServer();
-  t.after(() => server.close());
-  const client = new FanoutClient({ url: server.url, backoff: FAST });
-  t.after(() => client.close());
-  await client.connect();
-  const p1 = await server.peer(0);
+  const { server, client, peer: p1 } = await connectedClient(t);
   const pub = client.publish('room', 1);
   await p1.next('publish');
   const closed = new Promise<{ code: number }>((r) => client.once('closed', r));
@@ -457,12 +448,7 @@ test('bad options are refused before anything starts', () => {
 });
 
 test('a confirmation for a subscription the app already ended does not confirm its successor', async (t) => {
-  const server = await scriptedServer();
-  t.after(() => server.close());
-  const client = new FanoutClient({ url: server.url, backoff: FAST });
-  t.after(() => client.close());
-  await client.connect();
-  const p = await server.peer(0);
+  const { client, peer: p } = await connectedClient(t);
   const first = client.subscribe('room');
   const s1 = await p.next('subscribe');
   void first.unsubscribe();
