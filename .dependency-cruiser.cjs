@@ -4,7 +4,7 @@
  * `npm test` runs `npm run lint:deps` right after the build.
  *
  *   src/cli → src/app.ts, src/index.ts → src/channels, src/echo, src/http → src/node
- *     → src/transport, src/bus, src/history, src/metrics.ts → src/config, src/haproxy
+ *     → src/transport, src/bus, src/history, src/hooks, src/metrics.ts → src/config, src/haproxy
  *     → src/protocol, src/errors.ts, src/logger.ts
  *   client/ (the SDK) → client/, src/protocol/ only
  */
@@ -38,14 +38,21 @@ module.exports = {
       severity: 'error',
       comment: 'Config is parsed before anything runs: it may use protocol, errors and the HAProxy generator, nothing that runs.',
       from: { path: '^src/(config|haproxy)/' },
-      to: { path: `${above('node', 'channels', 'echo', 'http', 'transport', 'bus', 'history', 'cli')}|^src/(app|index|metrics)\\.ts$` },
+      to: { path: `${above('node', 'channels', 'echo', 'http', 'transport', 'bus', 'history', 'hooks', 'cli')}|^src/(app|index|metrics)\\.ts$` },
     },
     {
       name: 'adapters-do-not-reach-up',
       severity: 'error',
-      comment: 'Bus adapters, stores, the transport and metrics take narrow interfaces they declare; they never import the node or a feature.',
-      from: { path: '^src/(bus|history|transport)/|^src/metrics\\.ts$' },
+      comment: 'Bus adapters, stores, the transport, the back-end hooks and metrics take narrow interfaces they declare; they never import the node or a feature.',
+      from: { path: '^src/(bus|history|transport|hooks)/|^src/metrics\\.ts$' },
       to: { path: `${above('node', 'channels', 'echo', 'http', 'cli')}|^src/(app|index)\\.ts$` },
+    },
+    {
+      name: 'hooks-speak-http-only',
+      severity: 'error',
+      comment: 'src/hooks turns calls into verdicts; it knows no socket, bus or store (the gate and the channel endpoint act on its verdicts).',
+      from: { path: '^src/hooks/' },
+      to: { path: `${above('transport', 'bus', 'history')}|^src/metrics\\.ts$` },
     },
     {
       name: 'core-knows-no-feature',

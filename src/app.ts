@@ -12,6 +12,7 @@
 import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
+import type { ChannelHooks } from './channels/hook-calls.js';
 import { ChannelService } from './channels/service.js';
 import type { Config } from './config/schema.js';
 import { createStores, type StoreTarget } from './history/create.js';
@@ -69,10 +70,21 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     maxSubscriptions: config.maxSubscriptions,
     rateLimit: config.rateLimit,
     maxBuffered: config.maxBuffered,
+    hooks: channelHooks(core),
   });
   core.addEndpoint(endpoint);
   core.addStopHook(() => stores.close());
   return service;
+}
+
+/** --subscribe-hook and --publish-hook as the channel endpoint calls them. */
+function channelHooks(core: NodeCore): ChannelHooks | undefined {
+  const hooks = core.hooks;
+  if (!hooks) return undefined;
+  return {
+    ...(hooks.has('subscribe') ? { subscribe: (caller, channel) => hooks.subscribe(caller, channel) } : {}),
+    ...(hooks.has('publish') ? { publish: (caller, channel, data) => hooks.publish(caller, channel, data) } : {}),
+  } satisfies ChannelHooks;
 }
 
 /**

@@ -15,9 +15,13 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CloseCode } from './errors.js';
+import type { HookName, HookResult } from './hooks/hooks.js';
 
 /** Seconds; publish-to-delivery latency is usually well under a millisecond on one host. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Seconds; a back-end hook answers in milliseconds when healthy, and --hook-timeout caps it at 60 s. */
+const HOOK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** At most this many distinct rejection reasons are kept as label values; the rest count as `other`. */
 const MAX_REASONS = 32;
@@ -74,6 +78,8 @@ export class Metrics {
   private readonly rejections: Counter<'reason' | 'status'>;
   private readonly historyChannels: Gauge;
   private readonly historyMessages: Gauge;
+  private readonly hookRequests: Counter<'hook' | 'result'>;
+  private readonly hookLatency: Histogram<'hook'>;
 
   private readonly reasons = new Set<string>();
   /** Channel → [messages, when last reported]. */
@@ -165,6 +171,19 @@ export class Metrics {
     this.rejections = new Counter({ name: 'fanout_handshake_rejections_total', help: 'WebSocket upgrades refused before the 101, by reason and HTTP status.', labelNames: ['reason', 'status'], registers });
     this.historyChannels = new Gauge({ name: 'fanout_history_channels', help: 'Channels with history, as this node last saw them.', registers });
     this.historyMessages = new Gauge({ name: 'fanout_history_messages', help: 'Messages kept in channel history, summed over channels, as this node last saw them.', registers });
+    this.hookRequests = new Counter({
+      name: 'fanout_hook_requests_total',
+      help: 'Back-end hook calls (docs/hooks.md), by hook and result: allowed (200), refused (401/403), error (another status or a bad answer), timeout, network_error, overloaded (not sent: --hook-concurrency).',
+      labelNames: ['hook', 'result'],
+      registers,
+    });
+    this.hookLatency = new Histogram({
+      name: 'fanout_hook_latency_seconds',
+      help: 'Duration of the back-end hook calls that were sent, by hook, from the request to the whole answer (or the failure).',
+      labelNames: ['hook'],
+      buckets: HOOK_BUCKETS,
+      registers,
+    });
     this.busConnectedGauge.set(0);
   }
 
@@ -274,6 +293,14 @@ export class Metrics {
   /** Publish-to-delivery latency of one message, in milliseconds (negative values, from clock skew, count as 0). */
   publishLatency(ms: number): void {
     this.latency.observe(ms > 0 ? ms / 1000 : 0);
+  }
+
+  // ------------------------------------------------------------ hooks
+
+  /** A back-end hook call ended with `result`; `seconds` is its duration when it was sent. Label values come from fixed sets. */
+  hookRequest(hook: HookName, result: HookResult, seconds: number | undefined): void {
+    this.hookRequests.labels(hook, result).inc();
+    if (seconds !== undefined) this.hookLatency.labels(hook).observe(seconds);
   }
 
   // ------------------------------------------------------------ bus and history

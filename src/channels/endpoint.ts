@@ -22,12 +22,14 @@ import {
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from '../protocol/frames.js';
+import type { Json } from '../protocol/frames.js';
 import type { Client } from '../transport/client.js';
 import { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
 import { ChannelStreams } from './streams.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from './budget.js';
+import { callerOf, connectionHooks, MAX_HOOK_CALLS_PER_CONNECTION, type ChannelHooks } from './hook-calls.js';
 import { subscriptionsOf, type Subscription } from './subscriptions.js';
 
 /** What the channel endpoint uses of its node. */
@@ -41,6 +43,8 @@ export interface ChannelContext {
   readonly rateLimit: number;
   /** --max-buffered: the bytes a connection's requests in flight and their unsent replies may hold. */
   readonly maxBuffered: number;
+  /** --subscribe-hook and --publish-hook, when configured (docs/hooks.md). */
+  readonly hooks?: ChannelHooks | undefined;
 }
 
 
@@ -149,25 +153,73 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
 
   // ---------------------------------------------------------------- requests
 
+  /**
+   * A subscribe the identity's patterns allow joins at once. Otherwise, with --subscribe-hook,
+   * the back end decides (its `data` goes into the `subscribed` frame); the channel counts as a
+   * subscription while the hook is asked, and an unsubscribe meanwhile cancels it.
+   */
   private subscribe(client: Client, frame: SubscribeFrame): void {
     const { channel, id } = frame;
-    if (!this.service.auth.allowed(client.identity, 'subscribe', channel)) {
-      return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
-    }
+    const allowed = this.service.auth.allowed(client.identity, 'subscribe', channel);
+    const hook = this.context.hooks?.subscribe;
+    if (!allowed && !hook) return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
+    if (!this.canJoin(client, frame)) return;
+    if (allowed || !hook) return this.join(client, frame, undefined);
+    const asking = connectionHooks(client);
+    if (asking.full) return this.hooksBusy(client, frame);
+    asking.subscribing.add(channel);
+    asking.calls++;
+    const handling = hook(callerOf(client), channel)
+      .finally(() => asking.calls--)
+      .then((verdict) => {
+        // Unsubscribed (or closed) while the back end was asked: nothing more to say.
+        if (!asking.subscribing.delete(channel) || !client.open) return;
+        if (verdict.kind === 'forbid') return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
+        if (verdict.kind === 'unavailable') return this.error(client, 'unavailable', `cannot subscribe now: ${verdict.reason}; retry`, id, channel);
+        if (this.canJoin(client, frame)) this.join(client, frame, verdict.data);
+      });
+    this.answer(client, frame, handling);
+  }
+
+  /** The checks of a subscribe besides its rights; false when it was answered with an error. */
+  private canJoin(client: Client, frame: SubscribeFrame): boolean {
+    const { channel, id } = frame;
     const subs = subscriptionsOf(client);
-    if (subs.has(channel)) return this.error(client, 'bad_request', `already subscribed to ${channel}`, id, channel);
+    const asking = connectionHooks(client).subscribing;
+    if (subs.has(channel) || asking.has(channel)) {
+      this.error(client, 'bad_request', `already subscribed to ${channel}`, id, channel);
+      return false;
+    }
     const max = this.context.maxSubscriptions;
-    if (subs.size >= max) return this.error(client, 'bad_request', `at most ${max} subscriptions per connection (--max-subscriptions)`, id, channel);
+    if (subs.size + asking.size >= max) {
+      this.error(client, 'bad_request', `at most ${max} subscriptions per connection (--max-subscriptions)`, id, channel);
+      return false;
+    }
+    return true;
+  }
+
+  private join(client: Client, frame: SubscribeFrame, data: { readonly value: Json } | undefined): void {
     // A recovery is a reply like a history page: it reserves room until its messages are queued.
     const reserve = frame.since ? this.replyBudget : 0;
     if (reserve > 0 && !this.hasRoom(client, reserve)) return this.refuseBusy(client, frame);
-    this.streams.join(client, frame, reserve);
+    this.streams.join(client, frame, reserve, data);
+  }
+
+  private hooksBusy(client: Client, frame: { readonly id?: number; readonly channel: string }): void {
+    this.error(client, 'rate_limited', `${MAX_HOOK_CALLS_PER_CONNECTION} back-end hook calls already in flight on this connection; wait for their answers`, frame.id, frame.channel);
+  }
+
+  /** History and presence: what the patterns allow, and channels the connection is subscribed to (the subscribe hook may have allowed them). */
+  private mayRead(client: Client, channel: string): boolean {
+    return this.service.auth.allowed(client.identity, 'subscribe', channel) || subscriptionsOf(client).has(channel);
   }
 
   private unsubscribe(client: Client, frame: UnsubscribeFrame): void {
     const { channel, id } = frame;
     const subs = subscriptionsOf(client);
     const sub = subs.get(channel);
+    // A subscribe still waiting on the back end is cancelled: its answer will be dropped.
+    if (!sub && connectionHooks(client).subscribing.delete(channel)) return this.send(client, encodeUnsubscribed({ type: 'unsubscribed', channel, id }));
     if (!sub) return this.error(client, 'not_found', `not subscribed to ${channel}`, id, channel);
     subs.delete(channel);
     this.streams.remove(sub);
@@ -179,6 +231,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     if (!this.service.auth.allowed(client.identity, 'publish', channel)) {
       return this.error(client, 'forbidden', `not allowed to publish to ${channel}`, id, channel);
     }
+    const hook = this.context.hooks?.publish;
+    if (hook) return this.publishAsking(client, frame, hook);
     try {
       const { offset } = await this.service.publish(channel, JSON.stringify(frame.data));
       this.send(client, encodeAck({ type: 'ack', id, offset }));
@@ -188,9 +242,41 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     }
   }
 
+  /**
+   * --publish-hook: every publish the patterns allow is put to the back end, which may refuse it
+   * (403) or replace its data. The calls of one connection run side by side, but its publishes
+   * reach the store in the order it sent them.
+   */
+  private async publishAsking(client: Client, frame: PublishFrame, hook: NonNullable<ChannelHooks['publish']>): Promise<void> {
+    const { channel, id } = frame;
+    const asking = connectionHooks(client);
+    if (asking.full) return this.hooksBusy(client, frame);
+    asking.calls++;
+    const asked = hook(callerOf(client), channel, JSON.stringify(frame.data)).finally(() => asking.calls--);
+    const step = await asking.inOrder(async () => {
+      const verdict = await asked;
+      if (verdict.kind !== 'allow') return { verdict, stored: undefined };
+      const data = verdict.data ? JSON.stringify(verdict.data.value) : JSON.stringify(frame.data);
+      // Started here, awaited below: the next publish's step may start once this one is issued.
+      const stored = this.service.publish(channel, data);
+      stored.catch(() => {});
+      return { verdict, stored };
+    });
+    const { verdict, stored } = step;
+    if (verdict.kind === 'forbid') return this.error(client, 'forbidden', `not allowed to publish to ${channel}`, id, channel);
+    if (verdict.kind === 'unavailable') return this.error(client, 'unavailable', `not published: ${verdict.reason}; retry`, id, channel);
+    try {
+      const { offset } = await stored!;
+      this.send(client, encodeAck({ type: 'ack', id, offset }));
+    } catch (err) {
+      if (!(err instanceof BusUnavailableError)) throw err;
+      this.error(client, 'unavailable', `not published: ${errorMessage(err)}`, id, channel);
+    }
+  }
+
   private async history(client: Client, frame: HistoryRequestFrame): Promise<void> {
     const { channel, id } = frame;
-    if (!this.service.auth.allowed(client.identity, 'subscribe', channel)) {
+    if (!this.mayRead(client, channel)) {
       return this.error(client, 'forbidden', `not allowed to read ${channel}`, id, channel);
     }
     try {
@@ -205,7 +291,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
 
   private async presenceList(client: Client, frame: PresenceRequestFrame): Promise<void> {
     const { channel, id } = frame;
-    if (!this.service.auth.allowed(client.identity, 'subscribe', channel)) {
+    if (!this.mayRead(client, channel)) {
       return this.error(client, 'forbidden', `not allowed to read ${channel}`, id, channel);
     }
     if (!this.service.presenceChannels.matches(channel)) {

@@ -40,7 +40,8 @@ export type Action = 'subscribe' | 'publish';
  * Decides subscribe (which also covers history and presence) and publish rights.
  *
  * - A client with a token (`identity.channels` or `identity.user` set) may use the channels its
- *   token's `channels` claim matches, plus what anonymous clients may use.
+ *   token's `channels` claim matches, plus what anonymous clients may use; publishing follows its
+ *   `publish` claim instead when it has one. The connect hook's answer gives the same lists.
  * - Every client may use the channels the `--anonymous-*` patterns match. Their default is `*`
  *   when no JWT is configured (an open hub) and nothing when one is.
  */
@@ -53,7 +54,7 @@ export class Authorizer {
 
   allowed(identity: Identity, action: Action, channel: string): boolean {
     if (this.anonymous[action].matches(channel)) return true;
-    const claim = identity.channels;
+    const claim = action === 'publish' ? (identity.publish ?? identity.channels) : identity.channels;
     if (!claim) return false;
     let list = claimCache.get(claim);
     if (!list) claimCache.set(claim, (list = new PatternList(claim)));

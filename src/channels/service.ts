@@ -30,6 +30,8 @@ export type ChannelsConfig = Pick<
   | 'anonymousSubscribe'
   | 'anonymousPublish'
   | 'jwt'
+  | 'connectHook'
+  | 'subscribeHook'
 >;
 
 export interface ChannelServiceOptions {
@@ -57,8 +59,14 @@ export class ChannelService {
     this.channels = options.channels;
     this.presence = options.presence;
     this.link = options.link;
-    const open = config.jwt ? [] : ['*'];
-    this.auth = new Authorizer(config.anonymousSubscribe ?? open, config.anonymousPublish ?? open);
+    // Open to all by default only when nobody says who clients are: no JWT, no connect hook. With
+    // a subscribe hook, the back end decides what the patterns leave out, so they leave out all.
+    const authenticated = config.jwt || config.connectHook !== undefined;
+    const open = (closed: boolean): string[] => (closed ? [] : ['*']);
+    this.auth = new Authorizer(
+      config.anonymousSubscribe ?? open(authenticated || config.subscribeHook !== undefined),
+      config.anonymousPublish ?? open(authenticated),
+    );
     this.presenceChannels = new PatternList(config.presence);
   }
 

@@ -9,7 +9,7 @@ import { BusUnavailableError, errorMessage } from '../errors.js';
 import { EnvelopeKind } from '../node/envelope.js';
 import { frameText } from '../node/outbox.js';
 import { encodeSubscribed } from '../protocol/encode.js';
-import type { SubscribeFrame } from '../protocol/frames.js';
+import type { Json, SubscribeFrame } from '../protocol/frames.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import { CatchUps } from './catch-up.js';
@@ -44,9 +44,10 @@ export class ChannelStreams {
    * fence are in. `reserve` bytes of the client's request budget are held until it goes live
    * (its recovered messages are then queued replies) or ends.
    */
-  join(client: Client, request: SubscribeFrame, reserve = 0): void {
+  join(client: Client, request: SubscribeFrame, reserve = 0, data?: { readonly value: Json }): void {
     const local = this.acquire(request.channel);
     const sub = new Subscription(client, local, request);
+    sub.data = data;
     sub.reserved = reserve;
     client.requestBytes += reserve;
     subscriptionsOf(client).set(request.channel, sub);
@@ -223,7 +224,8 @@ export class ChannelStreams {
         }
       }
     }
-    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered }));
+    const data = sub.data?.value;
+    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data }));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;

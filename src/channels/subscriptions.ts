@@ -19,7 +19,7 @@
 import type { ReadResult } from '../history/store.js';
 import { MessageScanner } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
-import type { SubscribeFrame } from '../protocol/frames.js';
+import type { Json, SubscribeFrame } from '../protocol/frames.js';
 
 
 /** One client's subscription to one channel. */
@@ -32,6 +32,8 @@ export class Subscription {
   ready: JoinBatch | undefined;
   /** Bytes of its client's request budget held for its recovery until it goes live. */
   reserved = 0;
+  /** The subscribe hook's `data`, for the `subscribed` frame. */
+  data: { readonly value: Json } | undefined;
 
   constructor(
     readonly client: Client,

@@ -25,6 +25,10 @@ export const DEFAULTS = {
   maxSubscriptions: 100,
   drainDelay: 5,
   drainTimeout: 5,
+  /** Seconds a back-end hook call may take: a back end that answers within it is healthy, and a client waits no longer than a reconnect. */
+  hookTimeout: 3,
+  /** Hook calls in flight per node: enough for a busy node's handshakes, few enough that a dead back end costs little. */
+  hookConcurrency: 64,
 } as const;
 
 /** Fixed timings (not flags). Milliseconds unless the name says otherwise. */
@@ -49,6 +53,8 @@ export const TIMINGS = {
   slowConsumerCutMs: 1000,
   /** Bus publish failures are logged at most this often: during an outage every publish fails. */
   publishErrorLogMs: 10_000,
+  /** Back-end hook failures are logged at most this often per hook: while the back end is down every call fails. */
+  hookErrorLogMs: 10_000,
   /** The memory history store drops expired channels at most this often (on a publish), so idle channels do not pile up. */
   memoryHistorySweepMs: 10_000,
   /**

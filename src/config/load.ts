@@ -32,9 +32,9 @@ export interface Parsed<T> {
 }
 
 /** Options whose values are never echoed in an error message. */
-const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret']);
+const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret', 'hookSecret']);
 /** Options holding URLs that may carry credentials: echoed without them. */
-const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl']);
+const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook']);
 
 /** What a command line gives before validation: option values by key, and which came from the environment. */
 interface CommandInput {

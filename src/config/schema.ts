@@ -40,6 +40,9 @@ const patterns = () =>
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
+/** A back-end hook's address (--connect-hook, …): the node POSTs JSON to it over HTTP(S). */
+const hookUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional();
+
 const list = () =>
   z
     .string()
@@ -115,6 +118,18 @@ export const serveSchema = z.object({
   anonymousPublish: patterns().optional(),
   maxSubscriptions: int(1).default(DEFAULTS.maxSubscriptions),
 
+  // Back-end hooks (issue 16, docs/hooks.md): the application decides who connects, subscribes and publishes.
+  connectHook: hookUrl(),
+  subscribeHook: hookUrl(),
+  publishHook: hookUrl(),
+  hookTimeout: z.coerce
+    .number({ error: 'expected a number of seconds' })
+    .gt(0, { error: 'expected more than 0 seconds' })
+    .max(60, { error: 'expected at most 60 seconds' })
+    .default(DEFAULTS.hookTimeout),
+  hookSecret: z.string().min(1).optional(),
+  hookConcurrency: int(1, 100_000).default(DEFAULTS.hookConcurrency),
+
   // Operations (issue: operations).
   drainDelay: seconds().default(DEFAULTS.drainDelay),
   drainTimeout: seconds().default(DEFAULTS.drainTimeout),
@@ -176,6 +191,12 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   anonymousSubscribe: 'channel patterns any client may subscribe to (also history and presence), token or not (default * without JWT, none with JWT)',
   anonymousPublish: 'channel patterns any client may publish to, token or not (default * without JWT, none with JWT)',
   maxSubscriptions: `channels one connection may subscribe to at once (default ${DEFAULTS.maxSubscriptions})`,
+  connectHook: 'URL the node POSTs each WebSocket upgrade to (after the Origin check); its answer admits (200, with the identity) or refuses (401/403); see docs/hooks.md',
+  subscribeHook: 'URL the node asks about subscriptions the identity\'s patterns do not allow (200 allows, 403 forbids)',
+  publishHook: 'URL the node asks about every socket publish (200 allows and may replace the data, 403 forbids)',
+  hookTimeout: `seconds a hook call may take before it counts as failed (503 / unavailable) (default ${DEFAULTS.hookTimeout})`,
+  hookSecret: 'sign hook requests: X-Fanout-Signature: sha256=<hex HMAC-SHA256 of the body>',
+  hookConcurrency: `hook calls in flight per node; past it requests are refused (503 / unavailable), not queued (default ${DEFAULTS.hookConcurrency})`,
   drainDelay: `seconds to keep serving after SIGTERM while HAProxy takes the node out (default ${DEFAULTS.drainDelay})`,
   drainTimeout: `seconds over which clients are closed during a drain (default ${DEFAULTS.drainTimeout})`,
   metricsToken: 'require Authorization: Bearer TOKEN on /metrics',

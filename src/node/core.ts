@@ -17,6 +17,7 @@ import { createBus } from '../bus/create.js';
 import type { MemoryBroker } from '../bus/memory.js';
 import { TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode, type ConfigError } from '../errors.js';
+import { Hooks } from '../hooks/hooks.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { Metrics } from '../metrics.js';
 import type { Identity } from '../transport/client.js';
@@ -57,6 +58,8 @@ export class NodeCore {
   /** Publish-to-write latency, shared by every route of this node. */
   readonly latency: DeliveryLatency;
   readonly gate: SecurityGate;
+  /** The back-end hooks (--connect-hook, --subscribe-hook, --publish-hook), when any is configured. */
+  readonly hooks: Hooks | undefined;
   private readonly sockets: Sockets;
 
   private stateValue: NodeState = 'starting';
@@ -88,9 +91,15 @@ export class NodeCore {
     });
     this.topics = this.createTopics(this.bus, 'bus');
     this.bus.onStatus((status) => this.metrics.busConnected(status === 'connected'));
+    const { connectHook, subscribeHook, publishHook } = this.config;
+    this.hooks =
+      connectHook || subscribeHook || publishHook
+        ? new Hooks(this.config, this.logger, (hook, result, seconds) => this.metrics.hookRequest(hook, result, seconds))
+        : undefined;
     this.gate = new SecurityGate({
       config: this.config,
       logger: this.logger,
+      connectHook: this.hooks?.has('connect') ? this.hooks : undefined,
       accepting: () => this.stateValue === 'running',
       clientCount: () => this.sockets.size,
       flush: () => this.outbox.flush(),
@@ -202,10 +211,10 @@ export class NodeCore {
   }
 
   /** @internal The server hands over a socket the gate admitted and `ws` upgraded. */
-  accept(path: string, ws: WebSocket, req: IncomingMessage, identity: Identity): void {
+  accept(path: string, ws: WebSocket, req: IncomingMessage, identity: Identity, client: string): void {
     const endpoint = this.endpoints.get(path);
     if (!endpoint) return void ws.terminate();
-    this.sockets.accept(endpoint, ws, req, identity);
+    this.sockets.accept(endpoint, ws, req, identity, client);
   }
 
   /** @internal A gate refusal, for logs and metrics. */
@@ -259,6 +268,7 @@ export class NodeCore {
     this.outbox.flush();
     for (const endpoint of this.endpoints.values()) await endpoint.stop?.().catch(() => {});
     for (const hook of this.stopHooks) await hook().catch(() => {});
+    this.hooks?.close();
     await this.topics.close().catch(() => {});
     const server = this.server;
     if (server) {

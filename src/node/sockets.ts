@@ -11,7 +11,7 @@ import { TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { Client, newClientId, rawSocket, type Identity } from '../transport/client.js';
+import { Client, rawSocket, type Identity } from '../transport/client.js';
 import type { SecurityGate } from '../transport/gate.js';
 import { RateLimiter, RateVerdict } from '../transport/limits.js';
 import type { Endpoint } from './endpoint.js';
@@ -49,12 +49,12 @@ export class Sockets {
     return [...this.clients];
   }
 
-  /** Takes a socket the gate admitted and `ws` upgraded. */
-  accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity): void {
+  /** Takes a socket the gate admitted and `ws` upgraded; `id` is the client id the gate used. */
+  accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity, id: string): void {
     const { gate, logger, metrics } = this.host;
     const socket = rawSocket(ws);
     const ip = gate.ipOf(req);
-    const client = new Client(newClientId(), ws, socket, endpoint.path, ip, req.headers.origin, identity);
+    const client = new Client(id, ws, socket, endpoint.path, ip, req.headers.origin, identity);
     (ws as TaggedSocket)[kClient] = client;
     (ws as TaggedSocket)[kSockets] = this;
     socket.setNoDelay(true);

@@ -110,17 +110,25 @@ export const ERROR_CODES = {
     when: 'a frame or body that is not valid: not JSON, unknown type, missing/invalid channel, bad id/since/limit/before, missing data, data nested past 100 levels, binary frame, double subscribe, too many subscriptions',
   },
   unauthorized: { status: 401, where: 'api', when: 'HTTP API without or with a wrong `--api-key`' },
-  forbidden: { status: 403, where: 'socket', when: "the token's `channels` claim and the `--anonymous-*` namespaces do not allow it" },
+  forbidden: {
+    status: 403,
+    where: 'socket',
+    when: "the identity's patterns (the token's `channels`/`publish` claims, the connect hook's answer) and the `--anonymous-*` namespaces do not allow it, or `--subscribe-hook`/`--publish-hook` answered 403",
+  },
   not_found: { status: 404, where: 'both', when: 'unsubscribe without a subscription; presence on a channel without presence; the HTTP API is off' },
   method_not_allowed: { status: 405, where: 'api', when: 'an HTTP API path with another method than its own (`Allow` says which)' },
   too_large: { status: 413, where: 'api', when: 'an HTTP API body over `--max-payload` (over WebSocket the socket closes with 1009)' },
   rate_limited: {
     status: 429,
     where: 'socket',
-    when: "a frame over `--rate-limit` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for",
+    when: "a frame over `--rate-limit` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight on the connection",
   },
   internal: { status: 500, where: 'both', when: 'an unexpected server error answering that request (never with its own text)' },
-  unavailable: { status: 503, where: 'both', when: 'the bus or history store is down: nothing was published or subscribed; retry' },
+  unavailable: {
+    status: 503,
+    where: 'both',
+    when: 'the bus or history store is down, or `--subscribe-hook`/`--publish-hook` timed out, failed, answered neither 200 nor 403, or `--hook-concurrency` calls were in flight: nothing was published or subscribed; retry',
+  },
 } as const satisfies Record<string, ErrorCodeRecord>;
 
 export type ErrorCodeName = keyof typeof ERROR_CODES;
@@ -157,9 +165,9 @@ export const UPGRADE_STATUSES = {
   UNAUTHORIZED: {
     status: 401,
     retry: false,
-    when: '`--jwt-*` configured and the token is missing, malformed, forged, expired, of the wrong algorithm, `alg: none`, without `sub`, with a `channels` claim past the bounds, or failing `--jwt-issuer`/`--jwt-audience` (`WWW-Authenticate: Bearer`)',
+    when: '`--jwt-*` configured and the token is missing, malformed, forged, expired, of the wrong algorithm, `alg: none`, without `sub`, with a `channels` or `publish` claim past the bounds, or failing `--jwt-issuer`/`--jwt-audience` (`WWW-Authenticate: Bearer`); or `--connect-hook` answered 401',
   },
-  FORBIDDEN: { status: 403, retry: false, when: 'the `Origin` is not allowed (`--allowed-origins`, default same origin)' },
+  FORBIDDEN: { status: 403, retry: false, when: 'the `Origin` is not allowed (`--allowed-origins`, default same origin), or `--connect-hook` answered 403' },
   NOT_FOUND: { status: 404, retry: false, when: 'no WebSocket endpoint at that path' },
   METHOD_NOT_ALLOWED: { status: 405, retry: false, when: 'an upgrade with another method than GET' },
   REQUEST_TIMEOUT: { status: 408, retry: true, when: 'the request headers did not arrive within `--handshake-timeout`' },
@@ -170,7 +178,7 @@ export const UPGRADE_STATUSES = {
   UNAVAILABLE: {
     status: 503,
     retry: true,
-    when: 'the node is draining or closed, has `--max-connections` sockets, or cannot fetch `--jwks-url` (`Retry-After`)',
+    when: 'the node is draining or closed, has `--max-connections` sockets, cannot fetch `--jwks-url`, or `--connect-hook` timed out, failed, answered neither 200, 401 nor 403, or `--hook-concurrency` calls were in flight (`Retry-After`)',
   },
 } as const satisfies Record<string, UpgradeStatusRecord>;
 

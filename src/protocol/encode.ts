@@ -49,6 +49,7 @@ export function encodeSubscribed(frame: SubscribedFrame): string {
     offset: frame.offset,
     epoch: frame.epoch,
     recovered: frame.recovered,
+    data: frame.data,
   });
 }
 

@@ -73,6 +73,8 @@ export interface SubscribedFrame {
   readonly epoch: string;
   /** With `since`: true when every missed message was sent before this frame; false when the gap could not be covered (reload state). */
   readonly recovered?: boolean;
+  /** What the back end's subscribe hook gave for this subscription (docs/hooks.md), when it gave something. */
+  readonly data?: Json;
 }
 
 export interface UnsubscribedFrame {

@@ -92,19 +92,32 @@ class JwtAuthenticator implements Authenticator {
   }
 }
 
-/** The claims → the node's Identity; a token without a string `sub` or with a bad `channels` is refused. */
+/**
+ * The claims → the node's Identity; a token without a string `sub` or with a bad `channels` or
+ * `publish` claim is refused. `publish`, when given, lists the channels it may publish to
+ * (otherwise `channels` covers publishing too).
+ */
 export function identityOf(payload: JWTPayload): AuthResult {
   if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, status: 401, reason: 'token has no sub' };
-  const claim = payload['channels'];
-  let channels: string[] | undefined;
-  if (claim === undefined) channels = undefined;
-  else if (typeof claim === 'string') channels = claim.split(',').map((c) => c.trim()).filter(Boolean);
-  else if (Array.isArray(claim) && claim.every((c): c is string => typeof c === 'string')) channels = [...claim];
-  else return { ok: false, status: 401, reason: 'channels claim is not a list of strings' };
-  const problem = channels && patternsProblem(channels);
-  if (problem) return { ok: false, status: 401, reason: `channels claim: ${problem}` };
+  const channels = patternsClaim(payload, 'channels');
+  if (typeof channels === 'string') return { ok: false, status: 401, reason: channels };
+  const publish = patternsClaim(payload, 'publish');
+  if (typeof publish === 'string') return { ok: false, status: 401, reason: publish };
   const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-  return { ok: true, identity: Object.freeze({ user: payload.sub, channels: channels ? Object.freeze(channels) : undefined, expiresAt }) };
+  return { ok: true, identity: Object.freeze({ user: payload.sub, channels, ...(publish ? { publish } : {}), expiresAt }) };
+}
+
+/** A claim of channel patterns (a list of strings, or one comma-separated string); a string result is what is wrong. */
+function patternsClaim(payload: JWTPayload, name: 'channels' | 'publish'): readonly string[] | undefined | string {
+  const claim = payload[name];
+  let list: string[];
+  if (claim === undefined) return undefined;
+  if (typeof claim === 'string') list = claim.split(',').map((c) => c.trim()).filter(Boolean);
+  else if (Array.isArray(claim) && claim.every((c): c is string => typeof c === 'string')) list = [...claim];
+  else return `${name} claim is not a list of strings`;
+  const problem = patternsProblem(list);
+  if (problem) return `${name} claim: ${problem}`;
+  return Object.freeze(list);
 }
 
 /** The token from the Authorization header, the `token` query parameter or the cookie. */

@@ -5,13 +5,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { Json } from '../protocol/frames.js';
 
-/** Who the gate admitted: the JWT subject and claims, or anonymous. */
+/** Who the gate admitted: the JWT subject and claims, the connect hook's answer, or anonymous. */
 export interface Identity {
-  /** The token's `sub`, or undefined for an anonymous client. */
+  /** The token's `sub` (the connect hook's `user`), or undefined for an anonymous client. */
   readonly user: string | undefined;
-  /** Channel patterns the token's `channels` claim allows, when a token was given. */
+  /** Channel patterns the token's `channels` claim (the hook's `channels`) allows, when given. */
   readonly channels: readonly string[] | undefined;
+  /** Channel patterns it may publish to (the token's `publish` claim, the hook's `publish`); undefined: {@link channels} covers publishing too. */
+  readonly publish?: readonly string[] | undefined;
+  /** The connect hook's `meta`, sent back to the subscribe hook. */
+  readonly meta?: Json | undefined;
   /** When the token expires (ms since the epoch), if it does. */
   readonly expiresAt: number | undefined;
 }

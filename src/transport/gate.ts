@@ -3,9 +3,11 @@
  * answered with an HTTP status, so a refused client never gets a 101.
  *
  * Order, cheapest first: node state (503), Origin (403), connection caps (503 per node, 429 per
- * IP), then the JWT (401, or 503 when the JWKS cannot be fetched). The caps are checked again in
+ * IP), then the JWT (401, or 503 when the JWKS cannot be fetched), then the connect hook when
+ * there is one (its 401/403, or 503 when it cannot answer): with both, a valid JWT admits without
+ * the hook, and the hook decides every other request. The caps are checked again in
  * {@link Gate.admit}, synchronously just before `ws` completes the upgrade, because the JWT check
- * may wait on the network and other handshakes may have been admitted meanwhile.
+ * and the hook may wait on the network and other handshakes may have been admitted meanwhile.
  *
  * After the upgrade the gate keeps the per-IP counts and closes sockets whose token expired with
  * 4001: one sweep per node every second, no timer per socket.
@@ -13,11 +15,13 @@
 import type { IncomingMessage } from 'node:http';
 import { TIMINGS, type Config, type OriginPolicy } from '../config/schema.js';
 import { CloseCode, UpgradeStatus } from '../errors.js';
+import type { ConnectRequest, ConnectVerdict } from '../hooks/hooks.js';
 import type { Logger } from '../logger.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
 import { ANONYMOUS, type Client, type Identity } from './client.js';
 import { clientIp, IpCounter, normalizeIp } from './limits.js';
 import { originAllowed, type RequestScheme } from './origin.js';
+import { pathOf } from './router.js';
 
 export type GateRefusal = { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
 export type GateResult = { readonly ok: true; readonly identity: Identity } | GateRefusal;
@@ -28,10 +32,20 @@ export type GateConfig = Pick<
   'allowedOrigins' | 'trustProxy' | 'maxConnections' | 'maxConnectionsPerIp' | 'auth' | 'jwtIssuer' | 'jwtAudience' | 'tls'
 >;
 
+/** The --connect-hook, as the gate calls it (src/hooks). */
+export interface ConnectHook {
+  connect(request: ConnectRequest): Promise<ConnectVerdict>;
+}
+
+const RETRY_AFTER = { 'Retry-After': '5' } as const;
+const BEARER = { 'WWW-Authenticate': 'Bearer realm="fanout"' } as const;
+
 /** What the gate needs from the node it guards. */
 export interface GateHost {
   readonly config: GateConfig;
   readonly logger: Logger;
+  /** --connect-hook, when configured. */
+  readonly connectHook?: ConnectHook | undefined;
   /** True while the node accepts connections (running, not draining). */
   accepting(): boolean;
   /** WebSocket connections open on the node. */
@@ -60,32 +74,52 @@ export class SecurityGate {
     }
   }
 
-  /** Admits or refuses an upgrade request. */
-  async check(req: IncomingMessage): Promise<GateResult> {
+  /** Admits or refuses an upgrade request; `client` is the id the socket will have (the connect hook hears it). */
+  async check(req: IncomingMessage, client: string): Promise<GateResult> {
     if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
     const origin = req.headers.origin;
     if (!originAllowed(this.origins, origin, req.headers.host, this.schemeOf(req))) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
     const capped = this.admit(req);
     if (capped) return capped;
-    if (!this.auth) return { ok: true, identity: ANONYMOUS };
+    const hook = this.node.connectHook;
+    if (!this.auth) return hook ? this.askHook(hook, req, client) : { ok: true, identity: ANONYMOUS };
     const result = await this.auth.authenticate(req);
     if (result.ok) return result;
+    // With a connect hook, a request without a valid JWT is the hook's to decide.
+    if (hook) return this.askHook(hook, req, client);
     return {
       ok: false,
       status: result.status,
       reason: result.reason,
-      headers: result.status === UpgradeStatus.UNAUTHORIZED ? { 'WWW-Authenticate': 'Bearer realm="fanout"' } : { 'Retry-After': '5' },
+      headers: result.status === UpgradeStatus.UNAUTHORIZED ? BEARER : RETRY_AFTER,
     };
+  }
+
+  /** The connect hook decides: 200 admits with its identity, 401/403 refuse, anything else is 503. */
+  private async askHook(hook: ConnectHook, req: IncomingMessage, client: string): Promise<GateResult> {
+    const verdict = await hook.connect(connectRequest(req, client, this.ipOf(req)));
+    switch (verdict.kind) {
+      case 'admit': {
+        const { user, channels, publish, meta } = verdict;
+        return { ok: true, identity: Object.freeze({ user, channels, publish, meta, expiresAt: undefined }) };
+      }
+      case 'refuse': {
+        const headers = verdict.status === 401 && this.auth ? BEARER : undefined;
+        return { ok: false, status: verdict.status, reason: 'refused by the connect hook', ...(headers ? { headers } : {}) };
+      }
+      case 'unavailable':
+        return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'connect hook unavailable', headers: RETRY_AFTER };
+    }
   }
 
   /** The last, synchronous check right before the 101 (connection caps); undefined admits. */
   admit(req: IncomingMessage): GateRefusal | undefined {
     const { maxConnections, maxConnectionsPerIp } = this.node.config;
     if (maxConnections > 0 && this.node.clientCount() >= maxConnections) {
-      return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: { 'Retry-After': '5' } };
+      return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: RETRY_AFTER };
     }
     if (maxConnectionsPerIp > 0 && this.perIp.count(this.ipOf(req)) >= maxConnectionsPerIp) {
-      return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', headers: { 'Retry-After': '5' } };
+      return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', headers: RETRY_AFTER };
     }
     return undefined;
   }
@@ -134,4 +168,29 @@ export class SecurityGate {
     this.sweepTimer = undefined;
     this.expiring.clear();
   }
+}
+
+/**
+ * The connect hook's body: the request's query (each parameter once, its first value) and only
+ * the cookie, authorization and user-agent headers, each left out when absent.
+ */
+export function connectRequest(req: IncomingMessage, client: string, ip: string): ConnectRequest {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  const query: Record<string, string> = {};
+  if (q !== -1) for (const [key, value] of new URLSearchParams(url.slice(q + 1))) if (!(key in query)) query[key] = value;
+  const { cookie, authorization } = req.headers;
+  const userAgent = req.headers['user-agent'];
+  return {
+    client,
+    ip,
+    origin: req.headers.origin ?? null,
+    path: pathOf(url),
+    query,
+    headers: {
+      ...(cookie !== undefined ? { cookie } : {}),
+      ...(authorization !== undefined ? { authorization } : {}),
+      ...(userAgent !== undefined ? { 'user-agent': userAgent } : {}),
+    },
+  };
 }

@@ -10,7 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/schema.js';
 import { UpgradeStatus } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Identity } from './client.js';
+import { newClientId, type Identity } from './client.js';
 import type { SecurityGate } from './gate.js';
 import { MAX_FRAGMENTS, maxBufferedChunks } from './limits.js';
 import { pathOf, sendText, type Router } from './router.js';
@@ -24,8 +24,8 @@ export interface TransportHost {
   readonly router: Router;
   /** True when a WebSocket endpoint serves `path`. */
   hasEndpoint(path: string): boolean;
-  /** Takes a socket the gate admitted and `ws` upgraded. */
-  accept(path: string, ws: WebSocket, req: IncomingMessage, identity: Identity): void;
+  /** Takes a socket the gate admitted and `ws` upgraded; `client` is its id. */
+  accept(path: string, ws: WebSocket, req: IncomingMessage, identity: Identity, client: string): void;
   /** A refused upgrade, for logs and metrics. */
   rejected(req: IncomingMessage, status: number, reason: string): void;
 }
@@ -77,8 +77,10 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
     const path = pathOf(req.url);
     if (tooManyHeaders(req)) return reject(socket, UpgradeStatus.HEADERS_TOO_LARGE, `more than ${MAX_HEADER_LINES} header lines`);
     if (!node.hasEndpoint(path)) return reject(socket, UpgradeStatus.NOT_FOUND, 'no WebSocket endpoint here');
+    // The id is given before the gate runs: the connect hook hears it.
+    const client = newClientId();
     node.gate
-      .check(req)
+      .check(req, client)
       .then((result) => {
         if (socket.destroyed) return;
         if (!result.ok) {
@@ -91,7 +93,7 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
           node.rejected(req, late.status, late.reason);
           return reject(socket, late.status, late.reason, late.headers);
         }
-        wss.handleUpgrade(req, socket, head, (ws) => node.accept(path, ws, req, result.identity));
+        wss.handleUpgrade(req, socket, head, (ws) => node.accept(path, ws, req, result.identity, client));
       })
       .catch((err: unknown) => {
         node.logger.error({ err }, 'upgrade gate failed');

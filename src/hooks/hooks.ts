@@ -1,0 +1,236 @@
+/**
+ * The synchronous back-end hooks (docs/hooks.md): --connect-hook, --subscribe-hook and
+ * --publish-hook. Each call's body is written here and each answer is read here, into a verdict
+ * the caller acts on; the transport and the channel endpoint never see HTTP.
+ *
+ * Contract: a verdict is never "allow" unless the back end answered 200 with a valid body. A
+ * timeout, a network error, a 5xx, any other status, an answer that is not what the hook expects,
+ * or a call refused by --hook-concurrency is `unavailable` (503 before the upgrade, the
+ * `unavailable` error frame after it): the back end could not decide, so nothing is admitted.
+ */
+import { TIMINGS, type Config } from '../config/schema.js';
+import type { Logger } from '../logger.js';
+import { MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
+import type { Json } from '../protocol/frames.js';
+import { patternsProblem } from '../protocol/patterns.js';
+import { HttpCaller, type CallResult } from './http-caller.js';
+
+export type HookName = 'connect' | 'subscribe' | 'publish';
+
+/**
+ * The `result` label of `fanout_hook_requests_total`: `allowed` (200), `refused` (401/403),
+ * `error` (another status, or an answer the hook cannot use), `timeout`, `network_error`, or
+ * `overloaded` (not sent: --hook-concurrency calls were in flight).
+ */
+export type HookResult = 'allowed' | 'refused' | 'error' | 'timeout' | 'network_error' | 'overloaded';
+
+/** Where each call is counted: the result, and the duration of calls that were sent. */
+export type HookObserver = (hook: HookName, result: HookResult, seconds: number | undefined) => void;
+
+/** The body of a connect-hook call (only these headers, each left out when the request has none). */
+export interface ConnectRequest {
+  readonly client: string;
+  readonly ip: string;
+  readonly origin: string | null;
+  readonly path: string;
+  readonly query: Readonly<Record<string, string>>;
+  readonly headers: { readonly cookie?: string; readonly authorization?: string; readonly 'user-agent'?: string };
+}
+
+/** What the connect hook decided. `publish` undefined: the `channels` patterns cover publishing too, as a JWT's claim does. */
+export type ConnectVerdict =
+  | {
+      readonly kind: 'admit';
+      readonly user: string | undefined;
+      readonly channels: readonly string[] | undefined;
+      readonly publish: readonly string[] | undefined;
+      readonly meta: Json | undefined;
+    }
+  | { readonly kind: 'refuse'; readonly status: 401 | 403 }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
+/** Who asks, in subscribe and publish calls. */
+export interface HookCaller {
+  readonly client: string;
+  readonly user: string | undefined;
+  readonly meta: Json | undefined;
+}
+
+/** Subscribe and publish verdicts; `data` is the answer's `data` when it had one. */
+export type ChannelVerdict =
+  | { readonly kind: 'allow'; readonly data: { readonly value: Json } | undefined }
+  | { readonly kind: 'forbid' }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
+/** The flags the hooks read. */
+export type HooksConfig = Pick<Config, 'nodeId' | 'connectHook' | 'subscribeHook' | 'publishHook' | 'hookTimeout' | 'hookSecret' | 'hookConcurrency' | 'maxPayload'>;
+
+/** Room for an answer's JSON around a `data` of up to --max-payload bytes. */
+const ANSWER_OVERHEAD_BYTES = 16 * 1024;
+
+/** The node's hooks: one HTTP caller (one keep-alive pool, one concurrency cap) for all three. */
+export class Hooks {
+  private readonly caller: HttpCaller;
+  private readonly urls: Readonly<Record<HookName, URL | undefined>>;
+  private readonly lastLogged = new Map<HookName, { at: number; suppressed: number }>();
+
+  constructor(
+    config: HooksConfig,
+    private readonly logger: Logger,
+    private readonly observe: HookObserver,
+  ) {
+    const url = (value: string | undefined): URL | undefined => (value === undefined ? undefined : new URL(value));
+    this.urls = Object.freeze({ connect: url(config.connectHook), subscribe: url(config.subscribeHook), publish: url(config.publishHook) });
+    this.caller = new HttpCaller({
+      nodeId: config.nodeId,
+      timeoutMs: config.hookTimeout * 1000,
+      concurrency: config.hookConcurrency,
+      secret: config.hookSecret,
+      maxAnswerBytes: config.maxPayload + ANSWER_OVERHEAD_BYTES,
+    });
+  }
+
+  /** True when `hook` is configured. */
+  has(hook: HookName): boolean {
+    return this.urls[hook] !== undefined;
+  }
+
+  /** Hook calls in flight now. */
+  get pending(): number {
+    return this.caller.pending;
+  }
+
+  /** --connect-hook: who this upgrade request is, or why it is refused. */
+  async connect(request: ConnectRequest): Promise<ConnectVerdict> {
+    const call = await this.call('connect', JSON.stringify(request));
+    if (!call.ok) return call.verdict;
+    const { status, body } = call.answer;
+    if (status === 401 || status === 403) {
+      this.observe('connect', 'refused', call.answer.seconds);
+      return { kind: 'refuse', status };
+    }
+    if (status !== 200) return this.failed('connect', 'error', call.answer.seconds, `answered ${status}`);
+    const verdict = connectAnswer(body);
+    if (typeof verdict === 'string') return this.failed('connect', 'error', call.answer.seconds, `answered 200 with ${verdict}`);
+    this.observe('connect', 'allowed', call.answer.seconds);
+    return verdict;
+  }
+
+  /** --subscribe-hook: may `caller` subscribe to `channel`; `data` goes into its `subscribed` frame. */
+  subscribe(caller: HookCaller, channel: string): Promise<ChannelVerdict> {
+    return this.channelCall('subscribe', JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }));
+  }
+
+  /** --publish-hook: may `caller` publish `data` (its JSON text) to `channel`; `data` in the answer replaces it. */
+  publish(caller: HookCaller, channel: string, data: string): Promise<ChannelVerdict> {
+    // `data` is spliced in as the client sent it (valid JSON: decode() parsed it).
+    const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel }).slice(0, -1)},"data":${data}}`;
+    return this.channelCall('publish', body);
+  }
+
+  /** Drops the keep-alive connections; calls in flight fail (unavailable). */
+  close(): void {
+    this.caller.close();
+  }
+
+  private async channelCall(hook: 'subscribe' | 'publish', body: string): Promise<ChannelVerdict> {
+    const call = await this.call(hook, body);
+    if (!call.ok) return call.verdict;
+    const { status, seconds } = call.answer;
+    if (status === 403) {
+      this.observe(hook, 'refused', seconds);
+      return { kind: 'forbid' };
+    }
+    if (status !== 200) return this.failed(hook, 'error', seconds, `answered ${status}`);
+    const data = dataAnswer(call.answer.body);
+    if (typeof data === 'string') return this.failed(hook, 'error', seconds, `answered 200 with ${data}`);
+    this.observe(hook, 'allowed', seconds);
+    return { kind: 'allow', data: data ?? undefined };
+  }
+
+  /** Sends a call; a failure to get an answer is already counted, logged and turned into a verdict. */
+  private async call(hook: HookName, body: string): Promise<{ ok: true; answer: Extract<CallResult, { ok: true }> } | { ok: false; verdict: { kind: 'unavailable'; reason: string } }> {
+    const url = this.urls[hook];
+    if (!url) return { ok: false, verdict: { kind: 'unavailable', reason: `no --${hook}-hook` } };
+    const result = await this.caller.post(url, body);
+    if (result.ok) return { ok: true, answer: result };
+    const label: HookResult = result.failure === 'timeout' ? 'timeout' : result.failure === 'overloaded' ? 'overloaded' : result.failure === 'network' ? 'network_error' : 'error';
+    return { ok: false, verdict: this.failed(hook, label, result.seconds, result.message) };
+  }
+
+  private failed(hook: HookName, result: HookResult, seconds: number | undefined, message: string): { kind: 'unavailable'; reason: string } {
+    this.observe(hook, result, seconds);
+    this.logFailure(hook, result, message);
+    return { kind: 'unavailable', reason: `the ${hook} hook failed (${message})` };
+  }
+
+  /** Logged at most once per hook every TIMINGS.hookErrorLogMs: while a back end is down every call fails. */
+  private logFailure(hook: HookName, result: HookResult, message: string): void {
+    const now = Date.now();
+    const last = this.lastLogged.get(hook);
+    if (last && now - last.at < TIMINGS.hookErrorLogMs) {
+      last.suppressed++;
+      return;
+    }
+    this.logger.warn({ hook, result, err: message, suppressed: last?.suppressed ?? 0, url: withoutSecrets(this.urls[hook]!) }, 'hook call failed');
+    this.lastLogged.set(hook, { at: now, suppressed: 0 });
+  }
+}
+
+/** A hook URL for logs: no credentials, no query. */
+function withoutSecrets(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/** A connect hook's 200 body → the admit verdict, or what is wrong with it. */
+export function connectAnswer(body: string): Extract<ConnectVerdict, { kind: 'admit' }> | string {
+  const value = parseObject(body);
+  if (typeof value === 'string') return value;
+  const user = value['user'];
+  if (user !== undefined && user !== null && (typeof user !== 'string' || user.length === 0 || user.length > 200)) {
+    return 'a `user` that is neither null nor a string of 1–200 characters';
+  }
+  const channels = patternList(value['channels'], 'channels');
+  if (typeof channels === 'string') return channels;
+  const publish = patternList(value['publish'], 'publish');
+  if (typeof publish === 'string') return publish;
+  const meta = value['meta'];
+  if (meta !== undefined && meta !== null && (typeof meta !== 'object' || Array.isArray(meta))) return 'a `meta` that is not an object';
+  if (nestsDeeperThan(meta, MAX_DATA_DEPTH)) return `a \`meta\` nested deeper than ${MAX_DATA_DEPTH} levels`;
+  return Object.freeze({
+    kind: 'admit',
+    user: typeof user === 'string' ? user : undefined,
+    channels,
+    publish,
+    meta: meta === null || meta === undefined ? undefined : (meta as Json),
+  });
+}
+
+function patternList(value: unknown, key: string): readonly string[] | undefined | string {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || !value.every((p): p is string => typeof p === 'string')) return `a \`${key}\` that is not a list of strings`;
+  const problem = patternsProblem(value);
+  if (problem) return `\`${key}\`: ${problem}`;
+  return Object.freeze([...value]);
+}
+
+/** A subscribe or publish hook's 200 body: empty, or an object with an optional `data`. */
+export function dataAnswer(body: string): { value: Json } | null | string {
+  if (body.trim() === '') return null;
+  const value = parseObject(body);
+  if (typeof value === 'string') return value;
+  if (!('data' in value)) return null;
+  if (nestsDeeperThan(value['data'], MAX_DATA_DEPTH)) return `a \`data\` nested deeper than ${MAX_DATA_DEPTH} levels`;
+  return { value: value['data'] as Json };
+}
+
+function parseObject(body: string): Record<string, unknown> | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return 'a body that is not JSON';
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'a body that is not a JSON object';
+  return value as Record<string, unknown>;
+}
