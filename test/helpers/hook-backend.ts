@@ -1,0 +1,45 @@
+/** The scripted hook back end (hook-backend-process.ts) as a real process, and what the tests read from it. */
+import { fileURLToPath } from 'node:url';
+import { forkListening, type ServerProcess } from '../../harness/fanout-process.js';
+import { until } from '../../harness/wait.js';
+
+const PROGRAM = fileURLToPath(new URL('./hook-backend-process.js', import.meta.url));
+
+export interface HookCall {
+  readonly hook: 'connect' | 'subscribe' | 'publish';
+  readonly body: Record<string, unknown>;
+  /** X-Fanout-Node */
+  readonly node: string | undefined;
+  /** X-Fanout-Signature */
+  readonly signature: string | undefined;
+  /** The back end's own check of the signature (docs/hooks.md's recipe). */
+  readonly signatureValid: boolean;
+  readonly contentType: string | undefined;
+}
+
+export interface HookBackend {
+  readonly process: ServerProcess;
+  /** `http://127.0.0.1:PORT/<hook>`, for --connect-hook etc. */
+  url(hook: 'connect' | 'subscribe' | 'publish'): string;
+  /** Every call so far, and how many answers it holds open. */
+  calls(): Promise<{ calls: HookCall[]; held: number }>;
+  /** Resolves once it holds `count` answers open (calls it will never answer). */
+  untilHeld(count: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startHookBackend(secret: string): Promise<HookBackend> {
+  const process = await forkListening(PROGRAM, [], { env: { HOOK_SECRET: secret } });
+  const base = `http://127.0.0.1:${process.port}`;
+  const calls = async (): Promise<{ calls: HookCall[]; held: number }> => {
+    const res = await fetch(`${base}/calls`);
+    return (await res.json()) as { calls: HookCall[]; held: number };
+  };
+  return {
+    process,
+    url: (hook) => `${base}/${hook}`,
+    calls,
+    untilHeld: (count) => until(async () => (await calls()).held >= count, { timeoutMs: 10_000, intervalMs: 20, what: `the back end to hold ${count} calls` }),
+    stop: async () => void (await process.stop()),
+  };
+}
