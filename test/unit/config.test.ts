@@ -242,6 +242,27 @@ test('--jwt-secret and --jwks-url become the auth mode, and anonymous channels f
   expectRejected({ jwksUrl: 'ftp://idp.example/jwks.json' }, '--jwks-url', /expected an http:\/\/ or https:\/\/ URL/);
 });
 
+test('hook flags: http(s) URLs, a timeout in seconds (default 3), a concurrency cap (default 64), a secret never echoed', () => {
+  const config = createConfig({ connectHook: 'http://app.internal:8080/fanout/connect', publishHook: 'https://app.example/publish' });
+  assert.equal(config.connectHook, 'http://app.internal:8080/fanout/connect');
+  assert.equal(config.subscribeHook, undefined);
+  assert.equal(config.hookTimeout, DEFAULTS.hookTimeout);
+  assert.equal(config.hookTimeout, 3);
+  assert.equal(config.hookConcurrency, 64);
+  assert.equal(createConfig({ hookTimeout: '0.5' }).hookTimeout, 0.5);
+  for (const flag of ['connectHook', 'subscribeHook', 'publishHook']) {
+    expectRejected({ [flag]: 'ftp://app.example/hook' }, `--${toFlag(flag)}`, /expected an http:\/\/ or https:\/\/ URL/);
+    expectRejected({ [flag]: 'not a url' }, `--${toFlag(flag)}`, /expected an http:\/\/ or https:\/\/ URL/);
+  }
+  expectRejected({ hookTimeout: '0' }, '--hook-timeout', /more than 0 seconds/);
+  expectRejected({ hookTimeout: 'soon' }, '--hook-timeout', /number of seconds/);
+  expectRejected({ hookConcurrency: '0' }, '--hook-concurrency', /at least 1/);
+  expectRejected({ hookConcurrency: '2.5' }, '--hook-concurrency', /whole number/);
+  // A URL's credentials and the secret stay out of the message.
+  assert.throws(() => loadServeConfig(['--connect-hook', 'ftp://user:pw@app.example/x'], {}), (err: Error) => !err.message.includes('pw'));
+  assert.throws(() => loadServeConfig(['--hook-secret', ''], {}), (err: Error) => err instanceof ConfigError);
+});
+
 /** Builds what a node builds from `config`'s bus address and history target, and checks it works. */
 async function buildBusAndStores(config: Config): Promise<void> {
   const bus = createBus(config.bus, { broker: new MemoryBroker() });
