@@ -48,6 +48,8 @@ export interface SubscribedInfo {
   readonly outcome: SubscribeOutcome;
   /** True for a confirmation after a reconnect. */
   readonly resubscribed: boolean;
+  /** What the back end's subscribe hook gave for this subscription (docs/hooks.md), if anything. */
+  readonly data?: Json;
 }
 
 export interface SubscriptionEvents {
@@ -199,6 +201,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       epoch: frame.epoch,
       outcome,
       resubscribed: this.confirmedOnce,
+      ...(frame.data !== undefined ? { data: frame.data } : {}),
     };
     this.confirmedOnce = true;
     this.requestId = undefined;
