@@ -266,9 +266,10 @@ export class NodeCore {
     this.gate.stop();
     this.sockets.closeAll(CloseCode.GOING_AWAY, 'node shutting down');
     this.outbox.flush();
+    // Hook calls in flight end now (unavailable), so stopping waits for no back end.
+    this.hooks?.close();
     for (const endpoint of this.endpoints.values()) await endpoint.stop?.().catch(() => {});
     for (const hook of this.stopHooks) await hook().catch(() => {});
-    this.hooks?.close();
     await this.topics.close().catch(() => {});
     const server = this.server;
     if (server) {

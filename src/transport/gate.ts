@@ -112,8 +112,12 @@ export class SecurityGate {
     }
   }
 
-  /** The last, synchronous check right before the 101 (connection caps); undefined admits. */
+  /**
+   * The last, synchronous check right before the 101 (node state and connection caps); undefined
+   * admits. The node may have started draining while a JWKS fetch or the connect hook was awaited.
+   */
   admit(req: IncomingMessage): GateRefusal | undefined {
+    if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections', headers: RETRY_AFTER };
     const { maxConnections, maxConnectionsPerIp } = this.node.config;
     if (maxConnections > 0 && this.node.clientCount() >= maxConnections) {
       return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: RETRY_AFTER };

@@ -13,6 +13,7 @@ import { startHaproxy, type RunningHaproxy } from '../../harness/haproxy.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { startHookBackend, type HookBackend, type HookCall } from '../helpers/hook-backend.js';
 import { scrapeUntil } from '../helpers/metrics.js';
+import { SECRET as JWT_SECRET, sign as signToken } from '../helpers/security.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, connect, TestClient } from '../helpers/ws-client.js';
 
@@ -71,6 +72,7 @@ describe('hooks through HAProxy with two nodes', () => {
       '--publish-hook', backend.url('publish'),
       '--hook-secret', SECRET,
       '--hook-timeout', '1',
+      '--drain-delay', '0',
     ];
     nodes = await Promise.all([1, 2].map((i) => forkFanoutServe([...flags, '--node-id', `hooks${i}`])));
     proxy = await startHaproxy(nodes.map((n) => n.port));
@@ -229,6 +231,7 @@ describe('--hook-concurrency', () => {
       '--subscribe-hook', backend.url('subscribe'),
       '--hook-concurrency', '2',
       '--hook-timeout', '30',
+      '--drain-delay', '0',
     ]);
   });
 
@@ -262,5 +265,41 @@ describe('--hook-concurrency', () => {
     await client.json((f) => f['type'] === 'subscribed' && f['id'] === 2);
     const metrics = await scrapeUntil(`http://127.0.0.1:${node.port}`, (s) => s.value('fanout_hook_requests_total', { result: 'overloaded' }) >= 2);
     assert.equal(metrics.value('fanout_hook_requests_total', { hook: 'connect', result: 'overloaded' }), 1);
+  });
+});
+
+describe('a JWT option and a connect hook', () => {
+  let backend: HookBackend;
+  let node: ServerProcess;
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    backend = await startHookBackend(SECRET);
+    node = await forkFanoutServe(['--jwt-secret', JWT_SECRET, '--connect-hook', backend.url('connect'), '--presence', 'room:*', '--drain-delay', '0']);
+  });
+
+  after(async () => {
+    closeAll(clients);
+    await node?.stop();
+    await backend?.stop();
+  });
+
+  test('a valid JWT admits without the hook; without one (or with a bad one) the hook decides', async () => {
+    const url = `ws://127.0.0.1:${node.port}`;
+    const token = await signToken({ channels: ['room:*'] }, { sub: 'tokenholder' });
+    const withToken = await connect(`${url}/ws/v1?token=${token}`);
+    clients.push(withToken);
+    const hello = await withToken.json<{ client: string }>((f) => f['type'] === 'connected');
+    assert.ok(!(await backend.calls()).calls.some((c) => c.body['client'] === hello.client), 'the hook was not asked');
+
+    const { client, id } = await session(url, 'alice', '?token=not.a.valid-token');
+    clients.push(client);
+    assert.ok((await backend.calls()).calls.some((c) => c.hook === 'connect' && c.body['client'] === id));
+    // The hook's user is the connection's user: presence shows it.
+    client.sendJson({ type: 'subscribe', channel: 'room:p', id: 1 });
+    const join = await client.json((f) => f['type'] === 'join' && f['client'] === id);
+    assert.equal(join['user'], 'alice');
+
+    assert.equal(refusal(await upgrade(`${url}/ws/v1`)).status, 401, 'no token, no session: the hook says 401');
   });
 });
