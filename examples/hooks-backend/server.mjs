@@ -113,7 +113,7 @@ function login(form, res) {
   // Cookies are per host, not per port: the browser sends this one to the Fanout node on the same
   // host name too, with the WebSocket upgrade. HttpOnly: page scripts never see it.
   res.setHeader('set-cookie', `${COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax`);
-  res.writeHead(303, { location: `${FANOUT_URL}/ws?channel=chat:lobby&name=${encodeURIComponent(name)}` }).end();
+  res.writeHead(303, { location: `${FANOUT_URL}/ws?channel=lobby&name=${encodeURIComponent(name)}` }).end();
 }
 
 function logout(req, res) {

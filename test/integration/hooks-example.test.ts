@@ -42,7 +42,7 @@ async function login(name: string): Promise<string> {
     redirect: 'manual',
   });
   assert.equal(res.status, 303);
-  assert.match(res.headers.get('location') ?? '', /\/ws\?channel=chat:lobby&name=/);
+  assert.match(res.headers.get('location') ?? '', /\/ws\?channel=lobby&name=/);
   const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0]!;
   assert.match(cookie, /^app_session=/);
   return cookie;
