@@ -16,13 +16,13 @@ import { encodeAck, encodeConnected, encodeError, encodeHistory, encodePresence,
 import {
   CHANNEL_PATH,
   type ErrorCode,
+  type Json,
   type HistoryRequestFrame,
   type PresenceRequestFrame,
   type PublishFrame,
   type SubscribeFrame,
   type UnsubscribeFrame,
 } from '../protocol/frames.js';
-import type { Json } from '../protocol/frames.js';
 import type { Client } from '../transport/client.js';
 import { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
 import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
 import { startHaproxy, type RunningHaproxy } from '../../harness/haproxy.js';
+import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { startHookBackend, type HookBackend, type HookCall } from '../helpers/hook-backend.js';
 import { scrapeUntil } from '../helpers/metrics.js';
@@ -156,6 +157,26 @@ describe('hooks through HAProxy with two nodes', () => {
     client.sendJson({ type: 'subscribe', channel: 'open:y', id: 6 });
     const open = await client.json((f) => f['type'] === 'subscribed' && f['id'] === 6);
     assert.equal(open['data'], undefined, 'a 200 without a body allows without data');
+
+    // An unsubscribe while the hook is asked cancels the subscribe: its late answer is dropped.
+    client.sendJson({ type: 'subscribe', channel: 'slow:z', id: 7 });
+    client.sendJson({ type: 'subscribe', channel: 'slow:z', id: 8 });
+    assert.equal((await client.json((f) => f['type'] === 'error' && f['id'] === 8))['code'], 'bad_request', 'it counts as subscribed meanwhile');
+    client.sendJson({ type: 'unsubscribe', channel: 'slow:z', id: 9 });
+    await client.json((f) => f['type'] === 'unsubscribed' && f['id'] === 9);
+    await backend.untilHeld(1);
+    await until(async () => (await backend.calls()).held === 0, { timeoutMs: 10_000, intervalMs: 20, what: 'the node to give up on the hook call' });
+    client.sendJson({ type: 'subscribe', channel: 'open:after', id: 10 });
+    await client.json((f) => f['type'] === 'subscribed' && f['id'] === 10);
+    assert.ok(!client.messages.some((t) => (JSON.parse(t) as { id?: number }).id === 7), 'nothing for the cancelled subscribe');
+  });
+
+  test('one connection has at most 8 hook calls in flight: past them its requests are rate_limited at once', async () => {
+    const { client } = await session(url, 'alice');
+    clients.push(client);
+    for (let i = 1; i <= 9; i++) client.sendJson({ type: 'subscribe', channel: `slow:many${i}`, id: 100 + i });
+    assert.equal((await client.json((f) => f['type'] === 'error' && f['id'] === 109))['code'], 'rate_limited');
+    for (let i = 1; i <= 8; i++) assert.equal((await client.json((f) => f['type'] === 'error' && f['id'] === 100 + i))['code'], 'unavailable');
   });
 
   test('the publish hook replaces the data for subscribers on both nodes, and its 403 refuses', async () => {
