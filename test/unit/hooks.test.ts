@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { MAX_HOOK_CALLS_PER_CONNECTION } from '../../src/channels/hook-calls.js';
 import { Authorizer } from '../../src/channels/patterns.js';
+import { DEFAULTS } from '../../src/config/schema.js';
+import { ERROR_CODES } from '../../src/errors.js';
 import { connectAnswer, dataAnswer } from '../../src/hooks/hooks.js';
 import { HttpCaller, signBody } from '../../src/hooks/http-caller.js';
 import { identityOf } from '../../src/transport/auth.js';
@@ -120,4 +125,12 @@ test('publish patterns: a `publish` list decides publishing, else `channels` cov
   assert.ok(!bad.ok && bad.status === 401);
   const none = identityOf({ sub: 'u', channels: ['room:*'], publish: [] });
   assert.ok(none.ok && !auth.allowed(none.identity, 'publish', 'room:x'), 'an empty publish list allows no publishing');
+});
+
+test('the per-connection cap on hook calls is the one the error registry and docs/hooks.md state', () => {
+  assert.match(ERROR_CODES.rate_limited.when, new RegExp(`\\b${MAX_HOOK_CALLS_PER_CONNECTION} back-end hook calls\\b`));
+  const doc = readFileSync(join(process.cwd(), 'docs', 'hooks.md'), 'utf8');
+  assert.match(doc, new RegExp(`at most ${MAX_HOOK_CALLS_PER_CONNECTION} subscribe and publish calls in flight`));
+  assert.match(doc, new RegExp(`\\| \`--hook-timeout S\` \\| ${DEFAULTS.hookTimeout} \\|`));
+  assert.match(doc, new RegExp(`\\| \`--hook-concurrency N\` \\| ${DEFAULTS.hookConcurrency} \\|`));
 });
