@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { captureOutput, exited } from '../../harness/child.js';
@@ -165,4 +165,75 @@ test('SIGTERM on a node with no clients stops it at once, without waiting out --
   node.child.kill('SIGTERM');
   assert.equal((await exit).code, 0);
   assert.ok(Date.now() - started < 15_000, 'a 30 s drain delay was not waited out');
+});
+
+/** Resolves once `child`'s output is complete (its pipes closed), which can be after its 'exit'. */
+function outputClosed(child: ChildProcess): Promise<void> {
+  return child.stdout?.readableEnded ? Promise.resolve() : new Promise((resolve) => child.once('close', () => resolve()));
+}
+
+/** The lines a process wrote, each parsed as JSON (a line that is not JSON fails the test). */
+function jsonLines(output: string): Array<{ msg: string; level: number }> {
+  return output
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      try {
+        return JSON.parse(line) as { msg: string; level: number };
+      } catch {
+        throw new Error(`not a JSON line: ${line}\n--- output:\n${output}`);
+      }
+    });
+}
+
+test('logs: JSON lines when stdout is not a terminal, pretty lines with --log-format pretty (or FANOUT_LOG_FORMAT)', async () => {
+  const json = await forkFanoutServe(['--log-level', 'info']);
+  const jsonDone = outputClosed(json.child);
+  assert.equal(await json.stop(), 0);
+  await jsonDone;
+  const messages = jsonLines(json.output()).map((l) => l.msg);
+  assert.ok(messages.includes('node listening'), json.output());
+
+  for (const [args, env] of [[['--log-format', 'pretty'], {}], [[], { FANOUT_LOG_FORMAT: 'pretty' }]] as const) {
+    const pretty = await forkFanoutServe(['--log-level', 'info', '--node-id', 'pretty-node', ...args], { env });
+    const done = outputClosed(pretty.child);
+    assert.equal(await pretty.stop(), 0);
+    await done;
+    const lines = pretty.output().split('\n').filter((l) => l.trim() !== '');
+    assert.ok(lines.length >= 3, pretty.output());
+    for (const line of lines) assert.doesNotMatch(line, /^\{/, 'no JSON line');
+    assert.ok(lines.some((l) => /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: pretty-node: node listening /.test(l)), pretty.output());
+    assert.ok(lines.some((l) => /INFO: pretty-node: stopped/.test(l)), pretty.output());
+  }
+
+  const bad = await fanout(['serve', '--log-format', 'loud']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'fanout: invalid --log-format: expected auto, json or pretty, got "loud"\n');
+});
+
+test('log lines come out in order: drained before stopped, stopping before second signal', async () => {
+  const node = await forkFanoutServe(['--log-level', 'info', '--drain-delay', '0', '--drain-timeout', '0']);
+  const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo`);
+  const done = outputClosed(node.child);
+  assert.equal(await node.stop(), 0);
+  await client.waitClose(5000);
+  await done;
+  const drained = jsonLines(node.output()).map((l) => l.msg);
+  const order = ['stopping', 'draining', 'drained: clients closed', 'stopped'].map((m) => drained.indexOf(m));
+  assert.ok(order.every((i) => i >= 0), node.output());
+  assert.deepEqual([...order].sort((a, b) => a - b), order, node.output());
+
+  const cut = await forkFanoutServe(['--log-level', 'info', '--drain-delay', '30']);
+  const held = await connect(`ws://127.0.0.1:${cut.port}/ws/echo`);
+  const exit = exited(cut.child);
+  const cutDone = outputClosed(cut.child);
+  cut.child.kill('SIGTERM');
+  await until(() => cut.output().includes('"draining"'), { timeoutMs: 5000, intervalMs: 20, what: 'the drain to start', detail: cut.output });
+  cut.child.kill('SIGTERM');
+  assert.equal((await exit).code, 143);
+  closeAll([held]);
+  await cutDone;
+  const cutLines = jsonLines(cut.output()).map((l) => l.msg);
+  assert.ok(cutLines.indexOf('stopping') >= 0 && cutLines.indexOf('stopping') < cutLines.indexOf('second signal: exiting now'), cut.output());
+  assert.equal(cutLines.at(-1), 'second signal: exiting now');
 });
