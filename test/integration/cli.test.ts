@@ -37,6 +37,11 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['haproxy-config', '--servers', 'a:1', '--balance', 'random'], {}, '--balance'],
     [['cluster', '--nodes', '0'], {}, '--nodes'],
     [['cluster', '--nodes', '2', '--bus', 'memory'], {}, '--bus'],
+    [['cluster'], {}, '--nodes'],
+    [['cluster', '--node-ports', '9001,x'], {}, '--node-ports'],
+    [['cluster', '--node-ports', '9001,9001'], {}, '--node-ports'],
+    [['cluster', '--nodes', '3', '--node-ports', '9001,9002'], {}, '--node-ports'],
+    [['cluster', '--node-ports', '8080'], {}, '--node-ports'],
     [['cluster', '--nodes', '2', '--bus', 'redis://127.0.0.1:notaport'], {}, '--bus'],
     [['serve', '--history', 'nats://127.0.0.1:4222'], {}, '--history'],
     [['serve'], { FANOUT_HISTORY: 'redis-cluster://127.0.0.1:7000' }, '--history'],
@@ -236,4 +241,31 @@ test('log lines come out in order: drained before stopped, stopping before secon
   const cutLines = jsonLines(cut.output()).map((l) => l.msg);
   assert.ok(cutLines.indexOf('stopping') >= 0 && cutLines.indexOf('stopping') < cutLines.indexOf('second signal: exiting now'), cut.output());
   assert.equal(cutLines.at(-1), 'second signal: exiting now');
+});
+
+test('fanout cluster --node-ports runs each node on the port given and prints them', async () => {
+  const [port, nodePort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [FANOUT_MAIN, 'cluster', '--node-ports', String(nodePort), '--port', String(port), '--', '--drain-delay', '0', '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const changes = new Changes();
+  const out = captureOutput(child, { onChunk: () => changes.notify() });
+  const exit = exited(child);
+  try {
+    await until(() => out().includes(`Open http://localhost:${port}/ws `), {
+      wake: changes,
+      timeoutMs: 15_000,
+      what: 'the URL to be printed',
+      abort: () => (child.exitCode === null ? undefined : `fanout cluster exited (${child.exitCode})`),
+      detail: out,
+    });
+    assert.match(out(), new RegExp(`Fanout cluster: 1 node\\(s\\) on 127\\.0\\.0\\.1:${nodePort}, bus memory\n`));
+    const health = await fetch(`http://127.0.0.1:${nodePort}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal(((await health.json()) as { node: string }).node, 'node1');
+  } finally {
+    process.kill(-child.pid!, 'SIGINT');
+  }
+  assert.equal((await exit).code, 0, out());
 });
