@@ -192,11 +192,13 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     return this.stateValue === 'closed';
   }
 
-  private setState(state: ClientState): void {
+  /** Emits `state` on a change, and also on an unchanged state when `why` says which failure kept it. */
+  private setState(state: ClientState, why?: DisconnectedInfo): void {
     const previous = this.stateValue;
-    if (previous === state) return;
+    if (previous === state && why === undefined) return;
     this.stateValue = state;
-    this.emit('state', state, previous);
+    if (why === undefined) this.emit('state', state, previous);
+    else this.emit('state', state, previous, why);
   }
 
   private async open(): Promise<void> {
@@ -224,7 +226,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     } catch (err) {
       // A malformed URL: no retry can fix it.
       this.emit('error', new FanoutClientError('bad_request', `cannot open ${this.url}: ${(err as Error).message}`, { cause: err }));
-      this.stop(CloseCode.ABNORMAL, (err as Error).message);
+      this.stop(CloseCode.ABNORMAL, (err as Error).message, { code: CloseCode.ABNORMAL, reason: (err as Error).message, reconnect: false });
       return;
     }
     this.ws = ws;
@@ -298,10 +300,10 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.emit('disconnected', info);
     if (this.isClosed()) return; // a listener closed the client
     if (!reconnect) {
-      this.stop(code, status === undefined ? reason : `upgrade refused with HTTP ${status}`);
+      this.stop(code, status === undefined ? reason : `upgrade refused with HTTP ${status}`, info);
       return;
     }
-    this.setState(this.everConnected ? 'reconnecting' : 'connecting');
+    this.setState(this.everConnected ? 'reconnecting' : 'connecting', info);
     const delay = backoffDelay(this.attempt++, this.backoff);
     const generation = this.generation;
     this.reconnectTimer = setTimeout(() => {
@@ -310,7 +312,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   }
 
   /** Ends everything: no reconnect, every waiting request rejects with `closed`. */
-  private stop(code: number, reason: string): void {
+  private stop(code: number, reason: string, why?: DisconnectedInfo): void {
     this.generation++;
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
@@ -322,7 +324,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     const err = new FanoutClientError('closed', `client closed (${code}${reason ? `: ${reason}` : ''})`);
     this.requests.closeAll(err.message);
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
-    this.setState('closed');
+    this.setState('closed', why);
     this.firstConnect?.reject(err);
     this.emit('closed', { code, reason });
   }

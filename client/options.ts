@@ -67,8 +67,13 @@ export interface DisconnectedInfo {
 }
 
 export interface ClientEvents {
-  /** Every state change. */
-  state: (state: ClientState, previous: ClientState) => void;
+  /**
+   * Every state change. `why` is there when a failed attempt or a dropped connection caused it
+   * (the same info as `disconnected`: e.g. `reason` "self-signed certificate", `status` 401); an
+   * attempt that fails and leaves the state as it was (`connecting` → `connecting`) emits the
+   * state again with its `why`, so a listener of `state` alone sees why it is not connected.
+   */
+  state: (state: ClientState, previous: ClientState, why?: DisconnectedInfo) => void;
   /** The server accepted the connection (every time, reconnects included). */
   connected: (info: ConnectedInfo) => void;
   /** The connection dropped or was refused; `reconnect` says what happens next. */

@@ -115,13 +115,14 @@ export class BrokerProcess {
 /**
  * A redis-server of our own on a free port. Without persistence by default; with
  * `persistent: true`, an append-only file fsynced on every write in a temporary directory, so a
- * crash and restart keeps every acknowledged write.
+ * crash and restart keeps every acknowledged write. `args` are more redis-server flags (e.g.
+ * `--requirepass P`).
  */
-export async function startRedisServer(options: { persistent?: boolean } = {}): Promise<BrokerProcess> {
+export async function startRedisServer(options: { persistent?: boolean; args?: readonly string[] } = {}): Promise<BrokerProcess> {
   const port = await freePort();
   const dir = options.persistent ? mkdtempSync(join(tmpdir(), 'fanout-redis-')) : undefined;
   const persistence = dir ? ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-  const proc = new BrokerProcess('redis-server', port, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
+  const proc = new BrokerProcess('redis-server', port, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...(options.args ?? [])], {
     url: `redis://127.0.0.1:${port}`,
     ready: REDIS_READY,
     ...(dir ? { dir } : {}),

@@ -105,7 +105,7 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
   }
   const target = { kind: 'redis', url: history.url } as const;
   if (history.sameAsBus) return { target, link: core.topics };
-  const link = core.createTopics(new RedisBus(history.url), 'history redis');
+  const link = core.createTopics(new RedisBus(history.url, '--history'), 'history redis');
   link.connect();
   // Channel traffic rides that Redis: it must be up too.
   core.addReadinessCheck(() => link.connected);

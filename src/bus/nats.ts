@@ -12,7 +12,7 @@
  */
 import { connect, Events, type NatsConnection, type Subscription } from 'nats';
 import type { NatsAddress } from '../config/bus-address.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
 
@@ -24,6 +24,7 @@ export class NatsBus extends BaseBus {
   private readonly sleeper = new Sleeper();
   private readonly first = new FirstAttempt();
   private closing = false;
+  private connectedOnce = false;
 
   private readonly address: NatsAddress;
 
@@ -59,6 +60,14 @@ export class NatsBus extends BaseBus {
           maxPingOut: 2,
         });
       } catch (err) {
+        if (!this.connectedOnce && /authorization violation|authentication/i.test(errorMessage(err))) {
+          // Wrong or missing credentials at start do not heal by retrying: a configuration error,
+          // said once. (Refused later, the server may be mid-reload: the client keeps retrying.)
+          const refused = new ConfigError('--bus', 'the NATS server refused the credentials (Authorization Violation); give the right ones in the URL, nats://user:password@host:port or nats://token@host:port');
+          this.setStatus('disconnected', refused);
+          this.first.settled(refused);
+          return;
+        }
         const error = new BusUnavailableError(`nats: ${errorMessage(err)}`, { cause: err });
         this.setStatus('disconnected', error);
         this.first.settled(error);
@@ -70,6 +79,7 @@ export class NatsBus extends BaseBus {
         return;
       }
       attempt = 0;
+      this.connectedOnce = true;
       this.nc = nc;
       void this.watch(nc);
       this.setStatus('connected');

@@ -4,7 +4,7 @@
  * so the caller can answer an error instead of dropping silently.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 
 /** Reconnect backoff: 50 ms doubling to 2 s. */
@@ -25,19 +25,36 @@ export function redisOptions(extra: RedisOptions = {}): RedisOptions {
   };
 }
 
+/**
+ * What Redis answers a wrong password (WRONGPASS) or a missing one (NOAUTH): retrying cannot
+ * help, so at start it is a configuration error of the flag that holds the URL.
+ */
+export function redisAuthRefusal(err: unknown, flag: string): ConfigError | undefined {
+  const message = errorMessage(err);
+  if (/^WRONGPASS\b/.test(message)) return new ConfigError(flag, 'Redis refused the user or password (WRONGPASS); give the right ones in the URL, redis://[user]:password@host:port');
+  if (/^NOAUTH\b/.test(message)) return new ConfigError(flag, 'Redis requires a password (NOAUTH); give it in the URL, redis://[user]:password@host:port');
+  return undefined;
+}
+
 export class RedisBus extends BaseBus {
   readonly kind = 'redis';
   private readonly pub: Redis;
   private readonly sub: Redis;
   private closing = false;
+  private connectedOnce = false;
+  private lastError: Error | undefined;
 
-  constructor(url: string) {
+  /** `flag` is the flag that gave `url` (`--bus`, or `--history` for a separate history Redis), for errors. */
+  constructor(url: string, private readonly flag = '--bus') {
     super();
     this.pub = new Redis(url, redisOptions({ connectionName: 'fanout-pub' }));
     this.sub = new Redis(url, redisOptions({ connectionName: 'fanout-sub', autoResubscribe: false }));
     for (const conn of [this.pub, this.sub]) {
       // Errors surface as status changes; the node logs transitions, not every retry.
-      conn.on('error', (err: Error) => this.update(err));
+      conn.on('error', (err: Error) => {
+        this.lastError = err;
+        this.update(err);
+      });
       conn.on('ready', () => this.update());
       conn.on('close', () => this.update(new Error('connection closed')));
       conn.on('end', () => this.update(new Error('connection ended')));
@@ -49,14 +66,29 @@ export class RedisBus extends BaseBus {
 
   private update(cause?: Error): void {
     if (this.closing) return;
-    if (this.pub.status === 'ready' && this.sub.status === 'ready') this.setStatus('connected');
+    if (this.pub.status === 'ready' && this.sub.status === 'ready') {
+      this.connectedOnce = true;
+      this.setStatus('connected');
+    }
     else if (this.status === 'connected' || cause) this.setStatus('disconnected', cause);
   }
 
   async connect(): Promise<void> {
     const results = await Promise.allSettled([this.pub.connect(), this.sub.connect()]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw new BusUnavailableError(`redis: ${errorMessage(failed.reason)}`, { cause: failed.reason });
+    if (failed) {
+      // ioredis rejects with "Connection is closed."; the reason came in an 'error' event. Refused
+      // later, after the node was in, Redis may be mid-reconfiguration: keep retrying then.
+      const refused = this.connectedOnce ? undefined : redisAuthRefusal(this.lastError, this.flag);
+      if (refused) {
+        this.closing = true;
+        this.pub.disconnect();
+        this.sub.disconnect();
+        this.setStatus('disconnected', refused);
+        throw refused;
+      }
+      throw new BusUnavailableError(`redis: ${errorMessage(this.lastError ?? failed.reason)}`, { cause: failed.reason });
+    }
     this.update();
   }
 

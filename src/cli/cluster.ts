@@ -25,8 +25,9 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   }
   const { options, positionals } = parseCommand(clusterSchema, own);
   if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (serve flags go after --)');
-  const bus = options.bus ?? (options.nodes > 1 ? DEFAULT_CLUSTER_BUS : 'memory');
-  if (bus === 'memory' && options.nodes > 1) {
+  const nodeCount = clusterSize(options.nodes, options.nodePorts, options.port);
+  const bus = options.bus ?? (nodeCount > 1 ? DEFAULT_CLUSTER_BUS : 'memory');
+  if (bus === 'memory' && nodeCount > 1) {
     throw new ConfigError('--bus', 'the memory bus lives in one process; nodes of a cluster need a broker (redis://…)');
   }
   const haproxy = findHaproxy();
@@ -70,9 +71,9 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   });
 
   const ports: number[] = [];
-  for (let i = 1; i <= options.nodes; i++) {
+  for (let i = 1; i <= nodeCount; i++) {
     const nodeId = `node${i}`;
-    const child = fork(MAIN, ['serve', '--port', '0', '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', '127.0.0.1', ...serveArgs], {
+    const child = fork(MAIN, ['serve', '--port', String(options.nodePorts?.[i - 1] ?? 0), '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', '127.0.0.1', ...serveArgs], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       detached: true,
     });
@@ -102,10 +103,22 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
     }
   });
   process.stdout.write(
-    `Fanout cluster: ${options.nodes} node(s) on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')}, bus ${bus}\n` +
+    `Fanout cluster: ${nodeCount} node(s) on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')}, bus ${bus}\n` +
       `HAProxy config: ${cfgFile}\n` +
       `Open http://localhost:${options.port}/ws (Ctrl-C stops the cluster)\n`,
   );
+}
+
+/** How many nodes: --nodes, or one per --node-ports port; both given, they must agree. */
+function clusterSize(nodes: number | undefined, ports: readonly number[] | undefined, proxyPort: number): number {
+  if (ports?.includes(proxyPort)) throw new ConfigError('--node-ports', `expected ports other than HAProxy's --port ${proxyPort}`);
+  if (nodes === undefined && ports === undefined) throw new ConfigError('--nodes', 'missing: give how many nodes to run (1 to 64), or their ports with --node-ports 9001,9002');
+  if (nodes !== undefined && ports !== undefined && ports.length !== nodes) {
+    throw new ConfigError('--node-ports', `expected one port per node: --nodes ${nodes} and ${ports.length} port(s)`);
+  }
+  const count = nodes ?? ports!.length;
+  if (count > 64) throw new ConfigError('--node-ports', 'expected 1 to 64 nodes');
+  return count;
 }
 
 function listeningPort(child: ChildProcess, nodeId: string): Promise<number> {

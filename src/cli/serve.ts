@@ -10,7 +10,7 @@ import { constants } from 'node:os';
 import { loadServeConfig } from '../config/load.js';
 import { SERVE_HELP } from '../config/schema.js';
 import { toFlag } from '../config/load.js';
-import { createLogger } from '../logger.js';
+import { createLogger, flushLogs, type Logger } from '../logger.js';
 import { createNode } from '../app.js';
 
 export async function serve(argv: readonly string[]): Promise<void> {
@@ -19,12 +19,13 @@ export async function serve(argv: readonly string[]): Promise<void> {
     process.stdout.write(serveHelp());
     return;
   }
-  const logger = createLogger(config.logLevel, { node: config.nodeId });
+  // --log-format auto: pretty lines for a person at a terminal, JSON lines for machines.
+  const format = config.logFormat === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : config.logFormat;
+  const logger = createLogger(config.logLevel, { node: config.nodeId }, false, format);
   const node = createNode({ config, logger, processMetrics: true });
   node.onFatal((err) => {
-    logger.flush();
     process.stderr.write(`fanout: ${err.message}\n`);
-    process.exit(2);
+    exitAfterLogs(logger, 2);
   });
 
   let signals = 0;
@@ -34,26 +35,24 @@ export async function serve(argv: readonly string[]): Promise<void> {
       const number = (constants.signals as Readonly<Record<string, number>>)[signal];
       const code = number ? 128 + number : 1;
       logger.warn({ signal, code }, 'second signal: exiting now');
-      logger.flush();
-      process.exit(code);
+      exitAfterLogs(logger, code);
+      return;
     }
     logger.info({ signal }, 'stopping');
     const watchdog = setTimeout(() => {
       logger.error('drain overran --drain-delay + --drain-timeout + 10 s: exiting');
-      logger.flush();
-      process.exit(1);
+      exitAfterLogs(logger, 1);
     }, (config.drainDelay + config.drainTimeout + 10) * 1000);
     watchdog.unref();
     node
       .drain()
       .then(() => {
         logger.info('stopped');
-        logger.flush();
-        process.exit(0);
+        exitAfterLogs(logger, 0);
       })
       .catch((err: unknown) => {
         logger.error({ err }, 'drain failed');
-        process.exit(1);
+        exitAfterLogs(logger, 1);
       });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -65,6 +64,17 @@ export async function serve(argv: readonly string[]): Promise<void> {
   // handlers above are in place by then, so a stop right after this still drains.
   process.send?.({ type: 'listening', port: node.address.port, node: node.id });
   if (process.stderr.isTTY) process.stderr.write(`fanout: serving http://localhost:${node.address.port}/ws (Ctrl-C stops)\n`);
+}
+
+/**
+ * Exits with `code` once every log line is written, so they come out whole and in order. A
+ * process exits once: a later call (a signal during the wait) is ignored.
+ */
+let exiting = false;
+function exitAfterLogs(logger: Logger, code: number): void {
+  if (exiting) return;
+  exiting = true;
+  void flushLogs(logger).then(() => process.exit(code));
 }
 
 export function serveHelp(): string {

@@ -53,12 +53,31 @@ Prints a complete haproxy.cfg for the nodes given.
   --redirect-port N with --tls-cert: also listen for plain HTTP here and redirect it to https
   --hsts-max-age S  with --tls-cert: Strict-Transport-Security max-age (default ${HAPROXY_DEFAULTS.hstsMaxAge}; 0 for none)`;
 
+/** `--node-ports 9001,9002`: one port per node, each from 1 to 65535, no port twice. */
+const nodePorts = z.string().transform((value, ctx) => {
+  const parts = value.split(',').map((p) => p.trim());
+  const ports = parts.map((p) => (/^\d+$/.test(p) ? Number(p) : NaN));
+  if (ports.some((p) => !(p >= 1 && p <= 65535))) {
+    ctx.addIssue({ code: 'custom', message: 'expected ports from 1 to 65535, comma-separated, one per node (e.g. 9001,9002)' });
+    return z.NEVER;
+  }
+  const twice = ports.find((p, i) => ports.indexOf(p) !== i);
+  if (twice !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a different port for each node (${twice} is given twice)` });
+    return z.NEVER;
+  }
+  return ports;
+});
+
 export const clusterSchema = z.object({
+  // Required unless --node-ports gives one port per node.
   nodes: z.coerce
     .number({ error: 'expected a number of nodes' })
     .int({ error: 'expected a whole number' })
     .min(1, { error: 'expected 1 to 64 nodes' })
-    .max(64, { error: 'expected 1 to 64 nodes' }),
+    .max(64, { error: 'expected 1 to 64 nodes' })
+    .optional(),
+  nodePorts: nodePorts.optional(),
   port: port(HAPROXY_DEFAULTS.port),
   // Kept as given (it is passed on to every node), but checked here, so a bad URL stops the
   // command before any node starts.
@@ -80,9 +99,11 @@ export const clusterSchema = z.object({
 
 export const CLUSTER_HELP = `Usage: fanout cluster --nodes N [options] [-- serve flags…]
 
-Starts N nodes on free ports and HAProxy in front of them, prints the URL, stops all on Ctrl-C.
+Starts N nodes (on free ports unless --node-ports) and HAProxy in front of them, prints the URL, stops all on Ctrl-C.
 
-  --nodes N         how many nodes (required)
+  --nodes N         how many nodes (required unless --node-ports says)
+  --node-ports LIST the nodes' ports, comma-separated, one per node, e.g. 9001,9002
+                    (default: free ports picked at start)
   --port N          port HAProxy listens on (default ${HAPROXY_DEFAULTS.port})
   --bus URL         the broker the nodes share (default redis://127.0.0.1:6379 for 2+ nodes)
   --balance ALG     roundrobin or leastconn (default ${HAPROXY_DEFAULTS.balance})

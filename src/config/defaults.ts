@@ -10,6 +10,8 @@ export const DEFAULTS = {
   bus: 'memory',
   busPrefix: 'fanout',
   logLevel: 'info',
+  /** auto: pretty lines on a terminal, JSON lines otherwise (the pino convention). */
+  logFormat: 'auto',
   maxPayload: 65536,
   /** Messages per second per connection: far above what a person or an app's socket sends, low enough that one socket cannot flood a node. */
   rateLimit: 1000,

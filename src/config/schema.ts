@@ -86,6 +86,7 @@ export const serveSchema = z.object({
   logLevel: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' })
     .default(DEFAULTS.logLevel),
+  logFormat: z.enum(['auto', 'json', 'pretty'], { error: 'expected auto, json or pretty' }).default(DEFAULTS.logFormat),
 
   // Security gate (issue: security).
   allowedOrigins: list().default([]).transform(parsedWith(originPolicy)),
@@ -165,6 +166,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   busPrefix: `prefix of every broker topic and key, to share a broker between clusters (default ${DEFAULTS.busPrefix})`,
   nodeId: 'this node\'s id, unique in the cluster (default: hostname plus random suffix)',
   logLevel: `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})`,
+  logFormat: 'json (lines for machines), pretty (for a person) or auto: pretty when stdout is a terminal, else json (default auto)',
   allowedOrigins: 'comma-separated exact origins allowed to open WebSockets; * for any (default: same origin)',
   jwtSecret: 'HS256 secret: require a JWT on every WebSocket',
   jwtPublicKey: 'PEM file with an RS256/ES256 public key: require a JWT',

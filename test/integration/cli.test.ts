@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { captureOutput, exited } from '../../harness/child.js';
@@ -40,6 +40,11 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['haproxy-config', '--servers', 'a:1', '--balance', 'random'], {}, '--balance'],
     [['cluster', '--nodes', '0'], {}, '--nodes'],
     [['cluster', '--nodes', '2', '--bus', 'memory'], {}, '--bus'],
+    [['cluster'], {}, '--nodes'],
+    [['cluster', '--node-ports', '9001,x'], {}, '--node-ports'],
+    [['cluster', '--node-ports', '9001,9001'], {}, '--node-ports'],
+    [['cluster', '--nodes', '3', '--node-ports', '9001,9002'], {}, '--node-ports'],
+    [['cluster', '--node-ports', '8080'], {}, '--node-ports'],
     [['cluster', '--nodes', '2', '--bus', 'redis://127.0.0.1:notaport'], {}, '--bus'],
     [['serve', '--history', 'nats://127.0.0.1:4222'], {}, '--history'],
     [['serve'], { FANOUT_HISTORY: 'redis-cluster://127.0.0.1:7000' }, '--history'],
@@ -168,4 +173,102 @@ test('SIGTERM on a node with no clients stops it at once, without waiting out --
   node.child.kill('SIGTERM');
   assert.equal((await exit).code, 0);
   assert.ok(Date.now() - started < 15_000, 'a 30 s drain delay was not waited out');
+});
+
+/** Resolves once `child`'s output is complete (its pipes closed), which can be after its 'exit'. */
+function outputClosed(child: ChildProcess): Promise<void> {
+  return child.stdout?.readableEnded ? Promise.resolve() : new Promise((resolve) => child.once('close', () => resolve()));
+}
+
+/** The lines a process wrote, each parsed as JSON (a line that is not JSON fails the test). */
+function jsonLines(output: string): Array<{ msg: string; level: number }> {
+  return output
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      try {
+        return JSON.parse(line) as { msg: string; level: number };
+      } catch {
+        throw new Error(`not a JSON line: ${line}\n--- output:\n${output}`);
+      }
+    });
+}
+
+test('logs: JSON lines when stdout is not a terminal, pretty lines with --log-format pretty (or FANOUT_LOG_FORMAT)', async () => {
+  const json = await forkFanoutServe(['--log-level', 'info']);
+  const jsonDone = outputClosed(json.child);
+  assert.equal(await json.stop(), 0);
+  await jsonDone;
+  const messages = jsonLines(json.output()).map((l) => l.msg);
+  assert.ok(messages.includes('node listening'), json.output());
+
+  for (const [args, env] of [[['--log-format', 'pretty'], {}], [[], { FANOUT_LOG_FORMAT: 'pretty' }]] as const) {
+    const pretty = await forkFanoutServe(['--log-level', 'info', '--node-id', 'pretty-node', ...args], { env });
+    const done = outputClosed(pretty.child);
+    assert.equal(await pretty.stop(), 0);
+    await done;
+    const lines = pretty.output().split('\n').filter((l) => l.trim() !== '');
+    assert.ok(lines.length >= 3, pretty.output());
+    for (const line of lines) assert.doesNotMatch(line, /^\{/, 'no JSON line');
+    assert.ok(lines.some((l) => /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: pretty-node: node listening /.test(l)), pretty.output());
+    assert.ok(lines.some((l) => /INFO: pretty-node: stopped/.test(l)), pretty.output());
+  }
+
+  const bad = await fanout(['serve', '--log-format', 'loud']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'fanout: invalid --log-format: expected auto, json or pretty, got "loud"\n');
+});
+
+test('log lines come out in order: drained before stopped, stopping before second signal', async () => {
+  const node = await forkFanoutServe(['--log-level', 'info', '--drain-delay', '0', '--drain-timeout', '0']);
+  const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo`);
+  const done = outputClosed(node.child);
+  assert.equal(await node.stop(), 0);
+  await client.waitClose(5000);
+  await done;
+  const drained = jsonLines(node.output()).map((l) => l.msg);
+  const order = ['stopping', 'draining', 'drained: clients closed', 'stopped'].map((m) => drained.indexOf(m));
+  assert.ok(order.every((i) => i >= 0), node.output());
+  assert.deepEqual([...order].sort((a, b) => a - b), order, node.output());
+
+  const cut = await forkFanoutServe(['--log-level', 'info', '--drain-delay', '30']);
+  const held = await connect(`ws://127.0.0.1:${cut.port}/ws/echo`);
+  const exit = exited(cut.child);
+  const cutDone = outputClosed(cut.child);
+  cut.child.kill('SIGTERM');
+  await until(() => cut.output().includes('"draining"'), { timeoutMs: 5000, intervalMs: 20, what: 'the drain to start', detail: cut.output });
+  cut.child.kill('SIGTERM');
+  assert.equal((await exit).code, 143);
+  closeAll([held]);
+  await cutDone;
+  const cutLines = jsonLines(cut.output()).map((l) => l.msg);
+  assert.ok(cutLines.indexOf('stopping') >= 0 && cutLines.indexOf('stopping') < cutLines.indexOf('second signal: exiting now'), cut.output());
+  assert.equal(cutLines.at(-1), 'second signal: exiting now');
+});
+
+test('fanout cluster --node-ports runs each node on the port given and prints them', async () => {
+  const [port, nodePort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [FANOUT_MAIN, 'cluster', '--node-ports', String(nodePort), '--port', String(port), '--', '--drain-delay', '0', '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const changes = new Changes();
+  const out = captureOutput(child, { onChunk: () => changes.notify() });
+  const exit = exited(child);
+  try {
+    await until(() => out().includes(`Open http://localhost:${port}/ws `), {
+      wake: changes,
+      timeoutMs: 15_000,
+      what: 'the URL to be printed',
+      abort: () => (child.exitCode === null ? undefined : `fanout cluster exited (${child.exitCode})`),
+      detail: out,
+    });
+    assert.match(out(), new RegExp(`Fanout cluster: 1 node\\(s\\) on 127\\.0\\.0\\.1:${nodePort}, bus memory\n`));
+    const health = await fetch(`http://127.0.0.1:${nodePort}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal(((await health.json()) as { node: string }).node, 'node1');
+  } finally {
+    process.kill(-child.pid!, 'SIGINT');
+  }
+  assert.equal((await exit).code, 0, out());
 });

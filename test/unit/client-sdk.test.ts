@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { FanoutClient, FanoutClientError, type ClientState } from '../../client/index.js';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { FanoutClient, FanoutClientError, type ClientState, type DisconnectedInfo } from '../../client/index.js';
+import { selfSignedCert, tempDir } from '../helpers/security.js';
 import type { Json } from '../../src/protocol/frames.js';
 import { Changes, sleep, until, untilEvent } from '../../harness/wait.js';
 
@@ -344,6 +347,50 @@ test('an upgrade refused with 401 is final under Node; 503 is retried', async (t
   c2.on('disconnected', () => drops++);
   await assert.rejects(c2.connect(), /client closed/);
   assert.equal(drops, 4, 'the first attempt and 3 retries');
+});
+
+test('state events carry why an attempt failed: a refused upgrade\'s status, each retry, and the final closed', async (t) => {
+  const busy = await scriptedServer({ status: 503 });
+  t.after(() => busy.close());
+  const client = new FanoutClient({ url: busy.url, backoff: FAST, maxRetries: 2 });
+  t.after(() => client.close());
+  const events: Array<[ClientState, ClientState, DisconnectedInfo | undefined]> = [];
+  client.on('state', (state, previous, why) => events.push([state, previous, why]));
+  await assert.rejects(client.connect(), /client closed/);
+  assert.deepEqual(
+    events.map(([state, previous]) => [state, previous]),
+    [['connecting', 'closed'], ['connecting', 'connecting'], ['connecting', 'connecting'], ['closed', 'connecting']],
+    'the first attempt, one event per failed attempt (it stays connecting), then closed after maxRetries',
+  );
+  assert.equal(events[0]![2], undefined, 'nothing failed yet');
+  for (const [, , why] of events.slice(1)) {
+    assert.equal(why?.status, 503);
+    assert.equal(why?.code, 1006);
+    assert.match(why?.reason ?? '', /503/);
+  }
+  assert.deepEqual(events.map(([, , why]) => why?.reconnect), [undefined, true, true, false]);
+});
+
+test('a bad TLS certificate is the reason in the state events while the client stays connecting', async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.cleanup());
+  const { cert, key } = selfSignedCert(tmp.dir);
+  const server = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) });
+  const wss = new WebSocketServer({ server });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => {
+    wss.close();
+    server.close(() => r());
+    server.closeAllConnections();
+  }));
+  const client = new FanoutClient({ url: `wss://127.0.0.1:${(server.address() as { port: number }).port}/ws/v1`, backoff: FAST });
+  t.after(() => client.close());
+  const why = new Promise<DisconnectedInfo | undefined>((resolve) => client.on('state', (state, _previous, info) => info && resolve(info)));
+  client.connect();
+  const info = await why;
+  assert.equal(client.state, 'connecting');
+  assert.equal(info?.reconnect, true);
+  assert.match(info?.reason ?? '', /self[- ]signed certificate/);
 });
 
 test('a server that never says "connected" times the attempt out and is retried', async (t) => {
