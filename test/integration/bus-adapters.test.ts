@@ -10,7 +10,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { Bus, BusStatus } from '../../src/bus/bus.js';
 import { createBus } from '../../src/bus/create.js';
 import { parseBusAddress } from '../../src/config/bus-address.js';
-import { BusUnavailableError } from '../../src/errors.js';
+import { BusUnavailableError, ConfigError } from '../../src/errors.js';
 import { RedisClusterProcesses, startNatsServer } from '../../harness/brokers.js';
 import { until } from '../../harness/wait.js';
 import { AMQP_URL } from '../helpers/brokers.js';
@@ -141,7 +141,8 @@ test('nats: credentials in the URL reach the server; wrong ones are refused', { 
     await good.subscribe(topic);
     await good.publish(topic, Buffer.from('authorised'));
     await until(() => n.got.includes('authorised'), { timeoutMs: 20_000, what: 'own message' });
-    await assert.rejects(bad.connect(), BusUnavailableError);
+    // Refused credentials cannot heal by retrying: a configuration error naming --bus (serve exits 2 on it).
+    await assert.rejects(bad.connect(), (err: unknown) => err instanceof ConfigError && /--bus/.test(err.message) && /Authorization Violation/.test(err.message));
     assert.equal(bad.connected, false);
   } finally {
     await good.close();
