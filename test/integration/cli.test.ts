@@ -128,22 +128,9 @@ test('fanout haproxy-config prints a config for the servers given', async () => 
 
 test('fanout cluster runs nodes behind HAProxy, prints the URL to open, and on Ctrl-C drains each node once and says it stopped', async () => {
   const port = await freePort();
-  // Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
-  const child = spawn(process.execPath, [FANOUT_MAIN, 'cluster', '--nodes', '2', '--port', String(port), '--bus', REDIS_URL, '--', '--bus-prefix', uniquePrefix('cl'), '--drain-delay', '0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  const changes = new Changes();
-  const out = captureOutput(child, { onChunk: () => changes.notify() });
-  const exit = exited(child);
+  const { child, out, exit } = spawnCluster(['--nodes', '2', '--port', String(port), '--bus', REDIS_URL, '--', '--bus-prefix', uniquePrefix('cl'), '--drain-delay', '0', '--log-level', 'warn']);
   try {
-    await until(() => out().includes(`Open http://localhost:${port}/ws `), {
-      wake: changes,
-      timeoutMs: 15_000,
-      what: 'the URL to be printed',
-      abort: () => (child.exitCode === null ? undefined : `fanout cluster exited (${child.exitCode})`),
-      detail: out,
-    });
+    await untilUrlPrinted(child, out, port);
     // HAProxy's first checks of the nodes are not on its output here: ask until the page is served.
     await until(
       async () => {
@@ -174,6 +161,28 @@ test('SIGTERM on a node with no clients stops it at once, without waiting out --
   assert.equal((await exit).code, 0);
   assert.ok(Date.now() - started < 15_000, 'a 30 s drain delay was not waited out');
 });
+
+/**
+ * `fanout cluster ARGS` in its own process group, as a terminal's foreground job (Ctrl-C signals
+ * the whole group): the child, its output so far (waiters are woken on each chunk) and its exit.
+ */
+function spawnCluster(args: readonly string[]) {
+  const child = spawn(process.execPath, [FANOUT_MAIN, 'cluster', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const changes = new Changes();
+  const out = captureOutput(child, { onChunk: () => changes.notify() });
+  return { child, out: Object.assign(out, { changes }), exit: exited(child) };
+}
+
+/** Waits until the cluster printed the URL to open (HAProxy on `port`), or fails when it exited first. */
+function untilUrlPrinted(child: ChildProcess, out: (() => string) & { changes: Changes }, port: number): Promise<void> {
+  return until(() => out().includes(`Open http://localhost:${port}/ws `), {
+    wake: out.changes,
+    timeoutMs: 15_000,
+    what: 'the URL to be printed',
+    abort: () => (child.exitCode === null ? undefined : `fanout cluster exited (${child.exitCode})`),
+    detail: out,
+  });
+}
 
 /** Resolves once `child`'s output is complete (its pipes closed), which can be after its 'exit'. */
 function outputClosed(child: ChildProcess): Promise<void> {
@@ -248,21 +257,9 @@ test('log lines come out in order: drained before stopped, stopping before secon
 
 test('fanout cluster --node-ports runs each node on the port given and prints them', async () => {
   const [port, nodePort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [FANOUT_MAIN, 'cluster', '--node-ports', String(nodePort), '--port', String(port), '--', '--drain-delay', '0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  const changes = new Changes();
-  const out = captureOutput(child, { onChunk: () => changes.notify() });
-  const exit = exited(child);
+  const { child, out, exit } = spawnCluster(['--node-ports', String(nodePort), '--port', String(port), '--', '--drain-delay', '0', '--log-level', 'warn']);
   try {
-    await until(() => out().includes(`Open http://localhost:${port}/ws `), {
-      wake: changes,
-      timeoutMs: 15_000,
-      what: 'the URL to be printed',
-      abort: () => (child.exitCode === null ? undefined : `fanout cluster exited (${child.exitCode})`),
-      detail: out,
-    });
+    await untilUrlPrinted(child, out, port);
     assert.match(out(), new RegExp(`Fanout cluster: 1 node\\(s\\) on 127\\.0\\.0\\.1:${nodePort}, bus memory\n`));
     const health = await fetch(`http://127.0.0.1:${nodePort}/healthz`);
     assert.equal(health.status, 200);
