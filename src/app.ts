@@ -99,10 +99,12 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
     // Shared by the nodes of one memory broker; with another bus, history is this process's own.
     const owner = core.bus instanceof MemoryBus ? core.bus.broker : core;
     if (!(core.bus instanceof MemoryBus)) {
-      core.logger.warn({ bus: core.bus.kind }, 'channel history and presence are per node (memory); give --history redis://… for a cluster');
+      // Asked for with --history memory (a shared bus has no memory default).
+      core.logger.info({ bus: core.bus.kind }, 'channel history and presence are per node (--history memory)');
     }
     return { target: { kind: 'memory', owner }, link: core.topics };
   }
+  if (history.kind === 'nats') return { target: { kind: 'nats', address: history.address, owner: core }, link: core.topics };
   const target = { kind: 'redis', url: history.url } as const;
   if (history.sameAsBus) return { target, link: core.topics };
   const link = core.createTopics(new RedisBus(history.url, '--history'), 'history redis');

@@ -1,12 +1,17 @@
 /**
- * --history parsed once, at load, into where channel history, recovery and presence live. Only
- * stores that exist are accepted: memory, or one Redis (the Redis stores use a single-node
- * client, scripts over several keys and that Redis's pub/sub, none of which a Redis Cluster URL
- * gives; NATS and RabbitMQ keep nothing).
+ * --history parsed once, at load, into where channel history, recovery and presence live:
+ * memory, one Redis, or NATS JetStream (`nats://`). Only stores that exist are accepted (the
+ * Redis stores use a single-node client, scripts over several keys and that Redis's pub/sub,
+ * none of which a Redis Cluster URL gives; RabbitMQ keeps nothing).
+ *
+ * The default follows the bus when the bus can hold history (memory, Redis, NATS). A bus that
+ * cannot (redis-cluster://, amqp://, and any other) gets no silent per-node default: the node
+ * refuses to start and says what to add. Per-node history with a shared bus is allowed when
+ * asked for with --history memory.
  */
 import { ConfigError } from '../errors.js';
-import type { BusAddress } from './bus-address.js';
-import { checkRedisUrl } from './bus-address.js';
+import type { BusAddress, NatsAddress } from './bus-address.js';
+import { checkRedisUrl, parseNatsUrl } from './bus-address.js';
 
 /** Where history, recovery and presence live. */
 export type HistoryTarget =
@@ -19,25 +24,68 @@ export type HistoryTarget =
       readonly sameAsBus: boolean;
       /** The URL without credentials, for logs. */
       readonly describe: string;
+    }
+  | {
+      readonly kind: 'nats';
+      /** The NATS servers and credentials (parsed as --bus nats://… is). */
+      readonly address: NatsAddress;
+      /** The bus is this same NATS. */
+      readonly sameAsBus: boolean;
+      /** The servers without credentials, for logs. */
+      readonly describe: string;
     };
 
 /** What the --history flag names, before the bus decides the default. */
-export type HistorySource = { readonly kind: 'memory' } | { readonly kind: 'redis'; readonly url: string; readonly describe: string };
+export type HistorySource =
+  | { readonly kind: 'memory' }
+  | { readonly kind: 'redis'; readonly url: string; readonly describe: string }
+  | { readonly kind: 'nats'; readonly address: NatsAddress };
 
 const HISTORY_EXPECTED =
-  'expected memory or redis://host:port[/db] (history, recovery and presence live in memory or on one Redis; redis-cluster://, nats:// and amqp:// cannot hold them)';
+  'expected memory, redis://host:port[/db] or nats://host:port (history, recovery and presence live in memory, on one Redis or in NATS JetStream; redis-cluster:// and amqp:// cannot hold them)';
 
-/** Parses a --history value; throws a ConfigError naming the flag for anything but memory or one Redis. */
+/** Parses a --history value; throws a ConfigError naming the flag for anything but memory, one Redis or NATS. */
 export function parseHistorySource(value: string, flag = '--history'): HistorySource {
   if (value === 'memory') return Object.freeze({ kind: 'memory' });
+  if (/^nats:\/\//i.test(value)) return Object.freeze({ kind: 'nats', address: parseNatsUrl(value, flag) });
   if (!/^rediss?:\/\//i.test(value)) throw new ConfigError(flag, HISTORY_EXPECTED);
   return Object.freeze({ kind: 'redis', url: value, describe: checkRedisUrl(value, flag) });
 }
 
-/** The history target: --history when given, else the bus when it is one Redis, else memory. */
+/** The --history a bus that cannot hold history needs: the one line a node refuses to start with. */
+export function historyMissing(bus: BusAddress): ConfigError {
+  const scheme = bus.describe.replace(/:\/\/.*$/, '');
+  return new ConfigError(
+    '--history',
+    `missing: the ${scheme}:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
+  );
+}
+
+/**
+ * The history target: --history when given, else the bus when it can hold history (memory,
+ * one Redis, NATS); any other bus throws {@link historyMissing}.
+ */
 export function historyTarget(source: HistorySource | undefined, bus: BusAddress): HistoryTarget {
-  const chosen = source ?? (bus.kind === 'redis' ? bus : { kind: 'memory' as const });
-  if (chosen.kind === 'memory') return Object.freeze({ kind: 'memory', describe: 'memory' });
-  const sameAsBus = bus.kind === 'redis' && bus.url === chosen.url;
-  return Object.freeze({ kind: 'redis', url: chosen.url, sameAsBus, describe: chosen.describe });
+  const chosen = source ?? defaultSource(bus);
+  switch (chosen.kind) {
+    case 'memory':
+      return Object.freeze({ kind: 'memory', describe: 'memory' });
+    case 'redis':
+      return Object.freeze({ kind: 'redis', url: chosen.url, sameAsBus: bus.kind === 'redis' && bus.url === chosen.url, describe: chosen.describe });
+    case 'nats':
+      return Object.freeze({ kind: 'nats', address: chosen.address, sameAsBus: bus.kind === 'nats' && bus.describe === chosen.address.describe, describe: chosen.address.describe });
+  }
+}
+
+function defaultSource(bus: BusAddress): HistorySource {
+  switch (bus.kind) {
+    case 'memory':
+      return { kind: 'memory' };
+    case 'redis':
+      return bus;
+    case 'nats':
+      return { kind: 'nats', address: bus };
+    default:
+      throw historyMissing(bus);
+  }
 }

@@ -1,15 +1,20 @@
-/** Builds the history and presence stores a `--history` target names: memory or Redis. */
+/** Builds the history and presence stores a `--history` target names: memory, Redis or NATS. */
 import { Redis } from 'ioredis';
 import type { MemoryBroker } from '../bus/memory.js';
+import type { NatsAddress } from '../config/bus-address.js';
 import { redisOptions } from '../bus/redis.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
+import { NatsPresenceStore } from './nats-presence.js';
 import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
 import type { ChannelStore, PresenceStore } from './store.js';
 
 /** Where history lives: in this process (shared by the nodes of one memory broker), or in a Redis. */
-export type StoreTarget = { readonly kind: 'memory'; readonly owner: MemoryBroker | object } | { readonly kind: 'redis'; readonly url: string };
+export type StoreTarget =
+  | { readonly kind: 'memory'; readonly owner: MemoryBroker | object }
+  | { readonly kind: 'redis'; readonly url: string }
+  | { readonly kind: 'nats'; readonly address: NatsAddress; readonly owner: object };
 
 export interface Stores {
   readonly channels: ChannelStore;
@@ -47,6 +52,24 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       deliver: options.deliver,
     });
     return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), where: 'memory', close: async () => {} };
+  }
+  if (target.kind === 'nats') {
+    // Presence in a JetStream KV bucket; channel history in memory until it moves to JetStream.
+    const channels = new MemoryChannelStore(target.owner, {
+      historySize: options.historySize,
+      historyTtl: options.historyTtl,
+      connected: options.connected,
+      deliver: options.deliver,
+    });
+    const presence = new NatsPresenceStore({
+      address: target.address,
+      prefix: options.prefix,
+      node: options.nodeId,
+      ttl: options.presenceTtl,
+      rejoin: options.rejoin,
+      logError: (err, what) => options.logger.debug({ err: err.message }, what),
+    });
+    return { channels, presence, where: target.address.describe, close: () => presence.close() };
   }
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in
