@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { startRedisServer } from '../harness/brokers.js';
 import { forkFanoutServe, forkListening, type ForkOptions, type ServerProcess } from '../harness/fanout-process.js';
 import { startHaproxy } from '../harness/haproxy.js';
+import { parseBusAddress } from '../src/config/bus-address.js';
+import { historyTarget } from '../src/config/history-target.js';
+import { ConfigError } from '../src/errors.js';
 import { HAPROXY_DEFAULTS } from '../src/haproxy/config.js';
 import type { Target } from './loadgen.js';
 
@@ -70,6 +73,22 @@ export interface StartOptions {
   readonly cpuProf?: string | undefined;
 }
 
+/**
+ * A bus that cannot hold channel history (a node refuses to start on it without --history) gets
+ * one: memory for the echo systems (they never touch history), the bench's Redis for the channel
+ * path (its nodes must share history). Nothing when the bus holds it or --serve-args names one.
+ */
+function historyArgs(name: SystemName, options: StartOptions): string[] {
+  if (options.serveArgs?.some((a) => a === '--history' || a.startsWith('--history='))) return [];
+  try {
+    historyTarget(undefined, parseBusAddress(options.bus));
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+  }
+  return ['--history', name === 'channels' ? options.redisUrl : 'memory'];
+}
+
 /** Starts one system and waits until HAProxy answers in front of it. */
 export async function startSystem(name: SystemName, options: StartOptions): Promise<RunningSystem> {
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
@@ -87,7 +106,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     for (let i = 1; i <= nodes; i++) {
       const started =
         name === 'fanout' || name === 'fanout-turn' || name === 'channels'
-          ? await forkFanoutServe(['--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--drain-delay', '0', '--drain-timeout', '0', ...extraArgs, ...(options.serveArgs ?? [])], fork)
+          ? await forkFanoutServe(['--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--drain-delay', '0', '--drain-timeout', '0', ...extraArgs, ...historyArgs(name, options), ...(options.serveArgs ?? [])], fork)
           : name === 'socketio'
             ? await forkListening(join(PEERS, 'socketio.cjs'), [], { ...fork, env: { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix } })
             : await forkListening(join(PEERS, 'express-ws.cjs'), [], { ...fork, env: { PORT: '0' } });

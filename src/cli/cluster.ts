@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLUSTER_HELP, clusterSchema } from '../config/commands.js';
-import { parseCommand } from '../config/load.js';
+import { checkClusterHistory } from '../config/history-target.js';
+import { loadServeConfig, parseCommand } from '../config/load.js';
 import { ConfigError, FanoutError } from '../errors.js';
 import { HAPROXY_DEFAULTS, haproxyConfig } from '../haproxy/config.js';
 
@@ -30,6 +31,11 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   if (bus === 'memory' && nodeCount > 1) {
     throw new ConfigError('--bus', 'the memory bus lives in one process; nodes of a cluster need a broker (redis://…)');
   }
+  // What every node will be started with, checked once here: a node's start-up error (e.g. a bus
+  // that cannot hold history and no --history) stops the command before anything starts, and
+  // per-node history is refused for a cluster (it breaks a chat across nodes).
+  const serve = loadServeConfig(['--bus', bus, ...serveArgs]);
+  checkClusterHistory(serve.history, serve.bus, nodeCount);
   const haproxy = findHaproxy();
 
   const nodes: ChildProcess[] = [];
@@ -103,7 +109,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
     }
   });
   process.stdout.write(
-    `Fanout cluster: ${nodeCount} node(s) on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')}, bus ${bus}\n` +
+    `Fanout cluster: ${nodeCount} node(s) on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')}, bus ${serve.bus.describe}, history ${serve.history.describe}\n` +
       `HAProxy config: ${cfgFile}\n` +
       `Open http://localhost:${options.port}/ws (Ctrl-C stops the cluster)\n`,
   );

@@ -77,6 +77,25 @@ export function historyTarget(source: HistorySource | undefined, bus: BusAddress
   }
 }
 
+/**
+ * `fanout cluster`: the nodes of one cluster must share history, recovery and presence. Per-node
+ * history (--history memory) with more than one node is refused, saying what to give instead.
+ */
+export function checkClusterHistory(history: HistoryTarget, bus: BusAddress, nodes: number): void {
+  if (history.kind !== 'memory' || bus.kind === 'memory' || nodes < 2) return;
+  let holds = true;
+  try {
+    defaultSource(bus);
+  } catch {
+    holds = false;
+  }
+  const scheme = bus.describe.replace(/:\/\/.*$/, '');
+  throw new ConfigError(
+    '--history',
+    `memory keeps history and presence per node, which breaks a chat across ${nodes} nodes; ${holds ? `leave --history out (the ${scheme}:// bus holds them) or give` : 'give'} --history redis://host:port`,
+  );
+}
+
 function defaultSource(bus: BusAddress): HistorySource {
   switch (bus.kind) {
     case 'memory':

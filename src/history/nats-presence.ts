@@ -21,12 +21,13 @@
  * reports the client as departed, however many nodes sweep. At most {@link SWEEP_BATCH} entries
  * per sweep; the marker goes when none are left. Removal by sequence leaves no tombstone.
  *
- * Outage: the store has a connection of its own; while it is down, calls wait a moment for it
+ * Outage: the store has a connection of its own, opened on first use; while it is down, calls wait a moment for it
  * and then reject with BusUnavailableError. Joins and leaves that could not be written are
  * replayed on reconnect (the latest per client wins), like the Redis store.
  */
 import { connect, Events, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from 'nats';
 import { natsConnectOptions } from '../bus/nats.js';
+import { busRetryDelay, Sleeper } from '../bus/retry.js';
 import type { NatsAddress } from '../config/bus-address.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
@@ -98,6 +99,7 @@ export class NatsPresenceStore implements PresenceStore {
   private closing = false;
   private bucket: Promise<Bucket> | undefined;
   private readonly waiting = new Set<() => void>();
+  private readonly sleeper = new Sleeper();
   private onDeparted: DepartedHandler = () => {};
   private timer: NodeJS.Timeout | undefined;
   /** The revision of the write that registered this node, and of its latest heartbeat. */
@@ -112,26 +114,48 @@ export class NatsPresenceStore implements PresenceStore {
 
   constructor(private readonly options: NatsPresenceOptions) {
     this.me = keyToken(options.node);
+  }
+
+  /** The connection opens on first use (a node without --presence never opens it). */
+  private running = false;
+  private ensureRunning(): void {
+    if (this.running || this.closing) return;
+    this.running = true;
     void this.run();
   }
 
-  /** Connects (retrying until it succeeds or the store closes) and follows the connection's status. */
+  /** Connects, retrying until it succeeds, follows the connection's status, and starts over if it closes, until {@link close}. */
   private async run(): Promise<void> {
-    let nc: NatsConnection;
-    try {
-      nc = await connect({ ...natsConnectOptions(this.options.address, 'fanout-presence'), waitOnFirstConnect: true });
-    } catch (err) {
-      // Only credentials refused at start land here: the bus says so in its own words.
-      this.options.logError(err as Error, 'presence: NATS connection failed');
-      return;
+    let attempt = 0;
+    while (!this.closing) {
+      let nc: NatsConnection;
+      try {
+        nc = await connect(natsConnectOptions(this.options.address, 'fanout-presence'));
+      } catch (err) {
+        this.options.logError(err as Error, 'presence: NATS not reachable; retrying');
+        await this.sleeper.sleep(busRetryDelay(attempt++));
+        continue;
+      }
+      if (this.closing) {
+        await nc.close().catch(() => {});
+        return;
+      }
+      attempt = 0;
+      this.nc = nc;
+      this.up(true);
+      this.replay();
+      if (this.timer) void this.beat();
+      void this.follow(nc);
+      await nc.closed();
+      this.nc = undefined;
+      this.bucket = undefined;
+      this.up(false);
     }
-    if (this.closing) {
-      await nc.close().catch(() => {});
-      return;
-    }
-    this.nc = nc;
-    this.up(true);
+  }
+
+  private async follow(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
+      if (this.nc !== nc) return;
       if (s.type === Events.Disconnect) this.up(false);
       else if (s.type === Events.Reconnect) {
         this.up(true);
@@ -151,6 +175,7 @@ export class NatsPresenceStore implements PresenceStore {
   /** The bucket, created if missing; waits up to {@link OP_TIMEOUT_MS} for a connection, then rejects. */
   private async open(): Promise<Bucket> {
     if (this.closing) throw new BusUnavailableError('nats presence store is closed');
+    this.ensureRunning();
     if (!this.connected) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -266,6 +291,7 @@ export class NatsPresenceStore implements PresenceStore {
 
   start(onDeparted: DepartedHandler): void {
     this.onDeparted = onDeparted;
+    this.ensureRunning();
     void this.beat();
     this.timer = setInterval(() => void this.beat(), Math.max(TIMINGS.presenceHeartbeatMinMs, this.options.ttl * 1000 * TIMINGS.presenceHeartbeatFraction));
     this.timer.unref();
@@ -369,6 +395,7 @@ export class NatsPresenceStore implements PresenceStore {
       }).catch((err: unknown) => this.options.logError(err as Error, 'presence: leaving NATS failed'));
     }
     this.closing = true;
+    this.sleeper.wake();
     const nc = this.nc;
     this.nc = undefined;
     this.connected = false;

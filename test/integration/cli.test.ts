@@ -46,10 +46,13 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['cluster', '--nodes', '3', '--node-ports', '9001,9002'], {}, '--node-ports'],
     [['cluster', '--node-ports', '8080'], {}, '--node-ports'],
     [['cluster', '--nodes', '2', '--bus', 'redis://127.0.0.1:notaport'], {}, '--bus'],
-    [['serve', '--history', 'nats://127.0.0.1:4222'], {}, '--history'],
+    [['serve', '--history', 'amqp://guest:guest@127.0.0.1:5672'], {}, '--history'],
+    [['serve', '--bus', 'amqp://guest:guest@127.0.0.1:5672'], {}, '--history'],
+    [['cluster', '--nodes', '2', '--bus', 'amqp://guest:guest@127.0.0.1:5672'], {}, '--history'],
+    [['cluster', '--nodes', '2', '--bus', 'nats://127.0.0.1:4222', '--', '--history', 'memory'], {}, '--history'],
     [['serve'], { FANOUT_HISTORY: 'redis-cluster://127.0.0.1:7000' }, '--history'],
     // Found only when the broker answers, and not healed by retrying: the same one line, exit 2.
-    [['serve', '--bus', 'amqp://guest:wrong-password@127.0.0.1:5672'], {}, '--bus'],
+    [['serve', '--bus', 'amqp://guest:wrong-password@127.0.0.1:5672', '--history', 'memory'], {}, '--bus'],
   ] as Array<[string[], NodeJS.ProcessEnv, string]>) {
     const { code, stderr } = await fanout(args, env);
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
@@ -67,6 +70,19 @@ test('the CLI\'s words: negative numbers get the schema\'s answer, enums list wh
     [['serve', '--log-level', 'loud'], 'fanout: invalid --log-level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
     [['haproxy-config'], 'fanout: invalid --servers: missing: give the nodes as host:port[,host:port…]'],
     [['haproxy-config', '--servers', 'foo'], 'fanout: invalid --servers: expected host:port, got "foo"'],
+    // A cluster gets shared history or is refused, saying what to add.
+    [
+      ['cluster', '--nodes', '2', '--bus', 'nats://127.0.0.1:4222', '--', '--history', 'memory'],
+      'fanout: invalid --history: memory keeps history and presence per node, which breaks a chat across 2 nodes; leave --history out (the nats:// bus holds them) or give --history redis://host:port',
+    ],
+    [
+      ['cluster', '--nodes', '2', '--bus', 'redis-cluster://127.0.0.1:7000'],
+      'fanout: invalid --history: missing: the redis-cluster:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)',
+    ],
+    [
+      ['cluster', '--nodes', '2', '--bus', 'amqp://guest:guest@127.0.0.1:5672', '--', '--history', 'memory'],
+      'fanout: invalid --history: memory keeps history and presence per node, which breaks a chat across 2 nodes; give --history redis://host:port',
+    ],
   ] as Array<[string[], string | undefined]>) {
     const { code, stderr } = await fanout(args);
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
@@ -260,7 +276,7 @@ test('fanout cluster --node-ports runs each node on the port given and prints th
   const { child, out, exit } = spawnCluster(['--node-ports', String(nodePort), '--port', String(port), '--', '--drain-delay', '0', '--log-level', 'warn']);
   try {
     await untilUrlPrinted(child, out, port);
-    assert.match(out(), new RegExp(`Fanout cluster: 1 node\\(s\\) on 127\\.0\\.0\\.1:${nodePort}, bus memory\n`));
+    assert.match(out(), new RegExp(`Fanout cluster: 1 node\\(s\\) on 127\\.0\\.0\\.1:${nodePort}, bus memory, history memory\n`));
     const health = await fetch(`http://127.0.0.1:${nodePort}/healthz`);
     assert.equal(health.status, 200);
     assert.equal(((await health.json()) as { node: string }).node, 'node1');

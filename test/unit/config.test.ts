@@ -8,6 +8,7 @@ import { createBus } from '../../src/bus/create.js';
 import { MemoryBroker } from '../../src/bus/memory.js';
 import { createConfig, loadServeConfig, toFlag, type ConfigInput } from '../../src/config/load.js';
 import { DEFAULTS, type Config } from '../../src/config/schema.js';
+import { checkClusterHistory } from '../../src/config/history-target.js';
 import { ConfigError } from '../../src/errors.js';
 import { MemoryChannelStore, MemoryPresenceStore } from '../../src/history/memory.js';
 import { RedisChannelStore, withScripts } from '../../src/history/redis.js';
@@ -110,13 +111,14 @@ test('createConfig never returns a config that fails later: a bus URL the adapte
   }
 });
 
-test('createConfig never returns a config that fails later: --history takes only memory or one Redis', () => {
-  for (const history of ['nats://127.0.0.1:4222', 'amqp://g:g@127.0.0.1:5672', 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001', 'kafka://h']) {
-    expectRejected({ history }, '--history', /expected memory or redis:\/\/host:port\[\/db\]/);
+test('createConfig never returns a config that fails later: --history takes only memory, one Redis or NATS', () => {
+  for (const history of ['amqp://g:g@127.0.0.1:5672', 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001', 'kafka://h']) {
+    expectRejected({ history }, '--history', /expected memory, redis:\/\/host:port\[\/db\] or nats:\/\/host:port/);
   }
   expectRejected({ history: 'redis://h:notaport' }, '--history');
+  expectRejected({ history: 'nats://' }, '--history', /no host in NATS server/);
   // Also with a bus that could carry it: the bus does not make a bad --history work.
-  expectRejected({ bus: 'nats://127.0.0.1:4222', history: 'nats://127.0.0.1:4222' }, '--history');
+  expectRejected({ bus: 'nats://127.0.0.1:4222', history: 'nats://h:99999' }, '--history');
 });
 
 test('createConfig never returns a config that fails later: TLS files are read and checked at load', () => {
@@ -194,7 +196,7 @@ test('a value read from the environment is named by its variable too, at load as
     const { key } = selfSignedCert(tmp.dir);
     const env = { FANOUT_TLS_CERT: join(tmp.dir, 'missing.pem'), FANOUT_TLS_KEY: key };
     assert.throws(() => loadServeConfig([], env), /^ConfigError: invalid --tls-cert \(from FANOUT_TLS_CERT\): cannot read/);
-    assert.throws(() => loadServeConfig([], { FANOUT_HISTORY: 'nats://h:4222' }), /^ConfigError: invalid --history \(from FANOUT_HISTORY\): expected memory/);
+    assert.throws(() => loadServeConfig([], { FANOUT_HISTORY: 'amqp://h:5672' }), /^ConfigError: invalid --history \(from FANOUT_HISTORY\): expected memory/);
   } finally {
     tmp.cleanup();
   }
@@ -204,7 +206,8 @@ test('credentials in a rejected URL stay out of the message', () => {
   for (const [options, flag] of [
     [{ bus: 'redis-cluster://app:hunter2@h:notaport' }, '--bus'],
     [{ bus: 'nats://app:hunter2@h:99999' }, '--bus'],
-    [{ history: 'nats://app:hunter2@h:4222' }, '--history'],
+    [{ history: 'nats://app:hunter2@h:99999' }, '--history'],
+    [{ history: 'amqp://app:hunter2@h:5672' }, '--history'],
   ] as const) {
     assert.throws(
       () => createConfig(options),
@@ -225,9 +228,65 @@ test('the history target: --history, else the bus when it is one Redis, else mem
     sameAsBus: false,
     describe: 'redis://127.0.0.1:6380',
   });
-  for (const bus of ['nats://127.0.0.1:4222', 'redis-cluster://127.0.0.1:7000', 'amqp://g:g@127.0.0.1:5672', 'memory']) {
-    assert.deepEqual(createConfig({ bus }).history, { kind: 'memory', describe: 'memory' }, bus);
+  assert.deepEqual(createConfig({ bus: 'memory' }).history, { kind: 'memory', describe: 'memory' });
+  assert.deepEqual(createConfig({}).history, { kind: 'memory', describe: 'memory' });
+});
+
+test('the history default follows a bus that can hold it: NATS holds history and presence in JetStream', () => {
+  const nats = createConfig({ bus: 'nats://app:pw@127.0.0.1:4222,127.0.0.1:4223' });
+  assert.deepEqual(nats.history, { kind: 'nats', address: nats.bus, sameAsBus: true, describe: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223' });
+  // Given explicitly: the same target; another NATS than the bus is not the bus.
+  assert.deepEqual(createConfig({ bus: 'nats://127.0.0.1:4222', history: 'nats://127.0.0.1:4222' }).history, createConfig({ bus: 'nats://127.0.0.1:4222' }).history);
+  const other = createConfig({ bus: 'nats://127.0.0.1:4222', history: 'nats://tok@10.0.0.5:4222' }).history;
+  assert.equal(other.kind, 'nats');
+  assert.equal(other.kind === 'nats' && other.sameAsBus, false);
+  assert.equal(other.kind === 'nats' && other.address.token, 'tok');
+  assert.equal(other.describe, 'nats://10.0.0.5:4222');
+  // NATS history under another bus.
+  assert.equal(createConfig({ bus: 'redis://127.0.0.1:6379', history: 'nats://127.0.0.1:4222' }).history.kind, 'nats');
+});
+
+test('a bus that cannot hold history and no --history: refused at start with one line saying what to add', () => {
+  for (const [bus, scheme] of [
+    ['amqp://g:g@127.0.0.1:5672', 'amqp'],
+    ['amqps://g:g@broker.example:5671/vh', 'amqps'],
+    ['redis-cluster://127.0.0.1:7000,127.0.0.1:7001', 'redis-cluster'],
+  ] as const) {
+    assert.throws(
+      () => createConfig({ bus }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.flag === '--history' &&
+        err.message ===
+          `invalid --history: missing: the ${scheme}:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
+      bus,
+    );
+    // Asked for: per-node history, or a shared Redis.
+    assert.deepEqual(createConfig({ bus, history: 'memory' }).history, { kind: 'memory', describe: 'memory' }, bus);
+    assert.equal(createConfig({ bus, history: 'redis://127.0.0.1:6379' }).history.kind, 'redis', bus);
   }
+  // From the environment too, and the same line from the CLI's loader.
+  assert.throws(() => loadServeConfig([], { FANOUT_BUS: 'amqp://g:g@h:5672' }), /^ConfigError: invalid --history: missing: the amqp:\/\/ bus cannot hold/);
+  assert.equal(loadServeConfig(['--bus', 'amqp://g:g@h:5672'], { FANOUT_HISTORY: 'memory' }).history.kind, 'memory');
+});
+
+test('fanout cluster: per-node history with several nodes on a shared bus is refused, saying what to give', () => {
+  const check = (bus: string, history: string | undefined, nodes: number) => {
+    const config = createConfig({ bus, ...(history ? { history } : {}) });
+    checkClusterHistory(config.history, config.bus, nodes);
+  };
+  const refused = (bus: string, nodes: number, line: string) =>
+    assert.throws(() => check(bus, 'memory', nodes), (err: unknown) => err instanceof ConfigError && err.flag === '--history' && err.message === line, bus);
+  refused('nats://127.0.0.1:4222', 2, 'invalid --history: memory keeps history and presence per node, which breaks a chat across 2 nodes; leave --history out (the nats:// bus holds them) or give --history redis://host:port');
+  refused('redis://127.0.0.1:6379', 3, 'invalid --history: memory keeps history and presence per node, which breaks a chat across 3 nodes; leave --history out (the redis:// bus holds them) or give --history redis://host:port');
+  refused('amqp://g:g@127.0.0.1:5672', 2, 'invalid --history: memory keeps history and presence per node, which breaks a chat across 2 nodes; give --history redis://host:port');
+  // Shared history, one node, or the memory bus (one process, one store): allowed.
+  check('nats://127.0.0.1:4222', undefined, 2);
+  check('redis://127.0.0.1:6379', undefined, 2);
+  check('amqp://g:g@127.0.0.1:5672', 'redis://127.0.0.1:6379', 2);
+  check('redis-cluster://127.0.0.1:7000', 'nats://127.0.0.1:4222', 2);
+  check('amqp://g:g@127.0.0.1:5672', 'memory', 1);
+  check('memory', 'memory', 1);
 });
 
 test('--jwt-secret and --jwks-url become the auth mode, and anonymous channels follow it', () => {
@@ -313,9 +372,10 @@ test('every bus and history the schema accepts builds without throwing', async (
   for (const options of [
     { bus: 'redis://127.0.0.1:6379' },
     { bus: 'rediss://u:p@127.0.0.1:6380/1', history: 'memory' },
-    { bus: 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001' },
+    { bus: 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001', history: 'memory' },
+    { bus: 'nats://u:p@127.0.0.1:4222' },
     { bus: 'nats://u:p@127.0.0.1:4222', history: 'redis://127.0.0.1:6379/3' },
-    { bus: 'amqps://u:p@broker.example:5671/vh' },
+    { bus: 'amqps://u:p@broker.example:5671/vh', history: 'redis://127.0.0.1:6379' },
   ]) {
     await buildBusAndStores(createConfig(options));
   }
