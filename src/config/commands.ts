@@ -105,7 +105,9 @@ Starts N nodes (on free ports unless --node-ports) and HAProxy in front of them,
   --node-ports LIST the nodes' ports, comma-separated, one per node, e.g. 9001,9002
                     (default: free ports picked at start)
   --port N          port HAProxy listens on (default ${HAPROXY_DEFAULTS.port})
-  --bus URL         the broker the nodes share (default redis://127.0.0.1:6379 for 2+ nodes)
+  --bus URL         the broker the nodes share (default redis://127.0.0.1:6379 for 2+ nodes);
+                    history and presence follow it (redis, nats); with redis-cluster:// or
+                    amqp:// give -- --history redis://host:port
   --balance ALG     roundrobin or leastconn (default ${HAPROXY_DEFAULTS.balance})
   --stats-port N    also serve HAProxy's stats page on this port
   --maxconn N       HAProxy's connection cap (default ${HAPROXY_DEFAULTS.maxconn})
