@@ -68,6 +68,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       ttl: options.presenceTtl,
       rejoin: options.rejoin,
       logError: (err, what) => options.logger.debug({ err: err.message }, what),
+      warn: (line) => options.logger.warn(line),
     });
     return { channels, presence, where: target.address.describe, close: () => presence.close() };
   }

@@ -50,6 +50,8 @@ export interface NatsPresenceOptions {
   /** Seconds without a heartbeat after which a node's clients leave. */
   readonly ttl: number;
   readonly logError: (err: Error, what: string) => void;
+  /** Says once what an operator must change (the server has no JetStream). */
+  readonly warn: (line: string) => void;
   /** Called when this node was swept as dead (e.g. NATS was away) and must register its clients again. */
   readonly rejoin: () => void;
 }
@@ -100,6 +102,9 @@ export class NatsPresenceStore implements PresenceStore {
   private bucket: Promise<Bucket> | undefined;
   private readonly waiting = new Set<() => void>();
   private readonly sleeper = new Sleeper();
+  private warned = false;
+  /** A bucket was opened once: a later 503 is a server still starting, not one without JetStream. */
+  private opened = false;
   private onDeparted: DepartedHandler = () => {};
   private timer: NodeJS.Timeout | undefined;
   /** The revision of the write that registered this node, and of its latest heartbeat. */
@@ -108,6 +113,7 @@ export class NatsPresenceStore implements PresenceStore {
   /** Server time minus local time, as of this node's latest heartbeat. */
   private skewMs = 0;
   private beating: Promise<void> | undefined;
+  private leftovers = true;
   private readonly me: string;
   /** Joins and leaves that could not be written (NATS away), replayed when it is back: the latest per client wins. */
   private readonly unsent = new Map<string, { channel: string; client: string; entry: PresenceEntry | undefined }>();
@@ -192,8 +198,18 @@ export class NatsPresenceStore implements PresenceStore {
     const nc = this.nc!;
     this.bucket ??= (async () => {
       const name = bucketName(this.options.prefix);
+      let jsm: JetStreamManager;
+      try {
+        jsm = await nc.jetstreamManager({ timeout: OP_TIMEOUT_MS });
+      } catch (err) {
+        // No responder for the JetStream API: the server runs without JetStream.
+        if (!/503|not enabled/i.test(errorMessage(err))) throw err;
+        if (!this.warned && !this.opened) this.options.warn('presence needs JetStream: start nats-server with -js, or give --history redis://host:port; presence is unavailable until then');
+        this.warned = true;
+        throw new BusUnavailableError('nats presence: JetStream is not enabled on the NATS server', { cause: err });
+      }
       const kv = await nc.jetstream({ timeout: OP_TIMEOUT_MS }).views.kv(name, { history: 1, timeout: OP_TIMEOUT_MS });
-      const jsm = await nc.jetstreamManager({ timeout: OP_TIMEOUT_MS });
+      this.opened = true;
       return { kv, jsm, stream: `KV_${name}`, subject: (key: string) => `$KV.${name}.${key}` };
     })().catch((err: unknown) => {
       this.bucket = undefined;
@@ -202,15 +218,21 @@ export class NatsPresenceStore implements PresenceStore {
     return this.bucket;
   }
 
-  /** Runs a KV step; on failure (other than a lost compare-and-set) the bucket is opened again next time: the server may have lost it. */
+  /**
+   * Runs a KV step. On a failure other than a lost compare-and-set the bucket is opened again
+   * (the server may have lost it, or be just back) and the step tried once more.
+   */
   private async call<T>(step: (b: Bucket) => Promise<T>): Promise<T> {
-    const bucket = await this.open();
-    try {
-      return await step(bucket);
-    } catch (err) {
-      const code = apiCode(err);
-      if (code !== WRONG_LAST_SEQUENCE && code !== NO_MESSAGE_FOUND) this.bucket = undefined;
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      const bucket = await this.open();
+      try {
+        return await step(bucket);
+      } catch (err) {
+        const code = apiCode(err);
+        if (code === WRONG_LAST_SEQUENCE || code === NO_MESSAGE_FOUND) throw err;
+        this.bucket = undefined;
+        if (attempt > 0 || !this.connected) throw err;
+      }
     }
   }
 
@@ -318,20 +340,26 @@ export class NatsPresenceStore implements PresenceStore {
           rev = undefined;
         }
       }
-      const first = this.inc === undefined;
       if (rev === undefined) {
         // Registered now (again): a newer incarnation than anything a sweeper marked dead.
+        const again = this.inc !== undefined;
         rev = await b.kv.put(own, '{}');
         this.inc = rev;
+        // Swept (cut off, or NATS lost its state): this node's clients join again.
+        if (again) this.options.rejoin();
       }
-      const swept = this.rev !== undefined && this.rev !== rev && rev === this.inc;
       this.rev = rev;
-      const mine = await b.kv.get(own);
+      // Leftovers of an earlier process with this node id go once, at start (retried until done).
+      if (this.leftovers) {
+        await this.sweepNode(b, this.me, this.inc!);
+        this.leftovers = false;
+      }
+      // The server's time, as of this write: ages of other nodes are measured on it.
+      const mine = await b.kv.get(own).catch(() => null);
       if (mine) this.skewMs = mine.created.getTime() - Date.now();
-      // Leftovers of an earlier process with this node id go at start; after a sweep, the clients join again.
-      if (first) await this.sweepNode(b, this.me, rev);
-      else if (swept) this.options.rejoin();
     });
+    // NATS answers again: joins and leaves that failed meanwhile are written now.
+    if (this.unsent.size > 0) this.replay();
   }
 
   /** Marks silent nodes dead and removes up to {@link SWEEP_BATCH} of their entries. */

@@ -130,12 +130,32 @@ test('a NATS server restarted without its JetStream state: presence recovers on 
     // Both nodes find their registration gone, register again and rejoin their clients.
     await untilListed(a.client, 'chat:r', [a.id, b.id], 20_000);
     await untilListed(b.client, 'chat:r', [a.id, b.id], 20_000);
-    // And the KV works as before: a new client's join is seen by the other node.
+    // And the KV works as before: once both nodes are ready again (their bus back), a new client's
+    // join is seen by the other node.
+    for (const n of [n1!, n2!]) await waitReadyPort(n.port, 15_000);
     const c = await present(n2!, 'chat:r');
     await a.client.json((f) => f.type === 'join' && f.client === c.id, 10_000);
     await untilListed(a.client, 'chat:r', [a.id, b.id, c.id]);
   } finally {
     await server?.destroy();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a NATS server without JetStream: one warning line at start saying what to change, and presence lists are refused', async () => {
+  const server = await startNatsServer();
+  try {
+    const [n1] = await startNodes(1, server.url, uniquePrefix('pj'));
+    const a = await present(n1!, 'chat:x');
+    const reply = await request(a.client, { type: 'presence', channel: 'chat:x' });
+    assert.equal(reply.type, 'error');
+    assert.equal(reply.code, 'unavailable');
+    const warning = 'presence needs JetStream: start nats-server with -js, or give --history redis://host:port';
+    await until(() => n1!.output().includes(warning), { timeoutMs: 10_000, what: 'the warning', detail: () => n1!.output().slice(-2000) });
+    // Heartbeats keep failing, but the line is said once.
+    await new Promise((r) => setTimeout(r, 3 * PRESENCE_TTL * 1000));
+    assert.equal(n1!.output().split(warning).length - 1, 1, n1!.output().slice(-2000));
+  } finally {
+    await server.destroy();
   }
 });
