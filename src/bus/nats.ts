@@ -10,11 +10,30 @@
  * retried here (the client gives up on a server that never answered), so `connect()` can reject
  * at once and still connect later.
  */
-import { connect, Events, type NatsConnection, type Subscription } from 'nats';
+import { connect, Events, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
 import type { NatsAddress } from '../config/bus-address.js';
 import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
+
+/** The client options of a Fanout connection to `address` (the bus's, and JetStream history's). */
+export function natsConnectOptions(address: NatsAddress, name: string): ConnectionOptions {
+  const { servers, user, pass, token } = address;
+  return {
+    servers: [...servers],
+    ...(user !== undefined ? { user } : {}),
+    ...(pass !== undefined ? { pass } : {}),
+    ...(token !== undefined ? { token } : {}),
+    name,
+    timeout: 2000,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    // Dead peers are found by TCP resets at once; pings catch a silent network.
+    pingInterval: 10_000,
+    maxPingOut: 2,
+  };
+}
 
 /** The NATS adapter (`--bus nats://…`): core pub/sub, one subject per topic. */
 export class NatsBus extends BaseBus {
@@ -44,21 +63,7 @@ export class NatsBus extends BaseBus {
     while (!this.closing) {
       let nc: NatsConnection;
       try {
-        const { servers, user, pass, token } = this.address;
-        nc = await connect({
-          servers: [...servers],
-          ...(user !== undefined ? { user } : {}),
-          ...(pass !== undefined ? { pass } : {}),
-          ...(token !== undefined ? { token } : {}),
-          name: 'fanout',
-          timeout: 2000,
-          reconnect: true,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 250,
-          // Dead peers are found by TCP resets at once; pings catch a silent network.
-          pingInterval: 10_000,
-          maxPingOut: 2,
-        });
+        nc = await connect(natsConnectOptions(this.address, 'fanout'));
       } catch (err) {
         if (!this.connectedOnce && /authorization violation|authentication/i.test(errorMessage(err))) {
           // Wrong or missing credentials at start do not heal by retrying: a configuration error,

@@ -1,15 +1,27 @@
-/** Builds the history and presence stores a `--history` target names: memory or Redis. */
+/** Builds the history and presence stores a `--history` target names: memory, Redis or JetStream. */
 import { Redis } from 'ioredis';
 import type { MemoryBroker } from '../bus/memory.js';
 import { redisOptions } from '../bus/redis.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { JetStreamChannelStore, type JetStreamLog } from './jetstream.js';
 import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
 import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
 import type { ChannelStore, PresenceStore } from './store.js';
 
-/** Where history lives: in this process (shared by the nodes of one memory broker), or in a Redis. */
-export type StoreTarget = { readonly kind: 'memory'; readonly owner: MemoryBroker | object } | { readonly kind: 'redis'; readonly url: string };
+/**
+ * Where history lives: in this process (shared by the nodes of one memory broker), in a Redis, or
+ * in a JetStream stream (the node's {@link JetStreamLog}, which is also the route channel topics
+ * take). `presence` says where presence lives when it is not with the history: for JetStream,
+ * this process (`local`, as with memory history) until a NATS presence store is given.
+ */
+export type StoreTarget =
+  | { readonly kind: 'memory'; readonly owner: MemoryBroker | object }
+  | { readonly kind: 'redis'; readonly url: string }
+  | { readonly kind: 'jetstream'; readonly log: JetStreamLog; readonly presence: PresenceTarget };
+
+/** Where presence lives when the history store does not hold it. */
+export type PresenceTarget = { readonly kind: 'local'; readonly owner: object } | { readonly kind: 'store'; readonly store: PresenceStore };
 
 export interface Stores {
   readonly channels: ChannelStore;
@@ -47,6 +59,12 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       deliver: options.deliver,
     });
     return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), where: 'memory', close: async () => {} };
+  }
+
+  if (target.kind === 'jetstream') {
+    const channels = new JetStreamChannelStore(target.log, options.nodeId);
+    const presence = target.presence.kind === 'store' ? target.presence.store : new MemoryPresenceStore(target.presence.owner, options.nodeId);
+    return { channels, presence, where: `jetstream stream ${target.log.layout.stream}`, close: async () => {} };
   }
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in

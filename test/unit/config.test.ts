@@ -11,6 +11,8 @@ import { DEFAULTS, type Config } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
 import { MemoryChannelStore, MemoryPresenceStore } from '../../src/history/memory.js';
 import { RedisChannelStore, withScripts } from '../../src/history/redis.js';
+import { JetStreamLog } from '../../src/history/jetstream.js';
+import { createLogger } from '../../src/logger.js';
 import { keyPair, selfSignedCert, tempDir } from '../helpers/security.js';
 
 test('defaults: port 3000, all interfaces, memory bus, deflate-free limits', () => {
@@ -110,13 +112,23 @@ test('createConfig never returns a config that fails later: a bus URL the adapte
   }
 });
 
-test('createConfig never returns a config that fails later: --history takes only memory or one Redis', () => {
-  for (const history of ['nats://127.0.0.1:4222', 'amqp://g:g@127.0.0.1:5672', 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001', 'kafka://h']) {
-    expectRejected({ history }, '--history', /expected memory or redis:\/\/host:port\[\/db\]/);
+test('createConfig never returns a config that fails later: --history takes only memory, one Redis or NATS', () => {
+  for (const history of ['amqp://g:g@127.0.0.1:5672', 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001', 'kafka://h']) {
+    expectRejected({ history }, '--history', /expected memory, redis:\/\/host:port\[\/db\] or nats:\/\/host:port/);
   }
   expectRejected({ history: 'redis://h:notaport' }, '--history');
+  expectRejected({ history: 'nats://' }, '--history');
   // Also with a bus that could carry it: the bus does not make a bad --history work.
-  expectRejected({ bus: 'nats://127.0.0.1:4222', history: 'nats://127.0.0.1:4222' }, '--history');
+  expectRejected({ bus: 'nats://127.0.0.1:4222', history: 'nats://h:99999' }, '--history');
+});
+
+test('--history nats:// is JetStream history, the same NATS as the bus when the servers match', () => {
+  const same = createConfig({ bus: 'nats://127.0.0.1:4222', history: 'nats://u:p@127.0.0.1:4222' }).history;
+  assert.equal(same.kind, 'nats');
+  assert.equal(same.kind === 'nats' && same.sameAsBus, true);
+  assert.equal(same.describe, 'nats://127.0.0.1:4222');
+  const other = createConfig({ bus: 'redis://127.0.0.1:6379', history: 'nats://127.0.0.1:4222,127.0.0.1:4223' }).history;
+  assert.deepEqual(other.kind === 'nats' && [other.sameAsBus, other.address.servers], [false, ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223']]);
 });
 
 test('createConfig never returns a config that fails later: TLS files are read and checked at load', () => {
@@ -194,7 +206,7 @@ test('a value read from the environment is named by its variable too, at load as
     const { key } = selfSignedCert(tmp.dir);
     const env = { FANOUT_TLS_CERT: join(tmp.dir, 'missing.pem'), FANOUT_TLS_KEY: key };
     assert.throws(() => loadServeConfig([], env), /^ConfigError: invalid --tls-cert \(from FANOUT_TLS_CERT\): cannot read/);
-    assert.throws(() => loadServeConfig([], { FANOUT_HISTORY: 'nats://h:4222' }), /^ConfigError: invalid --history \(from FANOUT_HISTORY\): expected memory/);
+    assert.throws(() => loadServeConfig([], { FANOUT_HISTORY: 'amqp://h:5672' }), /^ConfigError: invalid --history \(from FANOUT_HISTORY\): expected memory/);
   } finally {
     tmp.cleanup();
   }
@@ -204,7 +216,7 @@ test('credentials in a rejected URL stay out of the message', () => {
   for (const [options, flag] of [
     [{ bus: 'redis-cluster://app:hunter2@h:notaport' }, '--bus'],
     [{ bus: 'nats://app:hunter2@h:99999' }, '--bus'],
-    [{ history: 'nats://app:hunter2@h:4222' }, '--history'],
+    [{ history: 'nats://app:hunter2@h:99999' }, '--history'],
   ] as const) {
     assert.throws(
       () => createConfig(options),
@@ -290,6 +302,20 @@ async function buildBusAndStores(config: Config): Promise<void> {
       const presence = new MemoryPresenceStore(owner, config.nodeId);
       await presence.join('room', { client: 'c1', user: 'alice' });
       assert.equal((await presence.list('room')).length, 1);
+    } else if (history.kind === 'nats') {
+      // Built, not connected.
+      const log = new JetStreamLog({
+        address: history.address,
+        prefix: config.busPrefix,
+        nodeId: config.nodeId,
+        historySize: config.historySize,
+        historyTtl: config.historyTtl,
+        topicOf: (channel) => channel,
+        channelHead: () => Buffer.alloc(0),
+        logger: createLogger('silent'),
+      });
+      assert.equal(log.layout.stream, `FANOUT_${config.busPrefix}`);
+      await log.close();
     } else {
       // Built, not connected: ioredis takes the URL as it is (lazyConnect, so no broker is needed).
       const redis = withScripts(new Redis(history.url, { lazyConnect: true }));
@@ -313,6 +339,7 @@ test('every bus and history the schema accepts builds without throwing', async (
     { bus: 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001' },
     { bus: 'nats://u:p@127.0.0.1:4222', history: 'redis://127.0.0.1:6379/3' },
     { bus: 'amqps://u:p@broker.example:5671/vh' },
+    { bus: 'nats://127.0.0.1:4222', history: 'nats://u:p@127.0.0.1:4222' },
   ]) {
     await buildBusAndStores(createConfig(options));
   }
