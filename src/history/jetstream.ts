@@ -22,6 +22,7 @@
 import {
   AckPolicy,
   connect,
+  ConsumerEvents,
   DeliverPolicy,
   DiscardPolicy,
   Events,
@@ -100,6 +101,7 @@ export class JetStreamLog extends BaseBus {
   private lastDelivery = 0;
   private serial = 0;
   private messages: ConsumerMessages | undefined;
+  private warnedDisabled = false;
 
   constructor(private readonly options: JetStreamLogOptions) {
     super();
@@ -177,8 +179,13 @@ export class JetStreamLog extends BaseBus {
         this.first.settled();
         return;
       } catch (err) {
-        this.first.settled(new BusUnavailableError(`jetstream: ${errorMessage(err)}`, { cause: err }));
-        this.options.logger.debug({ err: errorMessage(err) }, 'jetstream not ready; retrying');
+        const message = errorMessage(err);
+        this.first.settled(new BusUnavailableError(`jetstream: ${message}`, { cause: err }));
+        if (/jetstream not enabled/i.test(message) && !this.warnedDisabled) {
+          this.warnedDisabled = true;
+          this.options.logger.warn({ servers: this.options.address.describe }, '--history nats://: JetStream is not enabled on the NATS server (start it with -js); retrying, /readyz says 503 until then');
+        }
+        this.options.logger.debug({ err: message }, 'jetstream not ready; retrying');
         await this.sleeper.sleep(busRetryDelay(attempt));
       }
     }
@@ -229,7 +236,22 @@ export class JetStreamLog extends BaseBus {
     const consumer = await conn.js.consumers.get(this.layout.stream, info.name);
     if (serial !== this.serial) return;
     this.lastDelivery = 0;
-    this.messages = await consumer.consume({ max_messages: 512, expires: PULL_EXPIRES_MS, callback: (m) => this.fromStream(m, serial, conn) });
+    const messages = await consumer.consume({ max_messages: 512, expires: PULL_EXPIRES_MS, callback: (m) => this.fromStream(m, serial, conn) });
+    this.messages = messages;
+    void this.watchConsumer(messages, serial, conn);
+  }
+
+  /** The server lost the consumer (restarted, or removed it after a silence) while the connection stayed: start again. */
+  private async watchConsumer(messages: ConsumerMessages, serial: number, conn: Connected): Promise<void> {
+    for await (const s of await messages.status()) {
+      if (serial !== this.serial || this.conn !== conn) return;
+      const lost = s.type === ConsumerEvents.ConsumerDeleted || s.type === ConsumerEvents.ConsumerNotFound || (s.type === ConsumerEvents.HeartbeatsMissed && Number(s.data) >= 2);
+      if (lost) {
+        this.options.logger.debug({ event: s.type }, 'jetstream consumer lost; creating it again');
+        await this.startConsumer(conn).catch(() => {});
+        return;
+      }
+    }
   }
 
   private stopConsumer(): void {
@@ -240,13 +262,14 @@ export class JetStreamLog extends BaseBus {
 
   /** One stored message, in stream order: build its bus payload if this node wants its topic. */
   private fromStream(m: JsMsg, serial: number, conn: Connected): void {
-    if (serial !== this.serial || m.seq < this.nextSeq) return;
+    if (serial !== this.serial) return;
     if (m.info.deliverySequence !== this.lastDelivery + 1) {
       // A pull response was lost: start over from the first sequence not delivered.
       if (this.conn === conn) void this.startConsumer(conn).catch(() => {});
       return;
     }
     this.lastDelivery = m.info.deliverySequence;
+    if (m.seq < this.nextSeq) return;
     this.nextSeq = m.seq + 1;
     const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
     if (m.subject === this.layout.control) {

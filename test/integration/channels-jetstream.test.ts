@@ -161,6 +161,10 @@ test('JetStream history: the NATS server restarts (its store kept): nodes resume
     await waitMessages(live, 'room', 5);
 
     await server.stop('SIGKILL');
+    // While JetStream is away: the nodes are not ready and a publish is refused, not lost.
+    await until(() => nodes.every((n) => !n.ready), { timeoutMs: 20_000, what: 'the nodes to notice' });
+    const refused = await request(pub, { type: 'publish', channel: 'room', data: 'during' });
+    assert.deepEqual([refused.type, refused.code], ['error', 'unavailable']);
     await server.start();
     await waitNodesReady(nodes, 20_000);
     // Publishes may be refused (`unavailable`) until JetStream has loaded the stream: retry them.
