@@ -16,6 +16,7 @@ import { NATS_URL } from '../helpers/brokers.js';
 import { connectChannels, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
 import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 /** Streams the tests created, deleted at the end (on the shared NATS). */
@@ -240,5 +241,44 @@ test('JetStream history: a node SIGKILLed mid-stream; clients recovering on the 
     for (const c of recovering) c.stop();
     closeAll(clients);
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+  }
+});
+
+test('JetStream history: a node cut off from NATS while the other keeps publishing: when the link is back its subscribers get everything, in order, without reconnecting', async () => {
+  const natsPort = Number(new URL(NATS_URL).port || 4222);
+  const link = await TcpProxy.start(natsPort, new URL(NATS_URL).hostname);
+  const prefix = uniquePrefix('jsc');
+  streams.push({ url: NATS_URL, prefix });
+  const a = await startNode({ bus: NATS_URL, history: `nats://127.0.0.1:${link.port}`, busPrefix: prefix, nodeId: 'cut-a' });
+  const b = await startNode({ bus: NATS_URL, history: NATS_URL, busPrefix: prefix, nodeId: 'cut-b' });
+  const clients: TestClient[] = [];
+  try {
+    await waitNodesReady([a, b]);
+    const subs = await Promise.all([a, a, a].map((n) => connectChannels(n)));
+    const pub = await connectChannels(b);
+    clients.push(...subs, pub);
+    for (const s of subs) await subscribe(s, 'ticker');
+    const acks: number[] = [];
+    for (let i = 0; i < 5; i++) acks.push(await publish(pub, 'ticker', i));
+    await Promise.all(subs.map((s) => waitMessages(s, 'ticker', 5)));
+
+    link.cut();
+    await until(() => !a.ready, { timeoutMs: 20_000, what: 'node a to notice the cut' });
+    for (let i = 5; i < 15; i++) acks.push(await publish(pub, 'ticker', i));
+    assert.equal(messagesOf(subs[0]!, 'ticker').length, 5, 'node a really was cut off');
+    link.restore();
+    await waitNodesReady([a], 20_000);
+    for (let i = 15; i < 20; i++) acks.push(await publish(pub, 'ticker', i));
+
+    for (const s of subs) {
+      const got = await waitMessages(s, 'ticker', 20, 20_000);
+      assert.deepEqual(got.map((m) => m.offset), acks, 'every message once, in order');
+      assert.deepEqual(got.map((m) => m.data), Array.from({ length: 20 }, (_, i) => i));
+      assert.equal(s.closeCode, undefined, 'nobody had to reconnect');
+    }
+  } finally {
+    closeAll(clients);
+    await closeNodes([a, b]);
+    await link.close();
   }
 });
