@@ -102,6 +102,7 @@ export class JetStreamLog extends BaseBus {
   private serial = 0;
   private messages: ConsumerMessages | undefined;
   private warnedDisabled = false;
+  private resuming: Promise<void> | undefined;
 
   constructor(private readonly options: JetStreamLogOptions) {
     super();
@@ -166,19 +167,27 @@ export class JetStreamLog extends BaseBus {
    * Ensures the stream and starts the live consumer on `nc`, retrying while JetStream is not
    * ready (a restarted server answers before its streams are loaded); then `connected`.
    */
-  private async resume(nc: NatsConnection): Promise<void> {
+  private resume(nc: NatsConnection): Promise<void> {
+    // One at a time: a reconnect during a resync (or the reverse) joins the attempt in flight.
+    this.resuming ??= this.resumeNow(nc).finally(() => (this.resuming = undefined));
+    return this.resuming;
+  }
+
+  private async resumeNow(nc: NatsConnection): Promise<void> {
     for (let attempt = 0; !this.closing && !nc.isClosed(); attempt++) {
       try {
         const js = nc.jetstream({ timeout: REQUEST_TIMEOUT_MS });
         const jsm = await nc.jetstreamManager({ timeout: REQUEST_TIMEOUT_MS });
         const lastSeq = await this.ensureStream(jsm);
         if (this.nextSeq === 0) this.nextSeq = lastSeq + 1;
-        await this.startConsumer({ nc, js, jsm });
-        this.conn = { nc, js, jsm };
+        const conn: Connected = { nc, js, jsm };
+        this.conn = conn;
+        await this.startConsumer(conn);
         this.setStatus('connected');
         this.first.settled();
         return;
       } catch (err) {
+        this.conn = undefined;
         const message = errorMessage(err);
         this.first.settled(new BusUnavailableError(`jetstream: ${message}`, { cause: err }));
         if (/jetstream not enabled/i.test(message) && !this.warnedDisabled) {
@@ -245,10 +254,11 @@ export class JetStreamLog extends BaseBus {
   private async watchConsumer(messages: ConsumerMessages, serial: number, conn: Connected): Promise<void> {
     for await (const s of await messages.status()) {
       if (serial !== this.serial || this.conn !== conn) return;
+      if (s.type === ConsumerEvents.StreamNotFound) return this.resync(conn);
       const lost = s.type === ConsumerEvents.ConsumerDeleted || s.type === ConsumerEvents.ConsumerNotFound || (s.type === ConsumerEvents.HeartbeatsMissed && Number(s.data) >= 2);
       if (lost) {
         this.options.logger.debug({ event: s.type }, 'jetstream consumer lost; creating it again');
-        await this.startConsumer(conn).catch(() => {});
+        await this.startConsumer(conn).catch(() => this.resync(conn));
         return;
       }
     }
@@ -258,6 +268,19 @@ export class JetStreamLog extends BaseBus {
     this.serial++;
     this.messages?.stop();
     this.messages = undefined;
+  }
+
+  /**
+   * The stream is gone or is another one (deleted, created again) while connected: report
+   * `disconnected`, then ensure it and start over as after a reconnect (a new epoch if it is new,
+   * which the channel layer's catch-up turns into `recovered:false` for the subscribers).
+   */
+  private resync(conn: Connected): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.stopConsumer();
+    this.setStatus('disconnected', new Error('the JetStream history stream changed'));
+    void this.resume(conn.nc);
   }
 
   /** One stored message, in stream order: build its bus payload if this node wants its topic. */
@@ -299,13 +322,15 @@ export class JetStreamLog extends BaseBus {
 
   /** Stores `data` on `subject`; resolves with its sequence. */
   async append(subject: string, data: Buffer | string, header: { readonly name: string; readonly value: string }): Promise<number> {
-    const { js } = this.connection();
+    const conn = this.connection();
     const h = headers();
     h.set(header.name, header.value);
     try {
-      const ack = await js.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { headers: h });
+      const ack = await conn.js.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { headers: h });
       return ack.seq;
     } catch (err) {
+      // Nobody stores the subject: the stream is gone.
+      if (/no responders|503/i.test(errorMessage(err))) this.resync(conn);
       throw unavailable(err);
     }
   }
@@ -369,13 +394,20 @@ export class JetStreamLog extends BaseBus {
 
   /** The stream's first and last sequence and its epoch now. */
   async streamState(): Promise<{ first: number; last: number; epoch: string }> {
-    const { jsm } = this.connection();
+    const conn = this.connection();
+    let state;
     try {
-      const info = await jsm.streams.info(this.layout.stream);
-      return { first: info.state.first_seq, last: info.state.last_seq, epoch: streamEpoch(this.layout.stream, info.created) };
+      const info = await conn.jsm.streams.info(this.layout.stream);
+      state = { first: info.state.first_seq, last: info.state.last_seq, epoch: streamEpoch(this.layout.stream, info.created) };
     } catch (err) {
+      if (/stream not found/i.test(errorMessage(err))) this.resync(conn);
       throw unavailable(err);
     }
+    if (state.epoch !== this.epoch) {
+      this.resync(conn);
+      throw new BusUnavailableError('jetstream: the history stream was created again');
+    }
+    return state;
   }
 
   async close(): Promise<void> {

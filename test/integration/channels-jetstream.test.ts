@@ -282,3 +282,42 @@ test('JetStream history: a node cut off from NATS while the other keeps publishi
     await link.close();
   }
 });
+
+test('JetStream history: the stream deleted under running nodes: a new epoch, subscribers are told to resubscribe, recovery says recovered:false, messages flow again', async () => {
+  const { nodes, prefix } = await twoNodes();
+  const clients: TestClient[] = [];
+  const nc = await natsConnect({ servers: NATS_URL });
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    const live = await connectChannels(nodes[1]!);
+    clients.push(pub, live);
+    const { epoch } = await subscribe(live, 'reset');
+    const old = await publish(pub, 'reset', 'old');
+    await waitMessages(live, 'reset', 1);
+
+    await (await nc.jetstreamManager()).streams.delete(streamLayout(prefix).stream);
+    // The nodes notice (the consumer's stream is gone, or the next read sees another stream) and recreate it.
+    let ack: number | undefined;
+    await until(
+      async () => {
+        ack = await publish(pub, 'reset', 'new').catch(() => undefined);
+        return ack !== undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'a publish on the new stream' },
+    );
+    await live.waitClose(20_000);
+    assert.equal(live.closeCode, 4510, 'told to resubscribe: what it missed cannot be known');
+    const back = await connectChannels(nodes[1]!);
+    clients.push(back);
+    const reply = await subscribe(back, 'reset', { offset: old, epoch: epoch as string });
+    assert.equal(reply.recovered, false);
+    assert.notEqual(reply.epoch, epoch, 'a new stream, a new epoch');
+    const next = await publish(pub, 'reset', 'after');
+    const got = await waitMessages(back, 'reset', 1);
+    assert.deepEqual(got.map((m) => [m.offset, m.epoch, m.data]), [[next, reply.epoch, 'after']]);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+    await nc.close();
+  }
+});
