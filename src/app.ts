@@ -13,7 +13,7 @@ import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
 import type { ChannelHooks } from './channels/hook-calls.js';
-import { ChannelService, channelTopic } from './channels/service.js';
+import { ChannelService, channelOfTopic } from './channels/service.js';
 import type { Config } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { createStores, type StoreTarget } from './history/create.js';
@@ -129,7 +129,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress): {
     nodeId: core.id,
     historySize: config.historySize,
     historyTtl: config.historyTtl,
-    topicOf: (channel) => channelTopic(config.busPrefix, channel),
+    channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),
     logger: core.logger,
   });

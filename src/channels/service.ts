@@ -21,6 +21,12 @@ export function channelTopic(prefix: string, channel: string): string {
   return `${prefix}:ch:${channel}`;
 }
 
+/** The channel a bus topic of {@link channelTopic} names; undefined for another topic. */
+export function channelOfTopic(prefix: string, topic: string): string | undefined {
+  const head = channelTopic(prefix, '');
+  return topic.startsWith(head) ? topic.slice(head.length) : undefined;
+}
+
 /** Body prefix of fence control messages on channel topics. */
 export const FENCE = 'fence:';
 

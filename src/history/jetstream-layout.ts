@@ -4,9 +4,11 @@
  *
  * One stream per --bus-prefix, `FANOUT_<prefix>`, with the subjects `fanout-log.<prefix>.>`:
  * - `fanout-log.<prefix>.m.<channel>`: the channel's messages, one subject per channel;
- * - `fanout-log.<prefix>.c`: the fences and presence events of every channel, so they take their
- *   place in the one order every node reads the stream in.
- * `<prefix>` and `<channel>` are written with {@link subjectToken}, so any name is one subject token.
+ * - `fanout-log.<prefix>.c.<channel>`: the channel's fences and presence events, stored so they
+ *   take their place in the channel's order.
+ * The stream republishes everything it stores to `fanout-live.<prefix>.>` (same tokens after the
+ * prefix), the core subjects nodes subscribe to. `<prefix>` and `<channel>` are written with
+ * {@link subjectToken}, so any name is one subject token.
  */
 import { createHash } from 'node:crypto';
 
@@ -37,12 +39,16 @@ export function fromSubjectToken(token: string): string {
 /** The subjects of one --bus-prefix's stream. */
 export interface StreamLayout {
   readonly stream: string;
-  /** `fanout-log.<prefix>.>`: the stream's subjects, and the live consumer's filter. */
+  /** `fanout-log.<prefix>.>`: the stream's subjects. */
   readonly subjects: string;
-  /** The subject fences and presence events are stored on. */
-  readonly control: string;
-  /** `fanout-log.<prefix>.m.`: a channel's subject is this plus its token. */
-  readonly messagePrefix: string;
+  /** The stream's republish rule: what it stores, again on `fanout-live.<prefix>.>`. */
+  readonly republish: { readonly src: string; readonly dest: string };
+  /** `fanout-log.<prefix>.`: the stored subjects start with this. */
+  readonly storedBase: string;
+  /** `fanout-live.<prefix>.`: the republished subjects start with this. */
+  readonly liveBase: string;
+  /** `fanout-live.<prefix>.c.`: republished control subjects start with this. */
+  readonly liveControlPrefix: string;
 }
 
 /**
@@ -53,19 +59,33 @@ export interface StreamLayout {
 export function streamLayout(prefix: string): StreamLayout {
   const plain = prefix.replace(/[^A-Za-z0-9_-]/g, '_');
   const stream = plain === prefix ? `FANOUT_${prefix}` : `FANOUT_${plain}_${createHash('sha256').update(prefix).digest('hex').slice(0, 8)}`;
-  const base = `fanout-log.${subjectToken(prefix)}`;
-  return { stream, subjects: `${base}.>`, control: `${base}.c`, messagePrefix: `${base}.m.` };
+  const token = subjectToken(prefix);
+  const storedBase = `fanout-log.${token}.`;
+  const liveBase = `fanout-live.${token}.`;
+  return {
+    stream,
+    subjects: `${storedBase}>`,
+    republish: { src: `${storedBase}>`, dest: `${liveBase}>` },
+    storedBase,
+    liveBase,
+    liveControlPrefix: `${liveBase}c.`,
+  };
 }
 
-/** A channel's subject. */
+/** A channel's message subject (stored). */
 export function channelSubject(layout: StreamLayout, channel: string): string {
-  return `${layout.messagePrefix}${subjectToken(channel)}`;
+  return `${layout.storedBase}m.${subjectToken(channel)}`;
 }
 
-/** The channel a message subject belongs to; undefined for the control subject or a foreign one. */
-export function channelOfSubject(layout: StreamLayout, subject: string): string | undefined {
-  if (!subject.startsWith(layout.messagePrefix)) return undefined;
-  return fromSubjectToken(subject.slice(layout.messagePrefix.length));
+/** A channel's control subject (stored): fences and presence events. */
+export function controlSubject(layout: StreamLayout, channel: string): string {
+  return `${layout.storedBase}c.${subjectToken(channel)}`;
+}
+
+/** The republished subjects a node subscribes to for a channel: its messages, its control messages. */
+export function liveSubjects(layout: StreamLayout, channel: string): [string, string] {
+  const token = subjectToken(channel);
+  return [`${layout.liveBase}m.${token}`, `${layout.liveBase}c.${token}`];
 }
 
 /**

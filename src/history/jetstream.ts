@@ -4,25 +4,28 @@
  *
  * Offsets are the stream's sequence numbers, so offsets, history and order come from JetStream
  * itself: a publish is a JetStream publish on the channel's subject and the ack's sequence is the
- * offset. Nothing is published on core NATS: the message frame needs that offset, known only
- * after the ack, and two nodes publishing on one channel would interleave out of order. Instead
- * every node runs one consumer over the whole stream ({@link JetStreamLog}) and turns each stored
- * message into the channel's bus payload (its sequence and the stream's epoch spliced in), handed
- * to the node's topic router as if a bus had brought it. Every node therefore sees every channel
- * in stream order, its own messages included, which is the store's guarantee (history/store.ts).
- * Fences and presence events are stored too (one control subject), so they take their place in
- * the same order: a read with a fence publishes the fence, then reads the channel's messages
- * older than the fence's sequence.
+ * offset. Nodes never publish a finished frame on core NATS (the frame needs that offset, known
+ * only after the ack, and two nodes publishing on one channel would interleave out of order).
+ * Instead the stream **republishes** every message it stored (JetStream's `republish`, done by
+ * the server in stream order, with the sequence in a header) to a core subject per channel; a
+ * node subscribes to the channels it has subscribers for and turns each republished message into
+ * the channel's bus payload (sequence and the stream's epoch spliced in), handed to the node's
+ * topic router as if a bus had brought it. Every node therefore sees a channel in stream order,
+ * its own messages included, which is the store's guarantee (history/store.ts). Delivery does not
+ * depend on retention: a burst larger than --history-size still reaches every node.
  *
- * Outage: while the connection is down publishes and reads reject with BusUnavailableError and
- * the link reports `disconnected` (readiness follows). After a reconnect the stream is ensured
- * again and the consumer is created again from the sequence after the last one delivered, so a
- * node misses nothing the stream still holds.
+ * Fences and presence events are stored too, on the channel's control subject, so they are
+ * republished in the same order: a read with a fence stores the fence, then reads the channel's
+ * messages older than the fence's sequence.
+ *
+ * Outage: as with the NATS bus, delivery is at most once while connected. While the connection
+ * is down, publishes and reads reject with BusUnavailableError and the link reports
+ * `disconnected` (readiness follows); after the reconnect the stream is ensured again, the link
+ * reports `connected`, and the channel layer catches up from history (channels/catch-up.ts).
  */
 import {
   AckPolicy,
   connect,
-  ConsumerEvents,
   DeliverPolicy,
   DiscardPolicy,
   Events,
@@ -30,12 +33,12 @@ import {
   nanos,
   RetentionPolicy,
   StorageType,
-  type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
+  type Msg,
   type NatsConnection,
   type StreamConfig,
+  type Subscription,
 } from 'nats';
 import { BaseBus } from '../bus/bus.js';
 import { natsConnectOptions } from '../bus/nats.js';
@@ -44,19 +47,17 @@ import type { NatsAddress } from '../config/bus-address.js';
 import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
-import { channelOfSubject, channelSubject, completeAfter, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
+import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
 import { latestPage } from './page.js';
 import type { ChannelPosition, ChannelStore, OutgoingMessage, ReadOptions, ReadResult, StoredMessage } from './store.js';
 
 /** Header naming the node that published a message (the envelope's origin). */
 const ORIGIN_HEADER = 'Fanout-Origin';
-/** Header naming the bus topic of a control message (fence, presence event). */
-const TOPIC_HEADER = 'Fanout-Topic';
+/** Header JetStream puts the stored sequence in on a republished message. */
+const SEQUENCE_HEADER = 'Nats-Sequence';
 /** How long a request to JetStream (publish, read) may take before it counts as unavailable. */
 const REQUEST_TIMEOUT_MS = 3000;
-/** Pull expiry of the live consumer; its idle heartbeat is half of it. */
-const PULL_EXPIRES_MS = 4000;
-/** A consumer nobody pulls from is removed by the server after this long. */
+/** A read's consumer that was not deleted (the node died mid-read) is removed by the server after this long. */
 const INACTIVE_MS = 30_000;
 
 export interface JetStreamLogOptions {
@@ -68,8 +69,8 @@ export interface JetStreamLogOptions {
   readonly historySize: number;
   /** --history-ttl in seconds: the stream's max_age (0: no age limit). */
   readonly historyTtl: number;
-  /** A channel's bus topic (the channel layer's naming). */
-  readonly topicOf: (channel: string) => string;
+  /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
+  readonly channelOf: (topic: string) => string | undefined;
   /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
   readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
   readonly logger: Logger;
@@ -82,9 +83,9 @@ interface Connected {
 }
 
 /**
- * The JetStream side of a node: one connection, the stream, and the live consumer, seen by the
- * node as a {@link Bus} (the route channel topics take). `publish` stores a control message;
- * `subscribe` only says which topics this node wants built (the others are skipped unbuilt).
+ * The JetStream side of a node: one connection, the stream, and the subscriptions to the
+ * republished subjects of the channels it has subscribers for, seen by the node as a {@link Bus}
+ * (the route channel topics take). `publish` stores a control message of the topic's channel.
  */
 export class JetStreamLog extends BaseBus {
   readonly kind = 'jetstream';
@@ -92,17 +93,14 @@ export class JetStreamLog extends BaseBus {
   /** The stream's epoch, known once connected. */
   epoch = '';
   private conn: Connected | undefined;
-  private readonly wanted = new Set<string>();
+  private readonly subs = new Map<string, Subscription[]>();
   private readonly sleeper = new Sleeper();
   private readonly first = new FirstAttempt();
   private closing = false;
-  /** The next stream sequence the live consumer must deliver; 0 before the first start. */
-  private nextSeq = 0;
-  private lastDelivery = 0;
-  private serial = 0;
-  private messages: ConsumerMessages | undefined;
   private warnedDisabled = false;
   private resuming: Promise<void> | undefined;
+  /** The highest sequence of a republished channel message this node received. */
+  private lastSeq = 0;
 
   constructor(private readonly options: JetStreamLogOptions) {
     super();
@@ -118,7 +116,7 @@ export class JetStreamLog extends BaseBus {
     return this.first.start(() => void this.run());
   }
 
-  /** Connects, then keeps the stream and the consumer up after every reconnect, until {@link close}. */
+  /** Connects, then ensures the stream after every reconnect, until {@link close}. */
   private async run(): Promise<void> {
     let attempt = 0;
     while (!this.closing) {
@@ -144,8 +142,9 @@ export class JetStreamLog extends BaseBus {
       void this.watch(nc);
       await this.resume(nc);
       const err = await nc.closed();
+      // Only a closed connection lands here (not a reconnect): its subscriptions are gone.
       this.conn = undefined;
-      this.stopConsumer();
+      this.subs.clear();
       if (!this.closing) this.setStatus('disconnected', err ?? new Error('nats connection closed'));
     }
   }
@@ -155,7 +154,6 @@ export class JetStreamLog extends BaseBus {
       if (this.closing) return;
       if (s.type === Events.Disconnect) {
         this.conn = undefined;
-        this.stopConsumer();
         this.setStatus('disconnected', new Error(`nats disconnected from ${String(s.data)}`));
       } else if (s.type === Events.Reconnect) {
         void this.resume(nc);
@@ -163,12 +161,8 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /**
-   * Ensures the stream and starts the live consumer on `nc`, retrying while JetStream is not
-   * ready (a restarted server answers before its streams are loaded); then `connected`.
-   */
+  /** Ensures the stream on `nc` (one attempt at a time), retrying while JetStream is not ready; then `connected`. */
   private resume(nc: NatsConnection): Promise<void> {
-    // One at a time: a reconnect during a resync (or the reverse) joins the attempt in flight.
     this.resuming ??= this.resumeNow(nc).finally(() => (this.resuming = undefined));
     return this.resuming;
   }
@@ -178,16 +172,12 @@ export class JetStreamLog extends BaseBus {
       try {
         const js = nc.jetstream({ timeout: REQUEST_TIMEOUT_MS });
         const jsm = await nc.jetstreamManager({ timeout: REQUEST_TIMEOUT_MS });
-        const lastSeq = await this.ensureStream(jsm);
-        if (this.nextSeq === 0) this.nextSeq = lastSeq + 1;
-        const conn: Connected = { nc, js, jsm };
-        this.conn = conn;
-        await this.startConsumer(conn);
+        await this.ensureStream(jsm);
+        this.conn = { nc, js, jsm };
         this.setStatus('connected');
         this.first.settled();
         return;
       } catch (err) {
-        this.conn = undefined;
         const message = errorMessage(err);
         this.first.settled(new BusUnavailableError(`jetstream: ${message}`, { cause: err }));
         if (/jetstream not enabled/i.test(message) && !this.warnedDisabled) {
@@ -200,20 +190,21 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /** Creates the stream, or updates its limits to this node's flags; returns its last sequence. */
-  private async ensureStream(jsm: JetStreamManager): Promise<number> {
+  /** Creates the stream, or updates its limits to this node's flags when they differ. */
+  private async ensureStream(jsm: JetStreamManager): Promise<void> {
     const { stream, subjects } = this.layout;
     const limits: Partial<StreamConfig> = {
       subjects: [subjects],
       max_msgs_per_subject: this.perSubject,
       max_age: nanos(this.options.historyTtl * 1000),
       discard: DiscardPolicy.Old,
+      republish: this.layout.republish,
     };
     let info;
     try {
       info = await jsm.streams.info(stream);
       const c = info.config;
-      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.subjects?.[0] !== subjects) {
+      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
         info = await jsm.streams.update(stream, limits);
       }
     } catch (err) {
@@ -222,95 +213,43 @@ export class JetStreamLog extends BaseBus {
     }
     const epoch = streamEpoch(stream, info.created);
     if (this.epoch !== '' && epoch !== this.epoch) {
-      // The stream is new (deleted, or the server lost it): its sequences start over.
       this.options.logger.warn({ stream }, 'the JetStream history stream was created again; offsets start over in a new epoch');
-      this.nextSeq = info.state.last_seq + 1;
+      this.lastSeq = 0;
     }
     this.epoch = epoch;
-    return info.state.last_seq;
-  }
-
-  /** (Re)creates the live consumer from {@link nextSeq}; whatever the previous one still hands over is ignored. */
-  private async startConsumer(conn: Connected): Promise<void> {
-    this.stopConsumer();
-    const serial = ++this.serial;
-    const info = await conn.jsm.consumers.add(this.layout.stream, {
-      ack_policy: AckPolicy.None,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.nextSeq,
-      filter_subject: this.layout.subjects,
-      mem_storage: true,
-      inactive_threshold: nanos(INACTIVE_MS),
-    });
-    const consumer = await conn.js.consumers.get(this.layout.stream, info.name);
-    if (serial !== this.serial) return;
-    this.lastDelivery = 0;
-    const messages = await consumer.consume({ max_messages: 512, expires: PULL_EXPIRES_MS, callback: (m) => this.fromStream(m, serial, conn) });
-    this.messages = messages;
-    void this.watchConsumer(messages, serial, conn);
-  }
-
-  /** The server lost the consumer (restarted, or removed it after a silence) while the connection stayed: start again. */
-  private async watchConsumer(messages: ConsumerMessages, serial: number, conn: Connected): Promise<void> {
-    for await (const s of await messages.status()) {
-      if (serial !== this.serial || this.conn !== conn) return;
-      if (s.type === ConsumerEvents.StreamNotFound) return this.resync(conn);
-      const lost = s.type === ConsumerEvents.ConsumerDeleted || s.type === ConsumerEvents.ConsumerNotFound || (s.type === ConsumerEvents.HeartbeatsMissed && Number(s.data) >= 2);
-      if (lost) {
-        this.options.logger.debug({ event: s.type }, 'jetstream consumer lost; creating it again');
-        await this.startConsumer(conn).catch(() => this.resync(conn));
-        return;
-      }
-    }
-  }
-
-  private stopConsumer(): void {
-    this.serial++;
-    this.messages?.stop();
-    this.messages = undefined;
   }
 
   /**
    * The stream is gone or is another one (deleted, created again) while connected: report
-   * `disconnected`, then ensure it and start over as after a reconnect (a new epoch if it is new,
+   * `disconnected`, then ensure it and go on as after a reconnect (a new epoch if it is new,
    * which the channel layer's catch-up turns into `recovered:false` for the subscribers).
    */
   private resync(conn: Connected): void {
     if (this.conn !== conn) return;
     this.conn = undefined;
-    this.stopConsumer();
     this.setStatus('disconnected', new Error('the JetStream history stream changed'));
     void this.resume(conn.nc);
   }
 
-  /** One stored message, in stream order: build its bus payload if this node wants its topic. */
-  private fromStream(m: JsMsg, serial: number, conn: Connected): void {
-    if (serial !== this.serial) return;
-    if (m.info.deliverySequence !== this.lastDelivery + 1) {
-      // A pull response was lost: start over from the first sequence not delivered.
-      if (this.conn === conn) void this.startConsumer(conn).catch(() => {});
-      return;
-    }
-    this.lastDelivery = m.info.deliverySequence;
-    if (m.seq < this.nextSeq) return;
-    this.nextSeq = m.seq + 1;
+  /** One republished message (a channel message or a control message), in stream order. */
+  private fromStream(topic: string, channel: string, m: Msg): void {
     const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-    if (m.subject === this.layout.control) {
-      const topic = m.headers?.get(TOPIC_HEADER);
-      if (topic && this.wanted.has(topic)) this.handler(topic, data);
+    if (m.subject.startsWith(this.layout.liveControlPrefix)) return this.handler(topic, data);
+    const seq = Number(m.headers?.get(SEQUENCE_HEADER));
+    if (!(seq > 0)) return;
+    if (seq <= this.lastSeq) {
+      // Sequences only grow in one stream: this is a new one (deleted and created again).
+      if (this.conn) this.resync(this.conn);
       return;
     }
-    const channel = channelOfSubject(this.layout, m.subject);
-    if (channel === undefined) return;
-    const topic = this.options.topicOf(channel);
-    if (!this.wanted.has(topic)) return;
+    this.lastSeq = seq;
     let head: Buffer;
     try {
-      head = this.options.channelHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', m.info.timestampNanos / 1e6);
+      head = this.options.channelHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Date.now());
     } catch {
       return;
     }
-    this.handler(topic, buildMessagePayload(head, m.seq, this.epoch, data.toString('utf8')));
+    this.handler(topic, buildMessagePayload(head, seq, this.epoch, data.toString('utf8')));
   }
 
   /** The connection, or BusUnavailableError while there is none. */
@@ -321,10 +260,10 @@ export class JetStreamLog extends BaseBus {
   }
 
   /** Stores `data` on `subject`; resolves with its sequence. */
-  async append(subject: string, data: Buffer | string, header: { readonly name: string; readonly value: string }): Promise<number> {
+  async append(subject: string, data: Buffer | string, origin: string): Promise<number> {
     const conn = this.connection();
     const h = headers();
-    h.set(header.name, header.value);
+    h.set(ORIGIN_HEADER, origin);
     try {
       const ack = await conn.js.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { headers: h });
       return ack.seq;
@@ -335,23 +274,43 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /** A control message (fence, presence event) for `topic`, in stream order. */
+  /** A control message (fence, presence event) of `topic`'s channel, in stream order. */
   async publish(topic: string, payload: Buffer): Promise<void> {
     await this.appendControl(topic, payload);
   }
 
   appendControl(topic: string, payload: Buffer): Promise<number> {
-    return this.append(this.layout.control, payload, { name: TOPIC_HEADER, value: topic });
+    const channel = this.options.channelOf(topic);
+    if (channel === undefined) return Promise.reject(new BusUnavailableError(`jetstream carries channel topics only, not ${topic}`));
+    return this.append(controlSubject(this.layout, channel), payload, this.options.nodeId);
   }
 
-  /** Messages of `topic` are built for this node from now on (the consumer runs whenever connected). */
+  /** Subscribes to the republished subjects of `topic`'s channel (idempotent); resolves once the server has the subscriptions. */
   async subscribe(topic: string): Promise<void> {
-    this.connection();
-    this.wanted.add(topic);
+    const { nc } = this.connection();
+    const channel = this.options.channelOf(topic);
+    if (channel === undefined || this.subs.has(topic)) return;
+    try {
+      const callback = (err: Error | null, m: Msg): void => {
+        if (!err) this.fromStream(topic, channel, m);
+      };
+      this.subs.set(topic, liveSubjects(this.layout, channel).map((subject) => nc.subscribe(subject, { callback })));
+      await nc.flush();
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   async unsubscribe(topic: string): Promise<void> {
-    this.wanted.delete(topic);
+    const subs = this.subs.get(topic);
+    if (!subs) return;
+    this.subs.delete(topic);
+    try {
+      for (const sub of subs) sub.unsubscribe();
+      await this.conn?.nc.flush();
+    } catch {
+      /* the connection is closed or reconnecting: the subscriptions are gone from the client */
+    }
   }
 
   /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject). */
@@ -416,9 +375,9 @@ export class JetStreamLog extends BaseBus {
     this.setStatus('closed');
     this.first.settled(new BusUnavailableError('jetstream history closed'));
     this.sleeper.wake();
-    this.stopConsumer();
     const nc = this.conn?.nc;
     this.conn = undefined;
+    this.subs.clear();
     if (nc) await nc.close().catch(() => {});
   }
 }
@@ -437,7 +396,7 @@ export class JetStreamChannelStore implements ChannelStore {
   ) {}
 
   async publish(message: OutgoingMessage): Promise<ChannelPosition> {
-    const offset = await this.log.append(channelSubject(this.log.layout, message.channel), message.data, { name: ORIGIN_HEADER, value: this.nodeId });
+    const offset = await this.log.append(channelSubject(this.log.layout, message.channel), message.data, this.nodeId);
     return { offset, epoch: this.log.epoch };
   }
 

@@ -74,6 +74,28 @@ test('JetStream history: a message published on node A reaches subscribers on B 
   }
 });
 
+test('JetStream history: a burst far larger than --history-size reaches every subscriber on both nodes, every message once, in order', async () => {
+  const { nodes } = await twoNodes({ historySize: 5, rateLimit: 0 });
+  const clients: TestClient[] = [];
+  try {
+    const subs = await Promise.all([nodes[0]!, nodes[1]!].map((n) => connectChannels(n)));
+    const pub = await connectChannels(nodes[0]!);
+    clients.push(...subs, pub);
+    for (const s of subs) await subscribe(s, 'burst');
+    // Sent without waiting for acks: delivery must not depend on what the stream still retains.
+    for (let i = 0; i < 500; i++) pub.sendJson({ type: 'publish', channel: 'burst', data: i, id: i + 1 });
+    await pub.until((all) => all.filter((m) => m.includes('"type":"ack"')).length >= 500, 20_000, '500 acks');
+    for (const s of subs) {
+      const got = await waitMessages(s, 'burst', 500, 20_000);
+      assert.deepEqual(got.map((m) => m.data), Array.from({ length: 500 }, (_, i) => i));
+      assert.ok(increasing(got.map((m) => m.offset as number)));
+    }
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
 test('JetStream history: pages on the other node, newest last, paging back with before; recovery with since on the other node', async () => {
   const { nodes } = await twoNodes({ historySize: 50 });
   const clients: TestClient[] = [];

@@ -310,7 +310,7 @@ async function buildBusAndStores(config: Config): Promise<void> {
         nodeId: config.nodeId,
         historySize: config.historySize,
         historyTtl: config.historyTtl,
-        topicOf: (channel) => channel,
+        channelOf: (topic) => topic,
         channelHead: () => Buffer.alloc(0),
         logger: createLogger('silent'),
       });

@@ -1,7 +1,7 @@
 // The pure parts of JetStream history: subject encoding, stream naming, the recovery rule.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { channelOfSubject, channelSubject, completeAfter, fromSubjectToken, streamEpoch, streamLayout, subjectToken } from '../../src/history/jetstream-layout.js';
+import { channelSubject, completeAfter, controlSubject, fromSubjectToken, liveSubjects, streamEpoch, streamLayout, subjectToken } from '../../src/history/jetstream-layout.js';
 
 test('any channel name is one subject token, and comes back unchanged', () => {
   const names = ['room', 'chat:ops', 'a.b.c', 'x*y>z', 'with space', '100%', 'ünïcødé', '', '%41', 'tab\there', 'a-b_c'];
@@ -13,13 +13,17 @@ test('any channel name is one subject token, and comes back unchanged', () => {
   assert.equal(subjectToken('chat:ops'), 'chat%3Aops');
 });
 
-test('a prefix names one stream and its subjects; a channel subject maps back to its channel', () => {
+test('a prefix names one stream and its subjects; the stream republishes each channel on the subjects nodes subscribe to', () => {
   const layout = streamLayout('fanout');
-  assert.deepEqual(layout, { stream: 'FANOUT_fanout', subjects: 'fanout-log.fanout.>', control: 'fanout-log.fanout.c', messagePrefix: 'fanout-log.fanout.m.' });
-  const subject = channelSubject(layout, 'chat:a.b');
-  assert.equal(subject, 'fanout-log.fanout.m.chat%3Aa%2Eb');
-  assert.equal(channelOfSubject(layout, subject), 'chat:a.b');
-  assert.equal(channelOfSubject(layout, layout.control), undefined);
+  assert.equal(layout.stream, 'FANOUT_fanout');
+  assert.equal(layout.subjects, 'fanout-log.fanout.>');
+  assert.deepEqual(layout.republish, { src: 'fanout-log.fanout.>', dest: 'fanout-live.fanout.>' });
+  assert.equal(channelSubject(layout, 'chat:a.b'), 'fanout-log.fanout.m.chat%3Aa%2Eb');
+  assert.equal(controlSubject(layout, 'chat:a.b'), 'fanout-log.fanout.c.chat%3Aa%2Eb');
+  // The republish rule maps a stored subject to its live one token for token.
+  const live = (stored: string): string => stored.replace(layout.republish.src.slice(0, -1), layout.republish.dest.slice(0, -1));
+  assert.deepEqual(liveSubjects(layout, 'chat:a.b'), [live(channelSubject(layout, 'chat:a.b')), live(controlSubject(layout, 'chat:a.b'))]);
+  assert.ok(liveSubjects(layout, 'x')[1].startsWith(layout.liveControlPrefix));
   // Prefixes a stream name cannot hold are replaced, with a hash so that they stay apart.
   const a = streamLayout('my.app');
   const b = streamLayout('my/app');
