@@ -137,6 +137,6 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress): {
   link.connect();
   core.addReadinessCheck(() => link.connected);
   core.addStopHook(() => link.close());
-  core.logger.warn({ history: 'jetstream' }, 'channel presence is per node with --history nats://');
+  if (config.presence.length > 0) core.logger.warn({ history: 'jetstream' }, 'channel presence is per node with --history nats:// (each node lists its own clients)');
   return { target: { kind: 'jetstream', log, presence: { kind: 'local', owner: core } }, link };
 }

@@ -23,6 +23,7 @@
  * `disconnected` (readiness follows); after the reconnect the stream is ensured again, the link
  * reports `connected`, and the channel layer catches up from history (channels/catch-up.ts).
  */
+import { performance } from 'node:perf_hooks';
 import {
   AckPolicy,
   connect,
@@ -53,6 +54,8 @@ import type { ChannelPosition, ChannelStore, OutgoingMessage, ReadOptions, ReadR
 
 /** Header naming the node that published a message (the envelope's origin). */
 const ORIGIN_HEADER = 'Fanout-Origin';
+/** Header with the publishing node's clock at the publish (ms since the epoch): the envelope's publish time, for the latency metric. */
+const TIME_HEADER = 'Fanout-Time';
 /** Header JetStream puts the stored sequence in on a republished message. */
 const SEQUENCE_HEADER = 'Nats-Sequence';
 /** How long a request to JetStream (publish, read) may take before it counts as unavailable. */
@@ -245,7 +248,7 @@ export class JetStreamLog extends BaseBus {
     this.lastSeq = seq;
     let head: Buffer;
     try {
-      head = this.options.channelHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Date.now());
+      head = this.options.channelHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Number(m.headers?.get(TIME_HEADER)) || Date.now());
     } catch {
       return;
     }
@@ -264,6 +267,7 @@ export class JetStreamLog extends BaseBus {
     const conn = this.connection();
     const h = headers();
     h.set(ORIGIN_HEADER, origin);
+    h.set(TIME_HEADER, String(performance.timeOrigin + performance.now()));
     try {
       const ack = await conn.js.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { headers: h });
       return ack.seq;

@@ -13,8 +13,9 @@ import { startNatsServer, type BrokerProcess } from '../../harness/brokers.js';
 import { forkFanoutServe, waitReadyPort, type ServerProcess } from '../../harness/fanout-process.js';
 import { until } from '../../harness/wait.js';
 import { NATS_URL } from '../helpers/brokers.js';
-import { connectChannels, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
-import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
+import { scrape } from '../helpers/metrics.js';
+import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
@@ -341,5 +342,32 @@ test('JetStream history: the stream deleted under running nodes: a new epoch, su
     closeAll(clients);
     await closeNodes(nodes);
     await nc.close();
+  }
+});
+
+test('JetStream history: presence events travel through the stream to the other node; its traffic is counted and timed like a bus', async () => {
+  const { nodes } = await twoNodes({ presence: 'chat:*' });
+  const [a, b] = nodes as [FanoutNode, FanoutNode];
+  const clients: TestClient[] = [];
+  try {
+    const sa = await connectChannels(a);
+    const sb = await connectChannels(b);
+    clients.push(sa, sb);
+    await subscribe(sa, 'chat:h');
+    await subscribe(sb, 'chat:h');
+    const bId = frames(sb)[0]!.client;
+    sb.close();
+    const leave = await sa.json<Frame>((f) => f.type === 'leave' && f.client === bId);
+    assert.equal(leave.channel, 'chat:h');
+    for (let i = 0; i < 10; i++) await publish(sa, 'chat:h', i);
+    await waitMessages(sa, 'chat:h', 10);
+    const [ma, mb] = [await scrape(httpUrl(a).replace(/\/$/, '')), await scrape(httpUrl(b).replace(/\/$/, ''))];
+    assert.equal(ma.value('fanout_messages_out_total', { kind: 'channel' }), 10);
+    assert.ok(ma.value('fanout_messages_out_total', { kind: 'control' }) >= 1, 'the fence of the subscription');
+    assert.ok(mb.value('fanout_messages_out_total', { kind: 'presence' }) >= 1, 'the leave event');
+    assert.ok(ma.value('fanout_publish_latency_seconds_count') >= 10, 'channel messages reaching sockets are timed');
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
   }
 });
