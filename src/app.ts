@@ -13,9 +13,13 @@ import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
 import type { ChannelHooks } from './channels/hook-calls.js';
-import { ChannelService } from './channels/service.js';
+import { ChannelService, channelOfTopic } from './channels/service.js';
 import type { Config } from './config/schema.js';
+import type { NatsAddress } from './config/bus-address.js';
 import { createStores, type StoreTarget } from './history/create.js';
+import { JetStreamLog } from './history/jetstream.js';
+import { encodeEnvelope, EnvelopeKind } from './node/envelope.js';
+import { messageHead } from './protocol/message-frame.js';
 import { addApiRoutes } from './http/api.js';
 import { addDemoPageRoutes } from './http/demo-page.js';
 import { addHealthRoutes } from './http/health.js';
@@ -104,7 +108,7 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
     }
     return { target: { kind: 'memory', owner }, link: core.topics };
   }
-  if (history.kind === 'nats') return { target: { kind: 'nats', address: history.address, owner: core }, link: core.topics };
+  if (history.kind === 'nats') return jetStreamRoute(core, config, history.address);
   const target = { kind: 'redis', url: history.url } as const;
   if (history.sameAsBus) return { target, link: core.topics };
   const link = core.createTopics(new RedisBus(history.url, '--history'), 'history redis');
@@ -113,4 +117,26 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
   core.addReadinessCheck(() => link.connected);
   core.addStopHook(() => link.close());
   return { target, link };
+}
+
+/**
+ * `--history nats://…`: the stream is the history and its consumer the route (history/jetstream.ts),
+ * on a connection of its own even when the bus is the same NATS; presence lives in a KV bucket there.
+ */
+function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress): { target: StoreTarget; link: Topics } {
+  const log = new JetStreamLog({
+    address,
+    prefix: config.busPrefix,
+    nodeId: core.id,
+    historySize: config.historySize,
+    historyTtl: config.historyTtl,
+    channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
+    channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),
+    logger: core.logger,
+  });
+  const link = core.createTopics(log, 'history jetstream');
+  link.connect();
+  core.addReadinessCheck(() => link.connected);
+  core.addStopHook(() => link.close());
+  return { target: { kind: 'jetstream', log, address }, link };
 }

@@ -16,6 +16,17 @@ import { messageHead } from '../protocol/message-frame.js';
 import type { Topics } from '../node/topics.js';
 import { Authorizer, PatternList } from './patterns.js';
 
+/** The bus topic of `channel` under --bus-prefix `prefix`. */
+export function channelTopic(prefix: string, channel: string): string {
+  return `${prefix}:ch:${channel}`;
+}
+
+/** The channel a bus topic of {@link channelTopic} names; undefined for another topic. */
+export function channelOfTopic(prefix: string, topic: string): string | undefined {
+  const head = channelTopic(prefix, '');
+  return topic.startsWith(head) ? topic.slice(head.length) : undefined;
+}
+
 /** Body prefix of fence control messages on channel topics. */
 export const FENCE = 'fence:';
 
@@ -76,7 +87,7 @@ export class ChannelService {
 
   /** The bus topic of a channel. */
   topic(channel: string): string {
-    return `${this.config.busPrefix}:ch:${channel}`;
+    return channelTopic(this.config.busPrefix, channel);
   }
 
   /**

@@ -212,9 +212,8 @@ export class ChannelStreams {
     const since = request.since;
     if (since) {
       const first = result.messages[0];
-      recovered =
-        since.epoch === result.epoch &&
-        (since.offset === result.offset || (since.offset < result.offset && first !== undefined && first.offset <= since.offset + 1));
+      const complete = result.completeAfter ?? (first !== undefined ? first.offset - 1 : result.offset);
+      recovered = since.epoch === result.epoch && since.offset <= result.offset && since.offset >= complete;
       if (recovered) {
         for (const m of result.messages) {
           if (m.offset <= since.offset) continue;

@@ -1,20 +1,25 @@
-/** Builds the history and presence stores a `--history` target names: memory, Redis or NATS. */
+/** Builds the history and presence stores a `--history` target names: memory, Redis or JetStream. */
 import { Redis } from 'ioredis';
 import type { MemoryBroker } from '../bus/memory.js';
 import type { NatsAddress } from '../config/bus-address.js';
 import { redisOptions } from '../bus/redis.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { JetStreamChannelStore, type JetStreamLog } from './jetstream.js';
 import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
 import { NatsPresenceStore } from './nats-presence.js';
 import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
 import type { ChannelStore, PresenceStore } from './store.js';
 
-/** Where history lives: in this process (shared by the nodes of one memory broker), or in a Redis. */
+/**
+ * Where history lives: in this process (shared by the nodes of one memory broker), in a Redis, or
+ * in a JetStream stream (the node's {@link JetStreamLog}, which is also the route channel topics
+ * take) with presence in a KV bucket on the same NATS (`address`).
+ */
 export type StoreTarget =
   | { readonly kind: 'memory'; readonly owner: MemoryBroker | object }
   | { readonly kind: 'redis'; readonly url: string }
-  | { readonly kind: 'nats'; readonly address: NatsAddress; readonly owner: object };
+  | { readonly kind: 'jetstream'; readonly log: JetStreamLog; readonly address: NatsAddress };
 
 export interface Stores {
   readonly channels: ChannelStore;
@@ -53,14 +58,9 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     });
     return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), where: 'memory', close: async () => {} };
   }
-  if (target.kind === 'nats') {
-    // Presence in a JetStream KV bucket; channel history in memory until it moves to JetStream.
-    const channels = new MemoryChannelStore(target.owner, {
-      historySize: options.historySize,
-      historyTtl: options.historyTtl,
-      connected: options.connected,
-      deliver: options.deliver,
-    });
+  if (target.kind === 'jetstream') {
+    // History in the node's JetStream stream, presence in a JetStream KV bucket on the same NATS.
+    const channels = new JetStreamChannelStore(target.log, options.nodeId);
     const presence = new NatsPresenceStore({
       address: target.address,
       prefix: options.prefix,
@@ -70,7 +70,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       logError: (err, what) => options.logger.debug({ err: err.message }, what),
       warn: (line) => options.logger.warn(line),
     });
-    return { channels, presence, where: target.address.describe, close: () => presence.close() };
+    return { channels, presence, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in

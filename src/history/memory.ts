@@ -8,6 +8,7 @@ import type { MemoryBroker } from '../bus/memory.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError } from '../errors.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
+import { latestPage } from './page.js';
 import {
   type ChannelPosition,
   type ChannelStore,
@@ -109,20 +110,7 @@ export class MemoryChannelStore implements ChannelStore {
       if (!first || first.offset > since.offset + 1) return { offset, epoch, messages: [], covered: false, more: false };
       return { offset, epoch, messages: messages.slice(since.offset + 1 - first.offset), covered: true, more: false };
     }
-    // Newest first from `before` (exclusive), while within `limit` and `maxBytes`.
-    const limit = options.limit ?? messages.length;
-    const maxBytes = options.maxBytes ?? Infinity;
-    let end = messages.length;
-    if (options.before !== undefined) while (end > 0 && messages[end - 1]!.offset >= options.before) end--;
-    let start = end;
-    let bytes = 0;
-    while (start > 0 && end - start < limit) {
-      const size = Buffer.byteLength(messages[start - 1]!.data);
-      if (start < end && bytes + size > maxBytes) break;
-      bytes += size;
-      start--;
-    }
-    return { offset, epoch, messages: messages.slice(start, end), covered: true, more: limit > 0 && start > 0 };
+    return { offset, epoch, ...latestPage(messages, options), covered: true };
   }
 
   /** Drops expired logs now and then, so idle channels do not pile up. */

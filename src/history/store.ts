@@ -5,8 +5,11 @@
  * Guarantee of {@link ChannelStore.publish}: assigning the offset, appending to history and
  * handing the message to the bus happen as one step per channel, so on every node messages of a
  * channel arrive in offset order, and a message is in history no later than it is delivered.
- * Offsets start at 1 in each epoch and increase by 1; a new epoch (a random id) starts when a
- * channel's history is gone (expired after --history-ttl without messages, or the broker lost it).
+ * Offsets increase within an epoch; they need not be consecutive. The memory and Redis stores
+ * count 1, 2, 3… per channel and start a new epoch (a random id) when a channel's history is gone
+ * (expired after --history-ttl without messages, or the broker lost it); the JetStream store uses
+ * the stream's sequence numbers (shared by every channel of the stream, so a channel's offsets
+ * jump) and the stream's identity as the epoch.
  */
 import type { RawEntry } from '../protocol/encode.js';
 
@@ -47,6 +50,13 @@ export interface ReadResult extends ChannelPosition {
   readonly covered: boolean;
   /** Without `since`: true when history holds messages older than the first one returned. */
   readonly more: boolean;
+  /**
+   * Without `since`: every message of the channel after this offset (up to `offset`) is in
+   * `messages`, so a subscriber at a position from here to `offset` recovers from them. Stores
+   * whose offsets are consecutive leave it out: it is then the first message's offset - 1 (or
+   * `offset` when there is none).
+   */
+  readonly completeAfter?: number;
 }
 
 /** What a publish hands to the store: enough to build the bus payload without knowing the protocol. */

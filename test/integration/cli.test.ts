@@ -50,6 +50,7 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['serve', '--bus', 'amqp://guest:guest@127.0.0.1:5672'], {}, '--history'],
     [['cluster', '--nodes', '2', '--bus', 'amqp://guest:guest@127.0.0.1:5672'], {}, '--history'],
     [['cluster', '--nodes', '2', '--bus', 'nats://127.0.0.1:4222', '--', '--history', 'memory'], {}, '--history'],
+    [['serve', '--history', 'nats://127.0.0.1:notaport'], {}, '--history'],
     [['serve'], { FANOUT_HISTORY: 'redis-cluster://127.0.0.1:7000' }, '--history'],
     // Found only when the broker answers, and not healed by retrying: the same one line, exit 2.
     [['serve', '--bus', 'amqp://guest:wrong-password@127.0.0.1:5672', '--history', 'memory'], {}, '--bus'],

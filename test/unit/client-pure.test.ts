@@ -63,6 +63,18 @@ test('the cursor delivers each offset once and never goes back', () => {
   assert.deepEqual(cursor.position, { offset: 14, epoch: 'e1' });
 });
 
+test('offsets that are log positions (increasing, not consecutive): a jump is no gap, a replay is still dropped', () => {
+  const cursor = new ChannelCursor();
+  cursor.subscribed({ offset: 1040, epoch: 'js' }, undefined);
+  // JetStream sequences shared with other channels: 1041 and 1043 went elsewhere.
+  assert.deepEqual([1042, 1044, 1044, 1042, 1101, 1100].filter((o) => cursor.accept(o)), [1042, 1044, 1101]);
+  const since = cursor.position;
+  assert.deepEqual(since, { offset: 1101, epoch: 'js' });
+  // Recovered after a reconnect: the server's position is a later log position; nothing is missing.
+  assert.equal(cursor.subscribed({ offset: 1500, epoch: 'js', recovered: true }, since), 'recovered');
+  assert.deepEqual([1101, 1600].filter((o) => cursor.accept(o)), [1600]);
+});
+
 test('a resubscription that recovered drops what overlaps and continues', () => {
   const cursor = new ChannelCursor();
   cursor.subscribed({ offset: 0, epoch: 'e1' }, undefined);

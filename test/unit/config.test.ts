@@ -12,6 +12,8 @@ import { checkClusterHistory } from '../../src/config/history-target.js';
 import { ConfigError } from '../../src/errors.js';
 import { MemoryChannelStore, MemoryPresenceStore } from '../../src/history/memory.js';
 import { RedisChannelStore, withScripts } from '../../src/history/redis.js';
+import { JetStreamLog } from '../../src/history/jetstream.js';
+import { createLogger } from '../../src/logger.js';
 import { keyPair, selfSignedCert, tempDir } from '../helpers/security.js';
 
 test('defaults: port 3000, all interfaces, memory bus, deflate-free limits', () => {
@@ -119,6 +121,15 @@ test('createConfig never returns a config that fails later: --history takes only
   expectRejected({ history: 'nats://' }, '--history', /no host in NATS server/);
   // Also with a bus that could carry it: the bus does not make a bad --history work.
   expectRejected({ bus: 'nats://127.0.0.1:4222', history: 'nats://h:99999' }, '--history');
+});
+
+test('--history nats:// is JetStream history, the same NATS as the bus when the servers match', () => {
+  const same = createConfig({ bus: 'nats://127.0.0.1:4222', history: 'nats://u:p@127.0.0.1:4222' }).history;
+  assert.equal(same.kind, 'nats');
+  assert.equal(same.kind === 'nats' && same.sameAsBus, true);
+  assert.equal(same.describe, 'nats://127.0.0.1:4222');
+  const other = createConfig({ bus: 'redis://127.0.0.1:6379', history: 'nats://127.0.0.1:4222,127.0.0.1:4223' }).history;
+  assert.deepEqual(other.kind === 'nats' && [other.sameAsBus, other.address.servers], [false, ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223']]);
 });
 
 test('createConfig never returns a config that fails later: TLS files are read and checked at load', () => {
@@ -350,8 +361,19 @@ async function buildBusAndStores(config: Config): Promise<void> {
       await presence.join('room', { client: 'c1', user: 'alice' });
       assert.equal((await presence.list('room')).length, 1);
     } else if (history.kind === 'nats') {
-      // The servers as the NATS client takes them (the bus's own parsing).
-      assert.ok(history.address.servers.every((s) => /^nats:\/\/[^@]+$/.test(s)), history.describe);
+      // Built, not connected.
+      const log = new JetStreamLog({
+        address: history.address,
+        prefix: config.busPrefix,
+        nodeId: config.nodeId,
+        historySize: config.historySize,
+        historyTtl: config.historyTtl,
+        channelOf: (topic) => topic,
+        channelHead: () => Buffer.alloc(0),
+        logger: createLogger('silent'),
+      });
+      assert.equal(log.layout.stream, `FANOUT_${config.busPrefix}`);
+      await log.close();
     } else {
       // Built, not connected: ioredis takes the URL as it is (lazyConnect, so no broker is needed).
       const redis = withScripts(new Redis(history.url, { lazyConnect: true }));
@@ -376,6 +398,7 @@ test('every bus and history the schema accepts builds without throwing', async (
     { bus: 'nats://u:p@127.0.0.1:4222' },
     { bus: 'nats://u:p@127.0.0.1:4222', history: 'redis://127.0.0.1:6379/3' },
     { bus: 'amqps://u:p@broker.example:5671/vh', history: 'redis://127.0.0.1:6379' },
+    { bus: 'nats://127.0.0.1:4222', history: 'nats://u:p@127.0.0.1:4222' },
   ]) {
     await buildBusAndStores(createConfig(options));
   }

@@ -1,0 +1,429 @@
+/**
+ * Channel history on NATS JetStream (`--history nats://…`). Layout and the recovery rule are in
+ * jetstream-layout.ts; docs/brokers.md explains sizing.
+ *
+ * Offsets are the stream's sequence numbers, so offsets, history and order come from JetStream
+ * itself: a publish is a JetStream publish on the channel's subject and the ack's sequence is the
+ * offset. Nodes never publish a finished frame on core NATS (the frame needs that offset, known
+ * only after the ack, and two nodes publishing on one channel would interleave out of order).
+ * Instead the stream **republishes** every message it stored (JetStream's `republish`, done by
+ * the server in stream order, with the sequence in a header) to a core subject per channel; a
+ * node subscribes to the channels it has subscribers for and turns each republished message into
+ * the channel's bus payload (sequence and the stream's epoch spliced in), handed to the node's
+ * topic router as if a bus had brought it. Every node therefore sees a channel in stream order,
+ * its own messages included, which is the store's guarantee (history/store.ts). Delivery does not
+ * depend on retention: a burst larger than --history-size still reaches every node.
+ *
+ * Fences and presence events are stored too, on the channel's control subject, so they are
+ * republished in the same order: a read with a fence stores the fence, then reads the channel's
+ * messages older than the fence's sequence.
+ *
+ * Outage: as with the NATS bus, delivery is at most once while connected. While the connection
+ * is down, publishes and reads reject with BusUnavailableError and the link reports
+ * `disconnected` (readiness follows); after the reconnect the stream is ensured again, the link
+ * reports `connected`, and the channel layer catches up from history (channels/catch-up.ts).
+ */
+import { performance } from 'node:perf_hooks';
+import {
+  AckPolicy,
+  connect,
+  DeliverPolicy,
+  DiscardPolicy,
+  Events,
+  headers,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type Msg,
+  type NatsConnection,
+  type StreamConfig,
+  type Subscription,
+} from 'nats';
+import { BaseBus } from '../bus/bus.js';
+import { natsConnectOptions } from '../bus/nats.js';
+import { busRetryDelay, FirstAttempt, Sleeper } from '../bus/retry.js';
+import type { NatsAddress } from '../config/bus-address.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { buildMessagePayload } from '../protocol/message-frame.js';
+import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
+import { latestPage } from './page.js';
+import type { ChannelPosition, ChannelStore, OutgoingMessage, ReadOptions, ReadResult, StoredMessage } from './store.js';
+
+/** Header naming the node that published a message (the envelope's origin). */
+const ORIGIN_HEADER = 'Fanout-Origin';
+/** Header with the publishing node's clock at the publish (ms since the epoch): the envelope's publish time, for the latency metric. */
+const TIME_HEADER = 'Fanout-Time';
+/** Header JetStream puts the stored sequence in on a republished message. */
+const SEQUENCE_HEADER = 'Nats-Sequence';
+/** How long a request to JetStream (publish, read) may take before it counts as unavailable. */
+const REQUEST_TIMEOUT_MS = 3000;
+/** A read's consumer that was not deleted (the node died mid-read) is removed by the server after this long. */
+const INACTIVE_MS = 30_000;
+
+export interface JetStreamLogOptions {
+  readonly address: NatsAddress;
+  /** --bus-prefix: names the stream and its subjects. */
+  readonly prefix: string;
+  readonly nodeId: string;
+  /** --history-size: the stream's max_msgs_per_subject (at least 1: a message must be stored to be delivered). */
+  readonly historySize: number;
+  /** --history-ttl in seconds: the stream's max_age (0: no age limit). */
+  readonly historyTtl: number;
+  /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
+  readonly channelOf: (topic: string) => string | undefined;
+  /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
+  readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
+  readonly logger: Logger;
+}
+
+interface Connected {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+}
+
+/**
+ * The JetStream side of a node: one connection, the stream, and the subscriptions to the
+ * republished subjects of the channels it has subscribers for, seen by the node as a {@link Bus}
+ * (the route channel topics take). `publish` stores a control message of the topic's channel.
+ */
+export class JetStreamLog extends BaseBus {
+  readonly kind = 'jetstream';
+  readonly layout: StreamLayout;
+  /** The stream's epoch, known once connected. */
+  epoch = '';
+  private conn: Connected | undefined;
+  private readonly subs = new Map<string, Subscription[]>();
+  private readonly sleeper = new Sleeper();
+  private readonly first = new FirstAttempt();
+  private closing = false;
+  private warnedDisabled = false;
+  private resuming: Promise<void> | undefined;
+  /** The highest sequence of a republished channel message this node received. */
+  private lastSeq = 0;
+
+  constructor(private readonly options: JetStreamLogOptions) {
+    super();
+    this.layout = streamLayout(options.prefix);
+  }
+
+  /** max_msgs_per_subject. */
+  get perSubject(): number {
+    return Math.max(1, this.options.historySize);
+  }
+
+  connect(): Promise<void> {
+    return this.first.start(() => void this.run());
+  }
+
+  /** Connects, then ensures the stream after every reconnect, until {@link close}. */
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.closing) {
+      let nc: NatsConnection;
+      try {
+        nc = await connect(natsConnectOptions(this.options.address, 'fanout-history'));
+      } catch (err) {
+        const message = errorMessage(err);
+        const error = /authorization violation|authentication/i.test(message)
+          ? new ConfigError('--history', 'the NATS server refused the credentials (Authorization Violation); give the right ones in the URL')
+          : new BusUnavailableError(`jetstream: ${message}`, { cause: err });
+        this.setStatus('disconnected', error);
+        this.first.settled(error);
+        if (error instanceof ConfigError) return;
+        await this.sleeper.sleep(busRetryDelay(attempt++));
+        continue;
+      }
+      if (this.closing) {
+        await nc.close().catch(() => {});
+        return;
+      }
+      attempt = 0;
+      void this.watch(nc);
+      await this.resume(nc);
+      const err = await nc.closed();
+      // Only a closed connection lands here (not a reconnect): its subscriptions are gone.
+      this.conn = undefined;
+      this.subs.clear();
+      if (!this.closing) this.setStatus('disconnected', err ?? new Error('nats connection closed'));
+    }
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (this.closing) return;
+      if (s.type === Events.Disconnect) {
+        this.conn = undefined;
+        this.setStatus('disconnected', new Error(`nats disconnected from ${String(s.data)}`));
+      } else if (s.type === Events.Reconnect) {
+        void this.resume(nc);
+      }
+    }
+  }
+
+  /** Ensures the stream on `nc` (one attempt at a time), retrying while JetStream is not ready; then `connected`. */
+  private resume(nc: NatsConnection): Promise<void> {
+    this.resuming ??= this.resumeNow(nc).finally(() => (this.resuming = undefined));
+    return this.resuming;
+  }
+
+  private async resumeNow(nc: NatsConnection): Promise<void> {
+    for (let attempt = 0; !this.closing && !nc.isClosed(); attempt++) {
+      try {
+        const js = nc.jetstream({ timeout: REQUEST_TIMEOUT_MS });
+        const jsm = await nc.jetstreamManager({ timeout: REQUEST_TIMEOUT_MS });
+        await this.ensureStream(jsm);
+        this.conn = { nc, js, jsm };
+        this.setStatus('connected');
+        this.first.settled();
+        return;
+      } catch (err) {
+        const message = errorMessage(err);
+        this.first.settled(new BusUnavailableError(`jetstream: ${message}`, { cause: err }));
+        if (/jetstream not enabled/i.test(message) && !this.warnedDisabled) {
+          this.warnedDisabled = true;
+          this.options.logger.warn({ servers: this.options.address.describe }, '--history nats://: JetStream is not enabled on the NATS server (start it with -js); retrying, /readyz says 503 until then');
+        }
+        this.options.logger.debug({ err: message }, 'jetstream not ready; retrying');
+        await this.sleeper.sleep(busRetryDelay(attempt));
+      }
+    }
+  }
+
+  /** Creates the stream, or updates its limits to this node's flags when they differ. */
+  private async ensureStream(jsm: JetStreamManager): Promise<void> {
+    const { stream, subjects } = this.layout;
+    const limits: Partial<StreamConfig> = {
+      subjects: [subjects],
+      max_msgs_per_subject: this.perSubject,
+      max_age: nanos(this.options.historyTtl * 1000),
+      discard: DiscardPolicy.Old,
+      republish: this.layout.republish,
+    };
+    let info;
+    try {
+      info = await jsm.streams.info(stream);
+      const c = info.config;
+      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
+        info = await jsm.streams.update(stream, limits);
+      }
+    } catch (err) {
+      if (!/stream not found/i.test(errorMessage(err))) throw err;
+      info = await jsm.streams.add({ name: stream, retention: RetentionPolicy.Limits, storage: StorageType.File, num_replicas: 1, ...limits });
+    }
+    const epoch = streamEpoch(stream, info.created);
+    if (this.epoch !== '' && epoch !== this.epoch) {
+      this.options.logger.warn({ stream }, 'the JetStream history stream was created again; offsets start over in a new epoch');
+      this.lastSeq = 0;
+    }
+    this.epoch = epoch;
+  }
+
+  /**
+   * The stream is gone or is another one (deleted, created again) while connected: report
+   * `disconnected`, then ensure it and go on as after a reconnect (a new epoch if it is new,
+   * which the channel layer's catch-up turns into `recovered:false` for the subscribers).
+   */
+  private resync(conn: Connected): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.setStatus('disconnected', new Error('the JetStream history stream changed'));
+    void this.resume(conn.nc);
+  }
+
+  /** One republished message (a channel message or a control message), in stream order. */
+  private fromStream(topic: string, channel: string, m: Msg): void {
+    const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+    if (m.subject.startsWith(this.layout.liveControlPrefix)) return this.handler(topic, data);
+    const seq = Number(m.headers?.get(SEQUENCE_HEADER));
+    if (!(seq > 0)) return;
+    if (seq <= this.lastSeq) {
+      // Sequences only grow in one stream: this is a new one (deleted and created again).
+      if (this.conn) this.resync(this.conn);
+      return;
+    }
+    this.lastSeq = seq;
+    let head: Buffer;
+    try {
+      head = this.options.channelHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Number(m.headers?.get(TIME_HEADER)) || Date.now());
+    } catch {
+      return;
+    }
+    this.handler(topic, buildMessagePayload(head, seq, this.epoch, data.toString('utf8')));
+  }
+
+  /** The connection, or BusUnavailableError while there is none. */
+  connection(): Connected {
+    const conn = this.conn;
+    if (!conn || !this.connected) throw new BusUnavailableError(`jetstream is ${this.status}`);
+    return conn;
+  }
+
+  /** Stores `data` on `subject`; resolves with its sequence. */
+  async append(subject: string, data: Buffer | string, origin: string): Promise<number> {
+    const conn = this.connection();
+    const h = headers();
+    h.set(ORIGIN_HEADER, origin);
+    h.set(TIME_HEADER, String(performance.timeOrigin + performance.now()));
+    try {
+      const ack = await conn.js.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { headers: h });
+      return ack.seq;
+    } catch (err) {
+      // Nobody stores the subject: the stream is gone.
+      if (/no responders|503/i.test(errorMessage(err))) this.resync(conn);
+      throw unavailable(err);
+    }
+  }
+
+  /** A control message (fence, presence event) of `topic`'s channel, in stream order. */
+  async publish(topic: string, payload: Buffer): Promise<void> {
+    await this.appendControl(topic, payload);
+  }
+
+  appendControl(topic: string, payload: Buffer): Promise<number> {
+    const channel = this.options.channelOf(topic);
+    if (channel === undefined) return Promise.reject(new BusUnavailableError(`jetstream carries channel topics only, not ${topic}`));
+    return this.append(controlSubject(this.layout, channel), payload, this.options.nodeId);
+  }
+
+  /** Subscribes to the republished subjects of `topic`'s channel (idempotent); resolves once the server has the subscriptions. */
+  async subscribe(topic: string): Promise<void> {
+    const { nc } = this.connection();
+    const channel = this.options.channelOf(topic);
+    if (channel === undefined || this.subs.has(topic)) return;
+    try {
+      const callback = (err: Error | null, m: Msg): void => {
+        if (!err) this.fromStream(topic, channel, m);
+      };
+      this.subs.set(topic, liveSubjects(this.layout, channel).map((subject) => nc.subscribe(subject, { callback })));
+      await nc.flush();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const subs = this.subs.get(topic);
+    if (!subs) return;
+    this.subs.delete(topic);
+    try {
+      for (const sub of subs) sub.unsubscribe();
+      await this.conn?.nc.flush();
+    } catch {
+      /* the connection is closed or reconnecting: the subscriptions are gone from the client */
+    }
+  }
+
+  /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject). */
+  async messagesOf(subject: string, bound: number): Promise<StoredMessage[]> {
+    const { js, jsm } = this.connection();
+    const { stream } = this.layout;
+    let last: number;
+    try {
+      last = (await jsm.streams.getMessage(stream, { last_by_subj: subject })).seq;
+    } catch (err) {
+      if (/no message found|message not found/i.test(errorMessage(err))) return [];
+      throw unavailable(err);
+    }
+    const out: StoredMessage[] = [];
+    let name: string | undefined;
+    try {
+      const info = await jsm.consumers.add(stream, {
+        ack_policy: AckPolicy.None,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: subject,
+        mem_storage: true,
+        inactive_threshold: nanos(INACTIVE_MS),
+      });
+      name = info.name;
+      const consumer = await js.consumers.get(stream, name);
+      const batch = await consumer.fetch({ max_messages: this.perSubject + 1, expires: REQUEST_TIMEOUT_MS });
+      for await (const m of batch) {
+        if (m.seq >= bound) break;
+        out.push({ offset: m.seq, data: m.string() });
+        // The last one: a message published after it is newer than the read.
+        if (m.seq >= last || m.info.pending === 0) break;
+      }
+    } catch (err) {
+      throw unavailable(err);
+    } finally {
+      if (name !== undefined) void jsm.consumers.delete(stream, name).catch(() => {});
+    }
+    return out;
+  }
+
+  /** The stream's first and last sequence and its epoch now. */
+  async streamState(): Promise<{ first: number; last: number; epoch: string }> {
+    const conn = this.connection();
+    let state;
+    try {
+      const info = await conn.jsm.streams.info(this.layout.stream);
+      state = { first: info.state.first_seq, last: info.state.last_seq, epoch: streamEpoch(this.layout.stream, info.created) };
+    } catch (err) {
+      if (/stream not found/i.test(errorMessage(err))) this.resync(conn);
+      throw unavailable(err);
+    }
+    if (state.epoch !== this.epoch) {
+      this.resync(conn);
+      throw new BusUnavailableError('jetstream: the history stream was created again');
+    }
+    return state;
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.setStatus('closed');
+    this.first.settled(new BusUnavailableError('jetstream history closed'));
+    this.sleeper.wake();
+    const nc = this.conn?.nc;
+    this.conn = undefined;
+    this.subs.clear();
+    if (nc) await nc.close().catch(() => {});
+  }
+}
+
+function unavailable(err: unknown): BusUnavailableError {
+  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`jetstream: ${errorMessage(err)}`, { cause: err });
+}
+
+/** The channel store over a {@link JetStreamLog}: offsets are stream sequences. */
+export class JetStreamChannelStore implements ChannelStore {
+  readonly kind = 'jetstream';
+
+  constructor(
+    private readonly log: JetStreamLog,
+    private readonly nodeId: string,
+  ) {}
+
+  async publish(message: OutgoingMessage): Promise<ChannelPosition> {
+    const offset = await this.log.append(channelSubject(this.log.layout, message.channel), message.data, this.nodeId);
+    return { offset, epoch: this.log.epoch };
+  }
+
+  async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
+    // The fence first: every message of the channel older than it is read below, every newer
+    // one reaches the node's consumer after the fence.
+    const bound = options.fence ? await this.log.appendControl(options.fence.topic, options.fence.payload) : Infinity;
+    const all = await this.log.messagesOf(channelSubject(this.log.layout, channel), bound);
+    const stream = await this.log.streamState();
+    const lastMessage = all[all.length - 1];
+    const offset = lastMessage ? lastMessage.offset : Number.isFinite(bound) ? bound - 1 : stream.last;
+    const complete = completeAfter({ first: all[0]?.offset, count: all.length, perSubject: this.log.perSubject, streamFirst: stream.first });
+    const epoch = stream.epoch;
+    const since = options.since;
+    if (since) {
+      const covered = since.epoch === epoch && since.offset <= offset && since.offset >= complete;
+      return { offset, epoch, messages: covered ? all.filter((m) => m.offset > since.offset) : [], covered, more: false };
+    }
+    const page = latestPage(all, options);
+    // A page that left older messages out vouches only for what it holds.
+    const completeAfterPage = page.messages.length === all.length ? complete : (page.messages[0]?.offset ?? offset + 1) - 1;
+    return { offset, epoch, ...page, covered: true, completeAfter: Math.min(completeAfterPage, offset) };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,373 @@
+// Channel history and recovery on NATS JetStream: real nats-server with JetStream, real nodes,
+// real ws clients. Offsets are stream sequences: increasing, not consecutive.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { connect as natsConnect } from 'nats';
+import type { FanoutNode } from '../../src/app.js';
+import { streamLayout } from '../../src/history/jetstream-layout.js';
+import { CHANNEL_PATH } from '../../src/protocol/frames.js';
+import { startNatsServer, type BrokerProcess } from '../../harness/brokers.js';
+import { forkFanoutServe, waitReadyPort, type ServerProcess } from '../../harness/fanout-process.js';
+import { until } from '../../harness/wait.js';
+import { NATS_URL } from '../helpers/brokers.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
+import { scrape } from '../helpers/metrics.js';
+import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
+import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { closeAll, type TestClient } from '../helpers/ws-client.js';
+
+/** Streams the tests created, deleted at the end (on the shared NATS). */
+const streams: Array<{ url: string; prefix: string }> = [];
+
+after(async () => {
+  for (const { url, prefix } of streams) {
+    const nc = await natsConnect({ servers: url, timeout: 2000 }).catch(() => undefined);
+    if (!nc) continue;
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.delete(streamLayout(prefix).stream).catch(() => {});
+    await nc.close();
+  }
+});
+
+/** Two in-process nodes on one NATS, history in its JetStream. */
+async function twoNodes(extra: Record<string, unknown> = {}, url = NATS_URL): Promise<{ nodes: FanoutNode[]; prefix: string }> {
+  const prefix = uniquePrefix('js');
+  streams.push({ url, prefix });
+  const nodes: FanoutNode[] = [];
+  for (const id of ['a', 'b']) nodes.push(await startNode({ bus: url, history: url, busPrefix: prefix, nodeId: `js-${id}`, ...extra }));
+  await waitNodesReady(nodes);
+  return { nodes, prefix };
+}
+
+function increasing(offsets: readonly number[]): boolean {
+  return offsets.every((o, i) => i === 0 || o > offsets[i - 1]!);
+}
+
+test('JetStream history: a message published on node A reaches subscribers on B with the offset A acknowledged, in one order on both nodes', async () => {
+  const { nodes } = await twoNodes();
+  const clients: TestClient[] = [];
+  try {
+    const [subA, subB, pubA, pubB] = await Promise.all([nodes[0]!, nodes[1]!, nodes[0]!, nodes[1]!].map((n) => connectChannels(n)));
+    clients.push(subA!, subB!, pubA!, pubB!);
+    await subscribe(subA!, 'feed');
+    await subscribe(subB!, 'feed');
+    // Another channel in the same stream takes sequences too: the feed's offsets jump.
+    const other = await publish(pubB!, 'other', 'x');
+    const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => publish(i % 2 ? pubB! : pubA!, 'feed', i)));
+    await publish(pubA!, 'other', 'y');
+    const gotA = await waitMessages(subA!, 'feed', 20);
+    const gotB = await waitMessages(subB!, 'feed', 20);
+    const offsets = gotA.map((m) => m.offset as number);
+    assert.deepEqual(gotB.map((m) => m.offset), offsets, 'both nodes deliver the channel in one order');
+    assert.ok(increasing(offsets), `offsets increase: ${offsets}`);
+    assert.deepEqual([...offsets].sort((a, b) => a - b), [...acks].sort((a, b) => a - b), 'the offsets are the acknowledged ones');
+    assert.ok(offsets[0]! > other, 'offsets are stream positions, shared with other channels');
+    for (const m of gotB) assert.equal(acks.indexOf(m.offset as number), m.data);
+    assert.equal(messagesOf(subB!, 'feed').length, 20, 'none twice');
+    assert.equal(new Set(gotA.map((m) => m.epoch)).size, 1);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
+test('JetStream history: a burst far larger than --history-size reaches every subscriber on both nodes, every message once, in order', async () => {
+  const { nodes } = await twoNodes({ historySize: 5, rateLimit: 0 });
+  const clients: TestClient[] = [];
+  try {
+    const subs = await Promise.all([nodes[0]!, nodes[1]!].map((n) => connectChannels(n)));
+    const pub = await connectChannels(nodes[0]!);
+    clients.push(...subs, pub);
+    for (const s of subs) await subscribe(s, 'burst');
+    // Sent without waiting for acks: delivery must not depend on what the stream still retains.
+    for (let i = 0; i < 500; i++) pub.sendJson({ type: 'publish', channel: 'burst', data: i, id: i + 1 });
+    await pub.until((all) => all.filter((m) => m.includes('"type":"ack"')).length >= 500, 20_000, '500 acks');
+    for (const s of subs) {
+      const got = await waitMessages(s, 'burst', 500, 20_000);
+      assert.deepEqual(got.map((m) => m.data), Array.from({ length: 500 }, (_, i) => i));
+      assert.ok(increasing(got.map((m) => m.offset as number)));
+    }
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
+test('JetStream history: pages on the other node, newest last, paging back with before; recovery with since on the other node', async () => {
+  const { nodes } = await twoNodes({ historySize: 50 });
+  const clients: TestClient[] = [];
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    const reader = await connectChannels(nodes[1]!);
+    clients.push(pub, reader);
+    const acks: number[] = [];
+    for (let i = 1; i <= 12; i++) {
+      acks.push(await publish(pub, 'log', `e${i}`));
+      await publish(pub, 'noise', i);
+    }
+    const page = await request(reader, { type: 'history', channel: 'log', limit: 3 });
+    assert.deepEqual(page.messages, acks.slice(-3).map((offset, i) => ({ offset, data: `e${10 + i}` })));
+    assert.equal(page.offset, acks.at(-1));
+    const older = await request(reader, { type: 'history', channel: 'log', limit: 4, before: acks[9] });
+    assert.deepEqual((older.messages as Frame[]).map((m) => m.offset), acks.slice(5, 9));
+
+    // A client that saw up to e4 on node A resumes on node B: e5…e12, in order, once each.
+    const back = await connectChannels(nodes[1]!);
+    clients.push(back);
+    const reply = await subscribe(back, 'log', { offset: acks[3]!, epoch: page.epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.equal(reply.offset, acks.at(-1));
+    assert.deepEqual(messagesOf(back, 'log').map((m) => m.offset), acks.slice(4));
+    assert.deepEqual(messagesOf(back, 'log').map((m) => m.data), Array.from({ length: 8 }, (_, i) => `e${i + 5}`));
+    // A live message after the recovery comes once.
+    const next = await publish(pub, 'log', 'e13');
+    const all = await waitMessages(back, 'log', 9);
+    assert.deepEqual(all.map((m) => m.offset), [...acks.slice(4), next]);
+    // At the head: nothing to recover, recovered all the same.
+    const head = await connectChannels(nodes[0]!);
+    clients.push(head);
+    const atHead = await subscribe(head, 'log', { offset: next, epoch: page.epoch as string });
+    assert.equal(atHead.recovered, true);
+    assert.equal(messagesOf(head, 'log').length, 0);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
+test('JetStream history: once retention dropped part of the gap, recovery says recovered:false (and an unknown epoch too)', async () => {
+  const { nodes } = await twoNodes({ historySize: 3 });
+  const clients: TestClient[] = [];
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    clients.push(pub);
+    const acks: number[] = [];
+    for (let i = 1; i <= 8; i++) acks.push(await publish(pub, 'tight', i));
+    const first = await connectChannels(nodes[1]!);
+    clients.push(first);
+    const { epoch } = await subscribe(first, 'tight');
+    // Only the last 3 are kept: from acks[4] on everything is there, from acks[1] it is not.
+    const ok = await connectChannels(nodes[1]!);
+    const lost = await connectChannels(nodes[1]!);
+    const stranger = await connectChannels(nodes[0]!);
+    clients.push(ok, lost, stranger);
+    const okReply = await subscribe(ok, 'tight', { offset: acks[4]!, epoch: epoch as string });
+    assert.equal(okReply.recovered, true);
+    assert.deepEqual(messagesOf(ok, 'tight').map((m) => m.data), [6, 7, 8]);
+    const lostReply = await subscribe(lost, 'tight', { offset: acks[1]!, epoch: epoch as string });
+    assert.equal(lostReply.recovered, false);
+    assert.equal(lostReply.offset, acks.at(-1));
+    assert.equal(messagesOf(lost, 'tight').length, 0, 'no partial replay');
+    const strangerReply = await subscribe(stranger, 'tight', { offset: acks[6]!, epoch: 'ffffffffffffffff' });
+    assert.equal(strangerReply.recovered, false);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
+test('JetStream history: the NATS server restarts (its store kept): nodes resume, no acknowledged message is lost, live delivery goes on', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fanout-js-'));
+  let server: BrokerProcess | undefined = await startNatsServer(['-js', '-sd', dir]);
+  const { nodes } = await twoNodes({}, server.url);
+  const clients: TestClient[] = [];
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    const live = await connectChannels(nodes[1]!);
+    clients.push(pub, live);
+    const { epoch } = await subscribe(live, 'room');
+    const before: number[] = [];
+    for (let i = 1; i <= 5; i++) before.push(await publish(pub, 'room', `before ${i}`));
+    await waitMessages(live, 'room', 5);
+
+    await server.stop('SIGKILL');
+    // While JetStream is away: the nodes are not ready and a publish is refused, not lost.
+    await until(() => nodes.every((n) => !n.ready), { timeoutMs: 20_000, what: 'the nodes to notice' });
+    const refused = await request(pub, { type: 'publish', channel: 'room', data: 'during' });
+    assert.deepEqual([refused.type, refused.code], ['error', 'unavailable']);
+    await server.start();
+    await waitNodesReady(nodes, 20_000);
+    // Publishes may be refused (`unavailable`) until JetStream has loaded the stream: retry them.
+    const afterAcks: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      let ack: number | undefined;
+      await until(
+        async () => {
+          ack = await publish(pub, 'room', `after ${i}`).catch(() => undefined);
+          return ack !== undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 200, what: 'a publish after the restart' },
+      );
+      afterAcks.push(ack!);
+    }
+    // The live subscriber on B stayed subscribed and gets what came after, once each.
+    const got = await waitMessages(live, 'room', 10, 20_000);
+    assert.deepEqual(got.map((m) => m.offset), [...before, ...afterAcks]);
+    assert.equal(live.closeCode, undefined);
+    const reader = await connectChannels(nodes[1]!);
+    clients.push(reader);
+    const history = await request(reader, { type: 'history', channel: 'room' });
+    assert.equal(history.epoch, epoch, 'the stream survived the restart: same epoch');
+    assert.deepEqual((history.messages as Frame[]).map((m) => m.offset), [...before, ...afterAcks]);
+    const resumed = await connectChannels(nodes[0]!);
+    clients.push(resumed);
+    const reply = await subscribe(resumed, 'room', { offset: before[2]!, epoch: epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.deepEqual(messagesOf(resumed, 'room').map((m) => m.offset), [...before.slice(3), ...afterAcks]);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+    await server?.stop();
+    server = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('JetStream history: a node SIGKILLed mid-stream; clients recovering on the other node get every acknowledged message once, in order', async () => {
+  const prefix = uniquePrefix('jsk');
+  streams.push({ url: NATS_URL, prefix });
+  const args = (id: string) => ['--bus', NATS_URL, '--history', NATS_URL, '--bus-prefix', prefix, '--node-id', id, '--heartbeat', '1'];
+  const procs: ServerProcess[] = await Promise.all(['k1', 'k2'].map((id) => forkFanoutServe(args(id))));
+  const recovering: RecoveringChannelClient[] = [];
+  const clients: TestClient[] = [];
+  try {
+    for (const p of procs) await waitReadyPort(p.port);
+    const [victim, survivor] = procs as [ServerProcess, ServerProcess];
+    // Clients start on the victim and, once it is gone, reconnect to the survivor.
+    let victimAlive = true;
+    const url = (): string => `ws://127.0.0.1:${victimAlive ? victim.port : survivor.port}${CHANNEL_PATH}`;
+    for (let i = 0; i < 4; i++) recovering.push(new RecoveringChannelClient(url, 'stream'));
+    await Promise.all(recovering.map((c) => c.start()));
+    const pub = await connectChannels(survivor.port);
+    clients.push(pub);
+    const acked: number[] = [];
+    const publishing = (async () => {
+      for (let i = 0; i < 60; i++) acked.push(await publish(pub, 'stream', i));
+    })();
+    await until(() => acked.length >= 20, { timeoutMs: 20_000, what: '20 acks' });
+    victimAlive = false;
+    victim.child.kill('SIGKILL');
+    await publishing;
+    for (const c of recovering) {
+      await c.until(() => c.position?.offset === acked.at(-1), 20_000, 'every acked message');
+      const epoch = c.position!.epoch;
+      assert.deepEqual(c.offsets(epoch), acked, 'every acknowledged message once, in order');
+      assert.equal(c.duplicates, 0);
+      assert.ok(c.recoveries.length >= 1 && c.recoveries.every((r) => r), `recovered every time: ${c.recoveries}`);
+      assert.equal(c.node, 'k2');
+    }
+  } finally {
+    for (const c of recovering) c.stop();
+    closeAll(clients);
+    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+  }
+});
+
+test('JetStream history: a node cut off from NATS while the other keeps publishing: when the link is back its subscribers get everything, in order, without reconnecting', async () => {
+  const natsPort = Number(new URL(NATS_URL).port || 4222);
+  const link = await TcpProxy.start(natsPort, new URL(NATS_URL).hostname);
+  const prefix = uniquePrefix('jsc');
+  streams.push({ url: NATS_URL, prefix });
+  const a = await startNode({ bus: NATS_URL, history: `nats://127.0.0.1:${link.port}`, busPrefix: prefix, nodeId: 'cut-a' });
+  const b = await startNode({ bus: NATS_URL, history: NATS_URL, busPrefix: prefix, nodeId: 'cut-b' });
+  const clients: TestClient[] = [];
+  try {
+    await waitNodesReady([a, b]);
+    const subs = await Promise.all([a, a, a].map((n) => connectChannels(n)));
+    const pub = await connectChannels(b);
+    clients.push(...subs, pub);
+    for (const s of subs) await subscribe(s, 'ticker');
+    const acks: number[] = [];
+    for (let i = 0; i < 5; i++) acks.push(await publish(pub, 'ticker', i));
+    await Promise.all(subs.map((s) => waitMessages(s, 'ticker', 5)));
+
+    link.cut();
+    await until(() => !a.ready, { timeoutMs: 20_000, what: 'node a to notice the cut' });
+    for (let i = 5; i < 15; i++) acks.push(await publish(pub, 'ticker', i));
+    assert.equal(messagesOf(subs[0]!, 'ticker').length, 5, 'node a really was cut off');
+    link.restore();
+    await waitNodesReady([a], 20_000);
+    for (let i = 15; i < 20; i++) acks.push(await publish(pub, 'ticker', i));
+
+    for (const s of subs) {
+      const got = await waitMessages(s, 'ticker', 20, 20_000);
+      assert.deepEqual(got.map((m) => m.offset), acks, 'every message once, in order');
+      assert.deepEqual(got.map((m) => m.data), Array.from({ length: 20 }, (_, i) => i));
+      assert.equal(s.closeCode, undefined, 'nobody had to reconnect');
+    }
+  } finally {
+    closeAll(clients);
+    await closeNodes([a, b]);
+    await link.close();
+  }
+});
+
+test('JetStream history: the stream deleted under running nodes: a new epoch, subscribers are told to resubscribe, recovery says recovered:false, messages flow again', async () => {
+  const { nodes, prefix } = await twoNodes();
+  const clients: TestClient[] = [];
+  const nc = await natsConnect({ servers: NATS_URL });
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    const live = await connectChannels(nodes[1]!);
+    clients.push(pub, live);
+    const { epoch } = await subscribe(live, 'reset');
+    const old = await publish(pub, 'reset', 'old');
+    await waitMessages(live, 'reset', 1);
+
+    await (await nc.jetstreamManager()).streams.delete(streamLayout(prefix).stream);
+    // The nodes notice (the consumer's stream is gone, or the next read sees another stream) and recreate it.
+    let ack: number | undefined;
+    await until(
+      async () => {
+        ack = await publish(pub, 'reset', 'new').catch(() => undefined);
+        return ack !== undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'a publish on the new stream' },
+    );
+    await live.waitClose(20_000);
+    assert.equal(live.closeCode, 4510, 'told to resubscribe: what it missed cannot be known');
+    const back = await connectChannels(nodes[1]!);
+    clients.push(back);
+    const reply = await subscribe(back, 'reset', { offset: old, epoch: epoch as string });
+    assert.equal(reply.recovered, false);
+    assert.notEqual(reply.epoch, epoch, 'a new stream, a new epoch');
+    const next = await publish(pub, 'reset', 'after');
+    const got = await waitMessages(back, 'reset', 1);
+    assert.deepEqual(got.map((m) => [m.offset, m.epoch, m.data]), [[next, reply.epoch, 'after']]);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+    await nc.close();
+  }
+});
+
+test('JetStream history: presence events travel through the stream to the other node; its traffic is counted and timed like a bus', async () => {
+  const { nodes } = await twoNodes({ presence: 'chat:*' });
+  const [a, b] = nodes as [FanoutNode, FanoutNode];
+  const clients: TestClient[] = [];
+  try {
+    const sa = await connectChannels(a);
+    const sb = await connectChannels(b);
+    clients.push(sa, sb);
+    await subscribe(sa, 'chat:h');
+    await subscribe(sb, 'chat:h');
+    const bId = frames(sb)[0]!.client;
+    sb.close();
+    const leave = await sa.json<Frame>((f) => f.type === 'leave' && f.client === bId);
+    assert.equal(leave.channel, 'chat:h');
+    for (let i = 0; i < 10; i++) await publish(sa, 'chat:h', i);
+    await waitMessages(sa, 'chat:h', 10);
+    const [ma, mb] = [await scrape(httpUrl(a).replace(/\/$/, '')), await scrape(httpUrl(b).replace(/\/$/, ''))];
+    assert.equal(ma.value('fanout_messages_out_total', { kind: 'channel' }), 10);
+    assert.ok(ma.value('fanout_messages_out_total', { kind: 'control' }) >= 1, 'the fence of the subscription');
+    assert.ok(mb.value('fanout_messages_out_total', { kind: 'presence' }) >= 1, 'the leave event');
+    assert.ok(ma.value('fanout_publish_latency_seconds_count') >= 10, 'channel messages reaching sockets are timed');
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});

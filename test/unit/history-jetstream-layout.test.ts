@@ -1,0 +1,53 @@
+// The pure parts of JetStream history: subject encoding, stream naming, the recovery rule.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { channelSubject, completeAfter, controlSubject, fromSubjectToken, liveSubjects, streamEpoch, streamLayout, subjectToken } from '../../src/history/jetstream-layout.js';
+
+test('any channel name is one subject token, and comes back unchanged', () => {
+  const names = ['room', 'chat:ops', 'a.b.c', 'x*y>z', 'with space', '100%', 'ünïcødé', '', '%41', 'tab\there', 'a-b_c'];
+  const tokens = names.map(subjectToken);
+  for (const token of tokens) assert.match(token, /^[A-Za-z0-9_%-]+$/, `${token} has no subject separator or wildcard`);
+  assert.deepEqual(tokens.map(fromSubjectToken), names);
+  assert.equal(new Set(tokens).size, names.length, 'distinct names, distinct tokens');
+  assert.equal(subjectToken('room'), 'room', 'plain names stay readable');
+  assert.equal(subjectToken('chat:ops'), 'chat%3Aops');
+});
+
+test('a prefix names one stream and its subjects; the stream republishes each channel on the subjects nodes subscribe to', () => {
+  const layout = streamLayout('fanout');
+  assert.equal(layout.stream, 'FANOUT_fanout');
+  assert.equal(layout.subjects, 'fanout-log.fanout.>');
+  assert.deepEqual(layout.republish, { src: 'fanout-log.fanout.>', dest: 'fanout-live.fanout.>' });
+  assert.equal(channelSubject(layout, 'chat:a.b'), 'fanout-log.fanout.m.chat%3Aa%2Eb');
+  assert.equal(controlSubject(layout, 'chat:a.b'), 'fanout-log.fanout.c.chat%3Aa%2Eb');
+  // The republish rule maps a stored subject to its live one token for token.
+  const live = (stored: string): string => stored.replace(layout.republish.src.slice(0, -1), layout.republish.dest.slice(0, -1));
+  assert.deepEqual(liveSubjects(layout, 'chat:a.b'), [live(channelSubject(layout, 'chat:a.b')), live(controlSubject(layout, 'chat:a.b'))]);
+  assert.ok(liveSubjects(layout, 'x')[1].startsWith(layout.liveControlPrefix));
+  // Prefixes a stream name cannot hold are replaced, with a hash so that they stay apart.
+  const a = streamLayout('my.app');
+  const b = streamLayout('my/app');
+  assert.match(a.stream, /^FANOUT_my_app_[0-9a-f]{8}$/);
+  assert.notEqual(a.stream, b.stream);
+  assert.notEqual(a.subjects, b.subjects);
+});
+
+test('the epoch is the stream: same name and creation time, same epoch; a re-created stream, another', () => {
+  const e1 = streamEpoch('FANOUT_x', '2026-12-03T10:00:00.000000001Z');
+  assert.match(e1, /^[0-9a-f]{16}$/);
+  assert.equal(streamEpoch('FANOUT_x', '2026-12-03T10:00:00.000000001Z'), e1);
+  assert.notEqual(streamEpoch('FANOUT_x', '2026-12-03T10:05:00Z'), e1);
+});
+
+test('the recovery rule: complete after the channel\'s oldest retained message, and further back only when nothing can have been dropped', () => {
+  // The subject is full (max_msgs_per_subject reached): only from just before its oldest message.
+  assert.equal(completeAfter({ first: 120, count: 3, perSubject: 3, streamFirst: 1 }), 119);
+  // Not full and the stream dropped nothing: from the start.
+  assert.equal(completeAfter({ first: 120, count: 2, perSubject: 3, streamFirst: 1 }), 0);
+  // Not full, but the stream aged out messages up to 99: back to 99 only.
+  assert.equal(completeAfter({ first: 120, count: 2, perSubject: 3, streamFirst: 100 }), 99);
+  // The stream aged out past the channel's first message: from just before it.
+  assert.equal(completeAfter({ first: 120, count: 2, perSubject: 3, streamFirst: 150 }), 119);
+  // No message of the channel held: complete after what the stream still holds.
+  assert.equal(completeAfter({ first: undefined, count: 0, perSubject: 3, streamFirst: 40 }), 39);
+});
