@@ -183,7 +183,7 @@ export class JetStreamLog extends BaseBus {
       } catch (err) {
         const message = errorMessage(err);
         this.first.settled(new BusUnavailableError(`jetstream: ${message}`, { cause: err }));
-        if (/jetstream not enabled/i.test(message) && !this.warnedDisabled) {
+        if (/jetstream not enabled|\b503\b/i.test(message) && !this.warnedDisabled) {
           this.warnedDisabled = true;
           this.options.logger.warn({ servers: this.options.address.describe }, '--history nats://: JetStream is not enabled on the NATS server (start it with -js); retrying, /readyz says 503 until then');
         }
