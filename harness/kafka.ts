@@ -2,7 +2,8 @@
  * A Kafka broker of our own (scripts/kafka-dev.sh with a private folder and free ports), for tests
  * that kill and restart the broker without touching the shared one on 9092. The first start
  * formats a fresh data folder; later starts keep it (topics, records and offsets survive a
- * restart, as on a real broker).
+ * restart, as on a real broker). With `proxied`, a second listener advertises a proxy's port, so
+ * the link of the clients that bootstrap there can be cut while the others keep theirs.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,25 +21,32 @@ export class KafkaProcess {
   private started = false;
 
   private constructor(
-    /** The broker's own listener. */
+    /** The broker's main listener. */
     readonly port: number,
-    /** The port it advertises to clients: its own, or a proxy's in front of it. */
-    readonly advertisedPort: number,
     private readonly controllerPort: number,
     private readonly dir: string,
+    /** The second listener's port, and the proxy port it advertises. */
+    readonly proxied: { readonly port: number; readonly advertised: number } | undefined,
   ) {}
 
-  /** Starts a broker on free ports; `advertisedPort` puts a proxy listening there between clients and broker. */
-  static async start(options: { advertisedPort?: number } = {}): Promise<KafkaProcess> {
-    const port = await freePort();
-    const proc = new KafkaProcess(port, options.advertisedPort ?? port, await freePort(), mkdtempSync(join(tmpdir(), 'fanout-kafka-')));
+  /**
+   * Starts a broker on free ports. With `proxied`, its second listener is on `proxied.port` and
+   * advertises `proxied.advertised`, where a proxy forwarding to `proxied.port` listens.
+   */
+  static async start(options: { proxied?: { port: number; advertised: number } } = {}): Promise<KafkaProcess> {
+    const proc = new KafkaProcess(await freePort(), await freePort(), mkdtempSync(join(tmpdir(), 'fanout-kafka-')), options.proxied);
     await proc.start();
     return proc;
   }
 
-  /** `kafka://127.0.0.1:ADVERTISED/topic`. */
+  /** `kafka://127.0.0.1:PORT/topic`, the main listener. */
   url(topic = 'fanout'): string {
-    return `kafka://127.0.0.1:${this.advertisedPort}/${topic}`;
+    return `kafka://127.0.0.1:${this.port}/${topic}`;
+  }
+
+  /** The same through the proxy (with `proxied` only). */
+  proxiedUrl(topic = 'fanout'): string {
+    return `kafka://127.0.0.1:${this.proxied!.advertised}/${topic}`;
   }
 
   /** Starts the broker (again, on the data it had) and waits until it answers. */
@@ -70,7 +78,7 @@ export class KafkaProcess {
         FANOUT_KAFKA_DIR: this.dir,
         FANOUT_KAFKA_PORT: String(this.port),
         FANOUT_KAFKA_CONTROLLER_PORT: String(this.controllerPort),
-        FANOUT_KAFKA_ADVERTISED_PORT: String(this.advertisedPort),
+        ...(this.proxied ? { FANOUT_KAFKA_PROXIED: `${this.proxied.port}:${this.proxied.advertised}` } : {}),
         ...env,
       },
       timeout: 180_000,

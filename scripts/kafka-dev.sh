@@ -24,8 +24,9 @@
 # /tmp/fanout-kafka), FANOUT_KAFKA_PORT (9092), FANOUT_KAFKA_CONTROLLER_PORT (9093),
 # FANOUT_KAFKA_HEAP ("-Xms256m -Xmx512m"), FANOUT_KAFKA_START_TIMEOUT (seconds, 90),
 # FANOUT_KAFKA_KEEP_DATA (1: restart on the existing data folder, see above),
-# FANOUT_KAFKA_ADVERTISED_PORT (the port the broker tells clients to use, default its own: a test
-# puts a TCP proxy there to cut the link between clients and broker),
+# FANOUT_KAFKA_PROXIED="LISTEN:ADVERTISED" (a second listener on 127.0.0.1:LISTEN that tells its
+# clients to use port ADVERTISED: a test puts a TCP proxy there and cuts the link of the clients
+# that bootstrap through it, while clients of the main port keep theirs),
 # JAVA_HOME (else `java` on the PATH; Java 17 or newer).
 set -euo pipefail
 
@@ -39,7 +40,7 @@ CONTROLLER_PORT=${FANOUT_KAFKA_CONTROLLER_PORT:-9093}
 HEAP=${FANOUT_KAFKA_HEAP:--Xms256m -Xmx512m}
 START_TIMEOUT=${FANOUT_KAFKA_START_TIMEOUT:-90}
 KEEP_DATA=${FANOUT_KAFKA_KEEP_DATA:-0}
-ADVERTISED_PORT=${FANOUT_KAFKA_ADVERTISED_PORT:-$PORT}
+PROXIED=${FANOUT_KAFKA_PROXIED:-}
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
 CONFIG=$DIR/server.properties
@@ -115,14 +116,15 @@ tool_command() {
 }
 
 write_config() {
+  [[ -z $PROXIED || $PROXIED =~ ^[0-9]+:[0-9]+$ ]] || die "FANOUT_KAFKA_PROXIED must be LISTEN:ADVERTISED (two ports), not $PROXIED"
   cat >"$CONFIG" <<EOF
 # Written by scripts/kafka-dev.sh; rewritten on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$ADVERTISED_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT${PROXIED:+,PROXIED://127.0.0.1:${PROXIED%%:*}}
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT${PROXIED:+,PROXIED://127.0.0.1:${PROXIED##*:}}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DATA
