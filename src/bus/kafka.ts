@@ -6,19 +6,20 @@
  * are local set operations (docs/brokers.md).
  *
  * Every node must receive every record, so no consumer group shares the work: each adapter is
- * the only member of a group of its own (`fanout-<random>`; the client always joins one), and it
- * places itself explicitly: at the end of the log when it first connects (before `connect()`
- * resolves, so nothing published after that is missed), and afterwards at the offset after the
- * last record it handed on. Nothing is committed to Kafka: the positions live in the adapter.
+ * the only member of a group of its own (`fanout-<random>-<n>`, new for each connection; the
+ * client always joins one), and it places itself explicitly: at the end of the log when it first
+ * connects (before `connect()` resolves, so nothing published after that is missed), and
+ * afterwards at the offset after the last record it handed on. Nothing is committed to Kafka:
+ * the positions live in the adapter.
  *
- * Reconnects: any failure of the session (the consumer's stream ends or errors, a client loses
- * its broker connection) closes the producer and consumer and opens new ones from the kept
+ * Reconnects: any failure of the session (the consumer's stream ends or errors, the consumer
+ * drops out of its group) closes the producer and consumer and opens new ones from the kept
  * positions, so after a broker restart or a cut link the node goes on from where it was, with
  * nothing the log holds lost and nothing handed on twice. Records published while the node was
  * away are delivered when it is back (more than the {@link Bus} contract asks, never less).
  */
 import { randomBytes } from 'node:crypto';
-import { Admin, Consumer, MessagesStreamModes, ProduceAcks, Producer, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
+import { Admin, Consumer, MessagesStreamModes, NetworkError, TimeoutError, ProduceAcks, Producer, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
 import type { KafkaAddress } from '../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
@@ -33,7 +34,7 @@ const OPEN_TIMEOUT_MS = 15_000;
  * session ends without leaving (a crash); the broker's group.min.session.timeout.ms is 6 s.
  */
 const GROUP_TIMINGS = Object.freeze({ sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 3000 });
-/** How long a fetch waits at the broker for new records before it returns empty (the delivery latency floor when idle is 0). */
+/** A fetch returns as soon as records arrive; with none, the broker answers empty after this long. */
 const FETCH_MAX_WAIT_MS = 500;
 
 /** At most this many publishes wait for the broker; more are refused (BusUnavailableError), so a slow broker cannot grow memory without bound. */
@@ -52,7 +53,9 @@ interface Session {
   readonly producer: Producer;
   readonly consumer: Consumer;
   readonly stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>;
+  /** Settles with the first failure: the stream's, the consumer's, or one {@link Session.fail} reports. */
   readonly ended: Promise<Error>;
+  readonly fail: (err: Error) => void;
 }
 
 /** The Kafka adapter (`--bus kafka://…`): one Kafka topic, keyed by bus topic, read whole by every node. */
@@ -165,15 +168,21 @@ export class KafkaBus extends BaseBus {
       autocommit: false,
     });
     this.positions = positions;
+    let fail!: (err: Error) => void;
     const ended = new Promise<Error>((resolve) => {
+      fail = resolve;
       const end = (why: string) => (err?: unknown) => resolve(new BusUnavailableError(`kafka: ${why}${err instanceof Error ? `: ${errorMessage(err)}` : ''}`, { cause: err }));
-      stream.once('error', end('the consumer stream failed'));
+      // A fetch that fails (broker gone, link cut, a silent network past the request timeout)
+      // ends the stream. Broker connections closing alone do not end the session: the broker
+      // closes idle ones (connections.max.idle.ms), and the clients open them again when needed.
+      // `on`, not `once`: an 'error' with no listener would throw.
+      stream.on('error', end('the consumer stream failed'));
       stream.once('close', end('the consumer stream closed'));
-      consumer.once('client:broker:disconnect', end('the consumer lost its broker connection'));
-      producer.once('client:broker:disconnect', end('the producer lost its broker connection'));
+      // The consumer emits 'error' when it could not rejoin its group.
+      consumer.on('error', end('the consumer left its group'));
     });
     stream.on('data', (message: Message<Buffer, Buffer, Buffer, Buffer>) => this.deliver(positions, message));
-    return { producer, consumer, stream, ended };
+    return { producer, consumer, stream, ended, fail };
   }
 
   /** Hands a record on when its bus topic is subscribed, and moves the partition's position past it. */
@@ -212,6 +221,9 @@ export class KafkaBus extends BaseBus {
       } catch (err) {
         const error = err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka publish failed: ${errorMessage(err)}`, { cause: err });
         for (const p of batch) p.reject(error);
+        // The producer's link failed (not a record the broker refused): start a new session with a
+        // new producer rather than go on with one whose sequence numbers may be out of step.
+        if (session && isLinkFailure(err)) session.fail(error);
       }
     }
     this.sending = false;
@@ -258,6 +270,14 @@ async function closeSession(session: Session): Promise<void> {
 }
 
 type Closable = Producer | Consumer | Admin;
+
+/** True for a lost or silent connection, also when the client wraps it (retries, causes). */
+function isLinkFailure(err: unknown, depth = 0): boolean {
+  if (err instanceof NetworkError || err instanceof TimeoutError) return true;
+  if (depth > 4 || typeof err !== 'object' || err === null) return false;
+  const { errors, cause } = err as { errors?: unknown; cause?: unknown };
+  return (Array.isArray(errors) && errors.some((e) => isLinkFailure(e, depth + 1))) || (cause !== undefined && isLinkFailure(cause, depth + 1));
+}
 
 /** Closes a client without waiting for what it has in flight; never rejects. */
 function forceClose(client: Closable): Promise<void> {
