@@ -206,8 +206,9 @@ export class KafkaBus extends BaseBus {
 
   /**
    * One produce request in flight at a time, carrying every publish queued meanwhile: the order of
-   * publishes is the order in the log (the client's idempotent sequence numbers go wrong with
-   * concurrent sends), and a burst costs a few requests, not one each.
+   * publishes is the order in the log, and a burst costs a few requests, not one each. (Concurrent
+   * sends on an idempotent producer of @platformatic/kafka 1.x all resolve while only one of them
+   * is written: platformatic/kafka#326.)
    */
   private async sendQueued(): Promise<void> {
     this.sending = true;
