@@ -2,7 +2,8 @@
  * What the Kafka adapter does beyond the conformance suite, on a private broker (scripts/kafka-dev.sh
  * on free ports) with a second listener behind a TCP proxy: a node whose link is cut comes back
  * and reads what was published meanwhile from the log, once each, in order; a broker crash keeps
- * what the log held; two `fanout serve` nodes deliver /ws/echo across a crash; bad URLs exit 2.
+ * what the log held; two `fanout serve` nodes deliver /ws/echo across a crash; `fanout cluster`
+ * runs on Kafka; bad URLs exit 2.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -16,6 +17,7 @@ import { FANOUT_MAIN, forkFanoutServe, type ServerProcess, waitReadyPort } from 
 import { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';
 import { Changes, until } from '../../harness/wait.js';
+import { spawnCluster, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
@@ -193,4 +195,27 @@ test('two fanout serve nodes over Kafka: /ws/echo across nodes, /readyz 503 whil
     if (brokerDown) await kafka.start();
     await Promise.all(nodes.map((n) => n.stop()));
   }
+});
+
+test('fanout cluster --bus kafka://: a client on each node, and one through HAProxy, get each /ws/echo message', { timeout: 90_000 }, async () => {
+  const port = await freePort();
+  const { child, out, exit } = spawnCluster(['--nodes', '2', '--port', String(port), '--bus', kafka.url(), '--', '--bus-prefix', uniquePrefix('kcl'), '--drain-delay', '0', '--log-level', 'warn']);
+  const clients: TestClient[] = [];
+  try {
+    await untilUrlPrinted(child, out, port);
+    const nodePorts = [...(/node\(s\) on (.*), bus /.exec(out())?.[1] ?? '').matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
+    assert.equal(nodePorts.length, 2, out());
+    for (const p of nodePorts) await waitReadyPort(p, 30_000);
+    for (const p of nodePorts) clients.push(await connect(`ws://127.0.0.1:${p}/ws/echo`));
+    // HAProxy admits a node once its first health check passes.
+    await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0)) === 200, { timeoutMs: 15_000, intervalMs: 100, what: 'HAProxy to admit a node' });
+    clients.push(await connect(`ws://127.0.0.1:${port}/ws/echo`));
+    clients[0]!.send('from node one');
+    clients[1]!.send('from node two');
+    for (const c of clients) await c.until((m) => m.includes('Received: from node one') && m.includes('Received: from node two'), 15_000);
+  } finally {
+    closeAll(clients);
+    process.kill(-child.pid!, 'SIGINT');
+  }
+  assert.equal((await exit).code, 0, out());
 });
