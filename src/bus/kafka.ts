@@ -25,8 +25,12 @@ import { BusUnavailableError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
 import { busRetryDelay, FirstAttempt, Sleeper } from './retry.js';
 
-/** Client timings: an outage is seen within about two seconds; a request never waits longer than 5 s. */
-const CLIENT_TIMINGS = Object.freeze({ connectTimeout: 2000, timeout: 5000, retries: 2, retryDelay: 250 });
+/**
+ * Client timings: a refused or closed connection is seen within about a second (three tries 250 ms
+ * apart); a silent one when three requests in a row got no answer within 8 s (longer than a
+ * group join, which waits the broker's group.initial.rebalance.delay.ms, 3 s by default).
+ */
+const CLIENT_TIMINGS = Object.freeze({ connectTimeout: 2000, requestTimeout: 8000, timeout: 5000, retries: 2, retryDelay: 250 });
 /** An attempt to open a session that has not succeeded by then is abandoned and retried. */
 const OPEN_TIMEOUT_MS = 15_000;
 /**

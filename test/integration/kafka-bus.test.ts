@@ -1,7 +1,7 @@
 /**
  * What the Kafka adapter does beyond the conformance suite, on a private broker (scripts/kafka-dev.sh
- * on free ports) with a second listener behind a TCP proxy: a node whose link is cut comes back
- * and reads what was published meanwhile from the log, once each, in order; a broker crash keeps
+ * on free ports) with a second listener behind a TCP proxy: a node whose link is cut or goes
+ * silent comes back and reads what was published meanwhile from the log, once each, in order; a broker crash keeps
  * what the log held; two `fanout serve` nodes deliver /ws/echo across a crash; `fanout cluster`
  * runs on Kafka; bad URLs exit 2.
  */
@@ -123,6 +123,27 @@ test('the link cut: the node goes disconnected, comes back, and reads what was p
     assert.deepEqual(a.got, b.got, 'the publisher got the same, its link never cut');
   } finally {
     proxy.restore();
+    await Promise.all([a.bus.close(), b.bus.close()]);
+  }
+});
+
+test('a silent link (nothing answers, no reset): the node goes disconnected within bounded time, then catches up once each', { timeout: 120_000 }, async () => {
+  const topic = `${uniquePrefix('ksilent')}:echo`;
+  const a = await new Peer(createBus(parseBusAddress(kafka.url())), topic).start();
+  const b = await new Peer(createBus(parseBusAddress(kafka.proxiedUrl())), topic).start();
+  try {
+    await a.bus.publish(topic, Buffer.from('before'));
+    await b.until(() => b.got.includes('before'), 'before on b');
+    // Every byte through the proxy now waits a minute: requests go out, answers do not come back.
+    proxy.latency(60_000);
+    await b.until(() => !b.bus.connected, 'b disconnected by its request timeouts', 45_000);
+    await Promise.all(numbered('s', 50).map((text) => a.bus.publish(topic, Buffer.from(text))));
+    proxy.latency(0);
+    await b.until(() => b.bus.connected, 'b connected again', 45_000);
+    await b.until(() => b.got.includes('s49'), 's49 on b');
+    assert.deepEqual(b.got, ['before', ...numbered('s', 50)], 'everything once, in order');
+  } finally {
+    proxy.latency(0);
     await Promise.all([a.bus.close(), b.bus.close()]);
   }
 });
