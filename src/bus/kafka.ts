@@ -31,6 +31,8 @@ import { busRetryDelay, FirstAttempt, Sleeper } from './retry.js';
  * group join, which waits the broker's group.initial.rebalance.delay.ms, 3 s by default).
  */
 const CLIENT_TIMINGS = Object.freeze({ connectTimeout: 2000, requestTimeout: 8000, timeout: 5000, retries: 2, retryDelay: 250 });
+/** A session that lasted this long resets the reconnect backoff. */
+const STABLE_SESSION_MS = 10_000;
 /** An attempt to open a session that has not succeeded by then is abandoned and retried. */
 const OPEN_TIMEOUT_MS = 15_000;
 /**
@@ -110,14 +112,18 @@ export class KafkaBus extends BaseBus {
         await closeSession(session);
         return;
       }
-      attempt = 0;
+      const openedAt = Date.now();
       this.session = session;
       this.setStatus('connected');
       this.first.settled();
       const cause = await session.ended;
       this.session = undefined;
       await closeSession(session);
-      if (!this.closing) this.setStatus('disconnected', cause);
+      if (this.closing) return;
+      this.setStatus('disconnected', cause);
+      // A session that fails soon after opening is retried with growing backoff, not at once.
+      if (Date.now() - openedAt > STABLE_SESSION_MS) attempt = 0;
+      await this.sleeper.sleep(busRetryDelay(attempt++));
     }
   }
 
@@ -157,6 +163,8 @@ export class KafkaBus extends BaseBus {
     const producer = new Producer({ ...base, acks: ProduceAcks.ALL, idempotent: true, autocreateTopics: false });
     const consumer = new Consumer({ ...base, groupId, ...GROUP_TIMINGS, maxWaitTime: FETCH_MAX_WAIT_MS, autocommit: false });
     clients.push(producer, consumer);
+    // `connected` means publishes can go out: the producer has its connection before that.
+    await producer.metadata({ topics: [topic] });
     const ends = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
     // First connect: the end of the log. Afterwards: where this adapter stopped (a partition added meanwhile starts at its end).
     const positions = this.positions ?? new Map<number, bigint>();
