@@ -45,8 +45,12 @@ const FETCH_MAX_WAIT_MS = 500;
 
 /** At most this many publishes wait for the broker; more are refused (BusUnavailableError), so a slow broker cannot grow memory without bound. */
 const MAX_QUEUED_PUBLISHES = 10_000;
-/** At most this many records in one produce request. */
+/**
+ * At most this many records, and bytes, in one produce request (a record larger goes alone). The
+ * broker refuses a whole record batch larger than the topic's max.message.bytes (1 MiB by default).
+ */
 const MAX_BATCH = 500;
+const MAX_BATCH_BYTES = 512 * 1024;
 
 interface QueuedPublish {
   readonly message: MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
@@ -225,7 +229,7 @@ export class KafkaBus extends BaseBus {
   private async sendQueued(): Promise<void> {
     this.sending = true;
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+      const batch = this.queue.splice(0, batchLength(this.queue));
       const session = this.session;
       try {
         if (!session || !this.connected) throw new BusUnavailableError(`kafka is ${this.status}`);
@@ -280,6 +284,19 @@ async function closeSession(session: Session): Promise<void> {
   await session.stream.close().catch(() => {});
   // Leaving the group at once, not after its session timeout; the producer's pending sends fail.
   await Promise.all([forceClose(session.consumer), forceClose(session.producer)]);
+}
+
+/** How many of the queued publishes, from the first, go in the next produce request (at least one). */
+function batchLength(queue: readonly QueuedPublish[]): number {
+  let bytes = 0;
+  let n = 0;
+  while (n < queue.length && n < MAX_BATCH) {
+    const { key, value } = queue[n]!.message;
+    bytes += (key?.length ?? 0) + (value?.length ?? 0);
+    if (n > 0 && bytes > MAX_BATCH_BYTES) break;
+    n++;
+  }
+  return n;
 }
 
 type Closable = Producer | Consumer | Admin;

@@ -99,6 +99,21 @@ test('fanout serve with a malformed kafka:// URL exits 2 with one line naming --
   }
 });
 
+test('many large publishes in flight together (64 KiB, the default --max-payload) all arrive, in order', async () => {
+  const topic = `${uniquePrefix('kbig')}:echo`;
+  const a = await new Peer(createBus(parseBusAddress(kafka.url())), topic).start();
+  const b = await new Peer(createBus(parseBusAddress(kafka.url())), topic).start();
+  try {
+    // Together they are far past a record batch's 1 MiB limit (max.message.bytes): the adapter must split them.
+    const texts = numbered('big', 100).map((t) => t.padEnd(64 * 1024, '.'));
+    await Promise.all(texts.map((text) => a.bus.publish(topic, Buffer.from(text))));
+    await b.until(() => b.got.length >= texts.length, `${texts.length} large messages`);
+    assert.deepEqual(b.got, texts);
+  } finally {
+    await Promise.all([a.bus.close(), b.bus.close()]);
+  }
+});
+
 test('the link cut: the node goes disconnected, comes back, and reads what was published meanwhile once each, in order', { timeout: 120_000 }, async () => {
   const topic = `${uniquePrefix('kcut')}:echo`;
   const a = await new Peer(createBus(parseBusAddress(kafka.url())), topic).start();
