@@ -7,6 +7,8 @@
 #                                 broker in the background and wait until it answers a metadata
 #                                 request. Does nothing when something already answers on the port.
 #   scripts/kafka-dev.sh stop     stop the broker that `start` started (and only that process)
+#   scripts/kafka-dev.sh kill     SIGKILL that broker at once (a crash, for fault tests); its data
+#                                 stays for a `start` with FANOUT_KAFKA_KEEP_DATA=1
 #   scripts/kafka-dev.sh status   say whether it runs
 #   scripts/kafka-dev.sh version  print the version of the Kafka jars that `start` runs
 #   scripts/kafka-dev.sh run TOOL [ARGS...]
@@ -14,11 +16,17 @@
 #                                 console-producer, console-consumer, verifiable-producer, or a
 #                                 main class name
 #
-# Every start begins with an empty data folder; the previous run's log is kept as broker.log.1.
+# Every start begins with an empty data folder, unless FANOUT_KAFKA_KEEP_DATA=1 and the folder was
+# formatted before: then the broker starts on the data it had (topics, records and offsets kept
+# across a restart, as a real broker's are). The previous run's log is kept as broker.log.1.
 #
 # Environment: FANOUT_KAFKA_DIR (the folder this script owns: data, config, log, pid; default
 # /tmp/fanout-kafka), FANOUT_KAFKA_PORT (9092), FANOUT_KAFKA_CONTROLLER_PORT (9093),
 # FANOUT_KAFKA_HEAP ("-Xms256m -Xmx512m"), FANOUT_KAFKA_START_TIMEOUT (seconds, 90),
+# FANOUT_KAFKA_KEEP_DATA (1: restart on the existing data folder, see above),
+# FANOUT_KAFKA_PROXIED="LISTEN:ADVERTISED" (a second listener on 127.0.0.1:LISTEN that tells its
+# clients to use port ADVERTISED: a test puts a TCP proxy there and cuts the link of the clients
+# that bootstrap through it, while clients of the main port keep theirs),
 # JAVA_HOME (else `java` on the PATH; Java 17 or newer).
 set -euo pipefail
 
@@ -31,6 +39,8 @@ PORT=${FANOUT_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${FANOUT_KAFKA_CONTROLLER_PORT:-9093}
 HEAP=${FANOUT_KAFKA_HEAP:--Xms256m -Xmx512m}
 START_TIMEOUT=${FANOUT_KAFKA_START_TIMEOUT:-90}
+KEEP_DATA=${FANOUT_KAFKA_KEEP_DATA:-0}
+PROXIED=${FANOUT_KAFKA_PROXIED:-}
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
 CONFIG=$DIR/server.properties
@@ -106,14 +116,15 @@ tool_command() {
 }
 
 write_config() {
+  [[ -z $PROXIED || $PROXIED =~ ^[0-9]+:[0-9]+$ ]] || die "FANOUT_KAFKA_PROXIED must be LISTEN:ADVERTISED (two ports), not $PROXIED"
   cat >"$CONFIG" <<EOF
 # Written by scripts/kafka-dev.sh; rewritten on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT${PROXIED:+,PROXIED://127.0.0.1:${PROXIED%%:*}}
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT${PROXIED:+,PROXIED://127.0.0.1:${PROXIED##*:}}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DATA
@@ -174,16 +185,21 @@ start() {
     check_java
     resolve_classpath
     tool_command
-    rm -rf "$DATA" "$PID_FILE"
-    mkdir -p "$DATA"
+    rm -f "$PID_FILE"
     [ ! -f "$LOG_FILE" ] || mv -f "$LOG_FILE" "$LOG_FILE.1" # the previous run's log
     write_config
-    cluster_id=$("${TOOL[@]}" kafka.tools.StorageTool random-uuid)
-    printf '%s\n' "$cluster_id" >"$DIR/cluster-id"
-    {
-      printf '=== %s: format %s, start\n' "$(date -u +%FT%TZ)" "$cluster_id"
-      "${TOOL[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$CONFIG" --ignore-formatted
-    } >>"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2 || true; die "formatting $DATA failed"; }
+    if [ "$KEEP_DATA" = 1 ] && [ -f "$DATA/meta.properties" ]; then
+      printf '=== %s: start on the kept data of %s\n' "$(date -u +%FT%TZ)" "$(<"$DIR/cluster-id")" >>"$LOG_FILE"
+    else
+      rm -rf "$DATA"
+      mkdir -p "$DATA"
+      cluster_id=$("${TOOL[@]}" kafka.tools.StorageTool random-uuid)
+      printf '%s\n' "$cluster_id" >"$DIR/cluster-id"
+      {
+        printf '=== %s: format %s, start\n' "$(date -u +%FT%TZ)" "$cluster_id"
+        "${TOOL[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$CONFIG" --ignore-formatted
+      } >>"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2 || true; die "formatting $DATA failed"; }
+    fi
 
     # shellcheck disable=SC2086 # HEAP is a list of JVM options
     nohup "$JAVA" $HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
@@ -247,6 +263,25 @@ stop() {
   say "stopped Kafka (pid $pid)"
 }
 
+# SIGKILL, no controlled shutdown: what a crash or an OOM kill looks like to the clients.
+kill_broker() {
+  local pid
+  lock
+  if ! pid=$(running_pid); then
+    rm -f "$PID_FILE"
+    say "not running"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    ours "$pid" || break
+    sleep 0.25
+  done
+  ours "$pid" && die "pid $pid is still there"
+  rm -f "$PID_FILE"
+  say "killed Kafka (pid $pid)"
+}
+
 status() {
   local pid
   if pid=$(running_pid); then
@@ -280,8 +315,9 @@ run() {
 case ${1:-} in
   start) start ;;
   stop) stop ;;
+  kill) kill_broker ;;
   status) status ;;
   version) printf 'Kafka %s\n' "$(run kafka.Kafka --version)" ;;
   run) shift; run "$@" ;;
-  *) die "usage: $0 start|stop|status|version|run TOOL [ARGS...]" ;;
+  *) die "usage: $0 start|stop|kill|status|version|run TOOL [ARGS...]" ;;
 esac

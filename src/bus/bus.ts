@@ -18,7 +18,7 @@ export type BusMessageHandler = (topic: string, payload: Buffer) => void;
 export type BusStatusListener = (status: BusStatus, cause?: Error) => void;
 
 export interface Bus {
-  /** The adapter's name: memory, redis, redis-cluster, nats, amqp. */
+  /** The adapter's name: memory, redis, redis-cluster, nats, amqp, kafka. */
   readonly kind: string;
   /** True while publishes can reach the broker. */
   readonly connected: boolean;

@@ -3,6 +3,7 @@ import type { BusAddress } from '../config/bus-address.js';
 import type { Bus } from './bus.js';
 import { MemoryBus, type MemoryBroker } from './memory.js';
 import { AmqpBus } from './amqp.js';
+import { KafkaBus } from './kafka.js';
 import { NatsBus } from './nats.js';
 import { RedisClusterBus } from './redis-cluster.js';
 import { RedisBus } from './redis.js';
@@ -23,5 +24,7 @@ export function createBus(address: BusAddress, opts: { broker?: MemoryBroker } =
       return new NatsBus(address);
     case 'amqp':
       return new AmqpBus(address.url);
+    case 'kafka':
+      return new KafkaBus(address);
   }
 }

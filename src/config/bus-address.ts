@@ -50,11 +50,27 @@ export interface AmqpAddress {
   readonly describe: string;
 }
 
+/**
+ * `kafka://host:port[,host:port…][/topic]`: bootstrap brokers (the rest is discovered) and the one
+ * Kafka topic that carries the bus ({@link KAFKA_DEFAULT_TOPIC} when the URL has no path).
+ */
+export interface KafkaAddress {
+  readonly kind: 'kafka';
+  readonly brokers: readonly string[];
+  readonly topic: string;
+  readonly describe: string;
+}
+
 /** Where the bus is, by broker. `createBus` switches on `kind`. */
-export type BusAddress = MemoryAddress | RedisAddress | RedisClusterAddress | NatsAddress | AmqpAddress;
+export type BusAddress = MemoryAddress | RedisAddress | RedisClusterAddress | NatsAddress | AmqpAddress | KafkaAddress;
 
 /** What --bus accepts, for messages. */
-export const BUS_EXPECTED = 'expected memory, redis://host:port[/db], redis-cluster://host:port,…, nats://host:port or amqp://user:pass@host:port';
+export const BUS_EXPECTED = 'expected memory, redis://host:port[/db], redis-cluster://host:port,…, nats://host:port, amqp://user:pass@host:port or kafka://host:port,…[/topic]';
+
+/** The Kafka topic of a `kafka://` bus whose URL names none. */
+export const KAFKA_DEFAULT_TOPIC = 'fanout';
+/** Kafka's port when a `kafka://` host names none. */
+export const KAFKA_DEFAULT_PORT = 9092;
 
 /** The memory bus's address. */
 export const MEMORY_BUS: MemoryAddress = Object.freeze({ kind: 'memory', describe: 'memory' });
@@ -74,6 +90,8 @@ export function parseBusAddress(value: string, flag = '--bus'): BusAddress {
     case 'amqp':
     case 'amqps':
       return parseAmqpUrl(value, flag);
+    case 'kafka':
+      return parseKafkaUrl(value, flag);
     default:
       throw new ConfigError(flag, BUS_EXPECTED);
   }
@@ -175,6 +193,34 @@ export function parseAmqpUrl(value: string, flag = '--bus'): AmqpAddress {
   if (!url.hostname) throw new ConfigError(flag, 'expected amqp://user:pass@host[:port][/vhost]: the host is missing');
   const withHeartbeat = /[?&]heartbeat=/.test(value) ? value : `${value}${value.includes('?') ? '&' : '?'}heartbeat=${TIMINGS.amqpHeartbeatS}`;
   return Object.freeze({ kind: 'amqp', url: withHeartbeat, describe: `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}` });
+}
+
+/** Parses `kafka://host[:port][,host[:port]…][/topic]` (port {@link KAFKA_DEFAULT_PORT} when left out). */
+export function parseKafkaUrl(value: string, flag = '--bus'): KafkaAddress {
+  const rest = value.replace(/^kafka:\/\//i, '');
+  const slash = rest.indexOf('/');
+  const hosts = slash >= 0 ? rest.slice(0, slash) : rest;
+  const topic = slash >= 0 ? rest.slice(slash + 1) : KAFKA_DEFAULT_TOPIC;
+  if (hosts.includes('@')) throw new ConfigError(flag, 'kafka:// takes no credentials (SASL is not supported yet): kafka://host:port[,host:port…][/topic]');
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic) || topic === '.' || topic === '..') {
+    throw new ConfigError(flag, `bad Kafka topic "${topic}" after the hosts (1 to 249 of a-z A-Z 0-9 . _ -)`);
+  }
+  const brokers = hosts
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h.length > 0)
+    .map((h) => {
+      const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(h);
+      const colon = h.lastIndexOf(':');
+      const host = bracketed ? bracketed[1]! : colon >= 0 ? h.slice(0, colon) : h;
+      const portText = bracketed ? bracketed[2] : colon >= 0 ? h.slice(colon + 1) : undefined;
+      const port = portText === undefined ? KAFKA_DEFAULT_PORT : Number(portText);
+      if (!host || /[\s?#]/.test(host)) throw new ConfigError(flag, `no host in "${h}"`);
+      if (!/^\d+$/.test(portText ?? '1') || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(flag, `bad port in "${h}" (expected 1 to 65535)`);
+      return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    });
+  if (brokers.length === 0) throw new ConfigError(flag, 'kafka:// needs at least one host:port');
+  return Object.freeze({ kind: 'kafka', brokers: Object.freeze(brokers), topic, describe: `kafka://${brokers.join(',')}/${topic}` });
 }
 
 /** `value` with every `user:pass@` of its URLs left out: safe to print. */

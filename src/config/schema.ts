@@ -162,7 +162,7 @@ export type Config = Readonly<
 export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, string>> = {
   port: `port to listen on (default ${DEFAULTS.port}; 0 picks a free one)`,
   host: `address to bind (default ${DEFAULTS.host})`,
-  bus: 'broker: memory (one node), redis://host:port[/db], redis-cluster://…, nats://…, amqp://… (default memory)',
+  bus: 'broker: memory (one node), redis://host:port[/db], redis-cluster://…, nats://…, amqp://…, kafka://host:port[,…][/topic] (default memory)',
   busPrefix: `prefix of every broker topic and key, to share a broker between clusters (default ${DEFAULTS.busPrefix})`,
   nodeId: 'this node\'s id, unique in the cluster (default: hostname plus random suffix)',
   logLevel: `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})`,

@@ -1,10 +1,10 @@
 /**
  * One behaviour suite for every bus adapter, run unchanged against memory, redis, redis-cluster,
- * nats and amqp with the real broker. Several Bus instances play the nodes of a cluster; the last
+ * nats, amqp and kafka with the real broker. Several Bus instances play the nodes of a cluster; the last
  * test runs real Fanout nodes (one in-process, one a `fanout serve` process) with that --bus.
  *
- * Broker restarts use private brokers (own redis-server, nats-server, Redis Cluster on free ports)
- * or the system RabbitMQ node, which only this suite uses.
+ * Broker restarts use private brokers (own redis-server, nats-server, Redis Cluster, Kafka on free
+ * ports) or the system RabbitMQ node, which only this suite uses.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +15,7 @@ import { MemoryBroker, MemoryBus } from '../../src/bus/memory.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import type { FanoutNode } from '../../src/app.js';
 import { BrokerProcess, RedisClusterProcesses, startNatsServer, startRedisServer, systemRabbit } from '../../harness/brokers.js';
+import { KafkaProcess } from '../../harness/kafka.js';
 import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
 import { Changes, until } from '../../harness/wait.js';
 import { AMQP_URL } from '../helpers/brokers.js';
@@ -105,12 +106,28 @@ function amqpHarness(): Harness {
   };
 }
 
+/** A private Kafka (scripts/kafka-dev.sh on free ports): down is a crash (SIGKILL), up a restart on the data it had. */
+function kafkaHarness(): Harness {
+  let kafka: KafkaProcess | undefined;
+  return {
+    name: 'kafka',
+    hasBrokerProcess: true,
+    setup: async () => void (kafka = await KafkaProcess.start()),
+    teardown: async () => kafka?.destroy(),
+    url: () => kafka!.url(),
+    create: () => createBus(parseBusAddress(kafka!.url())),
+    down: () => kafka!.kill(),
+    up: () => kafka!.start(),
+  };
+}
+
 const harnesses: Harness[] = [
   memoryHarness(),
   processHarness('redis', startRedisServer, (port) => `redis://127.0.0.1:${port}`),
   redisClusterHarness(),
   processHarness('nats', startNatsServer, (port) => `nats://127.0.0.1:${port}`),
   amqpHarness(),
+  kafkaHarness(),
 ];
 
 for (const harness of harnesses) defineConformance(harness);

@@ -2,14 +2,15 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { captureOutput, exited } from '../../harness/child.js';
+import { exited } from '../../harness/child.js';
 import { FANOUT_MAIN, forkFanoutServe } from '../../harness/fanout-process.js';
 import { freePort } from '../../harness/ports.js';
-import { Changes, until } from '../../harness/wait.js';
+import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
+import { spawnCluster, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, connect } from '../helpers/ws-client.js';
 
@@ -178,28 +179,6 @@ test('SIGTERM on a node with no clients stops it at once, without waiting out --
   assert.equal((await exit).code, 0);
   assert.ok(Date.now() - started < 15_000, 'a 30 s drain delay was not waited out');
 });
-
-/**
- * `fanout cluster ARGS` in its own process group, as a terminal's foreground job (Ctrl-C signals
- * the whole group): the child, its output so far (waiters are woken on each chunk) and its exit.
- */
-function spawnCluster(args: readonly string[]) {
-  const child = spawn(process.execPath, [FANOUT_MAIN, 'cluster', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const changes = new Changes();
-  const out = captureOutput(child, { onChunk: () => changes.notify() });
-  return { child, out: Object.assign(out, { changes }), exit: exited(child) };
-}
-
-/** Waits until the cluster printed the URL to open (HAProxy on `port`), or fails when it exited first. */
-function untilUrlPrinted(child: ChildProcess, out: (() => string) & { changes: Changes }, port: number): Promise<void> {
-  return until(() => out().includes(`Open http://localhost:${port}/ws `), {
-    wake: out.changes,
-    timeoutMs: 15_000,
-    what: 'the URL to be printed',
-    abort: () => (child.exitCode === null ? undefined : `fanout cluster exited (${child.exitCode})`),
-    detail: out,
-  });
-}
 
 /** Resolves once `child`'s output is complete (its pipes closed), which can be after its 'exit'. */
 function outputClosed(child: ChildProcess): Promise<void> {

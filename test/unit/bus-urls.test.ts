@@ -84,7 +84,7 @@ test('amqp URLs get a 10 s heartbeat unless they set one, and a credential-free 
 });
 
 test('an unknown scheme names --bus and what it accepts', () => {
-  assert.throws(() => parseBusAddress('kafka://x:9092'), /^ConfigError: invalid --bus: expected memory, redis:\/\//);
+  assert.throws(() => parseBusAddress('mqtt://x:1883'), /^ConfigError: invalid --bus: expected memory, redis:\/\//);
 });
 
 test('fanout serve with a malformed broker URL exits 2 with one line naming --bus', async () => {

@@ -49,7 +49,7 @@ test('an invalid value is one error naming the flag', () => {
   const cases: Array<[string[], string]> = [
     [['--port', 'abc'], '--port'],
     [['--port', '70000'], '--port'],
-    [['--bus', 'kafka://x'], '--bus'],
+    [['--bus', 'kafka://x:notaport'], '--bus'],
     [['--node-id', 'has space'], '--node-id'],
     [['--max-payload', '0'], '--max-payload'],
     [['--heartbeat', '-1'], '--heartbeat'],
@@ -108,7 +108,7 @@ function expectRejected(options: Readonly<Record<string, string>>, flag: string,
 }
 
 test('createConfig never returns a config that fails later: a bus URL the adapter cannot use names --bus', () => {
-  for (const bus of ['redis-cluster://h:notaport', 'redis-cluster://', 'nats://', 'redis://h:99999', 'redis://h:6379/db', 'amqp://', 'kafka://h:9092', 'Memory']) {
+  for (const bus of ['redis-cluster://h:notaport', 'redis-cluster://', 'nats://', 'redis://h:99999', 'redis://h:6379/db', 'amqp://', 'kafka://h:9092/bad topic', 'kafka://', 'Memory']) {
     expectRejected({ bus }, '--bus');
   }
 });
