@@ -57,7 +57,7 @@ export function historyMissing(bus: BusAddress): ConfigError {
   const scheme = bus.describe.replace(/:\/\/.*$/, '');
   return new ConfigError(
     '--history',
-    `missing: the ${scheme}:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
+    `missing: ${bus.kind === 'kafka' ? 'Fanout keeps no channel history, recovery or presence on Kafka yet' : `the ${scheme}:// bus cannot hold channel history, recovery or presence`}; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
   );
 }
 

@@ -14,6 +14,7 @@ import { createBus } from '../../src/bus/create.js';
 import { parseBusAddress } from '../../src/config/bus-address.js';
 import { BusUnavailableError, ConfigError } from '../../src/errors.js';
 import { FANOUT_MAIN, forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
+import { REDIS_URL } from '../helpers/brokers.js';
 import { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';
 import { Changes, until } from '../../harness/wait.js';
@@ -204,7 +205,7 @@ test('two fanout serve nodes over Kafka: /ws/echo across nodes, /readyz 503 whil
   const clients: TestClient[] = [];
   let brokerDown = false;
   try {
-    for (const id of ['k1', 'k2']) nodes.push(await forkFanoutServe(['--bus', kafka.url(), '--bus-prefix', prefix, '--node-id', id, '--drain-delay', '0', '--drain-timeout', '0']));
+    for (const id of ['k1', 'k2']) nodes.push(await forkFanoutServe(['--bus', kafka.url(), '--history', 'memory', '--bus-prefix', prefix, '--node-id', id, '--drain-delay', '0', '--drain-timeout', '0']));
     for (const n of nodes) await waitReadyPort(n.port, 30_000);
     const [one, two] = nodes as [ServerProcess, ServerProcess];
     clients.push(await connect(`ws://127.0.0.1:${one.port}/ws/echo`), await connect(`ws://127.0.0.1:${two.port}/ws/echo`));
@@ -235,7 +236,7 @@ test('two fanout serve nodes over Kafka: /ws/echo across nodes, /readyz 503 whil
 
 test('fanout cluster --bus kafka://: a client on each node, and one through HAProxy, get each /ws/echo message', { timeout: 90_000 }, async () => {
   const port = await freePort();
-  const { child, out, exit } = spawnCluster(['--nodes', '2', '--port', String(port), '--bus', kafka.url(), '--', '--bus-prefix', uniquePrefix('kcl'), '--drain-delay', '0', '--log-level', 'warn']);
+  const { child, out, exit } = spawnCluster(['--nodes', '2', '--port', String(port), '--bus', kafka.url(), '--', '--history', REDIS_URL, '--bus-prefix', uniquePrefix('kcl'), '--drain-delay', '0', '--log-level', 'warn']);
   const clients: TestClient[] = [];
   try {
     await untilUrlPrinted(child, out, port);
