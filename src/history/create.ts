@@ -1,12 +1,12 @@
 /** Builds the history and presence stores a `--history` target names: memory or Redis. */
 import { Redis } from 'ioredis';
-import type { MemoryBroker } from '../bus/memory.js';
+import { MemoryBroker } from '../bus/memory.js';
 import { redisOptions } from '../bus/redis.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
-import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
-import type { ChannelStore, PresenceStore } from './store.js';
+import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore } from './memory.js';
+import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore, withScripts } from './redis.js';
+import type { ChannelStore, OccupancyStore, PresenceStore } from './store.js';
 
 /** Where history lives: in this process (shared by the nodes of one memory broker), or in a Redis. */
 export type StoreTarget = { readonly kind: 'memory'; readonly owner: MemoryBroker | object } | { readonly kind: 'redis'; readonly url: string };
@@ -14,6 +14,11 @@ export type StoreTarget = { readonly kind: 'memory'; readonly owner: MemoryBroke
 export interface Stores {
   readonly channels: ChannelStore;
   readonly presence: PresenceStore;
+  /**
+   * Cluster-wide occupancy for --webhook; undefined when this store cannot count across the
+   * cluster (memory history beside a bus that is not the memory bus: every node has its own).
+   */
+  readonly occupancy: OccupancyStore | undefined;
   /** Where history lives, for logs: memory or the Redis URL without credentials. */
   readonly where: string;
   close(): Promise<void>;
@@ -46,7 +51,8 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       connected: options.connected,
       deliver: options.deliver,
     });
-    return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), where: 'memory', close: async () => {} };
+    const occupancy = target.owner instanceof MemoryBroker ? new MemoryOccupancyStore(target.owner, options.nodeId) : undefined;
+    return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), occupancy, where: 'memory', close: async () => {} };
   }
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in
@@ -72,6 +78,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
   return {
     channels,
     presence,
+    occupancy: new RedisOccupancyStore(redis, presence, { prefix: options.prefix, node: options.nodeId }),
     where: target.url.replace(/\/\/[^@/]*@/, '//'),
     close: async () => {
       await redis.quit().catch(() => {});
