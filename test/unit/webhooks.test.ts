@@ -1,0 +1,147 @@
+/** The webhook queue's rules, the sender's batching and retries against a local HTTP server, and the memory occupancy store's crossings. */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { MemoryBroker } from '../../src/bus/memory.js';
+import { signBody } from '../../src/hooks/http-caller.js';
+import { MemoryOccupancyStore } from '../../src/history/memory.js';
+import { silentLogger } from '../../src/logger.js';
+import { WebhookQueue, type WebhookEvent } from '../../src/webhooks/queue.js';
+import { Webhooks, type WebhookResult } from '../../src/webhooks/webhooks.js';
+import { until } from '../../harness/wait.js';
+
+let seq = 0;
+function event(channel: string, time_ms = 1000, name: WebhookEvent['name'] = 'channel_occupied'): WebhookEvent {
+  return { id: `e${++seq}`, name, channel, time_ms };
+}
+
+describe('WebhookQueue', () => {
+  test('batches of at most maxBatch, oldest first; a failed batch goes again first, then the rest in order', () => {
+    const q = new WebhookQueue({ capacity: 100, maxBatch: 2, retryMs: 60_000 });
+    const events = ['a', 'b', 'a', 'c', 'a'].map((c) => event(c));
+    for (const e of events) q.push(e);
+    const first = q.take(1000).batch;
+    assert.deepEqual(first, events.slice(0, 2));
+    assert.ok(q.sending);
+    assert.throws(() => q.take(1000), /already out/);
+    assert.deepEqual(q.failed(), first);
+    assert.deepEqual(q.take(1000).batch, first, 'the same events (and ids) again');
+    assert.deepEqual(q.delivered(), first);
+    assert.deepEqual(q.take(1000).batch, events.slice(2, 4));
+    q.delivered();
+    assert.deepEqual(q.take(1000).batch, events.slice(4));
+    q.delivered();
+    assert.equal(q.depth, 0);
+    assert.deepEqual(q.take(1000).batch, []);
+  });
+
+  test('events older than the retry window are dropped when their batch would go again', () => {
+    const q = new WebhookQueue({ capacity: 100, maxBatch: 10, retryMs: 5000 });
+    const old = event('a', 1000);
+    const fresh = event('a', 5500);
+    q.push(old);
+    q.push(fresh);
+    q.take(2000);
+    q.failed();
+    const { batch, expired } = q.take(6001);
+    assert.deepEqual(expired, [old]);
+    assert.deepEqual(batch, [fresh]);
+  });
+
+  test('past the cap the oldest waiting event is dropped, never one of the batch out', () => {
+    const q = new WebhookQueue({ capacity: 3, maxBatch: 1, retryMs: 60_000 });
+    const [a, b, c, d] = [event('a'), event('b'), event('c'), event('d')];
+    q.push(a!);
+    q.push(b!);
+    q.push(c!);
+    assert.deepEqual(q.take(1000).batch, [a]);
+    assert.equal(q.push(d!), b, 'b, the oldest not out, makes room');
+    assert.equal(q.depth, 3);
+    q.delivered();
+    assert.deepEqual(q.take(1000).batch, [c]);
+  });
+});
+
+describe('Webhooks sender', () => {
+  const servers: Server[] = [];
+  after(() => {
+    for (const s of servers) s.close();
+  });
+
+  async function receiver(statuses: number[]): Promise<{ url: string; bodies: Array<{ raw: string; signature: string | undefined }> }> {
+    const bodies: Array<{ raw: string; signature: string | undefined }> = [];
+    const server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        bodies.push({ raw, signature: req.headers['x-fanout-signature'] as string | undefined });
+        res.writeHead(statuses.shift() ?? 200).end('x'.repeat(10_000));
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, bodies };
+  }
+
+  function sender(url: string, counts: Map<string, number>, retry = 60): Webhooks {
+    return new Webhooks({
+      url, secret: 's', nodeId: 'n1', timeout: 2, retry, logger: silentLogger(),
+      observe: (name, result: WebhookResult, n) => counts.set(`${name}/${result}`, (counts.get(`${name}/${result}`) ?? 0) + n),
+    });
+  }
+
+  test('events emitted together go in one signed request; 500s are retried with the same ids until a 2xx', async () => {
+    const { url, bodies } = await receiver([500, 503]);
+    const counts = new Map<string, number>();
+    const hooks = sender(url, counts);
+    hooks.emit({ name: 'channel_occupied', channel: 'c' });
+    hooks.emit({ name: 'member_added', channel: 'c', user: 'u' });
+    await until(() => counts.get('channel_occupied/delivered') === 1, { timeoutMs: 10_000, what: 'delivery' });
+    assert.equal(bodies.length, 3);
+    const parsed = bodies.map((b) => JSON.parse(b.raw) as { events: WebhookEvent[] });
+    assert.equal(parsed[0]!.events.length, 2, 'batched');
+    assert.deepEqual(parsed[2]!.events.map((e) => e.id), parsed[0]!.events.map((e) => e.id), 'same ids on every attempt');
+    assert.deepEqual(parsed[0]!.events[1], { ...parsed[0]!.events[1]!, name: 'member_added', channel: 'c', user: 'u' });
+    for (const b of bodies) assert.equal(b.signature, signBody('s', b.raw));
+    assert.equal(counts.get('member_added/retried'), 2);
+    assert.equal(hooks.depth, 0);
+    await hooks.close();
+  });
+
+  test('a 4xx rejects the batch (not sent again); past --webhook-retry events are dropped', async () => {
+    const rejecting = await receiver([400]);
+    const counts = new Map<string, number>();
+    const a = sender(rejecting.url, counts);
+    a.emit({ name: 'channel_vacated', channel: 'c' });
+    await until(() => counts.get('channel_vacated/rejected') === 1, { timeoutMs: 5000, what: 'rejection' });
+    assert.equal(rejecting.bodies.length, 1);
+    await a.close();
+
+    const failing = await receiver(Array(100).fill(500));
+    const b = sender(failing.url, counts, 0.3);
+    b.emit({ name: 'channel_occupied', channel: 'd' });
+    await until(() => counts.get('channel_occupied/dropped') === 1, { timeoutMs: 10_000, what: 'the drop' });
+    assert.equal(b.depth, 0);
+    await b.close();
+  });
+});
+
+describe('MemoryOccupancyStore', () => {
+  test('two nodes on one broker: each crossing is reported once, to the node whose write made it', async () => {
+    const broker = new MemoryBroker();
+    const n1 = new MemoryOccupancyStore(broker, 'n1');
+    const n2 = new MemoryOccupancyStore(broker, 'n2');
+    assert.deepEqual(await n1.update({ channel: 'c', subscribers: 1, users: [['u', 1]] }), [
+      { name: 'channel_occupied', channel: 'c' },
+      { name: 'member_added', channel: 'c', user: 'u' },
+    ]);
+    assert.deepEqual(await n2.update({ channel: 'c', subscribers: 1, users: [['u', 1]] }), [], 'same user, other node');
+    assert.deepEqual(await n1.update({ channel: 'c', subscribers: 0, users: [['u', 0]] }), []);
+    assert.deepEqual(await n2.update({ channel: 'c', subscribers: 0, users: [['u', 0]] }), [
+      { name: 'member_removed', channel: 'c', user: 'u' },
+      { name: 'channel_vacated', channel: 'c' },
+    ]);
+    assert.deepEqual(await n2.update({ channel: 'c', subscribers: 0, users: [] }), [], 'writing the same numbers again changes nothing');
+  });
+});
