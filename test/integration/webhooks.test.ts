@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { FANOUT_MAIN, forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { fileURLToPath } from 'node:url';
+import { FANOUT_MAIN, forkFanoutServe, forkListening, type ServerProcess } from '../../harness/fanout-process.js';
 import { startHaproxy, type RunningHaproxy } from '../../harness/haproxy.js';
 import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
@@ -207,5 +208,68 @@ describe('--webhook at start', () => {
     const { code, stderr } = await exitOf(['--webhook', 'http://127.0.0.1:9/hook', '--webhook-secret', 's', '--bus', 'nats://127.0.0.1:4222', '--log-level', 'silent']);
     assert.equal(code, 2);
     assert.match(stderr, /^fanout: invalid --webhook: needs channel counts shared by the cluster: give --history redis:\/\/… \(with --bus nats, memory history is per node\)\n$/);
+  });
+});
+
+describe('the example back end (examples/hooks-backend/server.mjs) with --webhook', () => {
+  /** This file is dist/test/integration/…; the example is not compiled. */
+  const EXAMPLE = fileURLToPath(new URL('../../../examples/hooks-backend/server.mjs', import.meta.url));
+  let backend: ServerProcess;
+  let node: ServerProcess;
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    backend = await forkListening(EXAMPLE, [], { env: { PORT: '0', FANOUT_HOOK_SECRET: 'hooks-s', FANOUT_WEBHOOK_SECRET: 'webhook-s' } });
+    const base = `http://127.0.0.1:${backend.port}`;
+    node = await forkFanoutServe([
+      '--presence', 'chat:*', '--drain-delay', '0', '--hook-secret', 'hooks-s',
+      '--connect-hook', `${base}/hooks/connect`, '--subscribe-hook', `${base}/hooks/subscribe`, '--publish-hook', `${base}/hooks/publish`,
+      '--webhook', `${base}/hooks/webhook`, '--webhook-secret', 'webhook-s',
+    ]);
+  });
+
+  after(async () => {
+    closeAll(clients);
+    await node?.stop();
+    await backend?.stop();
+  });
+
+  /** The events the example logged, in order. */
+  function logged(): Array<{ webhook: string; channel: string; user?: string }> {
+    return backend
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{"webhook"'))
+      .map((line) => JSON.parse(line) as { webhook: string; channel: string; user?: string });
+  }
+
+  test('it verifies the signature and logs each event of a session entering and leaving a room', async () => {
+    const res = await fetch(`http://127.0.0.1:${backend.port}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'name=Erin',
+      redirect: 'manual',
+    });
+    const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const tabs = [await connect(`ws://127.0.0.1:${node.port}/ws/v1`, { headers: { cookie } }), await connect(`ws://127.0.0.1:${node.port}/ws/v1`, { headers: { cookie } })];
+    clients.push(...tabs);
+    for (const tab of tabs) {
+      tab.sendJson({ type: 'subscribe', channel: 'chat:hall', id: 1 });
+      await tab.json((f) => f['type'] === 'subscribed');
+    }
+    await until(() => logged().some((e) => e.webhook === 'member_added'), { timeoutMs: 10_000, what: 'member_added in the log' });
+    for (const tab of tabs) tab.close();
+    await until(() => logged().some((e) => e.webhook === 'channel_vacated'), { timeoutMs: 10_000, what: 'channel_vacated in the log' });
+    const events = logged().map((e) => e.webhook);
+    assert.deepEqual(events, ['channel_occupied', 'member_added', 'member_removed', 'channel_vacated'], 'two tabs of one user: one member');
+    assert.match(logged()[1]!.user ?? '', /^erin-/);
+
+    const forged = await fetch(`http://127.0.0.1:${backend.port}/hooks/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fanout-signature': 'sha256=00' },
+      body: '{"time_ms":1,"events":[{"id":"x","name":"channel_vacated","channel":"chat:fake"}]}',
+    });
+    assert.equal(forged.status, 403, 'a request not signed with the secret is refused');
+    assert.ok(!logged().some((e) => e.channel === 'chat:fake'));
   });
 });
