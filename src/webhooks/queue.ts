@@ -7,8 +7,9 @@
  *   anything newer, so a channel's later events always wait behind its undelivered earlier ones.
  * - Bounded: at most `capacity` events wait. Past it the OLDEST waiting event (not one in the
  *   batch being sent) is dropped for the new one: the newest events say what is true now.
- * - Retry window: an event older than `retryMs` (since it was emitted) is dropped when its batch
- *   would be sent again.
+ * - Retry window: an event older than `retryMs` (since it was emitted) that was sent at least
+ *   once is dropped when it would be sent again. Every event is sent at least once, even with a
+ *   window of 0 or after waiting behind a backlog.
  */
 
 /** One event as the back end receives it. */
@@ -36,6 +37,8 @@ export class WebhookQueue {
   private events: WebhookEvent[] = [];
   /** How many of the first events form the batch being sent (0: none out). */
   private outCount = 0;
+  /** Events sent at least once. */
+  private readonly attempted = new WeakSet<WebhookEvent>();
 
   constructor(private readonly options: QueueOptions) {}
 
@@ -60,17 +63,19 @@ export class WebhookQueue {
   }
 
   /**
-   * The next batch to send (the first events, oldest first), after dropping those past the retry
-   * window; `expired` are the dropped ones. An empty batch: nothing to send.
+   * The next batch to send (the first events, oldest first), after dropping those sent before
+   * and now past the retry window; `expired` are the dropped ones. An empty batch: nothing to send.
    */
   take(now: number): { batch: readonly WebhookEvent[]; expired: readonly WebhookEvent[] } {
     if (this.outCount > 0) throw new Error('a webhook batch is already out');
     const keep: WebhookEvent[] = [];
     const expired: WebhookEvent[] = [];
-    for (const event of this.events) (now - event.time_ms > this.options.retryMs ? expired : keep).push(event);
+    for (const event of this.events) (this.attempted.has(event) && now - event.time_ms > this.options.retryMs ? expired : keep).push(event);
     this.events = keep;
     this.outCount = Math.min(this.options.maxBatch, keep.length);
-    return { batch: keep.slice(0, this.outCount), expired };
+    const batch = keep.slice(0, this.outCount);
+    for (const event of batch) this.attempted.add(event);
+    return { batch, expired };
   }
 
   /** The batch out was taken by the back end: it leaves the queue. */

@@ -4,6 +4,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { MemoryBroker } from '../../src/bus/memory.js';
+import { createConfig } from '../../src/config/load.js';
+import { DEFAULTS } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/errors.js';
 import { signBody } from '../../src/hooks/http-caller.js';
 import { MemoryOccupancyStore } from '../../src/history/memory.js';
 import { silentLogger } from '../../src/logger.js';
@@ -36,17 +39,19 @@ describe('WebhookQueue', () => {
     assert.deepEqual(q.take(1000).batch, []);
   });
 
-  test('events older than the retry window are dropped when their batch would go again', () => {
-    const q = new WebhookQueue({ capacity: 100, maxBatch: 10, retryMs: 5000 });
+  test('events tried and older than the retry window are dropped when their batch would go again; every event is tried once', () => {
+    const q = new WebhookQueue({ capacity: 100, maxBatch: 2, retryMs: 5000 });
     const old = event('a', 1000);
     const fresh = event('a', 5500);
+    const waiting = event('b', 1000);
     q.push(old);
     q.push(fresh);
+    q.push(waiting);
     q.take(2000);
     q.failed();
     const { batch, expired } = q.take(6001);
     assert.deepEqual(expired, [old]);
-    assert.deepEqual(batch, [fresh]);
+    assert.deepEqual(batch, [fresh, waiting], 'as old as the dropped one, but never sent: it gets its try');
   });
 
   test('past the cap the oldest waiting event is dropped, never one of the batch out', () => {
@@ -143,5 +148,22 @@ describe('MemoryOccupancyStore', () => {
       { name: 'channel_vacated', channel: 'c' },
     ]);
     assert.deepEqual(await n2.update({ channel: 'c', subscribers: 0, users: [] }), [], 'writing the same numbers again changes nothing');
+  });
+});
+
+describe('webhook flags', () => {
+  function rejected(input: Parameters<typeof createConfig>[0], flag: string, reason: RegExp): void {
+    assert.throws(() => createConfig(input), (err: unknown) => err instanceof ConfigError && err.flag === flag && reason.test(err.reason));
+  }
+
+  test('--webhook needs --webhook-secret and an http(s) URL; --webhook-retry is seconds, 60 by default', () => {
+    const config = createConfig({ webhook: 'https://app.example/fanout', webhookSecret: 's' });
+    assert.equal(config.webhook, 'https://app.example/fanout');
+    assert.equal(config.webhookRetry, DEFAULTS.webhookRetry);
+    assert.equal(DEFAULTS.webhookRetry, 60);
+    rejected({ webhook: 'https://app.example/fanout' }, '--webhook-secret', /required with --webhook/);
+    rejected({ webhook: 'ftp://app.example', webhookSecret: 's' }, '--webhook', /http:\/\/ or https:\/\//);
+    rejected({ webhook: 'http://a', webhookSecret: 's', webhookRetry: '-1' }, '--webhook-retry', /0 or more/);
+    assert.equal(createConfig({}).webhook, undefined, 'off by default');
   });
 });
