@@ -13,6 +13,9 @@ import { silentLogger } from '../../src/logger.js';
 import { WebhookQueue, type WebhookEvent } from '../../src/webhooks/queue.js';
 import { Webhooks, type WebhookResult } from '../../src/webhooks/webhooks.js';
 import { until } from '../../harness/wait.js';
+import { startNodes, wsUrl } from '../helpers/nodes.js';
+import { SECRET as JWT_SECRET, sign } from '../helpers/security.js';
+import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
 let seq = 0;
 function event(channel: string, time_ms = 1000, name: WebhookEvent['name'] = 'channel_occupied'): WebhookEvent {
@@ -165,5 +168,43 @@ describe('webhook flags', () => {
     rejected({ webhook: 'ftp://app.example', webhookSecret: 's' }, '--webhook', /http:\/\/ or https:\/\//);
     rejected({ webhook: 'http://a', webhookSecret: 's', webhookRetry: '-1' }, '--webhook-retry', /0 or more/);
     assert.equal(createConfig({}).webhook, undefined, 'off by default');
+  });
+});
+
+describe('in-process cluster on one memory broker', () => {
+  test('two nodes, the memory store: each crossing once, members per user, over a real webhook receiver', async () => {
+    const events: Array<{ name: string; channel: string; user?: string }> = [];
+    const server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        events.push(...(JSON.parse(raw) as { events: typeof events }).events);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const hook = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const nodes = await startNodes(2, { presence: 'room:*', jwtSecret: JWT_SECRET, webhook: hook, webhookSecret: 's' });
+    const clients: TestClient[] = [];
+    try {
+      const token = await sign({ channels: ['room:*'] }, { sub: 'ann' });
+      for (const node of nodes) {
+        const client = await connect(`${wsUrl(node, '/ws/v1')}?token=${token}`);
+        clients.push(client);
+        client.sendJson({ type: 'subscribe', channel: 'room:x', id: 1 });
+        await client.json((f) => f['type'] === 'subscribed');
+      }
+      await until(() => events.length >= 2, { timeoutMs: 5000, what: 'occupied and added' });
+      for (const client of clients) {
+        client.sendJson({ type: 'unsubscribe', channel: 'room:x', id: 2 });
+        await client.json((f) => f['type'] === 'unsubscribed');
+      }
+      await until(() => events.length >= 4, { timeoutMs: 5000, what: 'removed and vacated' });
+      assert.deepEqual(events.map((e) => `${e.name}${e.user ? `:${e.user}` : ''}`), ['channel_occupied', 'member_added:ann', 'member_removed:ann', 'channel_vacated']);
+    } finally {
+      closeAll(clients);
+      await Promise.all(nodes.map((n) => n.close()));
+      server.close();
+    }
   });
 });
