@@ -14,6 +14,11 @@ import { WebhookQueue, type WebhookEvent } from '../../src/webhooks/queue.js';
 import { Webhooks, type WebhookResult } from '../../src/webhooks/webhooks.js';
 import { until } from '../../harness/wait.js';
 import { startNodes, wsUrl } from '../helpers/nodes.js';
+import { OccupancySync } from '../../src/channels/occupancy.js';
+import { LocalChannel } from '../../src/channels/subscriptions.js';
+import type { OccupancyChange, OccupancyEvent, OccupancyStore } from '../../src/history/store.js';
+import type { Client } from '../../src/transport/client.js';
+import { BusUnavailableError } from '../../src/errors.js';
 import { SECRET as JWT_SECRET, sign } from '../helpers/security.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
@@ -206,5 +211,52 @@ describe('in-process cluster on one memory broker', () => {
       await Promise.all(nodes.map((n) => n.close()));
       server.close();
     }
+  });
+});
+
+describe('OccupancySync (the channel layer\'s writes)', () => {
+  /** A memory store that refuses its first `failures` writes, as a store that is away does. */
+  function flakyStore(failures: number): OccupancyStore & { writes: OccupancyChange[] } {
+    const inner = new MemoryOccupancyStore(new MemoryBroker(), 'n1');
+    const writes: OccupancyChange[] = [];
+    return {
+      kind: 'test',
+      writes,
+      async update(change) {
+        writes.push(change);
+        if (failures-- > 0) throw new BusUnavailableError('away');
+        return inner.update(change);
+      },
+      start() {},
+    };
+  }
+
+  function client(user: string): Client {
+    return { identity: { user } } as unknown as Client;
+  }
+
+  test('a burst costs one write in flight and one after it; a refused write is merged and written again', async () => {
+    const store = flakyStore(1);
+    const events: OccupancyEvent[] = [];
+    const tracked: Array<Promise<unknown>> = [];
+    const sync = new OccupancySync({ track: (p) => void tracked.push(p.catch(() => {})), logger: silentLogger() }, { store, emit: (e) => events.push(e) });
+    const local = new LocalChannel('room:a', 't', true);
+    const clients = [client('u1'), client('u2'), client('u1')];
+    for (const c of clients) {
+      local.live.add(c);
+      sync.changed(local, c, 1);
+    }
+    local.live.delete(clients[2]!);
+    sync.changed(local, clients[2]!, -1);
+    assert.equal(store.writes.length, 1, 'one write in flight; the rest wait for it');
+    await until(() => events.length >= 3, { timeoutMs: 5000, what: 'the retried write' });
+    // Users of one write are independent: their order is not kept.
+    assert.deepEqual(events[0], { name: 'channel_occupied', channel: 'room:a' });
+    assert.deepEqual(events.slice(1).map((e) => `${e.name}:${e.user}`).sort(), ['member_added:u1', 'member_added:u2']);
+    assert.ok(store.writes.length <= 3, `${store.writes.length} writes`);
+    const last = store.writes.at(-1)!;
+    assert.equal(last.subscribers, 2);
+    assert.deepEqual([...last.users].sort(), [['u1', 1], ['u2', 1]], 'the latest numbers, the refused write\'s users merged in');
+    sync.stop();
   });
 });
