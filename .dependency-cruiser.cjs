@@ -4,7 +4,7 @@
  * `npm test` runs `npm run lint:deps` right after the build.
  *
  *   src/cli → src/app.ts, src/index.ts → src/channels, src/echo, src/http → src/node
- *     → src/transport, src/bus, src/history, src/hooks, src/metrics.ts → src/config, src/haproxy
+ *     → src/transport, src/bus, src/history, src/hooks, src/webhooks, src/metrics.ts → src/config, src/haproxy
  *     → src/protocol, src/errors.ts, src/logger.ts
  *   client/ (the SDK) → client/, src/protocol/ only
  */
@@ -44,7 +44,7 @@ module.exports = {
       name: 'adapters-do-not-reach-up',
       severity: 'error',
       comment: 'Bus adapters, stores, the transport, the back-end hooks and metrics take narrow interfaces they declare; they never import the node or a feature.',
-      from: { path: '^src/(bus|history|transport|hooks)/|^src/metrics\\.ts$' },
+      from: { path: '^src/(bus|history|transport|hooks|webhooks)/|^src/metrics\\.ts$' },
       to: { path: `${above('node', 'channels', 'echo', 'http', 'cli')}|^src/(app|index)\\.ts$` },
     },
     {

@@ -13,9 +13,11 @@ import { MemoryBus } from './bus/memory.js';
 import { RedisBus } from './bus/redis.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
 import type { ChannelHooks } from './channels/hook-calls.js';
+import type { ChannelOccupancy } from './channels/occupancy.js';
 import { ChannelService, channelOfTopic } from './channels/service.js';
 import type { Config } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
+import { ConfigError } from './errors.js';
 import { createStores, type StoreTarget } from './history/create.js';
 import { JetStreamLog } from './history/jetstream.js';
 import { encodeEnvelope, EnvelopeKind } from './node/envelope.js';
@@ -28,6 +30,7 @@ import { addPageConfigRoute } from './http/page-config.js';
 import { EchoEndpoint } from './echo/endpoint.js';
 import { NodeCore, type NodeOptions } from './node/core.js';
 import type { Topics } from './node/topics.js';
+import { Webhooks } from './webhooks/webhooks.js';
 
 export type { NodeOptions, NodeState } from './node/core.js';
 
@@ -75,10 +78,35 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     rateLimit: config.rateLimit,
     maxBuffered: config.maxBuffered,
     hooks: channelHooks(core),
+    occupancy: webhooks(core, config, stores.occupancy),
   });
   core.addEndpoint(endpoint);
   core.addStopHook(() => stores.close());
   return service;
+}
+
+/**
+ * --webhook: the sender, fed by the cluster-wide occupancy store. A store that cannot count
+ * across the cluster would send each event once per node: the node refuses to start instead.
+ */
+function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store'] | undefined): ChannelOccupancy | undefined {
+  if (config.webhook === undefined || config.webhookSecret === undefined) return undefined;
+  if (!store) {
+    const why = config.history.kind === 'nats' ? 'history on NATS keeps no such counts yet' : `with --bus ${config.bus.kind}, memory history is per node`;
+    throw new ConfigError('--webhook', `needs channel counts shared by the cluster: give --history redis://… (${why})`);
+  }
+  const sender = new Webhooks({
+    url: config.webhook,
+    secret: config.webhookSecret,
+    nodeId: core.id,
+    timeout: config.hookTimeout,
+    retry: config.webhookRetry,
+    logger: core.logger,
+    observe: (name, result, count) => core.metrics.webhookEvents(name, result, count),
+  });
+  core.metrics.webhookQueue(() => sender.depth);
+  core.addStopHook(() => sender.close());
+  return { store, emit: (event) => sender.emit(event) };
 }
 
 /** --subscribe-hook and --publish-hook as the channel endpoint calls them. */

@@ -16,6 +16,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CloseCode } from './errors.js';
 import type { HookName, HookResult } from './hooks/hooks.js';
+import type { WebhookEventName, WebhookResult } from './webhooks/webhooks.js';
 
 /** Seconds; publish-to-delivery latency is usually well under a millisecond on one host. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -80,6 +81,8 @@ export class Metrics {
   private readonly historyMessages: Gauge;
   private readonly hookRequests: Counter<'hook' | 'result'>;
   private readonly hookLatency: Histogram<'hook'>;
+  private readonly webhookEventsCounter: Counter<'name' | 'result'>;
+  private webhookDepth: () => number = () => 0;
 
   private readonly reasons = new Set<string>();
   /** Channel → [messages, when last reported]. */
@@ -183,6 +186,21 @@ export class Metrics {
       labelNames: ['hook'],
       buckets: HOOK_BUCKETS,
       registers,
+    });
+    this.webhookEventsCounter = new Counter({
+      name: 'fanout_webhook_events_total',
+      help: 'Webhook events (docs/hooks.md#webhooks), by name and result: delivered (2xx), retried (in a failed batch sent again), dropped (past --webhook-retry, or left when the node stopped), rejected (another status), overflow (the queue was full).',
+      labelNames: ['name', 'result'],
+      registers: [this.registry],
+    });
+    const depth = (): number => this.webhookDepth();
+    new Gauge({
+      name: 'fanout_webhook_queue_depth',
+      help: 'Webhook events waiting for the back end (the batch being sent included); the queue holds at most 10000.',
+      registers: [this.registry],
+      collect() {
+        this.set(depth());
+      },
     });
     this.busConnectedGauge.set(0);
   }
@@ -296,6 +314,16 @@ export class Metrics {
   }
 
   // ------------------------------------------------------------ hooks
+
+  /** `count` webhook events named `name` ended an attempt with `result`. Label values come from fixed sets. */
+  webhookEvents(name: WebhookEventName, result: WebhookResult, count: number): void {
+    this.webhookEventsCounter.labels(name, result).inc(count);
+  }
+
+  /** Where `fanout_webhook_queue_depth` reads the queue's depth at scrape time. */
+  webhookQueue(depth: () => number): void {
+    this.webhookDepth = depth;
+  }
 
   /** A back-end hook call ended with `result`; `seconds` is its duration when it was sent. Label values come from fixed sets. */
   hookRequest(hook: HookName, result: HookResult, seconds: number | undefined): void {

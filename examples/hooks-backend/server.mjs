@@ -8,17 +8,21 @@
 //   POST /hooks/subscribe  `private:<user>` only for that user (403 for anyone else)
 //   POST /hooks/publish    trims the text, refuses empty messages (403), signs them with the
 //                          session's name so nobody can post as someone else
+//   POST /hooks/webhook    --webhook: verifies the signature, drops repeats by id, logs the
+//                          events (channel_occupied/vacated, member_added/removed)
 //
 // Run it beside a node (README, "Example: a back end with hooks"):
 //   FANOUT_HOOK_SECRET=dev-secret node examples/hooks-backend/server.mjs
 //   npx fanout serve --presence 'chat:*' --hook-secret dev-secret \
 //     --connect-hook http://127.0.0.1:4000/hooks/connect \
 //     --subscribe-hook http://127.0.0.1:4000/hooks/subscribe \
-//     --publish-hook http://127.0.0.1:4000/hooks/publish
+//     --publish-hook http://127.0.0.1:4000/hooks/publish \
+//     --webhook http://127.0.0.1:4000/hooks/webhook --webhook-secret dev-secret
 //
 // Environment: PORT (4000), HOST (127.0.0.1), FANOUT_URL (http://127.0.0.1:3000, where /login
 // sends the browser; keep the same host name as this back end's, so the cookie reaches both), FANOUT_HOOK_SECRET (the node's --hook-secret; without it signatures are
-// not checked, for a first try only). Sessions live in memory: a restart logs everyone out.
+// not checked, for a first try only), FANOUT_WEBHOOK_SECRET (the node's --webhook-secret; default
+// FANOUT_HOOK_SECRET). Sessions live in memory: a restart logs everyone out.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 
@@ -27,6 +31,7 @@ const HOST = process.env.HOST ?? '127.0.0.1';
 // The same host name as this back end: the browser sends the session cookie to both.
 const FANOUT_URL = process.env.FANOUT_URL ?? 'http://127.0.0.1:3000';
 const SECRET = process.env.FANOUT_HOOK_SECRET;
+const WEBHOOK_SECRET = process.env.FANOUT_WEBHOOK_SECRET ?? SECRET;
 const COOKIE = 'app_session';
 /** Longest body this back end reads: hook calls carry one message, a login one name. */
 const MAX_BODY = 256 * 1024;
@@ -38,10 +43,10 @@ const names = new Map();
 
 // ------------------------------------------------------------------ hooks
 
-/** The node signs every call with --hook-secret: HMAC-SHA256 of the raw body (docs/hooks.md). */
-function signedByFanout(raw, header) {
-  if (SECRET === undefined) return true;
-  const expected = Buffer.from('sha256=' + createHmac('sha256', SECRET).update(raw).digest('hex'));
+/** The node signs every call with --hook-secret (webhooks with --webhook-secret): HMAC-SHA256 of the raw body (docs/hooks.md). */
+function signedByFanout(raw, header, secret = SECRET) {
+  if (secret === undefined) return true;
+  const expected = Buffer.from('sha256=' + createHmac('sha256', secret).update(raw).digest('hex'));
   const given = Buffer.from(header ?? '');
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
@@ -84,6 +89,20 @@ function publishHook(call) {
   }
   // The demo chat's {"event":"hello"} announcements carry no text: only the name is set.
   return [200, { data: { ...data, name } }];
+}
+
+/** Ids of the events already handled: a retried request brings the same ids again. Bounded: the oldest are forgotten. */
+const seenEvents = new Set();
+const MAX_SEEN = 10_000;
+
+/** --webhook: what happened in the cluster, once per cluster, at least once. Answer fast; work after. */
+function webhook(call) {
+  for (const event of call.events ?? []) {
+    if (seenEvents.has(event.id)) continue;
+    seenEvents.add(event.id);
+    if (seenEvents.size > MAX_SEEN) seenEvents.delete(seenEvents.values().next().value);
+    console.log(JSON.stringify({ webhook: event.name, channel: event.channel, user: event.user, id: event.id }));
+  }
 }
 
 const HOOKS = { '/hooks/connect': connectHook, '/hooks/subscribe': subscribeHook, '/hooks/publish': publishHook };
@@ -162,6 +181,11 @@ const server = createServer(async (req, res) => {
     const raw = await readBody(req);
     if (path === '/login') return login(raw.toString('utf8'), res);
     if (path === '/logout') return logout(req, res);
+    if (path === '/hooks/webhook') {
+      if (!signedByFanout(raw, req.headers['x-fanout-signature'], WEBHOOK_SECRET)) return send(res, 403, 'application/json', '{"error":"bad signature"}');
+      webhook(JSON.parse(raw.toString('utf8')));
+      return res.writeHead(204).end();
+    }
     const hook = HOOKS[path];
     if (!hook) return send(res, 404, 'text/plain', 'not found\n');
     if (!signedByFanout(raw, req.headers['x-fanout-signature'])) return send(res, 403, 'application/json', '{"error":"bad signature"}');

@@ -24,6 +24,7 @@ import {
   type UnsubscribeFrame,
 } from '../protocol/frames.js';
 import type { Client } from '../transport/client.js';
+import { OccupancySync, type ChannelOccupancy } from './occupancy.js';
 import { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
@@ -45,6 +46,8 @@ export interface ChannelContext {
   readonly maxBuffered: number;
   /** --subscribe-hook and --publish-hook, when configured (docs/hooks.md). */
   readonly hooks?: ChannelHooks | undefined;
+  /** --webhook: the cluster-wide occupancy store and where its crossings go. */
+  readonly occupancy?: ChannelOccupancy | undefined;
 }
 
 
@@ -55,6 +58,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   readonly logger: Logger;
   private readonly streams: ChannelStreams;
   private readonly presence: PresenceRelay;
+  private readonly occupancy: OccupancySync | undefined;
   private readonly fencePrefix: string;
   private fenceSeq = 0;
   private readonly pending = new Set<Promise<unknown>>();
@@ -65,8 +69,10 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     this.logger = context.logger;
     this.fencePrefix = `${context.nodeId}.${randomBytes(3).toString('hex')}.`;
     this.presence = new PresenceRelay(this);
-    this.streams = new ChannelStreams(this, this.presence);
+    this.occupancy = context.occupancy ? new OccupancySync(this, context.occupancy) : undefined;
+    this.streams = new ChannelStreams(this, this.presence, this.occupancy);
     this.presence.start();
+    this.occupancy?.start();
     this.service.link.onStatus((status) => this.streams.statusChanged(status));
   }
 
@@ -141,6 +147,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
 
   async stop(): Promise<void> {
     this.streams.stop();
+    this.occupancy?.stop();
     // Leave events for this node's clients go out before the bus closes (presence.close sweeps them).
     await this.service.close();
     await Promise.allSettled([...this.pending]);
@@ -149,6 +156,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   /** Redis declared this node dead (it was cut off): its present clients join again. */
   rejoinPresence(): void {
     this.presence.rejoin(this.streams.values());
+    this.occupancy?.resync(this.streams.values());
   }
 
   // ---------------------------------------------------------------- requests

@@ -13,6 +13,7 @@ import type { Json, SubscribeFrame } from '../protocol/frames.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import { CatchUps } from './catch-up.js';
+import type { OccupancySync } from './occupancy.js';
 import type { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import { FENCE } from './service.js';
@@ -26,6 +27,8 @@ export class ChannelStreams {
   constructor(
     private readonly rt: ChannelRuntime,
     private readonly presence: PresenceRelay,
+    /** --webhook: this node's counts in the cluster-wide occupancy. */
+    private readonly occupancy?: OccupancySync,
   ) {
     this.catchUps = new CatchUps(rt, this);
   }
@@ -63,6 +66,7 @@ export class ChannelStreams {
     if (sub.live) {
       local.live.delete(sub.client);
       if (local.presence) this.presence.leave(local.name, sub.client);
+      this.occupancy?.changed(local, sub.client, -1);
     } else {
       local.joining.delete(sub);
       const waiting = local.waiting.indexOf(sub);
@@ -231,6 +235,7 @@ export class ChannelStreams {
     release(sub);
     local.live.add(client);
     if (local.presence) this.presence.join(local.name, client);
+    this.occupancy?.changed(local, client, 1);
   }
 
   /** Subscriptions that were ready while the node caught up go live now. */

@@ -31,6 +31,8 @@ export const DEFAULTS = {
   hookTimeout: 3,
   /** Hook calls in flight per node: enough for a busy node's handshakes, few enough that a dead back end costs little. */
   hookConcurrency: 64,
+  /** Seconds a webhook event is retried before it is dropped: long enough to ride out a back end's restart. */
+  webhookRetry: 60,
 } as const;
 
 /** Fixed timings (not flags). Milliseconds unless the name says otherwise. */

@@ -32,9 +32,9 @@ export interface Parsed<T> {
 }
 
 /** Options whose values are never echoed in an error message. */
-const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret', 'hookSecret']);
+const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret', 'hookSecret', 'webhookSecret']);
 /** Options holding URLs that may carry credentials: echoed without them. */
-const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook']);
+const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook', 'webhook']);
 
 /** What a command line gives before validation: option values by key, and which came from the environment. */
 interface CommandInput {
@@ -181,6 +181,9 @@ function finishServeConfig(options: ServeOptions, fromEnv: ReadonlySet<string>, 
   try {
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
       throw new ConfigError(tlsCert ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
+    }
+    if (rest.webhook !== undefined && rest.webhookSecret === undefined) {
+      throw new ConfigError('--webhook-secret', 'required with --webhook (the back end verifies every webhook request with it)');
     }
     const auth = authMode({ jwtSecret, jwtPublicKey, jwksUrl });
     const tls = tlsCert !== undefined && tlsKey !== undefined ? readTls(tlsCert, tlsKey) : undefined;

@@ -130,6 +130,10 @@ export const serveSchema = z.object({
     .default(DEFAULTS.hookTimeout),
   hookSecret: z.string().min(1).optional(),
   hookConcurrency: int(1, 100_000).default(DEFAULTS.hookConcurrency),
+  // Webhooks (issue 16, docs/hooks.md#webhooks): the back end hears what happens, at least once.
+  webhook: hookUrl(),
+  webhookSecret: z.string().min(1).optional(),
+  webhookRetry: seconds().default(DEFAULTS.webhookRetry),
 
   // Operations (issue: operations).
   drainDelay: seconds().default(DEFAULTS.drainDelay),
@@ -199,6 +203,9 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   hookTimeout: `seconds a hook call may take before it counts as failed (503 / unavailable) (default ${DEFAULTS.hookTimeout})`,
   hookSecret: 'sign hook requests: X-Fanout-Signature: sha256=<hex HMAC-SHA256 of the body>',
   hookConcurrency: `hook calls in flight per node; past it requests are refused (503 / unavailable), not queued (default ${DEFAULTS.hookConcurrency})`,
+  webhook: 'URL the node POSTs channel_occupied/vacated and member_added/removed events to, once per cluster, at least once (needs --webhook-secret); see docs/hooks.md',
+  webhookSecret: 'signs webhook requests (X-Fanout-Signature: sha256=<hex HMAC-SHA256 of the body>); required with --webhook',
+  webhookRetry: `seconds a webhook event is retried (timeouts, network errors, 5xx) before it is dropped (default ${DEFAULTS.webhookRetry})`,
   drainDelay: `seconds to keep serving after SIGTERM while HAProxy takes the node out (default ${DEFAULTS.drainDelay})`,
   drainTimeout: `seconds over which clients are closed during a drain (default ${DEFAULTS.drainTimeout})`,
   metricsToken: 'require Authorization: Bearer TOKEN on /metrics',

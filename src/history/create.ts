@@ -1,15 +1,15 @@
 /** Builds the history and presence stores a `--history` target names: memory, Redis or JetStream. */
 import { Redis } from 'ioredis';
-import type { MemoryBroker } from '../bus/memory.js';
+import { MemoryBroker } from '../bus/memory.js';
 import type { NatsAddress } from '../config/bus-address.js';
 import { redisOptions } from '../bus/redis.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { JetStreamChannelStore, type JetStreamLog } from './jetstream.js';
-import { MemoryChannelStore, MemoryPresenceStore } from './memory.js';
+import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore } from './memory.js';
 import { NatsPresenceStore } from './nats-presence.js';
-import { RedisChannelStore, RedisPresenceStore, withScripts } from './redis.js';
-import type { ChannelStore, PresenceStore } from './store.js';
+import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore, withScripts } from './redis.js';
+import type { ChannelStore, OccupancyStore, PresenceStore } from './store.js';
 
 /**
  * Where history lives: in this process (shared by the nodes of one memory broker), in a Redis, or
@@ -24,6 +24,11 @@ export type StoreTarget =
 export interface Stores {
   readonly channels: ChannelStore;
   readonly presence: PresenceStore;
+  /**
+   * Cluster-wide occupancy for --webhook; undefined when this store cannot count across the
+   * cluster (memory history beside a bus that is not the memory bus: every node has its own).
+   */
+  readonly occupancy: OccupancyStore | undefined;
   /** Where history lives, for logs: memory or the Redis URL without credentials. */
   readonly where: string;
   close(): Promise<void>;
@@ -56,7 +61,8 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       connected: options.connected,
       deliver: options.deliver,
     });
-    return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), where: 'memory', close: async () => {} };
+    const occupancy = target.owner instanceof MemoryBroker ? new MemoryOccupancyStore(target.owner, options.nodeId) : undefined;
+    return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), occupancy, where: 'memory', close: async () => {} };
   }
   if (target.kind === 'jetstream') {
     // History in the node's JetStream stream, presence in a JetStream KV bucket on the same NATS.
@@ -70,7 +76,8 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       logError: (err, what) => options.logger.debug({ err: err.message }, what),
       warn: (line) => options.logger.warn(line),
     });
-    return { channels, presence, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
+    // No cluster-wide occupancy counts on NATS yet: --webhook refuses to start with this store.
+    return { channels, presence, occupancy: undefined, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in
@@ -96,6 +103,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
   return {
     channels,
     presence,
+    occupancy: new RedisOccupancyStore(redis, presence, { prefix: options.prefix, node: options.nodeId }),
     where: target.url.replace(/\/\/[^@/]*@/, '//'),
     close: async () => {
       await redis.quit().catch(() => {});

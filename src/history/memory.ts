@@ -12,6 +12,9 @@ import { latestPage } from './page.js';
 import {
   type ChannelPosition,
   type ChannelStore,
+  type OccupancyChange,
+  type OccupancyEvent,
+  type OccupancyStore,
   type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
@@ -31,13 +34,17 @@ interface ChannelLog {
 interface SharedState {
   readonly logs: Map<string, ChannelLog>;
   readonly presence: Map<string, Map<string, PresenceEntry & { readonly node: string }>>;
+  /** --webhook: channel → node → live subscribers. */
+  readonly occupancy: Map<string, Map<string, number>>;
+  /** --webhook: channel → user → node → connections. */
+  readonly members: Map<string, Map<string, Map<string, number>>>;
 }
 
 const shared = new WeakMap<object, SharedState>();
 
 function stateOf(owner: object): SharedState {
   let state = shared.get(owner);
-  if (!state) shared.set(owner, (state = { logs: new Map(), presence: new Map() }));
+  if (!state) shared.set(owner, (state = { logs: new Map(), presence: new Map(), occupancy: new Map(), members: new Map() }));
   return state;
 }
 
@@ -158,4 +165,47 @@ export class MemoryPresenceStore implements PresenceStore {
       if (clients.size === 0) this.channels.delete(channel);
     }
   }
+}
+
+/**
+ * Occupancy in process: every node of one memory broker shares the counts, so an in-process
+ * cluster reports each crossing once. A node here cannot die without its clients closing, so
+ * there is nothing to sweep.
+ */
+export class MemoryOccupancyStore implements OccupancyStore {
+  readonly kind = 'memory';
+  private readonly state: SharedState;
+
+  constructor(broker: MemoryBroker | object, private readonly node: string) {
+    this.state = stateOf(broker);
+  }
+
+  async update(change: OccupancyChange): Promise<OccupancyEvent[]> {
+    const { channel } = change;
+    const events: OccupancyEvent[] = [];
+    const nodes = this.state.occupancy.get(channel) ?? new Map<string, number>();
+    const before = nodes.size > 0;
+    if (change.subscribers > 0) nodes.set(this.node, change.subscribers);
+    else nodes.delete(this.node);
+    if (nodes.size > 0) this.state.occupancy.set(channel, nodes);
+    else this.state.occupancy.delete(channel);
+    if (!before && nodes.size > 0) events.push({ name: 'channel_occupied', channel });
+    for (const [user, count] of change.users) {
+      const users = this.state.members.get(channel) ?? new Map<string, Map<string, number>>();
+      const byNode = users.get(user) ?? new Map<string, number>();
+      const had = byNode.size > 0;
+      if (count > 0) byNode.set(this.node, count);
+      else byNode.delete(this.node);
+      if (byNode.size > 0) users.set(user, byNode);
+      else users.delete(user);
+      if (users.size > 0) this.state.members.set(channel, users);
+      else this.state.members.delete(channel);
+      if (!had && byNode.size > 0) events.push({ name: 'member_added', channel, user });
+      if (had && byNode.size === 0) events.push({ name: 'member_removed', channel, user });
+    }
+    if (before && nodes.size === 0) events.push({ name: 'channel_vacated', channel });
+    return events;
+  }
+
+  start(): void {}
 }

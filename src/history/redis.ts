@@ -17,6 +17,13 @@
  * has entries in. Every node heartbeats each --presence-ttl/3 seconds; the heartbeat script also
  * sweeps nodes silent for --presence-ttl, removing their entries and returning them so the node
  * that swept publishes their `leave` events (exactly one node does, the script being atomic).
+ *
+ * Occupancy (--webhook): per channel a hash `P:wh:occ:{C}` (node → its live subscribers) and a
+ * hash `P:wh:users:{C}` (user → {"node":connections,…}), and per node a set `P:wh:node:<node>` of
+ * the channels it has counts in. A node writes its own absolute counts with one script that
+ * reports whether the write crossed 0↔1 cluster-wide (the hash, or the user's field, appearing or
+ * going); the heartbeat's sweep removes a dead node's counts in the same atomic step as its
+ * presence and reports the crossings that caused. So each crossing is seen by exactly one node.
  */
 import type { Redis } from 'ioredis';
 import { TIMINGS } from '../config/defaults.js';
@@ -27,6 +34,9 @@ import {
   type ChannelPosition,
   type ChannelStore,
   type DepartedHandler,
+  type OccupancyChange,
+  type OccupancyEvent,
+  type OccupancyStore,
   type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
@@ -136,6 +146,34 @@ local function sweepNode(prefix, node, out)
   end
   redis.call('DEL', set)
 end
+local function sweepOccupancy(prefix, node, events)
+  local set = prefix .. ':wh:node:' .. node
+  for _, channel in ipairs(redis.call('SMEMBERS', set)) do
+    local occ = prefix .. ':wh:occ:{' .. channel .. '}'
+    local users = prefix .. ':wh:users:{' .. channel .. '}'
+    local all = redis.call('HGETALL', users)
+    for i = 1, #all, 2 do
+      local map = cjson.decode(all[i + 1])
+      if map[node] ~= nil then
+        map[node] = nil
+        if next(map) == nil then
+          redis.call('HDEL', users, all[i])
+          events[#events + 1] = 'member_removed'
+          events[#events + 1] = channel
+          events[#events + 1] = all[i]
+        else
+          redis.call('HSET', users, all[i], cjson.encode(map))
+        end
+      end
+    end
+    if redis.call('HDEL', occ, node) == 1 and redis.call('EXISTS', occ) == 0 then
+      events[#events + 1] = 'channel_vacated'
+      events[#events + 1] = channel
+      events[#events + 1] = ''
+    end
+  end
+  redis.call('DEL', set)
+end
 local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -144,20 +182,70 @@ end
 
 /**
  * KEYS: nodes zset. ARGV: prefix, this node, ttl ms, mode: beat | leave (this node stops).
- * Returns {added (1 when this node was not registered), channel, client, value, …}.
+ * Returns {added (1 when this node was not registered), {channel, client, value, …} of departed
+ * presence entries, {name, channel, user, …} of occupancy crossings the sweep caused}.
  */
 const HEARTBEAT_SCRIPT = `${SWEEP_NODE}
-local out = {0}
+local out, events = {}, {}
 if ARGV[4] == 'leave' then
   redis.call('ZREM', KEYS[1], ARGV[2])
   sweepNode(ARGV[1], ARGV[2], out)
-  return out
+  sweepOccupancy(ARGV[1], ARGV[2], events)
+  return {0, out, events}
 end
 local t = now()
-out[1] = redis.call('ZADD', KEYS[1], t, ARGV[2])
+local added = redis.call('ZADD', KEYS[1], t, ARGV[2])
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t - tonumber(ARGV[3]))) do
   redis.call('ZREM', KEYS[1], node)
   sweepNode(ARGV[1], node, out)
+  sweepOccupancy(ARGV[1], node, events)
+end
+return {added, out, events}
+`;
+
+/**
+ * KEYS: occupancy hash, users hash, this node's channel set. ARGV: node, channel, subscribers,
+ * then user, connections pairs (absolute counts of this node). Returns {name, user, …} of the
+ * cluster-wide crossings this write caused.
+ */
+const OCCUPANCY_SCRIPT = `
+local node, channel, subscribers = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out = {}
+local before = redis.call('EXISTS', KEYS[1])
+if subscribers > 0 then
+  redis.call('HSET', KEYS[1], node, subscribers)
+  redis.call('SADD', KEYS[3], channel)
+else
+  redis.call('HDEL', KEYS[1], node)
+end
+if before == 0 and subscribers > 0 then
+  out[#out + 1] = 'channel_occupied'
+  out[#out + 1] = ''
+end
+for i = 4, #ARGV - 1, 2 do
+  local user, n = ARGV[i], tonumber(ARGV[i + 1])
+  local raw = redis.call('HGET', KEYS[2], user)
+  local map = {}
+  if raw then map = cjson.decode(raw) end
+  local had = next(map) ~= nil
+  if n > 0 then map[node] = n else map[node] = nil end
+  local has = next(map) ~= nil
+  if has then redis.call('HSET', KEYS[2], user, cjson.encode(map)) else redis.call('HDEL', KEYS[2], user) end
+  if has and not had then
+    out[#out + 1] = 'member_added'
+    out[#out + 1] = user
+  elseif had and not has then
+    out[#out + 1] = 'member_removed'
+    out[#out + 1] = user
+  end
+end
+if subscribers == 0 then
+  -- A node's users are counted only while it has subscribers: with none it has no counts here.
+  redis.call('SREM', KEYS[3], channel)
+  if before == 1 and redis.call('EXISTS', KEYS[1]) == 0 then
+    out[#out + 1] = 'channel_vacated'
+    out[#out + 1] = ''
+  end
 end
 return out
 `;
@@ -187,7 +275,8 @@ return out
 type ScriptRedis = Redis & {
   fanoutPublish(meta: string, log: string, ...args: Array<string | Buffer | number>): Promise<[number, string]>;
   fanoutRead(meta: string, log: string, ...args: Array<string | number | Buffer>): Promise<Array<number | string>>;
-  fanoutHeartbeat(nodes: string, ...args: Array<string | number>): Promise<Array<number | string>>;
+  fanoutHeartbeat(nodes: string, ...args: Array<string | number>): Promise<[number, string[], string[]]>;
+  fanoutOccupancy(occ: string, users: string, nodeSet: string, ...args: Array<string | number>): Promise<string[]>;
   fanoutPresence(hash: string, nodes: string, ttl: number): Promise<string[]>;
 };
 
@@ -197,6 +286,7 @@ export function withScripts(redis: Redis): ScriptRedis {
   redis.defineCommand('fanoutRead', { numberOfKeys: 2, lua: READ_SCRIPT });
   redis.defineCommand('fanoutHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
   redis.defineCommand('fanoutPresence', { numberOfKeys: 2, lua: LIST_SCRIPT });
+  redis.defineCommand('fanoutOccupancy', { numberOfKeys: 3, lua: OCCUPANCY_SCRIPT });
   return redis as ScriptRedis;
 }
 
@@ -356,6 +446,21 @@ export class RedisPresenceStore implements PresenceStore {
 
   start(onDeparted: DepartedHandler): void {
     this.onDeparted = onDeparted;
+    this.run();
+  }
+
+  /** --webhook: the sweeps' occupancy crossings go to `onSwept` (heartbeats start if presence did not start them). */
+  watchOccupancy(onSwept: (events: readonly OccupancyEvent[]) => void): void {
+    this.onSwept = onSwept;
+    this.run();
+  }
+
+  private onSwept: (events: readonly OccupancyEvent[]) => void = () => {};
+  private running = false;
+
+  private run(): void {
+    if (this.running) return;
+    this.running = true;
     // Leftovers of an earlier process with this node id go first, then the node registers; again
     // at once after every reconnect, so a node is listed as soon as it can be reached.
     let first = true;
@@ -372,18 +477,22 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   private async beat(mode: 'beat' | 'leave'): Promise<void> {
-    let reply: Array<number | string>;
+    let reply: [number, string[], string[]];
     try {
       reply = await this.redis.fanoutHeartbeat(this.nodesKey, this.options.prefix, this.options.node, this.options.ttl * 1000, mode);
     } catch (err) {
       this.options.logError(err as Error, 'presence heartbeat failed');
       return;
     }
-    if (mode === 'beat' && reply[0] === 1 && this.beats++ > 0) this.options.rejoin();
-    for (let i = 1; i + 2 < reply.length; i += 3) {
-      const channel = String(reply[i]);
-      this.onDeparted(channel, { client: String(reply[i + 1]), user: userOf(String(reply[i + 2])) });
+    const [added, departed, crossings] = reply;
+    if (mode === 'beat' && added === 1 && this.beats++ > 0) this.options.rejoin();
+    for (let i = 0; i + 2 < departed.length; i += 3) {
+      const channel = String(departed[i]);
+      this.onDeparted(channel, { client: String(departed[i + 1]), user: userOf(String(departed[i + 2])) });
     }
+    const events: OccupancyEvent[] = [];
+    for (let i = 0; i + 2 < crossings.length; i += 3) events.push(occupancyEvent(crossings[i]!, crossings[i + 1]!, crossings[i + 2]!));
+    if (events.length > 0) this.onSwept(events);
   }
 
   async close(): Promise<void> {
@@ -398,5 +507,40 @@ function userOf(value: string): string | null {
     return typeof parsed.user === 'string' ? parsed.user : null;
   } catch {
     return null;
+  }
+}
+
+function occupancyEvent(name: string, channel: string, user: string): OccupancyEvent {
+  return { name: name as OccupancyEvent['name'], channel, ...(user !== '' ? { user } : {}) };
+}
+
+/** Occupancy in Redis (see the top of this file); liveness and the sweep come with the presence heartbeats. */
+export class RedisOccupancyStore implements OccupancyStore {
+  readonly kind = 'redis';
+
+  constructor(
+    private readonly redis: ScriptRedis,
+    private readonly presence: RedisPresenceStore,
+    private readonly options: { readonly prefix: string; readonly node: string },
+  ) {}
+
+  async update(change: OccupancyChange): Promise<OccupancyEvent[]> {
+    const { prefix, node } = this.options;
+    const { channel } = change;
+    const args: Array<string | number> = [node, channel, change.subscribers];
+    for (const [user, count] of change.users) args.push(user, count);
+    let reply: string[];
+    try {
+      reply = await this.redis.fanoutOccupancy(`${prefix}:wh:occ:{${channel}}`, `${prefix}:wh:users:{${channel}}`, `${prefix}:wh:node:${node}`, ...args);
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const events: OccupancyEvent[] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) events.push(occupancyEvent(reply[i]!, channel, reply[i + 1]!));
+    return events;
+  }
+
+  start(onSwept: (events: readonly OccupancyEvent[]) => void): void {
+    this.presence.watchOccupancy(onSwept);
   }
 }

@@ -99,3 +99,37 @@ export interface PresenceStore {
   /** Stops heartbeats and removes this node's entries. */
   close(): Promise<void>;
 }
+
+/** A crossing of a cluster-wide count (docs/hooks.md, "Webhooks"): each is reported to exactly one node. */
+export interface OccupancyEvent {
+  readonly name: 'channel_occupied' | 'channel_vacated' | 'member_added' | 'member_removed';
+  readonly channel: string;
+  /** member_added / member_removed. */
+  readonly user?: string;
+}
+
+/** This node's counts in one channel, as absolute numbers (so a change can be written again safely). */
+export interface OccupancyChange {
+  readonly channel: string;
+  /** This node's live subscribers of the channel. */
+  readonly subscribers: number;
+  /** This node's connections per user in the channel (presence channels), for the users that changed; 0 removes. */
+  readonly users: ReadonlyArray<readonly [user: string, connections: number]>;
+}
+
+/**
+ * Cluster-wide occupancy (subscribers anywhere) and membership (a user's connections anywhere)
+ * per channel, for --webhook. Each node writes its own counts; the store says which writes
+ * crossed 0↔1 cluster-wide, atomically, so exactly one node in the cluster hears each crossing.
+ */
+export interface OccupancyStore {
+  readonly kind: string;
+  /** Sets this node's counts; resolves with the crossings it caused. Rejects with BusUnavailableError. */
+  update(change: OccupancyChange): Promise<OccupancyEvent[]>;
+  /**
+   * Starts the sweep of dead nodes' counts (with the presence heartbeats); `onSwept` gets the
+   * crossings a sweep caused, on the one node that swept, and those of this node's own counts
+   * removed on close.
+   */
+  start(onSwept: (events: readonly OccupancyEvent[]) => void): void;
+}

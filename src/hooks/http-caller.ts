@@ -48,6 +48,8 @@ export interface HttpCallerOptions {
   readonly secret: string | undefined;
   /** Longest answer body read, in bytes. */
   readonly maxAnswerBytes: number;
+  /** Past `maxAnswerBytes`, stop reading and keep the status (webhooks need only it) instead of failing `too_large`. */
+  readonly statusOnly?: boolean;
 }
 
 /**
@@ -136,6 +138,11 @@ export class HttpCaller {
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
+          if (size > this.options.maxAnswerBytes && this.options.statusOnly) {
+            finish({ ok: true, status: res.statusCode ?? 0, body: '' });
+            req.destroy();
+            return;
+          }
           if (size > this.options.maxAnswerBytes) {
             finish({ ok: false, failure: 'too_large', message: `answer over ${this.options.maxAnswerBytes} bytes` });
             req.destroy();

@@ -12,6 +12,9 @@
  *   `slow:*` → no answer, `open:*` → 200 with an empty body; else 403.
  * - publish: `data.text` trimmed; empty → 403; else 200 `{"data":{"text":…,"by":user}}`.
  *
+ * - webhook (`POST /webhook`): every request is logged with its raw body and signature check;
+ *   it answers 500 to the first `WEBHOOK_FAILURES` requests (default 0), then 200.
+ *
  * The secret comes from HOOK_SECRET.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -21,6 +24,8 @@ const SECRET = process.env.HOOK_SECRET ?? '';
 
 interface Call {
   readonly hook: string;
+  /** When the back end got it (ms). */
+  readonly at: number;
   readonly body: unknown;
   readonly node: string | undefined;
   readonly signature: string | undefined;
@@ -29,6 +34,7 @@ interface Call {
 }
 
 const calls: Call[] = [];
+let webhookFailures = Number(process.env.WEBHOOK_FAILURES ?? 0);
 /** Answers held open on purpose ("hang", "slow:*"), so the tests can count them and stop cleanly. */
 const held = new Set<ServerResponse>();
 
@@ -103,6 +109,7 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const signature = req.headers['x-fanout-signature'] as string | undefined;
     calls.push({
       hook,
+      at: Date.now(),
       body,
       node: req.headers['x-fanout-node'] as string | undefined,
       signature,
@@ -112,6 +119,13 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (hook === 'connect') return connect(body, res);
     if (hook === 'subscribe') return subscribe(body, res);
     if (hook === 'publish') return publish(body, res);
+    if (hook === 'webhook') {
+      if (webhookFailures > 0) {
+        webhookFailures--;
+        return json(res, 500, { error: 'failing on purpose' });
+      }
+      return json(res, 200, { ok: true });
+    }
     json(res, 404, { error: 'no such hook' });
   });
 });

@@ -6,7 +6,9 @@ import { until } from '../../harness/wait.js';
 const PROGRAM = fileURLToPath(new URL('./hook-backend-process.js', import.meta.url));
 
 export interface HookCall {
-  readonly hook: 'connect' | 'subscribe' | 'publish';
+  readonly hook: 'connect' | 'subscribe' | 'publish' | 'webhook';
+  /** When the back end got it (ms since the epoch). */
+  readonly at: number;
   readonly body: Record<string, unknown>;
   /** X-Fanout-Node */
   readonly node: string | undefined;
@@ -20,7 +22,7 @@ export interface HookCall {
 export interface HookBackend {
   readonly process: ServerProcess;
   /** `http://127.0.0.1:PORT/<hook>`, for --connect-hook etc. */
-  url(hook: 'connect' | 'subscribe' | 'publish'): string;
+  url(hook: 'connect' | 'subscribe' | 'publish' | 'webhook'): string;
   /** Every call so far, and how many answers it holds open. */
   calls(): Promise<{ calls: HookCall[]; held: number }>;
   /** Resolves once it holds `count` answers open (calls it will never answer). */
@@ -28,8 +30,9 @@ export interface HookBackend {
   stop(): Promise<void>;
 }
 
-export async function startHookBackend(secret: string): Promise<HookBackend> {
-  const process = await forkListening(PROGRAM, [], { env: { HOOK_SECRET: secret } });
+/** `webhookFailures`: how many webhook requests it answers 500 before it answers 200. */
+export async function startHookBackend(secret: string, options: { webhookFailures?: number } = {}): Promise<HookBackend> {
+  const process = await forkListening(PROGRAM, [], { env: { HOOK_SECRET: secret, WEBHOOK_FAILURES: String(options.webhookFailures ?? 0) } });
   const base = `http://127.0.0.1:${process.port}`;
   const calls = async (): Promise<{ calls: HookCall[]; held: number }> => {
     const res = await fetch(`${base}/calls`);
