@@ -205,9 +205,14 @@ describe('--webhook at start', () => {
   });
 
   test('a store that cannot count across the cluster refuses --webhook, naming the --history it needs', async () => {
-    const { code, stderr } = await exitOf(['--webhook', 'http://127.0.0.1:9/hook', '--webhook-secret', 's', '--bus', 'nats://127.0.0.1:4222', '--log-level', 'silent']);
-    assert.equal(code, 2);
-    assert.match(stderr, /^fanout: invalid --webhook: needs channel counts shared by the cluster: give --history redis:\/\/… \(with --bus nats, memory history is per node\)\n$/);
+    for (const [args, why] of [
+      [['--bus', 'nats://127.0.0.1:4222'], 'history on NATS keeps no such counts yet'],
+      [['--bus', 'amqp://guest:guest@127.0.0.1:5672', '--history', 'memory'], 'with --bus amqp, memory history is per node'],
+    ] as const) {
+      const { code, stderr } = await exitOf(['--webhook', 'http://127.0.0.1:9/hook', '--webhook-secret', 's', ...args, '--log-level', 'silent']);
+      assert.equal(code, 2, stderr);
+      assert.equal(stderr, `fanout: invalid --webhook: needs channel counts shared by the cluster: give --history redis://… (${why})\n`);
+    }
   });
 });
 
