@@ -136,7 +136,7 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
     }
     return { target: { kind: 'memory', owner }, link: core.topics };
   }
-  if (history.kind === 'nats') return jetStreamRoute(core, config, history.address);
+  if (history.kind === 'nats') return jetStreamRoute(core, config, history.address, history.sameAsBus ? '--bus' : '--history');
   const target = { kind: 'redis', url: history.url } as const;
   if (history.sameAsBus) return { target, link: core.topics };
   const link = core.createTopics(new RedisBus(history.url, '--history'), 'history redis');
@@ -151,9 +151,10 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
  * `--history nats://…`: the stream is the history and its consumer the route (history/jetstream.ts),
  * on a connection of its own even when the bus is the same NATS; presence lives in a KV bucket there.
  */
-function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress): { target: StoreTarget; link: Topics } {
+function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, flag: '--bus' | '--history'): { target: StoreTarget; link: Topics } {
   const log = new JetStreamLog({
     address,
+    flag,
     prefix: config.busPrefix,
     nodeId: core.id,
     historySize: config.historySize,

@@ -65,6 +65,8 @@ const INACTIVE_MS = 30_000;
 
 export interface JetStreamLogOptions {
   readonly address: NatsAddress;
+  /** The flag refused credentials are blamed on: --bus when the history is the bus's own NATS (default --history). */
+  readonly flag?: '--bus' | '--history';
   /** --bus-prefix: names the stream and its subjects. */
   readonly prefix: string;
   readonly nodeId: string;
@@ -129,7 +131,7 @@ export class JetStreamLog extends BaseBus {
       } catch (err) {
         const message = errorMessage(err);
         const error = /authorization violation|authentication/i.test(message)
-          ? new ConfigError('--history', 'the NATS server refused the credentials (Authorization Violation); give the right ones in the URL')
+          ? new ConfigError(this.options.flag ?? '--history', 'the NATS server refused the credentials (Authorization Violation); give the right ones in the URL, nats://user:password@host:port or nats://token@host:port')
           : new BusUnavailableError(`jetstream: ${message}`, { cause: err });
         this.setStatus('disconnected', error);
         this.first.settled(error);

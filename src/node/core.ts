@@ -68,6 +68,7 @@ export class NodeCore {
   private readonly stopHooks: Array<() => Promise<void>> = [];
   private readonly stateListeners: Array<(state: NodeState) => void> = [];
   private readonly fatalListeners: Array<(err: ConfigError) => void> = [];
+  private fatalSaid = false;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private closing: Promise<void> | undefined;
@@ -130,6 +131,9 @@ export class NodeCore {
   }
 
   private fatal(err: ConfigError): void {
+    // Once: two connections to the same refusing broker (the bus and its history) say it once.
+    if (this.fatalSaid) return;
+    this.fatalSaid = true;
     this.logger.error({ err: err.message }, 'configuration refused by the broker; not retrying');
     for (const listener of this.fatalListeners) listener(err);
   }
