@@ -3,11 +3,12 @@
  * in harness/brokers.ts, shared with the tests.
  */
 import { RedisClusterProcesses, startNatsServer } from '../harness/brokers.js';
+import { KafkaProcess } from '../harness/kafka.js';
 import { waitPort } from '../harness/ports.js';
 import { processesNamed } from './proc.js';
 
 /** The brokers `npm run bench -- --brokers` runs Fanout over. */
-export const BENCH_BROKERS = ['redis', 'nats', 'amqp', 'redis-cluster'] as const;
+export const BENCH_BROKERS = ['redis', 'nats', 'amqp', 'redis-cluster', 'kafka'] as const;
 export type BenchBroker = (typeof BENCH_BROKERS)[number];
 
 export const BROKER_LABELS: Record<BenchBroker, string> = {
@@ -15,6 +16,7 @@ export const BROKER_LABELS: Record<BenchBroker, string> = {
   nats: 'NATS core pub/sub (one nats-server)',
   amqp: 'RabbitMQ, publisher confirms (the machine\'s node)',
   'redis-cluster': 'Redis Cluster, sharded pub/sub (3 masters)',
+  kafka: 'Kafka, one topic, acks=all (one KRaft broker)',
 };
 
 /** A broker for one benchmark point: its URL, the processes whose CPU counts, and how to let it go. */
@@ -26,7 +28,8 @@ export interface BenchBrokerHandle {
 
 /**
  * Starts (or, for RabbitMQ, finds) a broker for the benchmark. Redis is the bench's own server;
- * NATS and the Redis Cluster are started on free ports and stopped afterwards; RabbitMQ is too
+ * NATS, the Redis Cluster and Kafka (scripts/kafka-dev.sh in a folder of its own, a JVM: about
+ * 10 s to start) are started on free ports and stopped afterwards; RabbitMQ is too
  * heavy to start per run, so the machine's node at `amqpUrl` is used, and its CPU is counted when
  * its `beam.smp` process can be found.
  */
@@ -41,6 +44,11 @@ export async function startBenchBroker(kind: BenchBroker, ownRedis: { url: strin
     case 'redis-cluster': {
       const cluster = await RedisClusterProcesses.start(3);
       return { url: cluster.url, pids: cluster.pids, stop: () => cluster.stop() };
+    }
+    case 'kafka': {
+      const kafka = await KafkaProcess.start();
+      const pid = kafka.pid;
+      return { url: kafka.url(), pids: pid === undefined ? [] : [pid], stop: () => kafka.destroy() };
     }
     case 'amqp': {
       const { hostname, port } = new URL(amqpUrl);

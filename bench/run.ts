@@ -25,7 +25,7 @@ export const BENCH_DEFAULTS = {
   nodes: 2,
   workers: 2,
   out: 'bench-results',
-  brokers: 'redis,nats,amqp,redis-cluster',
+  brokers: 'redis,nats,amqp,redis-cluster,kafka',
   brokerLoads: '2000x100,20x5000',
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
 } as const;
@@ -46,7 +46,7 @@ replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
                     fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn)
   --bus URL         broker for the Fanout nodes (default: a redis-server the bench starts)
   --brokers LIST    after the sweep, Fanout again over each of ${BENCH_BROKERS.join(',')},
-                    or none (default ${BENCH_DEFAULTS.brokers}); NATS and the Redis Cluster
+                    or none (default ${BENCH_DEFAULTS.brokers}); NATS, the Redis Cluster and Kafka
                     are started by the bench, RabbitMQ is the one at --amqp-url
   --broker-loads L  CLIENTSxRATE points for each broker (default ${BENCH_DEFAULTS.brokerLoads}:
                     the sweep's target point, and few clients with many messages through the broker)

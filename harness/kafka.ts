@@ -6,7 +6,7 @@
  * the link of the clients that bootstrap there can be cut while the others keep theirs.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,16 @@ export class KafkaProcess {
   async start(): Promise<void> {
     await this.script('start', { FANOUT_KAFKA_KEEP_DATA: this.started ? '1' : '0' });
     this.started = true;
+  }
+
+  /** The broker's process id while it runs (the script's pid file), e.g. to count its CPU. */
+  get pid(): number | undefined {
+    try {
+      const pid = Number(readFileSync(join(this.dir, 'broker.pid'), 'utf8').trim());
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** SIGKILL: a crash. The data stays for {@link start}. */

@@ -61,7 +61,7 @@ test('bench smoke: the channel run counts every message to 20 subscribers, publi
   }
 });
 
-test('bench smoke: over every broker of --brokers (its own Redis, NATS and Redis Cluster; the machine\'s RabbitMQ), 20 clients get every message once, in order', async () => {
+test('bench smoke: over every broker of --brokers (its own Redis, NATS, Redis Cluster and Kafka; the machine\'s RabbitMQ), 20 clients get every message once, in order', async () => {
   const redis = await startRedisServer();
   try {
     for (const [i, broker] of BENCH_BROKERS.entries()) {
