@@ -2,6 +2,9 @@
  * The brokers the benchmark runs Fanout over (`--brokers`); the broker processes themselves are
  * in harness/brokers.ts, shared with the tests.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RedisClusterProcesses, startNatsServer } from '../harness/brokers.js';
 import { KafkaProcess } from '../harness/kafka.js';
 import { waitPort } from '../harness/ports.js';
@@ -13,7 +16,7 @@ export type BenchBroker = (typeof BENCH_BROKERS)[number];
 
 export const BROKER_LABELS: Record<BenchBroker, string> = {
   redis: 'Redis pub/sub (one redis-server)',
-  nats: 'NATS core pub/sub (one nats-server)',
+  nats: 'NATS core pub/sub (one nats-server, JetStream on)',
   amqp: 'RabbitMQ, publisher confirms (the machine\'s node)',
   'redis-cluster': 'Redis Cluster, sharded pub/sub (3 masters)',
   kafka: 'Kafka, one topic, acks=all (one KRaft broker)',
@@ -38,8 +41,17 @@ export async function startBenchBroker(kind: BenchBroker, ownRedis: { url: strin
     case 'redis':
       return { url: ownRedis.url, pids: [ownRedis.pid], stop: async () => {} };
     case 'nats': {
-      const nats = await startNatsServer();
-      return { url: nats.url, pids: nats.pid === undefined ? [] : [nats.pid], stop: () => nats.stop() };
+      // With JetStream: a NATS bus keeps channel history and presence there by default.
+      const dir = mkdtempSync(join(tmpdir(), 'fanout-bench-nats-'));
+      const nats = await startNatsServer(['-js', '-sd', dir]);
+      return {
+        url: nats.url,
+        pids: nats.pid === undefined ? [] : [nats.pid],
+        stop: async () => {
+          await nats.stop();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
     }
     case 'redis-cluster': {
       const cluster = await RedisClusterProcesses.start(3);
