@@ -1,8 +1,9 @@
 /**
  * NATS core pub/sub with the `nats` client: one connection publishes and subscribes, one NATS
  * subject per bus topic. NATS keeps nothing: delivery is at most once, in order per publishing
- * connection, which is the {@link Bus} contract as it stands. Channel history does not live here:
- * with a NATS bus it lives where `--history` says (Redis), or in memory (docs/brokers.md).
+ * connection, which is the {@link Bus} contract as it stands. Channel history does not ride the
+ * bus: with a NATS bus it lives in JetStream by default (history/jetstream.ts), or where
+ * `--history` says (docs/brokers.md).
  *
  * Reconnects: the client reconnects by itself and sends its subscriptions again; the adapter
  * reports `disconnected`/`connected` from the client's status stream, and keeps one subscription
@@ -38,6 +39,40 @@ export function natsConnectOptions(address: NatsAddress, name: string): Connecti
   };
 }
 
+/**
+ * Refused credentials as the one configuration error a node says at start, blamed on the flag that
+ * gave the URL; undefined for any other connection failure (those are retried).
+ */
+export function natsCredentialsRefused(err: unknown, flag: '--bus' | '--history'): ConfigError | undefined {
+  if (!/authorization violation|authentication/i.test(errorMessage(err))) return undefined;
+  return new ConfigError(flag, 'the NATS server refused the credentials (Authorization Violation); give the right ones in the URL, nats://user:password@host:port or nats://token@host:port');
+}
+
+/**
+ * Opens one Fanout connection to NATS, retrying with the bus's backoff: the first step of the
+ * loops that keep a connection (the bus, JetStream history, KV presence). `failed` hears each
+ * failure and returns true to stop for good; resolves undefined then, or once `closing()` holds.
+ */
+export async function connectNats(
+  address: NatsAddress,
+  name: string,
+  options: { readonly sleeper: Sleeper; readonly closing: () => boolean; readonly failed: (err: unknown) => boolean },
+): Promise<NatsConnection | undefined> {
+  for (let attempt = 0; !options.closing(); ) {
+    let nc: NatsConnection;
+    try {
+      nc = await connect(natsConnectOptions(address, name));
+    } catch (err) {
+      if (options.failed(err)) return undefined;
+      await options.sleeper.sleep(busRetryDelay(attempt++));
+      continue;
+    }
+    if (!options.closing()) return nc;
+    await nc.close().catch(() => {});
+  }
+  return undefined;
+}
+
 /** The NATS adapter (`--bus nats://…`): core pub/sub, one subject per topic. */
 export class NatsBus extends BaseBus {
   readonly kind = 'nats';
@@ -62,31 +97,21 @@ export class NatsBus extends BaseBus {
 
   /** Connects, waits for the connection to end for good, and starts over, until {@link close}. */
   private async run(): Promise<void> {
-    let attempt = 0;
     while (!this.closing) {
-      let nc: NatsConnection;
-      try {
-        nc = await connect(natsConnectOptions(this.address, 'fanout'));
-      } catch (err) {
-        if (!this.connectedOnce && /authorization violation|authentication/i.test(errorMessage(err))) {
+      const nc = await connectNats(this.address, 'fanout', {
+        sleeper: this.sleeper,
+        closing: () => this.closing,
+        failed: (err) => {
           // Wrong or missing credentials at start do not heal by retrying: a configuration error,
           // said once. (Refused later, the server may be mid-reload: the client keeps retrying.)
-          const refused = new ConfigError('--bus', 'the NATS server refused the credentials (Authorization Violation); give the right ones in the URL, nats://user:password@host:port or nats://token@host:port');
-          this.setStatus('disconnected', refused);
-          this.first.settled(refused);
-          return;
-        }
-        const error = new BusUnavailableError(`nats: ${errorMessage(err)}`, { cause: err });
-        this.setStatus('disconnected', error);
-        this.first.settled(error);
-        await this.sleeper.sleep(busRetryDelay(attempt++));
-        continue;
-      }
-      if (this.closing) {
-        await nc.close().catch(() => {});
-        return;
-      }
-      attempt = 0;
+          const refused = this.connectedOnce ? undefined : natsCredentialsRefused(err, '--bus');
+          const error = refused ?? new BusUnavailableError(`nats: ${errorMessage(err)}`, { cause: err });
+          this.setStatus('disconnected', error);
+          this.first.settled(error);
+          return refused !== undefined;
+        },
+      });
+      if (!nc) return;
       this.connectedOnce = true;
       this.nc = nc;
       void this.watch(nc);

@@ -26,7 +26,6 @@
 import { performance } from 'node:perf_hooks';
 import {
   AckPolicy,
-  connect,
   DeliverPolicy,
   DiscardPolicy,
   Events,
@@ -42,10 +41,10 @@ import {
   type Subscription,
 } from 'nats';
 import { BaseBus } from '../bus/bus.js';
-import { natsConnectOptions } from '../bus/nats.js';
+import { connectNats, natsCredentialsRefused } from '../bus/nats.js';
 import { busRetryDelay, FirstAttempt, Sleeper } from '../bus/retry.js';
 import type { NatsAddress } from '../config/bus-address.js';
-import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
@@ -123,27 +122,19 @@ export class JetStreamLog extends BaseBus {
 
   /** Connects, then ensures the stream after every reconnect, until {@link close}. */
   private async run(): Promise<void> {
-    let attempt = 0;
     while (!this.closing) {
-      let nc: NatsConnection;
-      try {
-        nc = await connect(natsConnectOptions(this.options.address, 'fanout-history'));
-      } catch (err) {
-        const message = errorMessage(err);
-        const error = /authorization violation|authentication/i.test(message)
-          ? new ConfigError(this.options.flag ?? '--history', 'the NATS server refused the credentials (Authorization Violation); give the right ones in the URL, nats://user:password@host:port or nats://token@host:port')
-          : new BusUnavailableError(`jetstream: ${message}`, { cause: err });
-        this.setStatus('disconnected', error);
-        this.first.settled(error);
-        if (error instanceof ConfigError) return;
-        await this.sleeper.sleep(busRetryDelay(attempt++));
-        continue;
-      }
-      if (this.closing) {
-        await nc.close().catch(() => {});
-        return;
-      }
-      attempt = 0;
+      const nc = await connectNats(this.options.address, 'fanout-history', {
+        sleeper: this.sleeper,
+        closing: () => this.closing,
+        failed: (err) => {
+          const refused = natsCredentialsRefused(err, this.options.flag ?? '--history');
+          const error = refused ?? new BusUnavailableError(`jetstream: ${errorMessage(err)}`, { cause: err });
+          this.setStatus('disconnected', error);
+          this.first.settled(error);
+          return refused !== undefined;
+        },
+      });
+      if (!nc) return;
       void this.watch(nc);
       await this.resume(nc);
       const err = await nc.closed();

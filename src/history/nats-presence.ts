@@ -25,13 +25,14 @@
  * and then reject with BusUnavailableError. Joins and leaves that could not be written are
  * replayed on reconnect (the latest per client wins), like the Redis store.
  */
-import { connect, Events, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from 'nats';
-import { natsConnectOptions } from '../bus/nats.js';
-import { busRetryDelay, Sleeper } from '../bus/retry.js';
+import { Events, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from 'nats';
+import { connectNats } from '../bus/nats.js';
+import { Sleeper } from '../bus/retry.js';
 import type { NatsAddress } from '../config/bus-address.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { DepartedHandler, PresenceEntry, PresenceStore } from './store.js';
+import { PresenceWrites } from './presence-writes.js';
 
 /** Entries of dead nodes removed per sweep, at most: a crash of a node with many clients is cleaned up over several heartbeats. */
 export const SWEEP_BATCH = 1000;
@@ -115,8 +116,8 @@ export class NatsPresenceStore implements PresenceStore {
   private beating: Promise<void> | undefined;
   private leftovers = true;
   private readonly me: string;
-  /** Joins and leaves that could not be written (NATS away), replayed when it is back: the latest per client wins. */
-  private readonly unsent = new Map<string, { channel: string; client: string; entry: PresenceEntry | undefined }>();
+  /** Joins and leaves that could not be written (NATS away), replayed when it is back. */
+  private readonly writes = new PresenceWrites((channel, client, entry) => this.write(channel, client, entry), unavailable);
 
   constructor(private readonly options: NatsPresenceOptions) {
     this.me = keyToken(options.node);
@@ -132,24 +133,19 @@ export class NatsPresenceStore implements PresenceStore {
 
   /** Connects, retrying until it succeeds, follows the connection's status, and starts over if it closes, until {@link close}. */
   private async run(): Promise<void> {
-    let attempt = 0;
     while (!this.closing) {
-      let nc: NatsConnection;
-      try {
-        nc = await connect(natsConnectOptions(this.options.address, 'fanout-presence'));
-      } catch (err) {
-        this.options.logError(err as Error, 'presence: NATS not reachable; retrying');
-        await this.sleeper.sleep(busRetryDelay(attempt++));
-        continue;
-      }
-      if (this.closing) {
-        await nc.close().catch(() => {});
-        return;
-      }
-      attempt = 0;
+      const nc = await connectNats(this.options.address, 'fanout-presence', {
+        sleeper: this.sleeper,
+        closing: () => this.closing,
+        failed: (err) => {
+          this.options.logError(err as Error, 'presence: NATS not reachable; retrying');
+          return false;
+        },
+      });
+      if (!nc) return;
       this.nc = nc;
       this.up(true);
-      this.replay();
+      this.writes.replay();
       if (this.timer) void this.beat();
       void this.follow(nc);
       await nc.closed();
@@ -165,7 +161,7 @@ export class NatsPresenceStore implements PresenceStore {
       if (s.type === Events.Disconnect) this.up(false);
       else if (s.type === Events.Reconnect) {
         this.up(true);
-        this.replay();
+        this.writes.replay();
         void this.beat();
       }
     }
@@ -236,27 +232,14 @@ export class NatsPresenceStore implements PresenceStore {
     }
   }
 
-  async join(channel: string, entry: PresenceEntry): Promise<void> {
-    const key = `${channel}\n${entry.client}`;
-    this.unsent.delete(key);
-    try {
-      await this.write(channel, entry.client, entry);
-    } catch (err) {
-      this.unsent.set(key, { channel, client: entry.client, entry });
-      throw unavailable(err);
-    }
+  join(channel: string, entry: PresenceEntry): Promise<void> {
+    return this.writes.join(channel, entry);
   }
 
-  async leave(channel: string, client: string): Promise<void> {
-    const key = `${channel}\n${client}`;
-    this.unsent.delete(key);
-    try {
-      await this.write(channel, client, undefined);
-    } catch (err) {
-      this.unsent.set(key, { channel, client, entry: undefined });
-      throw unavailable(err);
-    }
+  leave(channel: string, client: string): Promise<void> {
+    return this.writes.leave(channel, client);
   }
+
 
   private entryKey(channel: string, client: string): string {
     return `p.${keyToken(channel)}.${keyToken(client)}.${this.me}`;
@@ -273,17 +256,6 @@ export class NatsPresenceStore implements PresenceStore {
     if (this.inc === undefined) throw new BusUnavailableError('nats presence: this node is not registered yet');
     const inc = this.inc;
     await this.call((b) => b.kv.put(key, JSON.stringify({ user: entry.user, inc })));
-  }
-
-  private replay(): void {
-    const ops = [...this.unsent.values()];
-    this.unsent.clear();
-    for (const op of ops) {
-      this.write(op.channel, op.client, op.entry).catch(() => {
-        const key = `${op.channel}\n${op.client}`;
-        if (!this.unsent.has(key)) this.unsent.set(key, op);
-      });
-    }
   }
 
   async list(channel: string): Promise<PresenceEntry[]> {
@@ -359,7 +331,7 @@ export class NatsPresenceStore implements PresenceStore {
       if (mine) this.skewMs = mine.created.getTime() - Date.now();
     });
     // NATS answers again: joins and leaves that failed meanwhile are written now.
-    if (this.unsent.size > 0) this.replay();
+    if (this.writes.pending > 0) this.writes.replay();
   }
 
   /** Marks silent nodes dead and removes up to {@link SWEEP_BATCH} of their entries. */

@@ -30,6 +30,7 @@ import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import { luaMessagePayload } from '../protocol/message-frame.js';
 import { newEpoch } from './memory.js';
+import { PresenceWrites } from './presence-writes.js';
 import {
   type ChannelPosition,
   type ChannelStore,
@@ -386,30 +387,16 @@ export class RedisPresenceStore implements PresenceStore {
     return `${this.options.prefix}:presence:{${channel}}`;
   }
 
-  async join(channel: string, entry: PresenceEntry): Promise<void> {
-    const key = `${channel}\n${entry.client}`;
-    this.unsent.delete(key);
-    try {
-      await this.write(channel, entry.client, entry);
-    } catch (err) {
-      this.unsent.set(key, { channel, client: entry.client, entry });
-      throw unavailable(err);
-    }
+  join(channel: string, entry: PresenceEntry): Promise<void> {
+    return this.writes.join(channel, entry);
   }
 
-  async leave(channel: string, client: string): Promise<void> {
-    const key = `${channel}\n${client}`;
-    this.unsent.delete(key);
-    try {
-      await this.write(channel, client, undefined);
-    } catch (err) {
-      this.unsent.set(key, { channel, client, entry: undefined });
-      throw unavailable(err);
-    }
+  leave(channel: string, client: string): Promise<void> {
+    return this.writes.leave(channel, client);
   }
 
-  /** Joins and leaves that could not be written (Redis away), replayed when it is back: the latest per client wins. */
-  private readonly unsent = new Map<string, { channel: string; client: string; entry: PresenceEntry | undefined }>();
+  /** Joins and leaves that could not be written (Redis away), replayed when it is back. */
+  private readonly writes = new PresenceWrites((channel, client, entry) => this.write(channel, client, entry), unavailable);
 
   private async write(channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
     if (!entry) {
@@ -422,14 +409,6 @@ export class RedisPresenceStore implements PresenceStore {
       .hset(this.hash(channel), client, value)
       .sadd(`${this.options.prefix}:presence:node:${this.options.node}`, channel)
       .exec();
-  }
-
-  private replay(): void {
-    const ops = [...this.unsent.values()];
-    this.unsent.clear();
-    for (const op of ops) {
-      this.write(op.channel, op.client, op.entry).catch(() => this.unsent.set(`${op.channel}\n${op.client}`, op));
-    }
   }
 
   async list(channel: string): Promise<PresenceEntry[]> {
@@ -467,7 +446,7 @@ export class RedisPresenceStore implements PresenceStore {
     const onReady = (): void => {
       const begin = first ? this.beat('leave') : Promise.resolve();
       first = false;
-      this.replay();
+      this.writes.replay();
       void begin.then(() => this.beat('beat'));
     };
     this.redis.on('ready', onReady);
