@@ -14,12 +14,14 @@ import { RedisBus } from './bus/redis.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
 import type { ChannelHooks } from './channels/hook-calls.js';
 import type { ChannelOccupancy } from './channels/occupancy.js';
-import { ChannelService, channelOfTopic } from './channels/service.js';
+import { ChannelService, channelOfTopic, channelTopic } from './channels/service.js';
 import type { Config } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { ConfigError } from './errors.js';
 import { createStores, type StoreTarget } from './history/create.js';
 import { JetStreamLog } from './history/jetstream.js';
+import { KafkaLog } from './history/kafka.js';
+import type { KafkaAddress } from './config/bus-address.js';
 import { encodeEnvelope, EnvelopeKind } from './node/envelope.js';
 import { messageHead } from './protocol/message-frame.js';
 import { addApiRoutes } from './http/api.js';
@@ -137,6 +139,7 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
     return { target: { kind: 'memory', owner }, link: core.topics };
   }
   if (history.kind === 'nats') return jetStreamRoute(core, config, history.address, history.sameAsBus ? '--bus' : '--history');
+  if (history.kind === 'kafka') return kafkaRoute(core, config, history.address);
   const target = { kind: 'redis', url: history.url } as const;
   if (history.sameAsBus) return { target, link: core.topics };
   const link = core.createTopics(new RedisBus(history.url, '--history'), 'history redis');
@@ -168,4 +171,26 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
   core.addReadinessCheck(() => link.connected);
   core.addStopHook(() => link.close());
   return { target: { kind: 'jetstream', log, address }, link };
+}
+
+/**
+ * `--history kafka://…`: the channels topic is the history and its consumer the route
+ * (history/kafka.ts), with clients of their own beside the bus's.
+ */
+function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress): { target: StoreTarget; link: Topics } {
+  const log = new KafkaLog({
+    address,
+    nodeId: core.id,
+    historySize: config.historySize,
+    historyTtl: config.historyTtl,
+    channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
+    topicOf: (channel) => channelTopic(config.busPrefix, channel),
+    channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),
+    logger: core.logger,
+  });
+  const link = core.createTopics(log, 'history kafka');
+  link.connect();
+  core.addReadinessCheck(() => link.connected);
+  core.addStopHook(() => link.close());
+  return { target: { kind: 'kafka', log, address }, link };
 }

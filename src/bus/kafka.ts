@@ -54,8 +54,16 @@ const MAX_BATCH_BYTES = 512 * 1024;
 
 interface QueuedPublish {
   readonly message: MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
-  readonly resolve: () => void;
+  /** With the record's offset when the message named its partition (see {@link KafkaBus.produce}). */
+  readonly resolve: (offset: bigint | undefined) => void;
   readonly reject: (err: Error) => void;
+}
+
+/** What a session learned of the Kafka topic when it opened. */
+export interface TopicShape {
+  /** The topic's id: a topic deleted and created again has another. */
+  readonly id: string;
+  readonly partitions: number;
 }
 
 /** One connected run: the clients, and a promise that settles once any of them fails. */
@@ -70,16 +78,16 @@ interface Session {
 
 /** The Kafka adapter (`--bus kafka://…`): one Kafka topic, keyed by bus topic, read whole by every node. */
 export class KafkaBus extends BaseBus {
-  readonly kind = 'kafka';
-  private readonly address: KafkaAddress;
+  readonly kind: string = 'kafka';
+  protected readonly address: KafkaAddress;
   /** This adapter's name at the broker: its client id, and the stem of its sessions' group ids. */
   private readonly id = `fanout-${randomBytes(8).toString('hex')}`;
   private sessions = 0;
   /** The clients of the session being opened, for {@link close}. */
   private opening: Closable[] | undefined;
-  private readonly subscribed = new Set<string>();
+  protected readonly subscribed = new Set<string>();
   /** Per partition, the offset of the next record to hand on; set at the first connect. */
-  private positions: Map<number, bigint> | undefined;
+  protected positions: Map<number, bigint> | undefined;
   private session: Session | undefined;
   private readonly sleeper = new Sleeper();
   private readonly first = new FirstAttempt();
@@ -118,6 +126,17 @@ export class KafkaBus extends BaseBus {
       }
       const openedAt = Date.now();
       this.session = session;
+      const ready = await Promise.race([this.ready().then(() => undefined), session.ended]);
+      if (ready !== undefined || this.closing) {
+        // The session failed (or the bus closed) before the adapter was ready.
+        this.session = undefined;
+        await closeSession(session);
+        if (this.closing) return;
+        this.setStatus('disconnected', ready);
+        this.first.settled(ready);
+        await this.sleeper.sleep(busRetryDelay(attempt++));
+        continue;
+      }
       this.setStatus('connected');
       this.first.settled();
       const cause = await session.ended;
@@ -168,10 +187,12 @@ export class KafkaBus extends BaseBus {
     const consumer = new Consumer({ ...base, groupId, ...GROUP_TIMINGS, maxWaitTime: FETCH_MAX_WAIT_MS, autocommit: false });
     clients.push(producer, consumer);
     // `connected` means publishes can go out: the producer has its connection before that.
-    await producer.metadata({ topics: [topic] });
+    const metadata = (await producer.metadata({ topics: [topic] })).topics.get(topic);
+    const shape = { id: metadata?.id ?? '', partitions: metadata?.partitionsCount ?? 1 };
     const ends = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
-    // First connect: the end of the log. Afterwards: where this adapter stopped (a partition added meanwhile starts at its end).
-    const positions = this.positions ?? new Map<number, bigint>();
+    // First connect: the end of the log, unless a subclass starts elsewhere. Afterwards: where
+    // this adapter stopped (a partition added meanwhile starts at its end).
+    const positions = await this.startPositions(consumer, shape, ends);
     ends.forEach((end, partition) => {
       if (!positions.has(partition)) positions.set(partition, end);
     });
@@ -179,7 +200,7 @@ export class KafkaBus extends BaseBus {
       topics: [topic],
       mode: MessagesStreamModes.MANUAL,
       // A position the log no longer has (retention, or a broker that lost its data) restarts at the end.
-      fallbackMode: 'latest',
+      fallbackMode: this.fallbackMode,
       offsets: [...positions].map(([partition, offset]) => ({ topic, partition, offset })),
       autocommit: false,
     });
@@ -201,21 +222,66 @@ export class KafkaBus extends BaseBus {
     return { producer, consumer, stream, ended, fail };
   }
 
-  /** Hands a record on when its bus topic is subscribed, and moves the partition's position past it. */
+  /** Where a position the log no longer has restarts: the end (the bus stores nothing). */
+  protected readonly fallbackMode: 'latest' | 'earliest' = 'latest';
+
+  /**
+   * The positions a session starts from: the kept ones after the first connect; on the first,
+   * none (every partition then starts at its end, `ends`). A subclass that indexes the log starts
+   * earlier. `shape` is the topic as the session found it.
+   */
+  protected async startPositions(_consumer: Consumer, shape: TopicShape, _ends: readonly bigint[]): Promise<Map<number, bigint>> {
+    // A topic deleted and created again numbers from 0: the kept positions belong to the old one.
+    if (this.topicId !== undefined && shape.id !== this.topicId) this.positions = undefined;
+    this.topicId = shape.id;
+    return this.positions ?? new Map<number, bigint>();
+  }
+
+  /** The id of the topic the kept positions belong to. */
+  private topicId: string | undefined;
+
+  /** The open session's consumer, for requests a subclass makes (offsets); BusUnavailableError while there is none. */
+  protected consumer(): Consumer {
+    const session = this.session;
+    if (!session) throw new BusUnavailableError(`kafka is ${this.status}`);
+    return session.consumer;
+  }
+
+  /** Resolves when a new session may report `connected` (a subclass that indexes the log waits for it to catch up). */
+  protected async ready(): Promise<void> {}
+
+  /** Moves the partition's position past a record and hands it on (once: records a closing session still emits are skipped). */
   private deliver(positions: Map<number, bigint>, message: Message<Buffer, Buffer, Buffer, Buffer>): void {
-    // Records a closing session still emits are handed on once: the position skips what was.
-    if (this.closing || (positions.get(message.partition) ?? 0n) > message.offset) return;
+    const position = positions.get(message.partition) ?? 0n;
+    if (this.closing || position > message.offset) return;
     positions.set(message.partition, message.offset + 1n);
+    this.record(message, position);
+  }
+
+  /**
+   * One record, in the log's order per partition; `expected` is the offset the partition's
+   * position was at (a record with a higher one means the consumer skipped records the log no
+   * longer holds). Hands the record on when its bus topic is subscribed.
+   */
+  protected record(message: Message<Buffer, Buffer, Buffer, Buffer>, _expected: bigint): void {
     const topic = message.key?.toString();
     if (topic !== undefined && this.subscribed.has(topic)) this.handler(topic, message.value);
   }
 
   async publish(topic: string, payload: Buffer): Promise<void> {
+    await this.produce({ topic: this.address.topic, key: Buffer.from(topic), value: payload });
+  }
+
+  /**
+   * Queues one record for the broker; resolves once it is written, with its offset when the
+   * record names its partition (a subclass that needs offsets places its records itself).
+   */
+  protected produce(message: MessageToProduce<Buffer, Buffer, Buffer, Buffer>): Promise<bigint | undefined> {
     // The client would queue and retry while the broker is away; the contract says reject instead.
-    if (!this.session || !this.connected) throw new BusUnavailableError(`kafka is ${this.status}`);
-    if (this.queue.length >= MAX_QUEUED_PUBLISHES) throw new BusUnavailableError(`kafka has ${this.queue.length} publishes waiting for the broker`);
+    if (!this.session || !this.connected) return Promise.reject(new BusUnavailableError(`kafka is ${this.status}`));
+    if (this.queue.length >= MAX_QUEUED_PUBLISHES) return Promise.reject(new BusUnavailableError(`kafka has ${this.queue.length} publishes waiting for the broker`));
     return new Promise((resolve, reject) => {
-      this.queue.push({ message: { topic: this.address.topic, key: Buffer.from(topic), value: payload }, resolve, reject });
+      this.queue.push({ message, resolve, reject });
       if (!this.sending) void this.sendQueued();
     });
   }
@@ -233,8 +299,8 @@ export class KafkaBus extends BaseBus {
       const session = this.session;
       try {
         if (!session || !this.connected) throw new BusUnavailableError(`kafka is ${this.status}`);
-        await session.producer.send({ messages: batch.map((p) => p.message) });
-        for (const p of batch) p.resolve();
+        const result = await session.producer.send({ messages: batch.map((p) => p.message) });
+        resolveWithOffsets(batch, result.offsets ?? []);
       } catch (err) {
         const error = err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka publish failed: ${errorMessage(err)}`, { cause: err });
         for (const p of batch) p.reject(error);
@@ -297,6 +363,23 @@ function batchLength(queue: readonly QueuedPublish[]): number {
     n++;
   }
   return n;
+}
+
+/**
+ * Resolves each publish of a written batch. The broker answers one base offset per partition;
+ * the records of a partition sit in the batch's order after it, so a record that named its
+ * partition gets base + the number of that partition's records before it in the batch.
+ */
+function resolveWithOffsets(batch: readonly QueuedPublish[], offsets: ReadonlyArray<{ topic: string; partition: number; offset: bigint }>): void {
+  const next = new Map<string, bigint>();
+  for (const { topic, partition, offset } of offsets) next.set(`${topic}:${partition}`, offset);
+  for (const p of batch) {
+    const { topic, partition } = p.message;
+    const key = `${topic}:${partition}`;
+    const offset = partition === undefined ? undefined : next.get(key);
+    if (offset !== undefined) next.set(key, offset + 1n);
+    p.resolve(offset);
+  }
 }
 
 type Closable = Producer | Consumer | Admin;

@@ -1,17 +1,17 @@
 /**
  * --history parsed once, at load, into where channel history, recovery and presence live:
- * memory, one Redis, or NATS JetStream (`nats://`). Only stores that exist are accepted (the
+ * memory, one Redis, NATS JetStream (`nats://`) or Kafka (`kafka://`). Only stores that exist are accepted (the
  * Redis stores use a single-node client, scripts over several keys and that Redis's pub/sub,
  * none of which a Redis Cluster URL gives; RabbitMQ keeps nothing).
  *
- * The default follows the bus when the bus can hold history (memory, Redis, NATS). A bus that
+ * The default follows the bus when the bus can hold history (memory, Redis, NATS, Kafka). A bus that
  * cannot (redis-cluster://, amqp://, and any other) gets no silent per-node default: the node
  * refuses to start and says what to add. Per-node history with a shared bus is allowed when
  * asked for with --history memory.
  */
 import { ConfigError } from '../errors.js';
-import type { BusAddress, NatsAddress } from './bus-address.js';
-import { checkRedisUrl, parseNatsUrl } from './bus-address.js';
+import type { BusAddress, KafkaAddress, NatsAddress } from './bus-address.js';
+import { checkRedisUrl, parseKafkaUrl, parseNatsUrl } from './bus-address.js';
 
 /** Where history, recovery and presence live. */
 export type HistoryTarget =
@@ -33,21 +33,31 @@ export type HistoryTarget =
       readonly sameAsBus: boolean;
       /** The servers without credentials, for logs. */
       readonly describe: string;
+    }
+  | {
+      readonly kind: 'kafka';
+      /** The brokers, and the bus topic the history topic is named after (history/kafka.ts). */
+      readonly address: KafkaAddress;
+      /** The bus is this same Kafka. */
+      readonly sameAsBus: boolean;
+      readonly describe: string;
     };
 
 /** What the --history flag names, before the bus decides the default. */
 export type HistorySource =
   | { readonly kind: 'memory' }
   | { readonly kind: 'redis'; readonly url: string; readonly describe: string }
-  | { readonly kind: 'nats'; readonly address: NatsAddress };
+  | { readonly kind: 'nats'; readonly address: NatsAddress }
+  | { readonly kind: 'kafka'; readonly address: KafkaAddress };
 
 const HISTORY_EXPECTED =
-  'expected memory, redis://host:port[/db] or nats://host:port (history, recovery and presence live in memory, on one Redis or in NATS JetStream; redis-cluster:// and amqp:// cannot hold them)';
+  'expected memory, redis://host:port[/db], nats://host:port or kafka://host:port[/topic] (history, recovery and presence live in memory, on one Redis, in NATS JetStream or in Kafka; redis-cluster:// and amqp:// cannot hold them)';
 
-/** Parses a --history value; throws a ConfigError naming the flag for anything but memory, one Redis or NATS. */
+/** Parses a --history value; throws a ConfigError naming the flag for anything but memory, one Redis, NATS or Kafka. */
 export function parseHistorySource(value: string, flag = '--history'): HistorySource {
   if (value === 'memory') return Object.freeze({ kind: 'memory' });
   if (/^nats:\/\//i.test(value)) return Object.freeze({ kind: 'nats', address: parseNatsUrl(value, flag) });
+  if (/^kafka:\/\//i.test(value)) return Object.freeze({ kind: 'kafka', address: parseKafkaUrl(value, flag) });
   if (!/^rediss?:\/\//i.test(value)) throw new ConfigError(flag, HISTORY_EXPECTED);
   return Object.freeze({ kind: 'redis', url: value, describe: checkRedisUrl(value, flag) });
 }
@@ -57,13 +67,13 @@ export function historyMissing(bus: BusAddress): ConfigError {
   const scheme = bus.describe.replace(/:\/\/.*$/, '');
   return new ConfigError(
     '--history',
-    `missing: ${bus.kind === 'kafka' ? 'Fanout keeps no channel history, recovery or presence on Kafka yet' : `the ${scheme}:// bus cannot hold channel history, recovery or presence`}; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
+    `missing: the ${scheme}:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
   );
 }
 
 /**
  * The history target: --history when given, else the bus when it can hold history (memory,
- * one Redis, NATS); any other bus throws {@link historyMissing}.
+ * one Redis, NATS, Kafka); any other bus throws {@link historyMissing}.
  */
 export function historyTarget(source: HistorySource | undefined, bus: BusAddress): HistoryTarget {
   const chosen = source ?? defaultSource(bus);
@@ -74,6 +84,8 @@ export function historyTarget(source: HistorySource | undefined, bus: BusAddress
       return Object.freeze({ kind: 'redis', url: chosen.url, sameAsBus: bus.kind === 'redis' && bus.url === chosen.url, describe: chosen.describe });
     case 'nats':
       return Object.freeze({ kind: 'nats', address: chosen.address, sameAsBus: bus.kind === 'nats' && bus.describe === chosen.address.describe, describe: chosen.address.describe });
+    case 'kafka':
+      return Object.freeze({ kind: 'kafka', address: chosen.address, sameAsBus: bus.kind === 'kafka' && bus.describe === chosen.address.describe, describe: chosen.address.describe });
   }
 }
 
@@ -104,6 +116,8 @@ function defaultSource(bus: BusAddress): HistorySource {
       return bus;
     case 'nats':
       return { kind: 'nats', address: bus };
+    case 'kafka':
+      return { kind: 'kafka', address: bus };
     default:
       throw historyMissing(bus);
   }

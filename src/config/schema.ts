@@ -188,7 +188,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   tlsKey: 'PEM private key for --tls-cert',
   trustProxy: 'comma-separated proxy addresses (e.g. 127.0.0.1) whose X-Forwarded-For gives the client IP for per-IP limits and logs',
   coalesceMs: `under sustained traffic, least milliseconds between flushes, joining a socket's frames into one write; auto: 4× the previous flush's duration, at most 100 ms; 0: every event-loop turn (default ${DEFAULTS.coalesceMs})`,
-  history: 'where channel history, recovery and presence live: memory (per node), redis://… or nats://… (default: the bus when it is memory, Redis or NATS; required with redis-cluster:// and amqp://)',
+  history: 'where channel history, recovery and presence live: memory (per node), redis://…, nats://… or kafka://… (default: the bus when it is memory, Redis, NATS or Kafka; required with redis-cluster:// and amqp://)',
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
   historyTtl: `seconds a channel's history is kept after its last message (default ${DEFAULTS.historyTtl})`,
   apiKey: 'key for the HTTP publish API (Authorization: Bearer KEY); the API is off without it',

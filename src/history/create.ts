@@ -6,6 +6,8 @@ import { redisOptions } from '../bus/redis.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { JetStreamChannelStore, type JetStreamLog } from './jetstream.js';
+import { KafkaChannelStore, type KafkaLog } from './kafka.js';
+import type { KafkaAddress } from '../config/bus-address.js';
 import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore } from './memory.js';
 import { NatsPresenceStore } from './nats-presence.js';
 import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore, withScripts } from './redis.js';
@@ -19,7 +21,8 @@ import type { ChannelStore, OccupancyStore, PresenceStore } from './store.js';
 export type StoreTarget =
   | { readonly kind: 'memory'; readonly owner: MemoryBroker | object }
   | { readonly kind: 'redis'; readonly url: string }
-  | { readonly kind: 'jetstream'; readonly log: JetStreamLog; readonly address: NatsAddress };
+  | { readonly kind: 'jetstream'; readonly log: JetStreamLog; readonly address: NatsAddress }
+  | { readonly kind: 'kafka'; readonly log: KafkaLog; readonly address: KafkaAddress };
 
 export interface Stores {
   readonly channels: ChannelStore;
@@ -78,6 +81,11 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     });
     // No cluster-wide occupancy counts on NATS yet: --webhook refuses to start with this store.
     return { channels, presence, occupancy: undefined, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
+  }
+  if (target.kind === 'kafka') {
+    const channels = new KafkaChannelStore(target.log, options.nodeId);
+    const presence = new MemoryPresenceStore({}, options.nodeId); // TEMP until the Kafka presence store lands
+    return { channels, presence, occupancy: undefined, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
   }
 
   // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in

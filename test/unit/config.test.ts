@@ -12,6 +12,7 @@ import { checkClusterHistory } from '../../src/config/history-target.js';
 import { ConfigError } from '../../src/errors.js';
 import { MemoryChannelStore, MemoryPresenceStore } from '../../src/history/memory.js';
 import { RedisChannelStore, withScripts } from '../../src/history/redis.js';
+import { KafkaLog } from '../../src/history/kafka.js';
 import { JetStreamLog } from '../../src/history/jetstream.js';
 import { createLogger } from '../../src/logger.js';
 import { keyPair, selfSignedCert, tempDir } from '../helpers/security.js';
@@ -113,12 +114,13 @@ test('createConfig never returns a config that fails later: a bus URL the adapte
   }
 });
 
-test('createConfig never returns a config that fails later: --history takes only memory, one Redis or NATS', () => {
-  for (const history of ['amqp://g:g@127.0.0.1:5672', 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001', 'kafka://h']) {
-    expectRejected({ history }, '--history', /expected memory, redis:\/\/host:port\[\/db\] or nats:\/\/host:port/);
+test('createConfig never returns a config that fails later: --history takes only memory, one Redis, NATS or Kafka', () => {
+  for (const history of ['amqp://g:g@127.0.0.1:5672', 'redis-cluster://127.0.0.1:7000,127.0.0.1:7001']) {
+    expectRejected({ history }, '--history', /expected memory, redis:\/\/host:port\[\/db\], nats:\/\/host:port or kafka:\/\/host:port\[\/topic\]/);
   }
   expectRejected({ history: 'redis://h:notaport' }, '--history');
   expectRejected({ history: 'nats://' }, '--history', /no host in NATS server/);
+  expectRejected({ history: 'kafka://h/bad topic' }, '--history', /bad Kafka topic/);
   // Also with a bus that could carry it: the bus does not make a bad --history work.
   expectRejected({ bus: 'nats://127.0.0.1:4222', history: 'nats://h:99999' }, '--history');
 });
@@ -276,15 +278,18 @@ test('a bus that cannot hold history and no --history: refused at start with one
     assert.deepEqual(createConfig({ bus, history: 'memory' }).history, { kind: 'memory', describe: 'memory' }, bus);
     assert.equal(createConfig({ bus, history: 'redis://127.0.0.1:6379' }).history.kind, 'redis', bus);
   }
-  // Kafka: not yet (its history is still to come), and the line says so.
-  assert.throws(
-    () => createConfig({ bus: 'kafka://127.0.0.1:9092' }),
-    (err: unknown) =>
-      err instanceof ConfigError &&
-      err.message ===
-        'invalid --history: missing: Fanout keeps no channel history, recovery or presence on Kafka yet; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)',
-  );
+  // Kafka: history on the bus's own Kafka (a topic beside the bus topic), or where asked.
+  assert.deepEqual(createConfig({ bus: 'kafka://127.0.0.1:9092/events' }).history, {
+    kind: 'kafka',
+    address: { kind: 'kafka', brokers: ['127.0.0.1:9092'], topic: 'events', describe: 'kafka://127.0.0.1:9092/events' },
+    sameAsBus: true,
+    describe: 'kafka://127.0.0.1:9092/events',
+  });
   assert.equal(createConfig({ bus: 'kafka://127.0.0.1:9092', history: 'redis://127.0.0.1:6379' }).history.kind, 'redis');
+  const kafkaHistory = createConfig({ bus: 'redis://127.0.0.1:6379', history: 'kafka://k1:9093,k2' }).history;
+  assert.equal(kafkaHistory.kind === 'kafka' && kafkaHistory.sameAsBus, false);
+  assert.equal(kafkaHistory.describe, 'kafka://k1:9093,k2:9092/fanout');
+  expectRejected({ history: 'kafka://user:pw@k1' }, '--history', /kafka:\/\/ takes no credentials/);
   // From the environment too, and the same line from the CLI's loader.
   assert.throws(() => loadServeConfig([], { FANOUT_BUS: 'amqp://g:g@h:5672' }), /^ConfigError: invalid --history: missing: the amqp:\/\/ bus cannot hold/);
   assert.equal(loadServeConfig(['--bus', 'amqp://g:g@h:5672'], { FANOUT_HISTORY: 'memory' }).history.kind, 'memory');
@@ -382,6 +387,20 @@ async function buildBusAndStores(config: Config): Promise<void> {
         logger: createLogger('silent'),
       });
       assert.equal(log.layout.stream, `FANOUT_${config.busPrefix}`);
+      await log.close();
+    } else if (history.kind === 'kafka') {
+      // Built, not connected.
+      const log = new KafkaLog({
+        address: history.address,
+        nodeId: config.nodeId,
+        historySize: config.historySize,
+        historyTtl: config.historyTtl,
+        channelOf: (topic) => topic,
+        topicOf: (channel) => channel,
+        channelHead: () => Buffer.alloc(0),
+        logger: createLogger('silent'),
+      });
+      assert.equal(log.topic, `${history.address.topic}.channels`);
       await log.close();
     } else {
       // Built, not connected: ioredis takes the URL as it is (lazyConnect, so no broker is needed).

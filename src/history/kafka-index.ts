@@ -1,0 +1,158 @@
+/**
+ * Channel history on Kafka, as each node holds it: an index of the channel records of the Kafka
+ * log, fed by the node's own consumer, in the log's order (history/kafka.ts). Pure: no client,
+ * no clock of its own (times come in), so the unit tests drive it record by record.
+ *
+ * What it knows. Per partition, a **window**: every channel record of the partition from offset
+ * `floor` on went through {@link KafkaIndex.append}. The floor starts where the node began to
+ * read (the first record younger than --history-ttl, or the log's start), and moves up when
+ * records age past --history-ttl or when the consumer skipped records (the log no longer had
+ * them). Per channel, the last --history-size messages in the window.
+ *
+ * The recovery rule follows: every message of a channel after position S is in the index exactly
+ * when S is at least {@link ChannelEntry.completeAfter}, the larger of `floor - 1` and the offset
+ * of the newest message the channel dropped for --history-size.
+ */
+import type { StoredMessage } from './store.js';
+
+interface ChannelEntry {
+  readonly partition: number;
+  /** Oldest first, at most historySize. */
+  readonly messages: StoredMessage[];
+  /** Offset of the newest message dropped for the size limit; -1 when none was. */
+  dropped: number;
+}
+
+interface PartitionWindow {
+  /** Every channel record from this offset on is indexed. */
+  floor: number;
+  /** Channel records of the window with their times, oldest first, while --history-ttl ages them out. */
+  readonly times: Array<readonly [offset: number, time: number]>;
+  /** Index of the first live entry of `times` (the array is compacted now and then). */
+  head: number;
+  /** Channels with messages in this partition. */
+  readonly channels: Set<string>;
+}
+
+export interface KafkaIndexOptions {
+  /** Messages kept per channel (--history-size). */
+  readonly historySize: number;
+  /** Seconds a message stays (--history-ttl); 0 keeps messages until the size limit drops them. */
+  readonly historyTtl: number;
+}
+
+/** What a channel's history looks like now, for a read. */
+export interface ChannelView {
+  /** Oldest first. */
+  readonly messages: readonly StoredMessage[];
+  /** Every message of the channel after this offset is in `messages`. */
+  readonly completeAfter: number;
+}
+
+export class KafkaIndex {
+  private readonly channels = new Map<string, ChannelEntry>();
+  private readonly partitions = new Map<number, PartitionWindow>();
+
+  constructor(private readonly options: KafkaIndexOptions) {}
+
+  /** Starts (or restarts, forgetting what it held) partition `partition`'s window at `floor`. */
+  open(partition: number, floor: number): void {
+    this.drop(partition);
+    this.partitions.set(partition, { floor, times: [], head: 0, channels: new Set() });
+  }
+
+  /** Forgets everything: the log is another one (a new epoch). */
+  clear(): void {
+    this.channels.clear();
+    this.partitions.clear();
+  }
+
+  /** The consumer jumped to `offset` on `partition` (records before it are not in the log any more). */
+  skipTo(partition: number, offset: number): void {
+    const window = this.partitions.get(partition);
+    if (!window) return this.open(partition, offset);
+    if (offset > window.floor) this.raise(window, offset);
+  }
+
+  /** A channel record of the log, in the log's order per partition. */
+  append(partition: number, offset: number, time: number, channel: string, data: string): void {
+    let window = this.partitions.get(partition);
+    if (!window) {
+      window = { floor: offset, times: [], head: 0, channels: new Set() };
+      this.partitions.set(partition, window);
+    }
+    let entry = this.channels.get(channel);
+    if (!entry || entry.partition !== partition) {
+      entry = { partition, messages: [], dropped: -1 };
+      this.channels.set(channel, entry);
+    }
+    const size = this.options.historySize;
+    if (size > 0) {
+      entry.messages.push({ offset, data });
+      if (entry.messages.length > size) entry.dropped = entry.messages.splice(0, entry.messages.length - size).at(-1)!.offset;
+    } else {
+      entry.dropped = offset;
+    }
+    window.channels.add(channel);
+    if (this.options.historyTtl > 0) window.times.push([offset, time]);
+  }
+
+  /** Drops what aged past --history-ttl at `now` (ms). Cost: the records that leave, plus one pass over each partition's channels when any did. */
+  expire(now: number): void {
+    if (this.options.historyTtl <= 0) return;
+    const oldest = now - this.options.historyTtl * 1000;
+    for (const window of this.partitions.values()) {
+      let i = window.head;
+      while (i < window.times.length && window.times[i]![1] < oldest) i++;
+      if (i === window.head) continue;
+      const floor = window.times[i - 1]![0] + 1;
+      window.head = i;
+      if (window.head > 1024 && window.head * 2 > window.times.length) {
+        window.times.splice(0, window.head);
+        window.head = 0;
+      }
+      this.raise(window, floor);
+    }
+  }
+
+  /** The channel's history, on the partition it lives on. */
+  view(channel: string, partition: number): ChannelView {
+    const floor = this.partitions.get(partition)?.floor ?? Infinity;
+    const entry = this.channels.get(channel);
+    if (!entry || entry.partition !== partition) return { messages: [], completeAfter: floor - 1 };
+    return { messages: entry.messages, completeAfter: Math.max(floor - 1, entry.dropped) };
+  }
+
+  /** How many channels have messages (for tests and metrics). */
+  get size(): number {
+    return this.channels.size;
+  }
+
+  /** Moves the window's floor up to `floor`, dropping the channels' messages below it. */
+  private raise(window: PartitionWindow, floor: number): void {
+    window.floor = floor;
+    while (window.head < window.times.length && window.times[window.head]![0] < floor) window.head++;
+    for (const channel of window.channels) {
+      const entry = this.channels.get(channel);
+      if (!entry) {
+        window.channels.delete(channel);
+        continue;
+      }
+      let n = 0;
+      while (n < entry.messages.length && entry.messages[n]!.offset < floor) n++;
+      if (n > 0) entry.messages.splice(0, n);
+      if (entry.messages.length === 0) {
+        // Nothing left to serve: the floor vouches for the channel from here on.
+        this.channels.delete(channel);
+        window.channels.delete(channel);
+      }
+    }
+  }
+
+  private drop(partition: number): void {
+    const window = this.partitions.get(partition);
+    if (!window) return;
+    for (const channel of window.channels) if (this.channels.get(channel)?.partition === partition) this.channels.delete(channel);
+    this.partitions.delete(partition);
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * Channel history on Kafka (`--history kafka://…`, the default with `--bus kafka://…`): the log
+ * is a Kafka topic of its own, `<bus topic>.channels`, and offsets are its partition offsets.
+ *
+ * Layout. Each channel's records are keyed by its bus topic (`<prefix>:ch:<channel>`), so a
+ * channel lives on one partition and its offsets increase (not consecutively: the channels of a
+ * partition share its offsets; a Fanout offset is the record's Kafka offset + 1). The epoch is
+ * the topic's id and partition count: a topic created again, or given more partitions (which
+ * moves channels), starts a new one. Two kinds of record:
+ * a message (header `fanout-kind: m`, the value is its data as JSON text, the origin node in
+ * `fanout-origin`, the publish time as the record's timestamp) and a control payload (a presence
+ * event, the finished envelope as the value).
+ *
+ * Every node reads the whole topic with a consumer of its own (the bus adapter's session,
+ * bus/kafka.ts) and indexes the messages it reads (history/kafka-index.ts): reads and recovery
+ * are served from that index, and a message reaches a node's subscribers from the same consumer,
+ * so on each node a channel's messages, history and fences agree, in offset order. At start the
+ * node reads the records younger than --history-ttl (the whole retained log with 0), and is ready
+ * once it has read up to where the log ended when it connected; those records go to the index
+ * only. Reads first wait until the node has read everything the channel's partition held when the
+ * read began (one ListOffsets request), so what a node answers includes every message published
+ * before, on any node.
+ *
+ * Outage: publishes and reads reject with BusUnavailableError while the session is down; the
+ * adapter reconnects from the positions it kept, so the index misses nothing the log still has
+ * (a gap the log no longer holds raises the index's floor: recovery across it says
+ * `recovered:false`).
+ */
+import { createHash } from 'node:crypto';
+import { murmur2, type Consumer, type Message } from '@platformatic/kafka';
+import { KafkaBus, type TopicShape } from '../bus/kafka.js';
+import type { KafkaAddress } from '../config/bus-address.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { buildMessagePayload } from '../protocol/message-frame.js';
+import { KafkaIndex } from './kafka-index.js';
+import { latestPage } from './page.js';
+import type { ChannelPosition, ChannelStore, OutgoingMessage, ReadOptions, ReadResult } from './store.js';
+
+const KIND_HEADER = Buffer.from('fanout-kind');
+const ORIGIN_HEADER = Buffer.from('fanout-origin');
+const KIND_MESSAGE = Buffer.from('m');
+/** How long a read waits for the node to read up to the log's end before it counts as unavailable. */
+const CATCH_UP_TIMEOUT_MS = 3000;
+/** How often messages older than --history-ttl leave the index. */
+const EXPIRE_EVERY_MS = 1000;
+
+/** The Kafka topic channel history lives on, beside the bus topic `busTopic`. */
+export function channelsTopic(busTopic: string): string {
+  return `${busTopic}.channels`;
+}
+
+/** The epoch of a topic: 16 hex digits from its id and partition count. */
+export function topicEpoch(shape: TopicShape): string {
+  return createHash('sha256').update(`${shape.id}\n${shape.partitions}`).digest('hex').slice(0, 16);
+}
+
+/**
+ * A record's Fanout offset: its Kafka offset + 1, so a channel's first message is at least 1 and
+ * 0 still means "before any message" (protocol/frames: a `since` of 0 recovers everything).
+ */
+export function fanoutOffset(kafkaOffset: bigint): number {
+  return Number(kafkaOffset) + 1;
+}
+
+/** The partition a key goes to: the Java client's and @platformatic/kafka's default partitioner (murmur2, positive). */
+export function partitionOf(key: Buffer, partitions: number): number {
+  return (murmur2(key) >>> 0) % partitions;
+}
+
+export interface KafkaLogOptions {
+  /** The Kafka brokers (--history, or --bus when history is the bus's Kafka); the topic is {@link channelsTopic} of its topic. */
+  readonly address: KafkaAddress;
+  readonly nodeId: string;
+  readonly historySize: number;
+  readonly historyTtl: number;
+  /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
+  readonly channelOf: (topic: string) => string | undefined;
+  /** The bus topic of a channel (the inverse of `channelOf`). */
+  readonly topicOf: (channel: string) => string;
+  /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
+  readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
+  readonly logger: Logger;
+}
+
+interface Waiter {
+  readonly partition: number;
+  readonly offset: bigint;
+  readonly resolve: () => void;
+}
+
+/**
+ * The channels topic as a node sees it: a {@link KafkaBus} on that topic (the route channel
+ * topics take) that indexes what it reads. `publish` writes a control payload of the topic's
+ * channel; {@link KafkaLog.append} a message.
+ */
+export class KafkaLog extends KafkaBus {
+  override readonly kind = 'kafka-history';
+  /** The topic's epoch, known once connected. */
+  epoch = '';
+  readonly index: KafkaIndex;
+  private shape: TopicShape = { id: '', partitions: 1 };
+  /** Per partition, the end of the log when this node first read it: records before are history only, not delivered. */
+  private bootstrap = new Map<number, bigint>();
+  private waiters: Waiter[] = [];
+  private readonly expiry: NodeJS.Timeout;
+
+  constructor(private readonly options: KafkaLogOptions) {
+    super({ ...options.address, topic: channelsTopic(options.address.topic) });
+    this.index = new KafkaIndex({ historySize: options.historySize, historyTtl: options.historyTtl });
+    this.expiry = setInterval(() => this.index.expire(Date.now()), EXPIRE_EVERY_MS);
+    this.expiry.unref();
+  }
+
+  /** A position the log no longer has restarts at the oldest it has: the index wants every record it can get. */
+  protected override readonly fallbackMode = 'earliest' as const;
+
+  /** The topic name this log reads and writes. */
+  get topic(): string {
+    return this.address.topic;
+  }
+
+  /**
+   * After a reconnect to the same topic: the kept positions. Otherwise (the first connect, or the
+   * topic is another one now): a new epoch, an empty index, and a start at the records younger
+   * than --history-ttl, whose delivery stops short of the log's end now.
+   */
+  protected override async startPositions(consumer: Consumer, shape: TopicShape, ends: readonly bigint[]): Promise<Map<number, bigint>> {
+    const epoch = topicEpoch(shape);
+    if (this.positions && epoch === this.epoch) return this.positions;
+    const first = this.epoch === '';
+    const ttl = this.options.historyTtl;
+    // -2: the log's start; a time: the first record at or after it (-1 when there is none).
+    const timestamp = ttl > 0 ? BigInt(Date.now() - ttl * 1000) : -2n;
+    const starts = (await consumer.listOffsets({ topics: [this.topic], timestamp })).get(this.topic) ?? [];
+    if (!first) this.options.logger.warn({ topic: this.topic }, 'the Kafka history topic is another one now (created again, or more partitions); offsets start over in a new epoch');
+    this.epoch = epoch;
+    this.shape = shape;
+    this.index.clear();
+    const positions = new Map<number, bigint>();
+    this.bootstrap = new Map();
+    ends.forEach((end, partition) => {
+      const start = starts[partition];
+      const from = start === undefined || start < 0n ? end : start;
+      positions.set(partition, from);
+      this.index.open(partition, fanoutOffset(from));
+      // A topic that is new to a running node holds only messages it never delivered.
+      if (first) this.bootstrap.set(partition, end);
+    });
+    this.positions = positions;
+    return positions;
+  }
+
+  /** Ready once every partition was read up to where it ended at the first connect. */
+  protected override async ready(): Promise<void> {
+    await Promise.all([...this.bootstrap].map(([partition, end]) => this.reached(partition, end)));
+  }
+
+  protected override record(message: Message<Buffer, Buffer, Buffer, Buffer>, expected: bigint): void {
+    const { partition } = message;
+    const offset = fanoutOffset(message.offset);
+    if (message.offset > expected) this.index.skipTo(partition, offset);
+    const topic = message.key?.toString();
+    const channel = topic === undefined ? undefined : this.options.channelOf(topic);
+    if (topic !== undefined && channel !== undefined && message.value) {
+      const delivered = message.offset >= (this.bootstrap.get(partition) ?? 0n) && this.subscribed.has(topic);
+      const headers = readHeaders(message.headers);
+      if (headers.kind?.equals(KIND_MESSAGE)) {
+        const data = message.value.toString('utf8');
+        const time = Number(message.timestamp);
+        this.index.append(partition, offset, time, channel, data);
+        if (delivered) this.deliverMessage(topic, channel, headers.origin?.toString('latin1') ?? '', time, offset, data);
+      } else if (delivered) {
+        this.handler(topic, message.value);
+      }
+    }
+    if (this.waiters.length > 0) this.wake();
+  }
+
+  private deliverMessage(topic: string, channel: string, origin: string, time: number, offset: number, data: string): void {
+    let head: Buffer;
+    try {
+      head = this.options.channelHead(channel, origin, time);
+    } catch {
+      return;
+    }
+    this.handler(topic, buildMessagePayload(head, offset, this.epoch, data));
+  }
+
+  /** The bus topic of a channel. */
+  topicOf(channel: string): string {
+    return this.options.topicOf(channel);
+  }
+
+  /** The partition of a bus topic's channel. */
+  partitionOfTopic(topic: string): number {
+    return partitionOf(Buffer.from(topic), this.shape.partitions);
+  }
+
+  /** Writes a message of `topic`'s channel; resolves with its offset. */
+  async append(topic: string, data: string, origin: string): Promise<ChannelPosition> {
+    const epoch = this.epoch;
+    const offset = await this.produce({
+      topic: this.topic,
+      key: Buffer.from(topic),
+      value: Buffer.from(data),
+      partition: this.partitionOfTopic(topic),
+      headers: new Map([
+        [KIND_HEADER, KIND_MESSAGE],
+        [ORIGIN_HEADER, Buffer.from(origin, 'latin1')],
+      ]),
+      timestamp: BigInt(Date.now()),
+    });
+    if (offset === undefined) throw new BusUnavailableError('kafka: the broker did not say where it wrote the message');
+    return { offset: fanoutOffset(offset), epoch };
+  }
+
+  /** A control payload (presence event) of `topic`'s channel, in the channel's order. */
+  override async publish(topic: string, payload: Buffer): Promise<void> {
+    if (this.options.channelOf(topic) === undefined) throw new BusUnavailableError(`the Kafka history topic carries channel topics only, not ${topic}`);
+    await this.produce({ topic: this.topic, key: Buffer.from(topic), value: payload, partition: this.partitionOfTopic(topic) });
+  }
+
+  /**
+   * Waits until this node has read every record `partition` held when called (the end the
+   * broker reports now), so a read that follows answers with everything published before.
+   */
+  async catchUp(partition: number): Promise<void> {
+    const consumer = this.consumer();
+    let end: bigint | undefined;
+    try {
+      end = (await consumer.listOffsets({ topics: [this.topic], partitions: { [this.topic]: [partition] } })).get(this.topic)?.[partition];
+    } catch (err) {
+      throw new BusUnavailableError(`kafka: ${errorMessage(err)}`, { cause: err });
+    }
+    if (end === undefined) throw new BusUnavailableError(`kafka: no partition ${partition} in ${this.topic}`);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.reached(partition, end),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new BusUnavailableError(`kafka: this node did not read up to the log's end within ${CATCH_UP_TIMEOUT_MS / 1000} s`)), CATCH_UP_TIMEOUT_MS);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!this.connected) throw new BusUnavailableError(`kafka is ${this.status}`);
+  }
+
+  /** The Fanout offset of the last record this node read on `partition` (0 before the first). */
+  position(partition: number): number {
+    // The Kafka offset of the next record to read is the Fanout offset of the last one read.
+    return Number(this.positions?.get(partition) ?? 0n);
+  }
+
+  /** Hands a payload to this node's own route right now, in its place among what the consumer delivered (a fence). */
+  deliverLocal(topic: string, payload: Buffer): void {
+    if (this.subscribed.has(topic)) this.handler(topic, payload);
+  }
+
+  override async close(): Promise<void> {
+    clearInterval(this.expiry);
+    await super.close();
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+  }
+
+  private reached(partition: number, offset: bigint): Promise<void> {
+    if ((this.positions?.get(partition) ?? -1n) >= offset) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ partition, offset, resolve }));
+  }
+
+  private wake(): void {
+    const left: Waiter[] = [];
+    for (const w of this.waiters) {
+      if ((this.positions?.get(w.partition) ?? -1n) >= w.offset) w.resolve();
+      else left.push(w);
+    }
+    this.waiters = left;
+  }
+}
+
+function readHeaders(headers: Map<Buffer, Buffer> | undefined): { kind?: Buffer; origin?: Buffer } {
+  const out: { kind?: Buffer; origin?: Buffer } = {};
+  if (!headers) return out;
+  for (const [key, value] of headers) {
+    if (key.equals(KIND_HEADER)) out.kind = value;
+    else if (key.equals(ORIGIN_HEADER)) out.origin = value;
+  }
+  return out;
+}
+
+/** The channel store over a {@link KafkaLog}: offsets are partition offsets, history is the node's index of the log. */
+export class KafkaChannelStore implements ChannelStore {
+  readonly kind = 'kafka';
+
+  constructor(
+    private readonly log: KafkaLog,
+    private readonly nodeId: string,
+  ) {}
+
+  publish(message: OutgoingMessage): Promise<ChannelPosition> {
+    return this.log.append(message.topic, message.data, this.nodeId);
+  }
+
+  async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
+    const topic = this.log.topicOf(channel);
+    const partition = this.log.partitionOfTopic(topic);
+    await this.log.catchUp(partition);
+    // From here to the return, nothing else runs: the index, the position and the fence agree.
+    const epoch = this.log.epoch;
+    const view = this.log.index.view(channel, partition);
+    const all = view.messages;
+    const offset = Math.max(all.at(-1)?.offset ?? 0, this.log.position(partition));
+    if (options.fence) this.log.deliverLocal(options.fence.topic, options.fence.payload);
+    const complete = view.completeAfter;
+    const since = options.since;
+    if (since) {
+      const covered = since.epoch === epoch && since.offset <= offset && since.offset >= complete;
+      return { offset, epoch, messages: covered ? all.filter((m) => m.offset > since.offset) : [], covered, more: false };
+    }
+    const page = latestPage(all, options);
+    // A page that left older messages out vouches only for what it holds.
+    const completeAfterPage = page.messages.length === all.length ? complete : (page.messages[0]?.offset ?? offset + 1) - 1;
+    return { offset, epoch, ...page, covered: true, completeAfter: Math.min(completeAfterPage, offset) };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,284 @@
+/**
+ * Channel history and recovery on Kafka, with no Redis: a private broker (scripts/kafka-dev.sh on
+ * free ports) with a second listener behind a TCP proxy, real nodes, real ws clients. Offsets are
+ * partition offsets of the `<bus topic>.channels` topic: increasing per channel, not consecutive.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { FanoutNode } from '../../src/app.js';
+import { CHANNEL_PATH } from '../../src/protocol/frames.js';
+import { forkFanoutServe, waitReadyPort, type ServerProcess } from '../../harness/fanout-process.js';
+import { KafkaProcess } from '../../harness/kafka.js';
+import { freePort } from '../../harness/ports.js';
+import { until } from '../../harness/wait.js';
+import { connectChannels, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
+import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
+import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { closeAll, type TestClient } from '../helpers/ws-client.js';
+
+let kafka: KafkaProcess;
+let proxy: TcpProxy;
+
+before(async () => {
+  const proxiedPort = await freePort();
+  proxy = await TcpProxy.start(proxiedPort);
+  kafka = await KafkaProcess.start({ proxied: { port: proxiedPort, advertised: proxy.port } });
+});
+
+after(async () => {
+  await kafka?.destroy();
+  await proxy?.close();
+});
+
+/** A bus topic of its own per test (the history topic is named after it). */
+function topic(tag: string): string {
+  return uniquePrefix(tag).replace(/[^A-Za-z0-9._-]/g, '-');
+}
+
+/** In-process nodes on Kafka, history on that Kafka by default (no --history given). */
+async function nodesOn(ids: readonly string[], extra: Record<string, unknown> = {}, kafkaTopic = topic('kh')): Promise<FanoutNode[]> {
+  const prefix = uniquePrefix('kh');
+  const nodes: FanoutNode[] = [];
+  for (const id of ids) nodes.push(await startNode({ bus: kafka.url(kafkaTopic), busPrefix: prefix, nodeId: `kh-${id}`, ...extra }));
+  await waitNodesReady(nodes, 30_000);
+  return nodes;
+}
+
+function increasing(offsets: readonly number[]): boolean {
+  return offsets.every((o, i) => i === 0 || o > offsets[i - 1]!);
+}
+
+test('Kafka history: a message published on node A reaches subscribers on B with the offset A acknowledged, in one order on both nodes', { timeout: 60_000 }, async () => {
+  const nodes = await nodesOn(['a', 'b']);
+  const clients: TestClient[] = [];
+  try {
+    assert.equal(nodes[0]!.config.history.kind, 'kafka', 'history follows the Kafka bus');
+    const [subA, subB, pubA, pubB] = await Promise.all([nodes[0]!, nodes[1]!, nodes[0]!, nodes[1]!].map((n) => connectChannels(n)));
+    clients.push(subA!, subB!, pubA!, pubB!);
+    await subscribe(subA!, 'feed');
+    await subscribe(subB!, 'feed');
+    const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => publish(i % 2 ? pubB! : pubA!, 'feed', i)));
+    const gotA = await waitMessages(subA!, 'feed', 20);
+    const gotB = await waitMessages(subB!, 'feed', 20);
+    const offsets = gotA.map((m) => m.offset as number);
+    assert.deepEqual(gotB.map((m) => m.offset), offsets, 'both nodes deliver the channel in one order');
+    assert.ok(increasing(offsets), `offsets increase: ${offsets}`);
+    assert.deepEqual([...offsets].sort((a, b) => a - b), [...acks].sort((a, b) => a - b), 'the offsets are the acknowledged ones');
+    for (const m of gotB) assert.equal(acks.indexOf(m.offset as number), m.data);
+    assert.equal(messagesOf(subB!, 'feed').length, 20, 'none twice');
+    assert.equal(new Set([...gotA, ...gotB].map((m) => m.epoch)).size, 1);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
+test('Kafka history: pages on the other node, paging back with before; recovery with since on the other node; a node started later has the history too', { timeout: 90_000 }, async () => {
+  const kafkaTopic = topic('khp');
+  const nodes = await nodesOn(['a', 'b'], { historySize: 50 }, kafkaTopic);
+  const clients: TestClient[] = [];
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    const reader = await connectChannels(nodes[1]!);
+    clients.push(pub, reader);
+    const acks: number[] = [];
+    for (let i = 1; i <= 12; i++) {
+      acks.push(await publish(pub, 'log', `e${i}`));
+      await publish(pub, 'noise', i);
+    }
+    // Straight after the acks, on the other node: a read waits until that node has read them.
+    const page = await request(reader, { type: 'history', channel: 'log', limit: 3 });
+    assert.deepEqual(page.messages, acks.slice(-3).map((offset, i) => ({ offset, data: `e${10 + i}` })));
+    assert.ok((page.offset as number) >= acks.at(-1)!);
+    const older = await request(reader, { type: 'history', channel: 'log', limit: 4, before: acks[9] });
+    assert.deepEqual((older.messages as Frame[]).map((m) => m.offset), acks.slice(5, 9));
+
+    // A client that saw up to e4 on node A resumes on node B: e5…e12, in order, once each.
+    const back = await connectChannels(nodes[1]!);
+    clients.push(back);
+    const reply = await subscribe(back, 'log', { offset: acks[3]!, epoch: page.epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.deepEqual(messagesOf(back, 'log').map((m) => m.data), Array.from({ length: 8 }, (_, i) => `e${i + 5}`));
+    assert.deepEqual(messagesOf(back, 'log').map((m) => m.offset), acks.slice(4));
+    const next = await publish(pub, 'log', 'e13');
+    const all = await waitMessages(back, 'log', 9);
+    assert.deepEqual(all.map((m) => m.offset), [...acks.slice(4), next], 'a live message after the recovery comes once');
+
+    // A third node, started now, reads the log at start: same history, same epoch, recovery works there.
+    const late = await startNode({ bus: kafka.url(kafkaTopic), busPrefix: nodes[0]!.config.busPrefix, nodeId: 'kh-late', historySize: 50 });
+    nodes.push(late);
+    await waitNodesReady([late], 30_000);
+    const lateReader = await connectChannels(late);
+    clients.push(lateReader);
+    const latePage = await request(lateReader, { type: 'history', channel: 'log' });
+    assert.equal(latePage.epoch, page.epoch);
+    assert.deepEqual((latePage.messages as Frame[]).map((m) => m.offset), [...acks, next]);
+    const lateBack = await connectChannels(late);
+    clients.push(lateBack);
+    const lateReply = await subscribe(lateBack, 'log', { offset: acks[9]!, epoch: page.epoch as string });
+    assert.equal(lateReply.recovered, true);
+    assert.deepEqual(messagesOf(lateBack, 'log').map((m) => m.data), ['e11', 'e12', 'e13']);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
+test('Kafka history: once --history-size dropped part of the gap, recovery says recovered:false (and an unknown epoch too)', { timeout: 60_000 }, async () => {
+  const nodes = await nodesOn(['a', 'b'], { historySize: 3 });
+  const clients: TestClient[] = [];
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    clients.push(pub);
+    const acks: number[] = [];
+    for (let i = 1; i <= 8; i++) acks.push(await publish(pub, 'tight', i));
+    const first = await connectChannels(nodes[1]!);
+    clients.push(first);
+    const { epoch } = await subscribe(first, 'tight');
+    const ok = await connectChannels(nodes[1]!);
+    const lost = await connectChannels(nodes[1]!);
+    const stranger = await connectChannels(nodes[0]!);
+    clients.push(ok, lost, stranger);
+    const okReply = await subscribe(ok, 'tight', { offset: acks[4]!, epoch: epoch as string });
+    assert.equal(okReply.recovered, true);
+    assert.deepEqual(messagesOf(ok, 'tight').map((m) => m.data), [6, 7, 8]);
+    const lostReply = await subscribe(lost, 'tight', { offset: acks[1]!, epoch: epoch as string });
+    assert.equal(lostReply.recovered, false);
+    assert.equal(messagesOf(lost, 'tight').length, 0, 'no partial replay');
+    const strangerReply = await subscribe(stranger, 'tight', { offset: acks[6]!, epoch: 'ffffffffffffffff' });
+    assert.equal(strangerReply.recovered, false);
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
+test('Kafka history: the broker restarts (its log kept): nodes resume, no acknowledged message is lost, live delivery goes on, same epoch', { timeout: 180_000 }, async () => {
+  const nodes = await nodesOn(['a', 'b']);
+  const clients: TestClient[] = [];
+  let brokerDown = false;
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    const live = await connectChannels(nodes[1]!);
+    clients.push(pub, live);
+    const { epoch } = await subscribe(live, 'room');
+    const beforeAcks: number[] = [];
+    for (let i = 1; i <= 5; i++) beforeAcks.push(await publish(pub, 'room', `before ${i}`));
+    await waitMessages(live, 'room', 5);
+
+    brokerDown = true;
+    await kafka.kill();
+    await until(() => nodes.every((n) => !n.ready), { timeoutMs: 30_000, what: 'the nodes to notice' });
+    const refused = await request(pub, { type: 'publish', channel: 'room', data: 'during' });
+    assert.deepEqual([refused.type, refused.code], ['error', 'unavailable']);
+    await kafka.start();
+    brokerDown = false;
+    await waitNodesReady(nodes, 60_000);
+    const afterAcks: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      let ack: number | undefined;
+      await until(
+        async () => {
+          ack = await publish(pub, 'room', `after ${i}`).catch(() => undefined);
+          return ack !== undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 250, what: 'a publish after the restart' },
+      );
+      afterAcks.push(ack!);
+    }
+    const got = await waitMessages(live, 'room', 10, 30_000);
+    assert.deepEqual(got.map((m) => m.offset), [...beforeAcks, ...afterAcks], 'the live subscriber stayed and got everything once, in order');
+    assert.equal(live.closeCode, undefined);
+    const reader = await connectChannels(nodes[0]!);
+    clients.push(reader);
+    const history = await request(reader, { type: 'history', channel: 'room' });
+    assert.equal(history.epoch, epoch, 'the topic survived the restart: same epoch');
+    assert.deepEqual((history.messages as Frame[]).map((m) => m.data), ['before 1', 'before 2', 'before 3', 'before 4', 'before 5', 'after 1', 'after 2', 'after 3', 'after 4', 'after 5']);
+    const resumed = await connectChannels(nodes[0]!);
+    clients.push(resumed);
+    const reply = await subscribe(resumed, 'room', { offset: beforeAcks[2]!, epoch: epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.deepEqual(messagesOf(resumed, 'room').map((m) => m.offset), [...beforeAcks.slice(3), ...afterAcks]);
+  } finally {
+    closeAll(clients);
+    if (brokerDown) await kafka.start();
+    await closeNodes(nodes);
+  }
+});
+
+test('Kafka history: a node SIGKILLed mid-stream; clients recovering on the other node get every acknowledged message once, in order', { timeout: 120_000 }, async () => {
+  const prefix = uniquePrefix('khk');
+  const bus = kafka.url(topic('khk'));
+  const args = (id: string) => ['--bus', bus, '--bus-prefix', prefix, '--node-id', id, '--heartbeat', '1'];
+  const procs: ServerProcess[] = await Promise.all(['k1', 'k2'].map((id) => forkFanoutServe(args(id))));
+  const recovering: RecoveringChannelClient[] = [];
+  const clients: TestClient[] = [];
+  try {
+    for (const p of procs) await waitReadyPort(p.port, 30_000);
+    const [victim, survivor] = procs as [ServerProcess, ServerProcess];
+    let victimAlive = true;
+    const url = (): string => `ws://127.0.0.1:${victimAlive ? victim.port : survivor.port}${CHANNEL_PATH}`;
+    for (let i = 0; i < 4; i++) recovering.push(new RecoveringChannelClient(url, 'stream'));
+    await Promise.all(recovering.map((c) => c.start()));
+    const pub = await connectChannels(survivor.port);
+    clients.push(pub);
+    const acked: number[] = [];
+    const publishing = (async () => {
+      for (let i = 0; i < 60; i++) acked.push(await publish(pub, 'stream', i));
+    })();
+    await until(() => acked.length >= 20, { timeoutMs: 20_000, what: '20 acks' });
+    victimAlive = false;
+    victim.child.kill('SIGKILL');
+    await publishing;
+    for (const c of recovering) {
+      await c.until(() => c.position?.offset === acked.at(-1), 30_000, 'every acked message');
+      const epoch = c.position!.epoch;
+      assert.deepEqual(c.offsets(epoch), acked, 'every acknowledged message once, in order');
+      assert.equal(c.duplicates, 0);
+      assert.ok(c.recoveries.length >= 1 && c.recoveries.every((r) => r), `recovered every time: ${c.recoveries}`);
+      assert.equal(c.node, 'k2');
+    }
+  } finally {
+    for (const c of recovering) c.stop();
+    closeAll(clients);
+    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+  }
+});
+
+test('Kafka history: a node cut off from Kafka while the other keeps publishing: when the link is back its subscribers get everything, in order, without reconnecting', { timeout: 120_000 }, async () => {
+  const kafkaTopic = topic('khc');
+  const prefix = uniquePrefix('khc');
+  const a = await startNode({ bus: kafka.proxiedUrl(kafkaTopic), busPrefix: prefix, nodeId: 'cut-a' });
+  const b = await startNode({ bus: kafka.url(kafkaTopic), busPrefix: prefix, nodeId: 'cut-b' });
+  const clients: TestClient[] = [];
+  try {
+    await waitNodesReady([a, b], 30_000);
+    const subs = await Promise.all([a, a, a].map((n) => connectChannels(n)));
+    const pub = await connectChannels(b);
+    clients.push(...subs, pub);
+    for (const s of subs) await subscribe(s, 'ticker');
+    const acks: number[] = [];
+    for (let i = 0; i < 5; i++) acks.push(await publish(pub, 'ticker', i));
+    await Promise.all(subs.map((s) => waitMessages(s, 'ticker', 5)));
+
+    proxy.cut();
+    await until(() => !a.ready, { timeoutMs: 30_000, what: 'node a to notice the cut' });
+    for (let i = 5; i < 15; i++) acks.push(await publish(pub, 'ticker', i));
+    assert.equal(messagesOf(subs[0]!, 'ticker').length, 5, 'node a really was cut off');
+    proxy.restore();
+    await waitNodesReady([a], 60_000);
+    for (let i = 15; i < 20; i++) acks.push(await publish(pub, 'ticker', i));
+
+    for (const s of subs) {
+      const got = await waitMessages(s, 'ticker', 20, 30_000);
+      assert.deepEqual(got.map((m) => m.offset), acks, 'every message once, in order');
+      assert.deepEqual(got.map((m) => m.data), Array.from({ length: 20 }, (_, i) => i));
+      assert.equal(s.closeCode, undefined, 'nobody had to reconnect');
+    }
+  } finally {
+    proxy.restore();
+    closeAll(clients);
+    await closeNodes([a, b]);
+  }
+});
