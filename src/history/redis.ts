@@ -9,6 +9,10 @@
  * the payload from the head the publishing node passes (envelope header + frame up to the offset,
  * layout in protocol/message-frame.ts). `{C}` is a hash tag, so a channel's keys share a cluster slot.
  *
+ * Ingest marks (OutgoingMessage.once, Kafka ingest): a hash `P:ch:{C}:once` (source → last
+ * position published), read and moved by the same publish script, so a record handed over again
+ * is refused atomically with the publish it would have been.
+ *
  * Epoch: a random id in the meta hash, created with the hash and replaced (offsets restart at 1)
  * when the hash is gone or the stream vanished under it (flushed, evicted, expired).
  *
