@@ -3,7 +3,7 @@
  * lower ones, never the reverse, and no import circle at all, type-only imports included.
  * `npm test` runs `npm run lint:deps` right after the build.
  *
- *   src/cli → src/app.ts, src/index.ts → src/channels, src/echo, src/http → src/node
+ *   src/cli → src/app.ts, src/index.ts → src/ingest → src/channels, src/echo, src/http → src/node
  *     → src/transport, src/bus, src/history, src/hooks, src/webhooks, src/metrics.ts → src/config, src/haproxy
  *     → src/protocol, src/errors.ts, src/logger.ts
  *   client/ (the SDK) → client/, src/protocol/ only
@@ -38,14 +38,14 @@ module.exports = {
       severity: 'error',
       comment: 'Config is parsed before anything runs: it may use protocol, errors and the HAProxy generator, nothing that runs.',
       from: { path: '^src/(config|haproxy)/' },
-      to: { path: `${above('node', 'channels', 'echo', 'http', 'transport', 'bus', 'history', 'hooks', 'cli')}|^src/(app|index|metrics)\\.ts$` },
+      to: { path: `${above('node', 'channels', 'echo', 'http', 'ingest', 'transport', 'bus', 'history', 'hooks', 'cli')}|^src/(app|index|metrics)\\.ts$` },
     },
     {
       name: 'adapters-do-not-reach-up',
       severity: 'error',
       comment: 'Bus adapters, stores, the transport, the back-end hooks and metrics take narrow interfaces they declare; they never import the node or a feature.',
       from: { path: '^src/(bus|history|transport|hooks|webhooks)/|^src/metrics\\.ts$' },
-      to: { path: `${above('node', 'channels', 'echo', 'http', 'cli')}|^src/(app|index)\\.ts$` },
+      to: { path: `${above('node', 'channels', 'echo', 'http', 'ingest', 'cli')}|^src/(app|index)\\.ts$` },
     },
     {
       name: 'hooks-speak-http-only',
@@ -59,20 +59,20 @@ module.exports = {
       severity: 'error',
       comment: 'The node core does not know echo, channels or the HTTP routes: the composition root registers them.',
       from: { path: '^src/node/' },
-      to: { path: `${above('channels', 'echo', 'http', 'cli')}|^src/(app|index)\\.ts$` },
+      to: { path: `${above('channels', 'echo', 'http', 'ingest', 'cli')}|^src/(app|index)\\.ts$` },
     },
     {
       name: 'features-stay-beside-each-other',
       severity: 'error',
       comment: 'Features are registered by src/app.ts; they do not import it, the CLI, or each other (the HTTP API may use the channel service).',
-      from: { path: '^src/(channels|echo|http)/' },
+      from: { path: '^src/(channels|echo|http|ingest)/' },
       to: { path: `${above('cli')}|^src/(app|index)\\.ts$` },
     },
     {
       name: 'channels-and-echo-are-separate',
       severity: 'error',
       from: { path: '^src/(channels|echo)/' },
-      to: { path: '^src/(echo|http)/', pathNot: '^src/$1/' },
+      to: { path: '^src/(echo|http|ingest)/', pathNot: '^src/$1/' },
     },
     {
       name: 'echo-knows-no-channels',

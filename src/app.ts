@@ -5,7 +5,8 @@
  * - `/ws/echo` (src/echo): local first, over the node's topic router;
  * - `/ws/v1` channels (src/channels): ordered by the store, over the route the store publishes on
  *   (the node's bus, or a separate `--history` Redis with a topic router of its own);
- * - the HTTP routes (src/http): health, metrics, the API for back ends, the demo page.
+ * - the HTTP routes (src/http): health, metrics, the API for back ends, the demo page;
+ * - --kafka-ingest (src/ingest): a Kafka topic's records published through the channel service.
  *
  * docs/architecture.md draws the two delivery models side by side.
  */
@@ -15,13 +16,14 @@ import { ChannelEndpoint } from './channels/endpoint.js';
 import type { ChannelHooks } from './channels/hook-calls.js';
 import type { ChannelOccupancy } from './channels/occupancy.js';
 import { ChannelService, channelOfTopic, channelTopic } from './channels/service.js';
-import type { Config } from './config/schema.js';
+import type { Config, KafkaIngestTarget } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { ConfigError } from './errors.js';
 import { createStores, type StoreTarget } from './history/create.js';
 import { JetStreamLog } from './history/jetstream.js';
 import { KafkaLog } from './history/kafka.js';
 import type { KafkaAddress } from './config/bus-address.js';
+import { KafkaIngest } from './ingest/kafka-ingest.js';
 import { encodeEnvelope, EnvelopeKind } from './node/envelope.js';
 import { messageHead } from './protocol/message-frame.js';
 import { addApiRoutes } from './http/api.js';
@@ -52,7 +54,23 @@ export function createNode(options: NodeOptions): FanoutNode {
   addDemoPageRoutes(core.router);
   addPageConfigRoute(core.router, { tokenRequired: config.jwt });
   addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload });
+  if (config.kafkaIngest) addKafkaIngest(core, config.kafkaIngest, service);
   return core;
+}
+
+/** --kafka-ingest: this node's share of the topic's records (its group's), published as POST /api/publish does; readiness does not wait for it. */
+function addKafkaIngest(core: NodeCore, target: KafkaIngestTarget, service: ChannelService): void {
+  const ingest = new KafkaIngest({
+    target,
+    nodeId: core.id,
+    maxPayload: core.config.maxPayload,
+    publish: (channel, data, once) => service.publish(channel, data, once),
+    logger: core.logger,
+    observe: (result) => core.metrics.ingestRecord(result),
+  });
+  // From listening on; a draining node hands its partitions to the others at once.
+  core.onState((state) => (state === 'running' ? ingest.start() : state === 'draining' ? void ingest.close() : undefined));
+  core.addStopHook(() => ingest.close());
 }
 
 /** `/ws/v1`: the stores, the route channel traffic takes, the service and the endpoint. */

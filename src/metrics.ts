@@ -18,6 +18,9 @@ import { CloseCode } from './errors.js';
 import type { HookName, HookResult } from './hooks/hooks.js';
 import type { WebhookEventName, WebhookResult } from './webhooks/webhooks.js';
 
+/** What became of a Kafka ingest record (src/ingest): `fanout_ingest_records_total{result}`. */
+export type IngestResult = 'published' | 'duplicate' | 'rejected' | 'failed';
+
 /** Seconds; publish-to-delivery latency is usually well under a millisecond on one host. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -83,6 +86,7 @@ export class Metrics {
   private readonly hookLatency: Histogram<'hook'>;
   private readonly webhookEventsCounter: Counter<'name' | 'result'>;
   private webhookDepth: () => number = () => 0;
+  private readonly ingestRecordsCounter: Counter<'result'>;
 
   private readonly reasons = new Set<string>();
   /** Channel → [messages, when last reported]. */
@@ -191,6 +195,12 @@ export class Metrics {
       name: 'fanout_webhook_events_total',
       help: 'Webhook events (docs/hooks.md#webhooks), by name and result: delivered (2xx), retried (in a failed batch sent again), dropped (past --webhook-retry, or left when the node stopped), rejected (another status), overflow (the queue was full).',
       labelNames: ['name', 'result'],
+      registers: [this.registry],
+    });
+    this.ingestRecordsCounter = new Counter({
+      name: 'fanout_ingest_records_total',
+      help: 'Kafka ingest records (--kafka-ingest, docs/brokers.md#kafka-ingest), by result: published (into their channel), duplicate (published before, by this or another node, not again), rejected (no key, a bad channel name, not JSON, over --max-payload: skipped), failed (the bus or the store was unavailable: retried, not skipped).',
+      labelNames: ['result'],
       registers: [this.registry],
     });
     const depth = (): number => this.webhookDepth();
@@ -323,6 +333,11 @@ export class Metrics {
   /** Where `fanout_webhook_queue_depth` reads the queue's depth at scrape time. */
   webhookQueue(depth: () => number): void {
     this.webhookDepth = depth;
+  }
+
+  /** A Kafka ingest record was handled with `result` (one of a fixed set). */
+  ingestRecord(result: IngestResult): void {
+    this.ingestRecordsCounter.labels(result).inc();
   }
 
   /** A back-end hook call ended with `result`; `seconds` is its duration when it was sent. Label values come from fixed sets. */

@@ -30,7 +30,7 @@ import { busRetryDelay, FirstAttempt, Sleeper } from './retry.js';
  * apart); a silent one when three requests in a row got no answer within 8 s (longer than a
  * group join, which waits the broker's group.initial.rebalance.delay.ms, 3 s by default).
  */
-const CLIENT_TIMINGS = Object.freeze({ connectTimeout: 2000, requestTimeout: 8000, timeout: 5000, retries: 2, retryDelay: 250 });
+export const CLIENT_TIMINGS = Object.freeze({ connectTimeout: 2000, requestTimeout: 8000, timeout: 5000, retries: 2, retryDelay: 250 });
 /** A session that lasted this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 10_000;
 /** An attempt to open a session that has not succeeded by then is abandoned and retried. */
@@ -39,9 +39,9 @@ const OPEN_TIMEOUT_MS = 15_000;
  * The group's liveness: each session's group is dropped by the broker this long after the
  * session ends without leaving (a crash); the broker's group.min.session.timeout.ms is 6 s.
  */
-const GROUP_TIMINGS = Object.freeze({ sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 3000 });
+export const GROUP_TIMINGS = Object.freeze({ sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 3000 });
 /** A fetch returns as soon as records arrive; with none, the broker answers empty after this long. */
-const FETCH_MAX_WAIT_MS = 500;
+export const FETCH_MAX_WAIT_MS = 500;
 
 /** At most this many publishes wait for the broker; more are refused (BusUnavailableError), so a slow broker cannot grow memory without bound. */
 const MAX_QUEUED_PUBLISHES = 10_000;

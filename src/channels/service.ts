@@ -9,7 +9,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { BusUnavailableError } from '../errors.js';
-import type { ChannelPosition, ChannelStore, PresenceEntry, PresenceStore, ReadOptions, ReadResult } from '../history/store.js';
+import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, PublishResult, ReadOptions, ReadResult } from '../history/store.js';
 import type { Metrics } from '../metrics.js';
 import { encodeEnvelope, EnvelopeKind } from '../node/envelope.js';
 import { messageHead } from '../protocol/message-frame.js';
@@ -92,13 +92,16 @@ export class ChannelService {
 
   /**
    * Stores and delivers one message (`data` is its JSON text). Rejects with BusUnavailableError
-   * when the bus or the store cannot take it: never a silent drop.
+   * when the bus or the store cannot take it: never a silent drop. With `once` (a message from a
+   * log that may hand it over again), the store publishes it only past the source's last position
+   * ({@link OutgoingMessage.once}) and otherwise resolves with `duplicate`.
    */
-  async publish(channel: string, data: string): Promise<ChannelPosition> {
+  async publish(channel: string, data: string, once?: OutgoingMessage['once']): Promise<PublishResult> {
     if (!this.link.connected) throw new BusUnavailableError('the bus is not connected');
     const head = encodeEnvelope(EnvelopeKind.CHANNEL, this.options.nodeId, Buffer.from(messageHead(channel)));
     const topic = this.topic(channel);
-    const position = await this.link.publishThrough(EnvelopeKind.CHANNEL, () => this.channels.publish({ channel, topic, head, data }));
+    const position = await this.link.publishThrough(EnvelopeKind.CHANNEL, () => this.channels.publish({ channel, topic, head, data, ...(once ? { once } : {}) }));
+    if (position.duplicate) return position;
     // Offsets start at 1 in each epoch and history keeps the last --history-size of them.
     this.options.metrics.historySize(channel, Math.min(position.offset, this.config.historySize));
     return position;

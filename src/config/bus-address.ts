@@ -205,6 +205,15 @@ export function parseKafkaUrl(value: string, flag = '--bus'): KafkaAddress {
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic) || topic === '.' || topic === '..') {
     throw new ConfigError(flag, `bad Kafka topic "${topic}" after the hosts (1 to 249 of a-z A-Z 0-9 . _ -)`);
   }
+  const brokers = parseKafkaBrokers(hosts, flag, 'kafka://');
+  return Object.freeze({ kind: 'kafka', brokers, topic, describe: `kafka://${brokers.join(',')}/${topic}` });
+}
+
+/**
+ * Kafka bootstrap brokers `host[:port][,host[:port]…]` (port {@link KAFKA_DEFAULT_PORT} when left
+ * out) as `host:port` strings; `what` names the value in the message (kafka://, or the flag).
+ */
+export function parseKafkaBrokers(hosts: string, flag: string, what = flag): readonly string[] {
   const brokers = hosts
     .split(',')
     .map((h) => h.trim())
@@ -219,8 +228,8 @@ export function parseKafkaUrl(value: string, flag = '--bus'): KafkaAddress {
       if (!/^\d+$/.test(portText ?? '1') || !Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(flag, `bad port in "${h}" (expected 1 to 65535)`);
       return `${host.includes(':') ? `[${host}]` : host}:${port}`;
     });
-  if (brokers.length === 0) throw new ConfigError(flag, 'kafka:// needs at least one host:port');
-  return Object.freeze({ kind: 'kafka', brokers: Object.freeze(brokers), topic, describe: `kafka://${brokers.join(',')}/${topic}` });
+  if (brokers.length === 0) throw new ConfigError(flag, `${what} needs at least one host:port`);
+  return Object.freeze(brokers);
 }
 
 /** `value` with every `user:pass@` of its URLs left out: safe to print. */

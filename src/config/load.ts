@@ -11,6 +11,7 @@ import { ConfigError, errorMessage } from '../errors.js';
 import { authMode } from './auth-mode.js';
 import { withoutCredentials } from './bus-address.js';
 import { historyTarget } from './history-target.js';
+import { kafkaIngestTarget } from './kafka-ingest.js';
 import { serveSchema, type Config, type ServeOptions } from './schema.js';
 import { readTls } from './tls.js';
 
@@ -177,7 +178,7 @@ export function createConfig(overrides: ConfigInput = {}): Config {
  * before anything starts. Errors name the flag (and the variable it came from).
  */
 function finishServeConfig(options: ServeOptions, fromEnv: ReadonlySet<string>, help = false): Config & { help?: boolean } {
-  const { history, tlsCert, tlsKey, jwtSecret, jwtPublicKey, jwksUrl, ...rest } = options;
+  const { history, tlsCert, tlsKey, jwtSecret, jwtPublicKey, jwksUrl, kafkaIngest, kafkaBrokers, kafkaIngestGroup, ...rest } = options;
   try {
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
       throw new ConfigError(tlsCert ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
@@ -187,7 +188,8 @@ function finishServeConfig(options: ServeOptions, fromEnv: ReadonlySet<string>, 
     }
     const auth = authMode({ jwtSecret, jwtPublicKey, jwksUrl });
     const tls = tlsCert !== undefined && tlsKey !== undefined ? readTls(tlsCert, tlsKey) : undefined;
-    const config: Config = { ...rest, history: historyTarget(history, rest.bus), tls, auth, jwt: auth.kind !== 'anonymous' };
+    const ingest = kafkaIngestTarget({ kafkaIngest, kafkaBrokers, kafkaIngestGroup, busPrefix: rest.busPrefix }, rest.bus);
+    const config: Config = { ...rest, history: historyTarget(history, rest.bus), tls, auth, jwt: auth.kind !== 'anonymous', kafkaIngest: ingest };
     return Object.freeze(help ? { ...config, help } : config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;

@@ -13,6 +13,7 @@ import type { AuthMode } from './auth-mode.js';
 import { BUS_EXPECTED, parseBusAddress } from './bus-address.js';
 import { DEFAULTS } from './defaults.js';
 import { parseHistorySource, type HistoryTarget } from './history-target.js';
+import { KAFKA_GROUP, KAFKA_TOPIC, parseIngestBrokers, type KafkaIngestTarget } from './kafka-ingest.js';
 import { originPolicy } from './origins.js';
 import type { TlsFiles } from './tls.js';
 
@@ -20,6 +21,7 @@ export { DEFAULTS, TIMINGS } from './defaults.js';
 export type { AuthMode } from './auth-mode.js';
 export type { BusAddress } from './bus-address.js';
 export type { HistoryTarget } from './history-target.js';
+export type { KafkaIngestTarget } from './kafka-ingest.js';
 export type { OriginPolicy } from './origins.js';
 export type { TlsFiles } from './tls.js';
 
@@ -135,6 +137,15 @@ export const serveSchema = z.object({
   webhookSecret: z.string().min(1).optional(),
   webhookRetry: seconds().default(DEFAULTS.webhookRetry),
 
+  // Kafka ingest (issue 15, docs/brokers.md#kafka-ingest): records of a Kafka topic published into their channels.
+  kafkaIngest: z
+    .string()
+    .regex(KAFKA_TOPIC, { error: 'expected a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -' })
+    .refine((v) => v !== '.' && v !== '..', { error: 'expected a Kafka topic name, not . or ..' })
+    .optional(),
+  kafkaBrokers: z.string().transform(parsedWith(parseIngestBrokers)).optional(),
+  kafkaIngestGroup: z.string().regex(KAFKA_GROUP, { error: 'expected 1 to 249 of a-z A-Z 0-9 . _ : -' }).optional(),
+
   // Operations (issue: operations).
   drainDelay: seconds().default(DEFAULTS.drainDelay),
   drainTimeout: seconds().default(DEFAULTS.drainTimeout),
@@ -150,7 +161,7 @@ export type ServeOptions = z.output<typeof serveSchema>;
  * replaced by what they give (`tls`, `auth`).
  */
 export type Config = Readonly<
-  Omit<ServeOptions, 'history' | 'tlsCert' | 'tlsKey' | 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl'> & {
+  Omit<ServeOptions, 'history' | 'tlsCert' | 'tlsKey' | 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'kafkaIngest' | 'kafkaBrokers' | 'kafkaIngestGroup'> & {
     /** Where history, recovery and presence live: --history, else the bus when it can hold them (memory, one Redis, NATS). */
     history: HistoryTarget;
     /** --tls-cert and --tls-key, read and checked; undefined: plain http and ws. */
@@ -159,6 +170,8 @@ export type Config = Readonly<
     auth: AuthMode;
     /** True when a JWT key source is configured: anonymous clients get only the --anonymous-* channels. */
     jwt: boolean;
+    /** --kafka-ingest with its brokers and group resolved; undefined: no ingest. */
+    kafkaIngest: KafkaIngestTarget | undefined;
   }
 >;
 
@@ -206,6 +219,9 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   webhook: 'URL the node POSTs channel_occupied/vacated and member_added/removed events to, once per cluster, at least once (needs --webhook-secret); see docs/hooks.md',
   webhookSecret: 'signs webhook requests (X-Fanout-Signature: sha256=<hex HMAC-SHA256 of the body>); required with --webhook',
   webhookRetry: `seconds a webhook event is retried (timeouts, network errors, 5xx) before it is dropped (default ${DEFAULTS.webhookRetry})`,
+  kafkaIngest: 'Kafka topic whose records (key: channel, value: JSON data) are published into their channels as POST /api/publish does, once per cluster; see docs/brokers.md',
+  kafkaBrokers: 'Kafka brokers host:port[,host:port] to read --kafka-ingest from (default: the --bus brokers when the bus is kafka://)',
+  kafkaIngestGroup: 'consumer group of --kafka-ingest, the same on every node of a cluster (default fanout-ingest-<bus-prefix>)',
   drainDelay: `seconds to keep serving after SIGTERM while HAProxy takes the node out (default ${DEFAULTS.drainDelay})`,
   drainTimeout: `seconds over which clients are closed during a drain (default ${DEFAULTS.drainTimeout})`,
   metricsToken: 'require Authorization: Bearer TOKEN on /metrics',

@@ -49,7 +49,7 @@ import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
 import { latestPage } from './page.js';
-import type { ChannelPosition, ChannelStore, OutgoingMessage, ReadOptions, ReadResult, StoredMessage } from './store.js';
+import type { ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult, StoredMessage } from './store.js';
 
 /** Header naming the node that published a message (the envelope's origin). */
 const ORIGIN_HEADER = 'Fanout-Origin';
@@ -257,13 +257,21 @@ export class JetStreamLog extends BaseBus {
 
   /** Stores `data` on `subject`; resolves with its sequence. */
   async append(subject: string, data: Buffer | string, origin: string): Promise<number> {
+    return (await this.store(subject, data, origin)).seq;
+  }
+
+  /**
+   * {@link append}, and with `msgID` the server stores a message once per id within the stream's
+   * duplicate window (2 minutes by default), answering a repeat with the first one's sequence.
+   */
+  async store(subject: string, data: Buffer | string, origin: string, msgID?: string): Promise<{ seq: number; duplicate: boolean }> {
     const conn = this.connection();
     const h = headers();
     h.set(ORIGIN_HEADER, origin);
     h.set(TIME_HEADER, String(performance.timeOrigin + performance.now()));
     try {
-      const ack = await conn.js.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { headers: h });
-      return ack.seq;
+      const ack = await conn.js.publish(subject, typeof data === 'string' ? Buffer.from(data) : data, { headers: h, ...(msgID ? { msgID } : {}) });
+      return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       // Nobody stores the subject: the stream is gone.
       if (/no responders|503/i.test(errorMessage(err))) this.resync(conn);
@@ -392,9 +400,15 @@ export class JetStreamChannelStore implements ChannelStore {
     private readonly nodeId: string,
   ) {}
 
-  async publish(message: OutgoingMessage): Promise<ChannelPosition> {
-    const offset = await this.log.append(channelSubject(this.log.layout, message.channel), message.data, this.nodeId);
-    return { offset, epoch: this.log.epoch };
+  /**
+   * {@link OutgoingMessage.once} rides on JetStream's message-id deduplication: a repeat within
+   * the stream's duplicate window is refused, one later is stored again (docs/brokers.md).
+   */
+  async publish(message: OutgoingMessage): Promise<PublishResult> {
+    const subject = channelSubject(this.log.layout, message.channel);
+    if (!message.once) return { offset: await this.log.append(subject, message.data, this.nodeId), epoch: this.log.epoch };
+    const { seq, duplicate } = await this.log.store(subject, message.data, this.nodeId, `${message.once.source}@${message.once.position}`);
+    return duplicate ? { offset: seq, epoch: this.log.epoch, duplicate: true } : { offset: seq, epoch: this.log.epoch };
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {

@@ -13,7 +13,7 @@
  * when S is at least {@link ChannelEntry.completeAfter}, the larger of `floor - 1` and the offset
  * of the newest message the channel dropped for --history-size.
  */
-import type { StoredMessage } from './store.js';
+import type { OutgoingMessage, StoredMessage } from './store.js';
 
 interface ChannelEntry {
   readonly partition: number;
@@ -21,6 +21,8 @@ interface ChannelEntry {
   readonly messages: StoredMessage[];
   /** Offset of the newest message dropped for the size limit; -1 when none was. */
   dropped: number;
+  /** {@link OutgoingMessage.once} marks of the channel's messages: per source, the highest position. */
+  marks?: Map<string, number>;
 }
 
 interface PartitionWindow {
@@ -74,8 +76,8 @@ export class KafkaIndex {
     if (offset > window.floor) this.raise(window, offset);
   }
 
-  /** A channel record of the log, in the log's order per partition. */
-  append(partition: number, offset: number, time: number, channel: string, data: string): void {
+  /** A channel record of the log, in the log's order per partition; `mark` is its {@link OutgoingMessage.once} when it had one. */
+  append(partition: number, offset: number, time: number, channel: string, data: string, mark?: OutgoingMessage['once']): void {
     let window = this.partitions.get(partition);
     if (!window) {
       window = { floor: offset, times: [], head: 0, channels: new Set() };
@@ -93,8 +95,17 @@ export class KafkaIndex {
     } else {
       entry.dropped = offset;
     }
+    if (mark && mark.position > (entry.marks?.get(mark.source) ?? -1)) (entry.marks ??= new Map()).set(mark.source, mark.position);
     window.channels.add(channel);
     if (this.options.historyTtl > 0) window.times.push([offset, time]);
+  }
+
+  /**
+   * The highest {@link OutgoingMessage.once} position of `source` among the channel's messages
+   * the index holds (-1 for none); kept as long as the channel has messages in the window.
+   */
+  mark(channel: string, source: string): number {
+    return this.channels.get(channel)?.marks?.get(source) ?? -1;
   }
 
   /** Drops what aged past --history-ttl at `now` (ms). Cost: the records that leave, plus one pass over each partition's channels when any did. */

@@ -35,10 +35,12 @@ import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { KafkaIndex } from './kafka-index.js';
 import { latestPage } from './page.js';
-import type { ChannelPosition, ChannelStore, OutgoingMessage, ReadOptions, ReadResult } from './store.js';
+import type { ChannelPosition, ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from './store.js';
 
 const KIND_HEADER = Buffer.from('fanout-kind');
 const ORIGIN_HEADER = Buffer.from('fanout-origin');
+/** A message's {@link OutgoingMessage.once}: `<position> <source>`. */
+const ONCE_HEADER = Buffer.from('fanout-once');
 const KIND_MESSAGE = Buffer.from('m');
 /** How long a read waits for the node to read up to the log's end before it counts as unavailable. */
 const CATCH_UP_TIMEOUT_MS = 3000;
@@ -168,7 +170,7 @@ export class KafkaLog extends KafkaBus {
       if (headers.kind?.equals(KIND_MESSAGE)) {
         const data = message.value.toString('utf8');
         const time = Number(message.timestamp);
-        this.index.append(partition, offset, time, channel, data);
+        this.index.append(partition, offset, time, channel, data, parseOnce(headers.once));
         if (delivered) this.deliverMessage(topic, channel, headers.origin?.toString('latin1') ?? '', time, offset, data);
       } else if (delivered) {
         this.handler(topic, message.value);
@@ -198,17 +200,19 @@ export class KafkaLog extends KafkaBus {
   }
 
   /** Writes a message of `topic`'s channel; resolves with its offset. */
-  async append(topic: string, data: string, origin: string): Promise<ChannelPosition> {
+  async append(topic: string, data: string, origin: string, once?: OutgoingMessage['once']): Promise<ChannelPosition> {
     const epoch = this.epoch;
+    const headers = new Map([
+      [KIND_HEADER, KIND_MESSAGE],
+      [ORIGIN_HEADER, Buffer.from(origin, 'latin1')],
+    ]);
+    if (once) headers.set(ONCE_HEADER, Buffer.from(`${once.position} ${once.source}`));
     const offset = await this.produce({
       topic: this.topic,
       key: Buffer.from(topic),
       value: Buffer.from(data),
       partition: this.partitionOfTopic(topic),
-      headers: new Map([
-        [KIND_HEADER, KIND_MESSAGE],
-        [ORIGIN_HEADER, Buffer.from(origin, 'latin1')],
-      ]),
+      headers,
       timestamp: BigInt(Date.now()),
     });
     if (offset === undefined) throw new BusUnavailableError('kafka: the broker did not say where it wrote the message');
@@ -281,14 +285,23 @@ export class KafkaLog extends KafkaBus {
   }
 }
 
-function readHeaders(headers: Map<Buffer, Buffer> | undefined): { kind?: Buffer; origin?: Buffer } {
-  const out: { kind?: Buffer; origin?: Buffer } = {};
+function readHeaders(headers: Map<Buffer, Buffer> | undefined): { kind?: Buffer; origin?: Buffer; once?: Buffer } {
+  const out: { kind?: Buffer; origin?: Buffer; once?: Buffer } = {};
   if (!headers) return out;
   for (const [key, value] of headers) {
     if (key.equals(KIND_HEADER)) out.kind = value;
     else if (key.equals(ORIGIN_HEADER)) out.origin = value;
+    else if (key.equals(ONCE_HEADER)) out.once = value;
   }
   return out;
+}
+
+function parseOnce(value: Buffer | undefined): OutgoingMessage['once'] {
+  if (!value) return undefined;
+  const text = value.toString('utf8');
+  const space = text.indexOf(' ');
+  const position = Number(text.slice(0, space));
+  return space > 0 && Number.isSafeInteger(position) ? { position, source: text.slice(space + 1) } : undefined;
 }
 
 /** The channel store over a {@link KafkaLog}: offsets are partition offsets, history is the node's index of the log. */
@@ -300,8 +313,23 @@ export class KafkaChannelStore implements ChannelStore {
     private readonly nodeId: string,
   ) {}
 
-  publish(message: OutgoingMessage): Promise<ChannelPosition> {
-    return this.log.append(message.topic, message.data, this.nodeId);
+  /**
+   * A message with `once` is first checked against the marks of the channel's messages this
+   * node has read up to the partition's end: a position at or below the source's mark is a
+   * duplicate. Ingest hands a partition to one node at a time, so check and write need no lock;
+   * the marks live as long as the channel's messages stay in the index (--history-ttl).
+   */
+  async publish(message: OutgoingMessage): Promise<PublishResult> {
+    const once = message.once;
+    if (once) {
+      const partition = this.log.partitionOfTopic(message.topic);
+      await this.log.catchUp(partition);
+      if (once.position <= this.log.index.mark(message.channel, once.source)) {
+        const offset = Math.max(this.log.index.view(message.channel, partition).messages.at(-1)?.offset ?? 0, this.log.position(partition));
+        return { offset, epoch: this.log.epoch, duplicate: true };
+      }
+    }
+    return this.log.append(message.topic, message.data, this.nodeId, once);
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {

@@ -10,13 +10,13 @@ import { BusUnavailableError } from '../errors.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { latestPage } from './page.js';
 import {
-  type ChannelPosition,
   type ChannelStore,
   type OccupancyChange,
   type OccupancyEvent,
   type OccupancyStore,
   type OutgoingMessage,
   type PresenceEntry,
+  type PublishResult,
   type PresenceStore,
   type ReadOptions,
   type ReadResult,
@@ -29,6 +29,8 @@ interface ChannelLog {
   messages: StoredMessage[];
   /** When the log is dropped (ms), unless a message comes first; Infinity with --history-ttl 0. */
   expiresAt: number;
+  /** {@link OutgoingMessage.once}: per source, the last position published (kept with the log). */
+  marks?: Map<string, number>;
 }
 
 interface SharedState {
@@ -84,13 +86,16 @@ export class MemoryChannelStore implements ChannelStore {
     return this.options.historyTtl > 0 ? now + this.options.historyTtl * 1000 : Infinity;
   }
 
-  async publish(message: OutgoingMessage): Promise<ChannelPosition> {
+  async publish(message: OutgoingMessage): Promise<PublishResult> {
     if (!this.options.connected()) throw new BusUnavailableError('memory bus is not connected');
     const now = Date.now();
     const log = this.log(message.channel, now);
+    const once = message.once;
+    if (once && once.position <= (log.marks?.get(once.source) ?? -1)) return { offset: log.offset, epoch: log.epoch, duplicate: true };
     const offset = log.offset + 1;
     // Deliver first: if the bus throws, the offset is not taken and nothing is stored.
     this.options.deliver(message.topic, buildMessagePayload(message.head, offset, log.epoch, message.data));
+    if (once) (log.marks ??= new Map()).set(once.source, once.position);
     log.offset = offset;
     log.expiresAt = this.expiry(now);
     const size = this.options.historySize;

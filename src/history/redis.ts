@@ -9,6 +9,10 @@
  * the payload from the head the publishing node passes (envelope header + frame up to the offset,
  * layout in protocol/message-frame.ts). `{C}` is a hash tag, so a channel's keys share a cluster slot.
  *
+ * Ingest marks (OutgoingMessage.once, Kafka ingest): a hash `P:ch:{C}:once` (source → last
+ * position published), read and moved by the same publish script, so a record handed over again
+ * is refused atomically with the publish it would have been.
+ *
  * Epoch: a random id in the meta hash, created with the hash and replaced (offsets restart at 1)
  * when the hash is gone or the stream vanished under it (flushed, evicted, expired).
  *
@@ -32,7 +36,6 @@ import { luaMessagePayload } from '../protocol/message-frame.js';
 import { newEpoch } from './memory.js';
 import { PresenceWrites } from './presence-writes.js';
 import {
-  type ChannelPosition,
   type ChannelStore,
   type DepartedHandler,
   type OccupancyChange,
@@ -41,6 +44,7 @@ import {
   type OutgoingMessage,
   type PresenceEntry,
   type PresenceStore,
+  type PublishResult,
   type ReadOptions,
   type ReadResult,
   type StoredMessage,
@@ -61,10 +65,20 @@ local function ensure(meta, log, candidate, ttl, size)
 end
 `;
 
-/** KEYS: meta, log. ARGV: candidate epoch, ttl, size, topic, head, data. */
+/**
+ * KEYS: meta, log, marks. ARGV: candidate epoch, ttl, size, topic, head, data, once source ('' for
+ * none), once position, marks ttl. Returns {offset, epoch, duplicate}: with a source whose mark is
+ * at or past the position, nothing is stored or published (OutgoingMessage.once).
+ */
 const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
-local epoch = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
+local epoch, current = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
+if ARGV[7] ~= '' then
+  local mark = redis.call('HGET', KEYS[3], ARGV[7])
+  if mark and tonumber(ARGV[8]) <= tonumber(mark) then return {current, epoch, 1} end
+  redis.call('HSET', KEYS[3], ARGV[7], ARGV[8])
+  if tonumber(ARGV[9]) > 0 then redis.call('EXPIRE', KEYS[3], ARGV[9]) end
+end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 if size > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, offset .. '-0', 'd', ARGV[6])
@@ -77,7 +91,7 @@ if ARGV[4] ~= '' then
   -- The message frame's layout, generated from protocol/message-frame.ts.
   redis.call('PUBLISH', ARGV[4], ${luaMessagePayload({ head: 'ARGV[5]', offset: 'offset', epoch: 'epoch', data: 'ARGV[6]' })})
 end
-return {offset, epoch}
+return {offset, epoch, 0}
 `;
 
 /**
@@ -273,8 +287,15 @@ end
 return out
 `;
 
+/**
+ * Seconds a channel's {@link OutgoingMessage.once} marks outlive its last such publish (at least
+ * --history-ttl): a log can hand a message over again long after the channel's history expired
+ * (a node down for hours before it commits), and the mark must still be there to refuse it.
+ */
+const ONCE_MARKS_TTL_S = 7 * 24 * 3600;
+
 type ScriptRedis = Redis & {
-  fanoutPublish(meta: string, log: string, ...args: Array<string | Buffer | number>): Promise<[number, string]>;
+  fanoutPublish(meta: string, log: string, marks: string, ...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
   fanoutRead(meta: string, log: string, ...args: Array<string | number | Buffer>): Promise<Array<number | string>>;
   fanoutHeartbeat(nodes: string, ...args: Array<string | number>): Promise<[number, string[], string[]]>;
   fanoutOccupancy(occ: string, users: string, nodeSet: string, ...args: Array<string | number>): Promise<string[]>;
@@ -283,7 +304,7 @@ type ScriptRedis = Redis & {
 
 /** Registers the scripts on a connection (EVALSHA with EVAL fallback). */
 export function withScripts(redis: Redis): ScriptRedis {
-  redis.defineCommand('fanoutPublish', { numberOfKeys: 2, lua: PUBLISH_SCRIPT });
+  redis.defineCommand('fanoutPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
   redis.defineCommand('fanoutRead', { numberOfKeys: 2, lua: READ_SCRIPT });
   redis.defineCommand('fanoutHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
   redis.defineCommand('fanoutPresence', { numberOfKeys: 2, lua: LIST_SCRIPT });
@@ -311,24 +332,29 @@ export class RedisChannelStore implements ChannelStore {
     return [`${base}:meta`, `${base}:log`];
   }
 
-  async publish(message: OutgoingMessage): Promise<ChannelPosition> {
+  async publish(message: OutgoingMessage): Promise<PublishResult> {
     const { historySize, historyTtl } = this.options;
-    let result: [number, string];
+    const once = message.once;
+    let result: [number, string, number];
     try {
       result = await this.redis.fanoutPublish(
         ...this.keys(message.channel),
+        `${this.options.prefix}:ch:{${message.channel}}:once`,
         newEpoch(),
         Math.ceil(historyTtl),
         historySize,
         message.topic,
         message.head,
         message.data,
+        once?.source ?? '',
+        once?.position ?? 0,
+        historyTtl > 0 ? Math.max(Math.ceil(historyTtl), ONCE_MARKS_TTL_S) : 0,
       );
     } catch (err) {
       throw unavailable(err);
     }
-    const [offset, epoch] = result;
-    return { offset, epoch };
+    const [offset, epoch, duplicate] = result;
+    return duplicate === 1 ? { offset, epoch, duplicate: true } : { offset, epoch };
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {

@@ -68,12 +68,25 @@ export interface OutgoingMessage {
   readonly head: Buffer;
   /** The message's data as JSON text. */
   readonly data: string;
+  /**
+   * A message taken from a log that may hand it over again (Kafka ingest after a crash or a
+   * rebalance): `source` names the log's partition, `position` the message's place in it. The
+   * store publishes it only when `position` is above the last one it published for `source` in
+   * this channel, checked and moved in the same atomic step as the publish; otherwise nothing is
+   * stored or delivered and the result says `duplicate`.
+   */
+  readonly once?: { readonly source: string; readonly position: number };
+}
+
+/** What a publish gives: the channel's position, and whether {@link OutgoingMessage.once} found the message already published. */
+export interface PublishResult extends ChannelPosition {
+  readonly duplicate?: boolean;
 }
 
 export interface ChannelStore {
   readonly kind: string;
   /** Assigns the next offset, appends to history and delivers on the bus, atomically per channel. Rejects with BusUnavailableError. */
-  publish(message: OutgoingMessage): Promise<ChannelPosition>;
+  publish(message: OutgoingMessage): Promise<PublishResult>;
   /** The position (creating the channel's epoch if it has none) and the messages asked for. Rejects with BusUnavailableError. */
   read(channel: string, options?: ReadOptions): Promise<ReadResult>;
   close(): Promise<void>;

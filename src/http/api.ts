@@ -15,7 +15,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/service.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/budget.js';
 import { BusUnavailableError, errorMessage, httpStatusOf, type ApiErrorCode } from '../errors.js';
-import { isChannelName, MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
+import { isRefusal, parseJsonInput, publishInput } from '../channels/publish-input.js';
+import { isChannelName } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
 import { sendJson, type Router } from '../transport/router.js';
 
@@ -55,19 +56,14 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
     if (!authorized(req, res)) return hangUp(req, res);
     const body = await readBody(req, maxPayload);
     if (body === 'too_large') return refuse(req, res, 'too_large', `body over --max-payload (${maxPayload} bytes)`);
-    let value: unknown;
-    try {
-      value = JSON.parse(body.toString('utf8'));
-    } catch {
-      return fail(res, 'bad_request', 'body is not JSON');
-    }
+    const parsed = parseJsonInput(body, maxPayload);
+    if (isRefusal(parsed)) return fail(res, parsed.error, `body is ${parsed.message}`);
+    const { value } = parsed;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(res, 'bad_request', 'body must be {"channel":C,"data":…}');
-    const { channel, data } = value as Record<string, unknown>;
-    if (!isChannelName(channel)) return fail(res, 'bad_request', '"channel" must be 1–200 letters, digits or _ - . : @ / = +');
-    if (data === undefined) return fail(res, 'bad_request', '"data" is missing');
-    if (nestsDeeperThan(data, MAX_DATA_DEPTH)) return fail(res, 'bad_request', `"data" nests deeper than ${MAX_DATA_DEPTH} levels`);
+    const input = publishInput((value as Record<string, unknown>).channel, (value as Record<string, unknown>).data);
+    if (isRefusal(input)) return fail(res, input.error, input.message);
     try {
-      const { offset } = await service.publish(channel, JSON.stringify(data));
+      const { offset } = await service.publish(input.channel, input.data);
       sendJson(res, 200, { offset });
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);

@@ -431,3 +431,34 @@ test('every bus and history the schema accepts builds without throwing', async (
     await buildBusAndStores(createConfig(options));
   }
 });
+
+test('--kafka-ingest: brokers from a kafka:// bus or --kafka-brokers, the group shared by the cluster; refusals name one flag', () => {
+  const fromBus = loadServeConfig(['--bus', 'kafka://k1:9093,k2/events', '--history', 'redis://127.0.0.1:6379', '--kafka-ingest', 'orders', '--bus-prefix', 'shop'], {});
+  assert.deepEqual(fromBus.kafkaIngest, { topic: 'orders', brokers: ['k1:9093', 'k2:9092'], group: 'fanout-ingest-shop', describe: 'k1:9093,k2:9092' });
+  const given = loadServeConfig(['--bus', 'redis://127.0.0.1:6379', '--kafka-brokers', 'a:1,b', '--kafka-ingest-group', 'g1'], { FANOUT_KAFKA_INGEST: 'orders' });
+  assert.deepEqual(given.kafkaIngest, { topic: 'orders', brokers: ['a:1', 'b:9092'], group: 'g1', describe: 'a:1,b:9092' });
+  assert.equal(loadServeConfig([], {}).kafkaIngest, undefined);
+
+  const refusals: Array<[string[], NodeJS.ProcessEnv, string, RegExp]> = [
+    [['--kafka-ingest', 'orders'], {}, '--kafka-brokers', /required with --kafka-ingest when --bus is not kafka/],
+    [['--bus', 'redis://127.0.0.1:6379'], { FANOUT_KAFKA_INGEST: 'orders' }, '--kafka-brokers', /required/],
+    [['--kafka-ingest', 'bad topic', '--kafka-brokers', 'a:1'], {}, '--kafka-ingest', /Kafka topic name/],
+    [['--kafka-ingest', '..', '--kafka-brokers', 'a:1'], {}, '--kafka-ingest', /not \. or \.\./],
+    [['--kafka-ingest', 'orders', '--kafka-brokers', 'a:notaport'], {}, '--kafka-brokers', /bad port/],
+    [['--kafka-ingest', 'orders', '--kafka-brokers', 'kafka://a:1'], {}, '--kafka-brokers', /no scheme/],
+    [['--kafka-ingest', 'orders', '--kafka-brokers', ','], {}, '--kafka-brokers', /at least one host:port/],
+    [['--kafka-ingest', 'orders', '--kafka-brokers', 'a:1', '--kafka-ingest-group', 'no space'], {}, '--kafka-ingest-group', /expected 1 to 249/],
+    [['--kafka-brokers', 'a:1'], {}, '--kafka-brokers', /goes with --kafka-ingest/],
+    [['--kafka-ingest-group', 'g'], {}, '--kafka-ingest-group', /goes with --kafka-ingest/],
+  ];
+  for (const [argv, env, flag, reason] of refusals) {
+    assert.throws(
+      () => loadServeConfig(argv, env),
+      (err: unknown) => err instanceof ConfigError && err.flag.startsWith(flag) && reason.test(err.message) && !err.message.includes('\n'),
+      `${argv.join(' ')} ${JSON.stringify(env)}: one line naming ${flag}`,
+    );
+  }
+  // From the environment, the variable is named too.
+  assert.throws(() => loadServeConfig([], { FANOUT_KAFKA_INGEST: 'orders' }), /invalid --kafka-brokers: required/);
+  assert.throws(() => loadServeConfig([], { FANOUT_KAFKA_INGEST: 'orders', FANOUT_KAFKA_BROKERS: 'a:x' }), /invalid --kafka-brokers \(from FANOUT_KAFKA_BROKERS\): bad port/);
+});
