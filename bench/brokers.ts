@@ -22,6 +22,16 @@ export const BROKER_LABELS: Record<BenchBroker, string> = {
   kafka: 'Kafka, one topic, acks=all (one KRaft broker)',
 };
 
+/** The logs that hold channel history with their own broker as the bus (`--history-logs`). */
+export const HISTORY_LOGS = ['redis', 'nats', 'kafka'] as const satisfies readonly BenchBroker[];
+export type HistoryLog = (typeof HISTORY_LOGS)[number];
+
+export const HISTORY_LOG_LABELS: Record<HistoryLog, string> = {
+  redis: 'Redis Streams + Lua (history in the bus\'s Redis)',
+  nats: 'NATS JetStream (stream sequences, republish)',
+  kafka: 'the Kafka log (a topic indexed by each node)',
+};
+
 /** A broker for one benchmark point: its URL, the processes whose CPU counts, and how to let it go. */
 export interface BenchBrokerHandle {
   readonly url: string;

@@ -2,7 +2,7 @@
  * The benchmark's outputs: a Markdown report (BENCHMARKS.md) and an SVG plot of deliveries/s and
  * p99 latency against offered load, written as plain text.
  */
-import { BROKER_LABELS, type BenchBroker } from './brokers.js';
+import { BROKER_LABELS, HISTORY_LOG_LABELS, type BenchBroker, type HistoryLog } from './brokers.js';
 import type { PointResult, ScaleResult } from './measure.js';
 import { SYSTEM_LABELS, type SystemName } from './systems.js';
 
@@ -17,6 +17,8 @@ export interface BenchRun {
   readonly points: readonly PointResult[];
   /** Fanout over each broker (`--brokers`), one point each. */
   readonly brokers: readonly BrokerPoint[];
+  /** The channel path over each log that holds history (`--history-logs`). Missing in reports older than it. */
+  readonly histories?: readonly HistoryPoint[];
   readonly scale: readonly ScaleResult[];
   /** Systems that could not be run, with the reason. */
   readonly skipped: readonly { readonly system: string; readonly reason: string }[];
@@ -26,6 +28,12 @@ export interface BrokerPoint {
   readonly broker: BenchBroker;
   readonly point: PointResult;
   /** Whether the broker's processes were known and their CPU is in the server CPU. */
+  readonly brokerCpuCounted: boolean;
+}
+
+export interface HistoryPoint {
+  readonly log: HistoryLog;
+  readonly point: PointResult;
   readonly brokerCpuCounted: boolean;
 }
 
@@ -219,6 +227,19 @@ export function markdown(run: BenchRun): string {
       '',
     );
   }
+  const histories = run.histories ?? [];
+  if (histories.length > 0) {
+    lines.push(
+      '## Channel history logs',
+      '',
+      'The channel path (`/ws/v1`, 2 nodes, one channel, the publisher over its own WebSocket) with history on each log that can hold it, the bus being that log\'s broker and `--history` left to its default: ' +
+        'every publish is stored (an offset from the log) before it is delivered. The broker\'s CPU is the last term of the server CPU.',
+      '',
+      header.replace('| system |', '| history |').replace('HAProxy + Redis)', 'HAProxy + broker)'),
+      ...histories.map((h) => pointRow(h.point, `${HISTORY_LOG_LABELS[h.log]}, ${h.point.clients} clients`)),
+      '',
+    );
+  }
   lines.push('## Connection scale (idle connections through HAProxy)', '');
   if (run.scale.length > 0) {
     lines.push(
@@ -238,7 +259,7 @@ export function markdown(run: BenchRun): string {
   if (run.skipped.length > 0) {
     lines.push('## Not run', '', ...run.skipped.map((s) => `- ${s.system}: ${s.reason}`), '');
   }
-  const all = [...run.points, ...run.brokers.map((b) => b.point)];
+  const all = [...run.points, ...run.brokers.map((b) => b.point), ...histories.map((h) => h.point)];
   const loadgen = all.reduce((sum, p) => sum + p.cpu.loadgen, 0);
   const server = all.reduce((sum, p) => sum + p.cpu.nodes + p.cpu.haproxy + (p.cpu.broker ?? 0), 0);
   lines.push(`Load generator CPU over all points: ${loadgen.toFixed(1)} s, against ${server.toFixed(1)} s for the servers, HAProxy and the brokers.`, '');

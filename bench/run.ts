@@ -10,9 +10,9 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../src/errors.js';
-import { BENCH_BROKERS, BROKER_LABELS, startBenchBroker, type BenchBroker, type BenchBrokerHandle } from './brokers.js';
+import { BENCH_BROKERS, BROKER_LABELS, HISTORY_LOG_LABELS, HISTORY_LOGS, startBenchBroker, type BenchBroker, type BenchBrokerHandle, type HistoryLog } from './brokers.js';
 import { runPoint, runScale, type PointResult, type ScaleResult } from './measure.js';
-import { markdown, svg, type BenchRun, type BrokerPoint } from './report.js';
+import { markdown, svg, type BenchRun, type BrokerPoint, type HistoryPoint } from './report.js';
 import { startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
 
 /** Defaults: the full sweep takes a few minutes. */
@@ -27,6 +27,8 @@ export const BENCH_DEFAULTS = {
   out: 'bench-results',
   brokers: 'redis,nats,amqp,redis-cluster,kafka',
   brokerLoads: '2000x100,20x5000',
+  historyLogs: 'redis,nats,kafka',
+  historyLoads: '2000x100',
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
 } as const;
 
@@ -50,6 +52,10 @@ replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
                     are started by the bench, RabbitMQ is the one at --amqp-url
   --broker-loads L  CLIENTSxRATE points for each broker (default ${BENCH_DEFAULTS.brokerLoads}:
                     the sweep's target point, and few clients with many messages through the broker)
+  --history-logs L  after the brokers, the channel path (/ws/v1) over each log that holds channel
+                    history, with its bus: any of ${HISTORY_LOGS.join(',')} or none (default
+                    ${BENCH_DEFAULTS.historyLogs}: Redis Streams, JetStream, the Kafka log)
+  --history-loads L CLIENTSxRATE points for each history log (default ${BENCH_DEFAULTS.historyLoads})
   --amqp-url URL    RabbitMQ for the amqp run (default ${BENCH_DEFAULTS.amqpUrl})
   --nodes N         Fanout and Socket.IO nodes (default ${BENCH_DEFAULTS.nodes})
   --scale N         idle connections for the connection-scale run, 0 to skip
@@ -106,6 +112,8 @@ function parseBenchArgs(argv: readonly string[]) {
       'serve-args': { type: 'string' },
       brokers: { type: 'string' },
       'broker-loads': { type: 'string' },
+      'history-logs': { type: 'string' },
+      'history-loads': { type: 'string' },
       'amqp-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -152,13 +160,21 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     if (!(BENCH_BROKERS as readonly string[]).includes(b)) throw new ConfigError('--brokers', `unknown broker ${JSON.stringify(b)} (any of ${BENCH_BROKERS.join(', ')}, or none)`);
     return b as BenchBroker;
   });
-  const brokerLoads = (values['broker-loads'] ?? BENCH_DEFAULTS.brokerLoads).split(',').map((load) => {
-    const m = /^(\d+)x(\d+)$/.exec(load);
-    const [c, r] = [Number(m?.[1]), Number(m?.[2])];
-    if (!m || c < 1 || r < 1) throw new ConfigError('--broker-loads', `expected CLIENTSxRATE, e.g. 2000x100, got ${JSON.stringify(load)}`);
-    if (c > maxconn - 100) throw new ConfigError('--broker-loads', `at most ${maxconn - 100} clients with a file limit of ${limit}`);
-    return { clients: c, rate: r };
+  const loads = (flag: string, value: string) =>
+    value.split(',').map((load) => {
+      const m = /^(\d+)x(\d+)$/.exec(load);
+      const [c, r] = [Number(m?.[1]), Number(m?.[2])];
+      if (!m || c < 1 || r < 1) throw new ConfigError(flag, `expected CLIENTSxRATE, e.g. 2000x100, got ${JSON.stringify(load)}`);
+      if (c > maxconn - 100) throw new ConfigError(flag, `at most ${maxconn - 100} clients with a file limit of ${limit}`);
+      return { clients: c, rate: r };
+    });
+  const brokerLoads = loads('--broker-loads', values['broker-loads'] ?? BENCH_DEFAULTS.brokerLoads);
+  const logsValue = values['history-logs'] ?? BENCH_DEFAULTS.historyLogs;
+  const historyLogs = logsValue === 'none' ? [] : logsValue.split(',').map((b) => {
+    if (!(HISTORY_LOGS as readonly string[]).includes(b)) throw new ConfigError('--history-logs', `unknown history log ${JSON.stringify(b)} (any of ${HISTORY_LOGS.join(', ')}, or none)`);
+    return b as HistoryLog;
   });
+  const historyLoads = loads('--history-loads', values['history-loads'] ?? BENCH_DEFAULTS.historyLoads);
   const amqpUrl = values['amqp-url'] ?? BENCH_DEFAULTS.amqpUrl;
   if (!/^amqps?:\/\//.test(amqpUrl)) throw new ConfigError('--amqp-url', `expected amqp://… or amqps://…, got ${JSON.stringify(amqpUrl)}`);
   const out = resolve(values.out ?? BENCH_DEFAULTS.out);
@@ -175,6 +191,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   const skipped: { system: string; reason: string }[] = [];
   const points: PointResult[] = [];
   const brokerPoints: BrokerPoint[] = [];
+  const historyPoints: HistoryPoint[] = [];
   const scaleResults: ScaleResult[] = [];
   const stopAll = async () => {
     await Promise.all([...running.values()].map((s) => s.stop()));
@@ -244,6 +261,28 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
         await handle?.stop();
       }
     }
+    // The channel path over each log that holds history, the bus being that log's broker.
+    for (const broker of historyLogs) {
+      let handle: BenchBrokerHandle | undefined;
+      let system: RunningSystem | undefined;
+      try {
+        handle = await startBenchBroker(broker, redis, amqpUrl);
+        system = await startSystem('channels', { bus: handle.url, redisUrl: redis.url, brokerPids: handle.pids, nodes, maxconn, cpuProf, serveArgs });
+        for (const load of historyLoads) {
+          log(`channels over ${HISTORY_LOG_LABELS[broker]}: ${load.clients} clients × ${load.rate} msg/s`);
+          const p = await runPoint(system, { ...load, duration, warmup, workers, publishVia: 'socket', localAddresses: sourceAddresses(load.clients, round++) });
+          historyPoints.push({ log: broker, point: p, brokerCpuCounted: handle.pids.length > 0 });
+          log(summary(p));
+        }
+      } catch (err) {
+        const reason = (err as Error).message.split('\n')[0]!;
+        log(`  failed: ${reason}`);
+        skipped.push({ system: `Fanout channels over ${HISTORY_LOG_LABELS[broker]}`, reason });
+      } finally {
+        await system?.stop();
+        await handle?.stop();
+      }
+    }
   } finally {
     await stopAll();
   }
@@ -257,6 +296,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     bus: values.bus ? values.bus : 'a redis-server started by the bench (shared by Fanout and Socket.IO)',
     points,
     brokers: brokerPoints,
+    histories: historyPoints,
     scale: scaleResults,
     skipped,
   };

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { runPoint } from '../../bench/measure.js';
 import { sourceAddresses } from '../../bench/run.js';
 import { startSystem, type RunningSystem } from '../../bench/systems.js';
-import { BENCH_BROKERS, startBenchBroker, type BenchBrokerHandle } from '../../bench/brokers.js';
+import { BENCH_BROKERS, HISTORY_LOGS, startBenchBroker, type BenchBrokerHandle } from '../../bench/brokers.js';
 import { startRedisServer } from '../../harness/brokers.js';
 import { AMQP_URL, REDIS_URL } from '../helpers/brokers.js';
 
@@ -75,6 +75,30 @@ test('bench smoke: over every broker of --brokers (its own Redis, NATS, Redis Cl
         assert.equal(p.delivered, 200, broker);
         assert.equal(p.outOfOrder, 0, broker);
         assert.ok(p.cpu.broker !== null && p.cpu.broker >= 0, broker);
+      } finally {
+        await system?.stop();
+        await handle?.stop();
+      }
+    }
+  } finally {
+    await redis.stop();
+  }
+});
+
+test('bench smoke: the channel path over each --history-logs log (Redis Streams, JetStream, the Kafka log), its broker as the bus: 20 subscribers get every message once, in order', async () => {
+  const redis = await startRedisServer();
+  try {
+    for (const [i, log] of HISTORY_LOGS.entries()) {
+      let handle: BenchBrokerHandle | undefined;
+      let system: RunningSystem | undefined;
+      try {
+        handle = await startBenchBroker(log, { url: `redis://127.0.0.1:${redis.port}`, pid: redis.pid! }, AMQP_URL);
+        system = await startSystem('channels', { ...START, bus: handle.url, redisUrl: `redis://127.0.0.1:${redis.port}`, brokerPids: handle.pids });
+        const p = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 10 + i) });
+        assert.equal(p.sent, 10, log);
+        assert.equal(p.delivered, 200, log);
+        assert.equal(p.outOfOrder, 0, log);
+        assert.ok(p.cpu.broker !== null && p.cpu.broker >= 0, log);
       } finally {
         await system?.stop();
         await handle?.stop();
