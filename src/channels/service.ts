@@ -102,8 +102,9 @@ export class ChannelService {
     const topic = this.topic(channel);
     const position = await this.link.publishThrough(EnvelopeKind.CHANNEL, () => this.channels.publish({ channel, topic, head, data, ...(once ? { once } : {}) }));
     if (position.duplicate) return position;
-    // Offsets start at 1 in each epoch and history keeps the last --history-size of them.
-    this.options.metrics.historySize(channel, Math.min(position.offset, this.config.historySize));
+    // Offsets that count 1, 2, 3… in each epoch say how many of the last --history-size are kept.
+    const retained = position.retained === undefined ? Math.min(position.offset, this.config.historySize) : position.retained;
+    if (retained !== null) this.options.metrics.historySize(channel, retained);
     return position;
   }
 

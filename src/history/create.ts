@@ -83,7 +83,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     return { channels, presence, occupancy: undefined, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
   if (target.kind === 'kafka') {
-    const channels = new KafkaChannelStore(target.log, options.nodeId);
+    const channels = new KafkaChannelStore(target.log, options.nodeId, options.historySize);
     const presence = new MemoryPresenceStore({}, options.nodeId); // TEMP until the Kafka presence store lands
     return { channels, presence, occupancy: undefined, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
   }

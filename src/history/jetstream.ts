@@ -406,9 +406,10 @@ export class JetStreamChannelStore implements ChannelStore {
    */
   async publish(message: OutgoingMessage): Promise<PublishResult> {
     const subject = channelSubject(this.log.layout, message.channel);
-    if (!message.once) return { offset: await this.log.append(subject, message.data, this.nodeId), epoch: this.log.epoch };
+    // Sequences are the stream's: they do not say how many messages the channel keeps.
+    if (!message.once) return { offset: await this.log.append(subject, message.data, this.nodeId), epoch: this.log.epoch, retained: null };
     const { seq, duplicate } = await this.log.store(subject, message.data, this.nodeId, `${message.once.source}@${message.once.position}`);
-    return duplicate ? { offset: seq, epoch: this.log.epoch, duplicate: true } : { offset: seq, epoch: this.log.epoch };
+    return { offset: seq, epoch: this.log.epoch, retained: null, ...(duplicate ? { duplicate: true } : {}) };
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {

@@ -311,6 +311,7 @@ export class KafkaChannelStore implements ChannelStore {
   constructor(
     private readonly log: KafkaLog,
     private readonly nodeId: string,
+    private readonly historySize: number,
   ) {}
 
   /**
@@ -329,7 +330,11 @@ export class KafkaChannelStore implements ChannelStore {
         return { offset, epoch: this.log.epoch, duplicate: true };
       }
     }
-    return this.log.append(message.topic, message.data, this.nodeId, once);
+    const position = await this.log.append(message.topic, message.data, this.nodeId, once);
+    // What the index holds of the channel, this message included (it may not have read it yet).
+    const held = this.log.index.view(message.channel, this.log.partitionOfTopic(message.topic)).messages;
+    const counted = held.at(-1)?.offset === position.offset ? held.length : held.length + 1;
+    return { ...position, retained: Math.min(counted, this.historySize) };
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {

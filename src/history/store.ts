@@ -81,6 +81,12 @@ export interface OutgoingMessage {
 /** What a publish gives: the channel's position, and whether {@link OutgoingMessage.once} found the message already published. */
 export interface PublishResult extends ChannelPosition {
   readonly duplicate?: boolean;
+  /**
+   * How many messages the channel's history holds with this one, when the store's offsets do
+   * not tell (log offsets jump); left out, it is min(offset, --history-size), which is right
+   * for offsets that count 1, 2, 3… Null: the store cannot say cheaply (no gauge update).
+   */
+  readonly retained?: number | null;
 }
 
 export interface ChannelStore {

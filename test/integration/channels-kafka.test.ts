@@ -12,7 +12,8 @@ import { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';
 import { until } from '../../harness/wait.js';
 import { connectChannels, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
-import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
+import { scrape } from '../helpers/metrics.js';
+import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
@@ -87,6 +88,10 @@ test('Kafka history: pages on the other node, paging back with before; recovery 
       acks.push(await publish(pub, 'log', `e${i}`));
       await publish(pub, 'noise', i);
     }
+    // The gauge counts what history keeps (12 + 12), not the offsets (log positions, which jump).
+    const metrics = await scrape(httpUrl(nodes[0]!, '').replace(/\/$/, ''));
+    assert.equal(metrics.value('fanout_history_messages'), 24);
+    assert.equal(metrics.value('fanout_history_channels'), 2);
     // Straight after the acks, on the other node: a read waits until that node has read them.
     const page = await request(reader, { type: 'history', channel: 'log', limit: 3 });
     assert.deepEqual(page.messages, acks.slice(-3).map((offset, i) => ({ offset, data: `e${10 + i}` })));
