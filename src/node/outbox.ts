@@ -7,15 +7,19 @@
  * event-loop turn, setImmediate) go out as one write. No JSON and no framing happen per client.
  *
  * Under sustained traffic, flushes are also spaced so that a socket's frames from several
- * messages share one write (`coalesceMs`, --coalesce-ms). By default (`'auto'`) the least gap
- * from one flush to the next is {@link AUTO_FACTOR} times what the previous flush took, at most
- * {@link AUTO_MAX_MS}: writing takes at most about 1/{@link AUTO_FACTOR} of the node's time. A
- * flush of a few sockets takes microseconds, so small fan-outs are written every turn; a
- * broadcast to a thousand sockets takes milliseconds, so at high message rates several messages
- * share each write, which cuts the node's CPU, HAProxy's and the kernel's, and with them the
- * queueing that makes latency (BENCHMARKS.md has the figures). A number fixes the gap instead
- * (0: every turn that queued something). Either way, the first message after a quiet spell is
- * flushed at the end of its turn.
+ * messages share one write (`coalesceMs`, --coalesce-ms). A number fixes the least gap from one
+ * flush to the next (0: every turn that queued something). By default (`'auto'`) the node decides
+ * from how busy it is. Every {@link AUTO_WINDOW_MS} it takes its event-loop utilisation and asks
+ * what it would be if every message were written on its own: each flush's cost counted once per
+ * frame it gave a socket (a flush that joined 3 messages stands for 3 flushes). While that stays
+ * below {@link AUTO_IDLE_BELOW}, the node has time to spare and writes at the end of every turn:
+ * the least latency. Once it passes {@link AUTO_BUSY_ABOVE}, it spaces flushes by
+ * {@link AUTO_FACTOR} times what the previous one took, at most {@link AUTO_MAX_MS} (writing then
+ * takes about 1/{@link AUTO_FACTOR} of its time), so several messages share each write, which
+ * cuts the node's CPU, HAProxy's and the kernel's, and with them the queueing that makes latency
+ * at high rates (BENCHMARKS.md has the figures). In between it keeps what it did. A flush of a
+ * few sockets takes microseconds, so small fan-outs never make a node busy. Either way, the first
+ * message after a quiet spell is flushed at the end of its turn.
  *
  * Replies a client asked for (history, recovery after a reconnect) can be far larger than a
  * broadcast. They are queued with {@link Outbox.reply} and stream out in slices that follow the
@@ -26,6 +30,7 @@
  * held behind it. A client that reads gets a reply of any size; one that stops reading is cut as
  * before. The replies themselves are bounded where they are made (channels/endpoint.ts).
  */
+import { performance } from 'node:perf_hooks';
 import { Sender } from '../transport/ws-internals.js';
 import type { Client } from '../transport/client.js';
 
@@ -59,10 +64,21 @@ export const STREAM_HIGH_WATER = 64 * 1024;
 /** Frames queued with {@link Outbox.reply}: they do not count towards --max-buffered. */
 const replyFrames = new WeakSet<Buffer>();
 
-/** In 'auto' mode, the gap between flushes is this many times the previous flush's duration… */
+/** In 'auto' mode, a busy node spaces flushes by this many times the previous flush's duration… */
 export const AUTO_FACTOR = 4;
 /** …and never more than this many milliseconds. */
 export const AUTO_MAX_MS = 100;
+/**
+ * 'auto': a node whose event loop would be busy less than this share of the time with every
+ * message written on its own writes at the end of every turn. At 25 messages/s to 1000 sockets
+ * per node (15–30 ms per flush on the 2-core test machine) that is under half the time: the
+ * median latency halves there against spacing, for more CPU (BENCHMARKS.md).
+ */
+export const AUTO_IDLE_BELOW = 0.6;
+/** 'auto': above this share it spaces flushes (between the two it keeps what it did: no flapping). */
+export const AUTO_BUSY_ABOVE = 0.75;
+/** 'auto': how often the node looks at how busy it is. */
+export const AUTO_WINDOW_MS = 250;
 
 export class Outbox {
   private dirty: Client[] = [];
@@ -73,6 +89,13 @@ export class Outbox {
   private lastFlushCost = 0;
   /** The fixed gap between flushes, or null for 'auto'. */
   private readonly coalesceMs: number | null;
+  /** 'auto': whether the node is busy enough to space flushes, and what the current window saw. */
+  private spacing = false;
+  private windowStart = performance.now();
+  private windowElu = performance.eventLoopUtilization();
+  /** Milliseconds flushing took in the window, and the same counted once per frame each socket got. */
+  private windowCost = 0;
+  private windowAlone = 0;
   private readonly flushBound = () => this.flush();
 
   constructor(private readonly options: OutboxOptions) {
@@ -111,10 +134,29 @@ export class Outbox {
 
   private schedule(): void {
     this.scheduled = true;
-    const gap = this.coalesceMs ?? Math.min(AUTO_MAX_MS, AUTO_FACTOR * this.lastFlushCost);
+    const gap = this.coalesceMs ?? (this.busy() ? Math.min(AUTO_MAX_MS, AUTO_FACTOR * this.lastFlushCost) : 0);
     const wait = gap === 0 ? 0 : this.lastFlush + gap - performance.now();
     if (wait < 1) setImmediate(this.flushBound);
     else setTimeout(this.flushBound, wait);
+  }
+
+  /**
+   * 'auto': whether flushes are spaced, judged once per {@link AUTO_WINDOW_MS} from the event
+   * loop's utilisation in the window, with the flushes' time replaced by what writing every
+   * message on its own would have taken.
+   */
+  private busy(): boolean {
+    const now = performance.now();
+    const elapsed = now - this.windowStart;
+    if (elapsed < AUTO_WINDOW_MS) return this.spacing;
+    const elu = performance.eventLoopUtilization(this.windowElu);
+    const alone = Math.max(0, elu.utilization - this.windowCost / elapsed) + this.windowAlone / elapsed;
+    this.spacing = this.spacing ? alone > AUTO_IDLE_BELOW : alone > AUTO_BUSY_ABOVE;
+    this.windowStart = now;
+    this.windowElu = performance.eventLoopUtilization();
+    this.windowCost = 0;
+    this.windowAlone = 0;
+    return this.spacing;
   }
 
   /** Queues one pre-framed message for every socket in `clients`: the broadcast. */
@@ -156,6 +198,8 @@ export class Outbox {
       this.hold(client, queue, size - replyBytes, replyBytes);
     }
     this.lastFlushCost = performance.now() - start;
+    this.windowCost += this.lastFlushCost;
+    if (sockets > 0) this.windowAlone += (this.lastFlushCost * frames) / sockets;
     this.options.onFlush?.(frames, sockets, bytes);
   }
 

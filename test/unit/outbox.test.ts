@@ -114,20 +114,56 @@ test("by default ('auto'), a flush that took microseconds does not delay the nex
   assert.deepEqual(writes.map(parseFrames), [['one'], ['two'], ['three']]);
 });
 
-test("by default ('auto'), after a flush that took T ms the next waits until 4T after it began, frames joined", async () => {
+/** A client whose every write takes `ms` of the event loop, as a broadcast to many sockets does. */
+function slowClient(ms: number): { client: Client; writes: Buffer[]; writeTimes: number[] } {
   const writes: Buffer[] = [];
   const writeTimes: number[] = [];
   const client = fakeClient(writes);
-  // The first write stands for a broadcast to many sockets: it takes 10 ms.
   (client.socket as unknown as { write: (b: Buffer) => void }).write = (b: Buffer) => {
-    writeTimes.push(performance.now());
+    const start = performance.now();
+    writeTimes.push(start);
     writes.push(b);
-    if (writes.length === 1) while (performance.now() - writeTimes[0]! < 10);
+    while (performance.now() - start < ms);
   };
+  return { client, writes, writeTimes };
+}
+
+test("by default ('auto'), a busy node (writing every message alone would fill its time) waits 4T after a flush that took T ms, frames joined", async () => {
+  const { client, writes, writeTimes } = slowClient(10);
   const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {} });
-  await sendFirstThenTwoHeld(outbox, client, writes);
+  // A message every turn, each flush taking 10 ms: the event loop is busy all the time.
+  const until300 = performance.now() + 300;
+  while (performance.now() < until300) {
+    outbox.send(client, frameText('load'));
+    await new Promise((r) => setImmediate(r));
+  }
+  await until(() => outbox.pending === 0, { intervalMs: 5, what: 'the load to be written' });
+  const before = writes.length;
+  outbox.send(client, frameText('second'));
+  outbox.send(client, frameText('third'));
+  await new Promise((r) => setImmediate(r));
+  await until(() => writes.length > before, { intervalMs: 2, what: 'the held frames to be written' });
+  assert.deepEqual(parseFrames(writes.at(-1)!), ['second', 'third']);
   // Timers may fire up to a millisecond early.
-  assert.ok(writeTimes[1]! - writeTimes[0]! >= 38, `writes ${writeTimes[1]! - writeTimes[0]!} ms apart`);
+  assert.ok(writeTimes.at(-1)! - writeTimes.at(-2)! >= 38, `writes ${writeTimes.at(-1)! - writeTimes.at(-2)!} ms apart`);
+});
+
+test("by default ('auto'), a node with time to spare writes at the end of the turn, even after a flush that took milliseconds", async () => {
+  const { client, writes, writeTimes } = slowClient(10);
+  const outbox = new Outbox({ maxBuffered: 1 << 20, onSlowConsumer: () => {} });
+  // A 10 ms flush every 50 ms: a fifth of the time, for longer than the node's window.
+  for (let i = 0; i < 8; i++) {
+    outbox.send(client, frameText(`m${i}`));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(writes.length, 8);
+  // Now two messages on consecutive turns, straight after a flush: neither waits for a gap.
+  outbox.send(client, frameText('next'));
+  await new Promise((r) => setImmediate(r));
+  outbox.send(client, frameText('and next'));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(writes.slice(-2).map(parseFrames), [['next'], ['and next']]);
+  assert.ok(writeTimes.at(-1)! - writeTimes.at(-2)! < 30, `written on consecutive turns, ${writeTimes.at(-1)! - writeTimes.at(-2)!} ms apart`);
 });
 
 /** A client whose socket buffers what it is given until the test drains it, as a real one does. */
