@@ -30,7 +30,7 @@ import { busRetryDelay, FirstAttempt, Sleeper } from './retry.js';
  * apart); a silent one when three requests in a row got no answer within 8 s (longer than a
  * group join, which waits the broker's group.initial.rebalance.delay.ms, 3 s by default).
  */
-const CLIENT_TIMINGS = Object.freeze({ connectTimeout: 2000, requestTimeout: 8000, timeout: 5000, retries: 2, retryDelay: 250 });
+export const CLIENT_TIMINGS = Object.freeze({ connectTimeout: 2000, requestTimeout: 8000, timeout: 5000, retries: 2, retryDelay: 250 });
 /** A session that lasted this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 10_000;
 /** An attempt to open a session that has not succeeded by then is abandoned and retried. */
@@ -39,9 +39,9 @@ const OPEN_TIMEOUT_MS = 15_000;
  * The group's liveness: each session's group is dropped by the broker this long after the
  * session ends without leaving (a crash); the broker's group.min.session.timeout.ms is 6 s.
  */
-const GROUP_TIMINGS = Object.freeze({ sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 3000 });
+export const GROUP_TIMINGS = Object.freeze({ sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 3000 });
 /** A fetch returns as soon as records arrive; with none, the broker answers empty after this long. */
-const FETCH_MAX_WAIT_MS = 500;
+export const FETCH_MAX_WAIT_MS = 500;
 
 /** At most this many publishes wait for the broker; more are refused (BusUnavailableError), so a slow broker cannot grow memory without bound. */
 const MAX_QUEUED_PUBLISHES = 10_000;
@@ -382,10 +382,10 @@ function resolveWithOffsets(batch: readonly QueuedPublish[], offsets: ReadonlyAr
   }
 }
 
-type Closable = Producer | Consumer | Admin;
+export type Closable = Producer | Consumer | Admin;
 
 /** True for a lost or silent connection, also when the client wraps it (retries, causes). */
-function isLinkFailure(err: unknown, depth = 0): boolean {
+export function isLinkFailure(err: unknown, depth = 0): boolean {
   if (err instanceof NetworkError || err instanceof TimeoutError) return true;
   if (depth > 4 || typeof err !== 'object' || err === null) return false;
   const { errors, cause } = err as { errors?: unknown; cause?: unknown };
@@ -393,7 +393,7 @@ function isLinkFailure(err: unknown, depth = 0): boolean {
 }
 
 /** Closes a client without waiting for what it has in flight; never rejects. */
-function forceClose(client: Closable): Promise<void> {
+export function forceClose(client: Closable): Promise<void> {
   return new Promise((resolve) => {
     if (client instanceof Admin) client.close(() => resolve());
     else client.close(true, () => resolve());
