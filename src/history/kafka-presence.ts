@@ -135,6 +135,8 @@ export class KafkaPresenceStore implements PresenceStore {
   private readonly mine = new Map<string, string>();
   /** Entries this node wrote sweep tombstones for that the view has not read back yet. */
   private readonly sweeping = new Set<string>();
+  /** Per `channel\0client`, the last write asked for (see {@link write}). */
+  private readonly inOrder = new Map<string, Promise<void>>();
   private warned = false;
   private endsInFlight: Promise<bigint[]> | undefined;
   private endsNext: Promise<bigint[]> | undefined;
@@ -424,9 +426,23 @@ export class KafkaPresenceStore implements PresenceStore {
     return this.writes.leave(channel, client);
   }
 
-  private async write(channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
-    if (this.closing) throw new BusUnavailableError('kafka presence store is closed');
+  /**
+   * Writes of one client go in the order they were asked (a leave never overtakes the join before
+   * it); writes of different clients go concurrently, batched by the send queue.
+   */
+  private write(channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
     const at = `${channel}\0${client}`;
+    const next = (this.inOrder.get(at) ?? Promise.resolve()).then(() => this.writeNow(at, channel, client, entry));
+    const tail = next.catch(() => {});
+    this.inOrder.set(at, tail);
+    void tail.then(() => {
+      if (this.inOrder.get(at) === tail) this.inOrder.delete(at);
+    });
+    return next;
+  }
+
+  private async writeNow(at: string, channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
+    if (this.closing) throw new BusUnavailableError('kafka presence store is closed');
     if (!entry) {
       const key = this.mine.get(at);
       if (key === undefined) return;

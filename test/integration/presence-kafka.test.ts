@@ -109,6 +109,9 @@ test('join, list and leave across two nodes: a list sees what any node wrote bef
   await a.store.leave('chat:room', 'c1');
   assert.deepEqual(clients(await b.store.list('chat:room')), ['c2']);
   assert.deepEqual(clients(await a.store.list('chat:room')), ['c2']);
+  // A leave asked right after a join (not awaited) is written after it: the client is gone.
+  await Promise.all([a.store.join('chat:room', { client: 'c4', user: null }), a.store.leave('chat:room', 'c4')]);
+  assert.deepEqual(clients(await b.store.list('chat:room')), ['c2']);
   // A leave of a client that never joined changes nothing.
   await a.store.leave('chat:room', 'c9');
   assert.deepEqual(clients(await a.store.list('chat:room')), ['c2']);
