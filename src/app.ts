@@ -112,7 +112,10 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
 function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store'] | undefined): ChannelOccupancy | undefined {
   if (config.webhook === undefined || config.webhookSecret === undefined) return undefined;
   if (!store) {
-    const why = config.history.kind === 'nats' ? 'history on NATS keeps no such counts yet' : `with --bus ${config.bus.kind}, memory history is per node`;
+    const why =
+      config.history.kind === 'nats' || config.history.kind === 'kafka'
+        ? `history on ${config.history.kind === 'nats' ? 'NATS' : 'Kafka'} keeps no such counts yet`
+        : `with --bus ${config.bus.kind}, memory history is per node`;
     throw new ConfigError('--webhook', `needs channel counts shared by the cluster: give --history redis://… (${why})`);
   }
   const sender = new Webhooks({

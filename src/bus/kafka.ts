@@ -382,10 +382,10 @@ function resolveWithOffsets(batch: readonly QueuedPublish[], offsets: ReadonlyAr
   }
 }
 
-type Closable = Producer | Consumer | Admin;
+export type Closable = Producer | Consumer | Admin;
 
 /** True for a lost or silent connection, also when the client wraps it (retries, causes). */
-function isLinkFailure(err: unknown, depth = 0): boolean {
+export function isLinkFailure(err: unknown, depth = 0): boolean {
   if (err instanceof NetworkError || err instanceof TimeoutError) return true;
   if (depth > 4 || typeof err !== 'object' || err === null) return false;
   const { errors, cause } = err as { errors?: unknown; cause?: unknown };
@@ -393,7 +393,7 @@ function isLinkFailure(err: unknown, depth = 0): boolean {
 }
 
 /** Closes a client without waiting for what it has in flight; never rejects. */
-function forceClose(client: Closable): Promise<void> {
+export function forceClose(client: Closable): Promise<void> {
   return new Promise((resolve) => {
     if (client instanceof Admin) client.close(() => resolve());
     else client.close(true, () => resolve());

@@ -6,7 +6,8 @@ import { redisOptions } from '../bus/redis.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { JetStreamChannelStore, type JetStreamLog } from './jetstream.js';
-import { KafkaChannelStore, type KafkaLog } from './kafka.js';
+import { KafkaChannelStore, presenceTopic, type KafkaLog } from './kafka.js';
+import { KafkaPresenceStore } from './kafka-presence.js';
 import type { KafkaAddress } from '../config/bus-address.js';
 import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore } from './memory.js';
 import { NatsPresenceStore } from './nats-presence.js';
@@ -84,7 +85,18 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
   }
   if (target.kind === 'kafka') {
     const channels = new KafkaChannelStore(target.log, options.nodeId, options.historySize);
-    const presence = new MemoryPresenceStore({}, options.nodeId); // TEMP until the Kafka presence store lands
+    // Presence in a compacted topic beside the bus topic, read whole by every node.
+    const presence = new KafkaPresenceStore({
+      brokers: target.address.brokers,
+      topic: presenceTopic(target.address.topic),
+      prefix: options.prefix,
+      node: options.nodeId,
+      ttl: options.presenceTtl,
+      rejoin: options.rejoin,
+      logError: (err, what) => options.logger.debug({ err: err.message }, what),
+      warn: (line) => options.logger.warn(line),
+    });
+    // No cluster-wide occupancy counts on Kafka yet: --webhook refuses to start with this store.
     return { channels, presence, occupancy: undefined, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
   }
 

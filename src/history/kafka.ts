@@ -52,6 +52,11 @@ export function channelsTopic(busTopic: string): string {
   return `${busTopic}.channels`;
 }
 
+/** The compacted Kafka topic presence lives on (history/kafka-presence.ts), beside the bus topic `busTopic`. */
+export function presenceTopic(busTopic: string): string {
+  return `${busTopic}.presence`;
+}
+
 /** The epoch of a topic: 16 hex digits from its id and partition count. */
 export function topicEpoch(shape: TopicShape): string {
   return createHash('sha256').update(`${shape.id}\n${shape.partitions}`).digest('hex').slice(0, 16);

@@ -11,7 +11,7 @@ import { forkFanoutServe, waitReadyPort, type ServerProcess } from '../../harnes
 import { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';
 import { until } from '../../harness/wait.js';
-import { connectChannels, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
 import { scrape } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
@@ -283,6 +283,44 @@ test('Kafka history: a node cut off from Kafka while the other keeps publishing:
     }
   } finally {
     proxy.restore();
+    closeAll(clients);
+    await closeNodes([a, b]);
+  }
+});
+
+test('Kafka presence: a presence list on one node shows the clients of both, a leave travels in the channel\'s order to the other node, and the publish counts are a bus\'s', { timeout: 60_000 }, async () => {
+  const [a, b] = (await nodesOn(['pa', 'pb'], { presence: 'chat:*' })) as [FanoutNode, FanoutNode];
+  const clients: TestClient[] = [];
+  try {
+    assert.equal(a.config.history.kind, 'kafka');
+    const sa = await connectChannels(a);
+    const sb = await connectChannels(b);
+    clients.push(sa, sb);
+    await subscribe(sa, 'chat:h');
+    await subscribe(sb, 'chat:h');
+    const aId = frames(sa)[0]!.client;
+    const bId = frames(sb)[0]!.client;
+    // Joins are written when the subscription goes live: the list on either node shows both.
+    await until(
+      async () => {
+        const list = await request(sa, { type: 'presence', channel: 'chat:h' });
+        const ids = ((list.clients ?? []) as Frame[]).map((c) => c.client);
+        return ids.includes(aId) && ids.includes(bId);
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'both clients in the presence list' },
+    );
+    sb.close();
+    const leave = await sa.json<Frame>((f) => f.type === 'leave' && f.client === bId);
+    assert.equal(leave.channel, 'chat:h');
+    const after = await request(sa, { type: 'presence', channel: 'chat:h' });
+    assert.deepEqual(((after.clients ?? []) as Frame[]).map((c) => c.client), [aId], 'the leave is in the list too');
+    for (let i = 0; i < 10; i++) await publish(sa, 'chat:h', i);
+    await waitMessages(sa, 'chat:h', 10);
+    const [ma, mb] = [await scrape(httpUrl(a).replace(/\/$/, '')), await scrape(httpUrl(b).replace(/\/$/, ''))];
+    assert.equal(ma.value('fanout_messages_out_total', { kind: 'channel' }), 10);
+    assert.ok(mb.value('fanout_messages_out_total', { kind: 'presence' }) >= 1, 'the leave event');
+    assert.ok(ma.value('fanout_publish_latency_seconds_count') >= 10, 'channel messages reaching sockets are timed');
+  } finally {
     closeAll(clients);
     await closeNodes([a, b]);
   }

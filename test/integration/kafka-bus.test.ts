@@ -14,7 +14,6 @@ import { createBus } from '../../src/bus/create.js';
 import { parseBusAddress } from '../../src/config/bus-address.js';
 import { BusUnavailableError, ConfigError } from '../../src/errors.js';
 import { FANOUT_MAIN, forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
-import { REDIS_URL } from '../helpers/brokers.js';
 import { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';
 import { Changes, until } from '../../harness/wait.js';
@@ -22,6 +21,7 @@ import { spawnCluster, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
+import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
 
 const run = promisify(execFile);
 
@@ -234,9 +234,9 @@ test('two fanout serve nodes over Kafka: /ws/echo across nodes, /readyz 503 whil
   }
 });
 
-test('fanout cluster --bus kafka://: a client on each node, and one through HAProxy, get each /ws/echo message', { timeout: 90_000 }, async () => {
+test('fanout cluster --nodes 2 --bus kafka:// (no Redis): /ws/echo on each node and through HAProxy, and a chat: shared history, recovery on the other node, presence', { timeout: 90_000 }, async () => {
   const port = await freePort();
-  const { child, out, exit } = spawnCluster(['--nodes', '2', '--port', String(port), '--bus', kafka.url(), '--', '--history', REDIS_URL, '--bus-prefix', uniquePrefix('kcl'), '--drain-delay', '0', '--log-level', 'warn']);
+  const { child, out, exit } = spawnCluster(['--nodes', '2', '--port', String(port), '--bus', kafka.url(`kcl-${Date.now()}`), '--', '--presence', 'chat:*', '--bus-prefix', uniquePrefix('kcl'), '--drain-delay', '0', '--log-level', 'warn']);
   const clients: TestClient[] = [];
   try {
     await untilUrlPrinted(child, out, port);
@@ -250,6 +250,31 @@ test('fanout cluster --bus kafka://: a client on each node, and one through HAPr
     clients[0]!.send('from node one');
     clients[1]!.send('from node two');
     for (const c of clients) await c.until((m) => m.includes('Received: from node one') && m.includes('Received: from node two'), 15_000);
+    assert.match(out(), /history kafka:\/\//, 'history follows the Kafka bus');
+
+    // The chat: one client on each node.
+    const [one, two] = [await connectChannels(nodePorts[0]!), await connectChannels(nodePorts[1]!)];
+    clients.push(one, two);
+    const { epoch } = await subscribe(one, 'chat:room');
+    await subscribe(two, 'chat:room');
+    const acks = [await publish(one, 'chat:room', 'hello'), await publish(two, 'chat:room', 'hi')];
+    for (const c of [one, two]) assert.deepEqual((await waitMessages(c, 'chat:room', 2)).map((m) => m.data), ['hello', 'hi']);
+    const page = await request(two, { type: 'history', channel: 'chat:room' });
+    assert.deepEqual((page.messages as Frame[]).map((m) => [m.offset, m.data]), [[acks[0], 'hello'], [acks[1], 'hi']], 'one history, the same on both nodes');
+    const ids = [frames(one)[0]!.client, frames(two)[0]!.client];
+    await until(
+      async () => {
+        const list = await request(one, { type: 'presence', channel: 'chat:room' });
+        return ids.every((id) => ((list.clients ?? []) as Frame[]).some((c) => c.client === id));
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: 'both chat clients in the presence list' },
+    );
+    // A client that saw "hello" on node one comes back on node two: it gets "hi", once.
+    const back = await connectChannels(nodePorts[1]!);
+    clients.push(back);
+    const reply = await subscribe(back, 'chat:room', { offset: acks[0]!, epoch: epoch as string });
+    assert.equal(reply.recovered, true);
+    assert.deepEqual(messagesOf(back, 'chat:room').map((m) => m.data), ['hi']);
   } finally {
     closeAll(clients);
     process.kill(-child.pid!, 'SIGINT');

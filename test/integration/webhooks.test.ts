@@ -207,6 +207,7 @@ describe('--webhook at start', () => {
   test('a store that cannot count across the cluster refuses --webhook, naming the --history it needs', async () => {
     for (const [args, why] of [
       [['--bus', 'nats://127.0.0.1:4222'], 'history on NATS keeps no such counts yet'],
+      [['--bus', 'kafka://127.0.0.1:9092'], 'history on Kafka keeps no such counts yet'],
       [['--bus', 'amqp://guest:guest@127.0.0.1:5672', '--history', 'memory'], 'with --bus amqp, memory history is per node'],
     ] as const) {
       const { code, stderr } = await exitOf(['--webhook', 'http://127.0.0.1:9/hook', '--webhook-secret', 's', ...args, '--log-level', 'silent']);
