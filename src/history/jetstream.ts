@@ -48,7 +48,7 @@ import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
-import { latestPage } from './page.js';
+import { logReadResult } from './page.js';
 import type { ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult, StoredMessage } from './store.js';
 
 /** Header naming the node that published a message (the envelope's origin). */
@@ -421,16 +421,7 @@ export class JetStreamChannelStore implements ChannelStore {
     const lastMessage = all[all.length - 1];
     const offset = lastMessage ? lastMessage.offset : Number.isFinite(bound) ? bound - 1 : stream.last;
     const complete = completeAfter({ first: all[0]?.offset, count: all.length, perSubject: this.log.perSubject, streamFirst: stream.first });
-    const epoch = stream.epoch;
-    const since = options.since;
-    if (since) {
-      const covered = since.epoch === epoch && since.offset <= offset && since.offset >= complete;
-      return { offset, epoch, messages: covered ? all.filter((m) => m.offset > since.offset) : [], covered, more: false };
-    }
-    const page = latestPage(all, options);
-    // A page that left older messages out vouches only for what it holds.
-    const completeAfterPage = page.messages.length === all.length ? complete : (page.messages[0]?.offset ?? offset + 1) - 1;
-    return { offset, epoch, ...page, covered: true, completeAfter: Math.min(completeAfterPage, offset) };
+    return logReadResult(all, { offset, epoch: stream.epoch, complete }, options);
   }
 
   async close(): Promise<void> {}

@@ -34,7 +34,7 @@ import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { KafkaIndex } from './kafka-index.js';
-import { latestPage } from './page.js';
+import { logReadResult } from './page.js';
 import type { ChannelPosition, ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from './store.js';
 
 const KIND_HEADER = Buffer.from('fanout-kind');
@@ -352,16 +352,7 @@ export class KafkaChannelStore implements ChannelStore {
     const all = view.messages;
     const offset = Math.max(all.at(-1)?.offset ?? 0, this.log.position(partition));
     if (options.fence) this.log.deliverLocal(options.fence.topic, options.fence.payload);
-    const complete = view.completeAfter;
-    const since = options.since;
-    if (since) {
-      const covered = since.epoch === epoch && since.offset <= offset && since.offset >= complete;
-      return { offset, epoch, messages: covered ? all.filter((m) => m.offset > since.offset) : [], covered, more: false };
-    }
-    const page = latestPage(all, options);
-    // A page that left older messages out vouches only for what it holds.
-    const completeAfterPage = page.messages.length === all.length ? complete : (page.messages[0]?.offset ?? offset + 1) - 1;
-    return { offset, epoch, ...page, covered: true, completeAfter: Math.min(completeAfterPage, offset) };
+    return logReadResult(all, { offset, epoch, complete: view.completeAfter }, options);
   }
 
   async close(): Promise<void> {}
