@@ -8,15 +8,13 @@ import { after, test } from 'node:test';
 import { connect as natsConnect } from 'nats';
 import type { FanoutNode } from '../../src/app.js';
 import { streamLayout } from '../../src/history/jetstream-layout.js';
-import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { startNatsServer, type BrokerProcess } from '../../harness/brokers.js';
-import { forkFanoutServe, waitReadyPort, type ServerProcess } from '../../harness/fanout-process.js';
 import { until } from '../../harness/wait.js';
 import { NATS_URL } from '../helpers/brokers.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
 import { scrape } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
-import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
+import { recoveryAcrossSigkill } from '../helpers/kill-recovery.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
@@ -231,40 +229,7 @@ test('JetStream history: a node SIGKILLed mid-stream; clients recovering on the 
   const prefix = uniquePrefix('jsk');
   streams.push({ url: NATS_URL, prefix });
   const args = (id: string) => ['--bus', NATS_URL, '--history', NATS_URL, '--bus-prefix', prefix, '--node-id', id, '--heartbeat', '1'];
-  const procs: ServerProcess[] = await Promise.all(['k1', 'k2'].map((id) => forkFanoutServe(args(id))));
-  const recovering: RecoveringChannelClient[] = [];
-  const clients: TestClient[] = [];
-  try {
-    for (const p of procs) await waitReadyPort(p.port);
-    const [victim, survivor] = procs as [ServerProcess, ServerProcess];
-    // Clients start on the victim and, once it is gone, reconnect to the survivor.
-    let victimAlive = true;
-    const url = (): string => `ws://127.0.0.1:${victimAlive ? victim.port : survivor.port}${CHANNEL_PATH}`;
-    for (let i = 0; i < 4; i++) recovering.push(new RecoveringChannelClient(url, 'stream'));
-    await Promise.all(recovering.map((c) => c.start()));
-    const pub = await connectChannels(survivor.port);
-    clients.push(pub);
-    const acked: number[] = [];
-    const publishing = (async () => {
-      for (let i = 0; i < 60; i++) acked.push(await publish(pub, 'stream', i));
-    })();
-    await until(() => acked.length >= 20, { timeoutMs: 20_000, what: '20 acks' });
-    victimAlive = false;
-    victim.child.kill('SIGKILL');
-    await publishing;
-    for (const c of recovering) {
-      await c.until(() => c.position?.offset === acked.at(-1), 20_000, 'every acked message');
-      const epoch = c.position!.epoch;
-      assert.deepEqual(c.offsets(epoch), acked, 'every acknowledged message once, in order');
-      assert.equal(c.duplicates, 0);
-      assert.ok(c.recoveries.length >= 1 && c.recoveries.every((r) => r), `recovered every time: ${c.recoveries}`);
-      assert.equal(c.node, 'k2');
-    }
-  } finally {
-    for (const c of recovering) c.stop();
-    closeAll(clients);
-    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
-  }
+  await recoveryAcrossSigkill(args);
 });
 
 test('JetStream history: a node cut off from NATS while the other keeps publishing: when the link is back its subscribers get everything, in order, without reconnecting', async () => {

@@ -6,15 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FanoutNode } from '../../src/app.js';
-import { CHANNEL_PATH } from '../../src/protocol/frames.js';
-import { forkFanoutServe, waitReadyPort, type ServerProcess } from '../../harness/fanout-process.js';
 import { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';
 import { until } from '../../harness/wait.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
 import { scrape } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
-import { RecoveringChannelClient } from '../helpers/recovering-channel-client.js';
+import { recoveryAcrossSigkill } from '../helpers/kill-recovery.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
@@ -216,39 +214,7 @@ test('Kafka history: a node SIGKILLed mid-stream; clients recovering on the othe
   const prefix = uniquePrefix('khk');
   const bus = kafka.url(topic('khk'));
   const args = (id: string) => ['--bus', bus, '--bus-prefix', prefix, '--node-id', id, '--heartbeat', '1'];
-  const procs: ServerProcess[] = await Promise.all(['k1', 'k2'].map((id) => forkFanoutServe(args(id))));
-  const recovering: RecoveringChannelClient[] = [];
-  const clients: TestClient[] = [];
-  try {
-    for (const p of procs) await waitReadyPort(p.port, 30_000);
-    const [victim, survivor] = procs as [ServerProcess, ServerProcess];
-    let victimAlive = true;
-    const url = (): string => `ws://127.0.0.1:${victimAlive ? victim.port : survivor.port}${CHANNEL_PATH}`;
-    for (let i = 0; i < 4; i++) recovering.push(new RecoveringChannelClient(url, 'stream'));
-    await Promise.all(recovering.map((c) => c.start()));
-    const pub = await connectChannels(survivor.port);
-    clients.push(pub);
-    const acked: number[] = [];
-    const publishing = (async () => {
-      for (let i = 0; i < 60; i++) acked.push(await publish(pub, 'stream', i));
-    })();
-    await until(() => acked.length >= 20, { timeoutMs: 20_000, what: '20 acks' });
-    victimAlive = false;
-    victim.child.kill('SIGKILL');
-    await publishing;
-    for (const c of recovering) {
-      await c.until(() => c.position?.offset === acked.at(-1), 30_000, 'every acked message');
-      const epoch = c.position!.epoch;
-      assert.deepEqual(c.offsets(epoch), acked, 'every acknowledged message once, in order');
-      assert.equal(c.duplicates, 0);
-      assert.ok(c.recoveries.length >= 1 && c.recoveries.every((r) => r), `recovered every time: ${c.recoveries}`);
-      assert.equal(c.node, 'k2');
-    }
-  } finally {
-    for (const c of recovering) c.stop();
-    closeAll(clients);
-    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
-  }
+  await recoveryAcrossSigkill(args, 30_000);
 });
 
 test('Kafka history: a node cut off from Kafka while the other keeps publishing: when the link is back its subscribers get everything, in order, without reconnecting', { timeout: 120_000 }, async () => {
