@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, errorMessage } from '../errors.js';
-import { HAPROXY_DEFAULTS, parseServers } from '../haproxy/config.js';
+import { HAPROXY_DEFAULTS, parseServers, sourceAddress } from '../haproxy/config.js';
 import { parseBusAddress } from './bus-address.js';
 
 const port = (def: number) =>
@@ -36,6 +36,16 @@ export const haproxyConfigSchema = z.object({
     .optional(),
   redirectPort: z.coerce.number().int().min(1, { error: 'expected a port from 1 to 65535' }).max(65535, { error: 'expected a port from 1 to 65535' }).optional(),
   hstsMaxAge: z.coerce.number().int().min(0, { error: 'expected 0 or more seconds' }).default(HAPROXY_DEFAULTS.hstsMaxAge),
+  source: z
+    .string()
+    .superRefine((value, ctx) => {
+      try {
+        sourceAddress(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: errorMessage(err) });
+      }
+    })
+    .optional(),
 });
 
 export const HAPROXY_CONFIG_HELP = `Usage: fanout haproxy-config --servers host:port[,host:port…] [options]
@@ -51,7 +61,9 @@ Prints a complete haproxy.cfg for the nodes given.
   --tls-cert PEM    terminate TLS (https, wss) on --port with this PEM (certificate chain + key);
                     the nodes stay on plain HTTP behind HAProxy
   --redirect-port N with --tls-cert: also listen for plain HTTP here and redirect it to https
-  --hsts-max-age S  with --tls-cert: Strict-Transport-Security max-age (default ${HAPROXY_DEFAULTS.hstsMaxAge}; 0 for none)`;
+  --hsts-max-age S  with --tls-cert: Strict-Transport-Security max-age (default ${HAPROXY_DEFAULTS.hstsMaxAge}; 0 for none)
+  --source ADDR     the local address HAProxy connects to the nodes from (e.g. 127.0.0.2): one per
+                    proxy when several share a box, each then has its own ephemeral ports`;
 
 /** `--node-ports 9001,9002`: one port per node, each from 1 to 65535, no port twice. */
 const nodePorts = z.string().transform((value, ctx) => {

@@ -195,7 +195,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   maxConnections: 'WebSocket connections per node, 0 for no limit (503 past it)',
   maxConnectionsPerIp: 'WebSocket connections per client IP, 0 for no limit (429 past it)',
   handshakeTimeout: `seconds a client has to send its request headers (default ${DEFAULTS.handshakeTimeout})`,
-  heartbeat: `seconds between pings; a peer that misses one is dropped, 0 for off (default ${DEFAULTS.heartbeat})`,
+  heartbeat: `seconds between checks of a socket; a silent one is pinged, and dropped if it does not answer by the next check, 0 for off (default ${DEFAULTS.heartbeat})`,
   maxBuffered: `unsent bytes per socket before it is closed as a slow consumer (default ${DEFAULTS.maxBuffered})`,
   tlsCert: 'PEM certificate: serve https and wss (with --tls-key)',
   tlsKey: 'PEM private key for --tls-cert',

@@ -18,6 +18,8 @@
  * do, so the outage degrades to per-node delivery instead of refusing everyone.
  */
 
+import { isIP } from 'node:net';
+
 export interface HaproxyServer {
   readonly host: string;
   readonly port: number;
@@ -45,6 +47,12 @@ export interface HaproxyOptions {
   readonly redirectPort?: number | undefined;
   /** With tlsCert: Strict-Transport-Security max-age in seconds (0 leaves the header out). */
   readonly hstsMaxAge?: number | undefined;
+  /**
+   * The local address HAProxy connects to the nodes from (`source` in `defaults`), an IPv4 or IPv6
+   * literal. A box has about 28 000 ephemeral ports per source address and destination, so
+   * several proxies on one box each need their own (docs/operations.md, "A large set-up").
+   */
+  readonly source?: string | undefined;
 }
 
 export const HAPROXY_DEFAULTS = {
@@ -55,6 +63,17 @@ export const HAPROXY_DEFAULTS = {
   checkInterval: 2000,
   hstsMaxAge: 31536000,
 } as const;
+
+/**
+ * Checks a --source address: an IPv4 or IPv6 literal (IPv6 with or without brackets); returns it
+ * as HAProxy's `source` takes it (IPv6 in brackets). Throws a message for a bad one.
+ */
+export function sourceAddress(value: string): string {
+  const bare = /^\[(.*)\]$/.exec(value)?.[1] ?? value;
+  const family = isIP(bare);
+  if (family === 0) throw new Error(`expected an IP address of the proxy's machine, e.g. 127.0.0.2, got ${JSON.stringify(value)}`);
+  return family === 6 ? `[${bare}]` : bare;
+}
 
 /** Parses `host:port,host:port`; throws a message naming the bad entry. */
 export function parseServers(list: string): HaproxyServer[] {
@@ -107,6 +126,7 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '    timeout server-fin 30s',
     '    timeout tunnel 1h',
     '    default-server init-addr last,libc,none',
+    ...(options.source === undefined ? [] : [`    source ${sourceAddress(options.source)}`]),
     '',
     'frontend fanout',
     ...frontendBinds(options, bindHost),

@@ -15,6 +15,7 @@ import { Client, rawSocket, type Identity } from '../transport/client.js';
 import type { SecurityGate } from '../transport/gate.js';
 import { RateLimiter, RateVerdict } from '../transport/limits.js';
 import type { Endpoint } from './endpoint.js';
+import { HeartbeatWheel, PING_FRAME, slicesFor } from './heartbeat.js';
 import type { Outbox } from './outbox.js';
 
 export interface SocketsHost {
@@ -31,13 +32,18 @@ const kSockets = Symbol('fanout.sockets');
 type TaggedSocket = WebSocket & { [kClient]?: Client; [kSockets]?: Sockets };
 
 export class Sockets {
-  private readonly clients = new Set<Client>();
+  /** The open clients, in their heartbeat slots (node/heartbeat.ts); one slot when heartbeats are off. */
+  private readonly clients: HeartbeatWheel<Client>;
+  private readonly heartbeatTickMs: number;
   private readonly rateLimiter: RateLimiter | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly host: SocketsHost) {
-    const { rateLimit } = host.config;
+    const { rateLimit, heartbeat } = host.config;
     this.rateLimiter = rateLimit > 0 ? new RateLimiter(rateLimit) : undefined;
+    const { slices, tickMs } = heartbeat > 0 ? slicesFor(heartbeat) : { slices: 1, tickMs: 0 };
+    this.heartbeatTickMs = tickMs;
+    this.clients = new HeartbeatWheel<Client>(slices, { ping: pingClient, terminate: terminateClient });
   }
 
   get size(): number {
@@ -146,27 +152,20 @@ export class Sockets {
     setTimeout(() => client.ws.terminate(), TIMINGS.slowConsumerCutMs).unref();
   }
 
-  /** Pings every socket each --heartbeat seconds; a socket silent since the last ping is cut. */
+  /**
+   * Visits each socket once per --heartbeat seconds, a slice of them every ~100 ms: a socket
+   * silent since its previous visit is pinged, one that stayed silent a whole interval after its
+   * ping is cut (the rule and the reasons in node/heartbeat.ts).
+   */
   startHeartbeat(): void {
-    const seconds = this.host.config.heartbeat;
-    if (seconds <= 0) return;
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), seconds * 1000);
+    if (this.host.config.heartbeat <= 0 || this.heartbeatTimer) return;
+    this.heartbeatTimer = setInterval(() => this.clients.tick(), this.heartbeatTickMs);
     this.heartbeatTimer.unref();
   }
 
   stopHeartbeat(): void {
     clearInterval(this.heartbeatTimer);
-  }
-
-  private heartbeat(): void {
-    for (const client of this.clients) {
-      if (!client.alive) {
-        client.ws.terminate();
-        continue;
-      }
-      client.alive = false;
-      client.ws.ping();
-    }
+    this.heartbeatTimer = undefined;
   }
 
   /** Sends every socket a close frame. */
@@ -178,6 +177,14 @@ export class Sockets {
   terminateAll(): void {
     for (const client of this.clients) client.ws.terminate();
   }
+}
+
+/** The heartbeat's ping: the one pre-built frame, written straight to the socket as the outbox writes its frames. */
+function pingClient(client: Client): void {
+  if (client.open) client.socket.write(PING_FRAME);
+}
+function terminateClient(client: Client): void {
+  client.ws.terminate();
 }
 
 // Shared listeners (`this` is the socket): no closure per connection.

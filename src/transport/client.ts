@@ -40,8 +40,12 @@ export class Client {
   drainListening = false;
   /** Bytes the client's requests in flight may still produce (reserved by the endpoint). */
   requestBytes = 0;
-  /** Cleared at every heartbeat; set by a pong or any message. */
+  /** Heartbeat state (node/heartbeat.ts): set by a pong or any message, cleared at each heartbeat visit. */
   alive = true;
+  /** Pinged at the last heartbeat visit, nothing heard since. */
+  pinged = false;
+  /** The socket's slot in the node's heartbeat wheel. */
+  slot = 0;
   /** Endpoint-specific state (the channel endpoint keeps its subscriptions here). */
   state: unknown = undefined;
   /** --rate-limit token bucket (transport/limits.ts), refilled lazily when a message arrives. */

@@ -1,0 +1,123 @@
+/**
+ * Heartbeats that cost little on a node with many idle sockets: a wheel of slots.
+ *
+ * Why: pinging every socket of a node at once, one write each, puts tens of thousands of writes
+ * (and then as many pongs) through HAProxy and the kernel in one event-loop turn, which shows as
+ * latency for whatever else the node does in that turn and as CPU on a node that is otherwise
+ * idle. So:
+ * - **Spread.** Each socket has a slot; the interval (--heartbeat) is cut into {@link slicesFor}
+ *   slices, about {@link HEARTBEAT_SLICE_MS} apart, and each tick visits one slot. No turn visits
+ *   more than about sockets / slices of them, and each socket is still visited once per interval.
+ * - **Framed once.** The ping is one pre-built frame ({@link PING_FRAME}, from ws's own encoder),
+ *   the same bytes written to every socket: no framing or allocation per ping.
+ * - **Only the silent are pinged.** A socket that sent anything (a message, a pong) since its
+ *   previous visit proved alive and is not pinged this round.
+ *
+ * The rule, per visit of a socket: heard from since the previous visit → nothing to do; silent
+ * and not pinged → ping; pinged at the previous visit and still silent → terminate. A ping so has
+ * one whole interval to be answered, a socket that talks is never pinged, an idle one that
+ * answers is pinged every other interval, and a silent peer is terminated between two and three
+ * intervals after the last frame it sent (50–75 s with the default 25 s).
+ */
+import { Sender } from '../transport/ws-internals.js';
+
+/** Aimed-at time between two ticks of the wheel: often enough that a slot stays small, rarely enough that an idle node hardly wakes. */
+export const HEARTBEAT_SLICE_MS = 100;
+/** At most this many slots, so a long --heartbeat does not make a wheel of thousands of slots (ticks then come further apart). */
+export const HEARTBEAT_MAX_SLICES = 600;
+/** setInterval's largest delay. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The complete unmasked ping frame (server → client, empty payload), framed once by ws's encoder. */
+export const PING_FRAME: Buffer = (() => {
+  const parts = Sender.frame(Buffer.alloc(0), { fin: true, rsv1: false, opcode: 0x9, mask: false, readOnly: false });
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+})();
+
+/** What the wheel keeps on each socket (the node's `Client` has these fields). */
+export interface Beating {
+  /** Set by any frame from the peer (message or pong); cleared by each visit. */
+  alive: boolean;
+  /** The previous visit pinged it and nothing has arrived since. */
+  pinged: boolean;
+  /** Its slot in the wheel; the wheel's own bookkeeping. */
+  slot: number;
+}
+
+/** What a visit does to a socket: write {@link PING_FRAME} to it, or cut it. */
+export interface HeartbeatActions<T> {
+  ping(item: T): void;
+  terminate(item: T): void;
+}
+
+/** How many slices an interval of `seconds` is cut into, and the tick between them in ms. */
+export function slicesFor(seconds: number): { slices: number; tickMs: number } {
+  const intervalMs = seconds * 1000;
+  const slices = Math.min(HEARTBEAT_MAX_SLICES, Math.max(1, Math.round(intervalMs / HEARTBEAT_SLICE_MS)));
+  return { slices, tickMs: Math.max(1, Math.min(MAX_TIMER_MS, intervalMs / slices)) };
+}
+
+/**
+ * The sockets of a node in slots; also the node's registry of them (each socket is in exactly
+ * one slot, so the wheel costs no memory per socket beyond the fields of {@link Beating}).
+ * {@link tick} visits the next slot; the caller drives it (a timer every `tickMs` in the node,
+ * by hand in tests).
+ */
+export class HeartbeatWheel<T extends Beating> implements Iterable<T> {
+  private readonly slots: Set<T>[];
+  /** Slot of the next socket added: round robin, so slots stay even as sockets come. */
+  private nextSlot = 0;
+  /** Slot the next tick visits. */
+  private cursor = 0;
+  private count = 0;
+
+  constructor(
+    readonly slices: number,
+    private readonly actions: HeartbeatActions<T>,
+  ) {
+    if (!(Number.isInteger(slices) && slices >= 1)) throw new RangeError(`slices must be a whole number ≥ 1, got ${slices}`);
+    this.slots = Array.from({ length: slices }, () => new Set<T>());
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Adds a socket; it counts as just heard from (its first ping comes one to two intervals later). */
+  add(item: T): void {
+    item.alive = true;
+    item.pinged = false;
+    item.slot = this.nextSlot;
+    this.nextSlot = (this.nextSlot + 1) % this.slices;
+    this.slots[item.slot]!.add(item);
+    this.count++;
+  }
+
+  /** Removes a socket; false if it was not in the wheel. */
+  delete(item: T): boolean {
+    if (!this.slots[item.slot]?.delete(item)) return false;
+    this.count--;
+    return true;
+  }
+
+  /** Visits one slot (see the rule at the top of this file). */
+  tick(): void {
+    const slot = this.slots[this.cursor]!;
+    this.cursor = (this.cursor + 1) % this.slices;
+    for (const item of slot) {
+      if (item.alive) {
+        item.alive = false;
+        item.pinged = false;
+      } else if (!item.pinged) {
+        item.pinged = true;
+        this.actions.ping(item);
+      } else {
+        this.actions.terminate(item);
+      }
+    }
+  }
+
+  *[Symbol.iterator](): Iterator<T> {
+    for (const slot of this.slots) yield* slot;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * `fanout haproxy-config --source ADDR`: HAProxy connects to the nodes from that address (so
+ * several proxies on one box each get their own ephemeral ports). The generated line passes
+ * `haproxy -c`, a real HAProxy's connections reach the node from it, and a bad address stops
+ * the command with one line naming the flag.
+ */
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { MemoryBroker } from '../../src/bus/memory.js';
+import { createConfig } from '../../src/config/load.js';
+import { createNode } from '../../src/app.js';
+import { FANOUT_MAIN } from '../../harness/fanout-process.js';
+import { HAPROXY, startHaproxy, TEST_HAPROXY_DEFAULTS } from '../../harness/haproxy.js';
+import { haproxyConfig, sourceAddress } from '../../src/haproxy/config.js';
+import { until } from '../../harness/wait.js';
+import { captureLogger } from '../helpers/security.js';
+import { connect } from '../helpers/ws-client.js';
+
+const run = promisify(execFile);
+
+async function fanout(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [FANOUT_MAIN, ...args], { timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** `haproxy -c` on `cfg`: its output when valid, throws otherwise. */
+function haproxyCheck(cfg: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fanout-source-'));
+  try {
+    const file = join(dir, 'haproxy.cfg');
+    writeFileSync(file, cfg);
+    return execFileSync(HAPROXY, ['-c', '-f', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('haproxy-config --source puts `source ADDR` in the defaults, and HAProxy accepts it (IPv4 and IPv6)', async () => {
+  for (const [given, line] of [
+    ['127.0.0.2', '    source 127.0.0.2'],
+    ['[::1]', '    source [::1]'],
+  ] as const) {
+    const { code, stdout, stderr } = await fanout(['haproxy-config', '--servers', '127.0.0.1:3001,127.0.0.1:3002', '--source', given]);
+    assert.equal(code, 0, stderr);
+    const lines = stdout.split('\n');
+    const defaults = lines.slice(lines.indexOf('defaults'), lines.indexOf('frontend fanout'));
+    assert.ok(defaults.includes(line), `no ${JSON.stringify(line)} in the defaults section:\n${defaults.join('\n')}`);
+    assert.match(haproxyCheck(stdout), /Configuration file is valid/);
+  }
+  assert.equal(sourceAddress('::1'), '[::1]', 'a bare IPv6 address is bracketed');
+  const plain = haproxyConfig({ servers: [{ host: '127.0.0.1', port: 3001 }], ...TEST_HAPROXY_DEFAULTS, port: 8080 });
+  assert.doesNotMatch(plain, /^\s*source /m, 'no source line unless asked');
+});
+
+test('haproxy-config with a bad --source exits 2 with one line naming the flag', async () => {
+  for (const bad of ['nope', '127.0.0.2:1024', '127.0.0.2\nglobal']) {
+    const { code, stdout, stderr } = await fanout(['haproxy-config', '--servers', '127.0.0.1:3001', '--source', bad]);
+    assert.equal(code, 2, `--source ${JSON.stringify(bad)}`);
+    assert.equal(stdout, '');
+    assert.equal(stderr, `fanout: invalid --source: expected an IP address of the proxy's machine, e.g. 127.0.0.2, got ${JSON.stringify(bad)}\n`);
+  }
+});
+
+test('with source 127.0.0.2 a real HAProxy reaches the node from 127.0.0.2, and clients are served', async () => {
+  const capture = captureLogger();
+  const node = createNode({
+    config: createConfig({ port: 0, host: '127.0.0.1', heartbeat: 0, drainDelay: 0, drainTimeout: 0 }),
+    logger: capture.logger,
+    broker: new MemoryBroker(),
+  });
+  await node.start();
+  const proxy = await startHaproxy([node.address.port], { source: '127.0.0.2' });
+  const clients = [await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`), await connect(`ws://127.0.0.1:${proxy.port}/ws/echo`)];
+  try {
+    assert.match(proxy.config, /^ {4}source 127\.0\.0\.2$/m);
+    clients[0]!.send('from behind the proxy');
+    for (const c of clients) await c.until((m) => m.includes('Received: from behind the proxy'));
+    // The node logs each connection with its TCP peer (no --trust-proxy): HAProxy's source address.
+    await until(() => capture.lines.filter((l) => l['msg'] === 'connected').length === 2, { what: 'two connections logged' });
+    assert.deepEqual(
+      capture.lines.filter((l) => l['msg'] === 'connected').map((l) => l['ip']),
+      ['127.0.0.2', '127.0.0.2'],
+    );
+  } finally {
+    for (const c of clients) c.close();
+    await proxy.stop();
+    await node.close();
+  }
+});
