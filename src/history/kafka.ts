@@ -235,13 +235,7 @@ export class KafkaLog extends KafkaBus {
    * broker reports now), so a read that follows answers with everything published before.
    */
   async catchUp(partition: number): Promise<void> {
-    const consumer = this.consumer();
-    let end: bigint | undefined;
-    try {
-      end = (await consumer.listOffsets({ topics: [this.topic], partitions: { [this.topic]: [partition] } })).get(this.topic)?.[partition];
-    } catch (err) {
-      throw new BusUnavailableError(`kafka: ${errorMessage(err)}`, { cause: err });
-    }
+    const end = (await this.logEnds())[partition];
     if (end === undefined) throw new BusUnavailableError(`kafka: no partition ${partition} in ${this.topic}`);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -255,6 +249,42 @@ export class KafkaLog extends KafkaBus {
       clearTimeout(timer);
     }
     if (!this.connected) throw new BusUnavailableError(`kafka is ${this.status}`);
+  }
+
+  /** The ends request in flight, and the one that follows it (shared by the reads that began meanwhile). */
+  private endsInFlight: Promise<readonly bigint[]> | undefined;
+  private endsQueued: Promise<readonly bigint[]> | undefined;
+
+  /**
+   * The end of every partition, as the broker says after this call began. Reads share requests
+   * (at most one in flight and one queued, however many clients read at once): a read that finds
+   * a request in flight waits for the next, since the one in flight may have been answered before
+   * a message acked just before the read.
+   */
+  private logEnds(): Promise<readonly bigint[]> {
+    if (this.endsInFlight === undefined) return this.askEnds();
+    this.endsQueued ??= this.endsInFlight.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      this.endsQueued = undefined;
+      return this.askEnds();
+    });
+    return this.endsQueued;
+  }
+
+  private askEnds(): Promise<readonly bigint[]> {
+    const request = (async () => {
+      try {
+        return (await this.consumer().listOffsets({ topics: [this.topic] })).get(this.topic) ?? [];
+      } catch (err) {
+        throw err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka: ${errorMessage(err)}`, { cause: err });
+      }
+    })().finally(() => {
+      if (this.endsInFlight === request) this.endsInFlight = undefined;
+    });
+    this.endsInFlight = request;
+    return request;
   }
 
   /** The Fanout offset of the last record this node read on `partition` (0 before the first). */

@@ -94,6 +94,12 @@ test('Kafka history: pages on the other node, paging back with before; recovery 
     const page = await request(reader, { type: 'history', channel: 'log', limit: 3 });
     assert.deepEqual(page.messages, acks.slice(-3).map((offset, i) => ({ offset, data: `e${10 + i}` })));
     assert.ok((page.offset as number) >= acks.at(-1)!);
+    // Many reads at once share the broker requests that tell where the log ends; each still sees every ack.
+    const readers = await Promise.all(Array.from({ length: 20 }, () => connectChannels(nodes[1]!)));
+    clients.push(...readers);
+    const last = await publish(pub, 'side', 'burst');
+    const pages = await Promise.all(readers.map((r) => request(r, { type: 'history', channel: 'side', limit: 1 })));
+    for (const p of pages) assert.deepEqual(p.messages, [{ offset: last, data: 'burst' }]);
     const older = await request(reader, { type: 'history', channel: 'log', limit: 4, before: acks[9] });
     assert.deepEqual((older.messages as Frame[]).map((m) => m.offset), acks.slice(5, 9));
 
