@@ -6,28 +6,28 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FanoutNode } from '../../src/app.js';
-import { KafkaProcess } from '../../harness/kafka.js';
-import { freePort } from '../../harness/ports.js';
+import type { KafkaProcess } from '../../harness/kafka.js';
 import { until } from '../../harness/wait.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
 import { scrape } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { recoveryAcrossSigkill } from '../helpers/kill-recovery.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { startProxiedKafka, type ProxiedKafka } from '../helpers/proxied-kafka.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 let kafka: KafkaProcess;
 let proxy: TcpProxy;
 
+let broker: ProxiedKafka | undefined;
+
 before(async () => {
-  const proxiedPort = await freePort();
-  proxy = await TcpProxy.start(proxiedPort);
-  kafka = await KafkaProcess.start({ proxied: { port: proxiedPort, advertised: proxy.port } });
+  broker = await startProxiedKafka();
+  ({ kafka, proxy } = broker);
 });
 
 after(async () => {
-  await kafka?.destroy();
-  await proxy?.close();
+  await broker?.destroy();
 });
 
 /** A bus topic of its own per test (the history topic is named after it). */

@@ -14,12 +14,13 @@ import { createBus } from '../../src/bus/create.js';
 import { parseBusAddress } from '../../src/config/bus-address.js';
 import { BusUnavailableError, ConfigError } from '../../src/errors.js';
 import { FANOUT_MAIN, forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
-import { KafkaProcess } from '../../harness/kafka.js';
+import type { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';
 import { Changes, until } from '../../harness/wait.js';
 import { spawnCluster, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { uniquePrefix } from '../helpers/nodes.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { startProxiedKafka, type ProxiedKafka } from '../helpers/proxied-kafka.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
 
@@ -28,15 +29,15 @@ const run = promisify(execFile);
 let kafka: KafkaProcess;
 let proxy: TcpProxy;
 
+let broker: ProxiedKafka | undefined;
+
 before(async () => {
-  const proxiedPort = await freePort();
-  proxy = await TcpProxy.start(proxiedPort);
-  kafka = await KafkaProcess.start({ proxied: { port: proxiedPort, advertised: proxy.port } });
+  broker = await startProxiedKafka();
+  ({ kafka, proxy } = broker);
 });
 
 after(async () => {
-  await kafka?.destroy();
-  await proxy?.close();
+  await broker?.destroy();
 });
 
 /** A bus playing a node: resubscribes on `connected` as the node does, records messages and statuses. */

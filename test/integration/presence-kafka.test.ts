@@ -13,11 +13,11 @@ import { BusUnavailableError } from '../../src/errors.js';
 import { KafkaPresenceStore, type KafkaPresenceOptions } from '../../src/history/kafka-presence.js';
 import type { PresenceEntry } from '../../src/history/store.js';
 import { stopChild } from '../../harness/child.js';
-import { KafkaProcess } from '../../harness/kafka.js';
-import { freePort } from '../../harness/ports.js';
+import type { KafkaProcess } from '../../harness/kafka.js';
 import { until } from '../../harness/wait.js';
 import { uniquePrefix } from '../helpers/nodes.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { startProxiedKafka, type ProxiedKafka } from '../helpers/proxied-kafka.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const SHARED = ['127.0.0.1:9092'];
 const TTL = 1;
@@ -28,17 +28,17 @@ const children: ChildProcess[] = [];
 let kafka: KafkaProcess;
 let proxy: TcpProxy;
 
+let broker: ProxiedKafka | undefined;
+
 before(async () => {
-  const proxiedPort = await freePort();
-  proxy = await TcpProxy.start(proxiedPort);
-  kafka = await KafkaProcess.start({ proxied: { port: proxiedPort, advertised: proxy.port } });
+  broker = await startProxiedKafka();
+  ({ kafka, proxy } = broker);
 });
 
 after(async () => {
   await Promise.all(stores.map((s) => s.close()));
   await Promise.all(children.map((c) => stopChild(c, 'SIGKILL')));
-  await kafka?.destroy();
-  await proxy?.close();
+  await broker?.destroy();
 });
 
 /** A store playing node `node`, started, with what it reported departed and how often it was told to rejoin. */
