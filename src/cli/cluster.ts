@@ -79,7 +79,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   const ports: number[] = [];
   for (let i = 1; i <= nodeCount; i++) {
     const nodeId = `node${i}`;
-    const child = fork(MAIN, ['serve', '--port', String(options.nodePorts?.[i - 1] ?? 0), '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', '127.0.0.1', ...serveArgs], {
+    const child = fork(MAIN, ['serve', '--port', String(options.nodePorts?.[i - 1] ?? 0), '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', trustedProxy(options.source), ...serveArgs], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       detached: true,
     });
@@ -98,6 +98,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
     maxconn: options.maxconn,
     checkInterval: HAPROXY_DEFAULTS.checkInterval,
     statsPort: options.statsPort,
+    source: options.source,
   });
   const cfgFile = join(dir, 'haproxy.cfg');
   writeFileSync(cfgFile, cfg);
@@ -113,6 +114,11 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
       `HAProxy config: ${cfgFile}\n` +
       `Open http://localhost:${options.port}/ws (Ctrl-C stops the cluster)\n`,
   );
+}
+
+/** The address the nodes see HAProxy connect from: --source (unbracketed), else loopback. */
+function trustedProxy(source: string | undefined): string {
+  return source === undefined ? '127.0.0.1' : source.replace(/^\[(.*)\]$/, '$1');
 }
 
 /** How many nodes: --nodes, or one per --node-ports port; both given, they must agree. */

@@ -13,6 +13,18 @@ const port = (def: number) =>
     .max(65535, { error: 'expected a port from 1 to 65535' })
     .default(def);
 
+/** --source: the local address HAProxy connects to the nodes from (an IP literal). */
+const sourceOption = z
+  .string()
+  .superRefine((value, ctx) => {
+    try {
+      sourceAddress(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: errorMessage(err) });
+    }
+  })
+  .optional();
+
 export const haproxyConfigSchema = z.object({
   servers: z
     .string({ error: 'missing: give the nodes as host:port[,host:port…]' })
@@ -36,16 +48,7 @@ export const haproxyConfigSchema = z.object({
     .optional(),
   redirectPort: z.coerce.number().int().min(1, { error: 'expected a port from 1 to 65535' }).max(65535, { error: 'expected a port from 1 to 65535' }).optional(),
   hstsMaxAge: z.coerce.number().int().min(0, { error: 'expected 0 or more seconds' }).default(HAPROXY_DEFAULTS.hstsMaxAge),
-  source: z
-    .string()
-    .superRefine((value, ctx) => {
-      try {
-        sourceAddress(value);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: errorMessage(err) });
-      }
-    })
-    .optional(),
+  source: sourceOption,
 });
 
 export const HAPROXY_CONFIG_HELP = `Usage: fanout haproxy-config --servers host:port[,host:port…] [options]
@@ -107,6 +110,7 @@ export const clusterSchema = z.object({
   balance: z.enum(['roundrobin', 'leastconn'], { error: 'expected roundrobin or leastconn' }).default(HAPROXY_DEFAULTS.balance),
   statsPort: z.coerce.number().int().min(1).max(65535).optional(),
   maxconn: z.coerce.number().int().min(1).default(HAPROXY_DEFAULTS.maxconn),
+  source: sourceOption,
 });
 
 export const CLUSTER_HELP = `Usage: fanout cluster --nodes N [options] [-- serve flags…]
@@ -123,4 +127,6 @@ Starts N nodes (on free ports unless --node-ports) and HAProxy in front of them,
   --balance ALG     roundrobin or leastconn (default ${HAPROXY_DEFAULTS.balance})
   --stats-port N    also serve HAProxy's stats page on this port
   --maxconn N       HAProxy's connection cap (default ${HAPROXY_DEFAULTS.maxconn})
+  --source ADDR     the local address HAProxy connects to the nodes from (e.g. 127.0.0.2); the
+                    nodes trust its X-Forwarded-For (a source per cluster when several share a box)
   -- FLAGS          anything after -- is passed to every node's \`fanout serve\``;

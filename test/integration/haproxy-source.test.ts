@@ -2,11 +2,12 @@
  * `fanout haproxy-config --source ADDR`: HAProxy connects to the nodes from that address (so
  * several proxies on one box each get their own ephemeral ports). The generated line passes
  * `haproxy -c`, a real HAProxy's connections reach the node from it, and a bad address stops
- * the command with one line naming the flag.
+ * the command with one line naming the flag. `fanout cluster --source` does the same for its
+ * HAProxy and has the nodes trust that address's X-Forwarded-For.
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -15,9 +16,11 @@ import { MemoryBroker } from '../../src/bus/memory.js';
 import { createConfig } from '../../src/config/load.js';
 import { createNode } from '../../src/app.js';
 import { FANOUT_MAIN } from '../../harness/fanout-process.js';
+import { freePort } from '../../harness/ports.js';
 import { HAPROXY, startHaproxy, TEST_HAPROXY_DEFAULTS } from '../../harness/haproxy.js';
 import { haproxyConfig, sourceAddress } from '../../src/haproxy/config.js';
 import { until } from '../../harness/wait.js';
+import { spawnCluster, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { captureLogger } from '../helpers/security.js';
 import { connect } from '../helpers/ws-client.js';
 
@@ -96,4 +99,38 @@ test('with source 127.0.0.2 a real HAProxy reaches the node from 127.0.0.2, and 
     await proxy.stop();
     await node.close();
   }
+});
+
+test('fanout cluster --source 127.0.0.2: HAProxy connects from it, the nodes trust its X-Forwarded-For, and a bad one exits 2 naming the flag', async () => {
+  const bad = await fanout(['cluster', '--nodes', '1', '--source', 'nope']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, `fanout: invalid --source: expected an IP address of the proxy's machine, e.g. 127.0.0.2, got "nope"\n`);
+
+  const port = await freePort();
+  const { child, out, exit } = spawnCluster(['--nodes', '1', '--port', String(port), '--source', '127.0.0.2', '--', '--drain-delay', '0']);
+  try {
+    await untilUrlPrinted(child, out, port);
+    const cfg = readFileSync(/HAProxy config: (\S+)/.exec(out())![1]!, 'utf8');
+    assert.match(cfg, /^ {4}source 127\.0\.0\.2$/m);
+    await until(
+      async () => {
+        const page = await fetch(`http://127.0.0.1:${port}/ws`);
+        await page.arrayBuffer();
+        return page.status === 200;
+      },
+      { timeoutMs: 15_000, intervalMs: 100, what: 'the page served through the cluster' },
+    );
+    // The client connects to HAProxy from 127.0.0.3; the node sees the proxy at 127.0.0.2 and,
+    // trusting it, logs the client's own address from X-Forwarded-For.
+    const client = await connect(`ws://127.0.0.1:${port}/ws/echo`, { localAddress: '127.0.0.3' });
+    client.send('through the sourced proxy');
+    await client.until((m) => m.includes('Received: through the sourced proxy'));
+    client.close();
+    await until(() => /"msg":"connected"/.test(out()), { wake: out.changes, what: 'the connection logged' });
+    const logged = out().split('\n').filter((l) => l.includes('"msg":"connected"')).map((l) => (JSON.parse(l) as { ip: string }).ip);
+    assert.deepEqual(logged, ['127.0.0.3']);
+  } finally {
+    process.kill(-child.pid!, 'SIGINT');
+  }
+  assert.equal((await exit).code, 0, out());
 });
