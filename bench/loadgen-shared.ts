@@ -1,10 +1,14 @@
 /** Types and the latency histogram shared by the load generator's main thread and its workers. */
 import type { WireProtocol } from './ws-raw.js';
 
-/** What one worker thread is asked to open. */
+/** Where a child-process lane finds its WorkerData (a worker thread gets it as workerData). */
+export const LANE_DATA_ENV = 'FANOUT_LOADGEN_LANE';
+
+/** What one lane (a worker thread or a child process) is asked to open. */
 export interface WorkerData {
   readonly host: string;
-  readonly port: number;
+  /** The frontends' ports: client i connects to ports[i % ports.length]. */
+  readonly ports: readonly number[];
   readonly path: string;
   readonly protocol: WireProtocol;
   readonly channel: string | undefined;

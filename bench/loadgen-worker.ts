@@ -1,14 +1,23 @@
 /**
- * One load-generator thread: opens its share of the clients, checks every benchmark message they
+ * One load-generator lane: opens its share of the clients, checks every benchmark message they
  * receive (sequence order, send time) and keeps counts and a latency histogram, which the main
  * thread collects. Nothing is allocated per frame.
+ *
+ * A lane is a worker thread of the bench's process, or, for runs past one process's file limit
+ * (the connection-scale run), a child process of its own (forked with the advanced
+ * serialization, so the histogram crosses as a typed array).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HISTOGRAM_SIZE, latencyBucket, type WorkerData, type WorkerReport, type WorkerRequest } from './loadgen-shared.js';
+import { HISTOGRAM_SIZE, LANE_DATA_ENV, latencyBucket, type WorkerData, type WorkerReport, type WorkerRequest } from './loadgen-shared.js';
 import { parseStamp, RawClient } from './ws-raw.js';
 
-const data = workerData as WorkerData;
-const port = parentPort!;
+const data = (parentPort ? workerData : JSON.parse(process.env[LANE_DATA_ENV]!)) as WorkerData;
+const port = parentPort ?? {
+  postMessage: (msg: unknown) => process.send!(msg),
+  on: (event: 'message', listener: (msg: WorkerRequest) => void) => process.on(event, listener),
+};
+// A child-process lane ends with the bench.
+if (!parentPort) process.on('disconnect', () => process.exit(0));
 
 const clients: RawClient[] = [];
 const lastSeq = new Int32Array(data.count);
@@ -48,7 +57,7 @@ function open(index: number, done: () => void): void {
   let settled = false;
   const client = new RawClient({
     host: data.host,
-    port: data.port,
+    port: data.ports[index % data.ports.length]!,
     path: data.path,
     protocol: data.protocol,
     channel: data.channel,

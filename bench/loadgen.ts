@@ -6,8 +6,11 @@
  * are not counted. Every client checks that sequence numbers only go up and measures latency
  * from the send time to the moment the chunk holding the frame was read.
  */
+import { fork } from 'node:child_process';
+import type { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { HISTOGRAM_SIZE, quantile, type WorkerData, type WorkerReport } from './loadgen-shared.js';
+import { HISTOGRAM_SIZE, LANE_DATA_ENV, quantile, type WorkerData, type WorkerReport } from './loadgen-shared.js';
 import { clientFrame, nowMicros, RawClient, stamp, type WireProtocol } from './ws-raw.js';
 
 export interface Target {
@@ -23,10 +26,18 @@ export interface Target {
 
 export interface PoolOptions {
   readonly clients: number;
+  /** Lanes the clients are spread over: worker threads, or child processes with `processes`. */
   readonly workers: number;
   readonly localAddresses: readonly string[];
-  /** Handshakes in flight at once, per worker. */
+  /** Handshakes in flight at once, per lane. */
   readonly concurrency?: number;
+  /** Frontends to spread the clients over (default: the target's port alone). */
+  readonly ports?: readonly number[];
+  /**
+   * Lanes as child processes rather than threads: each holds its clients' sockets under its own
+   * file limit, so one bench can open more than one process may.
+   */
+  readonly processes?: boolean;
 }
 
 /** The sum of every worker's report. */
@@ -45,74 +56,103 @@ export interface PoolStats {
 
 const WORKER = new URL('./loadgen-worker.js', import.meta.url);
 
-/** C clients on worker threads. */
+/** A worker thread or a child process running loadgen-worker.js: both say 'message' and 'error'. */
+interface Lane {
+  readonly events: EventEmitter;
+  post(msg: object): void;
+  stop(): Promise<unknown>;
+}
+
+function startLane(data: WorkerData, processes: boolean): Lane {
+  if (!processes) {
+    const worker = new Worker(WORKER, { workerData: data });
+    return { events: worker, post: (msg) => worker.postMessage(msg), stop: () => worker.terminate() };
+  }
+  const child = fork(fileURLToPath(WORKER), [], {
+    env: { ...process.env, [LANE_DATA_ENV]: JSON.stringify(data) },
+    serialization: 'advanced',
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exit = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    events: child,
+    post: (msg) => child.send(msg),
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      return exit;
+    },
+  };
+}
+
+/** C clients on lanes (worker threads or child processes). */
 export class ClientPool {
   private constructor(
-    private readonly workers: Worker[],
+    private readonly lanes: Lane[],
     readonly connected: PoolStats,
   ) {}
 
   /** Opens every client and resolves once each is ready or has failed. */
   static async open(target: Target, options: PoolOptions): Promise<ClientPool> {
     const count = Math.max(1, Math.min(options.workers, options.clients));
-    const workers: Worker[] = [];
+    const lanes: Lane[] = [];
     const reports: Promise<WorkerReport>[] = [];
     for (let i = 0; i < count; i++) {
       const share = Math.floor(options.clients / count) + (i < options.clients % count ? 1 : 0);
       const data: WorkerData = {
         host: target.host,
-        port: target.port,
+        ports: options.ports ?? [target.port],
         path: target.path,
         protocol: target.protocol,
         channel: target.channel,
         count: share,
-        // Every worker spreads its clients over all addresses, so each gets C / addresses.
+        // Every lane spreads its clients over all addresses, so each gets C / addresses.
         localAddresses: options.localAddresses,
         concurrency: options.concurrency ?? 64,
       };
-      const worker = new Worker(WORKER, { workerData: data });
-      workers.push(worker);
+      const lane = startLane(data, options.processes ?? false);
+      lanes.push(lane);
       reports.push(
         new Promise((resolve, reject) => {
-          worker.once('error', reject);
+          lane.events.once('error', reject);
           const onMessage = (msg: { type: string; report?: WorkerReport }) => {
             if (msg.type !== 'connected') return;
-            worker.off('message', onMessage);
+            lane.events.off('message', onMessage);
             resolve(msg.report!);
           };
-          worker.on('message', onMessage);
+          lane.events.on('message', onMessage);
         }),
       );
     }
-    return new ClientPool(workers, merge(await Promise.all(reports)));
+    return new ClientPool(lanes, merge(await Promise.all(reports)));
   }
 
-  /** Tells every worker which arrival times (µs) count as inside the measurement window. */
+  /** Tells every lane which arrival times (µs) count as inside the measurement window. */
   setWindow(start: number, end: number): void {
-    for (const w of this.workers) w.postMessage({ type: 'window', start, end });
+    for (const lane of this.lanes) lane.post({ type: 'window', start, end });
   }
 
   async stats(): Promise<PoolStats> {
-    return merge(await Promise.all(this.workers.map((w) => ask(w, { type: 'stats' }, 'stats'))));
+    return merge(await Promise.all(this.lanes.map((lane) => ask(lane, { type: 'stats' }, 'stats'))));
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => ask(w, { type: 'close' }, 'closed').catch(() => undefined)));
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all(this.lanes.map((lane) => ask(lane, { type: 'close' }, 'closed').catch(() => undefined)));
+    await Promise.all(this.lanes.map((lane) => lane.stop()));
   }
 }
 
-function ask(worker: Worker, request: object, reply: string): Promise<WorkerReport> {
+function ask(lane: Lane, request: object, reply: string): Promise<WorkerReport> {
   return new Promise((resolve, reject) => {
     const onMessage = (msg: { type: string; report?: WorkerReport }) => {
       if (msg.type !== reply) return;
-      worker.off('message', onMessage);
-      worker.off('error', reject);
+      lane.events.off('message', onMessage);
+      lane.events.off('error', reject);
       resolve(msg.report!);
     };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
-    worker.postMessage(request);
+    lane.events.on('message', onMessage);
+    lane.events.once('error', reject);
+    lane.post(request);
   });
 }
 

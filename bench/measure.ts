@@ -56,7 +56,7 @@ function snapshot(system: RunningSystem) {
   const usage = process.cpuUsage();
   return {
     nodes: sumOver(system.nodePids, cpuSeconds),
-    haproxy: cpuSeconds(system.haproxyPid),
+    haproxy: sumOver(system.haproxyPids, cpuSeconds),
     broker: system.brokerPids.length === 0 ? null : sumOver(system.brokerPids, cpuSeconds),
     loadgen: (usage.user + usage.system) / 1e6,
   };
@@ -70,7 +70,7 @@ function snapshot(system: RunningSystem) {
  * an overloaded system still working off its backlog does not run into the next point.
  */
 export async function waitIdle(system: RunningSystem, limitSeconds = 30): Promise<void> {
-  const pids = [...system.nodePids, system.haproxyPid];
+  const pids = [...system.nodePids, ...system.haproxyPids];
   const until = Date.now() + limitSeconds * 1000;
   let last = sumOver(pids, cpuSeconds);
   while (Date.now() < until) {
@@ -152,48 +152,126 @@ export async function runPoint(system: RunningSystem, options: PointOptions): Pr
   }
 }
 
+export interface ScaleOptions {
+  readonly clients: number;
+  /** Client processes, each holding its share of the sockets under its own file limit. */
+  readonly processes: number;
+  readonly localAddresses: readonly string[];
+  /** Seconds between broadcasts. */
+  readonly interval: number;
+  /** Measured seconds of broadcasting. */
+  readonly duration: number;
+  /** Seconds the idle connections are held before memory is read. */
+  readonly settle?: number;
+}
+
 export interface ScaleResult {
   readonly system: SystemName;
+  readonly nodes: number;
+  readonly frontends: number;
+  readonly clientProcesses: number;
   readonly requested: number;
   readonly connected: number;
   readonly failed: number;
   readonly errors: string[];
-  /** Growth of the nodes' RSS per connection, in bytes. */
+  /** Growth of the nodes' RSS per connection while idle, in bytes. */
   readonly nodeRssPerConn: number;
-  /** Growth of HAProxy's RSS per connection, in bytes. */
+  /** Growth of the HAProxy processes' RSS per connection while idle, in bytes. */
   readonly haproxyRssPerConn: number;
   /** The nodes' total RSS with every connection open, in bytes. */
   readonly nodeRss: number;
+  /** Seconds between broadcasts and measured seconds. */
+  readonly interval: number;
+  readonly duration: number;
+  readonly sent: number;
+  readonly expected: number;
+  readonly delivered: number;
+  readonly ratio: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly outOfOrder: number;
+  readonly lostAfterReady: number;
+  /** CPU seconds from the first broadcast until the last delivery (heartbeats and timers included). */
+  readonly cpu: { readonly nodes: number; readonly haproxy: number; readonly broker: number | null };
+  /** Server CPU (nodes + HAProxy + broker) per delivery, in microseconds. */
+  readonly cpuPerDelivery: number;
 }
 
-/** Opens `clients` idle connections and reports memory per connection. */
-export async function runScale(
-  system: RunningSystem,
-  options: { readonly clients: number; readonly workers: number; readonly localAddresses: readonly string[]; readonly settle?: number },
-): Promise<ScaleResult> {
+/**
+ * The connection-scale run: opens `clients` connections from several client processes through
+ * every frontend of `system`, reads the memory they cost while idle, then broadcasts one message
+ * every `interval` seconds for `duration` seconds (with each system's heartbeats running) and
+ * reports deliveries, latency and server CPU per delivery.
+ */
+export async function runScale(system: RunningSystem, options: ScaleOptions): Promise<ScaleResult> {
   const nodesBefore = sumOver(system.nodePids, rssBytes);
-  const haproxyBefore = rssBytes(system.haproxyPid);
+  const haproxyBefore = sumOver(system.haproxyPids, rssBytes);
   const pool = await ClientPool.open(system.target, {
     clients: options.clients,
-    workers: options.workers,
+    workers: options.processes,
+    processes: true,
+    ports: system.frontendPorts,
     localAddresses: options.localAddresses,
   });
+  let publisher: Publisher | undefined;
   try {
+    const ready = pool.connected.ready;
+    if (ready === 0) throw new Error(`no client connected: ${[...pool.connected.reasons.entries()].map(([k, v]) => `${v}× ${k}`).join('; ')}`);
     await sleep((options.settle ?? 3) * 1000);
     const nodesAfter = sumOver(system.nodePids, rssBytes);
-    const haproxyAfter = rssBytes(system.haproxyPid);
-    const n = pool.connected.ready;
+    const haproxyAfter = sumOver(system.haproxyPids, rssBytes);
+    publisher = await Publisher.open(system.target, 'socket', options.localAddresses[0]);
+    const before = snapshot(system);
+    const start = nowMicros();
+    pool.setWindow(start, start + options.duration * 1e6);
+    const sent = await publisher.run(1 / options.interval, options.duration, true);
+    const expected = sent * ready;
+    const drainUntil = Date.now() + 15_000;
+    let stats = await pool.stats();
+    let last = stats.seen;
+    let still = 0;
+    while (stats.received < expected && Date.now() < drainUntil && still < 8) {
+      await sleep(250);
+      stats = await pool.stats();
+      still = stats.seen === last ? still + 1 : 0;
+      last = stats.seen;
+    }
+    const after = snapshot(system);
+    const cpu = {
+      nodes: after.nodes - before.nodes,
+      haproxy: after.haproxy - before.haproxy,
+      broker: after.broker === null || before.broker === null ? null : after.broker - before.broker,
+    };
+    const lat = latencies(stats);
     return {
       system: system.name,
+      nodes: system.nodePids.length,
+      frontends: system.frontendPorts.length,
+      clientProcesses: options.processes,
       requested: options.clients,
-      connected: n,
+      connected: ready,
       failed: pool.connected.failed,
-      errors: [...pool.connected.reasons.entries()].map(([k, v]) => `${v}× ${k}`),
-      nodeRssPerConn: n === 0 ? NaN : (nodesAfter - nodesBefore) / n,
-      haproxyRssPerConn: n === 0 ? NaN : (haproxyAfter - haproxyBefore) / n,
+      errors: [...stats.reasons.entries()].map(([k, v]) => `${v}× ${k}`),
+      nodeRssPerConn: (nodesAfter - nodesBefore) / ready,
+      haproxyRssPerConn: (haproxyAfter - haproxyBefore) / ready,
       nodeRss: nodesAfter,
+      interval: options.interval,
+      duration: options.duration,
+      sent,
+      expected,
+      delivered: stats.received,
+      ratio: expected === 0 ? 0 : stats.received / expected,
+      p50: lat.p50,
+      p99: lat.p99,
+      max: lat.max,
+      outOfOrder: stats.outOfOrder,
+      lostAfterReady: stats.lostAfterReady,
+      cpu,
+      cpuPerDelivery: stats.received === 0 ? NaN : ((cpu.nodes + cpu.haproxy + (cpu.broker ?? 0)) / stats.received) * 1e6,
     };
   } finally {
+    publisher?.close();
     await pool.close();
     await waitIdle(system);
   }

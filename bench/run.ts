@@ -4,7 +4,7 @@
  * BENCHMARKS.md, benchmarks.svg and benchmarks.json.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,6 +29,11 @@ export const BENCH_DEFAULTS = {
   brokerLoads: '2000x100,20x5000',
   historyLogs: 'redis,nats,kafka',
   historyLoads: '2000x100',
+  scale: 48_000,
+  scaleNodes: 3,
+  scaleInterval: 4,
+  scaleDuration: 40,
+  scaleSystems: 'fanout,ws-bare,socketio',
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
 } as const;
 
@@ -58,13 +63,42 @@ replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
   --history-loads L CLIENTSxRATE points for each history log (default ${BENCH_DEFAULTS.historyLoads})
   --amqp-url URL    RabbitMQ for the amqp run (default ${BENCH_DEFAULTS.amqpUrl})
   --nodes N         Fanout and Socket.IO nodes (default ${BENCH_DEFAULTS.nodes})
-  --scale N         idle connections for the connection-scale run, 0 to skip
-                    (default: as many as HAProxy's file limit allows)
+  --scale N         connections for the connection-scale run, first, on systems of its own
+                    (default ${BENCH_DEFAULTS.scale}; 0 to skip): opened from several client
+                    processes and source addresses through one HAProxy per ~8500 connections
+                    (each with its own \`source\`), memory read while idle, then one broadcast
+                    every --scale-interval seconds for --scale-duration seconds, heartbeats on
+  --scale-nodes N   nodes of each system in the scale run (default ${BENCH_DEFAULTS.scaleNodes})
+  --scale-interval S seconds between the scale run's broadcasts (default ${BENCH_DEFAULTS.scaleInterval})
+  --scale-duration S measured seconds of the scale run (default ${BENCH_DEFAULTS.scaleDuration})
+  --scale-systems L systems in the scale run (default ${BENCH_DEFAULTS.scaleSystems}; ws-bare is
+                    a broadcaster written with ws and Redis pub/sub, the floor to compare with)
   --workers N       load-generator threads (default ${BENCH_DEFAULTS.workers})
   --out DIR         where to write the report (default ${BENCH_DEFAULTS.out})
   --serve-args="…"  extra \`fanout serve\` flags for the Fanout nodes (e.g. --serve-args="--coalesce-ms 0")
   --cpu-prof DIR    run the server processes with node --cpu-prof, profiles into DIR
 `;
+
+/** Systems that run as one process whatever --nodes says. */
+const SINGLE_NODE: ReadonlySet<SystemName> = new Set(['seed']);
+
+/**
+ * How the connection-scale run spreads `connections`: client processes and nodes each under
+ * the file limit (with a margin for their other descriptors), one HAProxy process per
+ * `maxconn - 500` connections (two descriptors each).
+ */
+export function planScale(connections: number, nodes: number, limit: number, maxconn: number): { processes: number; frontends: number; perNode: number } {
+  const perNode = limit - 1000;
+  if (connections > 0 && Math.ceil(connections / nodes) > perNode) {
+    throw new ConfigError('--scale-nodes', `${nodes} node(s) cannot hold ${connections} sockets with a file limit of ${limit} (at most ${perNode} each): give more nodes or a smaller --scale`);
+  }
+  return { processes: Math.max(1, Math.ceil(connections / (limit - 4000))), frontends: Math.max(1, Math.ceil(connections / (maxconn - 500))), perNode };
+}
+
+/** One `source` address per HAProxy process of a scale run, 127.1.R.x, a new R for each system. */
+export function frontendSources(count: number, round: number): string[] {
+  return Array.from({ length: count }, (_, i) => `127.1.${round % 250}.${1 + i}`);
+}
 
 /** The soft file-descriptor limit of this process (children inherit it). */
 function fileLimit(): number {
@@ -106,6 +140,10 @@ function parseBenchArgs(argv: readonly string[]) {
       bus: { type: 'string' },
       nodes: { type: 'string' },
       scale: { type: 'string' },
+      'scale-nodes': { type: 'string' },
+      'scale-interval': { type: 'string' },
+      'scale-duration': { type: 'string' },
+      'scale-systems': { type: 'string' },
       workers: { type: 'string' },
       out: { type: 'string' },
       'cpu-prof': { type: 'string' },
@@ -144,8 +182,16 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   const warmup = positiveInt('--warmup', values.warmup, BENCH_DEFAULTS.warmup, 0);
   const nodes = positiveInt('--nodes', values.nodes, BENCH_DEFAULTS.nodes);
   const workers = positiveInt('--workers', values.workers, BENCH_DEFAULTS.workers);
-  const scale = positiveInt('--scale', values.scale, maxconn - 500, 0);
-  if (scale > maxconn - 100) throw new ConfigError('--scale', `at most ${maxconn - 100} with a file limit of ${limit}`);
+  const scale = positiveInt('--scale', values.scale, BENCH_DEFAULTS.scale, 0);
+  const scaleNodes = positiveInt('--scale-nodes', values['scale-nodes'], BENCH_DEFAULTS.scaleNodes);
+  const scaleInterval = positiveInt('--scale-interval', values['scale-interval'], BENCH_DEFAULTS.scaleInterval);
+  const scaleDuration = positiveInt('--scale-duration', values['scale-duration'], BENCH_DEFAULTS.scaleDuration);
+  if (scaleDuration < scaleInterval) throw new ConfigError('--scale-duration', `expected at least --scale-interval (${scaleInterval} s)`);
+  const scalePlan = planScale(scale, scaleNodes, limit, maxconn);
+  const scaleSystems = (values['scale-systems'] ?? BENCH_DEFAULTS.scaleSystems).split(',').map((s) => {
+    if (!(SYSTEM_NAMES as readonly string[]).includes(s)) throw new ConfigError('--scale-systems', `unknown system ${JSON.stringify(s)} (one of ${SYSTEM_NAMES.join(', ')})`);
+    return s as SystemName;
+  });
   const rates = (values.rates ?? BENCH_DEFAULTS.rates).split(',').map((r) => {
     const n = Number(r);
     if (!(n > 0)) throw new ConfigError('--rates', `expected positive messages/s, got ${JSON.stringify(r)}`);
@@ -199,6 +245,34 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   };
   process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
   try {
+    // Connection scale first, each system on processes of its own, stopped before the sweep.
+    let round = 0;
+    if (scale > 0) {
+      for (const name of scaleSystems) {
+        if (SINGLE_NODE.has(name) && scale > scalePlan.perNode) {
+          skipped.push({ system: `${SYSTEM_LABELS[name]} in the connection-scale run`, reason: `one process holds at most ${scalePlan.perNode} of the ${scale} sockets with a file limit of ${limit}` });
+          continue;
+        }
+        let system: RunningSystem | undefined;
+        try {
+          system = await startSystem(name, { bus, redisUrl: redis.url, brokerPids: values.bus ? [] : [redis.pid], nodes: scaleNodes, maxconn, frontendSources: frontendSources(scalePlan.frontends, round), cpuProf, serveArgs });
+          log(`scale: ${name}, ${scale} connections from ${scalePlan.processes} client processes through ${scalePlan.frontends} HAProxy processes to ${system.nodePids.length} nodes`);
+          const result = await runScale(system, { clients: scale, processes: scalePlan.processes, localAddresses: sourceAddresses(scale, round++), interval: scaleInterval, duration: scaleDuration });
+          log(
+            `  ${result.connected} connected, ${(result.nodeRssPerConn / 1024).toFixed(1)} KB per idle connection in the nodes; ` +
+              `${(result.ratio * 100).toFixed(2)}% delivered, p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, ${result.cpuPerDelivery.toFixed(2)} µs CPU/delivery` +
+              `${result.errors.length ? `; ${result.errors.join('; ')}` : ''}`,
+          );
+          scaleResults.push(result);
+        } catch (err) {
+          const reason = (err as Error).message.split('\n')[0]!;
+          log(`  failed: ${reason}`);
+          skipped.push({ system: `${SYSTEM_LABELS[name]} in the connection-scale run`, reason });
+        } finally {
+          await system?.stop();
+        }
+      }
+    }
     for (const name of systems) {
       try {
         running.set(name, await startSystem(name, { bus, redisUrl: redis.url, brokerPids: values.bus ? [] : [redis.pid], nodes, maxconn, cpuProf, serveArgs }));
@@ -206,18 +280,6 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
       } catch (err) {
         skipped.push({ system: name, reason: (err as Error).message.split('\n')[0]! });
         log(`could not start ${name}: ${(err as Error).message}`);
-      }
-    }
-    let round = 0;
-    // Connection scale first, on fresh processes: the conservative figure for memory.
-    if (scale > 0) {
-      for (const name of ['fanout', 'socketio', 'seed'] as const) {
-        const system = running.get(name);
-        if (!system) continue;
-        log(`scale: ${name}, ${scale} idle connections`);
-        const result = await runScale(system, { clients: scale, workers, localAddresses: sourceAddresses(scale, round++) });
-        log(`  ${result.connected} connected, ${(result.nodeRssPerConn / 1024).toFixed(1)} KB per connection in the nodes`);
-        scaleResults.push(result);
       }
     }
     for (const rate of rates) {
@@ -300,6 +362,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     scale: scaleResults,
     skipped,
   };
+  mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'BENCHMARKS.md'), markdown(run));
   writeFileSync(join(out, 'benchmarks.svg'), svg(points.filter((p) => p.system !== 'seed2')));
   writeFileSync(join(out, 'benchmarks.json'), JSON.stringify(run, null, 2) + '\n');

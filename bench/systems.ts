@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRedisServer } from '../harness/brokers.js';
 import { forkFanoutServe, forkListening, type ForkOptions, type ServerProcess } from '../harness/fanout-process.js';
-import { startHaproxy } from '../harness/haproxy.js';
+import { startHaproxy, type RunningHaproxy } from '../harness/haproxy.js';
 import { parseBusAddress } from '../src/config/bus-address.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 import { historyTarget } from '../src/config/history-target.js';
 import { ConfigError } from '../src/errors.js';
 import { HAPROXY_DEFAULTS } from '../src/haproxy/config.js';
@@ -16,9 +17,11 @@ import type { Target } from './loadgen.js';
 
 /**
  * Every system the bench knows. `seed2` is the seed server on two nodes, to show its losses;
- * `fanout-turn` is Fanout with `--coalesce-ms 0`, to show what joining writes across turns buys.
+ * `fanout-turn` is Fanout with `--coalesce-ms 0`, to show what joining writes across turns buys;
+ * `ws-bare` is a broadcaster written by hand with `ws` and Redis pub/sub, the floor a hub is
+ * measured against in the connection-scale run.
  */
-export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels'] as const;
+export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'ws-bare'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
@@ -28,13 +31,19 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   seed: 'express-ws seed (1 node)',
   seed2: 'express-ws seed (2 nodes, no fan-out)',
   channels: 'Fanout channels /ws/v1 (2 nodes, Redis)',
+  'ws-bare': 'bare ws + Redis pub/sub (2 nodes)',
 };
 
 export interface RunningSystem {
   readonly name: SystemName;
+  /** The first frontend. */
   readonly target: Target;
+  /** Every frontend's port (one HAProxy process each); the first is the target's. */
+  readonly frontendPorts: readonly number[];
   readonly nodePids: readonly number[];
-  readonly haproxyPid: number;
+  readonly haproxyPids: readonly number[];
+  /** Each HAProxy process's haproxy.cfg, in frontend order. */
+  readonly haproxyConfigs: readonly string[];
   /** The broker's processes whose CPU is counted (none when the bench does not know them). */
   readonly brokerPids: readonly number[];
   stop(): Promise<void>;
@@ -65,8 +74,13 @@ export interface StartOptions {
   readonly brokerPids: readonly number[];
   /** Fanout nodes and Socket.IO nodes. */
   readonly nodes: number;
-  /** HAProxy's maxconn. */
+  /** HAProxy's maxconn (per HAProxy process). */
   readonly maxconn: number;
+  /**
+   * One HAProxy process per address, each connecting to the nodes from it (`source`), for runs
+   * past one process's file limit or one address's ports (default: one HAProxy, no source).
+   */
+  readonly frontendSources?: readonly string[];
   /** Extra `fanout serve` flags for the Fanout nodes. */
   readonly serveArgs?: readonly string[];
   /** Directory for V8 CPU profiles of the server processes (`node --cpu-prof`), written when they stop. */
@@ -98,6 +112,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   const extraArgs = ['--rate-limit', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
   const children: ServerProcess[] = [];
   const nodes = name === 'seed' ? 1 : name === 'seed2' ? 2 : options.nodes;
+  const wsBareEnv = { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix, HEARTBEAT_S: String(DEFAULTS.heartbeat) };
   const ports: number[] = [];
   // Server output goes to the bench's own stdout and stderr; profiles, when asked, into cpuProf.
   const fork: ForkOptions = { passThrough: true, timeoutMs: 20_000, execArgv: options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProf] : [] };
@@ -109,7 +124,9 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
           ? await forkFanoutServe(['--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--drain-delay', '0', '--drain-timeout', '0', ...extraArgs, ...historyArgs(name, options), ...(options.serveArgs ?? [])], fork)
           : name === 'socketio'
             ? await forkListening(join(PEERS, 'socketio.cjs'), [], { ...fork, env: { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix } })
-            : await forkListening(join(PEERS, 'express-ws.cjs'), [], { ...fork, env: { PORT: '0' } });
+            : name === 'ws-bare'
+              ? await forkListening(join(PEERS, 'ws-bare.cjs'), [], { ...fork, env: wsBareEnv })
+              : await forkListening(join(PEERS, 'express-ws.cjs'), [], { ...fork, env: { PORT: '0' } });
       children.push(started);
       ports.push(started.port);
     }
@@ -117,10 +134,18 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     await stopChildren();
     throw err;
   }
-  const haproxy = await startHaproxy(ports, { maxconn: options.maxconn, checkInterval: HAPROXY_DEFAULTS.checkInterval }).catch(async (err: unknown) => {
+  const proxies: RunningHaproxy[] = [];
+  const stopProxies = () => Promise.all(proxies.map((p) => p.stop()));
+  try {
+    for (const source of options.frontendSources ?? [undefined]) {
+      proxies.push(await startHaproxy(ports, { maxconn: options.maxconn, checkInterval: HAPROXY_DEFAULTS.checkInterval, source }));
+    }
+  } catch (err) {
+    await stopProxies();
     await stopChildren();
     throw err;
-  });
+  }
+  const haproxy = proxies[0]!;
   const target: Target =
     name === 'socketio'
       ? { host: '127.0.0.1', port: haproxy.port, path: '/socket.io/?EIO=4&transport=websocket', protocol: 'socketio' }
@@ -130,11 +155,13 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   return {
     name,
     target,
+    frontendPorts: proxies.map((p) => p.port),
     nodePids: children.map((c) => c.pid),
-    haproxyPid: haproxy.pid,
+    haproxyPids: proxies.map((p) => p.pid),
+    haproxyConfigs: proxies.map((p) => p.config),
     brokerPids: name === 'seed' || name === 'seed2' ? [] : options.brokerPids,
     stop: async () => {
-      await haproxy.stop();
+      await stopProxies();
       await stopChildren();
     },
   };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runPoint } from '../../bench/measure.js';
-import { sourceAddresses } from '../../bench/run.js';
+import { runPoint, runScale } from '../../bench/measure.js';
+import { frontendSources, planScale, sourceAddresses } from '../../bench/run.js';
 import { startSystem, type RunningSystem } from '../../bench/systems.js';
 import { BENCH_BROKERS, HISTORY_LOGS, startBenchBroker, type BenchBrokerHandle } from '../../bench/brokers.js';
 import { startRedisServer } from '../../harness/brokers.js';
@@ -106,5 +106,31 @@ test('bench smoke: the channel path over each --history-logs log (Redis Streams,
     }
   } finally {
     await redis.stop();
+  }
+});
+
+test('bench smoke: the connection-scale run opens its clients from 2 processes through 2 HAProxy processes (each with its own source) and counts every broadcast, for Fanout and the bare ws broadcaster', async () => {
+  const plan = planScale(300, 3, 20_000, 9000);
+  assert.deepEqual(plan, { processes: 1, frontends: 1, perNode: 19_000 });
+  assert.deepEqual(planScale(48_000, 3, 20_000, 9000), { processes: 3, frontends: 6, perNode: 19_000 });
+  assert.throws(() => planScale(48_000, 2, 20_000, 9000), /--scale-nodes/);
+  for (const [i, name] of (['fanout', 'ws-bare'] as const).entries()) {
+    let system: RunningSystem | undefined;
+    try {
+      system = await startSystem(name, { ...START, nodes: 3, frontendSources: frontendSources(2, 200 + i) });
+      assert.equal(system.frontendPorts.length, 2);
+      const r = await runScale(system, { clients: 300, processes: 2, localAddresses: sourceAddresses(300, 20 + i), interval: 1, duration: 2, settle: 0.5 });
+      assert.equal(r.connected, 300, `${name}: ${r.errors.join('; ')}`);
+      assert.deepEqual([r.nodes, r.frontends, r.clientProcesses], [3, 2, 2]);
+      assert.equal(r.sent, 2, name);
+      assert.equal(r.delivered, 600, name);
+      assert.equal(r.outOfOrder, 0, name);
+      assert.ok(r.nodeRssPerConn > 0 && r.haproxyRssPerConn > 0, `${name}: memory per connection ${r.nodeRssPerConn} ${r.haproxyRssPerConn}`);
+      assert.ok(r.cpuPerDelivery > 0, name);
+      // Each HAProxy process connects to the nodes from its own address.
+      for (const [j, source] of frontendSources(2, 200 + i).entries()) assert.match(system.haproxyConfigs[j]!, new RegExp(`^ {4}source ${source.replace(/\./g, '\\.')}$`, 'm'));
+    } finally {
+      await system?.stop();
+    }
   }
 });
