@@ -174,7 +174,7 @@ export interface ScaleResult {
   readonly connected: number;
   readonly failed: number;
   readonly errors: string[];
-  /** Growth of the nodes' RSS per connection while idle, in bytes. */
+  /** Growth of the nodes' RSS per idle connection (each read after a full GC), in bytes. */
   readonly nodeRssPerConn: number;
   /** Growth of the HAProxy processes' RSS per connection while idle, in bytes. */
   readonly haproxyRssPerConn: number;
@@ -205,6 +205,10 @@ export interface ScaleResult {
  * reports deliveries, latency and server CPU per delivery.
  */
 export async function runScale(system: RunningSystem, options: ScaleOptions): Promise<ScaleResult> {
+  // Memory is read after a full garbage collection in every node (before any client, and with
+  // all of them idle): RSS right after a burst of handshakes holds their garbage, and a fresh
+  // process's start-up garbage, collected later, would be subtracted from its sockets' cost.
+  await system.collectGarbage();
   const nodesBefore = sumOver(system.nodePids, rssBytes);
   const haproxyBefore = sumOver(system.haproxyPids, rssBytes);
   const pool = await ClientPool.open(system.target, {
@@ -219,6 +223,7 @@ export async function runScale(system: RunningSystem, options: ScaleOptions): Pr
     const ready = pool.connected.ready;
     if (ready === 0) throw new Error(`no client connected: ${[...pool.connected.reasons.entries()].map(([k, v]) => `${v}× ${k}`).join('; ')}`);
     await sleep((options.settle ?? 3) * 1000);
+    await system.collectGarbage();
     const nodesAfter = sumOver(system.nodePids, rssBytes);
     const haproxyAfter = sumOver(system.haproxyPids, rssBytes);
     publisher = await Publisher.open(system.target, 'socket', options.localAddresses[0]);

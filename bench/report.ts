@@ -141,7 +141,7 @@ function scaleSection(scale: readonly ScaleResult[]): string[] {
   lines.push(
     `Each system on ${first.nodes} nodes of its own behind ${first.frontends} HAProxy processes (Fanout's generated config, each with its own \`source\` address, so none runs out of ports), ` +
       `${first.requested} connections from ${first.clientProcesses} client processes over several local addresses. ` +
-      `Memory is read once every connection is open and idle (3 s); then one message is broadcast every ${first.interval} s for ${first.duration} s, ` +
+      `Memory per idle connection is the nodes' RSS growth from before the first client to every client connected and idle for 3 s, each read after a full garbage collection in every node (\`--expose-gc\`, the same for every system), so the handshakes' garbage and a fresh process's start-up garbage do not blur it; then one message is broadcast every ${first.interval} s for ${first.duration} s, ` +
       `with each system's heartbeats on at its default (25 s: Fanout's \`--heartbeat\`, the bare broadcaster's ping round from ws's README, Socket.IO's pingInterval). ` +
       'With so few messages, what a system does for idle sockets shows in its CPU per delivery.',
     '',

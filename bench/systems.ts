@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startRedisServer } from '../harness/brokers.js';
 import { forkFanoutServe, forkListening, type ForkOptions, type ServerProcess } from '../harness/fanout-process.js';
 import { startHaproxy, type RunningHaproxy } from '../harness/haproxy.js';
+import { sleep } from '../harness/wait.js';
 import { parseBusAddress } from '../src/config/bus-address.js';
 import { DEFAULTS } from '../src/config/defaults.js';
 import { historyTarget } from '../src/config/history-target.js';
@@ -46,6 +47,8 @@ export interface RunningSystem {
   readonly haproxyConfigs: readonly string[];
   /** The broker's processes whose CPU is counted (none when the bench does not know them). */
   readonly brokerPids: readonly number[];
+  /** Has every node collect its garbage (a full GC) and resolves once they have had time to. */
+  collectGarbage(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -115,7 +118,9 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   const wsBareEnv = { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix, HEARTBEAT_S: String(DEFAULTS.heartbeat) };
   const ports: number[] = [];
   // Server output goes to the bench's own stdout and stderr; profiles, when asked, into cpuProf.
-  const fork: ForkOptions = { passThrough: true, timeoutMs: 20_000, execArgv: options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProf] : [] };
+  // Every server process can be asked for a full garbage collection (SIGUSR2), so memory is compared on live data.
+  const gcArgs = ['--expose-gc', '--require', join(PEERS, 'gc-on-signal.cjs')];
+  const fork: ForkOptions = { passThrough: true, timeoutMs: 20_000, execArgv: [...gcArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProf] : [])] };
   const stopChildren = () => Promise.all(children.map((c) => c.stop()));
   try {
     for (let i = 1; i <= nodes; i++) {
@@ -160,6 +165,11 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     haproxyPids: proxies.map((p) => p.pid),
     haproxyConfigs: proxies.map((p) => p.config),
     brokerPids: name === 'seed' || name === 'seed2' ? [] : options.brokerPids,
+    collectGarbage: async () => {
+      for (const c of children) c.child.kill('SIGUSR2');
+      // The measurement's own clock: a full GC of a few hundred MB takes well under a second.
+      await sleep(1500);
+    },
     stop: async () => {
       await stopProxies();
       await stopChildren();
