@@ -33,7 +33,7 @@ export const BENCH_DEFAULTS = {
   scaleNodes: 3,
   scaleInterval: 4,
   scaleDuration: 40,
-  scaleSystems: 'fanout,ws-bare,socketio',
+  scaleSystems: 'fanout,ws-bare,socketio,seed',
   amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
 } as const;
 
@@ -72,7 +72,8 @@ replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
   --scale-interval S seconds between the scale run's broadcasts (default ${BENCH_DEFAULTS.scaleInterval})
   --scale-duration S measured seconds of the scale run (default ${BENCH_DEFAULTS.scaleDuration})
   --scale-systems L systems in the scale run (default ${BENCH_DEFAULTS.scaleSystems}; ws-bare is
-                    a broadcaster written with ws and Redis pub/sub, the floor to compare with)
+                    a broadcaster written with ws and Redis pub/sub, the floor to compare with;
+                    a one-process system past its file limit is listed as not run, with why)
   --workers N       load-generator threads (default ${BENCH_DEFAULTS.workers})
   --out DIR         where to write the report (default ${BENCH_DEFAULTS.out})
   --serve-args="…"  extra \`fanout serve\` flags for the Fanout nodes (e.g. --serve-args="--coalesce-ms 0")
