@@ -2,7 +2,7 @@
  * One measured point (a system, C clients, R messages/s) and one connection-scale run, with the
  * CPU and memory of the system's processes read from /proc around them.
  */
-import { ClientPool, latencies, Publisher, type PublishVia } from './loadgen.js';
+import { ClientPool, latencies, Publisher, type PoolStats, type PublishVia } from './loadgen.js';
 import { cpuSeconds, rssBytes, sumOver } from './proc.js';
 import type { RunningSystem, SystemName } from './systems.js';
 import { nowMicros } from './ws-raw.js';
@@ -81,6 +81,24 @@ export async function waitIdle(system: RunningSystem, limitSeconds = 30): Promis
   }
 }
 
+/**
+ * Waits for the stragglers after the last send: until `expected` messages arrived, nothing moved
+ * for `stillSeconds`, or `limitSeconds` passed; resolves with the pool's stats then.
+ */
+async function stragglers(pool: ClientPool, expected: number, limitSeconds: number, stillSeconds: number): Promise<PoolStats> {
+  const until = Date.now() + limitSeconds * 1000;
+  let stats = await pool.stats();
+  let last = stats.seen;
+  let still = 0;
+  while (stats.received < expected && Date.now() < until && still < stillSeconds * 4) {
+    await sleep(250);
+    stats = await pool.stats();
+    still = stats.seen === last ? still + 1 : 0;
+    last = stats.seen;
+  }
+  return stats;
+}
+
 /** Connects C clients and a publisher, publishes at R/s, and reports what the clients saw. */
 export async function runPoint(system: RunningSystem, options: PointOptions): Promise<PointResult> {
   const pool = await ClientPool.open(system.target, {
@@ -103,17 +121,7 @@ export async function runPoint(system: RunningSystem, options: PointOptions): Pr
     pool.setWindow(start, start + options.duration * 1e6);
     const sent = await publisher.run(options.rate, options.duration, true);
     const expected = sent * ready;
-    // Wait for the stragglers: until everything arrived, nothing moved for a second, or the limit.
-    const drainUntil = Date.now() + (options.drain ?? 10) * 1000;
-    let stats = await pool.stats();
-    let last = stats.seen;
-    let still = 0;
-    while (stats.received < expected && Date.now() < drainUntil && still < 4) {
-      await sleep(250);
-      stats = await pool.stats();
-      still = stats.seen === last ? still + 1 : 0;
-      last = stats.seen;
-    }
+    const stats = await stragglers(pool, expected, options.drain ?? 10, 1);
     const after = snapshot(system);
     const cpu = {
       nodes: after.nodes - before.nodes,
@@ -232,16 +240,8 @@ export async function runScale(system: RunningSystem, options: ScaleOptions): Pr
     pool.setWindow(start, start + options.duration * 1e6);
     const sent = await publisher.run(1 / options.interval, options.duration, true);
     const expected = sent * ready;
-    const drainUntil = Date.now() + 15_000;
-    let stats = await pool.stats();
-    let last = stats.seen;
-    let still = 0;
-    while (stats.received < expected && Date.now() < drainUntil && still < 8) {
-      await sleep(250);
-      stats = await pool.stats();
-      still = stats.seen === last ? still + 1 : 0;
-      last = stats.seen;
-    }
+    // A broadcast to tens of thousands of sockets can pause longer between reads than a point's.
+    const stats = await stragglers(pool, expected, 15, 2);
     const after = snapshot(system);
     const cpu = {
       nodes: after.nodes - before.nodes,

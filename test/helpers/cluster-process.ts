@@ -25,3 +25,15 @@ export function untilUrlPrinted(child: ChildProcess, out: (() => string) & { cha
     detail: out,
   });
 }
+
+/** Waits until GET /ws answers 200 through the cluster's HAProxy on `port` (its first checks of the nodes are not on its output). */
+export function untilPageServed(port: number): Promise<void> {
+  return until(
+    async () => {
+      const page = await fetch(`http://127.0.0.1:${port}/ws`);
+      await page.arrayBuffer();
+      return page.status === 200;
+    },
+    { timeoutMs: 15_000, intervalMs: 100, what: 'the page served through the cluster' },
+  );
+}

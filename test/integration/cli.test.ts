@@ -10,7 +10,7 @@ import { FANOUT_MAIN, forkFanoutServe } from '../../harness/fanout-process.js';
 import { freePort } from '../../harness/ports.js';
 import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
-import { spawnCluster, untilUrlPrinted } from '../helpers/cluster-process.js';
+import { spawnCluster, untilPageServed, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, connect } from '../helpers/ws-client.js';
 
@@ -150,15 +150,7 @@ test('fanout cluster runs nodes behind HAProxy, prints the URL to open, and on C
   const { child, out, exit } = spawnCluster(['--nodes', '2', '--port', String(port), '--bus', REDIS_URL, '--', '--bus-prefix', uniquePrefix('cl'), '--drain-delay', '0', '--log-level', 'warn']);
   try {
     await untilUrlPrinted(child, out, port);
-    // HAProxy's first checks of the nodes are not on its output here: ask until the page is served.
-    await until(
-      async () => {
-        const page = await fetch(`http://127.0.0.1:${port}/ws`);
-        await page.arrayBuffer();
-        return page.status === 200;
-      },
-      { timeoutMs: 15_000, intervalMs: 100, what: 'the page served through the cluster' },
-    );
+    await untilPageServed(port);
     const clients = [await connect(`ws://127.0.0.1:${port}/ws/echo`), await connect(`ws://127.0.0.1:${port}/ws/echo`)];
     clients[0]!.send('cluster works');
     for (const c of clients) await c.until((m) => m.includes('Received: cluster works'));

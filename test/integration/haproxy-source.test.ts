@@ -20,7 +20,7 @@ import { freePort } from '../../harness/ports.js';
 import { HAPROXY, startHaproxy, TEST_HAPROXY_DEFAULTS } from '../../harness/haproxy.js';
 import { haproxyConfig, sourceAddress } from '../../src/haproxy/config.js';
 import { until } from '../../harness/wait.js';
-import { spawnCluster, untilUrlPrinted } from '../helpers/cluster-process.js';
+import { spawnCluster, untilPageServed, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { captureLogger } from '../helpers/security.js';
 import { connect } from '../helpers/ws-client.js';
 
@@ -112,14 +112,7 @@ test('fanout cluster --source 127.0.0.2: HAProxy connects from it, the nodes tru
     await untilUrlPrinted(child, out, port);
     const cfg = readFileSync(/HAProxy config: (\S+)/.exec(out())![1]!, 'utf8');
     assert.match(cfg, /^ {4}source 127\.0\.0\.2$/m);
-    await until(
-      async () => {
-        const page = await fetch(`http://127.0.0.1:${port}/ws`);
-        await page.arrayBuffer();
-        return page.status === 200;
-      },
-      { timeoutMs: 15_000, intervalMs: 100, what: 'the page served through the cluster' },
-    );
+    await untilPageServed(port);
     // The client connects to HAProxy from 127.0.0.3; the node sees the proxy at 127.0.0.2 and,
     // trusting it, logs the client's own address from X-Forwarded-For.
     const client = await connect(`ws://127.0.0.1:${port}/ws/echo`, { localAddress: '127.0.0.3' });
