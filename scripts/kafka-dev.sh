@@ -50,7 +50,7 @@ DATA=$DIR/data
 LOG_FILE=$DIR/broker.log
 PID_FILE=$DIR/broker.pid
 CLASSPATH_FILE=$DIR/classpath
-CACHE=${FANOUT_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fanout-kafka}
+CACHE=${FANOUT_KAFKA_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/fanout-kafka}
 
 say() { printf 'kafka-dev: %s\n' "$*"; }
 die() { printf 'kafka-dev: %s\n' "$*" >&2; exit 1; }
