@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRedisServer } from '../harness/brokers.js';
-import { forkFanoutServe, forkListening, type ForkOptions, type ServerProcess } from '../harness/fanout-process.js';
+import { forkFanoutServe, forkListening, waitReadyPort, type ForkOptions, type ServerProcess } from '../harness/fanout-process.js';
 import { startHaproxy, type RunningHaproxy } from '../harness/haproxy.js';
 import { sleep } from '../harness/wait.js';
 import { parseBusAddress } from '../src/config/bus-address.js';
@@ -134,6 +134,11 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
               : await forkListening(join(PEERS, 'express-ws.cjs'), [], { ...fork, env: { PORT: '0' } });
       children.push(started);
       ports.push(started.port);
+    }
+    // A Fanout node listens before its bus (and store) connect: a point measured before that
+    // would see its subscribes refused. The peers have no readiness to wait for.
+    if (name === 'fanout' || name === 'fanout-turn' || name === 'channels') {
+      for (const port of ports) await waitReadyPort(port, 30_000);
     }
   } catch (err) {
     await stopChildren();

@@ -24,6 +24,8 @@
 # /tmp/fanout-kafka), FANOUT_KAFKA_PORT (9092), FANOUT_KAFKA_CONTROLLER_PORT (9093),
 # FANOUT_KAFKA_HEAP ("-Xms256m -Xmx512m"), FANOUT_KAFKA_START_TIMEOUT (seconds, 90),
 # FANOUT_KAFKA_KEEP_DATA (1: restart on the existing data folder, see above),
+# FANOUT_KAFKA_CACHE (where the resolved classpath is kept between starts; default
+# $XDG_CACHE_HOME/fanout-kafka or ~/.cache/fanout-kafka),
 # FANOUT_KAFKA_PROXIED="LISTEN:ADVERTISED" (a second listener on 127.0.0.1:LISTEN that tells its
 # clients to use port ADVERTISED: a test puts a TCP proxy there and cuts the link of the clients
 # that bootstrap through it, while clients of the main port keep theirs),
@@ -48,7 +50,7 @@ DATA=$DIR/data
 LOG_FILE=$DIR/broker.log
 PID_FILE=$DIR/broker.pid
 CLASSPATH_FILE=$DIR/classpath
-PROBE_CONFIG=$DIR/probe.properties
+CACHE=${FANOUT_KAFKA_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/fanout-kafka}
 
 say() { printf 'kafka-dev: %s\n' "$*"; }
 die() { printf 'kafka-dev: %s\n' "$*" >&2; exit 1; }
@@ -91,10 +93,20 @@ check_java() {
 }
 
 # Resolves the broker and its runtime dependencies into the local Maven repository and writes
-# their classpath to $CLASSPATH_FILE. Offline first, so that a warm ~/.m2 needs no network.
+# their classpath to $CLASSPATH_FILE. Offline first, so that a warm ~/.m2 needs no network. Maven
+# costs a JVM start (about 3 s on two cores), so the classpath is kept in $CACHE, keyed by the
+# pom's checksum, and reused while every jar on it is still there: a test that starts brokers in
+# fresh folders, or kills and restarts one, asks Maven once per pom.
 resolve_classpath() {
-  command -v mvn >/dev/null || die "no mvn found (install Maven, e.g. Debian's maven)"
+  local sum cached
   mkdir -p "$DIR"
+  sum=$(sha256sum "$POM" | cut -c1-16)
+  cached=$CACHE/classpath-$sum
+  if [ -s "$cached" ] && all_present "$(<"$cached")"; then
+    cp "$cached" "$CLASSPATH_FILE"
+    return 0
+  fi
+  command -v mvn >/dev/null || die "no mvn found (install Maven, e.g. Debian's maven)"
   local args=(-B -q -Dstyle.color=never -f "$POM" dependency:build-classpath
     -Dmdep.includeScope=runtime -Dmdep.outputFile="$CLASSPATH_FILE.new")
   if ! mvn -o "${args[@]}" >"$DIR/maven.log" 2>&1; then
@@ -105,6 +117,29 @@ resolve_classpath() {
     fi
   fi
   mv "$CLASSPATH_FILE.new" "$CLASSPATH_FILE"
+  # Best effort: a cache that cannot be written only means Maven runs next time too.
+  if mkdir -p "$CACHE" 2>/dev/null && cp "$CLASSPATH_FILE" "$cached.$$" 2>/dev/null; then
+    mv -f "$cached.$$" "$cached"
+  fi
+}
+
+# True when every entry of the classpath $1 (colon-separated) is a file that exists.
+all_present() {
+  local jar jars
+  IFS=: read -r -a jars <<<"$1"
+  ((${#jars[@]})) || return 1
+  for jar in "${jars[@]}"; do [ -f "$jar" ] || return 1; done
+}
+
+# A cluster id as kafka.tools.StorageTool random-uuid makes one (16 random bytes, URL-safe base64
+# without padding, never starting with '-'), without a JVM start for it.
+random_cluster_id() {
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    [[ ${#id} == 22 && $id != -* && $id != AAAAAAAAAAAAAAAAAAAAA[AQ] ]] && break
+  done
+  printf '%s\n' "$id"
 }
 
 # The command line that runs a Kafka main class with the resolved classpath, a small heap and
@@ -144,6 +179,12 @@ share.coordinator.state.topic.min.isr=1
 share.coordinator.state.topic.num.partitions=1
 group.initial.rebalance.delay.ms=0
 
+# A broker killed and started again registers as a new incarnation only once the controller has
+# fenced the old one, when its session times out (9 s by default: a restart after a kill would
+# wait that long). One process holds both, so heartbeats never cross a network.
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+
 # Tests never read anything older than an hour; segments stay small.
 log.retention.ms=3600000
 log.retention.check.interval.ms=60000
@@ -155,18 +196,28 @@ num.io.threads=2
 num.recovery.threads.per.data.dir=1
 background.threads=2
 EOF
-  cat >"$PROBE_CONFIG" <<EOF
-request.timeout.ms=5000
-default.api.timeout.ms=10000
-EOF
 }
 
-# True when the broker answers a metadata request (lists topics).
+# True when the broker answers a metadata request and lists itself among the brokers: a Metadata
+# v4 request (all topics, client id "probe", correlation id 1) written to its port from bash, and
+# the first 16 bytes of the answer checked (size, correlation id 1, throttle time, a broker count
+# of at least 1). Kafka's own TopicCommand did the same in a JVM, about a second per probe.
 answers() {
   port_open "$PORT" || return 1
-  # The probe gives up after 10 s by itself; timeout(1) bounds a JVM that hangs anyway.
-  timeout 30 "${TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$PORT" \
-    --command-config "$PROBE_CONFIG" --list >/dev/null 2>"$DIR/probe.log"
+  local reply
+  reply=$(timeout 5 bash -c '
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x01\x00\x05probe\xff\xff\xff\xff\x00" >&3
+    head -c 16 <&3 | od -An -v -tx1' _ "$PORT" 2>/dev/null) || return 1
+  # shellcheck disable=SC2086 # one word per byte
+  set -- $reply
+  (($# == 16)) && [ "$5$6$7$8" = 00000001 ] && [ "${13}${14}${15}${16}" != 00000000 ]
+}
+
+# True when this run's log says the server has started (the first step of a start is to move
+# the previous run's log away).
+started_logged() {
+  grep -q 'Kafka Server started' "$LOG_FILE" 2>/dev/null
 }
 
 start() {
@@ -193,7 +244,7 @@ start() {
     else
       rm -rf "$DATA"
       mkdir -p "$DATA"
-      cluster_id=$("${TOOL[@]}" kafka.tools.StorageTool random-uuid)
+      cluster_id=$(random_cluster_id)
       printf '%s\n' "$cluster_id" >"$DIR/cluster-id"
       {
         printf '=== %s: format %s, start\n' "$(date -u +%FT%TZ)" "$cluster_id"
@@ -216,8 +267,11 @@ start() {
     say "starting Kafka (pid $pid, log $LOG_FILE)"
   fi
 
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until answers; do
+  # The listener accepts connections before the broker serves them (a probe then waits out its
+  # timeout), so the probe runs once the log says the server started; in case a version logs
+  # otherwise, it also runs every 10 s.
+  local deadline=$((SECONDS + START_TIMEOUT)) next_probe=$((SECONDS + 10))
+  until { started_logged || ((SECONDS >= next_probe)); } && answers; do
     if ! ours "$pid"; then
       tail -n 40 "$LOG_FILE" >&2 || true
       rm -f "$PID_FILE"
@@ -228,7 +282,8 @@ start() {
       stop locked >&2
       die "the broker did not answer on 127.0.0.1:$PORT within ${START_TIMEOUT}s (log above, whole in $LOG_FILE); stopped it"
     fi
-    sleep 1
+    ((SECONDS < next_probe)) || next_probe=$((SECONDS + 10))
+    sleep 0.2
   done
   say "Kafka answers on 127.0.0.1:$PORT (pid $pid, $((SECONDS - started))s)"
 }
@@ -278,6 +333,12 @@ kill_broker() {
     sleep 0.25
   done
   ours "$pid" && die "pid $pid is still there"
+  # The listener can outlive the pid's command line by a moment; a start meanwhile would take
+  # the dying broker for a running one and leave it at that.
+  for _ in $(seq 1 100); do
+    port_open "$PORT" || break
+    sleep 0.1
+  done
   rm -f "$PID_FILE"
   say "killed Kafka (pid $pid)"
 }

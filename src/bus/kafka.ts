@@ -19,10 +19,11 @@
  * away are delivered when it is back (more than the {@link Bus} contract asks, never less).
  */
 import { randomBytes } from 'node:crypto';
-import { Admin, Consumer, MessagesStreamModes, NetworkError, TimeoutError, ProduceAcks, Producer, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
+import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Producer } from '@platformatic/kafka';
 import type { KafkaAddress } from '../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import { BaseBus } from './bus.js';
+import { loadedKafkaClient, loadKafkaClient } from './kafka-client.js';
 import { busRetryDelay, FirstAttempt, Sleeper } from './retry.js';
 
 /**
@@ -178,6 +179,7 @@ export class KafkaBus extends BaseBus {
     const { brokers, topic } = this.address;
     const groupId = `${this.id}-${++this.sessions}`;
     const base = { clientId: this.id, bootstrapBrokers: [...brokers], ...CLIENT_TIMINGS };
+    const { Admin, Consumer, MessagesStreamModes, ProduceAcks, Producer } = await loadKafkaClient();
     const admin = new Admin(base);
     clients.push(admin);
     await ensureTopic(admin, topic);
@@ -386,7 +388,8 @@ export type Closable = Producer | Consumer | Admin;
 
 /** True for a lost or silent connection, also when the client wraps it (retries, causes). */
 export function isLinkFailure(err: unknown, depth = 0): boolean {
-  if (err instanceof NetworkError || err instanceof TimeoutError) return true;
+  const client = loadedKafkaClient(); // not loaded yet: the error is none of its
+  if (client && (err instanceof client.NetworkError || err instanceof client.TimeoutError)) return true;
   if (depth > 4 || typeof err !== 'object' || err === null) return false;
   const { errors, cause } = err as { errors?: unknown; cause?: unknown };
   return (Array.isArray(errors) && errors.some((e) => isLinkFailure(e, depth + 1))) || (cause !== undefined && isLinkFailure(cause, depth + 1));
@@ -395,7 +398,8 @@ export function isLinkFailure(err: unknown, depth = 0): boolean {
 /** Closes a client without waiting for what it has in flight; never rejects. */
 export function forceClose(client: Closable): Promise<void> {
   return new Promise((resolve) => {
-    if (client instanceof Admin) client.close(() => resolve());
+    // A client exists only once the module is loaded.
+    if (client instanceof loadedKafkaClient()!.Admin) client.close(() => resolve());
     else client.close(true, () => resolve());
   });
 }

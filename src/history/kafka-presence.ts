@@ -40,8 +40,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Admin, ConfigResourceTypes, Consumer, MessagesStreamModes, ProduceAcks, Producer, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
+import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Producer } from '@platformatic/kafka';
 import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, forceClose, GROUP_TIMINGS, isLinkFailure, type Closable } from '../bus/kafka.js';
+import { loadKafkaClient } from '../bus/kafka-client.js';
 import { busRetryDelay, Sleeper } from '../bus/retry.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
@@ -214,6 +215,7 @@ export class KafkaPresenceStore implements PresenceStore {
   private async open(clients: Closable[]): Promise<Session> {
     const { brokers, topic } = this.options;
     const base = { clientId: this.id, bootstrapBrokers: [...brokers], ...CLIENT_TIMINGS };
+    const { Admin, Consumer, MessagesStreamModes, ProduceAcks, Producer } = await loadKafkaClient();
     const admin = new Admin(base);
     clients.push(admin);
     await this.ensureTopic(admin);
@@ -277,6 +279,7 @@ export class KafkaPresenceStore implements PresenceStore {
       }
     }
     if (this.warned) return;
+    const { ConfigResourceTypes } = await loadKafkaClient();
     const [described] = await admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['cleanup.policy'] }] });
     const policy = described?.configs.find((c) => c.name === 'cleanup.policy')?.value ?? '';
     if (!policy.split(',').includes('compact')) {

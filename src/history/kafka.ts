@@ -27,8 +27,9 @@
  * `recovered:false`).
  */
 import { createHash } from 'node:crypto';
-import { murmur2, type Consumer, type Message } from '@platformatic/kafka';
+import type { Consumer, Message } from '@platformatic/kafka';
 import { KafkaBus, type TopicShape } from '../bus/kafka.js';
+import { loadedKafkaClient } from '../bus/kafka-client.js';
 import type { KafkaAddress } from '../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -70,9 +71,16 @@ export function fanoutOffset(kafkaOffset: bigint): number {
   return Number(kafkaOffset) + 1;
 }
 
-/** The partition a key goes to: the Java client's and @platformatic/kafka's default partitioner (murmur2, positive). */
+/**
+ * The partition a key goes to: the Java client's and @platformatic/kafka's default partitioner
+ * (murmur2, positive). With more than one partition, the client module must be loaded
+ * (loadKafkaClient): a topic's partition count is known only from a session, which loads it.
+ */
 export function partitionOf(key: Buffer, partitions: number): number {
-  return (murmur2(key) >>> 0) % partitions;
+  if (partitions === 1) return 0;
+  const client = loadedKafkaClient();
+  if (!client) throw new Error('partitionOf: @platformatic/kafka is not loaded yet (loadKafkaClient)');
+  return (client.murmur2(key) >>> 0) % partitions;
 }
 
 export interface KafkaLogOptions {

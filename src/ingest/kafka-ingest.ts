@@ -21,8 +21,9 @@
  * Readiness does not depend on the ingest: a topic that cannot be read is one warn line (and
  * a retry with backoff), then debug lines until it can.
  */
-import { Consumer, MessagesStreamModes, type Message, type MessagesStream } from '@platformatic/kafka';
+import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, GROUP_TIMINGS } from '../bus/kafka.js';
+import { loadKafkaClient } from '../bus/kafka-client.js';
 import { busRetryDelay, Sleeper } from '../bus/retry.js';
 import { isRefusal, parseJsonInput, publishInput } from '../channels/publish-input.js';
 import type { KafkaIngestTarget } from '../config/schema.js';
@@ -101,6 +102,8 @@ export class KafkaIngest {
   /** One consumer in the group: reads from the committed offsets (a new group: the start of the topic) until the stream fails. */
   private async session(): Promise<void> {
     const { topic, brokers, group } = this.ctx.target;
+    const { Consumer, MessagesStreamModes } = await loadKafkaClient();
+    if (this.closing) throw new Closed(); // closed while the client module loaded: no consumer to make
     const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
       clientId: `fanout-ingest-${this.ctx.nodeId}`,
       bootstrapBrokers: [...brokers],

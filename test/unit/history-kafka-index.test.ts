@@ -1,9 +1,13 @@
 // The Kafka history index (history/kafka-index.ts): what it vouches for after size and age limits
 // and after the consumer skipped records. Records come in as the consumer would hand them over.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { before, test } from 'node:test';
+import { loadKafkaClient } from '../../src/bus/kafka-client.js';
 import { KafkaIndex } from '../../src/history/kafka-index.js';
 import { fanoutOffset, partitionOf, topicEpoch } from '../../src/history/kafka.js';
+
+// partitionOf uses the client's murmur2, loaded when a session opens (here, none does).
+before(() => loadKafkaClient());
 
 test('Kafka index: a channel keeps its last --history-size messages; recovery is complete from the newest one dropped', () => {
   const index = new KafkaIndex({ historySize: 3, historyTtl: 0 });
