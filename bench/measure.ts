@@ -184,6 +184,11 @@ export interface ScaleResult {
   readonly errors: string[];
   /** Growth of the nodes' RSS per idle connection (each read after a full GC), in bytes. */
   readonly nodeRssPerConn: number;
+  /**
+   * Growth of the nodes' live V8 heap per idle connection (after a full GC), in bytes: steadier
+   * than RSS, which also moves with how much heap V8 keeps committed after collecting.
+   */
+  readonly nodeHeapPerConn: number;
   /** Growth of the HAProxy processes' RSS per connection while idle, in bytes. */
   readonly haproxyRssPerConn: number;
   /** The nodes' total RSS with every connection open, in bytes. */
@@ -216,7 +221,7 @@ export async function runScale(system: RunningSystem, options: ScaleOptions): Pr
   // Memory is read after a full garbage collection in every node (before any client, and with
   // all of them idle): RSS right after a burst of handshakes holds their garbage, and a fresh
   // process's start-up garbage, collected later, would be subtracted from its sockets' cost.
-  await system.collectGarbage();
+  const heapBefore = (await system.collectGarbage()).heapUsed;
   const nodesBefore = sumOver(system.nodePids, rssBytes);
   const haproxyBefore = sumOver(system.haproxyPids, rssBytes);
   const pool = await ClientPool.open(system.target, {
@@ -231,7 +236,7 @@ export async function runScale(system: RunningSystem, options: ScaleOptions): Pr
     const ready = pool.connected.ready;
     if (ready === 0) throw new Error(`no client connected: ${[...pool.connected.reasons.entries()].map(([k, v]) => `${v}× ${k}`).join('; ')}`);
     await sleep((options.settle ?? 3) * 1000);
-    await system.collectGarbage();
+    const heapAfter = (await system.collectGarbage()).heapUsed;
     const nodesAfter = sumOver(system.nodePids, rssBytes);
     const haproxyAfter = sumOver(system.haproxyPids, rssBytes);
     publisher = await Publisher.open(system.target, 'socket', options.localAddresses[0]);
@@ -259,6 +264,7 @@ export async function runScale(system: RunningSystem, options: ScaleOptions): Pr
       failed: pool.connected.failed,
       errors: [...stats.reasons.entries()].map(([k, v]) => `${v}× ${k}`),
       nodeRssPerConn: (nodesAfter - nodesBefore) / ready,
+      nodeHeapPerConn: (heapAfter - heapBefore) / ready,
       haproxyRssPerConn: (haproxyAfter - haproxyBefore) / ready,
       nodeRss: nodesAfter,
       interval: options.interval,

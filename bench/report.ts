@@ -141,18 +141,18 @@ function scaleSection(scale: readonly ScaleResult[]): string[] {
   lines.push(
     `Each system on ${first.nodes} nodes of its own behind ${first.frontends} HAProxy processes (Fanout's generated config, each with its own \`source\` address, so none runs out of ports), ` +
       `${first.requested} connections from ${first.clientProcesses} client processes over several local addresses. ` +
-      `Memory per idle connection is the nodes' RSS growth from before the first client to every client connected and idle for 3 s, each read after a full garbage collection in every node (\`--expose-gc\`, the same for every system), so the handshakes' garbage and a fresh process's start-up garbage do not blur it; then one message is broadcast every ${first.interval} s for ${first.duration} s, ` +
+      `Memory per idle connection is the nodes' RSS growth from before the first client to every client connected and idle for 3 s, each read after a full garbage collection in every node (\`--expose-gc\`, the same for every system), so the handshakes' garbage and a fresh process's start-up garbage do not blur it. RSS also moves between runs with how much heap V8 keeps committed after collecting; the live heap (\`process.memoryUsage().heapUsed\` after the same GC) is the steadier figure. Then one message is broadcast every ${first.interval} s for ${first.duration} s, ` +
       `with each system's heartbeats on at its default (25 s: Fanout's \`--heartbeat\`, the bare broadcaster's ping round from ws's README, Socket.IO's pingInterval). ` +
       'With so few messages, what a system does for idle sockets shows in its CPU per delivery.',
     '',
-    '| system | connected | delivered / expected | p50 ms | p99 ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS KB per idle connection | HAProxy RSS KB per connection | node RSS total MB | problems |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| system | connected | delivered / expected | p50 ms | p99 ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS KB per idle connection | node live heap KB per idle connection | HAProxy RSS KB per connection | node RSS total MB | problems |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...scale.map((r) => {
       const per = (seconds: number | null) => (seconds === null || r.delivered === 0 ? '–' : ((seconds / r.delivered) * 1e6).toFixed(2));
       const problems = [r.failed ? `${r.failed} failed to connect` : '', r.lostAfterReady ? `${r.lostAfterReady} dropped` : '', r.outOfOrder ? `${r.outOfOrder} out of order` : '', ...r.errors].filter(Boolean).join('; ');
       return (
         `| ${SCALE_NAMES[r.system] ?? r.system} | ${r.connected} of ${r.requested} | ${pct(r.ratio)} | ${ms(r.p50)} | **${ms(r.p99)}** | ` +
-        `**${Number.isFinite(r.cpuPerDelivery) ? r.cpuPerDelivery.toFixed(2) : '–'}** (${per(r.cpu.nodes)} + ${per(r.cpu.haproxy)} + ${per(r.cpu.broker)}) | **${kb(r.nodeRssPerConn)}** | ${kb(r.haproxyRssPerConn)} | ${(r.nodeRss / 1048576).toFixed(0)} | ${problems || '–'} |`
+        `**${Number.isFinite(r.cpuPerDelivery) ? r.cpuPerDelivery.toFixed(2) : '–'}** (${per(r.cpu.nodes)} + ${per(r.cpu.haproxy)} + ${per(r.cpu.broker)}) | **${kb(r.nodeRssPerConn)}** | ${kb(r.nodeHeapPerConn)} | ${kb(r.haproxyRssPerConn)} | ${(r.nodeRss / 1048576).toFixed(0)} | ${problems || '–'} |`
       );
     }),
     '',
@@ -173,6 +173,7 @@ function scaleSection(scale: readonly ScaleResult[]): string[] {
       `| server CPU per delivery | ≤ 1.1× | ${c.toFixed(2)}× (${f.cpuPerDelivery.toFixed(2)} vs ${b.cpuPerDelivery.toFixed(2)} µs) | ${mark(c <= 1.1)} |`,
       `| p99 latency | ≤ 1.2× | ${l.toFixed(2)}× (${ms(f.p99)} vs ${ms(b.p99)} ms) | ${mark(l <= 1.2)} |`,
       `| node RSS per idle connection (${f.connected} connections) | ≤ 1.1× | ${m.toFixed(2)}× (${kb(f.nodeRssPerConn)} vs ${kb(b.nodeRssPerConn)} KB) | ${mark(m <= 1.1)} |`,
+      `| (its live heap per idle connection) | ≤ 1.1× | ${(f.nodeHeapPerConn / b.nodeHeapPerConn).toFixed(2)}× (${kb(f.nodeHeapPerConn)} vs ${kb(b.nodeHeapPerConn)} KB) | ${mark(f.nodeHeapPerConn / b.nodeHeapPerConn <= 1.1)} |`,
       '',
     );
   }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startRedisServer } from '../harness/brokers.js';
 import { forkFanoutServe, forkListening, waitReadyPort, type ForkOptions, type ServerProcess } from '../harness/fanout-process.js';
 import { startHaproxy, type RunningHaproxy } from '../harness/haproxy.js';
-import { sleep } from '../harness/wait.js';
+import { untilEvent } from '../harness/wait.js';
 import { parseBusAddress } from '../src/config/bus-address.js';
 import { DEFAULTS } from '../src/config/defaults.js';
 import { historyTarget } from '../src/config/history-target.js';
@@ -47,8 +47,8 @@ export interface RunningSystem {
   readonly haproxyConfigs: readonly string[];
   /** The broker's processes whose CPU is counted (none when the bench does not know them). */
   readonly brokerPids: readonly number[];
-  /** Has every node collect its garbage (a full GC) and resolves once they have had time to. */
-  collectGarbage(): Promise<void>;
+  /** Has every node collect its garbage (a full GC); resolves with the sum of their live heaps (bytes) then. */
+  collectGarbage(): Promise<{ readonly heapUsed: number }>;
   stop(): Promise<void>;
 }
 
@@ -171,9 +171,17 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     haproxyConfigs: proxies.map((p) => p.config),
     brokerPids: name === 'seed' || name === 'seed2' ? [] : options.brokerPids,
     collectGarbage: async () => {
+      const reports = children.map((c) =>
+        untilEvent<[{ type?: string; heapUsed?: number }]>(c.child, 'message', {
+          filter: (m) => m?.type === 'bench-memory',
+          failOn: ['exit'],
+          timeoutMs: 10_000,
+          what: `node ${c.pid} to report its memory after a full GC`,
+        }),
+      );
       for (const c of children) c.child.kill('SIGUSR2');
-      // The measurement's own clock: a full GC of a few hundred MB takes well under a second.
-      await sleep(1500);
+      const heaps = await Promise.all(reports);
+      return { heapUsed: heaps.reduce((sum, [m]) => sum + (m.heapUsed ?? 0), 0) };
     },
     stop: async () => {
       await stopProxies();
