@@ -2,11 +2,11 @@
 import { connect, createServer } from 'node:net';
 import { until } from './wait.js';
 
-/**
- * A free TCP port on 127.0.0.1, for processes that cannot listen on port 0 and report back
- * (redis-server, nats-server, HAProxy) or that must come back on the same port after a restart.
- */
-export function freePort(): Promise<number> {
+/** Ports this process handed out lately: the kernel may offer one again before its taker listens. */
+const handedOut = new Set<number>();
+const HANDED_OUT_KEPT = 2000;
+
+function listenOnAny(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -15,6 +15,23 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1, for processes that cannot listen on port 0 and report back
+ * (redis-server, nats-server, HAProxy) or that must come back on the same port after a restart.
+ * Never one this process handed out among its last {@link HANDED_OUT_KEPT}: a port is only
+ * taken once its process listens, and until then the kernel may offer it again (a Redis Cluster
+ * start asks for six in a row, and once got the same port twice).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await listenOnAny();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (handedOut.size > HANDED_OUT_KEPT) handedOut.delete(handedOut.values().next().value!);
+    return port;
+  }
 }
 
 /** True when something accepts a TCP connection on `host`:`port` now. */
