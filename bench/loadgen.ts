@@ -115,9 +115,13 @@ export class ClientPool {
       reports.push(
         new Promise((resolve, reject) => {
           lane.events.once('error', reject);
+          // A lane that dies (out of memory, killed) before its clients connected fails the open, not hangs it.
+          const onExit = (code: unknown) => reject(new Error(`load-generator lane ${i} exited (${String(code)}) before its clients connected`));
+          lane.events.once('exit', onExit);
           const onMessage = (msg: { type: string; report?: WorkerReport }) => {
             if (msg.type !== 'connected') return;
             lane.events.off('message', onMessage);
+            lane.events.off('exit', onExit);
             resolve(msg.report!);
           };
           lane.events.on('message', onMessage);

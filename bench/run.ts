@@ -13,7 +13,7 @@ import { ConfigError } from '../src/errors.js';
 import { BENCH_BROKERS, BROKER_LABELS, HISTORY_LOG_LABELS, HISTORY_LOGS, startBenchBroker, type BenchBroker, type BenchBrokerHandle, type HistoryLog } from './brokers.js';
 import { runPoint, runScale, type PointResult, type ScaleResult } from './measure.js';
 import { markdown, svg, type BenchRun, type BrokerPoint, type HistoryPoint } from './report.js';
-import { startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
+import { nodesOf, startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
 
 /** Defaults: the full sweep takes a few minutes. */
 export const BENCH_DEFAULTS = {
@@ -79,9 +79,6 @@ replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
   --serve-args="…"  extra \`fanout serve\` flags for the Fanout nodes (e.g. --serve-args="--coalesce-ms 0")
   --cpu-prof DIR    run the server processes with node --cpu-prof, profiles into DIR
 `;
-
-/** Systems that run as one process whatever --nodes says. */
-const SINGLE_NODE: ReadonlySet<SystemName> = new Set(['seed']);
 
 /**
  * How the connection-scale run spreads `connections`: client processes and nodes each under
@@ -326,13 +323,15 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     running.clear();
     if (scale > 0) {
       for (const name of scaleSystems) {
-        if (SINGLE_NODE.has(name) && scale > scalePlan.perNode) {
-          skipped.push({ system: `${SYSTEM_LABELS[name]} in the connection-scale run`, reason: `one process holds at most ${scalePlan.perNode} of the ${scale} sockets with a file limit of ${limit}` });
+        const processes = nodesOf(name, scaleNodes);
+        if (Math.ceil(scale / processes) > scalePlan.perNode) {
+          skipped.push({ system: `${SYSTEM_LABELS[name]} in the connection-scale run`, reason: `${processes} process(es) hold at most ${processes * scalePlan.perNode} of the ${scale} sockets with a file limit of ${limit}` });
           continue;
         }
         let system: RunningSystem | undefined;
         try {
           system = await startSystem(name, { bus, redisUrl: redis.url, brokerPids: values.bus ? [] : [redis.pid], nodes: scaleNodes, maxconn, frontendSources: frontendSources(scalePlan.frontends, round), cpuProf, serveArgs });
+          running.set(name, system); // so that Ctrl-C stops it too
           log(`scale: ${name}, ${scale} connections from ${scalePlan.processes} client processes through ${scalePlan.frontends} HAProxy processes to ${system.nodePids.length} nodes`);
           const result = await runScale(system, { clients: scale, processes: scalePlan.processes, localAddresses: sourceAddresses(scale, round++), interval: scaleInterval, duration: scaleDuration });
           log(
@@ -347,6 +346,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
           skipped.push({ system: `${SYSTEM_LABELS[name]} in the connection-scale run`, reason });
         } finally {
           await system?.stop();
+          running.delete(name);
         }
       }
     }

@@ -106,6 +106,11 @@ function historyArgs(name: SystemName, options: StartOptions): string[] {
   return ['--history', name === 'channels' ? options.redisUrl : 'memory'];
 }
 
+/** How many server processes `name` runs with `nodes` asked for: the seed systems have their own counts. */
+export function nodesOf(name: SystemName, nodes: number): number {
+  return name === 'seed' ? 1 : name === 'seed2' ? 2 : nodes;
+}
+
 /** Starts one system and waits until HAProxy answers in front of it. */
 export async function startSystem(name: SystemName, options: StartOptions): Promise<RunningSystem> {
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
@@ -114,7 +119,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   // The bench's one publisher socket stands for a back end pushing the whole load: no per-connection rate limit.
   const extraArgs = ['--rate-limit', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
   const children: ServerProcess[] = [];
-  const nodes = name === 'seed' ? 1 : name === 'seed2' ? 2 : options.nodes;
+  const nodes = nodesOf(name, options.nodes);
   const wsBareEnv = { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix, HEARTBEAT_S: String(DEFAULTS.heartbeat) };
   const ports: number[] = [];
   // Server output goes to the bench's own stdout and stderr; profiles, when asked, into cpuProf.
@@ -136,7 +141,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
       ports.push(started.port);
     }
     // A Fanout node listens before its bus (and store) connect: a point measured before that
-    // would see its subscribes refused. The peers have no readiness to wait for.
+    // would see its subscribes refused. The peers' /readyz is HAProxy's check (startHaproxy waits for it).
     if (name === 'fanout' || name === 'fanout-turn' || name === 'channels') {
       for (const port of ports) await waitReadyPort(port, 30_000);
     }

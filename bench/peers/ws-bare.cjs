@@ -14,8 +14,10 @@ const heartbeatMs = Number(process.env.HEARTBEAT_S || 25) * 1000;
 const pub = new Redis(url);
 const sub = new Redis(url);
 
+// Ready (HAProxy's /readyz check) once subscribed: before that a broadcast would be missed.
+let subscribed = false;
 const http = createServer((req, res) => {
-  res.statusCode = req.url === '/healthz' || req.url === '/readyz' ? 200 : 404;
+  res.statusCode = req.url === '/healthz' ? 200 : req.url === '/readyz' ? (subscribed ? 200 : 503) : 404;
   res.end();
 });
 const wss = new WebSocketServer({ noServer: true });
@@ -28,10 +30,10 @@ wss.on('connection', (ws) => {
   ws.on('pong', () => (ws.isAlive = true));
   ws.on('error', () => undefined);
   ws.on('message', (data, isBinary) => {
-    if (!isBinary) pub.publish(topic, data);
+    if (!isBinary) pub.publish(topic, data).catch(() => undefined); // Redis down: the message is lost, the node stays up
   });
 });
-sub.subscribe(topic);
+sub.subscribe(topic).then(() => (subscribed = true));
 sub.on('messageBuffer', (_channel, message) => {
   const text = 'Received: ' + message.toString();
   for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
