@@ -364,6 +364,7 @@ async function buildBusAndStores(config: Config): Promise<void> {
       const channels = new MemoryChannelStore(owner, {
         historySize: config.historySize,
         historyTtl: config.historyTtl,
+        historyMaxBytes: config.historyMaxBytes,
         connected: () => true,
         deliver: (topic) => void delivered.push(topic),
       });
