@@ -12,12 +12,15 @@
  *   publish and read: nothing is scanned whole.
  * - Past --history-max-bytes the least recently written channels are evicted whole; their next
  *   message starts a new epoch, so a recovery across an eviction answers `recovered:false`.
+ *   What counts: each message's data in UTF-8 (never less than V8 keeps for it) plus
+ *   {@link MESSAGE_OVERHEAD_BYTES}, and {@link CHANNEL_OVERHEAD_BYTES} plus the name per channel.
  *
  * Contract note for store.ts (the empty epoch): a channel with no log answers offset 0 and an
  * epoch that is the same on every read until some log that shared its slot is dropped. A
  * subscriber at (0, that epoch) recovers every message of the log that a first publish creates
  * (the log takes that epoch), and gets `recovered:false` once a log might have come and gone
- * unseen, never a silently short recovery.
+ * unseen, never a silently short recovery. Once-marks ({@link OutgoingMessage.once}) live with
+ * their log: a channel that expired or was evicted forgets them, as it forgets its offsets.
  */
 import { randomBytes } from 'node:crypto';
 import type { MemoryBroker } from '../bus/memory.js';
@@ -156,7 +159,7 @@ export class MemoryChannelStore implements ChannelStore {
   }
 
   /** The epoch a channel with no log answers (see the contract note at the top). */
-  emptyEpochOf(channel: string): string {
+  private emptyEpochOf(channel: string): string {
     const slots = this.state.emptyEpochs;
     const slot = slotOf(channel);
     return (slots[slot] ??= newEpoch());
