@@ -117,7 +117,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   // The channel run publishes through the HTTP API too, which is on only with a key.
   const apiKey = randomBytes(12).toString('hex');
   // The bench's one publisher socket stands for a back end pushing the whole load: no per-connection rate limit.
-  const extraArgs = ['--rate-limit', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
+  const extraArgs = ['--rate-limit', '0', '--rate-limit-bytes', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
   const children: ServerProcess[] = [];
   const nodes = nodesOf(name, options.nodes);
   const wsBareEnv = { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix, HEARTBEAT_S: String(DEFAULTS.heartbeat) };

@@ -82,6 +82,11 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     prefix: config.busPrefix,
     historySize: config.historySize,
     historyTtl: config.historyTtl,
+    historyMaxBytes: config.historyMaxBytes,
+    historyDropped: (channel, reason) => {
+      core.metrics.historySize(channel, 0);
+      if (reason === 'evicted') core.metrics.historyEvicted();
+    },
     presenceTtl: config.presenceTtl,
     logger: core.logger,
     connected: () => link.connected,
@@ -95,7 +100,6 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     outbox: core.outbox,
     logger: core.logger,
     maxSubscriptions: config.maxSubscriptions,
-    rateLimit: config.rateLimit,
     maxBuffered: config.maxBuffered,
     hooks: channelHooks(core),
     occupancy: webhooks(core, config, stores.occupancy),

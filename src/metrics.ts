@@ -3,7 +3,8 @@
  * (never the global default registry, so several in-process nodes in one test do not collide).
  * `GET /metrics` (src/http/metrics.ts) serves {@link Metrics.render}.
  *
- * Every family is named `fanout_…`; docs/operations.md lists them with what to alert on.
+ * Every family is named `fanout_…`; docs/operations.md lists them with what to alert on. One
+ * file past 400 lines: every family is declared in the one constructor, read as one table.
  *
  * Cost contract: the methods here are called from the node's paths, so they stay cheap. What is
  * counted per message (messages in, bus messages in and out) is added to plain numbers and handed
@@ -26,6 +27,9 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 /** Seconds; a back-end hook answers in milliseconds when healthy, and --hook-timeout caps it at 60 s. */
 const HOOK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Most channels the history gauges track; past it the least recently reported leaves them (with --history-ttl 0 too). */
+export const MAX_HISTORY_CHANNELS = 65_536;
 
 /** At most this many distinct rejection reasons are kept as label values; the rest count as `other`. */
 const MAX_REASONS = 32;
@@ -82,6 +86,7 @@ export class Metrics {
   private readonly rejections: Counter<'reason' | 'status'>;
   private readonly historyChannels: Gauge;
   private readonly historyMessages: Gauge;
+  private readonly historyEvictions: Counter;
   private readonly hookRequests: Counter<'hook' | 'result'>;
   private readonly hookLatency: Histogram<'hook'>;
   private readonly webhookEventsCounter: Counter<'name' | 'result'>;
@@ -89,10 +94,9 @@ export class Metrics {
   private readonly ingestRecordsCounter: Counter<'result'>;
 
   private readonly reasons = new Set<string>();
-  /** Channel → [messages, when last reported]. */
+  /** Channel → [messages, when last reported], least recently reported first. */
   private readonly history = new Map<string, [number, number]>();
   private historyTotal = 0;
-  private historySweepAt = 1024;
   private readonly historyTtlMs: number;
   private readonly byEndpoint = new Map<string, EndpointChildren>();
   /** Per-message tallies, read by the counters' collect hooks at scrape time. */
@@ -178,6 +182,7 @@ export class Metrics {
     this.rejections = new Counter({ name: 'fanout_handshake_rejections_total', help: 'WebSocket upgrades refused before the 101, by reason and HTTP status.', labelNames: ['reason', 'status'], registers });
     this.historyChannels = new Gauge({ name: 'fanout_history_channels', help: 'Channels with history, as this node last saw them.', registers });
     this.historyMessages = new Gauge({ name: 'fanout_history_messages', help: 'Messages kept in channel history, summed over channels, as this node last saw them.', registers });
+    this.historyEvictions = new Counter({ name: 'fanout_history_evictions_total', help: 'Channels whose whole history the memory store evicted to stay within --history-max-bytes.', registers });
     this.hookRequests = new Counter({
       name: 'fanout_hook_requests_total',
       help: 'Back-end hook calls (docs/hooks.md), by hook and result: allowed (200), refused (401/403), error (another status or a bad answer), timeout, network_error, overloaded (not sent: --hook-concurrency).',
@@ -229,7 +234,7 @@ export class Metrics {
 
   /** The exposition text and its content type, for `GET /metrics`. */
   async render(): Promise<{ contentType: string; body: string }> {
-    this.sweepHistory();
+    this.trimHistory(Date.now());
     this.historyChannels.set(this.history.size);
     this.historyMessages.set(this.historyTotal);
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
@@ -362,25 +367,29 @@ export class Metrics {
    * The history of `channel` now holds `n` messages (0 when it expired or was dropped). Exported
    * as totals (`fanout_history_channels`, `fanout_history_messages`), never per channel, so the
    * number of series does not grow with the number of channels. A channel not reported again
-   * within `historyTtlMs` is taken as expired. The channel service reports after each publish.
+   * within `historyTtlMs` is taken as expired, and at most {@link MAX_HISTORY_CHANNELS} are
+   * tracked. The channel service reports after each publish, the memory store when it drops one.
    */
   historySize(channel: string, n: number): void {
     const before = this.history.get(channel)?.[0] ?? 0;
-    if (n > 0) this.history.set(channel, [n, Date.now()]);
-    else this.history.delete(channel);
+    // Moved to the end: the map stays ordered by report time, so what leaves leaves from the front.
+    this.history.delete(channel);
+    const now = Date.now();
+    if (n > 0) this.history.set(channel, [n, now]);
     this.historyTotal += Math.max(0, n) - before;
-    // Channels whose history expired (--history-ttl) leave the map, so it cannot grow for ever.
-    if (this.history.size >= this.historySweepAt) {
-      this.sweepHistory();
-      this.historySweepAt = Math.max(1024, this.history.size * 2);
-    }
+    this.trimHistory(now);
   }
 
-  private sweepHistory(): void {
-    if (this.historyTtlMs <= 0) return;
-    const expired = Date.now() - this.historyTtlMs;
+  /** The memory store evicted a channel's history for --history-max-bytes. */
+  historyEvicted(): void {
+    this.historyEvictions.inc();
+  }
+
+  /** Drops, from the front, entries past their TTL and past {@link MAX_HISTORY_CHANNELS}: only what leaves is visited. */
+  private trimHistory(now: number): void {
+    const expired = this.historyTtlMs > 0 ? now - this.historyTtlMs : -Infinity;
     for (const [channel, [n, at]] of this.history) {
-      if (at >= expired) continue;
+      if (at >= expired && this.history.size <= MAX_HISTORY_CHANNELS) return;
       this.history.delete(channel);
       this.historyTotal -= n;
     }

@@ -39,9 +39,8 @@ export interface ChannelContext {
   readonly service: ChannelService;
   readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply'>;
   readonly logger: Logger;
-  /** --max-subscriptions and --rate-limit, for the answers that name them. */
+  /** --max-subscriptions, for the answers that name it. */
   readonly maxSubscriptions: number;
-  readonly rateLimit: number;
   /** --max-buffered: the bytes a connection's requests in flight and their unsent replies may hold. */
   readonly maxBuffered: number;
   /** --subscribe-hook and --publish-hook, when configured (docs/hooks.md). */
@@ -132,10 +131,10 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     this.error(client, 'rate_limited', `too many requests in flight on this connection (their replies would pass --max-buffered, ${max} bytes); wait for the replies`, frame.id, frame.channel);
   }
 
-  rateLimited(client: Client, data: Buffer): void {
+  rateLimited(client: Client, data: Buffer, limit: string): void {
     const decoded = decode(data);
     const id = decoded.ok ? decoded.frame.id : decoded.id;
-    this.error(client, 'rate_limited', `over --rate-limit (${this.context.rateLimit}/s); this frame was dropped`, id);
+    this.error(client, 'rate_limited', `over ${limit}; this frame was dropped`, id);
   }
 
   close(client: Client): void {

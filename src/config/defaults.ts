@@ -15,6 +15,11 @@ export const DEFAULTS = {
   maxPayload: 65536,
   /** Messages per second per connection: far above what a person or an app's socket sends, low enough that one socket cannot flood a node. */
   rateLimit: 1000,
+  /**
+   * Bytes per second one connection may send (burst: {@link RATE_LIMIT_BYTES_BURST} × --max-payload):
+   * far above a person or an app, low enough that one socket cannot fill a node's history quickly.
+   */
+  rateLimitBytes: 1024 * 1024,
   maxConnections: 0,
   maxConnectionsPerIp: 0,
   handshakeTimeout: 10,
@@ -23,6 +28,8 @@ export const DEFAULTS = {
   coalesceMs: 'auto' as number | 'auto',
   historySize: 100,
   historyTtl: 300,
+  /** Bytes of history the memory store keeps in process, all channels together (0: no cap). */
+  historyMaxBytes: 256 * 1024 * 1024,
   presenceTtl: 15,
   maxSubscriptions: 100,
   drainDelay: 5,
@@ -34,6 +41,9 @@ export const DEFAULTS = {
   /** Seconds a webhook event is retried before it is dropped: long enough to ride out a back end's restart. */
   webhookRetry: 60,
 } as const;
+
+/** --rate-limit-bytes: the burst a connection may send at once, in --max-payload messages. */
+export const RATE_LIMIT_BYTES_BURST = 16;
 
 /** Fixed timings (not flags). Milliseconds unless the name says otherwise. */
 export const TIMINGS = {
@@ -59,8 +69,6 @@ export const TIMINGS = {
   publishErrorLogMs: 10_000,
   /** Back-end hook failures are logged at most this often per hook: while the back end is down every call fails. */
   hookErrorLogMs: 10_000,
-  /** The memory history store drops expired channels at most this often (on a publish), so idle channels do not pile up. */
-  memoryHistorySweepMs: 10_000,
   /**
    * Presence heartbeats come every `presenceHeartbeatFraction` of --presence-ttl (a third: a node
    * must miss two beats in a row before Redis declares it dead), and at least this often apart.

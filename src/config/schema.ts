@@ -11,13 +11,13 @@ import { patternsProblem } from '../protocol/patterns.js';
 import { ConfigError } from '../errors.js';
 import type { AuthMode } from './auth-mode.js';
 import { BUS_EXPECTED, parseBusAddress } from './bus-address.js';
-import { DEFAULTS } from './defaults.js';
+import { DEFAULTS, RATE_LIMIT_BYTES_BURST } from './defaults.js';
 import { parseHistorySource, type HistoryTarget } from './history-target.js';
 import { KAFKA_GROUP, KAFKA_TOPIC, parseIngestBrokers, type KafkaIngestTarget } from './kafka-ingest.js';
 import { originPolicy } from './origins.js';
 import type { TlsFiles } from './tls.js';
 
-export { DEFAULTS, TIMINGS } from './defaults.js';
+export { DEFAULTS, RATE_LIMIT_BYTES_BURST, TIMINGS } from './defaults.js';
 export type { AuthMode } from './auth-mode.js';
 export type { BusAddress } from './bus-address.js';
 export type { HistoryTarget } from './history-target.js';
@@ -100,6 +100,7 @@ export const serveSchema = z.object({
   jwtAudience: z.string().min(1).optional(),
   maxPayload: int(1, 64 * 1024 * 1024).default(DEFAULTS.maxPayload),
   rateLimit: z.coerce.number({ error: 'expected messages per second' }).min(0).default(DEFAULTS.rateLimit),
+  rateLimitBytes: int(0).default(DEFAULTS.rateLimitBytes),
   maxConnections: int(0).default(DEFAULTS.maxConnections),
   maxConnectionsPerIp: int(0).default(DEFAULTS.maxConnectionsPerIp),
   handshakeTimeout: seconds().default(DEFAULTS.handshakeTimeout),
@@ -114,6 +115,7 @@ export const serveSchema = z.object({
   history: z.string().transform(parsedWith((v: string) => parseHistorySource(v))).optional(),
   historySize: int(0).default(DEFAULTS.historySize),
   historyTtl: seconds().default(DEFAULTS.historyTtl),
+  historyMaxBytes: int(0).default(DEFAULTS.historyMaxBytes),
   apiKey: z.string().min(1).optional(),
   presence: patterns().default([]),
   presenceTtl: z.coerce.number({ error: 'expected a number of seconds' }).min(0.3, { error: 'expected at least 0.3 seconds' }).default(DEFAULTS.presenceTtl),
@@ -192,6 +194,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   jwtAudience: 'required JWT audience (aud)',
   maxPayload: `largest message in bytes; larger closes with 1009 (default ${DEFAULTS.maxPayload})`,
   rateLimit: `messages per second per connection (burst: one second's worth), 0 for no limit (default ${DEFAULTS.rateLimit})`,
+  rateLimitBytes: `bytes per second one connection may send (burst: ${RATE_LIMIT_BYTES_BURST} × --max-payload); past it frames are refused like --rate-limit's, 0 for no limit (default ${DEFAULTS.rateLimitBytes})`,
   maxConnections: 'WebSocket connections per node, 0 for no limit (503 past it)',
   maxConnectionsPerIp: 'WebSocket connections per client IP, 0 for no limit (429 past it)',
   handshakeTimeout: `seconds a client has to send its request headers (default ${DEFAULTS.handshakeTimeout})`,
@@ -204,6 +207,7 @@ export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, stri
   history: 'where channel history, recovery and presence live: memory (per node), redis://…, nats://… or kafka://… (default: the bus when it is memory, Redis, NATS or Kafka; required with redis-cluster:// and amqp://)',
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
   historyTtl: `seconds a channel's history is kept after its last message (default ${DEFAULTS.historyTtl})`,
+  historyMaxBytes: `bytes of history the memory store keeps, all channels together; past it the least recently written channels are evicted whole, 0 for no cap (default ${DEFAULTS.historyMaxBytes})`,
   apiKey: 'key for the HTTP publish API (Authorization: Bearer KEY); the API is off without it',
   presence: 'comma-separated channel patterns with presence (join/leave events, presence lists), e.g. chat:* (default none)',
   presenceTtl: `seconds after which a silent node's clients leave presence; heartbeats every third of it (default ${DEFAULTS.presenceTtl})`,

@@ -9,7 +9,7 @@ import { JetStreamChannelStore, type JetStreamLog } from './jetstream.js';
 import { KafkaChannelStore, presenceTopic, type KafkaLog } from './kafka.js';
 import { KafkaPresenceStore } from './kafka-presence.js';
 import type { KafkaAddress } from '../config/bus-address.js';
-import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore } from './memory.js';
+import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore, type DropReason } from './memory.js';
 import { NatsPresenceStore } from './nats-presence.js';
 import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore, withScripts } from './redis.js';
 import type { ChannelStore, OccupancyStore, PresenceStore } from './store.js';
@@ -44,6 +44,10 @@ export interface StoreOptions {
   readonly prefix: string;
   readonly historySize: number;
   readonly historyTtl: number;
+  /** --history-max-bytes (the memory store). */
+  readonly historyMaxBytes: number;
+  /** The memory store dropped a channel's log (expired, or evicted for --history-max-bytes). */
+  readonly historyDropped?: (channel: string, reason: DropReason) => void;
   readonly presenceTtl: number;
   readonly logger: Logger;
   /**
@@ -62,8 +66,10 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     const channels = new MemoryChannelStore(target.owner, {
       historySize: options.historySize,
       historyTtl: options.historyTtl,
+      historyMaxBytes: options.historyMaxBytes,
       connected: options.connected,
       deliver: options.deliver,
+      dropped: options.historyDropped,
     });
     const occupancy = target.owner instanceof MemoryBroker ? new MemoryOccupancyStore(target.owner, options.nodeId) : undefined;
     return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), occupancy, where: 'memory', close: async () => {} };

@@ -2,10 +2,28 @@
  * In-process history and presence: the stores of the memory bus. Their state is shared by every
  * node on one {@link MemoryBroker}, so a cluster of in-process nodes behaves like one on Redis.
  * Publishing is synchronous up to the bus hand-off, which keeps offsets and delivery in step.
+ *
+ * Bounds (docs/security.md, "What one connection can make a node do"):
+ * - Only a publish creates a channel's log. A read of a channel that holds nothing (history, a
+ *   subscribe with or without `since`) answers offset 0 and the channel's empty epoch
+ *   ({@link emptyEpochOf}) and keeps nothing, whatever the channel's name.
+ * - The logs are kept least recently written first, so the expired ones (--history-ttl) and
+ *   those past --history-max-bytes leave from the front, a bounded step at a time, on every
+ *   publish and read: nothing is scanned whole.
+ * - Past --history-max-bytes the least recently written channels are evicted whole; their next
+ *   message starts a new epoch, so a recovery across an eviction answers `recovered:false`.
+ *   What counts: each message's data in UTF-8 (never less than V8 keeps for it) plus
+ *   {@link MESSAGE_OVERHEAD_BYTES}, and {@link CHANNEL_OVERHEAD_BYTES} plus the name per channel.
+ *
+ * Contract note for store.ts (the empty epoch): a channel with no log answers offset 0 and an
+ * epoch that is the same on every read until some log that shared its slot is dropped. A
+ * subscriber at (0, that epoch) recovers every message of the log that a first publish creates
+ * (the log takes that epoch), and gets `recovered:false` once a log might have come and gone
+ * unseen, never a silently short recovery. Once-marks ({@link OutgoingMessage.once}) live with
+ * their log: a channel that expired or was evicted forgets them, as it forgets its offsets.
  */
 import { randomBytes } from 'node:crypto';
 import type { MemoryBroker } from '../bus/memory.js';
-import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError } from '../errors.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { latestPage } from './page.js';
@@ -23,18 +41,46 @@ import {
   type StoredMessage,
 } from './store.js';
 
+/**
+ * What one retained message costs besides its data, counted against --history-max-bytes: the
+ * {offset, data} object, the string's header and the array slot, rounded up (V8, 64-bit).
+ */
+export const MESSAGE_OVERHEAD_BYTES = 96;
+/**
+ * What one channel's log costs besides its messages and its name: the map entry, the log object,
+ * its epoch string and its messages array, rounded up (V8, 64-bit).
+ */
+export const CHANNEL_OVERHEAD_BYTES = 320;
+/** What one once-mark source (Kafka ingest) costs in a log. */
+const MARK_OVERHEAD_BYTES = 96;
+/**
+ * Channels share this many empty epochs, by a hash of their name: dropping a log changes the
+ * empty epoch of its slot only, so a drop makes a recovery at offset 0 answer `recovered:false`
+ * for 1 channel name in this many (a fixed 20 KB or so, whatever the number of names).
+ */
+export const EMPTY_EPOCH_SLOTS = 1024;
+/** Most logs dropped for --history-ttl in one step (one publish or read). */
+const SWEEP_STEP = 64;
+
 interface ChannelLog {
   epoch: string;
   offset: number;
   messages: StoredMessage[];
   /** When the log is dropped (ms), unless a message comes first; Infinity with --history-ttl 0. */
   expiresAt: number;
+  /** What the log counts against --history-max-bytes. */
+  bytes: number;
   /** {@link OutgoingMessage.once}: per source, the last position published (kept with the log). */
   marks?: Map<string, number>;
 }
 
 interface SharedState {
+  /** Least recently written first: a publish moves its channel to the end. */
   readonly logs: Map<string, ChannelLog>;
+  /** The sum of the logs' bytes. */
+  bytes: number;
+  /** The empty epochs, by slot ({@link emptyEpochOf}); filled on first use. */
+  readonly emptyEpochs: Array<string | undefined>;
   readonly presence: Map<string, Map<string, PresenceEntry & { readonly node: string }>>;
   /** --webhook: channel → node → live subscribers. */
   readonly occupancy: Map<string, Map<string, number>>;
@@ -46,7 +92,10 @@ const shared = new WeakMap<object, SharedState>();
 
 function stateOf(owner: object): SharedState {
   let state = shared.get(owner);
-  if (!state) shared.set(owner, (state = { logs: new Map(), presence: new Map(), occupancy: new Map(), members: new Map() }));
+  if (!state) {
+    state = { logs: new Map(), bytes: 0, emptyEpochs: [], presence: new Map(), occupancy: new Map(), members: new Map() };
+    shared.set(owner, state);
+  }
   return state;
 }
 
@@ -54,32 +103,85 @@ export function newEpoch(): string {
   return randomBytes(8).toString('hex');
 }
 
+/** The slot of `channel` among the {@link EMPTY_EPOCH_SLOTS} empty epochs (FNV-1a of its UTF-16 units). */
+function slotOf(channel: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < channel.length; i++) hash = Math.imul(hash ^ channel.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % EMPTY_EPOCH_SLOTS;
+}
+
+/** What a log of `channel` with no message counts against --history-max-bytes. */
+function channelBytes(channel: string): number {
+  return CHANNEL_OVERHEAD_BYTES + 2 * channel.length;
+}
+
+/** What one retained message counts: its data's UTF-8 length (never below what V8 keeps) plus the overhead. */
+function messageBytes(data: string): number {
+  return Buffer.byteLength(data) + MESSAGE_OVERHEAD_BYTES;
+}
+
+/** Why a log left the store: it aged past --history-ttl, or it was evicted for --history-max-bytes. */
+export type DropReason = 'expired' | 'evicted';
+
 export interface MemoryStoreOptions {
   readonly historySize: number;
   /** Seconds; 0 keeps history forever. */
   readonly historyTtl: number;
+  /** --history-max-bytes: what all logs may count together (see the overheads above); 0 for no cap. */
+  readonly historyMaxBytes: number;
   /** Hands a payload to the bus synchronously; throws when the bus cannot take it. */
   readonly deliver: (topic: string, payload: Buffer) => void;
   /** True while the bus can take a payload (checked before an offset is assigned). */
   readonly connected: () => boolean;
+  /** A channel's log left the store (for the history metrics). */
+  readonly dropped?: (channel: string, reason: DropReason) => void;
 }
 
 export class MemoryChannelStore implements ChannelStore {
   readonly kind = 'memory';
+  private readonly state: SharedState;
   private readonly logs: Map<string, ChannelLog>;
 
   /** `broker`: the shared broker, or any object standing for "this process" when there is none. */
   constructor(broker: MemoryBroker | object, private readonly options: MemoryStoreOptions) {
-    this.logs = stateOf(broker).logs;
+    this.state = stateOf(broker);
+    this.logs = this.state.logs;
   }
 
-  private log(channel: string, now = Date.now()): ChannelLog {
-    let log = this.logs.get(channel);
-    if (!log || log.expiresAt <= now) {
-      log = { epoch: newEpoch(), offset: 0, messages: [], expiresAt: this.expiry(now) };
-      this.logs.set(channel, log);
+  /** Bytes all logs count against --history-max-bytes (shared by the nodes of one broker), for tests. */
+  get bytes(): number {
+    return this.state.bytes;
+  }
+
+  /** Channels with a log (shared by the nodes of one broker), for tests. */
+  get size(): number {
+    return this.logs.size;
+  }
+
+  /** The epoch a channel with no log answers (see the contract note at the top). */
+  private emptyEpochOf(channel: string): string {
+    const slots = this.state.emptyEpochs;
+    const slot = slotOf(channel);
+    return (slots[slot] ??= newEpoch());
+  }
+
+  /** The channel's log, unless it has none or it expired (then it is dropped now). */
+  private live(channel: string, now: number): ChannelLog | undefined {
+    const log = this.logs.get(channel);
+    if (log && log.expiresAt <= now) {
+      this.drop(channel, log, 'expired');
+      return undefined;
     }
     return log;
+  }
+
+  private drop(channel: string, log: ChannelLog, reason: DropReason): void {
+    this.logs.delete(channel);
+    this.state.bytes -= log.bytes;
+    // A subscriber at offset 0 of this slot's empty epoch may have seen this log: it must not
+    // take the next log of the channel for the same one.
+    this.state.emptyEpochs[slotOf(channel)] = undefined;
+    this.options.dropped?.(channel, reason);
   }
 
   private expiry(now: number): number {
@@ -89,31 +191,46 @@ export class MemoryChannelStore implements ChannelStore {
   async publish(message: OutgoingMessage): Promise<PublishResult> {
     if (!this.options.connected()) throw new BusUnavailableError('memory bus is not connected');
     const now = Date.now();
-    const log = this.log(message.channel, now);
-    const once = message.once;
-    if (once && once.position <= (log.marks?.get(once.source) ?? -1)) return { offset: log.offset, epoch: log.epoch, duplicate: true };
-    const offset = log.offset + 1;
+    const { channel, once } = message;
+    const found = this.live(channel, now);
+    if (found && once && once.position <= (found.marks?.get(once.source) ?? -1)) return { offset: found.offset, epoch: found.epoch, duplicate: true };
+    const epoch = found?.epoch ?? this.emptyEpochOf(channel);
+    const offset = (found?.offset ?? 0) + 1;
     // Deliver first: if the bus throws, the offset is not taken and nothing is stored.
-    this.options.deliver(message.topic, buildMessagePayload(message.head, offset, log.epoch, message.data));
-    if (once) (log.marks ??= new Map()).set(once.source, once.position);
+    this.options.deliver(message.topic, buildMessagePayload(message.head, offset, epoch, message.data));
+    const log = found ?? { epoch, offset: 0, messages: [], expiresAt: 0, bytes: channelBytes(channel) };
+    if (found) this.logs.delete(channel);
+    else this.state.bytes += log.bytes;
+    // Written last: to the end of the order.
+    this.logs.set(channel, log);
+    if (once) {
+      if (!log.marks?.has(once.source)) this.grow(log, MARK_OVERHEAD_BYTES + 2 * once.source.length);
+      (log.marks ??= new Map()).set(once.source, once.position);
+    }
     log.offset = offset;
     log.expiresAt = this.expiry(now);
     const size = this.options.historySize;
     if (size > 0) {
       log.messages.push({ offset, data: message.data });
-      if (log.messages.length > size) log.messages.splice(0, log.messages.length - size);
+      this.grow(log, messageBytes(message.data));
+      if (log.messages.length > size) this.trim(log, log.messages.length - size);
     }
     this.sweep(now);
-    return { offset, epoch: log.epoch };
+    this.enforceCap(log);
+    return { offset, epoch };
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
-    const log = this.log(channel);
+    const now = Date.now();
+    this.sweep(now);
+    const log = this.live(channel, now);
     if (options.fence) {
       if (!this.options.connected()) throw new BusUnavailableError('memory bus is not connected');
       this.options.deliver(options.fence.topic, options.fence.payload);
     }
-    const { offset, epoch, messages } = log;
+    const offset = log?.offset ?? 0;
+    const epoch = log?.epoch ?? this.emptyEpochOf(channel);
+    const messages = log?.messages ?? [];
     const since = options.since;
     if (since) {
       if (since.epoch !== epoch || since.offset > offset) return { offset, epoch, messages: [], covered: false, more: false };
@@ -125,12 +242,49 @@ export class MemoryChannelStore implements ChannelStore {
     return { offset, epoch, ...latestPage(messages, options), covered: true };
   }
 
-  /** Drops expired logs now and then, so idle channels do not pile up. */
-  private lastSweep = 0;
+  private grow(log: ChannelLog, bytes: number): void {
+    log.bytes += bytes;
+    this.state.bytes += bytes;
+  }
+
+  /** Drops the `count` oldest messages of `log`. */
+  private trim(log: ChannelLog, count: number): void {
+    let bytes = 0;
+    for (let i = 0; i < count; i++) bytes += messageBytes(log.messages[i]!.data);
+    log.messages.splice(0, count);
+    this.grow(log, -bytes);
+  }
+
+  /**
+   * Drops logs that aged past --history-ttl, from the front (the least recently written expire
+   * first), at most {@link SWEEP_STEP} per call: idle channels go without a scan of them all.
+   */
   private sweep(now: number): void {
-    if (now - this.lastSweep < TIMINGS.memoryHistorySweepMs) return;
-    this.lastSweep = now;
-    for (const [channel, log] of this.logs) if (log.expiresAt <= now) this.logs.delete(channel);
+    if (this.options.historyTtl <= 0) return;
+    let step = SWEEP_STEP;
+    for (const [channel, log] of this.logs) {
+      if (log.expiresAt > now || step-- === 0) return;
+      this.drop(channel, log, 'expired');
+    }
+  }
+
+  /**
+   * --history-max-bytes: evicts the least recently written channels whole until the logs fit.
+   * The channel just written is last in line; if it alone is past the cap, its oldest messages go
+   * (its position stays, so a recovery from before them answers `recovered:false`).
+   */
+  private enforceCap(log: ChannelLog): void {
+    const cap = this.options.historyMaxBytes;
+    if (cap <= 0) return;
+    for (const [channel, oldest] of this.logs) {
+      if (this.state.bytes <= cap) return;
+      if (oldest === log) break;
+      this.drop(channel, oldest, 'evicted');
+    }
+    let count = 0;
+    let excess = this.state.bytes - cap;
+    while (excess > 0 && count < log.messages.length) excess -= messageBytes(log.messages[count++]!.data);
+    if (count > 0) this.trim(log, count);
   }
 
   async close(): Promise<void> {}

@@ -9,11 +9,12 @@ export interface Endpoint {
   /** A text or binary message from the client (already size-checked and UTF-8-checked by ws). */
   message(client: Client, data: Buffer, isBinary: boolean): void;
   /**
-   * The client went over --rate-limit with this message (which is dropped). An endpoint with a
+   * The client went over --rate-limit or --rate-limit-bytes with this message (which is dropped);
+   * `limit` names the flag and its value, e.g. `--rate-limit (1000/s)`. An endpoint with a
    * protocol answers here (the channel protocol sends a `rate_limited` error frame); without this
    * method the node closes the socket with 1008.
    */
-  rateLimited?(client: Client, data: Buffer): void;
+  rateLimited?(client: Client, data: Buffer, limit: string): void;
   /** The socket closed, for whatever reason. */
   close(client: Client): void;
   /** The node is stopping: release bus topics and timers. */

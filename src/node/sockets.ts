@@ -1,25 +1,25 @@
 /**
  * The node's local sockets: admitting an upgraded socket, handing its messages to its endpoint
- * (after --rate-limit), heartbeats, slow consumers, and closing.
+ * (after --rate-limit and --rate-limit-bytes), heartbeats, slow consumers, and closing.
  *
  * No closure per socket: the listeners are module-level functions that find the socket's
  * {@link Client} and this registry on the `ws` object itself.
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { TIMINGS, type Config } from '../config/schema.js';
+import { RATE_LIMIT_BYTES_BURST, TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { Client, rawSocket, type Identity } from '../transport/client.js';
 import type { SecurityGate } from '../transport/gate.js';
-import { RateLimiter, RateVerdict } from '../transport/limits.js';
+import { ByteRateLimiter, RateLimiter, RateVerdict } from '../transport/limits.js';
 import type { Endpoint } from './endpoint.js';
 import { HeartbeatWheel, PING_FRAME, slicesFor } from './heartbeat.js';
 import type { Outbox } from './outbox.js';
 
 export interface SocketsHost {
-  readonly config: Pick<Config, 'rateLimit' | 'heartbeat'>;
+  readonly config: Pick<Config, 'rateLimit' | 'rateLimitBytes' | 'maxPayload' | 'heartbeat'>;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly outbox: Outbox;
@@ -36,11 +36,13 @@ export class Sockets {
   private readonly clients: HeartbeatWheel<Client>;
   private readonly heartbeatTickMs: number;
   private readonly rateLimiter: RateLimiter | undefined;
+  private readonly byteLimiter: ByteRateLimiter | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly host: SocketsHost) {
-    const { rateLimit, heartbeat } = host.config;
+    const { rateLimit, rateLimitBytes, maxPayload, heartbeat } = host.config;
     this.rateLimiter = rateLimit > 0 ? new RateLimiter(rateLimit) : undefined;
+    this.byteLimiter = rateLimitBytes > 0 ? new ByteRateLimiter(rateLimitBytes, RATE_LIMIT_BYTES_BURST * maxPayload) : undefined;
     const { slices, tickMs } = heartbeat > 0 ? slicesFor(heartbeat) : { slices: 1, tickMs: 0 };
     this.heartbeatTickMs = tickMs;
     this.clients = new HeartbeatWheel<Client>(slices, { ping: pingClient, terminate: terminateClient });
@@ -84,9 +86,13 @@ export class Sockets {
   message(client: Client, data: Buffer, isBinary: boolean): void {
     client.alive = true;
     this.host.metrics.messageIn(client.endpoint, data.length);
-    if (this.rateLimiter) {
-      const verdict = this.rateLimiter.take(client, Date.now());
-      if (verdict !== RateVerdict.OK) return this.overRateLimit(client, data, verdict);
+    if (this.rateLimiter || this.byteLimiter) {
+      const now = Date.now();
+      const verdict = this.rateLimiter?.take(client, now) ?? RateVerdict.OK;
+      if (verdict !== RateVerdict.OK) return this.overRateLimit(client, data, verdict, 'messages');
+      // The frame's bytes as received (what ws assembled), before any decoding.
+      const bytes = this.byteLimiter?.take(client, data.length, now) ?? RateVerdict.OK;
+      if (bytes !== RateVerdict.OK) return this.overRateLimit(client, data, bytes, 'bytes');
     }
     try {
       this.host.endpoint(client.endpoint)?.message(client, data, isBinary);
@@ -96,26 +102,29 @@ export class Sockets {
   }
 
   /**
-   * A message over --rate-limit is dropped. The endpoint answers if it has a protocol to answer
-   * with (`rate_limited` error frame); otherwise, or on persistent abuse, the socket closes 1008.
+   * A message over --rate-limit or --rate-limit-bytes is dropped. The endpoint answers if it has a
+   * protocol to answer with (`rate_limited` error frame); otherwise, or on persistent abuse, the
+   * socket closes 1008.
    */
-  private overRateLimit(client: Client, data: Buffer, verdict: RateVerdict): void {
-    const { logger, metrics, outbox } = this.host;
+  private overRateLimit(client: Client, data: Buffer, verdict: RateVerdict, unit: 'messages' | 'bytes'): void {
+    const { logger, metrics, outbox, config } = this.host;
     const endpoint = this.host.endpoint(client.endpoint);
-    const who = { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, limit: this.host.config.rateLimit };
+    const limit = unit === 'messages' ? `--rate-limit (${config.rateLimit}/s)` : `--rate-limit-bytes (${config.rateLimitBytes} bytes/s)`;
+    const dropped = unit === 'messages' ? client.rateDropped : client.byteDropped;
+    const who = { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, limit };
     if (verdict === RateVerdict.ABUSE || !endpoint?.rateLimited) {
       if (client.ws.readyState !== 1) return;
       metrics.rateLimited(client.endpoint, true);
-      logger.warn({ ...who, dropped: client.rateDropped }, verdict === RateVerdict.ABUSE ? 'rate limit abuse; closing' : 'rate limit hit; closing');
+      logger.warn({ ...who, dropped }, verdict === RateVerdict.ABUSE ? 'rate limit abuse; closing' : 'rate limit hit; closing');
       outbox.flush();
       client.ws.close(CloseCode.POLICY_VIOLATION, verdict === RateVerdict.ABUSE ? 'rate limit abuse' : 'rate limit exceeded');
       return;
     }
     metrics.rateLimited(client.endpoint);
     // Logged once per abuse window, not per dropped message.
-    if (client.rateDropped === 1) logger.warn(who, 'rate limit hit');
+    if (unit === 'messages' ? dropped === 1 : dropped === data.length) logger.warn(who, 'rate limit hit');
     try {
-      endpoint.rateLimited(client, data);
+      endpoint.rateLimited(client, data, limit);
     } catch (err) {
       logger.error({ err, client: client.id }, 'rateLimited handler failed');
     }

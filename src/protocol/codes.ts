@@ -45,7 +45,7 @@ export const CLOSE_CODES = {
     code: 1008,
     reconnect: false,
     sentBy: 'node',
-    when: 'over `--rate-limit` on `/ws/echo`; persistent rate-limit abuse on any socket; over 128 fragments or the buffered-chunk cap for one message (ws)',
+    when: 'over `--rate-limit` or `--rate-limit-bytes` on `/ws/echo`; persistent rate-limit abuse on any socket; over 128 fragments or the buffered-chunk cap for one message (ws)',
   },
   MESSAGE_TOO_BIG: { code: 1009, reconnect: false, sentBy: 'ws', when: 'a message over `--max-payload`' },
   INTERNAL_ERROR: { code: 1011, reconnect: true, sentBy: 'node', when: 'an unexpected server error while opening the socket' },
@@ -121,7 +121,7 @@ export const ERROR_CODES = {
   rate_limited: {
     status: 429,
     where: 'socket',
-    when: "a frame over `--rate-limit` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight on the connection",
+    when: "a frame over `--rate-limit` or `--rate-limit-bytes` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight on the connection",
   },
   internal: { status: 500, where: 'both', when: 'an unexpected server error answering that request (never with its own text)' },
   unavailable: {

@@ -54,6 +54,11 @@ export class Client {
   /** Messages dropped since `rateWindowStart`, for "persistent abuse". */
   rateDropped = 0;
   rateWindowStart = 0;
+  /** --rate-limit-bytes token bucket (transport/limits.ts), and the bytes dropped since `byteWindowStart`. */
+  byteTokens = 0;
+  byteRefilledAt = 0;
+  byteDropped = 0;
+  byteWindowStart = 0;
 
   constructor(
     readonly id: string,

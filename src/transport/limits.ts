@@ -2,8 +2,8 @@
  * Connection and message limits: per-IP connection counts, the per-connection token bucket,
  * the client address behind a trusted proxy, and ws's parser caps.
  *
- * None of these keeps a timer or a closure per socket: the bucket is three numbers on the
- * Client, refilled lazily when a message arrives.
+ * None of these keeps a timer or a closure per socket: each bucket (messages, bytes) is four
+ * numbers on the Client, refilled lazily when a message arrives.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Client } from './client.js';
@@ -72,6 +72,45 @@ export class RateLimiter {
     }
     client.rateDropped++;
     return client.rateDropped > this.abuseThreshold ? RateVerdict.ABUSE : RateVerdict.LIMITED;
+  }
+}
+
+/**
+ * --rate-limit-bytes: a token bucket of bytes per connection, `rate` bytes per second with a burst
+ * of `burst` bytes, beside the {@link RateLimiter} of messages and with the same rule for
+ * persistent abuse, counted in bytes: more bytes dropped within {@link ABUSE_WINDOW_MS} than the
+ * limit admits in that window (10 × rate, at least the burst). A message the bucket cannot cover
+ * takes nothing from it, so a client that slows down gets through again.
+ */
+export class ByteRateLimiter {
+  readonly abuseThreshold: number;
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+  ) {
+    this.abuseThreshold = Math.max(burst, Math.ceil((rate * ABUSE_WINDOW_MS) / 1000));
+  }
+
+  /** Takes `bytes` tokens for `client` at `now` (ms). */
+  take(client: Client, bytes: number, now: number): RateVerdict {
+    if (client.byteRefilledAt === 0) {
+      client.byteTokens = this.burst;
+      client.byteRefilledAt = now;
+    } else if (now > client.byteRefilledAt) {
+      client.byteTokens = Math.min(this.burst, client.byteTokens + ((now - client.byteRefilledAt) * this.rate) / 1000);
+      client.byteRefilledAt = now;
+    }
+    if (client.byteTokens >= bytes) {
+      client.byteTokens -= bytes;
+      return RateVerdict.OK;
+    }
+    if (now - client.byteWindowStart > ABUSE_WINDOW_MS) {
+      client.byteWindowStart = now;
+      client.byteDropped = 0;
+    }
+    client.byteDropped += bytes;
+    return client.byteDropped > this.abuseThreshold ? RateVerdict.ABUSE : RateVerdict.LIMITED;
   }
 }
 

@@ -30,7 +30,8 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function slowConsumerScenario(throughHaproxy: boolean): Promise<void> {
-  const node = await forkFanoutServe(['--max-buffered', '65536', '--heartbeat', '0']);
+  // The publisher streams 6 MB/s on purpose: --rate-limit-bytes would cut it before the stopped client.
+  const node = await forkFanoutServe(['--max-buffered', '65536', '--heartbeat', '0', '--rate-limit-bytes', '0']);
   const proxy = throughHaproxy ? await startHaproxy([node.port]) : undefined;
   const url = `ws://127.0.0.1:${proxy?.port ?? node.port}/ws/echo`;
   const stopped = spawn(process.execPath, ['--input-type=module', '-e', STOPPED_CLIENT, url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -19,7 +19,8 @@ let publisher: TestClient;
 let epoch: string;
 
 before(async () => {
-  node = await startNode({ maxBuffered: MAX_BUFFERED, historySize: 100, maxPayload: 65536, heartbeat: 0 });
+  // 6 MB of history from one publisher, faster than --rate-limit-bytes allows: the limit is not what is tested here.
+  node = await startNode({ maxBuffered: MAX_BUFFERED, historySize: 100, maxPayload: 65536, heartbeat: 0, rateLimitBytes: 0 });
   publisher = await connectChannels(node);
   epoch = (await subscribe(publisher, 'big')).epoch as string;
   // 100 messages of 60 KB: a recovery from offset 0 is about 6 MB, six times --max-buffered.

@@ -54,6 +54,7 @@ before(async () => {
     {
       historySize: 50,
       historyTtl: 60,
+      historyMaxBytes: 0,
       connected: () => true,
       deliver: (topic, payload) => delivered.set(topic, [...(delivered.get(topic) ?? []), payload]),
     },

@@ -114,6 +114,37 @@ test('rate_limited: frames over --rate-limit get an error frame echoing their id
   }
 });
 
+test('rate_limited: frames over --rate-limit-bytes get the same error frame; persistent abuse in bytes closes 1008', async () => {
+  // Burst: 16 × --max-payload = 16 384 bytes; the rate (100 bytes/s) refills next to nothing meanwhile.
+  const node = await startNode({ maxPayload: 1024, rateLimitBytes: 100 });
+  const c = await connectChannels(node);
+  try {
+    const frameOf = (id: number) => JSON.stringify({ type: 'publish', channel: 'bytes', data: 'x'.repeat(950), id: 900_000 + id });
+    const size = Buffer.byteLength(frameOf(1));
+    const fit = Math.floor((16 * 1024) / size);
+    for (let id = 1; id <= 20; id++) c.send(frameOf(id));
+    await c.until((m) => m.length >= 21, 5000, 'an answer to each of the 20 frames');
+    const answers = c.messages.slice(1).map((m) => JSON.parse(m) as { type: string; id: number; code?: string; message?: string });
+    assert.deepEqual(
+      answers.filter((a) => a.type === 'ack').map((a) => a.id - 900_000),
+      Array.from({ length: fit }, (_, i) => i + 1),
+      'the burst of 16 × --max-payload bytes goes through',
+    );
+    const limited = answers.filter((a) => a.type === 'error' && a.code === 'rate_limited');
+    assert.equal(limited.length, 20 - fit);
+    assert.equal(limited[0]!.id, 900_000 + fit + 1, 'the error echoes the frame id');
+    assert.match(String(limited[0]!.message), /over --rate-limit-bytes \(100 bytes\/s\)/);
+    const history = await request(c, { type: 'history', channel: 'bytes' });
+    assert.equal((history.messages as unknown[]).length, fit, 'the refused frames were not stored');
+    // Dropping more than the burst's worth within 10 s is abuse: the socket closes 1008.
+    for (let id = 21; id <= 40; id++) c.send(frameOf(id));
+    assert.equal(await c.waitClose(), 1008);
+  } finally {
+    c.close();
+    await node.close();
+  }
+});
+
 test('HTTP API: 200 with the offset, 401 without or with a wrong key, 400 for a bad body, 413 over the cap, 503 with the bus down', async () => {
   const [node] = await startNodes(1, { apiKey: 'k3y', maxPayload: 1024, presence: 'chat:*' });
   const url = httpUrl(node!, '/api/publish');

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createBus } from '../../src/bus/create.js';
@@ -15,6 +16,7 @@ import { RedisChannelStore, withScripts } from '../../src/history/redis.js';
 import { KafkaLog } from '../../src/history/kafka.js';
 import { JetStreamLog } from '../../src/history/jetstream.js';
 import { createLogger } from '../../src/logger.js';
+import { FANOUT_MAIN } from '../../harness/fanout-process.js';
 import { keyPair, selfSignedCert, tempDir } from '../helpers/security.js';
 
 test('defaults: port 3000, all interfaces, memory bus, deflate-free limits', () => {
@@ -66,6 +68,37 @@ test('an invalid value is one error naming the flag', () => {
       `${argv.join(' ')} should name ${flag}`,
     );
   }
+});
+
+test('--history-max-bytes and --rate-limit-bytes: defaults, variables, refusals that name the flag, and --help', () => {
+  const config = loadServeConfig([], {});
+  assert.equal(config.historyMaxBytes, 256 * 1024 * 1024, 'memory history capped at 256 MiB by default');
+  assert.equal(config.rateLimitBytes, 1024 * 1024, '1 MiB/s per connection by default');
+  const set = loadServeConfig(['--history-max-bytes', '0'], { FANOUT_RATE_LIMIT_BYTES: '4096', FANOUT_HISTORY_MAX_BYTES: '5' });
+  assert.equal(set.historyMaxBytes, 0, 'a flag wins; 0 is no cap');
+  assert.equal(set.rateLimitBytes, 4096);
+  for (const [argv, env, flag] of [
+    [['--history-max-bytes', '-1'], {}, '--history-max-bytes'],
+    [['--history-max-bytes', '1.5'], {}, '--history-max-bytes'],
+    [['--history-max-bytes', 'lots'], {}, '--history-max-bytes'],
+    [['--rate-limit-bytes', '-3'], {}, '--rate-limit-bytes'],
+    [['--rate-limit-bytes', 'fast'], {}, '--rate-limit-bytes'],
+    [[], { FANOUT_RATE_LIMIT_BYTES: 'x' }, '--rate-limit-bytes (from FANOUT_RATE_LIMIT_BYTES)'],
+  ] as Array<[string[], Record<string, string>, string]>) {
+    assert.throws(
+      () => loadServeConfig(argv, env),
+      (err: unknown) => err instanceof ConfigError && err.message.startsWith(`invalid ${flag}`) && !err.message.includes('\n'),
+      `${argv.join(' ')} should name ${flag}`,
+    );
+  }
+  // What a user sees: the flags in --help with their defaults, and exit 2 with one line.
+  const help = spawnSync(process.execPath, [FANOUT_MAIN, 'serve', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout + help.stderr, /--history-max-bytes[^\n]*default 268435456/);
+  assert.match(help.stdout + help.stderr, /--rate-limit-bytes[^\n]*default 1048576/);
+  const bad = spawnSync(process.execPath, [FANOUT_MAIN, 'serve', '--rate-limit-bytes', '-1'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr.trim(), 'fanout: invalid --rate-limit-bytes: expected at least 0, got "-1"');
 });
 
 test('a bad environment variable names the flag and the variable', () => {
@@ -364,6 +397,7 @@ async function buildBusAndStores(config: Config): Promise<void> {
       const channels = new MemoryChannelStore(owner, {
         historySize: config.historySize,
         historyTtl: config.historyTtl,
+        historyMaxBytes: config.historyMaxBytes,
         connected: () => true,
         deliver: (topic) => void delivered.push(topic),
       });

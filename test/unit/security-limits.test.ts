@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import type { Client } from '../../src/transport/client.js';
-import { clientIp, IpCounter, RateLimiter, RateVerdict } from '../../src/transport/limits.js';
+import { ByteRateLimiter, clientIp, IpCounter, RateLimiter, RateVerdict } from '../../src/transport/limits.js';
 
 /** The bucket's state lives on the Client; only those fields matter here. */
 function bucket(): Client {
@@ -49,6 +49,30 @@ test('a fractional rate still admits one message', () => {
   assert.equal(limiter.take(c, 1000), RateVerdict.OK);
   assert.equal(limiter.take(c, 1000), RateVerdict.LIMITED);
   assert.equal(limiter.take(c, 3000), RateVerdict.OK);
+});
+
+test('--rate-limit-bytes: a bucket of bytes, a burst, the rate, and abuse counted in bytes', () => {
+  const limiter = new ByteRateLimiter(1000, 4000);
+  assert.equal(limiter.abuseThreshold, 10_000, '10 s at the rate (more than the burst)');
+  const c = { byteTokens: 0, byteRefilledAt: 0, byteDropped: 0, byteWindowStart: 0 } as Client;
+  const t0 = 2_000_000;
+  assert.equal(limiter.take(c, 3000, t0), RateVerdict.OK, 'within the burst');
+  assert.equal(limiter.take(c, 1000, t0), RateVerdict.OK);
+  assert.equal(limiter.take(c, 1, t0), RateVerdict.LIMITED, 'the burst is spent');
+  // A frame the bucket cannot cover takes nothing: half a second later 500 bytes fit, 600 do not.
+  assert.equal(limiter.take(c, 600, t0 + 500), RateVerdict.LIMITED);
+  assert.equal(limiter.take(c, 500, t0 + 500), RateVerdict.OK);
+  // Idle for a minute: the burst again, never more.
+  assert.equal(limiter.take(c, 4001, t0 + 60_000), RateVerdict.LIMITED);
+  assert.equal(limiter.take(c, 4000, t0 + 60_000), RateVerdict.OK);
+  // Dropping more than 10 s worth of bytes within 10 s is abuse.
+  const d = { byteTokens: 0, byteRefilledAt: 0, byteDropped: 0, byteWindowStart: 0 } as Client;
+  assert.equal(limiter.take(d, 4000, t0), RateVerdict.OK);
+  const verdicts = Array.from({ length: 11 }, () => limiter.take(d, 1000, t0));
+  assert.ok(verdicts.slice(0, 10).every((v) => v === RateVerdict.LIMITED));
+  assert.equal(verdicts[10], RateVerdict.ABUSE);
+  // A small rate: abuse is still judged against at least the burst.
+  assert.equal(new ByteRateLimiter(10, 64 * 1024).abuseThreshold, 64 * 1024);
 });
 
 test('per-IP counter', () => {
