@@ -11,8 +11,11 @@
  *
  * A pending upgrade (its request passed the caps and waits on the JWKS or the connect hook)
  * counts towards --max-connections-per-ip from then until it is admitted, refused, or its socket
- * closes; a socket that closes while the connect hook is asked aborts that call (src/hooks
- * frees its slot). The connect hook's own shares (per node, per address) are src/hooks/shares.ts.
+ * closes. While the connect hook is asked the socket is read, so that a client that hangs up is
+ * noticed (Node leaves an upgrade's socket unread): its call is aborted and src/hooks frees its
+ * slot. Bytes a client sends before its 101 (RFC 6455 says it must not) are kept, up to
+ * {@link MAX_EARLY_BYTES}, and handed to `ws` after the request's own. The connect hook's shares
+ * (per node, per address) are src/hooks/shares.ts.
  *
  * After the upgrade the gate keeps the per-IP counts and closes sockets whose token expired with
  * 4001: one sweep per node every second, no timer per socket.
@@ -43,23 +46,41 @@ export interface ConnectHook {
   connect(request: ConnectRequest, on: HookCall): Promise<ConnectVerdict>;
 }
 
+/** Most bytes a client may send before its 101 while the connect hook is asked; past it the socket is cut. */
+export const MAX_EARLY_BYTES = 64 * 1024;
+
 /** A pending upgrade's hold on its address's count, kept on its socket until it is admitted, refused or closed. */
 interface Hold {
   readonly gate: SecurityGate;
   readonly ip: string;
   /** Aborts the connect-hook call when the socket closes first; made only when the hook is asked. */
   abort: AbortController | undefined;
+  /** What the client sent before its 101, while the socket was read. */
+  early: Buffer[] | undefined;
+  earlyBytes: number;
 }
 
 const kHold = Symbol('fanout.hold');
 type HeldSocket = Duplex & { [kHold]?: Hold };
 
-/** A module-level listener (no closure per socket): the client went away before its upgrade was decided. */
+// Module-level listeners (no closure per socket), `this` being the pending upgrade's socket.
+/** The client went away before its upgrade was decided. */
 function onHeldClose(this: HeldSocket): void {
   const hold = this[kHold];
   if (!hold) return;
   hold.gate.release(this);
   hold.abort?.abort();
+}
+/** The client half-closed: it cannot use a WebSocket any more (HTTP server sockets allow half-open ones, so close it). */
+function onHeldEnd(this: HeldSocket): void {
+  this.destroy();
+}
+function onHeldData(this: HeldSocket, chunk: Buffer): void {
+  const hold = this[kHold];
+  if (!hold) return;
+  hold.earlyBytes += chunk.length;
+  if (hold.earlyBytes > MAX_EARLY_BYTES) return void this.destroy();
+  (hold.early ??= []).push(chunk);
 }
 
 const RETRY_AFTER = { 'Retry-After': '5' } as const;
@@ -134,6 +155,9 @@ export class SecurityGate {
     // Gone while the JWT was checked: nobody to ask for.
     if (!hold || req.socket.destroyed) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'the client went away' };
     hold.abort = new AbortController();
+    // Read the socket meanwhile, or a client that hangs up goes unnoticed until the answer.
+    req.socket.on('data', onHeldData);
+    req.socket.once('end', onHeldEnd);
     const verdict = await hook.connect(connectRequest(req, client, hold.ip), { address: hold.ip, signal: hold.abort.signal });
     hold.abort = undefined;
     switch (verdict.kind) {
@@ -181,18 +205,31 @@ export class SecurityGate {
     const socket = req.socket as HeldSocket;
     const ip = this.ipOf(req);
     this.perIp.add(ip);
-    socket[kHold] = { gate: this, ip, abort: undefined };
+    socket[kHold] = { gate: this, ip, abort: undefined, early: undefined, earlyBytes: 0 };
     socket.once('close', onHeldClose);
   }
 
-  /** Ends a pending upgrade's hold (admitted, refused, or its socket closed); safe twice. @internal */
-  release(socket: Duplex): void {
+  /**
+   * Ends an admitted upgrade's hold right before `ws` takes its socket (in the same turn, so no
+   * byte is read in between), and gives the bytes to hand `ws` as the upgrade's head: `head`,
+   * then what the client sent while it waited. {@link opened} counts the connection from then on.
+   */
+  handOver(req: IncomingMessage, head: Buffer): Buffer {
+    const early = this.release(req.socket);
+    return early ? Buffer.concat([head, ...early]) : head;
+  }
+
+  /** Ends a pending upgrade's hold (admitted, refused, or its socket closed) and gives what it read early; safe twice. @internal */
+  release(socket: Duplex): Buffer[] | undefined {
     const held = socket as HeldSocket;
     const hold = held[kHold];
-    if (!hold) return;
+    if (!hold) return undefined;
     held[kHold] = undefined;
     socket.off('close', onHeldClose);
+    socket.off('end', onHeldEnd);
+    socket.off('data', onHeldData);
     this.perIp.remove(hold.ip);
+    return hold.early;
   }
 
   /** https when this node terminates TLS, or a trusted proxy says it did (X-Forwarded-Proto); else http. */
@@ -207,9 +244,8 @@ export class SecurityGate {
     return clientIp(req, this.trustedProxies);
   }
 
-  /** An admitted socket: its pending upgrade's hold becomes an open connection's count. */
+  /** An admitted socket (its hold ended at {@link handOver}) counts as an open connection. */
   opened(client: Client): void {
-    this.release(client.socket);
     this.perIp.add(client.ip);
     if (client.identity.expiresAt !== undefined) {
       this.expiring.add(client);
