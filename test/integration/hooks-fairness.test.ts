@@ -15,6 +15,7 @@ import { WebSocket } from 'ws';
 import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
 import { until } from '../../harness/wait.js';
 import { startHookBackend, type HookBackend } from '../helpers/hook-backend.js';
+import { frame, handshake, rawConnect } from '../helpers/raw-ws.js';
 import { scrapeUntil } from '../helpers/metrics.js';
 import { connect, TestClient } from '../helpers/ws-client.js';
 
@@ -274,5 +275,26 @@ describe('per-address caps, pending upgrades, clients that go away, substituted 
       ['room', '1'],
     ]);
     assert.ok(call.callId && /^[0-9a-f-]{36}$/.test(call.callId), 'every call carries X-Fanout-Call-Id');
+  });
+
+  // Last: waking the sleeping connect calls admits every upgrade still asleep in this suite.
+  test('what a client sends while its connect call sleeps is read after its 101, not lost', async () => {
+    const address = '127.0.0.27';
+    const peer = await rawConnect(node.port, { localAddress: address });
+    try {
+      peer.write(handshake('/ws/v1', ['Cookie: session=sleep']));
+      await untilHeldFrom(address, 1);
+      // Too early by RFC 6455, but kept: the node reads the socket while it waits, to notice a hang-up.
+      peer.write(frame(0x1, JSON.stringify({ type: 'subscribe', channel: 'room:early', id: 1 })));
+      await backend.wake();
+      await peer.until(() => peer.texts.some((t) => t.includes('"type":"subscribed"')), 5000, 'the early subscribe answered');
+      assert.equal(peer.response?.status, 101);
+      assert.deepEqual(
+        peer.texts.map((t) => (JSON.parse(t) as { type: string }).type),
+        ['connected', 'subscribed'],
+      );
+    } finally {
+      peer.destroy();
+    }
   });
 });
