@@ -128,7 +128,13 @@ export class SecurityGate {
     const capped = this.admit(req);
     if (capped) return capped;
     this.hold(req);
-    const result = await this.decide(req, client);
+    let result: GateResult;
+    try {
+      result = await this.decide(req, client);
+    } catch (err) {
+      this.release(req.socket);
+      throw err;
+    }
     if (!result.ok) this.release(req.socket);
     return result;
   }
