@@ -141,8 +141,8 @@ function channelHooks(core: NodeCore): ChannelHooks | undefined {
   const hooks = core.hooks;
   if (!hooks) return undefined;
   return {
-    ...(hooks.has('subscribe') ? { subscribe: (caller, channel) => hooks.subscribe(caller, channel) } : {}),
-    ...(hooks.has('publish') ? { publish: (caller, channel, data) => hooks.publish(caller, channel, data) } : {}),
+    ...(hooks.has('subscribe') ? { subscribe: (caller, channel, on) => hooks.subscribe(caller, channel, on) } : {}),
+    ...(hooks.has('publish') ? { publish: (caller, channel, data, on) => hooks.publish(caller, channel, data, on) } : {}),
   } satisfies ChannelHooks;
 }
 

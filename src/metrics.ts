@@ -185,7 +185,7 @@ export class Metrics {
     this.historyEvictions = new Counter({ name: 'fanout_history_evictions_total', help: 'Channels whose whole history the memory store evicted to stay within --history-max-bytes.', registers });
     this.hookRequests = new Counter({
       name: 'fanout_hook_requests_total',
-      help: 'Back-end hook calls (docs/hooks.md), by hook and result: allowed (200), refused (401/403), error (another status or a bad answer), timeout, network_error, overloaded (not sent: --hook-concurrency).',
+      help: 'Back-end hook calls (docs/hooks.md), by hook and result: allowed (200), refused (401/403), error (another status or a bad answer), timeout, network_error, overloaded (not sent: the node\'s or the address\'s share of --hook-concurrency), abandoned (the client went away; the request was aborted).',
       labelNames: ['hook', 'result'],
       registers,
     });

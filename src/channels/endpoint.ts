@@ -30,7 +30,7 @@ import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
 import { ChannelStreams } from './streams.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from './budget.js';
-import { callerOf, connectionHooks, MAX_HOOK_CALLS_PER_CONNECTION, type ChannelHooks } from './hook-calls.js';
+import { callerOf, connectionHooks, type ChannelHooks } from './hook-calls.js';
 import { subscriptionsOf, type Subscription } from './subscriptions.js';
 
 /** What the channel endpoint uses of its node. */
@@ -173,16 +173,15 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     if (!this.canJoin(client, frame)) return;
     if (allowed || !hook) return this.join(client, frame, undefined);
     const asking = connectionHooks(client);
-    if (asking.full) return this.hooksBusy(client, frame);
     asking.subscribing.add(channel);
-    asking.calls++;
-    const handling = hook(callerOf(client), channel)
-      .finally(() => asking.calls--)
+    const handling = asking
+      .call(client, (on) => hook(callerOf(client), channel, on))
       .then((verdict) => {
         // Unsubscribed (or closed) while the back end was asked: nothing more to say.
         if (!asking.subscribing.delete(channel) || !client.open) return;
         if (verdict.kind === 'forbid') return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
-        if (verdict.kind === 'unavailable') return this.error(client, 'unavailable', `cannot subscribe now: ${verdict.reason}; retry`, id, channel);
+        if (verdict.kind === 'limited') return this.error(client, 'rate_limited', verdict.reason, id, channel);
+        if (verdict.kind !== 'allow') return this.error(client, 'unavailable', `cannot subscribe now: ${verdict.reason}; retry`, id, channel);
         if (this.canJoin(client, frame)) this.join(client, frame, verdict.data);
       });
     this.answer(client, frame, handling);
@@ -210,10 +209,6 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     const reserve = frame.since ? this.replyBudget : 0;
     if (reserve > 0 && !this.hasRoom(client, reserve)) return this.refuseBusy(client, frame);
     this.streams.join(client, frame, reserve, data);
-  }
-
-  private hooksBusy(client: Client, frame: { readonly id?: number; readonly channel: string }): void {
-    this.error(client, 'rate_limited', `${MAX_HOOK_CALLS_PER_CONNECTION} back-end hook calls already in flight on this connection; wait for their answers`, frame.id, frame.channel);
   }
 
   /** History and presence: what the patterns allow, and channels the connection is subscribed to (the subscribe hook may have allowed them). */
@@ -257,9 +252,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   private async publishAsking(client: Client, frame: PublishFrame, hook: NonNullable<ChannelHooks['publish']>): Promise<void> {
     const { channel, id } = frame;
     const asking = connectionHooks(client);
-    if (asking.full) return this.hooksBusy(client, frame);
-    asking.calls++;
-    const asked = hook(callerOf(client), channel, JSON.stringify(frame.data)).finally(() => asking.calls--);
+    const asked = asking.call(client, (on) => hook(callerOf(client), channel, JSON.stringify(frame.data), on));
     const step = await asking.inOrder(async () => {
       const verdict = await asked;
       if (verdict.kind !== 'allow') return { verdict, stored: undefined };
@@ -271,6 +264,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     });
     const { verdict, stored } = step;
     if (verdict.kind === 'forbid') return this.error(client, 'forbidden', `not allowed to publish to ${channel}`, id, channel);
+    if (verdict.kind === 'limited') return this.error(client, 'rate_limited', verdict.reason, id, channel);
+    if (verdict.kind === 'too_large') return this.error(client, 'too_large', `not published: ${verdict.reason}`, id, channel);
     if (verdict.kind === 'unavailable') return this.error(client, 'unavailable', `not published: ${verdict.reason}; retry`, id, channel);
     try {
       const { offset } = await stored!;

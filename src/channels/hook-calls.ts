@@ -1,34 +1,48 @@
 /**
  * What the channel endpoint keeps per connection while it asks the back end (--subscribe-hook,
- * --publish-hook; the calls themselves are in src/hooks): the channels whose subscribe waits on
- * the hook, how many of its calls are in flight, and the order its publishes reach the store in.
+ * --publish-hook; the calls themselves, and how many a client address may have in flight, are
+ * in src/hooks): the channels whose subscribe waits on the hook, the signal that abandons the
+ * connection's calls when it closes, and the order its publishes reach the store in.
  */
-import type { ChannelVerdict, HookCaller } from '../hooks/hooks.js';
+import type { ChannelVerdict, HookCall, HookCaller } from '../hooks/hooks.js';
 import type { Client } from '../transport/client.js';
 
-/** The hooks as the channel endpoint calls them; either may be absent. */
+/** The hooks as the channel endpoint calls them; either may be absent. `on` names the client's address and abandons the call when it goes away. */
 export interface ChannelHooks {
-  subscribe?(caller: HookCaller, channel: string): Promise<ChannelVerdict>;
-  publish?(caller: HookCaller, channel: string, data: string): Promise<ChannelVerdict>;
+  subscribe?(caller: HookCaller, channel: string, on: HookCall): Promise<ChannelVerdict>;
+  publish?(caller: HookCaller, channel: string, data: string, on: HookCall): Promise<ChannelVerdict>;
 }
-
-/**
- * Hook calls one connection may have in flight; past it its requests are answered `rate_limited`
- * at once. --hook-concurrency bounds the node; this keeps one connection from taking all of it
- * while the back end is slow, so the other clients' calls still get through.
- */
-export const MAX_HOOK_CALLS_PER_CONNECTION = 8;
 
 export class ConnectionHooks {
   /** Channels whose subscribe waits on the hook's answer (they count as subscriptions meanwhile). */
   readonly subscribing = new Set<string>();
   /** Hook calls in flight. */
-  calls = 0;
+  private calls = 0;
+  /** While calls are in flight: aborts them when the socket closes. No listener is kept on an idle connection. */
+  private abandon: { readonly controller: AbortController; readonly onClose: () => void } | undefined;
   /** The last publish step: each publish reaches the store after the one sent before it. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  get full(): boolean {
-    return this.calls >= MAX_HOOK_CALLS_PER_CONNECTION;
+  /**
+   * Makes one hook call for `client`: `ask` gets the client's address and a signal that aborts
+   * when the socket closes before the answer, so the back end's request is abandoned and its
+   * slot freed at once.
+   */
+  call<T>(client: Client, ask: (on: HookCall) => Promise<T>): Promise<T> {
+    if (!this.abandon) {
+      const controller = new AbortController();
+      const onClose = (): void => controller.abort();
+      this.abandon = { controller, onClose };
+      if (client.open) client.ws.once('close', onClose);
+      else controller.abort();
+    }
+    const { signal } = this.abandon.controller;
+    this.calls++;
+    return ask({ address: client.ip, signal }).finally(() => {
+      if (--this.calls > 0 || !this.abandon) return;
+      client.ws.off('close', this.abandon.onClose);
+      this.abandon = undefined;
+    });
   }
 
   /**

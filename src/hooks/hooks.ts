@@ -7,6 +7,12 @@
  * timeout, a network error, a 5xx, any other status, an answer that is not what the hook expects,
  * or a call refused by --hook-concurrency is `unavailable` (503 before the upgrade, the
  * `unavailable` error frame after it): the back end could not decide, so nothing is admitted.
+ *
+ * Fair shares (src/hooks/shares.ts): each call names the client address it is for; the connect
+ * hook draws on its own share of --hook-concurrency and a per-address cap, subscribe and publish
+ * calls on the rest and their own per-address cap. A subscribe or publish call past its
+ * address's cap is `limited` (`rate_limited`); past the node's share it is `unavailable`. A
+ * call whose signal aborts (the client went away) is abandoned and its slot freed at once.
  */
 import { TIMINGS, type Config } from '../config/schema.js';
 import type { Logger } from '../logger.js';
@@ -14,15 +20,23 @@ import { MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
 import type { Json } from '../protocol/frames.js';
 import { patternsProblem } from '../protocol/patterns.js';
 import { HttpCaller, type CallResult } from './http-caller.js';
+import { HookShares, type ShareKind } from './shares.js';
 
 export type HookName = 'connect' | 'subscribe' | 'publish';
 
 /**
  * The `result` label of `fanout_hook_requests_total`: `allowed` (200), `refused` (401/403),
- * `error` (another status, or an answer the hook cannot use), `timeout`, `network_error`, or
- * `overloaded` (not sent: --hook-concurrency calls were in flight).
+ * `error` (another status, or an answer the hook cannot use), `timeout`, `network_error`,
+ * `overloaded` (not sent: the node's or the client address's share of --hook-concurrency was in
+ * flight), or `abandoned` (its client went away before the answer; the request was aborted).
  */
-export type HookResult = 'allowed' | 'refused' | 'error' | 'timeout' | 'network_error' | 'overloaded';
+export type HookResult = 'allowed' | 'refused' | 'error' | 'timeout' | 'network_error' | 'overloaded' | 'abandoned';
+
+/** What every call is asked on behalf of: the client's address (its fair share), and a signal that aborts when the client goes away. */
+export interface HookCall {
+  readonly address: string;
+  readonly signal?: AbortSignal | undefined;
+}
 
 /** Where each call is counted: the result, and the duration of calls that were sent. */
 export type HookObserver = (hook: HookName, result: HookResult, seconds: number | undefined) => void;
@@ -56,11 +70,17 @@ export interface HookCaller {
   readonly meta: Json | undefined;
 }
 
-/** Subscribe and publish verdicts; `data` is the answer's `data` when it had one. */
+/**
+ * Subscribe and publish verdicts; `data` is the answer's `data` when it had one. `limited`: the
+ * client's address has its share of calls in flight (not sent). `too_large`: the publish hook
+ * answered with a `data` over --max-payload (nothing may be published).
+ */
 export type ChannelVerdict =
   | { readonly kind: 'allow'; readonly data: { readonly value: Json } | undefined }
   | { readonly kind: 'forbid' }
-  | { readonly kind: 'unavailable'; readonly reason: string };
+  | { readonly kind: 'unavailable'; readonly reason: string }
+  | { readonly kind: 'limited'; readonly reason: string }
+  | { readonly kind: 'too_large'; readonly reason: string };
 
 /** The flags the hooks read. */
 export type HooksConfig = Pick<Config, 'nodeId' | 'connectHook' | 'subscribeHook' | 'publishHook' | 'hookTimeout' | 'hookSecret' | 'hookConcurrency' | 'maxPayload'>;
@@ -71,6 +91,8 @@ const ANSWER_OVERHEAD_BYTES = 16 * 1024;
 /** The node's hooks: one HTTP caller (one keep-alive pool, one concurrency cap) for all three. */
 export class Hooks {
   private readonly caller: HttpCaller;
+  private readonly shares: HookShares;
+  private readonly maxPayload: number;
   private readonly urls: Readonly<Record<HookName, URL | undefined>>;
   private readonly lastLogged = new Map<HookName, { at: number; suppressed: number }>();
 
@@ -88,6 +110,8 @@ export class Hooks {
       secret: config.hookSecret,
       maxAnswerBytes: config.maxPayload + ANSWER_OVERHEAD_BYTES,
     });
+    this.shares = new HookShares(config.hookConcurrency);
+    this.maxPayload = config.maxPayload;
   }
 
   /** True when `hook` is configured. */
@@ -97,13 +121,18 @@ export class Hooks {
 
   /** Hook calls in flight now. */
   get pending(): number {
-    return this.caller.pending;
+    return this.shares.pending;
+  }
+
+  /** Addresses with a call in flight (nothing is kept for an address once its calls end). */
+  get addresses(): number {
+    return this.shares.addresses;
   }
 
   /** --connect-hook: who this upgrade request is, or why it is refused. */
-  async connect(request: ConnectRequest): Promise<ConnectVerdict> {
-    const call = await this.call('connect', JSON.stringify(request));
-    if (!call.ok) return call.verdict;
+  async connect(request: ConnectRequest, on: HookCall): Promise<ConnectVerdict> {
+    const call = await this.call('connect', JSON.stringify(request), on);
+    if (!call.ok) return { kind: 'unavailable', reason: call.verdict.reason };
     const { status, body } = call.answer;
     if (status === 401 || status === 403) {
       this.observe('connect', 'refused', call.answer.seconds);
@@ -117,15 +146,18 @@ export class Hooks {
   }
 
   /** --subscribe-hook: may `caller` subscribe to `channel`; `data` goes into its `subscribed` frame. */
-  subscribe(caller: HookCaller, channel: string): Promise<ChannelVerdict> {
-    return this.channelCall('subscribe', JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }));
+  subscribe(caller: HookCaller, channel: string, on: HookCall): Promise<ChannelVerdict> {
+    return this.channelCall('subscribe', JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }), on);
   }
 
-  /** --publish-hook: may `caller` publish `data` (its JSON text) to `channel`; `data` in the answer replaces it. */
-  publish(caller: HookCaller, channel: string, data: string): Promise<ChannelVerdict> {
+  /**
+   * --publish-hook: may `caller` publish `data` (its JSON text) to `channel`; `data` in the
+   * answer replaces it, and obeys --max-payload as the client's own data does (`too_large`).
+   */
+  publish(caller: HookCaller, channel: string, data: string, on: HookCall): Promise<ChannelVerdict> {
     // `data` is spliced in as the client sent it (valid JSON: decode() parsed it).
     const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel }).slice(0, -1)},"data":${data}}`;
-    return this.channelCall('publish', body);
+    return this.channelCall('publish', body, on);
   }
 
   /** Drops the keep-alive connections; calls in flight fail (unavailable). */
@@ -133,8 +165,8 @@ export class Hooks {
     this.caller.close();
   }
 
-  private async channelCall(hook: 'subscribe' | 'publish', body: string): Promise<ChannelVerdict> {
-    const call = await this.call(hook, body);
+  private async channelCall(hook: 'subscribe' | 'publish', body: string, on: HookCall): Promise<ChannelVerdict> {
+    const call = await this.call(hook, body, on);
     if (!call.ok) return call.verdict;
     const { status, seconds } = call.answer;
     if (status === 403) {
@@ -144,16 +176,47 @@ export class Hooks {
     if (status !== 200) return this.failed(hook, 'error', seconds, `answered ${status}`);
     const data = dataAnswer(call.answer.body);
     if (typeof data === 'string') return this.failed(hook, 'error', seconds, `answered 200 with ${data}`);
+    if (hook === 'publish' && data) {
+      // What the back end substitutes is published as the client's data would be: within --max-payload.
+      const size = Buffer.byteLength(JSON.stringify(data.value));
+      if (size > this.maxPayload) {
+        this.failed(hook, 'error', seconds, `answered 200 with a \`data\` of ${size} bytes, over --max-payload`);
+        return { kind: 'too_large', reason: `the publish hook's data is ${size} bytes, over --max-payload (${this.maxPayload} bytes)` };
+      }
+    }
     this.observe(hook, 'allowed', seconds);
     return { kind: 'allow', data: data ?? undefined };
   }
 
-  /** Sends a call; a failure to get an answer is already counted, logged and turned into a verdict. */
-  private async call(hook: HookName, body: string): Promise<{ ok: true; answer: Extract<CallResult, { ok: true }> } | { ok: false; verdict: { kind: 'unavailable'; reason: string } }> {
+  /**
+   * Takes a slot of the call's share (synchronously, in the turn the call is made), sends it and
+   * gives the slot back; a failure to get an answer is already counted, logged and turned into a
+   * verdict. Past an address's share a subscribe or publish call is `limited`; past the node's, or
+   * past an address's connect share, `unavailable`.
+   */
+  private async call(hook: HookName, body: string, on: HookCall): Promise<{ ok: true; answer: Extract<CallResult, { ok: true }> } | { ok: false; verdict: Extract<ChannelVerdict, { kind: 'unavailable' | 'limited' }> }> {
     const url = this.urls[hook];
     if (!url) return { ok: false, verdict: { kind: 'unavailable', reason: `no --${hook}-hook` } };
-    const result = await this.caller.post(url, body);
+    const share: ShareKind = hook === 'connect' ? 'connect' : 'channel';
+    const refused = this.shares.take(share, on.address);
+    if (refused) {
+      this.observe(hook, 'overloaded', undefined);
+      if (refused.limit === 'address' && share === 'channel') return { ok: false, verdict: { kind: 'limited', reason: refused.message } };
+      this.logFailure(hook, 'overloaded', refused.message);
+      return { ok: false, verdict: { kind: 'unavailable', reason: `the ${hook} hook failed (${refused.message})` } };
+    }
+    let result: CallResult;
+    try {
+      result = await this.caller.post(url, body, on.signal);
+    } finally {
+      this.shares.release(share, on.address);
+    }
     if (result.ok) return { ok: true, answer: result };
+    if (result.failure === 'aborted') {
+      // Nobody is left to tell: counted, not logged (a client hanging up is not the back end failing).
+      this.observe(hook, 'abandoned', result.seconds);
+      return { ok: false, verdict: { kind: 'unavailable', reason: result.message } };
+    }
     const label: HookResult = result.failure === 'timeout' ? 'timeout' : result.failure === 'overloaded' ? 'overloaded' : result.failure === 'network' ? 'network_error' : 'error';
     return { ok: false, verdict: this.failed(hook, label, result.seconds, result.message) };
   }

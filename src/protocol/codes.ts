@@ -117,11 +117,15 @@ export const ERROR_CODES = {
   },
   not_found: { status: 404, where: 'both', when: 'unsubscribe without a subscription; presence on a channel without presence; the HTTP API is off' },
   method_not_allowed: { status: 405, where: 'api', when: 'an HTTP API path with another method than its own (`Allow` says which)' },
-  too_large: { status: 413, where: 'api', when: 'an HTTP API body over `--max-payload` (over WebSocket the socket closes with 1009)' },
+  too_large: {
+    status: 413,
+    where: 'both',
+    when: 'an HTTP API body over `--max-payload` (over WebSocket the socket closes with 1009); a publish whose data `--publish-hook` replaced with more than `--max-payload` bytes (nothing published)',
+  },
   rate_limited: {
     status: 429,
     where: 'socket',
-    when: "a frame over `--rate-limit` or `--rate-limit-bytes` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight on the connection",
+    when: "a frame over `--rate-limit` or `--rate-limit-bytes` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight from the client's address (all its connections on the node)",
   },
   internal: { status: 500, where: 'both', when: 'an unexpected server error answering that request (never with its own text)' },
   unavailable: {
@@ -178,7 +182,7 @@ export const UPGRADE_STATUSES = {
   UNAVAILABLE: {
     status: 503,
     retry: true,
-    when: 'the node is draining or closed, has `--max-connections` sockets, cannot fetch `--jwks-url`, or `--connect-hook` timed out, failed, answered neither 200, 401 nor 403, or `--hook-concurrency` calls were in flight (`Retry-After`)',
+    when: 'the node is draining or closed, has `--max-connections` sockets, cannot fetch `--jwks-url`, or `--connect-hook` timed out, failed, answered neither 200, 401 nor 403, or its share of `--hook-concurrency` calls (half), or 4 from one client address, were in flight (`Retry-After`)',
   },
 } as const satisfies Record<string, UpgradeStatusRecord>;
 

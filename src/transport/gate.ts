@@ -9,13 +9,22 @@
  * {@link Gate.admit}, synchronously just before `ws` completes the upgrade, because the JWT check
  * and the hook may wait on the network and other handshakes may have been admitted meanwhile.
  *
+ * A pending upgrade (its request passed the caps and waits on the JWKS or the connect hook)
+ * counts towards --max-connections-per-ip from then until it is admitted, refused, or its socket
+ * closes. While the connect hook is asked the socket is read, so that a client that hangs up is
+ * noticed (Node leaves an upgrade's socket unread): its call is aborted and src/hooks frees its
+ * slot. Bytes a client sends before its 101 (RFC 6455 says it must not) are kept, up to
+ * {@link MAX_EARLY_BYTES}, and handed to `ws` after the request's own. The connect hook's shares
+ * (per node, per address) are src/hooks/shares.ts.
+ *
  * After the upgrade the gate keeps the per-IP counts and closes sockets whose token expired with
  * 4001: one sweep per node every second, no timer per socket.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { TIMINGS, type Config, type OriginPolicy } from '../config/schema.js';
 import { CloseCode, UpgradeStatus } from '../errors.js';
-import type { ConnectRequest, ConnectVerdict } from '../hooks/hooks.js';
+import type { ConnectRequest, ConnectVerdict, HookCall } from '../hooks/hooks.js';
 import type { Logger } from '../logger.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
 import { ANONYMOUS, type Client, type Identity } from './client.js';
@@ -34,7 +43,44 @@ export type GateConfig = Pick<
 
 /** The --connect-hook, as the gate calls it (src/hooks). */
 export interface ConnectHook {
-  connect(request: ConnectRequest): Promise<ConnectVerdict>;
+  connect(request: ConnectRequest, on: HookCall): Promise<ConnectVerdict>;
+}
+
+/** Most bytes a client may send before its 101 while the connect hook is asked; past it the socket is cut. */
+export const MAX_EARLY_BYTES = 64 * 1024;
+
+/** A pending upgrade's hold on its address's count, kept on its socket until it is admitted, refused or closed. */
+interface Hold {
+  readonly gate: SecurityGate;
+  readonly ip: string;
+  /** Aborts the connect-hook call when the socket closes first; made only when the hook is asked. */
+  abort: AbortController | undefined;
+  /** What the client sent before its 101, while the socket was read. */
+  early: Buffer[] | undefined;
+  earlyBytes: number;
+}
+
+const kHold = Symbol('fanout.hold');
+type HeldSocket = Duplex & { [kHold]?: Hold };
+
+// Module-level listeners (no closure per socket), `this` being the pending upgrade's socket.
+/** The client went away before its upgrade was decided. */
+function onHeldClose(this: HeldSocket): void {
+  const hold = this[kHold];
+  if (!hold) return;
+  hold.gate.release(this);
+  hold.abort?.abort();
+}
+/** The client half-closed: it cannot use a WebSocket any more (HTTP server sockets allow half-open ones, so close it). */
+function onHeldEnd(this: HeldSocket): void {
+  this.destroy();
+}
+function onHeldData(this: HeldSocket, chunk: Buffer): void {
+  const hold = this[kHold];
+  if (!hold) return;
+  hold.earlyBytes += chunk.length;
+  if (hold.earlyBytes > MAX_EARLY_BYTES) return void this.destroy();
+  (hold.early ??= []).push(chunk);
 }
 
 const RETRY_AFTER = { 'Retry-After': '5' } as const;
@@ -81,6 +127,20 @@ export class SecurityGate {
     if (!originAllowed(this.origins, origin, req.headers.host, this.schemeOf(req))) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
     const capped = this.admit(req);
     if (capped) return capped;
+    this.hold(req);
+    let result: GateResult;
+    try {
+      result = await this.decide(req, client);
+    } catch (err) {
+      this.release(req.socket);
+      throw err;
+    }
+    if (!result.ok) this.release(req.socket);
+    return result;
+  }
+
+  /** JWT and connect hook: who the pending upgrade is, or why it is refused. */
+  private async decide(req: IncomingMessage, client: string): Promise<GateResult> {
     const hook = this.node.connectHook;
     if (!this.auth) return hook ? this.askHook(hook, req, client) : { ok: true, identity: ANONYMOUS };
     const result = await this.auth.authenticate(req);
@@ -97,7 +157,15 @@ export class SecurityGate {
 
   /** The connect hook decides: 200 admits with its identity, 401/403 refuse, anything else is 503. */
   private async askHook(hook: ConnectHook, req: IncomingMessage, client: string): Promise<GateResult> {
-    const verdict = await hook.connect(connectRequest(req, client, this.ipOf(req)));
+    const hold = (req.socket as HeldSocket)[kHold];
+    // Gone while the JWT was checked: nobody to ask for.
+    if (!hold || req.socket.destroyed) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'the client went away' };
+    hold.abort = new AbortController();
+    // Read the socket meanwhile, or a client that hangs up goes unnoticed until the answer.
+    req.socket.on('data', onHeldData);
+    req.socket.once('end', onHeldEnd);
+    const verdict = await hook.connect(connectRequest(req, client, hold.ip), { address: hold.ip, signal: hold.abort.signal });
+    hold.abort = undefined;
     switch (verdict.kind) {
       case 'admit': {
         const { user, channels, publish, meta } = verdict;
@@ -113,19 +181,61 @@ export class SecurityGate {
   }
 
   /**
-   * The last, synchronous check right before the 101 (node state and connection caps); undefined
-   * admits. The node may have started draining while a JWKS fetch or the connect hook was awaited.
+   * The caps (node state, --max-connections, --max-connections-per-ip counting open sockets and
+   * pending upgrades); undefined admits. Checked when the request arrives and again, synchronously,
+   * right before the 101: the node may have started draining while a JWKS fetch or the connect
+   * hook was awaited. A refusal ends the request's hold on its address's count.
    */
   admit(req: IncomingMessage): GateRefusal | undefined {
+    const refusal = this.capped(req);
+    if (refusal) this.release(req.socket);
+    return refusal;
+  }
+
+  private capped(req: IncomingMessage): GateRefusal | undefined {
     if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections', headers: RETRY_AFTER };
     const { maxConnections, maxConnectionsPerIp } = this.node.config;
     if (maxConnections > 0 && this.node.clientCount() >= maxConnections) {
       return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: RETRY_AFTER };
     }
-    if (maxConnectionsPerIp > 0 && this.perIp.count(this.ipOf(req)) >= maxConnectionsPerIp) {
+    // This request's own hold, once it has one, is not one of the others.
+    const own = (req.socket as HeldSocket)[kHold] ? 1 : 0;
+    if (maxConnectionsPerIp > 0 && this.perIp.count(this.ipOf(req)) - own >= maxConnectionsPerIp) {
       return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', headers: RETRY_AFTER };
     }
     return undefined;
+  }
+
+  /** Counts a pending upgrade towards its address until {@link release}. */
+  private hold(req: IncomingMessage): void {
+    const socket = req.socket as HeldSocket;
+    const ip = this.ipOf(req);
+    this.perIp.add(ip);
+    socket[kHold] = { gate: this, ip, abort: undefined, early: undefined, earlyBytes: 0 };
+    socket.once('close', onHeldClose);
+  }
+
+  /**
+   * Ends an admitted upgrade's hold right before `ws` takes its socket (in the same turn, so no
+   * byte is read in between), and gives the bytes to hand `ws` as the upgrade's head: `head`,
+   * then what the client sent while it waited. {@link opened} counts the connection from then on.
+   */
+  handOver(req: IncomingMessage, head: Buffer): Buffer {
+    const early = this.release(req.socket);
+    return early ? Buffer.concat([head, ...early]) : head;
+  }
+
+  /** Ends a pending upgrade's hold (admitted, refused, or its socket closed) and gives what it read early; safe twice. @internal */
+  release(socket: Duplex): Buffer[] | undefined {
+    const held = socket as HeldSocket;
+    const hold = held[kHold];
+    if (!hold) return undefined;
+    held[kHold] = undefined;
+    socket.off('close', onHeldClose);
+    socket.off('end', onHeldEnd);
+    socket.off('data', onHeldData);
+    this.perIp.remove(hold.ip);
+    return hold.early;
   }
 
   /** https when this node terminates TLS, or a trusted proxy says it did (X-Forwarded-Proto); else http. */
@@ -140,6 +250,7 @@ export class SecurityGate {
     return clientIp(req, this.trustedProxies);
   }
 
+  /** An admitted socket (its hold ended at {@link handOver}) counts as an open connection. */
   opened(client: Client): void {
     this.perIp.add(client.ip);
     if (client.identity.expiresAt !== undefined) {
@@ -176,13 +287,15 @@ export class SecurityGate {
 
 /**
  * The connect hook's body: the request's query (each parameter once, its first value) and only
- * the cookie, authorization and user-agent headers, each left out when absent.
+ * the cookie, authorization and user-agent headers, each left out when absent. The query is an
+ * object without a prototype, so every name is a plain key: `__proto__`, `constructor` or
+ * `toString` reach the back end like any other.
  */
 export function connectRequest(req: IncomingMessage, client: string, ip: string): ConnectRequest {
   const url = req.url ?? '';
   const q = url.indexOf('?');
-  const query: Record<string, string> = {};
-  if (q !== -1) for (const [key, value] of new URLSearchParams(url.slice(q + 1))) if (!(key in query)) query[key] = value;
+  const query = Object.create(null) as Record<string, string>;
+  if (q !== -1) for (const [key, value] of new URLSearchParams(url.slice(q + 1))) if (!Object.hasOwn(query, key)) query[key] = value;
   const { cookie, authorization } = req.headers;
   const userAgent = req.headers['user-agent'];
   return {

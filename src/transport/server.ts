@@ -93,7 +93,7 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
           node.rejected(req, late.status, late.reason);
           return reject(socket, late.status, late.reason, late.headers);
         }
-        wss.handleUpgrade(req, socket, head, (ws) => node.accept(path, ws, req, result.identity, client));
+        wss.handleUpgrade(req, socket, node.gate.handOver(req, head), (ws) => node.accept(path, ws, req, result.identity, client));
       })
       .catch((err: unknown) => {
         node.logger.error({ err }, 'upgrade gate failed');

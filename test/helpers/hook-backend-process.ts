@@ -7,10 +7,15 @@
  *
  * Rules, by the `session` cookie (connect) or the channel (subscribe, publish):
  * - connect: `session=<name>` of a known user → 200 with that identity; `banned` → 403; `crash` →
- *   500; `hang` → no answer ever (the node must give up); none → 401.
+ *   500; `hang` → no answer ever (the node must give up); `sleep` → 200 (user `sleeper`) after
+ *   SLEEP_MS (default 2000) or at `POST /wake`, whichever comes first; none → 401.
  * - subscribe: `private:<user>` → 200 `{"data":{"welcome":user}}`, another `private:*` → 403,
  *   `slow:*` → no answer, `open:*` → 200 with an empty body; else 403.
- * - publish: `data.text` trimmed; empty → 403; else 200 `{"data":{"text":…,"by":user}}`.
+ * - publish: `data.grow: N` → 200 `{"data":"xxx…"}` (N characters); else `data.text` trimmed;
+ *   empty → 403; else 200 `{"data":{"text":…,"by":user}}`.
+ *
+ * A call whose request goes away before it is answered (the node aborted it) is logged in
+ * `aborted`; `heldIps` lists the `ip` of every connect call held open.
  *
  * - webhook (`POST /webhook`): every request is logged with its raw body and signature check;
  *   it answers 500 to the first `WEBHOOK_FAILURES` requests (default 0), then 200.
@@ -24,6 +29,8 @@ const SECRET = process.env.HOOK_SECRET ?? '';
 
 interface Call {
   readonly hook: string;
+  /** X-Fanout-Call-Id */
+  readonly callId: string | undefined;
   /** When the back end got it (ms). */
   readonly at: number;
   readonly body: unknown;
@@ -35,8 +42,13 @@ interface Call {
 
 const calls: Call[] = [];
 let webhookFailures = Number(process.env.WEBHOOK_FAILURES ?? 0);
-/** Answers held open on purpose ("hang", "slow:*"), so the tests can count them and stop cleanly. */
-const held = new Set<ServerResponse>();
+/** Answers held open on purpose ("hang", "sleep", "slow:*"), so the tests can count them and stop cleanly; with the connect call's `ip`. */
+const held = new Map<ServerResponse, string | undefined>();
+/** Calls whose request went away unanswered. */
+const aborted: Array<{ hook: string; body: unknown }> = [];
+/** Sleeping connect calls, each answered when it wakes. */
+const sleepers = new Set<() => void>();
+const SLEEP_MS = Number(process.env.SLEEP_MS ?? 2000);
 
 /** The check docs/hooks.md shows: HMAC-SHA256 of the raw body, compared in constant time. */
 function signatureValid(raw: Buffer, header: string | undefined): boolean {
@@ -51,9 +63,24 @@ function json(res: ServerResponse, status: number, value?: unknown): void {
   res.end(body);
 }
 
-function hold(res: ServerResponse): void {
-  held.add(res);
+function hold(res: ServerResponse, ip?: string): void {
+  held.set(res, ip);
   res.on('close', () => held.delete(res));
+}
+
+function sleep(res: ServerResponse, ip: string | undefined): void {
+  hold(res, ip);
+  const wake = (): void => {
+    clearTimeout(timer);
+    sleepers.delete(wake);
+    if (!res.destroyed) json(res, 200, { user: 'sleeper', channels: ['room:*'] });
+  };
+  const timer = setTimeout(wake, SLEEP_MS);
+  sleepers.add(wake);
+  res.on('close', () => {
+    clearTimeout(timer);
+    sleepers.delete(wake);
+  });
 }
 
 function cookie(header: string | undefined, name: string): string | undefined {
@@ -69,9 +96,10 @@ const USERS: Record<string, { channels: string[]; publish?: string[]; meta: Reco
   bob: { channels: ['room:*'], meta: { name: 'Bob' } },
 };
 
-function connect(body: { headers?: { cookie?: string } }, res: ServerResponse): void {
+function connect(body: { ip?: string; headers?: { cookie?: string } }, res: ServerResponse): void {
   const session = cookie(body.headers?.cookie, 'session');
-  if (session === 'hang') return hold(res);
+  if (session === 'hang') return hold(res, body.ip);
+  if (session === 'sleep') return sleep(res, body.ip);
   if (session === 'banned') return json(res, 403, { error: 'banned' });
   if (session === 'crash') return json(res, 500, { error: 'crash' });
   const user = session === undefined ? undefined : USERS[session];
@@ -87,14 +115,19 @@ function subscribe(body: { user?: string | null; channel?: string }, res: Server
   json(res, 403, { error: 'not yours' });
 }
 
-function publish(body: { user?: string | null; data?: { text?: unknown } }, res: ServerResponse): void {
+function publish(body: { user?: string | null; data?: { text?: unknown; grow?: unknown } }, res: ServerResponse): void {
+  if (typeof body.data?.grow === 'number') return json(res, 200, { data: 'x'.repeat(body.data.grow) });
   const text = typeof body.data?.text === 'string' ? body.data.text.trim() : '';
   if (text === '') return json(res, 403, { error: 'empty message' });
   json(res, 200, { data: { text, by: body.user ?? null } });
 }
 
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-  if (req.method === 'GET' && req.url === '/calls') return json(res, 200, { calls, held: held.size });
+  if (req.method === 'GET' && req.url === '/calls') return json(res, 200, { calls, held: held.size, heldIps: [...held.values()].filter((ip) => ip !== undefined), aborted });
+  if (req.method === 'POST' && req.url === '/wake') {
+    for (const wake of [...sleepers]) wake();
+    return json(res, 200, {});
+  }
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
@@ -107,8 +140,13 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     }
     const hook = (req.url ?? '').replace(/^\//, '');
     const signature = req.headers['x-fanout-signature'] as string | undefined;
+    // Gone before it was answered: the node abandoned the call.
+    res.on('close', () => {
+      if (!res.writableFinished) aborted.push({ hook, body });
+    });
     calls.push({
       hook,
+      callId: req.headers['x-fanout-call-id'] as string | undefined,
       at: Date.now(),
       body,
       node: req.headers['x-fanout-node'] as string | undefined,
@@ -136,7 +174,7 @@ server.listen(0, '127.0.0.1', () => {
 });
 
 process.on('SIGTERM', () => {
-  for (const res of held) res.destroy();
+  for (const res of held.keys()) res.destroy();
   server.close(() => process.exit(0));
   server.closeAllConnections();
 });

@@ -171,7 +171,7 @@ describe('hooks through HAProxy with two nodes', () => {
     assert.ok(!client.messages.some((t) => (JSON.parse(t) as { id?: number }).id === 7), 'nothing for the cancelled subscribe');
   });
 
-  test('one connection has at most 8 hook calls in flight: past them its requests are rate_limited at once', async () => {
+  test('one address has at most 8 hook calls in flight: past them its requests are rate_limited at once', async () => {
     const { client } = await session(url, 'alice');
     clients.push(client);
     for (let i = 1; i <= 9; i++) client.sendJson({ type: 'subscribe', channel: `slow:many${i}`, id: 100 + i });
@@ -267,25 +267,27 @@ describe('--hook-concurrency', () => {
     const url = `ws://127.0.0.1:${node.port}`;
     const { client } = await session(url, 'alice');
     clients.push(client);
-    // Two handshakes whose connect calls the back end never answers take both slots.
-    for (let i = 0; i < 2; i++) {
-      const ws = new WebSocket(`${url}/ws/v1`, { headers: { cookie: 'session=hang' } });
-      ws.on('error', () => {});
-      hanging.push(ws);
-    }
-    await backend.untilHeld(2);
+    // A handshake whose connect call the back end never answers takes the connect share (half of 2).
+    const ws = new WebSocket(`${url}/ws/v1`, { headers: { cookie: 'session=hang' } });
+    ws.on('error', () => {});
+    hanging.push(ws);
+    await backend.untilHeld(1);
     const refused = refusal(await upgrade(`${url}/ws/v1`, { headers: { cookie: 'session=bob' } }));
     assert.equal(refused.status, 503);
     assert.equal(refused.headers['retry-after'], '5');
-    client.sendJson({ type: 'subscribe', channel: 'private:alice', id: 1 });
-    const busy = await client.json((f) => f['type'] === 'error' && f['id'] === 1);
+    // The other slot is the established client's: the waiting upgrade does not take it.
+    client.sendJson({ type: 'subscribe', channel: 'slow:a', id: 1 });
+    await backend.untilHeld(2);
+    client.sendJson({ type: 'subscribe', channel: 'private:alice', id: 2 });
+    const busy = await client.json((f) => f['type'] === 'error' && f['id'] === 2);
     assert.equal(busy['code'], 'unavailable');
     assert.match(String(busy['message']), /--hook-concurrency/);
     // The admitted client is served meanwhile: its patterns need no hook.
-    client.sendJson({ type: 'subscribe', channel: 'room:a', id: 2 });
-    await client.json((f) => f['type'] === 'subscribed' && f['id'] === 2);
+    client.sendJson({ type: 'subscribe', channel: 'room:a', id: 3 });
+    await client.json((f) => f['type'] === 'subscribed' && f['id'] === 3);
     const metrics = await scrapeUntil(`http://127.0.0.1:${node.port}`, (s) => s.value('fanout_hook_requests_total', { result: 'overloaded' }) >= 2);
     assert.equal(metrics.value('fanout_hook_requests_total', { hook: 'connect', result: 'overloaded' }), 1);
+    assert.equal(metrics.value('fanout_hook_requests_total', { hook: 'subscribe', result: 'overloaded' }), 1);
   });
 });
 

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { MAX_HOOK_CALLS_PER_CONNECTION } from '../../src/channels/hook-calls.js';
 import { Authorizer } from '../../src/channels/patterns.js';
 import { DEFAULTS } from '../../src/config/schema.js';
-import { ERROR_CODES } from '../../src/errors.js';
+import { ERROR_CODES, UPGRADE_STATUSES } from '../../src/errors.js';
 import { connectAnswer, dataAnswer } from '../../src/hooks/hooks.js';
 import { HttpCaller, signBody } from '../../src/hooks/http-caller.js';
+import { MAX_CONNECT_CALLS_PER_ADDRESS, MAX_HOOK_CALLS_PER_ADDRESS } from '../../src/hooks/shares.js';
 import { identityOf } from '../../src/transport/auth.js';
 
 /** A server on port 0 answering with `handler`; resolves with its URL. */
@@ -127,10 +127,12 @@ test('publish patterns: a `publish` list decides publishing, else `channels` cov
   assert.ok(none.ok && !auth.allowed(none.identity, 'publish', 'room:x'), 'an empty publish list allows no publishing');
 });
 
-test('the per-connection cap on hook calls is the one the error registry and docs/hooks.md state', () => {
-  assert.match(ERROR_CODES.rate_limited.when, new RegExp(`\\b${MAX_HOOK_CALLS_PER_CONNECTION} back-end hook calls\\b`));
+test('the per-address caps on hook calls are the ones the error registry and docs/hooks.md state', () => {
+  assert.match(ERROR_CODES.rate_limited.when, new RegExp(`\\b${MAX_HOOK_CALLS_PER_ADDRESS} back-end hook calls already in flight from the client's address`));
+  assert.match(UPGRADE_STATUSES.UNAVAILABLE.when, new RegExp(`or ${MAX_CONNECT_CALLS_PER_ADDRESS} from one client address`));
   const doc = readFileSync(join(process.cwd(), 'docs', 'hooks.md'), 'utf8');
-  assert.match(doc, new RegExp(`at most ${MAX_HOOK_CALLS_PER_CONNECTION} subscribe and publish calls in flight`));
+  assert.match(doc, new RegExp(`at most ${MAX_HOOK_CALLS_PER_ADDRESS} subscribe and publish calls in flight`));
+  assert.match(doc, new RegExp(`at most ${MAX_CONNECT_CALLS_PER_ADDRESS} connect-hook calls in flight`));
   assert.match(doc, new RegExp(`\\| \`--hook-timeout S\` \\| ${DEFAULTS.hookTimeout} \\|`));
   assert.match(doc, new RegExp(`\\| \`--hook-concurrency N\` \\| ${DEFAULTS.hookConcurrency} \\|`));
 });
