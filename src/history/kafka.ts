@@ -95,6 +95,8 @@ export interface KafkaLogOptions {
   readonly topicOf: (channel: string) => string;
   /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
   readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
+  /** A stored message whose bus payload could not be built (`channelHead` threw): it is in history but not delivered live; counted and logged by the caller. */
+  readonly undelivered?: (err: unknown, channel: string) => void;
   readonly logger: Logger;
 }
 
@@ -196,7 +198,8 @@ export class KafkaLog extends KafkaBus {
     let head: Buffer;
     try {
       head = this.options.channelHead(channel, origin, time);
-    } catch {
+    } catch (err) {
+      this.options.undelivered?.(err, channel);
       return;
     }
     this.handler(topic, buildMessagePayload(head, offset, this.epoch, data));
