@@ -217,7 +217,7 @@ export class Metrics {
     });
     this.ingestRecordsCounter = new Counter({
       name: 'fanout_ingest_records_total',
-      help: 'Kafka ingest records (--kafka-ingest, docs/brokers.md#kafka-ingest), by result: published (into their channel), duplicate (published before, by this or another node, not again), rejected (no key, a bad channel name, not JSON, over --max-payload: skipped), failed (the bus or the store was unavailable: retried, not skipped).',
+      help: 'Kafka ingest records (--kafka-ingest, docs/brokers.md#kafka-ingest), by result: published (into their channel), duplicate (published before, by this or another node, not again), rejected (no key, a bad channel name, not UTF-8, not JSON, over --max-payload: skipped), failed (the bus or the store was unavailable: retried, not skipped).',
       labelNames: ['result'],
       registers: [this.registry],
     });
