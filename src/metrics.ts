@@ -31,10 +31,9 @@ export type UndeliveredReason = 'message_head' | 'bus_publish';
 
 /**
  * Where an error went that no caller waits for (`fanout_dropped_errors_total{source}`):
- * `subscribe` (a topic's subscribe at the broker, retried), `unsubscribe`, `presence` (a presence
- * event or a rejoin after a sweep).
+ * `subscribe` (a topic's subscribe at the broker, retried), `unsubscribe`.
  */
-export type DroppedErrorSource = 'subscribe' | 'unsubscribe' | 'presence';
+export type DroppedErrorSource = 'subscribe' | 'unsubscribe';
 
 /** Seconds; publish-to-delivery latency is usually well under a millisecond on one host. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -229,7 +228,7 @@ export class Metrics {
     });
     this.droppedErrorsCounter = new Counter({
       name: 'fanout_dropped_errors_total',
-      help: 'Bus and store errors that no caller waits for (logged at most every 10 s per kind), by source: subscribe (retried with backoff), unsubscribe, presence.',
+      help: 'Bus and store errors that no caller waits for (logged at most every 10 s per kind), by source: subscribe (retried with backoff), unsubscribe.',
       labelNames: ['source'],
       registers: [this.registry],
     });
