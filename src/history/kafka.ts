@@ -45,6 +45,8 @@ const ONCE_HEADER = Buffer.from('fanout-once');
 const KIND_MESSAGE = Buffer.from('m');
 /** How long a read waits for the node to read up to the log's end before it counts as unavailable. */
 const CATCH_UP_TIMEOUT_MS = 3000;
+/** Outcomes of this node's own once-marked appends kept for an append still waiting for its offset, at most (oldest go first). */
+const MAX_ONCE_OUTCOMES = 10_000;
 /** How often messages older than --history-ttl leave the index. */
 const EXPIRE_EVERY_MS = 1000;
 
@@ -121,6 +123,13 @@ export class KafkaLog extends KafkaBus {
   private bootstrap = new Map<number, bigint>();
   private waiters: Waiter[] = [];
   private readonly expiry: NodeJS.Timeout;
+  /**
+   * The log's verdict on this node's once-marked appends, per `partition:offset`: true when the
+   * record was a duplicate (an earlier record in the log carried its mark). An append that has its
+   * offset takes its verdict from here, or waits in {@link onceWaiters} until the consumer reads it.
+   */
+  private readonly onceOutcomes = new Map<string, boolean>();
+  private readonly onceWaiters = new Map<string, (duplicate: boolean) => void>();
 
   constructor(private readonly options: KafkaLogOptions) {
     super({ ...options.address, topic: channelsTopic(options.address.topic) });
@@ -185,8 +194,17 @@ export class KafkaLog extends KafkaBus {
       if (headers.kind?.equals(KIND_MESSAGE)) {
         const data = message.value.toString('utf8');
         const time = Number(message.timestamp);
-        this.index.append(partition, offset, time, channel, data, parseOnce(headers.once));
-        if (delivered) this.deliverMessage(topic, channel, headers.origin?.toString('latin1') ?? '', time, offset, data);
+        const once = parseOnce(headers.once);
+        const origin = headers.origin?.toString('latin1') ?? '';
+        // The first record of a once-mark in the log wins, on every node alike (they all read the
+        // log in this order): a later one (two nodes that both checked before either appended) is
+        // neither history nor delivered, and its writer hears `duplicate`.
+        const duplicate = once !== undefined && once.position <= this.index.mark(channel, once.source);
+        if (once && origin === this.options.nodeId) this.onceOutcome(`${partition}:${message.offset}`, duplicate);
+        if (!duplicate) {
+          this.index.append(partition, offset, time, channel, data, once);
+          if (delivered) this.deliverMessage(topic, channel, origin, time, offset, data);
+        }
       } else if (delivered) {
         this.handler(topic, message.value);
       }
@@ -216,7 +234,7 @@ export class KafkaLog extends KafkaBus {
   }
 
   /** Writes a message of `topic`'s channel; resolves with its offset. */
-  async append(topic: string, data: string, origin: string, once?: OutgoingMessage['once']): Promise<ChannelPosition> {
+  async append(topic: string, data: string, origin: string, once?: OutgoingMessage['once']): Promise<ChannelPosition & { readonly duplicate?: boolean }> {
     const epoch = this.epoch;
     const headers = new Map([
       [KIND_HEADER, KIND_MESSAGE],
@@ -232,7 +250,44 @@ export class KafkaLog extends KafkaBus {
       timestamp: BigInt(Date.now()),
     });
     if (offset === undefined) throw new BusUnavailableError('kafka: the broker did not say where it wrote the message');
+    if (once && (await this.onceVerdict(`${this.partitionOfTopic(topic)}:${offset}`))) return { offset: fanoutOffset(offset), epoch, duplicate: true };
     return { offset: fanoutOffset(offset), epoch };
+  }
+
+  /** Records the log's verdict on one of this node's once-marked records, for the append waiting for it (or about to). */
+  private onceOutcome(key: string, duplicate: boolean): void {
+    const waiter = this.onceWaiters.get(key);
+    if (waiter) {
+      this.onceWaiters.delete(key);
+      return waiter(duplicate);
+    }
+    this.onceOutcomes.set(key, duplicate);
+    if (this.onceOutcomes.size > MAX_ONCE_OUTCOMES) this.onceOutcomes.delete(this.onceOutcomes.keys().next().value!);
+  }
+
+  /**
+   * Whether this node's once-marked record at `key` was a duplicate, once the consumer read it.
+   * Not read within {@link CATCH_UP_TIMEOUT_MS}: unavailable, and the caller's retry finds the
+   * mark (stored once either way).
+   */
+  private async onceVerdict(key: string): Promise<boolean> {
+    const known = this.onceOutcomes.get(key);
+    if (known !== undefined) {
+      this.onceOutcomes.delete(key);
+      return known;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<boolean>((resolve, reject) => {
+        this.onceWaiters.set(key, resolve);
+        timer = setTimeout(() => {
+          this.onceWaiters.delete(key);
+          reject(new BusUnavailableError(`kafka: this node did not read its own write back within ${CATCH_UP_TIMEOUT_MS / 1000} s`));
+        }, CATCH_UP_TIMEOUT_MS);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A control payload (presence event) of `topic`'s channel, in the channel's order. */
@@ -360,27 +415,51 @@ export class KafkaChannelStore implements ChannelStore {
     private readonly historySize: number,
   ) {}
 
+  /** Per channel, the once-marked publish this node is making (the next one waits for it). */
+  private readonly onceInFlight = new Map<string, Promise<unknown>>();
+
   /**
-   * A message with `once` is first checked against the marks of the channel's messages this
-   * node has read up to the partition's end: a position at or below the source's mark is a
-   * duplicate. Ingest hands a partition to one node at a time, so check and write need no lock;
-   * the marks live as long as the channel's messages stay in the index (--history-ttl).
+   * A message with `once` is checked and written as one step, across nodes, by the log itself:
+   * the first record of a mark in the log's order is the message, and every node's reader drops a
+   * later one ({@link KafkaLog.record}); the writer of a later one waits until it read its record
+   * back and answers `duplicate`. So two nodes that both pass the check below (a rebalance during
+   * a store outage hands one record to both) store it once; the loser's record stays in the Kafka
+   * log only, unread. Before writing, the mark is checked against what this node has read up to
+   * the partition's end, so a known repeat costs no write, and once-marked publishes of one
+   * channel go one at a time on a node (the second finds the first's mark instead of writing).
+   * The marks live as long as the channel's messages stay in the index (--history-ttl).
    */
-  async publish(message: OutgoingMessage): Promise<PublishResult> {
+  publish(message: OutgoingMessage): Promise<PublishResult> {
+    if (!message.once) return this.write(message);
+    const before = this.onceInFlight.get(message.channel) ?? Promise.resolve();
+    const next = before.then(() => this.write(message), () => this.write(message));
+    const settled = next.catch(() => {});
+    this.onceInFlight.set(message.channel, settled);
+    void settled.then(() => {
+      if (this.onceInFlight.get(message.channel) === settled) this.onceInFlight.delete(message.channel);
+    });
+    return next;
+  }
+
+  private async write(message: OutgoingMessage): Promise<PublishResult> {
     const once = message.once;
+    const partition = this.log.partitionOfTopic(message.topic);
     if (once) {
-      const partition = this.log.partitionOfTopic(message.topic);
       await this.log.catchUp(partition);
-      if (once.position <= this.log.index.mark(message.channel, once.source)) {
-        const offset = Math.max(this.log.index.view(message.channel, partition).messages.at(-1)?.offset ?? 0, this.log.position(partition));
-        return { offset, epoch: this.log.epoch, duplicate: true };
-      }
+      if (once.position <= this.log.index.mark(message.channel, once.source)) return this.duplicate(message.channel, partition);
     }
     const position = await this.log.append(message.topic, message.data, this.nodeId, once);
+    if (position.duplicate) return this.duplicate(message.channel, partition);
     // What the index holds of the channel, this message included (it may not have read it yet).
     const held = this.log.index.view(message.channel, this.log.partitionOfTopic(message.topic)).messages;
     const counted = held.at(-1)?.offset === position.offset ? held.length : held.length + 1;
-    return { ...position, retained: Math.min(counted, this.historySize) };
+    return { offset: position.offset, epoch: position.epoch, retained: Math.min(counted, this.historySize) };
+  }
+
+  /** The answer to a once-marked message the channel already has: its position now, nothing written. */
+  private duplicate(channel: string, partition: number): PublishResult {
+    const offset = Math.max(this.log.index.view(channel, partition).messages.at(-1)?.offset ?? 0, this.log.position(partition));
+    return { offset, epoch: this.log.epoch, duplicate: true };
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
