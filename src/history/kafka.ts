@@ -35,6 +35,7 @@ import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { KafkaIndex } from './kafka-index.js';
+import { OnceVerdicts, oneAtATime } from './kafka-once.js';
 import { logReadResult } from './page.js';
 import type { ChannelPosition, ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from './store.js';
 
@@ -45,8 +46,6 @@ const ONCE_HEADER = Buffer.from('fanout-once');
 const KIND_MESSAGE = Buffer.from('m');
 /** How long a read waits for the node to read up to the log's end before it counts as unavailable. */
 const CATCH_UP_TIMEOUT_MS = 3000;
-/** Outcomes of this node's own once-marked appends kept for an append still waiting for its offset, at most (oldest go first). */
-const MAX_ONCE_OUTCOMES = 10_000;
 /** How often messages older than --history-ttl leave the index. */
 const EXPIRE_EVERY_MS = 1000;
 
@@ -123,13 +122,8 @@ export class KafkaLog extends KafkaBus {
   private bootstrap = new Map<number, bigint>();
   private waiters: Waiter[] = [];
   private readonly expiry: NodeJS.Timeout;
-  /**
-   * The log's verdict on this node's once-marked appends, per `partition:offset`: true when the
-   * record was a duplicate (an earlier record in the log carried its mark). An append that has its
-   * offset takes its verdict from here, or waits in {@link onceWaiters} until the consumer reads it.
-   */
-  private readonly onceOutcomes = new Map<string, boolean>();
-  private readonly onceWaiters = new Map<string, (duplicate: boolean) => void>();
+  /** The log's verdict on this node's once-marked appends, handed from the reader to the writer. */
+  private readonly once = new OnceVerdicts(CATCH_UP_TIMEOUT_MS);
 
   constructor(private readonly options: KafkaLogOptions) {
     super({ ...options.address, topic: channelsTopic(options.address.topic) });
@@ -200,7 +194,7 @@ export class KafkaLog extends KafkaBus {
         // log in this order): a later one (two nodes that both checked before either appended) is
         // neither history nor delivered, and its writer hears `duplicate`.
         const duplicate = once !== undefined && once.position <= this.index.mark(channel, once.source);
-        if (once && origin === this.options.nodeId) this.onceOutcome(`${partition}:${message.offset}`, duplicate);
+        if (once && origin === this.options.nodeId) this.once.decided(`${partition}:${message.offset}`, duplicate);
         if (!duplicate) {
           this.index.append(partition, offset, time, channel, data, once);
           if (delivered) this.deliverMessage(topic, channel, origin, time, offset, data);
@@ -250,44 +244,8 @@ export class KafkaLog extends KafkaBus {
       timestamp: BigInt(Date.now()),
     });
     if (offset === undefined) throw new BusUnavailableError('kafka: the broker did not say where it wrote the message');
-    if (once && (await this.onceVerdict(`${this.partitionOfTopic(topic)}:${offset}`))) return { offset: fanoutOffset(offset), epoch, duplicate: true };
+    if (once && (await this.once.verdict(`${this.partitionOfTopic(topic)}:${offset}`))) return { offset: fanoutOffset(offset), epoch, duplicate: true };
     return { offset: fanoutOffset(offset), epoch };
-  }
-
-  /** Records the log's verdict on one of this node's once-marked records, for the append waiting for it (or about to). */
-  private onceOutcome(key: string, duplicate: boolean): void {
-    const waiter = this.onceWaiters.get(key);
-    if (waiter) {
-      this.onceWaiters.delete(key);
-      return waiter(duplicate);
-    }
-    this.onceOutcomes.set(key, duplicate);
-    if (this.onceOutcomes.size > MAX_ONCE_OUTCOMES) this.onceOutcomes.delete(this.onceOutcomes.keys().next().value!);
-  }
-
-  /**
-   * Whether this node's once-marked record at `key` was a duplicate, once the consumer read it.
-   * Not read within {@link CATCH_UP_TIMEOUT_MS}: unavailable, and the caller's retry finds the
-   * mark (stored once either way).
-   */
-  private async onceVerdict(key: string): Promise<boolean> {
-    const known = this.onceOutcomes.get(key);
-    if (known !== undefined) {
-      this.onceOutcomes.delete(key);
-      return known;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await new Promise<boolean>((resolve, reject) => {
-        this.onceWaiters.set(key, resolve);
-        timer = setTimeout(() => {
-          this.onceWaiters.delete(key);
-          reject(new BusUnavailableError(`kafka: this node did not read its own write back within ${CATCH_UP_TIMEOUT_MS / 1000} s`));
-        }, CATCH_UP_TIMEOUT_MS);
-      });
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** A control payload (presence event) of `topic`'s channel, in the channel's order. */
@@ -430,15 +388,7 @@ export class KafkaChannelStore implements ChannelStore {
    * The marks live as long as the channel's messages stay in the index (--history-ttl).
    */
   publish(message: OutgoingMessage): Promise<PublishResult> {
-    if (!message.once) return this.write(message);
-    const before = this.onceInFlight.get(message.channel) ?? Promise.resolve();
-    const next = before.then(() => this.write(message), () => this.write(message));
-    const settled = next.catch(() => {});
-    this.onceInFlight.set(message.channel, settled);
-    void settled.then(() => {
-      if (this.onceInFlight.get(message.channel) === settled) this.onceInFlight.delete(message.channel);
-    });
-    return next;
+    return message.once ? oneAtATime(this.onceInFlight, message.channel, () => this.write(message)) : this.write(message);
   }
 
   private async write(message: OutgoingMessage): Promise<PublishResult> {
