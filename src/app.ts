@@ -90,7 +90,8 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     presenceTtl: config.presenceTtl,
     logger: core.logger,
     connected: () => link.connected,
-    deliver: (topic, payload) => void core.bus.publish(topic, payload).catch(() => {}),
+    // Memory history over another bus: stored in this process, then handed to the bus; a refusal is counted and logged.
+    deliver: (topic, payload) => void core.bus.publish(topic, payload).catch((err: unknown) => core.undelivered('bus_publish', err, { topic })),
     rejoin: () => endpoint?.rejoinPresence(),
   });
   const service = new ChannelService({ nodeId: core.id, config, channels: stores.channels, presence: stores.presence, link, metrics: core.metrics });
@@ -189,6 +190,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
     historyTtl: config.historyTtl,
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),
+    undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'jetstream' }),
     logger: core.logger,
   });
   const link = core.createTopics(log, 'history jetstream');
@@ -211,6 +213,7 @@ function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress): { ta
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     topicOf: (channel) => channelTopic(config.busPrefix, channel),
     channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),
+    undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'kafka' }),
     logger: core.logger,
   });
   const link = core.createTopics(log, 'history kafka');

@@ -22,6 +22,20 @@ import type { WebhookEventName, WebhookResult } from './webhooks/webhooks.js';
 /** What became of a Kafka ingest record (src/ingest): `fanout_ingest_records_total{result}`. */
 export type IngestResult = 'published' | 'duplicate' | 'rejected' | 'failed';
 
+/**
+ * Why a message the store accepted was not delivered live (`fanout_undelivered_total{reason}`):
+ * `message_head`, the bus payload of a stored message could not be built (Kafka, JetStream
+ * history); `bus_publish`, the bus refused a message memory history stored (--history memory
+ * over another bus).
+ */
+export type UndeliveredReason = 'message_head' | 'bus_publish';
+
+/**
+ * Where an error went that no caller waits for (`fanout_dropped_errors_total{source}`):
+ * `subscribe` (a topic's subscribe at the broker, retried), `unsubscribe`.
+ */
+export type DroppedErrorSource = 'subscribe' | 'unsubscribe';
+
 /** Seconds; publish-to-delivery latency is usually well under a millisecond on one host. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -92,6 +106,9 @@ export class Metrics {
   private readonly webhookEventsCounter: Counter<'name' | 'result'>;
   private webhookDepth: () => number = () => 0;
   private readonly ingestRecordsCounter: Counter<'result'>;
+  private readonly undeliveredCounter: Counter<'reason'>;
+  private readonly droppedErrorsCounter: Counter<'source'>;
+  private missingRoutes: () => number = () => 0;
 
   private readonly reasons = new Set<string>();
   /** Channel → [messages, when last reported], least recently reported first. */
@@ -204,9 +221,30 @@ export class Metrics {
     });
     this.ingestRecordsCounter = new Counter({
       name: 'fanout_ingest_records_total',
-      help: 'Kafka ingest records (--kafka-ingest, docs/brokers.md#kafka-ingest), by result: published (into their channel), duplicate (published before, by this or another node, not again), rejected (no key, a bad channel name, not JSON, over --max-payload: skipped), failed (the bus or the store was unavailable: retried, not skipped).',
+      help: 'Kafka ingest records (--kafka-ingest, docs/brokers.md#kafka-ingest), by result: published (into their channel), duplicate (published before, by this or another node, not again), rejected (no key, a bad channel name, not UTF-8, not JSON, over --max-payload: skipped), failed (the bus or the store was unavailable: retried, not skipped).',
       labelNames: ['result'],
       registers: [this.registry],
+    });
+    this.undeliveredCounter = new Counter({
+      name: 'fanout_undelivered_total',
+      help: 'Messages the store accepted (in history, recoverable) that were not delivered live, by reason: message_head (the bus payload could not be built), bus_publish (the bus refused what memory history stored).',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    this.droppedErrorsCounter = new Counter({
+      name: 'fanout_dropped_errors_total',
+      help: 'Bus and store errors that no caller waits for (logged at most every 10 s per kind), by source: subscribe (retried with backoff), unsubscribe.',
+      labelNames: ['source'],
+      registers: [this.registry],
+    });
+    const missing = (): number => this.missingRoutes();
+    new Gauge({
+      name: 'fanout_routes_missing',
+      help: 'Topics this node needs that are not subscribed at the broker although it is connected (a failed subscribe being retried); /readyz answers 503 while it is above 0.',
+      registers: [this.registry],
+      collect() {
+        this.set(missing());
+      },
     });
     const depth = (): number => this.webhookDepth();
     new Gauge({
@@ -356,6 +394,21 @@ export class Metrics {
   /** A bus operation failed; `operation` is `publish` (the default) or `subscribe`. */
   busError(operation: 'publish' | 'subscribe' = 'publish'): void {
     this.busErrors.labels(operation).inc();
+  }
+
+  /** A message the store accepted was not delivered live, for `reason` (a fixed set). */
+  undelivered(reason: UndeliveredReason): void {
+    this.undeliveredCounter.labels(reason).inc();
+  }
+
+  /** An error from `source` (a fixed set) that no caller waits for was logged (rate-limited) and dropped. */
+  droppedError(source: DroppedErrorSource): void {
+    this.droppedErrorsCounter.labels(source).inc();
+  }
+
+  /** Where `fanout_routes_missing` reads, at scrape time, how many topics wait for a subscribe that failed. */
+  routesMissing(count: () => number): void {
+    this.missingRoutes = count;
   }
 
   /** The bus connected or disconnected. */

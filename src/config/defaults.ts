@@ -67,6 +67,13 @@ export const TIMINGS = {
   slowConsumerCutMs: 1000,
   /** Bus publish failures are logged at most this often: during an outage every publish fails. */
   publishErrorLogMs: 10_000,
+  /**
+   * A message stored but not delivered live, or a bus or store error nobody waits for, is logged
+   * at most this often per kind (with the count of those not logged); every one is counted.
+   */
+  unnoticedLogMs: 10_000,
+  /** A topic whose subscribe failed while the bus stayed connected is subscribed again after 100 ms, doubling up to this. */
+  resubscribeMaxMs: 5000,
   /** Back-end hook failures are logged at most this often per hook: while the back end is down every call fails. */
   hookErrorLogMs: 10_000,
   /**

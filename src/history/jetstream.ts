@@ -77,6 +77,8 @@ export interface JetStreamLogOptions {
   readonly channelOf: (topic: string) => string | undefined;
   /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
   readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
+  /** A stored message whose bus payload could not be built (`channelHead` threw): it is in history but not delivered live; counted and logged by the caller. */
+  readonly undelivered?: (err: unknown, channel: string) => void;
   readonly logger: Logger;
 }
 
@@ -242,7 +244,8 @@ export class JetStreamLog extends BaseBus {
     let head: Buffer;
     try {
       head = this.options.channelHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Number(m.headers?.get(TIME_HEADER)) || Date.now());
-    } catch {
+    } catch (err) {
+      this.options.undelivered?.(err, channel);
       return;
     }
     this.handler(topic, buildMessagePayload(head, seq, this.epoch, data.toString('utf8')));

@@ -36,7 +36,9 @@
  * Writes: one produce request in flight at a time (the idempotent producer's bug, bus/kafka.ts).
  * Outage: while Kafka is away, calls wait a moment for a session and reject with
  * BusUnavailableError; joins and leaves that failed are written again once it is back (the latest
- * per client wins, history/presence-writes.ts).
+ * per client wins, history/presence-writes.ts): as soon as the new session's view has caught up,
+ * however long that takes (a long outage leaves much to read), and again after every heartbeat
+ * while any is left (a replay that failed too).
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -176,8 +178,11 @@ export class KafkaPresenceStore implements PresenceStore {
       const openedAt = Date.now();
       this.session = session;
       this.wake();
-      // Back: this node beats at once (so others see it live), and what failed meanwhile is written.
-      void this.whenReady().then(() => {
+      // Back: once the view has caught up (no deadline: the calls' 3 s is for callers who wait, and
+      // a long outage can leave more to read), this node beats at once (so others see it live),
+      // and what failed meanwhile is written. Rejects only when the store closes.
+      void this.until(() => this.session !== session || this.readingSince !== undefined, 'closed', Infinity).then(() => {
+        if (this.session !== session) return;
         if (this.timer) void this.beat();
         this.writes.replay();
       }, () => {});
@@ -336,7 +341,8 @@ export class KafkaPresenceStore implements PresenceStore {
       const left = deadline - performance.now();
       if (left <= 0) throw new BusUnavailableError(`kafka presence: ${what}`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, left);
+        // No deadline: only a change wakes it (a timer past 2^31 ms would fire at once).
+        const timer = Number.isFinite(left) ? setTimeout(done, left) : undefined;
         function done(): void {
           clearTimeout(timer);
           resolve();
@@ -508,11 +514,14 @@ export class KafkaPresenceStore implements PresenceStore {
       await this.whenReady();
       const inc = (this.inc ??= randomBytes(8).toString('hex'));
       await this.produce([this.record(nodeKey(this.options.node), { inc })]);
-      if (this.inc !== inc || this.registered === inc) return;
-      this.registered = inc;
-      // Registered again after a sweep took this node for dead: its clients join again.
-      if (this.registeredOnce) this.options.rejoin();
-      this.registeredOnce = true;
+      if (this.inc !== inc) return;
+      if (this.registered !== inc) {
+        this.registered = inc;
+        // Registered again after a sweep took this node for dead: its clients join again.
+        if (this.registeredOnce) this.options.rejoin();
+        this.registeredOnce = true;
+      }
+      // Kafka takes writes now: joins and leaves still waiting (a replay that failed again) go too.
       if (this.writes.pending > 0) this.writes.replay();
     })().finally(() => (this.heartbeating = undefined));
     return this.heartbeating;

@@ -35,6 +35,7 @@ import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { KafkaIndex } from './kafka-index.js';
+import { OnceVerdicts, oneAtATime } from './kafka-once.js';
 import { logReadResult } from './page.js';
 import type { ChannelPosition, ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from './store.js';
 
@@ -95,6 +96,8 @@ export interface KafkaLogOptions {
   readonly topicOf: (channel: string) => string;
   /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
   readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
+  /** A stored message whose bus payload could not be built (`channelHead` threw): it is in history but not delivered live; counted and logged by the caller. */
+  readonly undelivered?: (err: unknown, channel: string) => void;
   readonly logger: Logger;
 }
 
@@ -119,6 +122,8 @@ export class KafkaLog extends KafkaBus {
   private bootstrap = new Map<number, bigint>();
   private waiters: Waiter[] = [];
   private readonly expiry: NodeJS.Timeout;
+  /** The log's verdict on this node's once-marked appends, handed from the reader to the writer. */
+  private readonly once = new OnceVerdicts(CATCH_UP_TIMEOUT_MS);
 
   constructor(private readonly options: KafkaLogOptions) {
     super({ ...options.address, topic: channelsTopic(options.address.topic) });
@@ -183,8 +188,17 @@ export class KafkaLog extends KafkaBus {
       if (headers.kind?.equals(KIND_MESSAGE)) {
         const data = message.value.toString('utf8');
         const time = Number(message.timestamp);
-        this.index.append(partition, offset, time, channel, data, parseOnce(headers.once));
-        if (delivered) this.deliverMessage(topic, channel, headers.origin?.toString('latin1') ?? '', time, offset, data);
+        const once = parseOnce(headers.once);
+        const origin = headers.origin?.toString('latin1') ?? '';
+        // The first record of a once-mark in the log wins, on every node alike (they all read the
+        // log in this order): a later one (two nodes that both checked before either appended) is
+        // neither history nor delivered, and its writer hears `duplicate`.
+        const duplicate = once !== undefined && once.position <= this.index.mark(channel, once.source);
+        if (once && origin === this.options.nodeId) this.once.decided(`${partition}:${message.offset}`, duplicate);
+        if (!duplicate) {
+          this.index.append(partition, offset, time, channel, data, once);
+          if (delivered) this.deliverMessage(topic, channel, origin, time, offset, data);
+        }
       } else if (delivered) {
         this.handler(topic, message.value);
       }
@@ -196,7 +210,8 @@ export class KafkaLog extends KafkaBus {
     let head: Buffer;
     try {
       head = this.options.channelHead(channel, origin, time);
-    } catch {
+    } catch (err) {
+      this.options.undelivered?.(err, channel);
       return;
     }
     this.handler(topic, buildMessagePayload(head, offset, this.epoch, data));
@@ -213,7 +228,7 @@ export class KafkaLog extends KafkaBus {
   }
 
   /** Writes a message of `topic`'s channel; resolves with its offset. */
-  async append(topic: string, data: string, origin: string, once?: OutgoingMessage['once']): Promise<ChannelPosition> {
+  async append(topic: string, data: string, origin: string, once?: OutgoingMessage['once']): Promise<ChannelPosition & { readonly duplicate?: boolean }> {
     const epoch = this.epoch;
     const headers = new Map([
       [KIND_HEADER, KIND_MESSAGE],
@@ -229,6 +244,7 @@ export class KafkaLog extends KafkaBus {
       timestamp: BigInt(Date.now()),
     });
     if (offset === undefined) throw new BusUnavailableError('kafka: the broker did not say where it wrote the message');
+    if (once && (await this.once.verdict(`${this.partitionOfTopic(topic)}:${offset}`))) return { offset: fanoutOffset(offset), epoch, duplicate: true };
     return { offset: fanoutOffset(offset), epoch };
   }
 
@@ -357,27 +373,43 @@ export class KafkaChannelStore implements ChannelStore {
     private readonly historySize: number,
   ) {}
 
+  /** Per channel, the once-marked publish this node is making (the next one waits for it). */
+  private readonly onceInFlight = new Map<string, Promise<unknown>>();
+
   /**
-   * A message with `once` is first checked against the marks of the channel's messages this
-   * node has read up to the partition's end: a position at or below the source's mark is a
-   * duplicate. Ingest hands a partition to one node at a time, so check and write need no lock;
-   * the marks live as long as the channel's messages stay in the index (--history-ttl).
+   * A message with `once` is checked and written as one step, across nodes, by the log itself:
+   * the first record of a mark in the log's order is the message, and every node's reader drops a
+   * later one ({@link KafkaLog.record}); the writer of a later one waits until it read its record
+   * back and answers `duplicate`. So two nodes that both pass the check below (a rebalance during
+   * a store outage hands one record to both) store it once; the loser's record stays in the Kafka
+   * log only, unread. Before writing, the mark is checked against what this node has read up to
+   * the partition's end, so a known repeat costs no write, and once-marked publishes of one
+   * channel go one at a time on a node (the second finds the first's mark instead of writing).
+   * The marks live as long as the channel's messages stay in the index (--history-ttl).
    */
-  async publish(message: OutgoingMessage): Promise<PublishResult> {
+  publish(message: OutgoingMessage): Promise<PublishResult> {
+    return message.once ? oneAtATime(this.onceInFlight, message.channel, () => this.write(message)) : this.write(message);
+  }
+
+  private async write(message: OutgoingMessage): Promise<PublishResult> {
     const once = message.once;
+    const partition = this.log.partitionOfTopic(message.topic);
     if (once) {
-      const partition = this.log.partitionOfTopic(message.topic);
       await this.log.catchUp(partition);
-      if (once.position <= this.log.index.mark(message.channel, once.source)) {
-        const offset = Math.max(this.log.index.view(message.channel, partition).messages.at(-1)?.offset ?? 0, this.log.position(partition));
-        return { offset, epoch: this.log.epoch, duplicate: true };
-      }
+      if (once.position <= this.log.index.mark(message.channel, once.source)) return this.duplicate(message.channel, partition);
     }
     const position = await this.log.append(message.topic, message.data, this.nodeId, once);
+    if (position.duplicate) return this.duplicate(message.channel, partition);
     // What the index holds of the channel, this message included (it may not have read it yet).
     const held = this.log.index.view(message.channel, this.log.partitionOfTopic(message.topic)).messages;
     const counted = held.at(-1)?.offset === position.offset ? held.length : held.length + 1;
-    return { ...position, retained: Math.min(counted, this.historySize) };
+    return { offset: position.offset, epoch: position.epoch, retained: Math.min(counted, this.historySize) };
+  }
+
+  /** The answer to a once-marked message the channel already has: its position now, nothing written. */
+  private duplicate(channel: string, partition: number): PublishResult {
+    const offset = Math.max(this.log.index.view(channel, partition).messages.at(-1)?.offset ?? 0, this.log.position(partition));
+    return { offset, epoch: this.log.epoch, duplicate: true };
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {

@@ -21,6 +21,7 @@
  * Readiness does not depend on the ingest: a topic that cannot be read is one warn line (and
  * a retry with backoff), then debug lines until it can.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, GROUP_TIMINGS } from '../bus/kafka.js';
 import { loadKafkaClient } from '../bus/kafka-client.js';
@@ -174,6 +175,9 @@ export class KafkaIngest {
   private input(record: IngestRecord): ReturnType<typeof publishInput> {
     if (!record.key || record.key.length === 0) return { error: 'bad_request', message: 'no key (the key names the channel)' };
     if (!record.value) return { error: 'bad_request', message: 'no value' };
+    // JSON text is UTF-8 (RFC 8259): decoding other bytes would publish U+FFFD in their place, data the producer never wrote.
+    if (!isUtf8(record.value)) return { error: 'bad_request', message: 'value is not valid UTF-8' };
+    if (!isUtf8(record.key)) return { error: 'bad_request', message: 'key is not valid UTF-8' };
     const parsed = parseJsonInput(record.value, this.ctx.maxPayload);
     if (isRefusal(parsed)) return { error: parsed.error, message: `value ${parsed.message}` };
     return publishInput(record.key.toString('utf8'), parsed.value);

@@ -16,10 +16,10 @@ import type { Bus } from '../bus/bus.js';
 import { createBus } from '../bus/create.js';
 import type { MemoryBroker } from '../bus/memory.js';
 import { TIMINGS, type Config } from '../config/schema.js';
-import { CloseCode, type ConfigError } from '../errors.js';
+import { CloseCode, errorMessage, type ConfigError } from '../errors.js';
 import { Hooks } from '../hooks/hooks.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { Metrics } from '../metrics.js';
+import { Metrics, type UndeliveredReason } from '../metrics.js';
 import type { Identity } from '../transport/client.js';
 import { SecurityGate } from '../transport/gate.js';
 import { pathOf, Router } from '../transport/router.js';
@@ -27,6 +27,7 @@ import { createTransport } from '../transport/server.js';
 import { closeSpread } from './drain.js';
 import type { Endpoint } from './endpoint.js';
 import { Outbox } from './outbox.js';
+import { QuietLog } from './quiet-log.js';
 import { Sockets } from './sockets.js';
 import { DeliveryLatency, TopicRouter } from './topics.js';
 
@@ -65,10 +66,13 @@ export class NodeCore {
   private stateValue: NodeState = 'starting';
   private readonly endpoints = new Map<string, Endpoint>();
   private readonly readinessChecks: Array<() => boolean> = [];
+  /** Every route of this node (its bus, a history link): each must have all its topics subscribed to be ready. */
+  private readonly routers: TopicRouter[] = [];
   private readonly stopHooks: Array<() => Promise<void>> = [];
   private readonly stateListeners: Array<(state: NodeState) => void> = [];
   private readonly fatalListeners: Array<(err: ConfigError) => void> = [];
   private fatalSaid = false;
+  private readonly quiet: QuietLog;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private closing: Promise<void> | undefined;
@@ -77,9 +81,11 @@ export class NodeCore {
     this.config = options.config;
     this.id = options.config.nodeId;
     this.logger = options.logger ?? silentLogger();
+    this.quiet = new QuietLog(this.logger, TIMINGS.unnoticedLogMs);
     this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
     this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics, historyTtlMs: this.config.historyTtl * 1000 });
     this.metrics.sources({ ready: () => this.ready });
+    this.metrics.routesMissing(() => this.routers.reduce((n, r) => n + r.missingRoutes, 0));
     this.latency = new DeliveryLatency(this.metrics);
     this.outbox = new Outbox({
       maxBuffered: this.config.maxBuffered,
@@ -110,7 +116,7 @@ export class NodeCore {
 
   /** A route over another bus (a separate history Redis), with this node's origin, metrics and latency. */
   createTopics(bus: Bus, name: string): TopicRouter {
-    return new TopicRouter({
+    const router = new TopicRouter({
       bus,
       nodeId: this.id,
       name,
@@ -120,6 +126,8 @@ export class NodeCore {
       pending: () => this.outbox.pending,
       fatal: (err) => this.fatal(err),
     });
+    this.routers.push(router);
+    return router;
   }
 
   /**
@@ -138,13 +146,31 @@ export class NodeCore {
     for (const listener of this.fatalListeners) listener(err);
   }
 
+  /**
+   * A message the store accepted (it is in history: a recovery finds it) was not delivered live:
+   * counted in `fanout_undelivered_total{reason}` and logged, at most once per 10 s per reason.
+   */
+  undelivered(reason: UndeliveredReason, err: unknown, fields: Record<string, unknown> = {}): void {
+    this.metrics.undelivered(reason);
+    this.quiet.warn(`undelivered:${reason}`, { ...fields, reason, err: errorMessage(err) }, 'a stored message was not delivered live (subscribers recover it from history)');
+  }
+
   get state(): NodeState {
     return this.stateValue;
   }
 
-  /** Serving, connected to the bus, and every readiness check passing: what /readyz and HAProxy's check report. */
+  /**
+   * Serving, connected to the bus, every topic a route needs subscribed at its broker (a failed
+   * subscribe is retried meanwhile), and every readiness check passing: what /readyz and
+   * HAProxy's check report.
+   */
   get ready(): boolean {
-    return this.stateValue === 'running' && this.bus.connected && this.readinessChecks.every((check) => check());
+    return (
+      this.stateValue === 'running' &&
+      this.bus.connected &&
+      this.routers.every((router) => router.missingRoutes === 0) &&
+      this.readinessChecks.every((check) => check())
+    );
   }
 
   /** Adds a condition /readyz requires besides running with the bus connected. */

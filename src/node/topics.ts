@@ -3,7 +3,10 @@
  * separate `--history` Redis when channel traffic rides that one) is a {@link TopicRouter}.
  *
  * It owns, once for every feature (echo, channels, presence, control):
- * - the topic map, and resubscribing every topic after the broker reconnects;
+ * - the topic map, and resubscribing every topic after the broker reconnects; a subscribe that
+ *   fails while the broker stays connected is retried with backoff (100 ms doubling to
+ *   TIMINGS.resubscribeMaxMs) until it succeeds, and {@link TopicRouter.missingRoutes} counts the
+ *   topics meanwhile (the node's /readyz answers 503 while any route is missing);
  * - the origin filter: a topic subscribed with `own: 'drop'` (echo, delivered locally first)
  *   never sees this node's own messages; `own: 'deliver'` topics (channels, whose order is set
  *   by the store and which every node delivers from the bus) do;
@@ -20,6 +23,7 @@ import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import { QuietLog } from './quiet-log.js';
 import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from './envelope.js';
 
 /** Handles the body of a bus message on a topic. */
@@ -94,9 +98,19 @@ export class TopicRouter implements Topics {
   private readonly listeners: Array<(status: BusStatus) => void> = [];
   private readonly idBytes: Buffer;
   private lastPublishError = 0;
+  /** Topics with a route that are not subscribed at the broker since it last connected. */
+  private readonly missing = new Set<string>();
+  /** Subscribes in flight on the current connection. */
+  private readonly inFlight = new Set<string>();
+  /** Counts `connected` changes: the answer to a subscribe asked before the latest one says nothing about now. */
+  private generation = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryAttempt = 0;
+  private readonly quiet: QuietLog;
 
   constructor(private readonly options: TopicRouterOptions) {
     this.bus = options.bus;
+    this.quiet = new QuietLog(options.logger, TIMINGS.unnoticedLogMs);
     this.idBytes = Buffer.from(options.nodeId, 'latin1');
     this.bus.onMessage((topic, payload) => this.fromBus(topic, payload));
     this.bus.onStatus((status, cause) => this.statusChanged(status, cause));
@@ -104,6 +118,11 @@ export class TopicRouter implements Topics {
 
   get connected(): boolean {
     return this.bus.connected;
+  }
+
+  /** Topics routed here that the connected broker has not subscribed (a failed subscribe, retried); 0 while disconnected. */
+  get missingRoutes(): number {
+    return this.bus.connected ? this.missing.size : 0;
   }
 
   /** Starts connecting without waiting; the broker's absence is logged and /readyz says 503 meanwhile. */
@@ -117,12 +136,19 @@ export class TopicRouter implements Topics {
   subscribeTopic(topic: string, handler: TopicHandler, own: OwnMessages): void {
     const had = this.routes.has(topic);
     this.routes.set(topic, { handler, dropOwn: own === 'drop' });
-    if (!had && this.bus.connected) this.busSubscribe(topic);
+    if (had) return;
+    this.missing.add(topic);
+    if (this.bus.connected) this.busSubscribe(topic);
   }
 
   unsubscribeTopic(topic: string): void {
     if (!this.routes.delete(topic)) return;
-    this.bus.unsubscribe(topic).catch(() => {});
+    this.missing.delete(topic);
+    this.bus.unsubscribe(topic).catch((err: unknown) => {
+      // Nothing waits for it: at worst the broker sends this node a topic it no longer routes (dropped in fromBus).
+      this.options.metrics.droppedError('unsubscribe');
+      this.quiet.warn('unsubscribe', { err: errorMessage(err), bus: this.bus.kind }, `${this.options.name} unsubscribe failed`);
+    });
   }
 
   subscribe(topic: string): Promise<void> {
@@ -154,15 +180,47 @@ export class TopicRouter implements Topics {
   }
 
   close(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     return this.bus.close();
   }
 
+  /** Subscribes a routed topic at the broker; a failure leaves it in {@link missing} and is retried. */
   private busSubscribe(topic: string): void {
-    this.bus.subscribe(topic).catch((err: unknown) => {
-      // Retried when the bus reports `connected` again.
-      this.options.metrics.busError('subscribe');
-      this.options.logger.debug({ err: errorMessage(err), topic }, `${this.options.name} subscribe failed`);
-    });
+    if (this.inFlight.has(topic)) return;
+    const generation = this.generation;
+    this.inFlight.add(topic);
+    this.bus.subscribe(topic).then(
+      () => {
+        if (generation !== this.generation) return;
+        this.inFlight.delete(topic);
+        this.missing.delete(topic);
+        if (this.missing.size === 0) this.retryAttempt = 0;
+      },
+      (err: unknown) => {
+        if (generation !== this.generation) return;
+        this.inFlight.delete(topic);
+        this.options.metrics.busError('subscribe');
+        this.options.metrics.droppedError('subscribe');
+        if (!this.routes.has(topic)) return;
+        // Disconnected: the next `connected` subscribes every topic again. Connected: retried here, or the route stays quiet.
+        if (!this.bus.connected) return;
+        this.quiet.warn('subscribe', { err: errorMessage(err), bus: this.bus.kind, topic, missing: this.missing.size }, `${this.options.name} subscribe failed; retrying, /readyz says 503 until every route is back`);
+        this.scheduleRetry();
+      },
+    );
+  }
+
+  /** One timer for every topic waiting: a broker that refuses thousands of subscribes costs one retry round per delay. */
+  private scheduleRetry(): void {
+    if (this.retryTimer) return;
+    const delay = Math.min(100 * 2 ** Math.min(this.retryAttempt++, 10), TIMINGS.resubscribeMaxMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.bus.connected) return;
+      for (const topic of this.missing) this.busSubscribe(topic);
+    }, delay);
+    this.retryTimer.unref();
   }
 
   private fromBus(topic: string, payload: Buffer): void {
@@ -190,6 +248,12 @@ export class TopicRouter implements Topics {
     const { logger, name } = this.options;
     if (status === 'connected') {
       logger.info({ bus: this.bus.kind, topics: this.routes.size }, `${name} connected`);
+      this.generation++;
+      this.inFlight.clear();
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      this.retryAttempt = 0;
+      for (const topic of this.routes.keys()) this.missing.add(topic);
       for (const topic of this.routes.keys()) this.busSubscribe(topic);
     } else if (status === 'disconnected') {
       logger.warn({ bus: this.bus.kind, err: cause?.message }, `${name} disconnected; retrying`);

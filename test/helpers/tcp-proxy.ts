@@ -1,6 +1,6 @@
 /**
  * A TCP proxy for fault tests (net-based): sits between a node and its broker, and can add
- * latency to every chunk in both directions or cut the link (existing connections closed, new
+ * latency to every chunk in both directions, limit each direction's bandwidth, or cut the link (existing connections closed, new
  * ones dropped at once) until restored.
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
@@ -8,6 +8,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private delayMs = 0;
+  private bytesPerSecond = 0;
   private cutOff = false;
 
   private constructor(
@@ -37,6 +38,11 @@ export class TcpProxy {
   /** Delays every chunk, both ways, by `ms` (order kept). 0 removes the delay. */
   latency(ms: number): void {
     this.delayMs = ms;
+  }
+
+  /** Limits each direction of every connection to `bytesPerSecond` (order kept). 0 removes the limit. */
+  throttle(bytesPerSecond: number): void {
+    this.bytesPerSecond = bytesPerSecond;
   }
 
   /** Cuts the link: every open connection is closed and new ones are dropped until {@link restore}. */
@@ -80,11 +86,13 @@ export class TcpProxy {
   private pipe(from: Socket, to: Socket): void {
     let lastDue = 0;
     from.on('data', (chunk: Buffer) => {
-      if (this.delayMs === 0 && lastDue <= Date.now()) {
+      if (this.delayMs === 0 && this.bytesPerSecond === 0 && lastDue <= Date.now()) {
         if (!to.destroyed) to.write(chunk);
         return;
       }
-      const due = Math.max(Date.now() + this.delayMs, lastDue);
+      // Throttled: the chunk leaves once the link had time to carry it after the ones before.
+      const transfer = this.bytesPerSecond > 0 ? (chunk.length * 1000) / this.bytesPerSecond : 0;
+      const due = Math.max(Date.now() + this.delayMs, lastDue) + transfer;
       lastDue = due;
       setTimeout(() => {
         if (!to.destroyed) to.write(chunk);

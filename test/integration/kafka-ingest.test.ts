@@ -3,7 +3,7 @@
  * by channel reach /ws/v1 subscribers and history with the offsets POST /api/publish gives; two
  * nodes in one group publish each record once; a node killed mid-stream (SIGKILL, nothing
  * committed after its last publishes) is replaced by one that goes on with nothing lost and
- * nothing twice; a record that is not JSON is skipped and later ones still arrive.
+ * nothing twice; a record that is not JSON (or not UTF-8) is skipped and later ones still arrive.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -49,7 +49,7 @@ async function createTopic(partitions: number): Promise<string> {
 }
 
 /** Writes records as a back end would: idempotent, so the log holds each once, in order per key. */
-async function produce(topic: string, records: ReadonlyArray<{ key: string; value: string }>): Promise<void> {
+async function produce(topic: string, records: ReadonlyArray<{ key: string; value: string | Buffer }>): Promise<void> {
   const producer = new Producer({ clientId: 'ingest-test', bootstrapBrokers: [BROKERS], acks: ProduceAcks.ALL, idempotent: true });
   try {
     await producer.metadata({ topics: [topic] });
@@ -101,7 +101,7 @@ test('records reach /ws/v1 subscribers and history with the offsets POST /api/pu
   await scrapeUntil(httpUrl(node, '').replace(/\/$/, ''), (s) => s.value('fanout_ingest_records_total', { result: 'published' }) === 3);
 });
 
-test('a record that is not JSON, has no key or a bad channel name is skipped; later records still arrive', async () => {
+test('a record that is not JSON, not UTF-8, has no key or a bad channel name is skipped; later records still arrive', async () => {
   const topic = await createTopic(1);
   const node = await startNode({ apiKey: API_KEY, kafkaIngest: topic, kafkaBrokers: BROKERS, busPrefix: uniquePrefix('ingest'), maxPayload: 1024 });
   nodes.push(node);
@@ -114,11 +114,15 @@ test('a record that is not JSON, has no key or a bad channel name is skipped; la
     { key: 'bad channel name', value: '{"n":0}' },
     { key: '', value: '{"n":0}' },
     { key: 'feed', value: JSON.stringify({ big: 'x'.repeat(2000) }) },
+    // JSON in shape, but 0xff is no UTF-8: decoding it would publish {"s":"\ufffd"}, which the producer never wrote.
+    { key: 'feed', value: Buffer.concat([Buffer.from('{"s":"'), Buffer.from([0xff]), Buffer.from('"}')]) },
+    // A truncated multi-byte sequence (the first two bytes of a three-byte character).
+    { key: 'feed', value: Buffer.concat([Buffer.from('{"s":"'), Buffer.from('€').subarray(0, 2), Buffer.from('"}')]) },
     { key: 'feed', value: '{"n":2}' },
   ]);
   const got = await waitMessages(client, 'feed', 2, 30_000);
   assert.deepEqual(got.map((f) => [f.offset, f.data]), [[1, { n: 1 }], [2, { n: 2 }]]);
-  await scrapeUntil(httpUrl(node, '').replace(/\/$/, ''), (s) => s.value('fanout_ingest_records_total', { result: 'rejected' }) === 4 && s.value('fanout_ingest_records_total', { result: 'published' }) === 2);
+  await scrapeUntil(httpUrl(node, '').replace(/\/$/, ''), (s) => s.value('fanout_ingest_records_total', { result: 'rejected' }) === 6 && s.value('fanout_ingest_records_total', { result: 'published' }) === 2);
 });
 
 test('two nodes in one group: every record is published once, in order per channel', async () => {

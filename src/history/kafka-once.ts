@@ -1,0 +1,69 @@
+/**
+ * Once-marks on the Kafka log (history/kafka.ts): the log's order decides which of two records of
+ * one mark is the message, so a writer learns whether its record was the first only when its own
+ * consumer reads the record back. {@link OnceVerdicts} hands that verdict from the reader to the
+ * writer, whichever of the two comes first (the consumer can read a record before the producer's
+ * answer with its offset arrives).
+ */
+import { BusUnavailableError } from '../errors.js';
+
+/** Verdicts kept for a writer still waiting for its offset, at most (the oldest go first). */
+const MAX_KEPT = 10_000;
+
+export class OnceVerdicts {
+  /** Per `partition:offset`, true when the record was a duplicate; read by the writer once it knows the offset. */
+  private readonly kept = new Map<string, boolean>();
+  private readonly waiting = new Map<string, (duplicate: boolean) => void>();
+
+  /** `timeoutMs`: how long a writer waits for its record to be read. */
+  constructor(private readonly timeoutMs: number) {}
+
+  /** The reader decided on this node's record at `partition:offset`. */
+  decided(key: string, duplicate: boolean): void {
+    const waiter = this.waiting.get(key);
+    if (waiter) {
+      this.waiting.delete(key);
+      return waiter(duplicate);
+    }
+    this.kept.set(key, duplicate);
+    if (this.kept.size > MAX_KEPT) this.kept.delete(this.kept.keys().next().value!);
+  }
+
+  /**
+   * Whether this node's record at `key` was a duplicate. Not read within the timeout:
+   * BusUnavailableError, and the caller's retry finds the mark (the record is stored once either way).
+   */
+  async verdict(key: string): Promise<boolean> {
+    const known = this.kept.get(key);
+    if (known !== undefined) {
+      this.kept.delete(key);
+      return known;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<boolean>((resolve, reject) => {
+        this.waiting.set(key, resolve);
+        timer = setTimeout(() => {
+          this.waiting.delete(key);
+          reject(new BusUnavailableError(`kafka: this node did not read its own write back within ${this.timeoutMs / 1000} s`));
+        }, this.timeoutMs);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
+ * Runs `task` after the one `chains` holds for `key` settled (one at a time per key), and keeps
+ * the map to keys with work in flight.
+ */
+export function oneAtATime<T>(chains: Map<string, Promise<unknown>>, key: string, task: () => Promise<T>): Promise<T> {
+  const next = (chains.get(key) ?? Promise.resolve()).then(task, task);
+  const settled = next.catch(() => {});
+  chains.set(key, settled);
+  void settled.then(() => {
+    if (chains.get(key) === settled) chains.delete(key);
+  });
+  return next;
+}
