@@ -54,7 +54,7 @@ export async function storeNodes(kind: StoreKind, count: number): Promise<StoreN
   const logger = silentLogger();
   if (kind === 'memory') {
     const broker = new MemoryBroker();
-    const stores = ids.map(() => new MemoryChannelStore(broker, { historySize: HISTORY_SIZE, historyTtl: HISTORY_TTL, connected: () => true, deliver: () => {} }));
+    const stores = ids.map(() => new MemoryChannelStore(broker, { historySize: HISTORY_SIZE, historyTtl: HISTORY_TTL, historyMaxBytes: 0, connected: () => true, deliver: () => {} }));
     return { stores, topicOf, close: async () => {} };
   }
   if (kind === 'redis') {
