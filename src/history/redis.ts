@@ -31,7 +31,7 @@
  */
 import type { Redis } from 'ioredis';
 import { TIMINGS } from '../config/defaults.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError } from '../errors.js';
 import { luaMessagePayload } from '../protocol/message-frame.js';
 import { newEpoch } from './memory.js';
 import { PresenceWrites } from './presence-writes.js';
@@ -50,16 +50,31 @@ import {
   type StoredMessage,
 } from './store.js';
 
+/**
+ * ensure(): the channel's epoch and offset, creating (or replacing) the epoch when the channel
+ * has none or its history vanished (flushed, evicted, expired). A new epoch that holds no message
+ * yet expires after --history-ttl, or {@link EMPTY_EPOCH_TTL_S} with --history-ttl 0, so a
+ * subscription to a name that never gets a message leaves nothing for long; each fenced read of it
+ * (a subscription joining) renews that. peek(): the same without writing anything, for reads that
+ * hand out no position to continue from (history pages): nil when the channel has no epoch.
+ */
 const ENSURE_EPOCH = `
-local function ensure(meta, log, candidate, ttl, size)
+local function peek(meta, log, size)
   local cur = redis.call('HMGET', meta, 'epoch', 'offset')
   local epoch, offset = cur[1], tonumber(cur[2] or '0')
-  if (not epoch) or (offset > 0 and size > 0 and redis.call('EXISTS', log) == 0) then
+  if (not epoch) or (offset > 0 and size > 0 and redis.call('EXISTS', log) == 0) then return nil, 0 end
+  return epoch, offset
+end
+local function ensure(meta, log, candidate, ttl, size, emptyTtl)
+  local epoch, offset = peek(meta, log, size)
+  if not epoch then
     epoch = candidate
     offset = 0
     redis.call('DEL', log)
     redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
-    if ttl > 0 then redis.call('EXPIRE', meta, ttl) end
+  end
+  if offset == 0 then
+    if ttl > 0 then redis.call('EXPIRE', meta, ttl) else redis.call('EXPIRE', meta, emptyTtl) end
   end
   return epoch, offset
 end
@@ -67,12 +82,12 @@ end
 
 /**
  * KEYS: meta, log, marks. ARGV: candidate epoch, ttl, size, topic, head, data, once source ('' for
- * none), once position, marks ttl. Returns {offset, epoch, duplicate}: with a source whose mark is
- * at or past the position, nothing is stored or published (OutgoingMessage.once).
+ * none), once position, marks ttl, empty epoch ttl. Returns {offset, epoch, duplicate}: with a
+ * source whose mark is at or past the position, nothing is stored or published (OutgoingMessage.once).
  */
 const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
-local epoch, current = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
+local epoch, current = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size, tonumber(ARGV[10]))
 if ARGV[7] ~= '' then
   local mark = redis.call('HGET', KEYS[3], ARGV[7])
   if mark and tonumber(ARGV[8]) <= tonumber(mark) then return {current, epoch, 1} end
@@ -86,6 +101,9 @@ end
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   if size > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+else
+  -- Kept for good once it holds a message (it was created to expire as an empty epoch).
+  redis.call('PERSIST', KEYS[1])
 end
 if ARGV[4] ~= '' then
   -- The message frame's layout, generated from protocol/message-frame.ts.
@@ -96,21 +114,42 @@ return {offset, epoch, 0}
 
 /**
  * KEYS: meta, log. ARGV: candidate epoch, ttl, size, mode (since|limit), since offset or limit,
- * since epoch, fence topic ('' for none), fence payload, before offset ('' for none), max bytes
- * (0 for no cap). The fence is published at the point of the read in the channel's message
- * stream (see ReadOptions.fence). Returns {offset, epoch, covered, more, id, data, id, data, …}.
+ * since epoch, fence topic ('' for none), fence payload, before offset ('' for none, at least 2),
+ * max bytes (0 for no cap), empty epoch ttl. The fence is published at the point of the read in
+ * the channel's message stream (see ReadOptions.fence). Returns {offset, epoch, covered, more,
+ * id, data, id, data, …}.
+ *
+ * Only a read with a fence (a subscription joining, or a node catching up) creates the channel's
+ * epoch: its subscribers hold that position, and the first publish must continue it. A read
+ * without one writes nothing; on a channel with no epoch it answers offset 0 and the candidate
+ * epoch, which nothing stores, so a `since` at it never counts as covered later (the store cannot
+ * know what happened to the channel between) while a history page of it is simply empty.
  *
  * In limit mode the entries are taken newest first, a few at a time, so a read that stops at
  * max bytes does not first load the whole stream.
  */
 const READ_SCRIPT = `${ENSURE_EPOCH}
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
-local epoch, offset = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size)
-if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+local epoch, offset
+if ARGV[7] ~= '' then
+  epoch, offset = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size, tonumber(ARGV[11]))
+  redis.call('PUBLISH', ARGV[7], ARGV[8])
+else
+  epoch, offset = peek(KEYS[1], KEYS[2], size)
+  if not epoch then
+    if ARGV[4] == 'since' then return {0, ARGV[1], 0, 0} end
+    return {0, ARGV[1], 1, 0}
+  end
+end
 local out = {offset, epoch, 1, 0}
 local n = tonumber(ARGV[5])
+-- The oldest offset the channel keeps: the stream is trimmed in whole nodes (MAXLEN ~), so it
+-- may hold older entries, but a read never answers with them (exactly --history-size, as on
+-- every store).
+local oldest = '-'
+if size > 0 and offset > size then oldest = (offset - size + 1) .. '-0' end
 if ARGV[4] == 'since' then
-  if ARGV[6] ~= epoch or n > offset then out[3] = 0 return out end
+  if ARGV[6] ~= epoch or n > offset or (size > 0 and n < offset - size) then out[3] = 0 return out end
   if n == offset then return out end
   local entries = redis.call('XRANGE', KEYS[2], (n + 1) .. '-0', '+')
   if #entries == 0 or entries[1][1] ~= (n + 1) .. '-0' then out[3] = 0 return out end
@@ -125,7 +164,7 @@ elseif n > 0 then
   local picked, bytes, full = {}, 0, false
   while #picked < n and not full do
     local want = math.min(16, n - #picked)
-    local entries = redis.call('XREVRANGE', KEYS[2], hi, '-', 'COUNT', want)
+    local entries = redis.call('XREVRANGE', KEYS[2], hi, oldest, 'COUNT', want)
     for i = 1, #entries do
       local data = entries[i][2][2]
       if maxBytes > 0 and #picked > 0 and bytes + #data > maxBytes then full = true break end
@@ -135,7 +174,7 @@ elseif n > 0 then
     end
     if #entries < want then break end
   end
-  if #picked > 0 and #redis.call('XREVRANGE', KEYS[2], hi, '-', 'COUNT', 1) > 0 then out[4] = 1 end
+  if #picked > 0 and #redis.call('XREVRANGE', KEYS[2], hi, oldest, 'COUNT', 1) > 0 then out[4] = 1 end
   for i = #picked, 1, -1 do
     out[#out + 1] = picked[i][1]
     out[#out + 1] = picked[i][2][2]
@@ -294,6 +333,14 @@ return out
  */
 const ONCE_MARKS_TTL_S = 7 * 24 * 3600;
 
+/**
+ * Seconds the epoch of a channel that holds no message lives with --history-ttl 0 (with a ttl,
+ * the ttl): created by a subscription joining an empty channel, it must not stay for good, or
+ * subscribing to ever new names would fill Redis. A subscriber that waits longer for the first
+ * message sees it in a new epoch (the SDK's `unrecovered`, with nothing to reload).
+ */
+export const EMPTY_EPOCH_TTL_S = 300;
+
 type ScriptRedis = Redis & {
   fanoutPublish(meta: string, log: string, marks: string, ...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
   fanoutRead(meta: string, log: string, ...args: Array<string | number | Buffer>): Promise<Array<number | string>>;
@@ -312,8 +359,15 @@ export function withScripts(redis: Redis): ScriptRedis {
   return redis as ScriptRedis;
 }
 
+/**
+ * A failed Redis call as the channel layer sees it. The text reaches clients (`unavailable`
+ * answers), so it never carries Redis's own error text (a script's internals, a key name): only
+ * whether Redis could not be reached or refused the command; the error itself stays in `cause`.
+ */
 function unavailable(err: unknown): BusUnavailableError {
-  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`redis: ${errorMessage(err)}`, { cause: err });
+  if (err instanceof BusUnavailableError) return err;
+  const refused = err instanceof Error && err.name === 'ReplyError';
+  return new BusUnavailableError(refused ? 'the redis store refused the request' : 'the redis store is not reachable', { cause: err });
 }
 
 export interface RedisStoreOptions {
@@ -349,6 +403,7 @@ export class RedisChannelStore implements ChannelStore {
         once?.source ?? '',
         once?.position ?? 0,
         historyTtl > 0 ? Math.max(Math.ceil(historyTtl), ONCE_MARKS_TTL_S) : 0,
+        EMPTY_EPOCH_TTL_S,
       );
     } catch (err) {
       throw unavailable(err);
@@ -360,6 +415,8 @@ export class RedisChannelStore implements ChannelStore {
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
     const { historySize, historyTtl } = this.options;
     const since = options.since;
+    // Offsets start at 1: nothing is older than 1 (and the script's range needs an id above 0-0).
+    const noneOlder = options.before !== undefined && options.before <= 1;
     let reply: Array<number | string>;
     try {
       reply = await this.redis.fanoutRead(
@@ -368,12 +425,13 @@ export class RedisChannelStore implements ChannelStore {
         Math.ceil(historyTtl),
         historySize,
         since ? 'since' : 'limit',
-        since ? since.offset : Math.min(options.limit ?? historySize, historySize),
+        since ? since.offset : noneOlder ? 0 : Math.min(options.limit ?? historySize, historySize),
         since ? since.epoch : '',
         options.fence ? options.fence.topic : '',
         options.fence?.payload ?? '',
-        options.before === undefined ? '' : options.before,
+        options.before === undefined || noneOlder ? '' : options.before,
         options.maxBytes ?? 0,
+        EMPTY_EPOCH_TTL_S,
       );
     } catch (err) {
       throw unavailable(err);
