@@ -89,6 +89,8 @@ export interface KafkaLogOptions {
   readonly nodeId: string;
   readonly historySize: number;
   readonly historyTtl: number;
+  /** --history-max-bytes: what the node's index of the log may hold (history/kafka-index.ts); default 256 MiB, 0 for no cap. */
+  readonly historyMaxBytes?: number;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** The bus topic of a channel (the inverse of `channelOf`). */
@@ -122,7 +124,11 @@ export class KafkaLog extends KafkaBus {
 
   constructor(private readonly options: KafkaLogOptions) {
     super({ ...options.address, topic: channelsTopic(options.address.topic) });
-    this.index = new KafkaIndex({ historySize: options.historySize, historyTtl: options.historyTtl });
+    this.index = new KafkaIndex({
+      historySize: options.historySize,
+      historyTtl: options.historyTtl,
+      ...(options.historyMaxBytes === undefined ? {} : { historyMaxBytes: options.historyMaxBytes }),
+    });
     this.expiry = setInterval(() => this.index.expire(Date.now()), EXPIRE_EVERY_MS);
     this.expiry.unref();
   }
