@@ -31,7 +31,7 @@ import type { Consumer, Message } from '@platformatic/kafka';
 import { KafkaBus, type TopicShape } from '../bus/kafka.js';
 import { loadedKafkaClient } from '../bus/kafka-client.js';
 import type { KafkaAddress } from '../config/bus-address.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { KafkaIndex } from './kafka-index.js';
@@ -292,7 +292,8 @@ export class KafkaLog extends KafkaBus {
       try {
         return (await this.consumer().listOffsets({ topics: [this.topic] })).get(this.topic) ?? [];
       } catch (err) {
-        throw err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka: ${errorMessage(err)}`, { cause: err });
+        // The text reaches clients (`unavailable`): the broker's own error stays in `cause`.
+        throw err instanceof BusUnavailableError ? err : new BusUnavailableError('the kafka store did not answer', { cause: err });
       }
     })().finally(() => {
       if (this.endsInFlight === request) this.endsInFlight = undefined;

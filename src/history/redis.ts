@@ -387,6 +387,9 @@ export class RedisChannelStore implements ChannelStore {
   }
 
   async publish(message: OutgoingMessage): Promise<PublishResult> {
+    // Never queued for a reconnect: a publish answered `unavailable` must not be stored later
+    // (the client would retry it). Reads may wait for the connection; publishes fail at once.
+    if (this.redis.status !== 'ready') throw unavailable(new Error(`redis is ${this.redis.status}`));
     const { historySize, historyTtl } = this.options;
     const once = message.once;
     let result: [number, string, number];
