@@ -370,6 +370,9 @@ function unavailable(err: unknown): BusUnavailableError {
   return new BusUnavailableError(refused ? 'the redis store refused the request' : 'the redis store is not reachable', { cause: err });
 }
 
+/** How long a publish waits for the first connection. */
+const FIRST_CONNECT_WAIT_MS = 3000;
+
 export interface RedisStoreOptions {
   readonly prefix: string;
   readonly historySize: number;
@@ -379,7 +382,13 @@ export interface RedisStoreOptions {
 export class RedisChannelStore implements ChannelStore {
   readonly kind = 'redis';
 
-  constructor(private readonly redis: ScriptRedis, private readonly options: RedisStoreOptions) {}
+  /** The connection was ready once: not ready now means it dropped. */
+  private wasReady = false;
+
+  constructor(private readonly redis: ScriptRedis, private readonly options: RedisStoreOptions) {
+    if (redis.status === 'ready') this.wasReady = true;
+    else redis.once('ready', () => (this.wasReady = true));
+  }
 
   private keys(channel: string): [string, string] {
     const base = `${this.options.prefix}:ch:{${channel}}`;
@@ -387,9 +396,7 @@ export class RedisChannelStore implements ChannelStore {
   }
 
   async publish(message: OutgoingMessage): Promise<PublishResult> {
-    // Never queued for a reconnect: a publish answered `unavailable` must not be stored later
-    // (the client would retry it). Reads may wait for the connection; publishes fail at once.
-    if (this.redis.status !== 'ready') throw unavailable(new Error(`redis is ${this.redis.status}`));
+    await this.ready();
     const { historySize, historyTtl } = this.options;
     const once = message.once;
     let result: [number, string, number];
@@ -413,6 +420,30 @@ export class RedisChannelStore implements ChannelStore {
     }
     const [offset, epoch, duplicate] = result;
     return duplicate === 1 ? { offset, epoch, duplicate: true } : { offset, epoch };
+  }
+
+  /**
+   * A publish is sent only on a ready connection, never queued: a queued command that timed out
+   * is still sent once Redis is back, and a publish answered `unavailable` must not be stored
+   * later (the client would retry it). While the first connection is being made it waits for it
+   * (a little); after a drop it fails at once. Reads may wait in the queue: a late read is harmless.
+   */
+  private async ready(): Promise<void> {
+    const { redis } = this;
+    if (redis.status === 'ready') return;
+    if (this.wasReady || redis.status === 'end') throw unavailable(new Error(`redis is ${redis.status}`));
+    let timer: NodeJS.Timeout | undefined;
+    let onReady: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        onReady = resolve;
+        redis.once('ready', onReady);
+        timer = setTimeout(() => reject(unavailable(new Error(`redis is ${redis.status}`))), FIRST_CONNECT_WAIT_MS);
+      });
+    } finally {
+      clearTimeout(timer);
+      if (onReady) redis.off('ready', onReady);
+    }
   }
 
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {

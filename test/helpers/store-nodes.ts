@@ -14,7 +14,7 @@ import { createStores, type StoreTarget, type Stores } from '../../src/history/c
 import { JetStreamLog } from '../../src/history/jetstream.js';
 import { KafkaLog } from '../../src/history/kafka.js';
 import type { OccupancyEvent, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from '../../src/history/store.js';
-import { silentLogger } from '../../src/logger.js';
+import { createLogger, silentLogger } from '../../src/logger.js';
 import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/node/envelope.js';
 import { messageHead } from '../../src/protocol/message-frame.js';
 import { Changes, until } from '../../harness/wait.js';
@@ -63,7 +63,7 @@ export class StoreNode {
   /** Builds node `id`'s stores for `spec` and connects its route (resolves once it can publish). */
   static async open(id: string, spec: StoreSpec): Promise<StoreNode> {
     let node: StoreNode | undefined;
-    const logger = silentLogger();
+    const logger = process.env.FANOUT_DEBUG_STORES ? createLogger('debug', { node: id }, true) : silentLogger();
     const head = (channel: string, origin: string, at: number): Buffer => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), at);
     let route: Bus;
     let target: StoreTarget;

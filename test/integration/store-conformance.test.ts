@@ -12,21 +12,16 @@
  * has no broker, so it has none.
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { BusUnavailableError } from '../../src/errors.js';
 import type { OccupancyEvent, PresenceEntry, PublishResult, ReadResult } from '../../src/history/store.js';
-import { stopChild } from '../../harness/child.js';
-import { sleep, untilEvent } from '../../harness/wait.js';
-import { connectChannels, request } from '../helpers/channels.js';
+import { sleep } from '../../harness/wait.js';
+import { connectChannels, publish, request, waitMessages } from '../helpers/channels.js';
 import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '../helpers/store-harnesses.js';
-import type { StoreNodeCommand } from '../helpers/store-node-process.js';
-import { StoreNode, type StoreSpec } from '../helpers/store-nodes.js';
-import type { TestClient } from '../helpers/ws-client.js';
+import { channel, closeOpened, open, openChild, opened, texts } from '../helpers/store-suite.js';
+import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
-const NODE_SCRIPT = fileURLToPath(new URL('../helpers/store-node-process.js', import.meta.url));
 const harnesses = storeHarnesses();
 
 for (const h of harnesses) {
@@ -38,48 +33,6 @@ for (const h of harnesses) {
 }
 
 // ------------------------------------------------------------------------------------------------
-
-const opened: StoreNode[] = [];
-const children: ChildProcess[] = [];
-
-/** Node ids are never reused: a store keeps a node's state by its id. */
-let ids = 0;
-
-async function open(spec: StoreSpec, count: number): Promise<StoreNode[]> {
-  const list: StoreNode[] = [];
-  for (let i = 0; i < count; i++) {
-    const node = await StoreNode.open(`${spec.prefix}-n${++ids}`, spec);
-    opened.push(node);
-    list.push(node);
-  }
-  return list;
-}
-
-async function closeOpened(): Promise<void> {
-  await Promise.all(opened.splice(0).map((n) => n.close().catch(() => {})));
-  await Promise.all(children.splice(0).map((c) => stopChild(c, 'SIGKILL')));
-}
-
-let channels = 0;
-const channel = (): string => `c${++channels}-${uniquePrefix('x')}`;
-
-/** `n` messages' JSON texts. */
-const texts = (tag: string, n: number): string[] => Array.from({ length: n }, (_, i) => JSON.stringify(`${tag}${i}`));
-
-/** A store node in a process of its own (to be SIGKILLed), ready. */
-async function openChild(spec: StoreSpec, id: string): Promise<{ child: ChildProcess; send: (command: StoreNodeCommand) => Promise<unknown> }> {
-  const child = fork(NODE_SCRIPT, [id, JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.push(child);
-  await untilEvent(child, 'message', { timeoutMs: 30_000, what: `store node ${id} to open`, failOn: ['exit'] });
-  const send = async (command: StoreNodeCommand): Promise<unknown> => {
-    const reply = untilEvent<[Record<string, unknown>]>(child, 'message', { timeoutMs: 10_000, what: `${id} to answer`, failOn: ['exit'] });
-    child.send(command);
-    const [answer] = await reply;
-    if ('failed' in answer) throw new Error(String(answer.failed));
-    return answer;
-  };
-  return { child, send };
-}
 
 function defineChannelStore(h: StoreHarness): void {
   before(() => h.setup());
@@ -243,13 +196,14 @@ function definePresence(h: StoreHarness): void {
 
   if (h.sweeps) test('a dead node\'s clients are swept after --presence-ttl, reported departed by exactly one survivor', async () => {
     const spec = h.spec();
-    const [a, b] = await open(spec, 2);
+    const [a] = await open(spec, 2);
     const ch = channel();
-    const { child, send } = await openChild(spec, `${spec.prefix}-dead${++ids}`);
+    const { child, send } = await openChild(spec);
     await send({ join: { channel: ch, client: 'ghost', user: 'u' } });
     await a!.until(async () => entries(await a!.stores.presence.list(ch)).join() === 'ghost:u', 'the dead node\'s client listed');
     child.kill('SIGKILL');
-    const departed = (): string[] => [...a!.departed, ...b!.departed].filter((d) => d.startsWith(`${ch}/`));
+    // Every live node of the prefix sweeps (those of earlier tests too): count them all.
+    const departed = (): string[] => opened.filter((n) => n.spec.prefix === spec.prefix).flatMap((n) => n.departed.filter((d) => d.startsWith(`${ch}/`)));
     await a!.until(() => departed().length > 0, 'the sweep');
     await a!.until(async () => (await a!.stores.presence.list(ch)).length === 0, 'the list to be empty');
     // Both survivors sweep every beat: a second report would come within two ttls.
@@ -281,12 +235,12 @@ function defineOccupancy(h: StoreHarness): void {
 
   if (h.sweeps) test('a dead node\'s counts are swept: its crossings are reported once, by one survivor', async () => {
     const spec = h.spec();
-    const [a, b] = await open(spec, 2);
+    const [a] = await open(spec, 2);
     const ch = channel();
-    const { child, send } = await openChild(spec, `${spec.prefix}-dead${++ids}`);
+    const { child, send } = await openChild(spec);
     await send({ occupancy: { channel: ch, subscribers: 1, users: [['u', 1]] } });
     child.kill('SIGKILL');
-    const swept = (): string[] => crossings([...a!.swept, ...b!.swept], ch);
+    const swept = (): string[] => crossings(opened.filter((n) => n.spec.prefix === spec.prefix).flatMap((n) => n.swept), ch);
     await a!.until(() => swept().length >= 2, 'the sweep');
     await sleep(2 * spec.presenceTtl * 1000);
     assert.deepEqual(swept(), ['channel_vacated', 'member_removed:u']);
@@ -380,28 +334,32 @@ function defineFaults(h: StoreHarness, start: () => Promise<FaultRig>): void {
 }
 
 function defineNodes(h: StoreHarness): void {
-  test('history with any before: 0 and 1 answer no messages, a bad one bad_request; never a store\'s error text', async () => {
+  test('two nodes: a subscriber on one gets what the other acknowledged, in order; history with any before gets a documented answer, never a store\'s error text', async () => {
     const prefix = uniquePrefix('scn');
     const { config, broker } = h.node(prefix);
-    const node = await startNode({ ...config, nodeId: 'sc1' }, broker);
-    let client: TestClient | undefined;
+    const nodes = [await startNode({ ...config, nodeId: 'sc1' }, broker), await startNode({ ...config, nodeId: 'sc2' }, broker)];
+    const clients: TestClient[] = [];
     try {
-      await waitNodesReady([node], 30_000);
-      client = await connectChannels(node);
+      await waitNodesReady(nodes, 30_000);
+      const [pub, sub] = [await connectChannels(nodes[0]!), await connectChannels(nodes[1]!)];
+      clients.push(pub, sub);
       const ch = channel();
-      for (let i = 0; i < 3; i++) assert.equal((await request(client, { type: 'publish', channel: ch, data: i }, 15_000)).type, 'ack');
+      assert.equal((await request(sub, { type: 'subscribe', channel: ch }, 15_000)).type, 'subscribed');
+      const acks: number[] = [];
+      for (let i = 0; i < 3; i++) acks.push(await publish(pub, ch, i));
+      assert.deepEqual((await waitMessages(sub, ch, 3, 15_000)).map((m) => [m.offset, m.data]), acks.map((o, i) => [o, i]));
       for (const before of [0, 1, Number.MAX_SAFE_INTEGER]) {
-        const reply = await request(client, { type: 'history', channel: ch, limit: 10, before }, 15_000);
+        const reply = await request(sub, { type: 'history', channel: ch, limit: 10, before }, 15_000);
         assert.equal(reply.type, 'history', `before ${before}: ${JSON.stringify(reply)}`);
-        assert.equal((reply.messages as unknown[]).length, before > 1 ? 3 : 0);
+        assert.deepEqual([(reply.messages as unknown[]).length, reply.more], [before > 1 ? 3 : 0, undefined]);
       }
       for (const before of [-1, 1.5, '7', 1e300, null]) {
-        const reply = await request(client, { type: 'history', channel: ch, before }, 15_000);
+        const reply = await request(sub, { type: 'history', channel: ch, before }, 15_000);
         assert.deepEqual([reply.type, reply.code], ['error', 'bad_request'], `before ${JSON.stringify(before)}`);
       }
     } finally {
-      client?.close();
-      await closeNodes([node]);
+      closeAll(clients);
+      await closeNodes(nodes);
     }
   });
 }
