@@ -11,7 +11,8 @@ import { KafkaPresenceStore } from './kafka-presence.js';
 import type { KafkaAddress } from '../config/bus-address.js';
 import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore } from './memory.js';
 import { NatsPresenceStore } from './nats-presence.js';
-import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore, withScripts } from './redis.js';
+import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore } from './redis.js';
+import { withScripts } from './redis-scripts.js';
 import type { ChannelStore, OccupancyStore, PresenceStore } from './store.js';
 
 /**

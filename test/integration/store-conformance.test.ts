@@ -320,7 +320,7 @@ function defineFaults(h: StoreHarness, start: () => Promise<FaultRig>): void {
     const [slow] = await open(rig.spec('proxied', limits), 1);
     const [other] = await open(rig.spec('direct', limits), 1);
     const ch = channel();
-    rig.proxy.latency(300);
+    rig.proxy.latency(150);
     try {
       for (let i = 0; i < 3; i++) {
         const ack = await other!.publish(ch, JSON.stringify(i));
