@@ -14,7 +14,7 @@ import { createStores, type StoreTarget, type Stores } from '../../src/history/c
 import { JetStreamLog } from '../../src/history/jetstream.js';
 import { KafkaLog } from '../../src/history/kafka.js';
 import type { OccupancyEvent, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from '../../src/history/store.js';
-import { createLogger, silentLogger } from '../../src/logger.js';
+import { silentLogger } from '../../src/logger.js';
 import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/node/envelope.js';
 import { messageHead } from '../../src/protocol/message-frame.js';
 import { Changes, until } from '../../harness/wait.js';
@@ -57,17 +57,15 @@ export class StoreNode {
     readonly stores: Stores,
     /** The route channel payloads reach this node by (the node's topic router reads it). */
     readonly route: Bus,
-    private readonly ownsRoute: boolean,
   ) {}
 
   /** Builds node `id`'s stores for `spec` and connects its route (resolves once it can publish). */
   static async open(id: string, spec: StoreSpec): Promise<StoreNode> {
     let node: StoreNode | undefined;
-    const logger = process.env.FANOUT_DEBUG_STORES ? createLogger('debug', { node: id }, true) : silentLogger();
+    const logger = silentLogger();
     const head = (channel: string, origin: string, at: number): Buffer => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), at);
     let route: Bus;
     let target: StoreTarget;
-    let ownsRoute = true;
     if (spec.kind === 'memory') {
       let broker = brokers.get(spec.broker);
       if (!broker) brokers.set(spec.broker, (broker = new MemoryBroker()));
@@ -90,7 +88,6 @@ export class StoreNode {
       });
       route = log;
       target = { kind: 'kafka', log, address };
-      ownsRoute = true;
     }
     const stores = createStores(target, {
       nodeId: id,
@@ -106,7 +103,7 @@ export class StoreNode {
         node!.changes.notify();
       },
     });
-    node = new StoreNode(id, spec, stores, route, ownsRoute);
+    node = new StoreNode(id, spec, stores, route);
     route.onMessage((topic, payload) => node!.received(topic, payload));
     route.onStatus((status) => {
       // As the node's topic router does: after a reconnect, subscribe every topic again.
@@ -193,7 +190,7 @@ export class StoreNode {
     await this.stores.presence.close().catch(() => {});
     await this.stores.channels.close();
     await this.stores.close();
-    if (this.ownsRoute) await this.route.close();
+    await this.route.close();
   }
 
   private received(topic: string, payload: Buffer): void {
