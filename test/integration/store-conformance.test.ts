@@ -3,7 +3,8 @@
  * separate --history), JetStream and Kafka with the real brokers. It tests what the contracts in
  * src/history/store.ts promise, at the store interface: stores built as the node builds them
  * (helpers/store-nodes.ts) play the nodes of a cluster; a node that must die runs in a process of
- * its own and is SIGKILLed. Then real nodes on each store answer `history` with any `before`.
+ * its own and is SIGKILLed. Then two real nodes on each store deliver a channel across nodes and
+ * answer `history` with any `before`.
  *
  * Which store implements which kind is in each describe's name: a store missing a kind is not in
  * that kind's list (memory sweeps no dead node: in one process a node cannot die without its
