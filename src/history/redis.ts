@@ -291,6 +291,8 @@ export class RedisPresenceStore implements PresenceStore {
     }
     const [added, departed, crossings] = reply;
     if (mode === 'beat' && added === 1 && this.beats++ > 0) this.options.rejoin();
+    // Redis answers again: joins and leaves whose replay after the reconnect failed too go now.
+    if (this.writes.pending > 0) this.writes.replay();
     for (let i = 0; i + 2 < departed.length; i += 3) {
       const channel = String(departed[i]);
       this.onDeparted(channel, { client: String(departed[i + 1]), user: userOf(String(departed[i + 2])) });

@@ -66,7 +66,7 @@ function defineChannelStore(h: StoreHarness): void {
   test('a read of a channel that holds nothing answers no messages, and a history read, a recovery check or a presence list creates nothing', async () => {
     const [a] = await open(h.spec(), 1);
     const baseline = await a!.footprint();
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 25; i++) {
       const ch = channel();
       const read = await a!.read(ch, { limit: 10 });
       assert.deepEqual([read.messages.length, read.more, read.covered], [0, false, true]);
@@ -315,6 +315,28 @@ function defineFaults(h: StoreHarness, start: () => Promise<FaultRig>): void {
     const third = await other!.publish(ch, '"three"');
     await cut!.until(() => cut!.delivered(ch).some((m) => m.offset === third.offset), 'live delivery after the cut', 30_000);
     await other!.until(async () => (await other!.stores.presence.list(ch)).some((e) => e.client === 'late'), 'the join refused during the cut, written after', 30_000);
+  });
+
+  if (h.presence) test('a slow catch-up after a cut: the presence writes refused during the cut are written once the link is back, also when the first tries after it fail', async () => {
+    // A long --presence-ttl: the slow link must not get the node swept (that is another case).
+    const slowLimits = { ...limits, presenceTtl: 30 };
+    const [cut] = await open(rig.spec('proxied', slowLimits), 1);
+    const [other] = await open(rig.spec('direct', slowLimits), 1);
+    const ch = channel();
+    await cut!.stores.presence.join(ch, { client: 'before', user: null });
+    rig.proxy.cut();
+    await assert.rejects(cut!.stores.presence.join(ch, { client: 'during', user: null }), BusUnavailableError);
+    // Back, but every byte takes 1.2 s each way for a while: catching up takes longer than the
+    // stores' call timeouts (2–3 s), so the first writes after the reconnect may fail too.
+    rig.proxy.latency(1200);
+    rig.proxy.restore();
+    try {
+      await sleep(4000);
+    } finally {
+      rig.proxy.latency(0);
+    }
+    await other!.until(async () => (await other!.stores.presence.list(ch)).some((e) => e.client === 'during'), 'the refused join written after the slow catch-up', 30_000);
+    assert.deepEqual(entries(await other!.stores.presence.list(ch)), ['before:null', 'during:null']);
   });
 
   test('a slow link: a read on the slow node answers every message acknowledged before it, from any node', async () => {
