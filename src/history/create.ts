@@ -11,7 +11,8 @@ import { KafkaPresenceStore } from './kafka-presence.js';
 import type { KafkaAddress } from '../config/bus-address.js';
 import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore, type DropReason } from './memory.js';
 import { NatsPresenceStore } from './nats-presence.js';
-import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore, withScripts } from './redis.js';
+import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore } from './redis.js';
+import { withScripts } from './redis-scripts.js';
 import type { ChannelStore, OccupancyStore, PresenceStore } from './store.js';
 
 /**
@@ -106,10 +107,11 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     return { channels, presence, occupancy: undefined, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
   }
 
-  // Unlike the bus, commands wait for a (re)connection, up to one retry: a request that comes in
-  // while the node is still connecting is answered late rather than refused. Publishes still fail
-  // fast: the service checks the bus first.
-  const redis = withScripts(new Redis(target.url, redisOptions({ connectionName: 'fanout-history', enableOfflineQueue: true })));
+  // Unlike the bus, reads wait for a (re)connection, up to one retry: a request that comes in
+  // while the node is still connecting is answered late rather than refused. Publishes fail fast
+  // (the store checks the connection), and a command in flight when the connection drops is
+  // failed, not sent again: a publish answered `unavailable` must not be stored later.
+  const redis = withScripts(new Redis(target.url, redisOptions({ connectionName: 'fanout-history', enableOfflineQueue: true, autoResendUnfulfilledCommands: false })));
   redis.on('error', () => {
     // Surfaces as `unavailable` answers; the bus logs the broker's state.
   });

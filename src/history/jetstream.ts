@@ -390,8 +390,9 @@ export class JetStreamLog extends BaseBus {
   }
 }
 
+/** A failed JetStream call; the text reaches clients (`unavailable`), so the server's own error stays in `cause`. */
 function unavailable(err: unknown): BusUnavailableError {
-  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`jetstream: ${errorMessage(err)}`, { cause: err });
+  return err instanceof BusUnavailableError ? err : new BusUnavailableError('the jetstream store did not answer', { cause: err });
 }
 
 /** The channel store over a {@link JetStreamLog}: offsets are stream sequences. */

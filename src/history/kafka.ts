@@ -31,7 +31,7 @@ import type { Consumer, Message } from '@platformatic/kafka';
 import { KafkaBus, type TopicShape } from '../bus/kafka.js';
 import { loadedKafkaClient } from '../bus/kafka-client.js';
 import type { KafkaAddress } from '../config/bus-address.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { buildMessagePayload } from '../protocol/message-frame.js';
 import { KafkaIndex } from './kafka-index.js';
@@ -90,6 +90,8 @@ export interface KafkaLogOptions {
   readonly nodeId: string;
   readonly historySize: number;
   readonly historyTtl: number;
+  /** --history-max-bytes: what the node's index of the log may hold (history/kafka-index.ts); default 256 MiB, 0 for no cap. */
+  readonly historyMaxBytes?: number;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** The bus topic of a channel (the inverse of `channelOf`). */
@@ -127,7 +129,11 @@ export class KafkaLog extends KafkaBus {
 
   constructor(private readonly options: KafkaLogOptions) {
     super({ ...options.address, topic: channelsTopic(options.address.topic) });
-    this.index = new KafkaIndex({ historySize: options.historySize, historyTtl: options.historyTtl });
+    this.index = new KafkaIndex({
+      historySize: options.historySize,
+      historyTtl: options.historyTtl,
+      ...(options.historyMaxBytes === undefined ? {} : { historyMaxBytes: options.historyMaxBytes }),
+    });
     this.expiry = setInterval(() => this.index.expire(Date.now()), EXPIRE_EVERY_MS);
     this.expiry.unref();
   }
@@ -302,7 +308,8 @@ export class KafkaLog extends KafkaBus {
       try {
         return (await this.consumer().listOffsets({ topics: [this.topic] })).get(this.topic) ?? [];
       } catch (err) {
-        throw err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka: ${errorMessage(err)}`, { cause: err });
+        // The text reaches clients (`unavailable`): the broker's own error stays in `cause`.
+        throw err instanceof BusUnavailableError ? err : new BusUnavailableError('the kafka store did not answer', { cause: err });
       }
     })().finally(() => {
       if (this.endsInFlight === request) this.endsInFlight = undefined;

@@ -84,7 +84,8 @@ function apiCode(err: unknown): number | undefined {
 }
 
 function unavailable(err: unknown): BusUnavailableError {
-  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`nats presence: ${errorMessage(err)}`, { cause: err });
+  // The text reaches clients (`unavailable`): the server's own error stays in `cause`.
+  return err instanceof BusUnavailableError ? err : new BusUnavailableError('the nats presence store did not answer', { cause: err });
 }
 
 function parse(entry: KvEntry): { user?: unknown; inc?: unknown; dead?: unknown } {

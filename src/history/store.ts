@@ -1,15 +1,16 @@
 /**
- * History, recovery and presence stores: the interfaces the channel layer uses. The bus payload
- * a publish produces is laid out in protocol/message-frame.ts.
+ * History, recovery and presence stores: the interfaces the channel layer uses, and their
+ * contracts. Every store that implements a kind keeps its contract; one suite proves it against
+ * each (test/integration/store-conformance.test.ts), and a behaviour it does not test is one
+ * nobody promised. The bus payload a publish produces is laid out in protocol/message-frame.ts.
  *
- * Guarantee of {@link ChannelStore.publish}: assigning the offset, appending to history and
- * handing the message to the bus happen as one step per channel, so on every node messages of a
- * channel arrive in offset order, and a message is in history no later than it is delivered.
- * Offsets increase within an epoch; they need not be consecutive. The memory and Redis stores
- * count 1, 2, 3… per channel and start a new epoch (a random id) when a channel's history is gone
- * (expired after --history-ttl without messages, or the broker lost it); the JetStream store uses
- * the stream's sequence numbers (shared by every channel of the stream, so a channel's offsets
- * jump) and the stream's identity as the epoch.
+ * Which store implements which kind: channels on memory, Redis, JetStream and Kafka; presence on
+ * all four; occupancy on memory (one process's cluster) and Redis. Memory sweeps no dead node: in
+ * one process a node cannot die without its clients closing.
+ *
+ * Errors: every call that cannot be served rejects with BusUnavailableError, whose message
+ * reaches clients (`unavailable`), so it never carries a broker's own error text (that stays in
+ * `cause`).
  */
 import type { RawEntry } from '../protocol/encode.js';
 
@@ -89,11 +90,46 @@ export interface PublishResult extends ChannelPosition {
   readonly retained?: number | null;
 }
 
+/**
+ * A channel's history and the order of its messages. The contract:
+ *
+ * - **Append.** {@link publish} assigns the offset, appends to history and hands the message to
+ *   the bus as one step per channel: on every node a channel's messages arrive in offset order,
+ *   each once while the node's route is up, and a message is in history no later than it is
+ *   delivered. A publish that resolves was stored; one that rejects was not delivered by this
+ *   call (a broker that lost the reply may still have stored it).
+ * - **Offsets** increase within an epoch, per channel; they need not be consecutive (JetStream and
+ *   Kafka share their log's positions between channels). Compare them by order only.
+ * - **Epoch.** A channel's run of offsets. Memory and Redis: a random id per channel, replaced
+ *   (offsets restart at 1) when its history is gone (--history-ttl without a message, evicted,
+ *   flushed). JetStream: the stream's identity; Kafka: the topic's id and partition count.
+ *   A read with a fence (a subscription joining, a node catching up) of a channel that holds
+ *   nothing returns the position the channel's next publish continues (same epoch): on Redis it
+ *   creates the epoch, which expires after --history-ttl (300 s with 0) unless a message comes.
+ *   A read without a fence creates nothing: on a channel with no epoch it answers offset 0 and
+ *   an epoch nothing stores, from which no recovery is ever covered.
+ * - **Recovery** (`since`): `covered` with every message after `since` exactly when the epoch is
+ *   the same, `since` is not past the channel's offset, and history still holds every message
+ *   after it; otherwise `covered: false` and no messages (the client reloads). Never a silently
+ *   short answer: a store that cannot prove nothing was dropped says false.
+ * - **Paging** (`limit`, `before`, `maxBytes`): the latest `limit` messages older than `before`,
+ *   oldest first, stopping before `maxBytes` of data but with at least one message; `more` when
+ *   history holds older ones. `before` at or below 1 (offsets start at 1) answers no messages
+ *   and `more: false`; a `before` past the head is the same as none.
+ * - **Retention.** At most --history-size messages per channel are answered (0 keeps none), and a
+ *   channel's history goes --history-ttl seconds after its last message (0: no age limit). What a
+ *   store holds in process is capped in bytes (--history-max-bytes: memory, the Kafka index);
+ *   what it holds in a broker is the broker's to bound (docs/brokers.md, docs/operations.md).
+ * - **Once-marks** ({@link OutgoingMessage.once}): the same source and position handed over again,
+ *   from any node, even at the same moment, is stored and delivered once; the result of the
+ *   repeat says `duplicate`. Memory, Redis and Kafka also refuse any position at or below the
+ *   source's mark; JetStream refuses repeats within its duplicate window (2 minutes).
+ */
 export interface ChannelStore {
   readonly kind: string;
   /** Assigns the next offset, appends to history and delivers on the bus, atomically per channel. Rejects with BusUnavailableError. */
   publish(message: OutgoingMessage): Promise<PublishResult>;
-  /** The position (creating the channel's epoch if it has none) and the messages asked for. Rejects with BusUnavailableError. */
+  /** The position and the messages asked for (see the contract for what a read creates). Rejects with BusUnavailableError. */
   read(channel: string, options?: ReadOptions): Promise<ReadResult>;
   close(): Promise<void>;
 }
@@ -107,6 +143,18 @@ export interface PresenceEntry {
 /** Called for each client of a dead node that a presence sweep removed. */
 export type DepartedHandler = (channel: string, entry: PresenceEntry) => void;
 
+/**
+ * Who is present in a channel, cluster-wide. The contract:
+ *
+ * - **Join and leave** on any node; a {@link list} on any node shows the clients of every live
+ *   node, each once (a list reads, it creates nothing). Closing a node's store removes its clients.
+ * - **A dead node** (no heartbeat for --presence-ttl) is swept: its clients leave every list, and
+ *   each is reported departed ({@link DepartedHandler}) by exactly one live node, however many
+ *   sweep. (Memory: a node cannot die without its clients closing; nothing to sweep.)
+ * - **Replay after reconnect.** A join or leave that could not be written while the broker was
+ *   away is written once it is back (the latest per client wins); a node that was itself swept
+ *   meanwhile is told to join its clients again (`rejoin`).
+ */
 export interface PresenceStore {
   readonly kind: string;
   join(channel: string, entry: PresenceEntry): Promise<void>;
@@ -138,8 +186,13 @@ export interface OccupancyChange {
 
 /**
  * Cluster-wide occupancy (subscribers anywhere) and membership (a user's connections anywhere)
- * per channel, for --webhook. Each node writes its own counts; the store says which writes
- * crossed 0↔1 cluster-wide, atomically, so exactly one node in the cluster hears each crossing.
+ * per channel, for --webhook. Each node writes its own counts. The contract:
+ *
+ * - **Crossings once.** The store says which writes crossed 0↔1 cluster-wide, atomically, so
+ *   each crossing (`channel_occupied`/`channel_vacated`, `member_added`/`member_removed`) is
+ *   reported to exactly one node, also when nodes write at the same moment.
+ * - **The dead-node sweep.** A dead node's counts go with its presence (same heartbeats); the
+ *   crossings that causes are reported once, to the one node that swept (memory: none to sweep).
  */
 export interface OccupancyStore {
   readonly kind: string;

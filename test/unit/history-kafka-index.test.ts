@@ -73,3 +73,32 @@ test('Kafka index: clear forgets everything (a new epoch); offsets and partition
   assert.notEqual(topicEpoch({ id: 'x', partitions: 1 }), topicEpoch({ id: 'x', partitions: 2 }), 'more partitions: another epoch');
   assert.match(topicEpoch({ id: 'x', partitions: 1 }), /^[0-9a-f]{16}$/);
 });
+
+test('Kafka index: past --history-max-bytes the least recently written channels go whole, and recovery across that says not complete', () => {
+  // Each message costs its data (2 bytes a character) plus 64, each channel 256 plus its name: 524 here, four fit.
+  const index = new KafkaIndex({ historySize: 100, historyTtl: 0, historyMaxBytes: 2200 });
+  index.open(0, 1);
+  const data = '"' + 'x'.repeat(98) + '"';
+  for (let offset = 1; offset <= 6; offset++) index.append(0, offset, 1, `c${offset}`, data);
+  assert.ok(index.bytes <= 2200, `${index.bytes} bytes held`);
+  assert.equal(index.evictions, 2, 'the two oldest channels went');
+  assert.deepEqual(index.view('c1', 0).messages, []);
+  // c1 (offset 1) and c2 (offset 2) went: nothing at or below 2 is vouched for, on any channel of the partition.
+  assert.equal(index.view('c1', 0).completeAfter, 2);
+  assert.deepEqual(index.view('c6', 0).messages.map((m) => m.offset), [6]);
+  // Writing c3 again makes it the most recent: c4 goes for it, then c5 for c7.
+  index.append(0, 7, 1, 'c3', data);
+  index.append(0, 8, 1, 'c7', data);
+  assert.deepEqual(index.view('c4', 0).messages, []);
+  assert.deepEqual(index.view('c3', 0).messages.map((m) => m.offset), [3, 7]);
+  assert.deepEqual(index.view('c5', 0).messages, []);
+  assert.equal(index.size, 3);
+});
+
+test('Kafka index: names that hold nothing cost nothing (--history-size 0), and the drop is still known', () => {
+  const index = new KafkaIndex({ historySize: 0, historyTtl: 0 });
+  index.open(0, 1);
+  for (let offset = 1; offset <= 1000; offset++) index.append(0, offset, 1, `n${offset}`, '1');
+  assert.deepEqual([index.size, index.bytes], [0, 0]);
+  assert.equal(index.view('n5', 0).completeAfter, 1000, 'every message was dropped: no recovery from before it');
+});

@@ -1,0 +1,66 @@
+/**
+ * The nodes and names of the store conformance suite (test/integration/store-conformance.test.ts):
+ * store nodes opened by a test and closed after its describe, store nodes in processes of their
+ * own (to be SIGKILLed), fresh channel names and message texts.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { stopChild } from '../../harness/child.js';
+import { untilEvent } from '../../harness/wait.js';
+import { uniquePrefix } from './nodes.js';
+import type { StoreNodeCommand } from './store-node-process.js';
+import { StoreNode, type StoreSpec } from './store-nodes.js';
+
+const NODE_SCRIPT = fileURLToPath(new URL('./store-node-process.js', import.meta.url));
+
+/** Every store node open now, in the order opened. */
+export const opened: StoreNode[] = [];
+const children: ChildProcess[] = [];
+
+/** Node ids are never reused: a store keeps a node's state by its id. */
+let ids = 0;
+
+/** A node id never handed out before. */
+export function nodeId(spec: StoreSpec, tag = 'n'): string {
+  return `${spec.prefix}-${tag}${++ids}`;
+}
+
+/** Opens `count` store nodes on `spec` (closed by {@link closeOpened}). */
+export async function open(spec: StoreSpec, count: number): Promise<StoreNode[]> {
+  const list: StoreNode[] = [];
+  for (let i = 0; i < count; i++) {
+    const node = await StoreNode.open(nodeId(spec), spec);
+    opened.push(node);
+    list.push(node);
+  }
+  return list;
+}
+
+/** Closes every node opened and kills every node process. */
+export async function closeOpened(): Promise<void> {
+  await Promise.all(opened.splice(0).map((n) => n.close().catch(() => {})));
+  await Promise.all(children.splice(0).map((c) => stopChild(c, 'SIGKILL')));
+}
+
+let channels = 0;
+/** A channel name no test used. */
+export const channel = (): string => `c${++channels}-${uniquePrefix('x')}`;
+
+/** `n` messages' JSON texts. */
+export const texts = (tag: string, n: number): string[] => Array.from({ length: n }, (_, i) => JSON.stringify(`${tag}${i}`));
+
+/** A store node in a process of its own (to be SIGKILLed), open; `send` gets its answer or throws its failure. */
+export async function openChild(spec: StoreSpec): Promise<{ child: ChildProcess; send: (command: StoreNodeCommand) => Promise<unknown> }> {
+  const id = nodeId(spec, 'dead');
+  const child = fork(NODE_SCRIPT, [id, JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(child);
+  await untilEvent(child, 'message', { timeoutMs: 30_000, what: `store node ${id} to open`, failOn: ['exit'] });
+  const send = async (command: StoreNodeCommand): Promise<unknown> => {
+    const reply = untilEvent<[Record<string, unknown>]>(child, 'message', { timeoutMs: 10_000, what: `${id} to answer`, failOn: ['exit'] });
+    child.send(command);
+    const [answer] = await reply;
+    if ('failed' in answer) throw new Error(String(answer.failed));
+    return answer;
+  };
+  return { child, send };
+}
