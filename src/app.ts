@@ -210,6 +210,11 @@ function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress): { ta
     nodeId: core.id,
     historySize: config.historySize,
     historyTtl: config.historyTtl,
+    historyMaxBytes: config.historyMaxBytes,
+    historyEvicted: (channel) => {
+      core.metrics.historySize(channel, 0);
+      core.metrics.historyEvicted();
+    },
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     topicOf: (channel) => channelTopic(config.busPrefix, channel),
     channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),

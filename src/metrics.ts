@@ -199,7 +199,7 @@ export class Metrics {
     this.rejections = new Counter({ name: 'fanout_handshake_rejections_total', help: 'WebSocket upgrades refused before the 101, by reason and HTTP status.', labelNames: ['reason', 'status'], registers });
     this.historyChannels = new Gauge({ name: 'fanout_history_channels', help: 'Channels with history, as this node last saw them.', registers });
     this.historyMessages = new Gauge({ name: 'fanout_history_messages', help: 'Messages kept in channel history, summed over channels, as this node last saw them.', registers });
-    this.historyEvictions = new Counter({ name: 'fanout_history_evictions_total', help: 'Channels whose whole history the memory store evicted to stay within --history-max-bytes.', registers });
+    this.historyEvictions = new Counter({ name: 'fanout_history_evictions_total', help: 'Channels whose whole history the memory store or the Kafka index evicted to stay within --history-max-bytes.', registers });
     this.hookRequests = new Counter({
       name: 'fanout_hook_requests_total',
       help: 'Back-end hook calls (docs/hooks.md), by hook and result: allowed (200), refused (401/403), error (another status or a bad answer), timeout, network_error, overloaded (not sent: the node\'s or the address\'s share of --hook-concurrency), abandoned (the client went away; the request was aborted).',

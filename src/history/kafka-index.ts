@@ -56,6 +56,8 @@ export interface KafkaIndexOptions {
   readonly historyTtl: number;
   /** --history-max-bytes: what the index may hold, data and bookkeeping; 0 for no cap. Default {@link DEFAULT_HISTORY_MAX_BYTES}. */
   readonly historyMaxBytes?: number;
+  /** Told of each channel dropped whole for the byte cap (the node counts it in `fanout_history_evictions_total`). */
+  readonly evicted?: (channel: string) => void;
 }
 
 /** The byte cap when none is given (the memory store's --history-max-bytes default). */
@@ -163,6 +165,7 @@ export class KafkaIndex {
       if (channel === keep) continue;
       this.forget(channel, entry);
       this.evictions++;
+      this.options.evicted?.(channel);
     }
   }
 

@@ -92,6 +92,8 @@ export interface KafkaLogOptions {
   readonly historyTtl: number;
   /** --history-max-bytes: what the node's index of the log may hold (history/kafka-index.ts); default 256 MiB, 0 for no cap. */
   readonly historyMaxBytes?: number;
+  /** Told of each channel the index dropped whole for --history-max-bytes. */
+  readonly historyEvicted?: (channel: string) => void;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** The bus topic of a channel (the inverse of `channelOf`). */
@@ -133,6 +135,7 @@ export class KafkaLog extends KafkaBus {
       historySize: options.historySize,
       historyTtl: options.historyTtl,
       ...(options.historyMaxBytes === undefined ? {} : { historyMaxBytes: options.historyMaxBytes }),
+      ...(options.historyEvicted ? { evicted: options.historyEvicted } : {}),
     });
     this.expiry = setInterval(() => this.index.expire(Date.now()), EXPIRE_EVERY_MS);
     this.expiry.unref();

@@ -10,6 +10,7 @@ import { createBus } from '../../src/bus/create.js';
 import { MemoryBroker, MemoryBus } from '../../src/bus/memory.js';
 import { channelOfTopic, channelTopic, FENCE } from '../../src/channels/service.js';
 import { parseBusAddress, parseKafkaUrl, parseNatsUrl } from '../../src/config/bus-address.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
 import { createStores, type StoreTarget, type Stores } from '../../src/history/create.js';
 import { JetStreamLog } from '../../src/history/jetstream.js';
 import { KafkaLog } from '../../src/history/kafka.js';
@@ -94,6 +95,7 @@ export class StoreNode {
       prefix: spec.prefix,
       historySize: spec.historySize,
       historyTtl: spec.historyTtl,
+      historyMaxBytes: DEFAULTS.historyMaxBytes,
       presenceTtl: spec.presenceTtl,
       logger,
       connected: () => route.connected,
