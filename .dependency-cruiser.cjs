@@ -1,14 +1,22 @@
 /**
- * The layering of Fanout's source (docs/architecture.md, ../shared/STYLE.md): higher floors use
- * lower ones, never the reverse, and no import circle at all, type-only imports included.
- * `npm test` runs `npm run lint:deps` right after the build.
+ * The layering of Fanout's source (docs/architecture.md draws it): higher floors use lower ones,
+ * never the reverse, and no import circle at all, type-only imports included. `npm test` runs
+ * `npm run lint:deps` right after the build, and test/unit/layer-rules.test.ts writes a probe
+ * import for every rule below and checks that the rule still catches it.
  *
- *   src/cli → src/app.ts, src/index.ts → src/ingest → src/channels, src/echo, src/http → src/node
- *     → src/transport, src/bus, src/history, src/hooks, src/webhooks, src/metrics.ts → src/config, src/haproxy
- *     → src/protocol, src/errors.ts, src/logger.ts
+ *   src/cli → src/app.ts, src/index.ts
+ *     → features: src/ingest, src/channels, src/echo, src/http (beside each other; the others reach
+ *       the channels only through src/channels/index.ts)
+ *     → src/node (the core) → src/transport, src/hooks, src/webhooks, src/metrics.ts
+ *     → src/brokers/*.ts (the factories) → src/brokers/<broker>/ (one room per broker)
+ *     → src/stores (Bus and store contracts, kits shared by several brokers), src/outbound (calls to
+ *       the application's back end, for hooks and webhooks)
+ *     → src/config, src/haproxy → src/protocol, src/errors.ts, src/logger.ts
  *   client/ (the SDK) → client/, src/protocol/ only
  */
-const above = (...folders) => `^src/(${folders.join('|')})`;
+const folders = (...names) => `^src/(${names.join('|')})/`;
+const RUNTIME = 'node|channels|echo|http|ingest|transport|brokers|stores|outbound|hooks|webhooks|cli';
+const FEATURES = 'channels|echo|http|ingest';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -36,49 +44,86 @@ module.exports = {
     {
       name: 'config-reads-no-runtime',
       severity: 'error',
-      comment: 'Config is parsed before anything runs: it may use protocol, errors and the HAProxy generator, nothing that runs.',
+      comment: 'Config is parsed before anything runs: it may use protocol, errors, the logger and the HAProxy generator, no runtime folder.',
       from: { path: '^src/(config|haproxy)/' },
-      to: { path: `${above('node', 'channels', 'echo', 'http', 'ingest', 'transport', 'bus', 'history', 'hooks', 'cli')}|^src/(app|index|metrics)\\.ts$` },
+      to: { path: `${folders(RUNTIME)}|^src/(app|index|metrics)\\.ts$` },
+    },
+    {
+      name: 'contracts-stand-apart',
+      severity: 'error',
+      comment: 'src/stores holds the Bus and store interfaces and the kits several brokers share: it knows no broker and nothing that runs above it.',
+      from: { path: '^src/stores/' },
+      to: { path: '^src/', pathNot: '^src/(stores|protocol|config)/|^src/(errors|logger)\\.ts$' },
+    },
+    {
+      name: 'a-broker-is-one-room',
+      severity: 'error',
+      comment: 'A broker folder imports only its own files, the contracts (src/stores), protocol, config, errors and the logger: adding a broker is adding a folder.',
+      from: { path: '^src/brokers/([^/]+)/' },
+      to: { path: '^src/', pathNot: '^src/brokers/$1/|^src/(stores|protocol|config)/|^src/(errors|logger)\\.ts$' },
+    },
+    {
+      name: 'broker-factories-reach-down',
+      severity: 'error',
+      comment: 'The factories that pick a broker by its address (src/brokers/*.ts) import broker folders and what they import, nothing that runs above them.',
+      from: { path: '^src/brokers/[^/]+\\.ts$' },
+      to: { path: `${folders('node', FEATURES, 'transport', 'hooks', 'webhooks', 'cli')}|^src/(app|index|metrics)\\.ts$` },
     },
     {
       name: 'adapters-do-not-reach-up',
       severity: 'error',
-      comment: 'Bus adapters, stores, the transport, the back-end hooks and metrics take narrow interfaces they declare; they never import the node or a feature.',
-      from: { path: '^src/(bus|history|transport|hooks|webhooks)/|^src/metrics\\.ts$' },
-      to: { path: `${above('node', 'channels', 'echo', 'http', 'ingest', 'cli')}|^src/(app|index)\\.ts$` },
+      comment: 'The transport, the back-end hooks, webhooks and metrics take narrow interfaces they declare; they never import the node or a feature.',
+      from: { path: '^src/(transport|hooks|webhooks|outbound)/|^src/metrics\\.ts$' },
+      to: { path: `${folders('node', FEATURES, 'cli')}|^src/(app|index)\\.ts$` },
     },
     {
       name: 'hooks-speak-http-only',
       severity: 'error',
-      comment: 'src/hooks turns calls into verdicts; it knows no socket, bus or store (the gate and the channel endpoint act on its verdicts).',
+      comment: 'src/hooks turns calls into verdicts; it knows no socket, broker, store or webhook (the gate and the channel endpoint act on its verdicts).',
       from: { path: '^src/hooks/' },
-      to: { path: `${above('transport', 'bus', 'history')}|^src/metrics\\.ts$` },
+      to: { path: `${folders('transport', 'brokers', 'stores', 'webhooks')}|^src/metrics\\.ts$` },
+    },
+    {
+      name: 'webhooks-are-not-hooks',
+      severity: 'error',
+      comment: 'Webhooks tell the back end what happened; hooks ask it for a verdict. Both call out through src/outbound and never import each other.',
+      from: { path: '^src/webhooks/' },
+      to: { path: '^src/hooks/' },
+    },
+    {
+      name: 'outbound-is-plain-http',
+      severity: 'error',
+      comment: 'src/outbound makes HTTP calls with deadlines, caps and signatures; it knows neither hooks nor webhooks.',
+      from: { path: '^src/outbound/' },
+      to: { path: '^src/', pathNot: '^src/(outbound|protocol|config)/|^src/(errors|logger)\\.ts$' },
     },
     {
       name: 'core-knows-no-feature',
       severity: 'error',
       comment: 'The node core does not know echo, channels or the HTTP routes: the composition root registers them.',
       from: { path: '^src/node/' },
-      to: { path: `${above('channels', 'echo', 'http', 'ingest', 'cli')}|^src/(app|index)\\.ts$` },
+      to: { path: `${folders(FEATURES, 'cli')}|^src/(app|index)\\.ts$` },
+    },
+    {
+      name: 'features-do-not-import-the-root',
+      severity: 'error',
+      comment: 'Features are registered by src/app.ts; they do not import it or the CLI.',
+      from: { path: folders(FEATURES) },
+      to: { path: `${folders('cli')}|^src/(app|index)\\.ts$` },
     },
     {
       name: 'features-stay-beside-each-other',
       severity: 'error',
-      comment: 'Features are registered by src/app.ts; they do not import it, the CLI, or each other (the HTTP API may use the channel service).',
-      from: { path: '^src/(channels|echo|http|ingest)/' },
-      to: { path: `${above('cli')}|^src/(app|index)\\.ts$` },
+      comment: 'A feature does not import another, except the channel service\'s public face (src/channels/index.ts), which the HTTP API and the Kafka ingest publish through.',
+      from: { path: `^src/(${FEATURES})/` },
+      to: { path: folders(FEATURES), pathNot: '^src/$1/|^src/channels/index\\.ts$' },
     },
     {
-      name: 'channels-and-echo-are-separate',
+      name: 'not-to-dev-dep',
       severity: 'error',
-      from: { path: '^src/(channels|echo)/' },
-      to: { path: '^src/(echo|http|ingest)/', pathNot: '^src/$1/' },
-    },
-    {
-      name: 'echo-knows-no-channels',
-      severity: 'error',
-      from: { path: '^src/echo/' },
-      to: { path: '^src/channels/' },
+      comment: 'A production install has no devDependencies: the product (src, client) never imports one.',
+      from: { path: '^(src|client)/' },
+      to: { dependencyTypes: ['npm-dev'] },
     },
     {
       name: 'product-does-not-import-tools',
@@ -111,7 +156,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(dist|node_modules)/' },
+    exclude: { path: '^dist/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
     enhancedResolveOptions: { extensions: ['.ts', '.js'] },

@@ -1,5 +1,7 @@
 /**
- * The Fanout client: one WebSocket to `/ws/v1` that survives drops.
+ * The Fanout client: one WebSocket to `/ws/v1` that survives drops. One piece on purpose: the
+ * connection state machine (open, drop, backoff, resubscribe, request queue) shares its state across
+ * every method; subscriptions, requests, options and the transport live beside it in their own files.
  *
  * Contract (docs/client.md):
  * - On a drop it reconnects with exponential backoff and jitter, unless the close code says not

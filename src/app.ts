@@ -10,8 +10,8 @@
  *
  * docs/architecture.md draws the two delivery models side by side.
  */
-import { MemoryBus } from './bus/memory.js';
-import { RedisBus } from './bus/redis.js';
+import { MemoryBus } from './brokers/memory/bus.js';
+import { RedisBus } from './brokers/redis/bus.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
 import type { ChannelHooks } from './channels/hook-calls.js';
 import type { ChannelOccupancy } from './channels/occupancy.js';
@@ -19,12 +19,12 @@ import { ChannelService, channelOfTopic, channelTopic } from './channels/service
 import type { Config, KafkaIngestTarget } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { ConfigError } from './errors.js';
-import { createStores, type StoreTarget } from './history/create.js';
-import { JetStreamLog } from './history/jetstream.js';
-import { KafkaLog } from './history/kafka.js';
+import { createStores, type StoreTarget } from './brokers/create-stores.js';
+import { JetStreamLog } from './brokers/nats/jetstream.js';
+import { KafkaLog } from './brokers/kafka/log.js';
 import type { KafkaAddress } from './config/bus-address.js';
 import { KafkaIngest } from './ingest/kafka-ingest.js';
-import { encodeEnvelope, EnvelopeKind } from './node/envelope.js';
+import { encodeEnvelope, EnvelopeKind } from './protocol/envelope.js';
 import { messageHead } from './protocol/message-frame.js';
 import { addApiRoutes } from './http/api.js';
 import { addDemoPageRoutes } from './http/demo-page.js';
@@ -177,7 +177,7 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
 }
 
 /**
- * `--history nats://…`: the stream is the history and its consumer the route (history/jetstream.ts),
+ * `--history nats://…`: the stream is the history and its consumer the route (brokers/nats/jetstream.ts),
  * on a connection of its own even when the bus is the same NATS; presence lives in a KV bucket there.
  */
 function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, flag: '--bus' | '--history'): { target: StoreTarget; link: Topics } {
@@ -202,7 +202,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
 
 /**
  * `--history kafka://…`: the channels topic is the history and its consumer the route
- * (history/kafka.ts), with clients of their own beside the bus's.
+ * (brokers/kafka/log.ts), with clients of their own beside the bus's.
  */
 function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress): { target: StoreTarget; link: Topics } {
   const log = new KafkaLog({

@@ -17,9 +17,9 @@
 export { createNode, type FanoutNode, type NodeOptions, type NodeState } from './app.js';
 export { createConfig, loadServeConfig } from './config/load.js';
 export { DEFAULTS, TIMINGS, type Config } from './config/schema.js';
-export { MemoryBroker } from './bus/memory.js';
-export { createBus } from './bus/create.js';
-export type { Bus, BusStatus } from './bus/bus.js';
+export { MemoryBroker } from './brokers/memory/bus.js';
+export { createBus } from './brokers/create-bus.js';
+export type { Bus, BusStatus } from './stores/bus.js';
 export {
   BusUnavailableError,
   CLOSE_CODES,

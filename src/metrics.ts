@@ -60,7 +60,7 @@ export function closeReason(code: number): string {
   return CLOSE_REASONS.get(code) ?? 'other';
 }
 
-/** What a bus envelope kind is called in labels (src/node/envelope.ts EnvelopeKind). */
+/** What a bus envelope kind is called in labels (src/protocol/envelope.ts EnvelopeKind). */
 const KIND_NAMES = ['unknown', 'echo', 'channel', 'presence', 'control'];
 
 function kindName(kind: number): string {
@@ -343,7 +343,7 @@ export class Metrics {
     c.bytes += bytes;
   }
 
-  /** This node published a message of envelope `kind` on the bus (src/node/envelope.ts). */
+  /** This node published a message of envelope `kind` on the bus (src/protocol/envelope.ts). */
   published(kind: number): void {
     this.outByKind[kind] = (this.outByKind[kind] ?? 0) + 1;
   }

@@ -10,7 +10,7 @@
  * store is away) is merged back and retried every {@link RETRY_MS}; absolute numbers make
  * writing again safe.
  */
-import type { OccupancyChange, OccupancyEvent, OccupancyStore } from '../history/store.js';
+import type { OccupancyChange, OccupancyEvent, OccupancyStore } from '../stores/store.js';
 import type { Client } from '../transport/client.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { LocalChannel } from './subscriptions.js';

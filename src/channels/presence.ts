@@ -3,7 +3,7 @@
  * node's subscribers of the channel, and the sweep of dead nodes' entries (the store calls back
  * with each departed client of a dead node; exactly one node publishes its `leave`).
  */
-import type { PresenceEntry } from '../history/store.js';
+import type { PresenceEntry } from '../stores/store.js';
 import { encodeJoinLeave } from '../protocol/encode.js';
 import type { Client } from '../transport/client.js';
 import type { ChannelRuntime } from './runtime.js';

@@ -9,9 +9,9 @@
  */
 import type { Config } from '../config/schema.js';
 import { BusUnavailableError } from '../errors.js';
-import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, PublishResult, ReadOptions, ReadResult } from '../history/store.js';
+import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, PublishResult, ReadOptions, ReadResult } from '../stores/store.js';
 import type { Metrics } from '../metrics.js';
-import { encodeEnvelope, EnvelopeKind } from '../node/envelope.js';
+import { encodeEnvelope, EnvelopeKind } from '../protocol/envelope.js';
 import { messageHead } from '../protocol/message-frame.js';
 import type { Topics } from '../node/topics.js';
 import { Authorizer, PatternList } from './patterns.js';

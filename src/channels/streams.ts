@@ -3,10 +3,10 @@
  * in subscriptions.ts): acquiring a channel's topic while it has local subscribers, the broadcast
  * of what the topic brings, join batches with their read and fence, and going live.
  */
-import type { BusStatus } from '../bus/bus.js';
+import type { BusStatus } from '../stores/bus.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
-import { EnvelopeKind } from '../node/envelope.js';
+import { EnvelopeKind } from '../protocol/envelope.js';
 import { frameText } from '../node/outbox.js';
 import { encodeSubscribed } from '../protocol/encode.js';
 import type { Json, SubscribeFrame } from '../protocol/frames.js';

@@ -16,7 +16,7 @@
  * for the next one, so a reconnect storm of N clients on a channel costs a few reads, not N. The
  * batch's read returns the retained history once; each client takes its own slice of it.
  */
-import type { ReadResult } from '../history/store.js';
+import type { ReadResult } from '../stores/store.js';
 import { MessageScanner } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import type { Json, SubscribeFrame } from '../protocol/frames.js';

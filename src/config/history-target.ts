@@ -36,7 +36,7 @@ export type HistoryTarget =
     }
   | {
       readonly kind: 'kafka';
-      /** The brokers, and the bus topic the history topic is named after (history/kafka.ts). */
+      /** The brokers, and the bus topic the history topic is named after (brokers/kafka/log.ts). */
       readonly address: KafkaAddress;
       /** The bus is this same Kafka. */
       readonly sameAsBus: boolean;

@@ -8,7 +8,7 @@
  */
 import { CloseCode } from '../errors.js';
 import type { Endpoint } from '../node/endpoint.js';
-import { EnvelopeKind } from '../node/envelope.js';
+import { EnvelopeKind } from '../protocol/envelope.js';
 import { frameText, type Outbox } from '../node/outbox.js';
 import type { Topics } from '../node/topics.js';
 import type { Client } from '../transport/client.js';

@@ -19,7 +19,7 @@ import type { Logger } from '../logger.js';
 import { MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
 import type { Json } from '../protocol/frames.js';
 import { patternsProblem } from '../protocol/patterns.js';
-import { HttpCaller, type CallResult } from './http-caller.js';
+import { HttpCaller, type CallResult } from '../outbound/http-caller.js';
 import { HookShares, type ShareKind } from './shares.js';
 
 export type HookName = 'connect' | 'subscribe' | 'publish';

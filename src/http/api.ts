@@ -12,10 +12,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ChannelService } from '../channels/service.js';
-import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/budget.js';
+import type { ChannelService } from '../channels/index.js';
+import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/index.js';
 import { BusUnavailableError, errorMessage, httpStatusOf, type ApiErrorCode } from '../errors.js';
-import { isRefusal, parseJsonInput, publishInput } from '../channels/publish-input.js';
+import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import { isChannelName } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
 import { sendJson, type Router } from '../transport/router.js';

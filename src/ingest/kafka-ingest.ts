@@ -9,12 +9,12 @@
  * crashes loses nothing. What it published but had not committed yet is handed over again (to
  * the next owner of the partition); the store refuses it, because every publish carries its
  * (topic, partition, offset) and the store keeps, per channel, the last one it published from each
- * partition, checked and moved in the same atomic step as the publish (history/store.ts,
+ * partition, checked and moved in the same atomic step as the publish (stores/store.ts,
  * `OutgoingMessage.once`). So the channel gets each record once, in partition order.
  *
  * Order and bounds: one record at a time per node, in the order the stream gives them (a
  * partition's records in offset order); while a publish fails because the bus or the store is
- * unavailable, the same record is tried again with backoff (src/bus/retry.ts), never skipped and
+ * unavailable, the same record is tried again with backoff (src/stores/retry.ts), never skipped and
  * never committed meanwhile. The stream holds at most {@link MAX_BUFFERED} records ahead of the
  * one being published; past that it stops fetching (the stream's backpressure).
  *
@@ -23,10 +23,10 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
-import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, GROUP_TIMINGS } from '../bus/kafka.js';
-import { loadKafkaClient } from '../bus/kafka-client.js';
-import { busRetryDelay, Sleeper } from '../bus/retry.js';
-import { isRefusal, parseJsonInput, publishInput } from '../channels/publish-input.js';
+import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, GROUP_TIMINGS } from '../brokers/kafka/bus.js';
+import { loadKafkaClient } from '../brokers/kafka/client.js';
+import { busRetryDelay, Sleeper } from '../stores/retry.js';
+import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import type { KafkaIngestTarget } from '../config/schema.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';

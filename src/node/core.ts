@@ -12,9 +12,9 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
-import type { Bus } from '../bus/bus.js';
-import { createBus } from '../bus/create.js';
-import type { MemoryBroker } from '../bus/memory.js';
+import type { Bus } from '../stores/bus.js';
+import { createBus } from '../brokers/create-bus.js';
+import type { MemoryBroker } from '../brokers/memory/bus.js';
 import { TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode, errorMessage, type ConfigError } from '../errors.js';
 import { Hooks } from '../hooks/hooks.js';

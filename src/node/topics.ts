@@ -18,13 +18,13 @@
  *
  * Features differ in what they do before publishing and after delivery, not in how bytes travel.
  */
-import type { Bus, BusStatus } from '../bus/bus.js';
+import type { Bus, BusStatus } from '../stores/bus.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { QuietLog } from './quiet-log.js';
-import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from '../protocol/envelope.js';
 
 /** Handles the body of a bus message on a topic. */
 export type TopicHandler = (kind: number, body: Buffer, origin: string) => void;

@@ -12,7 +12,7 @@
  * clients as it is, so this layout is also what clients see.
  *
  * The epoch is written between quotes without JSON escaping: epochs are random hex ids
- * (history/memory.ts newEpoch), which need none. `data` is JSON text, spliced in unparsed.
+ * (brokers/memory/stores.ts newEpoch), which need none. `data` is JSON text, spliced in unparsed.
  */
 import type { MessageFrame } from './frames.js';
 

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { TIMINGS } from '../config/defaults.js';
 import type { Logger } from '../logger.js';
-import { HttpCaller } from '../hooks/http-caller.js';
+import { HttpCaller } from '../outbound/http-caller.js';
 import { WebhookQueue, type WebhookEvent, type WebhookEventName } from './queue.js';
 
 export type { WebhookEvent, WebhookEventName } from './queue.js';

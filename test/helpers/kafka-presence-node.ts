@@ -3,7 +3,7 @@
  * with the options given as JSON in argv[2] and, over IPC, joins what it is told to
  * (`{ join: { channel, client, user } }` → `{ joined: client }` or `{ failed: message }`).
  */
-import { KafkaPresenceStore, type KafkaPresenceOptions } from '../../src/history/kafka-presence.js';
+import { KafkaPresenceStore, type KafkaPresenceOptions } from '../../src/brokers/kafka/presence.js';
 
 const options = JSON.parse(process.argv[2]!) as Omit<KafkaPresenceOptions, 'logError' | 'warn' | 'rejoin'>;
 const store = new KafkaPresenceStore({ ...options, logError: () => {}, warn: () => {}, rejoin: () => {} });

@@ -1,6 +1,6 @@
 /** In-process nodes for tests (several on one memory broker); real `fanout serve` processes are in harness/fanout-process.ts. */
 import { randomBytes } from 'node:crypto';
-import { MemoryBroker } from '../../src/bus/memory.js';
+import { MemoryBroker } from '../../src/brokers/memory/bus.js';
 import { createConfig } from '../../src/config/load.js';
 import type { serveSchema } from '../../src/config/schema.js';
 import { createNode, type FanoutNode } from '../../src/app.js';

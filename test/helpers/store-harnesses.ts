@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryBroker } from '../../src/bus/memory.js';
+import { MemoryBroker } from '../../src/brokers/memory/bus.js';
 import { BrokerProcess, NATS_READY, startRedisServer } from '../../harness/brokers.js';
 import type { KafkaProcess } from '../../harness/kafka.js';
 import { freePort } from '../../harness/ports.js';

@@ -4,7 +4,7 @@
  * `{ ready: true }` over IPC, then does what it is told: `{ join: { channel, client, user } }` →
  * `{ joined: client }`, `{ occupancy: change }` → `{ crossed: events }`, or `{ failed: message }`.
  */
-import type { OccupancyChange, PresenceEntry } from '../../src/history/store.js';
+import type { OccupancyChange, PresenceEntry } from '../../src/stores/store.js';
 import { errorMessage } from '../../src/errors.js';
 import { StoreNode, type StoreSpec } from './store-nodes.js';
 

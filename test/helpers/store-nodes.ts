@@ -5,18 +5,18 @@
  * and be SIGKILLed (helpers/store-node-process.ts). The store conformance suite drives them.
  */
 import { Redis } from 'ioredis';
-import type { Bus } from '../../src/bus/bus.js';
-import { createBus } from '../../src/bus/create.js';
-import { MemoryBroker, MemoryBus } from '../../src/bus/memory.js';
+import type { Bus } from '../../src/stores/bus.js';
+import { createBus } from '../../src/brokers/create-bus.js';
+import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/bus.js';
 import { channelOfTopic, channelTopic, FENCE } from '../../src/channels/service.js';
 import { parseBusAddress, parseKafkaUrl, parseNatsUrl } from '../../src/config/bus-address.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
-import { createStores, type StoreTarget, type Stores } from '../../src/history/create.js';
-import { JetStreamLog } from '../../src/history/jetstream.js';
-import { KafkaLog } from '../../src/history/kafka.js';
-import type { OccupancyEvent, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from '../../src/history/store.js';
+import { createStores, type StoreTarget, type Stores } from '../../src/brokers/create-stores.js';
+import { JetStreamLog } from '../../src/brokers/nats/jetstream.js';
+import { KafkaLog } from '../../src/brokers/kafka/log.js';
+import type { OccupancyEvent, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from '../../src/stores/store.js';
 import { silentLogger } from '../../src/logger.js';
-import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/node/envelope.js';
+import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/protocol/envelope.js';
 import { messageHead } from '../../src/protocol/message-frame.js';
 import { Changes, until } from '../../harness/wait.js';
 

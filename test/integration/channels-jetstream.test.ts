@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { connect as natsConnect } from 'nats';
 import type { FanoutNode } from '../../src/app.js';
-import { streamLayout } from '../../src/history/jetstream-layout.js';
+import { streamLayout } from '../../src/brokers/nats/jetstream-layout.js';
 import { startNatsServer, type BrokerProcess } from '../../harness/brokers.js';
 import { until } from '../../harness/wait.js';
 import { NATS_URL } from '../helpers/brokers.js';

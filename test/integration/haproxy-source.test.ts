@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { MemoryBroker } from '../../src/bus/memory.js';
+import { MemoryBroker } from '../../src/brokers/memory/bus.js';
 import { createConfig } from '../../src/config/load.js';
 import { createNode } from '../../src/app.js';
 import { FANOUT_MAIN } from '../../harness/fanout-process.js';

@@ -1,5 +1,5 @@
 /**
- * KafkaPresenceStore (history/kafka-presence.ts) against real Kafka: stores playing nodes on the
+ * KafkaPresenceStore (brokers/kafka/presence.ts) against real Kafka: stores playing nodes on the
  * shared broker (a topic and prefix of their own per test), a SIGKILLed node in a process of its
  * own, and a private broker (harness/kafka.ts) with a proxied listener for a broker restart and a
  * node cut off long enough to be swept.
@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { Admin, ConfigResourceTypes } from '@platformatic/kafka';
 import { BusUnavailableError } from '../../src/errors.js';
-import { KafkaPresenceStore, type KafkaPresenceOptions } from '../../src/history/kafka-presence.js';
-import type { PresenceEntry } from '../../src/history/store.js';
+import { KafkaPresenceStore, type KafkaPresenceOptions } from '../../src/brokers/kafka/presence.js';
+import type { PresenceEntry } from '../../src/stores/store.js';
 import { stopChild } from '../../harness/child.js';
 import type { KafkaProcess } from '../../harness/kafka.js';
 import { until } from '../../harness/wait.js';

@@ -12,12 +12,12 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { redisOptions } from '../../src/bus/redis.js';
+import { redisOptions } from '../../src/brokers/redis/bus.js';
 import { parseNatsUrl } from '../../src/config/bus-address.js';
-import { KafkaPresenceStore } from '../../src/history/kafka-presence.js';
-import { NatsPresenceStore } from '../../src/history/nats-presence.js';
-import { RedisPresenceStore, withScripts } from '../../src/history/redis.js';
-import type { PresenceEntry, PresenceStore } from '../../src/history/store.js';
+import { KafkaPresenceStore } from '../../src/brokers/kafka/presence.js';
+import { NatsPresenceStore } from '../../src/brokers/nats/presence.js';
+import { RedisPresenceStore, withScripts } from '../../src/brokers/redis/stores.js';
+import type { PresenceEntry, PresenceStore } from '../../src/stores/store.js';
 import { until } from '../../harness/wait.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 import { startProxiedKafka, type ProxiedKafka } from '../helpers/proxied-kafka.js';
@@ -102,9 +102,9 @@ const KINDS: readonly Kind[] = [
     pair: async () => {
       const proxy = await TcpProxy.start(6379);
       const prefix = uniquePrefix('pr');
-      // As history/create.ts opens the history Redis, but connected before the store starts: a join
+      // As brokers/create-stores.ts opens the history Redis, but connected before the store starts: a join
       // queued before the first `ready` is wiped by the store's start-up sweep of this node's
-      // leftovers (reported to the lead; history/redis.ts is not this test's to change).
+      // leftovers (reported to the lead; brokers/redis/stores.ts is not this test's to change).
       const open = async (port: number) => {
         const redis = withScripts(new Redis(`redis://127.0.0.1:${port}`, redisOptions({ connectionName: 'presence-replay-test', enableOfflineQueue: true })));
         redis.on('error', () => {});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { RedisBus } from '../../src/bus/redis.js';
+import { RedisBus } from '../../src/brokers/redis/bus.js';
 import { BusUnavailableError } from '../../src/errors.js';
 import { createConfig } from '../../src/config/load.js';
 import { createNode } from '../../src/app.js';

@@ -1,7 +1,7 @@
 /** Limits: payload, fragments, chunks, rate, connection caps, handshake timeout, heartbeat, slow consumers. */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { MemoryBroker } from '../../src/bus/memory.js';
+import { MemoryBroker } from '../../src/brokers/memory/bus.js';
 import { createConfig } from '../../src/config/load.js';
 import { CloseCode } from '../../src/errors.js';
 import { createNode, type FanoutNode } from '../../src/app.js';

@@ -1,7 +1,7 @@
 /** The Origin check on a node directly: 403 before the upgrade for foreign origins. */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { MemoryBroker } from '../../src/bus/memory.js';
+import { MemoryBroker } from '../../src/brokers/memory/bus.js';
 import { createConfig } from '../../src/config/load.js';
 import { createNode, type FanoutNode } from '../../src/app.js';
 import { closeNodes, startNode, wsUrl } from '../helpers/nodes.js';

@@ -1,7 +1,7 @@
 /**
  * One behaviour suite for every store, run unchanged against memory, Redis (as the bus and as a
  * separate --history), JetStream and Kafka with the real brokers. It tests what the contracts in
- * src/history/store.ts promise, at the store interface: stores built as the node builds them
+ * src/stores/store.ts promise, at the store interface: stores built as the node builds them
  * (helpers/store-nodes.ts) play the nodes of a cluster; a node that must die runs in a process of
  * its own and is SIGKILLed. Then two real nodes on each store deliver a channel across nodes and
  * answer `history` with any `before`.
@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BusUnavailableError } from '../../src/errors.js';
-import type { OccupancyEvent, PresenceEntry, PublishResult, ReadResult } from '../../src/history/store.js';
+import type { OccupancyEvent, PresenceEntry, PublishResult, ReadResult } from '../../src/stores/store.js';
 import { sleep } from '../../harness/wait.js';
 import { connectChannels, publish, request, waitMessages } from '../helpers/channels.js';
 import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createBus } from '../../src/bus/create.js';
+import { createBus } from '../../src/brokers/create-bus.js';
 import { parseBusAddress } from '../../src/config/bus-address.js';
 import { ConfigError } from '../../src/errors.js';
 

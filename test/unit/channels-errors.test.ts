@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MemoryBus } from '../../src/bus/memory.js';
+import { MemoryBus } from '../../src/brokers/memory/bus.js';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
 import { ANONYMOUS, Client } from '../../src/transport/client.js';
 import { Receiver } from '../../src/transport/ws-internals.js';

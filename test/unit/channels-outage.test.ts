@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MemoryBus } from '../../src/bus/memory.js';
+import type { MemoryBus } from '../../src/brokers/memory/bus.js';
 import { CloseCode } from '../../src/errors.js';
 import { connectChannels, messagesOf, publish, subscribe, waitMessages } from '../helpers/channels.js';
 import { closeNodes, startNodes } from '../helpers/nodes.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeEnvelope, encodeEnvelope, EnvelopeKind, isFromOrigin } from '../../src/node/envelope.js';
+import { decodeEnvelope, encodeEnvelope, EnvelopeKind, isFromOrigin } from '../../src/protocol/envelope.js';
 
 test('an envelope carries kind, origin and body unchanged', () => {
   const body = Buffer.from('Received: héllo \u{1F600}');

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
-import { CHANNEL_OVERHEAD_BYTES, MemoryChannelStore, MESSAGE_OVERHEAD_BYTES, type DropReason } from '../../src/history/memory.js';
+import { CHANNEL_OVERHEAD_BYTES, MemoryChannelStore, MESSAGE_OVERHEAD_BYTES, type DropReason } from '../../src/brokers/memory/stores.js';
 import { MAX_HISTORY_CHANNELS, Metrics } from '../../src/metrics.js';
 
 interface Built {

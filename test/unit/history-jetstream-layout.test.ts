@@ -1,7 +1,7 @@
 // The pure parts of JetStream history: subject encoding, stream naming, the recovery rule.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { channelSubject, completeAfter, controlSubject, fromSubjectToken, liveSubjects, streamEpoch, streamLayout, subjectToken } from '../../src/history/jetstream-layout.js';
+import { channelSubject, completeAfter, controlSubject, fromSubjectToken, liveSubjects, streamEpoch, streamLayout, subjectToken } from '../../src/brokers/nats/jetstream-layout.js';
 
 test('any channel name is one subject token, and comes back unchanged', () => {
   const names = ['room', 'chat:ops', 'a.b.c', 'x*y>z', 'with space', '100%', 'ünïcødé', '', '%41', 'tab\there', 'a-b_c'];

@@ -1,10 +1,10 @@
-// The Kafka history index (history/kafka-index.ts): what it vouches for after size and age limits
+// The Kafka history index (brokers/kafka/log-index.ts): what it vouches for after size and age limits
 // and after the consumer skipped records. Records come in as the consumer would hand them over.
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { loadKafkaClient } from '../../src/bus/kafka-client.js';
-import { KafkaIndex } from '../../src/history/kafka-index.js';
-import { fanoutOffset, partitionOf, topicEpoch } from '../../src/history/kafka.js';
+import { loadKafkaClient } from '../../src/brokers/kafka/client.js';
+import { KafkaIndex } from '../../src/brokers/kafka/log-index.js';
+import { fanoutOffset, partitionOf, topicEpoch } from '../../src/brokers/kafka/log.js';
 
 // partitionOf uses the client's murmur2, loaded when a session opens (here, none does).
 before(() => loadKafkaClient());

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Hooks, type HookName, type HookResult } from '../../src/hooks/hooks.js';
-import { HttpCaller } from '../../src/hooks/http-caller.js';
+import { HttpCaller } from '../../src/outbound/http-caller.js';
 import { HookShares, MAX_CONNECT_CALLS_PER_ADDRESS, MAX_HOOK_CALLS_PER_ADDRESS } from '../../src/hooks/shares.js';
 import { silentLogger } from '../../src/logger.js';
 import { connectRequest } from '../../src/transport/gate.js';

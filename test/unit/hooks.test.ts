@@ -9,7 +9,7 @@ import { Authorizer } from '../../src/channels/patterns.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 import { ERROR_CODES, UPGRADE_STATUSES } from '../../src/errors.js';
 import { connectAnswer, dataAnswer } from '../../src/hooks/hooks.js';
-import { HttpCaller, signBody } from '../../src/hooks/http-caller.js';
+import { HttpCaller, signBody } from '../../src/outbound/http-caller.js';
 import { MAX_CONNECT_CALLS_PER_ADDRESS, MAX_HOOK_CALLS_PER_ADDRESS } from '../../src/hooks/shares.js';
 import { identityOf } from '../../src/transport/auth.js';
 

@@ -1,10 +1,10 @@
 /**
- * The Kafka presence view (history/kafka-presence-view.ts) fed records by hand: what it lists,
+ * The Kafka presence view (brokers/kafka/presence-view.ts) fed records by hand: what it lists,
  * which marker counts, and which node reports a swept client departed.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { entryKey, nodeKey, PresenceView } from '../../src/history/kafka-presence-view.js';
+import { entryKey, nodeKey, PresenceView } from '../../src/brokers/kafka/presence-view.js';
 
 const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
 const beat = (inc: string): Buffer => json({ inc });

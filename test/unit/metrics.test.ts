@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MemoryBus } from '../../src/bus/memory.js';
+import type { MemoryBus } from '../../src/brokers/memory/bus.js';
 import { Metrics } from '../../src/metrics.js';
 import { sleep } from '../../harness/wait.js';
 import { connectChannels, publish, subscribe, waitMessages } from '../helpers/channels.js';

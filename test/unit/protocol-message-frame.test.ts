@@ -2,7 +2,7 @@
 // script's expression and the scanner that reads offset and epoch back without parsing JSON.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/node/envelope.js';
+import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/protocol/envelope.js';
 import type { MessageFrame } from '../../src/protocol/frames.js';
 import {
   buildMessagePayload,

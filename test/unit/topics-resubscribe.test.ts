@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { BaseBus, type Bus } from '../../src/bus/bus.js';
-import { MemoryBroker, MemoryBus } from '../../src/bus/memory.js';
+import { BaseBus, type Bus } from '../../src/stores/bus.js';
+import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/bus.js';
 import { createNode, type FanoutNode } from '../../src/app.js';
 import { createConfig } from '../../src/config/load.js';
 import { BusUnavailableError } from '../../src/errors.js';

@@ -2,7 +2,7 @@
  * NATS core pub/sub with the `nats` client: one connection publishes and subscribes, one NATS
  * subject per bus topic. NATS keeps nothing: delivery is at most once, in order per publishing
  * connection, which is the {@link Bus} contract as it stands. Channel history does not ride the
- * bus: with a NATS bus it lives in JetStream by default (history/jetstream.ts), or where
+ * bus: with a NATS bus it lives in JetStream by default (brokers/nats/jetstream.ts), or where
  * `--history` says (docs/brokers.md).
  *
  * Reconnects: the client reconnects by itself and sends its subscriptions again; the adapter
@@ -12,10 +12,10 @@
  * at once and still connect later.
  */
 import { connect, Events, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
-import type { NatsAddress } from '../config/bus-address.js';
-import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
-import { BaseBus } from './bus.js';
-import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
+import type { NatsAddress } from '../../config/bus-address.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../../errors.js';
+import { BaseBus } from '../../stores/bus.js';
+import { busRetryDelay, Sleeper, FirstAttempt } from '../../stores/retry.js';
 
 /**
  * How every Fanout connection to NATS connects (the bus, and the presence store's own): servers

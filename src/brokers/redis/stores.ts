@@ -29,11 +29,11 @@
  * going); the heartbeat's sweep removes a dead node's counts in the same atomic step as its
  * presence and reports the crossings that caused. So each crossing is seen by exactly one node.
  */
-import { TIMINGS } from '../config/defaults.js';
-import { BusUnavailableError } from '../errors.js';
-import { newEpoch } from './memory.js';
-import { PresenceWrites } from './presence-writes.js';
-import type { ScriptRedis } from './redis-scripts.js';
+import { TIMINGS } from '../../config/defaults.js';
+import { BusUnavailableError } from '../../errors.js';
+import { newEpoch } from '../../stores/epoch.js';
+import { PresenceWrites } from '../../stores/presence-writes.js';
+import type { ScriptRedis } from './scripts.js';
 import {
   type ChannelStore,
   type DepartedHandler,
@@ -47,10 +47,10 @@ import {
   type ReadOptions,
   type ReadResult,
   type StoredMessage,
-} from './store.js';
+} from '../../stores/store.js';
 
 /** The connection the stores take (the scripts are in redis-scripts.ts). */
-export { withScripts } from './redis-scripts.js';
+export { withScripts } from './scripts.js';
 
 /**
  * Seconds a channel's {@link OutgoingMessage.once} marks outlive its last such publish (at least

@@ -1,12 +1,12 @@
 /** Picks the bus adapter a parsed `--bus` address names. */
 import type { BusAddress } from '../config/bus-address.js';
-import type { Bus } from './bus.js';
-import { MemoryBus, type MemoryBroker } from './memory.js';
-import { AmqpBus } from './amqp.js';
-import { KafkaBus } from './kafka.js';
-import { NatsBus } from './nats.js';
-import { RedisClusterBus } from './redis-cluster.js';
-import { RedisBus } from './redis.js';
+import type { Bus } from '../stores/bus.js';
+import { MemoryBus, type MemoryBroker } from './memory/bus.js';
+import { AmqpBus } from './amqp/bus.js';
+import { KafkaBus } from './kafka/bus.js';
+import { NatsBus } from './nats/bus.js';
+import { RedisClusterBus } from './redis/cluster-bus.js';
+import { RedisBus } from './redis/bus.js';
 
 /**
  * Builds the adapter for `address` (parsed at load, so this never fails on a bad URL); `broker`

@@ -1,19 +1,19 @@
 /** Builds the history and presence stores a `--history` target names: memory, Redis or JetStream. */
 import { Redis } from 'ioredis';
-import { MemoryBroker } from '../bus/memory.js';
+import { MemoryBroker } from './memory/bus.js';
 import type { NatsAddress } from '../config/bus-address.js';
-import { redisOptions } from '../bus/redis.js';
+import { redisOptions } from './redis/bus.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { JetStreamChannelStore, type JetStreamLog } from './jetstream.js';
-import { KafkaChannelStore, presenceTopic, type KafkaLog } from './kafka.js';
-import { KafkaPresenceStore } from './kafka-presence.js';
+import { JetStreamChannelStore, type JetStreamLog } from './nats/jetstream.js';
+import { KafkaChannelStore, presenceTopic, type KafkaLog } from './kafka/log.js';
+import { KafkaPresenceStore } from './kafka/presence.js';
 import type { KafkaAddress } from '../config/bus-address.js';
-import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore, type DropReason } from './memory.js';
-import { NatsPresenceStore } from './nats-presence.js';
-import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore } from './redis.js';
-import { withScripts } from './redis-scripts.js';
-import type { ChannelStore, OccupancyStore, PresenceStore } from './store.js';
+import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore, type DropReason } from './memory/stores.js';
+import { NatsPresenceStore } from './nats/presence.js';
+import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore } from './redis/stores.js';
+import { withScripts } from './redis/scripts.js';
+import type { ChannelStore, OccupancyStore, PresenceStore } from '../stores/store.js';
 
 /**
  * Where history lives: in this process (shared by the nodes of one memory broker), in a Redis, or

@@ -25,24 +25,19 @@
  * and then reject with BusUnavailableError. Joins and leaves that could not be written are
  * replayed on reconnect (the latest per client wins), like the Redis store.
  */
-import { Events, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from 'nats';
-import { connectNats } from '../bus/nats.js';
-import { Sleeper } from '../bus/retry.js';
-import type { NatsAddress } from '../config/bus-address.js';
-import { TIMINGS } from '../config/defaults.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
-import type { DepartedHandler, PresenceEntry, PresenceStore } from './store.js';
-import { PresenceWrites } from './presence-writes.js';
+import type { NatsAddress } from '../../config/bus-address.js';
+import { TIMINGS } from '../../config/defaults.js';
+import { BusUnavailableError } from '../../errors.js';
+import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
+import { PresenceWrites } from '../../stores/presence-writes.js';
+import { apiCode, fromToken, keyToken, NO_MESSAGE_FOUND, parse, PresenceBucket, snapshot, unavailable, userOf, WRONG_LAST_SEQUENCE, type Bucket } from './presence-bucket.js';
+
+export { bucketName, keyToken } from './presence-bucket.js';
 
 /** Entries of dead nodes removed per sweep, at most: a crash of a node with many clients is cleaned up over several heartbeats. */
 export const SWEEP_BATCH = 1000;
 /** Clients a presence list reads, at most. */
 export const LIST_MAX = 10_000;
-/** How long a KV call (and a call waiting for the connection) may take before it counts as unavailable. */
-const OP_TIMEOUT_MS = 2000;
-/** JetStream API error codes: compare-and-set lost, message already gone. */
-const WRONG_LAST_SEQUENCE = 10071;
-const NO_MESSAGE_FOUND = 10037;
 
 export interface NatsPresenceOptions {
   readonly address: NatsAddress;
@@ -57,56 +52,10 @@ export interface NatsPresenceOptions {
   readonly rejoin: () => void;
 }
 
-interface Bucket {
-  readonly kv: KV;
-  readonly jsm: JetStreamManager;
-  readonly stream: string;
-  /** The stream subject of a key. */
-  readonly subject: (key: string) => string;
-}
-
-/** A KV key token for any string: base64url, `=` for the empty string (base64url never has `=`). */
-export function keyToken(value: string): string {
-  return value === '' ? '=' : Buffer.from(value, 'utf8').toString('base64url');
-}
-
-function fromToken(token: string): string {
-  return token === '=' ? '' : Buffer.from(token, 'base64url').toString('utf8');
-}
-
-/** The bucket of a --bus-prefix: the prefix when it is a valid bucket name, else its hex. */
-export function bucketName(prefix: string): string {
-  return /^[A-Za-z0-9-]+$/.test(prefix) ? `presence_P_${prefix}` : `presence_H_${Buffer.from(prefix, 'utf8').toString('hex')}`;
-}
-
-function apiCode(err: unknown): number | undefined {
-  return (err as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code;
-}
-
-function unavailable(err: unknown): BusUnavailableError {
-  // The text reaches clients (`unavailable`): the server's own error stays in `cause`.
-  return err instanceof BusUnavailableError ? err : new BusUnavailableError('the nats presence store did not answer', { cause: err });
-}
-
-function parse(entry: KvEntry): { user?: unknown; inc?: unknown; dead?: unknown } {
-  try {
-    return JSON.parse(entry.string()) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
-}
-
 export class NatsPresenceStore implements PresenceStore {
   readonly kind = 'nats';
-  private nc: NatsConnection | undefined;
-  private connected = false;
+  private readonly bucket: PresenceBucket;
   private closing = false;
-  private bucket: Promise<Bucket> | undefined;
-  private readonly waiting = new Set<() => void>();
-  private readonly sleeper = new Sleeper();
-  private warned = false;
-  /** A bucket was opened once: a later 503 is a server still starting, not one without JetStream. */
-  private opened = false;
   private onDeparted: DepartedHandler = () => {};
   private timer: NodeJS.Timeout | undefined;
   /** The revision of the write that registered this node, and of its latest heartbeat. */
@@ -122,115 +71,17 @@ export class NatsPresenceStore implements PresenceStore {
 
   constructor(private readonly options: NatsPresenceOptions) {
     this.me = keyToken(options.node);
-  }
-
-  /** The connection opens on first use (a node without --presence never opens it). */
-  private running = false;
-  private ensureRunning(): void {
-    if (this.running || this.closing) return;
-    this.running = true;
-    void this.run();
-  }
-
-  /** Connects, retrying until it succeeds, follows the connection's status, and starts over if it closes, until {@link close}. */
-  private async run(): Promise<void> {
-    while (!this.closing) {
-      const nc = await connectNats(this.options.address, 'fanout-presence', {
-        sleeper: this.sleeper,
-        closing: () => this.closing,
-        failed: (err) => {
-          this.options.logError(err as Error, 'presence: NATS not reachable; retrying');
-          return false;
-        },
-      });
-      if (!nc) return;
-      this.nc = nc;
-      this.up(true);
-      this.writes.replay();
-      if (this.timer) void this.beat();
-      void this.follow(nc);
-      await nc.closed();
-      this.nc = undefined;
-      this.bucket = undefined;
-      this.up(false);
-    }
-  }
-
-  private async follow(nc: NatsConnection): Promise<void> {
-    for await (const s of nc.status()) {
-      if (this.nc !== nc) return;
-      if (s.type === Events.Disconnect) this.up(false);
-      else if (s.type === Events.Reconnect) {
-        this.up(true);
+    this.bucket = new PresenceBucket({
+      address: options.address,
+      prefix: options.prefix,
+      logError: options.logError,
+      warn: options.warn,
+      // NATS is back: joins and leaves that failed meanwhile are written, and the node beats at once.
+      onConnected: (reconnect) => {
         this.writes.replay();
-        void this.beat();
-      }
-    }
-  }
-
-  private up(connected: boolean): void {
-    this.connected = connected;
-    if (!connected) return;
-    for (const wake of this.waiting) wake();
-    this.waiting.clear();
-  }
-
-  /** The bucket, created if missing; waits up to {@link OP_TIMEOUT_MS} for a connection, then rejects. */
-  private async open(): Promise<Bucket> {
-    if (this.closing) throw new BusUnavailableError('nats presence store is closed');
-    this.ensureRunning();
-    if (!this.connected) {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.waiting.delete(wake);
-          reject(new BusUnavailableError('nats presence: not connected to NATS'));
-        }, OP_TIMEOUT_MS);
-        const wake = (): void => {
-          clearTimeout(timer);
-          resolve();
-        };
-        this.waiting.add(wake);
-      });
-    }
-    const nc = this.nc!;
-    this.bucket ??= (async () => {
-      const name = bucketName(this.options.prefix);
-      let jsm: JetStreamManager;
-      try {
-        jsm = await nc.jetstreamManager({ timeout: OP_TIMEOUT_MS });
-      } catch (err) {
-        // No responder for the JetStream API: the server runs without JetStream.
-        if (!/503|not enabled/i.test(errorMessage(err))) throw err;
-        if (!this.warned && !this.opened) this.options.warn('presence needs JetStream: start nats-server with -js, or give --history redis://host:port; presence is unavailable until then');
-        this.warned = true;
-        throw new BusUnavailableError('nats presence: JetStream is not enabled on the NATS server', { cause: err });
-      }
-      const kv = await nc.jetstream({ timeout: OP_TIMEOUT_MS }).views.kv(name, { history: 1, timeout: OP_TIMEOUT_MS });
-      this.opened = true;
-      return { kv, jsm, stream: `KV_${name}`, subject: (key: string) => `$KV.${name}.${key}` };
-    })().catch((err: unknown) => {
-      this.bucket = undefined;
-      throw unavailable(err);
+        if (reconnect || this.timer) void this.beat();
+      },
     });
-    return this.bucket;
-  }
-
-  /**
-   * Runs a KV step. On a failure other than a lost compare-and-set the bucket is opened again
-   * (the server may have lost it, or be just back) and the step tried once more.
-   */
-  private async call<T>(step: (b: Bucket) => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const bucket = await this.open();
-      try {
-        return await step(bucket);
-      } catch (err) {
-        const code = apiCode(err);
-        if (code === WRONG_LAST_SEQUENCE || code === NO_MESSAGE_FOUND) throw err;
-        this.bucket = undefined;
-        if (attempt > 0 || !this.connected) throw err;
-      }
-    }
   }
 
   join(channel: string, entry: PresenceEntry): Promise<void> {
@@ -250,18 +101,18 @@ export class NatsPresenceStore implements PresenceStore {
     const key = this.entryKey(channel, client);
     if (!entry) {
       // A purge of the key's subject leaves nothing behind (a KV delete would leave a marker per client forever).
-      await this.call((b) => b.jsm.streams.purge(b.stream, { filter: b.subject(key) }));
+      await this.bucket.call((b) => b.jsm.streams.purge(b.stream, { filter: b.subject(key) }));
       return;
     }
     if (this.inc === undefined) await this.beat();
     if (this.inc === undefined) throw new BusUnavailableError('nats presence: this node is not registered yet');
     const inc = this.inc;
-    await this.call((b) => b.kv.put(key, JSON.stringify({ user: entry.user, inc })));
+    await this.bucket.call((b) => b.kv.put(key, JSON.stringify({ user: entry.user, inc })));
   }
 
   async list(channel: string): Promise<PresenceEntry[]> {
     try {
-      return await this.call(async (b) => {
+      return await this.bucket.call(async (b) => {
         const entries = await snapshot(b.kv, `p.${keyToken(channel)}.>`, LIST_MAX);
         const alive = new Map<string, boolean>();
         const now = Date.now() + this.skewMs;
@@ -286,7 +137,7 @@ export class NatsPresenceStore implements PresenceStore {
 
   start(onDeparted: DepartedHandler): void {
     this.onDeparted = onDeparted;
-    this.ensureRunning();
+    this.bucket.start();
     void this.beat();
     this.timer = setInterval(() => void this.beat(), Math.max(TIMINGS.presenceHeartbeatMinMs, this.options.ttl * 1000 * TIMINGS.presenceHeartbeatFraction));
     this.timer.unref();
@@ -303,7 +154,7 @@ export class NatsPresenceStore implements PresenceStore {
 
   private async heartbeat(): Promise<void> {
     const own = `n.${this.me}`;
-    await this.call(async (b) => {
+    await this.bucket.call(async (b) => {
       let rev = this.rev;
       if (rev !== undefined) {
         try {
@@ -337,7 +188,7 @@ export class NatsPresenceStore implements PresenceStore {
 
   /** Marks silent nodes dead and removes up to {@link SWEEP_BATCH} of their entries. */
   private async sweep(): Promise<void> {
-    await this.call(async (b) => {
+    await this.bucket.call(async (b) => {
       let budget = SWEEP_BATCH;
       const now = Date.now() + this.skewMs;
       for (const e of await snapshot(b.kv, 'n.*', LIST_MAX)) {
@@ -388,58 +239,14 @@ export class NatsPresenceStore implements PresenceStore {
     if (this.closing) return;
     clearInterval(this.timer);
     await this.beating;
-    if (this.connected && this.inc !== undefined) {
+    if (this.bucket.connected && this.inc !== undefined) {
       // This node's entries go with it (their `leave` events sent by the channel layer), then its key.
-      await this.call(async (b) => {
+      await this.bucket.call(async (b) => {
         for (let round = 0; round < 10 && (await this.sweepNode(b, this.me, Infinity)).more; round++);
         if (this.rev !== undefined) await b.jsm.streams.deleteMessage(b.stream, this.rev, false).catch(() => {});
       }).catch((err: unknown) => this.options.logError(err as Error, 'presence: leaving NATS failed'));
     }
     this.closing = true;
-    this.sleeper.wake();
-    const nc = this.nc;
-    this.nc = undefined;
-    this.connected = false;
-    if (nc) await nc.close().catch(() => {});
+    await this.bucket.close();
   }
-}
-
-/**
- * The current entries (deleted ones left out) of the keys `filter` matches, at most `max`: a
- * watch read up to the point it was opened, then stopped.
- */
-async function snapshot(kv: KV, filter: string, max: number): Promise<KvEntry[]> {
-  const out: KvEntry[] = [];
-  let done!: () => void;
-  let fail!: (err: Error) => void;
-  const finished = new Promise<void>((resolve, reject) => {
-    done = resolve;
-    fail = reject;
-  });
-  const timer = setTimeout(() => fail(new BusUnavailableError(`nats presence: reading ${filter} timed out`)), OP_TIMEOUT_MS);
-  const opened = kv.watch({ key: filter, initializedFn: () => done() });
-  try {
-    const watch = await Promise.race([opened, finished.then(() => opened)]);
-    void (async () => {
-      for await (const e of watch) {
-        if (e.operation === 'PUT') out.push(e);
-        if (out.length >= max) done();
-      }
-      fail(new BusUnavailableError(`nats presence: reading ${filter} ended early`));
-    })().catch((err: unknown) => fail(unavailable(err)));
-    try {
-      await finished;
-    } finally {
-      watch.stop();
-    }
-  } finally {
-    clearTimeout(timer);
-    // A watch that opens after the timeout is stopped at once.
-    void opened.then((w) => w.stop(), () => {});
-  }
-  return out.slice(0, max);
-}
-
-function userOf(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
 }

@@ -1,11 +1,11 @@
 /**
- * Once-marks on the Kafka log (history/kafka.ts): the log's order decides which of two records of
+ * Once-marks on the Kafka log (brokers/kafka/log.ts): the log's order decides which of two records of
  * one mark is the message, so a writer learns whether its record was the first only when its own
  * consumer reads the record back. {@link OnceVerdicts} hands that verdict from the reader to the
  * writer, whichever of the two comes first (the consumer can read a record before the producer's
  * answer with its offset arrives).
  */
-import { BusUnavailableError } from '../errors.js';
+import { BusUnavailableError } from '../../errors.js';
 
 /** Verdicts kept for a writer still waiting for its offset, at most (the oldest go first). */
 const MAX_KEPT = 10_000;

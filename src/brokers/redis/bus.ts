@@ -4,8 +4,8 @@
  * so the caller can answer an error instead of dropping silently.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
-import { BaseBus } from './bus.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../../errors.js';
+import { BaseBus } from '../../stores/bus.js';
 
 /** Reconnect backoff: 50 ms doubling to 2 s. */
 export function redisRetryDelay(attempt: number): number {

@@ -1,6 +1,6 @@
 /**
  * Presence in a compacted Kafka topic (docs/brokers.md, "Presence on Kafka"): every node reads the
- * whole topic into an in-memory view (history/kafka-presence-view.ts, which lays out the records)
+ * whole topic into an in-memory view (brokers/kafka/presence-view.ts, which lays out the records)
  * and answers presence lists from it; joins, leaves and heartbeats are records it writes.
  *
  * Topic: created if missing with one partition (one log order, the same for every node) and
@@ -33,24 +33,24 @@
  * swept, or its key removed) registers a new incarnation and calls `rejoin`. A node also removes
  * entries of its own id from other incarnations (an earlier process with the same --node-id).
  *
- * Writes: one produce request in flight at a time (the idempotent producer's bug, bus/kafka.ts).
+ * Writes: one produce request in flight at a time (the idempotent producer's bug, brokers/kafka/bus.ts).
  * Outage: while Kafka is away, calls wait a moment for a session and reject with
  * BusUnavailableError; joins and leaves that failed are written again once it is back (the latest
- * per client wins, history/presence-writes.ts): as soon as the new session's view has caught up,
+ * per client wins, stores/presence-writes.ts): as soon as the new session's view has caught up,
  * however long that takes (a long outage leaves much to read), and again after every heartbeat
  * while any is left (a replay that failed too).
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Producer } from '@platformatic/kafka';
-import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, forceClose, GROUP_TIMINGS, isLinkFailure, type Closable } from '../bus/kafka.js';
-import { loadKafkaClient } from '../bus/kafka-client.js';
-import { busRetryDelay, Sleeper } from '../bus/retry.js';
-import { TIMINGS } from '../config/defaults.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
-import { entryKey, nodeKey, PresenceView, SWEPT_HEADER, type ViewChange, type ViewEntry } from './kafka-presence-view.js';
-import { PresenceWrites } from './presence-writes.js';
-import type { DepartedHandler, PresenceEntry, PresenceStore } from './store.js';
+import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, forceClose, GROUP_TIMINGS, isLinkFailure, type Closable } from './bus.js';
+import { loadKafkaClient } from './client.js';
+import { busRetryDelay, Sleeper } from '../../stores/retry.js';
+import { TIMINGS } from '../../config/defaults.js';
+import { BusUnavailableError, errorMessage } from '../../errors.js';
+import { entryKey, nodeKey, PresenceView, SWEPT_HEADER, type ViewChange, type ViewEntry } from './presence-view.js';
+import { PresenceWrites } from '../../stores/presence-writes.js';
+import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
 
 /** Entries of dead nodes removed per sweep, at most: a crash of a node with many clients is cleaned up over several heartbeats. */
 export const SWEEP_BATCH = 1000;

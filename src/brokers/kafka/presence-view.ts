@@ -1,5 +1,5 @@
 /**
- * The in-memory view of the Kafka presence topic (history/kafka-presence.ts): every node applies
+ * The in-memory view of the Kafka presence topic (brokers/kafka/presence.ts): every node applies
  * the topic's records in log order, so every node's view at a given offset holds the same entries
  * and node states. Only the local times a record was read at (`seenAt`) differ between nodes.
  *

@@ -20,10 +20,10 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
-import type { RedisClusterAddress } from '../config/bus-address.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
-import { BaseBus } from './bus.js';
-import { redisOptions, redisRetryDelay } from './redis.js';
+import type { RedisClusterAddress } from '../../config/bus-address.js';
+import { BusUnavailableError, errorMessage } from '../../errors.js';
+import { BaseBus } from '../../stores/bus.js';
+import { redisOptions, redisRetryDelay } from './bus.js';
 
 interface Shard {
   readonly pub: Redis;

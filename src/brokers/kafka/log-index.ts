@@ -1,6 +1,6 @@
 /**
  * Channel history on Kafka, as each node holds it: an index of the channel records of the Kafka
- * log, fed by the node's own consumer, in the log's order (history/kafka.ts). Pure: no client,
+ * log, fed by the node's own consumer, in the log's order (brokers/kafka/log.ts). Pure: no client,
  * no clock of its own (times come in), so the unit tests drive it record by record.
  *
  * What it knows. Per partition, a **window**: every channel record of the partition from offset
@@ -22,7 +22,7 @@
  * (A channel that was never dropped may then say `false` for a position older than `forgotten`:
  * the price of keeping nothing per dropped name.)
  */
-import type { OutgoingMessage, StoredMessage } from './store.js';
+import type { OutgoingMessage, StoredMessage } from '../../stores/store.js';
 
 interface ChannelEntry {
   readonly partition: number;

@@ -1,6 +1,6 @@
 /**
  * How channel history is laid out in JetStream, and the recovery rule on it: pure functions, no
- * connection (history/jetstream.ts uses them; the unit tests check them).
+ * connection (brokers/nats/jetstream.ts uses them; the unit tests check them).
  *
  * One stream per --bus-prefix, `FANOUT_<prefix>`, with the subjects `fanout-log.<prefix>.>`:
  * - `fanout-log.<prefix>.m.<channel>`: the channel's messages, one subject per channel;

@@ -1,11 +1,11 @@
 /**
- * The Lua scripts of the Redis stores (history/redis.ts, where the key layout is described), and
+ * The Lua scripts of the Redis stores (brokers/redis/stores.ts, where the key layout is described), and
  * the connection they are registered on. Redis runs each script as one atomic step: that is what
  * makes offsets, history and delivery order agree, and each presence or occupancy crossing be
  * reported once.
  */
 import type { Redis } from 'ioredis';
-import { luaMessagePayload } from '../protocol/message-frame.js';
+import { luaMessagePayload } from '../../protocol/message-frame.js';
 
 /**
  * ensure(): the channel's epoch and offset, creating (or replacing) the epoch when the channel

@@ -11,7 +11,7 @@
  * node subscribes to the channels it has subscribers for and turns each republished message into
  * the channel's bus payload (sequence and the stream's epoch spliced in), handed to the node's
  * topic router as if a bus had brought it. Every node therefore sees a channel in stream order,
- * its own messages included, which is the store's guarantee (history/store.ts). Delivery does not
+ * its own messages included, which is the store's guarantee (stores/store.ts). Delivery does not
  * depend on retention: a burst larger than --history-size still reaches every node.
  *
  * Fences and presence events are stored too, on the channel's control subject, so they are
@@ -40,16 +40,16 @@ import {
   type StreamConfig,
   type Subscription,
 } from 'nats';
-import { BaseBus } from '../bus/bus.js';
-import { connectNats, natsCredentialsRefused } from '../bus/nats.js';
-import { busRetryDelay, FirstAttempt, Sleeper } from '../bus/retry.js';
-import type { NatsAddress } from '../config/bus-address.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { buildMessagePayload } from '../protocol/message-frame.js';
+import { BaseBus } from '../../stores/bus.js';
+import { connectNats, natsCredentialsRefused } from './bus.js';
+import { busRetryDelay, FirstAttempt, Sleeper } from '../../stores/retry.js';
+import type { NatsAddress } from '../../config/bus-address.js';
+import { BusUnavailableError, errorMessage } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import { buildMessagePayload } from '../../protocol/message-frame.js';
 import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
-import { logReadResult } from './page.js';
-import type { ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult, StoredMessage } from './store.js';
+import { logReadResult } from '../../stores/page.js';
+import type { ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult, StoredMessage } from '../../stores/store.js';
 
 /** Header naming the node that published a message (the envelope's origin). */
 const ORIGIN_HEADER = 'Fanout-Origin';

@@ -20,11 +20,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Producer } from '@platformatic/kafka';
-import type { KafkaAddress } from '../config/bus-address.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
-import { BaseBus } from './bus.js';
-import { loadedKafkaClient, loadKafkaClient } from './kafka-client.js';
-import { busRetryDelay, FirstAttempt, Sleeper } from './retry.js';
+import type { KafkaAddress } from '../../config/bus-address.js';
+import { BusUnavailableError, errorMessage } from '../../errors.js';
+import { BaseBus } from '../../stores/bus.js';
+import { loadedKafkaClient, loadKafkaClient } from './client.js';
+import { busRetryDelay, FirstAttempt, Sleeper } from '../../stores/retry.js';
 
 /**
  * Client timings: a refused or closed connection is seen within about a second (three tries 250 ms

@@ -15,9 +15,9 @@
  * exchange and a new queue, and reports `connected`; the node then binds every topic again.
  */
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
-import { BaseBus } from './bus.js';
-import { busRetryDelay, Sleeper, FirstAttempt } from './retry.js';
+import { BusUnavailableError, ConfigError, errorMessage } from '../../errors.js';
+import { BaseBus } from '../../stores/bus.js';
+import { busRetryDelay, Sleeper, FirstAttempt } from '../../stores/retry.js';
 
 /** The exchange every Fanout node publishes to; clusters are kept apart by `--bus-prefix` in the routing keys. */
 export const AMQP_EXCHANGE = 'fanout.bus';

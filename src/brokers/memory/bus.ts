@@ -2,8 +2,8 @@
  * The in-process bus: the default for one node, and how tests run a whole cluster in one process.
  * A {@link MemoryBroker} plays the broker; each node gets its own {@link MemoryBus} on it.
  */
-import { BusUnavailableError } from '../errors.js';
-import { BaseBus } from './bus.js';
+import { BusUnavailableError } from '../../errors.js';
+import { BaseBus } from '../../stores/bus.js';
 
 /** The in-process broker several {@link MemoryBus}es share. Delivers asynchronously, like a real one. */
 export class MemoryBroker {

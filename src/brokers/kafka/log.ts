@@ -12,7 +12,7 @@
  * event, the finished envelope as the value).
  *
  * Every node reads the whole topic with a consumer of its own (the bus adapter's session,
- * bus/kafka.ts) and indexes the messages it reads (history/kafka-index.ts): reads and recovery
+ * brokers/kafka/bus.ts) and indexes the messages it reads (brokers/kafka/log-index.ts): reads and recovery
  * are served from that index, and a message reaches a node's subscribers from the same consumer,
  * so on each node a channel's messages, history and fences agree, in offset order. At start the
  * node reads the records younger than --history-ttl (the whole retained log with 0), and is ready
@@ -28,16 +28,16 @@
  */
 import { createHash } from 'node:crypto';
 import type { Consumer, Message } from '@platformatic/kafka';
-import { KafkaBus, type TopicShape } from '../bus/kafka.js';
-import { loadedKafkaClient } from '../bus/kafka-client.js';
-import type { KafkaAddress } from '../config/bus-address.js';
-import { BusUnavailableError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { buildMessagePayload } from '../protocol/message-frame.js';
-import { KafkaIndex } from './kafka-index.js';
-import { OnceVerdicts, oneAtATime } from './kafka-once.js';
-import { logReadResult } from './page.js';
-import type { ChannelPosition, ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from './store.js';
+import { KafkaBus, type TopicShape } from './bus.js';
+import { loadedKafkaClient } from './client.js';
+import type { KafkaAddress } from '../../config/bus-address.js';
+import { BusUnavailableError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import { buildMessagePayload } from '../../protocol/message-frame.js';
+import { KafkaIndex } from './log-index.js';
+import { OnceVerdicts, oneAtATime } from './once.js';
+import { logReadResult } from '../../stores/page.js';
+import type { ChannelPosition, ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from '../../stores/store.js';
 
 const KIND_HEADER = Buffer.from('fanout-kind');
 const ORIGIN_HEADER = Buffer.from('fanout-origin');
@@ -54,7 +54,7 @@ export function channelsTopic(busTopic: string): string {
   return `${busTopic}.channels`;
 }
 
-/** The compacted Kafka topic presence lives on (history/kafka-presence.ts), beside the bus topic `busTopic`. */
+/** The compacted Kafka topic presence lives on (brokers/kafka/presence.ts), beside the bus topic `busTopic`. */
 export function presenceTopic(busTopic: string): string {
   return `${busTopic}.presence`;
 }
@@ -90,7 +90,7 @@ export interface KafkaLogOptions {
   readonly nodeId: string;
   readonly historySize: number;
   readonly historyTtl: number;
-  /** --history-max-bytes: what the node's index of the log may hold (history/kafka-index.ts); default 256 MiB, 0 for no cap. */
+  /** --history-max-bytes: what the node's index of the log may hold (brokers/kafka/log-index.ts); default 256 MiB, 0 for no cap. */
   readonly historyMaxBytes?: number;
   /** Told of each channel the index dropped whole for --history-max-bytes. */
   readonly historyEvicted?: (channel: string) => void;

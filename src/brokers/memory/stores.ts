@@ -22,11 +22,11 @@
  * unseen, never a silently short recovery. Once-marks ({@link OutgoingMessage.once}) live with
  * their log: a channel that expired or was evicted forgets them, as it forgets its offsets.
  */
-import { randomBytes } from 'node:crypto';
-import type { MemoryBroker } from '../bus/memory.js';
-import { BusUnavailableError } from '../errors.js';
-import { buildMessagePayload } from '../protocol/message-frame.js';
-import { latestPage } from './page.js';
+import type { MemoryBroker } from './bus.js';
+import { BusUnavailableError } from '../../errors.js';
+import { newEpoch } from '../../stores/epoch.js';
+import { buildMessagePayload } from '../../protocol/message-frame.js';
+import { latestPage } from '../../stores/page.js';
 import {
   type ChannelStore,
   type OccupancyChange,
@@ -39,7 +39,7 @@ import {
   type ReadOptions,
   type ReadResult,
   type StoredMessage,
-} from './store.js';
+} from '../../stores/store.js';
 
 /**
  * What one retained message costs besides its data, counted against --history-max-bytes: the
@@ -99,9 +99,6 @@ function stateOf(owner: object): SharedState {
   return state;
 }
 
-export function newEpoch(): string {
-  return randomBytes(8).toString('hex');
-}
 
 /** The slot of `channel` among the {@link EMPTY_EPOCH_SLOTS} empty epochs (FNV-1a of its UTF-16 units). */
 function slotOf(channel: string): number {
