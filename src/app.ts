@@ -24,8 +24,6 @@ import { JetStreamLog } from './brokers/nats/jetstream.js';
 import { KafkaLog } from './brokers/kafka/log.js';
 import type { KafkaAddress } from './config/bus-address.js';
 import { KafkaIngest } from './ingest/kafka-ingest.js';
-import { encodeEnvelope, EnvelopeKind } from './protocol/envelope.js';
-import { messageHead } from './protocol/message-frame.js';
 import { addApiRoutes } from './http/api.js';
 import { addDemoPageRoutes } from './http/demo-page.js';
 import { addHealthRoutes } from './http/health.js';
@@ -94,7 +92,7 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     deliver: (topic, payload) => void core.bus.publish(topic, payload).catch((err: unknown) => core.undelivered('bus_publish', err, { topic })),
     rejoin: () => endpoint?.rejoinPresence(),
   });
-  const service = new ChannelService({ nodeId: core.id, config, channels: stores.channels, presence: stores.presence, link, metrics: core.metrics });
+  const service = new ChannelService({ nodeId: core.id, config, channels: stores.channels, presence: stores.presence, link, metrics: core.metrics, logger: core.logger });
   endpoint = new ChannelEndpoint({
     nodeId: core.id,
     service,
@@ -189,7 +187,6 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
     historySize: config.historySize,
     historyTtl: config.historyTtl,
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
-    channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),
     undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'jetstream' }),
     logger: core.logger,
   });
@@ -217,7 +214,6 @@ function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress): { ta
     },
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     topicOf: (channel) => channelTopic(config.busPrefix, channel),
-    channelHead: (channel, origin, publishedAt) => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt),
     undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'kafka' }),
     logger: core.logger,
   });

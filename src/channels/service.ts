@@ -8,11 +8,12 @@
  * what the topic brings, in the order the broker hands it over, which is offset order.
  */
 import type { Config } from '../config/schema.js';
-import { BusUnavailableError } from '../errors.js';
+import { TIMINGS } from '../config/defaults.js';
+import { BusUnavailableError, errorMessage } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, PublishResult, ReadOptions, ReadResult } from '../stores/store.js';
 import type { Metrics } from '../metrics.js';
 import { encodeEnvelope, EnvelopeKind } from '../protocol/envelope.js';
-import { messageHead } from '../protocol/message-frame.js';
 import type { Topics } from '../node/topics.js';
 import { Authorizer, PatternList } from './patterns.js';
 
@@ -53,6 +54,7 @@ export interface ChannelServiceOptions {
   /** The route channel topics travel: the store's own pub/sub (the node's bus, or the history Redis). */
   readonly link: Topics;
   readonly metrics: Metrics;
+  readonly logger: Logger;
 }
 
 export class ChannelService {
@@ -63,6 +65,7 @@ export class ChannelService {
   readonly presence: PresenceStore;
   readonly link: Topics;
   private readonly config: ChannelsConfig;
+  private lastStoreError = 0;
 
   constructor(private readonly options: ChannelServiceOptions) {
     const { config } = options;
@@ -98,9 +101,8 @@ export class ChannelService {
    */
   async publish(channel: string, data: string, once?: OutgoingMessage['once']): Promise<PublishResult> {
     if (!this.link.connected) throw new BusUnavailableError('the bus is not connected');
-    const head = encodeEnvelope(EnvelopeKind.CHANNEL, this.options.nodeId, Buffer.from(messageHead(channel)));
-    const topic = this.topic(channel);
-    const position = await this.link.publishThrough(EnvelopeKind.CHANNEL, () => this.channels.publish({ channel, topic, head, data, ...(once ? { once } : {}) }));
+    const message: OutgoingMessage = { channel, topic: this.topic(channel), origin: this.options.nodeId, data, ...(once ? { once } : {}) };
+    const position = await this.toStore(EnvelopeKind.CHANNEL, () => this.channels.publish(message));
     if (position.duplicate) return position;
     // Offsets that count 1, 2, 3… in each epoch say how many of the last --history-size are kept.
     const retained = position.retained === undefined ? Math.min(position.offset, this.config.historySize) : position.retained;
@@ -111,7 +113,30 @@ export class ChannelService {
   /** Reads the store; a read with a fence puts a control message on the channel's topic. */
   read(channel: string, options: ReadOptions): Promise<ReadResult> {
     if (!options.fence) return this.channels.read(channel, options);
-    return this.link.publishThrough(EnvelopeKind.CONTROL, () => this.channels.read(channel, options));
+    return this.toStore(EnvelopeKind.CONTROL, () => this.channels.read(channel, options));
+  }
+
+  /**
+   * A store call that puts one `kind` message on the broker (a publish, or a read's fence),
+   * counted as the topic router counts its own publishes: `fanout_messages_out_total{kind}` once
+   * it is done, `fanout_bus_errors_total{op="publish"}` and a warning (at most every 10 s) when
+   * it fails, and always rejected as a BusUnavailableError, never with the store's own error.
+   */
+  private async toStore<T>(kind: EnvelopeKind, call: () => Promise<T>): Promise<T> {
+    const { metrics, logger } = this.options;
+    try {
+      const result = await call();
+      metrics.published(kind);
+      return result;
+    } catch (err) {
+      metrics.busError('publish');
+      const now = Date.now();
+      if (now - this.lastStoreError > TIMINGS.publishErrorLogMs) {
+        this.lastStoreError = now;
+        logger.warn({ err: errorMessage(err), store: this.channels.kind }, 'channel store publish failed (logged at most every 10 s)');
+      }
+      throw err instanceof BusUnavailableError ? err : new BusUnavailableError(errorMessage(err), { cause: err });
+    }
   }
 
   /**

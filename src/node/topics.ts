@@ -12,8 +12,8 @@
  *   by the store and which every node delivers from the bus) do;
  * - envelope decoding, and a guard around every handler;
  * - the metrics: `fanout_messages_out_total{kind}` for whatever this node puts on the broker
- *   (through {@link TopicRouter.publish} or a store's script, see {@link TopicRouter.publishThrough}),
- *   `fanout_bus_messages_in_total{kind}` for what other nodes sent, and the publish-to-write
+ *   through {@link TopicRouter.publish} (a channel store that publishes itself counts its own, in
+ *   the channel service), `fanout_bus_messages_in_total{kind}` for what other nodes sent, and the publish-to-write
  *   latency of messages that reached sockets ({@link DeliveryLatency}).
  *
  * Features differ in what they do before publishing and after delivery, not in how bytes travel.
@@ -43,8 +43,6 @@ export interface Topics {
   subscribe(topic: string): Promise<void>;
   /** Publishes `body` in an envelope from this node. Rejects with BusUnavailableError. */
   publish(topic: string, kind: EnvelopeKind, body: Buffer): Promise<void>;
-  /** Runs `send`, which puts one `kind` message on this route's broker some other way (a store's script), with the same accounting. */
-  publishThrough<T>(kind: EnvelopeKind, send: () => Promise<T>): Promise<T>;
   /** Called on every status change, after the topics were resubscribed. */
   onStatus(listener: (status: BusStatus) => void): void;
 }
@@ -155,15 +153,10 @@ export class TopicRouter implements Topics {
     return this.bus.subscribe(topic);
   }
 
-  publish(topic: string, kind: EnvelopeKind, body: Buffer): Promise<void> {
-    return this.publishThrough(kind, () => this.bus.publish(topic, encodeEnvelope(kind, this.options.nodeId, body)));
-  }
-
-  async publishThrough<T>(kind: EnvelopeKind, send: () => Promise<T>): Promise<T> {
+  async publish(topic: string, kind: EnvelopeKind, body: Buffer): Promise<void> {
     try {
-      const result = await send();
+      await this.bus.publish(topic, encodeEnvelope(kind, this.options.nodeId, body));
       this.options.metrics.published(kind);
-      return result;
     } catch (err) {
       this.options.metrics.busError('publish');
       const now = Date.now();

@@ -7,7 +7,6 @@
  * The leading 2 is the envelope's version; anything else is dropped. The publish time feeds
  * `fanout_publish_latency_seconds` on the receiving nodes.
  */
-import { performance } from 'node:perf_hooks';
 
 export const ENVELOPE_VERSION = 2;
 
@@ -33,7 +32,7 @@ export interface Envelope {
   readonly publishedAt: number;
 }
 
-/** Wall-clock now in milliseconds with sub-millisecond precision. */
+/** Wall-clock now in milliseconds with sub-millisecond precision (the global `performance`, in Node and browsers alike). */
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
 }

@@ -14,6 +14,7 @@
  * The epoch is written between quotes without JSON escaping: epochs are random hex ids
  * (brokers/memory/stores.ts newEpoch), which need none. `data` is JSON text, spliced in unparsed.
  */
+import { encodeEnvelope, EnvelopeKind } from './envelope.js';
 import type { MessageFrame } from './frames.js';
 
 /** `{"type":"message","channel":C,"offset":`: the frame up to the offset digits. */
@@ -41,6 +42,16 @@ export function encodeMessage(channel: string, offset: number, epoch: string, da
 /** The same frame from a typed {@link MessageFrame} (data as a value, stringified here). */
 export function encodeMessageFrame(frame: MessageFrame & { readonly epoch: string }): string {
   return encodeMessage(frame.channel, frame.offset, frame.epoch, JSON.stringify(frame.data));
+}
+
+/**
+ * The bus payload of a channel message up to the offset digits: the envelope header (kind
+ * CHANNEL, the publishing node, the publish time) and {@link messageHead}. Every channel store
+ * builds its payloads from it: the memory store and the Redis script at publish, the JetStream and
+ * Kafka stores when their log hands a message over (`publishedAt` from the log's record).
+ */
+export function channelPayloadHead(channel: string, origin: string, publishedAt?: number): Buffer {
+  return encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), publishedAt);
 }
 
 /**

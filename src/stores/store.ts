@@ -60,13 +60,13 @@ export interface ReadResult extends ChannelPosition {
   readonly completeAfter?: number;
 }
 
-/** What a publish hands to the store: enough to build the bus payload without knowing the protocol. */
+/** What a publish hands to the store; the store builds the bus payload from it (protocol/message-frame.ts, `channelPayloadHead`). */
 export interface OutgoingMessage {
   readonly channel: string;
   /** The bus topic of the channel. */
   readonly topic: string;
-  /** Bus payload up to the offset digits: envelope header + messageHead(channel) (protocol/message-frame.ts). */
-  readonly head: Buffer;
+  /** The publishing node's id: the payload's envelope names it as the origin. */
+  readonly origin: string;
   /** The message's data as JSON text. */
   readonly data: string;
   /**

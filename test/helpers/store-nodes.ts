@@ -17,7 +17,6 @@ import { KafkaLog } from '../../src/brokers/kafka/log.js';
 import type { OccupancyEvent, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from '../../src/stores/store.js';
 import { silentLogger } from '../../src/logger.js';
 import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/protocol/envelope.js';
-import { messageHead } from '../../src/protocol/message-frame.js';
 import { Changes, until } from '../../harness/wait.js';
 
 /** Where a node's stores live: the `--history` target, as a URL (memory: the in-process broker named `broker`). */
@@ -64,7 +63,6 @@ export class StoreNode {
   static async open(id: string, spec: StoreSpec): Promise<StoreNode> {
     let node: StoreNode | undefined;
     const logger = silentLogger();
-    const head = (channel: string, origin: string, at: number): Buffer => encodeEnvelope(EnvelopeKind.CHANNEL, origin, Buffer.from(messageHead(channel)), at);
     let route: Bus;
     let target: StoreTarget;
     if (spec.kind === 'memory') {
@@ -77,13 +75,13 @@ export class StoreNode {
       target = { kind: 'redis', url: spec.url };
     } else if (spec.kind === 'jetstream') {
       const address = parseNatsUrl(spec.url, '--history');
-      const log = new JetStreamLog({ address, prefix: spec.prefix, nodeId: id, historySize: spec.historySize, historyTtl: spec.historyTtl, channelOf: (t) => channelOfTopic(spec.prefix, t), channelHead: head, logger });
+      const log = new JetStreamLog({ address, prefix: spec.prefix, nodeId: id, historySize: spec.historySize, historyTtl: spec.historyTtl, channelOf: (t) => channelOfTopic(spec.prefix, t), logger });
       route = log;
       target = { kind: 'jetstream', log, address };
     } else {
       const address = parseKafkaUrl(spec.url, '--history');
       const log = new KafkaLog({
-        address, nodeId: id, historySize: spec.historySize, historyTtl: spec.historyTtl, logger, channelHead: head,
+        address, nodeId: id, historySize: spec.historySize, historyTtl: spec.historyTtl, logger,
         channelOf: (t) => channelOfTopic(spec.prefix, t),
         topicOf: (c) => channelTopic(spec.prefix, c),
       });
@@ -138,8 +136,7 @@ export class StoreNode {
   /** Publishes `data` (JSON text) on `channel` through the store, as the channel service does. */
   publish(channel: string, data: string, once?: OutgoingMessage['once']): Promise<PublishResult> {
     const topic = channelTopic(this.spec.prefix, channel);
-    const head = encodeEnvelope(EnvelopeKind.CHANNEL, this.id, Buffer.from(messageHead(channel)));
-    return this.stores.channels.publish({ channel, topic, head, data, ...(once ? { once } : {}) });
+    return this.stores.channels.publish({ channel, topic, origin: this.id, data, ...(once ? { once } : {}) });
   }
 
   read(channel: string, options?: ReadOptions): Promise<ReadResult> {

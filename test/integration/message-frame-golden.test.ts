@@ -8,10 +8,10 @@ import { Redis } from 'ioredis';
 import { MemoryChannelStore } from '../../src/brokers/memory/stores.js';
 import { RedisChannelStore, withScripts } from '../../src/brokers/redis/stores.js';
 import type { ChannelPosition, ChannelStore } from '../../src/stores/store.js';
-import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from '../../src/protocol/envelope.js';
+import { decodeEnvelope, EnvelopeKind } from '../../src/protocol/envelope.js';
 import { encodeHistory } from '../../src/protocol/encode.js';
 import type { HistoryFrame, Json, MessageFrame } from '../../src/protocol/frames.js';
-import { encodeMessage, messageHead, MessageScanner } from '../../src/protocol/message-frame.js';
+import { encodeMessage, MessageScanner } from '../../src/protocol/message-frame.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 
 /** Names JSON writes as they are but other encoders escape (`/`), and the rest of the allowed set. */
@@ -85,10 +85,9 @@ function nextPublished(topic: string): Promise<Buffer> {
   });
 }
 
-/** Publishes `data` through `store` as the channel service does: the head is the envelope + the frame up to the offset. */
+/** Publishes `data` through `store` as the channel service does; the store builds the payload (origin '' here). */
 function publish(store: ChannelStore, kind: 'memory' | 'redis', channel: string, data: Json): Promise<ChannelPosition> {
-  const head = encodeEnvelope(EnvelopeKind.CHANNEL, '', Buffer.from(messageHead(channel)));
-  return store.publish({ channel, topic: topicOf(kind, channel), head, data: JSON.stringify(data) });
+  return store.publish({ channel, topic: topicOf(kind, channel), origin: '', data: JSON.stringify(data) });
 }
 
 /** Checks one payload as a client would see its body, and returns what the scanner reads from it. */

@@ -401,7 +401,7 @@ async function buildBusAndStores(config: Config): Promise<void> {
         connected: () => true,
         deliver: (topic) => void delivered.push(topic),
       });
-      const position = await channels.publish({ channel: 'room', topic: 'fanout:ch:room', head: Buffer.from(''), data: '"hi"' });
+      const position = await channels.publish({ channel: 'room', topic: 'fanout:ch:room', origin: config.nodeId, data: '"hi"' });
       assert.equal(position.offset, 1);
       assert.deepEqual(delivered, ['fanout:ch:room']);
       assert.deepEqual((await channels.read('room')).messages, [{ offset: 1, data: '"hi"' }]);
@@ -417,7 +417,6 @@ async function buildBusAndStores(config: Config): Promise<void> {
         historySize: config.historySize,
         historyTtl: config.historyTtl,
         channelOf: (topic) => topic,
-        channelHead: () => Buffer.alloc(0),
         logger: createLogger('silent'),
       });
       assert.equal(log.layout.stream, `FANOUT_${config.busPrefix}`);
@@ -431,7 +430,6 @@ async function buildBusAndStores(config: Config): Promise<void> {
         historyTtl: config.historyTtl,
         channelOf: (topic) => topic,
         topicOf: (channel) => channel,
-        channelHead: () => Buffer.alloc(0),
         logger: createLogger('silent'),
       });
       assert.equal(log.topic, `${history.address.topic}.channels`);

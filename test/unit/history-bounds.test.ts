@@ -30,7 +30,7 @@ function memoryStore(options: { historySize?: number; historyTtl?: number; histo
 }
 
 function publish(store: MemoryChannelStore, channel: string, data: string) {
-  return store.publish({ channel, topic: `t:ch:${channel}`, head: Buffer.alloc(0), data });
+  return store.publish({ channel, topic: `t:ch:${channel}`, origin: 'n1', data });
 }
 
 /** What one log of `channel` holding `messages` counts against the cap. */

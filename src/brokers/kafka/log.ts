@@ -33,7 +33,7 @@ import { loadedKafkaClient } from './client.js';
 import type { KafkaAddress } from '../../config/bus-address.js';
 import { BusUnavailableError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { buildMessagePayload } from '../../protocol/message-frame.js';
+import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
 import { KafkaIndex } from './log-index.js';
 import { OnceVerdicts, oneAtATime } from './once.js';
 import { logReadResult } from '../../stores/page.js';
@@ -98,9 +98,7 @@ export interface KafkaLogOptions {
   readonly channelOf: (topic: string) => string | undefined;
   /** The bus topic of a channel (the inverse of `channelOf`). */
   readonly topicOf: (channel: string) => string;
-  /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
-  readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
-  /** A stored message whose bus payload could not be built (`channelHead` threw): it is in history but not delivered live; counted and logged by the caller. */
+  /** A stored message whose bus payload could not be built (`channelPayloadHead` threw): it is in history but not delivered live; counted and logged by the caller. */
   readonly undelivered?: (err: unknown, channel: string) => void;
   readonly logger: Logger;
 }
@@ -218,7 +216,7 @@ export class KafkaLog extends KafkaBus {
   private deliverMessage(topic: string, channel: string, origin: string, time: number, offset: number, data: string): void {
     let head: Buffer;
     try {
-      head = this.options.channelHead(channel, origin, time);
+      head = channelPayloadHead(channel, origin, time);
     } catch (err) {
       this.options.undelivered?.(err, channel);
       return;

@@ -25,7 +25,7 @@
 import type { MemoryBroker } from './bus.js';
 import { BusUnavailableError } from '../../errors.js';
 import { newEpoch } from '../../stores/epoch.js';
-import { buildMessagePayload } from '../../protocol/message-frame.js';
+import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
 import { latestPage } from '../../stores/page.js';
 import {
   type ChannelStore,
@@ -194,7 +194,7 @@ export class MemoryChannelStore implements ChannelStore {
     const epoch = found?.epoch ?? this.emptyEpochOf(channel);
     const offset = (found?.offset ?? 0) + 1;
     // Deliver first: if the bus throws, the offset is not taken and nothing is stored.
-    this.options.deliver(message.topic, buildMessagePayload(message.head, offset, epoch, message.data));
+    this.options.deliver(message.topic, buildMessagePayload(channelPayloadHead(message.channel, message.origin), offset, epoch, message.data));
     const log = found ?? { epoch, offset: 0, messages: [], expiresAt: 0, bytes: channelBytes(channel) };
     if (found) this.logs.delete(channel);
     else this.state.bytes += log.bytes;

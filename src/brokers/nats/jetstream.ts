@@ -46,7 +46,7 @@ import { busRetryDelay, FirstAttempt, Sleeper } from '../../stores/retry.js';
 import type { NatsAddress } from '../../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { buildMessagePayload } from '../../protocol/message-frame.js';
+import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
 import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
 import { logReadResult } from '../../stores/page.js';
 import type { ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult, StoredMessage } from '../../stores/store.js';
@@ -75,9 +75,7 @@ export interface JetStreamLogOptions {
   readonly historyTtl: number;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
-  /** Envelope header + message head of a message of `channel` (protocol/message-frame.ts). */
-  readonly channelHead: (channel: string, origin: string, publishedAt: number) => Buffer;
-  /** A stored message whose bus payload could not be built (`channelHead` threw): it is in history but not delivered live; counted and logged by the caller. */
+  /** A stored message whose bus payload could not be built (`channelPayloadHead` threw): it is in history but not delivered live; counted and logged by the caller. */
   readonly undelivered?: (err: unknown, channel: string) => void;
   readonly logger: Logger;
 }
@@ -243,7 +241,7 @@ export class JetStreamLog extends BaseBus {
     this.lastSeq = seq;
     let head: Buffer;
     try {
-      head = this.options.channelHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Number(m.headers?.get(TIME_HEADER)) || Date.now());
+      head = channelPayloadHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Number(m.headers?.get(TIME_HEADER)) || Date.now());
     } catch (err) {
       this.options.undelivered?.(err, channel);
       return;

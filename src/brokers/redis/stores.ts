@@ -6,8 +6,8 @@
  * --history-size) + EXPIRE (--history-ttl) + PUBLISH, so offsets, history and the order in which
  * every node receives messages agree: Redis runs scripts one at a time, and every node (the
  * publisher's included) takes channel messages from the one pub/sub stream. The script builds
- * the payload from the head the publishing node passes (envelope header + frame up to the offset,
- * layout in protocol/message-frame.ts). `{C}` is a hash tag, so a channel's keys share a cluster slot.
+ * the payload from the head the store passes (envelope header + frame up to the offset, built by
+ * protocol/message-frame.ts `channelPayloadHead`). `{C}` is a hash tag, so a channel's keys share a cluster slot.
  *
  * Ingest marks (OutgoingMessage.once, Kafka ingest): a hash `P:ch:{C}:once` (source → last
  * position published), read and moved by the same publish script, so a record handed over again
@@ -31,6 +31,7 @@
  */
 import { TIMINGS } from '../../config/defaults.js';
 import { BusUnavailableError } from '../../errors.js';
+import { channelPayloadHead } from '../../protocol/message-frame.js';
 import { newEpoch } from '../../stores/epoch.js';
 import { PresenceWrites } from '../../stores/presence-writes.js';
 import type { ScriptRedis } from './scripts.js';
@@ -116,7 +117,7 @@ export class RedisChannelStore implements ChannelStore {
         Math.ceil(historyTtl),
         historySize,
         message.topic,
-        message.head,
+        channelPayloadHead(message.channel, message.origin),
         message.data,
         once?.source ?? '',
         once?.position ?? 0,
