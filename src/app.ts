@@ -186,6 +186,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
     nodeId: core.id,
     historySize: config.historySize,
     historyTtl: config.historyTtl,
+    historyMaxBytes: config.historyMaxBytes,
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'jetstream' }),
     logger: core.logger,

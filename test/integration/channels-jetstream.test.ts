@@ -237,3 +237,17 @@ test('JetStream history: presence events travel through the stream to the other 
     await closeNodes(nodes);
   }
 });
+
+test('JetStream history: --history-max-bytes is the stream\'s max_bytes, so names used with --history-ttl 0 cannot grow it without end; the default is 256 MiB', async () => {
+  const capped = await twoNodes({ historyTtl: 0, historyMaxBytes: 1 << 20 });
+  const plain = await twoNodes();
+  const nc = await natsConnect({ servers: NATS_URL, timeout: 2000 });
+  try {
+    const jsm = await nc.jetstreamManager();
+    assert.equal((await jsm.streams.info(streamLayout(capped.prefix).stream)).config.max_bytes, 1 << 20);
+    assert.equal((await jsm.streams.info(streamLayout(plain.prefix).stream)).config.max_bytes, 256 * 1024 * 1024);
+  } finally {
+    await nc.close();
+    await closeNodes([...capped.nodes, ...plain.nodes]);
+  }
+});

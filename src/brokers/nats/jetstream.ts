@@ -62,6 +62,9 @@ const REQUEST_TIMEOUT_MS = 3000;
 /** A read's consumer that was not deleted (the node died mid-read) is removed by the server after this long. */
 const INACTIVE_MS = 30_000;
 
+/** The stream's max_bytes when no --history-max-bytes is given (its default). */
+export const DEFAULT_STREAM_MAX_BYTES = 256 * 1024 * 1024;
+
 export interface JetStreamLogOptions {
   readonly address: NatsAddress;
   /** The flag refused credentials are blamed on: --bus when the history is the bus's own NATS (default --history). */
@@ -73,6 +76,12 @@ export interface JetStreamLogOptions {
   readonly historySize: number;
   /** --history-ttl in seconds: the stream's max_age (0: no age limit). */
   readonly historyTtl: number;
+  /**
+   * --history-max-bytes: the stream's max_bytes (0: none), so that with --history-ttl 0 the names
+   * clients use cannot grow it without end; the stream drops its oldest messages past it, and
+   * recovery across them says `recovered:false` (jetstream-layout.ts `completeAfter`). Default 256 MiB.
+   */
+  readonly historyMaxBytes?: number;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** A stored message whose bus payload could not be built (`channelPayloadHead` threw): it is in history but not delivered live; counted and logged by the caller. */
@@ -189,10 +198,12 @@ export class JetStreamLog extends BaseBus {
   /** Creates the stream, or updates its limits to this node's flags when they differ. */
   private async ensureStream(jsm: JetStreamManager): Promise<void> {
     const { stream, subjects } = this.layout;
+    const maxBytes = this.options.historyMaxBytes ?? DEFAULT_STREAM_MAX_BYTES;
     const limits: Partial<StreamConfig> = {
       subjects: [subjects],
       max_msgs_per_subject: this.perSubject,
       max_age: nanos(this.options.historyTtl * 1000),
+      max_bytes: maxBytes > 0 ? maxBytes : -1,
       discard: DiscardPolicy.Old,
       republish: this.layout.republish,
     };
@@ -200,7 +211,7 @@ export class JetStreamLog extends BaseBus {
     try {
       info = await jsm.streams.info(stream);
       const c = info.config;
-      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
+      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.max_bytes !== limits.max_bytes || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
         info = await jsm.streams.update(stream, limits);
       }
     } catch (err) {
