@@ -60,7 +60,12 @@ export class StoreNode {
   ) {}
 
   /** Builds node `id`'s stores for `spec` and connects its route (resolves once it can publish). */
-  static async open(id: string, spec: StoreSpec): Promise<StoreNode> {
+  /**
+   * Opens a node: its stores built as the node builds them, its route connected, presence and
+   * occupancy started. `early` runs right after the stores are started and before the route has
+   * connected, as a client may come to a node whose broker is not reached yet.
+   */
+  static async open(id: string, spec: StoreSpec, early?: (stores: Stores) => void): Promise<StoreNode> {
     let node: StoreNode | undefined;
     const logger = silentLogger();
     let route: Bus;
@@ -110,11 +115,13 @@ export class StoreNode {
       if (status === 'connected') for (const channel of node!.deliveries.keys()) void route.subscribe(channelTopic(spec.prefix, channel)).catch(() => {});
       node!.changes.notify();
     });
-    await route.connect();
+    const connected = route.connect();
     stores.presence.start((channel, entry) => {
       node!.departed.push(`${channel}/${entry.client}`);
       node!.changes.notify();
     });
+    early?.(stores);
+    await connected;
     stores.occupancy?.start((events) => {
       node!.swept.push(...events);
       node!.changes.notify();

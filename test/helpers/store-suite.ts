@@ -10,6 +10,7 @@ import { untilEvent } from '../../harness/wait.js';
 import { uniquePrefix } from './nodes.js';
 import type { StoreNodeCommand } from './store-node-process.js';
 import { StoreNode, type StoreSpec } from './store-nodes.js';
+import type { Stores } from '../../src/brokers/create-stores.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./store-node-process.js', import.meta.url));
 
@@ -26,10 +27,10 @@ export function nodeId(spec: StoreSpec, tag = 'n'): string {
 }
 
 /** Opens `count` store nodes on `spec` (closed by {@link closeOpened}). */
-export async function open(spec: StoreSpec, count: number): Promise<StoreNode[]> {
+export async function open(spec: StoreSpec, count: number, early?: (stores: Stores) => void): Promise<StoreNode[]> {
   const list: StoreNode[] = [];
   for (let i = 0; i < count; i++) {
-    const node = await StoreNode.open(nodeId(spec), spec);
+    const node = await StoreNode.open(nodeId(spec), spec, early);
     opened.push(node);
     list.push(node);
   }

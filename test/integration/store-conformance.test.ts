@@ -196,6 +196,18 @@ function definePresence(h: StoreHarness): void {
     await c!.until(async () => (await c!.stores.presence.list(ch)).length === 0, 'the closed node\'s client gone');
   });
 
+  test('a join made before the store first reached its broker is kept: the start-up sweep of an earlier process\'s entries does not take it', async () => {
+    const ch = channel();
+    let early: Promise<void> | undefined;
+    const [a] = await open(h.spec(), 1, (stores) => (early = stores.presence.join(ch, { client: 'early', user: 'ue' })));
+    const [b] = await open(h.spec(), 1);
+    await early;
+    await b!.until(async () => entries(await b!.stores.presence.list(ch)).join() === 'early:ue', 'the early join listed');
+    // Past a heartbeat: still there (a node that swept it away would show it gone now).
+    await sleep(h.spec().presenceTtl * 1000 * 0.5);
+    assert.deepEqual(entries(await a!.stores.presence.list(ch)), ['early:ue']);
+  });
+
   if (h.sweeps) test('a dead node\'s clients are swept after --presence-ttl, reported departed by exactly one survivor', async () => {
     const spec = h.spec();
     const [a] = await open(spec, 2);

@@ -226,6 +226,10 @@ export class RedisPresenceStore implements PresenceStore {
   private readonly writes = new PresenceWrites((channel, client, entry) => this.write(channel, client, entry), unavailable);
 
   private async write(channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
+    // The first heartbeat removes every entry an earlier process of this node id left: a write
+    // sent before it would be removed with them, so writes wait for it (as long as a first
+    // connection may take; past that they are refused and kept for the replay).
+    if (this.leftoversSwept) await bounded(this.leftoversSwept, FIRST_CONNECT_WAIT_MS, () => unavailable(new Error(`redis is ${this.redis.status}`)));
     if (!entry) {
       await this.redis.hdel(this.hash(channel), client);
       return;
@@ -263,6 +267,8 @@ export class RedisPresenceStore implements PresenceStore {
 
   private onSwept: (events: readonly OccupancyEvent[]) => void = () => {};
   private running = false;
+  /** Settles once the first heartbeat removed an earlier process's leftovers (see {@link write}). */
+  private leftoversSwept: Promise<void> | undefined;
 
   private run(): void {
     if (this.running) return;
@@ -270,8 +276,10 @@ export class RedisPresenceStore implements PresenceStore {
     // Leftovers of an earlier process with this node id go first, then the node registers; again
     // at once after every reconnect, so a node is listed as soon as it can be reached.
     let first = true;
+    let swept!: () => void;
+    this.leftoversSwept = new Promise<void>((resolve) => (swept = resolve));
     const onReady = (): void => {
-      const begin = first ? this.beat('leave') : Promise.resolve();
+      const begin = first ? this.beat('leave').finally(swept) : Promise.resolve();
       first = false;
       this.writes.replay();
       void begin.then(() => this.beat('beat'));
@@ -351,4 +359,10 @@ export class RedisOccupancyStore implements OccupancyStore {
   start(onSwept: (events: readonly OccupancyEvent[]) => void): void {
     this.presence.watchOccupancy(onSwept);
   }
+}
+
+/** `promise`, or a rejection with `refusal()` after `ms`. */
+function bounded(promise: Promise<void>, ms: number, refusal: () => Error): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(refusal()), ms)))]).finally(() => clearTimeout(timer));
 }
