@@ -57,6 +57,14 @@ export class BusUnavailableError extends FanoutError {
     super('FANOUT_ERR_BUS_UNAVAILABLE', message, options);
     this.name = 'BusUnavailableError';
   }
+
+  /**
+   * What a client may be told: the message when it is Fanout's own sentence (no `cause`), and a
+   * plain one when it carries a broker's or a store's text, which goes to the logs only.
+   */
+  get clientMessage(): string {
+    return this.cause === undefined ? this.message : 'the message broker did not answer';
+  }
 }
 
 /** The message of a caught value of unknown type: an Error's message, else its string form. */

@@ -7,7 +7,7 @@
  * after a bus outage in catch-up.ts, presence in presence.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Endpoint } from '../node/endpoint.js';
 import { frameText, type Outbox } from '../node/outbox.js';
@@ -240,7 +240,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       this.send(client, encodeAck({ type: 'ack', id, offset }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
-      this.error(client, 'unavailable', `not published: ${errorMessage(err)}`, id, channel);
+      this.error(client, 'unavailable', `not published: ${err.clientMessage}`, id, channel);
     }
   }
 
@@ -272,7 +272,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       this.send(client, encodeAck({ type: 'ack', id, offset }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
-      this.error(client, 'unavailable', `not published: ${errorMessage(err)}`, id, channel);
+      this.error(client, 'unavailable', `not published: ${err.clientMessage}`, id, channel);
     }
   }
 
@@ -287,7 +287,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       this.reply(client, encodeHistory({ type: 'history', channel, id, epoch, offset, more: more || undefined }, result.messages));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
-      this.error(client, 'unavailable', `history unavailable: ${errorMessage(err)}`, id, channel);
+      this.error(client, 'unavailable', `history unavailable: ${err.clientMessage}`, id, channel);
     }
   }
 
@@ -305,7 +305,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       this.reply(client, encodePresence({ type: 'presence', channel, id, clients, more: clients.length < all.length || undefined }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
-      this.error(client, 'unavailable', `presence unavailable: ${errorMessage(err)}`, id, channel);
+      this.error(client, 'unavailable', `presence unavailable: ${err.clientMessage}`, id, channel);
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import type { BusStatus } from '../stores/bus.js';
 import { TIMINGS } from '../config/defaults.js';
-import { BusUnavailableError, errorMessage } from '../errors.js';
+import { BusUnavailableError } from '../errors.js';
 import { EnvelopeKind } from '../protocol/envelope.js';
 import { frameText } from '../node/outbox.js';
 import { encodeSubscribed } from '../protocol/encode.js';
@@ -166,7 +166,8 @@ export class ChannelStreams {
         fence: service.fence(local.name, batch.token),
       });
     } catch (err) {
-      return this.failBatch(local, batch, `cannot subscribe now: ${errorMessage(err)}`);
+      // A broker's or store's own text stays in the logs; the client hears Fanout's sentence.
+      return this.failBatch(local, batch, `cannot subscribe now: ${err instanceof BusUnavailableError ? err.clientMessage : 'the message broker did not answer'}`);
     }
     if (local.batch !== batch) return;
     if (batch.fenced) return this.completeBatch(local, batch);

@@ -14,7 +14,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/index.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/index.js';
-import { BusUnavailableError, errorMessage, httpStatusOf, type ApiErrorCode } from '../errors.js';
+import { BusUnavailableError, httpStatusOf, type ApiErrorCode } from '../errors.js';
 import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import { isChannelName } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
@@ -67,7 +67,7 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
       sendJson(res, 200, { offset });
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);
-      fail(res, 'unavailable', `not published: ${errorMessage(err)}`);
+      fail(res, 'unavailable', `not published: ${err.clientMessage}`);
     }
   });
 
@@ -92,7 +92,7 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
       res.end(encodeHistoryBody({ channel, epoch: result.epoch, offset: result.offset, more: result.more || undefined }, result.messages));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);
-      fail(res, 'unavailable', errorMessage(err));
+      fail(res, 'unavailable', err.clientMessage);
     }
   });
 

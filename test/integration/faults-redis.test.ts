@@ -5,6 +5,7 @@
  * cross-node delivery within seconds when the broker is back.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { afterEach, test } from 'node:test';
 import { startRedisServer } from '../../harness/brokers.js';
 import { forkFanoutServe, type ServerProcess, waitReadyPort } from '../../harness/fanout-process.js';
@@ -12,7 +13,8 @@ import { startHaproxy } from '../../harness/haproxy.js';
 import { sleep } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { scrape } from '../helpers/metrics.js';
-import { uniquePrefix } from '../helpers/nodes.js';
+import { connectChannels, publish, request } from '../helpers/channels.js';
+import { httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
 
@@ -152,4 +154,25 @@ test('a node started while Redis is down serves its clients, says 503, and becom
   await client.until((m) => m.includes('Received: no broker yet'));
   await redis.start();
   await untilReadyz(node, 200, 15_000);
+});
+
+test('a Redis out of memory (maxmemory, noeviction) refuses the publish script: the client hears unavailable in Fanout\'s words, never Redis\'s error text', async () => {
+  const redis = await startRedisServer();
+  cleanup.push(() => redis.stop());
+  const node = await startNode({ bus: redis.url, busPrefix: uniquePrefix('oom'), apiKey: 'k' });
+  cleanup.push(() => node.close());
+  await waitNodesReady([node]);
+  const client = await connectChannels(node);
+  cleanup.push(() => client.close());
+  await publish(client, 'full', 'fits');
+  const cli = (...args: string[]) => new Promise<void>((resolve, reject) => execFile('redis-cli', ['-p', String(redis.port), ...args], (err) => (err ? reject(err) : resolve())));
+  await cli('config', 'set', 'maxmemory-policy', 'noeviction');
+  await cli('config', 'set', 'maxmemory', '1');
+  const overSocket = await request(client, { type: 'publish', channel: 'full', data: 'no room' });
+  const overHttp = await fetch(httpUrl(node, '/api/publish'), { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer k' }, body: JSON.stringify({ channel: 'full', data: 'no room' }) });
+  const httpBody = (await overHttp.json()) as { error: string; message: string };
+  assert.equal(overSocket.code, 'unavailable', JSON.stringify(overSocket));
+  assert.equal(overHttp.status, 503);
+  assert.equal(httpBody.error, 'unavailable');
+  for (const text of [String(overSocket.message), httpBody.message]) assert.doesNotMatch(text, /OOM|maxmemory|script|ERR|@user/i, `a client read: ${text}`);
 });
