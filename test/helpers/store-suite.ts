@@ -11,6 +11,7 @@ import { uniquePrefix } from './nodes.js';
 import type { StoreNodeCommand } from './store-node-process.js';
 import { StoreNode, type StoreSpec } from './store-nodes.js';
 import type { Stores } from '../../src/brokers/create-stores.js';
+import type { OccupancyEvent, PresenceEntry } from '../../src/stores/store.js';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./store-node-process.js', import.meta.url));
 
@@ -64,4 +65,14 @@ export async function openChild(spec: StoreSpec): Promise<{ child: ChildProcess;
     return answer;
   };
   return { child, send };
+}
+
+/** A presence list as `client:user` strings, sorted. */
+export function entries(list: readonly PresenceEntry[]): string[] {
+  return list.map((e) => `${e.client}:${e.user}`).sort();
+}
+
+/** The crossings of `ch` among `events`, as `name[:user]` strings, sorted. */
+export function crossings(events: readonly OccupancyEvent[], ch: string): string[] {
+  return events.filter((e) => e.channel === ch).map((e) => `${e.name}${e.user ? `:${e.user}` : ''}`).sort();
 }

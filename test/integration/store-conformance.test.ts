@@ -16,12 +16,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BusUnavailableError } from '../../src/errors.js';
-import type { OccupancyEvent, PresenceEntry, PublishResult, ReadResult } from '../../src/stores/store.js';
+import type { PublishResult, ReadResult } from '../../src/stores/store.js';
 import { sleep } from '../../harness/wait.js';
 import { connectChannels, publish, request, waitMessages } from '../helpers/channels.js';
 import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '../helpers/store-harnesses.js';
-import { channel, closeOpened, open, openChild, opened, texts } from '../helpers/store-suite.js';
+import { channel, closeOpened, crossings, entries, open, openChild, opened, texts } from '../helpers/store-suite.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 const harnesses = storeHarnesses();
@@ -172,10 +172,6 @@ function defineChannelStore(h: StoreHarness): void {
   });
 }
 
-function entries(list: PresenceEntry[]): string[] {
-  return list.map((e) => `${e.client}:${e.user}`).sort();
-}
-
 function definePresence(h: StoreHarness): void {
   before(() => h.setup());
   after(async () => {
@@ -224,10 +220,6 @@ function definePresence(h: StoreHarness): void {
     await sleep(2 * spec.presenceTtl * 1000);
     assert.deepEqual(departed(), [`${ch}/ghost`]);
   });
-}
-
-function crossings(events: readonly OccupancyEvent[], ch: string): string[] {
-  return events.filter((e) => e.channel === ch).map((e) => `${e.name}${e.user ? `:${e.user}` : ''}`).sort();
 }
 
 function defineOccupancy(h: StoreHarness): void {
