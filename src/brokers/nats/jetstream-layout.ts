@@ -15,6 +15,13 @@ import { createHash } from 'node:crypto';
 /** Characters kept as they are in a subject token; every other byte is written `%HH`. */
 const PLAIN = /^[A-Za-z0-9_-]$/;
 
+/** Header naming the node that published a message (the envelope's origin). */
+export const ORIGIN_HEADER = 'Fanout-Origin';
+/** Header with the publishing node's clock at the publish (ms since the epoch): the envelope's publish time, for the latency metric. */
+export const TIME_HEADER = 'Fanout-Time';
+/** Header JetStream puts the stored sequence in on a republished message. */
+export const SEQUENCE_HEADER = 'Nats-Sequence';
+
 /**
  * `name` as one NATS subject token: letters, digits, `_` and `-` as they are, every other UTF-8
  * byte (`.`, `*`, `>`, spaces, `%`, non-ASCII) as `%HH`. Reversible ({@link fromSubjectToken}),

@@ -47,16 +47,9 @@ import type { NatsAddress } from '../../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
-import { channelSubject, completeAfter, controlSubject, liveSubjects, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
-import { logReadResult } from '../../stores/page.js';
-import type { ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult, StoredMessage } from '../../stores/store.js';
+import { controlSubject, liveSubjects, ORIGIN_HEADER, SEQUENCE_HEADER, TIME_HEADER, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
+import type { StoredMessage } from '../../stores/store.js';
 
-/** Header naming the node that published a message (the envelope's origin). */
-const ORIGIN_HEADER = 'Fanout-Origin';
-/** Header with the publishing node's clock at the publish (ms since the epoch): the envelope's publish time, for the latency metric. */
-const TIME_HEADER = 'Fanout-Time';
-/** Header JetStream puts the stored sequence in on a republished message. */
-const SEQUENCE_HEADER = 'Nats-Sequence';
 /** How long a request to JetStream (publish, read) may take before it counts as unavailable. */
 const REQUEST_TIMEOUT_MS = 3000;
 /** A read's consumer that was not deleted (the node died mid-read) is removed by the server after this long. */
@@ -402,40 +395,4 @@ export class JetStreamLog extends BaseBus {
 /** A failed JetStream call; the text reaches clients (`unavailable`), so the server's own error stays in `cause`. */
 function unavailable(err: unknown): BusUnavailableError {
   return err instanceof BusUnavailableError ? err : new BusUnavailableError('the jetstream store did not answer', { cause: err });
-}
-
-/** The channel store over a {@link JetStreamLog}: offsets are stream sequences. */
-export class JetStreamChannelStore implements ChannelStore {
-  readonly kind = 'jetstream';
-
-  constructor(
-    private readonly log: JetStreamLog,
-    private readonly nodeId: string,
-  ) {}
-
-  /**
-   * {@link OutgoingMessage.once} rides on JetStream's message-id deduplication: a repeat within
-   * the stream's duplicate window is refused, one later is stored again (docs/brokers.md).
-   */
-  async publish(message: OutgoingMessage): Promise<PublishResult> {
-    const subject = channelSubject(this.log.layout, message.channel);
-    // Sequences are the stream's: they do not say how many messages the channel keeps.
-    if (!message.once) return { offset: await this.log.append(subject, message.data, this.nodeId), epoch: this.log.epoch, retained: null };
-    const { seq, duplicate } = await this.log.store(subject, message.data, this.nodeId, `${message.once.source}@${message.once.position}`);
-    return { offset: seq, epoch: this.log.epoch, retained: null, ...(duplicate ? { duplicate: true } : {}) };
-  }
-
-  async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
-    // The fence first: every message of the channel older than it is read below, every newer
-    // one reaches the node's consumer after the fence.
-    const bound = options.fence ? await this.log.appendControl(options.fence.topic, options.fence.payload) : Infinity;
-    const all = await this.log.messagesOf(channelSubject(this.log.layout, channel), bound);
-    const stream = await this.log.streamState();
-    const lastMessage = all[all.length - 1];
-    const offset = lastMessage ? lastMessage.offset : Number.isFinite(bound) ? bound - 1 : stream.last;
-    const complete = completeAfter({ first: all[0]?.offset, count: all.length, perSubject: this.log.perSubject, streamFirst: stream.first });
-    return logReadResult(all, { offset, epoch: stream.epoch, complete }, options);
-  }
-
-  async close(): Promise<void> {}
 }

@@ -1,0 +1,44 @@
+/**
+ * The channel store over the JetStream log (jetstream.ts): offsets are stream sequences, the epoch
+ * is the stream's identity, once-marks ride on JetStream's message-id deduplication.
+ */
+import type { JetStreamLog } from './jetstream.js';
+import { channelSubject, completeAfter } from './jetstream-layout.js';
+import { logReadResult } from '../../stores/page.js';
+import type { ChannelStore, OutgoingMessage, PublishResult, ReadOptions, ReadResult } from '../../stores/store.js';
+
+/** The channel store over a {@link JetStreamLog}: offsets are stream sequences. */
+export class JetStreamChannelStore implements ChannelStore {
+  readonly kind = 'jetstream';
+
+  constructor(
+    private readonly log: JetStreamLog,
+    private readonly nodeId: string,
+  ) {}
+
+  /**
+   * {@link OutgoingMessage.once} rides on JetStream's message-id deduplication: a repeat within
+   * the stream's duplicate window is refused, one later is stored again (docs/brokers.md).
+   */
+  async publish(message: OutgoingMessage): Promise<PublishResult> {
+    const subject = channelSubject(this.log.layout, message.channel);
+    // Sequences are the stream's: they do not say how many messages the channel keeps.
+    if (!message.once) return { offset: await this.log.append(subject, message.data, this.nodeId), epoch: this.log.epoch, retained: null };
+    const { seq, duplicate } = await this.log.store(subject, message.data, this.nodeId, `${message.once.source}@${message.once.position}`);
+    return { offset: seq, epoch: this.log.epoch, retained: null, ...(duplicate ? { duplicate: true } : {}) };
+  }
+
+  async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
+    // The fence first: every message of the channel older than it is read below, every newer
+    // one reaches the node's consumer after the fence.
+    const bound = options.fence ? await this.log.appendControl(options.fence.topic, options.fence.payload) : Infinity;
+    const all = await this.log.messagesOf(channelSubject(this.log.layout, channel), bound);
+    const stream = await this.log.streamState();
+    const lastMessage = all[all.length - 1];
+    const offset = lastMessage ? lastMessage.offset : Number.isFinite(bound) ? bound - 1 : stream.last;
+    const complete = completeAfter({ first: all[0]?.offset, count: all.length, perSubject: this.log.perSubject, streamFirst: stream.first });
+    return logReadResult(all, { offset, epoch: stream.epoch, complete }, options);
+  }
+
+  async close(): Promise<void> {}
+}
