@@ -142,3 +142,17 @@ export function untilEvent<A extends unknown[] = unknown[]>(emitter: EventEmitte
     for (const f of failures) emitter.on(f.name, f.listener);
   });
 }
+
+/** `fn` over `items`, at most `limit` at a time; the results in the items' order. */
+export async function inTurns<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { exited } from '../../harness/child.js';
 import { FANOUT_MAIN, forkFanoutServe } from '../../harness/fanout-process.js';
 import { freePort } from '../../harness/ports.js';
-import { until } from '../../harness/wait.js';
+import { inTurns, until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { spawnCluster, untilPageServed, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { uniquePrefix } from '../helpers/nodes.js';
@@ -27,7 +27,7 @@ async function fanout(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ co
 }
 
 test('fanout serve with an invalid value exits 2 with one line naming the flag', async () => {
-  for (const [args, env, flag] of [
+  const cases = [
     [['serve', '--port', 'abc'], {}, '--port'],
     [['serve', '--bus', 'ftp://x'], {}, '--bus'],
     [['serve', '--heartbeat', 'soon'], {}, '--heartbeat'],
@@ -56,8 +56,11 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['serve'], { FANOUT_HISTORY: 'redis-cluster://127.0.0.1:7000' }, '--history'],
     // Found only when the broker answers, and not healed by retrying: the same one line, exit 2.
     [['serve', '--bus', 'amqp://guest:wrong-password@127.0.0.1:5672', '--history', 'memory'], {}, '--bus'],
-  ] as Array<[string[], NodeJS.ProcessEnv, string]>) {
-    const { code, stderr } = await fanout(args, env);
+  ] as Array<[string[], NodeJS.ProcessEnv, string]>;
+  // Three CLI processes at a time: each start is mostly its own CPU (2 cores here).
+  const answers = await inTurns(cases, 3, ([args, env]) => fanout(args, env));
+  for (const [i, [args, , flag]] of cases.entries()) {
+    const { code, stderr } = answers[i]!;
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
     const lines = stderr.trim().split('\n');
     assert.equal(lines.length, 1, stderr);
@@ -66,7 +69,7 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
 });
 
 test('the CLI\'s words: negative numbers get the schema\'s answer, enums list what is valid, no command is a usage error', async () => {
-  for (const [args, line] of [
+  const cases = [
     [['serve', '--history-size', '-1'], 'fanout: invalid --history-size: expected at least 0, got "-1"'],
     [['serve', '--history-size=-1'], 'fanout: invalid --history-size: expected at least 0, got "-1"'],
     [['token', '--secret', 's', '--sub', 'u', '--ttl', '-5'], undefined],
@@ -86,8 +89,10 @@ test('the CLI\'s words: negative numbers get the schema\'s answer, enums list wh
       ['cluster', '--nodes', '2', '--bus', 'amqp://guest:guest@127.0.0.1:5672', '--', '--history', 'memory'],
       'fanout: invalid --history: memory keeps history and presence per node, which breaks a chat across 2 nodes; give --history redis://host:port',
     ],
-  ] as Array<[string[], string | undefined]>) {
-    const { code, stderr } = await fanout(args);
+  ] as Array<[string[], string | undefined]>;
+  const answers = await inTurns(cases, 3, ([args]) => fanout(args));
+  for (const [i, [args, line]] of cases.entries()) {
+    const { code, stderr } = answers[i]!;
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
     if (line) assert.equal(stderr.trim(), line);
     else assert.doesNotMatch(stderr, /ambiguous/, stderr);
