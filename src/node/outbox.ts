@@ -24,11 +24,19 @@
  * Replies a client asked for (history, recovery after a reconnect) can be far larger than a
  * broadcast. They are queued with {@link Outbox.reply} and stream out in slices that follow the
  * socket's backpressure: once a socket holds {@link STREAM_HIGH_WATER} unsent bytes, the rest of
- * its frames (replies, and whatever comes after them, in order) wait in the client's `held` queue
+ * its frames (replies, and whatever comes after them, in order) wait in the socket's held queue
  * and go out on 'drain'. --max-buffered (the slow-consumer rule) judges the bytes the client did
  * not ask for: what sits unsent in the socket, or, while a reply streams, the non-reply frames
  * held behind it. A client that reads gets a reply of any size; one that stops reading is cut as
  * before. The replies themselves are bounded where they are made (channels/endpoint.ts).
+ *
+ * What the outbox keeps per socket is its own, in two maps keyed by the connection, and only
+ * while there is something to keep: `queued` holds the sockets with frames this turn (it is the
+ * flush's work list, swapped for an empty one at each flush), `streams` the few sockets a reply
+ * is streaming to. An idle socket costs the outbox nothing. The price on the broadcast path is
+ * one map lookup per socket per message (a miss and an insert for the first frame of a turn);
+ * next to the socket write each queued socket gets, it does not show (the figures are in the
+ * commit that made the change).
  */
 import { performance } from 'node:perf_hooks';
 import { Sender } from '../transport/ws-internals.js';
@@ -64,6 +72,23 @@ export const STREAM_HIGH_WATER = 64 * 1024;
 /** Frames queued with {@link Outbox.reply}: they do not count towards --max-buffered. */
 const replyFrames = new WeakSet<Buffer>();
 
+/** One socket's frames of this turn, written as one buffer at the flush. */
+interface Queued {
+  readonly frames: Buffer[];
+  bytes: number;
+  /** Of {@link bytes}, the bytes of replies the client asked for (history, recovery). */
+  replyBytes: number;
+}
+
+/** Frames waiting for one socket to drain while a large reply streams out, in order, split into the bytes of replies and of everything else. */
+interface Stream {
+  held: Buffer[];
+  liveBytes: number;
+  replyBytes: number;
+  /** A 'drain' listener is waiting to stream more of {@link held}. */
+  drainListening: boolean;
+}
+
 /** In 'auto' mode, a busy node spaces flushes by this many times the previous flush's duration… */
 export const AUTO_FACTOR = 4;
 /** …and never more than this many milliseconds. */
@@ -81,7 +106,10 @@ export const AUTO_BUSY_ABOVE = 0.75;
 export const AUTO_WINDOW_MS = 250;
 
 export class Outbox {
-  private dirty: Client[] = [];
+  /** Sockets with frames queued since the last flush, in the order they were first queued. */
+  private queued = new Map<Client, Queued>();
+  /** Sockets a reply streams to (see the top of this file); removed once all is out or the socket closed. */
+  private readonly streams = new Map<Client, Stream>();
   private scheduled = false;
   private frames = 0;
   /** performance.now() at the start of the last flush, and how many milliseconds it took. */
@@ -114,22 +142,43 @@ export class Outbox {
    */
   reply(client: Client, frame: Buffer): void {
     replyFrames.add(frame);
-    client.queuedReplyBytes += frame.length;
-    this.send(client, frame);
+    this.queue(client, frame).replyBytes += frame.length;
   }
 
   /** Queues one pre-framed message for one socket. */
   send(client: Client, frame: Buffer): void {
-    if (client.queue === null) {
-      client.queue = [frame];
-      client.queuedBytes = frame.length;
-      this.dirty.push(client);
+    this.queue(client, frame);
+  }
+
+  private queue(client: Client, frame: Buffer): Queued {
+    this.frames++;
+    let queued = this.queued.get(client);
+    if (queued === undefined) {
+      this.queued.set(client, (queued = { frames: [frame], bytes: frame.length, replyBytes: 0 }));
       if (!this.scheduled) this.schedule();
     } else {
-      client.queue.push(frame);
-      client.queuedBytes += frame.length;
+      queued.frames.push(frame);
+      queued.bytes += frame.length;
     }
-    this.frames++;
+    return queued;
+  }
+
+  /**
+   * Bytes of replies `client` asked for that are not yet written to its socket: queued this turn
+   * or held while a reply streams (the channel endpoint's request budget counts them).
+   */
+  unsentReplyBytes(client: Client): number {
+    return (this.queued.get(client)?.replyBytes ?? 0) + (this.streams.size === 0 ? 0 : (this.streams.get(client)?.replyBytes ?? 0));
+  }
+
+  /** True while frames of `client` wait for its socket to drain. */
+  holding(client: Client): boolean {
+    return this.streams.has(client);
+  }
+
+  /** Forgets `client`'s held frames: its socket closed (frames queued this turn are dropped at the flush). */
+  closed(client: Client): void {
+    this.streams.delete(client);
   }
 
   private schedule(): void {
@@ -169,33 +218,29 @@ export class Outbox {
     this.scheduled = false;
     const start = performance.now();
     this.lastFlush = start;
-    const dirty = this.dirty;
-    this.dirty = [];
+    const queued = this.queued;
+    this.queued = new Map();
     this.frames = 0;
+    const streaming = this.streams.size > 0;
     let frames = 0;
     let bytes = 0;
     let sockets = 0;
-    for (const client of dirty) {
-      const queue = client.queue!;
-      const size = client.queuedBytes;
-      const replyBytes = client.queuedReplyBytes;
-      client.queue = null;
-      client.queuedBytes = 0;
-      client.queuedReplyBytes = 0;
+    for (const [client, { frames: queue, bytes: size, replyBytes }] of queued) {
       if (!client.open) {
-        client.held = null;
+        if (streaming) this.streams.delete(client);
         continue;
       }
       frames += queue.length;
       bytes += size;
       sockets++;
-      if (client.held === null && (replyBytes === 0 || client.socket.writableLength + size <= STREAM_HIGH_WATER)) {
+      const stream = streaming ? this.streams.get(client) : undefined;
+      if (stream === undefined && (replyBytes === 0 || client.socket.writableLength + size <= STREAM_HIGH_WATER)) {
         // The broadcast path: everything this flush has for the socket in one write.
         client.socket.write(queue.length === 1 ? queue[0]! : Buffer.concat(queue, size));
         if (client.socket.writableLength > this.options.maxBuffered) this.options.onSlowConsumer(client);
         continue;
       }
-      this.hold(client, queue, size - replyBytes, replyBytes);
+      this.hold(client, stream, queue, size - replyBytes, replyBytes);
     }
     this.lastFlushCost = performance.now() - start;
     this.windowCost += this.lastFlushCost;
@@ -204,29 +249,30 @@ export class Outbox {
   }
 
   /** Streams `queue` behind whatever `client` already holds, as far as the socket takes it now. */
-  private hold(client: Client, queue: Buffer[], liveBytes: number, replyBytes: number): void {
-    const first = client.held === null;
-    if (first) client.held = queue;
-    else for (const frame of queue) client.held!.push(frame);
-    client.heldLiveBytes += liveBytes;
-    client.heldReplyBytes += replyBytes;
-    this.pump(client);
+  private hold(client: Client, stream: Stream | undefined, queue: Buffer[], liveBytes: number, replyBytes: number): void {
+    if (stream === undefined) this.streams.set(client, (stream = { held: queue, liveBytes, replyBytes, drainListening: false }));
+    else {
+      for (const frame of queue) stream.held.push(frame);
+      stream.liveBytes += liveBytes;
+      stream.replyBytes += replyBytes;
+    }
+    this.pump(client, stream);
     // While a reply streams, the socket holds at most about STREAM_HIGH_WATER: what piles up
     // unread is the held frames the client did not ask for.
-    if (client.held !== null && client.heldLiveBytes > this.options.maxBuffered) this.options.onSlowConsumer(client);
+    if (this.streams.get(client) === stream && stream.liveBytes > this.options.maxBuffered) this.options.onSlowConsumer(client);
   }
 
   /**
    * Writes held frames while the socket holds less than {@link STREAM_HIGH_WATER}, as large
    * writes; waits for 'drain' when more is left.
    */
-  private pump(client: Client): void {
-    const held = client.held;
-    if (held === null) return;
+  private pump(client: Client, stream: Stream): void {
+    if (this.streams.get(client) !== stream) return;
     if (!client.open) {
-      client.held = null;
+      this.streams.delete(client);
       return;
     }
+    const held = stream.held;
     const socket = client.socket;
     let i = 0;
     while (i < held.length && socket.writableLength < STREAM_HIGH_WATER) {
@@ -238,23 +284,21 @@ export class Outbox {
         const frame = held[i++]!;
         size += frame.length;
         room -= frame.length;
-        if (replyFrames.has(frame)) client.heldReplyBytes -= frame.length;
-        else client.heldLiveBytes -= frame.length;
+        if (replyFrames.has(frame)) stream.replyBytes -= frame.length;
+        else stream.liveBytes -= frame.length;
       } while (i < held.length && room > 0);
       socket.write(i - start === 1 ? held[start]! : Buffer.concat(held.slice(start, i), size));
     }
     if (i === held.length) {
-      client.held = null;
-      client.heldLiveBytes = 0;
-      client.heldReplyBytes = 0;
+      this.streams.delete(client);
       return;
     }
     held.splice(0, i);
-    if (!client.drainListening) {
-      client.drainListening = true;
+    if (!stream.drainListening) {
+      stream.drainListening = true;
       socket.once('drain', () => {
-        client.drainListening = false;
-        this.pump(client);
+        stream.drainListening = false;
+        this.pump(client, stream);
       });
     }
   }
