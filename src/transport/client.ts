@@ -1,10 +1,10 @@
 /**
  * One WebSocket connection as the node sees it: who it is, which endpoint it is on, and its
  * socket. The parts of the node that keep something per connection keep it themselves, keyed by
- * the Client, and only while they have something to keep: the outbox its queued and held frames
- * (node/outbox.ts), the heartbeat wheel its slot and state (node/heartbeat.ts), the rate
- * limiters their buckets (transport/limits.ts), the channel endpoint its subscriptions, hook
- * calls and request budget (channels/). An idle connection's Client is its identity and
+ * the Client, and only while they have something to keep: the outbox its held frames
+ * (node/outbox.ts; its frames of this turn are in the one slot below), the heartbeat wheel its
+ * slot and state (node/heartbeat.ts), the rate limiters their buckets (transport/limits.ts), the
+ * channel endpoint its subscriptions, hook calls and request budget (channels/). An idle connection's Client is its identity and
  * references: no per-socket timers or closures.
  */
 import { randomUUID } from 'node:crypto';
@@ -30,6 +30,14 @@ export const ANONYMOUS: Identity = Object.freeze({ user: undefined, channels: un
 
 /** One connection: its identity and its socket (see the top of this file for where its other state lives). */
 export class Client {
+  /**
+   * The outbox's slot (node/outbox.ts, which alone reads and writes it): the frames queued for
+   * this socket in this event-loop turn, or null. The one piece of another part's state kept
+   * here, because it is on the broadcast path, where a map lookup per socket per message costs
+   * more than the rest of the bookkeeping (figures in node/outbox.ts).
+   */
+  outbox: object | null = null;
+
   constructor(
     readonly id: string,
     readonly ws: WebSocket,

@@ -8,7 +8,7 @@ import { until } from '../../harness/wait.js';
 
 /** What the outbox reads of a Client (its own state is its own), on `socket`. */
 function clientOn(socket: unknown): Client {
-  return { open: true, socket } as unknown as Client;
+  return { outbox: null, open: true, socket } as unknown as Client;
 }
 
 /** A client whose socket records its writes. */
