@@ -299,6 +299,7 @@ test('a subscribe with since is a reply like a history page: refused (rate_limit
     // Once the replies are out, the same request runs.
     assert.equal((await ask(2, 'b')).type, 'subscribed');
     assert.equal(endpoint.budget.inFlight(client), 0, 'what the recovery reserved is given back once it is live');
+    assert.equal(endpoint.budget.size, 0, 'and the budget keeps nothing for a connection with nothing in flight');
   } finally {
     await node.close();
   }

@@ -223,3 +223,18 @@ test('frames behind a stalled reply count towards --max-buffered: a client that 
   outbox.flush();
   assert.equal(slow, 1, 'past --max-buffered of frames it did not ask for');
 });
+
+test('a socket that closes while a reply streams to it is forgotten: nothing more is written to it', () => {
+  const { client, writes, drain } = bufferingClient();
+  const outbox = new Outbox({ maxBuffered: 256 * 1024, onSlowConsumer: () => assert.fail('not slow') });
+  for (let i = 0; i < 16; i++) outbox.reply(client, frameText('r'.repeat(16 * 1024)));
+  outbox.flush();
+  assert.equal(outbox.holding(client), true);
+  assert.ok(outbox.unsentReplyBytes(client) > 0);
+  const written = writes.length;
+  outbox.closed(client); // as the node's sockets do on 'close'
+  assert.equal(outbox.holding(client), false);
+  assert.equal(outbox.unsentReplyBytes(client), 0);
+  drain();
+  assert.equal(writes.length, written, 'the held frames were dropped with the socket');
+});
