@@ -1,4 +1,9 @@
-/** How large one reply may grow: replies past the budget are cut and say `"more":true`. */
+/**
+ * How much a connection's requests may make the node hold: one reply past the budget is cut and
+ * says `"more":true`, and the requests in flight of one connection reserve what their replies
+ * may take ({@link RequestBudget}).
+ */
+import type { Client } from '../transport/client.js';
 
 /**
  * Most bytes of one history or presence reply. A history page stops there (the store stops
@@ -16,6 +21,39 @@ export function presenceWithinBudget<T extends { readonly client: string; readon
     if (bytes > budget && i > 0) return entries.slice(0, i);
   }
   return entries;
+}
+
+/**
+ * Bytes each connection's requests in flight may still produce (a history page, a presence
+ * list, a recovery until its subscription goes live): reserved when a request starts, given
+ * back when it ends. Only connections with something in flight have an entry (a number, no
+ * object), so an idle connection costs nothing and nothing needs forgetting when one closes:
+ * its requests give back what they reserved as they end.
+ */
+export class RequestBudget {
+  private readonly reserved = new Map<Client, number>();
+
+  /** Bytes `client`'s requests in flight have reserved. */
+  inFlight(client: Client): number {
+    return this.reserved.get(client) ?? 0;
+  }
+
+  reserve(client: Client, bytes: number): void {
+    if (bytes > 0) this.reserved.set(client, this.inFlight(client) + bytes);
+  }
+
+  /** Gives back `bytes` that {@link reserve} took for `client`. */
+  release(client: Client, bytes: number): void {
+    if (bytes <= 0) return;
+    const left = this.inFlight(client) - bytes;
+    if (left > 0) this.reserved.set(client, left);
+    else this.reserved.delete(client);
+  }
+
+  /** Connections with requests in flight. */
+  get size(): number {
+    return this.reserved.size;
+  }
 }
 
 /** JSON around one presence entry (`{"client":…,"user":…},`), counted generously. */

@@ -29,15 +29,15 @@ import { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
 import { ChannelStreams } from './streams.js';
-import { presenceWithinBudget, REPLY_BUDGET_BYTES } from './budget.js';
-import { callerOf, connectionHooks, type ChannelHooks } from './hook-calls.js';
-import { subscriptionsOf, type Subscription } from './subscriptions.js';
+import { presenceWithinBudget, REPLY_BUDGET_BYTES, RequestBudget } from './budget.js';
+import { callerOf, cancelSubscribing, connectionHooks, subscribingOf, type ChannelHooks } from './hook-calls.js';
+import { isSubscribed, subscriptionsOf, takeSubscriptions } from './subscriptions.js';
 
 /** What the channel endpoint uses of its node. */
 export interface ChannelContext {
   readonly nodeId: string;
   readonly service: ChannelService;
-  readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply'>;
+  readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply' | 'unsentReplyBytes'>;
   readonly logger: Logger;
   /** --max-subscriptions, for the answers that name it. */
   readonly maxSubscriptions: number;
@@ -53,8 +53,9 @@ export interface ChannelContext {
 export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   readonly path = CHANNEL_PATH;
   readonly service: ChannelService;
-  readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply'>;
+  readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply' | 'unsentReplyBytes'>;
   readonly logger: Logger;
+  readonly budget = new RequestBudget();
   private readonly streams: ChannelStreams;
   private readonly presence: PresenceRelay;
   private readonly occupancy: OccupancySync | undefined;
@@ -116,13 +117,13 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
    */
   private admit(client: Client, frame: { readonly id?: number; readonly channel: string }, cost: number, run: () => Promise<void>): void {
     if (!this.hasRoom(client, cost)) return this.refuseBusy(client, frame);
-    client.requestBytes += cost;
-    this.answer(client, frame, run().finally(() => (client.requestBytes -= cost)));
+    this.budget.reserve(client, cost);
+    this.answer(client, frame, run().finally(() => this.budget.release(client, cost)));
   }
 
   /** True when `cost` more bytes of replies fit the connection's --max-buffered (or nothing is in flight). */
   private hasRoom(client: Client, cost: number): boolean {
-    const busy = client.requestBytes + client.queuedReplyBytes + client.heldReplyBytes;
+    const busy = this.budget.inFlight(client) + this.outbox.unsentReplyBytes(client);
     return busy === 0 || busy + cost <= this.context.maxBuffered;
   }
 
@@ -138,10 +139,9 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   close(client: Client): void {
-    const subs = client.state as Map<string, Subscription> | undefined;
+    const subs = takeSubscriptions(client);
     if (!subs) return;
     for (const sub of subs.values()) this.streams.remove(sub);
-    subs.clear();
   }
 
   async stop(): Promise<void> {
@@ -191,7 +191,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   private canJoin(client: Client, frame: SubscribeFrame): boolean {
     const { channel, id } = frame;
     const subs = subscriptionsOf(client);
-    const asking = connectionHooks(client).subscribing;
+    const asking = subscribingOf(client);
     if (subs.has(channel) || asking.has(channel)) {
       this.error(client, 'bad_request', `already subscribed to ${channel}`, id, channel);
       return false;
@@ -213,7 +213,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
 
   /** History and presence: what the patterns allow, and channels the connection is subscribed to (the subscribe hook may have allowed them). */
   private mayRead(client: Client, channel: string): boolean {
-    return this.service.auth.allowed(client.identity, 'subscribe', channel) || subscriptionsOf(client).has(channel);
+    return this.service.auth.allowed(client.identity, 'subscribe', channel) || isSubscribed(client, channel);
   }
 
   private unsubscribe(client: Client, frame: UnsubscribeFrame): void {
@@ -221,7 +221,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     const subs = subscriptionsOf(client);
     const sub = subs.get(channel);
     // A subscribe still waiting on the back end is cancelled: its answer will be dropped.
-    if (!sub && connectionHooks(client).subscribing.delete(channel)) return this.send(client, encodeUnsubscribed({ type: 'unsubscribed', channel, id }));
+    if (!sub && cancelSubscribing(client, channel)) return this.send(client, encodeUnsubscribed({ type: 'unsubscribed', channel, id }));
     if (!sub) return this.error(client, 'not_found', `not subscribed to ${channel}`, id, channel);
     subs.delete(channel);
     this.streams.remove(sub);

@@ -57,13 +57,27 @@ export class ConnectionHooks {
   }
 }
 
+/** Made at a connection's first hook call, keyed weakly: it goes with the connection, and a connection that never asks the back end has none. */
 const states = new WeakMap<Client, ConnectionHooks>();
 
+/** `client`'s hook state, made on first use (only where a hook is about to be called). */
 export function connectionHooks(client: Client): ConnectionHooks {
   let state = states.get(client);
   if (!state) states.set(client, (state = new ConnectionHooks()));
   return state;
 }
+
+/** Channels whose subscribe waits on the hook for `client`, without making anything for a client that has none. */
+export function subscribingOf(client: Client): ReadonlySet<string> {
+  return states.get(client)?.subscribing ?? NONE;
+}
+
+/** Cancels `client`'s subscribe to `channel` waiting on the hook; false if there was none. */
+export function cancelSubscribing(client: Client, channel: string): boolean {
+  return states.get(client)?.subscribing.delete(channel) ?? false;
+}
+
+const NONE: ReadonlySet<string> = new Set();
 
 /** Who asks, as the hooks' bodies name it. */
 export function callerOf(client: Client): HookCaller {

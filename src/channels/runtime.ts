@@ -3,12 +3,15 @@ import type { Logger } from '../logger.js';
 import type { Outbox } from '../node/outbox.js';
 import type { ErrorCode } from '../protocol/frames.js';
 import type { Client } from '../transport/client.js';
+import type { RequestBudget } from './budget.js';
 import type { ChannelService } from './service.js';
 
 export interface ChannelRuntime {
   readonly service: ChannelService;
   readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply'>;
   readonly logger: Logger;
+  /** What each connection's requests in flight have reserved of --max-buffered. */
+  readonly budget: RequestBudget;
   /** Keeps async work from failing unseen; the endpoint's stop() waits for it. */
   track(promise: Promise<unknown>): void;
   /** A fence token no other fence of this cluster has. */

@@ -52,7 +52,7 @@ export class ChannelStreams {
     const sub = new Subscription(client, local, request);
     sub.data = data;
     sub.reserved = reserve;
-    client.requestBytes += reserve;
+    this.rt.budget.reserve(client, reserve);
     subscriptionsOf(client).set(request.channel, sub);
     local.joining.add(sub);
     local.waiting.push(sub);
@@ -61,7 +61,7 @@ export class ChannelStreams {
 
   /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
   remove(sub: Subscription): void {
-    release(sub);
+    this.release(sub);
     const local = sub.channel;
     if (sub.live) {
       local.live.delete(sub.client);
@@ -233,7 +233,7 @@ export class ChannelStreams {
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;
-    release(sub);
+    this.release(sub);
     local.live.add(client);
     if (local.presence) this.presence.join(local.name, client);
     this.occupancy?.changed(local, client, 1);
@@ -243,10 +243,10 @@ export class ChannelStreams {
   releaseDeferred(local: LocalChannel): void {
     for (const sub of [...local.joining]) if (sub.ready) this.goLive(sub);
   }
-}
 
-/** Gives back what a subscription reserved of its client's request budget (once). */
-function release(sub: Subscription): void {
-  sub.client.requestBytes -= sub.reserved;
-  sub.reserved = 0;
+  /** Gives back what a subscription reserved of its client's request budget (once). */
+  private release(sub: Subscription): void {
+    this.rt.budget.release(sub.client, sub.reserved);
+    sub.reserved = 0;
+  }
 }

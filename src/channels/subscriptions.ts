@@ -117,11 +117,32 @@ export class LocalChannel {
   }
 }
 
-/** A client's subscriptions, kept in `client.state`. */
+/** A client's subscriptions, by channel. */
 export type ClientSubscriptions = Map<string, Subscription>;
 
+/**
+ * Each connection's subscriptions, made at its first subscribe. Keyed weakly by the connection
+ * (a Client belongs to one node, so nodes in one process do not share entries): a late answer
+ * about a closed connection cannot keep anything alive. The endpoint takes the entry away when
+ * the connection closes ({@link takeSubscriptions}).
+ */
+const byClient = new WeakMap<Client, ClientSubscriptions>();
+
+/** `client`'s subscriptions, made empty on first use. */
 export function subscriptionsOf(client: Client): ClientSubscriptions {
-  let subs = client.state as ClientSubscriptions | undefined;
-  if (!subs) client.state = subs = new Map();
+  let subs = byClient.get(client);
+  if (!subs) byClient.set(client, (subs = new Map()));
+  return subs;
+}
+
+/** True when `client` is subscribed to `channel` (makes nothing for a client that never subscribed). */
+export function isSubscribed(client: Client, channel: string): boolean {
+  return byClient.get(client)?.has(channel) ?? false;
+}
+
+/** Removes and returns `client`'s subscriptions: its connection closed, the caller ends each. */
+export function takeSubscriptions(client: Client): ClientSubscriptions | undefined {
+  const subs = byClient.get(client);
+  byClient.delete(client);
   return subs;
 }

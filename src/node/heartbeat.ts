@@ -34,15 +34,13 @@ export const PING_FRAME: Buffer = (() => {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 })();
 
-/** What the wheel keeps on each socket (the node's `Client` has these fields). */
-export interface Beating {
-  /** Set by any frame from the peer (message or pong); cleared by each visit. */
-  alive: boolean;
-  /** The previous visit pinged it and nothing has arrived since. */
-  pinged: boolean;
-  /** Its slot in the wheel; the wheel's own bookkeeping. */
-  slot: number;
-}
+/** A socket's state in the wheel: heard from since its last visit, silent, or pinged at its last visit and silent since. */
+const HEARD = 0;
+const SILENT = 1;
+const PINGED = 2;
+/** The state is the low two bits of a socket's entry in the wheel; the rest is its slot. */
+const STATE_BITS = 2;
+const STATE_MASK = 3;
 
 /** What a visit does to a socket: write {@link PING_FRAME} to it, or cut it. */
 export interface HeartbeatActions<T> {
@@ -58,18 +56,19 @@ export function slicesFor(seconds: number): { slices: number; tickMs: number } {
 }
 
 /**
- * The sockets of a node in slots; also the node's registry of them (each socket is in exactly
- * one slot, so the wheel costs no memory per socket beyond the fields of {@link Beating}).
- * {@link tick} visits the next slot; the caller drives it (a timer every `tickMs` in the node,
- * by hand in tests).
+ * The sockets of a node in slots; also the node's registry of them. What the wheel knows of a
+ * socket is its own: one entry in {@link beats} (slot and state packed in one small integer, so
+ * no object per socket) and one in its slot's set. {@link tick} visits the next slot; the caller
+ * drives it (a timer every `tickMs` in the node, by hand in tests).
  */
-export class HeartbeatWheel<T extends Beating> implements Iterable<T> {
+export class HeartbeatWheel<T extends object> implements Iterable<T> {
   private readonly slots: Set<T>[];
+  /** Each socket's `slot << STATE_BITS | state`. */
+  private readonly beats = new Map<T, number>();
   /** Slot of the next socket added: round robin, so slots stay even as sockets come. */
   private nextSlot = 0;
   /** Slot the next tick visits. */
   private cursor = 0;
-  private count = 0;
 
   constructor(
     readonly slices: number,
@@ -80,36 +79,50 @@ export class HeartbeatWheel<T extends Beating> implements Iterable<T> {
   }
 
   get size(): number {
-    return this.count;
+    return this.beats.size;
   }
 
   /** Adds a socket; it counts as just heard from (its first ping comes one to two intervals later). */
   add(item: T): void {
-    item.alive = true;
-    item.pinged = false;
-    item.slot = this.nextSlot;
+    if (this.beats.has(item)) return;
+    const slot = this.nextSlot;
     this.nextSlot = (this.nextSlot + 1) % this.slices;
-    this.slots[item.slot]!.add(item);
-    this.count++;
+    this.beats.set(item, (slot << STATE_BITS) | HEARD);
+    this.slots[slot]!.add(item);
   }
 
   /** Removes a socket; false if it was not in the wheel. */
   delete(item: T): boolean {
-    if (!this.slots[item.slot]?.delete(item)) return false;
-    this.count--;
+    const beat = this.beats.get(item);
+    if (beat === undefined) return false;
+    this.beats.delete(item);
+    this.slots[beat >> STATE_BITS]!.delete(item);
     return true;
+  }
+
+  /** The peer sent something (a message, a pong): it is alive until the next visit. */
+  heard(item: T): void {
+    const beat = this.beats.get(item);
+    if (beat !== undefined && (beat & STATE_MASK) !== HEARD) this.beats.set(item, beat & ~STATE_MASK);
+  }
+
+  /** The slot `item` is in, or undefined when it is not in the wheel. */
+  slotOf(item: T): number | undefined {
+    const beat = this.beats.get(item);
+    return beat === undefined ? undefined : beat >> STATE_BITS;
   }
 
   /** Visits one slot (see the rule at the top of this file). */
   tick(): void {
     const slot = this.slots[this.cursor]!;
+    const base = this.cursor << STATE_BITS;
     this.cursor = (this.cursor + 1) % this.slices;
     for (const item of slot) {
-      if (item.alive) {
-        item.alive = false;
-        item.pinged = false;
-      } else if (!item.pinged) {
-        item.pinged = true;
+      const state = this.beats.get(item)! & STATE_MASK;
+      if (state === HEARD) {
+        this.beats.set(item, base | SILENT);
+      } else if (state === SILENT) {
+        this.beats.set(item, base | PINGED);
         this.actions.ping(item);
       } else {
         this.actions.terminate(item);

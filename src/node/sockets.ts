@@ -32,7 +32,7 @@ const kSockets = Symbol('fanout.sockets');
 type TaggedSocket = WebSocket & { [kClient]?: Client; [kSockets]?: Sockets };
 
 export class Sockets {
-  /** The open clients, in their heartbeat slots (node/heartbeat.ts); one slot when heartbeats are off. */
+  /** The open clients, in their heartbeat slots (node/heartbeat.ts, which keeps their heartbeat state); one slot when heartbeats are off. */
   private readonly clients: HeartbeatWheel<Client>;
   private readonly heartbeatTickMs: number;
   private readonly rateLimiter: RateLimiter | undefined;
@@ -84,7 +84,7 @@ export class Sockets {
 
   /** @internal */
   message(client: Client, data: Buffer, isBinary: boolean): void {
-    client.alive = true;
+    this.clients.heard(client);
     this.host.metrics.messageIn(client.endpoint, data.length);
     if (this.rateLimiter || this.byteLimiter) {
       const now = Date.now();
@@ -110,7 +110,7 @@ export class Sockets {
     const { logger, metrics, outbox, config } = this.host;
     const endpoint = this.host.endpoint(client.endpoint);
     const limit = unit === 'messages' ? `--rate-limit (${config.rateLimit}/s)` : `--rate-limit-bytes (${config.rateLimitBytes} bytes/s)`;
-    const dropped = unit === 'messages' ? client.rateDropped : client.byteDropped;
+    const dropped = (unit === 'messages' ? this.rateLimiter : this.byteLimiter)?.dropped(client) ?? 0;
     const who = { client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, limit };
     if (verdict === RateVerdict.ABUSE || !endpoint?.rateLimited) {
       if (client.ws.readyState !== 1) return;
@@ -135,10 +135,19 @@ export class Sockets {
     this.host.logger.warn({ client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user, code: err.code, err: err.message }, 'socket error');
   }
 
+  /** @internal A socket the wheel found alive: a pong. */
+  heard(client: Client): void {
+    this.clients.heard(client);
+  }
+
   /** @internal */
   closed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
-    const { gate, logger, metrics } = this.host;
+    const { gate, logger, metrics, outbox } = this.host;
+    // What the node's parts kept for the connection goes with it.
+    outbox.closed(client);
+    this.rateLimiter?.forget(client);
+    this.byteLimiter?.forget(client);
     metrics.connectionClosed(client.endpoint, code);
     gate.closed(client);
     try {
@@ -203,7 +212,7 @@ function onSocketMessage(this: TaggedSocket, data: Buffer, isBinary: boolean): v
 }
 function onSocketPong(this: TaggedSocket): void {
   const client = this[kClient];
-  if (client) client.alive = true;
+  if (client) this[kSockets]!.heard(client);
 }
 function onSocketError(this: TaggedSocket, err: Error): void {
   // ws closes the socket after an error (bad frame, too big, bad UTF-8); 'close' follows.

@@ -1,6 +1,11 @@
 /**
- * One WebSocket connection as the node sees it: who it is, which endpoint it is on, and the
- * frames waiting for the next flush. Kept small: no per-socket timers or closures.
+ * One WebSocket connection as the node sees it: who it is, which endpoint it is on, and its
+ * socket. The parts of the node that keep something per connection keep it themselves, keyed by
+ * the Client, and only while they have something to keep: the outbox its held frames
+ * (node/outbox.ts; its frames of this turn are in the one slot below), the heartbeat wheel its
+ * slot and state (node/heartbeat.ts), the rate limiters their buckets (transport/limits.ts), the
+ * channel endpoint its subscriptions, hook calls and request budget (channels/). An idle connection's Client is its identity and
+ * references: no per-socket timers or closures.
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -23,42 +28,15 @@ export interface Identity {
 
 export const ANONYMOUS: Identity = Object.freeze({ user: undefined, channels: undefined, expiresAt: undefined });
 
+/** One connection: its identity and its socket (see the top of this file for where its other state lives). */
 export class Client {
-  /** Frames queued in this event-loop turn; written as one buffer at the flush. */
-  queue: Buffer[] | null = null;
-  queuedBytes = 0;
-  /** Of {@link queuedBytes}, the bytes of replies the client asked for (history, recovery). */
-  queuedReplyBytes = 0;
   /**
-   * Frames waiting for the socket to drain while a large reply streams out (node/outbox.ts), in
-   * order; null when nothing is held. Split into the bytes of replies and of everything else.
+   * The outbox's slot (node/outbox.ts, which alone reads and writes it): the frames queued for
+   * this socket in this event-loop turn, or null. The one piece of another part's state kept
+   * here, because it is on the broadcast path, where a map lookup per socket per message costs
+   * more than the rest of the bookkeeping (figures in node/outbox.ts).
    */
-  held: Buffer[] | null = null;
-  heldLiveBytes = 0;
-  heldReplyBytes = 0;
-  /** A 'drain' listener is waiting to stream more of `held`. */
-  drainListening = false;
-  /** Bytes the client's requests in flight may still produce (reserved by the endpoint). */
-  requestBytes = 0;
-  /** Heartbeat state (node/heartbeat.ts): set by a pong or any message, cleared at each heartbeat visit. */
-  alive = true;
-  /** Pinged at the last heartbeat visit, nothing heard since. */
-  pinged = false;
-  /** The socket's slot in the node's heartbeat wheel. */
-  slot = 0;
-  /** Endpoint-specific state (the channel endpoint keeps its subscriptions here). */
-  state: unknown = undefined;
-  /** --rate-limit token bucket (transport/limits.ts), refilled lazily when a message arrives. */
-  rateTokens = 0;
-  rateRefilledAt = 0;
-  /** Messages dropped since `rateWindowStart`, for "persistent abuse". */
-  rateDropped = 0;
-  rateWindowStart = 0;
-  /** --rate-limit-bytes token bucket (transport/limits.ts), and the bytes dropped since `byteWindowStart`. */
-  byteTokens = 0;
-  byteRefilledAt = 0;
-  byteDropped = 0;
-  byteWindowStart = 0;
+  outbox: object | null = null;
 
   constructor(
     readonly id: string,

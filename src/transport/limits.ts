@@ -2,8 +2,9 @@
  * Connection and message limits: per-IP connection counts, the per-connection token bucket,
  * the client address behind a trusted proxy, and ws's parser caps.
  *
- * None of these keeps a timer or a closure per socket: each bucket (messages, bytes) is four
- * numbers on the Client, refilled lazily when a message arrives.
+ * None of these keeps a timer or a closure per socket: each limiter keeps its own bucket per
+ * connection (four numbers), made at the connection's first message, refilled lazily when a
+ * message arrives, and forgotten when the connection closes ({@link RateLimiter.forget}).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Client } from './client.js';
@@ -27,6 +28,61 @@ export function maxBufferedChunks(maxPayload: number): number {
 /** The window over which dropped messages count towards "persistent abuse". */
 export const ABUSE_WINDOW_MS = 10_000;
 
+/** One connection's token bucket and its count of what was dropped, for either limiter. */
+interface Bucket {
+  tokens: number;
+  refilledAt: number;
+  /** Messages (or bytes) dropped since {@link windowStart}, for "persistent abuse". */
+  dropped: number;
+  windowStart: number;
+}
+
+/**
+ * The buckets of one limiter, one per connection that has sent something. A Map rather than a
+ * field on the connection: the limiter owns its state, and a connection that never sends costs
+ * it nothing. The lookup is once per message received, not on the broadcast path.
+ */
+class Buckets {
+  private readonly buckets = new Map<Client, Bucket>();
+
+  /** `client`'s bucket, made full (`burst` tokens) at its first message. */
+  of(client: Client, burst: number, now: number): Bucket {
+    let bucket = this.buckets.get(client);
+    if (bucket === undefined) this.buckets.set(client, (bucket = { tokens: burst, refilledAt: now, dropped: 0, windowStart: 0 }));
+    return bucket;
+  }
+
+  dropped(client: Client): number {
+    return this.buckets.get(client)?.dropped ?? 0;
+  }
+
+  forget(client: Client): void {
+    this.buckets.delete(client);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}
+
+/** Refills `bucket` for the time since it was last refilled, up to `burst`. */
+function refill(bucket: Bucket, rate: number, burst: number, now: number): void {
+  if (now > bucket.refilledAt) {
+    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.refilledAt) * rate) / 1000);
+    bucket.refilledAt = now;
+  }
+}
+
+/** Counts `amount` dropped in the current abuse window; true once past `threshold` (persistent abuse). */
+function dropped(bucket: Bucket, amount: number, threshold: number, now: number): boolean {
+  if (now - bucket.windowStart > ABUSE_WINDOW_MS) {
+    bucket.windowStart = now;
+    bucket.dropped = 0;
+  }
+  bucket.dropped += amount;
+  return bucket.dropped > threshold;
+}
+
 /** What the rate limiter says about one message. */
 export const RateVerdict = {
   /** Within the limit: deliver it. */
@@ -47,6 +103,7 @@ export type RateVerdict = (typeof RateVerdict)[keyof typeof RateVerdict];
 export class RateLimiter {
   readonly burst: number;
   readonly abuseThreshold: number;
+  private readonly buckets = new Buckets();
 
   constructor(readonly rate: number) {
     this.burst = Math.max(1, Math.ceil(rate));
@@ -55,23 +112,28 @@ export class RateLimiter {
 
   /** Takes one token for `client` at `now` (ms). */
   take(client: Client, now: number): RateVerdict {
-    if (client.rateRefilledAt === 0) {
-      client.rateTokens = this.burst;
-      client.rateRefilledAt = now;
-    } else if (now > client.rateRefilledAt) {
-      client.rateTokens = Math.min(this.burst, client.rateTokens + ((now - client.rateRefilledAt) * this.rate) / 1000);
-      client.rateRefilledAt = now;
-    }
-    if (client.rateTokens >= 1) {
-      client.rateTokens -= 1;
+    const bucket = this.buckets.of(client, this.burst, now);
+    refill(bucket, this.rate, this.burst, now);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
       return RateVerdict.OK;
     }
-    if (now - client.rateWindowStart > ABUSE_WINDOW_MS) {
-      client.rateWindowStart = now;
-      client.rateDropped = 0;
-    }
-    client.rateDropped++;
-    return client.rateDropped > this.abuseThreshold ? RateVerdict.ABUSE : RateVerdict.LIMITED;
+    return dropped(bucket, 1, this.abuseThreshold, now) ? RateVerdict.ABUSE : RateVerdict.LIMITED;
+  }
+
+  /** Messages of `client` dropped in the current abuse window. */
+  dropped(client: Client): number {
+    return this.buckets.dropped(client);
+  }
+
+  /** Forgets `client`'s bucket: its connection closed. */
+  forget(client: Client): void {
+    this.buckets.forget(client);
+  }
+
+  /** Connections with a bucket. */
+  get size(): number {
+    return this.buckets.size;
   }
 }
 
@@ -84,6 +146,7 @@ export class RateLimiter {
  */
 export class ByteRateLimiter {
   readonly abuseThreshold: number;
+  private readonly buckets = new Buckets();
 
   constructor(
     readonly rate: number,
@@ -94,23 +157,28 @@ export class ByteRateLimiter {
 
   /** Takes `bytes` tokens for `client` at `now` (ms). */
   take(client: Client, bytes: number, now: number): RateVerdict {
-    if (client.byteRefilledAt === 0) {
-      client.byteTokens = this.burst;
-      client.byteRefilledAt = now;
-    } else if (now > client.byteRefilledAt) {
-      client.byteTokens = Math.min(this.burst, client.byteTokens + ((now - client.byteRefilledAt) * this.rate) / 1000);
-      client.byteRefilledAt = now;
-    }
-    if (client.byteTokens >= bytes) {
-      client.byteTokens -= bytes;
+    const bucket = this.buckets.of(client, this.burst, now);
+    refill(bucket, this.rate, this.burst, now);
+    if (bucket.tokens >= bytes) {
+      bucket.tokens -= bytes;
       return RateVerdict.OK;
     }
-    if (now - client.byteWindowStart > ABUSE_WINDOW_MS) {
-      client.byteWindowStart = now;
-      client.byteDropped = 0;
-    }
-    client.byteDropped += bytes;
-    return client.byteDropped > this.abuseThreshold ? RateVerdict.ABUSE : RateVerdict.LIMITED;
+    return dropped(bucket, bytes, this.abuseThreshold, now) ? RateVerdict.ABUSE : RateVerdict.LIMITED;
+  }
+
+  /** Bytes of `client` dropped in the current abuse window. */
+  dropped(client: Client): number {
+    return this.buckets.dropped(client);
+  }
+
+  /** Forgets `client`'s bucket: its connection closed. */
+  forget(client: Client): void {
+    this.buckets.forget(client);
+  }
+
+  /** Connections with a bucket. */
+  get size(): number {
+    return this.buckets.size;
   }
 }
 

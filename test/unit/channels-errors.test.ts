@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { MemoryBus } from '../../src/brokers/memory/bus.js';
 import type { ChannelEndpoint } from '../../src/channels/endpoint.js';
+import { frameText, STREAM_HIGH_WATER } from '../../src/node/outbox.js';
 import { ANONYMOUS, Client } from '../../src/transport/client.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
@@ -261,9 +263,10 @@ test('a subscribe with since is a reply like a history page: refused (rate_limit
   const node = await startNode({ maxBuffered: 1 << 20 });
   try {
     const endpoint = node.endpoint(CHANNEL_PATH) as ChannelEndpoint;
-    // A connection as the endpoint sees it, on a socket that records what it is sent.
+    // A connection as the endpoint sees it, on a socket that records what it is sent and holds
+    // `writableLength` unsent bytes until the test drains it.
     const written: Buffer[] = [];
-    const socket = { write: (b: Buffer) => written.push(b), writableLength: 0, destroyed: false, setNoDelay() {} };
+    const socket = Object.assign(new EventEmitter(), { write: (b: Buffer) => written.push(b), writableLength: 0, destroyed: false, setNoDelay() {} });
     const client = new Client('c-1', { readyState: 1, close() {} } as never, socket as never, CHANNEL_PATH, '127.0.0.1', undefined, ANONYMOUS);
     const replies = (): Array<Record<string, unknown>> => {
       const out: Array<Record<string, unknown>> = [];
@@ -278,16 +281,25 @@ test('a subscribe with since is a reply like a history page: refused (rate_limit
       node.outbox.flush();
       return replies().find((r) => r.id === id)!;
     };
-    // 2 MB of an earlier reply still unsent: a recovery may not pile more on top.
-    client.heldReplyBytes = 2 << 20;
-    client.held = [];
-    const refused = await ask(1, 'a');
+    // 2 MB of an earlier reply still unsent (the socket is full, the outbox holds the reply): a
+    // recovery may not pile more on top.
+    socket.writableLength = STREAM_HIGH_WATER;
+    node.outbox.reply(client, frameText(JSON.stringify({ type: 'earlier', data: 'x'.repeat(2 << 20) })));
+    node.outbox.flush();
+    assert.ok(node.outbox.holding(client), 'the earlier reply waits for the socket');
+    endpoint.message(client, Buffer.from(JSON.stringify({ type: 'subscribe', channel: 'a', id: 1, since: { offset: 0, epoch: 'e' } })), false);
+    // The answer queues behind the earlier reply; the client reads, and both go out in order.
+    socket.writableLength = 0;
+    socket.emit('drain');
+    node.outbox.flush();
+    assert.equal(node.outbox.holding(client), false);
+    assert.deepEqual(replies().map((r) => r.type).slice(-2), ['earlier', 'error'], 'in the order they were queued');
+    const refused = replies().find((r) => r.id === 1)!;
     assert.deepEqual([refused.type, refused.code], ['error', 'rate_limited']);
     // Once the replies are out, the same request runs.
-    client.heldReplyBytes = 0;
-    client.held = null;
     assert.equal((await ask(2, 'b')).type, 'subscribed');
-    assert.equal(client.requestBytes, 0, 'what the recovery reserved is given back once it is live');
+    assert.equal(endpoint.budget.inFlight(client), 0, 'what the recovery reserved is given back once it is live');
+    assert.equal(endpoint.budget.size, 0, 'and the budget keeps nothing for a connection with nothing in flight');
   } finally {
     await node.close();
   }

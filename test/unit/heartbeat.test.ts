@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HEARTBEAT_MAX_SLICES, HeartbeatWheel, PING_FRAME, slicesFor, type Beating } from '../../src/node/heartbeat.js';
+import { HEARTBEAT_MAX_SLICES, HeartbeatWheel, PING_FRAME, slicesFor } from '../../src/node/heartbeat.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
 
-interface Peer extends Beating {
+interface Peer {
   readonly id: number;
 }
 
@@ -23,7 +23,7 @@ function wheelOf(n: number, slices: number) {
       wheel.delete(p); // as the socket's 'close' would
     },
   });
-  const peers: Peer[] = Array.from({ length: n }, (_, id) => ({ id, alive: false, pinged: false, slot: 0 }));
+  const peers: Peer[] = Array.from({ length: n }, (_, id) => ({ id }));
   for (const p of peers) wheel.add(p);
   /** Runs `ticks` ticks; returns the pings and cuts of each. */
   const run = (ticks: number, beforeEach: (tick: number) => void = () => {}) => {
@@ -65,7 +65,7 @@ test('a socket heard from since its previous visit is not pinged; one silent aft
   const answerers = new Set(peers.filter((p) => p.id % 4 === 1));
   // Talkers send a message before every tick; answerers answer every ping; the rest are silent.
   const traffic = () => {
-    for (const p of talkers) p.alive = true;
+    for (const p of talkers) wheel.heard(p);
   };
   const pingedOf = new Map<number, number>();
   const cutAt = new Map<number, number>();
@@ -73,7 +73,7 @@ test('a socket heard from since its previous visit is not pinged; one silent aft
     const { pinged, cut } = run(slices, traffic);
     for (const id of pinged.flat()) {
       pingedOf.set(id, (pingedOf.get(id) ?? 0) + 1);
-      if (answerers.has(peers[id]!)) peers[id]!.alive = true; // the pong
+      if (answerers.has(peers[id]!)) wheel.heard(peers[id]!); // the pong
     }
     for (const id of cut.flat()) cutAt.set(id, round);
   }
@@ -93,13 +93,14 @@ test('a socket heard from since its previous visit is not pinged; one silent aft
 
 test('a socket that stops talking is cut on the third visit after its last frame, never before', () => {
   const slices = 5;
-  const { peers, run } = wheelOf(1, slices);
+  const { wheel, peers, run } = wheelOf(1, slices);
   const peer = peers[0]!;
-  run(slices * 3, () => (peer.alive = true)); // talks for three rounds
+  const slot = wheel.slotOf(peer)!;
+  run(slices * 3, () => wheel.heard(peer)); // talks for three rounds
   const after = run(slices * 4); // then nothing
   const pings = after.pinged.map((p) => p.length);
   const cuts = after.cut.map((c) => c.length);
-  const visits = [0, slices, slices * 2].map((t) => t + peer.slot);
+  const visits = [0, slices, slices * 2].map((t) => t + slot);
   assert.deepEqual(pings.flatMap((n, t) => (n ? [t] : [])), [visits[1]], 'one ping, at the second visit');
   assert.deepEqual(cuts.flatMap((n, t) => (n ? [t] : [])), [visits[2]], 'cut at the third');
 });
@@ -107,11 +108,14 @@ test('a socket that stops talking is cut on the third visit after its last frame
 test('slots are filled round robin, so a burst of new sockets spreads over the round', () => {
   const { wheel, peers } = wheelOf(25, 10);
   const perSlot = Array(10).fill(0);
-  for (const p of peers) perSlot[p.slot]++;
+  for (const p of peers) perSlot[wheel.slotOf(p)!]++;
   assert.deepEqual(perSlot, [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]);
   assert.equal([...wheel].length, 25, 'iterating the wheel gives every socket');
   assert.equal(wheel.delete(peers[0]!), true);
   assert.equal(wheel.delete(peers[0]!), false, 'deleting twice is harmless');
+  assert.equal(wheel.size, 24);
+  assert.equal(wheel.slotOf(peers[0]!), undefined, 'nothing kept of a socket that left');
+  wheel.heard(peers[0]!); // a late pong of a socket that left: ignored
   assert.equal(wheel.size, 24);
 });
 

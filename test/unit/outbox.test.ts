@@ -6,9 +6,9 @@ import { frameText, Outbox, STREAM_HIGH_WATER } from '../../src/node/outbox.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
 import { until } from '../../harness/wait.js';
 
-/** The outbox's fields of a Client with nothing queued, on `socket`. */
+/** What the outbox reads of a Client (its own state is its own), on `socket`. */
 function clientOn(socket: unknown): Client {
-  return { queue: null, queuedBytes: 0, queuedReplyBytes: 0, held: null, heldLiveBytes: 0, heldReplyBytes: 0, drainListening: false, open: true, socket } as unknown as Client;
+  return { outbox: null, open: true, socket } as unknown as Client;
 }
 
 /** A client whose socket records its writes. */
@@ -199,11 +199,12 @@ test('a reply larger than --max-buffered streams in slices as the socket drains,
   outbox.flush();
   assert.ok(unsent() <= STREAM_HIGH_WATER + 17 * 1024, `the socket holds ${unsent()} bytes, not the whole reply`);
   let rounds = 0;
-  while (client.held !== null && rounds++ < 1000) {
+  while (outbox.holding(client) && rounds++ < 1000) {
     drain();
     assert.ok(unsent() <= STREAM_HIGH_WATER + 17 * 1024);
   }
-  assert.equal(client.held, null, 'everything went out');
+  assert.equal(outbox.holding(client), false, 'everything went out');
+  assert.equal(outbox.unsentReplyBytes(client), 0);
   assert.equal(slow, 0, 'a client that reads is never slow');
   assert.deepEqual(parseFrames(Buffer.concat(writes)), [...frames.map((_, i) => `${i} ${'r'.repeat(16 * 1024)}`), 'after the reply']);
 });
@@ -221,4 +222,19 @@ test('frames behind a stalled reply count towards --max-buffered: a client that 
   for (let i = 0; i < 2; i++) outbox.send(client, frameText('l'.repeat(16 * 1024)));
   outbox.flush();
   assert.equal(slow, 1, 'past --max-buffered of frames it did not ask for');
+});
+
+test('a socket that closes while a reply streams to it is forgotten: nothing more is written to it', () => {
+  const { client, writes, drain } = bufferingClient();
+  const outbox = new Outbox({ maxBuffered: 256 * 1024, onSlowConsumer: () => assert.fail('not slow') });
+  for (let i = 0; i < 16; i++) outbox.reply(client, frameText('r'.repeat(16 * 1024)));
+  outbox.flush();
+  assert.equal(outbox.holding(client), true);
+  assert.ok(outbox.unsentReplyBytes(client) > 0);
+  const written = writes.length;
+  outbox.closed(client); // as the node's sockets do on 'close'
+  assert.equal(outbox.holding(client), false);
+  assert.equal(outbox.unsentReplyBytes(client), 0);
+  drain();
+  assert.equal(writes.length, written, 'the held frames were dropped with the socket');
 });

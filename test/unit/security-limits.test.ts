@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import type { Client } from '../../src/transport/client.js';
 import { ByteRateLimiter, clientIp, IpCounter, RateLimiter, RateVerdict } from '../../src/transport/limits.js';
 
-/** The bucket's state lives on the Client; only those fields matter here. */
+/** A connection as the limiters see it: only its identity as a key (their buckets are their own). */
 function bucket(): Client {
-  return { rateTokens: 0, rateRefilledAt: 0, rateDropped: 0, rateWindowStart: 0 } as Client;
+  return {} as Client;
 }
 
 test('token bucket: a burst of one second\'s allowance, then the rate', () => {
@@ -40,7 +40,7 @@ test('persistent abuse: more drops in 10 s than the limit admits in 10 s', () =>
   assert.equal(limiter.take(d, t0 + 10_001), RateVerdict.OK, 'the bucket refilled meanwhile');
   assert.equal(limiter.take(d, t0 + 10_001), RateVerdict.OK);
   assert.equal(limiter.take(d, t0 + 10_001), RateVerdict.LIMITED);
-  assert.equal(d.rateDropped, 1, 'drops counted in a new window');
+  assert.equal(limiter.dropped(d), 1, 'drops counted in a new window');
 });
 
 test('a fractional rate still admits one message', () => {
@@ -54,7 +54,7 @@ test('a fractional rate still admits one message', () => {
 test('--rate-limit-bytes: a bucket of bytes, a burst, the rate, and abuse counted in bytes', () => {
   const limiter = new ByteRateLimiter(1000, 4000);
   assert.equal(limiter.abuseThreshold, 10_000, '10 s at the rate (more than the burst)');
-  const c = { byteTokens: 0, byteRefilledAt: 0, byteDropped: 0, byteWindowStart: 0 } as Client;
+  const c = bucket();
   const t0 = 2_000_000;
   assert.equal(limiter.take(c, 3000, t0), RateVerdict.OK, 'within the burst');
   assert.equal(limiter.take(c, 1000, t0), RateVerdict.OK);
@@ -66,13 +66,32 @@ test('--rate-limit-bytes: a bucket of bytes, a burst, the rate, and abuse counte
   assert.equal(limiter.take(c, 4001, t0 + 60_000), RateVerdict.LIMITED);
   assert.equal(limiter.take(c, 4000, t0 + 60_000), RateVerdict.OK);
   // Dropping more than 10 s worth of bytes within 10 s is abuse.
-  const d = { byteTokens: 0, byteRefilledAt: 0, byteDropped: 0, byteWindowStart: 0 } as Client;
+  const d = bucket();
   assert.equal(limiter.take(d, 4000, t0), RateVerdict.OK);
   const verdicts = Array.from({ length: 11 }, () => limiter.take(d, 1000, t0));
   assert.ok(verdicts.slice(0, 10).every((v) => v === RateVerdict.LIMITED));
   assert.equal(verdicts[10], RateVerdict.ABUSE);
+  assert.equal(limiter.dropped(d), 11_000);
   // A small rate: abuse is still judged against at least the burst.
   assert.equal(new ByteRateLimiter(10, 64 * 1024).abuseThreshold, 64 * 1024);
+});
+
+test('a limiter keeps a bucket only for a connection that sent something, until it closes', () => {
+  const messages = new RateLimiter(1);
+  const bytes = new ByteRateLimiter(100, 100);
+  const quiet = bucket();
+  const talker = bucket();
+  assert.equal(messages.dropped(quiet), 0);
+  assert.equal(messages.size + bytes.size, 0, 'nothing for a connection that has not sent');
+  assert.equal(messages.take(talker, 1000), RateVerdict.OK);
+  assert.equal(messages.take(talker, 1000), RateVerdict.LIMITED);
+  assert.equal(bytes.take(talker, 100, 1000), RateVerdict.OK);
+  assert.deepEqual([messages.size, bytes.size, messages.dropped(talker)], [1, 1, 1]);
+  messages.forget(talker);
+  bytes.forget(talker);
+  assert.deepEqual([messages.size, bytes.size, messages.dropped(talker)], [0, 0, 0]);
+  // Forgotten means forgotten: a bucket made afresh is full.
+  assert.equal(messages.take(talker, 1000), RateVerdict.OK);
 });
 
 test('per-IP counter', () => {
