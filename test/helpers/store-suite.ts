@@ -3,6 +3,7 @@
  * store nodes opened by a test and closed after its describe, store nodes in processes of their
  * own (to be SIGKILLed), fresh channel names and message texts.
  */
+import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../../harness/child.js';
@@ -10,6 +11,7 @@ import { untilEvent } from '../../harness/wait.js';
 import { uniquePrefix } from './nodes.js';
 import type { StoreNodeCommand } from './store-node-process.js';
 import { StoreNode, type StoreSpec } from './store-nodes.js';
+import { BusUnavailableError } from '../../src/errors.js';
 import type { Stores } from '../../src/brokers/create-stores.js';
 import type { OccupancyEvent, PresenceEntry } from '../../src/stores/store.js';
 
@@ -75,4 +77,9 @@ export function entries(list: readonly PresenceEntry[]): string[] {
 /** The crossings of `ch` among `events`, as `name[:user]` strings, sorted. */
 export function crossings(events: readonly OccupancyEvent[], ch: string): string[] {
   return events.filter((e) => e.channel === ch).map((e) => `${e.name}${e.user ? `:${e.user}` : ''}`).sort();
+}
+
+/** Rejects with BusUnavailableError (what the channel layer answers `unavailable` for). */
+export async function refused(call: Promise<unknown>): Promise<void> {
+  await assert.rejects(call, (err: unknown) => err instanceof BusUnavailableError, 'refused with BusUnavailableError');
 }

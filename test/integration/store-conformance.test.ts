@@ -21,7 +21,7 @@ import { sleep } from '../../harness/wait.js';
 import { connectChannels, publish, request, waitMessages } from '../helpers/channels.js';
 import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '../helpers/store-harnesses.js';
-import { channel, closeOpened, crossings, entries, open, openChild, opened, texts } from '../helpers/store-suite.js';
+import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from '../helpers/store-suite.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
 const harnesses = storeHarnesses();
@@ -251,11 +251,6 @@ function defineOccupancy(h: StoreHarness): void {
     await sleep(2 * spec.presenceTtl * 1000);
     assert.deepEqual(swept(), ['channel_vacated', 'member_removed:u']);
   });
-}
-
-/** Rejects with BusUnavailableError (what the channel layer answers `unavailable` for). */
-async function refused(call: Promise<unknown>): Promise<void> {
-  await assert.rejects(call, (err: unknown) => err instanceof BusUnavailableError, 'refused with BusUnavailableError');
 }
 
 function defineFaults(h: StoreHarness, start: () => Promise<FaultRig>): void {
