@@ -33,7 +33,7 @@
  * swept, or its key removed) registers a new incarnation and calls `rejoin`. A node also removes
  * entries of its own id from other incarnations (an earlier process with the same --node-id).
  *
- * Writes: one produce request in flight at a time (the idempotent producer's bug, brokers/kafka/bus.ts).
+ * Writes: one produce request in flight at a time (the idempotent producer's bug, brokers/kafka/session.ts).
  * Outage: while Kafka is away, calls wait a moment for a session and reject with
  * BusUnavailableError; joins and leaves that failed are written again once it is back (the latest
  * per client wins, stores/presence-writes.ts): as soon as the new session's view has caught up,
@@ -42,10 +42,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Producer } from '@platformatic/kafka';
-import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, forceClose, GROUP_TIMINGS, isLinkFailure, type Closable } from './bus.js';
-import { loadKafkaClient } from './client.js';
-import { busRetryDelay, Sleeper } from '../../stores/retry.js';
+import type { Admin } from '@platformatic/kafka';
+import { loadKafkaClient, type Closable } from './client.js';
+import { createTopic, listEnds, openSession, SessionLoop, SharedEnds, SingleFlightProducer, type KafkaRecord, type RecordToProduce, type Session } from './session.js';
 import { TIMINGS } from '../../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import { entryKey, nodeKey, PresenceView, SWEPT_HEADER, type ViewChange, type ViewEntry } from './presence-view.js';
@@ -58,15 +57,8 @@ export const SWEEP_BATCH = 1000;
 export const LIST_MAX = 10_000;
 /** How long a call waits for a session, an answer of the broker, or the view to catch up, before it counts as unavailable. */
 const OP_TIMEOUT_MS = 3000;
-/** At most this many records wait to be produced; more are refused (BusUnavailableError). */
-const MAX_QUEUED = 10_000;
-/** Records per produce request, at most (presence records are small: well under the broker's 1 MiB batch limit). */
-const MAX_BATCH = 500;
 /** The created topic's segments roll this often, so that the cleaner can compact all but the newest ten minutes. */
 export const SEGMENT_MS = 600_000;
-/** A session that lasted this long resets the reconnect backoff; one not open by OPEN_TIMEOUT_MS is abandoned. */
-const STABLE_SESSION_MS = 10_000;
-const OPEN_TIMEOUT_MS = 15_000;
 
 export interface KafkaPresenceOptions {
   /** Bootstrap brokers, `host:port`. */
@@ -85,21 +77,7 @@ export interface KafkaPresenceOptions {
   readonly rejoin: () => void;
 }
 
-type Record_ = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
-
-interface Queued {
-  readonly record: Record_;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
-}
-
-interface Session {
-  readonly producer: Producer;
-  readonly consumer: Consumer;
-  readonly stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>;
-  readonly ended: Promise<Error>;
-  readonly fail: (err: Error) => void;
-}
+type Record_ = RecordToProduce;
 
 function unavailable(err: unknown): BusUnavailableError {
   return err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka presence: ${errorMessage(err)}`, { cause: err });
@@ -113,7 +91,6 @@ export class KafkaPresenceStore implements PresenceStore {
   private readonly id = `fanout-presence-${randomBytes(8).toString('hex')}`;
   private sessions = 0;
   private session: Session | undefined;
-  private opening: Closable[] | undefined;
   /** Per partition, the offset of the next record to read; undefined until the first session. */
   private positions: Map<number, bigint> | undefined;
   /** The end offsets the current session must read up to before it is used. */
@@ -121,11 +98,18 @@ export class KafkaPresenceStore implements PresenceStore {
   /** Local time from which the current session has read the topic up to its end. */
   private readingSince: number | undefined;
   private readonly waiters = new Set<() => void>();
-  private readonly sleeper = new Sleeper();
-  private running: Promise<void> | undefined;
-  private closing = false;
-  private readonly queue: Queued[] = [];
-  private sending = false;
+  private readonly loop = new SessionLoop({
+    label: 'kafka presence',
+    open: (clients) => this.open(clients),
+    live: (session) => this.hold(session),
+    failed: (err, during) => this.options.logError(err, during === 'open' ? 'presence: Kafka not reachable; retrying' : 'presence: Kafka session ended; reconnecting'),
+  });
+  private readonly producer = new SingleFlightProducer({
+    session: () => this.session,
+    unavailable: () => new BusUnavailableError('kafka presence: not connected to Kafka'),
+    full: (waiting) => new BusUnavailableError(`kafka presence has ${waiting} records waiting for the broker`),
+    failed: unavailable,
+  });
   private onDeparted: DepartedHandler = () => {};
   private timer: NodeJS.Timeout | undefined;
   /** This node's incarnation, and the one whose heartbeat was written (entries may be written under it). */
@@ -141,8 +125,7 @@ export class KafkaPresenceStore implements PresenceStore {
   /** Per `channel\0client`, the last write asked for (see {@link write}). */
   private readonly inOrder = new Map<string, Promise<void>>();
   private warned = false;
-  private endsInFlight: Promise<bigint[]> | undefined;
-  private endsNext: Promise<bigint[]> | undefined;
+  private readonly ends = new SharedEnds();
   private readonly writes = new PresenceWrites((channel, client, entry) => this.write(channel, client, entry), unavailable);
 
   constructor(private readonly options: KafkaPresenceOptions) {
@@ -154,136 +137,80 @@ export class KafkaPresenceStore implements PresenceStore {
   // ---- sessions -------------------------------------------------------------------------------
 
   private ensureRunning(): void {
-    if (this.running || this.closing) return;
-    this.running = this.run();
+    this.loop.start();
   }
 
-  /** Opens a session, waits for it to fail, and opens the next from the kept positions, until {@link close}. */
-  private async run(): Promise<void> {
-    let attempt = 0;
-    while (!this.closing) {
-      let session: Session;
-      try {
-        session = await this.openBounded();
-      } catch (err) {
-        if (this.closing) return;
-        this.options.logError(err as Error, 'presence: Kafka not reachable; retrying');
-        await this.sleeper.sleep(busRetryDelay(attempt++));
-        continue;
-      }
-      if (this.closing) {
-        await closeSession(session);
-        return;
-      }
-      const openedAt = Date.now();
-      this.session = session;
-      this.wake();
-      // Back: once the view has caught up (no deadline: the calls' 3 s is for callers who wait, and
-      // a long outage can leave more to read), this node beats at once (so others see it live),
-      // and what failed meanwhile is written. Rejects only when the store closes.
-      void this.until(() => this.session !== session || this.readingSince !== undefined, 'closed', Infinity).then(() => {
-        if (this.session !== session) return;
-        if (this.timer) void this.beat();
-        this.writes.replay();
-      }, () => {});
-      const cause = await session.ended;
-      this.session = undefined;
-      this.readingSince = undefined;
-      this.sweeping.clear();
-      this.wake();
-      await closeSession(session);
-      if (this.closing) return;
-      this.options.logError(cause, 'presence: Kafka session ended; reconnecting');
-      if (Date.now() - openedAt > STABLE_SESSION_MS) attempt = 0;
-      await this.sleeper.sleep(busRetryDelay(attempt++));
-    }
+  private get closing(): boolean {
+    return this.loop.closing;
   }
 
-  private async openBounded(): Promise<Session> {
-    const clients: Closable[] = [];
-    this.opening = clients;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BusUnavailableError(`kafka presence: no session within ${OPEN_TIMEOUT_MS / 1000} s`)), OPEN_TIMEOUT_MS);
-    });
-    try {
-      return await Promise.race([this.open(clients), timeout]);
-    } catch (err) {
-      await Promise.all(clients.map(forceClose));
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      this.opening = undefined;
-    }
+  /** Holds a session until it fails. */
+  private async hold(session: Session): Promise<{ cause: Error; usable: boolean }> {
+    this.session = session;
+    this.wake();
+    // Back: once the view has caught up (no deadline: the calls' 3 s is for callers who wait, and
+    // a long outage can leave more to read), this node beats at once (so others see it live),
+    // and what failed meanwhile is written. Rejects only when the store closes.
+    void this.until(() => this.session !== session || this.readingSince !== undefined, 'closed', Infinity).then(() => {
+      if (this.session !== session) return;
+      if (this.timer) void this.beat();
+      this.writes.replay();
+    }, () => {});
+    const cause = await session.ended;
+    this.session = undefined;
+    this.readingSince = undefined;
+    this.sweeping.clear();
+    this.wake();
+    return { cause, usable: true };
   }
 
+  /** A session on the presence topic, read from the kept positions (the whole topic at first), with a consumer group of its own. */
   private async open(clients: Closable[]): Promise<Session> {
     const { brokers, topic } = this.options;
-    const base = { clientId: this.id, bootstrapBrokers: [...brokers], ...CLIENT_TIMINGS };
-    const { Admin, Consumer, MessagesStreamModes, ProduceAcks, Producer } = await loadKafkaClient();
-    const admin = new Admin(base);
-    clients.push(admin);
-    await this.ensureTopic(admin);
-    await forceClose(admin);
-    const producer = new Producer({ ...base, acks: ProduceAcks.ALL, idempotent: true, autocreateTopics: false });
-    const consumer = new Consumer({ ...base, groupId: `${this.id}-${++this.sessions}`, ...GROUP_TIMINGS, maxWaitTime: FETCH_MAX_WAIT_MS, autocommit: false });
-    clients.push(producer, consumer);
-    await producer.metadata({ topics: [topic] });
-    const ends = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
-    // The log is shorter than what this node read: the broker lost it (or the topic was made
-    // again). Everything is read again, and this node's clients join again.
-    if (this.positions && ends.some((end, p) => end < (this.positions!.get(p) ?? 0n))) {
-      this.positions = undefined;
-      this.view.clear();
-      this.sweptMyself();
-    }
-    const positions = this.positions ?? new Map<number, bigint>();
-    ends.forEach((_, p) => {
-      if (!positions.has(p)) positions.set(p, 0n);
-    });
-    const stream = await consumer.consume({
-      topics: [topic],
-      mode: MessagesStreamModes.MANUAL,
-      fallbackMode: 'earliest',
-      offsets: [...positions].map(([partition, offset]) => ({ topic, partition, offset })),
-      autocommit: false,
-    });
-    this.positions = positions;
-    this.target = ends;
-    let fail!: (err: Error) => void;
-    const ended = new Promise<Error>((resolve) => {
-      fail = resolve;
-      const end = (why: string) => (err?: unknown) => resolve(new BusUnavailableError(`kafka presence: ${why}${err instanceof Error ? `: ${errorMessage(err)}` : ''}`, { cause: err }));
-      stream.on('error', end('the consumer stream failed'));
-      stream.once('close', end('the consumer stream closed'));
-      consumer.on('error', end('the consumer left its group'));
-    });
-    stream.on('data', (message: Message<Buffer, Buffer, Buffer, Buffer>) => this.read(positions, message));
+    const session = await openSession(
+      {
+        label: 'kafka presence',
+        brokers,
+        topic,
+        clientId: this.id,
+        groupId: `${this.id}-${++this.sessions}`,
+        ensureTopic: (admin) => this.ensureTopic(admin),
+        fallbackMode: 'earliest',
+        positions: async (_consumer, _shape, ends) => {
+          // The log is shorter than what this node read: the broker lost it (or the topic was made
+          // again). Everything is read again, and this node's clients join again.
+          if (this.positions && ends.some((end, p) => end < (this.positions!.get(p) ?? 0n))) {
+            this.positions = undefined;
+            this.view.clear();
+            this.sweptMyself();
+          }
+          const positions = this.positions ?? new Map<number, bigint>();
+          ends.forEach((_, p) => {
+            if (!positions.has(p)) positions.set(p, 0n);
+          });
+          return positions;
+        },
+        started: (positions, ends) => {
+          this.positions = positions;
+          this.target = [...ends];
+        },
+        onRecord: (positions, message) => this.read(positions, message),
+      },
+      clients,
+    );
     this.checkCaughtUp();
-    return { producer, consumer, stream, ended, fail };
+    return session;
   }
 
   /** Creates the topic (one partition, compacted) unless it exists; warns once when an existing one is not compacted. */
   private async ensureTopic(admin: Admin): Promise<void> {
     const { topic } = this.options;
-    if (!(await admin.listTopics()).includes(topic)) {
-      try {
-        await admin.createTopics({
-          topics: [topic],
-          partitions: 1,
-          replicas: -1,
-          configs: [
-            { name: 'cleanup.policy', value: 'compact' },
-            { name: 'segment.ms', value: String(SEGMENT_MS) },
-            { name: 'min.cleanable.dirty.ratio', value: '0.1' },
-          ],
-        });
-        return;
-      } catch (err) {
-        if (!/TOPIC_ALREADY_EXISTS|already exists/i.test(`${errorMessage(err)} ${JSON.stringify((err as { errors?: unknown }).errors ?? '')}`)) throw err;
-      }
-    }
-    if (this.warned) return;
+    const configs = [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'segment.ms', value: String(SEGMENT_MS) },
+      { name: 'min.cleanable.dirty.ratio', value: '0.1' },
+    ];
+    if ((await createTopic(admin, topic, { partitions: 1, configs })) || this.warned) return;
     const { ConfigResourceTypes } = await loadKafkaClient();
     const [described] = await admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['cleanup.policy'] }] });
     const policy = described?.configs.find((c) => c.name === 'cleanup.policy')?.value ?? '';
@@ -294,7 +221,7 @@ export class KafkaPresenceStore implements PresenceStore {
   }
 
   /** Applies one record to the view and acts on what it changed. */
-  private read(positions: Map<number, bigint>, message: Message<Buffer, Buffer, Buffer, Buffer>): void {
+  private read(positions: Map<number, bigint>, message: KafkaRecord): void {
     if (this.closing || (positions.get(message.partition) ?? 0n) > message.offset) return;
     positions.set(message.partition, message.offset + 1n);
     const raw = message.key?.toString('utf8');
@@ -360,61 +287,15 @@ export class KafkaPresenceStore implements PresenceStore {
   }
 
   /** The topic's end offsets now: one request in flight, and calls that come meanwhile share the next one. */
-  private latestEnds(session: Session): Promise<bigint[]> {
-    if (!this.endsInFlight) return this.askEnds(session);
-    this.endsNext ??= this.endsInFlight
-      .catch(() => {})
-      .then(() => {
-        this.endsNext = undefined;
-        return this.askEnds(session);
-      });
-    return this.endsNext;
-  }
-
-  private askEnds(session: Session): Promise<bigint[]> {
-    const { topic } = this.options;
-    const asked = within(session.consumer.listOffsets({ topics: [topic] }).then((o) => o.get(topic) ?? []), 'the broker did not say the end of the presence topic');
-    const p = asked.finally(() => {
-      if (this.endsInFlight === p) this.endsInFlight = undefined;
-    });
-    this.endsInFlight = p;
-    return p;
+  private latestEnds(session: Session): Promise<readonly bigint[]> {
+    return this.ends.latest(() => within(listEnds(session.consumer, this.options.topic), 'the broker did not say the end of the presence topic'));
   }
 
   // ---- writing --------------------------------------------------------------------------------
 
   /** Produces the records, in order, one request in flight; resolves once the broker has them all. */
   private produce(records: Record_[]): Promise<void> {
-    if (this.queue.length + records.length > MAX_QUEUED) return Promise.reject(new BusUnavailableError(`kafka presence has ${this.queue.length} records waiting for the broker`));
-    const done = Promise.all(
-      records.map(
-        (record) =>
-          new Promise<void>((resolve, reject) => {
-            this.queue.push({ record, resolve, reject });
-          }),
-      ),
-    );
-    if (!this.sending) void this.sendQueued();
-    return within(done.then(() => {}), 'the broker did not take the write in time');
-  }
-
-  private async sendQueued(): Promise<void> {
-    this.sending = true;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      const session = this.session;
-      try {
-        if (!session) throw new BusUnavailableError('kafka presence: not connected to Kafka');
-        await session.producer.send({ messages: batch.map((q) => q.record) });
-        for (const q of batch) q.resolve();
-      } catch (err) {
-        const error = unavailable(err);
-        for (const q of batch) q.reject(error);
-        // A lost link: a new session with a new producer, not one whose sequence numbers may be out of step.
-        if (session && isLinkFailure(err)) session.fail(error);
-      }
-    }
-    this.sending = false;
+    return within(this.producer.send(records).then(() => {}), 'the broker did not take the write in time');
   }
 
   private record(key: string, value: unknown, sweptBy?: string): Record_ {
@@ -605,14 +486,12 @@ export class KafkaPresenceStore implements PresenceStore {
         this.options.logError(err as Error, 'presence: leaving Kafka failed');
       }
     }
-    this.closing = true;
-    this.sleeper.wake();
+    this.loop.stop();
     this.wake();
     const session = this.session;
     this.session = undefined;
-    for (const q of this.queue.splice(0)) q.reject(new BusUnavailableError('kafka presence store is closed'));
-    await Promise.all([session ? closeSession(session) : undefined, ...(this.opening ?? []).map(forceClose)]);
-    await this.running;
+    this.producer.rejectAll(new BusUnavailableError('kafka presence store is closed'));
+    await this.loop.closed(session);
   }
 }
 
@@ -632,7 +511,3 @@ function header(headers: Map<Buffer, Buffer> | undefined, name: string): string 
   return undefined;
 }
 
-async function closeSession(session: Session): Promise<void> {
-  await session.stream.close().catch(() => {});
-  await Promise.all([forceClose(session.consumer), forceClose(session.producer)]);
-}
