@@ -23,8 +23,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
-import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, GROUP_TIMINGS } from '../brokers/kafka/bus.js';
-import { loadKafkaClient } from '../brokers/kafka/client.js';
+import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, GROUP_TIMINGS, STABLE_SESSION_MS } from '../brokers/kafka/session.js';
+import { forceClose, loadKafkaClient } from '../brokers/kafka/client.js';
 import { busRetryDelay, Sleeper } from '../stores/retry.js';
 import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import type { KafkaIngestTarget } from '../config/schema.js';
@@ -36,8 +36,6 @@ import type { IngestResult } from '../metrics.js';
 export const MAX_BUFFERED = 1000;
 /** At most this many bytes in one fetch answer, so a burst of large records stays bounded too. */
 const FETCH_MAX_BYTES = 8 * 1024 * 1024;
-/** A session that lasted this long resets the reconnect backoff. */
-const STABLE_SESSION_MS = 10_000;
 
 /** What the ingest uses of the node: the channel service's publish, --max-payload, a logger and a metric. */
 export interface IngestContext {
@@ -223,7 +221,7 @@ export class KafkaIngest {
     this.consumer = undefined;
     await this.committing;
     await stream?.close().catch(() => {});
-    if (consumer) await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
+    if (consumer) await forceClose(consumer);
   }
 
   async close(): Promise<void> {

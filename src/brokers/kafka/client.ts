@@ -2,9 +2,11 @@
  * `@platformatic/kafka`, imported when a Kafka client is first made. Importing it compiles its
  * option schemas: about 0.6 s of CPU, more than the rest of the CLI's start-up, which every
  * `fanout` process would otherwise pay, Kafka or not. The adapters import its types statically
- * (erased at build) and its values through {@link loadKafkaClient}.
+ * (erased at build) and its values through {@link loadKafkaClient}. Beside it, what every user
+ * of its clients needs: {@link forceClose} and {@link isLinkFailure}.
  */
 import type * as Client from '@platformatic/kafka';
+import type { Admin, Consumer, Producer } from '@platformatic/kafka';
 
 export type KafkaClientModule = typeof Client;
 
@@ -23,4 +25,25 @@ export function loadKafkaClient(): Promise<KafkaClientModule> {
  */
 export function loadedKafkaClient(): KafkaClientModule | undefined {
   return loaded;
+}
+
+/** A client of the module that {@link forceClose} closes. */
+export type Closable = Producer | Consumer | Admin;
+
+/** True for a lost or silent connection, also when the client wraps it (retries, causes). */
+export function isLinkFailure(err: unknown, depth = 0): boolean {
+  const client = loadedKafkaClient(); // not loaded yet: the error is none of its
+  if (client && (err instanceof client.NetworkError || err instanceof client.TimeoutError)) return true;
+  if (depth > 4 || typeof err !== 'object' || err === null) return false;
+  const { errors, cause } = err as { errors?: unknown; cause?: unknown };
+  return (Array.isArray(errors) && errors.some((e) => isLinkFailure(e, depth + 1))) || (cause !== undefined && isLinkFailure(cause, depth + 1));
+}
+
+/** Closes a client without waiting for what it has in flight; never rejects. */
+export function forceClose(client: Closable): Promise<void> {
+  return new Promise((resolve) => {
+    // A client exists only once the module is loaded.
+    if (client instanceof loadedKafkaClient()!.Admin) client.close(() => resolve());
+    else client.close(true, () => resolve());
+  });
 }

@@ -28,7 +28,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Consumer, Message } from '@platformatic/kafka';
-import { KafkaBus, type TopicShape } from './bus.js';
+import { KafkaBus } from './bus.js';
 import { loadedKafkaClient } from './client.js';
 import type { KafkaAddress } from '../../config/bus-address.js';
 import { BusUnavailableError } from '../../errors.js';
@@ -36,6 +36,7 @@ import type { Logger } from '../../logger.js';
 import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
 import { KafkaIndex } from './log-index.js';
 import { OnceVerdicts } from './once.js';
+import { listEnds, SharedEnds, type TopicShape } from './session.js';
 import type { ChannelPosition, OutgoingMessage } from '../../stores/store.js';
 
 const KIND_HEADER = Buffer.from('fanout-kind');
@@ -158,7 +159,7 @@ export class KafkaLog extends KafkaBus {
     const ttl = this.options.historyTtl;
     // -2: the log's start; a time: the first record at or after it (-1 when there is none).
     const timestamp = ttl > 0 ? BigInt(Date.now() - ttl * 1000) : -2n;
-    const starts = (await consumer.listOffsets({ topics: [this.topic], timestamp })).get(this.topic) ?? [];
+    const starts = await listEnds(consumer, this.topic, timestamp);
     if (!first) this.options.logger.warn({ topic: this.topic }, 'the Kafka history topic is another one now (created again, or more partitions); offsets start over in a new epoch');
     this.epoch = epoch;
     this.shape = shape;
@@ -281,41 +282,19 @@ export class KafkaLog extends KafkaBus {
     if (!this.connected) throw new BusUnavailableError(`kafka is ${this.status}`);
   }
 
-  /** The ends request in flight, and the one that follows it (shared by the reads that began meanwhile). */
-  private endsInFlight: Promise<readonly bigint[]> | undefined;
-  private endsQueued: Promise<readonly bigint[]> | undefined;
+  /** The ends requests: at most one in flight and one queued, shared by the reads that began meanwhile. */
+  private readonly ends = new SharedEnds();
 
-  /**
-   * The end of every partition, as the broker says after this call began. Reads share requests
-   * (at most one in flight and one queued, however many clients read at once): a read that finds
-   * a request in flight waits for the next, since the one in flight may have been answered before
-   * a message acked just before the read.
-   */
+  /** The end of every partition, as the broker says after this call began. */
   private logEnds(): Promise<readonly bigint[]> {
-    if (this.endsInFlight === undefined) return this.askEnds();
-    this.endsQueued ??= this.endsInFlight.then(
-      () => undefined,
-      () => undefined,
-    ).then(() => {
-      this.endsQueued = undefined;
-      return this.askEnds();
-    });
-    return this.endsQueued;
-  }
-
-  private askEnds(): Promise<readonly bigint[]> {
-    const request = (async () => {
+    return this.ends.latest(async () => {
       try {
-        return (await this.consumer().listOffsets({ topics: [this.topic] })).get(this.topic) ?? [];
+        return await listEnds(this.consumer(), this.topic);
       } catch (err) {
         // The text reaches clients (`unavailable`): the broker's own error stays in `cause`.
         throw err instanceof BusUnavailableError ? err : new BusUnavailableError('the kafka store did not answer', { cause: err });
       }
-    })().finally(() => {
-      if (this.endsInFlight === request) this.endsInFlight = undefined;
     });
-    this.endsInFlight = request;
-    return request;
   }
 
   /** The Fanout offset of the last record this node read on `partition` (0 before the first). */

@@ -33,606 +33,97 @@
  * swept, or its key removed) registers a new incarnation and calls `rejoin`. A node also removes
  * entries of its own id from other incarnations (an earlier process with the same --node-id).
  *
- * Writes: one produce request in flight at a time (the idempotent producer's bug, brokers/kafka/bus.ts).
+ * Writes: one produce request in flight at a time (the idempotent producer's bug, brokers/kafka/session.ts).
  * Outage: while Kafka is away, calls wait a moment for a session and reject with
  * BusUnavailableError; joins and leaves that failed are written again once it is back (the latest
  * per client wins, stores/presence-writes.ts): as soon as the new session's view has caught up,
  * however long that takes (a long outage leaves much to read), and again after every heartbeat
  * while any is left (a replay that failed too).
+ *
+ * Files: this one is the store (lists, start, close); brokers/kafka/presence-session.ts the link
+ * to the topic (session, view, waits, writes); brokers/kafka/presence-writer.ts the joins and
+ * leaves; brokers/kafka/presence-sweeper.ts the registration, heartbeats and sweeps.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Producer } from '@platformatic/kafka';
-import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, forceClose, GROUP_TIMINGS, isLinkFailure, type Closable } from './bus.js';
-import { loadKafkaClient } from './client.js';
-import { busRetryDelay, Sleeper } from '../../stores/retry.js';
-import { TIMINGS } from '../../config/defaults.js';
-import { BusUnavailableError, errorMessage } from '../../errors.js';
-import { entryKey, nodeKey, PresenceView, SWEPT_HEADER, type ViewChange, type ViewEntry } from './presence-view.js';
-import { PresenceWrites } from '../../stores/presence-writes.js';
+import { BusUnavailableError } from '../../errors.js';
 import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
+import { OP_TIMEOUT_MS, PresenceLink, type KafkaPresenceOptions } from './presence-session.js';
+import { PresenceSweeper } from './presence-sweeper.js';
+import { PresenceWriter } from './presence-writer.js';
 
-/** Entries of dead nodes removed per sweep, at most: a crash of a node with many clients is cleaned up over several heartbeats. */
-export const SWEEP_BATCH = 1000;
+export { SEGMENT_MS, type KafkaPresenceOptions } from './presence-session.js';
+export { SWEEP_BATCH } from './presence-sweeper.js';
+
 /** Clients a presence list returns, at most. */
 export const LIST_MAX = 10_000;
-/** How long a call waits for a session, an answer of the broker, or the view to catch up, before it counts as unavailable. */
-const OP_TIMEOUT_MS = 3000;
-/** At most this many records wait to be produced; more are refused (BusUnavailableError). */
-const MAX_QUEUED = 10_000;
-/** Records per produce request, at most (presence records are small: well under the broker's 1 MiB batch limit). */
-const MAX_BATCH = 500;
-/** The created topic's segments roll this often, so that the cleaner can compact all but the newest ten minutes. */
-export const SEGMENT_MS = 600_000;
-/** A session that lasted this long resets the reconnect backoff; one not open by OPEN_TIMEOUT_MS is abandoned. */
-const STABLE_SESSION_MS = 10_000;
-const OPEN_TIMEOUT_MS = 15_000;
-
-export interface KafkaPresenceOptions {
-  /** Bootstrap brokers, `host:port`. */
-  readonly brokers: readonly string[];
-  /** The presence topic, e.g. `<bus topic>-presence`. */
-  readonly topic: string;
-  /** --bus-prefix: the first part of every key. */
-  readonly prefix: string;
-  readonly node: string;
-  /** Seconds without a heartbeat after which a node's clients leave. */
-  readonly ttl: number;
-  readonly logError: (err: Error, what: string) => void;
-  /** Says once what an operator should change (an existing topic that is not compacted). */
-  readonly warn: (line: string) => void;
-  /** Called when this node was swept as dead (e.g. Kafka was away) and must register its clients again. */
-  readonly rejoin: () => void;
-}
-
-type Record_ = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
-
-interface Queued {
-  readonly record: Record_;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
-}
-
-interface Session {
-  readonly producer: Producer;
-  readonly consumer: Consumer;
-  readonly stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>;
-  readonly ended: Promise<Error>;
-  readonly fail: (err: Error) => void;
-}
-
-function unavailable(err: unknown): BusUnavailableError {
-  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka presence: ${errorMessage(err)}`, { cause: err });
-}
 
 export class KafkaPresenceStore implements PresenceStore {
   readonly kind = 'kafka';
-  private readonly view: PresenceView;
-  private readonly keyPrefix: string;
   private readonly ttlMs: number;
-  private readonly id = `fanout-presence-${randomBytes(8).toString('hex')}`;
-  private sessions = 0;
-  private session: Session | undefined;
-  private opening: Closable[] | undefined;
-  /** Per partition, the offset of the next record to read; undefined until the first session. */
-  private positions: Map<number, bigint> | undefined;
-  /** The end offsets the current session must read up to before it is used. */
-  private target: bigint[] = [];
-  /** Local time from which the current session has read the topic up to its end. */
-  private readingSince: number | undefined;
-  private readonly waiters = new Set<() => void>();
-  private readonly sleeper = new Sleeper();
-  private running: Promise<void> | undefined;
-  private closing = false;
-  private readonly queue: Queued[] = [];
-  private sending = false;
+  private readonly link: PresenceLink;
+  private readonly writer: PresenceWriter;
+  private readonly sweeper: PresenceSweeper;
   private onDeparted: DepartedHandler = () => {};
-  private timer: NodeJS.Timeout | undefined;
-  /** This node's incarnation, and the one whose heartbeat was written (entries may be written under it). */
-  private inc: string | undefined;
-  private registered: string | undefined;
-  private registeredOnce = false;
-  private heartbeating: Promise<void> | undefined;
-  private beating: Promise<void> | undefined;
-  /** Keys of this node's present clients, per `channel\0client`. */
-  private readonly mine = new Map<string, string>();
-  /** Entries this node wrote sweep tombstones for that the view has not read back yet. */
-  private readonly sweeping = new Set<string>();
-  /** Per `channel\0client`, the last write asked for (see {@link write}). */
-  private readonly inOrder = new Map<string, Promise<void>>();
-  private warned = false;
-  private endsInFlight: Promise<bigint[]> | undefined;
-  private endsNext: Promise<bigint[]> | undefined;
-  private readonly writes = new PresenceWrites((channel, client, entry) => this.write(channel, client, entry), unavailable);
 
   constructor(private readonly options: KafkaPresenceOptions) {
-    this.view = new PresenceView(options.node);
-    this.keyPrefix = `${options.prefix}\0`;
     this.ttlMs = options.ttl * 1000;
-  }
-
-  // ---- sessions -------------------------------------------------------------------------------
-
-  private ensureRunning(): void {
-    if (this.running || this.closing) return;
-    this.running = this.run();
-  }
-
-  /** Opens a session, waits for it to fail, and opens the next from the kept positions, until {@link close}. */
-  private async run(): Promise<void> {
-    let attempt = 0;
-    while (!this.closing) {
-      let session: Session;
-      try {
-        session = await this.openBounded();
-      } catch (err) {
-        if (this.closing) return;
-        this.options.logError(err as Error, 'presence: Kafka not reachable; retrying');
-        await this.sleeper.sleep(busRetryDelay(attempt++));
-        continue;
-      }
-      if (this.closing) {
-        await closeSession(session);
-        return;
-      }
-      const openedAt = Date.now();
-      this.session = session;
-      this.wake();
-      // Back: once the view has caught up (no deadline: the calls' 3 s is for callers who wait, and
-      // a long outage can leave more to read), this node beats at once (so others see it live),
-      // and what failed meanwhile is written. Rejects only when the store closes.
-      void this.until(() => this.session !== session || this.readingSince !== undefined, 'closed', Infinity).then(() => {
-        if (this.session !== session) return;
-        if (this.timer) void this.beat();
-        this.writes.replay();
-      }, () => {});
-      const cause = await session.ended;
-      this.session = undefined;
-      this.readingSince = undefined;
-      this.sweeping.clear();
-      this.wake();
-      await closeSession(session);
-      if (this.closing) return;
-      this.options.logError(cause, 'presence: Kafka session ended; reconnecting');
-      if (Date.now() - openedAt > STABLE_SESSION_MS) attempt = 0;
-      await this.sleeper.sleep(busRetryDelay(attempt++));
-    }
-  }
-
-  private async openBounded(): Promise<Session> {
-    const clients: Closable[] = [];
-    this.opening = clients;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BusUnavailableError(`kafka presence: no session within ${OPEN_TIMEOUT_MS / 1000} s`)), OPEN_TIMEOUT_MS);
+    this.link = new PresenceLink(options, {
+      changed: (change) => {
+        if (change.type === 'departed') this.onDeparted(change.entry.channel, { client: change.entry.client, user: change.entry.user });
+        else if (change.type === 'swept' && change.node === options.node && change.inc === this.sweeper.registered && !this.link.closing) this.sweeper.lostRegistration();
+      },
+      removed: (key) => this.sweeper.removed(key),
+      lost: () => this.sweeper.lostRegistration(),
+      // Back: this node beats at once (so others see it live), and what failed meanwhile is written.
+      back: () => {
+        this.sweeper.back();
+        this.writer.replay();
+      },
+      ended: () => this.sweeper.ended(),
     });
-    try {
-      return await Promise.race([this.open(clients), timeout]);
-    } catch (err) {
-      await Promise.all(clients.map(forceClose));
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      this.opening = undefined;
-    }
-  }
-
-  private async open(clients: Closable[]): Promise<Session> {
-    const { brokers, topic } = this.options;
-    const base = { clientId: this.id, bootstrapBrokers: [...brokers], ...CLIENT_TIMINGS };
-    const { Admin, Consumer, MessagesStreamModes, ProduceAcks, Producer } = await loadKafkaClient();
-    const admin = new Admin(base);
-    clients.push(admin);
-    await this.ensureTopic(admin);
-    await forceClose(admin);
-    const producer = new Producer({ ...base, acks: ProduceAcks.ALL, idempotent: true, autocreateTopics: false });
-    const consumer = new Consumer({ ...base, groupId: `${this.id}-${++this.sessions}`, ...GROUP_TIMINGS, maxWaitTime: FETCH_MAX_WAIT_MS, autocommit: false });
-    clients.push(producer, consumer);
-    await producer.metadata({ topics: [topic] });
-    const ends = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
-    // The log is shorter than what this node read: the broker lost it (or the topic was made
-    // again). Everything is read again, and this node's clients join again.
-    if (this.positions && ends.some((end, p) => end < (this.positions!.get(p) ?? 0n))) {
-      this.positions = undefined;
-      this.view.clear();
-      this.sweptMyself();
-    }
-    const positions = this.positions ?? new Map<number, bigint>();
-    ends.forEach((_, p) => {
-      if (!positions.has(p)) positions.set(p, 0n);
+    this.writer = new PresenceWriter(this.link, options.node, {
+      registered: () => this.sweeper.registered,
+      heartbeat: () => this.sweeper.heartbeat(),
     });
-    const stream = await consumer.consume({
-      topics: [topic],
-      mode: MessagesStreamModes.MANUAL,
-      fallbackMode: 'earliest',
-      offsets: [...positions].map(([partition, offset]) => ({ topic, partition, offset })),
-      autocommit: false,
+    this.sweeper = new PresenceSweeper(this.link, options, {
+      pending: () => this.writer.pending,
+      replay: () => this.writer.replay(),
+      forget: () => this.writer.forget(),
     });
-    this.positions = positions;
-    this.target = ends;
-    let fail!: (err: Error) => void;
-    const ended = new Promise<Error>((resolve) => {
-      fail = resolve;
-      const end = (why: string) => (err?: unknown) => resolve(new BusUnavailableError(`kafka presence: ${why}${err instanceof Error ? `: ${errorMessage(err)}` : ''}`, { cause: err }));
-      stream.on('error', end('the consumer stream failed'));
-      stream.once('close', end('the consumer stream closed'));
-      consumer.on('error', end('the consumer left its group'));
-    });
-    stream.on('data', (message: Message<Buffer, Buffer, Buffer, Buffer>) => this.read(positions, message));
-    this.checkCaughtUp();
-    return { producer, consumer, stream, ended, fail };
-  }
-
-  /** Creates the topic (one partition, compacted) unless it exists; warns once when an existing one is not compacted. */
-  private async ensureTopic(admin: Admin): Promise<void> {
-    const { topic } = this.options;
-    if (!(await admin.listTopics()).includes(topic)) {
-      try {
-        await admin.createTopics({
-          topics: [topic],
-          partitions: 1,
-          replicas: -1,
-          configs: [
-            { name: 'cleanup.policy', value: 'compact' },
-            { name: 'segment.ms', value: String(SEGMENT_MS) },
-            { name: 'min.cleanable.dirty.ratio', value: '0.1' },
-          ],
-        });
-        return;
-      } catch (err) {
-        if (!/TOPIC_ALREADY_EXISTS|already exists/i.test(`${errorMessage(err)} ${JSON.stringify((err as { errors?: unknown }).errors ?? '')}`)) throw err;
-      }
-    }
-    if (this.warned) return;
-    const { ConfigResourceTypes } = await loadKafkaClient();
-    const [described] = await admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['cleanup.policy'] }] });
-    const policy = described?.configs.find((c) => c.name === 'cleanup.policy')?.value ?? '';
-    if (!policy.split(',').includes('compact')) {
-      this.warned = true;
-      this.options.warn(`the Kafka presence topic ${topic} has cleanup.policy=${policy}, not compact: every node reads all of it at start, so it keeps growing; set cleanup.policy=compact on it`);
-    }
-  }
-
-  /** Applies one record to the view and acts on what it changed. */
-  private read(positions: Map<number, bigint>, message: Message<Buffer, Buffer, Buffer, Buffer>): void {
-    if (this.closing || (positions.get(message.partition) ?? 0n) > message.offset) return;
-    positions.set(message.partition, message.offset + 1n);
-    const raw = message.key?.toString('utf8');
-    if (raw?.startsWith(this.keyPrefix)) {
-      const key = raw.slice(this.keyPrefix.length);
-      const value = message.value ?? null;
-      if (value === null) this.sweeping.delete(key);
-      this.changed(this.view.apply(key, value, header(message.headers, SWEPT_HEADER), performance.now()));
-    }
-    this.checkCaughtUp();
-    this.wake();
-  }
-
-  private changed(change: ViewChange): void {
-    if (!change) return;
-    if (change.type === 'departed') this.onDeparted(change.entry.channel, { client: change.entry.client, user: change.entry.user });
-    else if (change.type === 'swept' && change.node === this.options.node && change.inc === this.registered && !this.closing) this.sweptMyself();
-  }
-
-  /** This node's registration is gone (marked dead, swept, or lost by the broker): a new incarnation, then `rejoin`. */
-  private sweptMyself(): void {
-    if (this.registered === undefined) return;
-    this.inc = undefined;
-    this.registered = undefined;
-    this.mine.clear();
-    if (this.timer) void this.beat();
-  }
-
-  private checkCaughtUp(): void {
-    if (this.readingSince !== undefined || !this.positions) return;
-    if (this.target.every((end, p) => (this.positions!.get(p) ?? 0n) >= end)) this.readingSince = performance.now();
-  }
-
-  private wake(): void {
-    const waiters = [...this.waiters];
-    this.waiters.clear();
-    for (const w of waiters) w();
-  }
-
-  /** Waits until `ok()` holds, re-checked on every change, for up to {@link OP_TIMEOUT_MS}. */
-  private async until(ok: () => boolean, what: string, deadline = performance.now() + OP_TIMEOUT_MS): Promise<void> {
-    while (!ok()) {
-      if (this.closing) throw new BusUnavailableError('kafka presence store is closed');
-      const left = deadline - performance.now();
-      if (left <= 0) throw new BusUnavailableError(`kafka presence: ${what}`);
-      await new Promise<void>((resolve) => {
-        // No deadline: only a change wakes it (a timer past 2^31 ms would fire at once).
-        const timer = Number.isFinite(left) ? setTimeout(done, left) : undefined;
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.waiters.add(done);
-      });
-    }
-  }
-
-  /** A session whose view has read the topic up to where it was when the session opened. */
-  private async whenReady(deadline?: number): Promise<Session> {
-    this.ensureRunning();
-    await this.until(() => this.session !== undefined && this.readingSince !== undefined, 'not connected to Kafka', deadline);
-    return this.session!;
-  }
-
-  /** The topic's end offsets now: one request in flight, and calls that come meanwhile share the next one. */
-  private latestEnds(session: Session): Promise<bigint[]> {
-    if (!this.endsInFlight) return this.askEnds(session);
-    this.endsNext ??= this.endsInFlight
-      .catch(() => {})
-      .then(() => {
-        this.endsNext = undefined;
-        return this.askEnds(session);
-      });
-    return this.endsNext;
-  }
-
-  private askEnds(session: Session): Promise<bigint[]> {
-    const { topic } = this.options;
-    const asked = within(session.consumer.listOffsets({ topics: [topic] }).then((o) => o.get(topic) ?? []), 'the broker did not say the end of the presence topic');
-    const p = asked.finally(() => {
-      if (this.endsInFlight === p) this.endsInFlight = undefined;
-    });
-    this.endsInFlight = p;
-    return p;
-  }
-
-  // ---- writing --------------------------------------------------------------------------------
-
-  /** Produces the records, in order, one request in flight; resolves once the broker has them all. */
-  private produce(records: Record_[]): Promise<void> {
-    if (this.queue.length + records.length > MAX_QUEUED) return Promise.reject(new BusUnavailableError(`kafka presence has ${this.queue.length} records waiting for the broker`));
-    const done = Promise.all(
-      records.map(
-        (record) =>
-          new Promise<void>((resolve, reject) => {
-            this.queue.push({ record, resolve, reject });
-          }),
-      ),
-    );
-    if (!this.sending) void this.sendQueued();
-    return within(done.then(() => {}), 'the broker did not take the write in time');
-  }
-
-  private async sendQueued(): Promise<void> {
-    this.sending = true;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      const session = this.session;
-      try {
-        if (!session) throw new BusUnavailableError('kafka presence: not connected to Kafka');
-        await session.producer.send({ messages: batch.map((q) => q.record) });
-        for (const q of batch) q.resolve();
-      } catch (err) {
-        const error = unavailable(err);
-        for (const q of batch) q.reject(error);
-        // A lost link: a new session with a new producer, not one whose sequence numbers may be out of step.
-        if (session && isLinkFailure(err)) session.fail(error);
-      }
-    }
-    this.sending = false;
-  }
-
-  private record(key: string, value: unknown, sweptBy?: string): Record_ {
-    return {
-      topic: this.options.topic,
-      partition: 0,
-      key: Buffer.from(this.keyPrefix + key, 'utf8'),
-      value: value === null ? (null as unknown as Buffer) : Buffer.from(JSON.stringify(value), 'utf8'),
-      ...(sweptBy !== undefined ? { headers: new Map([[Buffer.from(SWEPT_HEADER), Buffer.from(sweptBy, 'utf8')]]) } : {}),
-    };
   }
 
   join(channel: string, entry: PresenceEntry): Promise<void> {
-    return this.writes.join(channel, entry);
+    return this.writer.join(channel, entry);
   }
 
   leave(channel: string, client: string): Promise<void> {
-    return this.writes.leave(channel, client);
+    return this.writer.leave(channel, client);
   }
-
-  /**
-   * Writes of one client go in the order they were asked (a leave never overtakes the join before
-   * it); writes of different clients go concurrently, batched by the send queue.
-   */
-  private write(channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
-    const at = `${channel}\0${client}`;
-    const next = (this.inOrder.get(at) ?? Promise.resolve()).then(() => this.writeNow(at, channel, client, entry));
-    const tail = next.catch(() => {});
-    this.inOrder.set(at, tail);
-    void tail.then(() => {
-      if (this.inOrder.get(at) === tail) this.inOrder.delete(at);
-    });
-    return next;
-  }
-
-  private async writeNow(at: string, channel: string, client: string, entry: PresenceEntry | undefined): Promise<void> {
-    if (this.closing) throw new BusUnavailableError('kafka presence store is closed');
-    if (!entry) {
-      const key = this.mine.get(at);
-      if (key === undefined) return;
-      await this.whenReady();
-      await this.produce([this.record(key, null)]);
-      if (this.mine.get(at) === key) this.mine.delete(at);
-      return;
-    }
-    await this.whenReady();
-    // Entries go after their incarnation's heartbeat in the log: a view never sees one of a newer incarnation as a leftover.
-    if (this.registered === undefined) await this.heartbeat();
-    const inc = this.registered;
-    if (inc === undefined) throw new BusUnavailableError('kafka presence: this node is not registered yet');
-    const key = entryKey(channel, client, inc);
-    await this.produce([this.record(key, { channel, client, user: entry.user, node: this.options.node, inc })]);
-    this.mine.set(at, key);
-  }
-
-  // ---- reading --------------------------------------------------------------------------------
 
   async list(channel: string): Promise<PresenceEntry[]> {
-    if (this.closing) throw new BusUnavailableError('kafka presence store is closed');
-    const deadline = performance.now() + OP_TIMEOUT_MS;
-    const session = await this.whenReady(deadline);
-    const ends = await this.latestEnds(session);
-    await this.until(() => this.session === session && ends.every((end, p) => (this.positions?.get(p) ?? 0n) >= end), 'the presence view did not catch up in time', deadline);
+    if (this.link.closing) throw new BusUnavailableError('kafka presence store is closed');
+    await this.link.caughtUp(performance.now() + OP_TIMEOUT_MS);
     const now = performance.now();
-    return this.view.list(channel, (node, inc) => this.live(node, inc, now), LIST_MAX);
+    return this.link.view.list(channel, (node, inc) => this.live(node, inc, now), LIST_MAX);
   }
 
   /** Whether `inc` is the live incarnation of `node`, as this node's view says at local time `now`. */
   private live(node: string, inc: string | null, now: number): boolean {
-    const state = this.view.nodes.get(node);
+    const state = this.link.view.nodes.get(node);
     if (!state || state.dead || state.inc !== inc) return false;
-    return node === this.options.node ? inc === this.registered : now - state.seenAt <= this.ttlMs;
+    return node === this.options.node ? inc === this.sweeper.registered : now - state.seenAt <= this.ttlMs;
   }
-
-  // ---- heartbeats and sweeps ------------------------------------------------------------------
 
   start(onDeparted: DepartedHandler): void {
     this.onDeparted = onDeparted;
-    this.ensureRunning();
-    void this.beat();
-    this.timer = setInterval(() => void this.beat(), Math.max(TIMINGS.presenceHeartbeatMinMs, this.ttlMs * TIMINGS.presenceHeartbeatFraction));
-    this.timer.unref();
+    this.link.start();
+    this.sweeper.start();
   }
-
-  /** One heartbeat and sweep at a time; a call while one runs waits for it. */
-  private beat(): Promise<void> {
-    this.beating ??= this.heartbeat()
-      .then(() => this.sweep())
-      .catch((err: unknown) => this.options.logError(err as Error, 'presence heartbeat failed'))
-      .finally(() => (this.beating = undefined));
-    return this.beating;
-  }
-
-  /** Writes this node's heartbeat (registering a new incarnation if it has none); one at a time. */
-  private heartbeat(): Promise<void> {
-    this.heartbeating ??= (async () => {
-      await this.whenReady();
-      const inc = (this.inc ??= randomBytes(8).toString('hex'));
-      await this.produce([this.record(nodeKey(this.options.node), { inc })]);
-      if (this.inc !== inc) return;
-      if (this.registered !== inc) {
-        this.registered = inc;
-        // Registered again after a sweep took this node for dead: its clients join again.
-        if (this.registeredOnce) this.options.rejoin();
-        this.registeredOnce = true;
-      }
-      // Kafka takes writes now: joins and leaves still waiting (a replay that failed again) go too.
-      if (this.writes.pending > 0) this.writes.replay();
-    })().finally(() => (this.heartbeating = undefined));
-    return this.heartbeating;
-  }
-
-  /** Removes this node's leftovers and, on the sweeping node, marks silent nodes dead and removes dead nodes' entries. */
-  private async sweep(): Promise<void> {
-    const me = this.options.node;
-    const inc = this.registered;
-    if (!this.session || this.readingSince === undefined || inc === undefined) return;
-    const now = performance.now();
-    const records: Record_[] = [];
-    const pick = (entries: ViewEntry[]): number => {
-      let n = 0;
-      for (const e of entries) {
-        if (this.sweeping.has(e.key) || records.length >= SWEEP_BATCH) continue;
-        this.sweeping.add(e.key);
-        records.push(this.record(e.key, null, me));
-        n++;
-      }
-      return n;
-    };
-    // Entries of this node id from other incarnations: an earlier process, or from before a sweep.
-    pick(this.view.entriesOf(me, inc, SWEEP_BATCH));
-    const own = this.view.nodes.get(me);
-    const judging = now - this.readingSince >= this.ttlMs && own !== undefined && !own.dead && own.inc === inc && now - own.seenAt <= this.ttlMs;
-    if (judging && this.isSweeper(now)) {
-      for (const [node, state] of this.view.nodes) {
-        if (node === me || records.length >= SWEEP_BATCH) continue;
-        if (!state.dead) {
-          if (now - state.seenAt > this.ttlMs) records.push(this.record(nodeKey(node), { dead: state.inc }));
-          continue;
-        }
-        const left = this.view.entriesOf(node, null, SWEEP_BATCH);
-        pick(left);
-        // Swept clean, and dead long enough that no heartbeat of it is still on its way: its key goes.
-        if (left.length === 0 && now - state.seenAt > this.ttlMs) records.push(this.record(nodeKey(node), null));
-      }
-      // Entries of a node the view has no heartbeat of (its key went while a late write was on its way).
-      for (const [node, seenAt] of this.view.nodesWithEntries()) {
-        if (records.length >= SWEEP_BATCH) break;
-        if (!this.view.nodes.has(node) && now - seenAt > this.ttlMs) records.push(this.record(nodeKey(node), { dead: null }));
-      }
-    }
-    if (records.length === 0) return;
-    try {
-      await this.produce(records);
-    } catch (err) {
-      for (const r of records) this.sweeping.delete(r.key!.toString('utf8').slice(this.keyPrefix.length));
-      throw err;
-    }
-  }
-
-  /** This node is the live node with the smallest id in its view. */
-  private isSweeper(now: number): boolean {
-    const me = this.options.node;
-    for (const [node, state] of this.view.nodes) {
-      if (node < me && !state.dead && now - state.seenAt <= this.ttlMs) return false;
-    }
-    return true;
-  }
-
-  // ---- close ----------------------------------------------------------------------------------
 
   async close(): Promise<void> {
-    if (this.closing) return;
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.beating;
-    if (this.session && this.readingSince !== undefined && this.registered !== undefined) {
-      // This node's entries go with it (reported departed, as the other stores do), then its key.
-      try {
-        const entries = this.view.entriesOf(this.options.node, null, 10 * SWEEP_BATCH);
-        for (let i = 0; i < entries.length; i += SWEEP_BATCH) {
-          const chunk = entries.slice(i, i + SWEEP_BATCH);
-          await this.produce(chunk.map((e) => this.record(e.key, null)));
-          for (const e of chunk) this.onDeparted(e.channel, { client: e.client, user: e.user });
-        }
-        await this.produce([this.record(nodeKey(this.options.node), null)]);
-      } catch (err) {
-        this.options.logError(err as Error, 'presence: leaving Kafka failed');
-      }
-    }
-    this.closing = true;
-    this.sleeper.wake();
-    this.wake();
-    const session = this.session;
-    this.session = undefined;
-    for (const q of this.queue.splice(0)) q.reject(new BusUnavailableError('kafka presence store is closed'));
-    await Promise.all([session ? closeSession(session) : undefined, ...(this.opening ?? []).map(forceClose)]);
-    await this.running;
+    if (this.link.closing) return;
+    await this.sweeper.stop();
+    await this.sweeper.leave(this.onDeparted);
+    await this.link.close();
   }
-}
-
-/** `promise`, or a BusUnavailableError saying `what` after {@link OP_TIMEOUT_MS}. */
-function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BusUnavailableError(`kafka presence: ${what}`)), OP_TIMEOUT_MS);
-  });
-  return Promise.race([promise, timeout]).catch((err: unknown) => {
-    throw unavailable(err);
-  }).finally(() => clearTimeout(timer));
-}
-
-function header(headers: Map<Buffer, Buffer> | undefined, name: string): string | undefined {
-  for (const [k, v] of headers ?? []) if (k.toString('utf8') === name) return v.toString('utf8');
-  return undefined;
-}
-
-async function closeSession(session: Session): Promise<void> {
-  await session.stream.close().catch(() => {});
-  await Promise.all([forceClose(session.consumer), forceClose(session.producer)]);
 }
