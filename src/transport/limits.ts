@@ -95,33 +95,32 @@ export const RateVerdict = {
 export type RateVerdict = (typeof RateVerdict)[keyof typeof RateVerdict];
 
 /**
- * A token bucket per connection: `rate` messages per second, a burst of `burst` (one second's
- * worth, at least 1). Persistent abuse is more messages dropped within {@link ABUSE_WINDOW_MS}
- * than the limit admits in that window (10 × rate, at least 10): a client that keeps sending at
- * twice the limit or faster for ten seconds, or floods much faster, is disconnected.
+ * A token bucket per connection, refilled at `rate` tokens per second up to `burst`, with the
+ * rule for persistent abuse: more tokens' worth dropped within {@link ABUSE_WINDOW_MS} than
+ * `abuseThreshold`. A message the bucket cannot cover takes nothing from it, so a client that
+ * slows down gets through again. Buckets are made at a connection's first message.
  */
-export class RateLimiter {
-  readonly burst: number;
-  readonly abuseThreshold: number;
+abstract class TokenBuckets {
   private readonly buckets = new Buckets();
 
-  constructor(readonly rate: number) {
-    this.burst = Math.max(1, Math.ceil(rate));
-    this.abuseThreshold = Math.max(10, Math.ceil((rate * ABUSE_WINDOW_MS) / 1000));
-  }
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    readonly abuseThreshold: number,
+  ) {}
 
-  /** Takes one token for `client` at `now` (ms). */
-  take(client: Client, now: number): RateVerdict {
+  /** Takes `cost` tokens for `client` at `now` (ms). */
+  protected takeTokens(client: Client, cost: number, now: number): RateVerdict {
     const bucket = this.buckets.of(client, this.burst, now);
     refill(bucket, this.rate, this.burst, now);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost;
       return RateVerdict.OK;
     }
-    return dropped(bucket, 1, this.abuseThreshold, now) ? RateVerdict.ABUSE : RateVerdict.LIMITED;
+    return dropped(bucket, cost, this.abuseThreshold, now) ? RateVerdict.ABUSE : RateVerdict.LIMITED;
   }
 
-  /** Messages of `client` dropped in the current abuse window. */
+  /** Tokens of `client` dropped in the current abuse window. */
   dropped(client: Client): number {
     return this.buckets.dropped(client);
   }
@@ -138,47 +137,36 @@ export class RateLimiter {
 }
 
 /**
- * --rate-limit-bytes: a token bucket of bytes per connection, `rate` bytes per second with a burst
- * of `burst` bytes, beside the {@link RateLimiter} of messages and with the same rule for
- * persistent abuse, counted in bytes: more bytes dropped within {@link ABUSE_WINDOW_MS} than the
- * limit admits in that window (10 × rate, at least the burst). A message the bucket cannot cover
- * takes nothing from it, so a client that slows down gets through again.
+ * --rate-limit: `rate` messages per second per connection, a burst of one second's worth (at
+ * least 1). Persistent abuse is more messages dropped within {@link ABUSE_WINDOW_MS} than the
+ * limit admits in that window (10 × rate, at least 10): a client that keeps sending at twice the
+ * limit or faster for ten seconds, or floods much faster, is disconnected.
  */
-export class ByteRateLimiter {
-  readonly abuseThreshold: number;
-  private readonly buckets = new Buckets();
+export class RateLimiter extends TokenBuckets {
+  constructor(rate: number) {
+    super(rate, Math.max(1, Math.ceil(rate)), Math.max(10, Math.ceil((rate * ABUSE_WINDOW_MS) / 1000)));
+  }
 
-  constructor(
-    readonly rate: number,
-    readonly burst: number,
-  ) {
-    this.abuseThreshold = Math.max(burst, Math.ceil((rate * ABUSE_WINDOW_MS) / 1000));
+  /** Takes one message's token for `client` at `now` (ms). */
+  take(client: Client, now: number): RateVerdict {
+    return this.takeTokens(client, 1, now);
+  }
+}
+
+/**
+ * --rate-limit-bytes: `rate` bytes per second per connection with a burst of `burst` bytes,
+ * beside the {@link RateLimiter} of messages and with the same rule for persistent abuse, counted
+ * in bytes: more bytes dropped within {@link ABUSE_WINDOW_MS} than the limit admits in that
+ * window (10 × rate, at least the burst).
+ */
+export class ByteRateLimiter extends TokenBuckets {
+  constructor(rate: number, burst: number) {
+    super(rate, burst, Math.max(burst, Math.ceil((rate * ABUSE_WINDOW_MS) / 1000)));
   }
 
   /** Takes `bytes` tokens for `client` at `now` (ms). */
   take(client: Client, bytes: number, now: number): RateVerdict {
-    const bucket = this.buckets.of(client, this.burst, now);
-    refill(bucket, this.rate, this.burst, now);
-    if (bucket.tokens >= bytes) {
-      bucket.tokens -= bytes;
-      return RateVerdict.OK;
-    }
-    return dropped(bucket, bytes, this.abuseThreshold, now) ? RateVerdict.ABUSE : RateVerdict.LIMITED;
-  }
-
-  /** Bytes of `client` dropped in the current abuse window. */
-  dropped(client: Client): number {
-    return this.buckets.dropped(client);
-  }
-
-  /** Forgets `client`'s bucket: its connection closed. */
-  forget(client: Client): void {
-    this.buckets.forget(client);
-  }
-
-  /** Connections with a bucket. */
-  get size(): number {
-    return this.buckets.size;
+    return this.takeTokens(client, bytes, now);
   }
 }
 
