@@ -80,15 +80,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
   if (target.kind === 'jetstream') {
     // History in the node's JetStream stream, presence in a JetStream KV bucket on the same NATS.
     const channels = new JetStreamChannelStore(target.log, options.nodeId);
-    const presence = new NatsPresenceStore({
-      address: target.address,
-      prefix: options.prefix,
-      node: options.nodeId,
-      ttl: options.presenceTtl,
-      rejoin: options.rejoin,
-      logError: (err, what) => options.logger.debug({ err: err.message }, what),
-      warn: (line) => options.logger.warn(line),
-    });
+    const presence = new NatsPresenceStore({ address: target.address, ...presenceOptions(options) });
     // No cluster-wide occupancy counts on NATS yet: --webhook refuses to start with this store.
     return { channels, presence, occupancy: undefined, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
@@ -98,12 +90,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     const presence = new KafkaPresenceStore({
       brokers: target.address.brokers,
       topic: presenceTopic(target.address.topic),
-      prefix: options.prefix,
-      node: options.nodeId,
-      ttl: options.presenceTtl,
-      rejoin: options.rejoin,
-      logError: (err, what) => options.logger.debug({ err: err.message }, what),
-      warn: (line) => options.logger.warn(line),
+      ...presenceOptions(options),
     });
     // No cluster-wide occupancy counts on Kafka yet: --webhook refuses to start with this store.
     return { channels, presence, occupancy: undefined, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
@@ -139,5 +126,17 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       await redis.quit().catch(() => {});
       redis.disconnect();
     },
+  };
+}
+
+/** What every shared presence store takes from the node: its names, --presence-ttl, and where it reports. */
+function presenceOptions(options: StoreOptions) {
+  return {
+    prefix: options.prefix,
+    node: options.nodeId,
+    ttl: options.presenceTtl,
+    rejoin: options.rejoin,
+    logError: (err: Error, what: string) => options.logger.debug({ err: err.message }, what),
+    warn: (line: string) => options.logger.warn(line),
   };
 }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { BaseBus, type Bus } from '../../src/stores/bus.js';
+import type { Bus } from '../../src/stores/bus.js';
 import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/bus.js';
 import { createNode, type FanoutNode } from '../../src/app.js';
 import { createConfig } from '../../src/config/load.js';
@@ -18,48 +18,26 @@ import { Changes, until } from '../../harness/wait.js';
 import { scrape, scrapeUntil } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, wsUrl } from '../helpers/nodes.js';
 import { closeAll, connect } from '../helpers/ws-client.js';
+import { ForwardingBus } from '../helpers/forwarding-bus.js';
 
 /** A memory bus whose subscribe is refused (the bus staying connected) until {@link allow}. */
-class RefusingBus extends BaseBus {
-  readonly kind = 'memory';
+class RefusingBus extends ForwardingBus {
   /** Subscribes refused so far. */
   refused = 0;
   private allowed = false;
   readonly changes = new Changes();
 
-  constructor(private readonly inner: MemoryBus) {
-    super();
-    inner.onMessage((topic, payload) => this.handler(topic, payload));
-    inner.onStatus((status, cause) => this.setStatus(status, cause));
-  }
-
   allow(): void {
     this.allowed = true;
   }
 
-  connect(): Promise<void> {
-    return this.inner.connect();
-  }
-
-  publish(topic: string, payload: Buffer): Promise<void> {
-    return this.inner.publish(topic, payload);
-  }
-
-  async subscribe(topic: string): Promise<void> {
+  override async subscribe(topic: string): Promise<void> {
     if (!this.allowed) {
       this.refused++;
       this.changes.notify();
       throw new BusUnavailableError(`NOPERM this user has no permissions to access the '${topic}' channel`);
     }
     await this.inner.subscribe(topic);
-  }
-
-  unsubscribe(topic: string): Promise<void> {
-    return this.inner.unsubscribe(topic);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 

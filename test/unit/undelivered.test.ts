@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { pino } from 'pino';
-import { BaseBus } from '../../src/stores/bus.js';
 import { MemoryBus } from '../../src/brokers/memory/bus.js';
 import { createNode, type FanoutNode } from '../../src/app.js';
 import { createConfig } from '../../src/config/load.js';
@@ -18,37 +17,15 @@ import { connectChannels, publish, request, subscribe } from '../helpers/channel
 import { scrapeUntil } from '../helpers/metrics.js';
 import { closeNodes, httpUrl } from '../helpers/nodes.js';
 import { closeAll } from '../helpers/ws-client.js';
+import { ForwardingBus } from '../helpers/forwarding-bus.js';
 
 /** A memory bus whose publishes are refused while {@link refusing}, the link staying up. */
-class RefusingPublishBus extends BaseBus {
-  readonly kind = 'memory';
+class RefusingPublishBus extends ForwardingBus {
   refusing = false;
 
-  constructor(private readonly inner: MemoryBus) {
-    super();
-    inner.onMessage((topic, payload) => this.handler(topic, payload));
-    inner.onStatus((status, cause) => this.setStatus(status, cause));
-  }
-
-  connect(): Promise<void> {
-    return this.inner.connect();
-  }
-
-  publish(topic: string, payload: Buffer): Promise<void> {
+  override publish(topic: string, payload: Buffer): Promise<void> {
     if (this.refusing) return Promise.reject(new BusUnavailableError('broker refused the publish'));
     return this.inner.publish(topic, payload);
-  }
-
-  subscribe(topic: string): Promise<void> {
-    return this.inner.subscribe(topic);
-  }
-
-  unsubscribe(topic: string): Promise<void> {
-    return this.inner.unsubscribe(topic);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
