@@ -1,9 +1,20 @@
 #!/usr/bin/env node
-// Runs the compiled test files (dist/test/**/*.test.js) with node's test runner, one file at a
-// time: integration tests start real processes (nodes, HAProxy, brokers) on a 2-core machine.
+// Runs the compiled test files (dist/test/**/*.test.js), each in a `node --test` process of its
+// own, several at a time: most integration tests wait on brokers, nodes and timers far more than
+// they compute, so files overlap well even on a 2-core machine.
+//
+// A file says in a line of its opening comment what it must not share the machine with:
+//   test-runner: alone     nothing else runs beside it (it measures memory or CPU, or loads the
+//                          machine so that other files' timings would not mean anything);
+//   test-runner: <name>    never beside another file naming the same resource (e.g. `rabbitmq`:
+//                          it restarts or cuts the machine's shared RabbitMQ, or needs it steady).
+// Each file's output is printed whole when it ends (never interleaved), then a summary: the
+// counts over all files, the slowest files, and the failed ones.
+//
 // Usage: node scripts/run-tests.mjs [unit|integration|e2e|a path fragment]...
-import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+// FANOUT_TEST_CONCURRENCY sets how many files run at once (default 3; 1 runs them one by one).
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function find(dir) {
@@ -16,6 +27,13 @@ function find(dir) {
   return out;
 }
 
+/** The resources a file's opening comment claims (`test-runner: a, b`); `alone` claims the machine. */
+function claims(file) {
+  const head = readFileSync(file, 'utf8').slice(0, 4000);
+  const line = /test-runner:\s*([a-z0-9, -]+)/i.exec(head);
+  return line ? line[1].split(',').map((x) => x.trim().split(/\s/)[0]).filter(Boolean) : [];
+}
+
 const filters = process.argv.slice(2);
 const files = find('dist/test')
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
@@ -24,10 +42,65 @@ if (files.length === 0) {
   console.error('no test files matched', filters.join(' '));
   process.exit(1);
 }
-const concurrency = process.env.FANOUT_TEST_CONCURRENCY ?? '1';
-const result = spawnSync(
-  process.execPath,
-  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
-  { stdio: 'inherit' },
-);
-process.exit(result.status ?? 1);
+const concurrency = Math.max(1, Number(process.env.FANOUT_TEST_CONCURRENCY ?? 3) || 1);
+
+// Files that run alone go first, while the machine is quiet; the rest fill the slots after them.
+const queue = files.map((file) => ({ file, claims: claims(file) })).sort((a, b) => Number(b.claims.includes('alone')) - Number(a.claims.includes('alone')));
+const running = new Set();
+const results = [];
+const started = Date.now();
+
+function canStart(job) {
+  if (running.size === 0) return true;
+  if (running.size >= concurrency || job.claims.includes('alone')) return false;
+  for (const other of running) {
+    if (other.claims.includes('alone')) return false;
+    if (job.claims.some((c) => other.claims.includes(c))) return false;
+  }
+  return true;
+}
+
+function run(job) {
+  running.add(job);
+  const t0 = Date.now();
+  const child = spawn(process.execPath, ['--test', '--test-reporter=spec', job.file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks = [];
+  child.stdout.on('data', (c) => chunks.push(c));
+  child.stderr.on('data', (c) => chunks.push(c));
+  child.on('close', (code, signal) => {
+    running.delete(job);
+    const output = Buffer.concat(chunks).toString();
+    const count = (name) => Number(new RegExp(`^ℹ ${name} (\\d+)`, 'm').exec(output)?.[1] ?? 0);
+    const seconds = (Date.now() - t0) / 1000;
+    const result = { file: job.file, seconds, code: code ?? 1, signal, tests: count('tests'), pass: count('pass'), fail: count('fail'), cancelled: count('cancelled'), skipped: count('skipped'), todo: count('todo') };
+    results.push(result);
+    process.stdout.write(`\n── ${job.file} (${seconds.toFixed(1)} s${result.code === 0 ? '' : `, exit ${signal ?? result.code}`})\n${output}`);
+    schedule();
+  });
+}
+
+function schedule() {
+  for (let i = 0; i < queue.length; ) {
+    if (canStart(queue[i])) run(queue.splice(i, 1)[0]);
+    else i++;
+    if (running.size >= concurrency) break;
+  }
+  if (queue.length === 0 && running.size === 0) finish();
+}
+
+function finish() {
+  const sum = (k) => results.reduce((n, r) => n + r[k], 0);
+  const failed = results.filter((r) => r.code !== 0 || r.fail > 0 || r.cancelled > 0);
+  const wall = (Date.now() - started) / 1000;
+  console.log(`\n══ ${results.length} files, ${concurrency} at a time, ${wall.toFixed(0)} s wall (${sum('seconds').toFixed(0)} s of file time)`);
+  console.log(`ℹ tests ${sum('tests')}\nℹ pass ${sum('pass')}\nℹ fail ${sum('fail')}\nℹ cancelled ${sum('cancelled')}\nℹ skipped ${sum('skipped')}\nℹ todo ${sum('todo')}`);
+  console.log('slowest files:');
+  for (const r of [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 12)) console.log(`  ${r.seconds.toFixed(1).padStart(6)} s  ${r.file}`);
+  if (failed.length) {
+    console.log('failed files:');
+    for (const r of failed) console.log(`  ${r.file} (fail ${r.fail}, cancelled ${r.cancelled}, exit ${r.signal ?? r.code})`);
+  }
+  process.exit(failed.length ? 1 : 0);
+}
+
+schedule();

@@ -49,6 +49,8 @@ export class StoreNode {
   readonly swept: OccupancyEvent[] = [];
   /** How often the store told this node to join its clients again. */
   rejoins = 0;
+  /** The route's status changes since the node opened, for a timeout's message. */
+  readonly statuses: string[] = [];
   private readonly changes = new Changes();
 
   private constructor(
@@ -111,6 +113,7 @@ export class StoreNode {
     node = new StoreNode(id, spec, stores, route);
     route.onMessage((topic, payload) => node!.received(topic, payload));
     route.onStatus((status) => {
+      node!.statuses.push(status);
       // As the node's topic router does: after a reconnect, subscribe every topic again.
       if (status === 'connected') for (const channel of node!.deliveries.keys()) void route.subscribe(channelTopic(spec.prefix, channel)).catch(() => {});
       node!.changes.notify();
@@ -165,7 +168,11 @@ export class StoreNode {
 
   /** Waits until `predicate` holds, re-checked on every delivery, status and sweep (and every 100 ms: it may read other state). */
   until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-    return until(predicate, { wake: this.changes, intervalMs: 100, timeoutMs, what: `${what} on ${this.spec.kind} node ${this.id}` });
+    const detail = (): string => {
+      const got = [...this.deliveries].map(([ch, ds]) => `${ch}: ${ds.length} [${ds.map((d) => d.offset).join(',')}]`).join('; ');
+      return `delivered ${got || 'nothing'}; route statuses: ${this.statuses.join(' → ') || 'none'}; rejoins ${this.rejoins}`;
+    };
+    return until(predicate, { wake: this.changes, intervalMs: 100, timeoutMs, what: `${what} on ${this.spec.kind} node ${this.id}`, detail });
   }
 
   /**

@@ -1,3 +1,6 @@
+/**
+ * test-runner: rabbitmq (its amqp point uses the machine's RabbitMQ, which the bus suite restarts).
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runPoint, runScale } from '../../bench/measure.js';

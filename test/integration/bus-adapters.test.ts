@@ -1,6 +1,8 @@
 /**
  * What one adapter does that the conformance suite cannot ask of all: Redis Cluster resharding and failover,
  * NATS credentials in the URL, AMQP connections closed by the broker's operator.
+ *
+ * test-runner: rabbitmq (it closes every connection of the machine's RabbitMQ).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

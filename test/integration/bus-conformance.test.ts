@@ -5,6 +5,8 @@
  *
  * Broker restarts use private brokers (own redis-server, nats-server, Redis Cluster, Kafka on free
  * ports) or the system RabbitMQ node, which only this suite uses.
+ *
+ * test-runner: rabbitmq (it restarts the machine's RabbitMQ application: no other file may use it meanwhile).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

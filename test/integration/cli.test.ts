@@ -1,3 +1,6 @@
+/**
+ * test-runner: rabbitmq (its amqp cases need the machine's RabbitMQ up, which the bus suite restarts).
+ */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

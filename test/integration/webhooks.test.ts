@@ -3,6 +3,8 @@
  * answers 500 to its first two webhook requests, then 200), through a real HAProxy in front of two
  * `fanout serve` processes sharing Redis: events once per cluster, per user, signed, retried
  * without loss, and sent for a node that was SIGKILLed.
+ *
+ * test-runner: rabbitmq (one case starts nodes on the machine's RabbitMQ, which the bus suite restarts).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

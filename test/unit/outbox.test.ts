@@ -1,3 +1,8 @@
+/**
+ * The outbox (src/node/outbox.ts): framing, flushing, coalescing, streaming, slow sockets.
+ *
+ * test-runner: alone (the 'auto' coalescing cases time real flushes: a loaded machine has no time to spare).
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Client } from '../../src/transport/client.js';
