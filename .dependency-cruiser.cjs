@@ -4,19 +4,23 @@
  * `npm run lint:deps` right after the build, and test/unit/layer-rules.test.ts writes a probe
  * import for every rule below and checks that the rule still catches it.
  *
- *   src/cli → src/app.ts, src/index.ts
+ *   src/cli → src/app.ts, src/index.ts (src/app.ts alone imports src/metrics.ts, the registry)
  *     → features: src/ingest, src/channels, src/echo, src/http (beside each other; the others reach
  *       the channels only through src/channels/index.ts)
- *     → src/node (the core) → src/transport, src/hooks, src/webhooks, src/metrics.ts
+ *     → src/node (the core) → src/transport, src/hooks, src/webhooks
  *     → src/brokers/*.ts (the factories) → src/brokers/<broker>/ (one room per broker)
  *     → src/stores (Bus and store contracts, kits shared by several brokers), src/outbound (calls to
  *       the application's back end, for hooks and webhooks)
  *     → src/config, src/haproxy → src/protocol, src/errors.ts, src/logger.ts
  *   client/ (the SDK) → client/, src/protocol/ only
+ * Each folder declares its own Prometheus families in a metrics module beside what they measure
+ * (`metrics.ts` or `<part>-metrics.ts`); only the composition root imports them.
  */
 const folders = (...names) => `^src/(${names.join('|')})/`;
 const RUNTIME = 'node|channels|echo|http|ingest|transport|brokers|stores|outbound|hooks|webhooks|cli';
 const FEATURES = 'channels|echo|http|ingest';
+/** A metrics module: the registry (src/metrics.ts) or a folder's families (src/<folder>/metrics.ts, src/<folder>/<part>-metrics.ts). */
+const METRICS_MODULE = '^src/(metrics|[^/]+/metrics|[^/]+/[a-z-]+-metrics)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -117,6 +121,20 @@ module.exports = {
       comment: 'A feature does not import another, except the channel service\'s public face (src/channels/index.ts), which the HTTP API and the Kafka ingest publish through.',
       from: { path: `^src/(${FEATURES})/` },
       to: { path: folders(FEATURES), pathNot: '^src/$1/|^src/channels/index\\.ts$' },
+    },
+    {
+      name: 'metrics-stay-beside-what-they-measure',
+      severity: 'error',
+      comment: 'Each folder declares the families that measure it and reports to them; the composition root (src/app.ts) registers them all on the node\'s registry and hands each part its own (another folder gets a narrow interface or a callback). No folder imports another folder\'s metrics module or the registry.',
+      from: { path: '^src/([^/]+)/' },
+      to: { path: METRICS_MODULE, pathNot: '^src/$1/' },
+    },
+    {
+      name: 'families-live-in-metrics-modules',
+      severity: 'error',
+      comment: 'prom-client is used only by the metrics modules, so every family is declared beside what it measures and found in one kind of file.',
+      from: { path: '^src/', pathNot: METRICS_MODULE },
+      to: { path: '^node_modules/prom-client/' },
     },
     {
       name: 'not-to-dev-dep',

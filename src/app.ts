@@ -6,7 +6,9 @@
  * - `/ws/v1` channels (src/channels): ordered by the store, over the route the store publishes on
  *   (the node's bus, or a separate `--history` Redis with a topic router of its own);
  * - the HTTP routes (src/http): health, metrics, the API for back ends, the demo page;
- * - --kafka-ingest (src/ingest): a Kafka topic's records published through the channel service.
+ * - --kafka-ingest (src/ingest): a Kafka topic's records published through the channel service;
+ * - the metrics: the node's registry (src/metrics.ts) with every part's families registered on it,
+ *   each declared beside what it measures, each part handed only its own.
  *
  * docs/architecture.md draws the two delivery models side by side.
  */
@@ -14,6 +16,7 @@ import { MemoryBus } from './brokers/memory/bus.js';
 import { RedisBus } from './brokers/redis/bus.js';
 import { ChannelEndpoint } from './channels/endpoint.js';
 import type { ChannelHooks } from './channels/hook-calls.js';
+import { HistoryMetrics } from './channels/metrics.js';
 import type { ChannelOccupancy } from './channels/occupancy.js';
 import { ChannelService, channelOfTopic, channelTopic } from './channels/service.js';
 import type { Config, KafkaIngestTarget } from './config/schema.js';
@@ -23,15 +26,23 @@ import { createStores, type StoreTarget } from './brokers/create-stores.js';
 import { JetStreamLog } from './brokers/nats/jetstream.js';
 import { KafkaLog } from './brokers/kafka/log.js';
 import type { KafkaAddress } from './config/bus-address.js';
+import { HookMetrics } from './hooks/metrics.js';
 import { KafkaIngest } from './ingest/kafka-ingest.js';
+import { IngestMetrics } from './ingest/metrics.js';
 import { addApiRoutes } from './http/api.js';
 import { addDemoPageRoutes } from './http/demo-page.js';
 import { addHealthRoutes } from './http/health.js';
 import { addMetricsRoutes } from './http/metrics.js';
 import { addPageConfigRoute } from './http/page-config.js';
 import { EchoEndpoint } from './echo/endpoint.js';
-import { NodeCore, type NodeOptions } from './node/core.js';
+import { MetricsRegistry } from './metrics.js';
+import { BusMetrics } from './node/bus-metrics.js';
+import { NodeCore, type CoreMetrics, type NodeOptions } from './node/core.js';
+import { NodeMetrics } from './node/metrics.js';
+import { SocketMetrics } from './node/socket-metrics.js';
 import type { Topics } from './node/topics.js';
+import { UpgradeMetrics } from './transport/metrics.js';
+import { WebhookMetrics } from './webhooks/metrics.js';
 import { Webhooks } from './webhooks/webhooks.js';
 
 export type { NodeOptions, NodeState } from './node/core.js';
@@ -41,30 +52,64 @@ export type FanoutNode = NodeCore;
 
 /** Builds a node from its parts; call `start()` to listen. */
 export function createNode(options: NodeOptions): FanoutNode {
-  const core = new NodeCore(options);
+  const metrics = registerMetrics(options);
+  const core = new NodeCore(options, metrics.core);
   const { config } = core;
 
   core.addEndpoint(new EchoEndpoint({ outbox: core.outbox, topics: core.topics, topic: core.topic('echo') }));
-  const service = addChannels(core, config);
+  const service = addChannels(core, config, metrics);
 
   addHealthRoutes(core.router, core);
-  addMetricsRoutes(core.router, core.metrics, config.metricsToken);
+  addMetricsRoutes(core.router, metrics.registry, config.metricsToken);
   addDemoPageRoutes(core.router);
   addPageConfigRoute(core.router, { tokenRequired: config.jwt });
   addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload });
-  if (config.kafkaIngest) addKafkaIngest(core, config.kafkaIngest, service);
+  if (config.kafkaIngest) addKafkaIngest(core, config.kafkaIngest, service, metrics.ingest);
   return core;
 }
 
+/** Every family of a node, on its own registry, grouped by the part that reports to it. */
+interface NodeMetricsSet {
+  readonly registry: MetricsRegistry;
+  readonly core: CoreMetrics;
+  readonly history: HistoryMetrics;
+  readonly webhooks: WebhookMetrics;
+  readonly ingest: IngestMetrics;
+}
+
+/**
+ * The node's registry with every family registered on it. All of them, whether or not their
+ * feature is on (an unused one reads 0 or has no series), so every node exports the same families.
+ */
+function registerMetrics(options: NodeOptions): NodeMetricsSet {
+  const metrics = new MetricsRegistry({ node: options.config.nodeId, processMetrics: options.processMetrics });
+  const { registry } = metrics;
+  const upgrades = new UpgradeMetrics(registry);
+  const hooks = new HookMetrics(registry);
+  return {
+    registry: metrics,
+    core: {
+      node: new NodeMetrics(registry),
+      sockets: new SocketMetrics(registry),
+      bus: new BusMetrics(registry),
+      upgradeRefused: (reason, status) => upgrades.rejected(reason, status),
+      hookCalls: (hook, result, seconds) => hooks.request(hook, result, seconds),
+    },
+    history: new HistoryMetrics(registry, { historyTtlMs: options.config.historyTtl * 1000 }),
+    webhooks: new WebhookMetrics(registry),
+    ingest: new IngestMetrics(registry),
+  };
+}
+
 /** --kafka-ingest: this node's share of the topic's records (its group's), published as POST /api/publish does; readiness does not wait for it. */
-function addKafkaIngest(core: NodeCore, target: KafkaIngestTarget, service: ChannelService): void {
+function addKafkaIngest(core: NodeCore, target: KafkaIngestTarget, service: ChannelService, metrics: IngestMetrics): void {
   const ingest = new KafkaIngest({
     target,
     nodeId: core.id,
     maxPayload: core.config.maxPayload,
     publish: (channel, data, once) => service.publish(channel, data, once),
     logger: core.logger,
-    observe: (result) => core.metrics.ingestRecord(result),
+    observe: (result) => metrics.record(result),
   });
   // From listening on; a draining node hands its partitions to the others at once.
   core.onState((state) => (state === 'running' ? ingest.start() : state === 'draining' ? void ingest.close() : undefined));
@@ -72,8 +117,9 @@ function addKafkaIngest(core: NodeCore, target: KafkaIngestTarget, service: Chan
 }
 
 /** `/ws/v1`: the stores, the route channel traffic takes, the service and the endpoint. */
-function addChannels(core: NodeCore, config: Config): ChannelService {
-  const { target, link } = channelRoute(core, config);
+function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): ChannelService {
+  const { history } = metrics;
+  const { target, link } = channelRoute(core, config, history);
   let endpoint: ChannelEndpoint | undefined;
   const stores = createStores(target, {
     nodeId: core.id,
@@ -81,10 +127,7 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     historySize: config.historySize,
     historyTtl: config.historyTtl,
     historyMaxBytes: config.historyMaxBytes,
-    historyDropped: (channel, reason) => {
-      core.metrics.historySize(channel, 0);
-      if (reason === 'evicted') core.metrics.historyEvicted();
-    },
+    historyDropped: (channel, reason) => history.dropped(channel, reason === 'evicted'),
     presenceTtl: config.presenceTtl,
     logger: core.logger,
     connected: () => link.connected,
@@ -92,7 +135,7 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     deliver: (topic, payload) => void core.bus.publish(topic, payload).catch((err: unknown) => core.undelivered('bus_publish', err, { topic })),
     rejoin: () => endpoint?.rejoinPresence(),
   });
-  const service = new ChannelService({ nodeId: core.id, config, channels: stores.channels, presence: stores.presence, link, metrics: core.metrics, logger: core.logger });
+  const service = new ChannelService({ nodeId: core.id, config, channels: stores.channels, presence: stores.presence, link, history, publishes: metrics.core.bus, logger: core.logger });
   endpoint = new ChannelEndpoint({
     nodeId: core.id,
     service,
@@ -101,7 +144,7 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
     maxSubscriptions: config.maxSubscriptions,
     maxBuffered: config.maxBuffered,
     hooks: channelHooks(core),
-    occupancy: webhooks(core, config, stores.occupancy),
+    occupancy: webhooks(core, config, stores.occupancy, metrics.webhooks),
   });
   core.addEndpoint(endpoint);
   core.addStopHook(() => stores.close());
@@ -112,7 +155,7 @@ function addChannels(core: NodeCore, config: Config): ChannelService {
  * --webhook: the sender, fed by the cluster-wide occupancy store. A store that cannot count
  * across the cluster would send each event once per node: the node refuses to start instead.
  */
-function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store'] | undefined): ChannelOccupancy | undefined {
+function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store'] | undefined, metrics: WebhookMetrics): ChannelOccupancy | undefined {
   if (config.webhook === undefined || config.webhookSecret === undefined) return undefined;
   if (!store) {
     const why =
@@ -128,9 +171,9 @@ function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store
     timeout: config.hookTimeout,
     retry: config.webhookRetry,
     logger: core.logger,
-    observe: (name, result, count) => core.metrics.webhookEvents(name, result, count),
+    observe: (name, result, count) => metrics.attempted(name, result, count),
   });
-  core.metrics.webhookQueue(() => sender.depth);
+  metrics.queue(() => sender.depth);
   core.addStopHook(() => sender.close());
   return { store, emit: (event) => sender.emit(event) };
 }
@@ -151,7 +194,7 @@ function channelHooks(core: NodeCore): ChannelHooks | undefined {
  * store's pub/sub: the node's bus when it is the store (memory, or Redis with history in it), a
  * topic router of their own over the history Redis otherwise.
  */
-function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; link: Topics } {
+function channelRoute(core: NodeCore, config: Config, historyMetrics: HistoryMetrics): { target: StoreTarget; link: Topics } {
   const history = config.history;
   if (history.kind === 'memory') {
     // Shared by the nodes of one memory broker; with another bus, history is this process's own.
@@ -163,7 +206,7 @@ function channelRoute(core: NodeCore, config: Config): { target: StoreTarget; li
     return { target: { kind: 'memory', owner }, link: core.topics };
   }
   if (history.kind === 'nats') return jetStreamRoute(core, config, history.address, history.sameAsBus ? '--bus' : '--history');
-  if (history.kind === 'kafka') return kafkaRoute(core, config, history.address);
+  if (history.kind === 'kafka') return kafkaRoute(core, config, history.address, historyMetrics);
   const target = { kind: 'redis', url: history.url } as const;
   if (history.sameAsBus) return { target, link: core.topics };
   const link = core.createTopics(new RedisBus(history.url, '--history'), 'history redis');
@@ -202,17 +245,14 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
  * `--history kafka://…`: the channels topic is the history and its consumer the route
  * (brokers/kafka/log.ts), with clients of their own beside the bus's.
  */
-function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress): { target: StoreTarget; link: Topics } {
+function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress, historyMetrics: HistoryMetrics): { target: StoreTarget; link: Topics } {
   const log = new KafkaLog({
     address,
     nodeId: core.id,
     historySize: config.historySize,
     historyTtl: config.historyTtl,
     historyMaxBytes: config.historyMaxBytes,
-    historyEvicted: (channel) => {
-      core.metrics.historySize(channel, 0);
-      core.metrics.historyEvicted();
-    },
+    historyEvicted: (channel) => historyMetrics.dropped(channel, true),
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     topicOf: (channel) => channelTopic(config.busPrefix, channel),
     undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'kafka' }),

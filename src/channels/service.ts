@@ -12,9 +12,9 @@ import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, PublishResult, ReadOptions, ReadResult } from '../stores/store.js';
-import type { Metrics } from '../metrics.js';
 import { encodeEnvelope, EnvelopeKind } from '../protocol/envelope.js';
 import type { Topics } from '../node/topics.js';
+import type { HistoryMetrics } from './metrics.js';
 import { Authorizer, PatternList } from './patterns.js';
 
 /** The bus topic of `channel` under --bus-prefix `prefix`. */
@@ -46,6 +46,17 @@ export type ChannelsConfig = Pick<
   | 'subscribeHook'
 >;
 
+/**
+ * How the service counts what a channel store puts on the broker itself, as a topic router counts
+ * its own publishes (`fanout_messages_out_total{kind}`, `fanout_bus_errors_total{operation}`):
+ * the node's bus metrics, which the composition root hands over.
+ */
+export interface StorePublishCounts {
+  /** One message of envelope `kind` went on the broker: a plain number, per message. */
+  published(kind: EnvelopeKind): void;
+  busError(operation: 'publish'): void;
+}
+
 export interface ChannelServiceOptions {
   readonly nodeId: string;
   readonly config: ChannelsConfig;
@@ -53,7 +64,9 @@ export interface ChannelServiceOptions {
   readonly presence: PresenceStore;
   /** The route channel topics travel: the store's own pub/sub (the node's bus, or the history Redis). */
   readonly link: Topics;
-  readonly metrics: Metrics;
+  /** The history totals (channels/metrics.ts), reported after each publish. */
+  readonly history: Pick<HistoryMetrics, 'channelSize'>;
+  readonly publishes: StorePublishCounts;
   readonly logger: Logger;
 }
 
@@ -106,7 +119,7 @@ export class ChannelService {
     if (position.duplicate) return position;
     // Offsets that count 1, 2, 3… in each epoch say how many of the last --history-size are kept.
     const retained = position.retained === undefined ? Math.min(position.offset, this.config.historySize) : position.retained;
-    if (retained !== null) this.options.metrics.historySize(channel, retained);
+    if (retained !== null) this.options.history.channelSize(channel, retained);
     return position;
   }
 
@@ -123,13 +136,13 @@ export class ChannelService {
    * it fails, and always rejected as a BusUnavailableError, never with the store's own error.
    */
   private async toStore<T>(kind: EnvelopeKind, call: () => Promise<T>): Promise<T> {
-    const { metrics, logger } = this.options;
+    const { publishes, logger } = this.options;
     try {
       const result = await call();
-      metrics.published(kind);
+      publishes.published(kind);
       return result;
     } catch (err) {
-      metrics.busError('publish');
+      publishes.busError('publish');
       const now = Date.now();
       if (now - this.lastStoreError > TIMINGS.publishErrorLogMs) {
         this.lastStoreError = now;

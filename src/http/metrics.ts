@@ -1,18 +1,22 @@
 /**
- * `GET /metrics`: the node's Prometheus metrics (src/metrics.ts) in the text exposition format.
+ * `GET /metrics`: the node's Prometheus metrics (its registry, src/metrics.ts) in the text exposition format.
  * With --metrics-token, only `Authorization: Bearer <token>` gets them (401 otherwise).
  * Scrape every node directly: through HAProxy a scrape would land on any one node, and the
  * generated HAProxy config refuses /metrics from outside for that reason.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Metrics } from '../metrics.js';
 import { sendText, type Router } from '../transport/router.js';
 
 export const METRICS_PATH = '/metrics';
 
+/** What the route serves: the exposition text of every family on the node's registry. */
+export interface MetricsText {
+  render(): Promise<{ readonly contentType: string; readonly body: string }>;
+}
+
 /** `token`: --metrics-token, when set. */
-export function addMetricsRoutes(router: Router, metrics: Pick<Metrics, 'render'>, token: string | undefined): void {
+export function addMetricsRoutes(router: Router, metrics: MetricsText, token: string | undefined): void {
   const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`);
   router.add('GET', METRICS_PATH, async (req, res) => {
     if (expected && !authorized(req, expected)) {

@@ -30,7 +30,9 @@ import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import type { KafkaIngestTarget } from '../config/schema.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { IngestResult } from '../metrics.js';
+
+/** What became of a record (`fanout_ingest_records_total{result}`, ingest/metrics.ts). */
+export type IngestResult = 'published' | 'duplicate' | 'rejected' | 'failed';
 
 /** Records the stream holds ahead of the one being published (its highWaterMark); past it, it stops fetching. */
 export const MAX_BUFFERED = 1000;

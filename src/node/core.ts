@@ -1,6 +1,6 @@
 /**
- * The core of a Fanout node: its lifecycle, its server and sockets, its outbox, its metrics and
- * its link to the bus. Features (echo, channels, the HTTP API, health, the demo page) are not
+ * The core of a Fanout node: its lifecycle, its server and sockets, its outbox and its link to
+ * the bus, reporting to the metrics the composition root registered for it ({@link CoreMetrics}). Features (echo, channels, the HTTP API, health, the demo page) are not
  * known here: the composition root (src/app.ts) registers them as endpoints, routes, readiness
  * checks and stop hooks, each with a narrow context.
  *
@@ -17,17 +17,19 @@ import { createBus } from '../brokers/create-bus.js';
 import type { MemoryBroker } from '../brokers/memory/bus.js';
 import { TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode, errorMessage, type ConfigError } from '../errors.js';
-import { Hooks } from '../hooks/hooks.js';
+import { Hooks, type HookObserver } from '../hooks/hooks.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { Metrics, type UndeliveredReason } from '../metrics.js';
 import type { Identity } from '../transport/client.js';
 import { SecurityGate } from '../transport/gate.js';
 import { pathOf, Router } from '../transport/router.js';
 import { createTransport } from '../transport/server.js';
+import type { BusMetrics } from './bus-metrics.js';
 import { closeSpread } from './drain.js';
 import type { Endpoint } from './endpoint.js';
+import type { NodeMetrics, UndeliveredReason } from './metrics.js';
 import { Outbox } from './outbox.js';
 import { QuietLog } from './quiet-log.js';
+import type { SocketMetrics } from './socket-metrics.js';
 import { Sockets } from './sockets.js';
 import { DeliveryLatency, TopicRouter } from './topics.js';
 
@@ -44,6 +46,23 @@ export interface NodeOptions {
   readonly processMetrics?: boolean;
 }
 
+/**
+ * What the core reports to: its own families (node/metrics.ts, node/socket-metrics.ts,
+ * node/bus-metrics.ts), and the refused upgrades and hook calls it sees, as plain callbacks (their
+ * families live beside the gate and the hooks). The composition root registers them all on the
+ * node's registry (src/app.ts).
+ */
+export interface CoreMetrics {
+  readonly node: NodeMetrics;
+  readonly sockets: SocketMetrics;
+  /** Shared by every route of the node. */
+  readonly bus: BusMetrics;
+  /** An upgrade was refused with `status` before the 101, for `reason`. */
+  readonly upgradeRefused: (reason: string, status: number) => void;
+  /** A back-end hook call ended. */
+  readonly hookCalls: HookObserver;
+}
+
 export class NodeCore {
   readonly config: Config;
   readonly id: string;
@@ -52,8 +71,6 @@ export class NodeCore {
   /** Plain HTTP routes (health, metrics, API, demo page). */
   readonly router = new Router();
   readonly outbox: Outbox;
-  /** This node's Prometheus metrics (GET /metrics). */
-  readonly metrics: Metrics;
   /** The route of every message over the node's bus. */
   readonly topics: TopicRouter;
   /** Publish-to-write latency, shared by every route of this node. */
@@ -62,6 +79,7 @@ export class NodeCore {
   /** The back-end hooks (--connect-hook, --subscribe-hook, --publish-hook), when any is configured. */
   readonly hooks: Hooks | undefined;
   private readonly sockets: Sockets;
+  private readonly metrics: CoreMetrics;
 
   private stateValue: NodeState = 'starting';
   private readonly endpoints = new Map<string, Endpoint>();
@@ -77,31 +95,31 @@ export class NodeCore {
   private wss: WebSocketServer | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(options: NodeOptions) {
+  constructor(options: NodeOptions, metrics: CoreMetrics) {
     this.config = options.config;
     this.id = options.config.nodeId;
     this.logger = options.logger ?? silentLogger();
     this.quiet = new QuietLog(this.logger, TIMINGS.unnoticedLogMs);
     this.bus = options.bus ?? createBus(this.config.bus, { broker: options.broker });
-    this.metrics = new Metrics({ node: this.id, processMetrics: options.processMetrics, historyTtlMs: this.config.historyTtl * 1000 });
-    this.metrics.sources({ ready: () => this.ready });
-    this.metrics.routesMissing(() => this.routers.reduce((n, r) => n + r.missingRoutes, 0));
-    this.latency = new DeliveryLatency(this.metrics);
+    this.metrics = metrics;
+    metrics.node.readiness(() => this.ready);
+    metrics.bus.routesMissing(() => this.routers.reduce((n, r) => n + r.missingRoutes, 0));
+    this.latency = new DeliveryLatency(metrics.bus);
     this.outbox = new Outbox({
       maxBuffered: this.config.maxBuffered,
       coalesceMs: this.config.coalesceMs,
       onSlowConsumer: (client) => this.sockets.dropSlowConsumer(client),
       onFlush: (frames, sockets, bytes) => {
-        this.metrics.flushed(frames, sockets, bytes);
+        metrics.node.flushed(frames, sockets, bytes);
         this.latency.flushed();
       },
     });
     this.topics = this.createTopics(this.bus, 'bus');
-    this.bus.onStatus((status) => this.metrics.busConnected(status === 'connected'));
+    this.bus.onStatus((status) => metrics.bus.busConnected(status === 'connected'));
     const { connectHook, subscribeHook, publishHook } = this.config;
     this.hooks =
       connectHook || subscribeHook || publishHook
-        ? new Hooks(this.config, this.logger, (hook, result, seconds) => this.metrics.hookRequest(hook, result, seconds))
+        ? new Hooks(this.config, this.logger, metrics.hookCalls)
         : undefined;
     this.gate = new SecurityGate({
       config: this.config,
@@ -111,7 +129,7 @@ export class NodeCore {
       clientCount: () => this.sockets.size,
       flush: () => this.outbox.flush(),
     });
-    this.sockets = new Sockets({ config: this.config, logger: this.logger, metrics: this.metrics, outbox: this.outbox, gate: this.gate, endpoint: (path) => this.endpoints.get(path) });
+    this.sockets = new Sockets({ config: this.config, logger: this.logger, metrics: metrics.sockets, outbox: this.outbox, gate: this.gate, endpoint: (path) => this.endpoints.get(path) });
   }
 
   /** A route over another bus (a separate history Redis), with this node's origin, metrics and latency. */
@@ -121,7 +139,7 @@ export class NodeCore {
       nodeId: this.id,
       name,
       logger: this.logger,
-      metrics: this.metrics,
+      metrics: this.metrics.bus,
       latency: this.latency,
       pending: () => this.outbox.pending,
       fatal: (err) => this.fatal(err),
@@ -151,7 +169,7 @@ export class NodeCore {
    * counted in `fanout_undelivered_total{reason}` and logged, at most once per 10 s per reason.
    */
   undelivered(reason: UndeliveredReason, err: unknown, fields: Record<string, unknown> = {}): void {
-    this.metrics.undelivered(reason);
+    this.metrics.node.undelivered(reason);
     this.quiet.warn(`undelivered:${reason}`, { ...fields, reason, err: errorMessage(err) }, 'a stored message was not delivered live (subscribers recover it from history)');
   }
 
@@ -249,7 +267,7 @@ export class NodeCore {
 
   /** @internal A gate refusal, for logs and metrics. */
   rejected(req: IncomingMessage, status: number, reason: string): void {
-    this.metrics.rejected(reason, status);
+    this.metrics.upgradeRefused(reason, status);
     this.logger.warn({ ip: this.gate.ipOf(req), origin: req.headers.origin, path: pathOf(req.url), status, reason }, 'upgrade refused');
   }
 

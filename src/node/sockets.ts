@@ -10,18 +10,18 @@ import type { WebSocket } from 'ws';
 import { RATE_LIMIT_BYTES_BURST, TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
 import { Client, rawSocket, type Identity } from '../transport/client.js';
 import type { SecurityGate } from '../transport/gate.js';
 import { ByteRateLimiter, RateLimiter, RateVerdict } from '../transport/limits.js';
 import type { Endpoint } from './endpoint.js';
 import { HeartbeatWheel, PING_FRAME, slicesFor } from './heartbeat.js';
+import type { SocketMetrics } from './socket-metrics.js';
 import type { Outbox } from './outbox.js';
 
 export interface SocketsHost {
   readonly config: Pick<Config, 'rateLimit' | 'rateLimitBytes' | 'maxPayload' | 'heartbeat'>;
   readonly logger: Logger;
-  readonly metrics: Metrics;
+  readonly metrics: SocketMetrics;
   readonly outbox: Outbox;
   readonly gate: SecurityGate;
   endpoint(path: string): Endpoint | undefined;

@@ -11,7 +11,7 @@
  *   never sees this node's own messages; `own: 'deliver'` topics (channels, whose order is set
  *   by the store and which every node delivers from the bus) do;
  * - envelope decoding, and a guard around every handler;
- * - the metrics: `fanout_messages_out_total{kind}` for whatever this node puts on the broker
+ * - the metrics (node/bus-metrics.ts): `fanout_messages_out_total{kind}` for whatever this node puts on the broker
  *   through {@link TopicRouter.publish} (a channel store that publishes itself counts its own, in
  *   the channel service), `fanout_bus_messages_in_total{kind}` for what other nodes sent, and the publish-to-write
  *   latency of messages that reached sockets ({@link DeliveryLatency}).
@@ -22,7 +22,7 @@ import type { Bus, BusStatus } from '../stores/bus.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, ConfigError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
+import type { BusMetrics } from './bus-metrics.js';
 import { QuietLog } from './quiet-log.js';
 import { decodeEnvelope, encodeEnvelope, isFromOrigin, preciseNow, type EnvelopeKind } from '../protocol/envelope.js';
 
@@ -54,7 +54,7 @@ export interface Topics {
 export class DeliveryLatency {
   private stamps: number[] = [];
 
-  constructor(private readonly metrics: Metrics) {}
+  constructor(private readonly metrics: Pick<BusMetrics, 'publishLatency'>) {}
 
   /** A message published at `publishedAt` was queued for at least one socket. */
   mark(publishedAt: number): void {
@@ -77,7 +77,8 @@ export interface TopicRouterOptions {
   /** What this link is called in logs (`bus`, `history redis`). */
   readonly name: string;
   readonly logger: Logger;
-  readonly metrics: Metrics;
+  /** The families of node/bus-metrics.ts, shared by every route of the node. */
+  readonly metrics: BusMetrics;
   readonly latency: DeliveryLatency;
   /** Frames queued in the outbox since its last flush: tells whether a handler delivered anything. */
   readonly pending: () => number;

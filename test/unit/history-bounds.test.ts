@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
 import { CHANNEL_OVERHEAD_BYTES, MemoryChannelStore, MESSAGE_OVERHEAD_BYTES, type DropReason } from '../../src/brokers/memory/stores.js';
-import { MAX_HISTORY_CHANNELS, Metrics } from '../../src/metrics.js';
+import { HistoryMetrics, MAX_HISTORY_CHANNELS } from '../../src/channels/metrics.js';
+import { MetricsRegistry } from '../../src/metrics.js';
 
 interface Built {
   readonly store: MemoryChannelStore;
@@ -156,22 +157,26 @@ test('a dropped log changes the empty epoch of its slot: a position at offset 0 
   assert.equal((await store.read('a', { since: { offset: 0, epoch: empty.epoch } })).covered, false);
 });
 
-test('Metrics: the history gauges track at most MAX_HISTORY_CHANNELS channels, with --history-ttl 0 too', async () => {
-  const metrics = new Metrics({ node: 'x', historyTtlMs: 0 });
+test('HistoryMetrics: the history gauges track at most MAX_HISTORY_CHANNELS channels, with --history-ttl 0 too', async () => {
+  const metrics = new MetricsRegistry({ node: 'x' });
+  const history = new HistoryMetrics(metrics.registry, { historyTtlMs: 0 });
   const extra = 1000;
-  for (let i = 0; i < MAX_HISTORY_CHANNELS + extra; i++) metrics.historySize(`ch:${i}`, 2);
+  for (let i = 0; i < MAX_HISTORY_CHANNELS + extra; i++) history.channelSize(`ch:${i}`, 2);
   let body = (await metrics.render()).body;
   assert.match(body, new RegExp(`^fanout_history_channels ${MAX_HISTORY_CHANNELS}$`, 'm'));
   assert.match(body, new RegExp(`^fanout_history_messages ${2 * MAX_HISTORY_CHANNELS}$`, 'm'));
   // The oldest reported left first; a channel reported again moves to the back of the line.
-  metrics.historySize(`ch:${extra}`, 5);
-  metrics.historySize('new', 1);
-  metrics.historySize(`ch:${extra}`, 0);
+  history.channelSize(`ch:${extra}`, 5);
+  history.channelSize('new', 1);
+  history.dropped(`ch:${extra}`, false);
   body = (await metrics.render()).body;
   assert.match(body, new RegExp(`^fanout_history_channels ${MAX_HISTORY_CHANNELS - 1}$`, 'm'));
   assert.match(body, new RegExp(`^fanout_history_messages ${2 * (MAX_HISTORY_CHANNELS - 2) + 1}$`, 'm'));
 
-  metrics.historyEvicted();
-  metrics.historyEvicted();
-  assert.match((await metrics.render()).body, /^fanout_history_evictions_total 2$/m);
+  assert.match(body, /^fanout_history_evictions_total 0$/m, 'an expired history is not an eviction');
+  history.dropped('new', true);
+  history.dropped(`ch:${extra + 2}`, true);
+  body = (await metrics.render()).body;
+  assert.match(body, /^fanout_history_evictions_total 2$/m);
+  assert.match(body, new RegExp(`^fanout_history_channels ${MAX_HISTORY_CHANNELS - 3}$`, 'm'), 'an evicted channel leaves the totals');
 });

@@ -62,6 +62,10 @@ const PROBES: readonly Probe[] = [
   probe('src/http', '../ingest/kafka-ingest.js', 'features-stay-beside-each-other', 2),
   probe('src/ingest', '../http/api.js', 'features-stay-beside-each-other'),
   probe('src/ingest', '../channels/service.js', 'features-stay-beside-each-other', 1),
+  probe('src/channels', '../node/bus-metrics.js', 'metrics-stay-beside-what-they-measure'),
+  probe('src/webhooks', '../channels/metrics.js', 'metrics-stay-beside-what-they-measure', 3),
+  probe('src/node', '../metrics.js', 'metrics-stay-beside-what-they-measure', 2),
+  probe('src/node', 'prom-client', 'families-live-in-metrics-modules', 3),
   probe('src/cli', 'express', 'not-to-dev-dep'),
   probe('client', 'socket.io', 'not-to-dev-dep'),
   probe('src/node', '../../harness/wait.js', 'product-does-not-import-tools', 1),
@@ -73,6 +77,7 @@ const PROBES: readonly Probe[] = [
   probe('src/ingest', '../channels/index.js', undefined, 2),
   probe('src/brokers/kafka', '../../stores/bus.js', undefined, 1),
   probe('src/webhooks', '../outbound/http-caller.js', undefined, 2),
+  probe('src/channels', './metrics.js', undefined, 1),
 ];
 
 /** Two probes that import each other. */

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MemoryBus } from '../../src/brokers/memory/bus.js';
-import { Metrics } from '../../src/metrics.js';
+import { HistoryMetrics } from '../../src/channels/metrics.js';
+import { MetricsRegistry } from '../../src/metrics.js';
+import { SocketMetrics } from '../../src/node/socket-metrics.js';
+import { UpgradeMetrics } from '../../src/transport/metrics.js';
 import { sleep } from '../../harness/wait.js';
 import { connectChannels, publish, subscribe, waitMessages } from '../helpers/channels.js';
 import { scrape, scrapeUntil } from '../helpers/metrics.js';
@@ -133,27 +136,30 @@ test('--metrics-token: /metrics answers 401 without the token and 200 with it', 
   }
 });
 
-test('Metrics: history totals follow historySize; rejection reasons are sanitised and capped', async () => {
-  const metrics = new Metrics({ node: 'x' });
-  metrics.historySize('a', 3);
-  metrics.historySize('b', 2);
-  metrics.historySize('a', 5);
-  metrics.historySize('b', 0);
+test('the metrics modules on one registry: history totals follow each channel\'s size; rejection reasons are sanitised and capped', async () => {
+  const metrics = new MetricsRegistry({ node: 'x' });
+  const history = new HistoryMetrics(metrics.registry);
+  const upgrades = new UpgradeMetrics(metrics.registry);
+  const sockets = new SocketMetrics(metrics.registry);
+  history.channelSize('a', 3);
+  history.channelSize('b', 2);
+  history.channelSize('a', 5);
+  history.channelSize('b', 0);
   let m = await metrics.render();
   assert.match(m.body, /^fanout_history_channels 1$/m);
   assert.match(m.body, /^fanout_history_messages 5$/m);
 
-  metrics.rejected('Origin "https://evil.example" not allowed', 403);
-  for (let i = 0; i < 40; i++) metrics.rejected(`reason ${i}`, 401);
+  upgrades.rejected('Origin "https://evil.example" not allowed', 403);
+  for (let i = 0; i < 40; i++) upgrades.rejected(`reason ${i}`, 401);
   m = await metrics.render();
   assert.match(m.body, /fanout_handshake_rejections_total\{reason="origin_https_evil_example_not_allowed",status="403"\} 1/);
   const reasons = new Set([...m.body.matchAll(/fanout_handshake_rejections_total\{reason="([^"]+)"/g)].map((x) => x[1]));
   assert.equal(reasons.size, 33, 'at most 32 reasons plus "other"');
   assert.ok(reasons.has('other'));
 
-  metrics.rateLimited('/ws/v1');
-  metrics.rateLimited('/ws/echo', true);
-  metrics.slowConsumer('/ws/v1');
+  sockets.rateLimited('/ws/v1');
+  sockets.rateLimited('/ws/echo', true);
+  sockets.slowConsumer('/ws/v1');
   m = await metrics.render();
   assert.match(m.body, /fanout_rate_limited_total\{endpoint="\/ws\/v1",action="refused"\} 1/);
   assert.match(m.body, /fanout_rate_limited_total\{endpoint="\/ws\/echo",action="closed"\} 1/);
@@ -173,10 +179,11 @@ test('channel publishes show in the history totals; channels whose history expir
     client.close();
     await node.close();
   }
-  const metrics = new Metrics({ node: 'x', historyTtlMs: 50 });
-  metrics.historySize('a', 3);
+  const metrics = new MetricsRegistry({ node: 'x' });
+  const history = new HistoryMetrics(metrics.registry, { historyTtlMs: 50 });
+  history.channelSize('a', 3);
   await sleep(80); // on purpose: past historyTtlMs, so channel a's gauge expires
-  metrics.historySize('b', 1);
+  history.channelSize('b', 1);
   const body = (await metrics.render()).body;
   assert.match(body, /^fanout_history_channels 1$/m);
   assert.match(body, /^fanout_history_messages 1$/m);
