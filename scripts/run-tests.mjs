@@ -11,10 +11,14 @@
 // Each file's output is printed whole when it ends (never interleaved), then a summary: the
 // counts over all files, the slowest files, and the failed ones.
 //
-// Usage: node scripts/run-tests.mjs [unit|integration|e2e|a path fragment]...
+// Files start longest first, by the seconds test/durations.json records for them (a file it does
+// not know counts as long), so that no long file starts last and runs on alone at the end.
+// `--record` writes this run's seconds there (after a full run on a quiet machine).
+//
+// Usage: node scripts/run-tests.mjs [--record] [unit|integration|e2e|a path fragment]...
 // FANOUT_TEST_CONCURRENCY sets how many files run at once (default 3; 1 runs them one by one).
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 function find(dir) {
@@ -34,7 +38,13 @@ function claims(file) {
   return line ? line[1].split(',').map((x) => x.trim().split(/\s/)[0]).filter(Boolean) : [];
 }
 
-const filters = process.argv.slice(2);
+const DURATIONS = 'test/durations.json';
+const record = process.argv.includes('--record');
+const filters = process.argv.slice(2).filter((a) => a !== '--record');
+const known = existsSync(DURATIONS) ? JSON.parse(readFileSync(DURATIONS, 'utf8')) : {};
+/** A file's key in test/durations.json: its source path (dist/test/x/y.test.js → test/x/y.test.ts). */
+const keyOf = (file) => file.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+const expected = (file) => known[keyOf(file)] ?? Infinity;
 const files = find('dist/test')
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
@@ -44,8 +54,10 @@ if (files.length === 0) {
 }
 const concurrency = Math.max(1, Number(process.env.FANOUT_TEST_CONCURRENCY ?? 3) || 1);
 
-// Files that run alone go first, while the machine is quiet; the rest fill the slots after them.
-const queue = files.map((file) => ({ file, claims: claims(file) })).sort((a, b) => Number(b.claims.includes('alone')) - Number(a.claims.includes('alone')));
+// Files that run alone go first, while the machine is quiet; the rest fill the slots after them, longest first.
+const queue = files
+  .map((file) => ({ file, claims: claims(file) }))
+  .sort((a, b) => Number(b.claims.includes('alone')) - Number(a.claims.includes('alone')) || expected(b.file) - expected(a.file));
 const running = new Set();
 const results = [];
 const started = Date.now();
@@ -96,6 +108,12 @@ function finish() {
   console.log(`ℹ tests ${sum('tests')}\nℹ pass ${sum('pass')}\nℹ fail ${sum('fail')}\nℹ cancelled ${sum('cancelled')}\nℹ skipped ${sum('skipped')}\nℹ todo ${sum('todo')}`);
   console.log('slowest files:');
   for (const r of [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 12)) console.log(`  ${r.seconds.toFixed(1).padStart(6)} s  ${r.file}`);
+  if (record) {
+    const all = { ...known };
+    for (const r of results) all[keyOf(r.file)] = Math.round(r.seconds);
+    writeFileSync(DURATIONS, JSON.stringify(Object.fromEntries(Object.entries(all).sort()), null, 2) + '\n');
+    console.log(`recorded ${results.length} files' seconds in ${DURATIONS}`);
+  }
   if (failed.length) {
     console.log('failed files:');
     for (const r of failed) console.log(`  ${r.file} (fail ${r.fail}, cancelled ${r.cancelled}, exit ${r.signal ?? r.code})`);
