@@ -1,18 +1,16 @@
 /**
- * KafkaPresenceStore (brokers/kafka/presence.ts) against real Kafka: stores playing nodes on the
- * shared broker (a topic and prefix of their own per test), a SIGKILLed node in a process of its
- * own, and a private broker (harness/kafka.ts) with a proxied listener for a broker restart and a
- * node cut off long enough to be swept.
+ * KafkaPresenceStore (brokers/kafka/presence.ts) against real Kafka, beyond the store suite
+ * (store-conformance.test.ts, which sweeps a SIGKILLed node's clients on every store): stores
+ * playing nodes on the shared broker (a topic and prefix of their own per test), and a private
+ * broker (harness/kafka.ts) with a proxied listener for a broker restart and a node cut off long
+ * enough to be swept.
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { Admin, ConfigResourceTypes } from '@platformatic/kafka';
 import { BusUnavailableError } from '../../src/errors.js';
 import { KafkaPresenceStore, type KafkaPresenceOptions } from '../../src/brokers/kafka/presence.js';
 import type { PresenceEntry } from '../../src/stores/store.js';
-import { stopChild } from '../../harness/child.js';
 import type { KafkaProcess } from '../../harness/kafka.js';
 import { until } from '../../harness/wait.js';
 import { uniquePrefix } from '../helpers/nodes.js';
@@ -21,10 +19,8 @@ import type { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const SHARED = ['127.0.0.1:9092'];
 const TTL = 1;
-const NODE_SCRIPT = fileURLToPath(new URL('../helpers/kafka-presence-node.js', import.meta.url));
 
 const stores: KafkaPresenceStore[] = [];
-const children: ChildProcess[] = [];
 let kafka: KafkaProcess;
 let proxy: TcpProxy;
 
@@ -37,7 +33,6 @@ before(async () => {
 
 after(async () => {
   await Promise.all(stores.map((s) => s.close()));
-  await Promise.all(children.map((c) => stopChild(c, 'SIGKILL')));
   await broker?.destroy();
 });
 
@@ -155,40 +150,6 @@ test('a new node reads the existing presence from the topic; a closed node\'s cl
   // Nobody swept anything: no node reported a departure.
   await new Promise((r) => setTimeout(r, 3 * TTL * 1000));
   assert.deepEqual([...a.departed, ...late.departed], []);
-});
-
-test('a SIGKILLed node\'s clients are swept after --presence-ttl, reported departed exactly once across two survivors', async () => {
-  const { topic, prefix } = names('kk');
-  // The victim has the smallest id: the sweeper while it lives, so the survivors must take over.
-  const victim = fork(NODE_SCRIPT, [JSON.stringify({ brokers: SHARED, topic, prefix, node: 'a-victim', ttl: TTL })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.push(victim);
-  const s1 = node({ topic, prefix, node: 'b-survivor' });
-  const s2 = node({ topic, prefix, node: 'c-survivor' });
-  await s1.store.join('chat:ops', { client: 's1', user: null });
-  await s2.store.join('chat:ops', { client: 's2', user: null });
-  for (const client of ['v1', 'v2', 'v3']) {
-    // The child's store may still be connecting: a refused join is asked again.
-    await until(
-      async () => {
-        const r = new Promise<{ joined?: string; failed?: string }>((resolve) => victim.once('message', resolve));
-        victim.send({ join: { channel: 'chat:ops', client, user: `user-${client}` } });
-        return (await r).joined === client;
-      },
-      { timeoutMs: 20_000, intervalMs: 200, what: `the victim to join ${client}` },
-    );
-  }
-  for (const s of [s1, s2]) await untilListed(s.store, 'chat:ops', ['s1', 's2', 'v1', 'v2', 'v3']);
-
-  victim.kill('SIGKILL');
-  const killedAt = Date.now();
-  for (const s of [s1, s2]) await untilListed(s.store, 'chat:ops', ['s1', 's2'], (TTL + 10) * 1000);
-  const within = Date.now() - killedAt;
-  // Wait until all three departures were reported, then several more sweeps by both survivors.
-  await until(() => s1.departed.length + s2.departed.length >= 3, { timeoutMs: 10_000, what: 'three departures', detail: () => `${s1.departed} | ${s2.departed}` });
-  await new Promise((r) => setTimeout(r, 4 * TTL * 1000));
-  assert.deepEqual([...s1.departed, ...s2.departed].sort(), ['chat:ops/v1', 'chat:ops/v2', 'chat:ops/v3'], `each once (gone from the lists after ${within} ms)`);
-  // The survivors' own clients stay.
-  for (const s of [s1, s2]) assert.deepEqual(clients(await s.store.list('chat:ops')), ['s1', 's2']);
 });
 
 test('a broker restart: calls are refused while it is away, joins made meanwhile are written once it is back, and nobody is swept', async () => {
