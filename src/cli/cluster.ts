@@ -34,7 +34,7 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
     return;
   }
   const { options, positionals } = parseCommand(clusterSchema, own);
-  if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (serve flags go after --)');
+  if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (every option is a --flag; see fanout cluster --help)');
   const nodeCount = clusterSize(options.nodes, options.nodePorts, options.port);
   const bus = options.bus ?? (nodeCount > 1 ? DEFAULT_CLUSTER_BUS : 'memory');
   if (bus === 'memory' && nodeCount > 1) {
