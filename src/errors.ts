@@ -22,7 +22,7 @@ export {
 export const FANOUT_ERRORS = {
   FANOUT_ERR_CONFIG: 'an invalid flag or environment variable (exit code 2); the message names the flag',
   FANOUT_ERR_BUS_UNAVAILABLE: 'the broker could not take a publish; answered `unavailable` / 503, never dropped silently',
-  FANOUT_ERR_CLUSTER_NODE: '`fanout cluster`: a node exited before it listened (its output says why)',
+  FANOUT_ERR_CLUSTER_NODE: '`fanout cluster`: a node exited before it listened or was ready (its `[nodeN]` lines say why)',
   FANOUT_ERR_HAPROXY_MISSING: '`fanout cluster`: `haproxy` is not on PATH',
 } as const;
 

@@ -1,6 +1,11 @@
 /**
  * `fanout cluster`: N nodes on free ports plus HAProxy in front of them, from the generated
  * config, until Ctrl-C. For development, demos, tests and the benchmark.
+ *
+ * Start-up, in order: the flags (serve flags before `--` too, cluster-args.ts), the nodes' config
+ * checked once, the brokers reachable (broker-reach.ts), the nodes started and each one's /readyz
+ * awaited, then HAProxy, then the URL: a URL it prints is one that serves a working chat. The
+ * children's lines are copied with `[node1] `, `[haproxy] ` in front (cluster-children.ts).
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,24 +13,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLUSTER_HELP, clusterSchema } from '../config/commands.js';
-import { checkClusterHistory } from '../config/history-target.js';
+import { checkClusterHistory, clusterHistoryMissing, HistoryMissingError } from '../config/history-target.js';
 import { loadServeConfig, parseCommand } from '../config/load.js';
 import { ConfigError, FanoutError } from '../errors.js';
 import { HAPROXY_DEFAULTS, haproxyConfig } from '../haproxy/config.js';
+import { checkBrokersReachable } from './broker-reach.js';
+import { splitClusterArgs } from './cluster-args.js';
+import { adopt, running, untilReady, type Child } from './cluster-children.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const DEFAULT_CLUSTER_BUS = 'redis://127.0.0.1:6379';
+/** How long the cluster waits for a node's /readyz before it starts HAProxy anyway. */
+const READY_WAIT_MS = 30_000;
+const say = (line: string) => process.stdout.write(`fanout cluster: ${line}\n`);
 
 export async function clusterCommand(argv: readonly string[]): Promise<void> {
-  const split = argv.indexOf('--');
-  const own = split === -1 ? argv : argv.slice(0, split);
-  const serveArgs = split === -1 ? [] : argv.slice(split + 1);
+  const { own, serve: serveArgs } = splitClusterArgs(argv);
   if (own.includes('--help')) {
     process.stdout.write(CLUSTER_HELP + '\n');
     return;
   }
   const { options, positionals } = parseCommand(clusterSchema, own);
-  if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (serve flags go after --)');
+  if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (every option is a --flag; see fanout cluster --help)');
   const nodeCount = clusterSize(options.nodes, options.nodePorts, options.port);
   const bus = options.bus ?? (nodeCount > 1 ? DEFAULT_CLUSTER_BUS : 'memory');
   if (bus === 'memory' && nodeCount > 1) {
@@ -34,38 +43,51 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   // What every node will be started with, checked once here: a node's start-up error (e.g. a bus
   // that cannot hold history and no --history) stops the command before anything starts, and
   // per-node history is refused for a cluster (it breaks a chat across nodes).
-  const serve = loadServeConfig(['--bus', bus, ...serveArgs]);
+  let serve: ReturnType<typeof loadServeConfig>;
+  try {
+    serve = loadServeConfig(['--bus', bus, ...serveArgs]);
+  } catch (err) {
+    throw err instanceof HistoryMissingError && nodeCount > 1 ? clusterHistoryMissing(err) : err;
+  }
   checkClusterHistory(serve.history, serve.bus, nodeCount);
   const haproxy = findHaproxy();
+  await checkBrokersReachable(serve.bus, serve.history, options.bus === undefined);
 
-  const nodes: ChildProcess[] = [];
-  let proxy: ChildProcess | undefined;
+  const nodes: Child[] = [];
+  let proxy: Child | undefined;
   let stopping = false;
   const dir = mkdtempSync(join(tmpdir(), 'fanout-cluster-'));
-  const exitOf = (c: ChildProcess): Promise<unknown> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)));
+  const processes = (): ChildProcess[] => [...nodes, ...(proxy ? [proxy] : [])].map((c) => c.process);
   /**
    * Ctrl-C in a terminal signals the whole foreground process group; the nodes and HAProxy run in
-   * groups of their own (detached), so only this process hears it and each node gets exactly
-   * one SIGTERM: it drains (clients closed with 1001, spread over --drain-timeout), then HAProxy
-   * stops. A second Ctrl-C stops everything at once.
+   * groups of their own (detached), so only this process hears it and each running node gets
+   * exactly one SIGTERM: it drains (clients closed with 1001, spread over --drain-timeout), then
+   * HAProxy stops. A second Ctrl-C stops everything at once.
    */
   const stop = (code: number) => {
     if (stopping) {
-      for (const child of [...nodes, proxy]) child?.kill('SIGKILL');
+      for (const child of processes()) child.kill('SIGKILL');
       process.exit(code);
     }
     stopping = true;
-    process.stdout.write(`fanout cluster: stopping: draining ${nodes.length} node(s) (Ctrl-C again to stop at once)\n`);
-    for (const child of nodes) child.kill('SIGTERM');
+    const alive = nodes.filter(running);
+    say(
+      alive.length > 0
+        ? `stopping: draining ${alive.length} node(s) (Ctrl-C again to stop at once)`
+        : `stopping: ${nodes.length > 0 ? 'no node is running' : 'no node was started'}${proxy && running(proxy) ? '; stopping HAProxy' : ''}`,
+    );
+    for (const node of alive) node.process.kill('SIGTERM');
     const deadline = setTimeout(() => {
-      for (const child of [...nodes, proxy]) child?.kill('SIGKILL');
+      for (const child of processes()) child.kill('SIGKILL');
     }, 30_000);
     deadline.unref();
-    void Promise.all(nodes.map(exitOf)).then(async () => {
-      proxy?.kill('SIGTERM');
-      if (proxy) await exitOf(proxy);
+    void Promise.all(nodes.map((n) => n.closed)).then(async () => {
+      if (proxy) {
+        proxy.process.kill('SIGTERM');
+        await proxy.closed;
+      }
       rmSync(dir, { recursive: true, force: true });
-      process.stdout.write('fanout cluster: stopped\n');
+      say('stopped');
       process.exit(code);
     });
   };
@@ -73,21 +95,31 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   process.on('SIGTERM', () => stop(0));
   // Children in their own groups outlive an abrupt exit of this process unless told.
   process.on('exit', () => {
-    for (const child of [...nodes, proxy]) if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const child of processes()) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
 
   const ports: number[] = [];
   for (let i = 1; i <= nodeCount; i++) {
     const nodeId = `node${i}`;
-    const child = fork(MAIN, ['serve', '--port', String(options.nodePorts?.[i - 1] ?? 0), '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', trustedProxy(options.source), ...serveArgs], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      detached: true,
-    });
+    // The nodes' stdout is a pipe here: --log-format auto gets the pretty lines a terminal would.
+    const format = serve.logFormat === 'auto' && process.stdout.isTTY ? ['--log-format', 'pretty'] : [];
+    const args = ['serve', '--port', String(options.nodePorts?.[i - 1] ?? 0), '--host', '127.0.0.1', '--node-id', nodeId, '--bus', bus, '--trust-proxy', trustedProxy(options.source), ...format, ...serveArgs];
+    const child = adopt(nodeId, fork(MAIN, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true }), process);
     nodes.push(child);
-    ports.push(await listeningPort(child, nodeId));
-    child.on('exit', (code, signal) => {
-      if (!stopping) process.stderr.write(`fanout cluster: ${nodeId} exited (${signal ?? code}); HAProxy routes around it\n`);
+    ports.push(await listeningPort(child));
+    child.process.on('exit', (code, signal) => {
+      // Before HAProxy starts, the start-up's own error says it (untilReady, listeningPort).
+      if (!stopping && proxy) process.stderr.write(`fanout cluster: ${nodeId} exited (${signal ?? code}); HAProxy routes around it\n`);
     });
+  }
+  // HAProxy starts once every node is ready (serving, its bus connected), so its first checks
+  // find them UP and the URL printed below serves a working chat at once.
+  const ready = await Promise.all(nodes.map((node, i) => untilReady(node, ports[i]!, READY_WAIT_MS)));
+  const late = nodes.filter((_, i) => !ready[i]).map((n) => n.name);
+  if (late.length > 0) {
+    process.stderr.write(
+      `fanout cluster: ${late.join(', ')} not ready after ${READY_WAIT_MS / 1000} s (their /readyz answers 503: the bus is not connected; their lines above say why); starting HAProxy anyway, which shows them DOWN until they are ready\n`,
+    );
   }
 
   const cfg = haproxyConfig({
@@ -102,8 +134,8 @@ export async function clusterCommand(argv: readonly string[]): Promise<void> {
   });
   const cfgFile = join(dir, 'haproxy.cfg');
   writeFileSync(cfgFile, cfg);
-  proxy = spawn(haproxy, ['-db', '-f', cfgFile], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
-  proxy.on('exit', (code, signal) => {
+  proxy = adopt('haproxy', spawn(haproxy, ['-db', '-f', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }), process);
+  proxy.process.on('exit', (code, signal) => {
     if (!stopping) {
       process.stderr.write(`fanout cluster: haproxy exited (${signal ?? code}); stopping\n`);
       stop(1);
@@ -133,15 +165,13 @@ function clusterSize(nodes: number | undefined, ports: readonly number[] | undef
   return count;
 }
 
-function listeningPort(child: ChildProcess, nodeId: string): Promise<number> {
+/** The port a node listens on, from its `listening` message; rejects when it exits first. */
+function listeningPort(child: Child): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new FanoutError('FANOUT_ERR_CLUSTER_NODE', `${nodeId} exited (${code}) before listening`));
-    child.once('exit', onExit);
-    child.on('message', (msg: { type?: string; port?: number }) => {
-      if (msg?.type === 'listening' && typeof msg.port === 'number') {
-        child.off('exit', onExit);
-        resolve(msg.port);
-      }
+    // On `close`, not `exit`: its last lines (why it stopped) are copied before the error is printed.
+    void child.closed.then(() => reject(new FanoutError('FANOUT_ERR_CLUSTER_NODE', `${child.name} exited (${child.process.exitCode ?? child.process.signalCode}) before listening`)));
+    child.process.on('message', (msg: { type?: string; port?: number }) => {
+      if (msg?.type === 'listening' && typeof msg.port === 'number') resolve(msg.port);
     });
   });
 }

@@ -113,20 +113,25 @@ export const clusterSchema = z.object({
   source: sourceOption,
 });
 
-export const CLUSTER_HELP = `Usage: fanout cluster --nodes N [options] [-- serve flags…]
+export const CLUSTER_HELP = `Usage: fanout cluster --nodes N [options] [serve flags…] [-- serve flags…]
 
-Starts N nodes (on free ports unless --node-ports) and HAProxy in front of them, prints the URL, stops all on Ctrl-C.
+Starts N nodes (on free ports unless --node-ports), waits until each is ready (its bus
+connected), starts HAProxy in front of them, prints the URL, stops all on Ctrl-C. It stops at
+once, exit 2, when nothing answers at the bus's (or --history's) address. The nodes' and
+HAProxy's lines are shown with [node1], [haproxy] in front.
 
   --nodes N         how many nodes (required unless --node-ports says)
   --node-ports LIST the nodes' ports, comma-separated, one per node, e.g. 9001,9002
                     (default: free ports picked at start)
   --port N          port HAProxy listens on (default ${HAPROXY_DEFAULTS.port})
   --bus URL         the broker the nodes share (default redis://127.0.0.1:6379 for 2+ nodes);
-                    history and presence follow it (redis, nats); with redis-cluster:// or
-                    amqp:// give -- --history redis://host:port
+                    history and presence follow it (redis, nats, kafka); with redis-cluster://
+                    or amqp:// give --history redis://host:port (or nats://, kafka://)
   --balance ALG     roundrobin or leastconn (default ${HAPROXY_DEFAULTS.balance})
   --stats-port N    also serve HAProxy's stats page on this port
   --maxconn N       HAProxy's connection cap (default ${HAPROXY_DEFAULTS.maxconn})
   --source ADDR     the local address HAProxy connects to the nodes from (e.g. 127.0.0.2); the
                     nodes trust its X-Forwarded-For (a source per cluster when several share a box)
-  -- FLAGS          anything after -- is passed to every node's \`fanout serve\``;
+  serve flags       any \`fanout serve\` flag (see fanout serve --help) is passed to every node,
+                    e.g. --presence 'chat:*'; --port and --bus are the cluster's own
+  -- FLAGS          anything after -- is passed to every node's \`fanout serve\` as it is`;

@@ -62,12 +62,32 @@ export function parseHistorySource(value: string, flag = '--history'): HistorySo
   return Object.freeze({ kind: 'redis', url: value, describe: checkRedisUrl(value, flag) });
 }
 
+/** The --history a bus that cannot hold history needs, missing: what `fanout cluster` answers differently. */
+export class HistoryMissingError extends ConfigError {
+  /** The bus's scheme, `amqp` or `redis-cluster`. */
+  readonly scheme: string;
+  constructor(scheme: string) {
+    super(
+      '--history',
+      `missing: the ${scheme}:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
+    );
+    this.scheme = scheme;
+  }
+}
+
 /** The --history a bus that cannot hold history needs: the one line a node refuses to start with. */
-export function historyMissing(bus: BusAddress): ConfigError {
-  const scheme = bus.describe.replace(/:\/\/.*$/, '');
+export function historyMissing(bus: BusAddress): HistoryMissingError {
+  return new HistoryMissingError(bus.describe.replace(/:\/\/.*$/, ''));
+}
+
+/**
+ * The same, for `fanout cluster` with 2+ nodes: only stores the nodes share work there
+ * (per-node memory history is refused by {@link checkClusterHistory}), so only they are suggested.
+ */
+export function clusterHistoryMissing(missing: HistoryMissingError): ConfigError {
   return new ConfigError(
     '--history',
-    `missing: the ${scheme}:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)`,
+    `missing: the ${missing.scheme}:// bus cannot hold channel history, recovery or presence, and the nodes must share them; add --history redis://host:port (or nats://host:port with JetStream, or kafka://host:port)`,
   );
 }
 

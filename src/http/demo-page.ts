@@ -1,5 +1,5 @@
 /**
- * The demo page at `GET /ws` and its assets: files from `public/` (served as they are, no build
+ * The demo page at `GET /ws` (`GET /` redirects there) and its assets: files from `public/` (served as they are, no build
  * step) and what the browser loads of the build, from one place: the client SDK (`dist/client/`
  * at `/ws/client/`) and the protocol modules it imports (`dist/src/protocol/` at
  * `/ws/src/protocol/`, where the SDK's relative imports point). Nothing else of the build is served.
@@ -25,6 +25,9 @@ const TYPES: Record<string, string> = {
 const SAFE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
 export function addDemoPageRoutes(router: Router): void {
+  // `GET /` (a browser pointed at the node, or at HAProxy, which passes it on) goes to the page. A
+  // relative Location keeps the scheme, host and port the client used, HAProxy's TLS included.
+  router.add('GET', '/', (_req, res) => sendText(res, 302, 'see /ws', { location: '/ws' }));
   router.add('GET', '/ws', (_req, res) => serveFile(res, PUBLIC_DIR, 'index.html'));
   router.add('GET', '/ws/', (_req, res) => serveFile(res, PUBLIC_DIR, 'index.html'));
   router.add('GET', /^\/ws\/assets\/([^/]+)$/, (_req, res, [name]) => serveFile(res, PUBLIC_DIR, name!));

@@ -19,15 +19,18 @@
  * one being published; past that it stops fetching (the stream's backpressure).
  *
  * Readiness does not depend on the ingest: a topic that cannot be read is one warn line (and
- * a retry with backoff), then debug lines until it can.
+ * a retry with backoff), then debug lines until it can. A record skipped for good (no key, not
+ * JSON, a bad channel name…) is a warn line naming its topic, partition, offset and why, at most
+ * one per TIMINGS.unnoticedLogMs (the line counts those not logged; the metric counts all).
  */
 import { isUtf8 } from 'node:buffer';
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import { CLIENT_TIMINGS, FETCH_MAX_WAIT_MS, GROUP_TIMINGS, STABLE_SESSION_MS } from '../brokers/kafka/session.js';
-import { forceClose, loadKafkaClient } from '../brokers/kafka/client.js';
+import { forceClose, kafkaErrorMessage, loadKafkaClient } from '../brokers/kafka/client.js';
+import { QuietLog } from '../node/quiet-log.js';
 import { busRetryDelay, Sleeper } from '../stores/retry.js';
 import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
-import type { KafkaIngestTarget } from '../config/schema.js';
+import { TIMINGS, type KafkaIngestTarget } from '../config/schema.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 
@@ -72,9 +75,12 @@ export class KafkaIngest {
   private committing: Promise<void> | undefined;
   /** True after the first failure to read was logged at warn, until a session reads again. */
   private warned = false;
+  /** Skipped records: one warn line per window, with how many went unlogged (the metric counts each). */
+  private readonly skipped: QuietLog;
 
   constructor(context: IngestContext) {
     this.ctx = context;
+    this.skipped = new QuietLog(context.logger, TIMINGS.unnoticedLogMs);
   }
 
   /** Starts consuming in the background; failures are retried with backoff until {@link close}. */
@@ -150,7 +156,9 @@ export class KafkaIngest {
     const input = this.input(record);
     if (isRefusal(input)) {
       observe('rejected');
-      logger.debug({ ...where, reason: input.message }, 'kafka ingest: record skipped');
+      // A record that can never be published is the back end's bug: say where it is and why, at
+      // warn, but at most once per window (a topic full of them would flood the log).
+      this.skipped.warn('ingest_record_skipped', { topic: record.topic, ...where, reason: input.message }, 'kafka ingest: record skipped');
       return;
     }
     const once = { source: `${record.topic}/${record.partition}`, position: Number(record.offset) };
@@ -201,7 +209,7 @@ export class KafkaIngest {
       await Promise.all(
         batch.map((record) =>
           Promise.resolve(record.commit()).catch((err: unknown) =>
-            this.ctx.logger.debug({ partition: record.partition, offset: String(record.offset), err: errorMessage(err) }, 'kafka ingest: commit failed'),
+            this.ctx.logger.debug({ partition: record.partition, offset: String(record.offset), err: kafkaErrorMessage(err) }, 'kafka ingest: commit failed'),
           ),
         ),
       );
@@ -209,7 +217,7 @@ export class KafkaIngest {
   }
 
   private unreadable(err: unknown): void {
-    const fields = { topic: this.ctx.target.topic, brokers: this.ctx.target.describe, err: errorMessage(err) };
+    const fields = { topic: this.ctx.target.topic, brokers: this.ctx.target.describe, err: kafkaErrorMessage(err) };
     if (this.warned) return void this.ctx.logger.debug(fields, 'kafka ingest: still cannot read the topic, retrying');
     this.warned = true;
     this.ctx.logger.warn(fields, 'kafka ingest: cannot read the topic (retrying; the node serves meanwhile)');

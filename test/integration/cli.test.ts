@@ -86,7 +86,7 @@ test('the CLI\'s words: negative numbers get the schema\'s answer, enums list wh
     ],
     [
       ['cluster', '--nodes', '2', '--bus', 'redis-cluster://127.0.0.1:7000'],
-      'fanout: invalid --history: missing: the redis-cluster:// bus cannot hold channel history, recovery or presence; add --history redis://host:port (shared by the nodes) or --history memory (each node its own)',
+      'fanout: invalid --history: missing: the redis-cluster:// bus cannot hold channel history, recovery or presence, and the nodes must share them; add --history redis://host:port (or nats://host:port with JetStream, or kafka://host:port)',
     ],
     [
       ['cluster', '--nodes', '2', '--bus', 'amqp://guest:guest@127.0.0.1:5672', '--', '--history', 'memory'],

@@ -53,6 +53,16 @@ test('three nodes behind HAProxy: a message sent through one node reaches client
 });
 
 test('the demo page and health endpoints are served through HAProxy', async () => {
+  // GET / sends a browser to the page, on a node and through HAProxy alike.
+  for (const port of [nodes[0]!.port, proxy.port]) {
+    const root = await fetch(`http://127.0.0.1:${port}/`, { redirect: 'manual' });
+    assert.equal(root.status, 302, `GET / on port ${port}`);
+    assert.equal(root.headers.get('location'), '/ws');
+    await root.arrayBuffer();
+    const followed = await fetch(`http://127.0.0.1:${port}/?from=bookmark`);
+    assert.equal(followed.url, `http://127.0.0.1:${port}/ws`);
+    assert.match(await followed.text(), /id="sendButton"/);
+  }
   const page = await fetch(`http://127.0.0.1:${proxy.port}/ws`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /id="sendButton"/);

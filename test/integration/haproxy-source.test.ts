@@ -120,7 +120,11 @@ test('fanout cluster --source 127.0.0.2: HAProxy connects from it, the nodes tru
     await client.until((m) => m.includes('Received: through the sourced proxy'));
     client.close();
     await until(() => /"msg":"connected"/.test(out()), { wake: out.changes, what: 'the connection logged' });
-    const logged = out().split('\n').filter((l) => l.includes('"msg":"connected"')).map((l) => (JSON.parse(l) as { ip: string }).ip);
+    // The node's lines come through the cluster as `[node1] {…}`.
+    const logged = out()
+      .split('\n')
+      .filter((l) => l.startsWith('[node1] ') && l.includes('"msg":"connected"'))
+      .map((l) => (JSON.parse(l.slice('[node1] '.length)) as { ip: string }).ip);
     assert.deepEqual(logged, ['127.0.0.3']);
   } finally {
     process.kill(-child.pid!, 'SIGINT');

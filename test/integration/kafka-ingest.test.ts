@@ -3,7 +3,8 @@
  * by channel reach /ws/v1 subscribers and history with the offsets POST /api/publish gives; two
  * nodes in one group publish each record once; a node killed mid-stream (SIGKILL, nothing
  * committed after its last publishes) is replaced by one that goes on with nothing lost and
- * nothing twice; a record that is not JSON (or not UTF-8) is skipped and later ones still arrive.
+ * nothing twice; a record that is not JSON (or not UTF-8) is skipped and later ones still arrive,
+ * with one warn line per burst saying where and why; an unreachable Kafka is named with its cause.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { after, test } from 'node:test';
 import { Admin, ProduceAcks, Producer } from '@platformatic/kafka';
 import type { FanoutNode } from '../../src/app.js';
 import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
+import { freePort } from '../../harness/ports.js';
 import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { connectChannels, subscribe, waitMessages } from '../helpers/channels.js';
@@ -123,6 +125,52 @@ test('a record that is not JSON, not UTF-8, has no key or a bad channel name is 
   const got = await waitMessages(client, 'feed', 2, 30_000);
   assert.deepEqual(got.map((f) => [f.offset, f.data]), [[1, { n: 1 }], [2, { n: 2 }]]);
   await scrapeUntil(httpUrl(node, '').replace(/\/$/, ''), (s) => s.value('fanout_ingest_records_total', { result: 'rejected' }) === 6 && s.value('fanout_ingest_records_total', { result: 'published' }) === 2);
+});
+
+/** The JSON log lines of a `fanout serve` process whose `msg` starts with `msg`. */
+function logLines(node: ServerProcess, msg: string): Array<Record<string, unknown>> {
+  return node
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => String(l.msg).startsWith(msg));
+}
+
+test('a skipped record is one warn line naming topic, partition, offset and why, rate-limited', async () => {
+  const topic = await createTopic(1);
+  const node = await forkFanoutServe(['--api-key', API_KEY, '--bus-prefix', uniquePrefix('ingest'), '--kafka-ingest', topic, '--kafka-brokers', BROKERS]);
+  processes.push(node);
+  await produce(topic, [
+    { key: 'feed', value: 'not json' },
+    { key: 'feed', value: 'not json either' },
+    { key: '', value: '{"n":0}' },
+    { key: 'feed', value: '{"n":1}' },
+  ]);
+  const base = `http://127.0.0.1:${node.port}`;
+  await until(async () => (await history(base, 'feed')).offset === 1, { timeoutMs: 30_000, what: 'the good record published' });
+  const skipped = logLines(node, 'kafka ingest: record skipped');
+  // Three skipped in a burst: the first is logged at warn, the others only counted (the metric has each).
+  assert.equal(skipped.length, 1, node.output());
+  assert.deepEqual(
+    { level: skipped[0]!.level, topic: skipped[0]!.topic, partition: skipped[0]!.partition, offset: skipped[0]!.offset },
+    { level: 40, topic, partition: 0, offset: '0' },
+  );
+  assert.match(String(skipped[0]!.reason), /JSON/);
+  await scrapeUntil(base, (s) => s.value('fanout_ingest_records_total', { result: 'rejected' }) === 3);
+});
+
+test('Kafka connection errors name the address and the cause, as Redis\'s do', async () => {
+  const port = await freePort();
+  const node = await forkFanoutServe(['--bus', `kafka://127.0.0.1:${port}`, '--kafka-ingest', 'orders']);
+  processes.push(node);
+  const cause = `ECONNREFUSED 127.0.0.1:${port}`;
+  await until(() => logLines(node, 'bus not reachable yet').length > 0 && logLines(node, 'kafka ingest: cannot read the topic').length > 0, {
+    timeoutMs: 30_000, intervalMs: 100, what: 'the bus and the ingest reporting Kafka unreachable', detail: node.output,
+  });
+  for (const line of [...logLines(node, 'bus not reachable yet'), ...logLines(node, 'kafka ingest: cannot read the topic')]) {
+    assert.ok(String(line.err).includes(cause), `${line.msg}: ${String(line.err)}`);
+  }
 });
 
 test('two nodes in one group: every record is published once, in order per channel', async () => {

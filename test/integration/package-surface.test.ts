@@ -2,9 +2,9 @@
 // SDK), with types that compile under `tsc --strict`, and nothing else reachable by deep import.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -64,4 +64,24 @@ console.log(JSON.stringify({ deep }));
   assert.equal(health!.status, 200);
   assert.equal((health!.body as { status: string }).status, 'ok');
   assert.equal(deep!.deep, 'ERR_PACKAGE_PATH_NOT_EXPORTED');
+});
+
+test('the tarball (npm pack): LICENSE, README, the CLI, both entry points with types, and no source maps without their sources', async () => {
+  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 });
+  const files = new Set(((JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files).map((f) => f.path));
+  for (const path of ['LICENSE', 'README.md', 'package.json', 'dist/src/cli/main.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/client/index.js', 'dist/client/index.d.ts', 'public/index.html']) {
+    assert.ok(files.has(path), `${path} is in the tarball`);
+  }
+  // A source map is useful only with the sources it points at: every map shipped has them all
+  // (package.json leaves the maps out, as it ships no sources).
+  for (const map of [...files].filter((f) => f.endsWith('.map'))) {
+    const { sources } = JSON.parse(readFileSync(join(ROOT, map), 'utf8')) as { sources: string[] };
+    for (const source of sources) {
+      const path = posix.normalize(posix.join(posix.dirname(map), source));
+      assert.ok(files.has(path), `${map} points at ${path}, which the tarball does not have`);
+    }
+  }
+  // Only the product: no tests, benchmark or harness.
+  assert.deepEqual([...files].filter((f) => /^dist\/(test|bench|harness)\//.test(f)), []);
+  assert.match(readFileSync(join(ROOT, 'LICENSE'), 'utf8'), /^MIT License/);
 });

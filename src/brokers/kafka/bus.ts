@@ -22,7 +22,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Consumer } from '@platformatic/kafka';
 import type { KafkaAddress } from '../../config/bus-address.js';
-import { BusUnavailableError, errorMessage } from '../../errors.js';
+import { BusUnavailableError } from '../../errors.js';
+import { kafkaErrorMessage } from './client.js';
 import { BaseBus } from '../../stores/bus.js';
 import { FirstAttempt } from '../../stores/retry.js';
 import {
@@ -53,7 +54,7 @@ export class KafkaBus extends BaseBus {
     open: (clients) => this.open(clients),
     live: (session) => this.live(session),
     failed: (err) => {
-      const error = err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka: ${errorMessage(err)}`, { cause: err });
+      const error = err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka: ${kafkaErrorMessage(err)}`, { cause: err });
       this.setStatus('disconnected', error);
       this.first.settled(error);
     },
@@ -62,7 +63,7 @@ export class KafkaBus extends BaseBus {
     session: () => (this.connected ? this.session : undefined),
     unavailable: () => new BusUnavailableError(`kafka is ${this.status}`),
     full: (waiting) => new BusUnavailableError(`kafka has ${waiting} publishes waiting for the broker`),
-    failed: (err) => new BusUnavailableError(`kafka publish failed: ${errorMessage(err)}`, { cause: err }),
+    failed: (err) => new BusUnavailableError(`kafka publish failed: ${kafkaErrorMessage(err)}`, { cause: err }),
   });
 
   /** `address` is the --bus URL parsed at load (config/bus-address.ts). */

@@ -39,6 +39,32 @@ export function isLinkFailure(err: unknown, depth = 0): boolean {
   return (Array.isArray(errors) && errors.some((e) => isLinkFailure(e, depth + 1))) || (cause !== undefined && isLinkFailure(cause, depth + 1));
 }
 
+/**
+ * A client error as one line that says where and why, as Redis's do: the client's own words,
+ * then the distinct causes it wraps (`metadata failed 3 times: connect ECONNREFUSED
+ * 127.0.0.1:9092`). The client nests them (retries in `errors`, each a "Cannot connect to any
+ * broker" with one NetworkError per broker, its socket error in `cause`), and its top message
+ * names neither the address nor the cause. A cause that does not name the address
+ * (`getaddrinfo ENOTFOUND host`) gets it from the NetworkError around it.
+ */
+export function kafkaErrorMessage(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const causes = new Set<string>();
+  const walk = (e: unknown, address: string | undefined, depth: number): void => {
+    if (!(e instanceof Error) || depth > 6) return;
+    const nested = [...((e as { errors?: unknown }).errors as unknown[] | undefined ?? []), ...(e.cause === undefined ? [] : [e.cause])];
+    const here = /Connection to (\S+?) failed/.exec(e.message)?.[1] ?? address;
+    if (nested.length === 0) {
+      if (depth > 0) causes.add(here !== undefined && !e.message.includes(here.replace(/^.*:/, ':')) ? `${e.message} (${here})` : e.message);
+      return;
+    }
+    for (const n of nested) walk(n, here, depth + 1);
+  };
+  walk(err, undefined, 0);
+  const top = err.message.replace(/\.$/, '');
+  return causes.size === 0 ? top : `${top}: ${[...causes].join('; ')}`;
+}
+
 /** Closes a client without waiting for what it has in flight; never rejects. */
 export function forceClose(client: Closable): Promise<void> {
   return new Promise((resolve) => {

@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Admin } from '@platformatic/kafka';
-import { loadKafkaClient, type Closable } from './client.js';
+import { kafkaErrorMessage, loadKafkaClient, type Closable } from './client.js';
 import { createTopic, listEnds, openSession, SessionLoop, SharedEnds, SingleFlightProducer, type KafkaRecord, type RecordToProduce, type Session } from './session.js';
-import { BusUnavailableError, errorMessage } from '../../errors.js';
+import { BusUnavailableError } from '../../errors.js';
 import { PresenceView, SWEPT_HEADER, type ViewChange } from './presence-view.js';
 
 /** How long a call waits for a session, an answer of the broker, or the view to catch up, before it counts as unavailable. */
@@ -51,7 +51,7 @@ export interface PresenceLinkHooks {
 
 /** `err` as the BusUnavailableError a presence call rejects with. */
 export function unavailable(err: unknown): BusUnavailableError {
-  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka presence: ${errorMessage(err)}`, { cause: err });
+  return err instanceof BusUnavailableError ? err : new BusUnavailableError(`kafka presence: ${kafkaErrorMessage(err)}`, { cause: err });
 }
 
 /** `promise`, or a BusUnavailableError saying `what` after {@link OP_TIMEOUT_MS}. */
@@ -87,7 +87,7 @@ export class PresenceLink {
     label: 'kafka presence',
     open: (clients) => this.open(clients),
     live: (session) => this.hold(session),
-    failed: (err, during) => this.options.logError(err, during === 'open' ? 'presence: Kafka not reachable; retrying' : 'presence: Kafka session ended; reconnecting'),
+    failed: (err, during) => this.options.logError(unavailable(err), during === 'open' ? 'presence: Kafka not reachable; retrying' : 'presence: Kafka session ended; reconnecting'),
   });
   private readonly producer = new SingleFlightProducer({
     session: () => this.current,

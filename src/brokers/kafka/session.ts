@@ -15,7 +15,7 @@
 import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Producer } from '@platformatic/kafka';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import { busRetryDelay, Sleeper } from '../../stores/retry.js';
-import { forceClose, isLinkFailure, loadKafkaClient, type Closable } from './client.js';
+import { forceClose, isLinkFailure, kafkaErrorMessage, loadKafkaClient, type Closable } from './client.js';
 
 /**
  * Client timings: a refused or closed connection is seen within about a second (three tries 250 ms
@@ -116,7 +116,7 @@ export async function openSession(spec: SessionSpec, clients: Closable[]): Promi
   let fail!: (err: Error) => void;
   const ended = new Promise<Error>((resolve) => {
     fail = resolve;
-    const end = (why: string) => (err?: unknown) => resolve(new BusUnavailableError(`${label}: ${why}${err instanceof Error ? `: ${errorMessage(err)}` : ''}`, { cause: err }));
+    const end = (why: string) => (err?: unknown) => resolve(new BusUnavailableError(`${label}: ${why}${err instanceof Error ? `: ${kafkaErrorMessage(err)}` : ''}`, { cause: err }));
     // A fetch that fails (broker gone, link cut, a silent network past the request timeout)
     // ends the stream. Broker connections closing alone do not end the session: the broker
     // closes idle ones (connections.max.idle.ms), and the clients open them again when needed.
