@@ -5,7 +5,10 @@
  *
  * Contract (docs/client.md):
  * - On a drop it reconnects with exponential backoff and jitter, unless the close code says not
- *   to (4000–4499, 1002, 1003, 1007, 1008, 1009; or a refused upgrade with 400/401/403/404 under Node).
+ *   to (4000–4499, 1002, 1003, 1007, 1008, 1009) or the upgrade was refused for good (400, 401,
+ *   403, 404, …: the registry's `retry`). An attempt that fails before the socket opens asks the
+ *   node's upgrade check why (client/refusal.ts): browsers learn the status that way, Node's `ws`
+ *   already has it; `disconnected` and `closed` carry the answer as `refusal`.
  * - After every reconnect it resubscribes each channel with `since` = the last position the app
  *   saw; missed messages are replayed first, duplicates are dropped by offset, so the app sees
  *   each message once and in order — or gets an `unrecovered` event when the server could not
@@ -25,6 +28,7 @@ import { FanoutClientError } from './errors.js';
 import { Subscription, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
 import { CLIENT_DEFAULTS, endpointUrl, positive, withToken, type ClientEvents, type ClientOptions, type ClientState, type ConnectedInfo, type DisconnectedInfo } from './options.js';
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
+import { askWhy, canAskWhy, type UpgradeRefusal } from './refusal.js';
 
 export { CHANNEL_PATH, CLIENT_DEFAULTS, endpointUrl } from './options.js';
 export type { ClientEvents, ClientOptions, ClientState, ConnectedInfo, DisconnectedInfo } from './options.js';
@@ -233,7 +237,10 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     }
     this.ws = ws;
     let status: number | undefined;
-    ws.onopen = noop;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+    };
     ws.onmessage = (event) => {
       if (this.ws === ws) this.frame(event.data);
     };
@@ -245,7 +252,10 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
-      this.dropped(event.code, event.reason || this.lastErrorText || '', status);
+      const reason = event.reason || this.lastErrorText || '';
+      // Never opened: the upgrade failed. Ask the node why before deciding to retry.
+      if (!opened && canAskWhy() && (status === undefined || status >= 400)) void this.refused(generation, url, event.code, reason, status);
+      else this.dropped(event.code, reason, status);
     };
     this.connectTimer = timer(this.connectTimeout, () => {
       if (this.ws !== ws) return;
@@ -283,8 +293,17 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.requests.sendWaiting();
   }
 
+  /** An upgrade failed: the node's check says why (or nothing), then the attempt ends as any other. */
+  private async refused(generation: number, url: string, code: number, reason: string, status: number | undefined): Promise<void> {
+    clearTimeout(this.connectTimer);
+    const answer = await askWhy(url, this.connectTimeout);
+    if (generation !== this.generation || this.stateValue === 'closed') return;
+    if (answer === undefined || answer === 'admitted') return this.dropped(code, reason, status);
+    this.dropped(code, answer.message, answer.status, answer);
+  }
+
   /** The socket closed or the attempt failed: reconnect, or stop when the code says so. */
-  private dropped(code: number, reason: string, status?: number): void {
+  private dropped(code: number, reason: string, status?: number, refusal?: UpgradeRefusal): void {
     clearTimeout(this.connectTimer);
     if (this.stateValue === 'closed') return;
     this.connectedInfo = undefined;
@@ -298,11 +317,11 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     // An expired token is terminal unless we can fetch a fresh one.
     if (code === CloseCode.TOKEN_EXPIRED && typeof this.token === 'function') reconnect = true;
     if (this.attempt >= this.maxRetries) reconnect = false;
-    const info: DisconnectedInfo = status === undefined ? { code, reason, reconnect } : { code, reason, reconnect, status };
+    const info: DisconnectedInfo = { code, reason, reconnect, ...(status === undefined ? {} : { status }), ...(refusal ? { refusal } : {}) };
     this.emit('disconnected', info);
     if (this.isClosed()) return; // a listener closed the client
     if (!reconnect) {
-      this.stop(code, status === undefined ? reason : `upgrade refused with HTTP ${status}`, info);
+      this.stop(code, status === undefined ? reason : `upgrade refused with HTTP ${status}${refusal ? `: ${refusal.message}` : ''}`, info);
       return;
     }
     this.setState(this.everConnected ? 'reconnecting' : 'connecting', info);
@@ -328,7 +347,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
     this.setState('closed', why);
     this.firstConnect?.reject(err);
-    this.emit('closed', { code, reason });
+    this.emit('closed', why?.refusal ? { code, reason, refusal: why.refusal } : { code, reason });
   }
 
   // ---------------------------------------------------------------- frames

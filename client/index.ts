@@ -22,5 +22,6 @@ export { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/
 export { ChannelCursor } from './cursor.js';
 export type { SubscribeOutcome } from './cursor.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport.js';
+export type { UpgradeRefusal, RefusedBy } from './refusal.js';
 export type { Unlisten } from './emitter.js';
 export type { Json, StreamPosition, PresenceClient, HistoryEntry } from '../src/protocol/frames.js';
