@@ -113,6 +113,7 @@ describe('hooks through HAProxy with two nodes', () => {
     client.sendJson({ type: 'subscribe', channel: 'news', id: 2 });
     const refused = await client.json((f) => f['type'] === 'error' && f['id'] === 2);
     assert.equal(refused['code'], 'forbidden');
+    assert.equal(refused['message'], 'not allowed to subscribe to news', 'a 403 without a reason: the default text');
   });
 
   test('the connect hook refuses with 401 and 403, and a failing back end gets 503 with Retry-After, never a 101', async () => {
@@ -146,13 +147,19 @@ describe('hooks through HAProxy with two nodes', () => {
     assert.equal((await client.json((f) => f['id'] === 2))['type'], 'history');
 
     client.sendJson({ type: 'subscribe', channel: 'private:bob', id: 3 });
-    assert.equal((await client.json((f) => f['type'] === 'error' && f['id'] === 3))['code'], 'forbidden');
+    const notYours = await client.json((f) => f['type'] === 'error' && f['id'] === 3);
+    assert.equal(notYours['code'], 'forbidden');
+    // The back end's reason, cleaned: its newline and bidi override are spaces, and it is cut at 200 characters.
+    const reason = String(notYours['message']);
+    assert.match(reason, /^private:bob is not yours x+…$/);
+    assert.equal([...reason].length, 200);
     client.sendJson({ type: 'history', channel: 'private:bob', id: 4 });
     assert.equal((await client.json((f) => f['type'] === 'error' && f['id'] === 4))['code'], 'forbidden');
 
     client.sendJson({ type: 'subscribe', channel: 'slow:x', id: 5 });
     const slow = await client.json((f) => f['type'] === 'error' && f['id'] === 5);
     assert.equal(slow['code'], 'unavailable');
+    assert.equal(slow['message'], 'cannot subscribe now: the subscribe hook failed; retry', 'no detail of the back end reaches the client');
     // Still a working connection, and the channel can be asked for again.
     client.sendJson({ type: 'subscribe', channel: 'open:y', id: 6 });
     const open = await client.json((f) => f['type'] === 'subscribed' && f['id'] === 6);
@@ -200,7 +207,9 @@ describe('hooks through HAProxy with two nodes', () => {
       assert.deepEqual(message['data'], { text: 'hello there', by: 'alice' });
     }
     alice.client.sendJson({ type: 'publish', channel: 'room:pub', data: { text: '    ' }, id: 12 });
-    assert.equal((await alice.client.json((f) => f['type'] === 'error' && f['id'] === 12))['code'], 'forbidden');
+    const empty = await alice.client.json((f) => f['type'] === 'error' && f['id'] === 12);
+    assert.equal(empty['code'], 'forbidden');
+    assert.equal(empty['message'], 'say something', "the back end's reason is the message");
     // Publishes of one connection are stored in the order they were sent.
     for (let i = 0; i < 5; i++) alice.client.sendJson({ type: 'publish', channel: 'room:pub', data: { text: `n${i}` } });
     const texts = (): Array<string | undefined> =>
