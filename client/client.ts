@@ -25,7 +25,7 @@ import { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/
 import { Emitter } from './emitter.js';
 import { channelOf, noop, RequestTable, timer, type RequestKind } from './requests.js';
 import { FanoutClientError } from './errors.js';
-import { Subscription, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
+import { Subscription, type JsonCompatible, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
 import { CLIENT_DEFAULTS, endpointUrl, positive, withToken, type ClientEvents, type ClientOptions, type ClientState, type ConnectedInfo, type DisconnectedInfo } from './options.js';
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
 import { askWhy, canAskWhy, type UpgradeRefusal } from './refusal.js';
@@ -57,7 +57,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly requests: RequestTable;
-  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly subscriptions = new Map<string, Subscription<unknown>>();
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private connectedInfo: ConnectedInfo | undefined;
   /** The first socket error of an attempt, as the reason of a close that gives none. */
@@ -101,9 +101,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     return this.connectedInfo?.node;
   }
 
-  /** The subscription to `channel`, if there is an active one. */
-  subscription(channel: string): Subscription | undefined {
-    return this.subscriptions.get(channel);
+  /** The subscription to `channel`, if there is an active one; `T` as it was subscribed with. */
+  subscription<T = Json>(channel: string): Subscription<T> | undefined {
+    return this.subscriptions.get(channel) as Subscription<T> | undefined;
   }
 
   /**
@@ -139,19 +139,20 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
 
   /**
    * Subscribes to `channel`. Messages go to `handlers.onMessage` (or `on('message')`) once each,
-   * in order, across reconnects. One subscription per channel per client.
+   * in order, across reconnects. One subscription per channel per client. `T` types the messages'
+   * data (`subscribe<ChatMessage>('chat:lobby', …)`; default `Json`): the app's word, not checked.
    */
-  subscribe(channel: string, handlers: SubscriptionHandlers = {}, options: SubscribeOptions = {}): Subscription {
+  subscribe<T = Json>(channel: string, handlers: SubscriptionHandlers<T> = {}, options: SubscribeOptions = {}): Subscription<T> {
     if (typeof channel !== 'string' || channel === '') throw new TypeError('channel: expected a non-empty string');
     if (this.subscriptions.has(channel)) throw new Error(`already subscribed to "${channel}": use client.subscription(channel), or unsubscribe first`);
-    const sub = new Subscription(channel, this, handlers, options);
-    this.subscriptions.set(channel, sub);
-    if (this.stateValue === 'connected') this.sendSubscribe(sub);
+    const sub = new Subscription<T>(channel, this, handlers, options);
+    this.subscriptions.set(channel, sub as Subscription<unknown>);
+    if (this.stateValue === 'connected') this.sendSubscribe(sub as Subscription<unknown>);
     return sub;
   }
 
   /** @internal Use `subscription.unsubscribe()`. */
-  async unsubscribe(sub: Subscription): Promise<void> {
+  async unsubscribe(sub: Subscription<unknown>): Promise<void> {
     if (this.subscriptions.get(sub.channel) !== sub) return;
     this.subscriptions.delete(sub.channel);
     if (sub.requestId !== undefined) this.requests.forget(sub.requestId);
@@ -166,29 +167,36 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   }
 
   /**
-   * Publishes `data` (any JSON value) to `channel`; resolves with its offset once the server acks.
+   * Publishes `data` to `channel`: any JSON-compatible value, typed with `type` or `interface`
+   * ({@link JsonCompatible}); resolves with its offset once the server acks.
    * Rejects with a {@link FanoutClientError}: the server's code (`forbidden`, `rate_limited`, …),
    * `disconnected` (sent, then the connection dropped: the outcome is unknown), `timeout`,
    * `queue_full` or `closed`.
    */
-  async publish(channel: string, data: Json): Promise<{ offset: number }> {
+  publish<T>(channel: string, data: T & JsonCompatible<T>): Promise<{ offset: number }> {
+    return this.publishData(channel, data);
+  }
+
+  /** @internal {@link publish} without the type check (a subscription's publish did it). */
+  async publishData(channel: string, data: unknown): Promise<{ offset: number }> {
     if (data === undefined) throw new FanoutClientError('bad_request', 'publish: data is undefined (expected a JSON value)', { channel });
-    const reply = await this.request('publish', { type: 'publish', channel, data });
+    const reply = await this.request('publish', { type: 'publish', channel, data: data as Json });
     return { offset: reply.type === 'ack' ? reply.offset : NaN };
   }
 
-  /** The latest messages of `channel`, oldest first (at most `limit`; the server's default without it). */
-  async history(channel: string, page?: number | HistoryPage): Promise<HistoryResult> {
+  /** The latest messages of `channel`, oldest first (at most `limit`; the server's default without it). `T` types their data (not checked). */
+  async history<T = Json>(channel: string, page?: number | HistoryPage): Promise<HistoryResult<T>> {
     const { limit, before } = typeof page === 'number' ? { limit: page, before: undefined } : (page ?? {});
     const frame: ClientFrame = { type: 'history', channel, ...(limit === undefined ? {} : { limit }), ...(before === undefined ? {} : { before }) };
     const reply = await this.request('history', frame);
-    return reply.type === 'history' ? { epoch: reply.epoch, messages: reply.messages, more: reply.more === true } : { epoch: '', messages: [], more: false };
+    if (reply.type !== 'history') return { epoch: '', messages: [], more: false };
+    return { epoch: reply.epoch, messages: reply.messages.map((m) => ({ offset: m.offset, data: m.data as T })), more: reply.more === true };
   }
 
-  /** Who is subscribed to `channel` now, on every node. */
-  async presence(channel: string): Promise<readonly PresenceClient[]> {
+  /** Who is subscribed to `channel` now, on every node: a plain array, the app's to sort or filter. */
+  async presence(channel: string): Promise<PresenceClient[]> {
     const reply = await this.request('presence', { type: 'presence', channel });
-    return reply.type === 'presence' ? reply.clients : [];
+    return reply.type === 'presence' ? [...reply.clients] : [];
   }
 
   // ---------------------------------------------------------------- connection
@@ -436,7 +444,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
 
   // ---------------------------------------------------------------- requests
 
-  private sendSubscribe(sub: Subscription): void {
+  private sendSubscribe(sub: Subscription<unknown>): void {
     const since = sub.sinceForNextSubscribe();
     sub.asked = since;
     sub.requestId = this.requests.subscribe(sub, since);
