@@ -54,7 +54,8 @@ function signedByFanout(raw, header, secret = SECRET) {
 /** --connect-hook: who is this? The browser's cookie came along with the WebSocket upgrade. */
 function connectHook(call) {
   const session = sessions.get(cookieValue(call.headers?.cookie, COOKIE));
-  if (!session) return [401, { error: 'log in first' }];
+  // The reason reaches the page (docs/hooks.md): say where to log in.
+  if (!session) return [401, { reason: `log in first at ${ownUrl}/` }];
   return [
     200,
     {
@@ -70,7 +71,7 @@ function connectHook(call) {
 /** --subscribe-hook: asked for channels the connect answer's patterns leave out (private:*). */
 function subscribeHook(call) {
   if (call.user && call.channel === `private:${call.user}`) return [200, { data: { owner: call.user, name: call.meta?.name ?? null } }];
-  return [403, { error: 'not your channel' }];
+  return [403, { reason: `${call.channel} is not your channel` }];
 }
 
 /** --publish-hook: every socket publish. Trim, refuse empty, and put the session's name on it. */
@@ -79,12 +80,12 @@ function publishHook(call) {
   const data = call.data;
   if (typeof data === 'string') {
     const text = data.trim();
-    return text === '' ? [403, { error: 'empty message' }] : [200, { data: text }];
+    return text === '' ? [403, { reason: 'empty message' }] : [200, { data: text }];
   }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return [403, { error: 'send text or {"text":…}' }];
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return [403, { reason: 'send text or {"text":…}' }];
   if ('text' in data) {
     const text = typeof data.text === 'string' ? data.text.trim() : '';
-    if (text === '') return [403, { error: 'empty message' }];
+    if (text === '') return [403, { reason: 'empty message' }];
     return [200, { data: { ...data, text, name } }];
   }
   // The demo chat's {"event":"hello"} announcements carry no text: only the name is set.
@@ -199,8 +200,12 @@ const server = createServer(async (req, res) => {
   }
 });
 
+/** This back end's own address (for the connect hook's reason), known once it listens. */
+let ownUrl = `http://${HOST}:${PORT}`;
+
 server.listen(PORT, HOST, () => {
   const { port } = server.address();
+  ownUrl = `http://${HOST}:${port}`;
   console.log(`hooks back end on http://${HOST}:${port}/ (log in there; Fanout at ${FANOUT_URL})`);
   process.send?.({ type: 'listening', port });
 });

@@ -10,7 +10,6 @@ import type { Page } from 'playwright-core';
 import { forkFanoutServe, forkListening, type ServerProcess } from '../../harness/fanout-process.js';
 import { freePort } from '../../harness/ports.js';
 import { until } from '../../harness/wait.js';
-import { scrapeUntil } from '../helpers/metrics.js';
 import { launchBrowser, screenshot, type TestBrowser } from '../helpers/browser.js';
 
 /** This file is dist/test/e2e/…; the example is not compiled. */
@@ -60,10 +59,19 @@ test('log in on the example back end: the cookie admits the demo page, the chat 
   assert.ok(line.some(([who, text]) => who === 'Ben' && text === 'hello from ben'), `Ann sees Ben's trimmed line: ${JSON.stringify(line)}`);
   await screenshot(ann, 'demo-hooks-backend');
 
-  // Without a session the back end refuses the page's WebSocket (401): it never connects.
+  // Without a session the back end refuses the page's WebSocket (401): the page asks the node's
+  // upgrade check why, says the back end refused and that you need to log in there, and stops.
   const { page: stranger } = await browser.open(`http://127.0.0.1:${node.port}/ws?channel=lobby&name=x`);
-  await scrapeUntil(`http://127.0.0.1:${node.port}`, (s) => s.value('fanout_hook_requests_total', { hook: 'connect', result: 'refused' }) >= 1, WAIT);
-  assert.equal(await stranger.getAttribute('#state', 'data-state'), 'connecting', 'refused: still trying, never connected');
+  await stranger.waitForSelector('#state[data-state="closed"]', { timeout: WAIT });
+  const said = (await stranger.textContent('#notice'))!;
+  assert.match(said, /^The back end refused the connection: log in first/, said);
+  assert.match(said, /log in there/);
+  assert.equal(await stranger.textContent('#state'), 'refused');
+  // The echo box learns the same from its own check.
+  await stranger.waitForSelector('#status[data-state="closed"]', { timeout: WAIT });
+  assert.equal(await stranger.textContent('#status'), 'refused');
+  assert.match((await stranger.textContent('#echoNote'))!, /the back end refused the connection/);
+  await screenshot(stranger, 'demo-hooks-refused');
 
   const webhooks = (): string[] => backend.output().split('\n').filter((l) => l.startsWith('{"webhook"'));
   await until(() => webhooks().filter((l) => l.includes('"member_added"')).length >= 2, { timeoutMs: WAIT, what: 'the webhook to log both members' });
