@@ -238,7 +238,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
 
   /** @internal */
   handleMember(type: 'join' | 'leave', member: PresenceClient): void {
-    if (this.active) this.emit(type, { client: member.client, user: member.user });
+    if (this.active) this.emit(type, member.meta === undefined ? { client: member.client, user: member.user } : { client: member.client, user: member.user, meta: member.meta });
   }
 
   /** @internal The connection dropped: the server forgot this subscription. */

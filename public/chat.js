@@ -126,8 +126,13 @@ client.on('error', (err) => notice(`${err.code}: ${err.message}`, true));
 
 // ------------------------------------------------------------------ the log
 
-function nameOf(clientId, user) {
-  return user ?? room?.names.get(clientId) ?? `guest ${String(clientId).slice(0, 6)}`;
+/**
+ * The name to show for a client: its connection's display name when the back end's connect hook
+ * gave one (`meta.name`, which presence carries), else its user, else the name its messages gave.
+ */
+function nameOf(clientId, user, meta) {
+  const given = meta && typeof meta.name === 'string' && meta.name !== '' ? meta.name : undefined;
+  return given ?? user ?? room?.names.get(clientId) ?? `guest ${String(clientId).slice(0, 6)}`;
 }
 
 function clock(at) {
@@ -206,11 +211,11 @@ async function loadHistory() {
 
 function renderPresence() {
   if (!room) return;
-  const items = [...room.present.entries()].filter(([id]) => !room.gone.has(id)).map(([id, user]) => {
+  const items = [...room.present.entries()].filter(([id]) => !room.gone.has(id)).map(([id, { user, meta }]) => {
     const li = document.createElement('li');
     li.dataset.client = id;
     const name = document.createElement('span');
-    name.textContent = nameOf(id, user) + (id === client.clientId ? ' (you)' : '');
+    name.textContent = nameOf(id, user, meta) + (id === client.clientId ? ' (you)' : '');
     li.append(name);
     return li;
   });
@@ -224,7 +229,7 @@ async function loadPresence() {
     const clients = await current.sub.presence();
     if (room !== current) return;
     current.presenceOn = true;
-    current.present = new Map(clients.map((c) => [c.client, c.user]));
+    current.present = new Map(clients.map((c) => [c.client, { user: c.user, meta: c.meta }]));
     $('presenceNote').textContent = '';
     renderPresence();
   } catch (err) {
@@ -241,7 +246,7 @@ function join(channelName) {
   presenceList.replaceChildren();
   $('presenceNote').textContent = '';
   roomStatus('');
-  // shown: offset → line; names: client id → name; present: client id → user; gone: ids of
+  // shown: offset → line; names: client id → name; present: client id → {user, meta}; gone: ids of
   // connections their page replaced after a reconnect (until the server's presence sweep drops them).
   const current = { channel: channelName, shown: new Map(), names: new Map(), present: new Map(), gone: new Set(), presenceOn: false, sub: null, me: null };
   room = current;
@@ -274,8 +279,8 @@ function join(channelName) {
       for (const el of [...log.querySelectorAll('.msg')]) el.remove();
       void loadHistory();
     },
-    onJoin: ({ client: id, user }) => {
-      current.present.set(id, user);
+    onJoin: ({ client: id, user, meta }) => {
+      current.present.set(id, { user, meta });
       renderPresence();
     },
     onLeave: ({ client: id }) => {

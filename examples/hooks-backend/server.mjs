@@ -38,8 +38,6 @@ const MAX_BODY = 256 * 1024;
 
 /** session id → { user, name } */
 const sessions = new Map();
-/** user → the name it logged in with */
-const names = new Map();
 
 // ------------------------------------------------------------------ hooks
 
@@ -63,6 +61,7 @@ function connectHook(call) {
       // Rooms for everyone; private:* is decided per channel by the subscribe hook below.
       channels: ['chat:*'],
       publish: ['chat:*', `private:${session.user}`],
+      // The display name: presence lists show it beside each client, and every hook call brings it.
       meta: { name: session.name },
     },
   ];
@@ -74,9 +73,13 @@ function subscribeHook(call) {
   return [403, { reason: `${call.channel} is not your channel` }];
 }
 
-/** --publish-hook: every socket publish. Trim, refuse empty, and put the session's name on it. */
+/**
+ * --publish-hook: every socket publish. Trim, refuse empty, and put the session's name on it: the
+ * `meta` the connect hook gave the connection comes with every call, and presence shows it too,
+ * so the names in the messages and in the list of who is present are the same.
+ */
 function publishHook(call) {
-  const name = names.get(call.user) ?? call.user ?? '?';
+  const name = call.meta?.name ?? call.user ?? '?';
   const data = call.data;
   if (typeof data === 'string') {
     const text = data.trim();
@@ -129,7 +132,6 @@ function login(form, res) {
   const id = randomBytes(18).toString('base64url');
   const user = `${name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'user'}-${id.slice(0, 4)}`;
   sessions.set(id, { user, name });
-  names.set(user, name);
   // Cookies are per host, not per port: the browser sends this one to the Fanout node on the same
   // host name too, with the WebSocket upgrade. HttpOnly: page scripts never see it.
   res.setHeader('set-cookie', `${COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax`);

@@ -162,7 +162,7 @@ export class Hooks {
    */
   publish(caller: HookCaller, channel: string, data: string, on: HookCall): Promise<ChannelVerdict> {
     // `data` is spliced in as the client sent it (valid JSON: decode() parsed it).
-    const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel }).slice(0, -1)},"data":${data}}`;
+    const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }).slice(0, -1)},"data":${data}}`;
     return this.channelCall('publish', body, on);
   }
 

@@ -1,8 +1,8 @@
 // The demo page in headless Chromium against the example back end (examples/hooks-backend/server.mjs)
 // and a real node with every hook and the webhook: a person logs in on the back end's form, its
 // session cookie admits the page's WebSocket through the connect hook, and the chat works — the
-// publish hook trims what is typed and names the sender, and the back end hears the room fill
-// and the people arrive through the webhook. A screenshot goes to test-artifacts/.
+// publish hook trims what is typed and names the sender, presence shows the same names (the
+// connect hook's meta), and the back end hears the room fill and the people arrive through the webhook. A screenshot goes to test-artifacts/.
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -57,6 +57,10 @@ test('log in on the example back end: the cookie admits the demo page, the chat 
     els.map((el) => [el.querySelector('.who')?.textContent ?? '', el.querySelector('.text')?.textContent ?? '']),
   );
   assert.ok(line.some(([who, text]) => who === 'Ben' && text === 'hello from ben'), `Ann sees Ben's trimmed line: ${JSON.stringify(line)}`);
+  // Presence shows the same display names as the messages: the connect hook's meta ({name}), not the user ids.
+  const present = (): Promise<string[]> => ann.$$eval('#presence li', (els) => els.map((el) => el.textContent ?? '').sort());
+  await ann.waitForFunction(() => document.querySelectorAll('#presence li').length === 2, undefined, { timeout: WAIT });
+  assert.deepEqual(await present(), ['Ann (you)', 'Ben']);
   await screenshot(ann, 'demo-hooks-backend');
 
   // Without a session the back end refuses the page's WebSocket (401): the page asks the node's

@@ -217,7 +217,7 @@ describe('hooks through HAProxy with two nodes', () => {
     await bob.client.until(() => texts().length >= 6);
     assert.deepEqual(texts(), ['hello there', 'n0', 'n1', 'n2', 'n3', 'n4'], 'the empty message was never published; the rest in order');
     const call = (await backend.calls()).calls.find((c) => c.hook === 'publish' && c.body['client'] === alice.id);
-    assert.deepEqual(call?.body, { client: alice.id, user: 'alice', channel: 'room:pub', data: { text: '   hello there  ' } });
+    assert.deepEqual(call?.body, { client: alice.id, user: 'alice', channel: 'room:pub', meta: { name: 'Alice' }, data: { text: '   hello there  ' } });
   });
 
   test('every call carries X-Fanout-Node and a signature the back end can verify with --hook-secret', async () => {
