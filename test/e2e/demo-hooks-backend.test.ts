@@ -76,6 +76,22 @@ test('log in on the example back end: the cookie admits the demo page, the chat 
   assert.equal(await stranger.textContent('#status'), 'refused');
   assert.match((await stranger.textContent('#echoNote'))!, /the back end refused the connection/);
   await screenshot(stranger, 'demo-hooks-refused');
+  // The SDK itself, in the browser: the refused upgrade's status and code reach the app, and it stops.
+  const seen = await stranger.evaluate(async () => {
+    const sdk = '/ws/client/index.js'; // the SDK as the node serves it to pages
+    const { FanoutClient } = (await import(sdk)) as typeof import('../../client/index.js');
+    const client = new FanoutClient({ url: '/ws/v1', backoff: { initial: 10, max: 10 } });
+    const drops: unknown[] = [];
+    client.on('disconnected', (info) => drops.push(info));
+    const closed = new Promise<{ reason: string; refusal?: unknown }>((resolve) => client.on('closed', resolve));
+    void client.connect();
+    return { closed: await closed, drops, state: client.state };
+  });
+  assert.equal(seen.state, 'closed');
+  assert.equal(seen.drops.length, 1, 'no retry after the 401');
+  const refusal = seen.closed.refusal as { status: number; code: string; message: string; by: string };
+  assert.deepEqual({ ...refusal, message: undefined }, { status: 401, code: 'unauthorized', by: 'connect_hook', message: undefined });
+  assert.match(refusal.message, /^the back end refused the connection: log in first at http:\/\/127\.0\.0\.1:\d+\/$/);
 
   const webhooks = (): string[] => backend.output().split('\n').filter((l) => l.startsWith('{"webhook"'));
   await until(() => webhooks().filter((l) => l.includes('"member_added"')).length >= 2, { timeoutMs: WAIT, what: 'the webhook to log both members' });
