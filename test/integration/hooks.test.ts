@@ -123,6 +123,14 @@ describe('hooks through HAProxy with two nodes', () => {
     const crashed = refusal(await upgrade(`${url}/ws/v1`, { headers: { cookie: 'session=crash' } }));
     assert.equal(crashed.status, 503, 'a 5xx');
     assert.equal(crashed.headers['retry-after'], '5');
+    // The upgrade check, through HAProxy, says the same with the back end's reason; a 5xx stays private.
+    const check = async (cookie: string): Promise<{ status: number; body: unknown }> => {
+      const res = await fetch(`http://127.0.0.1:${proxy.port}/ws/v1/check`, { method: 'POST', headers: { cookie } });
+      return { status: res.status, body: await res.json() };
+    };
+    assert.deepEqual(await check('session=banned'), { status: 403, body: { error: 'forbidden', message: 'the back end refused the connection: you are banned', by: 'connect_hook' } });
+    assert.deepEqual(await check('session=nobody'), { status: 401, body: { error: 'unauthorized', message: 'the back end refused the connection: log in first', by: 'connect_hook' } });
+    assert.deepEqual(await check('session=crash'), { status: 503, body: { error: 'unavailable', message: 'the connect hook failed', by: 'connect_hook' } });
   });
 
   test('a back end that never answers: the upgrade is refused with 503 once --hook-timeout passes', async () => {
