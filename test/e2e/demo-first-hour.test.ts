@@ -35,6 +35,12 @@ test('two tabs through HAProxy show two different nodes', async () => {
   const b = await connectedNode(second.page);
   assert.notEqual(a, b, `both tabs on ${a}`);
   assert.deepEqual([a, b].sort(), ['first1', 'first2']);
+  // The room field says which characters a room may have, and a name outside them is not joined.
+  assert.match((await first.page.textContent('#roomRule'))!, /letters, digits and _ \. @ = \+ -/);
+  await first.page.fill('#channel', 'my room!');
+  await first.page.click('#join');
+  assert.equal(await first.page.$eval('#channel', (el) => (el as HTMLInputElement).validity.patternMismatch), true);
+  assert.equal(await first.page.title(), `#${room} — Fanout`, 'still in the room it was in');
 });
 
 test('reloading the page and joining again post "joined" once; the log shows no offsets', async () => {
