@@ -27,22 +27,31 @@ async function check(node: FanoutNode, query = '', headers: Record<string, strin
   return { status: res.status, body: text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>), headers: res.headers };
 }
 
-/** A real back end for --connect-hook: `cookie: session=ok` admits as user "ok"; else 401 with a reason. Records each call's body. */
-async function startConnectBackend(): Promise<{ server: Server; url: string; calls: Array<Record<string, unknown>> }> {
+/**
+ * A real back end for --connect-hook: `cookie: session=ok` admits as user "ok"; `session=hang` is
+ * never answered (`held` counts those still open); else 401 with a reason. Records each call's body.
+ */
+async function startConnectBackend(): Promise<{ server: Server; url: string; calls: Array<Record<string, unknown>>; held: () => number }> {
   const calls: Array<Record<string, unknown>> = [];
+  let held = 0;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { headers?: { cookie?: string } };
       calls.push(body as Record<string, unknown>);
+      if (body.headers?.cookie === 'session=hang') {
+        held++;
+        res.once('close', () => held--);
+        return;
+      }
       const ok = body.headers?.cookie === 'session=ok';
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
       res.end(JSON.stringify(ok ? { user: 'ok' } : { reason: 'log in at http://app.example/login' }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/connect`, calls };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/connect`, calls, held: () => held };
 }
 
 describe('the upgrade check', () => {
@@ -126,6 +135,29 @@ describe('the upgrade check', () => {
     });
     assert.equal(upgrade.status, 401);
     assert.match(upgrade.body, /the back end refused the connection: log in at/);
+  });
+
+  test("bounded as an upgrade: checks waiting on the connect hook take the address's share of connect calls, so an upgrade gets 503 at once", async () => {
+    const backend = await startConnectBackend();
+    servers.push(backend.server);
+    const node = await startNode({ connectHook: backend.url, hookTimeout: 30 });
+    nodes.push(node);
+    const waiting = Array.from({ length: 4 }, () => new AbortController());
+    const pending = waiting.map((c) => fetch(httpUrl(node, '/ws/v1/check'), { method: 'POST', headers: { cookie: 'session=hang' }, signal: c.signal }).catch(() => undefined));
+    await until(() => backend.held() === 4, { timeoutMs: 5000, what: 'the back end to hold 4 checks' });
+    const upgrade = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(wsUrl(node, '/ws/v1'), { headers: { cookie: 'session=ok' } });
+      ws.on('error', () => {});
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.once('open', () => reject(new Error('admitted past the share')));
+    });
+    assert.equal(upgrade, 503, 'the checks hold the connect share of this address');
+    assert.deepEqual((await check(node, '', { cookie: 'session=ok' })).body, { error: 'unavailable', message: 'the connect hook failed', by: 'connect_hook' });
+    // Clients that go away free their calls: the node aborts them, and the share is free again.
+    for (const c of waiting) c.abort();
+    await Promise.all(pending);
+    await until(() => backend.held() === 0, { timeoutMs: 5000, what: 'the node to abandon the calls' });
+    await until(async () => (await check(node, '', { cookie: 'session=ok' })).status === 204, { timeoutMs: 5000, what: 'the share to be free' });
   });
 
   test('the Node SDK: a terminal refusal stops at once with the check’s answer in disconnected and closed', async () => {
