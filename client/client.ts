@@ -5,7 +5,10 @@
  *
  * Contract (docs/client.md):
  * - On a drop it reconnects with exponential backoff and jitter, unless the close code says not
- *   to (4000–4499, 1002, 1003, 1007, 1008, 1009; or a refused upgrade with 400/401/403/404 under Node).
+ *   to (4000–4499, 1002, 1003, 1007, 1008, 1009) or the upgrade was refused for good (400, 401,
+ *   403, 404, …: the registry's `retry`). An attempt that fails before the socket opens asks the
+ *   node's upgrade check why (client/refusal.ts): browsers learn the status that way, Node's `ws`
+ *   already has it; `disconnected` and `closed` carry the answer as `refusal`.
  * - After every reconnect it resubscribes each channel with `since` = the last position the app
  *   saw; missed messages are replayed first, duplicates are dropped by offset, so the app sees
  *   each message once and in order — or gets an `unrecovered` event when the server could not
@@ -22,9 +25,10 @@ import { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/
 import { Emitter } from './emitter.js';
 import { channelOf, noop, RequestTable, timer, type RequestKind } from './requests.js';
 import { FanoutClientError } from './errors.js';
-import { Subscription, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
+import { Subscription, type JsonCompatible, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
 import { CLIENT_DEFAULTS, endpointUrl, positive, withToken, type ClientEvents, type ClientOptions, type ClientState, type ConnectedInfo, type DisconnectedInfo } from './options.js';
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
+import { askWhy, canAskWhy, type UpgradeRefusal } from './refusal.js';
 
 export { CHANNEL_PATH, CLIENT_DEFAULTS, endpointUrl } from './options.js';
 export type { ClientEvents, ClientOptions, ClientState, ConnectedInfo, DisconnectedInfo } from './options.js';
@@ -53,7 +57,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly requests: RequestTable;
-  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly subscriptions = new Map<string, Subscription<unknown>>();
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
   private connectedInfo: ConnectedInfo | undefined;
   /** The first socket error of an attempt, as the reason of a close that gives none. */
@@ -97,9 +101,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     return this.connectedInfo?.node;
   }
 
-  /** The subscription to `channel`, if there is an active one. */
-  subscription(channel: string): Subscription | undefined {
-    return this.subscriptions.get(channel);
+  /** The subscription to `channel`, if there is an active one; `T` as it was subscribed with. */
+  subscription<T = Json>(channel: string): Subscription<T> | undefined {
+    return this.subscriptions.get(channel) as Subscription<T> | undefined;
   }
 
   /**
@@ -135,19 +139,20 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
 
   /**
    * Subscribes to `channel`. Messages go to `handlers.onMessage` (or `on('message')`) once each,
-   * in order, across reconnects. One subscription per channel per client.
+   * in order, across reconnects. One subscription per channel per client. `T` types the messages'
+   * data (`subscribe<ChatMessage>('chat:lobby', …)`; default `Json`): the app's word, not checked.
    */
-  subscribe(channel: string, handlers: SubscriptionHandlers = {}, options: SubscribeOptions = {}): Subscription {
+  subscribe<T = Json>(channel: string, handlers: SubscriptionHandlers<T> = {}, options: SubscribeOptions = {}): Subscription<T> {
     if (typeof channel !== 'string' || channel === '') throw new TypeError('channel: expected a non-empty string');
     if (this.subscriptions.has(channel)) throw new Error(`already subscribed to "${channel}": use client.subscription(channel), or unsubscribe first`);
-    const sub = new Subscription(channel, this, handlers, options);
-    this.subscriptions.set(channel, sub);
-    if (this.stateValue === 'connected') this.sendSubscribe(sub);
+    const sub = new Subscription<T>(channel, this, handlers, options);
+    this.subscriptions.set(channel, sub as Subscription<unknown>);
+    if (this.stateValue === 'connected') this.sendSubscribe(sub as Subscription<unknown>);
     return sub;
   }
 
   /** @internal Use `subscription.unsubscribe()`. */
-  async unsubscribe(sub: Subscription): Promise<void> {
+  async unsubscribe(sub: Subscription<unknown>): Promise<void> {
     if (this.subscriptions.get(sub.channel) !== sub) return;
     this.subscriptions.delete(sub.channel);
     if (sub.requestId !== undefined) this.requests.forget(sub.requestId);
@@ -162,29 +167,36 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   }
 
   /**
-   * Publishes `data` (any JSON value) to `channel`; resolves with its offset once the server acks.
+   * Publishes `data` to `channel`: any JSON-compatible value, typed with `type` or `interface`
+   * ({@link JsonCompatible}); resolves with its offset once the server acks.
    * Rejects with a {@link FanoutClientError}: the server's code (`forbidden`, `rate_limited`, …),
    * `disconnected` (sent, then the connection dropped: the outcome is unknown), `timeout`,
    * `queue_full` or `closed`.
    */
-  async publish(channel: string, data: Json): Promise<{ offset: number }> {
+  publish<T>(channel: string, data: T & JsonCompatible<T>): Promise<{ offset: number }> {
+    return this.publishData(channel, data);
+  }
+
+  /** @internal {@link publish} without the type check (a subscription's publish did it). */
+  async publishData(channel: string, data: unknown): Promise<{ offset: number }> {
     if (data === undefined) throw new FanoutClientError('bad_request', 'publish: data is undefined (expected a JSON value)', { channel });
-    const reply = await this.request('publish', { type: 'publish', channel, data });
+    const reply = await this.request('publish', { type: 'publish', channel, data: data as Json });
     return { offset: reply.type === 'ack' ? reply.offset : NaN };
   }
 
-  /** The latest messages of `channel`, oldest first (at most `limit`; the server's default without it). */
-  async history(channel: string, page?: number | HistoryPage): Promise<HistoryResult> {
+  /** The latest messages of `channel`, oldest first (at most `limit`; the server's default without it). `T` types their data (not checked). */
+  async history<T = Json>(channel: string, page?: number | HistoryPage): Promise<HistoryResult<T>> {
     const { limit, before } = typeof page === 'number' ? { limit: page, before: undefined } : (page ?? {});
     const frame: ClientFrame = { type: 'history', channel, ...(limit === undefined ? {} : { limit }), ...(before === undefined ? {} : { before }) };
     const reply = await this.request('history', frame);
-    return reply.type === 'history' ? { epoch: reply.epoch, messages: reply.messages, more: reply.more === true } : { epoch: '', messages: [], more: false };
+    if (reply.type !== 'history') return { epoch: '', messages: [], more: false };
+    return { epoch: reply.epoch, messages: reply.messages.map((m) => ({ offset: m.offset, data: m.data as T })), more: reply.more === true };
   }
 
-  /** Who is subscribed to `channel` now, on every node. */
-  async presence(channel: string): Promise<readonly PresenceClient[]> {
+  /** Who is subscribed to `channel` now, on every node: a plain array, the app's to sort or filter. */
+  async presence(channel: string): Promise<PresenceClient[]> {
     const reply = await this.request('presence', { type: 'presence', channel });
-    return reply.type === 'presence' ? reply.clients : [];
+    return reply.type === 'presence' ? [...reply.clients] : [];
   }
 
   // ---------------------------------------------------------------- connection
@@ -233,7 +245,10 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     }
     this.ws = ws;
     let status: number | undefined;
-    ws.onopen = noop;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+    };
     ws.onmessage = (event) => {
       if (this.ws === ws) this.frame(event.data);
     };
@@ -245,7 +260,10 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
-      this.dropped(event.code, event.reason || this.lastErrorText || '', status);
+      const reason = event.reason || this.lastErrorText || '';
+      // Never opened: the upgrade failed. Ask the node why before deciding to retry.
+      if (!opened && canAskWhy() && (status === undefined || status >= 400)) void this.refused(generation, url, event.code, reason, status);
+      else this.dropped(event.code, reason, status);
     };
     this.connectTimer = timer(this.connectTimeout, () => {
       if (this.ws !== ws) return;
@@ -283,8 +301,17 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.requests.sendWaiting();
   }
 
+  /** An upgrade failed: the node's check says why (or nothing), then the attempt ends as any other. */
+  private async refused(generation: number, url: string, code: number, reason: string, status: number | undefined): Promise<void> {
+    clearTimeout(this.connectTimer);
+    const answer = await askWhy(url, this.connectTimeout);
+    if (generation !== this.generation || this.stateValue === 'closed') return;
+    if (answer === undefined || answer === 'admitted') return this.dropped(code, reason, status);
+    this.dropped(code, answer.message, answer.status, answer);
+  }
+
   /** The socket closed or the attempt failed: reconnect, or stop when the code says so. */
-  private dropped(code: number, reason: string, status?: number): void {
+  private dropped(code: number, reason: string, status?: number, refusal?: UpgradeRefusal): void {
     clearTimeout(this.connectTimer);
     if (this.stateValue === 'closed') return;
     this.connectedInfo = undefined;
@@ -298,11 +325,11 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     // An expired token is terminal unless we can fetch a fresh one.
     if (code === CloseCode.TOKEN_EXPIRED && typeof this.token === 'function') reconnect = true;
     if (this.attempt >= this.maxRetries) reconnect = false;
-    const info: DisconnectedInfo = status === undefined ? { code, reason, reconnect } : { code, reason, reconnect, status };
+    const info: DisconnectedInfo = { code, reason, reconnect, ...(status === undefined ? {} : { status }), ...(refusal ? { refusal } : {}) };
     this.emit('disconnected', info);
     if (this.isClosed()) return; // a listener closed the client
     if (!reconnect) {
-      this.stop(code, status === undefined ? reason : `upgrade refused with HTTP ${status}`, info);
+      this.stop(code, status === undefined ? reason : `upgrade refused with HTTP ${status}${refusal ? `: ${refusal.message}` : ''}`, info);
       return;
     }
     this.setState(this.everConnected ? 'reconnecting' : 'connecting', info);
@@ -328,7 +355,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
     this.setState('closed', why);
     this.firstConnect?.reject(err);
-    this.emit('closed', { code, reason });
+    this.emit('closed', why?.refusal ? { code, reason, refusal: why.refusal } : { code, reason });
   }
 
   // ---------------------------------------------------------------- frames
@@ -417,7 +444,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
 
   // ---------------------------------------------------------------- requests
 
-  private sendSubscribe(sub: Subscription): void {
+  private sendSubscribe(sub: Subscription<unknown>): void {
     const since = sub.sinceForNextSubscribe();
     sub.asked = since;
     sub.requestId = this.requests.subscribe(sub, since);

@@ -13,7 +13,7 @@
 export { FanoutClient, connect, endpointUrl, CHANNEL_PATH, CLIENT_DEFAULTS } from './client.js';
 export type { ClientOptions, ClientState, ClientEvents, ConnectedInfo, DisconnectedInfo } from './client.js';
 export { Subscription } from './subscription.js';
-export type { SubscriptionState, SubscriptionEvents, SubscriptionHandlers, SubscribeOptions, SubscribedInfo, MessageContext, HistoryPage, HistoryResult } from './subscription.js';
+export type { SubscriptionState, SubscriptionEvents, SubscriptionHandlers, SubscribeOptions, SubscribedInfo, MessageContext, HistoryPage, HistoryResult, JsonCompatible, PublishBound } from './subscription.js';
 export { FanoutClientError } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
 export { backoffDelay, BACKOFF_DEFAULTS } from './backoff.js';
@@ -22,5 +22,6 @@ export { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/
 export { ChannelCursor } from './cursor.js';
 export type { SubscribeOutcome } from './cursor.js';
 export type { WebSocketConstructor, WebSocketLike } from './transport.js';
+export type { UpgradeRefusal, RefusedBy } from './refusal.js';
 export type { Unlisten } from './emitter.js';
 export type { Json, StreamPosition, PresenceClient, HistoryEntry } from '../src/protocol/frames.js';

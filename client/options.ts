@@ -5,6 +5,7 @@
 import { CHANNEL_PATH } from '../src/protocol/frames.js';
 import type { BackoffOptions } from './backoff.js';
 import type { FanoutClientError } from './errors.js';
+import type { UpgradeRefusal } from './refusal.js';
 import type { WebSocketConstructor } from './transport.js';
 
 export { CHANNEL_PATH };
@@ -62,8 +63,13 @@ export interface DisconnectedInfo {
   readonly reason: string;
   /** True when the client will reconnect. */
   readonly reconnect: boolean;
-  /** The refused upgrade's HTTP status, when the WebSocket implementation reports it (Node). */
+  /** The refused upgrade's HTTP status: from the node's upgrade check, or from the WebSocket implementation (Node's `ws`). */
   readonly status?: number;
+  /**
+   * Why the node refused the upgrade, when its upgrade check answered (client/refusal.ts): the
+   * status, the error code, the node's message (also in `reason`) and which control refused.
+   */
+  readonly refusal?: UpgradeRefusal;
 }
 
 export interface ClientEvents {
@@ -79,7 +85,7 @@ export interface ClientEvents {
   /** The connection dropped or was refused; `reconnect` says what happens next. */
   disconnected: (info: DisconnectedInfo) => void;
   /** The client stopped for good: `close()`, a terminal close code, or `maxRetries`. */
-  closed: (info: { readonly code: number; readonly reason: string }) => void;
+  closed: (info: { readonly code: number; readonly reason: string; readonly refusal?: UpgradeRefusal }) => void;
   /** Errors that belong to no request: error frames without an id, bad frames, token failures. */
   error: (error: FanoutClientError) => void;
 }

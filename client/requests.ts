@@ -19,7 +19,7 @@ export interface Pending {
   readonly resolve: (frame: ServerFrame) => void;
   readonly reject: (err: FanoutClientError) => void;
   readonly timer: ReturnType<typeof setTimeout> | undefined;
-  readonly subscription?: Subscription;
+  readonly subscription?: Subscription<unknown>;
   sent: boolean;
 }
 
@@ -81,7 +81,7 @@ export class RequestTable {
   }
 
   /** A subscribe for `sub` (no timeout: a subscription waits as long as it takes; a drop re-sends it). Returns its id. */
-  subscribe(sub: Subscription, since: Extract<ClientFrame, { type: 'subscribe' }>['since']): number {
+  subscribe(sub: Subscription<unknown>, since: Extract<ClientFrame, { type: 'subscribe' }>['since']): number {
     const id = this.nextId++;
     const frame: ClientFrame = since ? { type: 'subscribe', channel: sub.channel, id, since } : { type: 'subscribe', channel: sub.channel, id };
     const pending: Pending = { id, kind: 'subscribe', frame, resolve: noop, reject: noop, timer: undefined, subscription: sub, sent: false };

@@ -2,7 +2,7 @@
  * One channel subscription: its cursor (what the app has seen), its state and its events. The
  * client drives it; the app listens to it and may publish, read history or presence through it.
  */
-import type { HistoryEntry, Json, MessageFrame, PresenceClient, StreamPosition, SubscribedFrame } from '../src/protocol/frames.js';
+import type { Json, MessageFrame, PresenceClient, StreamPosition, SubscribedFrame } from '../src/protocol/frames.js';
 import { ChannelCursor, type SubscribeOutcome } from './cursor.js';
 import { Emitter, type Unlisten } from './emitter.js';
 import type { FanoutClientError } from './errors.js';
@@ -15,11 +15,28 @@ export interface HistoryPage {
 }
 
 /** A page of history, oldest first; `more` when older messages remain (read them with `before: messages[0].offset`). */
-export interface HistoryResult {
+export interface HistoryResult<T = Json> {
   readonly epoch: string;
-  readonly messages: readonly HistoryEntry[];
+  readonly messages: Array<{ readonly offset: number; readonly data: T }>;
   readonly more: boolean;
 }
+
+/**
+ * `T` when its values survive `JSON.stringify` as themselves: strings, numbers, booleans, null,
+ * and arrays and objects of those, whether the objects are typed with `type` or `interface`;
+ * `never` for functions, symbols, bigints, `undefined` and objects with methods (`Date`, `Map`).
+ * Optional properties are fine (JSON leaves them out). What `publish` accepts: `data: T & JsonCompatible<T>`.
+ */
+export type JsonCompatible<T> = T extends string | number | boolean | null
+  ? T
+  : T extends bigint | symbol | undefined | ((...args: never[]) => unknown)
+    ? never
+    : T extends object
+      ? { [K in keyof T]: JsonCompatible<T[K]> }
+      : never;
+
+/** What a subscription's `publish` takes: any JSON value while the subscription is untyped (`Json`), else its own `T`. */
+export type PublishBound<T> = [Json] extends [T] ? unknown : T;
 
 
 export type SubscriptionState =
@@ -52,9 +69,10 @@ export interface SubscribedInfo {
   readonly data?: Json;
 }
 
-export interface SubscriptionEvents {
-  /** A message the app has not seen before, in offset order. */
-  message: (data: Json, context: MessageContext) => void;
+/** A subscription's events; `T` is the type of its messages' data (`subscribe<T>()`, default `Json`). */
+export interface SubscriptionEvents<T = Json> {
+  /** A message the app has not seen before, in offset order. Its data is typed `T` as the app said: the SDK does not check it. */
+  message: (data: T, context: MessageContext) => void;
   /** Every confirmation: the first one, and one after every reconnect. */
   subscribed: (info: SubscribedInfo) => void;
   /**
@@ -71,8 +89,8 @@ export interface SubscriptionEvents {
 }
 
 /** Shorthand for listeners, given to `client.subscribe(channel, handlers)`. */
-export interface SubscriptionHandlers {
-  readonly onMessage?: SubscriptionEvents['message'];
+export interface SubscriptionHandlers<T = Json> {
+  readonly onMessage?: SubscriptionEvents<T>['message'];
   readonly onSubscribed?: SubscriptionEvents['subscribed'];
   readonly onUnrecovered?: SubscriptionEvents['unrecovered'];
   readonly onJoin?: SubscriptionEvents['join'];
@@ -87,13 +105,15 @@ export interface SubscribeOptions {
 
 /** What a subscription needs from its client. */
 export interface SubscriptionOwner {
-  publish(channel: string, data: Json): Promise<{ offset: number }>;
-  history(channel: string, page?: number | HistoryPage): Promise<HistoryResult>;
-  presence(channel: string): Promise<readonly PresenceClient[]>;
-  unsubscribe(subscription: Subscription): Promise<void>;
+  /** @internal `data` is JSON-compatible: the subscription's `publish` checked its type. */
+  publishData(channel: string, data: unknown): Promise<{ offset: number }>;
+  history(channel: string, page?: number | HistoryPage): Promise<HistoryResult<unknown>>;
+  presence(channel: string): Promise<PresenceClient[]>;
+  unsubscribe(subscription: Subscription<unknown>): Promise<void>;
 }
 
-export class Subscription extends Emitter<SubscriptionEvents> {
+/** One channel subscription; `T` is the type of its messages' data (`client.subscribe<T>(…)`, default `Json`). */
+export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   /** Resolves at the first confirmation; rejects if the subscription fails or ends before it. */
   readonly ready: Promise<SubscribedInfo>;
 
@@ -113,7 +133,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   constructor(
     readonly channel: string,
     private readonly owner: SubscriptionOwner,
-    handlers: SubscriptionHandlers = {},
+    handlers: SubscriptionHandlers<T> = {},
     options: SubscribeOptions = {},
   ) {
     super();
@@ -146,28 +166,31 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return this.stateValue === 'subscribing' || this.stateValue === 'subscribed';
   }
 
-  /** Publishes to this channel; resolves with the message's offset when the server acks it. */
-  publish(data: Json): Promise<{ offset: number }> {
-    return this.owner.publish(this.channel, data);
+  /**
+   * Publishes to this channel; resolves with the message's offset when the server acks it. A typed
+   * subscription (`subscribe<ChatMessage>()`) takes its own type; an untyped one any JSON-compatible value.
+   */
+  publish<D extends PublishBound<T> = T>(data: D & JsonCompatible<D>): Promise<{ offset: number }> {
+    return this.owner.publishData(this.channel, data);
   }
 
   /** The channel's latest messages, oldest first (at most `limit`). */
-  history(page?: number | HistoryPage): Promise<HistoryResult> {
-    return this.owner.history(this.channel, page);
+  history(page?: number | HistoryPage): Promise<HistoryResult<T>> {
+    return this.owner.history(this.channel, page) as Promise<HistoryResult<T>>;
   }
 
   /** Who is subscribed to the channel now, on every node. */
-  presence(): Promise<readonly PresenceClient[]> {
+  presence(): Promise<PresenceClient[]> {
     return this.owner.presence(this.channel);
   }
 
   /** Stops the subscription; no message is delivered after this call. */
   unsubscribe(): Promise<void> {
-    return this.owner.unsubscribe(this);
+    return this.owner.unsubscribe(this as Subscription<unknown>);
   }
 
   /** Shorthand for `on('message', listener)`. */
-  onMessage(listener: SubscriptionEvents['message']): Unlisten {
+  onMessage(listener: SubscriptionEvents<T>['message']): Unlisten {
     return this.on('message', listener);
   }
 
@@ -188,7 +211,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       this.emit('unrecovered', { channel: this.channel, offset: frame.offset - 1, epoch: frame.epoch!, outcome: 'unrecovered', resubscribed: false });
     }
     if (!this.cursor.accept(frame.offset)) return;
-    this.emit('message', frame.data, { channel: this.channel, offset: frame.offset });
+    // The data is what was published; `T` is the app's word for its shape.
+    this.emit('message', frame.data as T, { channel: this.channel, offset: frame.offset });
   }
 
   /** @internal */
@@ -214,7 +238,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   /** @internal */
   handleMember(type: 'join' | 'leave', member: PresenceClient): void {
-    if (this.active) this.emit(type, { client: member.client, user: member.user });
+    if (this.active) this.emit(type, member.meta === undefined ? { client: member.client, user: member.user } : { client: member.client, user: member.user, meta: member.meta });
   }
 
   /** @internal The connection dropped: the server forgot this subscription. */

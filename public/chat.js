@@ -4,6 +4,11 @@
 // browser), sent quietly after a reload or reconnect so presence can still put a name on the new
 // connection. The log is keyed by offset, so a message shows once, in order, whatever the
 // reconnects; presence lists who is subscribed on every node. Offsets stay internal.
+//
+// Three status lines, each with its own concern, so that one never hides another: #notice the
+// connection (and why the node refused it: the SDK asks the node's upgrade check and gives the
+// answer as `refusal`), #roomStatus the room's subscription (a refusal stays until the room
+// changes or the subscription succeeds), #sendStatus the last message sent.
 import { FanoutClient } from '/ws/client/index.js';
 
 const $ = (id) => document.getElementById(id);
@@ -33,10 +38,41 @@ const alreadyJoined = (channelName, name) => store.get(joinedKey(channelName)) =
 /** The room on screen: its subscription, the offsets shown, the names learnt, who is present. */
 let room;
 
-function notice(text, isError = false) {
-  const el = $('notice');
+function say(id, text, isError) {
+  const el = $(id);
   el.textContent = text;
   el.classList.toggle('error', isError);
+}
+/** The connection's line. */
+const notice = (text, isError = false) => say('notice', text, isError);
+/** The room's line: why its subscription is refused or waiting. */
+const roomStatus = (text, isError = false) => say('roomStatus', text, isError);
+/** The last send's line. */
+const sendStatus = (text, isError = false) => say('sendStatus', text, isError);
+
+/** The hint for a try-out token that can use every room (the channels claim covers publishing too). */
+const TOKEN_HINT = "npx fanout token --secret YOUR_SECRET --sub yourname --channels 'chat:*'";
+
+/** What to tell a person about a refused connection (`refusal` from the SDK: status, code, message, by). */
+function refusalText(refusal) {
+  const said = refusal.message.charAt(0).toUpperCase() + refusal.message.slice(1);
+  const final = refusal.status === 401 || refusal.status === 403;
+  switch (refusal.by) {
+    case 'connect_hook':
+      return final
+        ? `${said}. You need to log in there (on the application's site that sent you here), then reload this page.`
+        : `${said}; retrying…`;
+    case 'token':
+      return final
+        ? token
+          ? `The server refused the token (${refusal.message}): expired or not signed with its key. Get a new token (${TOKEN_HINT}) and reload the page with ?token=…`
+          : `This server requires a token: open this page as /ws?token=YOUR_JWT (for a try-out: ${TOKEN_HINT}).`
+        : `${said}; retrying…`;
+    case 'origin':
+      return `This server does not accept pages from ${location.origin} (its --allowed-origins).`;
+    default:
+      return final ? `The server refused the connection (${refusal.status}): ${refusal.message}.` : `${said}; retrying…`;
+  }
 }
 
 // ------------------------------------------------------------------ connection facts
@@ -44,25 +80,34 @@ function notice(text, isError = false) {
 let everConnected = false;
 let failedAttempts = 0;
 let tokenRefused = false;
+/** The node's answer to the last refused attempt, shown until the page connects. */
+let refused;
 
 client.on('state', (state) => {
   const pill = $('state');
   pill.dataset.state = state;
-  pill.textContent = state;
+  pill.textContent = state === 'closed' && refused ? 'refused' : state;
   $('chatSend').disabled = state === 'closed';
   if (state !== 'connected') $('node').textContent = '–';
 });
 client.on('connected', ({ node }) => {
   everConnected = true;
   failedAttempts = 0;
+  refused = undefined;
   $('node').textContent = node;
   $('you').textContent = nameInput.value;
   document.body.dataset.node = node;
   notice('');
 });
-client.on('disconnected', ({ reconnect }) => {
-  // A browser sees a refused upgrade (a bad or expired token) as a plain drop: after a few
-  // failures without ever getting in, say what is probably wrong and stop trying.
+client.on('disconnected', ({ reconnect, refusal }) => {
+  if (refusal) {
+    refused = refusal;
+    notice(refusalText(refusal), true);
+    return;
+  }
+  // No answer from the node's upgrade check (a proxy without it?): a refused upgrade looks like a
+  // plain drop. After a few failures with a token and never getting in, say what is probably
+  // wrong and stop trying.
   if (!everConnected && token && ++failedAttempts >= 3) {
     tokenRefused = true;
     client.close();
@@ -71,8 +116,9 @@ client.on('disconnected', ({ reconnect }) => {
   }
   notice(reconnect ? 'Connection lost; reconnecting…' : 'Disconnected.', !reconnect);
 });
-client.on('closed', ({ code }) => {
+client.on('closed', ({ code, refusal }) => {
   if (tokenRefused) return;
+  if (refusal) return notice(refusalText(refusal), true);
   if (code === 4001) return notice('Your token expired. Get a new one and reload the page with ?token=…', true);
   notice('Disconnected for good; reload the page to try again.', true);
 });
@@ -80,8 +126,13 @@ client.on('error', (err) => notice(`${err.code}: ${err.message}`, true));
 
 // ------------------------------------------------------------------ the log
 
-function nameOf(clientId, user) {
-  return user ?? room?.names.get(clientId) ?? `guest ${String(clientId).slice(0, 6)}`;
+/**
+ * The name to show for a client: its connection's display name when the back end's connect hook
+ * gave one (`meta.name`, which presence carries), else its user, else the name its messages gave.
+ */
+function nameOf(clientId, user, meta) {
+  const given = meta && typeof meta.name === 'string' && meta.name !== '' ? meta.name : undefined;
+  return given ?? user ?? room?.names.get(clientId) ?? `guest ${String(clientId).slice(0, 6)}`;
 }
 
 function clock(at) {
@@ -152,7 +203,7 @@ async function loadHistory() {
     const { messages } = await current.sub.history(50);
     if (room === current) for (const m of messages) show(m.data, m.offset);
   } catch (err) {
-    notice(`history unavailable: ${err.message}`, true);
+    roomStatus(`history unavailable: ${err.message}`, true);
   }
 }
 
@@ -160,11 +211,11 @@ async function loadHistory() {
 
 function renderPresence() {
   if (!room) return;
-  const items = [...room.present.entries()].filter(([id]) => !room.gone.has(id)).map(([id, user]) => {
+  const items = [...room.present.entries()].filter(([id]) => !room.gone.has(id)).map(([id, { user, meta }]) => {
     const li = document.createElement('li');
     li.dataset.client = id;
     const name = document.createElement('span');
-    name.textContent = nameOf(id, user) + (id === client.clientId ? ' (you)' : '');
+    name.textContent = nameOf(id, user, meta) + (id === client.clientId ? ' (you)' : '');
     li.append(name);
     return li;
   });
@@ -178,7 +229,7 @@ async function loadPresence() {
     const clients = await current.sub.presence();
     if (room !== current) return;
     current.presenceOn = true;
-    current.present = new Map(clients.map((c) => [c.client, c.user]));
+    current.present = new Map(clients.map((c) => [c.client, { user: c.user, meta: c.meta }]));
     $('presenceNote').textContent = '';
     renderPresence();
   } catch (err) {
@@ -194,7 +245,8 @@ function join(channelName) {
   log.replaceChildren();
   presenceList.replaceChildren();
   $('presenceNote').textContent = '';
-  // shown: offset → line; names: client id → name; present: client id → user; gone: ids of
+  roomStatus('');
+  // shown: offset → line; names: client id → name; present: client id → {user, meta}; gone: ids of
   // connections their page replaced after a reconnect (until the server's presence sweep drops them).
   const current = { channel: channelName, shown: new Map(), names: new Map(), present: new Map(), gone: new Set(), presenceOn: false, sub: null, me: null };
   room = current;
@@ -202,6 +254,7 @@ function join(channelName) {
     onMessage: (data, { offset }) => show(data, offset),
     onSubscribed: (info) => {
       if (room !== current) return;
+      roomStatus('');
       const previous = current.me;
       current.me = client.clientId ?? null;
       if (info.outcome === 'fresh') {
@@ -226,15 +279,21 @@ function join(channelName) {
       for (const el of [...log.querySelectorAll('.msg')]) el.remove();
       void loadHistory();
     },
-    onJoin: ({ client: id, user }) => {
-      current.present.set(id, user);
+    onJoin: ({ client: id, user, meta }) => {
+      current.present.set(id, { user, meta });
       renderPresence();
     },
     onLeave: ({ client: id }) => {
       current.present.delete(id);
       renderPresence();
     },
-    onError: (err) => notice(err.code === 'forbidden' ? `You may not join ${current.channel} with this token.` : `${current.channel}: ${err.message}`, true),
+    onError: (err) => {
+      if (room !== current) return;
+      if (current.sub.state !== 'failed') return roomStatus(`${current.channel}: ${err.message} (retrying)`, true);
+      // Final: it stays on screen until another room is joined.
+      const hint = err.code === 'forbidden' && token ? ` Your token does not allow this room; get one that does: ${TOKEN_HINT}` : '';
+      roomStatus(`You may not join ${current.channel}: ${err.message}.${hint}`, true);
+    },
   });
   document.title = `#${channelName} — Fanout`;
 }
@@ -263,10 +322,13 @@ $('chatForm').addEventListener('submit', (event) => {
   const text = messageInput.value.trim();
   if (!text || !room) return;
   messageInput.value = '';
-  room.sub.publish({ name: nameInput.value.trim() || '?', text, client: client.clientId ?? null, at: Date.now() }).catch((err) => {
-    notice(`not sent (${err.code}): ${err.message}`, true);
-    if (!messageInput.value) messageInput.value = text;
-  });
+  room.sub
+    .publish({ name: nameInput.value.trim() || '?', text, client: client.clientId ?? null, at: Date.now() })
+    .then(() => sendStatus(''))
+    .catch((err) => {
+      sendStatus(`Not sent (${err.code}): ${err.message}`, true);
+      if (!messageInput.value) messageInput.value = text;
+    });
   messageInput.focus();
 });
 
@@ -284,7 +346,7 @@ async function start() {
   window.fanoutPage = { token, needsToken };
   window.dispatchEvent(new Event('fanout-page'));
   if (needsToken) {
-    notice('This server requires a token: open this page as /ws?token=YOUR_JWT (for a try-out: npx fanout token --secret YOUR_SECRET --sub yourname).', true);
+    notice(`This server requires a token: open this page as /ws?token=YOUR_JWT (for a try-out: ${TOKEN_HINT}).`, true);
     $('chatSend').disabled = true;
     $('join').disabled = true;
     return;

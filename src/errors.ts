@@ -10,6 +10,7 @@ export {
   CloseCode,
   closeCodeRecord,
   ERROR_CODES,
+  ErrorCodeName,
   httpStatusOf,
   ProtocolErrorCode,
   shouldReconnect,

@@ -38,8 +38,6 @@ const MAX_BODY = 256 * 1024;
 
 /** session id → { user, name } */
 const sessions = new Map();
-/** user → the name it logged in with */
-const names = new Map();
 
 // ------------------------------------------------------------------ hooks
 
@@ -54,7 +52,8 @@ function signedByFanout(raw, header, secret = SECRET) {
 /** --connect-hook: who is this? The browser's cookie came along with the WebSocket upgrade. */
 function connectHook(call) {
   const session = sessions.get(cookieValue(call.headers?.cookie, COOKIE));
-  if (!session) return [401, { error: 'log in first' }];
+  // The reason reaches the page (docs/hooks.md): say where to log in.
+  if (!session) return [401, { reason: `log in first at ${ownUrl}/` }];
   return [
     200,
     {
@@ -62,6 +61,7 @@ function connectHook(call) {
       // Rooms for everyone; private:* is decided per channel by the subscribe hook below.
       channels: ['chat:*'],
       publish: ['chat:*', `private:${session.user}`],
+      // The display name: presence lists show it beside each client, and every hook call brings it.
       meta: { name: session.name },
     },
   ];
@@ -70,21 +70,25 @@ function connectHook(call) {
 /** --subscribe-hook: asked for channels the connect answer's patterns leave out (private:*). */
 function subscribeHook(call) {
   if (call.user && call.channel === `private:${call.user}`) return [200, { data: { owner: call.user, name: call.meta?.name ?? null } }];
-  return [403, { error: 'not your channel' }];
+  return [403, { reason: `${call.channel} is not your channel` }];
 }
 
-/** --publish-hook: every socket publish. Trim, refuse empty, and put the session's name on it. */
+/**
+ * --publish-hook: every socket publish. Trim, refuse empty, and put the session's name on it: the
+ * `meta` the connect hook gave the connection comes with every call, and presence shows it too,
+ * so the names in the messages and in the list of who is present are the same.
+ */
 function publishHook(call) {
-  const name = names.get(call.user) ?? call.user ?? '?';
+  const name = call.meta?.name ?? call.user ?? '?';
   const data = call.data;
   if (typeof data === 'string') {
     const text = data.trim();
-    return text === '' ? [403, { error: 'empty message' }] : [200, { data: text }];
+    return text === '' ? [403, { reason: 'empty message' }] : [200, { data: text }];
   }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return [403, { error: 'send text or {"text":…}' }];
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return [403, { reason: 'send text or {"text":…}' }];
   if ('text' in data) {
     const text = typeof data.text === 'string' ? data.text.trim() : '';
-    if (text === '') return [403, { error: 'empty message' }];
+    if (text === '') return [403, { reason: 'empty message' }];
     return [200, { data: { ...data, text, name } }];
   }
   // The demo chat's {"event":"hello"} announcements carry no text: only the name is set.
@@ -128,7 +132,6 @@ function login(form, res) {
   const id = randomBytes(18).toString('base64url');
   const user = `${name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'user'}-${id.slice(0, 4)}`;
   sessions.set(id, { user, name });
-  names.set(user, name);
   // Cookies are per host, not per port: the browser sends this one to the Fanout node on the same
   // host name too, with the WebSocket upgrade. HttpOnly: page scripts never see it.
   res.setHeader('set-cookie', `${COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax`);
@@ -199,8 +202,12 @@ const server = createServer(async (req, res) => {
   }
 });
 
+/** This back end's own address (for the connect hook's reason), known once it listens. */
+let ownUrl = `http://${HOST}:${PORT}`;
+
 server.listen(PORT, HOST, () => {
   const { port } = server.address();
+  ownUrl = `http://${HOST}:${port}`;
   console.log(`hooks back end on http://${HOST}:${port}/ (log in there; Fanout at ${FANOUT_URL})`);
   process.send?.({ type: 'listening', port });
 });

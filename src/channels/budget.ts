@@ -13,11 +13,12 @@ import type { Client } from '../transport/client.js';
 export const REPLY_BUDGET_BYTES = 256 * 1024;
 
 /** The first of `entries` that fit in `budget` bytes of JSON (at least one). */
-export function presenceWithinBudget<T extends { readonly client: string; readonly user: string | null }>(entries: readonly T[], budget: number): readonly T[] {
+export function presenceWithinBudget<T extends { readonly client: string; readonly user: string | null; readonly meta?: unknown }>(entries: readonly T[], budget: number): readonly T[] {
   let bytes = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     bytes += e.client.length + (e.user === null ? 4 : Buffer.byteLength(e.user)) + ENTRY_OVERHEAD;
+    if (e.meta !== undefined) bytes += Buffer.byteLength(JSON.stringify(e.meta)) + META_OVERHEAD;
     if (bytes > budget && i > 0) return entries.slice(0, i);
   }
   return entries;
@@ -58,3 +59,5 @@ export class RequestBudget {
 
 /** JSON around one presence entry (`{"client":…,"user":…},`), counted generously. */
 const ENTRY_OVERHEAD = 32;
+/** `,"meta":` around an entry's meta. */
+const META_OVERHEAD = 8;

@@ -179,7 +179,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       .then((verdict) => {
         // Unsubscribed (or closed) while the back end was asked: nothing more to say.
         if (!asking.subscribing.delete(channel) || !client.open) return;
-        if (verdict.kind === 'forbid') return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
+        if (verdict.kind === 'forbid') return this.error(client, 'forbidden', verdict.reason ?? `not allowed to subscribe to ${channel}`, id, channel);
         if (verdict.kind === 'limited') return this.error(client, 'rate_limited', verdict.reason, id, channel);
         if (verdict.kind !== 'allow') return this.error(client, 'unavailable', `cannot subscribe now: ${verdict.reason}; retry`, id, channel);
         if (this.canJoin(client, frame)) this.join(client, frame, verdict.data);
@@ -263,7 +263,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       return { verdict, stored };
     });
     const { verdict, stored } = step;
-    if (verdict.kind === 'forbid') return this.error(client, 'forbidden', `not allowed to publish to ${channel}`, id, channel);
+    if (verdict.kind === 'forbid') return this.error(client, 'forbidden', verdict.reason ?? `not allowed to publish to ${channel}`, id, channel);
     if (verdict.kind === 'limited') return this.error(client, 'rate_limited', verdict.reason, id, channel);
     if (verdict.kind === 'too_large') return this.error(client, 'too_large', `not published: ${verdict.reason}`, id, channel);
     if (verdict.kind === 'unavailable') return this.error(client, 'unavailable', `not published: ${verdict.reason}; retry`, id, channel);

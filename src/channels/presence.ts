@@ -3,7 +3,7 @@
  * node's subscribers of the channel, and the sweep of dead nodes' entries (the store calls back
  * with each departed client of a dead node; exactly one node publishes its `leave`).
  */
-import type { PresenceEntry } from '../stores/store.js';
+import { MAX_PRESENCE_META_BYTES, type PresenceEntry } from '../stores/store.js';
 import { encodeJoinLeave } from '../protocol/encode.js';
 import type { Client } from '../transport/client.js';
 import type { ChannelRuntime } from './runtime.js';
@@ -55,11 +55,15 @@ export class PresenceRelay {
   }
 
   private event(channel: string, type: 'join' | 'leave', entry: PresenceEntry): void {
-    const frame = encodeJoinLeave({ type, channel, client: entry.client, user: entry.user });
+    const frame = encodeJoinLeave({ type, channel, client: entry.client, user: entry.user, meta: entry.meta });
     this.rt.track(this.rt.service.presenceEvent(channel, frame).catch(() => {}));
   }
 }
 
+/** What presence shows of `client`: its id, user and (up to MAX_PRESENCE_META_BYTES of JSON) its connection's meta. */
 function entryOf(client: Client): PresenceEntry {
-  return { client: client.id, user: client.identity.user ?? null };
+  const entry = { client: client.id, user: client.identity.user ?? null };
+  const meta = client.identity.meta;
+  if (meta === undefined || Buffer.byteLength(JSON.stringify(meta)) > MAX_PRESENCE_META_BYTES) return entry;
+  return { ...entry, meta };
 }

@@ -27,7 +27,9 @@ The token is the last line of the output.
 
   --secret S        the HS256 secret (the node's --jwt-secret)
   --sub ID          the user id (sub claim)
-  --channels LIST   channel patterns the user may use, comma-separated (channels claim)
+  --channels LIST   channel patterns the user may subscribe and publish to, comma-separated
+                    (channels claim); without it the token connects but may use no channel
+                    beyond --anonymous-*: for the demo page's rooms, --channels 'chat:*'
   --ttl SECONDS     lifetime (default 3600)
   --issuer ISS      iss claim (for a node with --jwt-issuer)
   --audience AUD    aud claim (for a node with --jwt-audience)`;

@@ -20,6 +20,7 @@ import { MAX_DATA_DEPTH, nestsDeeperThan } from '../protocol/decode.js';
 import type { Json } from '../protocol/frames.js';
 import { patternsProblem } from '../protocol/patterns.js';
 import { HttpCaller, type CallResult } from '../outbound/http-caller.js';
+import { refusalReason } from './reason.js';
 import { HookShares, type ShareKind } from './shares.js';
 
 export type HookName = 'connect' | 'subscribe' | 'publish';
@@ -49,6 +50,8 @@ export interface ConnectRequest {
   readonly path: string;
   readonly query: Readonly<Record<string, string>>;
   readonly headers: { readonly cookie?: string; readonly authorization?: string; readonly 'user-agent'?: string };
+  /** True when the call is for the upgrade check (`POST /ws/v1/check`): nothing connects, whatever the answer. */
+  readonly check?: true;
 }
 
 /** What the connect hook decided. `publish` undefined: the `channels` patterns cover publishing too, as a JWT's claim does. */
@@ -60,7 +63,7 @@ export type ConnectVerdict =
       readonly publish: readonly string[] | undefined;
       readonly meta: Json | undefined;
     }
-  | { readonly kind: 'refuse'; readonly status: 401 | 403 }
+  | { readonly kind: 'refuse'; readonly status: 401 | 403; readonly reason: string | undefined }
   | { readonly kind: 'unavailable'; readonly reason: string };
 
 /** Who asks, in subscribe and publish calls. */
@@ -71,13 +74,16 @@ export interface HookCaller {
 }
 
 /**
- * Subscribe and publish verdicts; `data` is the answer's `data` when it had one. `limited`: the
- * client's address has its share of calls in flight (not sent). `too_large`: the publish hook
- * answered with a `data` over --max-payload (nothing may be published).
+ * Subscribe and publish verdicts; `data` is the answer's `data` when it had one; `reason` the
+ * cleaned `reason` of a 403's body (src/hooks/reason.ts), for the client's `forbidden` message.
+ * `limited`: the client's address has its share of calls in flight (not sent). `too_large`: the
+ * publish hook answered with a `data` over --max-payload (nothing may be published).
+ * `unavailable`'s reason is safe to show a client: it never carries the back end's address or
+ * error text (the log has them).
  */
 export type ChannelVerdict =
   | { readonly kind: 'allow'; readonly data: { readonly value: Json } | undefined }
-  | { readonly kind: 'forbid' }
+  | { readonly kind: 'forbid'; readonly reason: string | undefined }
   | { readonly kind: 'unavailable'; readonly reason: string }
   | { readonly kind: 'limited'; readonly reason: string }
   | { readonly kind: 'too_large'; readonly reason: string };
@@ -136,7 +142,7 @@ export class Hooks {
     const { status, body } = call.answer;
     if (status === 401 || status === 403) {
       this.observe('connect', 'refused', call.answer.seconds);
-      return { kind: 'refuse', status };
+      return { kind: 'refuse', status, reason: refusalReason(body) };
     }
     if (status !== 200) return this.failed('connect', 'error', call.answer.seconds, `answered ${status}`);
     const verdict = connectAnswer(body);
@@ -156,7 +162,7 @@ export class Hooks {
    */
   publish(caller: HookCaller, channel: string, data: string, on: HookCall): Promise<ChannelVerdict> {
     // `data` is spliced in as the client sent it (valid JSON: decode() parsed it).
-    const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel }).slice(0, -1)},"data":${data}}`;
+    const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }).slice(0, -1)},"data":${data}}`;
     return this.channelCall('publish', body, on);
   }
 
@@ -171,7 +177,7 @@ export class Hooks {
     const { status, seconds } = call.answer;
     if (status === 403) {
       this.observe(hook, 'refused', seconds);
-      return { kind: 'forbid' };
+      return { kind: 'forbid', reason: refusalReason(call.answer.body) };
     }
     if (status !== 200) return this.failed(hook, 'error', seconds, `answered ${status}`);
     const data = dataAnswer(call.answer.body);
@@ -221,10 +227,15 @@ export class Hooks {
     return { ok: false, verdict: this.failed(hook, label, result.seconds, result.message) };
   }
 
+  /**
+   * A call the back end did not answer usably: counted, logged with its detail (which may name the
+   * back end's address or quote its answer), and told to the client as "the X hook failed" only.
+   * Calls the node itself refused (`overloaded`: --hook-concurrency in flight) say so, naming the flag.
+   */
   private failed(hook: HookName, result: HookResult, seconds: number | undefined, message: string): { kind: 'unavailable'; reason: string } {
     this.observe(hook, result, seconds);
     this.logFailure(hook, result, message);
-    return { kind: 'unavailable', reason: `the ${hook} hook failed (${message})` };
+    return { kind: 'unavailable', reason: result === 'overloaded' ? `the ${hook} hook failed (${message})` : `the ${hook} hook failed` };
   }
 
   /** Logged at most once per hook every TIMINGS.hookErrorLogMs: while a back end is down every call fails. */

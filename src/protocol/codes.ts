@@ -109,11 +109,11 @@ export const ERROR_CODES = {
     where: 'both',
     when: 'a frame or body that is not valid: not JSON, unknown type, missing/invalid channel, bad id/since/limit/before, missing data, data nested past 100 levels, binary frame, double subscribe, too many subscriptions',
   },
-  unauthorized: { status: 401, where: 'api', when: 'HTTP API without or with a wrong `--api-key`' },
+  unauthorized: { status: 401, where: 'api', when: 'HTTP API without or with a wrong `--api-key`; the upgrade check (`POST /ws/v1/check`) of an upgrade that would get 401' },
   forbidden: {
     status: 403,
-    where: 'socket',
-    when: "the identity's patterns (the token's `channels`/`publish` claims, the connect hook's answer) and the `--anonymous-*` namespaces do not allow it, or `--subscribe-hook`/`--publish-hook` answered 403",
+    where: 'both',
+    when: "the identity's patterns (the token's `channels`/`publish` claims, the connect hook's answer) and the `--anonymous-*` namespaces do not allow it, or `--subscribe-hook`/`--publish-hook` answered 403 (its `reason` is the message); the upgrade check of an upgrade that would get 403",
   },
   not_found: { status: 404, where: 'both', when: 'unsubscribe without a subscription; presence on a channel without presence; the HTTP API is off' },
   method_not_allowed: { status: 405, where: 'api', when: 'an HTTP API path with another method than its own (`Allow` says which)' },
@@ -124,8 +124,8 @@ export const ERROR_CODES = {
   },
   rate_limited: {
     status: 429,
-    where: 'socket',
-    when: "a frame over `--rate-limit` or `--rate-limit-bytes` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight from the client's address (all its connections on the node)",
+    where: 'both',
+    when: "the upgrade check of an upgrade that would get 429; a frame over `--rate-limit` or `--rate-limit-bytes` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight from the client's address (all its connections on the node)",
   },
   internal: { status: 500, where: 'both', when: 'an unexpected server error answering that request (never with its own text)' },
   unavailable: {

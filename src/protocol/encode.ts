@@ -61,20 +61,20 @@ export function encodeAck(frame: AckFrame): string {
   return JSON.stringify({ type: frame.type, id: frame.id, offset: frame.offset });
 }
 
-/** A `presence` reply; each client is written as `{"client","user"}`. */
+/** A `presence` reply; each client is written as `{"client","user"}`, with `"meta"` when it has one. */
 export function encodePresence(frame: PresenceFrame): string {
   return JSON.stringify({
     type: frame.type,
     channel: frame.channel,
     id: frame.id,
-    clients: frame.clients.map((c) => ({ client: c.client, user: c.user })),
+    clients: frame.clients.map((c) => ({ client: c.client, user: c.user, meta: c.meta })),
     more: frame.more,
   });
 }
 
 /** A `join` or `leave` event (what travels on the bus as a PRESENCE body). */
 export function encodeJoinLeave(frame: JoinLeaveFrame): string {
-  return JSON.stringify({ type: frame.type, channel: frame.channel, client: frame.client, user: frame.user });
+  return JSON.stringify({ type: frame.type, channel: frame.channel, client: frame.client, user: frame.user, meta: frame.meta });
 }
 
 export function encodeError(frame: ErrorFrame): string {

@@ -119,6 +119,8 @@ export interface HistoryFrame {
 export interface PresenceClient {
   readonly client: string;
   readonly user: string | null;
+  /** The connection's `meta` from the connect hook (e.g. `{"name":"Alice"}`), when it has one of at most 1 KiB of JSON. */
+  readonly meta?: Json;
 }
 
 export interface PresenceFrame {
@@ -135,6 +137,8 @@ export interface JoinLeaveFrame {
   readonly channel: string;
   readonly client: string;
   readonly user: string | null;
+  /** As in {@link PresenceClient}. */
+  readonly meta?: Json;
 }
 
 /** Error codes of `error` frames: the registry's (protocol/codes.ts ERROR_CODES) that a socket can get. */

@@ -13,6 +13,7 @@
  * `cause`).
  */
 import type { RawEntry } from '../protocol/encode.js';
+import type { Json } from '../protocol/frames.js';
 
 /** A channel's latest offset and its epoch. */
 export interface ChannelPosition {
@@ -134,11 +135,18 @@ export interface ChannelStore {
   close(): Promise<void>;
 }
 
-/** A client present in a channel. */
+/**
+ * A client present in a channel: its id, its user, and its connection's `meta` when it has one
+ * (the connect hook's, at most {@link MAX_PRESENCE_META_BYTES} of JSON; presence-entry.ts stores it).
+ */
 export interface PresenceEntry {
   readonly client: string;
   readonly user: string | null;
+  readonly meta?: Json;
 }
+
+/** Most bytes of JSON a connection's `meta` may have to be shown in presence; a larger one stays with the connection and the hooks only. */
+export const MAX_PRESENCE_META_BYTES = 1024;
 
 /** Called for each client of a dead node that a presence sweep removed. */
 export type DepartedHandler = (channel: string, entry: PresenceEntry) => void;

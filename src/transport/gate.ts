@@ -32,7 +32,20 @@ import { clientIp, IpCounter, normalizeIp } from './limits.js';
 import { originAllowed, type RequestScheme } from './origin.js';
 import { pathOf } from './router.js';
 
-export type GateRefusal = { readonly ok: false; readonly status: number; readonly reason: string; readonly headers?: Readonly<Record<string, string>> };
+/**
+ * Which control refused (docs/security.md): the node's state (`node`: draining, closed), the
+ * Origin check (`origin`), the connection caps (`limit`: --max-connections, --max-connections-per-ip),
+ * the JWT (`token`: a bad token, or a JWKS that cannot be fetched) or the back end (`connect_hook`).
+ * The upgrade check tells clients (src/transport/check.ts), so a page can say what to do.
+ */
+export type RefusedBy = 'node' | 'origin' | 'limit' | 'token' | 'connect_hook';
+export type GateRefusal = {
+  readonly ok: false;
+  readonly status: number;
+  readonly reason: string;
+  readonly by: RefusedBy;
+  readonly headers?: Readonly<Record<string, string>>;
+};
 export type GateResult = { readonly ok: true; readonly identity: Identity } | GateRefusal;
 
 /** The flags the gate reads. */
@@ -122,15 +135,12 @@ export class SecurityGate {
 
   /** Admits or refuses an upgrade request; `client` is the id the socket will have (the connect hook hears it). */
   async check(req: IncomingMessage, client: string): Promise<GateResult> {
-    if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections' };
-    const origin = req.headers.origin;
-    if (!originAllowed(this.origins, origin, req.headers.host, this.schemeOf(req))) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed' };
-    const capped = this.admit(req);
-    if (capped) return capped;
+    const screened = this.screen(req) ?? this.admit(req);
+    if (screened) return screened;
     this.hold(req);
     let result: GateResult;
     try {
-      result = await this.decide(req, client);
+      result = await this.decide(req, client, (hook) => this.askForUpgrade(hook, req, client));
     } catch (err) {
       this.release(req.socket);
       throw err;
@@ -139,33 +149,71 @@ export class SecurityGate {
     return result;
   }
 
-  /** JWT and connect hook: who the pending upgrade is, or why it is refused. */
-  private async decide(req: IncomingMessage, client: string): Promise<GateResult> {
+  /**
+   * The upgrade check (src/transport/check.ts): what {@link check} would answer this request,
+   * without a socket to upgrade. It is bounded as an upgrade is: it counts towards
+   * --max-connections-per-ip while it runs, and its connect-hook call draws on the connect hook's
+   * shares (the node's half, 4 per address), so it opens no new way to load the node or the back
+   * end. `path` is the endpoint's, as the upgrade would name it; the hook hears `"check":true`.
+   * `signal` aborts the hook call when the client goes away.
+   */
+  async probe(req: IncomingMessage, client: string, path: string, signal: AbortSignal): Promise<GateResult> {
+    const screened = this.screen(req) ?? this.capped(req);
+    if (screened) return screened;
+    const ip = this.ipOf(req);
+    this.perIp.add(ip);
+    try {
+      return await this.decide(req, client, (hook) => hook.connect({ ...connectRequest(req, client, ip), path, check: true }, { address: ip, signal }));
+    } finally {
+      this.perIp.remove(ip);
+    }
+  }
+
+  /** Node state and Origin: the checks that cost nothing. */
+  private screen(req: IncomingMessage): GateRefusal | undefined {
+    if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections', by: 'node', headers: RETRY_AFTER };
+    const origin = req.headers.origin;
+    if (!originAllowed(this.origins, origin, req.headers.host, this.schemeOf(req))) return { ok: false, status: UpgradeStatus.FORBIDDEN, reason: 'origin not allowed', by: 'origin' };
+    return undefined;
+  }
+
+  /** JWT and connect hook: who the request is, or why it is refused. `ask` calls the hook (undefined: the client went away first). */
+  private async decide(req: IncomingMessage, client: string, ask: (hook: ConnectHook) => Promise<ConnectVerdict | undefined>): Promise<GateResult> {
     const hook = this.node.connectHook;
-    if (!this.auth) return hook ? this.askHook(hook, req, client) : { ok: true, identity: ANONYMOUS };
+    if (!this.auth) return hook ? this.hookResult(await ask(hook)) : { ok: true, identity: ANONYMOUS };
     const result = await this.auth.authenticate(req);
     if (result.ok) return result;
     // With a connect hook, a request without a valid JWT is the hook's to decide.
-    if (hook) return this.askHook(hook, req, client);
+    if (hook) return this.hookResult(await ask(hook));
     return {
       ok: false,
       status: result.status,
       reason: result.reason,
+      by: 'token',
       headers: result.status === UpgradeStatus.UNAUTHORIZED ? BEARER : RETRY_AFTER,
     };
   }
 
-  /** The connect hook decides: 200 admits with its identity, 401/403 refuse, anything else is 503. */
-  private async askHook(hook: ConnectHook, req: IncomingMessage, client: string): Promise<GateResult> {
+  /** Asks the connect hook about a pending upgrade, reading its socket meanwhile; undefined when the client left before. */
+  private async askForUpgrade(hook: ConnectHook, req: IncomingMessage, client: string): Promise<ConnectVerdict | undefined> {
     const hold = (req.socket as HeldSocket)[kHold];
     // Gone while the JWT was checked: nobody to ask for.
-    if (!hold || req.socket.destroyed) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'the client went away' };
+    if (!hold || req.socket.destroyed) return undefined;
     hold.abort = new AbortController();
     // Read the socket meanwhile, or a client that hangs up goes unnoticed until the answer.
     req.socket.on('data', onHeldData);
     req.socket.once('end', onHeldEnd);
     const verdict = await hook.connect(connectRequest(req, client, hold.ip), { address: hold.ip, signal: hold.abort.signal });
     hold.abort = undefined;
+    return verdict;
+  }
+
+  /**
+   * The connect hook decides: 200 admits with its identity, 401/403 refuse (with the back end's
+   * cleaned `reason`, src/hooks/reason.ts), anything else is 503 (its detail stays in the log).
+   */
+  private hookResult(verdict: ConnectVerdict | undefined): GateResult {
+    if (!verdict) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'the client went away', by: 'node' };
     switch (verdict.kind) {
       case 'admit': {
         const { user, channels, publish, meta } = verdict;
@@ -173,10 +221,11 @@ export class SecurityGate {
       }
       case 'refuse': {
         const headers = verdict.status === 401 && this.auth ? BEARER : undefined;
-        return { ok: false, status: verdict.status, reason: 'refused by the connect hook', ...(headers ? { headers } : {}) };
+        const reason = `the back end refused the connection${verdict.reason ? `: ${verdict.reason}` : ''}`;
+        return { ok: false, status: verdict.status, reason, by: 'connect_hook', ...(headers ? { headers } : {}) };
       }
       case 'unavailable':
-        return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'connect hook unavailable', headers: RETRY_AFTER };
+        return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'the connect hook failed', by: 'connect_hook', headers: RETRY_AFTER };
     }
   }
 
@@ -193,15 +242,15 @@ export class SecurityGate {
   }
 
   private capped(req: IncomingMessage): GateRefusal | undefined {
-    if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections', headers: RETRY_AFTER };
+    if (!this.node.accepting()) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'node is not accepting connections', by: 'node', headers: RETRY_AFTER };
     const { maxConnections, maxConnectionsPerIp } = this.node.config;
     if (maxConnections > 0 && this.node.clientCount() >= maxConnections) {
-      return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', headers: RETRY_AFTER };
+      return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'too many connections on this node', by: 'limit', headers: RETRY_AFTER };
     }
     // This request's own hold, once it has one, is not one of the others.
     const own = (req.socket as HeldSocket)[kHold] ? 1 : 0;
     if (maxConnectionsPerIp > 0 && this.perIp.count(this.ipOf(req)) - own >= maxConnectionsPerIp) {
-      return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', headers: RETRY_AFTER };
+      return { ok: false, status: UpgradeStatus.TOO_MANY_REQUESTS, reason: 'too many connections from this address', by: 'limit', headers: RETRY_AFTER };
     }
     return undefined;
   }

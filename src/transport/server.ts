@@ -1,7 +1,7 @@
 /**
- * The HTTP(S) server of a node: plain requests go to the router; upgrades on a known WebSocket
- * path go through the gate, then to `ws` (permessage-deflate off: it costs CPU per socket and
- * defeats framing once per message).
+ * The HTTP(S) server of a node: plain requests go to the router (`POST <endpoint>/check` to the
+ * upgrade check, src/transport/check.ts); upgrades on a known WebSocket path go through the gate,
+ * then to `ws` (permessage-deflate off: it costs CPU per socket and defeats framing once per message).
  */
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { UpgradeStatus } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { newClientId, type Identity } from './client.js';
+import { answerCheck, checkedEndpoint } from './check.js';
 import type { SecurityGate } from './gate.js';
 import { MAX_FRAGMENTS, maxBufferedChunks } from './limits.js';
 import { pathOf, sendText, type Router } from './router.js';
@@ -64,6 +65,11 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
     }
     if (node.hasEndpoint(path) && req.method === 'GET') {
       sendText(res, UpgradeStatus.UPGRADE_REQUIRED, 'this is a WebSocket endpoint', { upgrade: 'websocket', connection: 'Upgrade' });
+      return;
+    }
+    const checked = checkedEndpoint(path);
+    if (checked !== undefined && node.hasEndpoint(checked)) {
+      answerCheck(node.gate, node.logger, req, res, checked).catch((err: unknown) => node.logger.error({ err, path }, 'upgrade check failed'));
       return;
     }
     node.router.handle(req, res).catch((err: unknown) => {

@@ -1,14 +1,16 @@
 // The demo page as a new user meets it, in headless Chromium: two tabs through HAProxy (the
 // generated config) are served by two different nodes; reloading does not post "joined" again;
 // no internal offsets on screen; a node that requires a token says so instead of retrying, and
-// with ?token= both the chat and the echo box get in.
+// with ?token= both the chat and the echo box get in; the hint's token command, run as printed,
+// gives a token that can use the rooms; a refused subscribe stays on screen when a send fails too.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { screenshot } from '../helpers/browser.js';
 import { startBrowserCluster, type BrowserCluster } from '../helpers/browser-cluster.js';
-import { forkFanoutServe } from '../../harness/fanout-process.js';
+import { spawnSync } from 'node:child_process';
+import { FANOUT_MAIN, forkFanoutServe } from '../../harness/fanout-process.js';
 import { SECRET, sign } from '../helpers/security.js';
 
 const WAIT = 30_000;
@@ -33,6 +35,12 @@ test('two tabs through HAProxy show two different nodes', async () => {
   const b = await connectedNode(second.page);
   assert.notEqual(a, b, `both tabs on ${a}`);
   assert.deepEqual([a, b].sort(), ['first1', 'first2']);
+  // The room field says which characters a room may have, and a name outside them is not joined.
+  assert.match((await first.page.textContent('#roomRule'))!, /letters, digits and _ \. @ = \+ -/);
+  await first.page.fill('#channel', 'my room!');
+  await first.page.click('#join');
+  assert.equal(await first.page.$eval('#channel', (el) => (el as HTMLInputElement).validity.patternMismatch), true);
+  assert.equal(await first.page.title(), `#${room} — Fanout`, 'still in the room it was in');
 });
 
 test('reloading the page and joining again post "joined" once; the log shows no offsets', async () => {
@@ -85,6 +93,48 @@ test('a node that requires a token: the page says how to pass one and does not r
     const refused = await cluster.browser.open(`http://127.0.0.1:${node.port}/ws?token=not-a-valid-token`);
     await refused.page.waitForFunction(() => /refused the token/.test(document.querySelector('#notice')?.textContent ?? ''), undefined, { timeout: WAIT });
     assert.equal(await refused.page.getAttribute('#state', 'data-state'), 'closed', 'it stops trying');
+  } finally {
+    await node.stop();
+  }
+});
+
+/** Runs `fanout token …` as the page's hint prints it (with the secret and name filled in); the token is its last line. */
+function runHint(hint: string, secret: string, name: string): string {
+  const command = /npx fanout (token .*'chat:\*')/.exec(hint)?.[1];
+  assert.ok(command, `a token command in the hint: ${hint}`);
+  const args = command.replace('YOUR_SECRET', secret).replace('yourname', name).split(' ').map((a) => a.replace(/^'(.*)'$/, '$1'));
+  const run = spawnSync(process.execPath, [FANOUT_MAIN, ...args], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  return run.stdout.trim().split('\n').at(-1)!;
+}
+
+test("a --jwt-secret node: the hint's token works in the rooms; a token without them shows the refused room, and a failed send does not hide it", async () => {
+  const node = await forkFanoutServe(['--jwt-secret', SECRET, '--drain-delay', '0']);
+  try {
+    const base = `http://127.0.0.1:${node.port}/ws`;
+    const bare = await cluster.browser.open(`${base}?channel=hint`);
+    await bare.page.waitForFunction(() => /requires a token/.test(document.querySelector('#notice')?.textContent ?? ''), undefined, { timeout: WAIT });
+    const token = runHint((await bare.page.textContent('#notice'))!, SECRET, 'erin');
+
+    const erin = await cluster.browser.open(`${base}?channel=hint&name=erin&token=${token}`);
+    await connectedNode(erin.page);
+    await erin.page.fill('#chatMessage', 'the hint works');
+    await erin.page.press('#chatMessage', 'Enter');
+    await erin.page.waitForFunction(() => Array.from(document.querySelectorAll('#chat .msg .text'), (el) => el.textContent).includes('the hint works'), undefined, { timeout: WAIT });
+    assert.equal(await erin.page.textContent('#roomStatus'), '');
+    assert.equal(await erin.page.textContent('#sendStatus'), '');
+
+    // The old hint's token (no channels): it connects, but may not join or send.
+    const bare2 = await sign({}, { sub: 'frank' });
+    const frank = await cluster.browser.open(`${base}?channel=hint&name=frank&token=${bare2}`);
+    await connectedNode(frank.page);
+    await frank.page.waitForFunction(() => /You may not join hint/.test(document.querySelector('#roomStatus')?.textContent ?? ''), undefined, { timeout: WAIT });
+    assert.match((await frank.page.textContent('#roomStatus'))!, /--channels 'chat:\*'/);
+    await frank.page.fill('#chatMessage', 'let me in');
+    await frank.page.press('#chatMessage', 'Enter');
+    await frank.page.waitForFunction(() => /Not sent \(forbidden\)/.test(document.querySelector('#sendStatus')?.textContent ?? ''), undefined, { timeout: WAIT });
+    assert.match((await frank.page.textContent('#roomStatus'))!, /You may not join hint/, 'the refused subscribe is still shown');
+    await screenshot(frank.page, 'demo-refused-room');
   } finally {
     await node.stop();
   }

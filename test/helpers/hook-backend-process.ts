@@ -6,13 +6,15 @@
  * IPC once it listens (harness/fanout-process.ts forkListening).
  *
  * Rules, by the `session` cookie (connect) or the channel (subscribe, publish):
- * - connect: `session=<name>` of a known user → 200 with that identity; `banned` → 403; `crash` →
- *   500; `hang` → no answer ever (the node must give up); `sleep` → 200 (user `sleeper`) after
- *   SLEEP_MS (default 2000) or at `POST /wake`, whichever comes first; none → 401.
- * - subscribe: `private:<user>` → 200 `{"data":{"welcome":user}}`, another `private:*` → 403,
- *   `slow:*` → no answer, `open:*` → 200 with an empty body; else 403.
+ * - connect: `session=<name>` of a known user → 200 with that identity; `banned` → 403
+ *   `{"reason":"you are banned"}`; `crash` → 500; `hang` → no answer ever (the node must give up);
+ *   `sleep` → 200 (user `sleeper`) after SLEEP_MS (default 2000) or at `POST /wake`, whichever
+ *   comes first; none → 401 `{"reason":"log in first"}`.
+ * - subscribe: `private:<user>` → 200 `{"data":{"welcome":user}}`, another `private:*` → 403 with a
+ *   `reason` that holds a newline, a bidi override and 300 more characters (to be cleaned), `slow:*`
+ *   → no answer, `open:*` → 200 with an empty body; else 403 without a reason.
  * - publish: `data.grow: N` → 200 `{"data":"xxx…"}` (N characters); else `data.text` trimmed;
- *   empty → 403; else 200 `{"data":{"text":…,"by":user}}`.
+ *   empty → 403 `{"reason":"say something"}`; else 200 `{"data":{"text":…,"by":user}}`.
  *
  * A call whose request goes away before it is answered (the node aborted it) is logged in
  * `aborted`; `heldIps` lists the `ip` of every connect call held open.
@@ -100,10 +102,10 @@ function connect(body: { ip?: string; headers?: { cookie?: string } }, res: Serv
   const session = cookie(body.headers?.cookie, 'session');
   if (session === 'hang') return hold(res, body.ip);
   if (session === 'sleep') return sleep(res, body.ip);
-  if (session === 'banned') return json(res, 403, { error: 'banned' });
+  if (session === 'banned') return json(res, 403, { reason: 'you are banned' });
   if (session === 'crash') return json(res, 500, { error: 'crash' });
   const user = session === undefined ? undefined : USERS[session];
-  if (!user || session === undefined) return json(res, 401, { error: 'who are you' });
+  if (!user || session === undefined) return json(res, 401, { reason: 'log in first' });
   json(res, 200, { user: session, ...user });
 }
 
@@ -112,13 +114,14 @@ function subscribe(body: { user?: string | null; channel?: string }, res: Server
   if (channel.startsWith('slow:')) return hold(res);
   if (channel.startsWith('open:')) return json(res, 200);
   if (channel.startsWith('private:') && body.user && channel === `private:${body.user}`) return json(res, 200, { data: { welcome: body.user } });
+  if (channel.startsWith('private:')) return json(res, 403, { reason: `${channel} is\nnot \u202eyours ${'x'.repeat(300)}` });
   json(res, 403, { error: 'not yours' });
 }
 
 function publish(body: { user?: string | null; data?: { text?: unknown; grow?: unknown } }, res: ServerResponse): void {
   if (typeof body.data?.grow === 'number') return json(res, 200, { data: 'x'.repeat(body.data.grow) });
   const text = typeof body.data?.text === 'string' ? body.data.text.trim() : '';
-  if (text === '') return json(res, 403, { error: 'empty message' });
+  if (text === '') return json(res, 403, { reason: 'say something' });
   json(res, 200, { data: { text, by: body.user ?? null } });
 }
 

@@ -69,9 +69,9 @@ export async function openChild(spec: StoreSpec): Promise<{ child: ChildProcess;
   return { child, send };
 }
 
-/** A presence list as `client:user` strings, sorted. */
+/** A presence list as `client:user` strings (`client:user:META` with a meta), sorted. */
 export function entries(list: readonly PresenceEntry[]): string[] {
-  return list.map((e) => `${e.client}:${e.user}`).sort();
+  return list.map((e) => `${e.client}:${e.user}${e.meta === undefined ? '' : `:${JSON.stringify(e.meta)}`}`).sort();
 }
 
 /** The crossings of `ch` among `events`, as `name[:user]` strings, sorted. */

@@ -113,6 +113,7 @@ describe('hooks through HAProxy with two nodes', () => {
     client.sendJson({ type: 'subscribe', channel: 'news', id: 2 });
     const refused = await client.json((f) => f['type'] === 'error' && f['id'] === 2);
     assert.equal(refused['code'], 'forbidden');
+    assert.equal(refused['message'], 'not allowed to subscribe to news', 'a 403 without a reason: the default text');
   });
 
   test('the connect hook refuses with 401 and 403, and a failing back end gets 503 with Retry-After, never a 101', async () => {
@@ -122,6 +123,14 @@ describe('hooks through HAProxy with two nodes', () => {
     const crashed = refusal(await upgrade(`${url}/ws/v1`, { headers: { cookie: 'session=crash' } }));
     assert.equal(crashed.status, 503, 'a 5xx');
     assert.equal(crashed.headers['retry-after'], '5');
+    // The upgrade check, through HAProxy, says the same with the back end's reason; a 5xx stays private.
+    const check = async (cookie: string): Promise<{ status: number; body: unknown }> => {
+      const res = await fetch(`http://127.0.0.1:${proxy.port}/ws/v1/check`, { method: 'POST', headers: { cookie } });
+      return { status: res.status, body: await res.json() };
+    };
+    assert.deepEqual(await check('session=banned'), { status: 403, body: { error: 'forbidden', message: 'the back end refused the connection: you are banned', by: 'connect_hook' } });
+    assert.deepEqual(await check('session=nobody'), { status: 401, body: { error: 'unauthorized', message: 'the back end refused the connection: log in first', by: 'connect_hook' } });
+    assert.deepEqual(await check('session=crash'), { status: 503, body: { error: 'unavailable', message: 'the connect hook failed', by: 'connect_hook' } });
   });
 
   test('a back end that never answers: the upgrade is refused with 503 once --hook-timeout passes', async () => {
@@ -146,13 +155,19 @@ describe('hooks through HAProxy with two nodes', () => {
     assert.equal((await client.json((f) => f['id'] === 2))['type'], 'history');
 
     client.sendJson({ type: 'subscribe', channel: 'private:bob', id: 3 });
-    assert.equal((await client.json((f) => f['type'] === 'error' && f['id'] === 3))['code'], 'forbidden');
+    const notYours = await client.json((f) => f['type'] === 'error' && f['id'] === 3);
+    assert.equal(notYours['code'], 'forbidden');
+    // The back end's reason, cleaned: its newline and bidi override are spaces, and it is cut at 200 characters.
+    const reason = String(notYours['message']);
+    assert.match(reason, /^private:bob is not yours x+…$/);
+    assert.equal([...reason].length, 200);
     client.sendJson({ type: 'history', channel: 'private:bob', id: 4 });
     assert.equal((await client.json((f) => f['type'] === 'error' && f['id'] === 4))['code'], 'forbidden');
 
     client.sendJson({ type: 'subscribe', channel: 'slow:x', id: 5 });
     const slow = await client.json((f) => f['type'] === 'error' && f['id'] === 5);
     assert.equal(slow['code'], 'unavailable');
+    assert.equal(slow['message'], 'cannot subscribe now: the subscribe hook failed; retry', 'no detail of the back end reaches the client');
     // Still a working connection, and the channel can be asked for again.
     client.sendJson({ type: 'subscribe', channel: 'open:y', id: 6 });
     const open = await client.json((f) => f['type'] === 'subscribed' && f['id'] === 6);
@@ -200,7 +215,9 @@ describe('hooks through HAProxy with two nodes', () => {
       assert.deepEqual(message['data'], { text: 'hello there', by: 'alice' });
     }
     alice.client.sendJson({ type: 'publish', channel: 'room:pub', data: { text: '    ' }, id: 12 });
-    assert.equal((await alice.client.json((f) => f['type'] === 'error' && f['id'] === 12))['code'], 'forbidden');
+    const empty = await alice.client.json((f) => f['type'] === 'error' && f['id'] === 12);
+    assert.equal(empty['code'], 'forbidden');
+    assert.equal(empty['message'], 'say something', "the back end's reason is the message");
     // Publishes of one connection are stored in the order they were sent.
     for (let i = 0; i < 5; i++) alice.client.sendJson({ type: 'publish', channel: 'room:pub', data: { text: `n${i}` } });
     const texts = (): Array<string | undefined> =>
@@ -208,7 +225,7 @@ describe('hooks through HAProxy with two nodes', () => {
     await bob.client.until(() => texts().length >= 6);
     assert.deepEqual(texts(), ['hello there', 'n0', 'n1', 'n2', 'n3', 'n4'], 'the empty message was never published; the rest in order');
     const call = (await backend.calls()).calls.find((c) => c.hook === 'publish' && c.body['client'] === alice.id);
-    assert.deepEqual(call?.body, { client: alice.id, user: 'alice', channel: 'room:pub', data: { text: '   hello there  ' } });
+    assert.deepEqual(call?.body, { client: alice.id, user: 'alice', channel: 'room:pub', meta: { name: 'Alice' }, data: { text: '   hello there  ' } });
   });
 
   test('every call carries X-Fanout-Node and a signature the back end can verify with --hook-secret', async () => {

@@ -179,12 +179,12 @@ function definePresence(h: StoreHarness): void {
     await h.teardown();
   });
 
-  test('join and leave on any node; every node lists the same clients; a closed node\'s clients are gone', async () => {
+  test('join and leave on any node; every node lists the same clients, with their meta; a closed node\'s clients are gone', async () => {
     const [a, b, c] = await open(h.spec(), 3);
     const ch = channel();
-    await a!.stores.presence.join(ch, { client: 'ca', user: 'ua' });
+    await a!.stores.presence.join(ch, { client: 'ca', user: 'ua', meta: { name: 'Ann', tags: ['x'] } });
     await b!.stores.presence.join(ch, { client: 'cb', user: null });
-    for (const n of [a!, b!, c!]) await n.until(async () => entries(await n.stores.presence.list(ch)).join() === 'ca:ua,cb:null', 'both listed');
+    for (const n of [a!, b!, c!]) await n.until(async () => entries(await n.stores.presence.list(ch)).join() === 'ca:ua:{"name":"Ann","tags":["x"]},cb:null', 'both listed');
     await a!.stores.presence.leave(ch, 'ca');
     for (const n of [b!, c!]) await n.until(async () => entries(await n.stores.presence.list(ch)).join() === 'cb:null', 'ca gone');
     await b!.close();

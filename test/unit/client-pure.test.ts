@@ -1,9 +1,10 @@
-// The SDK's pure parts: reconnect delays, the once-and-in-order cursor, the close-code rule.
+// The SDK's pure parts: reconnect delays, the once-and-in-order cursor, the close-code rule, the upgrade check's URL and answer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BACKOFF_DEFAULTS, backoffDelay, backoffOptions } from '../../client/backoff.js';
 import { ChannelCursor } from '../../client/cursor.js';
 import { endpointUrl } from '../../client/client.js';
+import { checkUrl, refusalOf } from '../../client/refusal.js';
 import { CLOSE_CODES, shouldReconnect, shouldRetryUpgrade, UPGRADE_STATUSES } from '../../src/protocol/codes.js';
 import * as sdk from '../../client/index.js';
 
@@ -120,4 +121,15 @@ test('endpoint URLs: http becomes ws, a bare host gets /ws/v1, other schemes are
   assert.throws(() => endpointUrl('ftp://h'), /ws:\/\//);
   assert.throws(() => endpointUrl('not a url'), /^TypeError: url: expected a full WebSocket URL/);
   assert.throws(() => endpointUrl('/ws/v1'), /url: .*a path alone works only in a browser page/, 'outside a browser the option is named, not "Invalid URL"');
+});
+
+test("the upgrade check's URL and answer: /check after the endpoint's path, the query kept; only a check-shaped refusal counts", () => {
+  assert.equal(checkUrl('ws://h:3000/ws/v1?token=a.b.c'), 'http://h:3000/ws/v1/check?token=a.b.c');
+  assert.equal(checkUrl('wss://h/ws/echo/'), 'https://h/ws/echo/check');
+  assert.deepEqual(refusalOf(401, '{"error":"unauthorized","message":"missing token","by":"token"}'), { status: 401, code: 'unauthorized', message: 'missing token', by: 'token' });
+  assert.deepEqual(refusalOf(503, '{"error":"unavailable","message":"busy"}'), { status: 503, code: 'unavailable', message: 'busy' });
+  assert.equal(refusalOf(404, '{"error":"not_found","message":"not found"}'), undefined, 'a node or proxy without the check');
+  assert.equal(refusalOf(401, 'Unauthorized'), undefined);
+  assert.equal(refusalOf(401, '{"message":"no code"}'), undefined);
+  assert.equal(refusalOf(204, ''), undefined);
 });

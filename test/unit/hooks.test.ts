@@ -9,6 +9,7 @@ import { Authorizer } from '../../src/channels/patterns.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 import { ERROR_CODES, UPGRADE_STATUSES } from '../../src/errors.js';
 import { connectAnswer, dataAnswer } from '../../src/hooks/hooks.js';
+import { cleanReason, MAX_REASON_LENGTH, refusalReason } from '../../src/hooks/reason.js';
 import { HttpCaller, signBody } from '../../src/outbound/http-caller.js';
 import { MAX_CONNECT_CALLS_PER_ADDRESS, MAX_HOOK_CALLS_PER_ADDRESS } from '../../src/hooks/shares.js';
 import { identityOf } from '../../src/transport/auth.js';
@@ -135,4 +136,19 @@ test('the per-address caps on hook calls are the ones the error registry and doc
   assert.match(doc, new RegExp(`at most ${MAX_CONNECT_CALLS_PER_ADDRESS} connect-hook calls in flight`));
   assert.match(doc, new RegExp(`\\| \`--hook-timeout S\` \\| ${DEFAULTS.hookTimeout} \\|`));
   assert.match(doc, new RegExp(`\\| \`--hook-concurrency N\` \\| ${DEFAULTS.hookConcurrency} \\|`));
+});
+
+test("a refusal's reason: taken from {\"reason\"} only, cleaned of control and bidi characters, cut at 200 characters", () => {
+  assert.equal(refusalReason('{"reason":"you are muted"}'), 'you are muted');
+  assert.equal(refusalReason('{"reason":"  two\\n lines\\r\\n\\u0007and\\u202ebidi\\u2066  "}'), 'two lines and bidi');
+  assert.equal(refusalReason('{"error":"no reason"}'), undefined, 'only `reason` counts');
+  assert.equal(refusalReason('{"reason":42}'), undefined);
+  assert.equal(refusalReason('{"reason":"\\n\\t "}'), undefined, 'nothing left: no reason');
+  assert.equal(refusalReason('not json'), undefined);
+  assert.equal(refusalReason(''), undefined);
+  assert.equal(refusalReason('["reason"]'), undefined);
+  const long = refusalReason(JSON.stringify({ reason: '🙂'.repeat(300) }))!;
+  assert.equal([...long].length, MAX_REASON_LENGTH, 'counted in characters, not UTF-16 units');
+  assert.ok(long.endsWith('…'));
+  assert.equal(cleanReason('x'.repeat(MAX_REASON_LENGTH)), 'x'.repeat(MAX_REASON_LENGTH), 'at the limit: kept whole');
 });

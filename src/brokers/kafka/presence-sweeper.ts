@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { TIMINGS } from '../../config/defaults.js';
 import type { DepartedHandler } from '../../stores/store.js';
-import { nodeKey, type ViewEntry } from './presence-view.js';
+import { entryOfView, nodeKey, type ViewEntry } from './presence-view.js';
 import type { KafkaPresenceOptions, PresenceLink } from './presence-session.js';
 import type { RecordToProduce } from './session.js';
 
@@ -187,7 +187,7 @@ export class PresenceSweeper {
       for (let i = 0; i < entries.length; i += SWEEP_BATCH) {
         const chunk = entries.slice(i, i + SWEEP_BATCH);
         await link.produce(chunk.map((e) => link.record(e.key, null)));
-        for (const e of chunk) onDeparted(e.channel, { client: e.client, user: e.user });
+        for (const e of chunk) onDeparted(e.channel, entryOfView(e));
       }
       await link.produce([link.record(nodeKey(this.options.node), null)]);
     } catch (err) {

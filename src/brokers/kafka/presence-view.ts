@@ -4,7 +4,7 @@
  * and node states. Only the local times a record was read at (`seenAt`) differ between nodes.
  *
  * Records (keys are UTF-8; values JSON; `null` is a tombstone):
- * - `p\0<channel>\0<client>\0<inc>` → `{"channel","client","user","node","inc"}`: a present client,
+ * - `p\0<channel>\0<client>\0<inc>` → `{"channel","client","user","meta"?,"node","inc"}`: a present client,
  *   joined under incarnation `inc` of `node`. A tombstone removes it; a tombstone with the header
  *   `swept: <node>` was written by a sweep, and the view of that node reports the client departed
  *   when it removes it (the first such tombstone in the log removes it: one report, cluster-wide).
@@ -12,6 +12,14 @@
  *   that incarnation silent (the node, should it come back, registers a new one); a tombstone:
  *   the node left, or a sweep finished.
  */
+import type { Json } from '../../protocol/frames.js';
+import { entryFrom } from '../../stores/presence-entry.js';
+import type { PresenceEntry } from '../../stores/store.js';
+
+/** The presence entry a view entry stands for. */
+export function entryOfView(e: ViewEntry): PresenceEntry {
+  return e.meta === undefined ? { client: e.client, user: e.user } : { client: e.client, user: e.user, meta: e.meta };
+}
 
 /** A present client as the topic holds it. */
 export interface ViewEntry {
@@ -19,6 +27,8 @@ export interface ViewEntry {
   readonly channel: string;
   readonly client: string;
   readonly user: string | null;
+  /** The connection's meta, when it has one (src/stores/presence-entry.ts). */
+  readonly meta?: Json;
   readonly node: string;
   readonly inc: string;
 }
@@ -91,7 +101,7 @@ export class PresenceView {
     }
     const parsed = parse(value);
     if (!parsed || typeof parsed.channel !== 'string' || typeof parsed.client !== 'string' || typeof parsed.node !== 'string' || typeof parsed.inc !== 'string') return undefined;
-    const entry: ViewEntry = { key, channel: parsed.channel, client: parsed.client, user: typeof parsed.user === 'string' ? parsed.user : null, node: parsed.node, inc: parsed.inc };
+    const entry: ViewEntry = { key, channel: parsed.channel, ...entryFrom(parsed.client, parsed), node: parsed.node, inc: parsed.inc };
     this.entries.set(key, entry);
     index(this.byChannel, entry.channel, entry);
     index(this.byNode, entry.node, entry);
@@ -129,13 +139,13 @@ export class PresenceView {
   }
 
   /** The clients present in `channel` whose node and incarnation `live` accepts, each once, at most `max`. */
-  list(channel: string, live: (node: string, inc: string) => boolean, max: number): Array<{ client: string; user: string | null }> {
-    const out: Array<{ client: string; user: string | null }> = [];
+  list(channel: string, live: (node: string, inc: string) => boolean, max: number): PresenceEntry[] {
+    const out: PresenceEntry[] = [];
     const seen = new Set<string>();
     for (const e of this.byChannel.get(channel)?.values() ?? []) {
       if (seen.has(e.client) || !live(e.node, e.inc)) continue;
       seen.add(e.client);
-      out.push({ client: e.client, user: e.user });
+      out.push(entryOfView(e));
       if (out.length >= max) break;
     }
     return out;

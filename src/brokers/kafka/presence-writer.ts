@@ -7,6 +7,7 @@
 import { BusUnavailableError } from '../../errors.js';
 import { PresenceWrites } from '../../stores/presence-writes.js';
 import type { PresenceEntry } from '../../stores/store.js';
+import { storedFields } from '../../stores/presence-entry.js';
 import { oneAtATime } from './once.js';
 import { unavailable, type PresenceLink } from './presence-session.js';
 import { entryKey } from './presence-view.js';
@@ -82,7 +83,7 @@ export class PresenceWriter {
     const inc = this.registration.registered();
     if (inc === undefined) throw new BusUnavailableError('kafka presence: this node is not registered yet');
     const key = entryKey(channel, client, inc);
-    await link.produce([link.record(key, { channel, client, user: entry.user, node: this.node, inc })]);
+    await link.produce([link.record(key, { channel, client, ...storedFields(entry), node: this.node, inc })]);
     this.mine.set(at, key);
   }
 }

@@ -47,6 +47,7 @@
 import { performance } from 'node:perf_hooks';
 import { BusUnavailableError } from '../../errors.js';
 import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
+import { entryOfView } from './presence-view.js';
 import { OP_TIMEOUT_MS, PresenceLink, type KafkaPresenceOptions } from './presence-session.js';
 import { PresenceSweeper } from './presence-sweeper.js';
 import { PresenceWriter } from './presence-writer.js';
@@ -69,7 +70,7 @@ export class KafkaPresenceStore implements PresenceStore {
     this.ttlMs = options.ttl * 1000;
     this.link = new PresenceLink(options, {
       changed: (change) => {
-        if (change.type === 'departed') this.onDeparted(change.entry.channel, { client: change.entry.client, user: change.entry.user });
+        if (change.type === 'departed') this.onDeparted(change.entry.channel, entryOfView(change.entry));
         else if (change.type === 'swept' && change.node === options.node && change.inc === this.sweeper.registered && !this.link.closing) this.sweeper.lostRegistration();
       },
       removed: (key) => this.sweeper.removed(key),

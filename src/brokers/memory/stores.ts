@@ -309,7 +309,7 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   async list(channel: string): Promise<PresenceEntry[]> {
-    return [...(this.channels.get(channel)?.values() ?? [])].map(({ client, user }) => ({ client, user }));
+    return [...(this.channels.get(channel)?.values() ?? [])].map(({ client, user, meta }) => (meta === undefined ? { client, user } : { client, user, meta }));
   }
 
   /** In one process a node cannot die without its clients closing: nothing to sweep. */

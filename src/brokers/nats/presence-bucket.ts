@@ -236,7 +236,3 @@ export async function snapshot(kv: KV, filter: string, max: number): Promise<KvE
   }
   return out.slice(0, max);
 }
-
-export function userOf(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
-}

@@ -30,7 +30,8 @@ import { TIMINGS } from '../../config/defaults.js';
 import { BusUnavailableError } from '../../errors.js';
 import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
 import { PresenceWrites } from '../../stores/presence-writes.js';
-import { apiCode, fromToken, keyToken, NO_MESSAGE_FOUND, parse, PresenceBucket, snapshot, unavailable, userOf, WRONG_LAST_SEQUENCE, type Bucket } from './presence-bucket.js';
+import { entryFrom, storedFields } from '../../stores/presence-entry.js';
+import { apiCode, fromToken, keyToken, NO_MESSAGE_FOUND, parse, PresenceBucket, snapshot, unavailable, WRONG_LAST_SEQUENCE, type Bucket } from './presence-bucket.js';
 
 export { bucketName, keyToken } from './presence-bucket.js';
 
@@ -107,7 +108,7 @@ export class NatsPresenceStore implements PresenceStore {
     if (this.inc === undefined) await this.beat();
     if (this.inc === undefined) throw new BusUnavailableError('nats presence: this node is not registered yet');
     const inc = this.inc;
-    await this.bucket.call((b) => b.kv.put(key, JSON.stringify({ user: entry.user, inc })));
+    await this.bucket.call((b) => b.kv.put(key, JSON.stringify({ ...storedFields(entry), inc })));
   }
 
   async list(channel: string): Promise<PresenceEntry[]> {
@@ -126,7 +127,7 @@ export class NatsPresenceStore implements PresenceStore {
             ok = node === this.me ? this.inc !== undefined : n !== null && n !== undefined && n.operation === 'PUT' && parse(n).dead === undefined && n.created.getTime() >= now - this.options.ttl * 1000;
             alive.set(node, ok);
           }
-          if (ok) out.push({ client: fromToken(client), user: userOf(parse(e).user) });
+          if (ok) out.push(entryFrom(fromToken(client), parse(e)));
         }
         return out;
       });
@@ -230,7 +231,7 @@ export class NatsPresenceStore implements PresenceStore {
         throw err;
       }
       const [, channel, client] = e.key.split('.');
-      this.onDeparted(fromToken(channel!), { client: fromToken(client!), user: userOf(value.user) });
+      this.onDeparted(fromToken(channel!), entryFrom(fromToken(client!), value));
     }
     return { seen: entries.length, more: entries.length >= budget };
   }

@@ -34,6 +34,7 @@ import { BusUnavailableError } from '../../errors.js';
 import { channelPayloadHead } from '../../protocol/message-frame.js';
 import { newEpoch } from '../../stores/epoch.js';
 import { PresenceWrites } from '../../stores/presence-writes.js';
+import { entryFrom, storedFields } from '../../stores/presence-entry.js';
 import type { ScriptRedis } from './scripts.js';
 import {
   type ChannelStore,
@@ -234,7 +235,7 @@ export class RedisPresenceStore implements PresenceStore {
       await this.redis.hdel(this.hash(channel), client);
       return;
     }
-    const value = JSON.stringify({ node: this.options.node, user: entry.user });
+    const value = JSON.stringify({ node: this.options.node, ...storedFields(entry) });
     await this.redis
       .multi()
       .hset(this.hash(channel), client, value)
@@ -250,7 +251,7 @@ export class RedisPresenceStore implements PresenceStore {
       throw unavailable(err);
     }
     const out: PresenceEntry[] = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) out.push({ client: reply[i]!, user: userOf(reply[i + 1]!) });
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push(entryFrom(reply[i]!, parsed(reply[i + 1]!)));
     return out;
   }
 
@@ -304,7 +305,7 @@ export class RedisPresenceStore implements PresenceStore {
     if (this.writes.pending > 0) this.writes.replay();
     for (let i = 0; i + 2 < departed.length; i += 3) {
       const channel = String(departed[i]);
-      this.onDeparted(channel, { client: String(departed[i + 1]), user: userOf(String(departed[i + 2])) });
+      this.onDeparted(channel, entryFrom(String(departed[i + 1]), parsed(String(departed[i + 2]))));
     }
     const events: OccupancyEvent[] = [];
     for (let i = 0; i + 2 < crossings.length; i += 3) events.push(occupancyEvent(crossings[i]!, crossings[i + 1]!, crossings[i + 2]!));
@@ -317,12 +318,12 @@ export class RedisPresenceStore implements PresenceStore {
   }
 }
 
-function userOf(value: string): string | null {
+/** A presence hash value's JSON, or undefined when it is not JSON. */
+function parsed(value: string): unknown {
   try {
-    const parsed = JSON.parse(value) as { user?: unknown };
-    return typeof parsed.user === 'string' ? parsed.user : null;
+    return JSON.parse(value);
   } catch {
-    return null;
+    return undefined;
   }
 }
 
