@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import type { z } from 'zod';
 import { ConfigError, errorMessage } from '../errors.js';
 import { authMode } from './auth-mode.js';
+import { readConfigFile } from './file.js';
 import { historyTarget } from './history-target.js';
 import { kafkaIngestTarget } from './kafka-ingest.js';
 import { serveSchema, type Config, type ServeOptions } from './schema.js';
@@ -114,12 +115,35 @@ function joinNegativeValues(argv: readonly string[], options: Readonly<Record<st
   return out;
 }
 
-/** Parses `fanout serve` flags and FANOUT_* variables into a frozen, cross-checked config. */
+/** Options only a config file can set: they have no flag and no variable. */
+const FILE_ONLY: ReadonlySet<string> = new Set<string>([]);
+
+/**
+ * Parses `fanout serve` flags, FANOUT_* variables and the `--config` file (or FANOUT_CONFIG)
+ * into a frozen, cross-checked config.
+ */
 export function loadServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config & { help?: boolean } {
-  const { input, origins, positionals, help } = readCommand(serveSchema, argv, { env, useEnv: true });
+  const { input, origins, positionals, help } = readServeInput(argv, env);
   if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (serve takes only flags)');
   const options = validate(serveSchema, input, origins);
   return finishServeConfig(options, origins, help);
+}
+
+/** The serve options as given, flags over variables over the file, not yet validated. */
+export function readServeInput(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandInput {
+  const read = readCommand(serveSchema, argv, { env, useEnv: true, fileOnly: FILE_ONLY, extra: ['config'] });
+  const { config: file, ...given } = read.input;
+  if (file === undefined) return { ...read, input: given };
+  const origins = new Map(read.origins);
+  const source = readConfigFile(String(file), nameOf(['config'], origins));
+  origins.delete('config');
+  const input: Record<string, unknown> = { ...given };
+  for (const [key, value] of Object.entries(source.input)) {
+    if (key in input) continue;
+    input[key] = value;
+    origins.set(key, { kind: 'file', file: source.file });
+  }
+  return { ...read, input, origins };
 }
 
 /** What {@link createConfig} takes: options as the flags give them, or as typed values (numbers, lists as arrays). */
@@ -143,7 +167,7 @@ export function createConfig(overrides: ConfigInput = {}): Config {
  * Conflicting options are rejected, then files are read and the history default is chosen, all
  * before anything starts. Errors name the option where it was given (flag, variable or file).
  */
-function finishServeConfig(options: ServeOptions, origins: Origins, help = false): Config & { help?: boolean } {
+export function finishServeConfig(options: ServeOptions, origins: Origins, help = false): Config & { help?: boolean } {
   const { history, tlsCert, tlsKey, jwtSecret, jwtPublicKey, jwksUrl, kafkaIngest, kafkaBrokers, kafkaIngestGroup, ...rest } = options;
   try {
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
