@@ -116,7 +116,7 @@ function joinNegativeValues(argv: readonly string[], options: Readonly<Record<st
 }
 
 /** Options only a config file can set: they have no flag and no variable. */
-const FILE_ONLY: ReadonlySet<string> = new Set<string>([]);
+const FILE_ONLY: ReadonlySet<string> = new Set<string>(['namespaces']);
 
 /**
  * Parses `fanout serve` flags, FANOUT_* variables and the `--config` file (or FANOUT_CONFIG)

@@ -7,7 +7,7 @@
 import { Document, isMap, isScalar, isSeq, type Pair } from 'yaml';
 import { DEFAULTS } from './defaults.js';
 import { finishServeConfig, readServeInput } from './load.js';
-import { serveSchema, type ServeOptions } from './schema.js';
+import { serveSchema, type Namespace, type ServeOptions } from './schema.js';
 import { SECRET_OPTIONS, toEnv, toFlag, URL_OPTIONS, validate, type Origins } from './sources.js';
 
 /** What a masked secret is printed as. */
@@ -45,6 +45,7 @@ export function effectiveOptions(argv: readonly string[], env: NodeJS.ProcessEnv
 function valueOf(key: string, options: ServeOptions, input: Readonly<Record<string, unknown>>, given: boolean): unknown {
   // A generated node id differs on every start: printing one would be a value no node runs with.
   if (key === 'nodeId' && !given) return undefined;
+  if (key === 'namespaces') return options.namespaces.length === 0 ? undefined : options.namespaces.map(namespaceAsFile);
   if (!STRUCTURED.has(key)) return (options as Record<string, unknown>)[key];
   if (given) return input[key];
   if (key === 'bus') return typeof input.bus === 'string' ? input.bus : DEFAULTS.bus;
@@ -52,6 +53,15 @@ function valueOf(key: string, options: ServeOptions, input: Readonly<Record<stri
   if (key === 'history') return typeof input.bus === 'string' ? input.bus : DEFAULTS.bus;
   if (key === 'allowedOrigins') return [];
   return undefined;
+}
+
+/** A namespace with its keys as a file writes them (`history-size`), hook URLs' passwords masked. */
+function namespaceAsFile(ns: Namespace): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(ns)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => [toFlag(key), typeof value === 'string' && URL_OPTIONS.has(key) ? maskUrl(value) : value]),
+  );
 }
 
 /** Secrets as {@link MASK}; URLs with their passwords masked (the user stays, so the reader sees whose). */
@@ -83,8 +93,9 @@ export function effectiveYaml(options: readonly EffectiveOption[]): string {
       const source = isScalar(pair.key) ? from.get(String(pair.key.value)) : undefined;
       if (source === undefined) continue;
       // Lists in flow style ([a, b]), so every option is one line with its source beside it.
-      if (isSeq(pair.value)) pair.value.flow = true;
-      if (isScalar(pair.value) || isSeq(pair.value)) pair.value.comment = ` ${source}`;
+      if (isSeq(pair.value) && !pair.value.items.some(isMap)) pair.value.flow = true;
+      if (isScalar(pair.value) || (isSeq(pair.value) && pair.value.flow)) pair.value.comment = ` ${source}`;
+      else if (isScalar(pair.key)) pair.key.commentBefore = ` ${source}`;
     }
   }
   return doc.toString({ lineWidth: 0 });

@@ -14,6 +14,7 @@ import { parseHistorySource, type HistoryTarget } from './history-target.js';
 import { KAFKA_GROUP, KAFKA_TOPIC, parseIngestBrokers, type KafkaIngestTarget } from './kafka-ingest.js';
 import { originPolicy } from './origins.js';
 import type { TlsFiles } from './tls.js';
+import { namespacesSchema } from './namespaces.js';
 import { hookUrl, int, list, number, parsedWith, patterns, seconds } from './values.js';
 
 export { DEFAULTS, RATE_LIMIT_BYTES_BURST, TIMINGS } from './defaults.js';
@@ -21,6 +22,7 @@ export type { AuthMode } from './auth-mode.js';
 export type { BusAddress } from './bus-address.js';
 export type { HistoryTarget } from './history-target.js';
 export type { KafkaIngestTarget } from './kafka-ingest.js';
+export type { ChannelOptions, Namespace } from './namespaces.js';
 export type { OriginPolicy } from './origins.js';
 export type { TlsFiles } from './tls.js';
 
@@ -108,6 +110,9 @@ export const serveSchema = z.strictObject({
   drainDelay: seconds().default(DEFAULTS.drainDelay),
   drainTimeout: seconds().default(DEFAULTS.drainTimeout),
   metricsToken: z.string().min(1).optional(),
+
+  // Namespaces (issue 27, docs/config.md): a config file's (or createConfig's) only; no flag, no variable.
+  namespaces: namespacesSchema.default([]),
 });
 
 /** The options as the schema gives them, before files are read and the history default is chosen. */
@@ -138,7 +143,7 @@ export const CONFIG_FLAG_HELP =
   'YAML (or JSON) file of options under the flags\' own names (max-payload: 65536) and namespaces:; flags and FANOUT_* variables win over it; check one with fanout config check FILE';
 
 /** Help text per option, in the order `fanout serve --help` prints them. */
-export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, string>> = {
+export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchema>, 'namespaces'>, string>> = {
   port: `port to listen on (default ${DEFAULTS.port}; 0 picks a free one)`,
   host: `address to bind (default ${DEFAULTS.host})`,
   bus: 'broker: memory (one node), redis://host:port[/db], redis-cluster://…, nats://…, amqp://…, kafka://host:port[,…][/topic] (default memory)',

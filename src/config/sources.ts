@@ -77,7 +77,7 @@ export function validate<S extends z.ZodType>(schema: S, input: Readonly<Record<
   const secret = SECRET_OPTIONS.has(String(issue.path[0])) || SECRET_OPTIONS.has(last);
   // A message that already quotes the bad part (one entry of a list) needs no second quote.
   const shown =
-    given === undefined || secret || /\bgot\b/.test(issue.message)
+    given === undefined || secret || /\bgot\b/.test(issue.message) || (issue.code === 'invalid_type' && issue.expected === 'never')
       ? ''
       : `, got ${JSON.stringify(URL_OPTIONS.has(last) && typeof given === 'string' ? withoutCredentials(given) : given)}`;
   throw new ConfigError(nameOf(issue.path, origins), `${issue.message}${shown}`);

@@ -53,7 +53,7 @@ export const patterns = () =>
 
 /** One channel pattern, as in {@link patterns}. */
 export const pattern = () =>
-  z.string({ error: 'expected a channel pattern such as chat:*' }).superRefine((value, ctx) => {
+  z.string({ error: (issue) => (issue.input === undefined ? 'required: a channel pattern such as chat:*' : 'expected a channel pattern such as chat:*') }).superRefine((value, ctx) => {
     const problem = patternsProblem([value]);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
