@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { compileGlob, globMatches, type Glob } from '../protocol/patterns.js';
-import { hookUrl, int, pattern, seconds } from './values.js';
+import { hookUrl, int, pattern } from './values.js';
 
 /** Most namespaces in one configuration: matching walks them in order for each new channel. */
 export const MAX_NAMESPACES = 100;
@@ -22,7 +22,7 @@ const notYet = (what: string) => z.never({ error: `not supported yet: ${what} co
 export const namespaceSchema = z.strictObject({
   pattern: pattern(),
   historySize: int(0).optional(),
-  historyTtl: seconds().optional(),
+  historyTtl: notYet('history-ttl per namespace (every store expiring each channel at its own age)'),
   presence: z.boolean({ error: 'expected true or false' }).optional(),
   joinLeave: z.boolean({ error: 'expected true or false' }).optional(),
   recovery: z.boolean({ error: 'expected true or false' }).optional(),
@@ -149,23 +149,41 @@ export class Namespaces {
   resolve(channel: string): ChannelOptions {
     const ns = this.namespaceOf(channel);
     const presence = ns?.presence ?? this.presence(channel);
+    const subscribeHook = ns?.subscribeHook ?? this.top.subscribeHook ?? false;
     return {
       namespace: ns?.pattern ?? null,
       historySize: ns?.historySize ?? this.top.historySize,
-      historyTtl: ns?.historyTtl ?? this.top.historyTtl,
+      historyTtl: this.top.historyTtl,
       presence,
       joinLeave: presence && (ns?.joinLeave ?? true),
       recovery: ns?.recovery ?? true,
-      anonymousSubscribe: ns?.anonymousSubscribe ?? this.anonymousSubscribe(channel),
+      anonymousSubscribe: ns?.anonymousSubscribe ?? this.anonymousSubscribeDefault(channel, subscribeHook),
       anonymousPublish: ns?.anonymousPublish ?? this.anonymousPublish(channel),
       clientPublish: ns?.clientPublish ?? true,
-      subscribeHook: ns?.subscribeHook ?? this.top.subscribeHook ?? false,
+      subscribeHook,
       publishHook: ns?.publishHook ?? this.top.publishHook ?? false,
     };
   }
 
-  /** The largest history size of any namespace or the top level: what a store sized once must hold. */
-  get maxHistorySize(): number {
-    return Math.max(this.top.historySize, ...this.top.namespaces.map((ns) => ns.historySize ?? 0));
+  /**
+   * --anonymous-subscribe when given; else, as {@link anonymousPatterns} does for the whole node,
+   * closed when a subscribe hook applies to the channel (the back end decides what the patterns
+   * leave out), so a namespace's own hook is asked and `subscribe-hook: false` opens its channels
+   * again where nobody says who clients are.
+   */
+  private anonymousSubscribeDefault(channel: string, hook: string | false): boolean {
+    if (this.top.anonymousSubscribe !== undefined) return this.anonymousSubscribe(channel);
+    return !(this.top.jwt || this.top.connectHook !== undefined || hook !== false);
   }
+
+}
+
+/**
+ * The messages a store keeps per channel: the largest history size of the top level and any
+ * namespace. Stores are sized once; the channel layer serves each channel at most its own
+ * namespace's size (history pages and recovery), so a smaller namespace behaves as if its store
+ * kept only that many.
+ */
+export function storedHistorySize(config: Pick<TopLevel, 'historySize' | 'namespaces'>): number {
+  return Math.max(config.historySize, ...config.namespaces.map((ns) => ns.historySize ?? 0));
 }

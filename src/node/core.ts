@@ -98,9 +98,10 @@ export class NodeCore {
     });
     this.topics = this.createTopics(this.bus, 'bus');
     this.bus.onStatus((status) => this.metrics.busConnected(status === 'connected'));
-    const { connectHook, subscribeHook, publishHook } = this.config;
+    const { connectHook, subscribeHook, publishHook, namespaces } = this.config;
+    const namespaceHook = namespaces.some((ns) => typeof ns.subscribeHook === 'string' || typeof ns.publishHook === 'string');
     this.hooks =
-      connectHook || subscribeHook || publishHook
+      connectHook || subscribeHook || publishHook || namespaceHook
         ? new Hooks(this.config, this.logger, (hook, result, seconds) => this.metrics.hookRequest(hook, result, seconds))
         : undefined;
     this.gate = new SecurityGate({

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createConfig, loadServeConfig } from '../../src/config/load.js';
-import { Namespaces } from '../../src/config/namespaces.js';
+import { Namespaces, storedHistorySize } from '../../src/config/namespaces.js';
 import { ConfigError } from '../../src/errors.js';
 import { tempDir } from '../helpers/security.js';
 
@@ -23,7 +23,6 @@ namespaces:
     join-leave: true
   - pattern: ticker:*
     history-size: 0
-    history-ttl: 0
     recovery: false
     anonymous-subscribe: true
     subscribe-hook: false
@@ -65,7 +64,7 @@ test('a file lists namespaces under the flags\' own names; the first matching on
   const ticker = ns.resolve('ticker:EURUSD');
   assert.equal(ticker.namespace, 'ticker:*');
   assert.equal(ticker.historySize, 0);
-  assert.equal(ticker.historyTtl, 0);
+  assert.equal(ticker.historyTtl, 60, 'history-ttl is the top level one for every channel (not per namespace yet)');
   assert.equal(ticker.recovery, false);
   assert.equal(ticker.presence, false, 'presence off unless the namespace or --presence says');
   assert.equal(ticker.joinLeave, false, 'no join/leave without presence');
@@ -125,6 +124,7 @@ test('bad namespaces stop with one line naming the key path in the file', () => 
     ['namespaces:\n  - pattern: a:*\n    cache: true\n', /^invalid namespaces\[0\]\.cache in \S+: not supported yet: cache \(last-value channels\) comes in a later release; leave it out$/],
     ['namespaces:\n  - pattern: a:*\n    delta: fossil\n', /^invalid namespaces\[0\]\.delta in \S+: not supported yet/],
     ['namespaces:\n  - pattern: a:*\n    idempotency-window: 300\n', /^invalid namespaces\[0\]\.idempotency-window in \S+: not supported yet/],
+    ['namespaces:\n  - pattern: a:*\n    history-ttl: 30\n', /^invalid namespaces\[0\]\.history-ttl in \S+: not supported yet: history-ttl per namespace/],
   ];
   for (const [text, expected] of cases) {
     assert.throws(
@@ -133,6 +133,12 @@ test('bad namespaces stop with one line naming the key path in the file', () => 
       text,
     );
   }
+});
+
+test('stores keep the largest history size of the top level and any namespace', () => {
+  assert.equal(storedHistorySize(createConfig({ historySize: 10 })), 10);
+  assert.equal(storedHistorySize(createConfig({ historySize: 10, namespaces: [{ pattern: 'a:*', historySize: 0 }, { pattern: 'b:*', historySize: 500 }] })), 500);
+  assert.equal(storedHistorySize(createConfig({ historySize: 10, namespaces: [{ pattern: 'a:*', historySize: 3 }] })), 10);
 });
 
 test('namespaces have no flag and no variable: only a file or createConfig sets them', () => {
