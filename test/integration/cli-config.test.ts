@@ -100,14 +100,19 @@ test('fanout config print: flags over variables over the file, secrets masked, a
   }
 });
 
-test("the README's example config file passes fanout config check", async () => {
-  const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
-  const example = /```yaml\n# fanout\.yaml\n([\s\S]*?)```/.exec(readme)?.[1];
-  assert.ok(example, 'README has a fanout.yaml example');
+test('every YAML example in README.md and docs/config.md passes fanout config check', async () => {
   const tmp = tempDir();
   try {
-    const { code, stderr } = await fanout(['config', 'check', tmp.file('fanout.yaml', example)]);
-    assert.equal(code, 0, stderr);
+    let checked = 0;
+    for (const doc of ['README.md', 'docs/config.md']) {
+      const text = readFileSync(fileURLToPath(new URL(`../../../${doc}`, import.meta.url)), 'utf8');
+      for (const [i, match] of [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].entries()) {
+        const { code, stderr } = await fanout(['config', 'check', tmp.file(`example-${checked}.yaml`, match[1]!)]);
+        assert.equal(code, 0, `${doc}, YAML example ${i + 1}: ${stderr}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 2, `found ${checked} examples`);
   } finally {
     tmp.cleanup();
   }
