@@ -133,7 +133,8 @@ export function loadServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv 
 export function readServeInput(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandInput {
   const read = readCommand(serveSchema, argv, { env, useEnv: true, fileOnly: FILE_ONLY, extra: ['config'] });
   const { config: file, ...given } = read.input;
-  if (file === undefined) return { ...read, input: given };
+  // `serve --help` prints the help whatever the file holds.
+  if (file === undefined || read.help) return { ...read, input: given };
   const origins = new Map(read.origins);
   const source = readConfigFile(String(file), nameOf(['config'], origins));
   origins.delete('config');

@@ -140,7 +140,7 @@ export type Config = Readonly<
 
 /** --config (FANOUT_CONFIG): not an option of the schema but where options come from (file.ts). */
 export const CONFIG_FLAG_HELP =
-  'YAML (or JSON) file of options under the flags\' own names (max-payload: 65536) and namespaces:; flags and FANOUT_* variables win over it; check one with fanout config check FILE';
+  'YAML (or JSON) file of options under the flags\' own names (max-payload: 65536), and namespaces (docs/config.md); flags and FANOUT_* variables win over it; check it with fanout config check FILE';
 
 /** Help text per option, in the order `fanout serve --help` prints them. */
 export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchema>, 'namespaces'>, string>> = {
