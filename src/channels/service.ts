@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics.js';
 import { encodeEnvelope, EnvelopeKind } from '../protocol/envelope.js';
 import type { Topics } from '../node/topics.js';
 import { Authorizer } from './patterns.js';
-import { Namespaces, type ChannelOptions } from '../config/namespaces.js';
+import { Namespaces, storedHistorySize, type ChannelOptions } from '../config/namespaces.js';
 
 /** The bus topic of `channel` under --bus-prefix `prefix`. */
 export function channelTopic(prefix: string, channel: string): string {
@@ -79,6 +79,8 @@ export class ChannelService {
   readonly link: Topics;
   private readonly config: ChannelsConfig;
   private lastStoreError = 0;
+  /** What the store keeps per channel: the largest history size of any namespace (config/namespaces.ts). */
+  private readonly storedSize: number;
 
   constructor(private readonly options: ChannelServiceOptions) {
     const { config } = options;
@@ -89,6 +91,7 @@ export class ChannelService {
     // The anonymous rights and their defaults (open only when nobody says who clients are) are
     // decided per channel, by its namespace or the --anonymous-* patterns.
     const namespaces = (this.namespaces = new Namespaces(config));
+    this.storedSize = storedHistorySize(config);
     this.auth = new Authorizer(
       (channel) => namespaces.resolve(channel).anonymousSubscribe,
       (channel) => namespaces.resolve(channel).anonymousPublish,
@@ -161,9 +164,15 @@ export class ChannelService {
    * The latest `limit` messages (at most the channel's history size) older than `before`, oldest first, at
    * most `maxBytes` of data (always at least one message); `more` says whether older ones remain.
    */
-  history(channel: string, page: { readonly limit?: number; readonly before?: number; readonly maxBytes: number }): Promise<ReadResult> {
+  async history(channel: string, page: { readonly limit?: number; readonly before?: number; readonly maxBytes: number }): Promise<ReadResult> {
     const size = this.namespaces.resolve(channel).historySize;
-    return this.channels.read(channel, { limit: Math.min(page.limit ?? size, size), before: page.before, maxBytes: page.maxBytes });
+    const result = await this.channels.read(channel, { limit: Math.min(page.limit ?? size, size), before: page.before, maxBytes: page.maxBytes });
+    if (size >= this.storedSize) return result;
+    // The store keeps the largest namespace's size: paging back stops at this channel's own last
+    // `size` (offsets count 1, 2, 3… in an epoch, so they are the ones above head − size).
+    const oldest = result.offset - size + 1;
+    const messages = result.messages.filter((m) => m.offset >= oldest);
+    return { ...result, messages, more: result.more && messages.length > 0 && messages[0]!.offset > oldest };
   }
 
   presenceList(channel: string): Promise<PresenceEntry[]> {

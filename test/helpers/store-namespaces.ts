@@ -41,6 +41,13 @@ export function defineNamespaceNodes(h: StoreHarness): void {
           Array.from({ length: kept }, (_, i) => 10 - kept + i),
           `${name}: the last ${kept}`,
         );
+        // Paging back ends at the channel's own last N, though the store keeps the largest size.
+        if (kept > 0) {
+          const back = await request(sub, { type: 'history', channel: name, limit: 2, before: acks[10 - kept + 2]! }, 15_000);
+          assert.deepEqual([(back.messages as Array<{ data: number }>).map((m) => m.data), back.more], [[10 - kept, 10 - kept + 1], undefined], `${name}: the oldest page`);
+          const before = await request(sub, { type: 'history', channel: name, limit: 5, before: acks[10 - kept]! }, 15_000);
+          assert.deepEqual([before.messages, before.more], [[], undefined], `${name}: nothing older than the last ${kept}`);
+        }
         // Recovery from just before the oldest kept message is covered; from one earlier it is not.
         const epoch = start.epoch as string;
         const at = (offset: number) => request(sub, { type: 'subscribe', channel: name, since: { offset, epoch } }, 15_000);
