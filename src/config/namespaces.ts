@@ -106,6 +106,9 @@ export function anonymousPatterns(top: TopLevel): { readonly subscribe: readonly
   };
 }
 
+/** Channels whose resolved options are kept (see {@link Namespaces.resolve}). */
+const RESOLVED_CACHE_SIZE = 10_000;
+
 /** A channel pattern compiled once: `*` alone, an exact name or a glob. */
 type Matcher = (channel: string) => boolean;
 
@@ -126,6 +129,7 @@ export class Namespaces {
   private readonly presence: Matcher;
   private readonly anonymousSubscribe: Matcher;
   private readonly anonymousPublish: Matcher;
+  private readonly cache = new Map<string, ChannelOptions>();
 
   constructor(private readonly top: TopLevel) {
     this.list = top.namespaces.map((ns) => ({ ns, matches: matcher([ns.pattern]) }));
@@ -145,8 +149,21 @@ export class Namespaces {
     return this.list.find((entry) => entry.matches(channel))?.ns;
   }
 
-  /** The options that apply to `channel`. */
+  /**
+   * The options that apply to `channel`. Asked several times per publish (rights, hooks, the
+   * history count), so answers are kept for recent channels; the cache is bounded (channel
+   * names come from clients) and simply emptied when full.
+   */
   resolve(channel: string): ChannelOptions {
+    let options = this.cache.get(channel);
+    if (!options) {
+      if (this.cache.size >= RESOLVED_CACHE_SIZE) this.cache.clear();
+      this.cache.set(channel, (options = Object.freeze(this.compute(channel))));
+    }
+    return options;
+  }
+
+  private compute(channel: string): ChannelOptions {
     const ns = this.namespaceOf(channel);
     const presence = ns?.presence ?? this.presence(channel);
     const subscribeHook = ns?.subscribeHook ?? this.top.subscribeHook ?? false;
