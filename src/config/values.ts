@@ -61,12 +61,6 @@ export const pattern = () =>
 /** A back-end hook's address (--connect-hook, …): the node POSTs JSON to it over HTTP(S). */
 export const hookUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
 
-/** true or false; from flags and env also the words true/false, yes/no, on/off, 1/0. */
-export const bool = () =>
-  z.union([z.boolean(), z.enum(['true', 'false', 'yes', 'no', 'on', 'off', '1', '0'])], { error: 'expected true or false' }).transform((v) =>
-    typeof v === 'boolean' ? v : ['true', 'yes', 'on', '1'].includes(v),
-  );
-
 /**
  * A string option parsed by `parse`, which throws a ConfigError for a value it cannot use; its
  * reason becomes the zod issue, so the message names the flag (and the variable) like any other.
