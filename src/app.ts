@@ -23,6 +23,7 @@ import type { Config, KafkaIngestTarget } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { ConfigError } from './errors.js';
 import { createStores, type StoreTarget } from './brokers/create-stores.js';
+import { storedHistorySize } from './config/namespaces.js';
 import { JetStreamLog } from './brokers/nats/jetstream.js';
 import { KafkaLog } from './brokers/kafka/log.js';
 import type { KafkaAddress } from './config/bus-address.js';
@@ -124,7 +125,7 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): C
   const stores = createStores(target, {
     nodeId: core.id,
     prefix: config.busPrefix,
-    historySize: config.historySize,
+    historySize: storedHistorySize(config),
     historyTtl: config.historyTtl,
     historyMaxBytes: config.historyMaxBytes,
     historyDropped: (channel, reason) => history.dropped(channel, reason === 'evicted'),
@@ -182,9 +183,10 @@ function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store
 function channelHooks(core: NodeCore): ChannelHooks | undefined {
   const hooks = core.hooks;
   if (!hooks) return undefined;
+  // The channel's namespace says which URL (or none) each call goes to.
   return {
-    ...(hooks.has('subscribe') ? { subscribe: (caller, channel, on) => hooks.subscribe(caller, channel, on) } : {}),
-    ...(hooks.has('publish') ? { publish: (caller, channel, data, on) => hooks.publish(caller, channel, data, on) } : {}),
+    subscribe: (caller, channel, url, on) => hooks.subscribe(caller, channel, on, url),
+    publish: (caller, channel, data, url, on) => hooks.publish(caller, channel, data, on, url),
   } satisfies ChannelHooks;
 }
 
@@ -227,7 +229,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
     flag,
     prefix: config.busPrefix,
     nodeId: core.id,
-    historySize: config.historySize,
+    historySize: storedHistorySize(config),
     historyTtl: config.historyTtl,
     historyMaxBytes: config.historyMaxBytes,
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
@@ -249,7 +251,7 @@ function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress, histo
   const log = new KafkaLog({
     address,
     nodeId: core.id,
-    historySize: config.historySize,
+    historySize: storedHistorySize(config),
     historyTtl: config.historyTtl,
     historyMaxBytes: config.historyMaxBytes,
     historyEvicted: (channel) => historyMetrics.dropped(channel, true),

@@ -11,11 +11,13 @@
  * process.on('SIGTERM', () => void node.drain()); // readiness 503, clients closed with 1001, then closed
  * ```
  *
- * `createConfig` takes the same options as `fanout serve` (camelCase, values as strings or
- * numbers) and throws a `ConfigError` naming the flag for a bad one; nothing throws later.
+ * `createConfig` takes the same options as `fanout serve` (camelCase; numbers as numbers or
+ * strings, lists as arrays or comma-separated strings) and checks at run time what its type
+ * says: an unknown key or a bad value of any type throws a `ConfigError` naming the key; nothing
+ * throws later.
  */
 export { createNode, type FanoutNode, type NodeOptions, type NodeState } from './app.js';
-export { createConfig, loadServeConfig } from './config/load.js';
+export { createConfig, loadServeConfig, type ConfigInput } from './config/load.js';
 export { DEFAULTS, TIMINGS, type Config } from './config/schema.js';
 export { MemoryBroker } from './brokers/memory/bus.js';
 export { createBus } from './brokers/create-bus.js';

@@ -30,7 +30,7 @@ import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
 import { ChannelStreams } from './streams.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES, RequestBudget } from './budget.js';
-import { callerOf, cancelSubscribing, connectionHooks, subscribingOf, type ChannelHooks } from './hook-calls.js';
+import { callerOf, cancelSubscribing, connectionHooks, subscribingOf, type ChannelHooks, type PublishAsk } from './hook-calls.js';
 import { isSubscribed, subscriptionsOf, takeSubscriptions } from './subscriptions.js';
 
 /** What the channel endpoint uses of its node. */
@@ -168,14 +168,15 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   private subscribe(client: Client, frame: SubscribeFrame): void {
     const { channel, id } = frame;
     const allowed = this.service.auth.allowed(client.identity, 'subscribe', channel);
-    const hook = this.context.hooks?.subscribe;
+    const url = this.service.channelOptions(channel).subscribeHook;
+    const hook = url === false ? undefined : this.context.hooks?.subscribe;
     if (!allowed && !hook) return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
     if (!this.canJoin(client, frame)) return;
     if (allowed || !hook) return this.join(client, frame, undefined);
     const asking = connectionHooks(client);
     asking.subscribing.add(channel);
     const handling = asking
-      .call(client, (on) => hook(callerOf(client), channel, on))
+      .call(client, (on) => hook(callerOf(client), channel, url as string, on))
       .then((verdict) => {
         // Unsubscribed (or closed) while the back end was asked: nothing more to say.
         if (!asking.subscribing.delete(channel) || !client.open) return;
@@ -230,11 +231,16 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
 
   private async publish(client: Client, frame: PublishFrame): Promise<void> {
     const { channel, id } = frame;
+    const options = this.service.channelOptions(channel);
+    if (!options.clientPublish) {
+      return this.error(client, 'forbidden', `not allowed to publish to ${channel}: only the back end publishes there (client-publish: false)`, id, channel);
+    }
     if (!this.service.auth.allowed(client.identity, 'publish', channel)) {
       return this.error(client, 'forbidden', `not allowed to publish to ${channel}`, id, channel);
     }
+    const url = options.publishHook;
     const hook = this.context.hooks?.publish;
-    if (hook) return this.publishAsking(client, frame, hook);
+    if (hook && url !== false) return this.publishAsking(client, frame, (caller, ch, data, on) => hook(caller, ch, data, url, on));
     try {
       const { offset } = await this.service.publish(channel, JSON.stringify(frame.data));
       this.send(client, encodeAck({ type: 'ack', id, offset }));
@@ -249,7 +255,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
    * (403) or replace its data. The calls of one connection run side by side, but its publishes
    * reach the store in the order it sent them.
    */
-  private async publishAsking(client: Client, frame: PublishFrame, hook: NonNullable<ChannelHooks['publish']>): Promise<void> {
+  private async publishAsking(client: Client, frame: PublishFrame, hook: PublishAsk): Promise<void> {
     const { channel, id } = frame;
     const asking = connectionHooks(client);
     const asked = asking.call(client, (on) => hook(callerOf(client), channel, JSON.stringify(frame.data), on));

@@ -7,11 +7,18 @@
 import type { ChannelVerdict, HookCall, HookCaller } from '../hooks/hooks.js';
 import type { Client } from '../transport/client.js';
 
-/** The hooks as the channel endpoint calls them; either may be absent. `on` names the client's address and abandons the call when it goes away. */
+/**
+ * The hooks as the channel endpoint calls them, at the URL the channel's options give (its
+ * namespace's hook, else --subscribe-hook / --publish-hook). `on` names the client's address and
+ * abandons the call when it goes away.
+ */
 export interface ChannelHooks {
-  subscribe?(caller: HookCaller, channel: string, on: HookCall): Promise<ChannelVerdict>;
-  publish?(caller: HookCaller, channel: string, data: string, on: HookCall): Promise<ChannelVerdict>;
+  subscribe(caller: HookCaller, channel: string, url: string, on: HookCall): Promise<ChannelVerdict>;
+  publish(caller: HookCaller, channel: string, data: string, url: string, on: HookCall): Promise<ChannelVerdict>;
 }
+
+/** One publish hook call for a channel whose URL is already chosen. */
+export type PublishAsk = (caller: HookCaller, channel: string, data: string, on: HookCall) => Promise<ChannelVerdict>;
 
 export class ConnectionHooks {
   /** Channels whose subscribe waits on the hook's answer (they count as subscriptions meanwhile). */

@@ -36,20 +36,26 @@ const claimCache = new WeakMap<readonly string[], PatternList>();
 
 export type Action = 'subscribe' | 'publish';
 
+/** Whether every client, token or not, may act on `channel`. */
+export type AnonymousRule = (channel: string) => boolean;
+
 /**
  * Decides subscribe (which also covers history and presence) and publish rights.
  *
  * - A client with a token (`identity.channels` or `identity.user` set) may use the channels its
  *   token's `channels` claim matches, plus what anonymous clients may use; publishing follows its
  *   `publish` claim instead when it has one. The connect hook's answer gives the same lists.
- * - Every client may use the channels the `--anonymous-*` patterns match. Their default is `*`
+ * - Every client may use the channels the `--anonymous-*` patterns match, or those whose
+ *   namespace says `anonymous-subscribe` / `anonymous-publish`. The patterns' default is `*`
  *   when no JWT is configured (an open hub) and nothing when one is.
  */
 export class Authorizer {
-  private readonly anonymous: Readonly<Record<Action, PatternList>>;
+  private readonly anonymous: Readonly<Record<Action, { matches(channel: string): boolean }>>;
 
-  constructor(anonymousSubscribe: readonly string[], anonymousPublish: readonly string[]) {
-    this.anonymous = { subscribe: new PatternList(anonymousSubscribe), publish: new PatternList(anonymousPublish) };
+  /** Each of the anonymous rights as patterns, or as a function of the channel (its namespace decides, config/namespaces.ts). */
+  constructor(anonymousSubscribe: readonly string[] | AnonymousRule, anonymousPublish: readonly string[] | AnonymousRule) {
+    const rule = (given: readonly string[] | AnonymousRule) => (typeof given === 'function' ? { matches: given } : new PatternList(given));
+    this.anonymous = { subscribe: rule(anonymousSubscribe), publish: rule(anonymousPublish) };
   }
 
   allowed(identity: Identity, action: Action, channel: string): boolean {

@@ -54,7 +54,9 @@ export class PresenceRelay {
     }
   }
 
+  /** A join or leave frame to the channel's subscribers on every node, unless its namespace says `join-leave: false`. */
   private event(channel: string, type: 'join' | 'leave', entry: PresenceEntry): void {
+    if (!this.rt.service.channelOptions(channel).joinLeave) return;
     const frame = encodeJoinLeave({ type, channel, client: entry.client, user: entry.user, meta: entry.meta });
     this.rt.track(this.rt.service.presenceEvent(channel, frame).catch(() => {}));
   }

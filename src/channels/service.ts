@@ -15,7 +15,8 @@ import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, Publi
 import { encodeEnvelope, EnvelopeKind } from '../protocol/envelope.js';
 import type { Topics } from '../node/topics.js';
 import type { HistoryMetrics } from './metrics.js';
-import { Authorizer, PatternList } from './patterns.js';
+import { Authorizer } from './patterns.js';
+import { Namespaces, storedHistorySize, type ChannelOptions } from '../config/namespaces.js';
 
 /** The bus topic of `channel` under --bus-prefix `prefix`. */
 export function channelTopic(prefix: string, channel: string): string {
@@ -36,6 +37,9 @@ export type ChannelsConfig = Pick<
   Config,
   | 'busPrefix'
   | 'historySize'
+  | 'historyTtl'
+  | 'namespaces'
+  | 'publishHook'
   | 'maxSubscriptions'
   | 'rateLimit'
   | 'presence'
@@ -70,15 +74,26 @@ export interface ChannelServiceOptions {
   readonly logger: Logger;
 }
 
+/** Which channels have presence: a namespace's `presence`, else --presence. */
+export interface PresenceChannels {
+  matches(channel: string): boolean;
+  /** No channel has presence (no pattern, no namespace says so): no heartbeats needed. */
+  readonly empty: boolean;
+}
+
 export class ChannelService {
   readonly auth: Authorizer;
-  /** Channels with presence (--presence). */
-  readonly presenceChannels: PatternList;
+  /** The options each channel gets from its namespace, else the top-level flags (config/namespaces.ts). */
+  readonly namespaces: Namespaces;
+  /** Channels with presence. */
+  readonly presenceChannels: PresenceChannels;
   readonly channels: ChannelStore;
   readonly presence: PresenceStore;
   readonly link: Topics;
   private readonly config: ChannelsConfig;
   private lastStoreError = 0;
+  /** What the store keeps per channel: the largest history size of any namespace (config/namespaces.ts). */
+  private readonly storedSize: number;
 
   constructor(private readonly options: ChannelServiceOptions) {
     const { config } = options;
@@ -86,19 +101,23 @@ export class ChannelService {
     this.channels = options.channels;
     this.presence = options.presence;
     this.link = options.link;
-    // Open to all by default only when nobody says who clients are: no JWT, no connect hook. With
-    // a subscribe hook, the back end decides what the patterns leave out, so they leave out all.
-    const authenticated = config.jwt || config.connectHook !== undefined;
-    const open = (closed: boolean): string[] => (closed ? [] : ['*']);
+    // The anonymous rights and their defaults (open only when nobody says who clients are) are
+    // decided per channel, by its namespace or the --anonymous-* patterns.
+    const namespaces = (this.namespaces = new Namespaces(config));
+    this.storedSize = storedHistorySize(config);
     this.auth = new Authorizer(
-      config.anonymousSubscribe ?? open(authenticated || config.subscribeHook !== undefined),
-      config.anonymousPublish ?? open(authenticated),
+      (channel) => namespaces.resolve(channel).anonymousSubscribe,
+      (channel) => namespaces.resolve(channel).anonymousPublish,
     );
-    this.presenceChannels = new PatternList(config.presence);
+    this.presenceChannels = {
+      matches: (channel) => namespaces.resolve(channel).presence,
+      empty: config.presence.length === 0 && !config.namespaces.some((ns) => ns.presence === true),
+    };
   }
 
-  get historySize(): number {
-    return this.config.historySize;
+  /** The options that apply to `channel` (its namespace's, else the top-level ones). */
+  channelOptions(channel: string): ChannelOptions {
+    return this.namespaces.resolve(channel);
   }
 
   /** The bus topic of a channel. */
@@ -118,7 +137,9 @@ export class ChannelService {
     const position = await this.toStore(EnvelopeKind.CHANNEL, () => this.channels.publish(message));
     if (position.duplicate) return position;
     // Offsets that count 1, 2, 3… in each epoch say how many of the last --history-size are kept.
-    const retained = position.retained === undefined ? Math.min(position.offset, this.config.historySize) : position.retained;
+    // A store sized for the largest namespace counts what it keeps; the channel serves at most its own size.
+    const size = this.namespaces.resolve(channel).historySize;
+    const retained = position.retained === undefined ? Math.min(position.offset, size) : position.retained === null ? null : Math.min(position.retained, size);
     if (retained !== null) this.options.history.channelSize(channel, retained);
     return position;
   }
@@ -153,12 +174,18 @@ export class ChannelService {
   }
 
   /**
-   * The latest `limit` messages (at most --history-size) older than `before`, oldest first, at
+   * The latest `limit` messages (at most the channel's history size) older than `before`, oldest first, at
    * most `maxBytes` of data (always at least one message); `more` says whether older ones remain.
    */
-  history(channel: string, page: { readonly limit?: number; readonly before?: number; readonly maxBytes: number }): Promise<ReadResult> {
-    const size = this.config.historySize;
-    return this.channels.read(channel, { limit: Math.min(page.limit ?? size, size), before: page.before, maxBytes: page.maxBytes });
+  async history(channel: string, page: { readonly limit?: number; readonly before?: number; readonly maxBytes: number }): Promise<ReadResult> {
+    const size = this.namespaces.resolve(channel).historySize;
+    const result = await this.channels.read(channel, { limit: Math.min(page.limit ?? size, size), before: page.before, maxBytes: page.maxBytes });
+    if (size >= this.storedSize) return result;
+    // The store keeps the largest namespace's size: paging back stops at this channel's own last
+    // `size` (offsets count 1, 2, 3… in an epoch, so they are the ones above head − size).
+    const oldest = result.offset - size + 1;
+    const messages = result.messages.filter((m) => m.offset >= oldest);
+    return { ...result, messages, more: result.more && messages.length > 0 && messages[0]!.offset > oldest };
   }
 
   presenceList(channel: string): Promise<PresenceEntry[]> {

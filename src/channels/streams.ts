@@ -97,7 +97,7 @@ export class ChannelStreams {
   private acquire(name: string): LocalChannel {
     let local = this.channels.get(name);
     if (!local) {
-      const created = new LocalChannel(name, this.rt.service.topic(name), this.rt.service.presenceChannels.matches(name));
+      const created = new LocalChannel(name, this.rt.service.topic(name), this.rt.service.channelOptions(name));
       this.channels.set(name, created);
       this.rt.service.link.subscribeTopic(created.topic, (kind, body) => this.fromBus(created, kind, body), 'deliver');
       local = created;
@@ -160,9 +160,10 @@ export class ChannelStreams {
       // The topic must be live on the bus before the read, so the fence and newer messages reach us.
       if (!service.link.connected) throw new BusUnavailableError('the bus is not connected');
       await service.link.subscribe(local.topic);
-      const recovering = batch.subs.some((sub) => sub.request.since !== undefined);
+      // With `recovery: false` a `since` is answered recovered:false: no history is read for it.
+      const recovering = local.options.recovery && batch.subs.some((sub) => sub.request.since !== undefined);
       batch.result = await service.read(local.name, {
-        limit: recovering ? service.historySize : 0,
+        limit: recovering ? local.options.historySize : 0,
         fence: service.fence(local.name, batch.token),
       });
     } catch (err) {
@@ -218,7 +219,7 @@ export class ChannelStreams {
     if (since) {
       const first = result.messages[0];
       const complete = result.completeAfter ?? (first !== undefined ? first.offset - 1 : result.offset);
-      recovered = since.epoch === result.epoch && since.offset <= result.offset && since.offset >= complete;
+      recovered = local.options.recovery && since.epoch === result.epoch && since.offset <= result.offset && since.offset >= complete;
       if (recovered) {
         for (const m of result.messages) {
           if (m.offset <= since.offset) continue;

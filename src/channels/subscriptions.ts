@@ -16,6 +16,7 @@
  * for the next one, so a reconnect storm of N clients on a channel costs a few reads, not N. The
  * batch's read returns the retained history once; each client takes its own slice of it.
  */
+import type { ChannelOptions } from '../config/namespaces.js';
 import type { ReadResult } from '../stores/store.js';
 import { MessageScanner } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
@@ -89,10 +90,15 @@ export class LocalChannel {
   constructor(
     readonly name: string,
     readonly topic: string,
-    /** Configured with presence (--presence). */
-    readonly presence: boolean,
+    /** The channel's options (its namespace's, else the top-level ones), resolved once when the node first holds it. */
+    readonly options: ChannelOptions,
   ) {
     this.position = new MessageScanner(name);
+  }
+
+  /** Presence is kept for the channel (its namespace's `presence`, else --presence). */
+  get presence(): boolean {
+    return this.options.presence;
   }
 
   get offset(): number {

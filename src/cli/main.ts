@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, FanoutError } from '../errors.js';
 import { clusterCommand } from './cluster.js';
+import { configCommand } from './config.js';
 import { haproxyConfigCommand } from './haproxy-config.js';
 import { serve } from './serve.js';
 import { tokenCommand } from './token.js';
@@ -14,6 +15,7 @@ Commands:
   haproxy-config   print a haproxy.cfg for a set of nodes
   cluster          run N nodes with HAProxy in front of them
   token            print a signed development JWT (for --jwt-secret)
+  config           check a --config file, or print the configuration serve would run with
 
 Run \`fanout <command> --help\` for a command's options.
 `;
@@ -29,6 +31,8 @@ async function main(argv: string[]): Promise<void> {
       return clusterCommand(rest);
     case 'token':
       return tokenCommand(rest);
+    case 'config':
+      return configCommand(rest);
     case '--version':
     case '-v': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -46,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = 2;
       return;
     default:
-      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, token)`);
+      throw new ConfigError(command, `unknown command (one of serve, haproxy-config, cluster, token, config)`);
   }
 }
 

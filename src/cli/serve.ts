@@ -8,7 +8,7 @@
  */
 import { constants } from 'node:os';
 import { loadServeConfig } from '../config/load.js';
-import { SERVE_HELP } from '../config/schema.js';
+import { CONFIG_FLAG_HELP, SERVE_HELP } from '../config/schema.js';
 import { toFlag } from '../config/load.js';
 import { createLogger, flushLogs, type Logger } from '../logger.js';
 import { createNode } from '../app.js';
@@ -78,6 +78,10 @@ function exitAfterLogs(logger: Logger, code: number): void {
 }
 
 export function serveHelp(): string {
-  const rows = Object.entries(SERVE_HELP).map(([key, text]) => `  --${toFlag(key).padEnd(26)} ${text}`);
-  return `Usage: fanout serve [options]\n\nRuns one Fanout node. Every flag is also an environment variable: --max-payload is FANOUT_MAX_PAYLOAD.\n\n${rows.join('\n')}\n`;
+  const rows = Object.entries({ config: CONFIG_FLAG_HELP, ...SERVE_HELP }).map(([key, text]) => `  --${toFlag(key).padEnd(26)} ${text}`);
+  return (
+    'Usage: fanout serve [options]\n\nRuns one Fanout node. Every flag is also an environment variable (--max-payload is FANOUT_MAX_PAYLOAD)\n' +
+    'and a key of the --config file (max-payload: 65536); a flag wins over the variable, the variable over the file.\n\n' +
+    `${rows.join('\n')}\n`
+  );
 }

@@ -1,29 +1,22 @@
 /**
- * Flags and environment → one schema → a frozen config. The only module that reads `process.env`.
+ * Flags, environment and a config file → one schema → a frozen config. The only module that
+ * reads `process.env`.
  *
- * Every option `fooBar` is the flag `--foo-bar` and the variable `FANOUT_FOO_BAR`; a flag wins
- * over the variable. An unknown flag or an invalid value throws a {@link ConfigError} whose message
- * names the flag, so the CLI can print one line and exit.
+ * Every option `fooBar` is the flag `--foo-bar`, the variable `FANOUT_FOO_BAR` and the key
+ * `foo-bar` of a `--config` file; a flag wins over the variable, the variable over the file, the
+ * file over the default. An unknown option or an invalid value throws a {@link ConfigError} whose
+ * message names it where it was given, so the CLI can print one line and exit.
  */
 import { parseArgs } from 'node:util';
 import type { z } from 'zod';
 import { ConfigError, errorMessage } from '../errors.js';
 import { authMode } from './auth-mode.js';
-import { withoutCredentials } from './bus-address.js';
+import { readConfigFile } from './file.js';
 import { historyTarget } from './history-target.js';
 import { kafkaIngestTarget } from './kafka-ingest.js';
 import { serveSchema, type Config, type ServeOptions } from './schema.js';
+import { nameOf, toEnv, toFlag, toKey, validate, type Origin, type Origins } from './sources.js';
 import { readTls } from './tls.js';
-
-/** `maxConnectionsPerIp` → `max-connections-per-ip`. */
-export function toFlag(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-}
-
-/** `maxConnectionsPerIp` → `FANOUT_MAX_CONNECTIONS_PER_IP`. */
-export function toEnv(key: string): string {
-  return 'FANOUT_' + toFlag(key).replace(/-/g, '_').toUpperCase();
-}
 
 /** What a command's parse gives: its options and its positional arguments. */
 export interface Parsed<T> {
@@ -32,15 +25,10 @@ export interface Parsed<T> {
   readonly help: boolean;
 }
 
-/** Options whose values are never echoed in an error message. */
-const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret', 'hookSecret', 'webhookSecret']);
-/** Options holding URLs that may carry credentials: echoed without them. */
-const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook', 'webhook']);
-
-/** What a command line gives before validation: option values by key, and which came from the environment. */
+/** What a command line gives before validation: option values by key, and where each came from. */
 interface CommandInput {
   readonly input: Readonly<Record<string, unknown>>;
-  readonly fromEnv: ReadonlySet<string>;
+  readonly origins: Origins;
   readonly positionals: readonly string[];
   readonly help: boolean;
 }
@@ -55,17 +43,17 @@ export function parseCommand<S extends z.ZodObject>(
   argv: readonly string[],
   opts: { env?: NodeJS.ProcessEnv; useEnv?: boolean; booleans?: readonly string[] } = {},
 ): Parsed<z.output<S>> {
-  const { input, fromEnv, positionals, help } = readCommand(schema, argv, opts);
-  return { options: validate(schema, input, fromEnv), positionals, help };
+  const { input, origins, positionals, help } = readCommand(schema, argv, opts);
+  return { options: Object.freeze(validate(schema, input, origins)), positionals, help };
 }
 
 function readCommand(
   schema: z.ZodObject,
   argv: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; useEnv?: boolean; booleans?: readonly string[] },
+  opts: { env?: NodeJS.ProcessEnv; useEnv?: boolean; booleans?: readonly string[]; fileOnly?: ReadonlySet<string>; extra?: readonly string[] },
 ): CommandInput {
   const env = opts.env ?? process.env;
-  const keys = Object.keys(schema.shape);
+  const keys = [...Object.keys(schema.shape).filter((key) => !opts.fileOnly?.has(key)), ...(opts.extra ?? [])];
   const booleans = new Set(opts.booleans ?? []);
   const parseOptions: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const key of keys) parseOptions[toFlag(key)] = { type: booleans.has(key) ? 'boolean' : 'string' };
@@ -89,7 +77,7 @@ function readCommand(
   }
 
   const input: Record<string, unknown> = {};
-  const fromEnv = new Set<string>();
+  const origins = new Map<string, Origin>();
   for (const key of keys) {
     const fromFlag = values[toFlag(key)];
     if (fromFlag !== undefined) {
@@ -100,11 +88,11 @@ function readCommand(
       const value = env[toEnv(key)];
       if (value !== undefined && value !== '') {
         input[key] = booleans.has(key) ? !['0', 'false', 'no', 'off'].includes(value.toLowerCase()) : value;
-        fromEnv.add(key);
+        origins.set(key, { kind: 'env' });
       }
     }
   }
-  return { input, fromEnv, positionals, help: values.help === true };
+  return { input, origins, positionals, help: values.help === true };
 }
 
 /**
@@ -127,57 +115,60 @@ function joinNegativeValues(argv: readonly string[], options: Readonly<Record<st
   return out;
 }
 
-/** The flag as the user gave it: `--port`, or `--port (from FANOUT_PORT)`. */
-function flagOf(key: string, fromEnv: ReadonlySet<string>): string {
-  return `--${toFlag(key)}${fromEnv.has(key) ? ` (from ${toEnv(key)})` : ''}`;
-}
+/** Options only a config file can set: they have no flag and no variable. */
+const FILE_ONLY: ReadonlySet<string> = new Set<string>(['namespaces']);
 
-/** Validates `input` against the schema; the first issue becomes one ConfigError naming its flag. */
-function validate<S extends z.ZodObject>(schema: S, input: Readonly<Record<string, unknown>>, fromEnv: ReadonlySet<string>): Readonly<z.output<S>> {
-  const result = schema.safeParse(input);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const key = String(issue.path[0] ?? 'arguments');
-    const given = input[key];
-    // A message that already quotes the bad part (one entry of a list) needs no second quote.
-    const shown =
-      given === undefined || SECRET_OPTIONS.has(key) || /\bgot\b/.test(issue.message)
-        ? ''
-        : `, got ${JSON.stringify(URL_OPTIONS.has(key) && typeof given === 'string' ? withoutCredentials(given) : given)}`;
-    throw new ConfigError(flagOf(key, fromEnv), `${issue.message}${shown}`);
-  }
-  return Object.freeze(result.data);
-}
-
-/** Parses `fanout serve` flags and FANOUT_* variables into a frozen, cross-checked config. */
+/**
+ * Parses `fanout serve` flags, FANOUT_* variables and the `--config` file (or FANOUT_CONFIG)
+ * into a frozen, cross-checked config.
+ */
 export function loadServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config & { help?: boolean } {
-  const { input, fromEnv, positionals, help } = readCommand(serveSchema, argv, { env, useEnv: true });
-  const options = validate(serveSchema, input, fromEnv);
+  const { input, origins, positionals, help } = readServeInput(argv, env);
   if (positionals.length > 0) throw new ConfigError(positionals[0]!, 'unexpected argument (serve takes only flags)');
-  return finishServeConfig(options, fromEnv, help);
+  const options = validate(serveSchema, input, origins);
+  return finishServeConfig(options, origins, help);
 }
 
-/** What {@link createConfig} takes: options as the flags give them. */
+/** The serve options as given, flags over variables over the file, not yet validated. */
+export function readServeInput(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommandInput {
+  const read = readCommand(serveSchema, argv, { env, useEnv: true, fileOnly: FILE_ONLY, extra: ['config'] });
+  const { config: file, ...given } = read.input;
+  // `serve --help` prints the help whatever the file holds.
+  if (file === undefined || read.help) return { ...read, input: given };
+  const origins = new Map(read.origins);
+  const source = readConfigFile(String(file), nameOf(['config'], origins));
+  origins.delete('config');
+  const input: Record<string, unknown> = { ...given };
+  for (const [key, value] of Object.entries(source.input)) {
+    if (key in input) continue;
+    input[key] = value;
+    origins.set(key, { kind: 'file', file: source.file });
+  }
+  return { ...read, input, origins };
+}
+
+/** What {@link createConfig} takes: options as the flags give them, or as typed values (numbers, lists as arrays). */
 export type ConfigInput = Partial<z.input<typeof serveSchema>>;
 
 /**
  * Builds a config from code (tests, embedding), with the same defaults, checks and messages as
- * the CLI: a config it returns is one the node can start with.
+ * the CLI: a config it returns is one the node can start with. It checks at run time what its
+ * type says, for callers in plain JavaScript: an unknown key or a value of the wrong type throws
+ * a ConfigError naming the key.
  */
 export function createConfig(overrides: ConfigInput = {}): Config {
-  const input: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value === undefined) continue;
-    input[key] = Array.isArray(value) ? value.join(',') : value;
+  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides)) {
+    throw new ConfigError('createConfig', `expected an object of options, got ${Array.isArray(overrides) ? 'an array' : JSON.stringify(overrides)}`);
   }
-  return finishServeConfig(validate(serveSchema, input, new Set()), new Set());
+  const input = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  return finishServeConfig(validate(serveSchema, input, new Map()), new Map());
 }
 
 /**
  * Conflicting options are rejected, then files are read and the history default is chosen, all
- * before anything starts. Errors name the flag (and the variable it came from).
+ * before anything starts. Errors name the option where it was given (flag, variable or file).
  */
-function finishServeConfig(options: ServeOptions, fromEnv: ReadonlySet<string>, help = false): Config & { help?: boolean } {
+export function finishServeConfig(options: ServeOptions, origins: Origins, help = false): Config & { help?: boolean } {
   const { history, tlsCert, tlsKey, jwtSecret, jwtPublicKey, jwksUrl, kafkaIngest, kafkaBrokers, kafkaIngestGroup, ...rest } = options;
   try {
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -192,8 +183,15 @@ function finishServeConfig(options: ServeOptions, fromEnv: ReadonlySet<string>, 
     const config: Config = { ...rest, history: historyTarget(history, rest.bus), tls, auth, jwt: auth.kind !== 'anonymous', kafkaIngest: ingest };
     return Object.freeze(help ? { ...config, help } : config);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    const key = err.flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    throw fromEnv.has(key) ? new ConfigError(flagOf(key, fromEnv), err.reason) : err;
+    if (!(err instanceof ConfigError) || !err.flag.startsWith('--')) throw err;
+    const key = toKey(err.flag.slice(2));
+    return rethrowNamed(err, key, origins);
   }
 }
+
+/** `err`, named by where `key` was given when that was not a flag. */
+function rethrowNamed(err: ConfigError, key: string, origins: Origins): never {
+  throw origins.has(key) ? new ConfigError(nameOf([key], origins), err.reason) : err;
+}
+
+export { toEnv, toFlag };

@@ -7,8 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { patternsProblem } from '../protocol/patterns.js';
-import { ConfigError } from '../errors.js';
 import type { AuthMode } from './auth-mode.js';
 import { BUS_EXPECTED, parseBusAddress } from './bus-address.js';
 import { DEFAULTS, RATE_LIMIT_BYTES_BURST } from './defaults.js';
@@ -16,64 +14,24 @@ import { parseHistorySource, type HistoryTarget } from './history-target.js';
 import { KAFKA_GROUP, KAFKA_TOPIC, parseIngestBrokers, type KafkaIngestTarget } from './kafka-ingest.js';
 import { originPolicy } from './origins.js';
 import type { TlsFiles } from './tls.js';
+import { namespacesSchema } from './namespaces.js';
+import { hookUrl, int, list, number, parsedWith, patterns, seconds } from './values.js';
 
 export { DEFAULTS, RATE_LIMIT_BYTES_BURST, TIMINGS } from './defaults.js';
 export type { AuthMode } from './auth-mode.js';
 export type { BusAddress } from './bus-address.js';
 export type { HistoryTarget } from './history-target.js';
 export type { KafkaIngestTarget } from './kafka-ingest.js';
+export type { ChannelOptions, Namespace } from './namespaces.js';
 export type { OriginPolicy } from './origins.js';
 export type { TlsFiles } from './tls.js';
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce
-    .number({ error: 'expected a number' })
-    .int({ error: 'expected a whole number' })
-    .min(min, { error: `expected at least ${min}` })
-    .max(max, { error: `expected at most ${max}` });
-
-const seconds = () =>
-  z.coerce.number({ error: 'expected a number of seconds' }).min(0, { error: 'expected 0 or more seconds' });
-
-/** Channel patterns (protocol/patterns.ts): bounded in count and length, channel-name characters and `*`. */
-const patterns = () =>
-  list().superRefine((value, ctx) => {
-    const problem = patternsProblem(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
-
-/** A back-end hook's address (--connect-hook, …): the node POSTs JSON to it over HTTP(S). */
-const hookUrl = () => z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional();
-
-const list = () =>
-  z
-    .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((x) => x.trim())
-        .filter((x) => x.length > 0),
-    )
-    .pipe(z.array(z.string()));
-
 /**
- * A string option parsed by `parse`, which throws a ConfigError for a value it cannot use; its
- * reason becomes the zod issue, so the message names the flag (and the variable) like any other.
+ * The serve options, keyed by their config name. Strings come in from flags and env; a file and
+ * `createConfig` give typed values, which each kind (values.ts) takes only as its type says. An
+ * unknown key is an error, not ignored.
  */
-const parsedWith =
-  <I, T>(parse: (value: I) => T) =>
-  (value: I, ctx: z.RefinementCtx<I>): T => {
-    try {
-      return parse(value);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      ctx.addIssue({ code: 'custom', message: err.reason });
-      return z.NEVER;
-    }
-  };
-
-/** The serve options, keyed by their config name. Only strings come in (flags and env). */
-export const serveSchema = z.object({
+export const serveSchema = z.strictObject({
   port: int(0, 65535).default(DEFAULTS.port),
   host: z.string().min(1).default(DEFAULTS.host),
   bus: z.string({ error: BUS_EXPECTED }).default(DEFAULTS.bus).transform(parsedWith((v: string) => parseBusAddress(v))),
@@ -99,7 +57,7 @@ export const serveSchema = z.object({
   jwtIssuer: z.string().min(1).optional(),
   jwtAudience: z.string().min(1).optional(),
   maxPayload: int(1, 64 * 1024 * 1024).default(DEFAULTS.maxPayload),
-  rateLimit: z.coerce.number({ error: 'expected messages per second' }).min(0).default(DEFAULTS.rateLimit),
+  rateLimit: number('expected messages per second').pipe(z.number().min(0, { error: 'expected 0 or more messages per second' })).default(DEFAULTS.rateLimit),
   rateLimitBytes: int(0).default(DEFAULTS.rateLimitBytes),
   maxConnections: int(0).default(DEFAULTS.maxConnections),
   maxConnectionsPerIp: int(0).default(DEFAULTS.maxConnectionsPerIp),
@@ -118,24 +76,24 @@ export const serveSchema = z.object({
   historyMaxBytes: int(0).default(DEFAULTS.historyMaxBytes),
   apiKey: z.string().min(1).optional(),
   presence: patterns().default([]),
-  presenceTtl: z.coerce.number({ error: 'expected a number of seconds' }).min(0.3, { error: 'expected at least 0.3 seconds' }).default(DEFAULTS.presenceTtl),
+  presenceTtl: number('expected a number of seconds').pipe(z.number().min(0.3, { error: 'expected at least 0.3 seconds' })).default(DEFAULTS.presenceTtl),
   anonymousSubscribe: patterns().optional(),
   anonymousPublish: patterns().optional(),
   maxSubscriptions: int(1).default(DEFAULTS.maxSubscriptions),
 
   // Back-end hooks (issue 16, docs/hooks.md): the application decides who connects, subscribes and publishes.
-  connectHook: hookUrl(),
-  subscribeHook: hookUrl(),
-  publishHook: hookUrl(),
-  hookTimeout: z.coerce
-    .number({ error: 'expected a number of seconds' })
+  connectHook: hookUrl().optional(),
+  subscribeHook: hookUrl().optional(),
+  publishHook: hookUrl().optional(),
+  hookTimeout: number('expected a number of seconds')
+    .pipe(z.number()
     .gt(0, { error: 'expected more than 0 seconds' })
-    .max(60, { error: 'expected at most 60 seconds' })
+    .max(60, { error: 'expected at most 60 seconds' }))
     .default(DEFAULTS.hookTimeout),
   hookSecret: z.string().min(1).optional(),
   hookConcurrency: int(1, 100_000).default(DEFAULTS.hookConcurrency),
   // Webhooks (issue 16, docs/hooks.md#webhooks): the back end hears what happens, at least once.
-  webhook: hookUrl(),
+  webhook: hookUrl().optional(),
   webhookSecret: z.string().min(1).optional(),
   webhookRetry: seconds().default(DEFAULTS.webhookRetry),
 
@@ -152,6 +110,9 @@ export const serveSchema = z.object({
   drainDelay: seconds().default(DEFAULTS.drainDelay),
   drainTimeout: seconds().default(DEFAULTS.drainTimeout),
   metricsToken: z.string().min(1).optional(),
+
+  // Namespaces (issue 27, docs/config.md): a config file's (or createConfig's) only; no flag, no variable.
+  namespaces: namespacesSchema.default([]),
 });
 
 /** The options as the schema gives them, before files are read and the history default is chosen. */
@@ -177,8 +138,12 @@ export type Config = Readonly<
   }
 >;
 
+/** --config (FANOUT_CONFIG): not an option of the schema but where options come from (file.ts). */
+export const CONFIG_FLAG_HELP =
+  'YAML (or JSON) file of options under the flags\' own names (max-payload: 65536), and namespaces (docs/config.md); flags and FANOUT_* variables win over it; check it with fanout config check FILE';
+
 /** Help text per option, in the order `fanout serve --help` prints them. */
-export const SERVE_HELP: Readonly<Record<keyof z.input<typeof serveSchema>, string>> = {
+export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchema>, 'namespaces'>, string>> = {
   port: `port to listen on (default ${DEFAULTS.port}; 0 picks a free one)`,
   host: `address to bind (default ${DEFAULTS.host})`,
   bus: 'broker: memory (one node), redis://host:port[/db], redis-cluster://…, nats://…, amqp://…, kafka://host:port[,…][/topic] (default memory)',

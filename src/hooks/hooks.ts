@@ -100,6 +100,7 @@ export class Hooks {
   private readonly shares: HookShares;
   private readonly maxPayload: number;
   private readonly urls: Readonly<Record<HookName, URL | undefined>>;
+  private readonly namespaceUrls = new Map<string, URL>();
   private readonly lastLogged = new Map<HookName, { at: number; suppressed: number }>();
 
   constructor(
@@ -118,6 +119,13 @@ export class Hooks {
     });
     this.shares = new HookShares(config.hookConcurrency);
     this.maxPayload = config.maxPayload;
+  }
+
+  /** A namespace's hook URL, parsed once (the namespaces are few and fixed at start). */
+  private urlOf(value: string): URL {
+    let url = this.namespaceUrls.get(value);
+    if (!url) this.namespaceUrls.set(value, (url = new URL(value)));
+    return url;
   }
 
   /** True when `hook` is configured. */
@@ -151,19 +159,23 @@ export class Hooks {
     return verdict;
   }
 
-  /** --subscribe-hook: may `caller` subscribe to `channel`; `data` goes into its `subscribed` frame. */
-  subscribe(caller: HookCaller, channel: string, on: HookCall): Promise<ChannelVerdict> {
-    return this.channelCall('subscribe', JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }), on);
+  /**
+   * --subscribe-hook: may `caller` subscribe to `channel`; `data` goes into its `subscribed` frame.
+   * `url`: the channel's namespace's own hook instead of --subscribe-hook.
+   */
+  subscribe(caller: HookCaller, channel: string, on: HookCall, url?: string): Promise<ChannelVerdict> {
+    return this.channelCall('subscribe', JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }), on, url);
   }
 
   /**
    * --publish-hook: may `caller` publish `data` (its JSON text) to `channel`; `data` in the
    * answer replaces it, and obeys --max-payload as the client's own data does (`too_large`).
+   * `url`: the channel's namespace's own hook instead of --publish-hook.
    */
-  publish(caller: HookCaller, channel: string, data: string, on: HookCall): Promise<ChannelVerdict> {
+  publish(caller: HookCaller, channel: string, data: string, on: HookCall, url?: string): Promise<ChannelVerdict> {
     // `data` is spliced in as the client sent it (valid JSON: decode() parsed it).
     const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }).slice(0, -1)},"data":${data}}`;
-    return this.channelCall('publish', body, on);
+    return this.channelCall('publish', body, on, url);
   }
 
   /** Drops the keep-alive connections; calls in flight fail (unavailable). */
@@ -171,8 +183,8 @@ export class Hooks {
     this.caller.close();
   }
 
-  private async channelCall(hook: 'subscribe' | 'publish', body: string, on: HookCall): Promise<ChannelVerdict> {
-    const call = await this.call(hook, body, on);
+  private async channelCall(hook: 'subscribe' | 'publish', body: string, on: HookCall, url?: string): Promise<ChannelVerdict> {
+    const call = await this.call(hook, body, on, url);
     if (!call.ok) return call.verdict;
     const { status, seconds } = call.answer;
     if (status === 403) {
@@ -200,8 +212,8 @@ export class Hooks {
    * verdict. Past an address's share a subscribe or publish call is `limited`; past the node's, or
    * past an address's connect share, `unavailable`.
    */
-  private async call(hook: HookName, body: string, on: HookCall): Promise<{ ok: true; answer: Extract<CallResult, { ok: true }> } | { ok: false; verdict: Extract<ChannelVerdict, { kind: 'unavailable' | 'limited' }> }> {
-    const url = this.urls[hook];
+  private async call(hook: HookName, body: string, on: HookCall, override?: string): Promise<{ ok: true; answer: Extract<CallResult, { ok: true }> } | { ok: false; verdict: Extract<ChannelVerdict, { kind: 'unavailable' | 'limited' }> }> {
+    const url = override === undefined ? this.urls[hook] : this.urlOf(override);
     if (!url) return { ok: false, verdict: { kind: 'unavailable', reason: `no --${hook}-hook` } };
     const share: ShareKind = hook === 'connect' ? 'connect' : 'channel';
     const refused = this.shares.take(share, on.address);

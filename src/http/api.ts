@@ -4,6 +4,9 @@
  * - `POST /api/publish` `{"channel":C,"data":ANY_JSON}` → 200 `{"offset":O}`
  * - `GET /api/channels/C/history[?limit=N][&before=B]` → 200 `{"channel","epoch","offset","messages":[…]}`
  * - `GET /api/channels/C/presence` → 200 `{"channel","clients":[…]}`
+ * - `GET /api/channels/C` → 200 `{"channel","namespace","options":{…}}`: the namespace that
+ *   applies (its pattern, or null for the top-level values) and the channel's options under the
+ *   config file's names (docs/config.md)
  *
  * Failures are `{"error":CODE,"message":TEXT}` with the registry's codes and statuses
  * (protocol/codes.ts ERROR_CODES): 400, 401, 404 (API off, unknown path, a channel without
@@ -19,15 +22,19 @@ import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import { isChannelName } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
 import { sendJson, type Router } from '../transport/router.js';
+import { withoutCredentials } from '../config/bus-address.js';
+import type { ChannelOptions } from '../config/namespaces.js';
+import { toFlag } from '../config/sources.js';
 
 /** What the API uses: the channel service, --api-key and --max-payload. */
 export interface ApiContext {
-  readonly service: Pick<ChannelService, 'publish' | 'history' | 'presenceList' | 'presenceChannels'>;
+  readonly service: Pick<ChannelService, 'publish' | 'history' | 'presenceList' | 'presenceChannels' | 'channelOptions'>;
   readonly apiKey: string | undefined;
   readonly maxPayload: number;
 }
 
 const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/(history|presence)$/;
+const OPTIONS_ROUTE = /^\/api\/channels\/([^/]+)$/;
 
 export function addApiRoutes(router: Router, context: ApiContext): void {
   const { service, maxPayload } = context;
@@ -96,13 +103,26 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
     }
   });
 
+  router.add('GET', OPTIONS_ROUTE, (req, res, params) => {
+    if (!authorized(req, res)) return;
+    const [channel] = params as [string];
+    if (!isChannelName(channel)) return fail(res, 'bad_request', 'invalid channel name');
+    const { namespace, ...options } = service.channelOptions(channel);
+    sendJson(res, 200, { channel, namespace, options: optionsBody(options) });
+  });
+
   // Anything else under /api/ gets a JSON answer too: 405 with Allow on a known path, else 404.
   router.add('*', /^\/api(\/.*)?$/, (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const allow = path === '/api/publish' ? 'POST' : CHANNEL_ROUTE.test(path) ? 'GET, HEAD' : undefined;
+    const allow = path === '/api/publish' ? 'POST' : CHANNEL_ROUTE.test(path) || OPTIONS_ROUTE.test(path) ? 'GET, HEAD' : undefined;
     if (allow) return fail(res, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, { allow });
     fail(res, 'not_found', 'no such API call (a channel name with / goes encoded, as %2F)');
   });
+}
+
+/** A channel's options under the config file's names (`history-size`), hook URLs without their credentials. */
+function optionsBody(options: Omit<ChannelOptions, 'namespace'>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(options).map(([key, value]) => [toFlag(key), typeof value === 'string' ? withoutCredentials(value) : value]));
 }
 
 /** An error answer: the status is the registry's for `error` (protocol/codes.ts). */

@@ -116,9 +116,10 @@ export class NodeCore {
     });
     this.topics = this.createTopics(this.bus, 'bus');
     this.bus.onStatus((status) => metrics.bus.busConnected(status === 'connected'));
-    const { connectHook, subscribeHook, publishHook } = this.config;
+    const { connectHook, subscribeHook, publishHook, namespaces } = this.config;
+    const namespaceHook = namespaces.some((ns) => typeof ns.subscribeHook === 'string' || typeof ns.publishHook === 'string');
     this.hooks =
-      connectHook || subscribeHook || publishHook
+      connectHook || subscribeHook || publishHook || namespaceHook
         ? new Hooks(this.config, this.logger, metrics.hookCalls)
         : undefined;
     this.gate = new SecurityGate({

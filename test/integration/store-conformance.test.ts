@@ -21,6 +21,7 @@ import { sleep } from '../../harness/wait.js';
 import { connectChannels, publish, request, waitMessages } from '../helpers/channels.js';
 import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '../helpers/store-harnesses.js';
+import { defineNamespaceNodes } from '../helpers/store-namespaces.js';
 import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from '../helpers/store-suite.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 
@@ -31,7 +32,10 @@ for (const h of harnesses) {
   if (h.presence) describe(`presence store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep: a node cannot die without its clients)'}`, { timeout: 60_000 }, () => definePresence(h));
   if (h.occupancy) describe(`occupancy store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep)'}`, { timeout: 60_000 }, () => defineOccupancy(h));
   if (h.faults) describe(`store faults: ${h.name}`, { timeout: 120_000 }, () => defineFaults(h, h.faults!));
-  describe(`real nodes on the store: ${h.name}`, { timeout: 60_000 }, () => defineNodes(h));
+  describe(`real nodes on the store: ${h.name}`, { timeout: 60_000 }, () => {
+    defineNodes(h);
+    defineNamespaceNodes(h);
+  });
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { MemoryBroker } from '../../src/brokers/memory/bus.js';
 import { createConfig } from '../../src/config/load.js';
+import { Namespaces } from '../../src/config/namespaces.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
 import { signBody } from '../../src/outbound/http-caller.js';
@@ -240,7 +241,7 @@ describe('OccupancySync (the channel layer\'s writes)', () => {
     const events: OccupancyEvent[] = [];
     const tracked: Array<Promise<unknown>> = [];
     const sync = new OccupancySync({ track: (p) => void tracked.push(p.catch(() => {})), logger: silentLogger() }, { store, emit: (e) => events.push(e) });
-    const local = new LocalChannel('room:a', 't', true);
+    const local = new LocalChannel('room:a', 't', new Namespaces(createConfig({ presence: 'room:*' })).resolve('room:a'));
     const clients = [client('u1'), client('u2'), client('u1')];
     for (const c of clients) {
       local.live.add(c);
