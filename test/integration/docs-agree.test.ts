@@ -17,7 +17,8 @@ import { commandLines, flagsOf, helpFlags, importPaths } from '../helpers/docs-c
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const COMMANDS = ['serve', 'haproxy-config', 'cluster', 'token'] as const;
+/** The commands `fanout --help` lists (read in `before`), so a new command is checked as soon as it exists. */
+const COMMANDS: string[] = [];
 /** What `fanout` takes in a command's place besides the commands: its own options, and the docs' placeholder. */
 const NOT_COMMANDS = new Set(['--help', '-h', 'help', '--version', '-v', '<command>']);
 
@@ -25,6 +26,10 @@ const NOT_COMMANDS = new Set(['--help', '-h', 'help', '--version', '-v', '<comma
 const flagsByCommand = new Map<string, Set<string>>();
 
 before(async () => {
+  const { stdout: main } = await run(process.execPath, [FANOUT_MAIN, '--help']);
+  const listed = /^Commands:\n((?:  \S.*\n?)+)/m.exec(main)?.[1] ?? '';
+  COMMANDS.push(...listed.split('\n').map((l) => l.trim().split(/\s/)[0]!).filter(Boolean));
+  assert.ok(COMMANDS.includes('serve') && COMMANDS.length >= 4, `commands read from fanout --help: ${COMMANDS.join(', ')}`);
   for (const command of COMMANDS) {
     const { stdout } = await run(process.execPath, [FANOUT_MAIN, command, '--help']);
     flagsByCommand.set(command, new Set([...helpFlags(stdout), '--help']));
@@ -57,8 +62,9 @@ function problems(name: string, text: string): string[] {
       continue;
     }
     const { before, after } = flagsOf(line);
-    // `fanout cluster` takes serve flags before `--` too, and passes everything after it to serve.
-    const allowedBefore = line.command === 'cluster' ? new Set([...own, ...serve]) : own;
+    // `fanout cluster` takes serve flags before `--` too, and passes everything after it to serve;
+    // `fanout config print` takes serve flags, to print the configuration they make.
+    const allowedBefore = line.command === 'cluster' || line.command === 'config' ? new Set([...own, ...serve]) : own;
     for (const flag of before) if (!allowedBefore.has(flag)) found.push(`${name}: \`${line.text}\`: ${flag} is not a flag of fanout ${line.command}`);
     for (const flag of after) if (!serve.has(flag)) found.push(`${name}: \`${line.text}\`: ${flag} (after --) is not a flag of fanout serve`);
   }
@@ -78,7 +84,7 @@ test('the checks catch drift: a deep import, a made-up flag, a serve flag mispla
     "drift.md: import 'fanout/dist/client/index.js' does not resolve: ERR_PACKAGE_PATH_NOT_EXPORTED",
     "drift.md: `fanout serve --presense 'chat:*'`: --presense is not a flag of fanout serve",
     'drift.md: `fanout cluster --nodes 2 -- --balance leastconn`: --balance (after --) is not a flag of fanout serve',
-    'drift.md: `fanout launch --nodes 2`: no command launch (fanout has serve, haproxy-config, cluster, token)',
+    `drift.md: \`fanout launch --nodes 2\`: no command launch (fanout has ${COMMANDS.join(', ')})`,
   ]);
   // And what is right passes: the exported paths, synopsis lines, serve flags before `--`.
   const right = [

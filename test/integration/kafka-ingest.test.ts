@@ -149,6 +149,9 @@ test('a skipped record is one warn line naming topic, partition, offset and why,
   ]);
   const base = `http://127.0.0.1:${node.port}`;
   await until(async () => (await history(base, 'feed')).offset === 1, { timeoutMs: 30_000, what: 'the good record published' });
+  // The node's log reaches its stdout a little after the records were handled: wait for the line.
+  await until(() => logLines(node, 'kafka ingest: record skipped').length > 0, { timeoutMs: 10_000, what: 'the skipped-record warn line', detail: node.output });
+  await scrapeUntil(base, (s) => s.value('fanout_ingest_records_total', { result: 'rejected' }) === 3);
   const skipped = logLines(node, 'kafka ingest: record skipped');
   // Three skipped in a burst: the first is logged at warn, the others only counted (the metric has each).
   assert.equal(skipped.length, 1, node.output());
@@ -157,7 +160,6 @@ test('a skipped record is one warn line naming topic, partition, offset and why,
     { level: 40, topic, partition: 0, offset: '0' },
   );
   assert.match(String(skipped[0]!.reason), /JSON/);
-  await scrapeUntil(base, (s) => s.value('fanout_ingest_records_total', { result: 'rejected' }) === 3);
 });
 
 test('Kafka connection errors name the address and the cause, as Redis\'s do', async () => {
