@@ -3,10 +3,13 @@
  * forked with an IPC channel and awaited on the `{ type: 'listening', port }` message each sends
  * once it listens (an event, no polling), with a stop that waits for the exit.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { captureOutput, exited, isRunning, stopChild } from './child.js';
 import { until, untilEvent } from './wait.js';
+
+const runFile = promisify(execFile);
 
 /** The compiled CLI: this file is dist/harness/fanout-process.js. */
 export const FANOUT_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -100,4 +103,22 @@ export function waitReadyPort(port: number, timeoutMs = 10_000, status = 200): P
     },
     { timeoutMs, intervalMs: 50, what: `the node on ${port} to answer /readyz ${status}` },
   );
+}
+
+/** What a finished `fanout` command printed, and its exit code. */
+export interface FanoutRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the compiled CLI with `args` to its end (at most 20 s), `env` added to this process's. */
+export async function runFanout(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<FanoutRun> {
+  try {
+    const { stdout, stderr } = await runFile(process.execPath, [FANOUT_MAIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
 }

@@ -5,29 +5,16 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { exited } from '../../harness/child.js';
-import { FANOUT_MAIN, forkFanoutServe } from '../../harness/fanout-process.js';
+import { forkFanoutServe, runFanout } from '../../harness/fanout-process.js';
 import { freePort } from '../../harness/ports.js';
 import { inTurns, until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { spawnCluster, untilPageServed, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { uniquePrefix } from '../helpers/nodes.js';
 import { closeAll, connect } from '../helpers/ws-client.js';
-
-const run = promisify(execFile);
-
-async function fanout(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [FANOUT_MAIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 test('fanout serve with an invalid value exits 2 with one line naming the flag', async () => {
   const cases = [
@@ -61,7 +48,7 @@ test('fanout serve with an invalid value exits 2 with one line naming the flag',
     [['serve', '--bus', 'amqp://guest:wrong-password@127.0.0.1:5672', '--history', 'memory'], {}, '--bus'],
   ] as Array<[string[], NodeJS.ProcessEnv, string]>;
   // Three CLI processes at a time: each start is mostly its own CPU (2 cores here).
-  const answers = await inTurns(cases, 3, ([args, env]) => fanout(args, env));
+  const answers = await inTurns(cases, 3, ([args, env]) => runFanout(args, env));
   for (const [i, [args, , flag]] of cases.entries()) {
     const { code, stderr } = answers[i]!;
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
@@ -93,17 +80,17 @@ test('the CLI\'s words: negative numbers get the schema\'s answer, enums list wh
       'fanout: invalid --history: memory keeps history and presence per node, which breaks a chat across 2 nodes; give --history redis://host:port',
     ],
   ] as Array<[string[], string | undefined]>;
-  const answers = await inTurns(cases, 3, ([args]) => fanout(args));
+  const answers = await inTurns(cases, 3, ([args]) => runFanout(args));
   for (const [i, [args, line]] of cases.entries()) {
     const { code, stderr } = answers[i]!;
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
     if (line) assert.equal(stderr.trim(), line);
     else assert.doesNotMatch(stderr, /ambiguous/, stderr);
   }
-  const bare = await fanout([]);
+  const bare = await runFanout([]);
   assert.equal(bare.code, 2);
   assert.match(bare.stderr, /^Usage: fanout <command>/);
-  assert.equal((await fanout(['--help'])).code, 0);
+  assert.equal((await runFanout(['--help'])).code, 0);
 });
 
 test('every start-up error the docs quote is what fanout serve prints for that value', async () => {
@@ -112,7 +99,7 @@ test('every start-up error the docs quote is what fanout serve prints for that v
   const quoted = [...docs.matchAll(/`(fanout: invalid (--[a-z-]+): [^`]*, got "([^"]*)")`/g)];
   assert.ok(quoted.length >= 2, 'the docs quote start-up errors');
   for (const [, line, flag, value] of quoted) {
-    const { code, stderr } = await fanout(['serve', `${flag}=${value}`]);
+    const { code, stderr } = await runFanout(['serve', `${flag}=${value}`]);
     assert.equal(code, 2);
     assert.equal(stderr.trim(), line, `quoted in the docs as ${line}`);
   }
@@ -146,7 +133,7 @@ test('SIGTERM drains: /readyz turns 503 at once, clients get 1001, the process e
 });
 
 test('fanout haproxy-config prints a config for the servers given', async () => {
-  const { code, stdout } = await fanout(['haproxy-config', '--servers', '127.0.0.1:3001,127.0.0.1:3002', '--port', '9090', '--balance', 'leastconn']);
+  const { code, stdout } = await runFanout(['haproxy-config', '--servers', '127.0.0.1:3001,127.0.0.1:3002', '--port', '9090', '--balance', 'leastconn']);
   assert.equal(code, 0);
   assert.match(stdout, /bind 0\.0\.0\.0:9090/);
   assert.match(stdout, /balance leastconn/);
@@ -220,7 +207,7 @@ test('logs: JSON lines when stdout is not a terminal, pretty lines with --log-fo
     assert.ok(lines.some((l) => /INFO: pretty-node: stopped/.test(l)), pretty.output());
   }
 
-  const bad = await fanout(['serve', '--log-format', 'loud']);
+  const bad = await runFanout(['serve', '--log-format', 'loud']);
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr, 'fanout: invalid --log-format: expected auto, json or pretty, got "loud"\n');
 });

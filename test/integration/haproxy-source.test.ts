@@ -6,16 +6,15 @@
  * HAProxy and has the nodes trust that address's X-Forwarded-For.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { MemoryBroker } from '../../src/brokers/memory/bus.js';
 import { createConfig } from '../../src/config/load.js';
 import { createNode } from '../../src/app.js';
-import { FANOUT_MAIN } from '../../harness/fanout-process.js';
+import { runFanout } from '../../harness/fanout-process.js';
 import { freePort } from '../../harness/ports.js';
 import { HAPROXY, startHaproxy, TEST_HAPROXY_DEFAULTS } from '../../harness/haproxy.js';
 import { haproxyConfig, sourceAddress } from '../../src/haproxy/config.js';
@@ -23,18 +22,6 @@ import { until } from '../../harness/wait.js';
 import { spawnCluster, untilPageServed, untilUrlPrinted } from '../helpers/cluster-process.js';
 import { captureLogger } from '../helpers/security.js';
 import { connect } from '../helpers/ws-client.js';
-
-const run = promisify(execFile);
-
-async function fanout(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [FANOUT_MAIN, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 /** `haproxy -c` on `cfg`: its output when valid, throws otherwise. */
 function haproxyCheck(cfg: string): string {
@@ -53,7 +40,7 @@ test('haproxy-config --source puts `source ADDR` in the defaults, and HAProxy ac
     ['127.0.0.2', '    source 127.0.0.2'],
     ['[::1]', '    source [::1]'],
   ] as const) {
-    const { code, stdout, stderr } = await fanout(['haproxy-config', '--servers', '127.0.0.1:3001,127.0.0.1:3002', '--source', given]);
+    const { code, stdout, stderr } = await runFanout(['haproxy-config', '--servers', '127.0.0.1:3001,127.0.0.1:3002', '--source', given]);
     assert.equal(code, 0, stderr);
     const lines = stdout.split('\n');
     const defaults = lines.slice(lines.indexOf('defaults'), lines.indexOf('frontend fanout'));
@@ -67,7 +54,7 @@ test('haproxy-config --source puts `source ADDR` in the defaults, and HAProxy ac
 
 test('haproxy-config with a bad --source exits 2 with one line naming the flag', async () => {
   for (const bad of ['nope', '127.0.0.2:1024', '127.0.0.2\nglobal']) {
-    const { code, stdout, stderr } = await fanout(['haproxy-config', '--servers', '127.0.0.1:3001', '--source', bad]);
+    const { code, stdout, stderr } = await runFanout(['haproxy-config', '--servers', '127.0.0.1:3001', '--source', bad]);
     assert.equal(code, 2, `--source ${JSON.stringify(bad)}`);
     assert.equal(stdout, '');
     assert.equal(stderr, `fanout: invalid --source: expected an IP address of the proxy's machine, e.g. 127.0.0.2, got ${JSON.stringify(bad)}\n`);
@@ -102,7 +89,7 @@ test('with source 127.0.0.2 a real HAProxy reaches the node from 127.0.0.2, and 
 });
 
 test('fanout cluster --source 127.0.0.2: HAProxy connects from it, the nodes trust its X-Forwarded-For, and a bad one exits 2 naming the flag', async () => {
-  const bad = await fanout(['cluster', '--nodes', '1', '--source', 'nope']);
+  const bad = await runFanout(['cluster', '--nodes', '1', '--source', 'nope']);
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr, `fanout: invalid --source: expected an IP address of the proxy's machine, e.g. 127.0.0.2, got "nope"\n`);
 

@@ -1,29 +1,14 @@
 /** `fanout token`, the security flags' start-up errors, and `haproxy-config --tls-cert`. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { jwtVerify } from 'jose';
-import { forkFanoutServe } from '../../harness/fanout-process.js';
+import { forkFanoutServe, runFanout } from '../../harness/fanout-process.js';
 import { SECRET, selfSignedCert, tempDir } from '../helpers/security.js';
 import { connect, refusedStatus } from '../helpers/ws-client.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const run = promisify(execFile);
-
-async function fanout(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 test('fanout token prints a signed token on its last line that a node with --jwt-secret accepts', async () => {
-  const { code, stdout } = await fanout(['token', '--secret', SECRET, '--sub', 'carol', '--channels', 'a,b:*', '--ttl', '120']);
+  const { code, stdout } = await runFanout(['token', '--secret', SECRET, '--sub', 'carol', '--channels', 'a,b:*', '--ttl', '120']);
   assert.equal(code, 0);
   const token = stdout.trim().split('\n').at(-1)!;
   const { payload, protectedHeader } = await jwtVerify(token, new TextEncoder().encode(SECRET));
@@ -36,7 +21,7 @@ test('fanout token prints a signed token on its last line that a node with --jwt
   try {
     const client = await connect(`ws://127.0.0.1:${node.port}/ws/echo?token=${token}`);
     client.close();
-    const other = (await fanout(['token', '--secret', 'not-the-secret', '--sub', 'carol'])).stdout.trim().split('\n').at(-1)!;
+    const other = (await runFanout(['token', '--secret', 'not-the-secret', '--sub', 'carol'])).stdout.trim().split('\n').at(-1)!;
     assert.equal(await refusedStatus(`ws://127.0.0.1:${node.port}/ws/echo?token=${other}`), 401);
   } finally {
     await node.stop();
@@ -60,7 +45,7 @@ test('security flags: invalid values stop at start with one line naming the flag
       [['haproxy-config', '--servers', 'a:1', '--tls-cert', '/nonexistent.pem'], '--tls-cert'],
       [['haproxy-config', '--servers', 'a:1', '--redirect-port', '8081'], '--redirect-port'],
     ] as Array<[string[], string]>) {
-      const { code, stderr } = await fanout(args);
+      const { code, stderr } = await runFanout(args);
       assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
       assert.equal(stderr.trim().split('\n').length, 1, stderr);
       assert.ok(stderr.startsWith(`fanout: invalid ${flag}`), `${args.join(' ')}: ${stderr}`);
@@ -74,7 +59,7 @@ test('haproxy-config --tls-cert: ssl bind, redirect, HSTS, X-Forwarded-Proto; no
   const tmp = tempDir();
   try {
     const { combined } = selfSignedCert(tmp.dir);
-    const { code, stdout } = await fanout(['haproxy-config', '--servers', '127.0.0.1:3001', '--port', '443', '--tls-cert', combined, '--redirect-port', '80']);
+    const { code, stdout } = await runFanout(['haproxy-config', '--servers', '127.0.0.1:3001', '--port', '443', '--tls-cert', combined, '--redirect-port', '80']);
     assert.equal(code, 0);
     assert.match(stdout, new RegExp(`bind 0\\.0\\.0\\.0:443 ssl crt ${combined.replace(/[.]/g, '\\.')} alpn http/1\\.1`));
     assert.match(stdout, /bind 0\.0\.0\.0:80\n/);
