@@ -86,7 +86,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     const channels = new JetStreamChannelStore(target.log, options.nodeId);
     const presence = new NatsPresenceStore({ address: target.address, ...presenceOptions(options) });
     // No cluster-wide occupancy counts on NATS yet: --webhook refuses to start with this store.
-    return { channels, presence, occupancy: undefined, revocations: new MemoryRevocationStore({}), where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
+    return { channels, presence, occupancy: undefined, revocations: presence.revocations, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
   if (target.kind === 'kafka') {
     const channels = new KafkaChannelStore(target.log, options.nodeId, options.historySize);
@@ -97,7 +97,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       ...presenceOptions(options),
     });
     // No cluster-wide occupancy counts on Kafka yet: --webhook refuses to start with this store.
-    return { channels, presence, occupancy: undefined, revocations: new MemoryRevocationStore({}), where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
+    return { channels, presence, occupancy: undefined, revocations: presence.revocations, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
   }
 
   // Unlike the bus, reads wait for a (re)connection, up to one retry: a request that comes in

@@ -5,7 +5,8 @@
  * nobody promised. The bus payload a publish produces is laid out in protocol/message-frame.ts.
  *
  * Which store implements which kind: channels on memory, Redis, JetStream and Kafka; presence on
- * all four; occupancy on memory (one process's cluster) and Redis. Memory sweeps no dead node: in
+ * all four; occupancy on memory (one process's cluster) and Redis; revocations on all four (Kafka
+ * and NATS beside their presence, in the compacted topic and the KV bucket). Memory sweeps no dead node: in
  * one process a node cannot die without its clients closing.
  *
  * Errors: every call that cannot be served rejects with BusUnavailableError, whose message

@@ -23,6 +23,7 @@ import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/
 import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '../helpers/store-harnesses.js';
 import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from '../helpers/store-suite.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
+import { defineRevocations } from '../helpers/store-revocations.js';
 
 const harnesses = storeHarnesses();
 
@@ -30,6 +31,7 @@ for (const h of harnesses) {
   describe(`channel store: ${h.name}`, { timeout: 60_000 }, () => defineChannelStore(h));
   if (h.presence) describe(`presence store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep: a node cannot die without its clients)'}`, { timeout: 60_000 }, () => definePresence(h));
   if (h.occupancy) describe(`occupancy store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep)'}`, { timeout: 60_000 }, () => defineOccupancy(h));
+  describe(`revocation store: ${h.name}`, { timeout: 60_000 }, () => defineRevocations(h));
   if (h.faults) describe(`store faults: ${h.name}`, { timeout: 120_000 }, () => defineFaults(h, h.faults!));
   describe(`real nodes on the store: ${h.name}`, { timeout: 60_000 }, () => defineNodes(h));
 }
