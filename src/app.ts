@@ -171,6 +171,7 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): {
  */
 function feedRevocations(core: NodeCore, store: RevocationStore): void {
   let loaded = false;
+  let failing = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const load = (): Promise<boolean> =>
@@ -178,10 +179,14 @@ function feedRevocations(core: NodeCore, store: RevocationStore): void {
       (entries) => {
         core.revocations.load(entries);
         loaded = true;
+        failing = false;
         return true;
       },
       (err: unknown) => {
-        core.logger.warn({ err: errorMessage(err) }, 'revocations not read from the store; retrying');
+        // Said once per outage; the retries meanwhile at debug.
+        if (!failing) core.logger.warn({ err: errorMessage(err) }, 'revocations not read from the store; retrying');
+        else core.logger.debug({ err: errorMessage(err) }, 'revocations still not read from the store');
+        failing = true;
         return false;
       },
     );

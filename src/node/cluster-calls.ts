@@ -17,7 +17,7 @@
  * every wait ends at the deadline.
  *
  * Topics: `<prefix>:control` (requests and the registry, every node) and `<prefix>:reply:<node>`
- * (each node's answers). Bodies are JSON in a CONTROL envelope; a malformed one is dropped.
+ * (each node's answers). Bodies are JSON in a CLUSTER envelope; a malformed one is dropped.
  */
 import { randomBytes } from 'node:crypto';
 import { BusUnavailableError } from '../errors.js';
@@ -147,7 +147,7 @@ export class ClusterCalls {
   }
 
   private send(topic: string, body: Json): Promise<void> {
-    return this.options.topics.publish(topic, EnvelopeKind.CONTROL, Buffer.from(JSON.stringify(body)));
+    return this.options.topics.publish(topic, EnvelopeKind.CLUSTER, Buffer.from(JSON.stringify(body)));
   }
 
   private hello(answer: boolean): void {
@@ -158,7 +158,7 @@ export class ClusterCalls {
   }
 
   private fromControl(kind: number, body: Buffer, origin: string): void {
-    if (kind !== EnvelopeKind.CONTROL || this.stopped) return;
+    if (kind !== EnvelopeKind.CLUSTER || this.stopped) return;
     const message = parse(body);
     if (!message) return;
     const own = origin === this.options.nodeId;
@@ -195,7 +195,7 @@ export class ClusterCalls {
   }
 
   private fromReply(kind: number, body: Buffer, origin: string): void {
-    if (kind !== EnvelopeKind.CONTROL) return;
+    if (kind !== EnvelopeKind.CLUSTER) return;
     const message = parse(body);
     if (!message || message.t !== 'reply' || typeof message.id !== 'string') return;
     const waiting = this.waiting.get(message.id);
