@@ -8,7 +8,8 @@
  *
  * Which store implements which kind is in each describe's name: a store missing a kind is not in
  * that kind's list (memory sweeps no dead node: in one process a node cannot die without its
- * clients; JetStream and Kafka keep no cluster-wide occupancy). Fault cases (a broker killed and
+ * clients; JetStream and Kafka keep no cluster-wide occupancy; every store keeps revocations,
+ * helpers/store-revocations.ts). Fault cases (a broker killed and
  * restarted, a link cut, a slow catch-up, a slow link) use a private broker behind a TCP proxy;
  * the memory store has no broker, so it has none, and Redis as a separate --history is the same
  * store as Redis as the bus, so they run once, with the latter.
