@@ -84,10 +84,19 @@ export class ClusterCalls {
     const { topics } = this.options;
     topics.subscribeTopic(this.controlTopic, (kind, body, origin) => this.fromControl(kind, body, origin), 'deliver');
     topics.subscribeTopic(this.replyTopic, (kind, body, origin) => this.fromReply(kind, body, origin), 'deliver');
+    // Hello once the control topic is live at the broker, so the others' answers are not missed.
+    const greet = (): void => {
+      topics.subscribe(this.controlTopic).then(
+        () => this.hello(false),
+        () => {
+          // Not live yet: the router retries it, and the periodic hello says it later.
+        },
+      );
+    };
     topics.onStatus((status) => {
-      if (status === 'connected') this.hello(false);
+      if (status === 'connected') greet();
     });
-    if (topics.connected) this.hello(false);
+    if (topics.connected) greet();
     this.timer = setInterval(() => this.hello(false), HELLO_MS);
     this.timer.unref();
   }
