@@ -131,6 +131,7 @@ export class ClusterCalls {
     if (this.waiting.size >= MAX_CALLS_IN_FLIGHT) throw new BusUnavailableError(`too many cluster calls in flight on this node (${MAX_CALLS_IN_FLIGHT}); retry`);
     const id = `${this.idPrefix}.${++this.seq}`;
     const expected = new Set(this.knownNodes());
+    const expectedCount = expected.size;
     const results = new Map<string, Json>();
     const finished = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => waiting.done(true), deadlineMs);
@@ -152,7 +153,7 @@ export class ClusterCalls {
       throw err;
     }
     const timedOut = await finished;
-    return { results, expected: expected.size, timedOut };
+    return { results, expected: expectedCount, timedOut };
   }
 
   private send(topic: string, body: Json): Promise<void> {

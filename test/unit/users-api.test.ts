@@ -3,17 +3,21 @@
  * the end-to-end test (integration/users-api-cluster.test.ts) leaves out. A node started after a
  * revocation reads it from the store; the channels listing pages across nodes with its cursor; a
  * server-side subscribe leaves alone a connection already subscribed or at --max-subscriptions; a
- * node that left says bye, so calls stop waiting for it.
+ * node that left says bye, so calls stop waiting for it; one that went silent is waited for only
+ * until the 2 s deadline.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { MemoryBroker } from '../../src/brokers/memory/bus.js';
+import { MemoryBroker, MemoryBus } from '../../src/brokers/memory/bus.js';
+import { encodeEnvelope, EnvelopeKind } from '../../src/protocol/envelope.js';
 import type { FanoutNode } from '../../src/app.js';
 import { CHANNEL_PATH } from '../../src/protocol/frames.js';
 import { connectChannels, subscribe } from '../helpers/channels.js';
-import { closeNodes, httpUrl, startNode, wsUrl } from '../helpers/nodes.js';
+import { closeNodes, httpUrl, startNode, waitNodesReady, wsUrl } from '../helpers/nodes.js';
 import { SECRET, sign } from '../helpers/security.js';
 import { closeAll, connect, refusedStatus, type TestClient } from '../helpers/ws-client.js';
+import { until } from '../../harness/wait.js';
+import { CALL_DEADLINE_MS } from '../../src/node/cluster-calls.js';
 
 const API_KEY = 'unit-api-key';
 const nodes: FanoutNode[] = [];
@@ -93,6 +97,22 @@ test('a node that stops says bye: calls wait only for the nodes left', async () 
   await b!.close();
   const res = await api(a!, 'GET', '/api/users/nobody/connections');
   assert.deepEqual([res.body.nodes, res.body.expected], [1, 1]);
+});
+
+test('a node that said hello and went silent is waited for until the deadline; the answer says who answered', async () => {
+  const { broker, started } = await cluster(1);
+  // Ready: the control topic is subscribed, so the ghost's hello is heard.
+  await waitNodesReady(started);
+  const ghost = new MemoryBus(broker);
+  await ghost.connect();
+  const prefix = started[0]!.config.busPrefix;
+  await ghost.publish(`${prefix}:control`, encodeEnvelope(EnvelopeKind.CLUSTER, 'ghost', Buffer.from('{"t":"hello","answer":true}')));
+  await until(async () => (await api(started[0]!, 'GET', '/api/users/x/connections')).body.expected === 2, { what: 'the node to know the ghost' });
+  const asked = performance.now();
+  const res = await api(started[0]!, 'GET', '/api/users/x/connections');
+  assert.deepEqual([res.status, res.body.nodes, res.body.expected], [200, 1, 2]);
+  assert.ok(performance.now() - asked >= CALL_DEADLINE_MS - 50, 'answered at the deadline, not before');
+  await ghost.close();
 });
 
 test('the API is off without --api-key, and refuses a wrong key', async () => {
