@@ -316,6 +316,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     if (this.stateValue === 'closed') return;
     this.connectedInfo = undefined;
     this.requests.dropped();
+    this.endServerSubscriptions();
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
     // Subscribe retries belong to the dead connection; the next `connected` resubscribes everything.
     for (const timer of this.retryTimers) clearTimeout(timer);
@@ -352,10 +353,16 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.connectedInfo = undefined;
     const err = new FanoutClientError('closed', `client closed (${code}${reason ? `: ${reason}` : ''})`);
     this.requests.closeAll(err.message);
+    this.endServerSubscriptions();
     for (const sub of this.subscriptions.values()) sub.handleDisconnect();
     this.setState('closed', why);
     this.firstConnect?.reject(err);
     this.emit('closed', why?.refusal ? { code, reason, refusal: why.refusal } : { code, reason });
+  }
+
+  /** Subscriptions the server made belong to their connection: they end with it. */
+  private endServerSubscriptions(): void {
+    for (const sub of [...this.subscriptions.values()]) if (sub.server) this.serverUnsubscribed(sub.channel, 'disconnected');
   }
 
   // ---------------------------------------------------------------- frames
@@ -387,6 +394,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         // A confirmation whose id we no longer wait for belongs to a subscription the app ended.
         const pending = this.requests.get(frame.id);
         if (frame.id !== undefined && !pending) return;
+        if (frame.server === true && frame.id === undefined && !this.subscriptions.has(frame.channel)) return this.serverSubscribed(frame);
         const sub = pending?.subscription ?? this.subscriptions.get(frame.channel);
         if (pending) this.requests.settle(pending);
         if (sub && this.subscriptions.get(frame.channel) === sub) sub.handleSubscribed(frame);
@@ -399,10 +407,16 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'error':
         this.errorFrame(frame.id, frame.code, frame.message, frame.channel);
         return;
+      case 'unsubscribed': {
+        // Without an id and with a reason: the server ended it; otherwise the reply to the app's own unsubscribe.
+        if (frame.id === undefined && frame.reason !== undefined) return this.serverUnsubscribed(frame.channel, frame.reason);
+        const pending = this.requests.get(frame.id);
+        if (pending) this.requests.settle(pending, undefined, frame);
+        return;
+      }
       case 'ack':
       case 'history':
-      case 'presence':
-      case 'unsubscribed': {
+      case 'presence': {
         const pending = this.requests.get(frame.id);
         if (pending) this.requests.settle(pending, undefined, frame);
         return;
@@ -411,6 +425,23 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         // Frames a newer server may add are ignored, so old clients keep working.
         return;
     }
+  }
+
+  /** The server subscribed this connection to a channel the app did not ask for: a subscription of its own, handed to the app. */
+  private serverSubscribed(frame: Extract<ServerFrame, { type: 'subscribed' }>): void {
+    const sub = new Subscription(frame.channel, this) as Subscription<unknown>;
+    sub.server = true;
+    this.subscriptions.set(frame.channel, sub);
+    this.emit('subscription', sub as Subscription);
+    sub.handleSubscribed(frame);
+  }
+
+  /** The server ended a subscription (`reason`): it is gone, and the app hears why. */
+  private serverUnsubscribed(channel: string, reason: string): void {
+    const sub = this.subscriptions.get(channel);
+    if (!sub) return;
+    this.subscriptions.delete(channel);
+    sub.endedByServer(new FanoutClientError('closed', `unsubscribed from "${channel}" by the server (${reason})`, { channel }), reason);
   }
 
   private errorFrame(id: number | undefined, code: string, message: string, channel: string | undefined): void {

@@ -6,6 +6,7 @@ import { CHANNEL_PATH } from '../src/protocol/frames.js';
 import type { BackoffOptions } from './backoff.js';
 import type { FanoutClientError } from './errors.js';
 import type { UpgradeRefusal } from './refusal.js';
+import type { Subscription } from './subscription.js';
 import type { WebSocketConstructor } from './transport.js';
 
 export { CHANNEL_PATH };
@@ -88,6 +89,12 @@ export interface ClientEvents {
   closed: (info: { readonly code: number; readonly reason: string; readonly refusal?: UpgradeRefusal }) => void;
   /** Errors that belong to no request: error frames without an id, bad frames, token failures. */
   error: (error: FanoutClientError) => void;
+  /**
+   * The server subscribed this connection to a channel the app did not ask for (the back end's
+   * `POST /api/users/{user}/subscribe`): listen to the subscription's messages here. It has
+   * `server: true` and ends with the connection.
+   */
+  subscription: (subscription: Subscription) => void;
 }
 
 

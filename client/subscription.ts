@@ -85,6 +85,12 @@ export interface SubscriptionEvents<T = Json> {
   leave: (member: PresenceClient) => void;
   /** The server refused a subscribe (final when the state turns `failed`; retried for `unavailable`, `rate_limited`, `internal`). */
   error: (error: FanoutClientError) => void;
+  /**
+   * The server ended the subscription (final, the state turns `unsubscribed`): `server`, the back
+   * end took the user out (`POST /api/users/{user}/unsubscribe`); `disconnected`, a subscription
+   * the server made ended with its connection.
+   */
+  unsubscribed: (info: { readonly channel: string; readonly reason: string }) => void;
   state: (state: SubscriptionState, previous: SubscriptionState) => void;
 }
 
@@ -128,6 +134,12 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   requestId: number | undefined;
   /** @internal Retries of a subscribe the server answered with a retryable error. */
   retries = 0;
+  /**
+   * True for a subscription the server made (`POST /api/users/{user}/subscribe`), which the app
+   * did not ask for: the client's `subscription` event hands it over. It lasts as long as its
+   * connection (it is not resubscribed after a reconnect).
+   */
+  server = false;
 
   /** @internal Made by `FanoutClient.subscribe`. */
   constructor(
@@ -268,6 +280,13 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
     this.requestId = undefined;
     this.setState('unsubscribed');
     this.readyReject(err);
+  }
+
+  /** @internal The server ended it (`reason`: `server`, or `disconnected` for a server-made one). */
+  endedByServer(err: Error, reason: string): void {
+    if (!this.active) return;
+    this.markUnsubscribed(err);
+    this.emit('unsubscribed', { channel: this.channel, reason });
   }
 
   private setState(state: SubscriptionState): void {

@@ -21,7 +21,7 @@ import type { ChannelOccupancy } from './channels/occupancy.js';
 import { ChannelService, channelOfTopic, channelTopic } from './channels/service.js';
 import type { Config, KafkaIngestTarget } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, errorMessage } from './errors.js';
 import { createStores, type StoreTarget } from './brokers/create-stores.js';
 import { storedHistorySize } from './config/namespaces.js';
 import { JetStreamLog } from './brokers/nats/jetstream.js';
@@ -31,6 +31,7 @@ import { HookMetrics } from './hooks/metrics.js';
 import { KafkaIngest } from './ingest/kafka-ingest.js';
 import { IngestMetrics } from './ingest/metrics.js';
 import { addApiRoutes } from './http/api.js';
+import { registerUserCalls } from './http/user-calls.js';
 import { addDemoPageRoutes } from './http/demo-page.js';
 import { addHealthRoutes } from './http/health.js';
 import { addMetricsRoutes } from './http/metrics.js';
@@ -42,6 +43,8 @@ import { NodeCore, type CoreMetrics, type NodeOptions } from './node/core.js';
 import { NodeMetrics } from './node/metrics.js';
 import { SocketMetrics } from './node/socket-metrics.js';
 import type { Topics } from './node/topics.js';
+import { REVOCATION_RELOAD_MS } from './node/revocations.js';
+import type { RevocationStore } from './stores/store.js';
 import { UpgradeMetrics } from './transport/metrics.js';
 import { WebhookMetrics } from './webhooks/metrics.js';
 import { Webhooks } from './webhooks/webhooks.js';
@@ -58,13 +61,13 @@ export function createNode(options: NodeOptions): FanoutNode {
   const { config } = core;
 
   core.addEndpoint(new EchoEndpoint({ outbox: core.outbox, topics: core.topics, topic: core.topic('echo') }));
-  const service = addChannels(core, config, metrics);
+  const { service, revocations } = addChannels(core, config, metrics);
 
   addHealthRoutes(core.router, core);
   addMetricsRoutes(core.router, metrics.registry, config.metricsToken);
   addDemoPageRoutes(core.router);
   addPageConfigRoute(core.router, { tokenRequired: config.jwt });
-  addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload });
+  addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload, users: { calls: core.calls, revocations, service } });
   if (config.kafkaIngest) addKafkaIngest(core, config.kafkaIngest, service, metrics.ingest);
   return core;
 }
@@ -117,8 +120,8 @@ function addKafkaIngest(core: NodeCore, target: KafkaIngestTarget, service: Chan
   core.addStopHook(() => ingest.close());
 }
 
-/** `/ws/v1`: the stores, the route channel traffic takes, the service and the endpoint. */
-function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): ChannelService {
+/** `/ws/v1`: the stores, the route channel traffic takes, the service and the endpoint; the server API's calls on its connections. */
+function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): { service: ChannelService; revocations: RevocationStore } {
   const { history } = metrics;
   const { target, link } = channelRoute(core, config, history);
   let endpoint: ChannelEndpoint | undefined;
@@ -149,7 +152,61 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): C
   });
   core.addEndpoint(endpoint);
   core.addStopHook(() => stores.close());
-  return service;
+  registerUserCalls(core.calls, {
+    nodeId: core.id,
+    clientsOf: (user) => core.clientsOf(user),
+    clients: () => core.clients(),
+    closeClient: (client, code, reason) => core.closeClient(client, code, reason),
+    revocations: core.revocations,
+    channels: endpoint.serverSide,
+  });
+  feedRevocations(core, stores.revocations);
+  return { service, revocations: stores.revocations };
+}
+
+/**
+ * The node's copy of the revocations (node/revocations.ts): read from the store at start, when the
+ * bus comes back (calls made meanwhile were missed) and every REVOCATION_RELOAD_MS; each revoke
+ * call adds its entry on every node at once. The node is not ready until the first read, so
+ * HAProxy sends it no upgrade it could not check.
+ */
+function feedRevocations(core: NodeCore, store: RevocationStore): void {
+  let loaded = false;
+  let failing = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const load = (): Promise<boolean> =>
+    store.list().then(
+      (entries) => {
+        core.revocations.load(entries);
+        loaded = true;
+        failing = false;
+        return true;
+      },
+      (err: unknown) => {
+        // Said once per outage; the retries meanwhile at debug.
+        if (!failing) core.logger.warn({ err: errorMessage(err) }, 'revocations not read from the store; retrying');
+        else core.logger.debug({ err: errorMessage(err) }, 'revocations still not read from the store');
+        failing = true;
+        return false;
+      },
+    );
+  const loop = (): void => {
+    void load().then((ok) => {
+      if (stopped) return;
+      timer = setTimeout(loop, ok ? REVOCATION_RELOAD_MS : 1000);
+      timer.unref();
+    });
+  };
+  loop();
+  core.topics.onStatus((status) => {
+    if (status === 'connected' && loaded) void load();
+  });
+  core.addReadinessCheck(() => loaded);
+  core.addStopHook(async () => {
+    stopped = true;
+    clearTimeout(timer);
+  });
 }
 
 /**

@@ -15,7 +15,9 @@ import { MemoryChannelStore, MemoryOccupancyStore, MemoryPresenceStore, type Dro
 import { NatsPresenceStore } from './nats/presence.js';
 import { RedisChannelStore, RedisOccupancyStore, RedisPresenceStore } from './redis/stores.js';
 import { withScripts } from './redis/scripts.js';
-import type { ChannelStore, OccupancyStore, PresenceStore } from '../stores/store.js';
+import type { ChannelStore, OccupancyStore, PresenceStore, RevocationStore } from '../stores/store.js';
+import { MemoryRevocationStore } from './memory/revocations.js';
+import { RedisRevocationStore } from './redis/revocations.js';
 
 /**
  * Where history lives: in this process (shared by the nodes of one memory broker), in a Redis, or
@@ -36,6 +38,8 @@ export interface Stores {
    * cluster (memory history beside a bus that is not the memory bus: every node has its own).
    */
   readonly occupancy: OccupancyStore | undefined;
+  /** Revoked tokens, cluster-wide (docs/auth.md, "Revocation"). */
+  readonly revocations: RevocationStore;
   /** Where history lives, for logs: memory or the Redis URL without credentials. */
   readonly where: string;
   close(): Promise<void>;
@@ -75,14 +79,14 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       dropped: options.historyDropped,
     });
     const occupancy = target.owner instanceof MemoryBroker ? new MemoryOccupancyStore(target.owner, options.nodeId) : undefined;
-    return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), occupancy, where: 'memory', close: async () => {} };
+    return { channels, presence: new MemoryPresenceStore(target.owner, options.nodeId), occupancy, revocations: new MemoryRevocationStore(target.owner), where: 'memory', close: async () => {} };
   }
   if (target.kind === 'jetstream') {
     // History in the node's JetStream stream, presence in a JetStream KV bucket on the same NATS.
     const channels = new JetStreamChannelStore(target.log, options.nodeId);
     const presence = new NatsPresenceStore({ address: target.address, ...presenceOptions(options) });
     // No cluster-wide occupancy counts on NATS yet: --webhook refuses to start with this store.
-    return { channels, presence, occupancy: undefined, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
+    return { channels, presence, occupancy: undefined, revocations: presence.revocations, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
   if (target.kind === 'kafka') {
     const channels = new KafkaChannelStore(target.log, options.nodeId, options.historySize);
@@ -93,7 +97,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
       ...presenceOptions(options),
     });
     // No cluster-wide occupancy counts on Kafka yet: --webhook refuses to start with this store.
-    return { channels, presence, occupancy: undefined, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
+    return { channels, presence, occupancy: undefined, revocations: presence.revocations, where: `kafka topic ${target.log.topic}`, close: () => presence.close() };
   }
 
   // Unlike the bus, reads wait for a (re)connection, up to one retry: a request that comes in
@@ -121,6 +125,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     channels,
     presence,
     occupancy: new RedisOccupancyStore(redis, presence, { prefix: options.prefix, node: options.nodeId }),
+    revocations: new RedisRevocationStore(redis, options.prefix),
     where: target.url.replace(/\/\/[^@/]*@/, '//'),
     close: async () => {
       await redis.quit().catch(() => {});

@@ -28,6 +28,7 @@ import { OccupancySync, type ChannelOccupancy } from './occupancy.js';
 import { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import type { ChannelService } from './service.js';
+import { ServerSide } from './server-side.js';
 import { ChannelStreams } from './streams.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES, RequestBudget } from './budget.js';
 import { callerOf, cancelSubscribing, connectionHooks, subscribingOf, type ChannelHooks, type PublishAsk } from './hook-calls.js';
@@ -56,6 +57,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply' | 'unsentReplyBytes'>;
   readonly logger: Logger;
   readonly budget = new RequestBudget();
+  /** What the server API on users does to this node's connections (server-side subscribe, unsubscribe, listing). */
+  readonly serverSide: ServerSide;
   private readonly streams: ChannelStreams;
   private readonly presence: PresenceRelay;
   private readonly occupancy: OccupancySync | undefined;
@@ -71,6 +74,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     this.presence = new PresenceRelay(this);
     this.occupancy = context.occupancy ? new OccupancySync(this, context.occupancy) : undefined;
     this.streams = new ChannelStreams(this, this.presence, this.occupancy);
+    this.serverSide = new ServerSide(this, this.streams, context.maxSubscriptions);
     this.presence.start();
     this.occupancy?.start();
     this.service.link.onStatus((status) => this.streams.statusChanged(status));

@@ -38,6 +38,11 @@ export class ChannelStreams {
     return this.channels.size;
   }
 
+  /** The local channel of that name, if this node has one. */
+  get(name: string): LocalChannel | undefined {
+    return this.channels.get(name);
+  }
+
   values(): IterableIterator<LocalChannel> {
     return this.channels.values();
   }
@@ -47,10 +52,11 @@ export class ChannelStreams {
    * fence are in. `reserve` bytes of the client's request budget are held until it goes live
    * (its recovered messages are then queued replies) or ends.
    */
-  join(client: Client, request: SubscribeFrame, reserve = 0, data?: { readonly value: Json }): void {
+  join(client: Client, request: SubscribeFrame, reserve = 0, data?: { readonly value: Json }, server = false): void {
     const local = this.acquire(request.channel);
     const sub = new Subscription(client, local, request);
     sub.data = data;
+    sub.server = server;
     sub.reserved = reserve;
     this.rt.budget.reserve(client, reserve);
     subscriptionsOf(client).set(request.channel, sub);
@@ -230,7 +236,7 @@ export class ChannelStreams {
       }
     }
     const data = sub.data?.value;
-    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data }));
+    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined }));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;

@@ -35,6 +35,8 @@ export class Subscription {
   reserved = 0;
   /** The subscribe hook's `data`, for the `subscribed` frame. */
   data: { readonly value: Json } | undefined;
+  /** Made by the server (`POST /api/users/{user}/subscribe`): its `subscribed` frame says `"server":true`. */
+  server = false;
 
   constructor(
     readonly client: Client,
@@ -144,6 +146,12 @@ export function subscriptionsOf(client: Client): ClientSubscriptions {
 /** True when `client` is subscribed to `channel` (makes nothing for a client that never subscribed). */
 export function isSubscribed(client: Client, channel: string): boolean {
   return byClient.get(client)?.has(channel) ?? false;
+}
+
+/** The channels `client` is subscribed to (makes nothing for a client that never subscribed). */
+export function subscribedChannels(client: Client): string[] {
+  const subs = byClient.get(client);
+  return subs ? [...subs.keys()] : [];
 }
 
 /** Removes and returns `client`'s subscriptions: its connection closed, the caller ends each. */

@@ -2,6 +2,7 @@
  * `fanout token`: prints a signed HS256 JWT for development and tests. The token is the last
  * line of the output, so scripts can take it with `tail -1`.
  */
+import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { z } from 'zod';
 import { parseCommand } from '../config/load.js';
@@ -22,7 +23,8 @@ export const tokenSchema = z.object({
 
 export const TOKEN_HELP = `Usage: fanout token --secret S --sub ID [--channels "a,b:*"] [--ttl 3600]
 
-Prints an HS256 JWT for a node started with --jwt-secret S (for development and tests).
+Prints an HS256 JWT for a node started with --jwt-secret S (for development and tests), with
+a random jti (what POST /api/tokens/revoke names) and iat.
 The token is the last line of the output.
 
   --secret S        the HS256 secret (the node's --jwt-secret)
@@ -43,7 +45,7 @@ export async function signToken(options: z.output<typeof tokenSchema>): Promise<
       .map((c) => c.trim())
       .filter(Boolean);
   }
-  let jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(options.sub).setIssuedAt().setExpirationTime(`${options.ttl}s`);
+  let jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(options.sub).setJti(randomUUID()).setIssuedAt().setExpirationTime(`${options.ttl}s`);
   if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer);
   if (options.audience !== undefined) jwt = jwt.setAudience(options.audience);
   return jwt.sign(new TextEncoder().encode(options.secret));

@@ -13,48 +13,32 @@
  * presence), 405 (wrong method, with `Allow`), 413, 500, 503. A channel name with `/` is sent
  * encoded (`%2F`) in the path.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/index.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/index.js';
-import { BusUnavailableError, httpStatusOf, type ApiErrorCode } from '../errors.js';
+import { BusUnavailableError } from '../errors.js';
 import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import { isChannelName } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
 import { sendJson, type Router } from '../transport/router.js';
-import { withoutCredentials } from '../config/bus-address.js';
-import type { ChannelOptions } from '../config/namespaces.js';
-import { toFlag } from '../config/sources.js';
+import { apiKeyCheck, fail, hangUp, internal, readBody, refuse, wholeNumber } from './api-kit.js';
+import { addUsersApiRoutes, usersApiAllow, type UsersApiContext } from './users-api.js';
 
 /** What the API uses: the channel service, --api-key and --max-payload. */
 export interface ApiContext {
   readonly service: Pick<ChannelService, 'publish' | 'history' | 'presenceList' | 'presenceChannels' | 'channelOptions'>;
   readonly apiKey: string | undefined;
   readonly maxPayload: number;
+  /** The server API on users and channels (users-api.ts), when the node has one. */
+  readonly users?: UsersApiContext | undefined;
 }
 
 const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/(history|presence)$/;
-const OPTIONS_ROUTE = /^\/api\/channels\/([^/]+)$/;
 
 export function addApiRoutes(router: Router, context: ApiContext): void {
   const { service, maxPayload } = context;
   const key = context.apiKey;
-  const keyHash = key === undefined ? undefined : sha256(key);
 
-  /** True when the request may go on; otherwise the answer has been sent. */
-  const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (!keyHash) {
-      fail(res, 'not_found', 'the HTTP API is off: start the node with --api-key', { connection: 'close' });
-      return false;
-    }
-    const header = req.headers.authorization ?? '';
-    const given = /^Bearer +(.+)$/i.exec(header)?.[1];
-    if (given === undefined || !timingSafeEqual(sha256(given), keyHash)) {
-      fail(res, 'unauthorized', 'send Authorization: Bearer <--api-key>', { 'www-authenticate': 'Bearer', connection: 'close' });
-      return false;
-    }
-    return true;
-  };
+  const authorized = apiKeyCheck(key);
 
   router.add('POST', '/api/publish', async (req, res) => {
     // Neither the cap nor the key waits for the body: a refused upload is not read.
@@ -103,89 +87,14 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
     }
   });
 
-  router.add('GET', OPTIONS_ROUTE, (req, res, params) => {
-    if (!authorized(req, res)) return;
-    const [channel] = params as [string];
-    if (!isChannelName(channel)) return fail(res, 'bad_request', 'invalid channel name');
-    const { namespace, ...options } = service.channelOptions(channel);
-    sendJson(res, 200, { channel, namespace, options: optionsBody(options) });
-  });
+  if (context.users) addUsersApiRoutes(router, context.users, { authorized });
 
   // Anything else under /api/ gets a JSON answer too: 405 with Allow on a known path, else 404.
   router.add('*', /^\/api(\/.*)?$/, (req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const allow = path === '/api/publish' ? 'POST' : CHANNEL_ROUTE.test(path) || OPTIONS_ROUTE.test(path) ? 'GET, HEAD' : undefined;
+    const allow = path === '/api/publish' ? 'POST' : CHANNEL_ROUTE.test(path) ? 'GET, HEAD' : context.users ? usersApiAllow(path) : undefined;
     if (allow) return fail(res, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, { allow });
     fail(res, 'not_found', 'no such API call (a channel name with / goes encoded, as %2F)');
   });
 }
 
-/** A channel's options under the config file's names (`history-size`), hook URLs without their credentials. */
-function optionsBody(options: Omit<ChannelOptions, 'namespace'>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(options).map(([key, value]) => [toFlag(key), typeof value === 'string' ? withoutCredentials(value) : value]));
-}
-
-/** An error answer: the status is the registry's for `error` (protocol/codes.ts). */
-function fail(res: ServerResponse, error: ApiErrorCode, message: string, headers: Record<string, string> = {}): void {
-  sendJson(res, httpStatusOf(error), { error, message }, headers);
-}
-
-/** An unexpected failure: the caller hears `internal`, never the error's own text; the router logs it. */
-function internal(res: ServerResponse, err: unknown): never {
-  fail(res, 'internal', 'the server failed to answer this request');
-  throw err;
-}
-
-/** A query parameter as a whole number: undefined when absent, null when not a whole number >= 0. */
-function wholeNumber(text: string | null): number | undefined | null {
-  if (text === null) return undefined;
-  const n = Number(text);
-  return text !== '' && Number.isSafeInteger(n) && n >= 0 ? n : null;
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-/** How long a refused upload's connection lingers after the answer, so the answer is read before the socket closes. */
-const REFUSED_LINGER_MS = 1000;
-
-/** Answers without reading the body further, then closes the connection. */
-function refuse(req: IncomingMessage, res: ServerResponse, error: ApiErrorCode, message: string): void {
-  fail(res, error, message, { connection: 'close' });
-  hangUp(req, res);
-}
-
-/**
- * After an answer sent before the body was read: stop reading (the sender's window closes), end
- * our side once the answer is out, and cut the connection after a short linger. Reading the rest
- * would let anyone without a key make the node take in a body of any size.
- */
-function hangUp(req: IncomingMessage, res: ServerResponse): void {
-  req.pause();
-  const cut = (): void => {
-    req.socket.end();
-    setTimeout(() => req.socket.destroy(), REFUSED_LINGER_MS).unref();
-  };
-  if (res.writableFinished) cut();
-  else res.once('finish', cut);
-}
-
-/** The request body, or 'too_large' as soon as it passes `max` bytes (the rest is not read). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        req.removeAllListeners('data');
-        resolve('too_large');
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}

@@ -19,16 +19,18 @@ import { TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode, errorMessage, type ConfigError } from '../errors.js';
 import { Hooks, type HookObserver } from '../hooks/hooks.js';
 import { silentLogger, type Logger } from '../logger.js';
-import type { Identity } from '../transport/client.js';
+import type { Client, Identity } from '../transport/client.js';
 import { SecurityGate } from '../transport/gate.js';
 import { pathOf, Router } from '../transport/router.js';
 import { createTransport } from '../transport/server.js';
 import type { BusMetrics } from './bus-metrics.js';
+import { ClusterCalls } from './cluster-calls.js';
 import { closeSpread } from './drain.js';
 import type { Endpoint } from './endpoint.js';
 import type { NodeMetrics, UndeliveredReason } from './metrics.js';
 import { Outbox } from './outbox.js';
 import { QuietLog } from './quiet-log.js';
+import { Revocations } from './revocations.js';
 import type { SocketMetrics } from './socket-metrics.js';
 import { Sockets } from './sockets.js';
 import { DeliveryLatency, TopicRouter } from './topics.js';
@@ -78,6 +80,10 @@ export class NodeCore {
   readonly gate: SecurityGate;
   /** The back-end hooks (--connect-hook, --subscribe-hook, --publish-hook), when any is configured. */
   readonly hooks: Hooks | undefined;
+  /** Calls that act on every node (the server API on users), over {@link topics}. */
+  readonly calls: ClusterCalls;
+  /** The node's copy of the cluster's revocations, checked at each upgrade (fed by the composition root). */
+  readonly revocations = new Revocations();
   private readonly sockets: Sockets;
   private readonly metrics: CoreMetrics;
 
@@ -127,10 +133,13 @@ export class NodeCore {
       logger: this.logger,
       connectHook: this.hooks?.has('connect') ? this.hooks : undefined,
       accepting: () => this.stateValue === 'running',
+      revoked: (identity) => this.revocations.revoked(identity),
       clientCount: () => this.sockets.size,
       flush: () => this.outbox.flush(),
     });
     this.sockets = new Sockets({ config: this.config, logger: this.logger, metrics: metrics.sockets, outbox: this.outbox, gate: this.gate, endpoint: (path) => this.endpoints.get(path) });
+    this.calls = new ClusterCalls({ nodeId: this.id, prefix: this.config.busPrefix, topics: this.topics, logger: this.logger });
+    this.calls.start();
   }
 
   /** A route over another bus (a separate history Redis), with this node's origin, metrics and latency. */
@@ -204,6 +213,26 @@ export class NodeCore {
 
   get clientCount(): number {
     return this.sockets.size;
+  }
+
+  /** This node's open clients of `user` (a snapshot). */
+  clientsOf(user: string): Client[] {
+    return this.sockets.ofUser(user);
+  }
+
+  /** This node's open clients (a snapshot). */
+  clients(): Client[] {
+    return this.sockets.list();
+  }
+
+  /**
+   * Closes `client` with `code` after what was queued for it: the frames go out ahead of the
+   * close frame, and a socket that does not answer the close is cut after the close grace.
+   */
+  closeClient(client: Client, code: number, reason: string): void {
+    this.outbox.flush();
+    client.ws.close(code, reason);
+    setTimeout(() => client.ws.terminate(), TIMINGS.closeGraceMs).unref();
   }
 
   /** The address the node listens on (after {@link start}). */
@@ -317,6 +346,7 @@ export class NodeCore {
     this.outbox.flush();
     // Hook calls in flight end now (unavailable), so stopping waits for no back end.
     this.hooks?.close();
+    await this.calls.stop();
     for (const endpoint of this.endpoints.values()) await endpoint.stop?.().catch(() => {});
     for (const hook of this.stopHooks) await hook().catch(() => {});
     await this.topics.close().catch(() => {});

@@ -38,6 +38,8 @@ export class Sockets {
   private readonly rateLimiter: RateLimiter | undefined;
   private readonly byteLimiter: ByteRateLimiter | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Open clients with a user, by user: what the server API on users acts on (docs/auth.md). */
+  private readonly byUser = new Map<string, Set<Client>>();
 
   constructor(private readonly host: SocketsHost) {
     const { rateLimit, rateLimitBytes, maxPayload, heartbeat } = host.config;
@@ -50,6 +52,12 @@ export class Sockets {
 
   get size(): number {
     return this.clients.size;
+  }
+
+  /** The open clients of `user`, as a snapshot. */
+  ofUser(user: string): Client[] {
+    const set = this.byUser.get(user);
+    return set ? [...set] : [];
   }
 
   /** Every open client, as a snapshot. */
@@ -67,6 +75,12 @@ export class Sockets {
     (ws as TaggedSocket)[kSockets] = this;
     socket.setNoDelay(true);
     this.clients.add(client);
+    const user = identity.user;
+    if (user !== undefined) {
+      let set = this.byUser.get(user);
+      if (!set) this.byUser.set(user, (set = new Set()));
+      set.add(client);
+    }
     metrics.connectionOpened(endpoint.path);
     gate.opened(client);
     ws.on('message', onSocketMessage);
@@ -143,6 +157,9 @@ export class Sockets {
   /** @internal */
   closed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
+    const user = client.identity.user;
+    const set = user === undefined ? undefined : this.byUser.get(user);
+    if (set?.delete(client) && set.size === 0) this.byUser.delete(user!);
     const { gate, logger, metrics, outbox } = this.host;
     // What the node's parts kept for the connection goes with it.
     outbox.closed(client);

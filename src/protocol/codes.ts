@@ -53,7 +53,19 @@ export const CLOSE_CODES = {
     code: 4001,
     reconnect: false,
     sentBy: 'node',
-    when: "the JWT's `exp` passed while connected (swept every second); get a new token first (the SDK reconnects when its `token` is a function)",
+    when: "the JWT's `exp` passed while connected (swept every second), or its token was revoked (`POST /api/tokens/revoke`, `POST /api/users/{user}/revoke`); get a new token first (the SDK reconnects when its `token` is a function)",
+  },
+  DISCONNECTED: {
+    code: 4004,
+    reconnect: false,
+    sentBy: 'node',
+    when: 'the back end disconnected the user (`POST /api/users/{user}/disconnect` with `"reconnect":false`, the default): do not reconnect',
+  },
+  DISCONNECTED_RECONNECT: {
+    code: 4005,
+    reconnect: true,
+    sentBy: 'node',
+    when: 'the back end disconnected the user and asked it to come back (`POST /api/users/{user}/disconnect` with `"reconnect":true`): reconnect (with backoff); an exception to the 4000–4499 terminal range',
   },
   SLOW_CONSUMER: {
     code: 4508,
@@ -169,7 +181,7 @@ export const UPGRADE_STATUSES = {
   UNAUTHORIZED: {
     status: 401,
     retry: false,
-    when: '`--jwt-*` configured and the token is missing, malformed, forged, expired, of the wrong algorithm, `alg: none`, without `sub`, with a `channels` or `publish` claim past the bounds, or failing `--jwt-issuer`/`--jwt-audience` (`WWW-Authenticate: Bearer`); or `--connect-hook` answered 401',
+    when: '`--jwt-*` configured and the token is missing, malformed, forged, expired, of the wrong algorithm, `alg: none`, without `sub`, with a `channels` or `publish` claim past the bounds, or failing `--jwt-issuer`/`--jwt-audience`, or revoked (`POST /api/tokens/revoke`, `POST /api/users/{user}/revoke`) (`WWW-Authenticate: Bearer`); or `--connect-hook` answered 401',
   },
   FORBIDDEN: { status: 403, retry: false, when: 'the `Origin` is not allowed (`--allowed-origins`, default same origin), or `--connect-hook` answered 403' },
   NOT_FOUND: { status: 404, retry: false, when: 'no WebSocket endpoint at that path' },

@@ -50,11 +50,12 @@ export function encodeSubscribed(frame: SubscribedFrame): string {
     epoch: frame.epoch,
     recovered: frame.recovered,
     data: frame.data,
+    server: frame.server,
   });
 }
 
 export function encodeUnsubscribed(frame: UnsubscribedFrame): string {
-  return JSON.stringify({ type: frame.type, channel: frame.channel, id: frame.id });
+  return JSON.stringify({ type: frame.type, channel: frame.channel, id: frame.id, reason: frame.reason });
 }
 
 export function encodeAck(frame: AckFrame): string {

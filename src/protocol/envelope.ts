@@ -18,8 +18,10 @@ export const EnvelopeKind = {
   CHANNEL: 2,
   /** A channel's presence change: the body is the encoded `join`/`leave` frame. */
   PRESENCE: 3,
-  /** Node-to-node control traffic (JSON body). */
+  /** Node-to-node control traffic of the channels (fences; JSON body). */
   CONTROL: 4,
+  /** The cluster calls (node/cluster-calls.ts): the node registry's hellos and the server API's calls and answers (JSON body). */
+  CLUSTER: 5,
 } as const;
 
 export type EnvelopeKind = (typeof EnvelopeKind)[keyof typeof EnvelopeKind];

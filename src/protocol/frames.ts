@@ -75,13 +75,20 @@ export interface SubscribedFrame {
   readonly recovered?: boolean;
   /** What the back end's subscribe hook gave for this subscription (docs/hooks.md), when it gave something. */
   readonly data?: Json;
+  /** True for a subscription the server made (`POST /api/users/{user}/subscribe`), which the client did not ask for. */
+  readonly server?: true;
 }
 
 export interface UnsubscribedFrame {
   readonly type: 'unsubscribed';
   readonly channel: string;
   readonly id?: number;
+  /** Why the server ended a subscription the client did not end: `server` (`POST /api/users/{user}/unsubscribe`). Absent on the reply to the client's own unsubscribe. */
+  readonly reason?: UnsubscribeReason;
 }
+
+/** Why the server ended a subscription. */
+export type UnsubscribeReason = 'server';
 
 export interface AckFrame {
   readonly type: 'ack';

@@ -5,7 +5,8 @@
  * nobody promised. The bus payload a publish produces is laid out in protocol/message-frame.ts.
  *
  * Which store implements which kind: channels on memory, Redis, JetStream and Kafka; presence on
- * all four; occupancy on memory (one process's cluster) and Redis. Memory sweeps no dead node: in
+ * all four; occupancy on memory (one process's cluster) and Redis; revocations on all four (Kafka
+ * and NATS beside their presence, in the compacted topic and the KV bucket). Memory sweeps no dead node: in
  * one process a node cannot die without its clients closing.
  *
  * Errors: every call that cannot be served rejects with BusUnavailableError, whose message
@@ -212,4 +213,48 @@ export interface OccupancyStore {
    * removed on close.
    */
   start(onSwept: (events: readonly OccupancyEvent[]) => void): void;
+}
+
+/**
+ * A revoked token id (`kind: 'token'`, `id` its `jti`) or a revoked user's older tokens
+ * (`kind: 'user'`, `id` the `sub`, refusing tokens with `iat` before `issuedBefore`). Times are
+ * unix seconds; the entry is dropped by itself once `until` passes.
+ */
+export type RevocationEntry =
+  | { readonly kind: 'token'; readonly id: string; readonly until: number }
+  | { readonly kind: 'user'; readonly id: string; readonly issuedBefore: number; readonly until: number };
+
+/** The store's key of an entry: one entry per token id, one per user. */
+export function revocationKey(entry: Pick<RevocationEntry, 'kind' | 'id'>): string {
+  return `${entry.kind === 'token' ? 't' : 'u'}:${entry.id}`;
+}
+
+/**
+ * Revocations, cluster-wide (docs/auth.md, "Revocation"). Nodes keep a local copy fed by the bus
+ * and read this store when they start and when their bus comes back, so the store is off the
+ * upgrade's path. The contract:
+ *
+ * - **Cluster-wide.** An entry added on any node is in every node's {@link list} once `add`
+ *   resolved.
+ * - **One per key.** Adding an entry with the key of one that is there ({@link revocationKey})
+ *   replaces it: the latest add wins.
+ * - **Expiry.** An entry whose `until` has passed is never listed, and the store drops it by
+ *   itself (no entry outlives its `until` by more than the store's own clean-up step).
+ */
+export interface RevocationStore {
+  readonly kind: string;
+  /** Records the entry. Rejects with BusUnavailableError. */
+  add(entry: RevocationEntry): Promise<void>;
+  /** Every entry whose `until` is still ahead. Rejects with BusUnavailableError. */
+  list(): Promise<RevocationEntry[]>;
+}
+
+/** The entry a JSON value stands for, or undefined when it is not one (a value read back from a store or the bus). */
+export function parseRevocation(value: unknown): RevocationEntry | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v.id !== 'string' || typeof v.until !== 'number' || !Number.isFinite(v.until)) return undefined;
+  if (v.kind === 'token') return { kind: 'token', id: v.id, until: v.until };
+  if (v.kind === 'user' && typeof v.issuedBefore === 'number' && Number.isFinite(v.issuedBefore)) return { kind: 'user', id: v.id, issuedBefore: v.issuedBefore, until: v.until };
+  return undefined;
 }

@@ -104,7 +104,20 @@ export function identityOf(payload: JWTPayload): AuthResult {
   const publish = patternsClaim(payload, 'publish');
   if (typeof publish === 'string') return { ok: false, status: 401, reason: publish };
   const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-  return { ok: true, identity: Object.freeze({ user: payload.sub, channels, ...(publish ? { publish } : {}), expiresAt }) };
+  // What revocation compares (docs/auth.md, "Revocation"): kept only when present and sane.
+  const tokenId = typeof payload.jti === 'string' && payload.jti.length > 0 && payload.jti.length <= 256 ? payload.jti : undefined;
+  const issuedAt = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat : undefined;
+  return {
+    ok: true,
+    identity: Object.freeze({
+      user: payload.sub,
+      channels,
+      ...(publish ? { publish } : {}),
+      expiresAt,
+      ...(tokenId !== undefined ? { tokenId } : {}),
+      ...(issuedAt !== undefined ? { issuedAt } : {}),
+    }),
+  };
 }
 
 /** A claim of channel patterns (a list of strings, or one comma-separated string); a string result is what is wrong. */

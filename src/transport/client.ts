@@ -24,6 +24,10 @@ export interface Identity {
   readonly meta?: Json | undefined;
   /** When the token expires (ms since the epoch), if it does. */
   readonly expiresAt: number | undefined;
+  /** The token's `jti`, when it has one: what `POST /api/tokens/revoke` names (docs/auth.md). */
+  readonly tokenId?: string | undefined;
+  /** The token's `iat` (unix seconds), when it has one: what `POST /api/users/{user}/revoke` compares. */
+  readonly issuedAt?: number | undefined;
 }
 
 export const ANONYMOUS: Identity = Object.freeze({ user: undefined, channels: undefined, expiresAt: undefined });
@@ -37,6 +41,8 @@ export class Client {
    * more than the rest of the bookkeeping (figures in node/outbox.ts).
    */
   outbox: object | null = null;
+  /** When the connection opened (ms since the epoch), for `GET /api/users/{user}/connections`. */
+  readonly since = Date.now();
 
   constructor(
     readonly id: string,

@@ -107,6 +107,8 @@ export interface GateHost {
   readonly connectHook?: ConnectHook | undefined;
   /** True while the node accepts connections (running, not draining). */
   accepting(): boolean;
+  /** True when the identity's token is revoked (docs/auth.md, "Revocation"): a lookup in the node's copy, no store round trip. */
+  revoked?(identity: Identity): boolean;
   /** WebSocket connections open on the node. */
   clientCount(): number;
   /** Writes every socket's queued frames now (so they go out ahead of a close frame). */
@@ -182,7 +184,10 @@ export class SecurityGate {
     const hook = this.node.connectHook;
     if (!this.auth) return hook ? this.hookResult(await ask(hook)) : { ok: true, identity: ANONYMOUS };
     const result = await this.auth.authenticate(req);
-    if (result.ok) return result;
+    if (result.ok) {
+      if (!this.node.revoked?.(result.identity)) return result;
+      return { ok: false, status: UpgradeStatus.UNAUTHORIZED, reason: 'token revoked', by: 'token', headers: BEARER };
+    }
     // With a connect hook, a request without a valid JWT is the hook's to decide.
     if (hook) return this.hookResult(await ask(hook));
     return {

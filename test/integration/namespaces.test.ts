@@ -153,7 +153,9 @@ describe('namespaces on two nodes', () => {
     };
     const chat = await get('chat:lobby');
     assert.equal(chat.status, 200);
-    assert.deepEqual(chat.body, {
+    // The namespace part of the answer (the counts, offset and epoch beside it are auth.md's).
+    const { channel: name, namespace, options } = chat.body;
+    assert.deepEqual({ channel: name, namespace, options }, {
       channel: 'chat:lobby',
       namespace: 'chat:*',
       options: {

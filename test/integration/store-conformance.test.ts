@@ -8,7 +8,8 @@
  *
  * Which store implements which kind is in each describe's name: a store missing a kind is not in
  * that kind's list (memory sweeps no dead node: in one process a node cannot die without its
- * clients; JetStream and Kafka keep no cluster-wide occupancy). Fault cases (a broker killed and
+ * clients; JetStream and Kafka keep no cluster-wide occupancy; every store keeps revocations,
+ * helpers/store-revocations.ts). Fault cases (a broker killed and
  * restarted, a link cut, a slow catch-up, a slow link) use a private broker behind a TCP proxy;
  * the memory store has no broker, so it has none, and Redis as a separate --history is the same
  * store as Redis as the bus, so they run once, with the latter.
@@ -24,6 +25,7 @@ import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '.
 import { defineNamespaceNodes } from '../helpers/store-namespaces.js';
 import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from '../helpers/store-suite.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
+import { defineRevocations } from '../helpers/store-revocations.js';
 
 const harnesses = storeHarnesses();
 
@@ -31,6 +33,7 @@ for (const h of harnesses) {
   describe(`channel store: ${h.name}`, { timeout: 60_000 }, () => defineChannelStore(h));
   if (h.presence) describe(`presence store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep: a node cannot die without its clients)'}`, { timeout: 60_000 }, () => definePresence(h));
   if (h.occupancy) describe(`occupancy store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep)'}`, { timeout: 60_000 }, () => defineOccupancy(h));
+  describe(`revocation store: ${h.name}`, { timeout: 60_000 }, () => defineRevocations(h));
   if (h.faults) describe(`store faults: ${h.name}`, { timeout: 120_000 }, () => defineFaults(h, h.faults!));
   describe(`real nodes on the store: ${h.name}`, { timeout: 60_000 }, () => {
     defineNodes(h);

@@ -8,13 +8,15 @@
  *   joined under incarnation `inc` of `node`. A tombstone removes it; a tombstone with the header
  *   `swept: <node>` was written by a sweep, and the view of that node reports the client departed
  *   when it removes it (the first such tombstone in the log removes it: one report, cluster-wide).
+ * - `r\0<key>` → a revocation entry (stores/store.ts, `RevocationEntry`; `<key>` its `revocationKey`):
+ *   the cluster's revocations live in the same compacted topic; a tombstone removes one.
  * - `n\0<node>` → `{"inc"}`: a heartbeat of a node's incarnation; `{"dead":inc}`: a sweeper found
  *   that incarnation silent (the node, should it come back, registers a new one); a tombstone:
  *   the node left, or a sweep finished.
  */
 import type { Json } from '../../protocol/frames.js';
 import { entryFrom } from '../../stores/presence-entry.js';
-import type { PresenceEntry } from '../../stores/store.js';
+import { parseRevocation, type PresenceEntry, type RevocationEntry } from '../../stores/store.js';
 
 /** The presence entry a view entry stands for. */
 export function entryOfView(e: ViewEntry): PresenceEntry {
@@ -66,6 +68,8 @@ export class PresenceView {
   /** Per node with entries, the local time an entry of it was last read (for entries of nodes that have no heartbeat record). */
   private readonly entrySeenAt = new Map<string, number>();
   readonly nodes = new Map<string, NodeState>();
+  /** The revocations the topic holds, by view key (`r\0<key>`). */
+  readonly revocations = new Map<string, RevocationEntry>();
 
   constructor(private readonly me: string) {}
 
@@ -80,13 +84,21 @@ export class PresenceView {
     this.byNode.clear();
     this.entrySeenAt.clear();
     this.nodes.clear();
+    this.revocations.clear();
   }
 
   /** Applies one record read at local time `now`; `sweptBy` is the value of its {@link SWEPT_HEADER}, if any. */
   apply(key: string, value: Buffer | null | undefined, sweptBy: string | undefined, now: number): ViewChange {
     if (key.startsWith('p\0')) return this.applyEntry(key, value, sweptBy, now);
     if (key.startsWith('n\0')) return this.applyNode(key.slice(2), value, now);
+    if (key.startsWith('r\0')) this.applyRevocation(key, value);
     return undefined;
+  }
+
+  private applyRevocation(key: string, value: Buffer | null | undefined): void {
+    const entry = value === null || value === undefined ? undefined : parseRevocation(parse(value));
+    if (entry) this.revocations.set(key, entry);
+    else this.revocations.delete(key);
   }
 
   private applyEntry(key: string, value: Buffer | null | undefined, sweptBy: string | undefined, now: number): ViewChange {

@@ -46,7 +46,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { BusUnavailableError } from '../../errors.js';
-import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
+import { revocationKey, type DepartedHandler, type PresenceEntry, type PresenceStore, type RevocationStore } from '../../stores/store.js';
 import { entryOfView } from './presence-view.js';
 import { OP_TIMEOUT_MS, PresenceLink, type KafkaPresenceOptions } from './presence-session.js';
 import { PresenceSweeper } from './presence-sweeper.js';
@@ -54,6 +54,15 @@ import { PresenceWriter } from './presence-writer.js';
 
 export { SEGMENT_MS, type KafkaPresenceOptions } from './presence-session.js';
 export { SWEEP_BATCH } from './presence-sweeper.js';
+
+/** Expired revocations one add removes at most. */
+const PRUNE_BATCH = 100;
+/**
+ * How long a revocation call waits for a session whose view has caught up: longer than a
+ * presence call, since a node reads the revocations once at start, while its first session
+ * joins its group (a few seconds), and a revoke is rare and would rather wait than fail.
+ */
+const REVOCATION_WAIT_MS = 10_000;
 
 /** Clients a presence list returns, at most. */
 export const LIST_MAX = 10_000;
@@ -114,6 +123,31 @@ export class KafkaPresenceStore implements PresenceStore {
     if (!state || state.dead || state.inc !== inc) return false;
     return node === this.options.node ? inc === this.sweeper.registered : now - state.seenAt <= this.ttlMs;
   }
+
+  /**
+   * The cluster's revocations in the same topic (`r\0<key>` records, presence-view.ts): an add
+   * writes its record and tombstones for up to {@link PRUNE_BATCH} expired ones (compaction then
+   * drops them); a list reads the view once it has caught up, as a presence list does.
+   */
+  readonly revocations: RevocationStore = {
+    kind: 'kafka',
+    add: async (entry) => {
+      await this.link.whenReady(performance.now() + REVOCATION_WAIT_MS);
+      const now = Date.now() / 1000;
+      const records = [this.link.record(`r\0${revocationKey(entry)}`, entry)];
+      for (const [key, old] of this.link.view.revocations) {
+        if (records.length > PRUNE_BATCH) break;
+        if (old.until <= now) records.push(this.link.record(key, null));
+      }
+      await this.link.produce(records);
+    },
+    list: async () => {
+      if (this.link.closing) throw new BusUnavailableError('kafka presence store is closed');
+      await this.link.caughtUp(performance.now() + REVOCATION_WAIT_MS);
+      const now = Date.now() / 1000;
+      return [...this.link.view.revocations.values()].filter((entry) => entry.until > now);
+    },
+  };
 
   start(onDeparted: DepartedHandler): void {
     this.onDeparted = onDeparted;

@@ -31,6 +31,7 @@ import { BusUnavailableError } from '../../errors.js';
 import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
 import { PresenceWrites } from '../../stores/presence-writes.js';
 import { entryFrom, storedFields } from '../../stores/presence-entry.js';
+import { NatsRevocationStore } from './revocations.js';
 import { apiCode, fromToken, keyToken, NO_MESSAGE_FOUND, parse, PresenceBucket, snapshot, unavailable, WRONG_LAST_SEQUENCE, type Bucket } from './presence-bucket.js';
 
 export { bucketName, keyToken } from './presence-bucket.js';
@@ -56,6 +57,8 @@ export interface NatsPresenceOptions {
 export class NatsPresenceStore implements PresenceStore {
   readonly kind = 'nats';
   private readonly bucket: PresenceBucket;
+  /** The cluster's revocations, in the same bucket (revocations.ts). */
+  readonly revocations: NatsRevocationStore;
   private closing = false;
   private onDeparted: DepartedHandler = () => {};
   private timer: NodeJS.Timeout | undefined;
@@ -83,6 +86,7 @@ export class NatsPresenceStore implements PresenceStore {
         if (reconnect || this.timer) void this.beat();
       },
     });
+    this.revocations = new NatsRevocationStore(this.bucket);
   }
 
   join(channel: string, entry: PresenceEntry): Promise<void> {
