@@ -13,6 +13,7 @@ import type { Json, SubscribeFrame } from '../protocol/frames.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import { CatchUps } from './catch-up.js';
+import { unixSeconds } from './tokens.js';
 import type { OccupancySync } from './occupancy.js';
 import type { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
@@ -62,6 +63,7 @@ export class ChannelStreams {
   /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
   remove(sub: Subscription): void {
     this.release(sub);
+    this.rt.ended(sub);
     const local = sub.channel;
     if (sub.live) {
       local.live.delete(sub.client);
@@ -229,7 +231,7 @@ export class ChannelStreams {
       }
     }
     const data = sub.data?.value;
-    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data }));
+    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, expires: unixSeconds(sub.expiresAt) }));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;

@@ -34,6 +34,13 @@ export class Subscription {
   reserved = 0;
   /** The subscribe hook's `data`, for the `subscribed` frame. */
   data: { readonly value: Json } | undefined;
+  /**
+   * What allowed it: the identity's patterns (re-checked when the identity is renewed), the
+   * subscribe hook, or a subscription token (then {@link expiresAt} is the token's `exp`).
+   */
+  grant: 'patterns' | 'hook' | 'token' = 'patterns';
+  /** A token-held subscription's end (ms since the epoch), unless refreshed first. */
+  expiresAt: number | undefined;
 
   constructor(
     readonly client: Client,

@@ -35,7 +35,7 @@ export interface Parsed<T> {
 /** Options whose values are never echoed in an error message. */
 const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret', 'hookSecret', 'webhookSecret']);
 /** Options holding URLs that may carry credentials: echoed without them. */
-const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook', 'webhook']);
+const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook', 'refreshHook', 'webhook']);
 
 /** What a command line gives before validation: option values by key, and which came from the environment. */
 interface CommandInput {
@@ -182,6 +182,9 @@ function finishServeConfig(options: ServeOptions, fromEnv: ReadonlySet<string>, 
   try {
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
       throw new ConfigError(tlsCert ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
+    }
+    if (rest.refreshHook !== undefined && rest.connectHook === undefined) {
+      throw new ConfigError('--refresh-hook', 'needs --connect-hook: it renews the sessions the connect hook admitted with `expires_at`');
     }
     if (rest.webhook !== undefined && rest.webhookSecret === undefined) {
       throw new ConfigError('--webhook-secret', 'required with --webhook (the back end verifies every webhook request with it)');

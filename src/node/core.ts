@@ -116,15 +116,17 @@ export class NodeCore {
     });
     this.topics = this.createTopics(this.bus, 'bus');
     this.bus.onStatus((status) => metrics.bus.busConnected(status === 'connected'));
-    const { connectHook, subscribeHook, publishHook } = this.config;
+    const { connectHook, subscribeHook, publishHook, refreshHook } = this.config;
     this.hooks =
-      connectHook || subscribeHook || publishHook
+      connectHook || subscribeHook || publishHook || refreshHook
         ? new Hooks(this.config, this.logger, metrics.hookCalls)
         : undefined;
     this.gate = new SecurityGate({
       config: this.config,
       logger: this.logger,
       connectHook: this.hooks?.has('connect') ? this.hooks : undefined,
+      refreshHook: this.hooks?.has('refresh') ? this.hooks : undefined,
+      renewed: (client, previous) => this.endpoints.get(client.endpoint)?.renewed?.(client, previous),
       accepting: () => this.stateValue === 'running',
       clientCount: () => this.sockets.size,
       flush: () => this.outbox.flush(),
