@@ -17,12 +17,19 @@ import type { HookCall, HookCaller, RefreshVerdict } from '../hooks/hooks.js';
 import type { Logger } from '../logger.js';
 import type { Client, Identity } from './client.js';
 
-/** The earliest --refresh-hook is asked before a session's end: at most this long before it. */
-export const REFRESH_LEAD_MAX_MS = 60_000;
-/** The share of a session's lifetime left when --refresh-hook is asked (when that is under {@link REFRESH_LEAD_MAX_MS}). */
+/**
+ * How long before a session's end --refresh-hook is asked: a fifth of its lifetime, at least
+ * {@link REFRESH_LEAD_MIN_MS} (room for a few retries), at most {@link REFRESH_LEAD_MAX_MS}, and
+ * never more than half the lifetime (a short session is not asked the moment it starts).
+ */
 export const REFRESH_LEAD_FRACTION = 0.2;
-/** A refresh-hook call that failed (error, timeout, overloaded) is asked again after this long, until the session expires. */
-export const REFRESH_RETRY_MS = 1000;
+export const REFRESH_LEAD_MIN_MS = 5000;
+export const REFRESH_LEAD_MAX_MS = 60_000;
+/**
+ * A refresh-hook call that failed (error, timeout, overloaded) is asked again at the first sweep
+ * at least this long after, until the session expires: about once a second per session at most.
+ */
+export const REFRESH_RETRY_MS = 500;
 
 /** --refresh-hook, as the lifetime calls it (src/hooks). */
 export interface RefreshHook {
@@ -162,7 +169,8 @@ export class IdentityLifetime {
 
 /** When --refresh-hook is asked about a session set at `since` that ends at `expiresAt`. */
 export function refreshAt(since: number, expiresAt: number): number {
-  return expiresAt - Math.min(REFRESH_LEAD_MAX_MS, (expiresAt - since) * REFRESH_LEAD_FRACTION);
+  const lifetime = expiresAt - since;
+  return expiresAt - Math.min(REFRESH_LEAD_MAX_MS, lifetime / 2, Math.max(REFRESH_LEAD_MIN_MS, lifetime * REFRESH_LEAD_FRACTION));
 }
 
 /** `text` within `max` UTF-8 bytes. */
