@@ -101,6 +101,11 @@ export interface SubscriptionHandlers<T = Json> {
 export interface SubscribeOptions {
   /** Resume from a position the app stored (e.g. across page loads): missed messages come first. */
   readonly since?: StreamPosition;
+  /**
+   * A subscription token for a channel the connection's own token does not allow (docs/auth.md):
+   * called for every subscribe (reconnects included) and ahead of the token's expiry, to refresh it.
+   */
+  readonly token?: () => string | Promise<string>;
 }
 
 /** What a subscription needs from its client. */
@@ -128,6 +133,12 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   requestId: number | undefined;
   /** @internal Retries of a subscribe the server answered with a retryable error. */
   retries = 0;
+  /** @internal Where its subscription tokens come from, when it needs them. */
+  readonly tokenSource: (() => string | Promise<string>) | undefined;
+  /** @internal The refresh of its subscription token, while one is scheduled (the client's). */
+  refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** @internal The connection attempt (the client's generation) its token is being fetched for, so one subscribe is not sent twice. */
+  fetchingToken: number | undefined;
 
   /** @internal Made by `FanoutClient.subscribe`. */
   constructor(
@@ -138,6 +149,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   ) {
     super();
     this.cursor = new ChannelCursor(options.since);
+    this.tokenSource = options.token;
     this.ready = new Promise<SubscribedInfo>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -244,6 +256,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   /** @internal The connection dropped: the server forgot this subscription. */
   handleDisconnect(): void {
     this.requestId = undefined;
+    this.stopRefresh();
     if (this.stateValue === 'subscribed') this.setState('subscribing');
   }
 
@@ -257,6 +270,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   fail(err: FanoutClientError): void {
     if (!this.active) return;
     this.requestId = undefined;
+    this.stopRefresh();
     this.setState('failed');
     this.readyReject(err);
     this.emit('error', err);
@@ -266,8 +280,15 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   markUnsubscribed(err: Error): void {
     if (!this.active) return;
     this.requestId = undefined;
+    this.stopRefresh();
     this.setState('unsubscribed');
     this.readyReject(err);
+  }
+
+  /** @internal */
+  stopRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
   }
 
   private setState(state: SubscriptionState): void {
