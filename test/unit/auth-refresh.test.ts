@@ -10,6 +10,8 @@ import { connectAnswer, refreshAnswer } from '../../src/hooks/hooks.js';
 import { decode, MAX_FRAME_TOKEN_LENGTH } from '../../src/protocol/decode.js';
 import { encodeConnected, encodeRefreshed, encodeSubscribed, encodeUnsubscribed } from '../../src/protocol/encode.js';
 import { refreshAt } from '../../src/transport/lifetime.js';
+import { createConfig } from '../../src/config/load.js';
+import { expectRejected } from '../helpers/config.js';
 
 test('decode accepts refresh (with and without a channel) and subscribe with a token', () => {
   const cases = [
@@ -94,4 +96,11 @@ test('the SDK refreshes at 80 % of the time left, less up to 10 % of it at rando
   assert.equal(refreshDelay(expires, now, 0.5), 7_500);
   // Already past: at once.
   assert.equal(refreshDelay(expires, now + 20_000, 0), 0);
+});
+
+test('--refresh-hook needs --connect-hook (it renews what the connect hook admitted), and takes an http(s) URL', () => {
+  expectRejected({ refreshHook: 'http://127.0.0.1:4000/refresh' }, '--refresh-hook', /needs --connect-hook/);
+  expectRejected({ connectHook: 'http://127.0.0.1:4000/connect', refreshHook: 'ftp://x/refresh' }, '--refresh-hook');
+  const config = createConfig({ connectHook: 'http://127.0.0.1:4000/connect', refreshHook: 'http://127.0.0.1:4000/refresh' });
+  assert.equal(config.refreshHook, 'http://127.0.0.1:4000/refresh');
 });
