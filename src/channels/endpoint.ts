@@ -23,7 +23,6 @@ import {
   type PublishFrame,
   type SubscribeFrame,
   type UnsubscribeFrame,
-  type UnsubscribeReason,
 } from '../protocol/frames.js';
 import type { Client } from '../transport/client.js';
 import { OccupancySync, type ChannelOccupancy } from './occupancy.js';
@@ -66,7 +65,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   private readonly fencePrefix: string;
   private fenceSeq = 0;
   private readonly pending = new Set<Promise<unknown>>();
-  private readonly tokens = new TokenSubscriptions((sub) => this.drop(sub, 'expired'));
+  private readonly tokens = new TokenSubscriptions((sub) => this.streams.drop(sub, 'expired'));
   private readonly tokenHost: TokenHost = { runtime: this, tokens: this.tokens, authority: () => this.context.identity };
 
   constructor(private readonly context: ChannelContext) {
@@ -116,18 +115,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   renewed(client: Client): void {
     const subs = subscriptionsOf(client);
     for (const sub of [...subs.values()]) {
-      if (sub.grant === 'patterns' && !this.service.auth.allowed(client.identity, 'subscribe', sub.channel.name)) this.drop(sub, 'forbidden');
+      if (sub.grant === 'patterns' && !this.service.auth.allowed(client.identity, 'subscribe', sub.channel.name)) this.streams.drop(sub, 'forbidden');
     }
-  }
-
-  /** Ends `sub` on the server's own account: the client hears `unsubscribed` with the reason. */
-  private drop(sub: Subscription, reason: UnsubscribeReason): void {
-    const channel = sub.channel.name;
-    const subs = subscriptionsOf(sub.client);
-    if (subs.get(channel) !== sub) return;
-    subs.delete(channel);
-    this.streams.remove(sub);
-    if (sub.client.open) this.send(sub.client, encodeUnsubscribed({ type: 'unsubscribed', channel, reason }));
   }
 
   ended(sub: Subscription): void {
@@ -144,8 +133,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       if (!asking.subscribing.delete(channel) || !client.open) return;
       if (!checked.ok) return this.error(client, checked.code, checked.message, id, channel);
       if (!this.canJoin(client, frame)) return;
-      this.join(client, frame, undefined);
-      const sub = subscriptionsOf(client).get(channel);
+      const sub = this.join(client, frame, undefined);
       if (sub) this.tokens.hold(sub, checked.expiresAt);
     });
     this.answer(client, frame, handling);
@@ -220,7 +208,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     const hook = this.context.hooks?.subscribe;
     if (!allowed && !hook) return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
     if (!this.canJoin(client, frame)) return;
-    if (allowed || !hook) return this.join(client, frame, undefined);
+    if (allowed || !hook) return void this.join(client, frame, undefined);
     const asking = connectionHooks(client);
     asking.subscribing.add(channel);
     const handling = asking
@@ -232,8 +220,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
         if (verdict.kind === 'limited') return this.error(client, 'rate_limited', verdict.reason, id, channel);
         if (verdict.kind !== 'allow') return this.error(client, 'unavailable', `cannot subscribe now: ${verdict.reason}; retry`, id, channel);
         if (!this.canJoin(client, frame)) return;
-        this.join(client, frame, verdict.data);
-        const sub = subscriptionsOf(client).get(channel);
+        const sub = this.join(client, frame, verdict.data);
         if (sub) sub.grant = 'hook';
       });
     this.answer(client, frame, handling);
@@ -256,11 +243,12 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     return true;
   }
 
-  private join(client: Client, frame: SubscribeFrame, data: { readonly value: Json } | undefined): void {
+  /** Starts the subscription; undefined when it was refused (`rate_limited`: no room for its recovery). */
+  private join(client: Client, frame: SubscribeFrame, data: { readonly value: Json } | undefined): Subscription | undefined {
     // A recovery is a reply like a history page: it reserves room until its messages are queued.
     const reserve = frame.since ? this.replyBudget : 0;
-    if (reserve > 0 && !this.hasRoom(client, reserve)) return this.refuseBusy(client, frame);
-    this.streams.join(client, frame, reserve, data);
+    if (reserve > 0 && !this.hasRoom(client, reserve)) return void this.refuseBusy(client, frame);
+    return this.streams.join(client, frame, reserve, data);
   }
 
   /** History and presence: what the patterns allow, and channels the connection is subscribed to (the subscribe hook may have allowed them). */

@@ -8,8 +8,8 @@ import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError } from '../errors.js';
 import { EnvelopeKind } from '../protocol/envelope.js';
 import { frameText } from '../node/outbox.js';
-import { encodeSubscribed } from '../protocol/encode.js';
-import type { Json, SubscribeFrame } from '../protocol/frames.js';
+import { encodeSubscribed, encodeUnsubscribed } from '../protocol/encode.js';
+import type { Json, SubscribeFrame, UnsubscribeReason } from '../protocol/frames.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import { CatchUps } from './catch-up.js';
@@ -48,7 +48,7 @@ export class ChannelStreams {
    * fence are in. `reserve` bytes of the client's request budget are held until it goes live
    * (its recovered messages are then queued replies) or ends.
    */
-  join(client: Client, request: SubscribeFrame, reserve = 0, data?: { readonly value: Json }): void {
+  join(client: Client, request: SubscribeFrame, reserve = 0, data?: { readonly value: Json }): Subscription {
     const local = this.acquire(request.channel);
     const sub = new Subscription(client, local, request);
     sub.data = data;
@@ -58,6 +58,17 @@ export class ChannelStreams {
     local.joining.add(sub);
     local.waiting.push(sub);
     this.nextBatch(local);
+    return sub;
+  }
+
+  /** Ends `sub` on the server's own account (its client did not unsubscribe): the client hears `unsubscribed` with the reason. */
+  drop(sub: Subscription, reason: UnsubscribeReason): void {
+    const channel = sub.channel.name;
+    const subs = subscriptionsOf(sub.client);
+    if (subs.get(channel) !== sub) return;
+    subs.delete(channel);
+    this.remove(sub);
+    if (sub.client.open) this.rt.send(sub.client, encodeUnsubscribed({ type: 'unsubscribed', channel, reason }));
   }
 
   /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
