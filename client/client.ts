@@ -18,6 +18,11 @@
  *   disconnected wait (up to `maxQueued`) and go out after the resubscriptions. A publish that
  *   was on the wire when the connection dropped rejects with `disconnected` (its outcome is
  *   unknown, so it is not resent and cannot be duplicated); history and presence reads are resent.
+ * - Tokens are refreshed in place (client/refresh.ts, docs/auth.md): when `connected` says the
+ *   identity expires and `token` is a function, it is called ahead of the expiry and the new token
+ *   sent as `refresh`; only when that fails does the client reconnect (with a fresh token). A
+ *   subscription with a `token` function refreshes its subscription token the same way, and
+ *   subscribes again with a fresh one (and recovery) if the server drops it as expired.
  */
 import type { ClientFrame, Json, PresenceClient, ServerFrame } from '../src/protocol/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
@@ -29,6 +34,7 @@ import { Subscription, type JsonCompatible, type SubscribeOptions, type Subscrip
 import { CLIENT_DEFAULTS, endpointUrl, positive, withToken, type ClientEvents, type ClientOptions, type ClientState, type ConnectedInfo, type DisconnectedInfo } from './options.js';
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
 import { askWhy, canAskWhy, type UpgradeRefusal } from './refusal.js';
+import { refreshDelay } from './refresh.js';
 
 export { CHANNEL_PATH, CLIENT_DEFAULTS, endpointUrl } from './options.js';
 export type { ClientEvents, ClientOptions, ClientState, ConnectedInfo, DisconnectedInfo } from './options.js';
@@ -56,6 +62,8 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private stopped = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The refresh of the connection's token, while one is scheduled. */
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly requests: RequestTable;
   private readonly subscriptions = new Map<string, Subscription<unknown>>();
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
@@ -142,10 +150,14 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
    * in order, across reconnects. One subscription per channel per client. `T` types the messages'
    * data (`subscribe<ChatMessage>('chat:lobby', …)`; default `Json`): the app's word, not checked.
    */
-  subscribe<T = Json>(channel: string, handlers: SubscriptionHandlers<T> = {}, options: SubscribeOptions = {}): Subscription<T> {
+  subscribe<T = Json>(channel: string, handlers: SubscriptionHandlers<T> & SubscribeOptions = {}, options: SubscribeOptions = {}): Subscription<T> {
     if (typeof channel !== 'string' || channel === '') throw new TypeError('channel: expected a non-empty string');
     if (this.subscriptions.has(channel)) throw new Error(`already subscribed to "${channel}": use client.subscription(channel), or unsubscribe first`);
-    const sub = new Subscription<T>(channel, this, handlers, options);
+    // `since` and `token` may come with the handlers (`subscribe(C, { token })`) or apart.
+    const since = options.since ?? handlers.since;
+    const token = options.token ?? handlers.token;
+    if (token !== undefined && typeof token !== 'function') throw new TypeError('token: expected a function that returns the subscription token');
+    const sub = new Subscription<T>(channel, this, handlers, { ...(since ? { since } : {}), ...(token ? { token } : {}) });
     this.subscriptions.set(channel, sub as Subscription<unknown>);
     if (this.stateValue === 'connected') this.sendSubscribe(sub as Subscription<unknown>);
     return sub;
@@ -286,8 +298,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     }
   }
 
-  private connected(info: ConnectedInfo): void {
+  private connected(info: ConnectedInfo & { readonly expires?: number }): void {
     clearTimeout(this.connectTimer);
+    if (typeof info.expires === 'number' && typeof this.token === 'function') this.scheduleRefresh(info.expires);
     this.connectedInfo = { client: info.client, node: info.node };
     this.attempt = 0;
     this.everConnected = true;
@@ -313,6 +326,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   /** The socket closed or the attempt failed: reconnect, or stop when the code says so. */
   private dropped(code: number, reason: string, status?: number, refusal?: UpgradeRefusal): void {
     clearTimeout(this.connectTimer);
+    clearTimeout(this.refreshTimer);
     if (this.stateValue === 'closed') return;
     this.connectedInfo = undefined;
     this.requests.dropped();
@@ -347,6 +361,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.refreshTimer);
     for (const timer of this.retryTimers) clearTimeout(timer);
     this.retryTimers.clear();
     if (this.ws) this.detach(this.ws);
@@ -397,9 +412,17 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         if (frame.server === true && frame.id === undefined && !this.subscriptions.has(frame.channel)) return this.serverSubscribed(frame);
         const sub = pending?.subscription ?? this.subscriptions.get(frame.channel);
         if (pending) this.requests.settle(pending);
-        if (sub && this.subscriptions.get(frame.channel) === sub) sub.handleSubscribed(frame);
+        if (sub && this.subscriptions.get(frame.channel) === sub) {
+          sub.handleSubscribed(frame);
+          if (typeof frame.expires === 'number' && sub.tokenSource) this.scheduleSubscriptionRefresh(sub, frame.expires);
+        }
         return;
       }
+      case 'unsubscribed':
+        // Without an id and with a reason: the server ended it; otherwise the reply to the app's own unsubscribe.
+        if (frame.id === undefined && frame.reason !== undefined) return this.droppedByServer(frame.channel, frame.reason);
+        this.settleReply(frame);
+        return;
       case 'join':
       case 'leave':
         this.subscriptions.get(frame.channel)?.handleMember(frame.type, frame);
@@ -407,20 +430,12 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       case 'error':
         this.errorFrame(frame.id, frame.code, frame.message, frame.channel);
         return;
-      case 'unsubscribed': {
-        // Without an id and with a reason: the server ended it; otherwise the reply to the app's own unsubscribe.
-        if (frame.id === undefined && frame.reason !== undefined) return this.serverUnsubscribed(frame.channel, frame.reason);
-        const pending = this.requests.get(frame.id);
-        if (pending) this.requests.settle(pending, undefined, frame);
-        return;
-      }
       case 'ack':
       case 'history':
-      case 'presence': {
-        const pending = this.requests.get(frame.id);
-        if (pending) this.requests.settle(pending, undefined, frame);
+      case 'presence':
+      case 'refreshed':
+        this.settleReply(frame);
         return;
-      }
       default:
         // Frames a newer server may add are ignored, so old clients keep working.
         return;
@@ -464,6 +479,11 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       return;
     }
     sub.handleError(err);
+    this.retrySubscribe(sub);
+  }
+
+  /** Subscribes `sub` again after a backoff (a retryable refusal, a token that could not be had). */
+  private retrySubscribe(sub: Subscription<unknown>): void {
     const timer = setTimeout(() => {
       this.retryTimers.delete(timer);
       if (this.stateValue === 'connected' && this.subscriptions.get(sub.channel) === sub && sub.requestId === undefined && sub.state === 'subscribing') {
@@ -473,12 +493,109 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.retryTimers.add(timer);
   }
 
+  private settleReply(frame: ServerFrame & { readonly id?: number }): void {
+    const pending = this.requests.get(frame.id);
+    if (pending) this.requests.settle(pending, undefined, frame);
+  }
+
+  /**
+   * The server ended a subscription on its own: one whose subscription token expired subscribes
+   * again with a fresh token (recovering what it missed); any other reason ends it (`failed`).
+   */
+  private droppedByServer(channel: string, reason: string): void {
+    const sub = this.subscriptions.get(channel);
+    if (!sub) return;
+    // The back end took it away (POST /api/users/{user}/unsubscribe): it ends, and the app hears why.
+    if (reason === 'server') return this.serverUnsubscribed(channel, reason);
+    if (reason === 'expired' && sub.tokenSource) {
+      sub.handleDisconnect();
+      this.sendSubscribe(sub);
+      return;
+    }
+    this.subscriptions.delete(channel);
+    const code = reason === 'forbidden' ? 'forbidden' : 'closed';
+    sub.fail(new FanoutClientError(code, `the server ended the subscription to "${channel}" (${reason})`, { channel }));
+  }
+
+  // ---------------------------------------------------------------- tokens (client/refresh.ts)
+
+  /** Refreshes the connection's token ahead of `expires`; a refresh that fails falls back to a reconnect. */
+  private scheduleRefresh(expires: number): void {
+    clearTimeout(this.refreshTimer);
+    const generation = this.generation;
+    this.refreshTimer = setTimeout(() => void this.refreshToken(generation), refreshDelay(expires));
+  }
+
+  private async refreshToken(generation: number): Promise<void> {
+    try {
+      const token = await (this.token as () => string | Promise<string>)();
+      if (generation !== this.generation || this.stateValue !== 'connected') return;
+      const reply = await this.request('refresh', { type: 'refresh', token }, { queue: false });
+      if (generation !== this.generation) return;
+      if (reply.type === 'refreshed' && typeof reply.expires === 'number') this.scheduleRefresh(reply.expires);
+    } catch (err) {
+      if (generation !== this.generation || this.stateValue !== 'connected') return;
+      const failure = err instanceof FanoutClientError ? err : new FanoutClientError('token', `cannot get a token: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      this.emit('error', failure);
+      // The old token still holds until its exp; a reconnect with a fresh one is the fallback.
+      const ws = this.ws;
+      if (!ws) return;
+      this.detach(ws);
+      this.dropped(CloseCode.TOKEN_EXPIRED, `token refresh failed: ${failure.message}`);
+    }
+  }
+
+  /** Refreshes `sub`'s subscription token ahead of `expires`; if that fails the server drops it at expiry and it subscribes again. */
+  private scheduleSubscriptionRefresh(sub: Subscription<unknown>, expires: number): void {
+    sub.stopRefresh();
+    const generation = this.generation;
+    sub.refreshTimer = setTimeout(() => {
+      sub.refreshTimer = undefined;
+      void (async () => {
+        try {
+          const token = await sub.tokenSource!();
+          if (generation !== this.generation || this.subscriptions.get(sub.channel) !== sub || sub.state !== 'subscribed') return;
+          const reply = await this.request('refresh', { type: 'refresh', channel: sub.channel, token }, { queue: false });
+          if (generation === this.generation && this.subscriptions.get(sub.channel) === sub && reply.type === 'refreshed' && typeof reply.expires === 'number') {
+            this.scheduleSubscriptionRefresh(sub, reply.expires);
+          }
+        } catch (err) {
+          if (generation !== this.generation || this.subscriptions.get(sub.channel) !== sub) return;
+          sub.handleError(err instanceof FanoutClientError ? err : new FanoutClientError('token', `cannot get a subscription token: ${(err as Error)?.message ?? String(err)}`, { channel: sub.channel, cause: err }));
+        }
+      })();
+    }, refreshDelay(expires));
+  }
+
   // ---------------------------------------------------------------- requests
 
+  /** Sends `sub`'s subscribe; a subscription with a `token` function gets a fresh subscription token first. */
   private sendSubscribe(sub: Subscription<unknown>): void {
+    if (!sub.tokenSource) return this.sendSubscribeFrame(sub, undefined);
+    const generation = this.generation;
+    if (sub.fetchingToken === generation) return;
+    sub.fetchingToken = generation;
+    const current = (): boolean => generation === this.generation && this.stateValue === 'connected' && this.subscriptions.get(sub.channel) === sub && sub.active;
+    Promise.resolve()
+      .then(() => sub.tokenSource!())
+      .then(
+        (token) => {
+          if (sub.fetchingToken === generation) sub.fetchingToken = undefined;
+          if (current()) this.sendSubscribeFrame(sub, token);
+        },
+        (err: unknown) => {
+          if (sub.fetchingToken === generation) sub.fetchingToken = undefined;
+          if (!current()) return;
+          sub.handleError(new FanoutClientError('token', `cannot get a subscription token: ${(err as Error)?.message ?? String(err)}`, { channel: sub.channel, cause: err }));
+          this.retrySubscribe(sub);
+        },
+      );
+  }
+
+  private sendSubscribeFrame(sub: Subscription<unknown>, token: string | undefined): void {
     const since = sub.sinceForNextSubscribe();
     sub.asked = since;
-    sub.requestId = this.requests.subscribe(sub, since);
+    sub.requestId = this.requests.subscribe(sub, since, token);
   }
 
   private request(kind: RequestKind, body: ClientFrame, { queue = true } = {}): Promise<ServerFrame> {

@@ -1,8 +1,8 @@
 /** The SDK's one error class: a stable `code` saying what failed, so apps can branch on it. */
 
 /**
- * Codes of {@link FanoutClientError}. Server error-frame codes (`bad_request`, `forbidden`,
- * `not_found`, `rate_limited`, `unavailable`, `too_large`, `internal`) come through unchanged;
+ * Codes of {@link FanoutClientError}. Server error-frame codes (`bad_request`, `unauthorized`,
+ * `forbidden`, `not_found`, `rate_limited`, `unavailable`, `too_large`, `internal`) come through unchanged;
  * the rest are the SDK's own:
  * - `disconnected`: the request was sent, then the connection dropped before the reply. For a
  *   publish the outcome is unknown: the message may or may not have been published.
@@ -14,6 +14,7 @@
  */
 export type ClientErrorCode =
   | 'bad_request'
+  | 'unauthorized'
   | 'forbidden'
   | 'not_found'
   | 'rate_limited'

@@ -10,7 +10,7 @@ import type { ClientFrame, ServerFrame } from '../src/protocol/frames.js';
 import { FanoutClientError } from './errors.js';
 import type { Subscription } from './subscription.js';
 
-export type RequestKind = 'publish' | 'history' | 'presence' | 'subscribe' | 'unsubscribe';
+export type RequestKind = 'publish' | 'history' | 'presence' | 'subscribe' | 'unsubscribe' | 'refresh';
 
 export interface Pending {
   readonly id: number;
@@ -81,9 +81,9 @@ export class RequestTable {
   }
 
   /** A subscribe for `sub` (no timeout: a subscription waits as long as it takes; a drop re-sends it). Returns its id. */
-  subscribe(sub: Subscription<unknown>, since: Extract<ClientFrame, { type: 'subscribe' }>['since']): number {
+  subscribe(sub: Subscription<unknown>, since: Extract<ClientFrame, { type: 'subscribe' }>['since'], token?: string): number {
     const id = this.nextId++;
-    const frame: ClientFrame = since ? { type: 'subscribe', channel: sub.channel, id, since } : { type: 'subscribe', channel: sub.channel, id };
+    const frame: ClientFrame = { type: 'subscribe', channel: sub.channel, id, ...(since ? { since } : {}), ...(token === undefined ? {} : { token }) };
     const pending: Pending = { id, kind: 'subscribe', frame, resolve: noop, reject: noop, timer: undefined, subscription: sub, sent: false };
     this.pending.set(id, pending);
     this.trySend(pending);

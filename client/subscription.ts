@@ -107,6 +107,11 @@ export interface SubscriptionHandlers<T = Json> {
 export interface SubscribeOptions {
   /** Resume from a position the app stored (e.g. across page loads): missed messages come first. */
   readonly since?: StreamPosition;
+  /**
+   * A subscription token for a channel the connection's own token does not allow (docs/auth.md):
+   * called for every subscribe (reconnects included) and ahead of the token's expiry, to refresh it.
+   */
+  readonly token?: () => string | Promise<string>;
 }
 
 /** What a subscription needs from its client. */
@@ -140,6 +145,12 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
    * connection (it is not resubscribed after a reconnect).
    */
   server = false;
+  /** @internal Where its subscription tokens come from, when it needs them. */
+  readonly tokenSource: (() => string | Promise<string>) | undefined;
+  /** @internal The refresh of its subscription token, while one is scheduled (the client's). */
+  refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** @internal The connection attempt (the client's generation) its token is being fetched for, so one subscribe is not sent twice. */
+  fetchingToken: number | undefined;
 
   /** @internal Made by `FanoutClient.subscribe`. */
   constructor(
@@ -150,6 +161,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   ) {
     super();
     this.cursor = new ChannelCursor(options.since);
+    this.tokenSource = options.token;
     this.ready = new Promise<SubscribedInfo>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -256,6 +268,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   /** @internal The connection dropped: the server forgot this subscription. */
   handleDisconnect(): void {
     this.requestId = undefined;
+    this.stopRefresh();
     if (this.stateValue === 'subscribed') this.setState('subscribing');
   }
 
@@ -269,6 +282,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   fail(err: FanoutClientError): void {
     if (!this.active) return;
     this.requestId = undefined;
+    this.stopRefresh();
     this.setState('failed');
     this.readyReject(err);
     this.emit('error', err);
@@ -278,6 +292,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   markUnsubscribed(err: Error): void {
     if (!this.active) return;
     this.requestId = undefined;
+    this.stopRefresh();
     this.setState('unsubscribed');
     this.readyReject(err);
   }
@@ -287,6 +302,12 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
     if (!this.active) return;
     this.markUnsubscribed(err);
     this.emit('unsubscribed', { channel: this.channel, reason });
+  }
+
+  /** @internal */
+  stopRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
   }
 
   private setState(state: SubscriptionState): void {

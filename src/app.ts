@@ -149,6 +149,7 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): {
     maxBuffered: config.maxBuffered,
     hooks: channelHooks(core),
     occupancy: webhooks(core, config, stores.occupancy, metrics.webhooks),
+    identity: { verify: (token) => core.gate.verify(token), renew: (client, identity) => core.gate.lifetime.renew(client, identity) },
   });
   core.addEndpoint(endpoint);
   core.addStopHook(() => stores.close());

@@ -4,7 +4,8 @@
  * `error` frame, never a crash. Replies and broadcasts go through the node's outbox, in order.
  *
  * This file dispatches requests; joining a channel's live stream is in streams.ts, catching up
- * after a bus outage in catch-up.ts, presence in presence.ts.
+ * after a bus outage in catch-up.ts, presence in presence.ts, tokens (refresh, subscription
+ * tokens) in tokens.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { BusUnavailableError } from '../errors.js';
@@ -32,7 +33,8 @@ import { ServerSide } from './server-side.js';
 import { ChannelStreams } from './streams.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES, RequestBudget } from './budget.js';
 import { callerOf, cancelSubscribing, connectionHooks, subscribingOf, type ChannelHooks, type PublishAsk } from './hook-calls.js';
-import { isSubscribed, subscriptionsOf, takeSubscriptions } from './subscriptions.js';
+import { isSubscribed, subscriptionsOf, takeSubscriptions, type Subscription } from './subscriptions.js';
+import { checkSubscriptionToken, refreshConnection, refreshSubscription, TokenSubscriptions, unixSeconds, type IdentityAuthority, type TokenHost } from './tokens.js';
 
 /** What the channel endpoint uses of its node. */
 export interface ChannelContext {
@@ -48,8 +50,9 @@ export interface ChannelContext {
   readonly hooks?: ChannelHooks | undefined;
   /** --webhook: the cluster-wide occupancy store and where its crossings go. */
   readonly occupancy?: ChannelOccupancy | undefined;
+  /** Verifies tokens sent over the socket and renews identities (`refresh`, subscription tokens); without it they are refused. */
+  readonly identity?: IdentityAuthority | undefined;
 }
-
 
 export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   readonly path = CHANNEL_PATH;
@@ -65,6 +68,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   private readonly fencePrefix: string;
   private fenceSeq = 0;
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly tokens = new TokenSubscriptions((sub) => this.streams.drop(sub, 'expired'));
+  private readonly tokenHost: TokenHost = { runtime: this, tokens: this.tokens, authority: () => this.context.identity };
 
   constructor(private readonly context: ChannelContext) {
     this.service = context.service;
@@ -86,7 +91,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   open(client: Client): void {
-    this.send(client, encodeConnected({ type: 'connected', client: client.id, node: this.context.nodeId }));
+    this.send(client, encodeConnected({ type: 'connected', client: client.id, node: this.context.nodeId, expires: unixSeconds(client.identity.expiresAt) }));
   }
 
   message(client: Client, data: Buffer, isBinary: boolean): void {
@@ -105,7 +110,37 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
         return this.admit(client, frame, this.replyBudget, () => this.history(client, frame));
       case 'presence':
         return this.admit(client, frame, this.replyBudget, () => this.presenceList(client, frame));
+      case 'refresh':
+        return this.answer(client, frame, frame.channel === undefined ? refreshConnection(this.tokenHost, client, frame) : refreshSubscription(this.tokenHost, client, frame, frame.channel));
     }
+  }
+
+  /** Renewed identity: what the old patterns allowed and the new do not is dropped (reason `forbidden`); hook- and token-held subscriptions stay. */
+  renewed(client: Client): void {
+    const subs = subscriptionsOf(client);
+    for (const sub of [...subs.values()]) {
+      if (sub.grant === 'patterns' && !this.service.auth.allowed(client.identity, 'subscribe', sub.channel.name)) this.streams.drop(sub, 'forbidden');
+    }
+  }
+
+  ended(sub: Subscription): void {
+    if (sub.grant === 'token') this.tokens.release(sub);
+  }
+
+  /** `subscribe` with a token: the token decides, not the patterns or the hook; pending as a hook's subscribe is (tokens.ts). */
+  private subscribeWithToken(client: Client, frame: SubscribeFrame, token: string): void {
+    const { channel, id } = frame;
+    if (!this.canJoin(client, frame)) return;
+    const asking = connectionHooks(client);
+    asking.subscribing.add(channel);
+    const handling = checkSubscriptionToken(this.context.identity, client, channel, token).then((checked) => {
+      if (!asking.subscribing.delete(channel) || !client.open) return;
+      if (!checked.ok) return this.error(client, checked.code, checked.message, id, channel);
+      if (!this.canJoin(client, frame)) return;
+      const sub = this.join(client, frame, undefined);
+      if (sub) this.tokens.hold(sub, checked.expiresAt);
+    });
+    this.answer(client, frame, handling);
   }
 
   /** The most bytes one reply may take: REPLY_BUDGET_BYTES, or --max-buffered when that is smaller. */
@@ -149,6 +184,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   async stop(): Promise<void> {
+    this.tokens.stop();
     this.streams.stop();
     this.occupancy?.stop();
     // Leave events for this node's clients go out before the bus closes (presence.close sweeps them).
@@ -171,12 +207,13 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
    */
   private subscribe(client: Client, frame: SubscribeFrame): void {
     const { channel, id } = frame;
+    if (frame.token !== undefined) return this.subscribeWithToken(client, frame, frame.token);
     const allowed = this.service.auth.allowed(client.identity, 'subscribe', channel);
     const url = this.service.channelOptions(channel).subscribeHook;
     const hook = url === false ? undefined : this.context.hooks?.subscribe;
     if (!allowed && !hook) return this.error(client, 'forbidden', `not allowed to subscribe to ${channel}`, id, channel);
     if (!this.canJoin(client, frame)) return;
-    if (allowed || !hook) return this.join(client, frame, undefined);
+    if (allowed || !hook) return void this.join(client, frame, undefined);
     const asking = connectionHooks(client);
     asking.subscribing.add(channel);
     const handling = asking
@@ -187,7 +224,9 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
         if (verdict.kind === 'forbid') return this.error(client, 'forbidden', verdict.reason ?? `not allowed to subscribe to ${channel}`, id, channel);
         if (verdict.kind === 'limited') return this.error(client, 'rate_limited', verdict.reason, id, channel);
         if (verdict.kind !== 'allow') return this.error(client, 'unavailable', `cannot subscribe now: ${verdict.reason}; retry`, id, channel);
-        if (this.canJoin(client, frame)) this.join(client, frame, verdict.data);
+        if (!this.canJoin(client, frame)) return;
+        const sub = this.join(client, frame, verdict.data);
+        if (sub) sub.grant = 'hook';
       });
     this.answer(client, frame, handling);
   }
@@ -209,11 +248,12 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     return true;
   }
 
-  private join(client: Client, frame: SubscribeFrame, data: { readonly value: Json } | undefined): void {
+  /** Starts the subscription; undefined when it was refused (`rate_limited`: no room for its recovery). */
+  private join(client: Client, frame: SubscribeFrame, data: { readonly value: Json } | undefined): Subscription | undefined {
     // A recovery is a reply like a history page: it reserves room until its messages are queued.
     const reserve = frame.since ? this.replyBudget : 0;
-    if (reserve > 0 && !this.hasRoom(client, reserve)) return this.refuseBusy(client, frame);
-    this.streams.join(client, frame, reserve, data);
+    if (reserve > 0 && !this.hasRoom(client, reserve)) return void this.refuseBusy(client, frame);
+    return this.streams.join(client, frame, reserve, data);
   }
 
   /** History and presence: what the patterns allow, and channels the connection is subscribed to (the subscribe hook may have allowed them). */
@@ -346,7 +386,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   /** A request's handler failed unexpectedly (a bug, not an outage): the client hears `internal` instead of waiting for a reply. */
-  private answer(client: Client, frame: { readonly id?: number; readonly channel: string }, handling: Promise<void>): void {
+  private answer(client: Client, frame: { readonly id?: number; readonly channel?: string | undefined }, handling: Promise<void>): void {
     this.track(
       handling.catch((err: unknown) => {
         this.logger.error({ err, client: client.id, channel: frame.channel }, 'channel request failed');

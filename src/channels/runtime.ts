@@ -4,6 +4,7 @@ import type { Outbox } from '../node/outbox.js';
 import type { ErrorCode } from '../protocol/frames.js';
 import type { Client } from '../transport/client.js';
 import type { RequestBudget } from './budget.js';
+import type { Subscription } from './subscriptions.js';
 import type { ChannelService } from './service.js';
 
 export interface ChannelRuntime {
@@ -20,6 +21,8 @@ export interface ChannelRuntime {
   send(client: Client, json: string): void;
   /** Queues a reply the client asked for (JSON text): it streams as the client reads (Outbox.reply). */
   reply(client: Client, json: string): void;
+  /** `sub` left its channel (unsubscribed, closed, failed, expired): what is kept about it elsewhere goes. */
+  ended(sub: Subscription): void;
   /** Queues an `error` frame for `client`. */
   error(client: Client, code: ErrorCode, message: string, id?: number, channel?: string): void;
 }

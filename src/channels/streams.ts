@@ -8,11 +8,12 @@ import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError } from '../errors.js';
 import { EnvelopeKind } from '../protocol/envelope.js';
 import { frameText } from '../node/outbox.js';
-import { encodeSubscribed } from '../protocol/encode.js';
-import type { Json, SubscribeFrame } from '../protocol/frames.js';
+import { encodeSubscribed, encodeUnsubscribed } from '../protocol/encode.js';
+import type { Json, SubscribeFrame, UnsubscribeReason } from '../protocol/frames.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import { CatchUps } from './catch-up.js';
+import { unixSeconds } from './tokens.js';
 import type { OccupancySync } from './occupancy.js';
 import type { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
@@ -52,7 +53,7 @@ export class ChannelStreams {
    * fence are in. `reserve` bytes of the client's request budget are held until it goes live
    * (its recovered messages are then queued replies) or ends.
    */
-  join(client: Client, request: SubscribeFrame, reserve = 0, data?: { readonly value: Json }, server = false): void {
+  join(client: Client, request: SubscribeFrame, reserve = 0, data?: { readonly value: Json }, server = false): Subscription {
     const local = this.acquire(request.channel);
     const sub = new Subscription(client, local, request);
     sub.data = data;
@@ -63,11 +64,23 @@ export class ChannelStreams {
     local.joining.add(sub);
     local.waiting.push(sub);
     this.nextBatch(local);
+    return sub;
+  }
+
+  /** Ends `sub` on the server's own account (its client did not unsubscribe): the client hears `unsubscribed` with the reason. */
+  drop(sub: Subscription, reason: UnsubscribeReason): void {
+    const channel = sub.channel.name;
+    const subs = subscriptionsOf(sub.client);
+    if (subs.get(channel) !== sub) return;
+    subs.delete(channel);
+    this.remove(sub);
+    if (sub.client.open) this.rt.send(sub.client, encodeUnsubscribed({ type: 'unsubscribed', channel, reason }));
   }
 
   /** Takes `sub` out of its channel (and presence); the channel's topic goes when nobody is left. */
   remove(sub: Subscription): void {
     this.release(sub);
+    this.rt.ended(sub);
     const local = sub.channel;
     if (sub.live) {
       local.live.delete(sub.client);
@@ -236,7 +249,7 @@ export class ChannelStreams {
       }
     }
     const data = sub.data?.value;
-    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined }));
+    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined, expires: unixSeconds(sub.expiresAt) }));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;

@@ -37,6 +37,13 @@ export class Subscription {
   data: { readonly value: Json } | undefined;
   /** Made by the server (`POST /api/users/{user}/subscribe`): its `subscribed` frame says `"server":true`. */
   server = false;
+  /**
+   * What allowed it: the identity's patterns (re-checked when the identity is renewed), the
+   * subscribe hook, or a subscription token (then {@link expiresAt} is the token's `exp`).
+   */
+  grant: 'patterns' | 'hook' | 'token' = 'patterns';
+  /** A token-held subscription's end (ms since the epoch), unless refreshed first. */
+  expiresAt: number | undefined;
 
   constructor(
     readonly client: Client,

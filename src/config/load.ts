@@ -174,6 +174,9 @@ export function finishServeConfig(options: ServeOptions, origins: Origins, help 
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
       throw new ConfigError(tlsCert ? '--tls-key' : '--tls-cert', '--tls-cert and --tls-key go together');
     }
+    if (rest.refreshHook !== undefined && rest.connectHook === undefined) {
+      throw new ConfigError('--refresh-hook', 'needs --connect-hook: it renews the sessions the connect hook admitted with `expires_at`');
+    }
     if (rest.webhook !== undefined && rest.webhookSecret === undefined) {
       throw new ConfigError('--webhook-secret', 'required with --webhook (the back end verifies every webhook request with it)');
     }

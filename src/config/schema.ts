@@ -85,6 +85,7 @@ export const serveSchema = z.strictObject({
   connectHook: hookUrl().optional(),
   subscribeHook: hookUrl().optional(),
   publishHook: hookUrl().optional(),
+  refreshHook: hookUrl().optional(),
   hookTimeout: number('expected a number of seconds')
     .pipe(z.number()
     .gt(0, { error: 'expected more than 0 seconds' })
@@ -182,6 +183,7 @@ export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchem
   connectHook: 'URL the node POSTs each WebSocket upgrade to (after the Origin check); its answer admits (200, with the identity) or refuses (401/403); see docs/hooks.md',
   subscribeHook: 'URL the node asks about subscriptions the identity\'s patterns do not allow (200 allows, 403 forbids)',
   publishHook: 'URL the node asks about every socket publish (200 allows and may replace the data, 403 forbids)',
+  refreshHook: 'URL the node asks shortly before a session the connect hook admitted with `expires_at` expires (200 with a new `expires_at` extends it, 403 closes it with 4003); see docs/auth.md',
   hookTimeout: `seconds a hook call may take before it counts as failed (503 / unavailable) (default ${DEFAULTS.hookTimeout})`,
   hookSecret: 'sign hook requests: X-Fanout-Signature: sha256=<hex HMAC-SHA256 of the body>',
   hookConcurrency: `hook calls in flight per node; past it requests are refused (503 / unavailable), not queued (default ${DEFAULTS.hookConcurrency})`,

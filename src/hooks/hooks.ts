@@ -23,7 +23,7 @@ import { HttpCaller, type CallResult } from '../outbound/http-caller.js';
 import { refusalReason } from './reason.js';
 import { HookShares, type ShareKind } from './shares.js';
 
-export type HookName = 'connect' | 'subscribe' | 'publish';
+export type HookName = 'connect' | 'subscribe' | 'publish' | 'refresh';
 
 /**
  * The `result` label of `fanout_hook_requests_total`: `allowed` (200), `refused` (401/403),
@@ -62,11 +62,29 @@ export type ConnectVerdict =
       readonly channels: readonly string[] | undefined;
       readonly publish: readonly string[] | undefined;
       readonly meta: Json | undefined;
+      /** The answer's `expires_at` (unix seconds) in ms: the session ends then, unless --refresh-hook extends it. */
+      readonly expiresAt: number | undefined;
     }
   | { readonly kind: 'refuse'; readonly status: 401 | 403; readonly reason: string | undefined }
   | { readonly kind: 'unavailable'; readonly reason: string };
 
-/** Who asks, in subscribe and publish calls. */
+/**
+ * What --refresh-hook decided about a session nearing its `expires_at`: `extend` to `expiresAt`
+ * (ms), with new patterns or meta where the answer gives them (undefined: unchanged); `refuse`
+ * (403: end it now); `unavailable` (no usable answer: ask again, until the session expires).
+ */
+export type RefreshVerdict =
+  | {
+      readonly kind: 'extend';
+      readonly expiresAt: number;
+      readonly channels: readonly string[] | undefined;
+      readonly publish: readonly string[] | undefined;
+      readonly meta: Json | undefined;
+    }
+  | { readonly kind: 'refuse'; readonly reason: string | undefined }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
+/** Who asks, in subscribe, publish and refresh calls. */
 export interface HookCaller {
   readonly client: string;
   readonly user: string | undefined;
@@ -89,12 +107,12 @@ export type ChannelVerdict =
   | { readonly kind: 'too_large'; readonly reason: string };
 
 /** The flags the hooks read. */
-export type HooksConfig = Pick<Config, 'nodeId' | 'connectHook' | 'subscribeHook' | 'publishHook' | 'hookTimeout' | 'hookSecret' | 'hookConcurrency' | 'maxPayload'>;
+export type HooksConfig = Pick<Config, 'nodeId' | 'connectHook' | 'subscribeHook' | 'publishHook' | 'refreshHook' | 'hookTimeout' | 'hookSecret' | 'hookConcurrency' | 'maxPayload'>;
 
 /** Room for an answer's JSON around a `data` of up to --max-payload bytes. */
 const ANSWER_OVERHEAD_BYTES = 16 * 1024;
 
-/** The node's hooks: one HTTP caller (one keep-alive pool, one concurrency cap) for all three. */
+/** The node's hooks: one HTTP caller (one keep-alive pool, one concurrency cap) for all four. */
 export class Hooks {
   private readonly caller: HttpCaller;
   private readonly shares: HookShares;
@@ -109,7 +127,7 @@ export class Hooks {
     private readonly observe: HookObserver,
   ) {
     const url = (value: string | undefined): URL | undefined => (value === undefined ? undefined : new URL(value));
-    this.urls = Object.freeze({ connect: url(config.connectHook), subscribe: url(config.subscribeHook), publish: url(config.publishHook) });
+    this.urls = Object.freeze({ connect: url(config.connectHook), subscribe: url(config.subscribeHook), publish: url(config.publishHook), refresh: url(config.refreshHook) });
     this.caller = new HttpCaller({
       nodeId: config.nodeId,
       timeoutMs: config.hookTimeout * 1000,
@@ -176,6 +194,26 @@ export class Hooks {
     // `data` is spliced in as the client sent it (valid JSON: decode() parsed it).
     const body = `${JSON.stringify({ client: caller.client, user: caller.user ?? null, channel, meta: caller.meta ?? null }).slice(0, -1)},"data":${data}}`;
     return this.channelCall('publish', body, on, url);
+  }
+
+  /**
+   * --refresh-hook: may `caller`'s session (admitted by the connect hook with `expires_at`) go on?
+   * Drawn on established clients' share, as subscribe and publish calls are; a call past its
+   * address's share is `unavailable` (the session asks again later).
+   */
+  async refresh(caller: HookCaller, on: HookCall): Promise<RefreshVerdict> {
+    const call = await this.call('refresh', JSON.stringify({ client: caller.client, user: caller.user ?? null, meta: caller.meta ?? null }), on);
+    if (!call.ok) return { kind: 'unavailable', reason: call.verdict.reason };
+    const { status, body, seconds } = call.answer;
+    if (status === 403) {
+      this.observe('refresh', 'refused', seconds);
+      return { kind: 'refuse', reason: refusalReason(body) };
+    }
+    if (status !== 200) return this.failed('refresh', 'error', seconds, `answered ${status}`);
+    const verdict = refreshAnswer(body);
+    if (typeof verdict === 'string') return this.failed('refresh', 'error', seconds, `answered 200 with ${verdict}`);
+    this.observe('refresh', 'allowed', seconds);
+    return verdict;
   }
 
   /** Drops the keep-alive connections; calls in flight fail (unavailable). */
@@ -280,16 +318,49 @@ export function connectAnswer(body: string): Extract<ConnectVerdict, { kind: 'ad
   if (typeof channels === 'string') return channels;
   const publish = patternList(value['publish'], 'publish');
   if (typeof publish === 'string') return publish;
-  const meta = value['meta'];
-  if (meta !== undefined && meta !== null && (typeof meta !== 'object' || Array.isArray(meta))) return 'a `meta` that is not an object';
-  if (nestsDeeperThan(meta, MAX_DATA_DEPTH)) return `a \`meta\` nested deeper than ${MAX_DATA_DEPTH} levels`;
+  const meta = metaField(value['meta']);
+  if (typeof meta === 'string') return meta;
+  const expiresAt = expiresAtField(value['expires_at']);
+  if (typeof expiresAt === 'string') return expiresAt;
   return Object.freeze({
     kind: 'admit',
     user: typeof user === 'string' ? user : undefined,
     channels,
     publish,
-    meta: meta === null || meta === undefined ? undefined : (meta as Json),
+    meta: meta?.value,
+    expiresAt,
   });
+}
+
+/** A refresh hook's 200 body: `expires_at` (required), and `channels`, `publish`, `meta` as the connect hook's. */
+export function refreshAnswer(body: string): Extract<RefreshVerdict, { kind: 'extend' }> | string {
+  const value = parseObject(body);
+  if (typeof value === 'string') return value;
+  const expiresAt = expiresAtField(value['expires_at']);
+  if (typeof expiresAt === 'string') return expiresAt;
+  if (expiresAt === undefined) return 'no `expires_at`';
+  const channels = patternList(value['channels'], 'channels');
+  if (typeof channels === 'string') return channels;
+  const publish = patternList(value['publish'], 'publish');
+  if (typeof publish === 'string') return publish;
+  const meta = metaField(value['meta']);
+  if (typeof meta === 'string') return meta;
+  return Object.freeze({ kind: 'extend', expiresAt, channels, publish, meta: meta?.value });
+}
+
+/** `meta`: an object (boxed), or undefined when absent or null; a string says what is wrong. */
+function metaField(meta: unknown): { value: Json } | undefined | string {
+  if (meta === undefined || meta === null) return undefined;
+  if (typeof meta !== 'object' || Array.isArray(meta)) return 'a `meta` that is not an object';
+  if (nestsDeeperThan(meta, MAX_DATA_DEPTH)) return `a \`meta\` nested deeper than ${MAX_DATA_DEPTH} levels`;
+  return { value: meta as Json };
+}
+
+/** `expires_at`: unix seconds (a positive number), in ms; undefined when absent or null; a string says what is wrong. */
+function expiresAtField(value: unknown): number | undefined | string {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) return 'an `expires_at` that is not unix seconds (a positive number)';
+  return Math.round(value * 1000);
 }
 
 function patternList(value: unknown, key: string): readonly string[] | undefined | string {

@@ -122,16 +122,18 @@ export class NodeCore {
     });
     this.topics = this.createTopics(this.bus, 'bus');
     this.bus.onStatus((status) => metrics.bus.busConnected(status === 'connected'));
-    const { connectHook, subscribeHook, publishHook, namespaces } = this.config;
+    const { connectHook, subscribeHook, publishHook, refreshHook, namespaces } = this.config;
     const namespaceHook = namespaces.some((ns) => typeof ns.subscribeHook === 'string' || typeof ns.publishHook === 'string');
     this.hooks =
-      connectHook || subscribeHook || publishHook || namespaceHook
+      connectHook || subscribeHook || publishHook || refreshHook || namespaceHook
         ? new Hooks(this.config, this.logger, metrics.hookCalls)
         : undefined;
     this.gate = new SecurityGate({
       config: this.config,
       logger: this.logger,
       connectHook: this.hooks?.has('connect') ? this.hooks : undefined,
+      refreshHook: this.hooks?.has('refresh') ? this.hooks : undefined,
+      renewed: (client, previous) => this.endpoints.get(client.endpoint)?.renewed?.(client, previous),
       accepting: () => this.stateValue === 'running',
       revoked: (identity) => this.revocations.revoked(identity),
       clientCount: () => this.sockets.size,

@@ -1,5 +1,5 @@
 /** What a WebSocket path (`/ws/echo`, `/ws/v1`) plugs into the node. */
-import type { Client } from '../transport/client.js';
+import type { Client, Identity } from '../transport/client.js';
 
 export interface Endpoint {
   /** The URL path clients connect to. */
@@ -15,6 +15,11 @@ export interface Endpoint {
    * method the node closes the socket with 1008.
    */
   rateLimited?(client: Client, data: Buffer, limit: string): void;
+  /**
+   * The connection's identity was renewed (a `refresh` frame, --refresh-hook): `client.identity`
+   * is the new one. An endpoint with rights per channel drops what the new one no longer allows.
+   */
+  renewed?(client: Client, previous: Identity): void;
   /** The socket closed, for whatever reason. */
   close(client: Client): void;
   /** The node is stopping: release bus topics and timers. */

@@ -53,7 +53,13 @@ export const CLOSE_CODES = {
     code: 4001,
     reconnect: false,
     sentBy: 'node',
-    when: "the JWT's `exp` passed while connected (swept every second), or its token was revoked (`POST /api/tokens/revoke`, `POST /api/users/{user}/revoke`); get a new token first (the SDK reconnects when its `token` is a function)",
+    when: "the identity expired while connected (swept every second): the JWT's `exp` passed without a `refresh`, the connect hook's `expires_at` passed (without `--refresh-hook`, or it failed until then); or its token was revoked (`POST /api/tokens/revoke`, `POST /api/users/{user}/revoke`); get a new token first (the SDK reconnects when its `token` is a function)",
+  },
+  REFUSED: {
+    code: 4003,
+    reconnect: false,
+    sentBy: 'node',
+    when: '`--refresh-hook` answered 403: the back end ended the session (the SDK does not reconnect)',
   },
   DISCONNECTED: {
     code: 4004,
@@ -121,7 +127,11 @@ export const ERROR_CODES = {
     where: 'both',
     when: 'a frame or body that is not valid: not JSON, unknown type, missing/invalid channel, bad id/since/limit/before, missing data, data nested past 100 levels, binary frame, double subscribe, too many subscriptions',
   },
-  unauthorized: { status: 401, where: 'api', when: 'HTTP API without or with a wrong `--api-key`; the upgrade check (`POST /ws/v1/check`) of an upgrade that would get 401' },
+  unauthorized: {
+    status: 401,
+    where: 'both',
+    when: "HTTP API without or with a wrong `--api-key`; the upgrade check (`POST /ws/v1/check`) of an upgrade that would get 401; a `refresh` or a `subscribe` with `token` whose token is not valid (bad signature, expired, another `sub`, another `channel`, no `exp`), or on a node without `--jwt-*` (the old token stands until its own `exp`)",
+  },
   forbidden: {
     status: 403,
     where: 'both',

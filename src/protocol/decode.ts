@@ -14,6 +14,9 @@ export const CHANNEL_NAME = /^[A-Za-z0-9_.:@/=+-]{1,200}$/;
  */
 export const MAX_DATA_DEPTH = 100;
 
+/** Longest token a `subscribe` or `refresh` frame may carry (as at the upgrade), so a huge one costs nothing to refuse. */
+export const MAX_FRAME_TOKEN_LENGTH = 8192;
+
 /** Largest `id` a client may send (ids are echoed, so they must survive JSON round trips). */
 const MAX_ID = Number.MAX_SAFE_INTEGER;
 
@@ -49,6 +52,12 @@ export function decode(text: string | Buffer): DecodeResult {
   if (!KNOWN_TYPES.has(type)) return fail(`unknown type ${JSON.stringify(type.slice(0, 40))}`, id);
 
   const channel = raw.channel;
+  // The connection's refresh is the one frame without a channel.
+  if (type === 'refresh' && channel === undefined) {
+    const token = tokenField(raw.token);
+    if (token === undefined) return fail(TOKEN_RULE, id);
+    return ok({ type, token, ...(id === undefined ? {} : { id }) });
+  }
   if (channel === undefined) return fail('"channel" is missing', id);
   if (!isChannelName(channel)) {
     return fail('"channel" must be 1–200 letters, digits or _ - . : @ / = +', id);
@@ -57,10 +66,21 @@ export function decode(text: string | Buffer): DecodeResult {
 
   switch (type) {
     case 'subscribe': {
-      if (raw.since === undefined) return ok({ type, channel, ...withId });
+      let withToken = {};
+      if (raw.token !== undefined) {
+        const token = tokenField(raw.token);
+        if (token === undefined) return fail(TOKEN_RULE, id, channel);
+        withToken = { token };
+      }
+      if (raw.since === undefined) return ok({ type, channel, ...withId, ...withToken });
       const since = position(raw.since);
       if (!since) return fail('"since" must be {"offset": integer >= 0, "epoch": string}', id, channel);
-      return ok({ type, channel, ...withId, since });
+      return ok({ type, channel, ...withId, since, ...withToken });
+    }
+    case 'refresh': {
+      const token = tokenField(raw.token);
+      if (token === undefined) return fail(TOKEN_RULE, id, channel);
+      return ok({ type, channel, token, ...withId });
     }
     case 'unsubscribe':
       return ok({ type, channel, ...withId });
@@ -94,7 +114,14 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
-const KNOWN_TYPES = new Set(['subscribe', 'unsubscribe', 'publish', 'history', 'presence']);
+const KNOWN_TYPES = new Set(['subscribe', 'unsubscribe', 'publish', 'history', 'presence', 'refresh']);
+
+const TOKEN_RULE = `"token" must be a non-empty string of at most ${MAX_FRAME_TOKEN_LENGTH} characters`;
+
+/** A token field: a non-empty string within {@link MAX_FRAME_TOKEN_LENGTH}; undefined otherwise (missing included). */
+function tokenField(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_FRAME_TOKEN_LENGTH ? value : undefined;
+}
 
 function isWholeNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;

@@ -17,6 +17,7 @@ import type {
   HistoryFrame,
   JoinLeaveFrame,
   PresenceFrame,
+  RefreshedFrame,
   SubscribedFrame,
   UnsubscribedFrame,
 } from './frames.js';
@@ -38,7 +39,7 @@ export type HistoryHead = Omit<HistoryFrame, 'messages'>;
 export type HistoryBodyHead = Omit<HistoryFrame, 'type' | 'id' | 'messages'>;
 
 export function encodeConnected(frame: ConnectedFrame): string {
-  return JSON.stringify({ type: frame.type, client: frame.client, node: frame.node });
+  return JSON.stringify({ type: frame.type, client: frame.client, node: frame.node, expires: frame.expires });
 }
 
 export function encodeSubscribed(frame: SubscribedFrame): string {
@@ -51,11 +52,16 @@ export function encodeSubscribed(frame: SubscribedFrame): string {
     recovered: frame.recovered,
     data: frame.data,
     server: frame.server,
+    expires: frame.expires,
   });
 }
 
 export function encodeUnsubscribed(frame: UnsubscribedFrame): string {
   return JSON.stringify({ type: frame.type, channel: frame.channel, id: frame.id, reason: frame.reason });
+}
+
+export function encodeRefreshed(frame: RefreshedFrame): string {
+  return JSON.stringify({ type: frame.type, id: frame.id, channel: frame.channel, expires: frame.expires });
 }
 
 export function encodeAck(frame: AckFrame): string {

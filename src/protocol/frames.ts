@@ -24,6 +24,12 @@ export interface SubscribeFrame {
   readonly id?: number;
   /** Recover what was published after this position before the live stream starts. */
   readonly since?: StreamPosition;
+  /**
+   * A subscription token (docs/auth.md): a JWT with `sub` = the connection's user, `channel` = this
+   * channel and `exp`, for a channel the connection's patterns do not allow. It holds the
+   * subscription until its `exp`; refresh it with a {@link RefreshFrame} naming the channel.
+   */
+  readonly token?: string;
 }
 
 export interface UnsubscribeFrame {
@@ -54,7 +60,19 @@ export interface PresenceRequestFrame {
   readonly id?: number;
 }
 
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | HistoryRequestFrame | PresenceRequestFrame;
+/**
+ * A new token for the connection (no `channel`: its JWT, same `sub`), or for one subscription held
+ * by a subscription token (`channel`). Answered `refreshed`, or `error` `unauthorized` (the old
+ * token stands until its own `exp`).
+ */
+export interface RefreshFrame {
+  readonly type: 'refresh';
+  readonly token: string;
+  readonly channel?: string;
+  readonly id?: number;
+}
+
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | PublishFrame | HistoryRequestFrame | PresenceRequestFrame | RefreshFrame;
 
 // ------------------------------------------------------------------ server → client
 
@@ -62,6 +80,8 @@ export interface ConnectedFrame {
   readonly type: 'connected';
   readonly client: string;
   readonly node: string;
+  /** When the connection's identity expires (unix seconds: the JWT's `exp`, the connect hook's `expires_at`), if it does. */
+  readonly expires?: number;
 }
 
 export interface SubscribedFrame {
@@ -77,18 +97,34 @@ export interface SubscribedFrame {
   readonly data?: Json;
   /** True for a subscription the server made (`POST /api/users/{user}/subscribe`), which the client did not ask for. */
   readonly server?: true;
+  /** A subscription held by a subscription token: when the token expires (unix seconds). */
+  readonly expires?: number;
 }
+
+/**
+ * Why the server ended a subscription the client did not unsubscribe: `forbidden` (a refreshed
+ * identity no longer allows the channel), `expired` (its subscription token expired unrefreshed),
+ * `server` (the back end took it away: `POST /api/users/{user}/unsubscribe`).
+ */
+export type UnsubscribeReason = 'forbidden' | 'expired' | 'server';
 
 export interface UnsubscribedFrame {
   readonly type: 'unsubscribed';
   readonly channel: string;
   readonly id?: number;
-  /** Why the server ended a subscription the client did not end: `server` (`POST /api/users/{user}/unsubscribe`). Absent on the reply to the client's own unsubscribe. */
+  /** Set when the server ended the subscription on its own (no `id` then). */
   readonly reason?: UnsubscribeReason;
 }
 
-/** Why the server ended a subscription. */
-export type UnsubscribeReason = 'server';
+/** The answer to a {@link RefreshFrame}: the new token holds until `expires` (unix seconds; absent: it does not expire). */
+export interface RefreshedFrame {
+  readonly type: 'refreshed';
+  readonly id?: number;
+  /** Set when a subscription token was refreshed. */
+  readonly channel?: string;
+  readonly expires?: number;
+}
+
 
 export interface AckFrame {
   readonly type: 'ack';
@@ -163,6 +199,7 @@ export type ServerFrame =
   | ConnectedFrame
   | SubscribedFrame
   | UnsubscribedFrame
+  | RefreshedFrame
   | AckFrame
   | MessageFrame
   | HistoryFrame

@@ -27,9 +27,16 @@ export type AuthResult =
   | { readonly ok: true; readonly identity: Identity }
   | { readonly ok: false; readonly status: 401 | 503; readonly reason: string };
 
+/** A token's verified claims, or why it is refused (401, or 503 when the key set cannot be fetched). */
+export type TokenCheck =
+  | { readonly ok: true; readonly payload: JWTPayload }
+  | { readonly ok: false; readonly status: 401 | 503; readonly reason: string };
+
 export interface Authenticator {
   /** Verifies the request's token; never throws. */
   authenticate(req: IncomingMessage): Promise<AuthResult>;
+  /** Verifies a token given over the socket (`refresh`, a subscription token) as an upgrade's is; never throws. */
+  verify(token: string): Promise<TokenCheck>;
 }
 
 /** Builds the authenticator, or undefined when no key is configured (anonymous clients). */
@@ -68,6 +75,11 @@ class JwtAuthenticator implements Authenticator {
   async authenticate(req: IncomingMessage): Promise<AuthResult> {
     const token = tokenOf(req);
     if (token === undefined) return { ok: false, status: 401, reason: 'missing token' };
+    const check = await this.verify(token);
+    return check.ok ? identityOf(check.payload) : check;
+  }
+
+  async verify(token: string): Promise<TokenCheck> {
     if (token.length > MAX_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) {
       return { ok: false, status: 401, reason: 'malformed token' };
     }
@@ -88,7 +100,7 @@ class JwtAuthenticator implements Authenticator {
       const reason = describe(err);
       return { ok: false, status: reason === KEYS_UNAVAILABLE ? 503 : 401, reason };
     }
-    return identityOf(payload);
+    return { ok: true, payload };
   }
 }
 
@@ -114,6 +126,7 @@ export function identityOf(payload: JWTPayload): AuthResult {
       channels,
       ...(publish ? { publish } : {}),
       expiresAt,
+      via: 'token' as const,
       ...(tokenId !== undefined ? { tokenId } : {}),
       ...(issuedAt !== undefined ? { issuedAt } : {}),
     }),

@@ -22,12 +22,14 @@ export interface Identity {
   readonly publish?: readonly string[] | undefined;
   /** The connect hook's `meta`, sent back to the subscribe hook. */
   readonly meta?: Json | undefined;
-  /** When the token expires (ms since the epoch), if it does. */
+  /** When the identity expires (ms since the epoch): the JWT's `exp`, the connect hook's `expires_at`; undefined: never. */
   readonly expiresAt: number | undefined;
   /** The token's `jti`, when it has one: what `POST /api/tokens/revoke` names (docs/auth.md). */
   readonly tokenId?: string | undefined;
   /** The token's `iat` (unix seconds), when it has one: what `POST /api/users/{user}/revoke` compares. */
   readonly issuedAt?: number | undefined;
+  /** Who vouched for it: a JWT (`token`) or the connect hook (`hook`: --refresh-hook renews it); undefined: anonymous. */
+  readonly via?: 'token' | 'hook' | undefined;
 }
 
 export const ANONYMOUS: Identity = Object.freeze({ user: undefined, channels: undefined, expiresAt: undefined });
@@ -52,7 +54,11 @@ export class Client {
     readonly endpoint: string,
     readonly ip: string,
     readonly origin: string | undefined,
-    readonly identity: Identity,
+    /**
+     * Who the connection is. Replaced (never mutated) when it is refreshed: by a `refresh` frame
+     * or --refresh-hook, through the gate's identity lifetime (src/transport/lifetime.ts) alone.
+     */
+    public identity: Identity,
   ) {}
 
   /** True while frames may be written. */

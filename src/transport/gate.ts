@@ -17,17 +17,19 @@
  * {@link MAX_EARLY_BYTES}, and handed to `ws` after the request's own. The connect hook's shares
  * (per node, per address) are src/hooks/shares.ts.
  *
- * After the upgrade the gate keeps the per-IP counts and closes sockets whose token expired with
- * 4001: one sweep per node every second, no timer per socket.
+ * After the upgrade the gate keeps the per-IP counts, and its identity lifetime
+ * (src/transport/lifetime.ts) closes sockets whose identity expired unrenewed with 4001: one sweep
+ * per node every second, no timer per socket.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { TIMINGS, type Config, type OriginPolicy } from '../config/schema.js';
-import { CloseCode, UpgradeStatus } from '../errors.js';
+import type { Config, OriginPolicy } from '../config/schema.js';
+import { UpgradeStatus } from '../errors.js';
 import type { ConnectRequest, ConnectVerdict, HookCall } from '../hooks/hooks.js';
 import type { Logger } from '../logger.js';
-import { createAuthenticator, type Authenticator } from './auth.js';
+import { createAuthenticator, type Authenticator, type TokenCheck } from './auth.js';
 import { ANONYMOUS, type Client, type Identity } from './client.js';
+import { IdentityLifetime, type RefreshHook } from './lifetime.js';
 import { clientIp, IpCounter, normalizeIp } from './limits.js';
 import { originAllowed, type RequestScheme } from './origin.js';
 import { pathOf } from './router.js';
@@ -105,31 +107,40 @@ export interface GateHost {
   readonly logger: Logger;
   /** --connect-hook, when configured. */
   readonly connectHook?: ConnectHook | undefined;
+  /** --refresh-hook, when configured. */
+  readonly refreshHook?: RefreshHook | undefined;
+  /** A connection's identity was renewed (src/transport/lifetime.ts): its endpoint re-checks its subscriptions. */
+  renewed(client: Client, previous: Identity): void;
   /** True while the node accepts connections (running, not draining). */
   accepting(): boolean;
   /** True when the identity's token is revoked (docs/auth.md, "Revocation"): a lookup in the node's copy, no store round trip. */
-  revoked?(identity: Identity): boolean;
+  revoked?(identity: Pick<Identity, 'user' | 'tokenId' | 'issuedAt'>): boolean;
   /** WebSocket connections open on the node. */
   clientCount(): number;
   /** Writes every socket's queued frames now (so they go out ahead of a close frame). */
   flush(): void;
 }
 
-/** The gate: state, Origin, caps, JWT; per-IP counts and token expiry after the upgrade. */
+/** The gate: state, Origin, caps, JWT; per-IP counts and the identity's lifetime after the upgrade. */
 export class SecurityGate {
   private readonly origins: OriginPolicy;
   private readonly auth: Authenticator | undefined;
   private readonly trustedProxies: ReadonlySet<string>;
   private readonly perIp = new IpCounter();
-  /** Open sockets whose token has an `exp`; swept every second. */
-  private readonly expiring = new Set<Client>();
-  private sweepTimer: NodeJS.Timeout | undefined;
+  /** Expiry and renewal of the admitted sockets' identities. */
+  readonly lifetime: IdentityLifetime;
 
   constructor(private readonly node: GateHost) {
     const { config } = node;
     this.origins = config.allowedOrigins;
     this.auth = createAuthenticator(config);
     this.trustedProxies = new Set(config.trustProxy.map(normalizeIp));
+    this.lifetime = new IdentityLifetime({
+      logger: node.logger,
+      refreshHook: node.refreshHook,
+      flush: () => node.flush(),
+      renewed: (client, previous) => node.renewed(client, previous),
+    });
     if (this.origins.kind === 'any') {
       node.logger.warn('--allowed-origins is *: any web page can open WebSockets to this node with its visitors\' cookies');
     }
@@ -169,6 +180,21 @@ export class SecurityGate {
     } finally {
       this.perIp.remove(ip);
     }
+  }
+
+  /**
+   * Verifies a token sent over the socket (`refresh`, a subscription token) with the node's JWT
+   * settings; undefined when the node has no `--jwt-*` (it takes no tokens). A revoked token (its
+   * `jti`, or its user's tokens issued before its `iat`: docs/auth.md, "Revocation") is refused
+   * here as at the upgrade.
+   */
+  verify(token: string): Promise<TokenCheck> | undefined {
+    return this.auth?.verify(token).then((check): TokenCheck => {
+      if (!check.ok || !this.node.revoked) return check;
+      const { jti, iat, sub } = check.payload;
+      const identity = { user: typeof sub === 'string' ? sub : undefined, tokenId: typeof jti === 'string' ? jti : undefined, issuedAt: typeof iat === 'number' ? iat : undefined };
+      return this.node.revoked(identity) ? { ok: false, status: 401, reason: 'token revoked' } : check;
+    });
   }
 
   /** Node state and Origin: the checks that cost nothing. */
@@ -221,8 +247,8 @@ export class SecurityGate {
     if (!verdict) return { ok: false, status: UpgradeStatus.UNAVAILABLE, reason: 'the client went away', by: 'node' };
     switch (verdict.kind) {
       case 'admit': {
-        const { user, channels, publish, meta } = verdict;
-        return { ok: true, identity: Object.freeze({ user, channels, publish, meta, expiresAt: undefined }) };
+        const { user, channels, publish, meta, expiresAt } = verdict;
+        return { ok: true, identity: Object.freeze({ user, channels, publish, meta, expiresAt, via: 'hook' as const }) };
       }
       case 'refuse': {
         const headers = verdict.status === 401 && this.auth ? BEARER : undefined;
@@ -307,35 +333,16 @@ export class SecurityGate {
   /** An admitted socket (its hold ended at {@link handOver}) counts as an open connection. */
   opened(client: Client): void {
     this.perIp.add(client.ip);
-    if (client.identity.expiresAt !== undefined) {
-      this.expiring.add(client);
-      this.sweepTimer ??= setInterval(() => this.sweep(), TIMINGS.expirySweepMs).unref();
-    }
+    this.lifetime.track(client);
   }
 
   closed(client: Client): void {
     this.perIp.remove(client.ip);
-    this.expiring.delete(client);
-  }
-
-  /** Closes every socket whose token has expired with 4001 (terminal: get a new token first). */
-  sweep(now = Date.now()): void {
-    let flushed = false;
-    for (const client of this.expiring) {
-      if (client.identity.expiresAt! > now) continue;
-      this.expiring.delete(client);
-      // What was queued for it before the expiry still goes out ahead of the close frame.
-      if (!flushed) this.node.flush();
-      flushed = true;
-      this.node.logger.info({ client: client.id, ip: client.ip, origin: client.origin, user: client.identity.user }, 'token expired; closing');
-      client.ws.close(CloseCode.TOKEN_EXPIRED, 'token expired');
-    }
+    this.lifetime.untrack(client);
   }
 
   stop(): void {
-    clearInterval(this.sweepTimer);
-    this.sweepTimer = undefined;
-    this.expiring.clear();
+    this.lifetime.stop();
   }
 }
 

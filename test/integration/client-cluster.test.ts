@@ -277,7 +277,7 @@ test('a drain (SIGTERM: close code 1001) sends the node\'s clients through HAPro
   for (const c of drained) assert.equal(codes.get(c)![0], 1001, 'closed with "going away", and reconnected');
 });
 
-test('with JWTs: a bad token stops the client (401), a token function renews an expired token (4001) and the subscription recovers', async () => {
+test('with JWTs: a bad token stops the client (401); when the refresh of an expiring token is refused the client reconnects with a fresh one and the subscription recovers', async () => {
   const node = await forkFanoutServe(['--bus', 'memory', '--node-id', 'jwt', '--jwt-secret', SECRET, '--drain-delay', '0', '--drain-timeout', '0']);
   try {
     const forged = client(node.port, { token: await sign({ channels: ['*'] }, { key: new TextEncoder().encode('not the secret of this node') }) });
@@ -287,10 +287,11 @@ test('with JWTs: a bad token stops the client (401), a token function renews an 
 
     const issued: number[] = [];
     const renewing = client(node.port, {
-      // The first token expires within 2–3 s; the ones after it last an hour.
+      // The first token expires within 2–3 s; the second, sent as its refresh, is another user's
+      // (refused: the client falls back to a reconnect); the third lasts an hour.
       token: () => {
         issued.push(Date.now());
-        return sign({ channels: ['room:*'] }, { sub: 'ann', exp: issued.length === 1 ? 3 : 3600 });
+        return sign({ channels: ['room:*'] }, { sub: issued.length === 2 ? 'mallory' : 'ann', exp: issued.length === 1 ? 3 : 3600 });
       },
     });
     const publisher = client(node.port, { token: await sign({ channels: ['room:*'] }, { sub: 'bob' }) });
@@ -300,19 +301,22 @@ test('with JWTs: a bad token stops the client (401), a token function renews an 
     sub.on('subscribed', (info) => outcomes.push(info.outcome));
     const codes: number[] = [];
     renewing.on('disconnected', (d) => codes.push(d.code));
+    const errors: string[] = [];
+    renewing.on('error', (err) => errors.push(err.code));
     renewing.connect();
     publisher.connect();
     await sub.ready;
     await publisher.publish('room:jwt', 'before expiry');
-    await until(() => codes.length === 1, { timeoutMs: 15_000, what: 'the close at expiry' });
+    await until(() => codes.length === 1, { timeoutMs: 15_000, what: 'the reconnect after the refused refresh' });
     assert.equal(codes[0], 4001);
+    assert.deepEqual(errors, ['unauthorized']);
     await publisher.publish('room:jwt', 'while renewing');
     await until(() => outcomes.length === 2, { timeoutMs: 15_000, what: 'the resubscription with a renewed token' });
     await publisher.publish('room:jwt', 'after');
     await until(() => got.length === 3, { timeoutMs: 15_000, what: '3 messages' });
     assert.deepEqual(got.map((m) => m.data), ['before expiry', 'while renewing', 'after']);
     assert.deepEqual(outcomes, ['fresh', 'recovered']);
-    assert.equal(issued.length, 2, 'one token per connection');
+    assert.equal(issued.length, 3, 'the first token, the refused refresh, the new connection\'s');
     assert.equal(renewing.state, 'connected');
   } finally {
     await node.stop();

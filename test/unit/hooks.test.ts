@@ -96,8 +96,9 @@ test('connect answers: user, channels, publish and meta are checked; anything el
     channels: ['chat:*'],
     publish: ['chat:lobby'],
     meta: { n: 1 },
+    expiresAt: undefined,
   });
-  assert.deepEqual(connectAnswer('{"user":null}'), { kind: 'admit', user: undefined, channels: undefined, publish: undefined, meta: undefined });
+  assert.deepEqual(connectAnswer('{"user":null}'), { kind: 'admit', user: undefined, channels: undefined, publish: undefined, meta: undefined, expiresAt: undefined });
   for (const bad of ['', 'ok', '[]', '{"user":5}', '{"user":""}', '{"channels":"a"}', '{"channels":[1]}', '{"channels":["bad pattern"]}', '{"publish":{}}', '{"meta":[1]}']) {
     assert.equal(typeof connectAnswer(bad), 'string', bad);
   }
