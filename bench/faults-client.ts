@@ -130,7 +130,8 @@ function seedSubscriber(spec: FaultClientSpec, tally: Tally, ready: () => void):
   const open = () => {
     socket = new WebSocket(`${spec.origin}/ws/echo`);
     socket.on('open', () => {
-      if (connections++ > 0) sub.reconnects++;
+      // The seed page recovers nothing: every reconnect leaves a gap if anything was sent meanwhile.
+      if (connections++ > 0) [sub.reconnects, sub.unrecovered] = [sub.reconnects + 1, sub.unrecovered + 1];
       if (connections === 1) ready();
     });
     socket.on('message', (raw) => {

@@ -81,6 +81,7 @@ export function parseFaultArgs(argv: readonly string[]): { help: boolean; profil
     restartAfter: number('--restart-after', values['restart-after'], d.restartAfter, 0),
     drain: number('--drain', values.drain, d.drain, 1),
   };
+  if (shape.loss > 100) throw new ConfigError('--loss', `expected a percentage from 0 to 100, got ${shape.loss}`);
   if (shape.cutFor >= shape.cutEvery) throw new ConfigError('--cut-for', `expected less than --cut-every (${shape.cutEvery} s)`);
   if (shape.jitter > shape.delay) throw new ConfigError('--jitter', `expected at most --delay (${shape.delay} ms)`);
   return {

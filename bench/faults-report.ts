@@ -56,7 +56,7 @@ export function faultsMarkdown(run: FaultRun): string {
         `| ${FAULT_PROFILE_LABELS[r.profile]} | ${r.system} | ${r.delivered} / ${r.expected} | **${pct(r.delivered, r.expected)}** | ${r.duplicates} | ${r.outOfOrder} | ${r.p50.toFixed(1)} | **${r.p99.toFixed(1)}** | ${r.reconnects} | ${r.unrecovered} |`,
     ),
     '',
-    '`unrecovered`: reconnects after which the system said it could not replay what was missed (Fanout\'s `unrecovered` event, Socket.IO\'s `socket.recovered` false); the seed page has no recovery at all.',
+    '`unrecovered`: reconnects after which the system said it could not replay what was missed (Fanout\'s `unrecovered` event, Socket.IO\'s `socket.recovered` false); the seed page recovers nothing, so each of its reconnects counts.',
   ];
   const refused = run.results.filter((r) => r.publishFailures > 0);
   if (refused.length) lines.push('', ...refused.map((r) => `- ${r.system} / ${r.profile}: ${r.publishFailures} publishes refused`));

@@ -119,10 +119,12 @@ export class ClientNetwork {
     spawnSync('ip', ['netns', 'exec', this.name, 'nft', 'delete', 'table', 'inet', 'fanout_faults']);
     if (percent <= 0) return;
     const n = Math.round(percent);
+    // numgen's values are 0-99: `< 100` does not parse, so all of it is a plain drop.
+    const drop = n >= 100 ? 'drop' : `numgen random mod 100 < ${n} drop`;
     const ruleset = [
       'table inet fanout_faults {',
-      `  chain in { type filter hook input priority 0; iifname "${this.clientLink}" numgen random mod 100 < ${n} drop; }`,
-      `  chain out { type filter hook output priority 0; oifname "${this.clientLink}" numgen random mod 100 < ${n} drop; }`,
+      `  chain in { type filter hook input priority 0; iifname "${this.clientLink}" ${drop}; }`,
+      `  chain out { type filter hook output priority 0; oifname "${this.clientLink}" ${drop}; }`,
       '}',
     ].join('\n');
     const r = spawnSync('ip', ['netns', 'exec', this.name, 'nft', '-f', '-'], { input: ruleset, encoding: 'utf8' });
