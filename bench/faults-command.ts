@@ -4,7 +4,7 @@
  * writing the report (bench/faults-report.ts). Everything it makes (namespaces, veth pairs,
  * nftables rules, proxies, servers, its Redis) is removed on exit and on SIGINT.
  */
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../src/errors.js';
@@ -104,6 +104,8 @@ export async function faultsCommand(argv: readonly string[]): Promise<void> {
   if (missing) throw new Error(`--faults: ${missing}`);
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
   removeAllOnExit();
+  // The figures depend on what else runs here: the report says how loaded the machine was.
+  const loadAtStart = loadavg()[0]!;
   const redis = await startRedis();
   process.once('exit', () => void redis.stop());
   const nets: ClientNetwork[] = [];
@@ -134,7 +136,7 @@ export async function faultsCommand(argv: readonly string[]): Promise<void> {
   const written = writeFaultsReport(options.out, {
     startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     command: `npm run bench -- --faults ${argv.join(' ')}`.trim(),
-    machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, Node ${process.version}`,
+    machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, Node ${process.version}, load average ${loadAtStart.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end`,
     shape: options.shape,
     results,
     failed,

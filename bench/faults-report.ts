@@ -58,10 +58,23 @@ export function faultsMarkdown(run: FaultRun): string {
     '',
     '`unrecovered`: reconnects after which the system said it could not replay what was missed (Fanout\'s `unrecovered` event, Socket.IO\'s `socket.recovered` false); the seed page recovers nothing, so each of its reconnects counts.',
   ];
+  const short = run.results.filter((r) => r.short.length > 0);
+  if (short.length) lines.push('', ...short.map(shortNote));
   const refused = run.results.filter((r) => r.publishFailures > 0);
   if (refused.length) lines.push('', ...refused.map((r) => `- ${r.system} / ${r.profile}: ${r.publishFailures} publishes refused`));
   if (run.failed.length) lines.push('', 'Not run:', ...run.failed.map((f) => `- ${f.point}: ${f.reason}`));
   return lines.join('\n') + '\n';
+}
+
+/** Where a system's missing messages went: how many subscribers missed some, their states at the end and the last message they got. */
+function shortNote(r: FaultResult): string {
+  const states = new Map<string, number>();
+  for (const c of r.short) states.set(c.state, (states.get(c.state) ?? 0) + 1);
+  const last = [...new Set(r.short.map((c) => c.highest))].sort((a, b) => a - b);
+  return (
+    `- ${r.system} / ${FAULT_PROFILE_LABELS[r.profile]}: ${r.short.length} of ${r.clients} subscribers missed ${r.expected - r.delivered} messages; ` +
+    `at the end: ${[...states].map(([s, n]) => `${s} ×${n}`).join(', ')}; the last message they got: ${last.length > 3 ? `#${last[0]} to #${last.at(-1)}` : `#${last.join(', #')}`} (numbered from #0) of ${r.published}.`
+  );
 }
 
 function profilesIn(run: FaultRun): FaultProfile[] {
