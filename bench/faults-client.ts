@@ -38,7 +38,7 @@ export interface FaultClientReport {
   /** Publish-to-arrival ms of every message that arrived (first copies), 0.1 ms resolution. */
   readonly latencies: number[];
   /** Each client's distinct messages and its connection state at the end, in client order. */
-  readonly perClient: { readonly delivered: number; readonly state: string; readonly highest: number }[];
+  readonly perClient: { readonly delivered: number; readonly state: string; readonly highest: number; readonly reconnects: number }[];
 }
 
 /** Wall-clock ms with sub-ms precision, comparable across this machine's processes. */
@@ -83,10 +83,12 @@ interface Subscriber {
 
 function fanoutSubscriber(spec: FaultClientSpec, tally: Tally, ready: () => void): Subscriber {
   const client = new FanoutClient({ url: `${spec.origin}/ws/v1`, WebSocket: WebSocket as never });
-  const sub: Subscriber = { tally, reconnects: 0, unrecovered: 0, close: () => client.close(), state: () => `${client.state}/${subscription.state}` };
+  const sub: Subscriber = { tally, reconnects: 0, unrecovered: 0, close: () => client.close(), state: () => `${client.state}/${subscription.state} on ${node}` };
   let connections = 0;
-  client.on('connected', () => {
+  let node = '';
+  client.on('connected', (info) => {
     if (connections++ > 0) sub.reconnects++;
+    node = info.node.slice(info.node.lastIndexOf('-') + 1);
   });
   // The SDK resubscribes with `since` on every reconnect; `unrecovered` says the gap could not be filled.
   const subscription = client.subscribe<Stamp>(spec.channel, {
@@ -177,7 +179,7 @@ function main(): void {
       reconnects: sum((s) => s.reconnects),
       unrecovered: sum((s) => s.unrecovered),
       latencies,
-      perClient: subscribers.map((s) => ({ delivered: s.tally.delivered, state: s.state(), highest: s.tally.highest })),
+      perClient: subscribers.map((s) => ({ delivered: s.tally.delivered, state: s.state(), highest: s.tally.highest, reconnects: s.reconnects })),
     };
     for (const s of subscribers) s.close();
     process.send!({ type: 'report', report }, () => process.exit(0));
