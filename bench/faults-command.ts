@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../src/errors.js';
 import { ClientNetwork, netnsUnavailable, removeAllOnExit } from '../harness/netns.js';
 import { FAULT_SYSTEMS, type FaultSystem } from './faults-client.js';
-import { FAULT_DEFAULTS, FAULT_PROFILES, runFaultPoint, type FaultProfile, type FaultResult, type FaultShape } from './faults.js';
+import { FAULT_DEFAULTS, FAULT_PROFILES, runFaultPoint, runningFaultSystems, type FaultProfile, type FaultResult, type FaultShape } from './faults.js';
 import { writeFaultsReport } from './faults-report.js';
 import { startRedis } from './systems.js';
 
@@ -107,7 +107,15 @@ export async function faultsCommand(argv: readonly string[]): Promise<void> {
   // The figures depend on what else runs here: the report says how loaded the machine was.
   const loadAtStart = loadavg()[0]!;
   const redis = await startRedis();
-  process.once('exit', () => void redis.stop());
+  // Interrupted: stop the servers, HAProxy and Redis, then exit (the namespaces go on exit).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping what the run started`);
+      void Promise.allSettled([...runningFaultSystems].map((s) => s.stop()))
+        .then(() => redis.stop())
+        .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
   const nets: ClientNetwork[] = [];
   const results: FaultResult[] = [];
   const failed: { point: string; reason: string }[] = [];

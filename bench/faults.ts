@@ -201,12 +201,17 @@ export async function runFaultProfile(system: FaultSystemHandle, profile: FaultP
   }
 }
 
+/** Systems started by {@link runFaultPoint} and not stopped yet: what an interrupted run must stop. */
+export const runningFaultSystems = new Set<FaultSystemHandle>();
+
 /** Starts `name`, runs `profile` on it and stops it. */
 export async function runFaultPoint(name: FaultSystem, profile: FaultProfile, redisUrl: string, nets: readonly ClientNetwork[], shape: FaultShape, log?: (line: string) => void): Promise<FaultResult> {
   const system = await startFaultSystem(name, redisUrl);
+  runningFaultSystems.add(system);
   try {
     return await runFaultProfile(system, profile, nets, shape, log);
   } finally {
     await system.stop();
+    runningFaultSystems.delete(system);
   }
 }

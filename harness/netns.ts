@@ -7,7 +7,7 @@
  * - a link cut: `ip link set <host end> down`, then `up`.
  * Names are unique per process (`fo<pid36><n>`), addresses are 10.213.N.0/30 with N unused on
  * this machine; {@link ClientNetwork.remove} undoes everything, and {@link removeAllOnExit} makes
- * sure it happens on exit and on SIGINT/SIGTERM too.
+ * sure it happens on exit.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
@@ -47,20 +47,17 @@ const live = new Set<ClientNetwork>();
 let made = 0;
 let hooked = false;
 
-/** Removes every namespace this process made when it exits or is interrupted (SIGINT, SIGTERM). */
+/**
+ * Removes every namespace this process made when it exits, however it exits (process.exit
+ * included). A signal ends a Node process without an exit event: whoever handles SIGINT/SIGTERM
+ * stops its own processes and calls process.exit, which lands here.
+ */
 export function removeAllOnExit(): void {
   if (hooked) return;
   hooked = true;
-  const removeAll = () => {
+  process.once('exit', () => {
     for (const n of live) n.remove();
-  };
-  process.once('exit', removeAll);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      removeAll();
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    });
-  }
+  });
 }
 
 /** One client namespace and its veth pair; the servers stay in this (the root) namespace. */
