@@ -168,7 +168,7 @@ module.exports = {
       name: 'tests-do-not-import-the-bench',
       severity: 'error',
       comment: 'Tests and the benchmark share harness/; only the bench\'s own tests import bench/.',
-      from: { path: '^test/', pathNot: '^test/(integration/bench-smoke|unit/bench-loadgen)\\.test\\.ts$' },
+      from: { path: '^test/', pathNot: '^test/(integration/bench-(faults-)?smoke|unit/bench-loadgen)\\.test\\.ts$' },
       to: { path: '^bench/' },
     },
   ],

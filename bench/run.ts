@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../src/errors.js';
 import { BENCH_BROKERS, BROKER_LABELS, HISTORY_LOG_LABELS, HISTORY_LOGS, startBenchBroker, type BenchBroker, type BenchBrokerHandle, type HistoryLog } from './brokers.js';
+import { faultsCommand } from './faults-command.js';
 import { runPoint, runScale, type PointResult, type ScaleResult } from './measure.js';
 import { markdown, svg, type BenchRun, type BrokerPoint, type HistoryPoint } from './report.js';
 import { nodesOf, startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
@@ -78,6 +79,7 @@ replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
   --out DIR         where to write the report (default ${BENCH_DEFAULTS.out})
   --serve-args="…"  extra \`fanout serve\` flags for the Fanout nodes (e.g. --serve-args="--coalesce-ms 0")
   --cpu-prof DIR    run the server processes with node --cpu-prof, profiles into DIR
+  --faults          delivery under network faults instead (\`npm run bench -- --faults --help\`)
 `;
 
 /**
@@ -158,6 +160,7 @@ function parseBenchArgs(argv: readonly string[]) {
 }
 
 export async function benchCommand(argv: readonly string[]): Promise<void> {
+  if (argv.includes('--faults')) return faultsCommand(argv.filter((a) => a !== '--faults'));
   let parsed;
   try {
     parsed = parseBenchArgs(argv);
