@@ -403,7 +403,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         this.connected(frame);
         return;
       case 'message':
-        this.subscriptions.get(frame.channel)?.handleMessage(frame);
+        this.subscriptions.get(frame.channel)?.handleMessage(frame, data);
         return;
       case 'subscribed': {
         // A confirmation whose id we no longer wait for belongs to a subscription the app ended.
@@ -595,7 +595,19 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private sendSubscribeFrame(sub: Subscription<unknown>, token: string | undefined): void {
     const since = sub.sinceForNextSubscribe();
     sub.asked = since;
-    sub.requestId = this.requests.subscribe(sub, since, token);
+    sub.requestId = this.requests.subscribe(sub, since, token, sub.delta);
+  }
+
+  /**
+   * @internal A delta subscription could not apply a delta (it lacks the message it is against):
+   * unsubscribe and subscribe again from its position, in one go on this connection, so what it
+   * missed comes again, whole.
+   */
+  resync(sub: Subscription<unknown>): void {
+    if (this.subscriptions.get(sub.channel) !== sub || this.stateValue !== 'connected' || sub.requestId !== undefined) return;
+    this.request('unsubscribe', { type: 'unsubscribe', channel: sub.channel }, { queue: false }).catch(() => {});
+    sub.handleDisconnect();
+    this.sendSubscribe(sub);
   }
 
   private request(kind: RequestKind, body: ClientFrame, { queue = true } = {}): Promise<ServerFrame> {
