@@ -11,25 +11,16 @@ import type { MemoryBus } from '../../src/brokers/memory/bus.js';
 import { ChannelDelta, type ScannedMessage } from '../../src/channels/delta.js';
 import { FanoutClient, type WebSocketConstructor } from '../../client/index.js';
 import { applyFossilDelta, DeltaError, fossilChecksum } from '../../client/fossil.js';
-import { dataTextOf } from '../../src/protocol/message-text.js';
 import { MessageScanner, encodeMessage } from '../../src/protocol/message-frame.js';
 import type { Client } from '../../src/transport/client.js';
 import { frameText } from '../../src/node/outbox.js';
 import { connectChannels, frames, messagesOf, publish, request, waitMessages, type Frame } from '../helpers/channels.js';
 import { closeNodes, startNodes, wsUrl } from '../helpers/nodes.js';
 import { collect } from '../helpers/sdk.js';
-import { closeAll, type TestClient } from '../helpers/ws-client.js';
+import { appliedData, doc, text, utf8 } from '../helpers/delta.js';
+import { closeAll } from '../helpers/ws-client.js';
 import { until } from '../../harness/wait.js';
 
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
-const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
-
-/** A ~2 KB JSON document whose `n`th version differs from the previous in one field. */
-function doc(n: number, extra = ''): Record<string, unknown> {
-  const items: Record<string, string> = {};
-  for (let i = 0; i < 40; i++) items[`item${i}`] = `value ${i} of the document ${extra}`;
-  return { id: 'doc-1', version: n, price: 100 + (n % 7) * 0.25, items };
-}
 
 // ------------------------------------------------------------------ fossil: two implementations
 
@@ -129,23 +120,6 @@ test('a message is framed at most twice on a node: one delta shared by the synce
 // ------------------------------------------------------------------ through nodes
 
 const DELTA_NS = { namespaces: [{ pattern: 'doc:*', delta: 'fossil' as const }] };
-
-/** Every message `client` got on `channel` as whole data, applying deltas as a client must: against the previous message it got. */
-function appliedData(client: TestClient, channel: string): Array<{ offset: number; kind: string; data: unknown }> {
-  let base: Uint8Array | undefined;
-  const raw = client.messages.filter((m) => m.includes('"type":"message"') && (JSON.parse(m) as Frame).channel === channel);
-  return raw.map((m) => {
-    const frame = JSON.parse(m) as Frame;
-    if (typeof frame.delta === 'string') {
-      assert.equal(frame.encoding, 'fossil');
-      assert.equal('data' in frame, false, 'a delta frame carries no data');
-      base = applyFossilDelta(base!, utf8(frame.delta));
-      return { offset: frame.offset as number, kind: 'delta', data: JSON.parse(text(base)) };
-    }
-    base = utf8(dataTextOf(m)!);
-    return { offset: frame.offset as number, kind: 'whole', data: frame.data };
-  });
-}
 
 test('through two nodes: delta subscribers get the first message whole, then deltas that give the published data; others get whole messages', async () => {
   const [a, b] = await startNodes(2, DELTA_NS);
