@@ -61,6 +61,7 @@ function open(index: number, done: () => void): void {
     path: data.path,
     protocol: data.protocol,
     channel: data.channel,
+    delta: data.delta,
     localAddress: data.localAddresses[index % data.localAddresses.length],
     onText: (buf, start, end, now) => onText(index, buf, start, end, now),
     onReady: () => {
