@@ -200,6 +200,8 @@ export type PublishVia = 'socket' | 'http';
 export class Publisher {
   private client: RawClient | null = null;
   private seq = 0;
+  /** The send time of the last document payload (see run). */
+  private lastMicros = 0;
   /** The first failed HTTP publish, reported when the run ends. */
   private failure: Error | null = null;
 
@@ -240,8 +242,14 @@ export class Publisher {
         const now = nowMicros();
         const payload = this.target.payload;
         for (; sent < due; sent++) {
-          const text = stamp(counted ? ++this.seq : 0, now);
-          payloads.push(payload ? payload(text) : text);
+          if (!payload) {
+            payloads.push(stamp(counted ? ++this.seq : 0, now));
+            continue;
+          }
+          // Documents (bench/delta.ts): each stamp at least 10 µs after the last, so consecutive
+          // stamps differ in their last two digits and share no 16-byte run a delta could copy.
+          this.lastMicros = Math.max(nowMicros(), this.lastMicros + 10);
+          payloads.push(payload(stamp(counted ? ++this.seq : 0, this.lastMicros)));
         }
         this.publish(payloads, inflight);
       }
