@@ -14,6 +14,7 @@ import { applyFossilDelta, DeltaError, fossilChecksum } from '../../client/fossi
 import { MessageScanner, encodeMessage } from '../../src/protocol/message-frame.js';
 import type { Client } from '../../src/transport/client.js';
 import { frameText } from '../../src/node/outbox.js';
+import { decode } from '../../src/protocol/decode.js';
 import { connectChannels, frames, messagesOf, publish, request, waitMessages, type Frame } from '../helpers/channels.js';
 import { closeNodes, startNodes, wsUrl } from '../helpers/nodes.js';
 import { collect } from '../helpers/sdk.js';
@@ -62,6 +63,14 @@ test('the SDK\'s decoder reads a delta written by hand from the format\'s descri
   assert.equal(text(applyDelta(source, delta, { verifyChecksum: true })), 'abcdefXYZqrstuvwxyz');
   assert.throws(() => applyFossilDelta(utf8('ABCDEFghijklmnopqrstuvwxyz'), delta), DeltaError, 'another source fails the checksum');
   assert.throws(() => applyFossilDelta(source, utf8('J\n6@0,')), DeltaError);
+});
+
+test('a subscribe asks for deltas with "delta":true; anything but a boolean is a bad request', () => {
+  assert.deepEqual(decode('{"type":"subscribe","channel":"doc:1","delta":true}'), { ok: true, frame: { type: 'subscribe', channel: 'doc:1', delta: true } });
+  assert.deepEqual(decode('{"type":"subscribe","channel":"doc:1","delta":false}'), { ok: true, frame: { type: 'subscribe', channel: 'doc:1' } });
+  const bad = decode('{"type":"subscribe","channel":"doc:1","delta":"fossil","id":4}');
+  assert.equal(bad.ok, false);
+  assert.deepEqual(bad.ok ? undefined : [bad.code, bad.message, bad.id], ['bad_request', '"delta" must be true or false', 4]);
 });
 
 // ------------------------------------------------------------------ one delta per node per message
