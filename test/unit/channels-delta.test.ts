@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { applyDelta, createDelta } from 'fossil-delta';
 import type { MemoryBus } from '../../src/brokers/memory/bus.js';
 import { ChannelDelta, type ScannedMessage } from '../../src/channels/delta.js';
-import { FanoutClient, type WebSocketConstructor } from '../../client/index.js';
+import { FanoutClient, type WebSocketConstructor, type WebSocketLike } from '../../client/index.js';
 import { applyFossilDelta, DeltaError, fossilChecksum } from '../../client/fossil.js';
 import { MessageScanner, encodeMessage } from '../../src/protocol/message-frame.js';
 import type { Client } from '../../src/transport/client.js';
@@ -227,5 +227,59 @@ test('the SDK asks for deltas with { delta: true }, applies them, and the app se
     client.close();
     p.close();
     await closeNodes([a!, b!]);
+  }
+});
+
+test('an SDK that misses a message reports the delta it cannot apply, resubscribes from its position and still delivers every document whole', async () => {
+  const [a] = await startNodes(1, DELTA_NS);
+  const p = await connectChannels(a!);
+  let dropped = 0;
+  // Loses the third message frame of the channel on the way in, as a broken proxy might.
+  class Lossy implements WebSocketLike {
+    onopen: ((event: unknown) => void) | null = null;
+    onmessage: ((event: { readonly data: unknown }) => void) | null = null;
+    onclose: ((event: { readonly code: number; readonly reason: string }) => void) | null = null;
+    onerror: ((event: unknown) => void) | null = null;
+    private readonly ws: WebSocket;
+    private frames = 0;
+    constructor(url: string) {
+      this.ws = new WebSocket(url);
+      this.ws.onopen = (event) => this.onopen?.(event);
+      this.ws.onclose = (event) => this.onclose?.(event);
+      this.ws.onerror = (event) => this.onerror?.(event);
+      this.ws.onmessage = (event) => {
+        if (String(event.data).includes('"type":"message"') && ++this.frames === 3) dropped++;
+        else this.onmessage?.({ data: String(event.data) });
+      };
+    }
+    get readyState(): number {
+      return this.ws.readyState;
+    }
+    send(data: string): void {
+      this.ws.send(data);
+    }
+    close(code?: number, reason?: string): void {
+      this.ws.close(code, reason);
+    }
+  }
+  const client = new FanoutClient({ url: wsUrl(a!, '/ws/v1'), WebSocket: Lossy as unknown as WebSocketConstructor });
+  try {
+    await client.connect();
+    const sub = client.subscribe('doc:lossy', {}, { delta: true });
+    const got = collect(sub);
+    const errors: string[] = [];
+    sub.on('error', (err) => errors.push(`${err.code}: ${err.message}`));
+    await sub.ready;
+    const docs = [1, 2, 3, 4, 5, 6].map((i) => doc(i));
+    for (const d of docs) await publish(p, 'doc:lossy', d);
+    await until(() => got.length === docs.length, { what: 'six documents in the SDK', detail: () => `${got.length} so far; errors ${errors.join('; ')}` });
+    assert.equal(dropped, 1);
+    assert.deepEqual(got.map((m) => m.data), docs, 'every document, in order, whole');
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!, /^bad_frame: could not apply the delta of offset 4 on "doc:lossy" \(delta: [^)]*\); resubscribing from the last message$/);
+  } finally {
+    client.close();
+    p.close();
+    await closeNodes([a!]);
   }
 });
