@@ -153,11 +153,12 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   subscribe<T = Json>(channel: string, handlers: SubscriptionHandlers<T> & SubscribeOptions = {}, options: SubscribeOptions = {}): Subscription<T> {
     if (typeof channel !== 'string' || channel === '') throw new TypeError('channel: expected a non-empty string');
     if (this.subscriptions.has(channel)) throw new Error(`already subscribed to "${channel}": use client.subscription(channel), or unsubscribe first`);
-    // `since` and `token` may come with the handlers (`subscribe(C, { token })`) or apart.
+    // `since`, `token` and `delta` may come with the handlers (`subscribe(C, { token })`, `subscribe(C, { delta: true })`) or apart.
     const since = options.since ?? handlers.since;
     const token = options.token ?? handlers.token;
+    const delta = options.delta ?? handlers.delta;
     if (token !== undefined && typeof token !== 'function') throw new TypeError('token: expected a function that returns the subscription token');
-    const sub = new Subscription<T>(channel, this, handlers, { ...(since ? { since } : {}), ...(token ? { token } : {}) });
+    const sub = new Subscription<T>(channel, this, handlers, { ...(since ? { since } : {}), ...(token ? { token } : {}), ...(delta === true ? { delta } : {}) });
     this.subscriptions.set(channel, sub as Subscription<unknown>);
     if (this.stateValue === 'connected') this.sendSubscribe(sub as Subscription<unknown>);
     return sub;

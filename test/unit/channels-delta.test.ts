@@ -215,7 +215,7 @@ test('the SDK asks for deltas with { delta: true }, applies them, and the app se
   const client = new FanoutClient({ url: wsUrl(b!, '/ws/v1'), WebSocket: Recording as unknown as WebSocketConstructor });
   try {
     await client.connect();
-    const sub = client.subscribe('doc:sdk', {}, { delta: true });
+    const sub = client.subscribe('doc:sdk', { delta: true });
     const got = collect(sub);
     await sub.ready;
     const docs = [1, 2, 3, 4, 5].map((i) => doc(i, i === 4 ? 'naïve — 日本' : ''));
