@@ -12,6 +12,8 @@ export interface WorkerData {
   readonly path: string;
   readonly protocol: WireProtocol;
   readonly channel: string | undefined;
+  /** Channel protocol: subscribe with `"delta":true` (bench/delta.ts). */
+  readonly delta?: boolean | undefined;
   readonly count: number;
   readonly localAddresses: readonly string[];
   /** Handshakes in flight at once. */

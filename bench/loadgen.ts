@@ -22,6 +22,10 @@ export interface Target {
   readonly channel?: string | undefined;
   /** Channel protocol: the nodes' --api-key, for POST /api/publish. */
   readonly apiKey?: string | undefined;
+  /** Channel protocol: clients subscribe with `"delta":true` (bench/delta.ts). */
+  readonly delta?: boolean | undefined;
+  /** What the publisher sends for a stamp: the stamp itself (default), or e.g. a document holding it (bench/delta.ts). */
+  readonly payload?: ((stamp: string) => unknown) | undefined;
 }
 
 export interface PoolOptions {
@@ -105,6 +109,7 @@ export class ClientPool {
         path: target.path,
         protocol: target.protocol,
         channel: target.channel,
+        delta: target.delta,
         count: share,
         // Every lane spreads its clients over all addresses, so each gets C / addresses.
         localAddresses: options.localAddresses,
@@ -195,6 +200,8 @@ export type PublishVia = 'socket' | 'http';
 export class Publisher {
   private client: RawClient | null = null;
   private seq = 0;
+  /** The send time of the last document payload (see run). */
+  private lastMicros = 0;
   /** The first failed HTTP publish, reported when the run ends. */
   private failure: Error | null = null;
 
@@ -231,9 +238,19 @@ export class Publisher {
     while (sent < total) {
       const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
       if (due > sent) {
-        const payloads: string[] = [];
+        const payloads: unknown[] = [];
         const now = nowMicros();
-        for (; sent < due; sent++) payloads.push(stamp(counted ? ++this.seq : 0, now));
+        const payload = this.target.payload;
+        for (; sent < due; sent++) {
+          if (!payload) {
+            payloads.push(stamp(counted ? ++this.seq : 0, now));
+            continue;
+          }
+          // Documents (bench/delta.ts): each stamp at least 10 µs after the last, so consecutive
+          // stamps differ in their last two digits and share no 16-byte run a delta could copy.
+          this.lastMicros = Math.max(nowMicros(), this.lastMicros + 10);
+          payloads.push(payload(stamp(counted ? ++this.seq : 0, this.lastMicros)));
+        }
         this.publish(payloads, inflight);
       }
       const nextAt = t0 + (sent / rate) * 1000;
@@ -244,7 +261,7 @@ export class Publisher {
     return sent;
   }
 
-  private publish(payloads: readonly string[], inflight: Promise<unknown>[]): void {
+  private publish(payloads: readonly unknown[], inflight: Promise<unknown>[]): void {
     const { protocol, channel } = this.target;
     if (this.via === 'http') {
       for (const data of payloads) {
@@ -269,7 +286,7 @@ export class Publisher {
     const frames = payloads.map((p) => {
       if (protocol === 'socketio') return clientFrame(`42${JSON.stringify(['message', p])}`);
       if (protocol === 'channel') return clientFrame(JSON.stringify({ type: 'publish', channel, data: p }));
-      return clientFrame(p);
+      return clientFrame(p as string);
     });
     this.client!.sendRaw(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }

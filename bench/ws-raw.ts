@@ -25,6 +25,8 @@ export interface RawClientOptions {
   readonly localAddress?: string | undefined;
   /** For the channel protocol: the channel to subscribe to once connected. */
   readonly channel?: string | undefined;
+  /** For the channel protocol: subscribe with `"delta":true` (bench/delta.ts). */
+  readonly delta?: boolean | undefined;
   /** Called with a text payload's bytes (a view into the chunk: use it before returning). */
   readonly onText: (data: Buffer, start: number, end: number, now: number) => void;
   /** Called once the application-level session is ready (subscribed, Socket.IO connected, …). */
@@ -162,7 +164,7 @@ export class RawClient {
   private onUpgraded(): void {
     const { protocol, channel } = this.options;
     if (protocol === 'text') this.markReady();
-    else if (protocol === 'channel') this.socket.write(clientFrame(JSON.stringify({ type: 'subscribe', channel, id: 1 })));
+    else if (protocol === 'channel') this.socket.write(clientFrame(JSON.stringify({ type: 'subscribe', channel, id: 1, ...(this.options.delta ? { delta: true } : {}) })));
     // Socket.IO: wait for the Engine.IO open packet.
   }
 

@@ -153,11 +153,12 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   subscribe<T = Json>(channel: string, handlers: SubscriptionHandlers<T> & SubscribeOptions = {}, options: SubscribeOptions = {}): Subscription<T> {
     if (typeof channel !== 'string' || channel === '') throw new TypeError('channel: expected a non-empty string');
     if (this.subscriptions.has(channel)) throw new Error(`already subscribed to "${channel}": use client.subscription(channel), or unsubscribe first`);
-    // `since` and `token` may come with the handlers (`subscribe(C, { token })`) or apart.
+    // `since`, `token` and `delta` may come with the handlers (`subscribe(C, { token })`, `subscribe(C, { delta: true })`) or apart.
     const since = options.since ?? handlers.since;
     const token = options.token ?? handlers.token;
+    const delta = options.delta ?? handlers.delta;
     if (token !== undefined && typeof token !== 'function') throw new TypeError('token: expected a function that returns the subscription token');
-    const sub = new Subscription<T>(channel, this, handlers, { ...(since ? { since } : {}), ...(token ? { token } : {}) });
+    const sub = new Subscription<T>(channel, this, handlers, { ...(since ? { since } : {}), ...(token ? { token } : {}), ...(delta === true ? { delta } : {}) });
     this.subscriptions.set(channel, sub as Subscription<unknown>);
     if (this.stateValue === 'connected') this.sendSubscribe(sub as Subscription<unknown>);
     return sub;
@@ -403,7 +404,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         this.connected(frame);
         return;
       case 'message':
-        this.subscriptions.get(frame.channel)?.handleMessage(frame);
+        this.subscriptions.get(frame.channel)?.handleMessage(frame, data);
         return;
       case 'subscribed': {
         // A confirmation whose id we no longer wait for belongs to a subscription the app ended.
@@ -595,7 +596,19 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private sendSubscribeFrame(sub: Subscription<unknown>, token: string | undefined): void {
     const since = sub.sinceForNextSubscribe();
     sub.asked = since;
-    sub.requestId = this.requests.subscribe(sub, since, token);
+    sub.requestId = this.requests.subscribe(sub, since, token, sub.delta);
+  }
+
+  /**
+   * @internal A delta subscription could not apply a delta (it lacks the message it is against):
+   * unsubscribe and subscribe again from its position, in one go on this connection, so what it
+   * missed comes again, whole.
+   */
+  resync(sub: Subscription<unknown>): void {
+    if (this.subscriptions.get(sub.channel) !== sub || this.stateValue !== 'connected' || sub.requestId !== undefined) return;
+    this.request('unsubscribe', { type: 'unsubscribe', channel: sub.channel }, { queue: false }).catch(() => {});
+    sub.handleDisconnect();
+    this.sendSubscribe(sub);
   }
 
   private request(kind: RequestKind, body: ClientFrame, { queue = true } = {}): Promise<ServerFrame> {

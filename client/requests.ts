@@ -80,10 +80,10 @@ export class RequestTable {
     });
   }
 
-  /** A subscribe for `sub` (no timeout: a subscription waits as long as it takes; a drop re-sends it). Returns its id. */
-  subscribe(sub: Subscription<unknown>, since: Extract<ClientFrame, { type: 'subscribe' }>['since'], token?: string): number {
+  /** A subscribe for `sub`, with deltas when `delta` (no timeout: a subscription waits as long as it takes; a drop re-sends it). Returns its id. */
+  subscribe(sub: Subscription<unknown>, since: Extract<ClientFrame, { type: 'subscribe' }>['since'], token?: string, delta = false): number {
     const id = this.nextId++;
-    const frame: ClientFrame = { type: 'subscribe', channel: sub.channel, id, ...(since ? { since } : {}), ...(token === undefined ? {} : { token }) };
+    const frame: ClientFrame = { type: 'subscribe', channel: sub.channel, id, ...(since ? { since } : {}), ...(token === undefined ? {} : { token }), ...(delta ? { delta } : {}) };
     const pending: Pending = { id, kind: 'subscribe', frame, resolve: noop, reject: noop, timer: undefined, subscription: sub, sent: false };
     this.pending.set(id, pending);
     this.trySend(pending);

@@ -2,10 +2,12 @@
  * One channel subscription: its cursor (what the app has seen), its state and its events. The
  * client drives it; the app listens to it and may publish, read history or presence through it.
  */
-import type { Json, MessageFrame, PresenceClient, StreamPosition, SubscribedFrame } from '../src/protocol/frames.js';
+import type { DeltaMessageFrame, Json, MessageFrame, PresenceClient, StreamPosition, SubscribedFrame } from '../src/protocol/frames.js';
+import { dataTextOf } from '../src/protocol/message-text.js';
 import { ChannelCursor, type SubscribeOutcome } from './cursor.js';
 import { Emitter, type Unlisten } from './emitter.js';
-import type { FanoutClientError } from './errors.js';
+import { FanoutClientError } from './errors.js';
+import { applyFossilDelta } from './fossil.js';
 
 /** Which page of history to read: the latest `limit` messages older than offset `before`. */
 export interface HistoryPage {
@@ -112,6 +114,12 @@ export interface SubscribeOptions {
    * called for every subscribe (reconnects included) and ahead of the token's expiry, to refresh it.
    */
   readonly token?: () => string | Promise<string>;
+  /**
+   * Ask for delta compression: on a channel whose namespace has `delta: fossil`, the server sends
+   * live messages after the first as fossil deltas against the previous one, and the SDK applies
+   * them, so `message` listeners still get whole data (docs/client.md). Other channels ignore it.
+   */
+  readonly delta?: boolean;
 }
 
 /** What a subscription needs from its client. */
@@ -121,7 +129,12 @@ export interface SubscriptionOwner {
   history(channel: string, page?: number | HistoryPage): Promise<HistoryResult<unknown>>;
   presence(channel: string): Promise<PresenceClient[]>;
   unsubscribe(subscription: Subscription<unknown>): Promise<void>;
+  /** A delta could not be applied: subscribe again from the subscription's position (what it missed comes whole). */
+  resync(subscription: Subscription<unknown>): void;
 }
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** One channel subscription; `T` is the type of its messages' data (`client.subscribe<T>(…)`, default `Json`). */
 export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
@@ -151,6 +164,10 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   refreshTimer: ReturnType<typeof setTimeout> | undefined;
   /** @internal The connection attempt (the client's generation) its token is being fetched for, so one subscribe is not sent twice. */
   fetchingToken: number | undefined;
+  /** @internal The app asked for deltas (`subscribe(…, …, { delta: true })`). */
+  readonly delta: boolean;
+  /** The UTF-8 bytes of the last message's `data` text: the base of the next delta. */
+  private deltaBase: Uint8Array | undefined;
 
   /** @internal Made by `FanoutClient.subscribe`. */
   constructor(
@@ -162,6 +179,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
     super();
     this.cursor = new ChannelCursor(options.since);
     this.tokenSource = options.token;
+    this.delta = options.delta === true;
     this.ready = new Promise<SubscribedInfo>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -225,9 +243,20 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
     return this.cursor.position;
   }
 
-  /** @internal */
-  handleMessage(frame: MessageFrame): void {
+  /**
+   * @internal `text` is the frame as received: a whole message's `data` text is kept from it
+   * byte for byte, as the base of the next delta.
+   */
+  handleMessage(frame: MessageFrame | DeltaMessageFrame, text: string): void {
     if (!this.active) return;
+    if ('delta' in frame) {
+      const data = this.applyDelta(frame);
+      if (data === undefined) return;
+      frame = { type: 'message', channel: frame.channel, offset: frame.offset, epoch: frame.epoch, data };
+    } else if (this.delta) {
+      const data = dataTextOf(text);
+      this.deltaBase = data === undefined ? undefined : utf8Encoder.encode(data);
+    }
     if (this.cursor.isOtherEpoch(frame.epoch)) {
       // The channel's stream restarted under us (its history was lost): its low offsets are new
       // messages, not duplicates, and what came between cannot be known. Say so, then go on.
@@ -237,6 +266,28 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
     if (!this.cursor.accept(frame.offset)) return;
     // The data is what was published; `T` is the app's word for its shape.
     this.emit('message', frame.data as T, { channel: this.channel, offset: frame.offset });
+  }
+
+  /**
+   * The data of a delta frame, applied to the previous message's; undefined (reported as
+   * `bad_frame`, and the subscription resumed from its position) when it cannot be applied.
+   */
+  private applyDelta(frame: DeltaMessageFrame): Json | undefined {
+    try {
+      if (frame.encoding !== 'fossil') throw new Error(`unknown delta encoding ${JSON.stringify(frame.encoding)}`);
+      if (this.deltaBase === undefined) throw new Error('no previous message to apply it to');
+      const bytes = applyFossilDelta(this.deltaBase, utf8Encoder.encode(frame.delta));
+      const data = JSON.parse(utf8Decoder.decode(bytes)) as Json;
+      this.deltaBase = bytes;
+      return data;
+    } catch (err) {
+      this.deltaBase = undefined;
+      // A resubscription is on its way (this one's frames from before it are moot).
+      if (this.requestId !== undefined) return undefined;
+      this.emit('error', new FanoutClientError('bad_frame', `could not apply the delta of offset ${frame.offset} on "${this.channel}" (${(err as Error).message}); resubscribing from the last message`, { channel: this.channel }));
+      this.owner.resync(this as Subscription<unknown>);
+      return undefined;
+    }
   }
 
   /** @internal */

@@ -57,6 +57,8 @@ export class CatchUps {
     const { outbox } = this.rt;
     clearTimeout(catchUp.timer);
     local.catchUp = undefined;
+    // The missed and held messages go out whole, outside the live broadcast: the next is whole too.
+    local.delta?.gap();
     if (result.covered) {
       for (const m of result.messages) outbox.broadcast(local.live, frameText(encodeMessage(local.name, m.offset, result.epoch, m.data)));
       for (let i = catchUp.fenceAt; i < catchUp.buffer.length; i++) outbox.broadcast(local.live, catchUp.buffer[i]!);
@@ -74,6 +76,7 @@ export class CatchUps {
     clearTimeout(catchUp.timer);
     local.catchUp = undefined;
     local.stale = true;
+    local.delta?.gap();
     resubscribeAll(local);
     this.host.releaseDeferred(local);
   }

@@ -84,6 +84,7 @@ export class ChannelStreams {
     const local = sub.channel;
     if (sub.live) {
       local.live.delete(sub.client);
+      local.delta?.remove(sub.client);
       if (local.presence) this.presence.leave(local.name, sub.client);
       this.occupancy?.changed(local, sub.client, -1);
     } else {
@@ -99,7 +100,11 @@ export class ChannelStreams {
 
   /** The channel route's status: after an outage, every channel with live subscribers catches up. */
   statusChanged(status: BusStatus): void {
-    if (status === 'disconnected') for (const local of this.channels.values()) local.stale = true;
+    // Whatever the bus carried meanwhile may be missing: no delta against a message from before.
+    if (status === 'disconnected') for (const local of this.channels.values()) {
+      local.stale = true;
+      local.delta?.gap();
+    }
     if (status !== 'connected') return;
     for (const local of this.channels.values()) {
       if (!local.stale) continue;
@@ -131,11 +136,15 @@ export class ChannelStreams {
    */
   private fromBus(local: LocalChannel, kind: number, body: Buffer): void {
     if (kind === EnvelopeKind.CHANNEL) {
-      local.track(body);
-      const frame = frameText(body);
-      if (local.catchUp) local.catchUp.buffer.push(frame);
-      else this.rt.outbox.broadcast(local.live, frame);
-      for (const sub of local.joining) sub.buffer!.push(frame);
+      const epoch = local.epoch;
+      const scanned = local.track(body);
+      let frame: Buffer | undefined;
+      const whole = (): Buffer => (frame ??= frameText(body));
+      const delta = local.delta;
+      if (local.catchUp) local.catchUp.buffer.push(whole());
+      else if (delta?.active) delta.broadcast(this.rt.outbox, local.live, body, local.scanned, scanned && epoch === local.epoch, whole);
+      else this.rt.outbox.broadcast(local.live, whole());
+      for (const sub of local.joining) sub.buffer!.push(whole());
       return;
     }
     if (kind === EnvelopeKind.PRESENCE) {
@@ -249,12 +258,15 @@ export class ChannelStreams {
       }
     }
     const data = sub.data?.value;
-    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined, expires: unixSeconds(sub.expiresAt) }));
+    const delta = request.delta === true && local.delta !== undefined ? true : undefined;
+    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined, expires: unixSeconds(sub.expiresAt), delta }));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;
     this.release(sub);
     local.live.add(client);
+    // Its recovered and buffered messages were whole: its first live one is too (delta.ts).
+    if (delta) local.delta!.add(client);
     if (local.presence) this.presence.join(local.name, client);
     this.occupancy?.changed(local, client, 1);
   }

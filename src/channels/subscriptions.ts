@@ -21,6 +21,7 @@ import type { ReadResult } from '../stores/store.js';
 import { MessageScanner } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import type { Json, SubscribeFrame } from '../protocol/frames.js';
+import { ChannelDelta, type ScannedMessage } from './delta.js';
 
 
 /** One client's subscription to one channel. */
@@ -95,6 +96,8 @@ export class LocalChannel {
   /** The bus dropped since the last message: what came meanwhile may be missing. */
   stale = false;
   catchUp: CatchUp | undefined;
+  /** Delta compression (namespace `delta: fossil`): who holds which base (delta.ts); undefined for other channels. */
+  readonly delta: ChannelDelta | undefined;
 
   constructor(
     readonly name: string,
@@ -103,6 +106,7 @@ export class LocalChannel {
     readonly options: ChannelOptions,
   ) {
     this.position = new MessageScanner(name);
+    this.delta = options.delta === 'fossil' ? new ChannelDelta() : undefined;
   }
 
   /** Presence is kept for the channel (its namespace's `presence`, else --presence). */
@@ -118,9 +122,14 @@ export class LocalChannel {
     return this.position.epoch;
   }
 
-  /** Notes the offset and epoch of a message payload: a scan of a few bytes per message per node, no JSON parsing. */
-  track(body: Buffer): void {
-    this.position.scan(body);
+  /** Notes the offset and epoch of a message payload: a scan of a few bytes per message per node, no JSON parsing. False when the body is not laid out as a message. */
+  track(body: Buffer): boolean {
+    return this.position.scan(body);
+  }
+
+  /** Where the parts of the body last {@link track}ed are. */
+  get scanned(): ScannedMessage {
+    return this.position;
   }
 
   setPosition(offset: number, epoch: string): void {

@@ -6,8 +6,8 @@
  * (--presence, --anonymous-subscribe, --anonymous-publish) keep deciding for what the namespaces
  * leave out, so they stay a shorthand.
  *
- * The options of issue 27's later parts (`cache`, `delta`, `idempotency-window`) are refused with
- * a line saying so, not ignored: a file that asks for them must not run as if it had them.
+ * The options of issue 27's later parts not built yet (`cache`, `idempotency-window`) are refused
+ * with a line saying so, not ignored: a file that asks for them must not run as if it had them.
  */
 import { z } from 'zod';
 import { compileGlob, globMatches, type Glob } from '../protocol/patterns.js';
@@ -32,7 +32,7 @@ export const namespaceSchema = z.strictObject({
   subscribeHook: z.union([hookUrl(), z.literal(false)], { error: 'expected an http:// or https:// URL, or false to skip --subscribe-hook' }).optional(),
   publishHook: z.union([hookUrl(), z.literal(false)], { error: 'expected an http:// or https:// URL, or false to skip --publish-hook' }).optional(),
   cache: notYet('cache (last-value channels)'),
-  delta: notYet('delta (delta compression)'),
+  delta: z.union([z.literal('fossil'), z.literal(false)], { error: 'expected fossil (the one delta encoding), or false' }).optional(),
   idempotencyWindow: notYet('idempotency-window (idempotent publish)'),
 });
 
@@ -76,6 +76,8 @@ export interface ChannelOptions {
   readonly subscribeHook: string | false;
   /** The publish hook asked for the channel; false: none. */
   readonly publishHook: string | false;
+  /** Delta compression for subscribers that ask for it (`"delta":true`): `fossil`, or false (docs/protocol.md). */
+  readonly delta: 'fossil' | false;
 }
 
 /** The top-level values namespaces fall back to, as the node's config holds them. */
@@ -179,6 +181,7 @@ export class Namespaces {
       clientPublish: ns?.clientPublish ?? true,
       subscribeHook,
       publishHook: ns?.publishHook ?? this.top.publishHook ?? false,
+      delta: ns?.delta ?? false,
     };
   }
 

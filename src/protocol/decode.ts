@@ -72,10 +72,13 @@ export function decode(text: string | Buffer): DecodeResult {
         if (token === undefined) return fail(TOKEN_RULE, id, channel);
         withToken = { token };
       }
-      if (raw.since === undefined) return ok({ type, channel, ...withId, ...withToken });
+      const delta = raw.delta;
+      if (delta !== undefined && typeof delta !== 'boolean') return fail('"delta" must be true or false', id, channel);
+      const withDelta = delta === true ? { delta } : {};
+      if (raw.since === undefined) return ok({ type, channel, ...withId, ...withToken, ...withDelta });
       const since = position(raw.since);
       if (!since) return fail('"since" must be {"offset": integer >= 0, "epoch": string}', id, channel);
-      return ok({ type, channel, ...withId, since, ...withToken });
+      return ok({ type, channel, ...withId, since, ...withToken, ...withDelta });
     }
     case 'refresh': {
       const token = tokenField(raw.token);

@@ -53,6 +53,7 @@ export function encodeSubscribed(frame: SubscribedFrame): string {
     data: frame.data,
     server: frame.server,
     expires: frame.expires,
+    delta: frame.delta,
   });
 }
 

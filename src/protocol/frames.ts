@@ -30,6 +30,8 @@ export interface SubscribeFrame {
    * subscription until its `exp`; refresh it with a {@link RefreshFrame} naming the channel.
    */
   readonly token?: string;
+  /** Ask for delta compression: on a channel whose namespace has `delta: fossil`, live messages after the first come as {@link DeltaMessageFrame}s. */
+  readonly delta?: boolean;
 }
 
 export interface UnsubscribeFrame {
@@ -99,6 +101,8 @@ export interface SubscribedFrame {
   readonly server?: true;
   /** A subscription held by a subscription token: when the token expires (unix seconds). */
   readonly expires?: number;
+  /** True when the subscription asked for deltas and the channel has them: live messages may come as {@link DeltaMessageFrame}s. */
+  readonly delta?: boolean;
 }
 
 /**
@@ -139,6 +143,21 @@ export interface MessageFrame {
   /** The channel's epoch (the server always sends it): a change means history was lost and offsets restarted. */
   readonly epoch?: string;
   readonly data: Json;
+}
+
+/**
+ * A live message of a delta subscription, sent instead of {@link MessageFrame} once the
+ * subscriber holds the channel's previous message: `delta` is a fossil delta from the UTF-8 bytes
+ * of the previous message's `data` JSON text (as it was sent) to this one's, as a string
+ * (src/protocol/message-text.ts, docs/protocol.md).
+ */
+export interface DeltaMessageFrame {
+  readonly type: 'message';
+  readonly channel: string;
+  readonly offset: number;
+  readonly epoch?: string;
+  readonly encoding: 'fossil';
+  readonly delta: string;
 }
 
 export interface HistoryEntry {
@@ -202,6 +221,7 @@ export type ServerFrame =
   | RefreshedFrame
   | AckFrame
   | MessageFrame
+  | DeltaMessageFrame
   | HistoryFrame
   | PresenceFrame
   | JoinLeaveFrame

@@ -16,18 +16,14 @@
  */
 import { encodeEnvelope, EnvelopeKind } from './envelope.js';
 import type { MessageFrame } from './frames.js';
+import { DATA_OPEN, DELTA_OPEN, EPOCH_OPEN, FRAME_CLOSE } from './message-text.js';
 
 /** `{"type":"message","channel":C,"offset":`: the frame up to the offset digits. */
 export function messageHead(channel: string): string {
   return `{"type":"message","channel":${JSON.stringify(channel)},"offset":`;
 }
 
-/** What follows the offset digits, before the epoch. */
-export const EPOCH_OPEN = ',"epoch":"';
-/** What follows the epoch, before the data. */
-export const DATA_OPEN = '","data":';
-/** What follows the data. */
-export const FRAME_CLOSE = '}';
+export { EPOCH_OPEN, DATA_OPEN, FRAME_CLOSE } from './message-text.js';
 
 /** `","data":D}`: what follows the epoch. */
 export function messageTail(data: string): string {
@@ -90,6 +86,9 @@ function luaString(text: string): string {
 const LUA_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', "'": "\\'", '\n': '\\n', '\r': '\\r', '\0': '\\0' };
 
 const EPOCH_OPEN_BYTES = Buffer.from(EPOCH_OPEN, 'latin1');
+const DATA_OPEN_BYTES = Buffer.from(DATA_OPEN, 'latin1');
+const DELTA_OPEN_BYTES = Buffer.from(DELTA_OPEN, 'latin1');
+const FRAME_CLOSE_BYTES = Buffer.from(FRAME_CLOSE, 'latin1');
 const QUOTE = 0x22;
 const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
@@ -109,6 +108,9 @@ export class MessageScanner {
   offset = 0;
   /** The last epoch scanned or set; undefined before any. */
   epoch: string | undefined;
+  /** In the last body scanned: where its epoch's closing quote is, and where its `data` text starts (-1: not laid out so). */
+  epochEnd = -1;
+  dataAt = -1;
   private epochBytes: Buffer | undefined;
 
   constructor(channel: string) {
@@ -132,15 +134,29 @@ export class MessageScanner {
     const known = this.epochBytes;
     if (known && body.compare(known, 0, known.length, start, end) === 0) this.offset = offset;
     else this.set(offset, body.toString('latin1', start, end));
+    this.epochEnd = end;
+    const dataAt = end + DATA_OPEN_BYTES.length;
+    this.dataAt = dataAt < body.length && body.compare(DATA_OPEN_BYTES, 0, DATA_OPEN_BYTES.length, end, dataAt) === 0 ? dataAt : -1;
     return true;
   }
 
   /** Sets the position from elsewhere (a read of the store). */
   set(offset: number, epoch: string): void {
     this.offset = offset;
+    this.epochEnd = -1;
+    this.dataAt = -1;
     if (epoch !== this.epoch) {
       this.epoch = epoch;
       this.epochBytes = Buffer.from(epoch, 'latin1');
     }
   }
+}
+
+/**
+ * The delta form of a scanned `message` payload body: its bytes up to the end of the epoch
+ * ({@link MessageScanner.epochEnd}), then `","encoding":"fossil","delta":` and the delta's JSON
+ * string (message-text.ts draws both forms).
+ */
+export function deltaMessageBody(body: Buffer, epochEnd: number, deltaJson: string): Buffer {
+  return Buffer.concat([body.subarray(0, epochEnd), DELTA_OPEN_BYTES, Buffer.from(deltaJson), FRAME_CLOSE_BYTES]);
 }

@@ -169,6 +169,7 @@ describe('namespaces on two nodes', () => {
         'client-publish': true,
         'subscribe-hook': false,
         'publish-hook': backend.url('/global-publish'),
+        delta: false,
       },
     });
     const misc = await get('misc');

@@ -60,6 +60,7 @@ test('a file lists namespaces under the flags\' own names; the first matching on
     clientPublish: true,
     subscribeHook: 'http://127.0.0.1:4000/hooks/subscribe',
     publishHook: 'http://127.0.0.1:4000/hooks/publish',
+    delta: false,
   });
   const ticker = ns.resolve('ticker:EURUSD');
   assert.equal(ticker.namespace, 'ticker:*');
@@ -122,7 +123,8 @@ test('bad namespaces stop with one line naming the key path in the file', () => 
     ['namespaces:\n  - pattern: a:*\n  - pattern: a:*\n', /^invalid namespaces\[1\]\.pattern in \S+: namespaces\[0\] has the same pattern and wins/],
     ['namespaces: chat:*\n', /^invalid namespaces in \S+: expected a list of namespaces/],
     ['namespaces:\n  - pattern: a:*\n    cache: true\n', /^invalid namespaces\[0\]\.cache in \S+: not supported yet: cache \(last-value channels\) comes in a later release; leave it out$/],
-    ['namespaces:\n  - pattern: a:*\n    delta: fossil\n', /^invalid namespaces\[0\]\.delta in \S+: not supported yet/],
+    ['namespaces:\n  - pattern: a:*\n    delta: true\n', /^invalid namespaces\[0\]\.delta in \S+: expected fossil \(the one delta encoding\), or false, got true$/],
+    ['namespaces:\n  - pattern: a:*\n    delta: xdelta\n', /^invalid namespaces\[0\]\.delta in \S+: expected fossil \(the one delta encoding\), or false, got "xdelta"$/],
     ['namespaces:\n  - pattern: a:*\n    idempotency-window: 300\n', /^invalid namespaces\[0\]\.idempotency-window in \S+: not supported yet/],
     ['namespaces:\n  - pattern: a:*\n    history-ttl: 30\n', /^invalid namespaces\[0\]\.history-ttl in \S+: not supported yet: history-ttl per namespace/],
   ];
