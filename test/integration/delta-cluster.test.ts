@@ -8,16 +8,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { FanoutClient } from '../../client/index.js';
-import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
-import { startHaproxy, type RunningHaproxy } from '../../harness/haproxy.js';
 import { until } from '../../harness/wait.js';
-import { REDIS_URL } from '../helpers/brokers.js';
 import { appliedData, doc } from '../helpers/delta.js';
 import { waitMessages } from '../helpers/channels.js';
-import { uniquePrefix } from '../helpers/nodes.js';
 import { collect } from '../helpers/sdk.js';
-import { tempDir } from '../helpers/security.js';
-import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
+import { ConfigCluster } from '../helpers/config-cluster.js';
+import type { TestClient } from '../helpers/ws-client.js';
 
 const API_KEY = 'cluster-delta-key';
 type Frame = Record<string, unknown>;
@@ -32,58 +28,24 @@ namespaces:
 `;
 
 describe('delta: fossil from a YAML file, two nodes on Redis behind HAProxy', () => {
-  const tmp = tempDir();
-  let nodes: ServerProcess[] = [];
-  let proxy: RunningHaproxy;
-  const clients: TestClient[] = [];
-
-  before(async () => {
-    const file = tmp.file('fanout.yaml', FILE);
-    const flags = ['--config', file, '--bus', REDIS_URL, '--bus-prefix', uniquePrefix('dlt'), '--drain-delay', '0'];
-    nodes = await Promise.all([1, 2].map((i) => forkFanoutServe([...flags, '--node-id', `dlt${i}`])));
-    proxy = await startHaproxy(nodes.map((n) => n.port));
-  });
-
-  after(async () => {
-    closeAll(clients);
-    await proxy?.stop();
-    await Promise.all(nodes.map((n) => n.stop()));
-    tmp.cleanup();
-  });
-
-  /** Clients through HAProxy until one is on each node, one per node. */
-  async function onBothNodes(): Promise<TestClient[]> {
-    const byNode = new Map<string, TestClient>();
-    for (let i = 0; i < 8 && byNode.size < 2; i++) {
-      const c = await connect(`ws://127.0.0.1:${proxy.port}/ws/v1`);
-      clients.push(c);
-      const hello = await c.json<{ node: string }>((f) => f['type'] === 'connected');
-      if (!byNode.has(hello.node)) byNode.set(hello.node, c);
-    }
-    assert.equal(byNode.size, 2, 'HAProxy spreads clients over both nodes');
-    return [...byNode.values()];
-  }
+  let cluster: ConfigCluster;
+  before(async () => void (cluster = await ConfigCluster.start('dlt', FILE, API_KEY)));
+  after(() => cluster?.close());
+  const onBothNodes = (): Promise<TestClient[]> => cluster.onBothNodes();
 
   async function subscribe(c: TestClient, frame: Frame): Promise<Frame> {
     c.sendJson({ type: 'subscribe', id: 1, ...frame });
     return c.json((f) => f['id'] === 1);
   }
 
-  async function apiPublish(channel: string, data: unknown): Promise<void> {
-    const res = await fetch(`http://127.0.0.1:${proxy.port}/api/publish`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ channel, data }),
-    });
-    assert.equal(res.status, 200);
-  }
+  const apiPublish = async (channel: string, data: unknown): Promise<void> => void (await cluster.publish(channel, data));
 
   test('delta subscribers on both nodes rebuild every document from deltas; a plain subscriber gets them whole; the SDK sees whole data', async () => {
     const deltas = await onBothNodes();
     const [plain] = await onBothNodes();
     for (const c of deltas) assert.equal((await subscribe(c, { channel: 'ticker:doc', delta: true }))['delta'], true);
     assert.equal((await subscribe(plain!, { channel: 'ticker:doc' }))['delta'], undefined);
-    const sdk = new FanoutClient({ url: `ws://127.0.0.1:${proxy.port}/ws/v1` });
+    const sdk = new FanoutClient({ url: cluster.url });
     try {
       await sdk.connect();
       const sub = sdk.subscribe('ticker:doc', {}, { delta: true });
@@ -100,7 +62,7 @@ describe('delta: fossil from a YAML file, two nodes on Redis behind HAProxy', ()
       assert.deepEqual(appliedData(plain!, 'ticker:doc').map((m) => m.kind), ['whole', 'whole', 'whole', 'whole', 'whole', 'whole']);
       await until(() => got.length === docs.length, { what: 'the SDK to deliver six documents' });
       assert.deepEqual(got.map((m) => m.data), docs);
-      const res = await fetch(`http://127.0.0.1:${proxy.port}/api/channels/ticker:doc`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      const res = await cluster.api('/api/channels/ticker:doc');
       assert.equal(((await res.json()) as { options: Frame }).options['delta'], 'fossil');
     } finally {
       sdk.close();

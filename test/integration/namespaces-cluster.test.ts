@@ -6,12 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { forkFanoutServe, type ServerProcess } from '../../harness/fanout-process.js';
-import { startHaproxy, type RunningHaproxy } from '../../harness/haproxy.js';
-import { REDIS_URL } from '../helpers/brokers.js';
-import { uniquePrefix } from '../helpers/nodes.js';
-import { tempDir, SECRET, sign } from '../helpers/security.js';
-import { closeAll, connect, type TestClient } from '../helpers/ws-client.js';
+import { ConfigCluster } from '../helpers/config-cluster.js';
+import { SECRET, sign } from '../helpers/security.js';
+import type { TestClient } from '../helpers/ws-client.js';
 
 const API_KEY = 'cluster-ns-key';
 type Frame = Record<string, unknown>;
@@ -36,44 +33,17 @@ namespaces:
 `;
 
 describe('three namespaces from one YAML file, two nodes on Redis behind HAProxy', () => {
-  const tmp = tempDir();
-  let nodes: ServerProcess[] = [];
-  let proxy: RunningHaproxy;
-  const clients: TestClient[] = [];
-  /** Each client's id, from its `connected` frame. */
-  const ids = new Map<TestClient, string>();
-
-  before(async () => {
-    const file = tmp.file('fanout.yaml', FILE);
-    const flags = ['--config', file, '--bus', REDIS_URL, '--bus-prefix', uniquePrefix('nsc'), '--drain-delay', '0'];
-    nodes = await Promise.all([1, 2].map((i) => forkFanoutServe([...flags, '--node-id', `nsc${i}`])));
-    proxy = await startHaproxy(nodes.map((n) => n.port));
-  });
-
-  after(async () => {
-    closeAll(clients);
-    await proxy?.stop();
-    await Promise.all(nodes.map((n) => n.stop()));
-    tmp.cleanup();
-  });
+  let cluster: ConfigCluster;
+  const ids = (c: TestClient): string | undefined => cluster.ids.get(c);
+  before(async () => void (cluster = await ConfigCluster.start('nsc', FILE, API_KEY)));
+  after(() => cluster?.close());
 
   /**
-   * Clients through HAProxy until one is on each node (round robin alternates them). With a JWT
-   * configured every client has a token; one whose `channels` claim is empty has only what the
-   * namespaces open to all (`anonymous-*`).
+   * One client on each node. With a JWT configured every client has a token; one whose
+   * `channels` claim is empty has only what the namespaces open to all (`anonymous-*`).
    */
   async function onBothNodes(channels: string[] = []): Promise<[TestClient, TestClient]> {
-    const token = await sign({ channels });
-    const byNode = new Map<string, TestClient>();
-    for (let i = 0; i < 6 && byNode.size < 2; i++) {
-      const c = await connect(`ws://127.0.0.1:${proxy.port}/ws/v1?token=${token}`);
-      clients.push(c);
-      const hello = await c.json<{ node: string; client: string }>((f) => f['type'] === 'connected');
-      ids.set(c, hello.client);
-      if (!byNode.has(hello.node)) byNode.set(hello.node, c);
-    }
-    assert.equal(byNode.size, 2, 'HAProxy spreads clients over both nodes');
-    return [...byNode.values()] as [TestClient, TestClient];
+    return cluster.onBothNodes(await sign({ channels }));
   }
 
   async function reply(c: TestClient, frame: Frame): Promise<Frame> {
@@ -81,22 +51,14 @@ describe('three namespaces from one YAML file, two nodes on Redis behind HAProxy
     return c.json((f) => f['id'] === frame['id'] && f['type'] !== 'message');
   }
 
-  async function apiPublish(channel: string, data: unknown): Promise<number> {
-    const res = await fetch(`http://127.0.0.1:${proxy.port}/api/publish`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ channel, data }),
-    });
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { offset: number }).offset;
-  }
+  const apiPublish = (channel: string, data: unknown): Promise<number> => cluster.publish(channel, data);
 
   test('chat:* keeps history, lists presence and sends join frames across nodes', async () => {
     const [a, b] = await onBothNodes();
     assert.equal((await reply(a, { type: 'subscribe', channel: 'chat:lobby', id: 1 }))['type'], 'subscribed');
     assert.equal((await reply(b, { type: 'subscribe', channel: 'chat:lobby', id: 1 }))['type'], 'subscribed');
     // b joined on the other node: a hears it.
-    await a.json((f) => f['type'] === 'join' && f['channel'] === 'chat:lobby' && f['client'] === ids.get(b));
+    await a.json((f) => f['type'] === 'join' && f['channel'] === 'chat:lobby' && f['client'] === ids(b));
     for (let i = 0; i < 12; i++) assert.equal((await reply(a, { type: 'publish', channel: 'chat:lobby', data: i, id: 10 + i }))['type'], 'ack');
     const history = await reply(b, { type: 'history', channel: 'chat:lobby', id: 30, limit: 50 });
     assert.equal((history['messages'] as unknown[]).length, 12, 'chat:* keeps 100, more than the top-level 10');
@@ -125,7 +87,7 @@ describe('three namespaces from one YAML file, two nodes on Redis behind HAProxy
     assert.equal(refused['code'], 'forbidden');
     await apiPublish('notify:u1', { text: 'from the back end' });
     for (const c of [a, b]) assert.deepEqual((await c.json((f) => f['type'] === 'message' && f['channel'] === 'notify:u1'))['data'], { text: 'from the back end' });
-    const res = await fetch(`http://127.0.0.1:${proxy.port}/api/channels/notify:u1`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    const res = await cluster.api('/api/channels/notify:u1');
     const body = (await res.json()) as { namespace: string; options: Frame };
     assert.equal(body.namespace, 'notify:*');
     assert.equal(body.options['client-publish'], false);
