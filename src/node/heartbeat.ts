@@ -46,6 +46,12 @@ const STATE_MASK = 3;
 export interface HeartbeatActions<T> {
   ping(item: T): void;
   terminate(item: T): void;
+  /**
+   * Called for every socket a visit leaves open (after its ping, if any): where the node writes
+   * the channel protocol's own `ping` frame to a socket nothing was written to since its previous
+   * visit (node/sockets.ts), so that the visits serve both directions with one timer.
+   */
+  visited?(item: T): void;
 }
 
 /** How many slices an interval of `seconds` is cut into, and the tick between them in ms. */
@@ -126,7 +132,9 @@ export class HeartbeatWheel<T extends object> implements Iterable<T> {
         this.actions.ping(item);
       } else {
         this.actions.terminate(item);
+        continue;
       }
+      this.actions.visited?.(item);
     }
   }
 

@@ -40,6 +40,12 @@ export class Sockets {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Open clients with a user, by user: what the server API on users acts on (docs/auth.md). */
   private readonly byUser = new Map<string, Set<Client>>();
+  /**
+   * For the sockets of an endpoint with an {@link Endpoint.idlePing}: the socket's `bytesWritten`
+   * after the wheel's previous visit. Unchanged at the next visit means nothing was written for a
+   * whole interval, so the idle ping goes out: no bookkeeping on the write path at all.
+   */
+  private readonly writtenAtVisit = new Map<Client, number>();
 
   constructor(private readonly host: SocketsHost) {
     const { rateLimit, rateLimitBytes, maxPayload, heartbeat } = host.config;
@@ -47,7 +53,7 @@ export class Sockets {
     this.byteLimiter = rateLimitBytes > 0 ? new ByteRateLimiter(rateLimitBytes, RATE_LIMIT_BYTES_BURST * maxPayload) : undefined;
     const { slices, tickMs } = heartbeat > 0 ? slicesFor(heartbeat) : { slices: 1, tickMs: 0 };
     this.heartbeatTickMs = tickMs;
-    this.clients = new HeartbeatWheel<Client>(slices, { ping: pingClient, terminate: terminateClient });
+    this.clients = new HeartbeatWheel<Client>(slices, { ping: pingClient, terminate: terminateClient, visited: (client) => this.visited(client) });
   }
 
   get size(): number {
@@ -154,9 +160,25 @@ export class Sockets {
     this.clients.heard(client);
   }
 
+  /**
+   * @internal The wheel visited an open socket (once per --heartbeat): the endpoint's idle ping
+   * when nothing was written to it since the previous visit. So an idle connection gets one every
+   * interval, and one that was written to within an interval gets none: at worst two intervals
+   * pass between two frames (docs/protocol.md, `ping`).
+   */
+  visited(client: Client): void {
+    const ping = this.host.endpoint(client.endpoint)?.idlePing;
+    if (ping === undefined || !client.open) return;
+    const socket = client.socket;
+    // Counts bytes queued in the socket too: what the outbox wrote this turn is included.
+    if (this.writtenAtVisit.get(client) === socket.bytesWritten) socket.write(ping);
+    this.writtenAtVisit.set(client, socket.bytesWritten);
+  }
+
   /** @internal */
   closed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
+    this.writtenAtVisit.delete(client);
     const user = client.identity.user;
     const set = user === undefined ? undefined : this.byUser.get(user);
     if (set?.delete(client) && set.size === 0) this.byUser.delete(user!);
