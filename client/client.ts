@@ -320,7 +320,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.requests.sendWaiting();
   }
 
-  /** A node that announces `ping` writes at least every 2 × ping seconds: longer silence is a dead link, dropped like any other. */
+  /** A node that announces `ping` writes at least every 1.5 × ping seconds: longer silence is a dead link, dropped like any other. */
   private watchSilence(ping: number | undefined): void {
     this.silence?.stop();
     this.silence = undefined;

@@ -3,20 +3,20 @@
  * crashed while the link was cut, or a link that black-holes packets, leaves the socket looking
  * open: no close ever arrives, and a subscriber that only listens sends nothing that could fail.
  * Browsers cannot see WebSocket pings, so the node announces `ping` (seconds) in `connected` and
- * writes a `ping` frame to a connection nothing else was written to for a whole interval; any
- * frame at all then arrives at least every 2 × `ping` seconds (docs/protocol.md). One timer per
+ * writes a `ping` frame to a connection nothing else was written to for a whole interval; some
+ * frame then arrives at least every 1.5 × `ping` seconds (docs/protocol.md). One timer per
  * connection watches for longer silence; the SDK then drops the socket itself and reconnects as
  * after any drop (backoff, resubscribe with `since`). Browser-safe: no Node API.
  */
 
 /**
- * ms of silence after which the SDK gives a connection up: the node's worst gap (2 × `ping`)
+ * ms of silence after which the SDK gives a connection up: the node's worst gap (1.5 × `ping`)
  * plus a grace for delay on the way, max(5 s, `ping` / 2), as Socket.IO's pingTimeout and
  * Centrifugo's maxServerPingDelay allow beside their intervals.
  */
 export function silenceLimitMs(pingSeconds: number): number {
   const ping = pingSeconds * 1000;
-  return 2 * ping + Math.max(5000, ping / 2);
+  return 1.5 * ping + Math.max(5000, ping / 2);
 }
 
 /**

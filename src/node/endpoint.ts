@@ -22,9 +22,9 @@ export interface Endpoint {
   renewed?(client: Client, previous: Identity): void;
   /**
    * An application-level ping the client can see (browsers never see WebSocket pings): one
-   * complete pre-framed frame the node writes to a socket of this endpoint when nothing at all
-   * was written to it since the heartbeat wheel's previous visit, one --heartbeat interval
-   * earlier (node/sockets.ts). Without it, nothing of the kind is written.
+   * complete pre-framed frame the node writes to a socket of this endpoint to which nothing the
+   * client can see was written for a whole --heartbeat interval (node/sockets.ts). Without it,
+   * nothing of the kind is written.
    */
   readonly idlePing?: Buffer | undefined;
   /** The socket closed, for whatever reason. */

@@ -47,11 +47,12 @@ export interface HeartbeatActions<T> {
   ping(item: T): void;
   terminate(item: T): void;
   /**
-   * Called for every socket a visit leaves open (after its ping, if any): where the node writes
-   * the channel protocol's own `ping` frame to a socket nothing was written to since its previous
-   * visit (node/sockets.ts), so that the visits serve both directions with one timer.
+   * Called twice per interval for every socket: at its visit (after the rule above) and half an
+   * interval later (its slot's opposite). Where the node writes the channel protocol's own `ping`
+   * frame to a socket nothing was written to for a whole interval (node/sockets.ts): the same
+   * wheel serves both directions, with no timer per socket.
    */
-  visited?(item: T): void;
+  sample?(item: T): void;
 }
 
 /** How many slices an interval of `seconds` is cut into, and the tick between them in ms. */
@@ -120,9 +121,10 @@ export class HeartbeatWheel<T extends object> implements Iterable<T> {
 
   /** Visits one slot (see the rule at the top of this file). */
   tick(): void {
-    const slot = this.slots[this.cursor]!;
-    const base = this.cursor << STATE_BITS;
-    this.cursor = (this.cursor + 1) % this.slices;
+    const at = this.cursor;
+    const slot = this.slots[at]!;
+    const base = at << STATE_BITS;
+    this.cursor = (at + 1) % this.slices;
     for (const item of slot) {
       const state = this.beats.get(item)! & STATE_MASK;
       if (state === HEARD) {
@@ -132,10 +134,13 @@ export class HeartbeatWheel<T extends object> implements Iterable<T> {
         this.actions.ping(item);
       } else {
         this.actions.terminate(item);
-        continue;
       }
-      this.actions.visited?.(item);
     }
+    const sample = this.actions.sample;
+    if (sample === undefined) return;
+    for (const item of slot) sample(item);
+    // The opposite slot (the same one in a wheel of one slot: two samples at once).
+    for (const item of this.slots[(at + Math.floor(this.slices / 2)) % this.slices]!) sample(item);
   }
 
   *[Symbol.iterator](): Iterator<T> {

@@ -84,7 +84,7 @@ export interface ConnectedFrame {
   readonly expires?: number;
   /**
    * Seconds between the node's `ping` frames to an idle connection (--heartbeat; absent when off).
-   * The node writes some frame at least every 2 × `ping` seconds: longer silence means the link is dead.
+   * The node writes some frame at least every 1.5 × `ping` seconds: longer silence means the link is dead.
    */
   readonly ping?: number;
 }
