@@ -23,6 +23,8 @@
  *   sent as `refresh`; only when that fails does the client reconnect (with a fresh token). A
  *   subscription with a `token` function refreshes its subscription token the same way, and
  *   subscribes again with a fresh one (and recovery) if the server drops it as expired.
+ * - A connection silent for longer than the node's announced `ping` allows (client/liveness.ts)
+ *   is dropped by the client itself and reconnected like any other drop.
  */
 import type { ClientFrame, Json, PresenceClient, ServerFrame } from '../src/protocol/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';

@@ -18,6 +18,10 @@
  * one whole interval to be answered, a socket that talks is never pinged, an idle one that
  * answers is pinged every other interval, and a silent peer is terminated between two and three
  * intervals after the last frame it sent (50–75 s with the default 25 s).
+ *
+ * The other direction rides on the same ticks: {@link HeartbeatActions.sample} sees each socket
+ * twice per interval, where the node writes the channel protocol's `ping` frame to sockets
+ * nothing was written to for an interval (node/sockets.ts), for clients that cannot see pings.
  */
 import { Sender } from '../transport/ws-internals.js';
 
