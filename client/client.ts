@@ -23,11 +23,14 @@
  *   sent as `refresh`; only when that fails does the client reconnect (with a fresh token). A
  *   subscription with a `token` function refreshes its subscription token the same way, and
  *   subscribes again with a fresh one (and recovery) if the server drops it as expired.
+ * - A connection silent for longer than the node's announced `ping` allows (client/liveness.ts)
+ *   is dropped by the client itself and reconnected like any other drop.
  */
 import type { ClientFrame, Json, PresenceClient, ServerFrame } from '../src/protocol/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
 import { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/codes.js';
 import { Emitter } from './emitter.js';
+import { SilenceWatch, silenceLimitMs } from './liveness.js';
 import { channelOf, noop, RequestTable, timer, type RequestKind } from './requests.js';
 import { FanoutClientError } from './errors.js';
 import { Subscription, type JsonCompatible, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
@@ -64,6 +67,8 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   /** The refresh of the connection's token, while one is scheduled. */
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** While connected to a node that announced `ping`: the watch on a silent link (client/liveness.ts). */
+  private silence: SilenceWatch | undefined;
   private readonly requests: RequestTable;
   private readonly subscriptions = new Map<string, Subscription<unknown>>();
   private readonly retryTimers = new Set<ReturnType<typeof setTimeout>>();
@@ -263,7 +268,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       opened = true;
     };
     ws.onmessage = (event) => {
-      if (this.ws === ws) this.frame(event.data);
+      if (this.ws !== ws) return;
+      this.silence?.heard();
+      this.frame(event.data);
     };
     ws.onerror = (event) => {
       // The close event follows; its reason (often empty) is completed with this text.
@@ -299,8 +306,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     }
   }
 
-  private connected(info: ConnectedInfo & { readonly expires?: number }): void {
+  private connected(info: ConnectedInfo & { readonly expires?: number; readonly ping?: number }): void {
     clearTimeout(this.connectTimer);
+    this.watchSilence(info.ping);
     if (typeof info.expires === 'number' && typeof this.token === 'function') this.scheduleRefresh(info.expires);
     this.connectedInfo = { client: info.client, node: info.node };
     this.attempt = 0;
@@ -313,6 +321,20 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     // Resubscribe first, so queued publishes land after the subscriptions that may echo them.
     for (const sub of this.subscriptions.values()) this.sendSubscribe(sub);
     this.requests.sendWaiting();
+  }
+
+  /** A node that announces `ping` writes at least every 1.5 × ping seconds: longer silence is a dead link, dropped like any other. */
+  private watchSilence(ping: number | undefined): void {
+    this.silence?.stop();
+    this.silence = undefined;
+    const ws = this.ws;
+    if (ws === undefined || typeof ping !== 'number' || !(ping > 0)) return;
+    const watch = new SilenceWatch(silenceLimitMs(ping), () => {
+      if (this.ws !== ws || this.silence !== watch) return;
+      this.detach(ws);
+      this.dropped(CloseCode.ABNORMAL, `no frame from the server for ${watch.limitMs} ms`);
+    });
+    this.silence = watch;
   }
 
   /** An upgrade failed: the node's check says why (or nothing), then the attempt ends as any other. */
@@ -328,6 +350,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private dropped(code: number, reason: string, status?: number, refusal?: UpgradeRefusal): void {
     clearTimeout(this.connectTimer);
     clearTimeout(this.refreshTimer);
+    this.watchSilence(undefined);
     if (this.stateValue === 'closed') return;
     this.connectedInfo = undefined;
     this.requests.dropped();
@@ -363,6 +386,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);
     clearTimeout(this.refreshTimer);
+    this.watchSilence(undefined);
     for (const timer of this.retryTimers) clearTimeout(timer);
     this.retryTimers.clear();
     if (this.ws) this.detach(this.ws);
@@ -430,6 +454,9 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         return;
       case 'error':
         this.errorFrame(frame.id, frame.code, frame.message, frame.channel);
+        return;
+      case 'ping':
+        // Its arrival is all it says (the silence watch heard it); no answer is needed.
         return;
       case 'ack':
       case 'history':

@@ -1,8 +1,9 @@
 /**
  * A TCP proxy for fault tests and the benchmark's fault mode (net-based): sits between a node and
  * its broker, or between clients and HAProxy, and can add latency (with jitter) to every chunk in
- * both directions, limit each direction's bandwidth, or cut the link (existing connections closed,
- * new ones dropped at once) until restored.
+ * both directions, limit each direction's bandwidth, cut the link (existing connections closed,
+ * new ones dropped at once) until restored, or stall it: a silent black hole, where nothing is
+ * forwarded and no FIN or RST reaches either end (a link that loses every packet).
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 
@@ -12,6 +13,9 @@ export class TcpProxy {
   private jitterMs = 0;
   private bytesPerSecond = 0;
   private cutOff = false;
+  private stalled = false;
+  /** Connections a stall broke (data was lost, or one end went away unseen): they end at {@link restore}. */
+  private readonly broken = new Set<Socket>();
 
   private constructor(
     private readonly server: Server,
@@ -56,11 +60,29 @@ export class TcpProxy {
     this.cutOff = true;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+    for (const socket of this.broken) socket.destroy();
+    this.broken.clear();
   }
 
-  /** Lets connections through again after {@link cut}. */
+  /**
+   * Stalls the link without closing anything: every chunk either way is dropped, a connection one
+   * end closes stays open at the other, and new connections are accepted but get nothing (as
+   * when every packet is lost: no FIN, no RST, no data). Until {@link restore}.
+   */
+  stall(): void {
+    this.stalled = true;
+    for (const socket of this.sockets) this.broken.add(socket);
+  }
+
+  /**
+   * Lets connections through again after {@link cut} or {@link stall}. The connections a stall
+   * broke are cut now (their byte streams lost data, so they cannot go on), as a peer's RST would.
+   */
   restore(): void {
     this.cutOff = false;
+    this.stalled = false;
+    for (const socket of this.broken) socket.destroy();
+    this.broken.clear();
   }
 
   async close(): Promise<void> {
@@ -74,12 +96,21 @@ export class TcpProxy {
       client.destroy();
       return;
     }
+    if (this.stalled) {
+      // Held open, unanswered, until the link is restored.
+      this.sockets.add(client);
+      this.broken.add(client);
+      client.once('close', () => this.sockets.delete(client));
+      return;
+    }
     const upstream = netConnect(port, host);
     upstream.on('error', () => {});
     for (const s of [client, upstream]) {
       this.sockets.add(s);
       s.once('close', () => {
         this.sockets.delete(s);
+        // Stalled: the other end must not learn of it (it is cut at restore).
+        if (this.stalled) return;
         client.destroy();
         upstream.destroy();
       });
@@ -100,11 +131,12 @@ export class TcpProxy {
       timer = undefined;
       while (queue.length > 0 && queue[0]!.due <= Date.now()) {
         const { chunk } = queue.shift()!;
-        if (!to.destroyed) to.write(chunk);
+        if (!to.destroyed && !this.stalled) to.write(chunk);
       }
       if (queue.length > 0) timer = setTimeout(drain, Math.max(1, queue[0]!.due - Date.now()));
     };
     from.on('data', (chunk: Buffer) => {
+      if (this.stalled) return; // lost
       if (this.delayMs === 0 && this.bytesPerSecond === 0 && queue.length === 0) {
         if (!to.destroyed) to.write(chunk);
         return;

@@ -147,6 +147,7 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): {
     logger: core.logger,
     maxSubscriptions: config.maxSubscriptions,
     maxBuffered: config.maxBuffered,
+    heartbeat: config.heartbeat,
     hooks: channelHooks(core),
     occupancy: webhooks(core, config, stores.occupancy, metrics.webhooks),
     identity: { verify: (token) => core.gate.verify(token), renew: (client, identity) => core.gate.lifetime.renew(client, identity) },

@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import type { Endpoint } from '../node/endpoint.js';
 import { frameText, type Outbox } from '../node/outbox.js';
 import { decode } from '../protocol/decode.js';
-import { encodeAck, encodeConnected, encodeError, encodeHistory, encodePresence, encodeUnsubscribed } from '../protocol/encode.js';
+import { encodeAck, encodeConnected, encodeError, encodeHistory, encodePresence, encodeUnsubscribed, PING_JSON } from '../protocol/encode.js';
 import {
   CHANNEL_PATH,
   type ErrorCode,
@@ -52,6 +52,7 @@ export interface ChannelContext {
   readonly occupancy?: ChannelOccupancy | undefined;
   /** Verifies tokens sent over the socket and renews identities (`refresh`, subscription tokens); without it they are refused. */
   readonly identity?: IdentityAuthority | undefined;
+  /** --heartbeat (seconds, 0: off): announced in `connected` as `ping`, with `ping` frames to idle sockets (Endpoint.idlePing). */ readonly heartbeat?: number | undefined;
 }
 
 export class ChannelEndpoint implements Endpoint, ChannelRuntime {
@@ -60,6 +61,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   readonly outbox: Pick<Outbox, 'send' | 'broadcast' | 'reply' | 'unsentReplyBytes'>;
   readonly logger: Logger;
   readonly budget = new RequestBudget();
+  readonly idlePing: Buffer | undefined;
   /** What the server API on users does to this node's connections (server-side subscribe, unsubscribe, listing). */
   readonly serverSide: ServerSide;
   private readonly streams: ChannelStreams;
@@ -76,6 +78,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     this.outbox = context.outbox;
     this.logger = context.logger;
     this.fencePrefix = `${context.nodeId}.${randomBytes(3).toString('hex')}.`;
+    this.idlePing = context.heartbeat ? frameText(PING_JSON) : undefined;
     this.presence = new PresenceRelay(this);
     this.occupancy = context.occupancy ? new OccupancySync(this, context.occupancy) : undefined;
     this.streams = new ChannelStreams(this, this.presence, this.occupancy);
@@ -91,7 +94,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   open(client: Client): void {
-    this.send(client, encodeConnected({ type: 'connected', client: client.id, node: this.context.nodeId, expires: unixSeconds(client.identity.expiresAt) }));
+    this.send(client, encodeConnected({ type: 'connected', client: client.id, node: this.context.nodeId, expires: unixSeconds(client.identity.expiresAt), ping: this.context.heartbeat || undefined }));
   }
 
   message(client: Client, data: Buffer, isBinary: boolean): void {

@@ -20,6 +20,13 @@ export interface Endpoint {
    * is the new one. An endpoint with rights per channel drops what the new one no longer allows.
    */
   renewed?(client: Client, previous: Identity): void;
+  /**
+   * An application-level ping the client can see (browsers never see WebSocket pings): one
+   * complete pre-framed frame the node writes to a socket of this endpoint to which nothing the
+   * client can see was written for a whole --heartbeat interval (node/sockets.ts). Without it,
+   * nothing of the kind is written.
+   */
+  readonly idlePing?: Buffer | undefined;
   /** The socket closed, for whatever reason. */
   close(client: Client): void;
   /** The node is stopping: release bus topics and timers. */

@@ -18,6 +18,10 @@
  * one whole interval to be answered, a socket that talks is never pinged, an idle one that
  * answers is pinged every other interval, and a silent peer is terminated between two and three
  * intervals after the last frame it sent (50–75 s with the default 25 s).
+ *
+ * The other direction rides on the same ticks: {@link HeartbeatActions.sample} sees each socket
+ * twice per interval, where the node writes the channel protocol's `ping` frame to sockets
+ * nothing was written to for an interval (node/sockets.ts), for clients that cannot see pings.
  */
 import { Sender } from '../transport/ws-internals.js';
 
@@ -46,6 +50,13 @@ const STATE_MASK = 3;
 export interface HeartbeatActions<T> {
   ping(item: T): void;
   terminate(item: T): void;
+  /**
+   * Called twice per interval for every socket: at its visit (after the rule above) and half an
+   * interval later (its slot's opposite). Where the node writes the channel protocol's own `ping`
+   * frame to a socket nothing was written to for a whole interval (node/sockets.ts): the same
+   * wheel serves both directions, with no timer per socket.
+   */
+  sample?(item: T): void;
 }
 
 /** How many slices an interval of `seconds` is cut into, and the tick between them in ms. */
@@ -114,9 +125,10 @@ export class HeartbeatWheel<T extends object> implements Iterable<T> {
 
   /** Visits one slot (see the rule at the top of this file). */
   tick(): void {
-    const slot = this.slots[this.cursor]!;
-    const base = this.cursor << STATE_BITS;
-    this.cursor = (this.cursor + 1) % this.slices;
+    const at = this.cursor;
+    const slot = this.slots[at]!;
+    const base = at << STATE_BITS;
+    this.cursor = (at + 1) % this.slices;
     for (const item of slot) {
       const state = this.beats.get(item)! & STATE_MASK;
       if (state === HEARD) {
@@ -128,6 +140,11 @@ export class HeartbeatWheel<T extends object> implements Iterable<T> {
         this.actions.terminate(item);
       }
     }
+    const sample = this.actions.sample;
+    if (sample === undefined) return;
+    for (const item of slot) sample(item);
+    // The opposite slot (the same one in a wheel of one slot: two samples at once).
+    for (const item of this.slots[(at + Math.floor(this.slices / 2)) % this.slices]!) sample(item);
   }
 
   *[Symbol.iterator](): Iterator<T> {

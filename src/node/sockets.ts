@@ -40,6 +40,12 @@ export class Sockets {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Open clients with a user, by user: what the server API on users acts on (docs/auth.md). */
   private readonly byUser = new Map<string, Set<Client>>();
+  /**
+   * For the sockets of an endpoint with an {@link Endpoint.idlePing}: the socket's `bytesWritten`
+   * at the wheel's previous sample (two per interval), times two, plus one when the half interval
+   * before that sample was quiet too. No bookkeeping on the write path at all.
+   */
+  private readonly written = new Map<Client, number>();
 
   constructor(private readonly host: SocketsHost) {
     const { rateLimit, rateLimitBytes, maxPayload, heartbeat } = host.config;
@@ -47,7 +53,7 @@ export class Sockets {
     this.byteLimiter = rateLimitBytes > 0 ? new ByteRateLimiter(rateLimitBytes, RATE_LIMIT_BYTES_BURST * maxPayload) : undefined;
     const { slices, tickMs } = heartbeat > 0 ? slicesFor(heartbeat) : { slices: 1, tickMs: 0 };
     this.heartbeatTickMs = tickMs;
-    this.clients = new HeartbeatWheel<Client>(slices, { ping: pingClient, terminate: terminateClient });
+    this.clients = new HeartbeatWheel<Client>(slices, { ping: (client) => this.ping(client), terminate: terminateClient, sample: (client) => this.sample(client) });
   }
 
   get size(): number {
@@ -154,9 +160,44 @@ export class Sockets {
     this.clients.heard(client);
   }
 
+  /**
+   * @internal The wheel's sample of a socket, twice per --heartbeat: the endpoint's idle ping once
+   * two half intervals in a row passed with nothing written to it. So an idle connection gets one
+   * every interval, a connection written to at least every half interval gets none, and at worst
+   * one and a half intervals pass between two frames (docs/protocol.md, `ping`).
+   */
+  sample(client: Client): void {
+    const ping = this.host.endpoint(client.endpoint)?.idlePing;
+    if (ping === undefined || !client.open) return;
+    const socket = client.socket;
+    // bytesWritten counts bytes still queued in the socket too: what the outbox wrote is included.
+    const now = socket.bytesWritten;
+    const before = this.written.get(client);
+    if (before === undefined || Math.floor(before / 2) !== now) this.written.set(client, now * 2);
+    else if (before % 2 === 0) this.written.set(client, now * 2 + 1);
+    else {
+      socket.write(ping);
+      this.written.set(client, socket.bytesWritten * 2);
+    }
+  }
+
+  /**
+   * @internal The heartbeat's WebSocket ping: the one pre-built frame, written straight to the
+   * socket as the outbox writes its frames. A browser never sees it, so it does not count as a
+   * frame written for {@link sample}.
+   */
+  ping(client: Client): void {
+    if (!client.open) return;
+    const before = client.socket.bytesWritten;
+    client.socket.write(PING_FRAME);
+    const record = this.written.get(client);
+    if (record !== undefined && Math.floor(record / 2) === before) this.written.set(client, record + 2 * PING_FRAME.length);
+  }
+
   /** @internal */
   closed(client: Client, code: number): void {
     if (!this.clients.delete(client)) return;
+    this.written.delete(client);
     const user = client.identity.user;
     const set = user === undefined ? undefined : this.byUser.get(user);
     if (set?.delete(client) && set.size === 0) this.byUser.delete(user!);
@@ -214,10 +255,6 @@ export class Sockets {
   }
 }
 
-/** The heartbeat's ping: the one pre-built frame, written straight to the socket as the outbox writes its frames. */
-function pingClient(client: Client): void {
-  if (client.open) client.socket.write(PING_FRAME);
-}
 function terminateClient(client: Client): void {
   client.ws.terminate();
 }

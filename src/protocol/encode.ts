@@ -13,6 +13,7 @@
 import type {
   AckFrame,
   ConnectedFrame,
+  PingFrame,
   ErrorFrame,
   HistoryFrame,
   JoinLeaveFrame,
@@ -39,8 +40,11 @@ export type HistoryHead = Omit<HistoryFrame, 'messages'>;
 export type HistoryBodyHead = Omit<HistoryFrame, 'type' | 'id' | 'messages'>;
 
 export function encodeConnected(frame: ConnectedFrame): string {
-  return JSON.stringify({ type: frame.type, client: frame.client, node: frame.node, expires: frame.expires });
+  return JSON.stringify({ type: frame.type, client: frame.client, node: frame.node, expires: frame.expires, ping: frame.ping });
 }
+
+/** The `ping` frame ({@link PingFrame}): always these bytes, framed once per node. */
+export const PING_JSON = JSON.stringify({ type: 'ping' } satisfies PingFrame);
 
 export function encodeSubscribed(frame: SubscribedFrame): string {
   return JSON.stringify({

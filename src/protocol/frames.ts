@@ -84,6 +84,16 @@ export interface ConnectedFrame {
   readonly node: string;
   /** When the connection's identity expires (unix seconds: the JWT's `exp`, the connect hook's `expires_at`), if it does. */
   readonly expires?: number;
+  /**
+   * Seconds between the node's `ping` frames to an idle connection (--heartbeat; absent when off).
+   * The node writes some frame at least every 1.5 × `ping` seconds: longer silence means the link is dead.
+   */
+  readonly ping?: number;
+}
+
+/** The node's application-level ping: sent when nothing else was written to the connection for a whole `ping` interval. Needs no answer. */
+export interface PingFrame {
+  readonly type: 'ping';
 }
 
 export interface SubscribedFrame {
@@ -225,7 +235,8 @@ export type ServerFrame =
   | HistoryFrame
   | PresenceFrame
   | JoinLeaveFrame
-  | ErrorFrame;
+  | ErrorFrame
+  | PingFrame;
 
 /** The WebSocket path of the channel protocol. */
 export const CHANNEL_PATH = '/ws/v1';

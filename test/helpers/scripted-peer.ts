@@ -37,8 +37,8 @@ export class Peer {
   }
 }
 
-/** A scripted server: every connection becomes a Peer; `connected` is sent unless told not to. */
-export async function scriptedServer(options: { greet?: boolean; status?: number } = {}) {
+/** A scripted server: every connection becomes a Peer; `connected` is sent unless told not to, announcing `ping` when given. */
+export async function scriptedServer(options: { greet?: boolean; status?: number; ping?: number } = {}) {
   const peers: Peer[] = [];
   const changes = new Changes();
   const wss = new WebSocketServer({
@@ -51,7 +51,7 @@ export async function scriptedServer(options: { greet?: boolean; status?: number
   wss.on('connection', (ws, req) => {
     const peer = new Peer(ws, req);
     peers.push(peer);
-    if (options.greet !== false) peer.send({ type: 'connected', client: `c${++n}`, node: 'node-a' });
+    if (options.greet !== false) peer.send({ type: 'connected', client: `c${++n}`, node: 'node-a', ...(options.ping === undefined ? {} : { ping: options.ping }) });
     changes.notify();
   });
   const port = (wss.address() as { port: number }).port;

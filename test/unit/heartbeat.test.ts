@@ -127,3 +127,20 @@ test('PING_FRAME is one complete empty ping, as ws reads it', () => {
   assert.equal(pings.length, 2);
   assert.equal(pings[0]!.length, 0);
 });
+
+test('sample: every socket twice per round, at its own slot and half a round later (once each in a wheel of one slot twice)', () => {
+  for (const slices of [4, 5, 1]) {
+    const samples: number[][] = [];
+    const wheel = new HeartbeatWheel<Peer>(slices, { ping: () => {}, terminate: () => {}, sample: (p) => samples.at(-1)!.push(p.id) });
+    for (let id = 0; id < slices; id++) wheel.add({ id });
+    for (let t = 0; t < slices; t++) {
+      samples.push([]);
+      wheel.tick();
+    }
+    const half = Math.floor(slices / 2);
+    for (let t = 0; t < slices; t++) assert.deepEqual(samples[t], [t, (t + half) % slices], `tick ${t} of ${slices}`);
+    // Over a round, each socket is sampled twice.
+    const counts = samples.flat().reduce((m, id) => m.set(id, (m.get(id) ?? 0) + 1), new Map<number, number>());
+    assert.deepEqual([...counts.values()], Array(slices).fill(2));
+  }
+});
