@@ -153,6 +153,23 @@ export const MAX_PRESENCE_META_BYTES = 1024;
 export type DepartedHandler = (channel: string, entry: PresenceEntry) => void;
 
 /**
+ * What a presence store that sweeps dead nodes by heartbeat takes (NATS KV, Kafka): its keys'
+ * prefix, its node, the ttl, and where it reports what no caller waits for.
+ */
+export interface SweptPresenceOptions {
+  /** --bus-prefix: the first part of every key. */
+  readonly prefix: string;
+  readonly node: string;
+  /** Seconds without a heartbeat after which a node's clients leave. */
+  readonly ttl: number;
+  readonly logError: (err: Error, what: string) => void;
+  /** Says once what an operator must change (a topic that is not compacted, a server without JetStream). */
+  readonly warn: (line: string) => void;
+  /** Called when this node was swept as dead (its broker was away) and must register its clients again. */
+  readonly rejoin: () => void;
+}
+
+/**
  * Who is present in a channel, cluster-wide. The contract:
  *
  * - **Join and leave** on any node; a {@link list} on any node shows the clients of every live

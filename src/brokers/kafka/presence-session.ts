@@ -11,6 +11,7 @@ import type { Admin } from '@platformatic/kafka';
 import { kafkaErrorMessage, loadKafkaClient, type Closable } from './client.js';
 import { createTopic, listEnds, openSession, SessionLoop, SharedEnds, SingleFlightProducer, type KafkaRecord, type RecordToProduce, type Session } from './session.js';
 import { BusUnavailableError } from '../../errors.js';
+import type { SweptPresenceOptions } from '../../stores/store.js';
 import { PresenceView, SWEPT_HEADER, type ViewChange } from './presence-view.js';
 
 /** How long a call waits for a session, an answer of the broker, or the view to catch up, before it counts as unavailable. */
@@ -18,21 +19,11 @@ export const OP_TIMEOUT_MS = 3000;
 /** The created topic's segments roll this often, so that the cleaner can compact all but the newest ten minutes. */
 export const SEGMENT_MS = 600_000;
 
-export interface KafkaPresenceOptions {
+export interface KafkaPresenceOptions extends SweptPresenceOptions {
   /** Bootstrap brokers, `host:port`. */
   readonly brokers: readonly string[];
   /** The presence topic, e.g. `<bus topic>-presence`. */
   readonly topic: string;
-  /** --bus-prefix: the first part of every key. */
-  readonly prefix: string;
-  readonly node: string;
-  /** Seconds without a heartbeat after which a node's clients leave. */
-  readonly ttl: number;
-  readonly logError: (err: Error, what: string) => void;
-  /** Says once what an operator should change (an existing topic that is not compacted). */
-  readonly warn: (line: string) => void;
-  /** Called when this node was swept as dead (e.g. Kafka was away) and must register its clients again. */
-  readonly rejoin: () => void;
 }
 
 /** What the rest of the store hears from the link. */

@@ -28,7 +28,7 @@
 import type { NatsAddress } from '../../config/bus-address.js';
 import { TIMINGS } from '../../config/defaults.js';
 import { BusUnavailableError } from '../../errors.js';
-import type { DepartedHandler, PresenceEntry, PresenceStore } from '../../stores/store.js';
+import type { DepartedHandler, PresenceEntry, PresenceStore, SweptPresenceOptions } from '../../stores/store.js';
 import { PresenceWrites } from '../../stores/presence-writes.js';
 import { entryFrom, storedFields } from '../../stores/presence-entry.js';
 import { NatsRevocationStore } from './revocations.js';
@@ -41,17 +41,8 @@ export const SWEEP_BATCH = 1000;
 /** Clients a presence list reads, at most. */
 export const LIST_MAX = 10_000;
 
-export interface NatsPresenceOptions {
+export interface NatsPresenceOptions extends SweptPresenceOptions {
   readonly address: NatsAddress;
-  readonly prefix: string;
-  readonly node: string;
-  /** Seconds without a heartbeat after which a node's clients leave. */
-  readonly ttl: number;
-  readonly logError: (err: Error, what: string) => void;
-  /** Says once what an operator must change (the server has no JetStream). */
-  readonly warn: (line: string) => void;
-  /** Called when this node was swept as dead (e.g. NATS was away) and must register its clients again. */
-  readonly rejoin: () => void;
 }
 
 export class NatsPresenceStore implements PresenceStore {
