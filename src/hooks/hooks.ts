@@ -314,22 +314,11 @@ export function connectAnswer(body: string): Extract<ConnectVerdict, { kind: 'ad
   if (user !== undefined && user !== null && (typeof user !== 'string' || user.length === 0 || user.length > 200)) {
     return 'a `user` that is neither null nor a string of 1–200 characters';
   }
-  const channels = patternList(value['channels'], 'channels');
-  if (typeof channels === 'string') return channels;
-  const publish = patternList(value['publish'], 'publish');
-  if (typeof publish === 'string') return publish;
-  const meta = metaField(value['meta']);
-  if (typeof meta === 'string') return meta;
+  const grants = grantFields(value);
+  if (typeof grants === 'string') return grants;
   const expiresAt = expiresAtField(value['expires_at']);
   if (typeof expiresAt === 'string') return expiresAt;
-  return Object.freeze({
-    kind: 'admit',
-    user: typeof user === 'string' ? user : undefined,
-    channels,
-    publish,
-    meta: meta?.value,
-    expiresAt,
-  });
+  return Object.freeze({ kind: 'admit', user: typeof user === 'string' ? user : undefined, ...grants, expiresAt });
 }
 
 /** A refresh hook's 200 body: `expires_at` (required), and `channels`, `publish`, `meta` as the connect hook's. */
@@ -339,13 +328,20 @@ export function refreshAnswer(body: string): Extract<RefreshVerdict, { kind: 'ex
   const expiresAt = expiresAtField(value['expires_at']);
   if (typeof expiresAt === 'string') return expiresAt;
   if (expiresAt === undefined) return 'no `expires_at`';
+  const grants = grantFields(value);
+  if (typeof grants === 'string') return grants;
+  return Object.freeze({ kind: 'extend', expiresAt, ...grants });
+}
+
+/** `channels`, `publish` and `meta` of a connect or refresh hook's answer; a string says what is wrong. */
+function grantFields(value: Record<string, unknown>): { channels: readonly string[] | undefined; publish: readonly string[] | undefined; meta: Json | undefined } | string {
   const channels = patternList(value['channels'], 'channels');
   if (typeof channels === 'string') return channels;
   const publish = patternList(value['publish'], 'publish');
   if (typeof publish === 'string') return publish;
   const meta = metaField(value['meta']);
   if (typeof meta === 'string') return meta;
-  return Object.freeze({ kind: 'extend', expiresAt, channels, publish, meta: meta?.value });
+  return { channels, publish, meta: meta?.value };
 }
 
 /** `meta`: an object (boxed), or undefined when absent or null; a string says what is wrong. */
