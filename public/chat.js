@@ -223,18 +223,31 @@ function renderPresence() {
   $('presenceCount').textContent = room.presenceOn ? String(items.length) : '';
 }
 
+/**
+ * Lists who is present: the node's answer, then every join and leave that arrived while it was
+ * on its way, in order. The answer may have been read before a join that already reached the page
+ * (another node's subscriber), so taking it alone would drop that member until its next hello.
+ */
 async function loadPresence() {
   const current = room;
+  const meanwhile = [];
+  current.meanwhile.add(meanwhile);
   try {
     const clients = await current.sub.presence();
     if (room !== current) return;
     current.presenceOn = true;
     current.present = new Map(clients.map((c) => [c.client, { user: c.user, meta: c.meta }]));
+    for (const [id, entry] of meanwhile) {
+      if (entry) current.present.set(id, entry);
+      else current.present.delete(id);
+    }
     $('presenceNote').textContent = '';
     renderPresence();
   } catch (err) {
     if (room !== current) return;
     $('presenceNote').textContent = err.code === 'not_found' ? "presence is off here (start the nodes with --presence 'chat:*')" : `presence unavailable: ${err.message}`;
+  } finally {
+    current.meanwhile.delete(meanwhile);
   }
 }
 
@@ -248,7 +261,8 @@ function join(channelName) {
   roomStatus('');
   // shown: offset → line; names: client id → name; present: client id → {user, meta}; gone: ids of
   // connections their page replaced after a reconnect (until the server's presence sweep drops them).
-  const current = { channel: channelName, shown: new Map(), names: new Map(), present: new Map(), gone: new Set(), presenceOn: false, sub: null, me: null };
+  // meanwhile: the logs of joins and leaves kept while a presence answer is on its way.
+  const current = { channel: channelName, shown: new Map(), names: new Map(), present: new Map(), gone: new Set(), presenceOn: false, sub: null, me: null, meanwhile: new Set() };
   room = current;
   current.sub = client.subscribe(`chat:${channelName}`, {
     onMessage: (data, { offset }) => show(data, offset),
@@ -281,10 +295,12 @@ function join(channelName) {
     },
     onJoin: ({ client: id, user, meta }) => {
       current.present.set(id, { user, meta });
+      for (const log of current.meanwhile) log.push([id, { user, meta }]);
       renderPresence();
     },
     onLeave: ({ client: id }) => {
       current.present.delete(id);
+      for (const log of current.meanwhile) log.push([id, null]);
       renderPresence();
     },
     onError: (err) => {
