@@ -14,6 +14,8 @@ import { startBrowserCluster, type BrowserCluster } from '../helpers/browser-clu
 
 const WAIT = 30_000;
 let cluster: BrowserCluster;
+/** The pages the test opened, so that a failed wait can say what each one showed. */
+const opened: TestPage[] = [];
 
 before(async () => {
   cluster = await startBrowserCluster('chat', ['--presence', 'chat:*', '--drain-delay', '0', '--drain-timeout', '0'], WAIT);
@@ -32,16 +34,42 @@ async function say(page: Page, text: string): Promise<void> {
   await page.press('#chatMessage', 'Enter');
 }
 
+/** What a page shows, for a wait that timed out: its state, node, presence, notices and chat. */
+async function pageState(page: Page): Promise<string> {
+  return page
+    .evaluate(() => {
+      const texts = (selector: string) => Array.from(document.querySelectorAll(selector), (el) => (el.textContent ?? '').trim());
+      return JSON.stringify({
+        state: document.querySelector('#state')?.getAttribute('data-state'),
+        node: document.querySelector('#node')?.textContent,
+        presence: texts('#presence li'),
+        notices: texts('#notice, #roomStatus, #presenceNote').filter((t) => t !== ''),
+        chat: texts('#chat .msg'),
+      });
+    })
+    .catch((err: Error) => `(page unreadable: ${err.message})`);
+}
+
+/** Awaits a page wait; when it fails, the error says what every page of the test showed then. */
+async function explained(what: string, wait: Promise<unknown>): Promise<void> {
+  try {
+    await wait;
+  } catch (err) {
+    const states = await Promise.all(opened.map(async (p, i) => `  page ${i}: ${await pageState(p.page)}`));
+    throw new Error(`${what}: ${(err as Error).message.split('\n')[0]}\n${states.join('\n')}`);
+  }
+}
+
 /** Waits until the page's chat shows every text in `texts`. */
 async function shows(page: Page, texts: readonly string[]): Promise<void> {
-  await page.waitForFunction(
+  await explained(`waiting for ${JSON.stringify(texts)}`, page.waitForFunction(
     (want) => {
       const seen = new Set(Array.from(document.querySelectorAll("#chat .msg .text"), (el) => el.textContent));
       return want.every((t) => seen.has(t));
     },
     texts,
     { timeout: WAIT },
-  );
+  ));
 }
 
 async function nodeOf(page: Page): Promise<string> {
@@ -56,17 +84,18 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   for (const name of ['ann', 'bob', 'cy']) viaProxy.push(await cluster.browser.open(url(cluster.proxy.port, name)));
   const direct = [await cluster.browser.open(url(cluster.nodes[0]!.port, 'dee')), await cluster.browser.open(url(cluster.nodes[1]!.port, 'eve'))];
   const pages = [...viaProxy, ...direct];
+  opened.push(...pages);
   const nodeIds = await Promise.all(pages.map((p) => nodeOf(p.page)));
   assert.equal(nodeIds[3], 'chat1');
   assert.equal(nodeIds[4], 'chat2');
 
   // Everyone sees everyone: presence lists the five pages by name (learnt from their joins), on both nodes.
   for (const p of pages) {
-    await p.page.waitForFunction(
+    await explained('waiting for the five names in presence', p.page.waitForFunction(
       () => Array.from(document.querySelectorAll('#presence li'), (li) => (li.textContent ?? '').replace(' (you)', '')).sort().join() === 'ann,bob,cy,dee,eve',
       undefined,
       { timeout: WAIT },
-    );
+    ));
   }
   assert.equal(await pages[1]!.page.textContent('#presence li:has-text("(you)")'), 'bob (you)');
 
@@ -91,7 +120,7 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   await shows(talker.page, meanwhile);
 
   for (const p of moved) {
-    await p.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, survivorId, { timeout: WAIT });
+    await explained(`waiting for a moved page to be served by ${survivorId}`, p.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, survivorId, { timeout: WAIT }));
   }
   await say(moved[0]!.page, 'back on the other node');
   const expected = ['hello from dee', 'bob here', ...meanwhile, 'back on the other node'];
@@ -104,14 +133,14 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
     assert.equal(new Set(offsets).size, offsets.length, 'no offset twice');
   }
   // Presence follows: the moved pages are listed under their names again (their old connections dropped).
-  await moved[0]!.page.waitForFunction(
+  await explained('waiting for presence to list ann, bob, cy and eve once each after the move', moved[0]!.page.waitForFunction(
     () => {
       const names = Array.from(document.querySelectorAll('#presence li'), (li) => (li.textContent ?? '').replace(' (you)', ''));
       return ['ann', 'bob', 'cy', 'eve'].every((n) => names.filter((x) => x === n).length === 1) && !names.some((n) => n.startsWith('guest'));
     },
     undefined,
     { timeout: WAIT },
-  );
+  ));
   await screenshot(moved[0]!.page, 'demo-chat');
 
   // The page served by the killed node itself comes back when the node restarts on its port.
@@ -119,7 +148,7 @@ test('a chat across HAProxy and both nodes survives a node being killed: every m
   assert.notEqual(await stranded.page.getAttribute('#state', 'data-state'), 'closed', 'it keeps trying');
   cluster.nodes[victim] = await forkFanoutServe([...cluster.nodeArgs(victim + 1), '--port', String(victimPort)]);
   await waitReadyPort(victimPort, WAIT);
-  await stranded.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, victimId, { timeout: WAIT });
+  await explained(`waiting for the stranded page to be served by ${victimId} again`, stranded.page.waitForFunction((id) => document.querySelector('#state')?.getAttribute('data-state') === 'connected' && document.querySelector('#node')?.textContent === id, victimId, { timeout: WAIT }));
   await say(stranded.page, 'dee is back');
   for (const p of pages) {
     await shows(p.page, [...expected, 'dee is back']);
