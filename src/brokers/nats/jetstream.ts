@@ -75,6 +75,12 @@ export interface JetStreamLogOptions {
    * recovery across them says `recovered:false` (jetstream-layout.ts `completeAfter`). Default 256 MiB.
    */
   readonly historyMaxBytes?: number;
+  /**
+   * Seconds the stream remembers message ids (its `duplicate_window`): the longest idempotency
+   * window of the top level and the namespaces (OutgoingMessage.idempotency), cut to --history-ttl
+   * when that is shorter (JetStream wants the window within max_age). Default 120, the server's.
+   */
+  readonly idempotencyWindow?: number;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** A stored message whose bus payload could not be built (`channelPayloadHead` threw): it is in history but not delivered live; counted and logged by the caller. */
@@ -188,6 +194,13 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
+  /** The stream's duplicate window (ms): {@link JetStreamLogOptions.idempotencyWindow}, within max_age. */
+  private get duplicateWindowMs(): number {
+    const wanted = (this.options.idempotencyWindow ?? 120) * 1000;
+    const ttl = this.options.historyTtl * 1000;
+    return ttl > 0 ? Math.min(wanted, ttl) : wanted;
+  }
+
   /** Creates the stream, or updates its limits to this node's flags when they differ. */
   private async ensureStream(jsm: JetStreamManager): Promise<void> {
     const { stream, subjects } = this.layout;
@@ -197,6 +210,7 @@ export class JetStreamLog extends BaseBus {
       max_msgs_per_subject: this.perSubject,
       max_age: nanos(this.options.historyTtl * 1000),
       max_bytes: maxBytes > 0 ? maxBytes : -1,
+      duplicate_window: nanos(this.duplicateWindowMs),
       discard: DiscardPolicy.Old,
       republish: this.layout.republish,
     };
@@ -204,7 +218,7 @@ export class JetStreamLog extends BaseBus {
     try {
       info = await jsm.streams.info(stream);
       const c = info.config;
-      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.max_bytes !== limits.max_bytes || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
+      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.max_bytes !== limits.max_bytes || c.duplicate_window !== limits.duplicate_window || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
         info = await jsm.streams.update(stream, limits);
       }
     } catch (err) {
@@ -267,7 +281,8 @@ export class JetStreamLog extends BaseBus {
 
   /**
    * {@link append}, and with `msgID` the server stores a message once per id within the stream's
-   * duplicate window (2 minutes by default), answering a repeat with the first one's sequence.
+   * duplicate window ({@link JetStreamLogOptions.idempotencyWindow}), answering a repeat with the
+   * first one's sequence.
    */
   async store(subject: string, data: Buffer | string, origin: string, msgID?: string): Promise<{ seq: number; duplicate: boolean }> {
     const conn = this.connection();
