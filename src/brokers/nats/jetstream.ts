@@ -47,7 +47,7 @@ import type { NatsAddress } from '../../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
-import { controlSubject, liveSubjects, ORIGIN_HEADER, SEQUENCE_HEADER, TIME_HEADER, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
+import { controlSubject, duplicateWindowMs, liveSubjects, ORIGIN_HEADER, SEQUENCE_HEADER, TIME_HEADER, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
 import type { StoredMessage } from '../../stores/store.js';
 
 /** How long a request to JetStream (publish, read) may take before it counts as unavailable. */
@@ -75,11 +75,7 @@ export interface JetStreamLogOptions {
    * recovery across them says `recovered:false` (jetstream-layout.ts `completeAfter`). Default 256 MiB.
    */
   readonly historyMaxBytes?: number;
-  /**
-   * Seconds the stream remembers message ids (its `duplicate_window`): the longest idempotency
-   * window of the top level and the namespaces (OutgoingMessage.idempotency), cut to --history-ttl
-   * when that is shorter (JetStream wants the window within max_age). Default 120, the server's.
-   */
+  /** The longest idempotency window in seconds: the stream's duplicate window (jetstream-layout.ts `duplicateWindowMs`). */
   readonly idempotencyWindow?: number;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
@@ -194,13 +190,6 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /** The stream's duplicate window (ms): {@link JetStreamLogOptions.idempotencyWindow}, within max_age. */
-  private get duplicateWindowMs(): number {
-    const wanted = (this.options.idempotencyWindow ?? 120) * 1000;
-    const ttl = this.options.historyTtl * 1000;
-    return ttl > 0 ? Math.min(wanted, ttl) : wanted;
-  }
-
   /** Creates the stream, or updates its limits to this node's flags when they differ. */
   private async ensureStream(jsm: JetStreamManager): Promise<void> {
     const { stream, subjects } = this.layout;
@@ -210,7 +199,7 @@ export class JetStreamLog extends BaseBus {
       max_msgs_per_subject: this.perSubject,
       max_age: nanos(this.options.historyTtl * 1000),
       max_bytes: maxBytes > 0 ? maxBytes : -1,
-      duplicate_window: nanos(this.duplicateWindowMs),
+      duplicate_window: nanos(duplicateWindowMs(this.options.idempotencyWindow, this.options.historyTtl)),
       discard: DiscardPolicy.Old,
       republish: this.layout.republish,
     };
@@ -279,11 +268,7 @@ export class JetStreamLog extends BaseBus {
     return (await this.store(subject, data, origin)).seq;
   }
 
-  /**
-   * {@link append}, and with `msgID` the server stores a message once per id within the stream's
-   * duplicate window ({@link JetStreamLogOptions.idempotencyWindow}), answering a repeat with the
-   * first one's sequence.
-   */
+  /** {@link append}; with `msgID`, stored once per id within the stream's duplicate window (`duplicateWindowMs`), a repeat answered with the first one's sequence. */
   async store(subject: string, data: Buffer | string, origin: string, msgID?: string): Promise<{ seq: number; duplicate: boolean }> {
     const conn = this.connection();
     const h = headers();
