@@ -29,11 +29,12 @@
 import type { ClientFrame, Json, PresenceClient, ServerFrame } from '../src/protocol/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
 import { CloseCode, shouldReconnect, shouldRetryUpgrade } from '../src/protocol/codes.js';
+import { IDEMPOTENCY_KEY_RULE, isIdempotencyKey } from '../src/protocol/decode.js';
 import { Emitter } from './emitter.js';
 import { SilenceWatch, silenceLimitMs } from './liveness.js';
 import { channelOf, noop, RequestTable, timer, type RequestKind } from './requests.js';
 import { FanoutClientError } from './errors.js';
-import { Subscription, type JsonCompatible, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
+import { Subscription, type JsonCompatible, type PublishAck, type PublishOptions, type SubscribeOptions, type SubscriptionHandlers, type SubscriptionOwner, type HistoryPage, type HistoryResult } from './subscription.js';
 import { CLIENT_DEFAULTS, endpointUrl, positive, withToken, type ClientEvents, type ClientOptions, type ClientState, type ConnectedInfo, type DisconnectedInfo } from './options.js';
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
 import { askWhy, canAskWhy, type UpgradeRefusal } from './refusal.js';
@@ -188,18 +189,22 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
    * Publishes `data` to `channel`: any JSON-compatible value, typed with `type` or `interface`
    * ({@link JsonCompatible}); resolves with its offset once the server acks.
    * Rejects with a {@link FanoutClientError}: the server's code (`forbidden`, `rate_limited`, …),
-   * `disconnected` (sent, then the connection dropped: the outcome is unknown), `timeout`,
-   * `queue_full` or `closed`.
+   * `disconnected` (sent, then the connection dropped: the outcome is unknown; never with an
+   * `idempotencyKey`, whose publish is sent again after the reconnect), `timeout`, `queue_full`
+   * or `closed`. With `idempotencyKey` the answer may say `duplicate` ({@link PublishOptions}).
    */
-  publish<T>(channel: string, data: T & JsonCompatible<T>): Promise<{ offset: number }> {
-    return this.publishData(channel, data);
+  publish<T>(channel: string, data: T & JsonCompatible<T>, options?: PublishOptions): Promise<PublishAck> {
+    return this.publishData(channel, data, options);
   }
 
   /** @internal {@link publish} without the type check (a subscription's publish did it). */
-  async publishData(channel: string, data: unknown): Promise<{ offset: number }> {
+  async publishData(channel: string, data: unknown, options?: PublishOptions): Promise<PublishAck> {
     if (data === undefined) throw new FanoutClientError('bad_request', 'publish: data is undefined (expected a JSON value)', { channel });
-    const reply = await this.request('publish', { type: 'publish', channel, data: data as Json });
-    return { offset: reply.type === 'ack' ? reply.offset : NaN };
+    const key = options?.idempotencyKey;
+    if (key !== undefined && !isIdempotencyKey(key)) throw new FanoutClientError('bad_request', `publish: ${IDEMPOTENCY_KEY_RULE}`, { channel });
+    const reply = await this.request('publish', { type: 'publish', channel, data: data as Json, ...(key === undefined ? {} : { idempotency_key: key }) });
+    if (reply.type !== 'ack') return { offset: NaN };
+    return reply.duplicate ? { offset: reply.offset, duplicate: true } : { offset: reply.offset };
   }
 
   /** The latest messages of `channel`, oldest first (at most `limit`; the server's default without it). `T` types their data (not checked). */

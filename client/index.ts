@@ -13,7 +13,7 @@
 export { FanoutClient, connect, endpointUrl, CHANNEL_PATH, CLIENT_DEFAULTS } from './client.js';
 export type { ClientOptions, ClientState, ClientEvents, ConnectedInfo, DisconnectedInfo } from './client.js';
 export { Subscription } from './subscription.js';
-export type { SubscriptionState, SubscriptionEvents, SubscriptionHandlers, SubscribeOptions, SubscribedInfo, MessageContext, HistoryPage, HistoryResult, JsonCompatible, PublishBound } from './subscription.js';
+export type { SubscriptionState, SubscriptionEvents, SubscriptionHandlers, SubscribeOptions, SubscribedInfo, MessageContext, HistoryPage, HistoryResult, PublishOptions, PublishAck, JsonCompatible, PublishBound } from './subscription.js';
 export { FanoutClientError } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
 export { backoffDelay, BACKOFF_DEFAULTS } from './backoff.js';

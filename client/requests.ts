@@ -3,8 +3,9 @@
  * dropped connection. Contract (docs/client.md): a request made while disconnected waits (up to
  * `maxQueued`) and is sent after the reconnect; a publish already on the wire when the connection
  * drops rejects with `disconnected` (its outcome is unknown, so it is never resent and cannot be
- * duplicated); history and presence reads are resent; subscribes are re-sent by their
- * subscriptions, with `since`.
+ * duplicated), unless it carries an `idempotency_key`: then it is resent with the same key, and
+ * the server stores it once; history and presence reads are resent; subscribes are re-sent by
+ * their subscriptions, with `since`.
  */
 import type { ClientFrame, ServerFrame } from '../src/protocol/frames.js';
 import { FanoutClientError } from './errors.js';
@@ -102,8 +103,8 @@ export class RequestTable {
         this.settle(pending); // the resubscription sends a fresh one
       } else if (!pending.sent) {
         continue;
-      } else if (pending.kind === 'history' || pending.kind === 'presence') {
-        pending.sent = false; // reads are safe to resend
+      } else if (pending.kind === 'history' || pending.kind === 'presence' || isKeyedPublish(pending.frame)) {
+        pending.sent = false; // reads, and publishes the server stores once per key, are safe to resend
       } else {
         this.settle(pending, new FanoutClientError('disconnected', `connection lost before the ${pending.kind} was acknowledged${pending.kind === 'publish' ? '; it may or may not have been published' : ''}`, { sent: true }));
       }
@@ -151,4 +152,9 @@ export function timer(ms: number, fn: () => void): ReturnType<typeof setTimeout>
 /** The channel a frame concerns, if it names one. */
 export function channelOf(frame: ClientFrame | undefined): string | undefined {
   return frame && 'channel' in frame ? frame.channel : undefined;
+}
+
+/** A publish with an idempotency key: the server stores it once however often it is sent. */
+function isKeyedPublish(frame: ClientFrame): boolean {
+  return frame.type === 'publish' && frame.idempotency_key !== undefined;
 }

@@ -9,6 +9,24 @@ import { Emitter, type Unlisten } from './emitter.js';
 import { FanoutClientError } from './errors.js';
 import { applyFossilDelta } from './fossil.js';
 
+/** How to publish (docs/client.md, "Publishing safely"). */
+export interface PublishOptions {
+  /**
+   * Makes the publish safe to retry (1–128 printable ASCII characters, no space; e.g. an order id
+   * or `crypto.randomUUID()`): a publish with a key that was sent when the connection dropped is
+   * sent again, with the same key, after the reconnect, and the server stores it once within the
+   * channel's idempotency-window (default 300 s). Without a key such a publish rejects with
+   * `disconnected`, since resending it might store it twice.
+   */
+  readonly idempotencyKey?: string;
+}
+
+/** A publish's answer: its offset; `duplicate` when the server had the key already (nothing stored again, the offset is the first publish's). */
+export interface PublishAck {
+  readonly offset: number;
+  readonly duplicate?: true;
+}
+
 /** Which page of history to read: the latest `limit` messages older than offset `before`. */
 export interface HistoryPage {
   readonly limit?: number;
@@ -125,7 +143,7 @@ export interface SubscribeOptions {
 /** What a subscription needs from its client. */
 export interface SubscriptionOwner {
   /** @internal `data` is JSON-compatible: the subscription's `publish` checked its type. */
-  publishData(channel: string, data: unknown): Promise<{ offset: number }>;
+  publishData(channel: string, data: unknown, options?: PublishOptions): Promise<PublishAck>;
   history(channel: string, page?: number | HistoryPage): Promise<HistoryResult<unknown>>;
   presence(channel: string): Promise<PresenceClient[]>;
   unsubscribe(subscription: Subscription<unknown>): Promise<void>;
@@ -211,9 +229,10 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   /**
    * Publishes to this channel; resolves with the message's offset when the server acks it. A typed
    * subscription (`subscribe<ChatMessage>()`) takes its own type; an untyped one any JSON-compatible value.
+   * With `idempotencyKey` it is retried after a reconnect and stored once ({@link PublishOptions}).
    */
-  publish<D extends PublishBound<T> = T>(data: D & JsonCompatible<D>): Promise<{ offset: number }> {
-    return this.owner.publishData(this.channel, data);
+  publish<D extends PublishBound<T> = T>(data: D & JsonCompatible<D>, options?: PublishOptions): Promise<PublishAck> {
+    return this.owner.publishData(this.channel, data, options);
   }
 
   /** The channel's latest messages, oldest first (at most `limit`). */

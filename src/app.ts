@@ -23,7 +23,7 @@ import type { Config, KafkaIngestTarget } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createStores, type StoreTarget } from './brokers/create-stores.js';
-import { storedHistorySize } from './config/namespaces.js';
+import { longestIdempotencyWindow, storedHistorySize } from './config/namespaces.js';
 import { JetStreamLog } from './brokers/nats/jetstream.js';
 import { KafkaLog } from './brokers/kafka/log.js';
 import type { KafkaAddress } from './config/bus-address.js';
@@ -291,6 +291,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
     historySize: storedHistorySize(config),
     historyTtl: config.historyTtl,
     historyMaxBytes: config.historyMaxBytes,
+    idempotencyWindow: longestIdempotencyWindow(config),
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'jetstream' }),
     logger: core.logger,

@@ -289,8 +289,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     const hook = this.context.hooks?.publish;
     if (hook && url !== false) return this.publishAsking(client, frame, (caller, ch, data, on) => hook(caller, ch, data, url, on));
     try {
-      const { offset } = await this.service.publish(channel, JSON.stringify(frame.data));
-      this.send(client, encodeAck({ type: 'ack', id, offset }));
+      const { offset, duplicate } = await this.service.publish(channel, JSON.stringify(frame.data), undefined, frame.idempotency_key);
+      this.send(client, encodeAck({ type: 'ack', id, offset, ...(duplicate ? { duplicate } : {}) }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `not published: ${err.clientMessage}`, id, channel);
@@ -311,7 +311,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
       if (verdict.kind !== 'allow') return { verdict, stored: undefined };
       const data = verdict.data ? JSON.stringify(verdict.data.value) : JSON.stringify(frame.data);
       // Started here, awaited below: the next publish's step may start once this one is issued.
-      const stored = this.service.publish(channel, data);
+      const stored = this.service.publish(channel, data, undefined, frame.idempotency_key);
       stored.catch(() => {});
       return { verdict, stored };
     });
@@ -321,8 +321,8 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
     if (verdict.kind === 'too_large') return this.error(client, 'too_large', `not published: ${verdict.reason}`, id, channel);
     if (verdict.kind === 'unavailable') return this.error(client, 'unavailable', `not published: ${verdict.reason}; retry`, id, channel);
     try {
-      const { offset } = await stored!;
-      this.send(client, encodeAck({ type: 'ack', id, offset }));
+      const { offset, duplicate } = await stored!;
+      this.send(client, encodeAck({ type: 'ack', id, offset, ...(duplicate ? { duplicate } : {}) }));
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) throw err;
       this.error(client, 'unavailable', `not published: ${err.clientMessage}`, id, channel);

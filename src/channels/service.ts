@@ -38,6 +38,7 @@ export type ChannelsConfig = Pick<
   | 'busPrefix'
   | 'historySize'
   | 'historyTtl'
+  | 'idempotencyWindow'
   | 'namespaces'
   | 'publishHook'
   | 'maxSubscriptions'
@@ -129,11 +130,14 @@ export class ChannelService {
    * Stores and delivers one message (`data` is its JSON text). Rejects with BusUnavailableError
    * when the bus or the store cannot take it: never a silent drop. With `once` (a message from a
    * log that may hand it over again), the store publishes it only past the source's last position
-   * ({@link OutgoingMessage.once}) and otherwise resolves with `duplicate`.
+   * ({@link OutgoingMessage.once}) and otherwise resolves with `duplicate`. With an
+   * `idempotencyKey` (a client's or back end's `idempotency_key`), a repeat within the channel's
+   * idempotency-window resolves with `duplicate` and the first publish's offset, nothing stored.
    */
-  async publish(channel: string, data: string, once?: OutgoingMessage['once']): Promise<PublishResult> {
+  async publish(channel: string, data: string, once?: OutgoingMessage['once'], idempotencyKey?: string): Promise<PublishResult> {
     if (!this.link.connected) throw new BusUnavailableError('the bus is not connected');
-    const message: OutgoingMessage = { channel, topic: this.topic(channel), origin: this.options.nodeId, data, ...(once ? { once } : {}) };
+    const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, window: this.namespaces.resolve(channel).idempotencyWindow };
+    const message: OutgoingMessage = { channel, topic: this.topic(channel), origin: this.options.nodeId, data, ...(once ? { once } : {}), ...(idempotency ? { idempotency } : {}) };
     const position = await this.toStore(EnvelopeKind.CHANNEL, () => this.channels.publish(message));
     if (position.duplicate) return position;
     // Offsets that count 1, 2, 3… in each epoch say how many of the last --history-size are kept.

@@ -30,6 +30,8 @@ export const DEFAULTS = {
   historyTtl: 300,
   /** Bytes of history the memory store keeps in process, all channels together (0: no cap). */
   historyMaxBytes: 256 * 1024 * 1024,
+  /** Seconds a publish's `idempotency_key` is remembered per channel (issue 27): a repeat within it stores nothing. */
+  idempotencyWindow: 300,
   presenceTtl: 15,
   maxSubscriptions: 100,
   drainDelay: 5,

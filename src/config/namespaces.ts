@@ -6,12 +6,15 @@
  * (--presence, --anonymous-subscribe, --anonymous-publish) keep deciding for what the namespaces
  * leave out, so they stay a shorthand.
  *
- * The options of issue 27's later parts not built yet (`cache`, `idempotency-window`) are refused
+ * The options of issue 27's later parts not built yet (`cache`) are refused
  * with a line saying so, not ignored: a file that asks for them must not run as if it had them.
  */
 import { z } from 'zod';
 import { compileGlob, globMatches, type Glob } from '../protocol/patterns.js';
 import { hookUrl, int, pattern } from './values.js';
+
+/** Most seconds an `idempotency-window` (top level or namespace) may be: a day. */
+export const MAX_IDEMPOTENCY_WINDOW = 86_400;
 
 /** Most namespaces in one configuration: matching walks them in order for each new channel. */
 export const MAX_NAMESPACES = 100;
@@ -33,7 +36,7 @@ export const namespaceSchema = z.strictObject({
   publishHook: z.union([hookUrl(), z.literal(false)], { error: 'expected an http:// or https:// URL, or false to skip --publish-hook' }).optional(),
   cache: notYet('cache (last-value channels)'),
   delta: z.union([z.literal('fossil'), z.literal(false)], { error: 'expected fossil (the one delta encoding), or false' }).optional(),
-  idempotencyWindow: notYet('idempotency-window (idempotent publish)'),
+  idempotencyWindow: int(1, MAX_IDEMPOTENCY_WINDOW).optional(),
 });
 
 /** `namespaces:`: at most {@link MAX_NAMESPACES}, each pattern once. */
@@ -78,12 +81,15 @@ export interface ChannelOptions {
   readonly publishHook: string | false;
   /** Delta compression for subscribers that ask for it (`"delta":true`): `fossil`, or false (docs/protocol.md). */
   readonly delta: 'fossil' | false;
+  /** Seconds a publish's `idempotency_key` is remembered in the channel (docs/protocol.md, "Idempotent publish"). */
+  readonly idempotencyWindow: number;
 }
 
 /** The top-level values namespaces fall back to, as the node's config holds them. */
 export interface TopLevel {
   readonly historySize: number;
   readonly historyTtl: number;
+  readonly idempotencyWindow: number;
   readonly presence: readonly string[];
   readonly anonymousSubscribe?: readonly string[] | undefined;
   readonly anonymousPublish?: readonly string[] | undefined;
@@ -182,6 +188,7 @@ export class Namespaces {
       subscribeHook,
       publishHook: ns?.publishHook ?? this.top.publishHook ?? false,
       delta: ns?.delta ?? false,
+      idempotencyWindow: ns?.idempotencyWindow ?? this.top.idempotencyWindow,
     };
   }
 
@@ -206,4 +213,12 @@ export class Namespaces {
  */
 export function storedHistorySize(config: Pick<TopLevel, 'historySize' | 'namespaces'>): number {
   return Math.max(config.historySize, ...config.namespaces.map((ns) => ns.historySize ?? 0));
+}
+
+/**
+ * The longest idempotency window of the top level and any namespace: what a store with one
+ * window for all channels (the JetStream stream's duplicate window) must keep keys for.
+ */
+export function longestIdempotencyWindow(config: Pick<TopLevel, 'idempotencyWindow' | 'namespaces'>): number {
+  return Math.max(config.idempotencyWindow, ...config.namespaces.map((ns) => ns.idempotencyWindow ?? 0));
 }

@@ -14,7 +14,7 @@ import { parseHistorySource, type HistoryTarget } from './history-target.js';
 import { KAFKA_GROUP, KAFKA_TOPIC, parseIngestBrokers, type KafkaIngestTarget } from './kafka-ingest.js';
 import { originPolicy } from './origins.js';
 import type { TlsFiles } from './tls.js';
-import { namespacesSchema } from './namespaces.js';
+import { MAX_IDEMPOTENCY_WINDOW, namespacesSchema } from './namespaces.js';
 import { hookUrl, int, list, number, parsedWith, patterns, seconds } from './values.js';
 
 export { DEFAULTS, RATE_LIMIT_BYTES_BURST, TIMINGS } from './defaults.js';
@@ -74,6 +74,7 @@ export const serveSchema = z.strictObject({
   historySize: int(0).default(DEFAULTS.historySize),
   historyTtl: seconds().default(DEFAULTS.historyTtl),
   historyMaxBytes: int(0).default(DEFAULTS.historyMaxBytes),
+  idempotencyWindow: int(1, MAX_IDEMPOTENCY_WINDOW).default(DEFAULTS.idempotencyWindow),
   apiKey: z.string().min(1).optional(),
   presence: patterns().default([]),
   presenceTtl: number('expected a number of seconds').pipe(z.number().min(0.3, { error: 'expected at least 0.3 seconds' })).default(DEFAULTS.presenceTtl),
@@ -174,6 +175,7 @@ export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchem
   historySize: `messages kept per channel for history and recovery (default ${DEFAULTS.historySize})`,
   historyTtl: `seconds a channel's history is kept after its last message (default ${DEFAULTS.historyTtl})`,
   historyMaxBytes: `bytes of history the memory store keeps, all channels together; past it the least recently written channels are evicted whole, 0 for no cap (default ${DEFAULTS.historyMaxBytes})`,
+  idempotencyWindow: `seconds a publish's idempotency_key is remembered per channel: a repeat within it stores nothing and is answered with the first offset, 1 to ${MAX_IDEMPOTENCY_WINDOW} (default ${DEFAULTS.idempotencyWindow})`,
   apiKey: 'key for the HTTP publish API (Authorization: Bearer KEY); the API is off without it',
   presence: 'comma-separated channel patterns with presence (join/leave events, presence lists), e.g. chat:* (default none)',
   presenceTtl: `seconds after which a silent node's clients leave presence; heartbeats every third of it (default ${DEFAULTS.presenceTtl})`,

@@ -1,7 +1,9 @@
 /**
  * The HTTP API for back ends (on only with --api-key), every call with `Authorization: Bearer KEY`:
  *
- * - `POST /api/publish` `{"channel":C,"data":ANY_JSON}` → 200 `{"offset":O}`
+ * - `POST /api/publish` `{"channel":C,"data":ANY_JSON[,"idempotency_key":K]}` (or the key in an
+ *   `Idempotency-Key` header) → 200 `{"offset":O}`, or `{"offset":O,"duplicate":true}` for a key
+ *   the channel had within its idempotency-window (nothing stored; O is the first publish's)
  * - `GET /api/channels/C/history[?limit=N][&before=B]` → 200 `{"channel","epoch","offset","messages":[…]}`
  * - `GET /api/channels/C/presence` → 200 `{"channel","clients":[…]}`
  * - `GET /api/channels/C` → 200 `{"channel","namespace","options":{…}}`: the namespace that
@@ -17,7 +19,7 @@ import type { ChannelService } from '../channels/index.js';
 import { presenceWithinBudget, REPLY_BUDGET_BYTES } from '../channels/index.js';
 import { BusUnavailableError } from '../errors.js';
 import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
-import { isChannelName } from '../protocol/decode.js';
+import { IDEMPOTENCY_KEY_RULE, isChannelName, isIdempotencyKey } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
 import { sendJson, type Router } from '../transport/router.js';
 import { apiKeyCheck, fail, hangUp, internal, readBody, refuse, wholeNumber } from './api-kit.js';
@@ -53,9 +55,11 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return fail(res, 'bad_request', 'body must be {"channel":C,"data":…}');
     const input = publishInput((value as Record<string, unknown>).channel, (value as Record<string, unknown>).data);
     if (isRefusal(input)) return fail(res, input.error, input.message);
+    const key = idempotencyKeyOf(req.headers['idempotency-key'], (value as Record<string, unknown>).idempotency_key);
+    if (key !== undefined && typeof key !== 'string') return fail(res, 'bad_request', key.refused);
     try {
-      const { offset } = await service.publish(input.channel, input.data);
-      sendJson(res, 200, { offset });
+      const { offset, duplicate } = await service.publish(input.channel, input.data, undefined, key);
+      sendJson(res, 200, duplicate ? { offset, duplicate } : { offset });
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) return internal(res, err);
       fail(res, 'unavailable', `not published: ${err.clientMessage}`);
@@ -98,3 +102,15 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
   });
 }
 
+
+/**
+ * The publish's idempotency key: the `Idempotency-Key` header or the body's `idempotency_key`
+ * (both may be given only with the same value); undefined without one.
+ */
+function idempotencyKeyOf(header: string | string[] | undefined, field: unknown): string | { readonly refused: string } | undefined {
+  if (Array.isArray(header)) return { refused: 'one Idempotency-Key header at most' };
+  if (header !== undefined && !isIdempotencyKey(header)) return { refused: `the Idempotency-Key header: ${IDEMPOTENCY_KEY_RULE.replace('"idempotency_key" ', '')}` };
+  if (field !== undefined && !isIdempotencyKey(field)) return { refused: IDEMPOTENCY_KEY_RULE };
+  if (header !== undefined && field !== undefined && header !== field) return { refused: 'the Idempotency-Key header and "idempotency_key" differ; give one' };
+  return header ?? field;
+}

@@ -125,7 +125,7 @@ export const ERROR_CODES = {
   bad_request: {
     status: 400,
     where: 'both',
-    when: 'a frame or body that is not valid: not JSON, unknown type, missing/invalid channel, bad id/since/limit/before, missing data, data nested past 100 levels, binary frame, double subscribe, too many subscriptions',
+    when: 'a frame or body that is not valid: not JSON, unknown type, missing/invalid channel, bad id/since/limit/before, missing data, data nested past 100 levels, a bad idempotency_key (or Idempotency-Key header), binary frame, double subscribe, too many subscriptions',
   },
   unauthorized: {
     status: 401,

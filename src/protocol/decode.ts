@@ -17,6 +17,21 @@ export const MAX_DATA_DEPTH = 100;
 /** Longest token a `subscribe` or `refresh` frame may carry (as at the upgrade), so a huge one costs nothing to refuse. */
 export const MAX_FRAME_TOKEN_LENGTH = 8192;
 
+/**
+ * An `idempotency_key` (a publish's, a frame field or `POST /api/publish`'s field or header):
+ * 1–128 printable ASCII characters, no space, so it is the same text in a JSON frame, an HTTP
+ * header, a Redis key, a NATS header and a Kafka header.
+ */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/** The rule {@link IDEMPOTENCY_KEY} checks, as the error message says it. */
+export const IDEMPOTENCY_KEY_RULE = '"idempotency_key" must be 1–128 printable ASCII characters, no spaces';
+
+/** True for a valid idempotency key. */
+export function isIdempotencyKey(value: unknown): value is string {
+  return typeof value === 'string' && IDEMPOTENCY_KEY.test(value);
+}
+
 /** Largest `id` a client may send (ids are echoed, so they must survive JSON round trips). */
 const MAX_ID = Number.MAX_SAFE_INTEGER;
 
@@ -90,7 +105,9 @@ export function decode(text: string | Buffer): DecodeResult {
     case 'publish':
       if (!('data' in raw) || raw.data === undefined) return fail('"data" is missing', id, channel);
       if (nestsDeeperThan(raw.data, MAX_DATA_DEPTH)) return fail(`"data" nests deeper than ${MAX_DATA_DEPTH} levels`, id, channel);
-      return ok({ type, channel, ...withId, data: raw.data as Json });
+      if (raw.idempotency_key === undefined) return ok({ type, channel, ...withId, data: raw.data as Json });
+      if (!isIdempotencyKey(raw.idempotency_key)) return fail(IDEMPOTENCY_KEY_RULE, id, channel);
+      return ok({ type, channel, ...withId, data: raw.data as Json, idempotency_key: raw.idempotency_key });
     case 'history': {
       const limit = raw.limit;
       if (limit !== undefined && !isWholeNumber(limit)) return fail('"limit" must be an integer >= 0', id, channel);

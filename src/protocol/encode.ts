@@ -70,7 +70,7 @@ export function encodeRefreshed(frame: RefreshedFrame): string {
 }
 
 export function encodeAck(frame: AckFrame): string {
-  return JSON.stringify({ type: frame.type, id: frame.id, offset: frame.offset });
+  return JSON.stringify({ type: frame.type, id: frame.id, offset: frame.offset, duplicate: frame.duplicate });
 }
 
 /** A `presence` reply; each client is written as `{"client","user"}`, with `"meta"` when it has one. */

@@ -45,6 +45,12 @@ export interface PublishFrame {
   readonly channel: string;
   readonly data: Json;
   readonly id?: number;
+  /**
+   * Makes the publish safe to retry: another publish of the channel with the same key within the
+   * namespace's idempotency-window stores nothing and is acked `duplicate` with the first one's
+   * offset. 1–128 printable ASCII characters, no space (decode.ts {@link IDEMPOTENCY_KEY}).
+   */
+  readonly idempotency_key?: string;
 }
 
 export interface HistoryRequestFrame {
@@ -144,6 +150,8 @@ export interface AckFrame {
   readonly type: 'ack';
   readonly id?: number;
   readonly offset: number;
+  /** The publish carried an `idempotency_key` already used in the window: nothing was stored, `offset` is the first publish's. */
+  readonly duplicate?: true;
 }
 
 export interface MessageFrame {

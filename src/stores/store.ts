@@ -79,9 +79,20 @@ export interface OutgoingMessage {
    * stored or delivered and the result says `duplicate`.
    */
   readonly once?: { readonly source: string; readonly position: number };
+  /**
+   * An idempotent publish (a client's or back end's `idempotency_key`, docs/protocol.md): the
+   * first publish of `key` in this channel is stored; another with the same key within `window`
+   * seconds of it stores and delivers nothing, and its result says `duplicate` with the first
+   * publish's offset and epoch. Checked and recorded in the same atomic step as the publish.
+   */
+  readonly idempotency?: { readonly key: string; readonly window: number };
 }
 
-/** What a publish gives: the channel's position, and whether {@link OutgoingMessage.once} found the message already published. */
+/**
+ * What a publish gives: the channel's position, and whether {@link OutgoingMessage.once} or
+ * {@link OutgoingMessage.idempotency} found the message already published (for an idempotency
+ * key, the position is then the first publish's).
+ */
 export interface PublishResult extends ChannelPosition {
   readonly duplicate?: boolean;
   /**
@@ -125,7 +136,15 @@ export interface PublishResult extends ChannelPosition {
  * - **Once-marks** ({@link OutgoingMessage.once}): the same source and position handed over again,
  *   from any node, even at the same moment, is stored and delivered once; the result of the
  *   repeat says `duplicate`. Memory, Redis and Kafka also refuse any position at or below the
- *   source's mark; JetStream refuses repeats within its duplicate window (2 minutes).
+ *   source's mark; JetStream refuses repeats within its duplicate window (the longest
+ *   idempotency window, at least 2 minutes).
+ * - **Idempotency keys** ({@link OutgoingMessage.idempotency}): the same key in the same channel
+ *   within the window, from any node, even at the same moment, is stored and delivered once;
+ *   every repeat is answered `duplicate` with the first publish's offset and epoch. Keys are per
+ *   channel (one key in two channels is two messages), kept whatever the channel's history size
+ *   (0 included), and a key published again after its window is a new message. JetStream keeps
+ *   keys for the stream's one duplicate window (the longest of all namespaces); Kafka decides by
+ *   the log's order (docs/brokers.md).
  */
 export interface ChannelStore {
   readonly kind: string;

@@ -26,6 +26,8 @@ export interface Limits {
   readonly historySize: number;
   readonly historyTtl: number;
   readonly presenceTtl: number;
+  /** The longest idempotency window the node serves (the JetStream stream's duplicate window); default 300. */
+  readonly idempotencyWindow?: number;
 }
 
 const DEFAULT_LIMITS: Limits = { historySize: 100, historyTtl: 300, presenceTtl: 1 };

@@ -27,7 +27,7 @@ export type StoreWhere =
   | { readonly kind: 'kafka'; readonly url: string };
 
 /** A node's stores: where, under which --bus-prefix, with which limits. */
-export type StoreSpec = StoreWhere & { readonly prefix: string; readonly historySize: number; readonly historyTtl: number; readonly presenceTtl: number };
+export type StoreSpec = StoreWhere & { readonly prefix: string; readonly historySize: number; readonly historyTtl: number; readonly presenceTtl: number; readonly idempotencyWindow?: number };
 
 /** A message as a node's route delivered it. */
 export interface Delivered {
@@ -82,7 +82,7 @@ export class StoreNode {
       target = { kind: 'redis', url: spec.url };
     } else if (spec.kind === 'jetstream') {
       const address = parseNatsUrl(spec.url, '--history');
-      const log = new JetStreamLog({ address, prefix: spec.prefix, nodeId: id, historySize: spec.historySize, historyTtl: spec.historyTtl, channelOf: (t) => channelOfTopic(spec.prefix, t), logger });
+      const log = new JetStreamLog({ address, prefix: spec.prefix, nodeId: id, historySize: spec.historySize, historyTtl: spec.historyTtl, idempotencyWindow: spec.idempotencyWindow ?? 300, channelOf: (t) => channelOfTopic(spec.prefix, t), logger });
       route = log;
       target = { kind: 'jetstream', log, address };
     } else {
@@ -147,6 +147,12 @@ export class StoreNode {
   publish(channel: string, data: string, once?: OutgoingMessage['once']): Promise<PublishResult> {
     const topic = channelTopic(this.spec.prefix, channel);
     return this.stores.channels.publish({ channel, topic, origin: this.id, data, ...(once ? { once } : {}) });
+  }
+
+  /** Publishes with an idempotency key remembered `window` seconds (the spec's idempotency window, else 300), as the channel service does. */
+  publishKeyed(channel: string, data: string, key: string, window = this.spec.idempotencyWindow ?? 300): Promise<PublishResult> {
+    const topic = channelTopic(this.spec.prefix, channel);
+    return this.stores.channels.publish({ channel, topic, origin: this.id, data, idempotency: { key, window } });
   }
 
   read(channel: string, options?: ReadOptions): Promise<ReadResult> {

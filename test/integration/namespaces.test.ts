@@ -170,6 +170,7 @@ describe('namespaces on two nodes', () => {
         'subscribe-hook': false,
         'publish-hook': backend.url('/global-publish'),
         delta: false,
+        'idempotency-window': 300,
       },
     });
     const misc = await get('misc');

@@ -26,6 +26,7 @@ import { defineNamespaceNodes } from '../helpers/store-namespaces.js';
 import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from '../helpers/store-suite.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 import { defineRevocations } from '../helpers/store-revocations.js';
+import { defineIdempotencyKeys } from '../helpers/store-idempotency.js';
 
 const harnesses = storeHarnesses();
 
@@ -177,6 +178,8 @@ function defineChannelStore(h: StoreHarness): void {
     assert.deepEqual((await b!.read(ch, { limit: 10 })).messages.map((m) => m.data), ['"m5"', '"m6"', '"m7"']);
     assert.equal(next.duplicate, undefined);
   });
+
+  defineIdempotencyKeys(h);
 }
 
 function definePresence(h: StoreHarness): void {

@@ -13,4 +13,5 @@ const room = client.subscribe<ChatMessage>('chat:lobby');
 void client.publish('chat:lobby', { at: new Map<string, number>() }); // refused
 void client.publish('chat:lobby', Symbol('x')); // refused
 void room.publish({ name: 'ann', text: 1 }); // refused
+void client.publish('orders:1', 1, { idempotencyKey: 42 }); // refused
 room.onMessage((data) => data.text.toFixed()); // refused

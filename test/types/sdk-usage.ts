@@ -29,6 +29,12 @@ void client.publish('chat:lobby', [1, 2, 3]);
 void client.publish('chat:lobby', null);
 const hello: Hello = { event: 'hello', name: 'ann' };
 void client.publish('chat:lobby', hello);
+// An idempotency key makes a publish safe to retry; the answer may say it was a duplicate.
+void client.publish('orders:1', message, { idempotencyKey: 'order-1' }).then((ack) => {
+  const offset: number = ack.offset;
+  const duplicate: true | undefined = ack.duplicate;
+  console.log(offset, duplicate);
+});
 
 // subscribe<T>(): onMessage gets T, and the subscription publishes T.
 const room: Subscription<ChatMessage> = client.subscribe<ChatMessage>('chat:lobby', {

@@ -13,6 +13,8 @@ test('decode accepts every client frame of the protocol', () => {
     { type: 'unsubscribe', channel: 'a/b.c-d_e@f=g+h' },
     { type: 'publish', channel: 'a', data: null, id: 3 },
     { type: 'publish', channel: 'a', data: { deep: [1, 'x'] } },
+    { type: 'publish', channel: 'a', data: 1, id: 4, idempotency_key: 'order-1:~!' },
+    { type: 'publish', channel: 'a', data: 1, idempotency_key: 'k'.repeat(128) },
     { type: 'history', channel: 'a', limit: 0, id: 9 },
     { type: 'history', channel: 'a', limit: 5, before: 40 },
     { type: 'history', channel: 'a' },
@@ -40,6 +42,12 @@ test('decode drops unknown fields and rejects junk with bad_request, echoing a v
     ['{"type":"history","channel":"a","limit":-1,"id":7}', 7],
     ['{"type":"history","channel":"a","before":"3","id":9}', 9],
     ['{"type":"presence","channel":"{a}","id":8}', 8],
+    ['{"type":"publish","channel":"a","data":1,"idempotency_key":"","id":10}', 10],
+    ['{"type":"publish","channel":"a","data":1,"idempotency_key":"a b","id":11}', 11],
+    ['{"type":"publish","channel":"a","data":1,"idempotency_key":7,"id":12}', 12],
+    [`{"type":"publish","channel":"a","data":1,"idempotency_key":"${'k'.repeat(129)}","id":13}`, 13],
+    ['{"type":"publish","channel":"a","data":1,"idempotency_key":"caf\u00e9","id":14}', 14],
+    ['{"type":"publish","channel":"a","data":1,"idempotency_key":"tab\\tkey","id":15}', 15],
   ] as const) {
     const result = decode(text);
     assert.equal(result.ok, false, text);

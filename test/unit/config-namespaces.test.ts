@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createConfig, loadServeConfig } from '../../src/config/load.js';
-import { Namespaces, storedHistorySize } from '../../src/config/namespaces.js';
+import { longestIdempotencyWindow, Namespaces, storedHistorySize } from '../../src/config/namespaces.js';
 import { ConfigError } from '../../src/errors.js';
 import { tempDir } from '../helpers/security.js';
 
@@ -28,6 +28,7 @@ namespaces:
     subscribe-hook: false
   - pattern: notify:*
     client-publish: false
+    idempotency-window: 3600
     publish-hook: https://app.example/publish
   - pattern: chat:quiet
     presence: true
@@ -61,6 +62,7 @@ test('a file lists namespaces under the flags\' own names; the first matching on
     subscribeHook: 'http://127.0.0.1:4000/hooks/subscribe',
     publishHook: 'http://127.0.0.1:4000/hooks/publish',
     delta: false,
+    idempotencyWindow: 300,
   });
   const ticker = ns.resolve('ticker:EURUSD');
   assert.equal(ticker.namespace, 'ticker:*');
@@ -72,6 +74,7 @@ test('a file lists namespaces under the flags\' own names; the first matching on
   assert.equal(ticker.subscribeHook, false, 'false skips the global hook');
   const notify = ns.resolve('notify:u1');
   assert.equal(notify.clientPublish, false);
+  assert.equal(notify.idempotencyWindow, 3600, 'the namespace\'s idempotency-window over the top level\'s (default 300)');
   assert.equal(notify.publishHook, 'https://app.example/publish');
   // chat:* comes first, so chat:quiet never reaches its own namespace.
   assert.equal(ns.resolve('chat:quiet').namespace, 'chat:*');
@@ -125,7 +128,9 @@ test('bad namespaces stop with one line naming the key path in the file', () => 
     ['namespaces:\n  - pattern: a:*\n    cache: true\n', /^invalid namespaces\[0\]\.cache in \S+: not supported yet: cache \(last-value channels\) comes in a later release; leave it out$/],
     ['namespaces:\n  - pattern: a:*\n    delta: true\n', /^invalid namespaces\[0\]\.delta in \S+: expected fossil \(the one delta encoding\), or false, got true$/],
     ['namespaces:\n  - pattern: a:*\n    delta: xdelta\n', /^invalid namespaces\[0\]\.delta in \S+: expected fossil \(the one delta encoding\), or false, got "xdelta"$/],
-    ['namespaces:\n  - pattern: a:*\n    idempotency-window: 300\n', /^invalid namespaces\[0\]\.idempotency-window in \S+: not supported yet/],
+    ['namespaces:\n  - pattern: a:*\n    idempotency-window: 86401\n', /^invalid namespaces\[0\]\.idempotency-window in \S+: expected at most 86400, got 86401$/],
+    ['namespaces:\n  - pattern: a:*\n    idempotency-window: 0\n', /^invalid namespaces\[0\]\.idempotency-window in \S+: expected at least 1, got 0$/],
+    ['idempotency-window: 1.5\n', /^invalid idempotency-window in \S+: expected a whole number, got 1.5$/],
     ['namespaces:\n  - pattern: a:*\n    history-ttl: 30\n', /^invalid namespaces\[0\]\.history-ttl in \S+: not supported yet: history-ttl per namespace/],
   ];
   for (const [text, expected] of cases) {
@@ -141,6 +146,16 @@ test('stores keep the largest history size of the top level and any namespace', 
   assert.equal(storedHistorySize(createConfig({ historySize: 10 })), 10);
   assert.equal(storedHistorySize(createConfig({ historySize: 10, namespaces: [{ pattern: 'a:*', historySize: 0 }, { pattern: 'b:*', historySize: 500 }] })), 500);
   assert.equal(storedHistorySize(createConfig({ historySize: 10, namespaces: [{ pattern: 'a:*', historySize: 3 }] })), 10);
+});
+
+test('--idempotency-window is the top level every namespace inherits; a store with one window keeps the longest', () => {
+  const config = fromFile(FILE, { FANOUT_IDEMPOTENCY_WINDOW: '120' });
+  assert.equal(config.idempotencyWindow, 120);
+  const ns = new Namespaces(config);
+  assert.equal(ns.resolve('chat:x').idempotencyWindow, 120, 'inherited');
+  assert.equal(ns.resolve('notify:x').idempotencyWindow, 3600);
+  assert.equal(longestIdempotencyWindow(config), 3600);
+  assert.equal(createConfig({}).idempotencyWindow, 300, 'default 300 s');
 });
 
 test('namespaces have no flag and no variable: only a file or createConfig sets them', () => {

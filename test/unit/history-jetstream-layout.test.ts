@@ -1,7 +1,7 @@
-// The pure parts of JetStream history: subject encoding, stream naming, the recovery rule.
+// The pure parts of JetStream history: subject encoding, stream naming, the recovery rule, the duplicate window.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { channelSubject, completeAfter, controlSubject, fromSubjectToken, liveSubjects, streamEpoch, streamLayout, subjectToken } from '../../src/brokers/nats/jetstream-layout.js';
+import { channelSubject, completeAfter, controlSubject, duplicateWindowMs, fromSubjectToken, liveSubjects, streamEpoch, streamLayout, subjectToken } from '../../src/brokers/nats/jetstream-layout.js';
 
 test('any channel name is one subject token, and comes back unchanged', () => {
   const names = ['room', 'chat:ops', 'a.b.c', 'x*y>z', 'with space', '100%', 'ünïcødé', '', '%41', 'tab\there', 'a-b_c'];
@@ -50,4 +50,11 @@ test('the recovery rule: complete after the channel\'s oldest retained message, 
   assert.equal(completeAfter({ first: 120, count: 2, perSubject: 3, streamFirst: 150 }), 119);
   // No message of the channel held: complete after what the stream still holds.
   assert.equal(completeAfter({ first: undefined, count: 0, perSubject: 3, streamFirst: 40 }), 39);
+});
+
+test('the stream remembers message ids for the longest idempotency window, within --history-ttl', () => {
+  assert.equal(duplicateWindowMs(3600, 0), 3_600_000, 'no max_age: the window as asked');
+  assert.equal(duplicateWindowMs(3600, 300), 300_000, 'cut to max_age (JetStream refuses a longer one)');
+  assert.equal(duplicateWindowMs(60, 300), 60_000);
+  assert.equal(duplicateWindowMs(undefined, 0), 120_000, 'the server\'s own default when none is given');
 });

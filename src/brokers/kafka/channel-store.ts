@@ -1,6 +1,7 @@
 /**
  * The channel store over the Kafka log (log.ts): offsets are partition offsets, history is the
- * node's index of the log (log-index.ts), once-marks are decided by the log's order (once.ts).
+ * node's index of the log (log-index.ts), once-marks and idempotency keys are decided by the
+ * log's order (once.ts, log.ts).
  */
 import type { KafkaLog } from './log.js';
 import { oneAtATime } from './once.js';
@@ -42,7 +43,15 @@ export class KafkaChannelStore implements ChannelStore {
       await this.log.catchUp(partition);
       if (once.position <= this.log.index.mark(message.channel, once.source)) return this.duplicate(message.channel, partition);
     }
-    const position = await this.log.append(message.topic, message.data, this.nodeId, once);
+    const idempotency = message.idempotency;
+    if (idempotency) {
+      // What this node has read already answers a known repeat without a write; a repeat it has
+      // not read yet is decided by the log's order when it reads its own record back (log.ts).
+      const first = this.log.keysOf(partition).peek(message.channel, idempotency.key, Date.now());
+      if (first) return { ...first, duplicate: true };
+    }
+    const position = await this.log.append(message.topic, message.data, this.nodeId, once, idempotency);
+    if (position.duplicate && idempotency && !once) return { offset: position.offset, epoch: position.epoch, duplicate: true };
     if (position.duplicate) return this.duplicate(message.channel, partition);
     // What the index holds of the channel, this message included (it may not have read it yet).
     const held = this.log.index.view(message.channel, this.log.partitionOfTopic(message.topic)).messages;

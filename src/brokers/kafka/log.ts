@@ -36,6 +36,7 @@ import type { Logger } from '../../logger.js';
 import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
 import { KafkaIndex } from './log-index.js';
 import { OnceVerdicts } from './once.js';
+import { IdempotencyKeys } from '../../stores/idempotency.js';
 import { listEnds, SharedEnds, type TopicShape } from './session.js';
 import type { ChannelPosition, OutgoingMessage } from '../../stores/store.js';
 
@@ -43,6 +44,8 @@ const KIND_HEADER = Buffer.from('fanout-kind');
 const ORIGIN_HEADER = Buffer.from('fanout-origin');
 /** A message's {@link OutgoingMessage.once}: `<position> <source>`. */
 const ONCE_HEADER = Buffer.from('fanout-once');
+/** A message's {@link OutgoingMessage.idempotency}: `<window seconds> <key>`. */
+const IDEMPOTENCY_HEADER = Buffer.from('fanout-idem');
 const KIND_MESSAGE = Buffer.from('m');
 /** How long a read waits for the node to read up to the log's end before it counts as unavailable. */
 const CATCH_UP_TIMEOUT_MS = 3000;
@@ -126,6 +129,14 @@ export class KafkaLog extends KafkaBus {
   private readonly expiry: NodeJS.Timeout;
   /** The log's verdict on this node's once-marked appends, handed from the reader to the writer. */
   private readonly once = new OnceVerdicts(CATCH_UP_TIMEOUT_MS);
+  /** The log's verdict on this node's appends with an idempotency key: the first publish's position, or null when this one is the first. */
+  private readonly keyVerdicts = new OnceVerdicts<ChannelPosition | null>(CATCH_UP_TIMEOUT_MS);
+  /**
+   * Per partition, the idempotency keys of the records read (OutgoingMessage.idempotency), timed
+   * by the records' own timestamps, so every node that read a partition from the same place
+   * decides the same (see {@link record}).
+   */
+  private readonly keys = new Map<number, IdempotencyKeys>();
 
   constructor(private readonly options: KafkaLogOptions) {
     super({ ...options.address, topic: channelsTopic(options.address.topic) });
@@ -164,6 +175,7 @@ export class KafkaLog extends KafkaBus {
     this.epoch = epoch;
     this.shape = shape;
     this.index.clear();
+    this.keys.clear();
     const positions = new Map<number, bigint>();
     this.bootstrap = new Map();
     ends.forEach((end, partition) => {
@@ -202,7 +214,13 @@ export class KafkaLog extends KafkaBus {
         // neither history nor delivered, and its writer hears `duplicate`.
         const duplicate = once !== undefined && once.position <= this.index.mark(channel, once.source);
         if (once && origin === this.options.nodeId) this.once.decided(`${partition}:${message.offset}`, duplicate);
-        if (!duplicate) {
+        // Idempotency keys alike: the first record of a key in the log's order, within the
+        // window its own record set (by the records' timestamps), is the message.
+        const idempotency = parseIdempotency(headers.idem);
+        const first = idempotency && !duplicate ? this.keysOf(partition).find(channel, idempotency.key, time) : undefined;
+        if (idempotency && origin === this.options.nodeId) this.keyVerdicts.decided(`${partition}:${message.offset}`, first ?? null);
+        if (idempotency && !duplicate && !first) this.keysOf(partition).remember(channel, idempotency.key, { offset, epoch: this.epoch }, time + idempotency.window * 1000);
+        if (!duplicate && !first) {
           this.index.append(partition, offset, time, channel, data, once);
           if (delivered) this.deliverMessage(topic, channel, origin, time, offset, data);
         }
@@ -234,14 +252,27 @@ export class KafkaLog extends KafkaBus {
     return partitionOf(Buffer.from(topic), this.shape.partitions);
   }
 
-  /** Writes a message of `topic`'s channel; resolves with its offset. */
-  async append(topic: string, data: string, origin: string, once?: OutgoingMessage['once']): Promise<ChannelPosition & { readonly duplicate?: boolean }> {
+  /** The idempotency keys read on `partition`. */
+  keysOf(partition: number): IdempotencyKeys {
+    let keys = this.keys.get(partition);
+    if (!keys) this.keys.set(partition, (keys = new IdempotencyKeys()));
+    return keys;
+  }
+
+  /**
+   * Writes a message of `topic`'s channel; resolves with its offset. With `once` or
+   * `idempotency`, waits until this node read the record back and the log's order decided
+   * whether it was the first: a repeat resolves `duplicate` (with an idempotency key, at the
+   * first publish's position).
+   */
+  async append(topic: string, data: string, origin: string, once?: OutgoingMessage['once'], idempotency?: OutgoingMessage['idempotency']): Promise<ChannelPosition & { readonly duplicate?: boolean }> {
     const epoch = this.epoch;
     const headers = new Map([
       [KIND_HEADER, KIND_MESSAGE],
       [ORIGIN_HEADER, Buffer.from(origin, 'latin1')],
     ]);
     if (once) headers.set(ONCE_HEADER, Buffer.from(`${once.position} ${once.source}`));
+    if (idempotency) headers.set(IDEMPOTENCY_HEADER, Buffer.from(`${idempotency.window} ${idempotency.key}`));
     const offset = await this.produce({
       topic: this.topic,
       key: Buffer.from(topic),
@@ -252,6 +283,10 @@ export class KafkaLog extends KafkaBus {
     });
     if (offset === undefined) throw new BusUnavailableError('kafka: the broker did not say where it wrote the message');
     if (once && (await this.once.verdict(`${this.partitionOfTopic(topic)}:${offset}`))) return { offset: fanoutOffset(offset), epoch, duplicate: true };
+    if (idempotency) {
+      const first = await this.keyVerdicts.verdict(`${this.partitionOfTopic(topic)}:${offset}`);
+      if (first) return { ...first, duplicate: true };
+    }
     return { offset: fanoutOffset(offset), epoch };
   }
 
@@ -330,13 +365,14 @@ export class KafkaLog extends KafkaBus {
   }
 }
 
-function readHeaders(headers: Map<Buffer, Buffer> | undefined): { kind?: Buffer; origin?: Buffer; once?: Buffer } {
-  const out: { kind?: Buffer; origin?: Buffer; once?: Buffer } = {};
+function readHeaders(headers: Map<Buffer, Buffer> | undefined): { kind?: Buffer; origin?: Buffer; once?: Buffer; idem?: Buffer } {
+  const out: { kind?: Buffer; origin?: Buffer; once?: Buffer; idem?: Buffer } = {};
   if (!headers) return out;
   for (const [key, value] of headers) {
     if (key.equals(KIND_HEADER)) out.kind = value;
     else if (key.equals(ORIGIN_HEADER)) out.origin = value;
     else if (key.equals(ONCE_HEADER)) out.once = value;
+    else if (key.equals(IDEMPOTENCY_HEADER)) out.idem = value;
   }
   return out;
 }
@@ -347,4 +383,12 @@ function parseOnce(value: Buffer | undefined): OutgoingMessage['once'] {
   const space = text.indexOf(' ');
   const position = Number(text.slice(0, space));
   return space > 0 && Number.isSafeInteger(position) ? { position, source: text.slice(space + 1) } : undefined;
+}
+
+function parseIdempotency(value: Buffer | undefined): OutgoingMessage['idempotency'] {
+  if (!value) return undefined;
+  const text = value.toString('utf8');
+  const space = text.indexOf(' ');
+  const window = Number(text.slice(0, space));
+  return space > 0 && Number.isSafeInteger(window) && window > 0 ? { window, key: text.slice(space + 1) } : undefined;
 }

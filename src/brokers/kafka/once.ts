@@ -10,22 +10,23 @@ import { BusUnavailableError } from '../../errors.js';
 /** Verdicts kept for a writer still waiting for its offset, at most (the oldest go first). */
 const MAX_KEPT = 10_000;
 
-export class OnceVerdicts {
+/** `T`: what the reader tells the writer (true/false for a once-mark's duplicate; the first publish's position or null for an idempotency key). */
+export class OnceVerdicts<T = boolean> {
   /** Per `partition:offset`, true when the record was a duplicate; read by the writer once it knows the offset. */
-  private readonly kept = new Map<string, boolean>();
-  private readonly waiting = new Map<string, (duplicate: boolean) => void>();
+  private readonly kept = new Map<string, T>();
+  private readonly waiting = new Map<string, (verdict: T) => void>();
 
   /** `timeoutMs`: how long a writer waits for its record to be read. */
   constructor(private readonly timeoutMs: number) {}
 
   /** The reader decided on this node's record at `partition:offset`. */
-  decided(key: string, duplicate: boolean): void {
+  decided(key: string, verdict: T): void {
     const waiter = this.waiting.get(key);
     if (waiter) {
       this.waiting.delete(key);
-      return waiter(duplicate);
+      return waiter(verdict);
     }
-    this.kept.set(key, duplicate);
+    this.kept.set(key, verdict);
     if (this.kept.size > MAX_KEPT) this.kept.delete(this.kept.keys().next().value!);
   }
 
@@ -33,7 +34,7 @@ export class OnceVerdicts {
    * Whether this node's record at `key` was a duplicate. Not read within the timeout:
    * BusUnavailableError, and the caller's retry finds the mark (the record is stored once either way).
    */
-  async verdict(key: string): Promise<boolean> {
+  async verdict(key: string): Promise<T> {
     const known = this.kept.get(key);
     if (known !== undefined) {
       this.kept.delete(key);
@@ -41,7 +42,7 @@ export class OnceVerdicts {
     }
     let timer: NodeJS.Timeout | undefined;
     try {
-      return await new Promise<boolean>((resolve, reject) => {
+      return await new Promise<T>((resolve, reject) => {
         this.waiting.set(key, resolve);
         timer = setTimeout(() => {
           this.waiting.delete(key);

@@ -27,6 +27,7 @@ import { BusUnavailableError } from '../../errors.js';
 import { newEpoch } from '../../stores/epoch.js';
 import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
 import { latestPage } from '../../stores/page.js';
+import { IdempotencyKeys } from '../../stores/idempotency.js';
 import {
   type ChannelStore,
   type OccupancyChange,
@@ -90,6 +91,13 @@ interface SharedState {
 
 const shared = new WeakMap<object, SharedState>();
 
+/**
+ * Idempotency keys (OutgoingMessage.idempotency) of the nodes of one broker: apart from the logs,
+ * so a key outlives its channel's history (--history-size 0, a log expired or evicted) for its
+ * whole window; capped in bytes of their own (stores/idempotency.ts).
+ */
+const idempotencyKeys = new WeakMap<object, IdempotencyKeys>();
+
 function stateOf(owner: object): SharedState {
   let state = shared.get(owner);
   if (!state) {
@@ -138,11 +146,15 @@ export class MemoryChannelStore implements ChannelStore {
   readonly kind = 'memory';
   private readonly state: SharedState;
   private readonly logs: Map<string, ChannelLog>;
+  private readonly keys: IdempotencyKeys;
 
   /** `broker`: the shared broker, or any object standing for "this process" when there is none. */
   constructor(broker: MemoryBroker | object, private readonly options: MemoryStoreOptions) {
     this.state = stateOf(broker);
     this.logs = this.state.logs;
+    let keys = idempotencyKeys.get(broker);
+    if (!keys) idempotencyKeys.set(broker, (keys = new IdempotencyKeys()));
+    this.keys = keys;
   }
 
   /** Bytes all logs count against --history-max-bytes (shared by the nodes of one broker), for tests. */
@@ -188,7 +200,10 @@ export class MemoryChannelStore implements ChannelStore {
   async publish(message: OutgoingMessage): Promise<PublishResult> {
     if (!this.options.connected()) throw new BusUnavailableError('memory bus is not connected');
     const now = Date.now();
-    const { channel, once } = message;
+    const { channel, once, idempotency } = message;
+    // Checked and recorded in the same synchronous step as the publish: one node at a time.
+    const first = idempotency && this.keys.find(channel, idempotency.key, now);
+    if (first) return { ...first, duplicate: true };
     const found = this.live(channel, now);
     if (found && once && once.position <= (found.marks?.get(once.source) ?? -1)) return { offset: found.offset, epoch: found.epoch, duplicate: true };
     const epoch = found?.epoch ?? this.emptyEpochOf(channel);
@@ -205,6 +220,7 @@ export class MemoryChannelStore implements ChannelStore {
       (log.marks ??= new Map()).set(once.source, once.position);
     }
     log.offset = offset;
+    if (idempotency) this.keys.remember(channel, idempotency.key, { offset, epoch }, now + idempotency.window * 1000);
     log.expiresAt = this.expiry(now);
     const size = this.options.historySize;
     if (size > 0) {

@@ -135,3 +135,16 @@ export function completeAfter(extent: ChannelExtent): number {
   if (count < perSubject) return Math.min(belowFirst, streamFirst - 1);
   return belowFirst;
 }
+
+/** The server's duplicate window when a stream sets none (seconds). */
+export const DEFAULT_DUPLICATE_WINDOW_S = 120;
+
+/**
+ * The stream's `duplicate_window` in ms: how long it remembers message ids (once-marks and
+ * idempotency keys, OutgoingMessage). The longest idempotency window of the top level and the
+ * namespaces, cut to --history-ttl when that is shorter (JetStream wants it within max_age).
+ */
+export function duplicateWindowMs(idempotencyWindow: number | undefined, historyTtl: number): number {
+  const wanted = (idempotencyWindow ?? DEFAULT_DUPLICATE_WINDOW_S) * 1000;
+  return historyTtl > 0 ? Math.min(wanted, historyTtl * 1000) : wanted;
+}

@@ -1,6 +1,6 @@
 /**
  * The channel store over the JetStream log (jetstream.ts): offsets are stream sequences, the epoch
- * is the stream's identity, once-marks ride on JetStream's message-id deduplication.
+ * is the stream's identity, once-marks and idempotency keys ride on JetStream's message-id deduplication.
  */
 import type { JetStreamLog } from './jetstream.js';
 import { channelSubject, completeAfter } from './jetstream-layout.js';
@@ -17,14 +17,17 @@ export class JetStreamChannelStore implements ChannelStore {
   ) {}
 
   /**
-   * {@link OutgoingMessage.once} rides on JetStream's message-id deduplication: a repeat within
-   * the stream's duplicate window is refused, one later is stored again (docs/brokers.md).
+   * {@link OutgoingMessage.once} and {@link OutgoingMessage.idempotency} ride on JetStream's
+   * message-id deduplication (`Nats-Msg-Id`): a repeat within the stream's duplicate window is
+   * not stored, and its ack says `duplicate` with the first one's sequence, the offset the repeat
+   * is answered with; one later is stored again (docs/brokers.md).
    */
   async publish(message: OutgoingMessage): Promise<PublishResult> {
     const subject = channelSubject(this.log.layout, message.channel);
     // Sequences are the stream's: they do not say how many messages the channel keeps.
-    if (!message.once) return { offset: await this.log.append(subject, message.data, this.nodeId), epoch: this.log.epoch, retained: null };
-    const { seq, duplicate } = await this.log.store(subject, message.data, this.nodeId, `${message.once.source}@${message.once.position}`);
+    const id = messageId(message);
+    if (id === undefined) return { offset: await this.log.append(subject, message.data, this.nodeId), epoch: this.log.epoch, retained: null };
+    const { seq, duplicate } = await this.log.store(subject, message.data, this.nodeId, id);
     return { offset: seq, epoch: this.log.epoch, retained: null, ...(duplicate ? { duplicate: true } : {}) };
   }
 
@@ -41,4 +44,14 @@ export class JetStreamChannelStore implements ChannelStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * The `Nats-Msg-Id` of a message: `<source>@<position>` for a once-mark, `idem <channel> <key>`
+ * for an idempotency key (a channel name has no space, so ids of two channels never meet).
+ */
+function messageId(message: OutgoingMessage): string | undefined {
+  if (message.once) return `${message.once.source}@${message.once.position}`;
+  if (message.idempotency) return `idem ${message.channel} ${message.idempotency.key}`;
+  return undefined;
 }

@@ -47,7 +47,7 @@ import type { NatsAddress } from '../../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
-import { controlSubject, liveSubjects, ORIGIN_HEADER, SEQUENCE_HEADER, TIME_HEADER, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
+import { controlSubject, duplicateWindowMs, liveSubjects, ORIGIN_HEADER, SEQUENCE_HEADER, TIME_HEADER, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
 import type { StoredMessage } from '../../stores/store.js';
 
 /** How long a request to JetStream (publish, read) may take before it counts as unavailable. */
@@ -75,6 +75,8 @@ export interface JetStreamLogOptions {
    * recovery across them says `recovered:false` (jetstream-layout.ts `completeAfter`). Default 256 MiB.
    */
   readonly historyMaxBytes?: number;
+  /** The longest idempotency window in seconds: the stream's duplicate window (jetstream-layout.ts `duplicateWindowMs`). */
+  readonly idempotencyWindow?: number;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** A stored message whose bus payload could not be built (`channelPayloadHead` threw): it is in history but not delivered live; counted and logged by the caller. */
@@ -197,6 +199,7 @@ export class JetStreamLog extends BaseBus {
       max_msgs_per_subject: this.perSubject,
       max_age: nanos(this.options.historyTtl * 1000),
       max_bytes: maxBytes > 0 ? maxBytes : -1,
+      duplicate_window: nanos(duplicateWindowMs(this.options.idempotencyWindow, this.options.historyTtl)),
       discard: DiscardPolicy.Old,
       republish: this.layout.republish,
     };
@@ -204,7 +207,7 @@ export class JetStreamLog extends BaseBus {
     try {
       info = await jsm.streams.info(stream);
       const c = info.config;
-      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.max_bytes !== limits.max_bytes || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
+      if (c.max_msgs_per_subject !== limits.max_msgs_per_subject || c.max_age !== limits.max_age || c.max_bytes !== limits.max_bytes || c.duplicate_window !== limits.duplicate_window || c.subjects?.[0] !== subjects || c.republish?.dest !== limits.republish?.dest) {
         info = await jsm.streams.update(stream, limits);
       }
     } catch (err) {
@@ -265,10 +268,7 @@ export class JetStreamLog extends BaseBus {
     return (await this.store(subject, data, origin)).seq;
   }
 
-  /**
-   * {@link append}, and with `msgID` the server stores a message once per id within the stream's
-   * duplicate window (2 minutes by default), answering a repeat with the first one's sequence.
-   */
+  /** {@link append}; with `msgID`, stored once per id within the stream's duplicate window (`duplicateWindowMs`), a repeat answered with the first one's sequence. */
   async store(subject: string, data: Buffer | string, origin: string, msgID?: string): Promise<{ seq: number; duplicate: boolean }> {
     const conn = this.connection();
     const h = headers();

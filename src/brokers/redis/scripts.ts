@@ -38,11 +38,22 @@ end
 `;
 
 /**
- * KEYS: meta, log, marks. ARGV: candidate epoch, ttl, size, topic, head, data, once source ('' for
- * none), once position, marks ttl, empty epoch ttl. Returns {offset, epoch, duplicate}: with a
- * source whose mark is at or past the position, nothing is stored or published (OutgoingMessage.once).
+ * KEYS: meta, log, marks, idempotency key. ARGV: candidate epoch, ttl, size, topic, head, data,
+ * once source ('' for none), once position, marks ttl, empty epoch ttl, idempotency window
+ * seconds (0 for none). Returns {offset, epoch, duplicate}: with a source whose mark is at or
+ * past the position, nothing is stored or published (OutgoingMessage.once); with an idempotency
+ * key that is there, nothing is written at all and the answer is the first publish's offset and
+ * epoch, which the key holds (`<offset> <epoch>`) until its window ends (OutgoingMessage.idempotency).
  */
 const PUBLISH_SCRIPT = `${ENSURE_EPOCH}
+local window = tonumber(ARGV[11])
+if window > 0 then
+  local first = redis.call('GET', KEYS[4])
+  if first then
+    local space = string.find(first, ' ', 1, true)
+    return {tonumber(string.sub(first, 1, space - 1)), string.sub(first, space + 1), 1}
+  end
+end
 local ttl, size = tonumber(ARGV[2]), tonumber(ARGV[3])
 local epoch, current = ensure(KEYS[1], KEYS[2], ARGV[1], ttl, size, tonumber(ARGV[10]))
 if ARGV[7] ~= '' then
@@ -52,6 +63,7 @@ if ARGV[7] ~= '' then
   if tonumber(ARGV[9]) > 0 then redis.call('EXPIRE', KEYS[3], ARGV[9]) end
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+if window > 0 then redis.call('SET', KEYS[4], offset .. ' ' .. epoch, 'EX', window) end
 if size > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, offset .. '-0', 'd', ARGV[6])
 end
@@ -285,7 +297,7 @@ return out
 
 /** A connection with the scripts registered (see {@link withScripts}). */
 export type ScriptRedis = Redis & {
-  fanoutPublish(meta: string, log: string, marks: string, ...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
+  fanoutPublish(meta: string, log: string, marks: string, idempotency: string, ...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
   fanoutRead(meta: string, log: string, ...args: Array<string | number | Buffer>): Promise<Array<number | string>>;
   fanoutHeartbeat(nodes: string, ...args: Array<string | number>): Promise<[number, string[], string[]]>;
   fanoutOccupancy(occ: string, users: string, nodeSet: string, ...args: Array<string | number>): Promise<string[]>;
@@ -294,7 +306,7 @@ export type ScriptRedis = Redis & {
 
 /** Registers the scripts on a connection (EVALSHA with EVAL fallback). */
 export function withScripts(redis: Redis): ScriptRedis {
-  redis.defineCommand('fanoutPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+  redis.defineCommand('fanoutPublish', { numberOfKeys: 4, lua: PUBLISH_SCRIPT });
   redis.defineCommand('fanoutRead', { numberOfKeys: 2, lua: READ_SCRIPT });
   redis.defineCommand('fanoutHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
   redis.defineCommand('fanoutPresence', { numberOfKeys: 2, lua: LIST_SCRIPT });

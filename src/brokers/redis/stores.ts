@@ -13,6 +13,11 @@
  * position published), read and moved by the same publish script, so a record handed over again
  * is refused atomically with the publish it would have been.
  *
+ * Idempotency keys (OutgoingMessage.idempotency): a string `P:ch:{C}:idem:<key>` holding the
+ * first publish's `<offset> <epoch>`, set by the publish script with EX the key's window and read
+ * by it before anything else, so a repeat writes nothing. Apart from the history keys: it holds
+ * with --history-size 0 and outlives the channel's history for its whole window.
+ *
  * Epoch: a random id in the meta hash, created with the hash and replaced (offsets restart at 1)
  * when the hash is gone or the stream vanished under it (flushed, evicted, expired).
  *
@@ -114,6 +119,7 @@ export class RedisChannelStore implements ChannelStore {
       result = await this.redis.fanoutPublish(
         ...this.keys(message.channel),
         `${this.options.prefix}:ch:{${message.channel}}:once`,
+        `${this.options.prefix}:ch:{${message.channel}}:idem:${message.idempotency?.key ?? ''}`,
         newEpoch(),
         Math.ceil(historyTtl),
         historySize,
@@ -124,6 +130,7 @@ export class RedisChannelStore implements ChannelStore {
         once?.position ?? 0,
         historyTtl > 0 ? Math.max(Math.ceil(historyTtl), ONCE_MARKS_TTL_S) : 0,
         EMPTY_EPOCH_TTL_S,
+        message.idempotency?.window ?? 0,
       );
     } catch (err) {
       throw unavailable(err);
