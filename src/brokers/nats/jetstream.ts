@@ -325,16 +325,22 @@ export class JetStreamLog extends BaseBus {
 
   /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject). */
   async messagesOf(subject: string, bound: number): Promise<StoredMessage[]> {
+    return (await this.messagesWithTime(subject, bound)).messages;
+  }
+
+  /** {@link messagesOf}, and when the newest of them was stored (ms since the epoch, the server's clock; 0 for none). */
+  async messagesWithTime(subject: string, bound: number): Promise<{ messages: StoredMessage[]; lastAt: number }> {
     const { js, jsm } = this.connection();
     const { stream } = this.layout;
     let last: number;
     try {
       last = (await jsm.streams.getMessage(stream, { last_by_subj: subject })).seq;
     } catch (err) {
-      if (/no message found|message not found/i.test(errorMessage(err))) return [];
+      if (/no message found|message not found/i.test(errorMessage(err))) return { messages: [], lastAt: 0 };
       throw unavailable(err);
     }
     const out: StoredMessage[] = [];
+    let lastAt = 0;
     let name: string | undefined;
     try {
       const info = await jsm.consumers.add(stream, {
@@ -350,6 +356,7 @@ export class JetStreamLog extends BaseBus {
       for await (const m of batch) {
         if (m.seq >= bound) break;
         out.push({ offset: m.seq, data: m.string() });
+        lastAt = m.info.timestampNanos / 1e6;
         // The last one: a message published after it is newer than the read.
         if (m.seq >= last || m.info.pending === 0) break;
       }
@@ -358,7 +365,7 @@ export class JetStreamLog extends BaseBus {
     } finally {
       if (name !== undefined) void jsm.consumers.delete(stream, name).catch(() => {});
     }
-    return out;
+    return { messages: out, lastAt };
   }
 
   /** The stream's first and last sequence and its epoch now. */
