@@ -170,6 +170,7 @@ describe('namespaces on two nodes', () => {
         'subscribe-hook': false,
         'publish-hook': backend.url('/global-publish'),
         delta: false,
+        cache: false,
       },
     });
     const misc = await get('misc');
