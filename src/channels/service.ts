@@ -198,7 +198,7 @@ export class ChannelService {
     if (!options.cache && options.historySize === 0) return undefined;
     const result = await this.channels.read(channel, { limit: 1 });
     const newest = result.messages.at(-1);
-    return newest !== undefined && newest.offset === result.offset ? { offset: newest.offset, data: newest.data, epoch: result.epoch } : undefined;
+    return newest !== undefined ? { offset: newest.offset, data: newest.data, epoch: result.epoch } : undefined;
   }
 
   presenceList(channel: string): Promise<PresenceEntry[]> {

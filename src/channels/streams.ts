@@ -268,9 +268,10 @@ export class ChannelStreams {
     }
     const data = sub.data?.value;
     const delta = request.delta === true && local.delta !== undefined ? true : undefined;
-    // A last-value channel's latest message, unless the subscription recovered (it then has it, or had it).
-    const newest = result.messages.at(-1);
-    const latest = local.options.cache && recovered !== true && newest?.offset === result.offset ? newest : undefined;
+    // A last-value channel's latest message (the newest of the read, which read the latest page),
+    // unless the subscription recovered (it then has it, or had it). Its offset is the reply's, or
+    // below it on a log store whose positions are shared by channels (Kafka partitions).
+    const latest = local.options.cache && recovered !== true ? result.messages.at(-1) : undefined;
     this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined, expires: unixSeconds(sub.expiresAt), delta }, latest));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
