@@ -14,3 +14,4 @@ void client.publish('chat:lobby', { at: new Map<string, number>() }); // refused
 void client.publish('chat:lobby', Symbol('x')); // refused
 void room.publish({ name: 'ann', text: 1 }); // refused
 room.onMessage((data) => data.text.toFixed()); // refused
+const text: number | undefined = room.latest?.data.text; // refused
