@@ -38,7 +38,7 @@ export class JetStreamChannelStore implements ChannelStore {
     // The fence first: every message of the channel older than it is read below, every newer
     // one reaches the node's consumer after the fence.
     const bound = options.fence ? await this.log.appendControl(options.fence.topic, options.fence.payload) : Infinity;
-    const held = await this.log.messagesWithTime(channelSubject(this.log.layout, channel), bound);
+    const held = await this.log.messagesOf(channelSubject(this.log.layout, channel), bound);
     const stream = await this.log.streamState();
     const lastMessage = held.messages[held.messages.length - 1];
     const offset = lastMessage ? lastMessage.offset : Number.isFinite(bound) ? bound - 1 : stream.last;

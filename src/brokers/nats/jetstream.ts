@@ -323,13 +323,11 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject). */
-  async messagesOf(subject: string, bound: number): Promise<StoredMessage[]> {
-    return (await this.messagesWithTime(subject, bound)).messages;
-  }
-
-  /** {@link messagesOf}, and when the newest of them was stored (ms since the epoch, the server's clock; 0 for none). */
-  async messagesWithTime(subject: string, bound: number): Promise<{ messages: StoredMessage[]; lastAt: number }> {
+  /**
+   * Every retained message of `subject` older than `bound`, oldest first (at most
+   * max_msgs_per_subject), and when the newest of them was stored (ms, the server's clock; 0 for none).
+   */
+  async messagesOf(subject: string, bound: number): Promise<{ messages: StoredMessage[]; lastAt: number }> {
     const { js, jsm } = this.connection();
     const { stream } = this.layout;
     let last: number;
