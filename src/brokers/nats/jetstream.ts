@@ -323,22 +323,20 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /**
-   * Every retained message of `subject` older than `bound`, oldest first (at most
-   * max_msgs_per_subject), and when the newest of them was stored (ms, the server's clock; 0 for none).
-   */
+  /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject), and when the subject's newest was stored (ms, the server's clock). */
   async messagesOf(subject: string, bound: number): Promise<{ messages: StoredMessage[]; lastAt: number }> {
     const { js, jsm } = this.connection();
     const { stream } = this.layout;
     let last: number;
+    let lastAt: number;
     try {
-      last = (await jsm.streams.getMessage(stream, { last_by_subj: subject })).seq;
+      const newest = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+      [last, lastAt] = [newest.seq, newest.time.getTime()];
     } catch (err) {
       if (/no message found|message not found/i.test(errorMessage(err))) return { messages: [], lastAt: 0 };
       throw unavailable(err);
     }
     const out: StoredMessage[] = [];
-    let lastAt = 0;
     let name: string | undefined;
     try {
       const info = await jsm.consumers.add(stream, {
@@ -354,7 +352,6 @@ export class JetStreamLog extends BaseBus {
       for await (const m of batch) {
         if (m.seq >= bound) break;
         out.push({ offset: m.seq, data: m.string() });
-        lastAt = m.info.timestampNanos / 1e6;
         // The last one: a message published after it is newer than the read.
         if (m.seq >= last || m.info.pending === 0) break;
       }
