@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { until } from '../../harness/wait.js';
-import { connectChannels, publish, request, waitMessages, type Frame } from './channels.js';
+import { connectChannels, messagesOf, publish, request, waitMessages, type Frame } from './channels.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from './nodes.js';
 import type { StoreHarness } from './store-harnesses.js';
 import { channel } from './store-suite.js';
@@ -65,6 +65,9 @@ export function defineLatestNodes(h: StoreHarness): void {
       const [live] = await waitMessages(sub, tick, 1, 15_000);
       assert.deepEqual([live!.offset, live!.data], [next, { price: 5 }], 'the live stream continues right after latest');
 
+      // Publishes racing the subscribes: each subscriber's latest and live messages are the acknowledged ones from there, once each, in order.
+      await raceSubscribes(pub, [sub, await connectChannels(nodes[0]!), await connectChannels(nodes[1]!), await connectChannels(nodes[0]!)], `tick-${channel()}`, clients, h.name === 'jetstream');
+
       // A channel without cache and without history has no latest to give.
       const none = `none-${channel()}`;
       await publish(pub, none, 'x');
@@ -93,4 +96,41 @@ export function defineLatestNodes(h: StoreHarness): void {
       await closeNodes(nodes);
     }
   });
+}
+
+/**
+ * `pub` pipelines 200 publishes to `name` (after one, so there is a latest); after every 50 one of
+ * `subs` subscribes, while the publishes are still being acknowledged. Every subscriber's
+ * `latest` is the message acknowledged at its offset, and its live messages are exactly the
+ * acknowledged ones after it, in order (offsets compared by order only: log stores skip).
+ * `mayMissLatest` (JetStream, docs/brokers.md): a subscribe may come without `latest` when the
+ * messages published between its fence and its read pushed it out of the stream's per-subject
+ * limit; its live messages are then exactly the acknowledged ones after its `offset`.
+ */
+async function raceSubscribes(pub: TestClient, subs: readonly TestClient[], name: string, opened: TestClient[], mayMissLatest: boolean): Promise<void> {
+  opened.push(...subs.slice(1));
+  const BASE = 500_000;
+  const acked = (): Frame[] => pub.messages.filter((m) => m.includes('"type":"ack"')).map((m) => JSON.parse(m) as Frame).filter((f) => (f.id as number) >= BASE);
+  await publish(pub, name, -1);
+  const replies: Array<Promise<Frame>> = [];
+  for (let chunk = 0; chunk < subs.length; chunk++) {
+    for (let i = chunk * 50; i < chunk * 50 + 50; i++) pub.sendJson({ type: 'publish', channel: name, data: i, id: BASE + i });
+    replies.push(request(subs[chunk]!, { type: 'subscribe', channel: name }, 15_000));
+    await pub.until(() => acked().length > chunk * 50 + 25, 15_000, `chunk ${chunk} half acknowledged`);
+  }
+  await pub.until(() => acked().length === subs.length * 50, 15_000, 'every publish acknowledged');
+  const dataAt = new Map(acked().map((f) => [f.offset as number, (f.id as number) - BASE]));
+  const offsets = [...dataAt.keys()].sort((x, y) => x - y);
+  for (const [k, c] of subs.entries()) {
+    const subscribed = await replies[k]!;
+    assert.equal(subscribed.type, 'subscribed', JSON.stringify(subscribed));
+    const latest = subscribed.latest as { offset: number; data: number } | undefined;
+    if (latest === undefined) assert.ok(mayMissLatest, `subscriber ${k}: latest`);
+    else if (latest.data !== -1) assert.equal(latest.data, dataAt.get(latest.offset), `subscriber ${k}: latest is the message acknowledged at its offset`);
+    const expected = offsets.filter((o) => o > (latest?.offset ?? (subscribed.offset as number)));
+    await until(() => messagesOf(c, name).length >= expected.length, { timeoutMs: 20_000, what: `subscriber ${k}: ${expected.length} live messages` });
+    const live = messagesOf(c, name);
+    assert.deepEqual(live.map((m) => m.offset), expected, `subscriber ${k}: latest then live, nothing lost or repeated`);
+    assert.deepEqual(live.map((m) => m.data), expected.map((o) => dataAt.get(o)));
+  }
 }
