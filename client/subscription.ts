@@ -87,6 +87,11 @@ export interface SubscribedInfo {
   readonly resubscribed: boolean;
   /** What the back end's subscribe hook gave for this subscription (docs/hooks.md), if anything. */
   readonly data?: Json;
+  /**
+   * A last-value channel's (`cache: true`) latest message, when it has one and nothing was
+   * recovered: the `message` events that follow continue right after it (docs/protocol.md).
+   */
+  readonly latest?: { readonly offset: number; readonly data: Json };
 }
 
 /** A subscription's events; `T` is the type of its messages' data (`subscribe<T>()`, default `Json`). */
@@ -186,6 +191,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
   readonly delta: boolean;
   /** The UTF-8 bytes of the last message's `data` text: the base of the next delta. */
   private deltaBase: Uint8Array | undefined;
+  private latestValue: { readonly offset: number; readonly data: T } | undefined;
 
   /** @internal Made by `FanoutClient.subscribe`. */
   constructor(
@@ -214,6 +220,14 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
 
   get state(): SubscriptionState {
     return this.stateValue;
+  }
+
+  /**
+   * The channel's newest message the app knows: a last-value channel's `latest` from the
+   * server's confirmation, then each `message` as it comes; undefined before either.
+   */
+  get latest(): { readonly offset: number; readonly data: T } | undefined {
+    return this.latestValue;
   }
 
   /** The last position the app has seen; store it to resume later with `since`. */
@@ -284,6 +298,7 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
     }
     if (!this.cursor.accept(frame.offset)) return;
     // The data is what was published; `T` is the app's word for its shape.
+    this.latestValue = { offset: frame.offset, data: frame.data as T };
     this.emit('message', frame.data as T, { channel: this.channel, offset: frame.offset });
   }
 
@@ -320,7 +335,9 @@ export class Subscription<T = Json> extends Emitter<SubscriptionEvents<T>> {
       outcome,
       resubscribed: this.confirmedOnce,
       ...(frame.data !== undefined ? { data: frame.data } : {}),
+      ...(frame.latest !== undefined ? { latest: frame.latest } : {}),
     };
+    if (frame.latest !== undefined) this.latestValue = { offset: frame.latest.offset, data: frame.latest.data as T };
     this.confirmedOnce = true;
     this.requestId = undefined;
     this.retries = 0;

@@ -23,7 +23,7 @@ import type { Config, KafkaIngestTarget } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createStores, type StoreTarget } from './brokers/create-stores.js';
-import { longestIdempotencyWindow, storedHistorySize } from './config/namespaces.js';
+import { historyTtlOf, longestIdempotencyWindow, storedHistorySize, storedHistoryTtl } from './config/namespaces.js';
 import { JetStreamLog } from './brokers/nats/jetstream.js';
 import { KafkaLog } from './brokers/kafka/log.js';
 import type { KafkaAddress } from './config/bus-address.js';
@@ -99,7 +99,7 @@ function registerMetrics(options: NodeOptions): NodeMetricsSet {
       upgradeRefused: (reason, status) => upgrades.rejected(reason, status),
       hookCalls: (hook, result, seconds) => hooks.request(hook, result, seconds),
     },
-    history: new HistoryMetrics(registry, { historyTtlMs: options.config.historyTtl * 1000 }),
+    history: new HistoryMetrics(registry, { historyTtlMs: storedHistoryTtl(options.config) * 1000 }),
     webhooks: new WebhookMetrics(registry),
     ingest: new IngestMetrics(registry),
   };
@@ -129,7 +129,8 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): {
     nodeId: core.id,
     prefix: config.busPrefix,
     historySize: storedHistorySize(config),
-    historyTtl: config.historyTtl,
+    historyTtl: storedHistoryTtl(config),
+    historyTtlOf: historyTtlOf(config),
     historyMaxBytes: config.historyMaxBytes,
     historyDropped: (channel, reason) => history.dropped(channel, reason === 'evicted'),
     presenceTtl: config.presenceTtl,
@@ -289,7 +290,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
     prefix: config.busPrefix,
     nodeId: core.id,
     historySize: storedHistorySize(config),
-    historyTtl: config.historyTtl,
+    historyTtl: storedHistoryTtl(config),
     historyMaxBytes: config.historyMaxBytes,
     idempotencyWindow: longestIdempotencyWindow(config),
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
@@ -312,7 +313,7 @@ function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress, histo
     address,
     nodeId: core.id,
     historySize: storedHistorySize(config),
-    historyTtl: config.historyTtl,
+    historyTtl: storedHistoryTtl(config),
     historyMaxBytes: config.historyMaxBytes,
     historyEvicted: (channel) => historyMetrics.dropped(channel, true),
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),

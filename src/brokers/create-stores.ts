@@ -50,7 +50,10 @@ export interface StoreOptions {
   /** --bus-prefix: prefix of every key. */
   readonly prefix: string;
   readonly historySize: number;
+  /** The ttl the store keeps (the longest, config/namespaces.ts storedHistoryTtl). */
   readonly historyTtl: number;
+  /** Each channel's own ttl (its namespace's `history-ttl`), when namespaces set one: the store expires or serves each channel at it. */
+  readonly historyTtlOf?: (channel: string) => number;
   /** --history-max-bytes (the memory store). */
   readonly historyMaxBytes: number;
   /** The memory store dropped a channel's log (expired, or evicted for --history-max-bytes). */
@@ -73,6 +76,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     const channels = new MemoryChannelStore(target.owner, {
       historySize: options.historySize,
       historyTtl: options.historyTtl,
+      historyTtlOf: options.historyTtlOf,
       historyMaxBytes: options.historyMaxBytes,
       connected: options.connected,
       deliver: options.deliver,
@@ -83,13 +87,13 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
   }
   if (target.kind === 'jetstream') {
     // History in the node's JetStream stream, presence in a JetStream KV bucket on the same NATS.
-    const channels = new JetStreamChannelStore(target.log, options.nodeId);
+    const channels = new JetStreamChannelStore(target.log, options.nodeId, options.historyTtlOf);
     const presence = new NatsPresenceStore({ address: target.address, ...presenceOptions(options) });
     // No cluster-wide occupancy counts on NATS yet: --webhook refuses to start with this store.
     return { channels, presence, occupancy: undefined, revocations: presence.revocations, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
   if (target.kind === 'kafka') {
-    const channels = new KafkaChannelStore(target.log, options.nodeId, options.historySize);
+    const channels = new KafkaChannelStore(target.log, options.nodeId, options.historySize, options.historyTtlOf);
     // Presence in a compacted topic beside the bus topic, read whole by every node.
     const presence = new KafkaPresenceStore({
       brokers: target.address.brokers,
@@ -113,6 +117,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     prefix: options.prefix,
     historySize: options.historySize,
     historyTtl: options.historyTtl,
+    historyTtlOf: options.historyTtlOf,
   });
   const presence = new RedisPresenceStore(redis, {
     prefix: options.prefix,

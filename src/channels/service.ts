@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { TIMINGS } from '../config/defaults.js';
 import { BusUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, PublishResult, ReadOptions, ReadResult } from '../stores/store.js';
+import type { ChannelStore, OutgoingMessage, PresenceEntry, PresenceStore, PublishResult, ReadOptions, ReadResult, StoredMessage } from '../stores/store.js';
 import { encodeEnvelope, EnvelopeKind } from '../protocol/envelope.js';
 import type { Topics } from '../node/topics.js';
 import type { HistoryMetrics } from './metrics.js';
@@ -190,6 +190,19 @@ export class ChannelService {
     const oldest = result.offset - size + 1;
     const messages = result.messages.filter((m) => m.offset >= oldest);
     return { ...result, messages, more: result.more && messages.length > 0 && messages[0]!.offset > oldest };
+  }
+
+  /**
+   * The channel's latest message with its position, or undefined when it has none to serve: a
+   * last-value channel (`cache: true`) keeps it whatever its history size; another channel has
+   * it while its history holds it (none with history-size 0).
+   */
+  async latest(channel: string): Promise<(StoredMessage & { readonly epoch: string }) | undefined> {
+    const options = this.namespaces.resolve(channel);
+    if (!options.cache && options.historySize === 0) return undefined;
+    const result = await this.channels.read(channel, { limit: 1 });
+    const newest = result.messages.at(-1);
+    return newest !== undefined ? { offset: newest.offset, data: newest.data, epoch: result.epoch } : undefined;
   }
 
   presenceList(channel: string): Promise<PresenceEntry[]> {

@@ -190,8 +190,10 @@ export class ChannelStreams {
       await service.link.subscribe(local.topic);
       // With `recovery: false` a `since` is answered recovered:false: no history is read for it.
       const recovering = local.options.recovery && batch.subs.some((sub) => sub.request.since !== undefined);
+      // A last-value channel reads its latest message too, in the same read as the fence: the
+      // subscribers' `latest` and what comes after the fence are one sequence.
       batch.result = await service.read(local.name, {
-        limit: recovering ? local.options.historySize : 0,
+        limit: Math.max(recovering ? local.options.historySize : 0, local.options.cache ? 1 : 0),
         fence: service.fence(local.name, batch.token),
       });
     } catch (err) {
@@ -245,11 +247,18 @@ export class ChannelStreams {
     let recovered: boolean | undefined;
     const since = request.since;
     if (since) {
-      const first = result.messages[0];
-      const complete = result.completeAfter ?? (first !== undefined ? first.offset - 1 : result.offset);
+      // What the channel serves for recovery: at most its own history size (a last-value
+      // channel's read holds its latest message even with history-size 0).
+      const size = local.options.historySize;
+      const held = result.messages.length > size ? result.messages.slice(result.messages.length - size) : result.messages;
+      const first = held[0];
+      const complete =
+        held.length < result.messages.length
+          ? result.messages[result.messages.length - held.length - 1]!.offset
+          : (result.completeAfter ?? (first !== undefined ? first.offset - 1 : result.offset));
       recovered = local.options.recovery && since.epoch === result.epoch && since.offset <= result.offset && since.offset >= complete;
       if (recovered) {
-        for (const m of result.messages) {
+        for (const m of held) {
           if (m.offset <= since.offset) continue;
           let frame = batch.frames.get(m.offset);
           if (!frame) batch.frames.set(m.offset, (frame = frameText(encodeMessage(local.name, m.offset, result.epoch, m.data))));
@@ -259,7 +268,11 @@ export class ChannelStreams {
     }
     const data = sub.data?.value;
     const delta = request.delta === true && local.delta !== undefined ? true : undefined;
-    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined, expires: unixSeconds(sub.expiresAt), delta }));
+    // A last-value channel's latest message (the newest of the read, which read the latest page),
+    // unless the subscription recovered (it then has it, or had it). Its offset is the reply's, or
+    // below it on a log store whose positions are shared by channels (Kafka partitions).
+    const latest = local.options.cache && recovered !== true ? result.messages.at(-1) : undefined;
+    this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined, expires: unixSeconds(sub.expiresAt), delta }, latest));
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
     sub.buffer = null;

@@ -5,13 +5,10 @@
  * top-level one, and a channel no namespace matches gets the top-level values. The pattern flags
  * (--presence, --anonymous-subscribe, --anonymous-publish) keep deciding for what the namespaces
  * leave out, so they stay a shorthand.
- *
- * The options of issue 27's later parts not built yet (`cache`) are refused
- * with a line saying so, not ignored: a file that asks for them must not run as if it had them.
  */
 import { z } from 'zod';
 import { compileGlob, globMatches, type Glob } from '../protocol/patterns.js';
-import { hookUrl, int, pattern } from './values.js';
+import { hookUrl, int, pattern, seconds } from './values.js';
 
 /** Most seconds an `idempotency-window` (top level or namespace) may be: a day. */
 export const MAX_IDEMPOTENCY_WINDOW = 86_400;
@@ -19,13 +16,11 @@ export const MAX_IDEMPOTENCY_WINDOW = 86_400;
 /** Most namespaces in one configuration: matching walks them in order for each new channel. */
 export const MAX_NAMESPACES = 100;
 
-const notYet = (what: string) => z.never({ error: `not supported yet: ${what} comes in a later release; leave it out` }).optional();
-
 /** One namespace as a file (`history-size`) or `createConfig` (`historySize`) gives it. */
 export const namespaceSchema = z.strictObject({
   pattern: pattern(),
   historySize: int(0).optional(),
-  historyTtl: notYet('history-ttl per namespace (every store expiring each channel at its own age)'),
+  historyTtl: seconds().optional(),
   presence: z.boolean({ error: 'expected true or false' }).optional(),
   joinLeave: z.boolean({ error: 'expected true or false' }).optional(),
   recovery: z.boolean({ error: 'expected true or false' }).optional(),
@@ -34,7 +29,7 @@ export const namespaceSchema = z.strictObject({
   clientPublish: z.boolean({ error: 'expected true or false' }).optional(),
   subscribeHook: z.union([hookUrl(), z.literal(false)], { error: 'expected an http:// or https:// URL, or false to skip --subscribe-hook' }).optional(),
   publishHook: z.union([hookUrl(), z.literal(false)], { error: 'expected an http:// or https:// URL, or false to skip --publish-hook' }).optional(),
-  cache: notYet('cache (last-value channels)'),
+  cache: z.boolean({ error: 'expected true or false' }).optional(),
   delta: z.union([z.literal('fossil'), z.literal(false)], { error: 'expected fossil (the one delta encoding), or false' }).optional(),
   idempotencyWindow: int(1, MAX_IDEMPOTENCY_WINDOW).optional(),
 });
@@ -83,6 +78,8 @@ export interface ChannelOptions {
   readonly delta: 'fossil' | false;
   /** Seconds a publish's `idempotency_key` is remembered in the channel (docs/protocol.md, "Idempotent publish"). */
   readonly idempotencyWindow: number;
+  /** Last-value channel: the latest message is kept even with `historySize` 0 and given to each new subscriber (`latest`). */
+  readonly cache: boolean;
 }
 
 /** The top-level values namespaces fall back to, as the node's config holds them. */
@@ -178,7 +175,7 @@ export class Namespaces {
     return {
       namespace: ns?.pattern ?? null,
       historySize: ns?.historySize ?? this.top.historySize,
-      historyTtl: this.top.historyTtl,
+      historyTtl: ns?.historyTtl ?? this.top.historyTtl,
       presence,
       joinLeave: presence && (ns?.joinLeave ?? true),
       recovery: ns?.recovery ?? true,
@@ -189,6 +186,7 @@ export class Namespaces {
       publishHook: ns?.publishHook ?? this.top.publishHook ?? false,
       delta: ns?.delta ?? false,
       idempotencyWindow: ns?.idempotencyWindow ?? this.top.idempotencyWindow,
+      cache: ns?.cache ?? false,
     };
   }
 
@@ -212,7 +210,38 @@ export class Namespaces {
  * kept only that many.
  */
 export function storedHistorySize(config: Pick<TopLevel, 'historySize' | 'namespaces'>): number {
-  return Math.max(config.historySize, ...config.namespaces.map((ns) => ns.historySize ?? 0));
+  // A last-value namespace keeps at least its latest message, whatever its history size.
+  return Math.max(config.historySize, ...config.namespaces.map((ns) => Math.max(ns.historySize ?? 0, ns.cache === true ? 1 : 0)));
+}
+
+/**
+ * The age a store that has one retention for all channels keeps (the JetStream stream's max_age,
+ * the Kafka index's): the longest of the top level and any namespace, 0 (no age limit) when any
+ * of them is 0. Each channel is then served (Kafka, JetStream) or expired (memory, Redis) at its
+ * own namespace's age, {@link historyTtlOf}.
+ */
+export function storedHistoryTtl(config: Pick<TopLevel, 'historyTtl' | 'namespaces'>): number {
+  const ttls = [config.historyTtl, ...config.namespaces.map((ns) => ns.historyTtl ?? config.historyTtl)];
+  return ttls.includes(0) ? 0 : Math.max(...ttls);
+}
+
+/**
+ * Each channel's history ttl in seconds (its namespace's `history-ttl`, else --history-ttl), for
+ * the stores; undefined when no namespace sets one, so every channel has --history-ttl.
+ */
+export function historyTtlOf(config: Pick<TopLevel, 'historyTtl' | 'namespaces'>): ((channel: string) => number) | undefined {
+  if (!config.namespaces.some((ns) => ns.historyTtl !== undefined)) return undefined;
+  const list = config.namespaces.map((ns) => ({ ttl: ns.historyTtl, matches: matcher([ns.pattern]) }));
+  // First match wins, as in {@link Namespaces.resolve}; kept per channel in a bounded map.
+  const known = new Map<string, number>();
+  return (channel) => {
+    let ttl = known.get(channel);
+    if (ttl === undefined) {
+      if (known.size >= RESOLVED_CACHE_SIZE) known.clear();
+      known.set(channel, (ttl = list.find((entry) => entry.matches(channel))?.ttl ?? config.historyTtl));
+    }
+    return ttl;
+  };
 }
 
 /**

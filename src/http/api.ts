@@ -6,6 +6,8 @@
  *   the channel had within its idempotency-window (nothing stored; O is the first publish's)
  * - `GET /api/channels/C/history[?limit=N][&before=B]` → 200 `{"channel","epoch","offset","messages":[…]}`
  * - `GET /api/channels/C/presence` → 200 `{"channel","clients":[…]}`
+ * - `GET /api/channels/C/latest` → 200 `{"offset","epoch","data"}`: the channel's latest message
+ *   (a last-value channel keeps it, another while its history holds it), 404 `not_found` when none
  * - `GET /api/channels/C` → 200 `{"channel","namespace","options":{…}}`: the namespace that
  *   applies (its pattern, or null for the top-level values) and the channel's options under the
  *   config file's names (docs/config.md)
@@ -27,14 +29,14 @@ import { addUsersApiRoutes, usersApiAllow, type UsersApiContext } from './users-
 
 /** What the API uses: the channel service, --api-key and --max-payload. */
 export interface ApiContext {
-  readonly service: Pick<ChannelService, 'publish' | 'history' | 'presenceList' | 'presenceChannels' | 'channelOptions'>;
+  readonly service: Pick<ChannelService, 'publish' | 'history' | 'latest' | 'presenceList' | 'presenceChannels' | 'channelOptions'>;
   readonly apiKey: string | undefined;
   readonly maxPayload: number;
   /** The server API on users and channels (users-api.ts), when the node has one. */
   readonly users?: UsersApiContext | undefined;
 }
 
-const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/(history|presence)$/;
+const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/(history|presence|latest)$/;
 
 export function addApiRoutes(router: Router, context: ApiContext): void {
   const { service, maxPayload } = context;
@@ -68,7 +70,7 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
 
   router.add('GET', CHANNEL_ROUTE, async (req, res, params) => {
     if (!authorized(req, res)) return;
-    const [channel, what] = params as [string, 'history' | 'presence'];
+    const [channel, what] = params as [string, 'history' | 'presence' | 'latest'];
     if (!isChannelName(channel)) return fail(res, 'bad_request', 'invalid channel name');
     try {
       if (what === 'presence') {
@@ -76,6 +78,14 @@ export function addApiRoutes(router: Router, context: ApiContext): void {
         const all = await service.presenceList(channel);
         const clients = presenceWithinBudget(all, REPLY_BUDGET_BYTES);
         return sendJson(res, 200, { channel, clients, ...(clients.length < all.length ? { more: true } : {}) });
+      }
+      if (what === 'latest') {
+        const latest = await service.latest(channel);
+        if (!latest) return fail(res, 'not_found', `${channel} has no latest message`);
+        // The data is the stored JSON text, spliced in unparsed.
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(`{"offset":${latest.offset},"epoch":${JSON.stringify(latest.epoch)},"data":${latest.data}}`);
+        return;
       }
       const query = new URL(req.url ?? '/', 'http://x').searchParams;
       const limit = wholeNumber(query.get('limit'));

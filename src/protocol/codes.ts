@@ -137,7 +137,7 @@ export const ERROR_CODES = {
     where: 'both',
     when: "the identity's patterns (the token's `channels`/`publish` claims, the connect hook's answer) and the `--anonymous-*` namespaces do not allow it, or `--subscribe-hook`/`--publish-hook` answered 403 (its `reason` is the message); the upgrade check of an upgrade that would get 403",
   },
-  not_found: { status: 404, where: 'both', when: 'unsubscribe without a subscription; presence on a channel without presence; the HTTP API is off' },
+  not_found: { status: 404, where: 'both', when: 'unsubscribe without a subscription; presence on a channel without presence; `GET /api/channels/C/latest` when the channel has no latest message; the HTTP API is off' },
   method_not_allowed: { status: 405, where: 'api', when: 'an HTTP API path with another method than its own (`Allow` says which)' },
   too_large: {
     status: 413,

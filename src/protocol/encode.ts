@@ -46,7 +46,16 @@ export function encodeConnected(frame: ConnectedFrame): string {
 /** The `ping` frame ({@link PingFrame}): always these bytes, framed once per node. */
 export const PING_JSON = JSON.stringify({ type: 'ping' } satisfies PingFrame);
 
-export function encodeSubscribed(frame: SubscribedFrame): string {
+/**
+ * A `subscribed` frame. Its `latest` comes as the stored entry (`latest`, data as JSON text),
+ * spliced in last unparsed, as message frames splice their data; `frame.latest` is not read.
+ */
+export function encodeSubscribed(frame: SubscribedFrame, latest?: RawEntry): string {
+  const head = encodeSubscribedHead(frame);
+  return latest ? `${head.slice(0, -1)},"latest":{"offset":${latest.offset},"data":${latest.data}}}` : head;
+}
+
+function encodeSubscribedHead(frame: SubscribedFrame): string {
   return JSON.stringify({
     type: frame.type,
     channel: frame.channel,

@@ -119,6 +119,18 @@ export interface SubscribedFrame {
   readonly expires?: number;
   /** True when the subscription asked for deltas and the channel has them: live messages may come as {@link DeltaMessageFrame}s. */
   readonly delta?: boolean;
+  /**
+   * A last-value channel's (`cache: true`) latest message when it has one and the subscription
+   * did not recover: the live messages after this frame continue from its offset, nothing lost
+   * or repeated between them (docs/protocol.md, "Last-value channels").
+   */
+  readonly latest?: LatestMessage;
+}
+
+/** A channel's latest message, as `subscribed` carries it. */
+export interface LatestMessage {
+  readonly offset: number;
+  readonly data: Json;
 }
 
 /**

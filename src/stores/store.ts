@@ -130,7 +130,9 @@ export interface PublishResult extends ChannelPosition {
  *   history holds older ones. `before` at or below 1 (offsets start at 1) answers no messages
  *   and `more: false`; a `before` past the head is the same as none.
  * - **Retention.** At most --history-size messages per channel are answered (0 keeps none), and a
- *   channel's history goes --history-ttl seconds after its last message (0: no age limit). What a
+ *   channel's history goes --history-ttl seconds after its last message (0: no age limit); with
+ *   namespaces, its own namespace's `history-ttl` (memory and Redis expire it then; JetStream and
+ *   Kafka keep the longest and answer a channel past its own as holding nothing). What a
  *   store holds in process is capped in bytes (--history-max-bytes: memory, the Kafka index);
  *   what it holds in a broker is the broker's to bound (docs/brokers.md, docs/operations.md).
  * - **Once-marks** ({@link OutgoingMessage.once}): the same source and position handed over again,

@@ -171,6 +171,7 @@ describe('namespaces on two nodes', () => {
         'publish-hook': backend.url('/global-publish'),
         delta: false,
         'idempotency-window': 300,
+        cache: false,
       },
     });
     const misc = await get('misc');

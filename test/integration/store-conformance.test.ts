@@ -23,6 +23,7 @@ import { connectChannels, publish, request, waitMessages } from '../helpers/chan
 import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '../helpers/store-harnesses.js';
 import { defineNamespaceNodes } from '../helpers/store-namespaces.js';
+import { defineLatestNodes } from '../helpers/store-latest.js';
 import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from '../helpers/store-suite.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
 import { defineRevocations } from '../helpers/store-revocations.js';
@@ -39,6 +40,7 @@ for (const h of harnesses) {
   describe(`real nodes on the store: ${h.name}`, { timeout: 60_000 }, () => {
     defineNodes(h);
     defineNamespaceNodes(h);
+    defineLatestNodes(h);
   });
 }
 

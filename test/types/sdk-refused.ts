@@ -15,3 +15,4 @@ void client.publish('chat:lobby', Symbol('x')); // refused
 void room.publish({ name: 'ann', text: 1 }); // refused
 void client.publish('orders:1', 1, { idempotencyKey: 42 }); // refused
 room.onMessage((data) => data.text.toFixed()); // refused
+const text: number | undefined = room.latest?.data.text; // refused

@@ -76,3 +76,11 @@ void client.publish('chat:lobby', { text: 'hi', render: () => 'x' });
 void room.publish({ text: 'no name' });
 // @ts-expect-error onMessage's data is the subscription's T
 client.subscribe<ChatMessage>('chat:other', { onMessage: (data) => console.log(data.missing) });
+// A last-value channel's latest message is typed as the subscription's T.
+interface Price {
+  bid: number;
+}
+const ticker = client.subscribe<Price>('ticker:EURUSD');
+const bid: number | undefined = ticker.latest?.data.bid;
+const latestOffset: number | undefined = ticker.latest?.offset;
+void ticker.ready.then((info) => console.log(bid, latestOffset, info.latest?.offset));

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createConfig, loadServeConfig } from '../../src/config/load.js';
-import { longestIdempotencyWindow, Namespaces, storedHistorySize } from '../../src/config/namespaces.js';
+import { historyTtlOf, longestIdempotencyWindow, Namespaces, storedHistorySize, storedHistoryTtl } from '../../src/config/namespaces.js';
 import { ConfigError } from '../../src/errors.js';
 import { tempDir } from '../helpers/security.js';
 
@@ -23,6 +23,8 @@ namespaces:
     join-leave: true
   - pattern: ticker:*
     history-size: 0
+    history-ttl: 10
+    cache: true
     recovery: false
     anonymous-subscribe: true
     subscribe-hook: false
@@ -63,11 +65,14 @@ test('a file lists namespaces under the flags\' own names; the first matching on
     publishHook: 'http://127.0.0.1:4000/hooks/publish',
     delta: false,
     idempotencyWindow: 300,
+    cache: false,
   });
   const ticker = ns.resolve('ticker:EURUSD');
   assert.equal(ticker.namespace, 'ticker:*');
   assert.equal(ticker.historySize, 0);
-  assert.equal(ticker.historyTtl, 60, 'history-ttl is the top level one for every channel (not per namespace yet)');
+  assert.equal(ticker.historyTtl, 10, 'the namespace\'s own history-ttl');
+  assert.equal(ticker.cache, true);
+  assert.equal(ns.resolve('chat:lobby').historyTtl, 60, 'the top-level history-ttl where the namespace says none');
   assert.equal(ticker.recovery, false);
   assert.equal(ticker.presence, false, 'presence off unless the namespace or --presence says');
   assert.equal(ticker.joinLeave, false, 'no join/leave without presence');
@@ -125,13 +130,13 @@ test('bad namespaces stop with one line naming the key path in the file', () => 
     ['namespaces:\n  - pattern: a:*\n    subscribe-hook: true\n', /^invalid namespaces\[0\]\.subscribe-hook in \S+: expected an http:\/\/ or https:\/\/ URL, or false/],
     ['namespaces:\n  - pattern: a:*\n  - pattern: a:*\n', /^invalid namespaces\[1\]\.pattern in \S+: namespaces\[0\] has the same pattern and wins/],
     ['namespaces: chat:*\n', /^invalid namespaces in \S+: expected a list of namespaces/],
-    ['namespaces:\n  - pattern: a:*\n    cache: true\n', /^invalid namespaces\[0\]\.cache in \S+: not supported yet: cache \(last-value channels\) comes in a later release; leave it out$/],
+    ['namespaces:\n  - pattern: a:*\n    cache: yes\n', /^invalid namespaces\[0\]\.cache in \S+: expected true or false, got "yes"$/],
     ['namespaces:\n  - pattern: a:*\n    delta: true\n', /^invalid namespaces\[0\]\.delta in \S+: expected fossil \(the one delta encoding\), or false, got true$/],
     ['namespaces:\n  - pattern: a:*\n    delta: xdelta\n', /^invalid namespaces\[0\]\.delta in \S+: expected fossil \(the one delta encoding\), or false, got "xdelta"$/],
     ['namespaces:\n  - pattern: a:*\n    idempotency-window: 86401\n', /^invalid namespaces\[0\]\.idempotency-window in \S+: expected at most 86400, got 86401$/],
     ['namespaces:\n  - pattern: a:*\n    idempotency-window: 0\n', /^invalid namespaces\[0\]\.idempotency-window in \S+: expected at least 1, got 0$/],
     ['idempotency-window: 1.5\n', /^invalid idempotency-window in \S+: expected a whole number, got 1.5$/],
-    ['namespaces:\n  - pattern: a:*\n    history-ttl: 30\n', /^invalid namespaces\[0\]\.history-ttl in \S+: not supported yet: history-ttl per namespace/],
+    ['namespaces:\n  - pattern: a:*\n    history-ttl: -5\n', /^invalid namespaces\[0\]\.history-ttl in \S+: expected 0 or more seconds/],
   ];
   for (const [text, expected] of cases) {
     assert.throws(
@@ -146,6 +151,16 @@ test('stores keep the largest history size of the top level and any namespace', 
   assert.equal(storedHistorySize(createConfig({ historySize: 10 })), 10);
   assert.equal(storedHistorySize(createConfig({ historySize: 10, namespaces: [{ pattern: 'a:*', historySize: 0 }, { pattern: 'b:*', historySize: 500 }] })), 500);
   assert.equal(storedHistorySize(createConfig({ historySize: 10, namespaces: [{ pattern: 'a:*', historySize: 3 }] })), 10);
+  assert.equal(storedHistorySize(createConfig({ historySize: 0, namespaces: [{ pattern: 'a:*', historySize: 0, cache: true }] })), 1, 'a last-value namespace keeps its latest message');
+});
+
+test('history-ttl per namespace: stores keep the longest (0 when any is 0) and expire or serve each channel at its own', () => {
+  assert.equal(storedHistoryTtl(createConfig({ historyTtl: 60 })), 60);
+  assert.equal(storedHistoryTtl(createConfig({ historyTtl: 60, namespaces: [{ pattern: 'a:*', historyTtl: 5 }, { pattern: 'b:*', historyTtl: 3600 }] })), 3600);
+  assert.equal(storedHistoryTtl(createConfig({ historyTtl: 60, namespaces: [{ pattern: 'a:*', historyTtl: 0 }] })), 0);
+  assert.equal(historyTtlOf(createConfig({ historyTtl: 60, namespaces: [{ pattern: 'a:*', historySize: 5 }] })), undefined, 'no namespace sets one: every channel has --history-ttl');
+  const ttlOf = historyTtlOf(createConfig({ historyTtl: 60, namespaces: [{ pattern: 'a:x', presence: true }, { pattern: 'a:*', historyTtl: 5 }] }))!;
+  assert.deepEqual([ttlOf('a:y'), ttlOf('a:x'), ttlOf('b:y')], [5, 60, 60], 'the first matching namespace decides, even when it sets no ttl');
 });
 
 test('--idempotency-window is the top level every namespace inherits; a store with one window keeps the longest', () => {

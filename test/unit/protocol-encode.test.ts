@@ -72,6 +72,16 @@ test('history frames parse back to head + messages, with each stored JSON text a
   assert.equal(encodeRawEntries([]), '[]');
 });
 
+test('subscribed carries a last-value channel\'s latest entry spliced in last, its stored JSON text as its data', () => {
+  for (const data of ['{"bid":1.0841,"n":{"deep":[1,{"x":null}]}}', '"héllo ☃ 🎉"', 'null', '0']) {
+    const head = { type: 'subscribed', channel: ODD_CHANNEL, id: 2, offset: 42, epoch: 'beef', recovered: false, delta: true } as const;
+    const json = encodeSubscribed(head, { offset: 41, data });
+    assert.deepEqual(JSON.parse(json), { ...head, latest: { offset: 41, data: JSON.parse(data) as unknown } }, json);
+    assert.ok(json.endsWith(`"latest":{"offset":41,"data":${data}}}`), 'latest is the last key');
+  }
+  assert.equal('latest' in (JSON.parse(encodeSubscribed({ type: 'subscribed', channel: 'c', offset: 0, epoch: 'e' })) as object), false, 'no entry, no latest');
+});
+
 test('optional keys are left out when undefined, not sent as null', () => {
   const parsed = [
     encodeSubscribed({ type: 'subscribed', channel: 'c', offset: 0, epoch: 'e' }),

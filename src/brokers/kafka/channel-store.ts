@@ -16,6 +16,12 @@ export class KafkaChannelStore implements ChannelStore {
     private readonly log: KafkaLog,
     private readonly nodeId: string,
     private readonly historySize: number,
+    /**
+     * A channel's own ttl in seconds (its namespace's `history-ttl`), when channels differ. The
+     * index ages records at the longest (config/namespaces.ts storedHistoryTtl); a channel whose
+     * newest message is older than its own ttl is served as holding nothing (docs/brokers.md).
+     */
+    private readonly ttlOf?: (channel: string) => number,
   ) {}
 
   /** Per channel, the once-marked publish this node is making (the next one waits for it). */
@@ -72,10 +78,15 @@ export class KafkaChannelStore implements ChannelStore {
     // From here to the return, nothing else runs: the index, the position and the fence agree.
     const epoch = this.log.epoch;
     const view = this.log.index.view(channel, partition);
-    const all = view.messages;
-    const offset = Math.max(all.at(-1)?.offset ?? 0, this.log.position(partition));
+    const offset = Math.max(view.messages.at(-1)?.offset ?? 0, this.log.position(partition));
     if (options.fence) this.log.deliverLocal(options.fence.topic, options.fence.payload);
-    return logReadResult(all, { offset, epoch, complete: view.completeAfter }, options);
+    const ttl = this.ttlOf?.(channel) ?? 0;
+    const newest = view.messages.at(-1);
+    if (newest && ttl > 0 && view.lastAt !== undefined && view.lastAt < Date.now() - ttl * 1000) {
+      // Past the channel's own ttl: gone for readers; the index drops it at the longest ttl.
+      return logReadResult([], { offset, epoch, complete: Math.max(view.completeAfter, newest.offset) }, options);
+    }
+    return logReadResult(view.messages, { offset, epoch, complete: view.completeAfter }, options);
   }
 
   async close(): Promise<void> {}

@@ -34,6 +34,8 @@ interface ChannelEntry {
   marks?: Map<string, number>;
   /** What the entry counts towards the byte cap. */
   bytes: number;
+  /** When its newest message was written (the record's time, ms), for a channel's own shorter ttl. */
+  lastAt: number;
 }
 
 interface PartitionWindow {
@@ -72,6 +74,8 @@ export interface ChannelView {
   readonly messages: readonly StoredMessage[];
   /** Every message of the channel after this offset is in `messages`. */
   readonly completeAfter: number;
+  /** When the channel's newest message was written (ms); undefined when the index holds none of it. */
+  readonly lastAt?: number;
 }
 
 export class KafkaIndex {
@@ -131,13 +135,14 @@ export class KafkaIndex {
         window.forgotten = Math.max(window.forgotten, offset);
         return;
       }
-      entry = { partition, messages: [], dropped: window.forgotten, bytes: CHANNEL_COST + channel.length * 2 };
+      entry = { partition, messages: [], dropped: window.forgotten, bytes: CHANNEL_COST + channel.length * 2, lastAt: time };
       this.heldBytes += entry.bytes;
     } else {
       // Most recently written goes last: the byte cap evicts from the front.
       this.channels.delete(channel);
     }
     this.channels.set(channel, entry);
+    entry.lastAt = time;
     if (size > 0) {
       const cost = MESSAGE_COST + data.length * 2;
       entry.messages.push({ offset, data });
@@ -220,7 +225,7 @@ export class KafkaIndex {
     const floor = window?.floor ?? Infinity;
     const entry = this.channels.get(channel);
     if (!entry || entry.partition !== partition) return { messages: [], completeAfter: Math.max(floor - 1, window?.forgotten ?? -1) };
-    return { messages: entry.messages, completeAfter: Math.max(floor - 1, entry.dropped) };
+    return { messages: entry.messages, completeAfter: Math.max(floor - 1, entry.dropped), lastAt: entry.lastAt };
   }
 
   /** How many channels have messages (for tests and metrics). */

@@ -132,6 +132,8 @@ export interface MemoryStoreOptions {
   readonly historySize: number;
   /** Seconds; 0 keeps history forever. */
   readonly historyTtl: number;
+  /** A channel's own ttl in seconds (its namespace's `history-ttl`), when channels differ; else `historyTtl` for all. */
+  readonly historyTtlOf?: (channel: string) => number;
   /** --history-max-bytes: what all logs may count together (see the overheads above); 0 for no cap. */
   readonly historyMaxBytes: number;
   /** Hands a payload to the bus synchronously; throws when the bus cannot take it. */
@@ -193,8 +195,9 @@ export class MemoryChannelStore implements ChannelStore {
     this.options.dropped?.(channel, reason);
   }
 
-  private expiry(now: number): number {
-    return this.options.historyTtl > 0 ? now + this.options.historyTtl * 1000 : Infinity;
+  private expiry(now: number, channel: string): number {
+    const ttl = this.options.historyTtlOf?.(channel) ?? this.options.historyTtl;
+    return ttl > 0 ? now + ttl * 1000 : Infinity;
   }
 
   async publish(message: OutgoingMessage): Promise<PublishResult> {
@@ -221,7 +224,7 @@ export class MemoryChannelStore implements ChannelStore {
     }
     log.offset = offset;
     if (idempotency) this.keys.remember(channel, idempotency.key, { offset, epoch }, now + idempotency.window * 1000);
-    log.expiresAt = this.expiry(now);
+    log.expiresAt = this.expiry(now, channel);
     const size = this.options.historySize;
     if (size > 0) {
       log.messages.push({ offset, data: message.data });
@@ -271,9 +274,11 @@ export class MemoryChannelStore implements ChannelStore {
   /**
    * Drops logs that aged past --history-ttl, from the front (the least recently written expire
    * first), at most {@link SWEEP_STEP} per call: idle channels go without a scan of them all.
+   * With per-namespace ttls the order is by last write, not by expiry: a log with a short ttl
+   * behind one with a longer ttl waits for it (or for a read of it, {@link live}, or the byte cap).
    */
   private sweep(now: number): void {
-    if (this.options.historyTtl <= 0) return;
+    if (this.options.historyTtl <= 0 && !this.options.historyTtlOf) return;
     let step = SWEEP_STEP;
     for (const [channel, log] of this.logs) {
       if (log.expiresAt > now || step-- === 0) return;

@@ -14,6 +14,12 @@ export class JetStreamChannelStore implements ChannelStore {
   constructor(
     private readonly log: JetStreamLog,
     private readonly nodeId: string,
+    /**
+     * A channel's own ttl in seconds (its namespace's `history-ttl`), when channels differ. The
+     * stream has one max_age (the longest, config/namespaces.ts storedHistoryTtl); a channel whose
+     * newest message is older than its own ttl is served as holding nothing (docs/brokers.md).
+     */
+    private readonly ttlOf?: (channel: string) => number,
   ) {}
 
   /**
@@ -35,10 +41,16 @@ export class JetStreamChannelStore implements ChannelStore {
     // The fence first: every message of the channel older than it is read below, every newer
     // one reaches the node's consumer after the fence.
     const bound = options.fence ? await this.log.appendControl(options.fence.topic, options.fence.payload) : Infinity;
-    const all = await this.log.messagesOf(channelSubject(this.log.layout, channel), bound);
+    const held = await this.log.messagesOf(channelSubject(this.log.layout, channel), bound);
     const stream = await this.log.streamState();
-    const lastMessage = all[all.length - 1];
+    const lastMessage = held.messages[held.messages.length - 1];
     const offset = lastMessage ? lastMessage.offset : Number.isFinite(bound) ? bound - 1 : stream.last;
+    const ttl = this.ttlOf?.(channel) ?? 0;
+    if (lastMessage && ttl > 0 && held.lastAt < Date.now() - ttl * 1000) {
+      // Past the channel's own ttl: its history is gone for readers; the stream keeps it until its max_age.
+      return logReadResult([], { offset, epoch: stream.epoch, complete: lastMessage.offset }, options);
+    }
+    const all = held.messages;
     const complete = completeAfter({ first: all[0]?.offset, count: all.length, perSubject: this.log.perSubject, streamFirst: stream.first });
     return logReadResult(all, { offset, epoch: stream.epoch, complete }, options);
   }

@@ -323,15 +323,17 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject). */
-  async messagesOf(subject: string, bound: number): Promise<StoredMessage[]> {
+  /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject), and when the subject's newest was stored (ms, the server's clock). */
+  async messagesOf(subject: string, bound: number): Promise<{ messages: StoredMessage[]; lastAt: number }> {
     const { js, jsm } = this.connection();
     const { stream } = this.layout;
     let last: number;
+    let lastAt: number;
     try {
-      last = (await jsm.streams.getMessage(stream, { last_by_subj: subject })).seq;
+      const newest = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+      [last, lastAt] = [newest.seq, newest.time.getTime()];
     } catch (err) {
-      if (/no message found|message not found/i.test(errorMessage(err))) return [];
+      if (/no message found|message not found/i.test(errorMessage(err))) return { messages: [], lastAt: 0 };
       throw unavailable(err);
     }
     const out: StoredMessage[] = [];
@@ -358,7 +360,7 @@ export class JetStreamLog extends BaseBus {
     } finally {
       if (name !== undefined) void jsm.consumers.delete(stream, name).catch(() => {});
     }
-    return out;
+    return { messages: out, lastAt };
   }
 
   /** The stream's first and last sequence and its epoch now. */

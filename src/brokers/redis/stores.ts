@@ -92,6 +92,8 @@ export interface RedisStoreOptions {
   readonly prefix: string;
   readonly historySize: number;
   readonly historyTtl: number;
+  /** A channel's own ttl in seconds (its namespace's `history-ttl`), when channels differ; else `historyTtl` for all. */
+  readonly historyTtlOf?: (channel: string) => number;
 }
 
 export class RedisChannelStore implements ChannelStore {
@@ -112,7 +114,8 @@ export class RedisChannelStore implements ChannelStore {
 
   async publish(message: OutgoingMessage): Promise<PublishResult> {
     await this.ready();
-    const { historySize, historyTtl } = this.options;
+    const { historySize } = this.options;
+    const historyTtl = this.ttlOf(message.channel);
     const once = message.once;
     let result: [number, string, number];
     try {
@@ -163,8 +166,14 @@ export class RedisChannelStore implements ChannelStore {
     }
   }
 
+  /** The channel's ttl: its namespace's, else --history-ttl (the scripts EXPIRE its keys with it). */
+  private ttlOf(channel: string): number {
+    return this.options.historyTtlOf?.(channel) ?? this.options.historyTtl;
+  }
+
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
-    const { historySize, historyTtl } = this.options;
+    const { historySize } = this.options;
+    const historyTtl = this.ttlOf(channel);
     const since = options.since;
     // Offsets start at 1: nothing is older than 1 (and the script's range needs an id above 0-0).
     const noneOlder = options.before !== undefined && options.before <= 1;
