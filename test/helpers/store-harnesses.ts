@@ -1,5 +1,5 @@
 /**
- * The stores the store conformance suite runs against (test/integration/store-conformance.test.ts):
+ * The stores the store conformance suite runs against (test/helpers/store-conformance.ts):
  * memory, Redis as the bus, Redis as a separate `--history`, JetStream and Kafka. Each says which
  * store kinds it implements beside the channel store, gives node specs on the shared broker
  * (helpers/store-nodes.ts), the flags of real nodes on it, and, for a broker, a fault rig: a

@@ -1,6 +1,6 @@
 /**
  * The channel store's idempotency keys in the store conformance suite
- * (test/integration/store-conformance.test.ts; OutgoingMessage.idempotency in src/stores/store.ts):
+ * (test/helpers/store-conformance.ts; OutgoingMessage.idempotency in src/stores/store.ts):
  * registered inside each store's channel-store describe, whose hooks open and close the nodes.
  */
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 /**
  * The store conformance suite's cases for per-namespace `history-ttl` and last-value channels
- * (`cache: true`), run against every store by test/integration/store-conformance.test.ts: two
+ * (`cache: true`), run against every store by test/helpers/store-conformance.ts: two
  * real nodes with namespaces. A channel's history goes at its own namespace's ttl while the
  * top-level channel keeps its own (memory and Redis expire it; the JetStream stream and the Kafka
  * log keep the longest ttl and the node serves the channel as empty, docs/brokers.md). A

@@ -1,5 +1,5 @@
 /**
- * The store conformance suite's namespace case (test/integration/store-conformance.test.ts runs
+ * The store conformance suite's namespace case (test/helpers/store-conformance.ts runs
  * it against every store): two real nodes with namespaces of different history sizes keep and
  * serve each channel its own namespace's size, in history pages and in recovery. Stores are sized
  * for the largest (config/namespaces.ts storedHistorySize); each channel is served its own.

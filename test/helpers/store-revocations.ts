@@ -1,5 +1,5 @@
 /**
- * The revocation store's part of the store conformance suite (test/integration/store-conformance.test.ts):
+ * The revocation store's part of the store conformance suite (test/helpers/store-conformance.ts):
  * what `RevocationStore` promises in src/stores/store.ts, at the store interface, with stores built
  * as the node builds them playing two nodes of a cluster.
  */

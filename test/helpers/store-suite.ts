@@ -1,5 +1,5 @@
 /**
- * The nodes and names of the store conformance suite (test/integration/store-conformance.test.ts):
+ * The nodes and names of the store conformance suite (test/helpers/store-conformance.ts):
  * store nodes opened by a test and closed after its describe, store nodes in processes of their
  * own (to be SIGKILLed), fresh channel names and message texts.
  */

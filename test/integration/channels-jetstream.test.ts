@@ -1,6 +1,6 @@
 // Channel history and recovery on NATS JetStream: real nats-server with JetStream, real nodes,
 // real ws clients. Offsets are stream sequences: increasing, not consecutive. What every store
-// promises (order, paging, retention, recovery rules) is in store-conformance.test.ts; here is
+// promises (order, paging, retention, recovery rules) is in test/helpers/store-conformance.ts; here is
 // what the nodes add on JetStream (delivery beyond retention, catch-up, a re-created stream).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

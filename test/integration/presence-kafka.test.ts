@@ -1,6 +1,6 @@
 /**
  * KafkaPresenceStore (brokers/kafka/presence.ts) against real Kafka, beyond the store suite
- * (store-conformance.test.ts, which sweeps a SIGKILLed node's clients on every store): stores
+ * (test/helpers/store-conformance.ts, which sweeps a SIGKILLed node's clients on every store): stores
  * playing nodes on the shared broker (a topic and prefix of their own per test), and a private
  * broker (harness/kafka.ts) with a proxied listener for a broker restart and a node cut off long
  * enough to be swept.

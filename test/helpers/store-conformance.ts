@@ -1,37 +1,38 @@
 /**
  * One behaviour suite for every store, run unchanged against memory, Redis (as the bus and as a
- * separate --history), JetStream and Kafka with the real brokers. It tests what the contracts in
- * src/stores/store.ts promise, at the store interface: stores built as the node builds them
- * (helpers/store-nodes.ts) play the nodes of a cluster; a node that must die runs in a process of
- * its own and is SIGKILLed. Then two real nodes on each store deliver a channel across nodes and
- * answer `history` with any `before`.
+ * separate --history), JetStream and Kafka with the real brokers, each store from its own file
+ * (test/integration/store-conformance-<store>.test.ts) so that they run side by side. It tests
+ * what the contracts in src/stores/store.ts promise, at the store interface: stores built as the
+ * node builds them (store-nodes.ts) play the nodes of a cluster, a node that must die runs in a
+ * process of its own and is SIGKILLed; then two real nodes on each store serve clients.
  *
- * Which store implements which kind is in each describe's name: a store missing a kind is not in
- * that kind's list (memory sweeps no dead node: in one process a node cannot die without its
- * clients; JetStream and Kafka keep no cluster-wide occupancy; every store keeps revocations,
- * helpers/store-revocations.ts). Fault cases (a broker killed and
- * restarted, a link cut, a slow catch-up, a slow link) use a private broker behind a TCP proxy;
- * the memory store has no broker, so it has none, and Redis as a separate --history is the same
- * store as Redis as the bus, so they run once, with the latter.
+ * A store missing a kind is not in its list (memory sweeps no dead node; JetStream and Kafka keep no
+ * occupancy). Fault cases (broker restart, cut link, slow catch-up) use a private broker behind a
+ * TCP proxy: not for memory (none) nor Redis as --history (the same store as Redis as the bus).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BusUnavailableError } from '../../src/errors.js';
 import type { PublishResult, ReadResult } from '../../src/stores/store.js';
 import { sleep } from '../../harness/wait.js';
-import { connectChannels, publish, request, waitMessages } from '../helpers/channels.js';
-import { closeNodes, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
-import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from '../helpers/store-harnesses.js';
-import { defineNamespaceNodes } from '../helpers/store-namespaces.js';
-import { defineLatestNodes } from '../helpers/store-latest.js';
-import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from '../helpers/store-suite.js';
-import { closeAll, type TestClient } from '../helpers/ws-client.js';
-import { defineRevocations } from '../helpers/store-revocations.js';
-import { defineIdempotencyKeys } from '../helpers/store-idempotency.js';
+import { connectChannels, publish, request, waitMessages } from './channels.js';
+import { closeNodes, startNode, uniquePrefix, waitNodesReady } from './nodes.js';
+import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from './store-harnesses.js';
+import { defineNamespaceNodes } from './store-namespaces.js';
+import { defineLatestNodes } from './store-latest.js';
+import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from './store-suite.js';
+import { closeAll, type TestClient } from './ws-client.js';
+import { defineRevocations } from './store-revocations.js';
+import { defineIdempotencyKeys } from './store-idempotency.js';
 
-const harnesses = storeHarnesses();
+/** Defines the whole suite for each harness of `storeHarnesses()` whose name starts with `store`. */
+export function defineStoreConformance(store: string): void {
+  const harnesses = storeHarnesses().filter((h) => h.name.startsWith(store));
+  assert.ok(harnesses.length > 0, `no store harness named ${store}`);
+  for (const h of harnesses) defineStore(h);
+}
 
-for (const h of harnesses) {
+function defineStore(h: StoreHarness): void {
   describe(`channel store: ${h.name}`, { timeout: 60_000 }, () => defineChannelStore(h));
   if (h.presence) describe(`presence store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep: a node cannot die without its clients)'}`, { timeout: 60_000 }, () => definePresence(h));
   if (h.occupancy) describe(`occupancy store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep)'}`, { timeout: 60_000 }, () => defineOccupancy(h));
@@ -44,7 +45,6 @@ for (const h of harnesses) {
   });
 }
 
-// ------------------------------------------------------------------------------------------------
 
 function defineChannelStore(h: StoreHarness): void {
   before(() => h.setup());
