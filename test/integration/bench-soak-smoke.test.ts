@@ -1,6 +1,7 @@
 /**
  * The soak bench's smoke (`npm run bench -- --soak`), small and short: real nodes on their own
- * Redis behind HAProxy, SDK clients in their own processes, a node drained and restarted twice.
+ * Redis behind HAProxy, SDK clients in their own processes, a node drained and restarted twice
+ * (about 40 s in all on a loaded machine: two soaks, each with its start, drain and checks).
  * - A soak with every part (steady subscribers, churn with presence, a presence channel, restarts)
  *   passes its three checks, and what it measured adds up: every message to every steady subscriber
  *   after recovery across the restarts, presence entries exactly the members still connected, the
@@ -26,21 +27,21 @@ const BENCH = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 test('bench --soak smoke: steady subscribers, churn, presence and two drained restarts pass all three checks', async () => {
   const redis = await startRedisServer();
   try {
-    const shape: SoakShape = { ...SOAK_DEFAULTS, duration: 24, steady: 40, rate: 10, churn: 10, presence: 60, restartEvery: 9, report: 8, sample: 2, drain: 30 };
+    const shape: SoakShape = { ...SOAK_DEFAULTS, duration: 20, steady: 40, rate: 10, churn: 10, presence: 60, restartEvery: 8, report: 8, sample: 2, drain: 30 };
     const r = await runSoak(shape, redis.url);
     const checks = soakChecks(r);
     assert.deepEqual(checks.filter((c) => !c.ok).map((c) => c.line), [], 'every check passes');
     assert.deepEqual(checks.map((c) => c.name), ['heap', 'delivery', 'presence'], 'node1 ran throughout and is the one judged for its heap');
     assert.equal(r.restarts.length, 2);
     const last = r.clients.at(-1)!;
-    // 24 s × 10 msg/s on each of 4 channels, every one to its 10 subscribers.
-    assert.ok(last.published >= 4 * 230, `published ${last.published}`);
+    // 20 s × 10 msg/s on each of 4 channels, every one to its 10 subscribers.
+    assert.ok(last.published >= 4 * 190, `published ${last.published}`);
     assert.equal(last.expected, last.published * 10);
     assert.equal(last.delivered, last.expected, 'every message reached every steady subscriber');
     assert.equal(last.missed, 0);
     assert.equal(r.finalMissing, 0);
     assert.ok(last.reconnects >= 1, 'the restarted node\'s clients came back through the other one');
-    assert.ok(last.churn.completed >= 150 && last.churn.failed === 0, JSON.stringify(last.churn));
+    assert.ok(last.churn.completed >= 120 && last.churn.failed === 0, JSON.stringify(last.churn));
     // At the end only the presence members are connected (the churn has stopped): exactly their entries.
     assert.equal(r.presence.at(-1)!.entries, 60);
     assert.ok(r.presence.length >= 3, `${r.presence.length} presence checks`);
