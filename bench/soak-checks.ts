@@ -25,12 +25,16 @@ const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 /**
  * Heap growth of each node that was never restarted: the median live heap over a window from
  * `heapFrom` of the run against the median over the same length of window at its end (a window of
- * 1/12 of the run, at least two samples apart), so one sample's noise does not decide.
+ * 1/12 of the run, at least two samples apart), so one sample's noise does not decide. The first
+ * restart moves the restarted node's long-lived connections onto the others, for good (nothing
+ * moves them back): the baseline starts after it, so that it compares the heap at the same load.
  */
 export function heapChecks(r: SoakResult): SoakCheck[] {
   const { duration, heapFrom, heapLimit, sample } = r.shape;
   const window = Math.max(2 * sample, duration / 12);
-  const from = duration * heapFrom;
+  const first = r.restarts[0];
+  const settled = first ? first.at + (first.drainMs + first.startMs) / 1000 + sample : 0;
+  const from = Math.max(duration * heapFrom, settled);
   const names = [...new Set(r.memory.map((m) => m.node))];
   const whole = names.filter((n) => r.memory.every((m) => m.node !== n || m.life === 0));
   if (whole.length === 0) return [{ name: 'heap', ok: false, line: 'heap: no node ran the whole run, nothing to compare' }];
@@ -40,12 +44,14 @@ export function heapChecks(r: SoakResult): SoakCheck[] {
     const end = mine.filter((m) => m.at >= duration - window).map((m) => m.liveHeap);
     if (base.length === 0 || end.length === 0) return { name: 'heap', ok: false, line: `heap of ${node}: no samples from ${Math.round(from)} s or at the end to compare` };
     const [b, e] = [median(base), median(end)];
+    const conns = (list: readonly NodeSample[]) => Math.round(median(list.map((m) => m.connections)));
+    const load = ` (${conns(mine.filter((m) => m.at >= from && m.at <= from + window))} and ${conns(mine.filter((m) => m.at >= duration - window))} connections)`;
     const growth = (e / b - 1) * 100;
     const ok = growth <= heapLimit;
     return {
       name: 'heap',
       ok,
-      line: `heap of ${node} (live, after a full GC): ${mb(b)} from ${Math.round(from)} s, ${mb(e)} at the end: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %${ok ? ` (limit ${heapLimit} %)` : `, more than the ${heapLimit} % allowed`}`,
+      line: `heap of ${node} (live, after a full GC): ${mb(b)} from ${Math.round(from)} s, ${mb(e)} at the end${load}: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %${ok ? ` (limit ${heapLimit} %)` : `, more than the ${heapLimit} % allowed`}`,
     };
   });
 }

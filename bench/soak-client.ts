@@ -171,7 +171,11 @@ function main(): void {
   const cycle = async (n: number) => {
     const t = new Tracked(spec.origin, ids);
     churn.inFlight++;
-    const timer = setTimeout(() => t.close(), CHURN_TIMEOUT_MS);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      t.close();
+    }, CHURN_TIMEOUT_MS);
     try {
       const sub = t.client.subscribe(spec.churnChannels[n % spec.churnChannels.length]!);
       const subscribed = new Promise<void>((resolve, reject) => {
@@ -185,7 +189,7 @@ function main(): void {
       churn.completed++;
     } catch (err) {
       churn.failed++;
-      churn.lastError = (err as Error).message;
+      churn.lastError = timedOut ? `not done after ${CHURN_TIMEOUT_MS / 1000} s` : (err as Error).message;
     } finally {
       clearTimeout(timer);
       t.close();

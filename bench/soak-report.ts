@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { withSection } from './faults-report.js';
 import { linePanels, type PlotSeries } from './plot.js';
 import type { SoakCheck } from './soak-checks.js';
-import type { SoakResult } from './soak-shape.js';
+import { soakHistorySize, type SoakResult } from './soak-shape.js';
 
 export const SOAK_HEADING = '## Soak';
 
@@ -60,7 +60,7 @@ export function soakMarkdown(run: SoakRun, heading = SOAK_HEADING): string {
   const rows = r.intervals.map((iv) => {
     // The memory sample nearest before the report line, per node.
     const mem = nodes.map((n) => r.memory.filter((m) => m.node === n && m.at <= iv.at + 1).at(-1));
-    return `| ${Math.round(iv.at)}${iv.final ? ' (end, after the drain)' : ''} | ${mem.map((m) => (m ? `${mb(m.rss)} / ${mb(m.heap)} / ${mb(m.liveHeap)}` : '–')).join(' | ')} | ${iv.p99} | ${iv.delivered} / ${iv.expected} |`;
+    return `| ${Math.round(iv.at)}${iv.final ? ' (end, after the drain)' : ''} | ${mem.map((m) => (m ? `${mb(m.rss)} / ${mb(m.heap)} / ${mb(m.liveHeap)} / ${m.connections}` : '–')).join(' | ')} | ${iv.p99} | ${iv.delivered} / ${iv.expected} |`;
   });
   const last = r.clients.at(-1);
   const lines = [
@@ -73,6 +73,7 @@ export function soakMarkdown(run: SoakRun, heading = SOAK_HEADING): string {
     `- ${s.churn} connections/s churning: connect, subscribe (a channel with presence), history, publish, disconnect;`,
     `- a presence channel of ${s.presence} members;`,
     s.nodes > 1 && s.restartEvery > 0 ? `- node${s.nodes} drained (SIGTERM) and started again every ${humanDuration(s.restartEvery)} (${r.restarts.length} restarts).` : '- no node restarts.',
+    `- the nodes keep ${soakHistorySize(s)} messages per channel (\`--history-size\`, two minutes of one channel)${s.serveArgs.length ? `; extra serve flags: \`${s.serveArgs.join(' ')}\`` : ''}.`,
     '',
     `Memory: RSS and heap from each node's /metrics (prom-client's \`process_resident_memory_bytes\`, \`nodejs_heap_size_used_bytes\`) and the live heap after a full GC (SIGUSR2 with \`--expose-gc\`), every ${s.sample} s. ` +
       `Presence: every ${humanDuration(s.report)} the store's entries (Redis hash per channel) are compared with the connections the clients have open; one whose connection closed more than ${s.presenceGrace} s before is left behind.`,
@@ -83,7 +84,7 @@ export function soakMarkdown(run: SoakRun, heading = SOAK_HEADING): string {
     '',
     '![node memory and p99 over the run](soak.svg)',
     '',
-    `| s | ${nodes.map((n) => `${n} RSS / heap / live heap MB`).join(' | ')} | p99 ms | steady delivered / published × subscribers |`,
+    `| s | ${nodes.map((n) => `${n} RSS / heap / live heap MB / connections`).join(' | ')} | p99 ms | steady delivered / published × subscribers |`,
     `|---|${nodes.map(() => '---|').join('')}---|---|`,
     ...rows,
     '',

@@ -62,6 +62,8 @@ export interface NodeSample {
   readonly life: number;
   readonly rss: number;
   readonly heap: number;
+  /** Its open WebSocket connections (`fanout_connections`, all endpoints): the heap follows them. */
+  readonly connections: number;
   /** heapUsed after a full GC. */
   readonly liveHeap: number;
 }
@@ -115,4 +117,13 @@ export interface SoakResult {
   readonly publishFailures: number;
   /** Seconds the run took, drain included. */
   readonly elapsed: number;
+}
+
+/**
+ * Messages the nodes keep per channel (unless --serve-args says otherwise): two minutes of the
+ * steady rate, so that a drained node's subscribers recover on the other node even when their
+ * reconnects queue up on a loaded machine (the default 100 is 5 s at 20 msg/s).
+ */
+export function soakHistorySize(shape: Pick<SoakShape, 'rate'>): number {
+  return Math.max(100, shape.rate * 120);
 }

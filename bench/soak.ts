@@ -23,7 +23,7 @@ import { freePort } from '../harness/ports.js';
 import { sleep, untilEvent } from '../harness/wait.js';
 import { nowMs } from './faults-client.js';
 import { LATENCY_BUCKETS, type SoakClientIds, type SoakClientSample, type SoakClientSpec } from './soak-client.js';
-import type { ClientSample, NodeSample, PresenceCheck, SoakRestart, SoakResult, SoakShape } from './soak-shape.js';
+import { soakHistorySize, type ClientSample, type NodeSample, type PresenceCheck, type SoakRestart, type SoakResult, type SoakShape } from './soak-shape.js';
 
 export { SOAK_DEFAULTS } from './soak-shape.js';
 export type { SoakResult, SoakShape } from './soak-shape.js';
@@ -43,10 +43,10 @@ function percentile(histogram: Float64Array, p: number): number {
   return histogram.length;
 }
 
-/** One value of a prom-client metric in a /metrics text. */
+/** A prom-client metric in a /metrics text, its values summed over its labels (NaN when absent). */
 export function metricValue(text: string, name: string): number {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
+  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => Number(m[1]));
+  return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0);
 }
 
 class ClientProcess {
@@ -106,7 +106,7 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
       [
         '--port', String(ports[i]), '--bus', redisUrl, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i + 1}-${lives[i]}`,
         '--presence', 'soak:presence,soak:churn:*', '--rate-limit', '0', '--rate-limit-bytes', '0',
-        '--drain-delay', '1', '--drain-timeout', '2', '--log-level', 'error', ...shape.serveArgs,
+        '--drain-delay', '1', '--drain-timeout', '2', '--log-level', 'error', '--history-size', String(soakHistorySize(shape)), ...shape.serveArgs,
       ],
       { passThrough: true, timeoutMs: 30_000, execArgv: ['--expose-gc', '--require', GC_HOOK] },
     );
@@ -196,7 +196,7 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
             const gc = untilEvent<[{ type?: string; heapUsed?: number }]>(node.child, 'message', { filter: (m) => m?.type === 'bench-memory', failOn: ['exit'], timeoutMs: 10_000, what: `node${i + 1} to report its memory` });
             node.child.kill('SIGUSR2');
             const [m] = await gc;
-            memory.push({ at, node: `node${i + 1}`, life: lives[i]!, rss: metricValue(text, 'fanout_process_resident_memory_bytes'), heap: metricValue(text, 'fanout_nodejs_heap_size_used_bytes'), liveHeap: m.heapUsed ?? NaN });
+            memory.push({ at, node: `node${i + 1}`, life: lives[i]!, rss: metricValue(text, 'fanout_process_resident_memory_bytes'), heap: metricValue(text, 'fanout_nodejs_heap_size_used_bytes'), connections: metricValue(text, 'fanout_connections'), liveHeap: m.heapUsed ?? NaN });
           } catch {
             // A node in its drain or restart: no sample this time.
           }
@@ -251,7 +251,7 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
       intervalHistogram.fill(0);
       const latest = new Map(memory.map((m) => [m.node, m]));
       log(
-        `soak ${Math.round(c.at)} s${final ? ' (the end, after the drain)' : ''}: ${[...latest.values()].sort((a, b) => a.node.localeCompare(b.node)).map((m) => `${m.node} RSS ${mb(m.rss)} MB heap ${mb(m.heap)} MB (live ${mb(m.liveHeap)})`).join(', ')}; ` +
+        `soak ${Math.round(c.at)} s${final ? ' (the end, after the drain)' : ''}: ${[...latest.values()].sort((a, b) => a.node.localeCompare(b.node)).map((m) => `${m.node} RSS ${mb(m.rss)} MB heap ${mb(m.heap)} MB (live ${mb(m.liveHeap)}) ${m.connections} conns`).join(', ')}; ` +
           `p99 ${p99} ms; steady ${c.delivered}/${c.expected} delivered (${c.missed} missed, ${c.unrecovered} unrecovered); ` +
           `churn ${c.churn.completed} done, ${c.churn.failed} failed${c.churn.lastError ? ` (${c.churn.lastError})` : ''}, ${c.churn.skipped} skipped; ` +
           `presence ${check.entries} entries, ${check.leftBehind} left behind`,
@@ -300,6 +300,9 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
     await publishLoop;
     await restarting;
     await Promise.all(clients.map((c) => c.stopChurn()));
+    // Churn cycles still running end within their timeout: the last presence check comes after them.
+    const churnEnd = Date.now() + 20_000;
+    while ((await sampleClients()).some((s) => s.churn.inFlight > 0) && Date.now() < churnEnd) await sleep(500);
     await sampleNodes();
     log(`soak: published ${published.reduce((a, b) => a + b, 0)}; waiting up to ${shape.drain} s for every steady subscriber to have every message`);
 
