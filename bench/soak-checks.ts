@@ -23,11 +23,14 @@ function median(values: readonly number[]): number {
 const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 
 /**
- * Heap growth of each node that was never restarted: the median live heap over a window from
- * `heapFrom` of the run against the median over the same length of window at its end (a window of
- * 1/12 of the run, at least two samples apart), so one sample's noise does not decide. The first
- * restart moves the restarted node's long-lived connections onto the others, for good (nothing
- * moves them back): the baseline starts after it, so that it compares the heap at the same load.
+ * Heap growth of each node that was never restarted, at equal load: the median live heap over a
+ * window from `heapFrom` of the run against the median over the same length of window at its end
+ * (1/12 of the run, at least two samples), so one sample's noise does not decide. Connections move
+ * between nodes (a restart sends the restarted node's long-lived ones to the others, and little
+ * sends them back), and each holds heap: the end is compared with what the baseline's heap per
+ * connection above the node's idle heap predicts for the end's connections,
+ * `idle + (base − idle) × connsEnd / connsBase`, which is the baseline itself when the load is the
+ * same. The first restart moves the most, so the baseline starts after it.
  */
 export function heapChecks(r: SoakResult): SoakCheck[] {
   const { duration, heapFrom, heapLimit, sample } = r.shape;
@@ -40,18 +43,23 @@ export function heapChecks(r: SoakResult): SoakCheck[] {
   if (whole.length === 0) return [{ name: 'heap', ok: false, line: 'heap: no node ran the whole run, nothing to compare' }];
   return whole.map((node) => {
     const mine = r.memory.filter((m): m is NodeSample => m.node === node && Number.isFinite(m.liveHeap));
-    const base = mine.filter((m) => m.at >= from && m.at <= from + window).map((m) => m.liveHeap);
-    const end = mine.filter((m) => m.at >= duration - window).map((m) => m.liveHeap);
+    const base = mine.filter((m) => m.at >= from && m.at <= from + window);
+    const end = mine.filter((m) => m.at >= duration - window);
     if (base.length === 0 || end.length === 0) return { name: 'heap', ok: false, line: `heap of ${node}: no samples from ${Math.round(from)} s or at the end to compare` };
-    const [b, e] = [median(base), median(end)];
-    const conns = (list: readonly NodeSample[]) => Math.round(median(list.map((m) => m.connections)));
-    const load = ` (${conns(mine.filter((m) => m.at >= from && m.at <= from + window))} and ${conns(mine.filter((m) => m.at >= duration - window))} connections)`;
-    const growth = (e / b - 1) * 100;
+    const [b, e] = [median(base.map((m) => m.liveHeap)), median(end.map((m) => m.liveHeap))];
+    const [cb, ce] = [median(base.map((m) => m.connections)), median(end.map((m) => m.connections))];
+    const idle = r.idle[node] ?? 0;
+    const expected = cb > 0 && Number.isFinite(ce) ? idle + ((b - idle) * ce) / cb : b;
+    const growth = (e / expected - 1) * 100;
+    const raw = (e / b - 1) * 100;
     const ok = growth <= heapLimit;
+    const sign = (n: number) => `${n >= 0 ? '+' : ''}${n.toFixed(1)} %`;
     return {
       name: 'heap',
       ok,
-      line: `heap of ${node} (live, after a full GC): ${mb(b)} from ${Math.round(from)} s, ${mb(e)} at the end${load}: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %${ok ? ` (limit ${heapLimit} %)` : `, more than the ${heapLimit} % allowed`}`,
+      line:
+        `heap of ${node} (live, after a full GC): ${mb(b)} from ${Math.round(from)} s with ${Math.round(cb)} connections, ${mb(e)} at the end with ${Math.round(ce)} (${sign(raw)}); ` +
+        `${mb(expected)} expected at that load (idle ${mb(idle)}): ${sign(growth)}${ok ? ` (limit ${heapLimit} %)` : `, more than the ${heapLimit} % allowed`}`,
     };
   });
 }

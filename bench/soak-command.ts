@@ -23,8 +23,8 @@ a Redis the bench starts, behind HAProxy, with steady SDK subscribers, churning 
 presence channel and a node drained and restarted on a schedule. Every --report it logs each node's
 RSS and heap (/metrics) and live heap after a full GC, the p99 of the steady subscribers and what
 they got of what was published. It exits 1, with a line per failed check, when the live heap of a node
-that ran throughout grew more than --heap-limit % from 1/6 of the run (the 20th minute of 2 h) to
-the end, a steady subscriber missed a message, or a presence member stayed after its connection
+that ran throughout grew more than --heap-limit % from 1/6 of the run (the 20th minute of 2 h; after
+the first restart) to the end, at equal load (scaled by its connections), a steady subscriber missed a message, or a presence member stayed after its connection
 closed. Writes soak.md, soak.json and soak.svg into --out, and the "Soak" section of --out's
 BENCHMARKS.md when there is one (--out . for the committed report). Needs haproxy and redis-server.
 
@@ -68,7 +68,7 @@ function fileLimit(): number {
 }
 
 /** The soak's options from `argv` (with `--soak DURATION`). */
-export function parseSoakArgs(argv: readonly string[]): { help: boolean; shape: SoakShape; out: string } {
+export function parseSoakArgs(argv: readonly string[]): { help: boolean; shape: SoakShape; out: string; maxconn: number } {
   let values;
   try {
     const flags = ['soak', 'steady', 'channels', 'rate', 'churn', 'presence', 'nodes', 'restart-every', 'report', 'sample', 'presence-grace', 'drain', 'heap-limit', 'client-processes', 'serve-args', 'out'];
@@ -79,7 +79,7 @@ export function parseSoakArgs(argv: readonly string[]): { help: boolean; shape: 
     if (e.code?.startsWith('ERR_PARSE_ARGS')) throw new ConfigError(/'(--?[^']+)'/.exec(e.message)?.[1] ?? 'argument', e.message);
     throw err;
   }
-  if (values.help) return { help: true, shape: { ...d, duration: 0 }, out: '' };
+  if (values.help) return { help: true, shape: { ...d, duration: 0 }, out: '', maxconn: 0 };
   if (values.soak === undefined) throw new ConfigError('--soak', 'expected a duration, e.g. --soak 2h');
   const duration = parseDuration('--soak', values.soak);
   if (duration < 10) throw new ConfigError('--soak', `expected at least 10 s, got ${duration} s`);
@@ -113,7 +113,7 @@ export function parseSoakArgs(argv: readonly string[]): { help: boolean; shape: 
   const maxconn = Math.min(9000, Math.floor((fileLimit() - 1000) / 2));
   const sockets = shape.steady + shape.presence + shape.churn * 2 + 10;
   if (sockets > maxconn) throw new ConfigError('--presence', `${sockets} connections at once is more than HAProxy's ${maxconn} with this file limit: give fewer --steady, --presence or --churn`);
-  return { help: false, shape, out: resolve(values.out ?? 'bench-results') };
+  return { help: false, shape, out: resolve(values.out ?? 'bench-results'), maxconn };
 }
 
 /** Runs the soak; rejects with the failed checks' names after logging one line per check. */
@@ -137,7 +137,7 @@ export async function soakCommand(argv: readonly string[]): Promise<void> {
   const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   let result;
   try {
-    result = await runSoak(options.shape, redis.url, log);
+    result = await runSoak(options.shape, redis.url, log, options.maxconn);
   } finally {
     await redis.stop();
   }

@@ -105,6 +105,8 @@ export interface SoakRestart {
 /** What a soak run measured; bench/soak-checks.ts turns it into verdicts. */
 export interface SoakResult {
   readonly shape: SoakShape;
+  /** Each node's live heap once it started, before any client connected (by node name). */
+  readonly idle: Readonly<Record<string, number>>;
   readonly memory: readonly NodeSample[];
   readonly clients: readonly ClientSample[];
   /** One line's worth per report interval: p99 over the interval. */

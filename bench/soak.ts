@@ -49,6 +49,14 @@ export function metricValue(text: string, name: string): number {
   return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0);
 }
 
+/** The node's heapUsed after a full GC (SIGUSR2, bench/peers/gc-on-signal.cjs). */
+async function liveHeap(node: ServerProcess, name: string): Promise<number> {
+  const gc = untilEvent<[{ type?: string; heapUsed?: number }]>(node.child, 'message', { filter: (m) => m?.type === 'bench-memory', failOn: ['exit'], timeoutMs: 10_000, what: `${name} to report its memory` });
+  node.child.kill('SIGUSR2');
+  const [m] = await gc;
+  return m.heapUsed ?? NaN;
+}
+
 class ClientProcess {
   private readonly child: ChildProcess;
   readonly ready: Promise<void>;
@@ -90,10 +98,11 @@ class ClientProcess {
 export const runningSoaks = new Set<{ stop(): Promise<void> }>();
 
 /**
- * Runs one soak on the Redis at `redisUrl` (which it shares with nothing else of its own: keys
- * under a fresh prefix). Never throws for what it measures; throws when it cannot start.
+ * Runs one soak on the Redis at `redisUrl` (its keys under a fresh prefix, removed at the end),
+ * behind an HAProxy with `maxconn` (keep it within the file limit: two descriptors a connection).
+ * Never throws for what it measures; throws when it cannot start.
  */
-export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: string) => void = () => {}): Promise<SoakResult> {
+export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: string) => void = () => {}, maxconn = 9000): Promise<SoakResult> {
   const prefix = `soak-${randomBytes(4).toString('hex')}`;
   const steadyChannels = Array.from({ length: shape.channels }, (_, i) => `soak:steady:${i}`);
   const presenceChannel = 'soak:presence';
@@ -135,8 +144,10 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
   try {
     await redis.connect();
     for (let i = 0; i < shape.nodes; i++) nodes[i] = await startNode(i);
-    haproxy = await startHaproxy(ports, { maxconn: 9000, checkInterval: 500 });
+    haproxy = await startHaproxy(ports, { maxconn, checkInterval: 500 });
     const origin = `ws://127.0.0.1:${haproxy.port}`;
+    // Each node's live heap before any client: what the heap check takes as the part no connection holds.
+    const idle = Object.fromEntries(await Promise.all(nodes.map(async (n, i) => [`node${i + 1}`, await liveHeap(n!, `node${i + 1}`)] as const)));
     publisher = new FanoutClient({ url: `ws://127.0.0.1:${ports[0]}/ws/v1`, WebSocket: WebSocket as never });
     const publisherUp = untilEvent(publisher as never, 'connected', { timeoutMs: 10_000, what: 'the soak publisher to connect' });
     publisher.connect();
@@ -193,10 +204,8 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
           try {
             const res = await fetch(`http://127.0.0.1:${ports[i]}/metrics`);
             const text = await res.text();
-            const gc = untilEvent<[{ type?: string; heapUsed?: number }]>(node.child, 'message', { filter: (m) => m?.type === 'bench-memory', failOn: ['exit'], timeoutMs: 10_000, what: `node${i + 1} to report its memory` });
-            node.child.kill('SIGUSR2');
-            const [m] = await gc;
-            memory.push({ at, node: `node${i + 1}`, life: lives[i]!, rss: metricValue(text, 'fanout_process_resident_memory_bytes'), heap: metricValue(text, 'fanout_nodejs_heap_size_used_bytes'), connections: metricValue(text, 'fanout_connections'), liveHeap: m.heapUsed ?? NaN });
+            const heap = await liveHeap(node, `node${i + 1}`);
+            memory.push({ at, node: `node${i + 1}`, life: lives[i]!, rss: metricValue(text, 'fanout_process_resident_memory_bytes'), heap: metricValue(text, 'fanout_nodejs_heap_size_used_bytes'), connections: metricValue(text, 'fanout_connections'), liveHeap: heap });
           } catch {
             // A node in its drain or restart: no sample this time.
           }
@@ -336,6 +345,7 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
     await reportLine(true);
     return {
       shape,
+      idle,
       memory,
       clients: clientSamples,
       intervals,

@@ -22,6 +22,7 @@ function result(heapAt: (node: string, at: number) => number, over: Partial<Soak
   const client = { at: 120, published: 100, expected: 1000, delivered: 1000, missed: 0, duplicates: 0, unrecovered: 0, reconnects: 5, p50: 3, p99: 9, churn: { started: 10, completed: 10, failed: 0, skipped: 0, inFlight: 0, lastError: '' } };
   return {
     shape: { ...SOAK_DEFAULTS, duration: 120, sample: 10, report: 30 },
+    idle: { node1: 10 * MB, node2: 10 * MB },
     memory,
     clients: [client],
     intervals: [{ at: 120, p99: 9, delivered: 1000, expected: 1000, final: true }],
@@ -40,7 +41,7 @@ test('a flat heap passes, judged from after the first restart; a restarted node 
   const checks = soakChecks(r);
   assert.deepEqual(checks.map((c) => [c.name, c.ok]), [['heap', true], ['delivery', true], ['presence', true]]);
   // 1/6 of 120 s is 20 s, but the restart at 40 s (1.9 s) moved connections: from 40 + 1.9 + one sample.
-  assert.match(checks[0]!.line, /^heap of node1 .*20\.0 MB from 52 s, 20\.0 MB at the end \(500 and 500 connections\): \+0\.0 %/);
+  assert.match(checks[0]!.line, /^heap of node1 .*20\.0 MB from 52 s with 500 connections, 20\.0 MB at the end with 500 \(\+0\.0 %\); 20\.0 MB expected at that load \(idle 10\.0 MB\): \+0\.0 % \(limit 10 %\)$/);
   const md = soakMarkdown({ startedAt: 'now', command: 'npm run bench -- --soak 2m', machine: 'here', result: r, checks });
   assert.match(md, /\*\*Passed\.\*\*/);
   assert.match(md, /\| 120 \(end, after the drain\) \|/);
@@ -53,6 +54,22 @@ test('a heap growing past the limit from 1/6 of the run fails, with its growth',
   const heap = soakChecks(r).find((c) => c.name === 'heap')!;
   assert.equal(heap.ok, false);
   assert.match(heap.line, /heap of node1 .* more than the 10 % allowed/);
+});
+
+test('a heap that grew with the connections a restart moved onto the node passes; one that grew more fails', () => {
+  // 10 MB idle + 20 KB per connection; the restart at 40 s moves 500 more connections onto node1 at 80 s.
+  const memory = (perConn: (at: number) => number) =>
+    result(() => 0).memory.map((m) => {
+      if (m.node !== 'node1') return m;
+      const connections = m.at < 80 ? 500 : 1000;
+      return { ...m, connections, liveHeap: 10 * MB + connections * perConn(m.at) };
+    });
+  const moved = result(() => 0, { memory: memory(() => 20 * 1024) });
+  const heap = soakChecks(moved).find((c) => c.name === 'heap')!;
+  assert.equal(heap.ok, true, heap.line);
+  assert.match(heap.line, /with 500 connections, .* at the end with 1000 \(\+49\.4 %\); .*: \+0\.0 %/);
+  const leaking = result(() => 0, { memory: memory((at) => (at < 80 ? 20 : 26) * 1024) });
+  assert.equal(soakChecks(leaking).find((c) => c.name === 'heap')!.ok, false);
 });
 
 test('a gap or a message still missing after the drain fails delivery; a presence entry left behind fails presence', () => {
