@@ -154,7 +154,6 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
     await publisherUp;
 
     const share = (total: number, i: number) => Math.floor(total / shape.clientProcesses) + (i < total % shape.clientProcesses ? 1 : 0);
-    // Steady subscribers are spread so that each channel has the same count in every process.
     for (let i = 0; i < shape.clientProcesses; i++) {
       clients.push(
         new ClientProcess({
@@ -172,7 +171,6 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
     await Promise.all(clients.map((c) => c.ready));
     log(`soak: ${shape.steady} steady subscribers, ${shape.presence} presence members ready on ${shape.nodes} nodes; running ${shape.duration} s`);
 
-    const subscribersOf = (c: number) => Math.floor(shape.steady / shape.channels) + (c < shape.steady % shape.channels ? 1 : 0);
     const published = steadyChannels.map(() => 0);
     let publishFailures = 0;
     const start = Date.now();
@@ -221,7 +219,7 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
       clientSamples.push({
         at: since(),
         published: published.reduce((a, b) => a + b, 0),
-        expected: published.reduce((n, p, c) => n + p * subscribersOf(c), 0),
+        expected: samples.reduce((n, s) => n + s.steady.reduce((m, ch, c) => m + published[c]! * ch.next.length, 0), 0),
         delivered: add((s) => s.steady.reduce((n, c) => n + c.delivered, 0)),
         missed: add((s) => s.steady.reduce((n, c) => n + c.missed, 0)),
         duplicates: add((s) => s.steady.reduce((n, c) => n + c.duplicates, 0)),
