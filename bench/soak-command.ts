@@ -36,6 +36,7 @@ BENCHMARKS.md when there is one (--out . for the committed report). Needs haprox
   --nodes N           Fanout nodes (default ${d.nodes}); the last one is the one restarted
   --restart-every D   between restarts of the last node (default ${humanDuration(d.restartEvery)}, or a third of
                       a shorter run; 0 for none)
+  --restart-signal S  TERM (default: a drain, as a rolling restart does) or KILL (a crash)
   --report D          between report lines and presence checks (default ${humanDuration(d.report)}, or a quarter of a
                       run shorter than 20 min)
   --sample D          between memory and latency samples (default ${d.sample} s, or a third of --report)
@@ -71,7 +72,7 @@ function fileLimit(): number {
 export function parseSoakArgs(argv: readonly string[]): { help: boolean; shape: SoakShape; out: string; maxconn: number } {
   let values;
   try {
-    const flags = ['soak', 'steady', 'channels', 'rate', 'churn', 'presence', 'nodes', 'restart-every', 'report', 'sample', 'presence-grace', 'drain', 'heap-limit', 'client-processes', 'serve-args', 'out'];
+    const flags = ['soak', 'steady', 'channels', 'rate', 'churn', 'presence', 'nodes', 'restart-every', 'restart-signal', 'report', 'sample', 'presence-grace', 'drain', 'heap-limit', 'client-processes', 'serve-args', 'out'];
     const options = Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }]));
     values = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true }).values as Record<string, string | undefined> & { help?: boolean };
   } catch (err) {
@@ -88,6 +89,8 @@ export function parseSoakArgs(argv: readonly string[]): { help: boolean; shape: 
   const restartEvery = values['restart-every'] !== undefined ? parseDuration('--restart-every', values['restart-every']) : Math.min(d.restartEvery, Math.round(duration / 3));
   if (report <= 0) throw new ConfigError('--report', 'expected more than 0 s');
   if (sample <= 0 || sample > report) throw new ConfigError('--sample', `expected more than 0 s and at most --report (${report} s)`);
+  const signal = values['restart-signal'] ?? 'TERM';
+  if (signal !== 'TERM' && signal !== 'KILL') throw new ConfigError('--restart-signal', `expected TERM or KILL, got ${JSON.stringify(signal)}`);
   const heapLimit = Number(values['heap-limit'] ?? d.heapLimit);
   if (!(heapLimit >= 0)) throw new ConfigError('--heap-limit', `expected a percentage ≥ 0, got ${JSON.stringify(values['heap-limit'])}`);
   const shape: SoakShape = {
@@ -100,6 +103,7 @@ export function parseSoakArgs(argv: readonly string[]): { help: boolean; shape: 
     presence: int('--presence', values.presence, d.presence, 0),
     nodes: int('--nodes', values.nodes, d.nodes, 1),
     restartEvery,
+    restartSignal: signal === 'KILL' ? 'SIGKILL' : 'SIGTERM',
     report,
     sample,
     presenceGrace: int('--presence-grace', values['presence-grace'], d.presenceGrace, 1),

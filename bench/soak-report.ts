@@ -72,7 +72,7 @@ export function soakMarkdown(run: SoakRun, heading = SOAK_HEADING): string {
     `- ${s.steady} steady SDK subscribers over ${s.channels} channels, each channel published at ${s.rate} msg/s by a back end on node1 (never restarted);`,
     `- ${s.churn} connections/s churning: connect, subscribe (a channel with presence), history, publish, disconnect;`,
     `- a presence channel of ${s.presence} members;`,
-    s.nodes > 1 && s.restartEvery > 0 ? `- node${s.nodes} drained (SIGTERM) and started again every ${humanDuration(s.restartEvery)} (${r.restarts.length} restarts).` : '- no node restarts.',
+    s.nodes > 1 && s.restartEvery > 0 ? `- node${s.nodes} ${s.restartSignal === 'SIGKILL' ? 'killed (SIGKILL)' : 'drained (SIGTERM)'} and started again every ${humanDuration(s.restartEvery)} (${r.restarts.length} restarts).` : '- no node restarts.',
     `- the nodes keep ${soakHistorySize(s)} messages per channel (\`--history-size\`, two minutes of one channel)${s.serveArgs.length ? `; extra serve flags: \`${s.serveArgs.join(' ')}\`` : ''}.`,
     '',
     `Memory: RSS and heap from each node's /metrics (prom-client's \`process_resident_memory_bytes\`, \`nodejs_heap_size_used_bytes\`) and the live heap after a full GC (SIGUSR2 with \`--expose-gc\`), every ${s.sample} s. ` +

@@ -18,6 +18,8 @@ export interface SoakShape {
   readonly nodes: number;
   /** Seconds between node restarts (0: none); the first after one interval. */
   readonly restartEvery: number;
+  /** How the node is stopped: SIGTERM drains it (the rolling restart), SIGKILL is a crash. */
+  readonly restartSignal: 'SIGTERM' | 'SIGKILL';
   /** Seconds between report lines (and presence checks), and between memory samples. */
   readonly report: number;
   readonly sample: number;
@@ -42,6 +44,7 @@ export const SOAK_DEFAULTS: Omit<SoakShape, 'duration'> = {
   presence: 5000,
   nodes: 2,
   restartEvery: 600,
+  restartSignal: 'SIGTERM',
   report: 300,
   sample: 30,
   presenceGrace: 10,

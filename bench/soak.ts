@@ -5,7 +5,7 @@
  *   end connected to the first node (which is never restarted);
  * - connections churning at a fixed rate (connect, subscribe, history, publish, disconnect);
  * - members of one presence channel for the whole run;
- * - the last node drained (SIGTERM) and started again every `restartEvery` seconds.
+ * - the last node drained (SIGTERM; or killed, `restartSignal`) and started again every `restartEvery` seconds.
  * Every `sample` seconds it reads each node's RSS and heap (/metrics, prom-client's
  * `process_resident_memory_bytes` and `nodejs_heap_size_used_bytes`) and its live heap after a full
  * GC (SIGUSR2, bench/peers/gc-on-signal.cjs), and the clients' latencies and counts; every `report`
@@ -272,12 +272,12 @@ export async function runSoak(shape: SoakShape, redisUrl: string, log: (line: st
       const node = nodes[i]!;
       const t = Date.now();
       nodes[i] = undefined;
-      await node.stop('SIGTERM');
+      await node.stop(shape.restartSignal);
       const drained = Date.now();
       lives[i]!++;
       nodes[i] = await startNode(i);
       restarts.push({ at: (t - start) / 1000, node: `node${i + 1}`, drainMs: drained - t, startMs: Date.now() - drained });
-      log(`soak: node${i + 1} drained in ${drained - t} ms, ready again ${Date.now() - drained} ms later`);
+      log(`soak: node${i + 1} ${shape.restartSignal === 'SIGTERM' ? 'drained' : 'killed'} in ${drained - t} ms, ready again ${Date.now() - drained} ms later`);
     };
 
     let nextSample = shape.sample;
