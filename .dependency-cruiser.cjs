@@ -167,8 +167,8 @@ module.exports = {
     {
       name: 'tests-do-not-import-the-bench',
       severity: 'error',
-      comment: 'Tests and the benchmark share harness/; only the bench\'s own tests import bench/.',
-      from: { path: '^test/', pathNot: '^test/(integration/bench-(faults-)?smoke|unit/bench-loadgen)\\.test\\.ts$' },
+      comment: 'Tests and the benchmark share harness/; only the bench\'s own tests (test/*/bench-*.test.ts) import bench/.',
+      from: { path: '^test/', pathNot: '^test/(integration|unit)/bench-[a-z-]+\\.test\\.ts$' },
       to: { path: '^bench/' },
     },
   ],

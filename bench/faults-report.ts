@@ -99,10 +99,10 @@ export function writeFaultsReport(out: string, run: FaultRun): string[] {
   return written;
 }
 
-/** `doc` with its "Delivery under faults" section replaced by `section` (appended when it has none). */
-export function withSection(doc: string, section: string): string {
-  const at = doc.indexOf(`${FAULTS_HEADING}\n`);
+/** `doc` with its `heading` section ("Delivery under faults" by default) replaced by `section` (appended when it has none). */
+export function withSection(doc: string, section: string, heading = FAULTS_HEADING): string {
+  const at = doc.indexOf(`${heading}\n`);
   if (at < 0) return `${doc.trimEnd()}\n\n${section}`;
-  const next = doc.indexOf('\n## ', at + FAULTS_HEADING.length);
+  const next = doc.indexOf('\n## ', at + heading.length);
   return `${doc.slice(0, at)}${section}${next < 0 ? '' : doc.slice(next)}`;
 }

@@ -4,6 +4,7 @@
  */
 import { BROKER_LABELS, HISTORY_LOG_LABELS, type BenchBroker, type HistoryLog } from './brokers.js';
 import type { PointResult, ScaleResult } from './measure.js';
+import { linePanels } from './plot.js';
 import { SYSTEM_LABELS, type SystemName } from './systems.js';
 
 export interface BenchRun {
@@ -308,67 +309,19 @@ export function markdown(run: BenchRun): string {
 /** Two panels: deliveries/s against offered load (with the ideal line) and p99 (log scale). */
 export function svg(points: readonly PointResult[]): string {
   const series = [...new Set(points.map(seriesOf))];
-  const W = 1000;
-  const panelW = 400;
-  const panelH = 280;
-  const top = 40;
-  const legendTop = top + panelH + 56;
-  const H = legendTop + series.length * 18 + 8;
-  const lefts = [70, 560];
-  const maxOffered = Math.max(1, ...points.map((p) => p.offered));
-  const maxDelivered = Math.max(maxOffered, ...points.map((p) => p.deliveriesPerSec));
-  const p99s = points.map((p) => p.p99).filter((v) => Number.isFinite(v) && v > 0);
-  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(1, ...p99s))));
-  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(10, ...p99s))));
-  const x = (panel: number, offered: number) => lefts[panel]! + (offered / maxOffered) * panelW;
-  const y0 = (v: number) => top + panelH - (v / maxDelivered) * panelH;
-  const y1 = (v: number) => top + panelH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * panelH;
-  const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${lefts[0]! + panelW / 2}" y="20" text-anchor="middle" font-size="14">deliveries/s vs offered</text>`,
-    `<text x="${lefts[1]! + panelW / 2}" y="20" text-anchor="middle" font-size="14">p99 latency (ms, log) vs offered</text>`,
-  ];
-  for (const panel of [0, 1]) {
-    const left = lefts[panel]!;
-    out.push(`<rect x="${left}" y="${top}" width="${panelW}" height="${panelH}" fill="none" stroke="#333"/>`);
-    for (let i = 0; i <= 4; i++) {
-      const v = (maxOffered * i) / 4;
-      const px = x(panel, v);
-      out.push(`<line x1="${px}" y1="${top + panelH}" x2="${px}" y2="${top + panelH + 4}" stroke="#333"/>`);
-      out.push(`<text x="${px}" y="${top + panelH + 16}" text-anchor="middle">${k(v)}</text>`);
-    }
-    out.push(`<text x="${left + panelW / 2}" y="${top + panelH + 32}" text-anchor="middle">offered deliveries/s</text>`);
-  }
-  for (let i = 0; i <= 4; i++) {
-    const v = (maxDelivered * i) / 4;
-    out.push(`<line x1="${lefts[0]! - 4}" y1="${y0(v)}" x2="${lefts[0]! + panelW}" y2="${y0(v)}" stroke="#ddd"/>`);
-    out.push(`<text x="${lefts[0]! - 6}" y="${y0(v) + 4}" text-anchor="end">${k(v)}</text>`);
-  }
-  for (let d = lo; d <= hi; d *= 10) {
-    out.push(`<line x1="${lefts[1]! - 4}" y1="${y1(d)}" x2="${lefts[1]! + panelW}" y2="${y1(d)}" stroke="#ddd"/>`);
-    out.push(`<text x="${lefts[1]! - 6}" y="${y1(d) + 4}" text-anchor="end">${d >= 1 ? d.toFixed(0) : d}</text>`);
-  }
-  out.push(`<line x1="${x(0, 0)}" y1="${y0(0)}" x2="${x(0, maxOffered)}" y2="${y0(maxOffered)}" stroke="#999" stroke-dasharray="4 4"/>`);
-  series.forEach((name, i) => {
-    const color = COLORS[name] ?? '#000';
-    const pts = points.filter((p) => seriesOf(p) === name).sort((a, b) => a.offered - b.offered);
-    const line0 = pts.map((p) => `${x(0, p.offered).toFixed(1)},${y0(p.deliveriesPerSec).toFixed(1)}`).join(' ');
-    const line1 = pts.filter((p) => p.p99 > 0).map((p) => `${x(1, p.offered).toFixed(1)},${y1(p.p99).toFixed(1)}`).join(' ');
-    out.push(`<polyline points="${line0}" fill="none" stroke="${color}" stroke-width="2"/>`);
-    out.push(`<polyline points="${line1}" fill="none" stroke="${color}" stroke-width="2"/>`);
-    for (const p of pts) {
-      out.push(`<circle cx="${x(0, p.offered).toFixed(1)}" cy="${y0(p.deliveriesPerSec).toFixed(1)}" r="3" fill="${color}"/>`);
-      if (p.p99 > 0) out.push(`<circle cx="${x(1, p.offered).toFixed(1)}" cy="${y1(p.p99).toFixed(1)}" r="3" fill="${color}"/>`);
-    }
-    const ly = legendTop + i * 18;
-    out.push(`<rect x="70" y="${ly - 6}" width="16" height="4" fill="${color}"/>`);
-    out.push(`<text x="92" y="${ly}">${escapeXml(seriesLabel(name))}</text>`);
-  });
-  out.push('</svg>', '');
-  return out.join('\n');
-}
-
-function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const xMax = Math.max(1, ...points.map((p) => p.offered));
+  const lines = (value: (p: PointResult) => number) =>
+    series.map((name) => ({
+      label: seriesLabel(name),
+      color: COLORS[name] ?? '#000',
+      dots: true,
+      points: points
+        .filter((p) => seriesOf(p) === name)
+        .sort((a, b) => a.offered - b.offered)
+        .map((p) => [p.offered, value(p)] as const),
+    }));
+  return linePanels([
+    { title: 'deliveries/s vs offered', xLabel: 'offered deliveries/s', xMax, diagonal: true, series: lines((p) => p.deliveriesPerSec) },
+    { title: 'p99 latency (ms, log) vs offered', xLabel: 'offered deliveries/s', xMax, logY: true, series: lines((p) => p.p99) },
+  ]);
 }

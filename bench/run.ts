@@ -4,7 +4,7 @@
  * BENCHMARKS.md, benchmarks.svg and benchmarks.json.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,8 +12,10 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../src/errors.js';
 import { BENCH_BROKERS, BROKER_LABELS, HISTORY_LOG_LABELS, HISTORY_LOGS, startBenchBroker, type BenchBroker, type BenchBrokerHandle, type HistoryLog } from './brokers.js';
 import { faultsCommand } from './faults-command.js';
+import { soakCommand } from './soak-command.js';
 import { runPoint, runScale, type PointResult, type ScaleResult } from './measure.js';
 import { markdown, svg, type BenchRun, type BrokerPoint, type HistoryPoint } from './report.js';
+import { keepSections } from './report-sections.js';
 import { nodesOf, startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
 
 /** Defaults: the full sweep takes a few minutes. */
@@ -43,7 +45,8 @@ export const BENCH_HELP = `Usage: npm run bench -- [options]
 Runs Fanout, Socket.IO (redis adapter) and the express-ws seed server side by side on this machine,
 each behind HAProxy, drives them with one load generator, and writes BENCHMARKS.md, benchmarks.svg
 and benchmarks.json into --out (bench-results/ by default, so the committed report is only
-replaced on purpose, with --out .). Needs haproxy and redis-server on PATH.
+replaced on purpose, with --out .); sections of an existing BENCHMARKS.md it does not write (faults,
+soak, delta compression, notes) are kept, after its own. Needs haproxy and redis-server on PATH.
 
   --clients N       WebSocket clients per point (default ${BENCH_DEFAULTS.clients})
   --rates LIST      publisher messages/s to sweep (default ${BENCH_DEFAULTS.rates})
@@ -161,6 +164,7 @@ function parseBenchArgs(argv: readonly string[]) {
 
 export async function benchCommand(argv: readonly string[]): Promise<void> {
   if (argv.includes('--faults')) return faultsCommand(argv.filter((a) => a !== '--faults'));
+  if (argv.some((a) => a === '--soak' || a.startsWith('--soak='))) return soakCommand(argv);
   let parsed;
   try {
     parsed = parseBenchArgs(argv);
@@ -371,7 +375,9 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     skipped,
   };
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'BENCHMARKS.md'), markdown(run));
+  // Sections other runs or people wrote into the report (faults, soak, delta…) stay.
+  const report = join(out, 'BENCHMARKS.md');
+  writeFileSync(report, keepSections(existsSync(report) ? readFileSync(report, 'utf8') : undefined, markdown(run)));
   writeFileSync(join(out, 'benchmarks.svg'), svg(points.filter((p) => p.system !== 'seed2')));
   writeFileSync(join(out, 'benchmarks.json'), JSON.stringify(run, null, 2) + '\n');
   log(`wrote ${join(out, 'BENCHMARKS.md')}, benchmarks.svg and benchmarks.json`);
