@@ -31,6 +31,8 @@ import type { Endpoint } from './endpoint.js';
 import { newSessionId, sessionOwner, SseRelay, type PostVerdict } from './sse-relay.js';
 import type { Topics } from './topics.js';
 
+/** The reconnect delay plain streams ask of EventSource. */
+export const PLAIN_RETRY_MS = 1000;
 /** Most frames one POST may carry. */
 export const MAX_POST_FRAMES = 100;
 
@@ -57,6 +59,7 @@ export class SseTransport {
   /** POSTs per session in the current second (--rate-limit), cleared every second. */
   private posts = new Map<string, number>();
   private readonly postsTimer: NodeJS.Timeout;
+  private commentTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly host: SseHost,
@@ -72,6 +75,14 @@ export class SseTransport {
     });
     this.postsTimer = setInterval(() => (this.posts = new Map()), 1000);
     this.postsTimer.unref();
+    const heartbeat = host.config.heartbeat;
+    if (heartbeat > 0) {
+      // One timer for every stream: a comment each --heartbeat, whatever else was written.
+      this.commentTimer = setInterval(() => {
+        for (const { session } of this.sessions.values()) session.comment();
+      }, heartbeat * 1000);
+      this.commentTimer.unref();
+    }
   }
 
   /** Sessions held by this node. */
@@ -88,6 +99,7 @@ export class SseTransport {
 
   stop(): void {
     clearInterval(this.postsTimer);
+    clearInterval(this.commentTimer);
     this.relay.stop();
     for (const { session } of [...this.sessions.values()]) session.terminate();
   }
@@ -117,6 +129,8 @@ export class SseTransport {
     const positions = plain ? PlainPositions.parse(lastEventId, max) : undefined;
     const session = new SseSession({ id: newSessionId(this.host.nodeId), plain, stuckMs: this.host.config.heartbeat * 3000, positions });
     this.startStream(req, res);
+    // EventSource reconnects after `retry` ms (its default is some seconds).
+    if (plain) res.write(`retry: ${PLAIN_RETRY_MS}\n\n`);
     session.attach(res);
     const client = this.host.adopt(this.endpoint, session, req, result.identity, id);
     this.sessions.set(session.id, { session, client });

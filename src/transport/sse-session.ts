@@ -10,9 +10,10 @@
  * frame becomes an SSE comment. A close becomes a last event named `close` with
  * `{"code","reason"}`, then the response ends.
  *
- * Liveness: every ping (once per --heartbeat to a session that POSTed nothing) checks that the
- * stream moves; a stream that could not be written for {@link SseOptions.stuckMs} (--heartbeat × 3)
- * is cut (1006). Otherwise it counts as a pong.
+ * Liveness: an SSE comment every --heartbeat ({@link SseSession.comment}) keeps proxies from
+ * cutting an idle stream. The heartbeat wheel's pings and every write check that the stream moves:
+ * one that could not be written for {@link SseOptions.stuckMs} (--heartbeat × 3) is cut (1006);
+ * otherwise a ping counts as answered.
  *
  * Resuming: when the response closes, the session waits {@link RESUME_MS} for a `GET` with its id
  * and `Last-Event-ID`. What is written meanwhile is kept (and counts as unsent bytes: past
@@ -159,7 +160,7 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
       const payload = chunk.subarray(start, start + length);
       at = start + length;
       if (opcode === 0x1) out.push(this.text(payload));
-      else if (opcode === 0x9) this.ping(out);
+      else if (opcode === 0x9) this.ping();
     }
     if (out.length === 0) return true;
     const bytes = out.length === 1 ? out[0]! : Buffer.concat(out);
@@ -205,15 +206,27 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     while (this.keptBytes > REPLAY_BYTES && this.kept.length > 1) this.keptBytes -= this.kept.shift()!.payload.length;
   }
 
-  /** The heartbeat: a comment, and a pong when the stream moves (see the top of this file). */
-  private ping(out: Buffer[]): void {
-    const res = this.res;
-    if (res) {
-      if (res.writableLength === 0) this.flowingAt = Date.now();
-      else if (this.stuckMs > 0 && Date.now() - this.flowingAt > this.stuckMs) return void queueMicrotask(() => this.terminate());
-      out.push(COMMENT);
-    }
+  /** The heartbeat wheel's ping: a pong while the stream moves, a cut once it is stuck (see the top of this file). */
+  private ping(): void {
+    if (this.stuck()) return void queueMicrotask(() => this.terminate());
     this.emit('pong');
+  }
+
+  /** True when the attached stream has had unsent bytes for longer than --heartbeat × 3. */
+  private stuck(): boolean {
+    const res = this.res;
+    if (!res) return false;
+    if (res.writableLength === 0) this.flowingAt = Date.now();
+    else if (this.stuckMs > 0 && Date.now() - this.flowingAt > this.stuckMs) return true;
+    return false;
+  }
+
+  /** The SSE comment written every --heartbeat (node/sse.ts), so that proxies never see an idle stream. */
+  comment(): void {
+    if (this.readyState !== OPEN || !this.res) return;
+    if (this.stuck()) return this.terminate();
+    this.bytesWritten += COMMENT.length;
+    this.res.write(COMMENT);
   }
 
   /** Ends the session with `code`: a last `close` event, then the response ends (a later {@link terminate} cuts it if it is still not out). */
