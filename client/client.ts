@@ -289,10 +289,11 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       if (this.ws !== ws) return;
       this.ws = undefined;
       const reason = event.reason || this.lastErrorText || '';
-      // A WebSocket a proxy refuses or cuts before `connected`: the next attempt may be over SSE, at once.
-      if (this.stateValue !== 'connected' && this.transports.failedBeforeConnected(opened, event.code)) return this.dropped(CloseCode.ABNORMAL, reason || 'WebSocket failed; using SSE', status);
+      // A WebSocket cut with 1006 before `connected` (a proxy that cuts it): the next attempt is over SSE.
+      if (opened && this.stateValue !== 'connected' && this.transports.failedBeforeConnected(true, event.code)) return this.dropped(event.code, reason);
       // Never opened: the upgrade failed. Ask the node why before deciding to retry.
       if (!opened && canAskWhy() && (status === undefined || status >= 400)) void this.refused(generation, url, event.code, reason, status);
+      else if (!opened && status === undefined && this.transports.failedBeforeConnected(false, event.code)) this.dropped(event.code, reason);
       else this.dropped(event.code, reason, status);
     };
     this.connectTimer = timer(this.connectTimeout, () => {
@@ -361,8 +362,12 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     clearTimeout(this.connectTimer);
     const answer = await askWhy(url, this.connectTimeout);
     if (generation !== this.generation || this.stateValue === 'closed') return;
-    // The node would admit it: something in between refused (a proxy that strips Upgrade); with SSE to fall back on, that is no reason to stop.
-    if (answer === 'admitted' && this.transports.canFallBack()) return this.dropped(code, reason);
+    // Nothing says the node refused (it would admit, or nobody knows): something in between did
+    // (a proxy that strips Upgrade). Counted towards the move to SSE, and no reason to stop while SSE is there.
+    if ((answer === 'admitted' || (answer === undefined && status === undefined)) && this.transports.canFallBack()) {
+      this.transports.failedBeforeConnected(false, code);
+      return this.dropped(code, reason);
+    }
     if (answer === undefined || answer === 'admitted') return this.dropped(code, reason, status);
     this.dropped(code, answer.message, answer.status, answer);
   }

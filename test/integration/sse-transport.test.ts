@@ -17,6 +17,9 @@ import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady, type Conf
 import { postFrames, SseStream, type Frame } from '../helpers/sse-client.js';
 import { sign, SECRET } from '../helpers/security.js';
 import { closeAll, type TestClient } from '../helpers/ws-client.js';
+import { FanoutClient } from '../../client/index.js';
+import { startHaproxy } from '../../harness/haproxy.js';
+import { collect, connected } from '../helpers/sdk.js';
 
 const started: FanoutNode[] = [];
 let a: FanoutNode;
@@ -224,6 +227,32 @@ test('liveness: an SSE comment every --heartbeat, and a stream nobody reads is c
   } finally {
     ws.close();
     socket.destroy();
+  }
+});
+
+test('the SDK in Node falls back to SSE behind a proxy that refuses WebSockets, and works the same there', async () => {
+  const proxy = await startHaproxy([a.address.port, b.address.port], { balance: 'roundrobin', frontendRules: ['http-request deny deny_status 403 if { hdr(upgrade) -m found }'] });
+  const client = new FanoutClient({ url: `ws://127.0.0.1:${proxy.port}/ws/v1`, backoff: { initial: 50, max: 200 } });
+  const peer = await connectChannels(a);
+  try {
+    await request(peer, { type: 'subscribe', channel: 'sdk-room' });
+    await client.connect();
+    assert.equal(client.transport, 'sse', 'two refused openings, then SSE');
+    const sub = client.subscribe('sdk-room');
+    const got = collect(sub);
+    await until(() => sub.state === 'subscribed', { what: 'the subscription' });
+    const { offset } = await client.publish('sdk-room', { from: 'sdk' });
+    assert.ok(offset >= 1);
+    const [heard] = await waitMessages(peer, 'sdk-room', 1);
+    assert.deepEqual(heard!.data, { from: 'sdk' });
+    await request(peer, { type: 'publish', channel: 'sdk-room', data: 'to sdk' });
+    await until(() => got.some((m) => m.data === 'to sdk'), { what: 'the message over SSE' });
+    assert.deepEqual((await client.history('sdk-room')).messages.map((m) => m.data), [{ from: 'sdk' }, 'to sdk']);
+    await connected(client);
+  } finally {
+    client.close();
+    peer.close();
+    await proxy.stop();
   }
 });
 
