@@ -35,6 +35,8 @@ export class SseParser {
     const out: SseEvent[] = [];
     let nl: number;
     while ((nl = this.buffer.search(/\r\n|\r|\n/)) !== -1) {
+      // A CR that ends the chunk may be the first half of a CRLF: wait for the next chunk.
+      if (nl === this.buffer.length - 1 && this.buffer[nl] === '\r') break;
       const line = this.buffer.slice(0, nl);
       this.buffer = this.buffer.slice(nl + (this.buffer.startsWith('\r\n', nl) ? 2 : 1));
       if (line === '') {

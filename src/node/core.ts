@@ -268,6 +268,7 @@ export class NodeCore {
         gate: this.gate,
         topics: this.topics,
         adopt: (ep, session, req, identity, id) => this.sockets.adopt(ep, session, session, req, identity, id, 'sse', session.id),
+        knownNode: (node) => this.calls.knownNodes().includes(node),
         rejected: (req, status, reason) => this.rejected(req, status, reason),
       },
       endpoint,

@@ -44,6 +44,8 @@ export interface SseHost {
   readonly topics: Topics;
   /** The node adopts an admitted session as a connection of `endpoint` (node/sockets.ts). */
   adopt(endpoint: Endpoint, session: SseSession, req: IncomingMessage, identity: Identity, id: string): Client;
+  /** True when `node` is this cluster's (the node registry of node/cluster-calls.ts): POSTs for sessions of other names are 404 at once. */
+  knownNode(node: string): boolean;
   /** A refused stream, for logs and metrics (as a refused upgrade). */
   rejected(req: IncomingMessage, status: number, reason: string): void;
 }
@@ -185,7 +187,7 @@ export class SseTransport {
   private async post(req: IncomingMessage, res: ServerResponse, session: string): Promise<void> {
     const cors = this.cors(req);
     const owner = sessionOwner(session);
-    if (owner === undefined) return refuse(req, res, 'not_found', NO_SESSION, cors);
+    if (owner === undefined || (owner !== this.host.nodeId && !this.host.knownNode(owner))) return refuse(req, res, 'not_found', NO_SESSION, cors);
     const limit = this.host.config.rateLimit;
     const count = (this.posts.get(session) ?? 0) + 1;
     this.posts.set(session, count);

@@ -118,6 +118,8 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
       const missed = this.kept.filter((k) => k.n > after).map((k) => this.event(k.n, k.payload));
       if (missed.length > 0) res.write(Buffer.concat(missed));
     }
+    // Frames the outbox held while there was no stream go out now.
+    this.emit('drain');
     return true;
   }
 
