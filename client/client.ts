@@ -293,7 +293,6 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       if (opened && this.stateValue !== 'connected' && this.transports.failedBeforeConnected(true, event.code)) return this.dropped(event.code, reason);
       // Never opened: the upgrade failed. Ask the node why before deciding to retry.
       if (!opened && canAskWhy() && (status === undefined || status >= 400)) void this.refused(generation, url, event.code, reason, status);
-      else if (!opened && status === undefined && this.transports.failedBeforeConnected(false, event.code)) this.dropped(event.code, reason);
       else this.dropped(event.code, reason, status);
     };
     this.connectTimer = timer(this.connectTimeout, () => {
@@ -362,9 +361,10 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     clearTimeout(this.connectTimer);
     const answer = await askWhy(url, this.connectTimeout);
     if (generation !== this.generation || this.stateValue === 'closed') return;
-    // Nothing says the node refused (it would admit, or nobody knows): something in between did
-    // (a proxy that strips Upgrade). Counted towards the move to SSE, and no reason to stop while SSE is there.
-    if ((answer === 'admitted' || (answer === undefined && status === undefined)) && this.transports.canFallBack()) {
+    // The node answers over HTTP and would admit it, yet the WebSocket failed: something in between
+    // refused it (a proxy that strips Upgrade). Counted towards the move to SSE, and no reason to
+    // stop while SSE is there. A node that cannot be reached at all (down) counts for nothing.
+    if (answer === 'admitted' && this.transports.canFallBack()) {
       this.transports.failedBeforeConnected(false, code);
       return this.dropped(code, reason);
     }
