@@ -158,6 +158,9 @@ export class SseTransport {
   }
 
   private startStream(req: IncomingMessage, res: ServerResponse): void {
+    // Not chunked: the stream ends with its connection, and the session writes its events to the
+    // socket itself (transport/sse-session.ts), one write per flush as on a WebSocket.
+    res.useChunkedEncodingByDefault = false;
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',

@@ -29,6 +29,14 @@ import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { ClientSocket, ClientWire } from './client.js';
 
+/** What events are written to: the response's socket, or the response. */
+interface Writable {
+  write(chunk: Buffer | string): boolean;
+  readonly writableLength: number;
+  on(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+}
+
 /** How long a session whose stream closed waits for a resume. */
 export const RESUME_MS = 30_000;
 /** Bytes of recent events a session keeps for a resume (the events written before the stream was cut). */
@@ -63,6 +71,12 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
   /** Bytes handed to the stream (or kept for a resume), as a socket's bytesWritten. */
   bytesWritten = 0;
   private res: ServerResponse | undefined;
+  /**
+   * Where events are written: the response's socket itself when the response is not chunked
+   * (node/sse.ts sends streams without chunked encoding, delimited by the connection's close), so
+   * an event costs one socket write and nothing of Node's HTTP layer; else the response.
+   */
+  private out: Writable | undefined;
   /** The response a close ended, until it is out or cut. */
   private ending: ServerResponse | undefined;
   private position = 0;
@@ -91,7 +105,7 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
 
   /** Unsent bytes: the response's and its socket's, or, while detached, what was written since. */
   get writableLength(): number {
-    return this.res ? this.res.writableLength : this.heldBytes;
+    return this.out ? this.out.writableLength : this.heldBytes;
   }
 
   get destroyed(): boolean {
@@ -110,13 +124,15 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
     this.res = res;
+    const out: Writable = res.useChunkedEncodingByDefault === false && res.socket ? (res.socket as Writable) : (res as Writable);
+    this.out = out;
     this.heldBytes = 0;
     this.flowingAt = Date.now();
     res.on('close', this.onResClose);
-    res.on('drain', this.onResDrain);
+    out.on('drain', this.onResDrain);
     if (after !== undefined) {
       const missed = this.kept.filter((k) => k.n > after).map((k) => this.event(k.n, k.payload));
-      if (missed.length > 0) res.write(Buffer.concat(missed));
+      if (missed.length > 0) out.write(Buffer.concat(missed));
     }
     // Frames the outbox held while there was no stream go out now.
     this.emit('drain');
@@ -135,8 +151,8 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     const res = this.res;
     if (!res) return;
     res.off('close', this.onResClose);
-    res.off('drain', this.onResDrain);
-    this.res = undefined;
+    this.out?.off('drain', this.onResDrain);
+    this.res = this.out = undefined;
     if (this.readyState !== OPEN) return;
     if (this.plain) return this.finish(1006);
     this.resumeTimer = setTimeout(() => this.finish(1006), RESUME_MS);
@@ -146,7 +162,7 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
   /** Takes pre-framed WebSocket frames: text frames become events, pings comments. */
   write(chunk: Buffer): boolean {
     if (this.readyState !== OPEN) return false;
-    const out: Buffer[] = [];
+    const events: Buffer[] = [];
     let at = 0;
     while (at + 2 <= chunk.length) {
       const opcode = chunk[at]! & 0x0f;
@@ -161,23 +177,23 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
       }
       const payload = chunk.subarray(start, start + length);
       at = start + length;
-      if (opcode === 0x1) out.push(this.text(payload));
+      if (opcode === 0x1) events.push(this.text(payload));
       else if (opcode === 0x9) this.ping();
     }
-    if (out.length === 0) return true;
-    const bytes = out.length === 1 ? out[0]! : Buffer.concat(out);
+    if (events.length === 0) return true;
+    const bytes = events.length === 1 ? events[0]! : Buffer.concat(events);
     this.bytesWritten += bytes.length;
-    const res = this.res;
-    if (!res) {
+    const out = this.out;
+    if (!out) {
       this.heldBytes += bytes.length;
       return false;
     }
-    if (res.writableLength === 0) this.flowingAt = Date.now();
+    if (out.writableLength === 0) this.flowingAt = Date.now();
     else if (this.stuckMs > 0 && Date.now() - this.flowingAt > this.stuckMs) {
       this.terminate();
       return false;
     }
-    return res.write(bytes);
+    return out.write(bytes);
   }
 
   /** One text frame: the event, kept for a resume (session mode). */
@@ -188,8 +204,15 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     return this.event(n, payload);
   }
 
+  /** `id: N\ndata: PAYLOAD\n\n` in one allocation (this runs per session per frame). */
   private event(n: number, payload: Buffer): Buffer {
-    return Buffer.concat([Buffer.from(`id: ${n}\ndata: `), payload, NL2]);
+    const head = `id: ${n}\ndata: `;
+    const bytes = Buffer.allocUnsafe(head.length + payload.length + 2);
+    bytes.write(head, 0, 'latin1');
+    payload.copy(bytes, head.length);
+    bytes[bytes.length - 2] = 0x0a;
+    bytes[bytes.length - 1] = 0x0a;
+    return bytes;
   }
 
   private plainEvent(payload: Buffer): Buffer {
@@ -204,7 +227,7 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     this.kept.push({ n, payload });
     this.keptBytes += payload.length;
     // While detached, everything since the cut stays (bounded by --max-buffered through writableLength).
-    if (!this.res) return;
+    if (!this.out) return;
     while (this.keptBytes > REPLAY_BYTES && this.kept.length > 1) this.keptBytes -= this.kept.shift()!.payload.length;
   }
 
@@ -216,19 +239,19 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
 
   /** True when the attached stream has had unsent bytes for longer than --heartbeat × 3. */
   private stuck(): boolean {
-    const res = this.res;
-    if (!res) return false;
-    if (res.writableLength === 0) this.flowingAt = Date.now();
+    const out = this.out;
+    if (!out) return false;
+    if (out.writableLength === 0) this.flowingAt = Date.now();
     else if (this.stuckMs > 0 && Date.now() - this.flowingAt > this.stuckMs) return true;
     return false;
   }
 
   /** The SSE comment written every --heartbeat (node/sse.ts), so that proxies never see an idle stream. */
   comment(): void {
-    if (this.readyState !== OPEN || !this.res) return;
+    if (this.readyState !== OPEN || !this.out) return;
     if (this.stuck()) return this.terminate();
     this.bytesWritten += COMMENT.length;
-    this.res.write(COMMENT);
+    this.out.write(COMMENT);
   }
 
   /** Ends the session with `code`: a last `close` event, then the response ends (a later {@link terminate} cuts it if it is still not out). */
@@ -236,7 +259,8 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     if (this.readyState !== OPEN) return;
     const res = this.res;
     if (res && !res.writableEnded) {
-      res.end(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
+      this.out!.write(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
+      res.end();
       this.ending = res;
     }
     this.finish(code);
@@ -259,8 +283,8 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     const res = this.res;
     if (res) {
       res.off('close', this.onResClose);
-      res.off('drain', this.onResDrain);
-      this.res = undefined;
+      this.out?.off('drain', this.onResDrain);
+      this.res = this.out = undefined;
       if (!res.writableEnded) res.end();
     }
     this.kept.length = 0;
