@@ -109,6 +109,12 @@ export class SseTransport {
   // ---------------------------------------------------------------- GET: the stream
 
   private async open(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A HEAD opens nothing: it hears what a GET would start with.
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });
+      res.end();
+      return;
+    }
     const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
     const channels = query.getAll('channel');
     const plain = channels.length > 0;
@@ -148,7 +154,7 @@ export class SseTransport {
   private resume(req: IncomingMessage, res: ServerResponse, id: string | null, lastEventId: string | undefined, identity: Identity): boolean {
     if (id === null || lastEventId === undefined || !/^\d{1,15}$/.test(lastEventId)) return false;
     const held = this.sessions.get(id);
-    if (!held || held.session.attached || held.client.ip !== this.host.gate.ipOf(req) || held.client.identity.user !== identity.user) return false;
+    if (!held || held.client.ip !== this.host.gate.ipOf(req) || held.client.identity.user !== identity.user) return false;
     const after = Number(lastEventId);
     if (!held.session.canResume(after)) return false;
     this.startStream(req, res);

@@ -121,6 +121,15 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
   attach(res: ServerResponse, after?: number): boolean {
     if (this.readyState !== OPEN) return false;
     if (after !== undefined && !this.canResume(after)) return false;
+    // A resume while the old stream still looks open (a half-open connection the node has not
+    // noticed yet): the new stream takes over, the old one is cut.
+    const old = this.res;
+    if (old) {
+      old.off('close', this.onResClose);
+      this.out?.off('drain', this.onResDrain);
+      this.res = this.out = undefined;
+      old.destroy();
+    }
     clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
     this.res = res;

@@ -69,8 +69,15 @@ test('a resume replays what came after the id the client saw; an id no longer ke
   for (let i = 0; i < Math.ceil(REPLAY_BYTES / 10_000) + 2; i++) session.write(frameText(chunk));
   assert.equal(session.canResume(1), false);
   assert.equal(session.canResume(Number(new SseParser().feed(second.text).at(-1)!.id)), true);
+  // A resume while the stream still looks open (half-open) takes over: the old one is cut.
+  const last = Number(new SseParser().feed(second.text).at(-1)!.id);
+  session.write(frameText('{"type":"ack","id":99}'));
+  const third = new Sink();
+  assert.equal(session.attach(asRes(third), last), true);
+  assert.equal(second.writableEnded, true, 'the old stream is cut');
+  assert.deepEqual(new SseParser().feed(third.text).map((e) => JSON.parse(e.data).id), [99]);
   session.close(1001, 'node draining');
-  assert.match(second.text, /event: close\ndata: \{"code":1001,"reason":"node draining"\}\n\n$/);
+  assert.match(third.text, /event: close\ndata: \{"code":1001,"reason":"node draining"\}\n\n$/);
 });
 
 test('plain mode: events named after their type, ids carry every channel\'s position and come back as since', () => {
