@@ -98,6 +98,8 @@ export class SseSocket implements WebSocketLike {
 
   close(code = 1000, reason = ''): void {
     if (this.readyState === CLOSED) return;
+    // The node would keep the session 30 s for a resume: tell it we are done (best effort).
+    if (this.session !== undefined) void fetch(`${this.streamUrl.split('?')[0]}/${this.session}`, { method: 'DELETE', credentials: 'include', keepalive: true }).then((r) => r.body?.cancel(), () => {});
     this.abort.abort();
     this.end(code, reason);
   }

@@ -4,6 +4,7 @@
  * bus to it and answers the POST with the owner's verdict.
  *
  * Topic `<prefix>:sse:<node>`, one per node, for both directions: `{"t":"post","id","s","ip","body"}`
+ * (`body` null for a DELETE)
  * to the owner, `{"t":"answer","id","status","error","message"}` back to the caller. A call waits
  * at most {@link RELAY_DEADLINE_MS} (then 503: the owner did not answer; a killed owner's sessions
  * are gone, and their streams with them, so the client reconnects anyway), and at most
@@ -37,8 +38,8 @@ export interface SseRelayOptions {
   readonly prefix: string;
   readonly topics: Topics;
   readonly logger: Logger;
-  /** Runs a POST body for a session of this node. */
-  readonly deliver: (session: string, ip: string, body: Buffer) => PostVerdict;
+  /** Runs a POST body for a session of this node (`body` null: a DELETE, which ends it). */
+  readonly deliver: (session: string, ip: string, body: Buffer | null) => PostVerdict;
 }
 
 interface Waiting {
@@ -61,7 +62,7 @@ export class SseRelay {
   }
 
   /** Forwards a POST to the session's owner; resolves with its verdict. */
-  forward(owner: string, session: string, ip: string, body: Buffer): Promise<PostVerdict> {
+  forward(owner: string, session: string, ip: string, body: Buffer | null): Promise<PostVerdict> {
     if (this.waiting.size >= MAX_RELAYS_IN_FLIGHT) return Promise.resolve(UNAVAILABLE);
     const id = `${this.idPrefix}.${++this.seq}`;
     return new Promise<PostVerdict>((resolve) => {
@@ -73,7 +74,7 @@ export class SseRelay {
         },
       };
       this.waiting.set(id, waiting);
-      const message = { t: 'post', id, s: session, ip, body: body.toString('utf8'), from: this.options.nodeId };
+      const message = { t: 'post', id, s: session, ip, body: body === null ? null : body.toString('utf8'), from: this.options.nodeId };
       this.send(owner, message).catch(() => waiting.done(UNAVAILABLE));
     });
   }
@@ -95,8 +96,8 @@ export class SseRelay {
       return;
     }
     if (typeof message !== 'object' || message === null || typeof message.id !== 'string') return;
-    if (message.t === 'post' && typeof message.s === 'string' && typeof message.ip === 'string' && typeof message.body === 'string' && typeof message.from === 'string') {
-      const verdict = this.options.deliver(message.s, message.ip, Buffer.from(message.body));
+    if (message.t === 'post' && typeof message.s === 'string' && typeof message.ip === 'string' && (typeof message.body === 'string' || message.body === null) && typeof message.from === 'string') {
+      const verdict = this.options.deliver(message.s, message.ip, message.body === null ? null : Buffer.from(message.body));
       this.send(message.from, { t: 'answer', id: message.id, ...verdict }).catch((err: unknown) => this.options.logger.debug({ err }, 'SSE relay answer not sent'));
     } else if (message.t === 'answer' && typeof message.status === 'number') {
       const verdict = message.status === 204 ? ({ status: 204 } as const) : { status: message.status, error: String(message.error) as ApiErrorCode, message: String(message.message) };

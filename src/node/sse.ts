@@ -15,6 +15,7 @@
  *   for a session that does not exist (or another address's); 413 before reading a body over
  *   --max-payload; 429 past --rate-limit POSTs per second for one session. Any node takes it and
  *   forwards it to the session's node (node/sse-relay.ts): no sticky sessions.
+ * - `DELETE <sse path>/{S}` ends session S at once (the SDK's close), with the same answers.
  *
  * The query string is never logged (it may carry `token` and `session`).
  */
@@ -97,6 +98,7 @@ export class SseTransport {
     router.add('GET', this.path, (req, res) => this.open(req, res));
     const escaped = this.path.replace(/[/.]/g, '\\$&');
     router.add('POST', new RegExp(`^${escaped}/([^/]+)$`), (req, res, params) => this.post(req, res, params[0] ?? ''));
+    router.add('DELETE', new RegExp(`^${escaped}/([^/]+)$`), (req, res, params) => this.post(req, res, params[0] ?? '', true));
   }
 
   stop(): void {
@@ -193,7 +195,8 @@ export class SseTransport {
 
   // ---------------------------------------------------------------- POST: client frames
 
-  private async post(req: IncomingMessage, res: ServerResponse, session: string): Promise<void> {
+  /** A POST of frames, or (`end`) a DELETE that ends the session at once (the client is done: no wait for a resume). */
+  private async post(req: IncomingMessage, res: ServerResponse, session: string, end = false): Promise<void> {
     const cors = this.cors(req);
     const owner = sessionOwner(session);
     if (owner === undefined || (owner !== this.host.nodeId && !this.host.knownNode(owner))) return refuse(req, res, 'not_found', NO_SESSION, cors);
@@ -204,7 +207,7 @@ export class SseTransport {
     const max = this.host.config.maxPayload;
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > max) return refuse(req, res, 'too_large', `the body is over --max-payload (${max} bytes)`, cors);
-    const body = await readBody(req, max);
+    const body = end ? null : await readBody(req, max);
     if (body === 'too_large') return refuse(req, res, 'too_large', `the body is over --max-payload (${max} bytes)`, cors);
     const ip = this.host.gate.ipOf(req);
     const verdict = owner === this.host.nodeId ? this.deliver(session, ip, body) : await this.relay.forward(owner, session, ip, body);
@@ -218,9 +221,13 @@ export class SseTransport {
   }
 
   /** Hands a POST body to a session of this node, as socket messages (the answers come down its stream). */
-  private deliver(id: string, ip: string, body: Buffer): PostVerdict {
+  private deliver(id: string, ip: string, body: Buffer | null): PostVerdict {
     const held = this.sessions.get(id);
     if (!held || held.client.ip !== ip || !held.client.open) return { status: 404, error: 'not_found', message: NO_SESSION };
+    if (body === null) {
+      held.session.close(1000, 'client closed');
+      return { status: 204 };
+    }
     let frames: Buffer[] = [body];
     if (body[0] === 0x5b /* [ */) {
       let parsed: unknown;

@@ -73,6 +73,12 @@ test('a session on one node takes POSTs on the other: answers come down the stre
     assert.deepEqual(ids, ids.map((_, i) => i + 1), 'ids count the session\'s events');
     const metrics = await scrapeUntil(httpUrl(a, ''), (s) => s.value('fanout_connections', { transport: 'sse' }) === 1);
     assert.equal(metrics.value('fanout_connections', { transport: 'sse', endpoint: '/ws/v1' }), 1);
+    // DELETE (the SDK's close), through the other node: the session ends at once, no wait for a resume.
+    const deleted = await fetch(postUrl(b, stream.session), { method: 'DELETE' });
+    assert.equal(deleted.status, 204);
+    assert.equal((await stream.frame((f) => f.type === 'close')).code, 1000);
+    await stream.untilEnded();
+    assert.equal((await postFrames(postUrl(a, stream.session), { type: 'ping' })).status, 404);
   } finally {
     stream.close();
     closeAll(clients);
