@@ -259,7 +259,8 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
   comment(): void {
     if (this.readyState !== OPEN || !this.out) return;
     if (this.stuck()) return this.terminate();
-    this.bytesWritten += COMMENT.length;
+    // Not counted in bytesWritten: a client cannot see comments (EventSource, the SDK), so the
+    // node's idle `ping` frame (node/sockets.ts, which watches bytesWritten) still comes.
     this.out.write(COMMENT);
   }
 

@@ -211,6 +211,8 @@ test('liveness: an SSE comment every --heartbeat, and a stream nobody reads is c
   await stream.frame((f) => f.type === 'connected');
   const before = stream.comments;
   await until(() => stream.comments >= before + 2, { timeoutMs: 10_000, what: 'heartbeat comments' });
+  // Comments are invisible to EventSource and the SDK: an idle stream also gets the `ping` frame a socket would.
+  await until(() => stream.events.some((e) => e.event === 'ping'), { timeoutMs: 10_000, what: 'a ping event' });
   stream.close();
   // A raw client that asks for a stream and never reads a byte of it.
   const socket = netConnect(one.address.port, '127.0.0.1');
