@@ -22,7 +22,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.js';
 import type { ApiErrorCode } from '../errors.js';
-import { httpStatusOf } from '../errors.js';
+import { CloseCode, httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { newClientId, type Client, type Identity } from '../transport/client.js';
 import type { GateRefusal, SecurityGate } from '../transport/gate.js';
@@ -225,7 +225,7 @@ export class SseTransport {
     const held = this.sessions.get(id);
     if (!held || held.client.ip !== ip || !held.client.open) return { status: 404, error: 'not_found', message: NO_SESSION };
     if (body === null) {
-      held.session.close(1000, 'client closed');
+      held.session.close(CloseCode.NORMAL, 'client closed');
       return { status: 204 };
     }
     let frames: Buffer[] = [body];

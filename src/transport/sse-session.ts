@@ -27,6 +27,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import { CloseCode } from '../errors.js';
 import type { ClientSocket, ClientWire } from './client.js';
 
 /** What events are written to: the response's socket, or the response. */
@@ -163,8 +164,8 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     this.out?.off('drain', this.onResDrain);
     this.res = this.out = undefined;
     if (this.readyState !== OPEN) return;
-    if (this.plain) return this.finish(1006);
-    this.resumeTimer = setTimeout(() => this.finish(1006), RESUME_MS);
+    if (this.plain) return this.finish(CloseCode.ABNORMAL);
+    this.resumeTimer = setTimeout(() => this.finish(CloseCode.ABNORMAL), RESUME_MS);
     this.resumeTimer.unref();
   }
 
@@ -265,7 +266,7 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
   }
 
   /** Ends the session with `code`: a last `close` event, then the response ends (a later {@link terminate} cuts it if it is still not out). */
-  close(code = 1000, reason = ''): void {
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
     if (this.readyState !== OPEN) return;
     const res = this.res;
     if (res && !res.writableEnded) {
@@ -283,7 +284,7 @@ export class SseSession extends EventEmitter implements ClientWire, ClientSocket
     if (ending && !ending.writableFinished) ending.destroy();
     if (this.readyState !== OPEN) return;
     this.res?.destroy();
-    this.finish(1006);
+    this.finish(CloseCode.ABNORMAL);
   }
 
   private finish(code: number): void {
