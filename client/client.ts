@@ -39,6 +39,7 @@ import { CLIENT_DEFAULTS, endpointUrl, positive, withToken, type ClientEvents, t
 import { errorText, OPEN, refusedStatus, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './transport.js';
 import { askWhy, canAskWhy, type UpgradeRefusal } from './refusal.js';
 import { refreshDelay } from './refresh.js';
+import { TransportChoice, transportsOption, type TransportName } from './transports.js';
 
 export { CHANNEL_PATH, CLIENT_DEFAULTS, endpointUrl } from './options.js';
 export type { ClientEvents, ClientOptions, ClientState, ConnectedInfo, DisconnectedInfo } from './options.js';
@@ -55,6 +56,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   private readonly connectTimeout: number;
   private readonly requestTimeout: number;
   private readonly maxQueued: number;
+  private readonly transports: TransportChoice;
 
   private stateValue: ClientState = 'closed';
   private ws: WebSocketLike | undefined;
@@ -89,6 +91,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.connectTimeout = positive('connectTimeout', options.connectTimeout ?? CLIENT_DEFAULTS.connectTimeout);
     this.requestTimeout = positive('requestTimeout', options.requestTimeout ?? CLIENT_DEFAULTS.requestTimeout);
     this.maxQueued = positive('maxQueued', options.maxQueued ?? CLIENT_DEFAULTS.maxQueued);
+    this.transports = new TransportChoice(transportsOption(options.transports), () => this.retryWebSocket());
     this.requests = new RequestTable({
       requestTimeout: this.requestTimeout,
       maxQueued: this.maxQueued,
@@ -103,6 +106,11 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
 
   get state(): ClientState {
     return this.stateValue;
+  }
+
+  /** The transport in use (or tried next): `websocket`, or `sse` where WebSockets fail (docs/client.md, "Transports"). */
+  get transport(): TransportName {
+    return this.transports.current;
   }
 
   /** This connection's id, while connected. */
@@ -248,7 +256,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
         if (generation !== this.generation) return;
         url = withToken(url, token);
       }
-      Ctor = await resolveWebSocket(this.WebSocketClass);
+      Ctor = this.transports.sseConstructor() ?? (await resolveWebSocket(this.WebSocketClass));
     } catch (err) {
       if (generation !== this.generation) return;
       this.emit('error', new FanoutClientError('token', `cannot get a token: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
@@ -286,6 +294,8 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
       if (this.ws !== ws) return;
       this.ws = undefined;
       const reason = event.reason || this.lastErrorText || '';
+      // A WebSocket cut with 1006 before `connected` (a proxy that cuts it): the next attempt is over SSE.
+      if (opened && this.stateValue !== 'connected' && this.transports.failedBeforeConnected(true, event.code)) return this.dropped(event.code, reason);
       // Never opened: the upgrade failed. Ask the node why before deciding to retry.
       if (!opened && canAskWhy() && (status === undefined || status >= 400)) void this.refused(generation, url, event.code, reason, status);
       else this.dropped(event.code, reason, status);
@@ -316,6 +326,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     this.watchSilence(info.ping);
     if (typeof info.expires === 'number' && typeof this.token === 'function') this.scheduleRefresh(info.expires);
     this.connectedInfo = { client: info.client, node: info.node };
+    this.transports.connected();
     this.attempt = 0;
     this.everConnected = true;
     this.lastErrorText = '';
@@ -326,6 +337,14 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     // Resubscribe first, so queued publishes land after the subscriptions that may echo them.
     for (const sub of this.subscriptions.values()) this.sendSubscribe(sub);
     this.requests.sendWaiting();
+  }
+
+  /** Time on SSE is up: drop the SSE connection and reconnect over the WebSocket (recovering as after any drop). */
+  private retryWebSocket(): void {
+    const ws = this.ws;
+    if (this.isClosed() || ws === undefined) return;
+    this.detach(ws);
+    this.dropped(CloseCode.GOING_AWAY, 'trying the WebSocket again');
   }
 
   /** A node that announces `ping` writes at least every 1.5 × ping seconds: longer silence is a dead link, dropped like any other. */
@@ -347,6 +366,13 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
     clearTimeout(this.connectTimer);
     const answer = await askWhy(url, this.connectTimeout);
     if (generation !== this.generation || this.stateValue === 'closed') return;
+    // The node answers over HTTP and would admit it, yet the WebSocket failed: something in between
+    // refused it (a proxy that strips Upgrade). Counted towards the move to SSE, and no reason to
+    // stop while SSE is there. A node that cannot be reached at all (down) counts for nothing.
+    if (answer === 'admitted' && this.transports.canFallBack()) {
+      this.transports.failedBeforeConnected(false, code);
+      return this.dropped(code, reason);
+    }
     if (answer === undefined || answer === 'admitted') return this.dropped(code, reason, status);
     this.dropped(code, answer.message, answer.status, answer);
   }
@@ -387,6 +413,7 @@ export class FanoutClient extends Emitter<ClientEvents> implements SubscriptionO
   /** Ends everything: no reconnect, every waiting request rejects with `closed`. */
   private stop(code: number, reason: string, why?: DisconnectedInfo): void {
     this.generation++;
+    this.transports.stop();
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.connectTimer);

@@ -31,6 +31,12 @@ export interface ClientOptions {
   readonly token?: string | (() => string | Promise<string>);
   /** The WebSocket class; default: the global one (browsers), else the `ws` package (Node). */
   readonly WebSocket?: WebSocketConstructor;
+  /**
+   * The transports to use, in order of preference; default `['websocket', 'sse']`: SSE when the
+   * WebSocket fails to open twice in a row or closes with 1006 before `connected`, the WebSocket
+   * again after 60 s on SSE. `client.transport` says which is in use (docs/client.md, "Transports").
+   */
+  readonly transports?: readonly ('websocket' | 'sse')[];
   /** Reconnect delays. */
   readonly backoff?: Partial<BackoffOptions>;
   /** Connection attempts in a row before giving up (state `closed`); default: never give up. */

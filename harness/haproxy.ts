@@ -62,15 +62,20 @@ async function probe(port: number, tls: boolean): Promise<number> {
  * answers 200, i.e. it listens and a health check has found a server up. HAProxy says neither on
  * its output, so this one waits by probing.
  */
-export async function startHaproxy(ports: readonly number[], options: Partial<HaproxyOptions> & { timeoutMs?: number } = {}): Promise<RunningHaproxy> {
-  const { timeoutMs = 10_000, ...overrides } = options;
+export async function startHaproxy(
+  ports: readonly number[],
+  options: Partial<HaproxyOptions> & { timeoutMs?: number; frontendRules?: readonly string[] } = {},
+): Promise<RunningHaproxy> {
+  const { timeoutMs = 10_000, frontendRules = [], ...overrides } = options;
   const port = overrides.port ?? (await freePort());
-  const config = haproxyConfig({
+  const generated = haproxyConfig({
     servers: ports.map((p) => ({ host: '127.0.0.1', port: p })),
     ...TEST_HAPROXY_DEFAULTS,
     ...overrides,
     port,
   });
+  // A test config: lines put at the top of the frontend's rules (e.g. a proxy that refuses WebSockets).
+  const config = frontendRules.length === 0 ? generated : generated.replace(/^(frontend fanout\n(?: {4}bind .*\n)+)/m, (head) => head + frontendRules.map((r) => `    ${r}\n`).join(''));
   const dir = mkdtempSync(join(tmpdir(), 'fanout-haproxy-'));
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config);

@@ -88,13 +88,14 @@ client.on('state', (state) => {
   pill.dataset.state = state;
   pill.textContent = state === 'closed' && refused ? 'refused' : state;
   $('chatSend').disabled = state === 'closed';
-  if (state !== 'connected') $('node').textContent = '–';
+  if (state !== 'connected') $('node').textContent = $('transport').textContent = '–';
 });
 client.on('connected', ({ node }) => {
   everConnected = true;
   failedAttempts = 0;
   refused = undefined;
   $('node').textContent = node;
+  $('transport').textContent = client.transport;
   $('you').textContent = nameInput.value;
   document.body.dataset.node = node;
   notice('');

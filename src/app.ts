@@ -47,6 +47,7 @@ import { REVOCATION_RELOAD_MS } from './node/revocations.js';
 import type { RevocationStore } from './stores/store.js';
 import { UpgradeMetrics } from './transport/metrics.js';
 import { WebhookMetrics } from './webhooks/metrics.js';
+import { SSE_PATH } from './protocol/frames.js';
 import { Webhooks } from './webhooks/webhooks.js';
 
 export type { NodeOptions, NodeState } from './node/core.js';
@@ -154,6 +155,7 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): {
     identity: { verify: (token) => core.gate.verify(token), renew: (client, identity) => core.gate.lifetime.renew(client, identity) },
   });
   core.addEndpoint(endpoint);
+  core.addSseTransport(endpoint, SSE_PATH);
   core.addStopHook(() => stores.close());
   registerUserCalls(core.calls, {
     nodeId: core.id,

@@ -94,7 +94,7 @@ export class ChannelEndpoint implements Endpoint, ChannelRuntime {
   }
 
   open(client: Client): void {
-    this.send(client, encodeConnected({ type: 'connected', client: client.id, node: this.context.nodeId, expires: unixSeconds(client.identity.expiresAt), ping: this.context.heartbeat || undefined }));
+    this.send(client, encodeConnected({ type: 'connected', client: client.id, node: this.context.nodeId, expires: unixSeconds(client.identity.expiresAt), ping: this.context.heartbeat || undefined, session: client.session }));
   }
 
   message(client: Client, data: Buffer, isBinary: boolean): void {

@@ -3,7 +3,7 @@
  *
  * Requests whose path begins with /ws go to the WebSocket backend (long-lived tunnels after the
  * 101), /ws/echo to a backend of its own; everything else (health, the publish API) to the HTTP
- * backend. The other backends' servers track the WebSocket backend's checks so each node is
+ * backend, /ws/v1/sse (the SSE transport) to one with a long `timeout server`. The other backends' servers track the WebSocket backend's checks so each node is
  * checked once. /metrics is refused at the frontend: Prometheus scrapes each node directly.
  *
  * Balancing is `leastconn` by default: WebSocket connections live for hours, so the count of
@@ -133,6 +133,7 @@ export function haproxyConfig(options: HaproxyOptions): string {
     `    maxconn ${maxconn}`,
     '    http-request deny deny_status 403 if { path /metrics }',
     '    use_backend fanout_echo if { path /ws/echo }',
+    '    use_backend fanout_sse if { path_beg /ws/v1/sse }',
     '    use_backend fanout_ws if { path_beg /ws }',
     '    default_backend fanout_http',
     '',
@@ -152,6 +153,18 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '    retries 3',
     '    option redispatch 1',
     '    retry-on conn-failure empty-response 503',
+    ...trackingServers,
+    '',
+    // SSE (docs/protocol.md, "SSE transport"): a long response, streamed as written. POSTs of a
+    // session may land on any node (no stickiness), so only connection failures are retried.
+    'backend fanout_sse',
+    `    balance ${balance}`,
+    '    option allbackups',
+    '    option http-no-delay',
+    '    timeout server 1h',
+    '    retries 3',
+    '    option redispatch 1',
+    '    retry-on conn-failure',
     ...trackingServers,
     '',
     'backend fanout_http',

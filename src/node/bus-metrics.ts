@@ -24,7 +24,7 @@ export type DroppedErrorSource = 'subscribe' | 'unsubscribe';
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** What a bus envelope kind is called in labels (src/protocol/envelope.ts EnvelopeKind). */
-const KIND_NAMES = ['unknown', 'echo', 'channel', 'presence', 'control', 'cluster'];
+const KIND_NAMES = ['unknown', 'echo', 'channel', 'presence', 'control', 'cluster', 'sse'];
 
 function kindName(kind: number): string {
   return KIND_NAMES[kind] ?? 'unknown';

@@ -33,6 +33,7 @@ import { QuietLog } from './quiet-log.js';
 import { Revocations } from './revocations.js';
 import type { SocketMetrics } from './socket-metrics.js';
 import { Sockets } from './sockets.js';
+import { SseTransport } from './sse.js';
 import { DeliveryLatency, TopicRouter } from './topics.js';
 
 export type NodeState = 'starting' | 'running' | 'draining' | 'closed';
@@ -252,6 +253,30 @@ export class NodeCore {
   /** Adds a WebSocket endpoint at its path. */
   addEndpoint(endpoint: Endpoint): void {
     this.endpoints.set(endpoint.path, endpoint);
+  }
+
+  /**
+   * Serves `endpoint` over SSE too, at `path` (node/sse.ts): `GET path` streams, `POST path/{session}`
+   * takes client frames, forwarded over the bus to the session's node from any other.
+   */
+  addSseTransport(endpoint: Endpoint, path: string): SseTransport {
+    const sse = new SseTransport(
+      {
+        config: this.config,
+        nodeId: this.id,
+        logger: this.logger,
+        gate: this.gate,
+        topics: this.topics,
+        adopt: (ep, session, req, identity, id) => this.sockets.adopt(ep, session, session, req, identity, id, 'sse', session.id),
+        knownNode: (node) => this.calls.knownNodes().includes(node),
+        rejected: (req, status, reason) => this.rejected(req, status, reason),
+      },
+      endpoint,
+      path,
+    );
+    sse.start(this.router);
+    this.addStopHook(async () => sse.stop());
+    return sse;
   }
 
   endpoint(path: string): Endpoint | undefined {

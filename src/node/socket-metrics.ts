@@ -24,14 +24,14 @@ export function closeReason(code: number): string {
 }
 
 interface EndpointChildren {
-  readonly connections: Gauge.Internal<'endpoint'>;
+  readonly connections: Gauge.Internal<'endpoint' | 'transport'>;
   readonly opened: Counter.Internal;
 }
 
 export class SocketMetrics {
-  private readonly connections: Gauge<'endpoint'>;
-  private readonly opened: Counter<'endpoint'>;
-  private readonly closed: Counter<'endpoint' | 'reason'>;
+  private readonly connections: Gauge<'endpoint' | 'transport'>;
+  private readonly opened: Counter<'endpoint' | 'transport'>;
+  private readonly closed: Counter<'endpoint' | 'reason' | 'transport'>;
   private readonly slowConsumers: Counter<'endpoint'>;
   private readonly rateLimitedCounter: Counter<'endpoint' | 'action'>;
   private readonly byEndpoint = new Map<string, EndpointChildren>();
@@ -40,12 +40,12 @@ export class SocketMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.connections = new Gauge({ name: 'fanout_connections', help: 'Open WebSocket connections, by endpoint.', labelNames: ['endpoint'], registers });
-    this.opened = new Counter({ name: 'fanout_connections_opened_total', help: 'WebSocket connections accepted, by endpoint.', labelNames: ['endpoint'], registers });
+    this.connections = new Gauge({ name: 'fanout_connections', help: 'Open connections, by endpoint and transport (websocket, sse).', labelNames: ['endpoint', 'transport'], registers });
+    this.opened = new Counter({ name: 'fanout_connections_opened_total', help: 'Connections accepted, by endpoint and transport (websocket, sse).', labelNames: ['endpoint', 'transport'], registers });
     this.closed = new Counter({
       name: 'fanout_connections_closed_total',
-      help: 'WebSocket connections closed, by endpoint and close reason (the close code\'s name in docs/errors.md; abnormal = no close frame).',
-      labelNames: ['endpoint', 'reason'],
+      help: 'Connections closed, by endpoint, transport (websocket, sse) and close reason (the close code\'s name in docs/errors.md; abnormal = no close frame).',
+      labelNames: ['endpoint', 'reason', 'transport'],
       registers,
     });
     const inByEndpoint = this.inByEndpoint;
@@ -78,26 +78,27 @@ export class SocketMetrics {
     });
   }
 
-  private endpoint(endpoint: string): EndpointChildren {
-    let children = this.byEndpoint.get(endpoint);
+  private endpoint(endpoint: string, transport: string): EndpointChildren {
+    const key = `${transport} ${endpoint}`;
+    let children = this.byEndpoint.get(key);
     if (!children) {
-      children = { connections: this.connections.labels(endpoint), opened: this.opened.labels(endpoint) };
-      this.byEndpoint.set(endpoint, children);
+      children = { connections: this.connections.labels(endpoint, transport), opened: this.opened.labels(endpoint, transport) };
+      this.byEndpoint.set(key, children);
     }
     return children;
   }
 
-  /** A WebSocket on `endpoint` (its path, e.g. `/ws/echo`) was accepted. */
-  connectionOpened(endpoint: string): void {
-    const c = this.endpoint(endpoint);
+  /** A connection on `endpoint` (its path, e.g. `/ws/echo`) was accepted, over `transport`. */
+  connectionOpened(endpoint: string, transport = 'websocket'): void {
+    const c = this.endpoint(endpoint, transport);
     c.connections.inc();
     c.opened.inc();
   }
 
-  /** A WebSocket on `endpoint` closed with `code` (the code received or sent; 1006 when the socket just dropped). */
-  connectionClosed(endpoint: string, code: number): void {
-    this.endpoint(endpoint).connections.dec();
-    this.closed.labels(endpoint, closeReason(code)).inc();
+  /** A connection on `endpoint` closed with `code` (the code received or sent; 1006 when the socket just dropped). */
+  connectionClosed(endpoint: string, code: number, transport = 'websocket'): void {
+    this.endpoint(endpoint, transport).connections.dec();
+    this.closed.labels(endpoint, closeReason(code), transport).inc();
   }
 
   /** A client sent a message of `bytes` bytes on `endpoint`: plain numbers, per message. */

@@ -10,7 +10,7 @@ import type { WebSocket } from 'ws';
 import { RATE_LIMIT_BYTES_BURST, TIMINGS, type Config } from '../config/schema.js';
 import { CloseCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { Client, rawSocket, type Identity } from '../transport/client.js';
+import { Client, rawSocket, type ClientSocket, type ClientWire, type Identity, type TransportName } from '../transport/client.js';
 import type { SecurityGate } from '../transport/gate.js';
 import { ByteRateLimiter, RateLimiter, RateVerdict } from '../transport/limits.js';
 import type { Endpoint } from './endpoint.js';
@@ -27,9 +27,17 @@ export interface SocketsHost {
   endpoint(path: string): Endpoint | undefined;
 }
 
+/** A connection as {@link Sockets.adopt} listens to it: a `ws` WebSocket or an SSE session. */
+export type WireEvents = ClientWire & {
+  on(event: 'message', listener: (this: never, data: Buffer, isBinary: boolean) => void): unknown;
+  on(event: 'pong', listener: (this: never) => void): unknown;
+  on(event: 'error', listener: (this: never, err: Error) => void): unknown;
+  on(event: 'close', listener: (this: never, code: number) => void): unknown;
+};
+
 const kClient = Symbol('fanout.client');
 const kSockets = Symbol('fanout.sockets');
-type TaggedSocket = WebSocket & { [kClient]?: Client; [kSockets]?: Sockets };
+type TaggedSocket = WireEvents & { [kClient]?: Client; [kSockets]?: Sockets };
 
 export class Sockets {
   /** The open clients, in their heartbeat slots (node/heartbeat.ts, which keeps their heartbeat state); one slot when heartbeats are off. */
@@ -72,14 +80,24 @@ export class Sockets {
   }
 
   /** Takes a socket the gate admitted and `ws` upgraded; `id` is the client id the gate used. */
-  accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity, id: string): void {
-    const { gate, logger, metrics } = this.host;
+  accept(endpoint: Endpoint, ws: WebSocket, req: IncomingMessage, identity: Identity, id: string): Client {
     const socket = rawSocket(ws);
+    socket.setNoDelay(true);
+    return this.adopt(endpoint, ws, socket, req, identity, id, 'websocket');
+  }
+
+  /**
+   * Takes a connection the gate admitted: a WebSocket, or an SSE session that emits the same
+   * events (`message`, `pong`, `error`, `close`) and takes the same pre-framed writes
+   * (transport/sse-session.ts). Everything after this is the same for both.
+   */
+  adopt(endpoint: Endpoint, ws: WireEvents, socket: ClientSocket, req: IncomingMessage, identity: Identity, id: string, transport: TransportName, session?: string): Client {
+    const { gate, logger, metrics } = this.host;
     const ip = gate.ipOf(req);
-    const client = new Client(id, ws, socket, endpoint.path, ip, req.headers.origin, identity);
+    const client = new Client(id, ws, socket, endpoint.path, ip, req.headers.origin, identity, transport);
+    client.session = session;
     (ws as TaggedSocket)[kClient] = client;
     (ws as TaggedSocket)[kSockets] = this;
-    socket.setNoDelay(true);
     this.clients.add(client);
     const user = identity.user;
     if (user !== undefined) {
@@ -87,19 +105,20 @@ export class Sockets {
       if (!set) this.byUser.set(user, (set = new Set()));
       set.add(client);
     }
-    metrics.connectionOpened(endpoint.path);
+    metrics.connectionOpened(endpoint.path, transport);
     gate.opened(client);
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('error', onSocketError);
     ws.on('close', onSocketClose);
-    logger.info({ client: client.id, endpoint: endpoint.path, ip, origin: client.origin, user: identity.user }, 'connected');
+    logger.info({ client: client.id, endpoint: endpoint.path, transport, ip, origin: client.origin, user: identity.user }, 'connected');
     try {
       endpoint.open(client);
     } catch (err) {
       logger.error({ err, endpoint: endpoint.path }, 'endpoint open failed');
       ws.close(CloseCode.INTERNAL_ERROR, 'internal error');
     }
+    return client;
   }
 
   /** @internal */
@@ -206,7 +225,7 @@ export class Sockets {
     outbox.closed(client);
     this.rateLimiter?.forget(client);
     this.byteLimiter?.forget(client);
-    metrics.connectionClosed(client.endpoint, code);
+    metrics.connectionClosed(client.endpoint, code, client.transport);
     gate.closed(client);
     try {
       this.host.endpoint(client.endpoint)?.close(client);

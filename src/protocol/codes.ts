@@ -137,17 +137,21 @@ export const ERROR_CODES = {
     where: 'both',
     when: "the identity's patterns (the token's `channels`/`publish` claims, the connect hook's answer) and the `--anonymous-*` namespaces do not allow it, or `--subscribe-hook`/`--publish-hook` answered 403 (its `reason` is the message); the upgrade check of an upgrade that would get 403",
   },
-  not_found: { status: 404, where: 'both', when: 'unsubscribe without a subscription; presence on a channel without presence; `GET /api/channels/C/latest` when the channel has no latest message; the HTTP API is off' },
+  not_found: {
+    status: 404,
+    where: 'both',
+    when: 'unsubscribe without a subscription; presence on a channel without presence; `GET /api/channels/C/latest` when the channel has no latest message; the HTTP API is off; an SSE POST for a session that does not exist (closed, expired, its node stopped, or another address)',
+  },
   method_not_allowed: { status: 405, where: 'api', when: 'an HTTP API path with another method than its own (`Allow` says which)' },
   too_large: {
     status: 413,
     where: 'both',
-    when: 'an HTTP API body over `--max-payload` (over WebSocket the socket closes with 1009); a publish whose data `--publish-hook` replaced with more than `--max-payload` bytes (nothing published)',
+    when: 'an HTTP API or SSE POST body over `--max-payload` (over WebSocket the socket closes with 1009); a publish whose data `--publish-hook` replaced with more than `--max-payload` bytes (nothing published)',
   },
   rate_limited: {
     status: 429,
     where: 'both',
-    when: "the upgrade check of an upgrade that would get 429; a frame over `--rate-limit` or `--rate-limit-bytes` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight from the client's address (all its connections on the node)",
+    when: "the upgrade check of an upgrade that would get 429; more than `--rate-limit` SSE POSTs in one second for one session; a frame over `--rate-limit` or `--rate-limit-bytes` (dropped), or more requests in flight than the connection's `--max-buffered` holds replies for, or 8 back-end hook calls already in flight from the client's address (all its connections on the node)",
   },
   internal: { status: 500, where: 'both', when: 'an unexpected server error answering that request (never with its own text)' },
   unavailable: {

@@ -40,7 +40,7 @@ export type HistoryHead = Omit<HistoryFrame, 'messages'>;
 export type HistoryBodyHead = Omit<HistoryFrame, 'type' | 'id' | 'messages'>;
 
 export function encodeConnected(frame: ConnectedFrame): string {
-  return JSON.stringify({ type: frame.type, client: frame.client, node: frame.node, expires: frame.expires, ping: frame.ping });
+  return JSON.stringify({ type: frame.type, client: frame.client, node: frame.node, expires: frame.expires, ping: frame.ping, session: frame.session });
 }
 
 /** The `ping` frame ({@link PingFrame}): always these bytes, framed once per node. */

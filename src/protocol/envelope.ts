@@ -22,6 +22,8 @@ export const EnvelopeKind = {
   CONTROL: 4,
   /** The cluster calls (node/cluster-calls.ts): the node registry's hellos and the server API's calls and answers (JSON body). */
   CLUSTER: 5,
+  /** The SSE transport's POSTs forwarded to the node holding the session, and its answers (node/sse-relay.ts; JSON body). */
+  SSE: 6,
 } as const;
 
 export type EnvelopeKind = (typeof EnvelopeKind)[keyof typeof EnvelopeKind];

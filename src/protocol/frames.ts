@@ -95,6 +95,8 @@ export interface ConnectedFrame {
    * The node writes some frame at least every 1.5 × `ping` seconds: longer silence means the link is dead.
    */
   readonly ping?: number;
+  /** On the SSE transport: the session id to POST client frames to (`POST /ws/v1/sse/{session}`) and to resume with; absent on a WebSocket. */
+  readonly session?: string;
 }
 
 /** The node's application-level ping: sent when nothing else was written to the connection for a whole `ping` interval. Needs no answer. */
@@ -260,3 +262,5 @@ export type ServerFrame =
 
 /** The WebSocket path of the channel protocol. */
 export const CHANNEL_PATH = '/ws/v1';
+/** The SSE transport of the channel protocol: `GET` opens (or resumes) a session's stream, `POST SSE_PATH/{session}` takes its client frames. */
+export const SSE_PATH = '/ws/v1/sse';

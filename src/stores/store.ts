@@ -1,7 +1,7 @@
 /**
  * History, recovery and presence stores: the interfaces the channel layer uses, and their
  * contracts. Every store that implements a kind keeps its contract; one suite proves it against
- * each (test/integration/store-conformance.test.ts), and a behaviour it does not test is one
+ * each (test/helpers/store-conformance.ts), and a behaviour it does not test is one
  * nobody promised. The bus payload a publish produces is laid out in protocol/message-frame.ts.
  *
  * Which store implements which kind: channels on memory, Redis, JetStream and Kafka; presence on

@@ -34,6 +34,30 @@ export interface Identity {
 
 export const ANONYMOUS: Identity = Object.freeze({ user: undefined, channels: undefined, expiresAt: undefined });
 
+/**
+ * What the node does with a connection's WebSocket: a `ws` WebSocket, or an SSE session
+ * (transport/sse-session.ts) that looks like one, so every part of the node drives both alike.
+ */
+export interface ClientWire {
+  readonly readyState: number;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
+/** What the outbox and the heartbeat write pre-framed WebSocket frames to: the TCP socket, or an SSE session's stream. */
+export interface ClientSocket {
+  write(chunk: Buffer): boolean;
+  readonly writableLength: number;
+  readonly bytesWritten: number;
+  readonly destroyed: boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/** How a connection reaches its client: a WebSocket, or the SSE transport (docs/protocol.md, "SSE transport"). */
+export type TransportName = 'websocket' | 'sse';
+
 /** One connection: its identity and its socket (see the top of this file for where its other state lives). */
 export class Client {
   /**
@@ -43,14 +67,16 @@ export class Client {
    * more than the rest of the bookkeeping (figures in node/outbox.ts).
    */
   outbox: object | null = null;
+  /** The SSE session id, on the SSE transport (announced in `connected`); undefined on a WebSocket. */
+  session: string | undefined = undefined;
   /** When the connection opened (ms since the epoch), for `GET /api/users/{user}/connections`. */
   readonly since = Date.now();
 
   constructor(
     readonly id: string,
-    readonly ws: WebSocket,
-    /** The TCP socket under `ws`, written to directly with pre-framed bytes. */
-    readonly socket: Socket,
+    readonly ws: ClientWire,
+    /** The TCP socket under `ws` (or the SSE session's stream), written to directly with pre-framed bytes. */
+    readonly socket: ClientSocket,
     readonly endpoint: string,
     readonly ip: string,
     readonly origin: string | undefined,
@@ -59,6 +85,7 @@ export class Client {
      * or --refresh-hook, through the gate's identity lifetime (src/transport/lifetime.ts) alone.
      */
     public identity: Identity,
+    readonly transport: TransportName = 'websocket',
   ) {}
 
   /** True while frames may be written. */

@@ -170,13 +170,14 @@ export class SecurityGate {
    * end. `path` is the endpoint's, as the upgrade would name it; the hook hears `"check":true`.
    * `signal` aborts the hook call when the client goes away.
    */
-  async probe(req: IncomingMessage, client: string, path: string, signal: AbortSignal): Promise<GateResult> {
+  async probe(req: IncomingMessage, client: string, path: string, signal: AbortSignal, check = true): Promise<GateResult> {
     const screened = this.screen(req) ?? this.capped(req);
     if (screened) return screened;
     const ip = this.ipOf(req);
     this.perIp.add(ip);
     try {
-      return await this.decide(req, client, (hook) => hook.connect({ ...connectRequest(req, client, ip), path, check: true }, { address: ip, signal }));
+      // An SSE stream (node/sse.ts) is decided the same way, as a real connection (`check` false).
+      return await this.decide(req, client, (hook) => hook.connect({ ...connectRequest(req, client, ip), path, ...(check ? { check: true } : {}) }, { address: ip, signal }));
     } finally {
       this.perIp.remove(ip);
     }

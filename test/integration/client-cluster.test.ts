@@ -101,7 +101,8 @@ test('history and presence: the same from every node, with join and leave events
 
 test('recovery: what was published while a client was away arrives after it reconnects, once, in order', async () => {
   const gate = gatedWebSocket();
-  const away = client('proxy', { WebSocket: gate.WebSocket });
+  // The gate cuts the WebSocket only (the node still answers over HTTP): pinned to it, or the client would move to SSE.
+  const away = client('proxy', { WebSocket: gate.WebSocket, transports: ['websocket'] });
   const publisher = client(nodes[1]!.port);
   const sub = away.subscribe('recover');
   const got = collect(sub);
@@ -137,7 +138,7 @@ test('a gap the server no longer holds (history too short) raises "unrecovered";
   const node = await forkFanoutServe(['--bus', 'memory', '--node-id', 'short', '--history-size', '3', '--drain-delay', '0', '--drain-timeout', '0']);
   try {
     const gate = gatedWebSocket();
-    const away = client(node.port, { WebSocket: gate.WebSocket });
+    const away = client(node.port, { WebSocket: gate.WebSocket, transports: ['websocket'] });
     const publisher = client(node.port);
     const sub = away.subscribe('short');
     const got = collect(sub);
