@@ -296,7 +296,11 @@ export class Publisher {
   }
 }
 
-/** p50/p99 in milliseconds from a pool's histogram. */
+/**
+ * p50/p99 in milliseconds from a pool's histogram. A bucket's quantile is its upper bound, which
+ * can pass the largest latency measured (114 ms against a max of 113.8): no quantile is above it.
+ */
 export function latencies(stats: PoolStats): { p50: number; p99: number; max: number } {
-  return { p50: quantile(stats.hist, 0.5) / 1000, p99: quantile(stats.hist, 0.99) / 1000, max: stats.maxLatency / 1000 };
+  const max = stats.maxLatency / 1000;
+  return { p50: Math.min(quantile(stats.hist, 0.5) / 1000, max), p99: Math.min(quantile(stats.hist, 0.99) / 1000, max), max };
 }
