@@ -6,6 +6,7 @@
  * - `/ws/v1` channels (src/channels): ordered by the store, over the route the store publishes on
  *   (the node's bus, or a separate `--history` Redis with a topic router of its own);
  * - the HTTP routes (src/http): health, metrics, the API for back ends, the demo page;
+ * - `/app/{key}` and `/apps/{id}/…` (src/pusher): the Pusher Channels protocol over the channel service;
  * - --kafka-ingest (src/ingest): a Kafka topic's records published through the channel service;
  * - the metrics: the node's registry (src/metrics.ts) with every part's families registered on it,
  *   each declared beside what it measures, each part handed only its own.
@@ -38,6 +39,7 @@ import { addMetricsRoutes } from './http/metrics.js';
 import { addPageConfigRoute } from './http/page-config.js';
 import { EchoEndpoint } from './echo/endpoint.js';
 import { MetricsRegistry } from './metrics.js';
+import { addPusher } from './pusher/index.js';
 import { BusMetrics } from './node/bus-metrics.js';
 import { NodeCore, type CoreMetrics, type NodeOptions } from './node/core.js';
 import { NodeMetrics } from './node/metrics.js';
@@ -68,6 +70,8 @@ export function createNode(options: NodeOptions): FanoutNode {
   addDemoPageRoutes(core.router);
   addPageConfigRoute(core.router, { tokenRequired: config.jwt });
   addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload, users: { calls: core.calls, revocations, service } });
+  // WS /app/{key} and /apps/{id}/… (src/pusher, docs/pusher.md), over the same channel service.
+  addPusher({ config, service, outbox: core.outbox, logger: core.logger, router: core.router, calls: core.calls, addEndpoint: (e) => core.addEndpoint(e), closeClient: (c, code, reason) => core.closeClient(c, code, reason) });
   if (config.kafkaIngest) addKafkaIngest(core, config.kafkaIngest, service, metrics.ingest);
   return core;
 }
