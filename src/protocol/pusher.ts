@@ -32,12 +32,20 @@ export function isPusherChannel(value: unknown): value is string {
   return typeof value === 'string' && PUSHER_CHANNEL.test(value);
 }
 
+/** The channel pusher-js subscribes to after `pusher:signin`, where `POST /apps/{id}/users/{user}/events` goes. */
+export const SERVER_TO_USER = '#server-to-user-';
+
+/** A channel a client may name in a subscribe: a Pusher channel, or the signed-in user's own {@link SERVER_TO_USER} channel. */
+export function isSubscribable(value: unknown): value is string {
+  return isPusherChannel(value) || (typeof value === 'string' && value.startsWith(SERVER_TO_USER) && value.length <= 200 + SERVER_TO_USER.length);
+}
+
 /** The channel's kind by its prefix (`private-encrypted-` is relayed as a private channel). */
 export type PusherChannelKind = 'public' | 'private' | 'presence' | 'encrypted';
 
 export function pusherChannelKind(channel: string): PusherChannelKind {
   if (channel.startsWith('private-encrypted-')) return 'encrypted';
-  if (channel.startsWith('private-') || channel.startsWith('private-cache-')) return 'private';
+  if (channel.startsWith('private-')) return 'private';
   if (channel.startsWith('presence-')) return 'presence';
   return 'public';
 }
@@ -87,7 +95,7 @@ export function decodePusher(text: string): PusherDecoded {
   }
   const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
   if (event === 'pusher:subscribe' || event === 'pusher:unsubscribe') {
-    if (!isPusherChannel(d.channel)) return bad('invalid channel name: 1–200 of A-Z a-z 0-9 _ - = @ , . ;');
+    if (!isSubscribable(d.channel)) return bad('invalid channel name: 1–200 of A-Z a-z 0-9 _ - = @ , . ;');
     if (event === 'pusher:unsubscribe') return { ok: true, frame: { event, channel: d.channel } };
     const auth = typeof d.auth === 'string' ? d.auth : undefined;
     const channelData = typeof d.channel_data === 'string' ? d.channel_data : undefined;

@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChannelService } from '../channels/index.js';
 import { BusUnavailableError } from '../errors.js';
 import type { Json } from '../protocol/frames.js';
-import { isPusherChannel } from '../protocol/pusher.js';
+import { isPusherChannel, isSubscribable } from '../protocol/pusher.js';
 import { sendJson, sendText, type Router } from '../transport/router.js';
 import { internalChannel, type PusherEvent } from './channels.js';
 import { checkApiSignature, type PusherApp } from './sign.js';
@@ -76,7 +76,8 @@ export function addPusherApiRoutes(router: Router, context: PusherApiContext): v
     if (!Array.isArray(channels) || channels.length === 0) throw new Refusal(400, 'Missing channels: give channel or channels');
     if (channels.length > MAX_TRIGGER_CHANNELS) throw new Refusal(400, `Too many channels: at most ${MAX_TRIGGER_CHANNELS} per trigger`);
     const checked = checkEvent(context, event);
-    for (const channel of channels) if (!isPusherChannel(channel)) throw new Refusal(400, `Invalid channel name ${JSON.stringify(String(channel).slice(0, 210))}: 1–200 of A-Z a-z 0-9 _ - = @ , . ;`);
+    // sendToUser triggers on the user's #server-to-user- channel, which pusher-js joins after signin.
+    for (const channel of channels) if (!isSubscribable(channel)) throw new Refusal(400, `Invalid channel name ${JSON.stringify(String(channel).slice(0, 210))}: 1–200 of A-Z a-z 0-9 _ - = @ , . ;`);
     await Promise.all((channels as string[]).map((channel) => context.service.publish(internalChannel(app.id, channel), checked)));
     sendJson(res, 200, {});
   });

@@ -27,6 +27,7 @@ import {
   PUSHER_CODES,
   PUSHER_PING,
   PUSHER_PONG,
+  SERVER_TO_USER,
   pusherChannelKind,
   type PusherClientFrame,
 } from '../protocol/pusher.js';
@@ -189,7 +190,9 @@ export class PusherEndpoint implements Endpoint {
     const kind = pusherChannelKind(channel);
     let userId: string | undefined;
     let userInfo: unknown;
-    if (kind === 'private' || kind === 'encrypted') {
+    if (channel.startsWith(SERVER_TO_USER)) {
+      if (conn.user === undefined || channel !== SERVER_TO_USER + conn.user) return this.subscriptionError(conn, channel, 'AuthError', `${channel} is the channel of another user; sign in first`, 403);
+    } else if (kind === 'private' || kind === 'encrypted') {
       if (!validAuth(app, frame.auth, `${conn.socketId}:${channel}`)) return this.subscriptionError(conn, channel, 'AuthError', `Invalid signature for ${channel}`, 401);
     } else if (kind === 'presence') {
       if (frame.channelData === undefined || !validAuth(app, frame.auth, `${conn.socketId}:${channel}:${frame.channelData}`)) {

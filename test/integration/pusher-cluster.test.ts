@@ -1,0 +1,259 @@
+/**
+ * The Pusher Channels protocol (docs/pusher.md) with the real libraries from npm: two `fanout
+ * serve` nodes behind HAProxy from our generated config, once on Redis and once on Kafka with no
+ * Redis. pusher-js 8 in Node on `/app/{key}` (public, private, presence, cache channels, client
+ * events, signin) and the `pusher` server library on `/apps/{id}/…` (trigger with socket_id
+ * exclusion, batch, channel queries, users, terminateUserConnections); the wrong answers are
+ * Pusher's: an unknown key gets 4001, a bad signature or an old timestamp 401, oversized data 413,
+ * 101 channels 400, a client event on a public channel a pusher:error.
+ */
+import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
+import { Agent } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import PusherServer from 'pusher';
+import pusherJs from 'pusher-js';
+import { forkFanoutServe, waitReadyPort, type ServerProcess } from '../../harness/fanout-process.js';
+import { startHaproxy, type RunningHaproxy } from '../../harness/haproxy.js';
+import { until } from '../../harness/wait.js';
+import { REDIS_URL } from '../helpers/brokers.js';
+import { uniquePrefix } from '../helpers/nodes.js';
+
+const KAFKA = process.env.FANOUT_TEST_KAFKA ?? '127.0.0.1:9092';
+const APP = { appId: 'app-1', key: 'app-key', secret: 'app-secret' };
+
+// pusher-js is CommonJS and its types do not resolve as a class under NodeNext: the part used here.
+interface Bindable {
+  bind(event: string, handler: (data: any) => void): void;
+  unbind(event: string, handler: (data: any) => void): void;
+  trigger(event: string, data: unknown): boolean;
+}
+interface Client {
+  readonly connection: Bindable & { readonly state: string; readonly socket_id: string | undefined };
+  readonly user: Bindable & { readonly signinDonePromise: Promise<void> | null };
+  subscribe(channel: string): Bindable;
+  channel(channel: string): Bindable;
+  send_event(event: string, data: unknown, channel?: string): boolean;
+  signin(): void;
+  disconnect(): void;
+}
+const PusherClient = pusherJs as unknown as new (key: string, options: Record<string, unknown>) => Client;
+type AuthCallback = (error: Error | null, data: { auth: string; channel_data?: string; user_data?: string } | null) => void;
+
+for (const [name, bus] of (process.env.PUSHER_ONLY_REDIS ? [['Redis', () => REDIS_URL]] as const : [
+  ['Redis', () => REDIS_URL],
+  ['Kafka, no Redis', () => `kafka://${KAFKA}/${uniquePrefix('pusher')}`],
+] as const)) {
+  describe(`Pusher protocol, two nodes behind HAProxy on ${name}`, { timeout: 120_000 }, () => defineSuite(bus()));
+}
+
+function defineSuite(busUrl: string): void {
+  let nodes: ServerProcess[] = [];
+  let proxy: RunningHaproxy;
+  let server: PusherServer;
+  const clients: Client[] = [];
+
+  before(async () => {
+    const prefix = uniquePrefix('pu');
+    const args = ['--bus', busUrl, '--bus-prefix', prefix, '--pusher-app-id', APP.appId, '--pusher-key', APP.key, '--pusher-secret', APP.secret, '--allowed-origins', '*'];
+    nodes = await Promise.all([1, 2].map((i) => forkFanoutServe([...args, '--node-id', `${prefix}-n${i}`])));
+    await Promise.all(nodes.map((n) => waitReadyPort(n.port, 30_000)));
+    proxy = await startHaproxy(nodes.map((n) => n.port));
+    // No keep-alive: an idle pooled socket would hold the test process open until HAProxy's timeout.
+    server = new PusherServer({ ...APP, host: '127.0.0.1', port: String(proxy.port), useTLS: false, agent: new Agent({ keepAlive: false }) });
+    // Both nodes know each other before the cluster-wide queries.
+    await until(async () => {
+      const r = await server.get({ path: '/channels' }).catch(() => undefined);
+      return r?.status === 200;
+    }, { timeoutMs: 20_000, intervalMs: 200, what: 'the HTTP API' });
+    await new Promise((r) => setTimeout(r, 5500)); // one hello round (node/cluster-calls.ts HELLO_MS)
+  });
+
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await proxy?.stop();
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  function client(key = APP.key): Client {
+    const c = new PusherClient(key, {
+      cluster: 'fanout',
+      wsHost: '127.0.0.1',
+      wsPort: proxy.port,
+      forceTLS: false,
+      enabledTransports: ['ws'],
+      disableStats: true,
+      channelAuthorization: {
+        endpoint: '',
+        transport: 'ajax',
+        customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, cb: AuthCallback) => {
+          const presence = channelName.startsWith('presence-') ? { user_id: (c as unknown as { who: string }).who, user_info: { name: (c as unknown as { who: string }).who.toUpperCase() } } : undefined;
+          cb(null, server.authorizeChannel(socketId, channelName, presence));
+        },
+      },
+      userAuthentication: {
+        endpoint: '',
+        transport: 'ajax',
+        customHandler: ({ socketId }: { socketId: string }, cb: AuthCallback) => cb(null, server.authenticateUser(socketId, { id: (c as unknown as { who: string }).who })),
+      },
+    });
+    clients.push(c);
+    return c;
+  }
+
+  function as(who: string): Client {
+    const c = client();
+    (c as unknown as { who: string }).who = who;
+    return c;
+  }
+
+  async function connected(c: Client): Promise<void> {
+    await until(() => c.connection.state === 'connected' && c.connection.socket_id !== undefined, { timeoutMs: 15_000, what: 'pusher-js connected' });
+  }
+
+  function subscribed(c: Client, channel: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const ch = c.subscribe(channel);
+      ch.bind('pusher:subscription_succeeded', resolve);
+      ch.bind('pusher:subscription_error', reject);
+    });
+  }
+
+  function next(c: Client, channel: string, event: string): Promise<unknown> {
+    return new Promise((resolve) => {
+      const ch = c.channel(channel) ?? c.subscribe(channel);
+      const handler = (data: unknown): void => {
+        ch.unbind(event, handler);
+        resolve(data);
+      };
+      ch.bind(event, handler);
+    });
+  }
+
+  /** A signed request built here (not by the library), to send what the library refuses to. */
+  async function signed(method: string, path: string, body: unknown, overrides: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const query: Record<string, string> = { auth_key: APP.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0', ...(text ? { body_md5: createHash('md5').update(text).digest('hex') } : {}), ...overrides };
+    const sorted = Object.keys(query).sort().map((k) => `${k}=${query[k]}`).join('&');
+    const signature = overrides.auth_signature ?? createHmac('sha256', APP.secret).update(`${method}\n${path}\n${sorted}`).digest('hex');
+    const res = await fetch(`http://127.0.0.1:${proxy.port}${path}?${sorted}&auth_signature=${signature}`, { method, ...(text ? { body: text, headers: { 'content-type': 'application/json' } } : {}) });
+    return { status: res.status, text: await res.text() };
+  }
+
+  test('public and private channels across both nodes: trigger, batch, socket_id exclusion, client events to the others only', async () => {
+    const [a, b] = [as('ann'), as('bob')];
+    await Promise.all([connected(a), connected(b)]);
+    await Promise.all([subscribed(a, 'news'), subscribed(b, 'news'), subscribed(a, 'private-chat'), subscribed(b, 'private-chat')]);
+
+    const both = Promise.all([next(a, 'news', 'headline'), next(b, 'news', 'headline')]);
+    await server.trigger('news', 'headline', { text: 'hello' });
+    assert.deepEqual(await both, [{ text: 'hello' }, { text: 'hello' }]);
+
+    // socket_id: everyone but that connection.
+    let aGot = 0;
+    a.channel('news').bind('excluded', () => aGot++);
+    const bExcluded = next(b, 'news', 'excluded');
+    await server.trigger('news', 'excluded', { n: 1 }, { socket_id: a.connection.socket_id });
+    assert.deepEqual(await bExcluded, { n: 1 });
+
+    const batch = Promise.all([next(a, 'news', 'one'), next(b, 'private-chat', 'two')]);
+    await server.triggerBatch([
+      { channel: 'news', name: 'one', data: { n: 1 } },
+      { channel: 'private-chat', name: 'two', data: { n: 2 } },
+    ]);
+    assert.deepEqual(await batch, [{ n: 1 }, { n: 2 }]);
+
+    // A client event reaches the other subscriber, never the sender.
+    let echoed = 0;
+    a.channel('private-chat').bind('client-typing', () => echoed++);
+    const typing = next(b, 'private-chat', 'client-typing');
+    assert.equal(a.channel('private-chat').trigger('client-typing', { who: 'ann' }), true);
+    assert.deepEqual(await typing, { who: 'ann' });
+
+    // A client event on a public channel gets Pusher's refusal.
+    const refused = new Promise<{ data?: { message?: string } }>((resolve) => a.connection.bind('error', resolve));
+    a.send_event('client-nope', { x: 1 }, 'news');
+    assert.match(String((await refused).data?.message), /only supported on private and presence channels/);
+    assert.equal(aGot, 0, 'the excluded socket got the event');
+    assert.equal(echoed, 0, 'the sender got its own client event');
+  });
+
+  test('presence across nodes: members, member_added/removed per user, users and counts from the API', async () => {
+    const [a, b] = [as('u1'), as('u2')];
+    await Promise.all([connected(a), connected(b)]);
+    await subscribed(a, 'presence-room');
+    const added = next(a, 'presence-room', 'pusher:member_added');
+    const joined = (await subscribed(b, 'presence-room')) as { count: number; me: { id: string } };
+    assert.equal(joined.count, 2);
+    assert.deepEqual(await added, { id: 'u2', info: { name: 'U2' } });
+
+    const users = (await (await server.get({ path: '/channels/presence-room/users' })).json()) as { users: Array<{ id: string }> };
+    assert.deepEqual(users.users.map((u) => u.id).sort(), ['u1', 'u2']);
+    const info = (await (await server.get({ path: '/channels/presence-room', params: { info: 'user_count,subscription_count' } })).json()) as Record<string, unknown>;
+    assert.deepEqual(info, { occupied: true, subscription_count: 2, user_count: 2 });
+    const list = (await (await server.get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } })).json()) as { channels: Record<string, unknown> };
+    assert.deepEqual(list.channels['presence-room'], { user_count: 2 });
+
+    // A second connection of u2 adds no member; u2 leaves only when its last one goes.
+    const b2 = as('u2');
+    await connected(b2);
+    let addedAgain = 0;
+    a.channel('presence-room').bind('pusher:member_added', () => addedAgain++);
+    await subscribed(b2, 'presence-room');
+    const removed = next(a, 'presence-room', 'pusher:member_removed');
+    b.disconnect();
+    b2.disconnect();
+    assert.deepEqual(await removed, { id: 'u2', info: { name: 'U2' } });
+    assert.equal(addedAgain, 0);
+  });
+
+  test('cache channels replay the last event or say pusher:cache_miss', async () => {
+    await server.trigger('cache-score', 'goal', { score: '1-0' });
+    await server.trigger('cache-score', 'goal', { score: '2-0' });
+    const c = as('fan');
+    await connected(c);
+    const last = next(c, 'cache-score', 'goal');
+    const miss = next(c, 'cache-empty', 'pusher:cache_miss');
+    c.subscribe('cache-score');
+    c.subscribe('cache-empty');
+    assert.deepEqual(await last, { score: '2-0' });
+    await miss;
+  });
+
+  test('signin, sendToUser, then terminateUserConnections closes that user on whichever node', async () => {
+    const c = as('signed-user');
+    await connected(c);
+    c.signin();
+    await until(() => c.user.signinDonePromise !== null, { timeoutMs: 5000, what: 'signin to start' });
+    await c.user.signinDonePromise;
+    // sendToUser reaches the user's #server-to-user- channel, which pusher-js joins after signin.
+    const direct = new Promise((resolve) => c.user.bind('note', resolve));
+    await until(async () => {
+      await server.sendToUser('signed-user', 'note', { hi: 1 });
+      return Promise.race([direct.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    }, { timeoutMs: 10_000, what: 'sendToUser to arrive' });
+    assert.deepEqual(await direct, { hi: 1 });
+    const ended = new Promise((resolve) => c.connection.bind('state_change', (s: { current: string }) => s.current !== 'connected' && resolve(s.current)));
+    await server.terminateUserConnections('signed-user');
+    assert.ok(['disconnected', 'unavailable', 'failed', 'connecting'].includes(String(await ended)));
+  });
+
+  test("wrong requests get Pusher's answers", async () => {
+    const bad = new PusherServer({ ...APP, secret: 'wrong', host: '127.0.0.1', port: String(proxy.port), useTLS: false, agent: new Agent({ keepAlive: false }) });
+    await assert.rejects(bad.trigger('news', 'x', {}), (err: { status?: number }) => err.status === 401);
+    const old = await signed('POST', `/apps/${APP.appId}/events`, { name: 'x', data: '{}', channel: 'news' }, { auth_timestamp: String(Math.floor(Date.now() / 1000) - 700) });
+    assert.equal(old.status, 401);
+    assert.match(old.text, /Timestamp expired/);
+    await assert.rejects(server.trigger('news', 'big', 'x'.repeat(10 * 1024 + 1)), (err: { status?: number }) => err.status === 413);
+    const many = await signed('POST', `/apps/${APP.appId}/events`, { name: 'x', data: '{}', channels: Array.from({ length: 101 }, (_, i) => `c${i}`) });
+    assert.equal(many.status, 400);
+    const longName = await signed('POST', `/apps/${APP.appId}/events`, { name: 'x', data: '{}', channel: 'c'.repeat(201) });
+    assert.equal(longName.status, 400);
+
+    const stranger = client('no-such-key');
+    // A pusher:error in the handshake: pusher-js reports it as a WebSocketError carrying Pusher's error, and stays down (4000–4099).
+    const code = await new Promise((resolve) => stranger.connection.bind('error', (e: { error?: { data?: { code?: number } } }) => resolve(e.error?.data?.code)));
+    assert.equal(code, 4001);
+    await until(() => stranger.connection.state === 'disconnected', { timeoutMs: 10_000, what: 'the unknown key to stay disconnected' });
+  });
+}
