@@ -54,7 +54,7 @@ export interface PusherContext {
   readonly heartbeat: number;
   /** Closes a socket with a Pusher code (the node's own close, so metrics and logs see it). */
   readonly closeClient: (client: Client, code: number, reason: string) => void;
-  /** --pusher-webhook: channel_occupied/vacated, member_added/removed, client_event, cache_miss. */
+  /** Pusher-format webhooks (not built yet, webhooks.ts): channel_occupied/vacated, member_added/removed, client_event, cache_miss. */
   readonly webhooks?: PusherHooks | undefined;
 }
 

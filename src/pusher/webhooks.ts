@@ -1,7 +1,7 @@
 /**
- * What the Pusher endpoint reports for Pusher-format webhooks (--pusher-webhook, docs/pusher.md).
- * Not built yet: the endpoint calls these, and no sender implements them (the option is refused
- * at start until one does).
+ * What the Pusher endpoint reports for Pusher-format webhooks (issue 30 item 4, docs/pusher.md).
+ * Not built yet: the endpoint calls these when given one, and no sender implements them; the
+ * `--pusher-webhook` flag comes with the sender.
  */
 export interface PusherHooks {
   occupied(channel: string, occupied: boolean): void;
