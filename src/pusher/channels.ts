@@ -15,6 +15,11 @@ export function internalChannel(appId: string, channel: string): string {
   return `#pusher:${appId}:${channel}`;
 }
 
+/** True for the internal channel of any Pusher app. */
+export function isPusherInternal(internal: string): boolean {
+  return internal.startsWith('#pusher:');
+}
+
 /** The app channel of an internal one of app `appId`, or undefined for any other channel. */
 export function appChannel(appId: string, internal: string): string | undefined {
   const head = `#pusher:${appId}:`;

@@ -33,13 +33,12 @@ import {
 } from '../protocol/pusher.js';
 import type { Client } from '../transport/client.js';
 import { appChannel, eventOf, internalChannel, type PusherEvent } from './channels.js';
-import type { PusherHooks } from './webhooks.js';
-import { validAuth, type PusherApp } from './sign.js';
+import { parseChannelData, PusherPresence } from './presence.js';
+import { signedInUser, validAuth, type PusherApp } from './sign.js';
+import type { PusherWebhooks } from './webhooks.js';
 
 /** Seconds of silence after which pusher-js sends `pusher:ping` (Pusher's own value). */
 export const ACTIVITY_TIMEOUT_S = 120;
-/** The most bytes of `user_info` kept per presence member (the presence store's meta cap). */
-const MAX_USER_INFO_BYTES = 1024;
 
 /** What the Pusher endpoint uses of its node. */
 export interface PusherContext {
@@ -54,8 +53,8 @@ export interface PusherContext {
   readonly heartbeat: number;
   /** Closes a socket with a Pusher code (the node's own close, so metrics and logs see it). */
   readonly closeClient: (client: Client, code: number, reason: string) => void;
-  /** Pusher-format webhooks (not built yet, webhooks.ts): channel_occupied/vacated, member_added/removed, client_event, cache_miss. */
-  readonly webhooks?: PusherHooks | undefined;
+  /** --pusher-webhook: this node's counts for the cluster-wide occupancy, client_event, cache_miss (webhooks.ts). */
+  readonly webhooks?: PusherWebhooks | undefined;
 }
 
 /** One connection's Pusher state. */
@@ -82,6 +81,8 @@ interface LocalChannel {
   readonly internal: string;
   readonly topic: string;
   readonly members: Map<Client, Member>;
+  /** Presence channels: this node's connections per user. */
+  readonly users: Map<string, number>;
 }
 
 export class PusherEndpoint implements Endpoint {
@@ -91,8 +92,10 @@ export class PusherEndpoint implements Endpoint {
   private readonly bySocket = new Map<string, Connection>();
   private readonly channels = new Map<string, LocalChannel>();
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly presence: PusherPresence;
 
   constructor(private readonly context: PusherContext) {
+    this.presence = new PusherPresence(context.service);
     this.path = `/app/${context.app.key}`;
     this.idlePing = context.heartbeat ? frameText(PUSHER_PING) : undefined;
   }
@@ -206,35 +209,19 @@ export class PusherEndpoint implements Endpoint {
     conn.channels.set(channel, member);
     const local = await this.acquire(channel);
     if (conn.channels.get(channel) !== member) return; // unsubscribed or closed meanwhile
-    const first = local.members.size === 0;
     local.members.set(conn.client, member);
-    if (first) this.context.webhooks?.occupied(channel, true);
+    this.counted(local, userId, 1);
     if (kind === 'presence') return this.joinPresence(local, member, userInfo);
     this.send(conn.client, encodePusher('pusher_internal:subscription_succeeded', {}, channel));
     if (isCacheChannel(channel)) await this.replayCache(conn, local);
   }
 
   private async joinPresence(local: LocalChannel, member: Member, userInfo: unknown): Promise<void> {
-    const { service } = this.context;
-    const userId = member.userId!;
     const { conn } = member;
     try {
-      await service.presence.join(local.internal, { client: conn.socketId, user: userId, ...(userInfo === undefined ? {} : { meta: userInfo as never }) });
-      const entries = await service.presenceList(local.internal);
-      if (local.members.get(conn.client) !== member) return;
-      const hash: Record<string, unknown> = {};
-      let mine = 0;
-      for (const entry of entries) {
-        if (entry.user === null) continue;
-        hash[entry.user] = entry.meta ?? null;
-        if (entry.user === userId) mine++;
-      }
-      const ids = Object.keys(hash);
-      this.send(conn.client, encodePusher('pusher_internal:subscription_succeeded', { presence: { ids, hash, count: ids.length } }, local.name));
-      if (mine <= 1) {
-        await this.publishPresence(local, { e: 'pusher_internal:member_added', d: { user_id: userId, user_info: userInfo ?? null }, x: conn.socketId });
-        this.context.webhooks?.member(local.name, userId, true);
-      }
+      const answer = await this.presence.join(local, conn.socketId, member.userId!, userInfo, () => local.members.get(conn.client) === member);
+      if (answer === undefined) return;
+      this.send(conn.client, answer);
       if (isCacheChannel(local.name)) await this.replayCache(conn, local);
     } catch (err) {
       if (!(err instanceof BusUnavailableError)) this.context.logger.debug({ err, channel: local.name }, 'presence join failed');
@@ -265,37 +252,15 @@ export class PusherEndpoint implements Endpoint {
     conn.channels.delete(channel);
     const local = this.channels.get(channel);
     if (!member || !local || local.members.get(conn.client) !== member) return;
-    if (member.userId !== undefined) this.track(this.leavePresence(local, conn.socketId, member.userId));
+    if (member.userId !== undefined) this.track(this.presence.leave(local, conn.socketId, member.userId));
     this.release(local, conn.client);
   }
 
-  private async leavePresence(local: LocalChannel, socketId: string, userId: string): Promise<void> {
-    const { service } = this.context;
-    await service.presence.leave(local.internal, socketId);
-    await this.userLeft(local.name, local.internal, userId);
-  }
-
-  /** After a presence entry of `userId` went (left, or swept with a dead node): member_removed when the user has no connection left. */
-  async userLeft(name: string, internal: string, userId: string): Promise<void> {
-    const { service } = this.context;
-    const entries = await service.presenceList(internal);
-    if (entries.some((e) => e.user === userId)) return;
-    await service.presenceEvent(internal, JSON.stringify({ e: 'pusher_internal:member_removed', d: { user_id: userId } } satisfies PusherEvent));
-    this.context.webhooks?.member(name, userId, false);
-  }
-
   private signin(conn: Connection, frame: Extract<PusherClientFrame, { event: 'pusher:signin' }>): void {
-    if (!validAuth(this.context.app, frame.auth, `${conn.socketId}::user::${frame.userData}`)) {
-      return this.send(conn.client, encodePusherError(PUSHER_CODES.UNAUTHORIZED, 'Invalid signature for pusher:signin'));
-    }
-    let id: unknown;
-    try {
-      id = (JSON.parse(frame.userData) as { id?: unknown }).id;
-    } catch {
-      /* answered below */
-    }
-    if (typeof id !== 'string' || id === '') return this.send(conn.client, encodePusherError(null, 'user_data needs a string id'));
-    conn.user = id;
+    const user = signedInUser(this.context.app, conn.socketId, frame.auth, frame.userData);
+    if (user === 'bad_signature') return this.send(conn.client, encodePusherError(PUSHER_CODES.UNAUTHORIZED, 'Invalid signature for pusher:signin'));
+    if (user === 'no_id') return this.send(conn.client, encodePusherError(null, 'user_data needs a string id'));
+    conn.user = user.id;
     this.send(conn.client, encodePusher('pusher:signin_success', { user_data: frame.userData }));
   }
 
@@ -338,7 +303,7 @@ export class PusherEndpoint implements Endpoint {
     const { service } = this.context;
     if (!local) {
       const internal = internalChannel(this.context.app.id, channel);
-      local = { name: channel, internal, topic: service.topic(internal), members: new Map() };
+      local = { name: channel, internal, topic: service.topic(internal), members: new Map(), users: new Map() };
       this.channels.set(channel, local);
       const route = local;
       service.link.subscribeTopic(route.topic, (kind, body) => this.fromBus(route, kind, body), 'deliver');
@@ -348,10 +313,25 @@ export class PusherEndpoint implements Endpoint {
   }
 
   private release(local: LocalChannel, client: Client): void {
-    if (!local.members.delete(client) || local.members.size > 0) return;
+    const member = local.members.get(client);
+    if (!member) return;
+    local.members.delete(client);
+    this.counted(local, member.userId, -1);
+    if (local.members.size > 0) return;
     this.channels.delete(local.name);
     this.context.service.link.unsubscribeTopic(local.topic);
-    this.context.webhooks?.occupied(local.name, false);
+  }
+
+  /** A member came (1) or went (-1): this node's counts for the webhooks' cluster-wide occupancy. */
+  private counted(local: LocalChannel, userId: string | undefined, delta: 1 | -1): void {
+    let user: [string, number] | undefined;
+    if (userId !== undefined) {
+      const n = Math.max(0, (local.users.get(userId) ?? 0) + delta);
+      if (n > 0) local.users.set(userId, n);
+      else local.users.delete(userId);
+      user = [userId, n];
+    }
+    this.context.webhooks?.counts(local.name, local.members.size, user);
   }
 
   /**
@@ -384,8 +364,8 @@ export class PusherEndpoint implements Endpoint {
     if (frame.type !== 'leave' || typeof frame.user !== 'string') return;
     const userId = frame.user;
     this.track(
-      this.context.service.presenceList(local.internal).then((entries) => {
-        if (entries.some((e) => e.user === userId) || this.channels.get(local.name) !== local) return;
+      this.presence.present(local, userId).then((present) => {
+        if (present || this.channels.get(local.name) !== local) return;
         this.context.outbox.broadcast(local.members.keys(), frameText(encodePusher('pusher_internal:member_removed', { user_id: userId }, local.name)));
       }),
     );
@@ -395,15 +375,11 @@ export class PusherEndpoint implements Endpoint {
   departed(internal: string, userId: string | null): void {
     const name = appChannel(this.context.app.id, internal);
     if (name === undefined || userId === null) return;
-    this.track(this.userLeft(name, internal, userId));
+    this.track(this.presence.userLeft({ name, internal }, userId));
   }
 
   private frameOf(channel: string, event: PusherEvent): string {
     return encodePusher(event.e, event.d, channel, event.u === undefined ? undefined : { user_id: event.u });
-  }
-
-  private publishPresence(local: LocalChannel, event: PusherEvent): Promise<void> {
-    return this.context.service.presenceEvent(local.internal, JSON.stringify(event));
   }
 
   private subscriptionError(conn: Connection, channel: string, type: string, error: string, status: number): void {
@@ -421,36 +397,4 @@ export class PusherEndpoint implements Endpoint {
       .catch((err: unknown) => this.context.logger.error({ err }, 'pusher request failed'))
       .finally(() => this.pending.delete(promise));
   }
-}
-
-/** `channel_data` of a presence subscribe: a user_id (a number becomes its string) and optional user_info up to MAX_USER_INFO_BYTES. */
-function parseChannelData(text: string): { userId: string; userInfo: unknown } | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const { user_id: id, user_info: info } = (typeof value === 'object' && value !== null ? value : {}) as { user_id?: unknown; user_info?: unknown };
-  const userId = typeof id === 'number' && Number.isFinite(id) ? String(id) : id;
-  if (typeof userId !== 'string' || userId === '' || userId.length > 128) return undefined;
-  if (info !== undefined && Buffer.byteLength(JSON.stringify(info)) > MAX_USER_INFO_BYTES) return { userId, userInfo: undefined };
-  return { userId, userInfo: info };
-}
-
-/** `/app/`: any other key. Pusher's answer: `pusher:error` 4001, then the close with 4001. */
-export class UnknownAppEndpoint implements Endpoint {
-  readonly path = '/app/';
-  readonly prefix = true;
-
-  constructor(private readonly context: Pick<PusherContext, 'outbox' | 'closeClient'>) {}
-
-  open(client: Client): void {
-    this.context.outbox.send(client, frameText(encodePusherError(PUSHER_CODES.APP_NOT_FOUND, 'App key not in this cluster')));
-    this.context.closeClient(client, PUSHER_CODES.APP_NOT_FOUND, 'App key not in this cluster');
-  }
-
-  message(): void {}
-
-  close(): void {}
 }

@@ -11,7 +11,12 @@ import type { Json } from '../protocol/frames.js';
 import type { Client } from '../transport/client.js';
 import type { Router } from '../transport/router.js';
 import { addPusherApiRoutes, MAX_LISTED, PusherOp } from './api.js';
-import { PusherEndpoint, UnknownAppEndpoint } from './endpoint.js';
+import { PusherEndpoint } from './endpoint.js';
+import { UnknownAppEndpoint } from './unknown-app.js';
+import type { PusherWebhooks } from './webhooks.js';
+
+export { isPusherInternal } from './channels.js';
+export { PusherWebhooks } from './webhooks.js';
 
 /** What the Pusher feature uses of its node. */
 export interface PusherHost {
@@ -22,6 +27,8 @@ export interface PusherHost {
   readonly router: Router;
   addEndpoint(endpoint: Endpoint): void;
   closeClient(client: Client, code: number, reason: string): void;
+  /** --pusher-webhook, when on. */
+  readonly webhooks?: PusherWebhooks | undefined;
   /** The cluster calls (node/cluster-calls.ts). */
   readonly calls: {
     handle(op: string, handler: (args: Json) => Json | Promise<Json>): void;
@@ -45,6 +52,7 @@ export function addPusher(host: PusherHost): PusherEndpoint | undefined {
     clientEventRate: config.pusherClientEventRate,
     heartbeat: config.heartbeat,
     closeClient,
+    webhooks: host.webhooks,
   });
   host.addEndpoint(endpoint);
   host.addEndpoint(new UnknownAppEndpoint({ outbox: host.outbox, closeClient }));

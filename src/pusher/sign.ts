@@ -31,6 +31,17 @@ export function validAuth(app: PusherApp, auth: string | undefined, text: string
   return sameText(auth, `${app.key}:${hmac(app.secret, text)}`);
 }
 
+/** The user of a `pusher:signin`: its `user_data`'s `id` when the signature over `socket_id::user::user_data` holds. */
+export function signedInUser(app: PusherApp, socketId: string, auth: string, userData: string): { readonly id: string } | 'bad_signature' | 'no_id' {
+  if (!validAuth(app, auth, `${socketId}::user::${userData}`)) return 'bad_signature';
+  try {
+    const id = (JSON.parse(userData) as { id?: unknown }).id;
+    return typeof id === 'string' && id !== '' ? { id } : 'no_id';
+  } catch {
+    return 'no_id';
+  }
+}
+
 /** Pusher's limit on the age of a signed HTTP request, in seconds either way. */
 export const AUTH_TIMESTAMP_WINDOW_S = 600;
 

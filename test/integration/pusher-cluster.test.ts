@@ -9,7 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { Agent } from 'node:http';
+import { Agent, createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import PusherServer from 'pusher';
 import pusherJs from 'pusher-js';
@@ -44,18 +45,32 @@ for (const [name, bus] of (process.env.PUSHER_ONLY_REDIS ? [['Redis', () => REDI
   ['Redis', () => REDIS_URL],
   ['Kafka, no Redis', () => `kafka://${KAFKA}/${uniquePrefix('pusher')}`],
 ] as const)) {
-  describe(`Pusher protocol, two nodes behind HAProxy on ${name}`, { timeout: 120_000 }, () => defineSuite(bus()));
+  describe(`Pusher protocol, two nodes behind HAProxy on ${name}`, { timeout: 120_000 }, () => defineSuite(bus(), name === 'Redis'));
 }
 
-function defineSuite(busUrl: string): void {
+function defineSuite(busUrl: string, withWebhooks: boolean): void {
   let nodes: ServerProcess[] = [];
   let proxy: RunningHaproxy;
   let server: PusherServer;
   const clients: Client[] = [];
+  // --pusher-webhook needs the cluster-wide occupancy store: Redis has one, Kafka not yet (docs/pusher.md).
+  const hooks: Array<{ headers: IncomingHttpHeaders; rawBody: string }> = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      hooks.push({ headers: req.headers, rawBody: body });
+      res.end('ok');
+    });
+  });
 
   before(async () => {
     const prefix = uniquePrefix('pu');
     const args = ['--bus', busUrl, '--bus-prefix', prefix, '--pusher-app-id', APP.appId, '--pusher-key', APP.key, '--pusher-secret', APP.secret, '--allowed-origins', '*'];
+    if (withWebhooks) {
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      args.push('--pusher-webhook', `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/pusher/webhook`);
+    }
     nodes = await Promise.all([1, 2].map((i) => forkFanoutServe([...args, '--node-id', `${prefix}-n${i}`])));
     await Promise.all(nodes.map((n) => waitReadyPort(n.port, 30_000)));
     proxy = await startHaproxy(nodes.map((n) => n.port));
@@ -70,6 +85,7 @@ function defineSuite(busUrl: string): void {
   });
 
   after(async () => {
+    receiver.close();
     for (const c of clients) c.disconnect();
     await proxy?.stop();
     await Promise.all(nodes.map((n) => n.stop()));
@@ -255,5 +271,43 @@ function defineSuite(busUrl: string): void {
     const code = await new Promise((resolve) => stranger.connection.bind('error', (e: { error?: { data?: { code?: number } } }) => resolve(e.error?.data?.code)));
     assert.equal(code, 4001);
     await until(() => stranger.connection.state === 'disconnected', { timeoutMs: 10_000, what: 'the unknown key to stay disconnected' });
+  });
+
+  // On Redis only: Kafka keeps no cluster-wide occupancy counts yet, and the node refuses --pusher-webhook there.
+  if (withWebhooks) test("webhooks in Pusher's format, once per cluster, verified by the library's webhook()", async () => {
+    const events = (): Array<Record<string, unknown>> =>
+      hooks.flatMap((h) => {
+        const hook = server.webhook(h);
+        assert.equal(hook.isValid(), true, 'a webhook the library does not verify');
+        return hook.getEvents() as unknown as Array<Record<string, unknown>>;
+      });
+    const mine = (): Array<Record<string, unknown>> => events().filter((e) => String(e.channel).includes('hooks'));
+    const [a, b] = [as('wa'), as('wb')];
+    await Promise.all([connected(a), connected(b)]);
+    await subscribed(a, 'presence-hooks');
+    await subscribed(b, 'presence-hooks');
+    const typing = next(b, 'presence-hooks', 'client-typing');
+    a.channel('presence-hooks').trigger('client-typing', { x: 1 });
+    await typing;
+    const miss = next(a, 'cache-hooks', 'pusher:cache_miss');
+    a.subscribe('cache-hooks');
+    await miss;
+    a.disconnect();
+    b.disconnect();
+    await until(() => mine().filter((e) => e.name === 'channel_vacated').length >= 2, { timeoutMs: 15_000, what: 'both channels vacated' });
+    await new Promise((r) => setTimeout(r, 1000)); // a duplicate from the other node would be here by now
+    const seen = mine().map((e) => `${e.name} ${e.channel}${e.user_id ? ` ${e.user_id}` : ''}${e.event ? ` ${e.event} ${e.data} ${e.socket_id === undefined ? '' : 'socket'}` : ''}`);
+    assert.deepEqual(seen.sort(), [
+      'cache_miss cache-hooks',
+      'channel_occupied cache-hooks',
+      'channel_occupied presence-hooks',
+      'channel_vacated cache-hooks',
+      'channel_vacated presence-hooks',
+      'client_event presence-hooks wa client-typing {"x":1} socket',
+      'member_added presence-hooks wa',
+      'member_added presence-hooks wb',
+      'member_removed presence-hooks wa',
+      'member_removed presence-hooks wb',
+    ]);
   });
 }
