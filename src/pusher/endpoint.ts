@@ -1,8 +1,7 @@
 /**
  * `WS /app/{key}`: the Pusher Channels protocol 7 as pusher-js 8 speaks it (docs/pusher.md), for
- * one app. Connection, ping/pong, subscribe/unsubscribe with Pusher's channel auth, presence
- * (member_added/removed per user, not per connection), cache channels, client events (private and
- * presence channels only, others only, rate-limited) and user sign-in.
+ * one app: subscribe with Pusher's channel auth, presence (presence.ts), cache channels, client
+ * events (private and presence channels only, others only, rate-limited), sign-in.
  *
  * Delivery model: the channel layer's (channels.ts): every event is published through the channel
  * service, the store puts it on the channel's bus topic, and every node (this one included)
@@ -98,10 +97,6 @@ export class PusherEndpoint implements Endpoint {
     this.presence = new PusherPresence(context.service);
     this.path = `/app/${context.app.key}`;
     this.idlePing = context.heartbeat ? frameText(PUSHER_PING) : undefined;
-  }
-
-  get connectionCount(): number {
-    return this.conns.size;
   }
 
   open(client: Client): void {
@@ -208,7 +203,8 @@ export class PusherEndpoint implements Endpoint {
     const member: Member = { conn, userId };
     conn.channels.set(channel, member);
     const local = await this.acquire(channel);
-    if (conn.channels.get(channel) !== member) return; // unsubscribed or closed meanwhile
+    // Unsubscribed or closed meanwhile: a channel nobody else joined goes again.
+    if (conn.channels.get(channel) !== member) return this.dropIfEmpty(local);
     local.members.set(conn.client, member);
     this.counted(local, userId, 1);
     if (kind === 'presence') return this.joinPresence(local, member, userInfo);
@@ -299,16 +295,19 @@ export class PusherEndpoint implements Endpoint {
 
   /** The local channel, its bus topic routed here and live at the broker before the subscribe is answered. */
   private async acquire(channel: string): Promise<LocalChannel> {
-    let local = this.channels.get(channel);
+    await this.context.service.link.subscribe(this.localOf(channel).topic).catch(() => {});
+    // The current one: another subscriber's leave may have dropped it meanwhile (its route comes back with it).
+    return this.localOf(channel);
+  }
+
+  private localOf(channel: string): LocalChannel {
+    const found = this.channels.get(channel);
+    if (found) return found;
     const { service } = this.context;
-    if (!local) {
-      const internal = internalChannel(this.context.app.id, channel);
-      local = { name: channel, internal, topic: service.topic(internal), members: new Map(), users: new Map() };
-      this.channels.set(channel, local);
-      const route = local;
-      service.link.subscribeTopic(route.topic, (kind, body) => this.fromBus(route, kind, body), 'deliver');
-    }
-    await service.link.subscribe(local.topic).catch(() => {});
+    const internal = internalChannel(this.context.app.id, channel);
+    const local: LocalChannel = { name: channel, internal, topic: service.topic(internal), members: new Map(), users: new Map() };
+    this.channels.set(channel, local);
+    service.link.subscribeTopic(local.topic, (kind, body) => this.fromBus(local, kind, body), 'deliver');
     return local;
   }
 
@@ -317,7 +316,11 @@ export class PusherEndpoint implements Endpoint {
     if (!member) return;
     local.members.delete(client);
     this.counted(local, member.userId, -1);
-    if (local.members.size > 0) return;
+    this.dropIfEmpty(local);
+  }
+
+  private dropIfEmpty(local: LocalChannel): void {
+    if (local.members.size > 0 || this.channels.get(local.name) !== local) return;
     this.channels.delete(local.name);
     this.context.service.link.unsubscribeTopic(local.topic);
   }
@@ -378,18 +381,14 @@ export class PusherEndpoint implements Endpoint {
     this.track(this.presence.userLeft({ name, internal }, userId));
   }
 
-  private frameOf(channel: string, event: PusherEvent): string {
-    return encodePusher(event.e, event.d, channel, event.u === undefined ? undefined : { user_id: event.u });
-  }
+  private frameOf = (channel: string, event: PusherEvent): string => encodePusher(event.e, event.d, channel, event.u === undefined ? undefined : { user_id: event.u });
 
   private subscriptionError(conn: Connection, channel: string, type: string, error: string, status: number): void {
     conn.channels.delete(channel);
     this.send(conn.client, encodePusher('pusher:subscription_error', { type, error, status }, channel));
   }
 
-  private send(client: Client, json: string): void {
-    this.context.outbox.send(client, frameText(json));
-  }
+  private send = (client: Client, json: string): void => this.context.outbox.send(client, frameText(json));
 
   private track(promise: Promise<unknown>): void {
     this.pending.add(promise);
