@@ -11,6 +11,8 @@ import type { PusherEvent } from './channels.js';
 
 /** The most bytes of `user_info` kept per member (the presence store's meta cap). */
 export const MAX_USER_INFO_BYTES = 1024;
+/** Pusher's limit of users per presence channel: what one subscribe answer lists at most. */
+export const MAX_PRESENCE_USERS = 100;
 
 /** A presence channel as this part sees it. */
 export interface PresenceChannel {
@@ -24,9 +26,10 @@ export class PusherPresence {
   /**
    * Records the connection's entry, then answers with the subscribe's JSON (`ids`, `hash`,
    * `count`) and tells the others when this is the user's first connection. `stillThere` says
-   * whether the subscriber is still waiting (it may have left meanwhile). Rejects when the store cannot.
+   * whether the subscriber is still waiting (it may have left meanwhile). `full`: a new user past
+   * {@link MAX_PRESENCE_USERS}, whose entry was taken back. Rejects when the store cannot.
    */
-  async join(channel: PresenceChannel, socketId: string, userId: string, userInfo: unknown, stillThere: () => boolean): Promise<string | undefined> {
+  async join(channel: PresenceChannel, socketId: string, userId: string, userInfo: unknown, stillThere: () => boolean): Promise<string | 'full' | undefined> {
     const meta = userInfo === undefined ? {} : { meta: userInfo as Json };
     await this.service.presence.join(channel.internal, { client: socketId, user: userId, ...meta });
     const entries = await this.service.presenceList(channel.internal);
@@ -39,6 +42,10 @@ export class PusherPresence {
       if (entry.user === userId) mine++;
     }
     const ids = Object.keys(hash);
+    if (ids.length > MAX_PRESENCE_USERS && mine <= 1) {
+      await this.service.presence.leave(channel.internal, socketId);
+      return 'full';
+    }
     if (mine <= 1) await this.publish(channel, { e: 'pusher_internal:member_added', d: { user_id: userId, user_info: userInfo ?? null }, x: socketId });
     return encodePusher('pusher_internal:subscription_succeeded', { presence: { ids, hash, count: ids.length } }, channel.name);
   }

@@ -282,6 +282,29 @@ function defineSuite(busUrl: string, withWebhooks: boolean): void {
     assert.equal(await stranger.waitClose(10_000), 4001);
   });
 
+  test("a presence channel takes Pusher's 100 users; the 101st gets a subscription_error, a known user's next connection still joins", async () => {
+    const sockets: Array<Awaited<ReturnType<typeof connect>>> = [];
+    const join = async (user: string): Promise<{ event: string; data: string }> => {
+      const raw = await connect(`ws://127.0.0.1:${proxy.port}/app/${APP.key}?protocol=7`);
+      sockets.push(raw);
+      const hello = await raw.json<{ data: string }>((f) => f.event === 'pusher:connection_established');
+      const socketId = (JSON.parse(hello.data) as { socket_id: string }).socket_id;
+      const auth = server.authorizeChannel(socketId, 'presence-full', { user_id: user });
+      raw.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'presence-full', ...auth } }));
+      return raw.json<{ event: string; data: string }>((f) => f.channel === 'presence-full' && String(f.event).includes('subscription'), 10_000);
+    };
+    try {
+      for (let i = 0; i < 100; i++) assert.equal((await join(`user${i}`)).event, 'pusher_internal:subscription_succeeded');
+      const refused = await join('user100');
+      assert.equal(refused.event, 'pusher:subscription_error');
+      assert.equal((JSON.parse(refused.data) as { status: number }).status, 403);
+      const again = await join('user7');
+      assert.equal((JSON.parse(again.data) as { presence: { count: number } }).presence.count, 100);
+    } finally {
+      for (const s of sockets) s.close();
+    }
+  });
+
   // On Redis only: Kafka keeps no cluster-wide occupancy counts yet, and the node refuses --pusher-webhook there.
   if (withWebhooks) test("webhooks in Pusher's format, once per cluster, verified by the library's webhook()", async () => {
     const events = (): Array<Record<string, unknown>> =>
