@@ -5,8 +5,8 @@
  * import for every rule below and checks that the rule still catches it.
  *
  *   src/cli → src/app.ts, src/index.ts (src/app.ts alone imports src/metrics.ts, the registry)
- *     → features: src/ingest, src/channels, src/echo, src/http (beside each other; the others reach
- *       the channels only through src/channels/index.ts)
+ *     → features: src/ingest, src/channels, src/echo, src/http, src/pusher (beside each other; the
+ *       others reach the channels only through src/channels/index.ts)
  *     → src/node (the core) → src/transport, src/hooks, src/webhooks
  *     → src/brokers/*.ts (the factories) → src/brokers/<broker>/ (one room per broker)
  *     → src/stores (Bus and store contracts, kits shared by several brokers), src/outbound (calls to
@@ -17,8 +17,8 @@
  * (`metrics.ts` or `<part>-metrics.ts`); only the composition root imports them.
  */
 const folders = (...names) => `^src/(${names.join('|')})/`;
-const RUNTIME = 'node|channels|echo|http|ingest|transport|brokers|stores|outbound|hooks|webhooks|cli';
-const FEATURES = 'channels|echo|http|ingest';
+const RUNTIME = 'node|channels|echo|http|ingest|pusher|transport|brokers|stores|outbound|hooks|webhooks|cli';
+const FEATURES = 'channels|echo|http|ingest|pusher';
 /** A metrics module: the registry (src/metrics.ts) or a folder's families (src/<folder>/metrics.ts, src/<folder>/<part>-metrics.ts). */
 const METRICS_MODULE = '^src/(metrics|[^/]+/metrics|[^/]+/[a-z-]+-metrics)\\.ts$';
 
@@ -118,7 +118,7 @@ module.exports = {
     {
       name: 'features-stay-beside-each-other',
       severity: 'error',
-      comment: 'A feature does not import another, except the channel service\'s public face (src/channels/index.ts), which the HTTP API and the Kafka ingest publish through.',
+      comment: 'A feature does not import another, except the channel service\'s public face (src/channels/index.ts), which the HTTP API, the Kafka ingest and the Pusher protocol publish through.',
       from: { path: `^src/(${FEATURES})/` },
       to: { path: folders(FEATURES), pathNot: '^src/$1/|^src/channels/index\\.ts$' },
     },

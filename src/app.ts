@@ -6,6 +6,7 @@
  * - `/ws/v1` channels (src/channels): ordered by the store, over the route the store publishes on
  *   (the node's bus, or a separate `--history` Redis with a topic router of its own);
  * - the HTTP routes (src/http): health, metrics, the API for back ends, the demo page;
+ * - `/app/{key}` and `/apps/{id}/…` (src/pusher): the Pusher Channels protocol over the channel service;
  * - --kafka-ingest (src/ingest): a Kafka topic's records published through the channel service;
  * - the metrics: the node's registry (src/metrics.ts) with every part's families registered on it,
  *   each declared beside what it measures, each part handed only its own.
@@ -38,13 +39,14 @@ import { addMetricsRoutes } from './http/metrics.js';
 import { addPageConfigRoute } from './http/page-config.js';
 import { EchoEndpoint } from './echo/endpoint.js';
 import { MetricsRegistry } from './metrics.js';
+import { addPusher, isPusherInternal, PusherWebhooks } from './pusher/index.js';
 import { BusMetrics } from './node/bus-metrics.js';
 import { NodeCore, type CoreMetrics, type NodeOptions } from './node/core.js';
 import { NodeMetrics } from './node/metrics.js';
 import { SocketMetrics } from './node/socket-metrics.js';
 import type { Topics } from './node/topics.js';
 import { REVOCATION_RELOAD_MS } from './node/revocations.js';
-import type { RevocationStore } from './stores/store.js';
+import type { OccupancyEvent, OccupancyStore, RevocationStore } from './stores/store.js';
 import { UpgradeMetrics } from './transport/metrics.js';
 import { WebhookMetrics } from './webhooks/metrics.js';
 import { SSE_PATH } from './protocol/frames.js';
@@ -62,13 +64,27 @@ export function createNode(options: NodeOptions): FanoutNode {
   const { config } = core;
 
   core.addEndpoint(new EchoEndpoint({ outbox: core.outbox, topics: core.topics, topic: core.topic('echo') }));
-  const { service, revocations } = addChannels(core, config, metrics);
+  // Crossings of Pusher channels the channel layer's occupancy sweep reports go to the Pusher webhooks.
+  const pusherCrossings: PusherCrossings = {};
+  const { service, revocations, occupancy } = addChannels(core, config, metrics, pusherCrossings);
 
   addHealthRoutes(core.router, core);
   addMetricsRoutes(core.router, metrics.registry, config.metricsToken);
   addDemoPageRoutes(core.router);
   addPageConfigRoute(core.router, { tokenRequired: config.jwt });
   addApiRoutes(core.router, { service, apiKey: config.apiKey, maxPayload: config.maxPayload, users: { calls: core.calls, revocations, service } });
+  // WS /app/{key} and /apps/{id}/… (src/pusher, docs/pusher.md), over the same channel service.
+  addPusher({
+    config,
+    service,
+    outbox: core.outbox,
+    logger: core.logger,
+    router: core.router,
+    calls: core.calls,
+    addEndpoint: (e) => core.addEndpoint(e),
+    closeClient: (c, code, reason) => core.closeClient(c, code, reason),
+    webhooks: pusherWebhooks(core, config, occupancy, metrics.webhooks, pusherCrossings),
+  });
   if (config.kafkaIngest) addKafkaIngest(core, config.kafkaIngest, service, metrics.ingest);
   return core;
 }
@@ -122,7 +138,12 @@ function addKafkaIngest(core: NodeCore, target: KafkaIngestTarget, service: Chan
 }
 
 /** `/ws/v1`: the stores, the route channel traffic takes, the service and the endpoint; the server API's calls on its connections. */
-function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): { service: ChannelService; revocations: RevocationStore } {
+function addChannels(
+  core: NodeCore,
+  config: Config,
+  metrics: NodeMetricsSet,
+  pusherCrossings: PusherCrossings,
+): { service: ChannelService; revocations: RevocationStore; occupancy: OccupancyStore | undefined } {
   const { history } = metrics;
   const { target, link } = channelRoute(core, config, history);
   let endpoint: ChannelEndpoint | undefined;
@@ -151,7 +172,7 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): {
     maxBuffered: config.maxBuffered,
     heartbeat: config.heartbeat,
     hooks: channelHooks(core),
-    occupancy: webhooks(core, config, stores.occupancy, metrics.webhooks),
+    occupancy: webhooks(core, config, stores.occupancy, metrics.webhooks, pusherCrossings),
     identity: { verify: (token) => core.gate.verify(token), renew: (client, identity) => core.gate.lifetime.renew(client, identity) },
   });
   core.addEndpoint(endpoint);
@@ -166,7 +187,7 @@ function addChannels(core: NodeCore, config: Config, metrics: NodeMetricsSet): {
     channels: endpoint.serverSide,
   });
   feedRevocations(core, stores.revocations);
-  return { service, revocations: stores.revocations };
+  return { service, revocations: stores.revocations, occupancy: stores.occupancy };
 }
 
 /**
@@ -218,7 +239,7 @@ function feedRevocations(core: NodeCore, store: RevocationStore): void {
  * --webhook: the sender, fed by the cluster-wide occupancy store. A store that cannot count
  * across the cluster would send each event once per node: the node refuses to start instead.
  */
-function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store'] | undefined, metrics: WebhookMetrics): ChannelOccupancy | undefined {
+function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store'] | undefined, metrics: WebhookMetrics, pusherCrossings: PusherCrossings): ChannelOccupancy | undefined {
   if (config.webhook === undefined || config.webhookSecret === undefined) return undefined;
   if (!store) {
     const why =
@@ -236,9 +257,53 @@ function webhooks(core: NodeCore, config: Config, store: ChannelOccupancy['store
     logger: core.logger,
     observe: (name, result, count) => metrics.attempted(name, result, count),
   });
-  metrics.queue(() => sender.depth);
+  metrics.queue(() => sender.depth + (pusherCrossings.depth?.() ?? 0));
   core.addStopHook(() => sender.close());
-  return { store, emit: (event) => sender.emit(event) };
+  pusherCrossings.sweptByChannels = true;
+  // The sweep reports every channel's crossings here: a Pusher app's go to its own webhooks.
+  return { store, emit: (event) => (isPusherInternal(event.channel) ? pusherCrossings.to?.([event]) : sender.emit(event)) };
+}
+
+/** Between the two webhook senders, which share the occupancy store and its one sweep. */
+interface PusherCrossings {
+  /** Where crossings of Pusher channels go (set when --pusher-webhook is on). */
+  to?: (events: readonly OccupancyEvent[]) => void;
+  /** The Pusher sender's queue depth, added to `fanout_webhook_queue_depth`. */
+  depth?: () => number;
+  /** True when --webhook started the store's sweep (it is started once). */
+  sweptByChannels?: boolean;
+}
+
+/**
+ * --pusher-webhook: a sender in Pusher's format, fed by the same cluster-wide occupancy store as
+ * --webhook (a store that cannot count across the cluster stops the node, as for --webhook).
+ */
+function pusherWebhooks(core: NodeCore, config: Config, store: OccupancyStore | undefined, metrics: WebhookMetrics, crossings: PusherCrossings): PusherWebhooks | undefined {
+  const { pusherWebhook: url, pusherAppId: appId, pusherKey: key, pusherSecret: secret } = config;
+  if (url === undefined || appId === undefined || key === undefined || secret === undefined) return undefined;
+  if (!store) throw new ConfigError('--pusher-webhook', 'needs channel counts shared by the cluster: give --history redis:// (or a Redis bus)');
+  const sender = new Webhooks({
+    url,
+    secret,
+    pusher: { key },
+    nodeId: core.id,
+    timeout: config.hookTimeout,
+    retry: config.webhookRetry,
+    logger: core.logger,
+    observe: (name, result, count) => metrics.attempted(name, result, count),
+  });
+  const hooks = new PusherWebhooks({ appId, store, emit: (event) => sender.emit(event), logger: core.logger, track: (p) => void p.catch(() => {}) });
+  crossings.to = (events) => hooks.crossed(events);
+  crossings.depth = () => sender.depth;
+  if (!crossings.sweptByChannels) {
+    metrics.queue(() => sender.depth);
+    store.start((events) => hooks.crossed(events));
+  }
+  core.addStopHook(async () => {
+    hooks.stop();
+    await sender.close();
+  });
+  return hooks;
 }
 
 /** --subscribe-hook and --publish-hook as the channel endpoint calls them. */

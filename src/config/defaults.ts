@@ -42,6 +42,9 @@ export const DEFAULTS = {
   hookConcurrency: 64,
   /** Seconds a webhook event is retried before it is dropped: long enough to ride out a back end's restart. */
   webhookRetry: 60,
+  /** Pusher's documented limits (docs/pusher.md): 10 KB of event data, 10 client events per second per connection. */
+  pusherMaxEventBytes: 10 * 1024,
+  pusherClientEventRate: 10,
 } as const;
 
 /** --rate-limit-bytes: the burst a connection may send at once, in --max-payload messages. */

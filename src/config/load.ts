@@ -180,6 +180,14 @@ export function finishServeConfig(options: ServeOptions, origins: Origins, help 
     if (rest.webhook !== undefined && rest.webhookSecret === undefined) {
       throw new ConfigError('--webhook-secret', 'required with --webhook (the back end verifies every webhook request with it)');
     }
+    const pusher = [rest.pusherAppId, rest.pusherKey, rest.pusherSecret];
+    if (pusher.some((v) => v !== undefined) && pusher.some((v) => v === undefined)) {
+      const missing = ['--pusher-app-id', '--pusher-key', '--pusher-secret'][pusher.findIndex((v) => v === undefined)]!;
+      throw new ConfigError(missing, '--pusher-app-id, --pusher-key and --pusher-secret go together (one Pusher app)');
+    }
+    if (rest.pusherWebhook !== undefined && rest.pusherAppId === undefined) {
+      throw new ConfigError('--pusher-webhook', 'needs --pusher-app-id, --pusher-key and --pusher-secret (its requests are signed with the app secret)');
+    }
     const auth = authMode({ jwtSecret, jwtPublicKey, jwksUrl });
     const tls = tlsCert !== undefined && tlsKey !== undefined ? readTls(tlsCert, tlsKey) : undefined;
     const ingest = kafkaIngestTarget({ kafkaIngest, kafkaBrokers, kafkaIngestGroup, busPrefix: rest.busPrefix }, rest.bus);

@@ -108,6 +108,14 @@ export const serveSchema = z.strictObject({
   kafkaBrokers: z.string().transform(parsedWith(parseIngestBrokers)).optional(),
   kafkaIngestGroup: z.string().regex(KAFKA_GROUP, { error: 'expected 1 to 249 of a-z A-Z 0-9 . _ : -' }).optional(),
 
+  // Pusher Channels protocol (issue 30, docs/pusher.md): one app, on WS /app/{key} and /apps/{id}/….
+  pusherAppId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected 1–64 letters, digits, . _ or -' }).optional(),
+  pusherKey: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, { error: 'expected 1–128 letters, digits, . _ or -' }).optional(),
+  pusherSecret: z.string().min(1).optional(),
+  pusherWebhook: hookUrl().optional(),
+  pusherMaxEventBytes: int(1, 1024 * 1024).default(DEFAULTS.pusherMaxEventBytes),
+  pusherClientEventRate: int(1, 10_000).default(DEFAULTS.pusherClientEventRate),
+
   // Operations (issue: operations).
   drainDelay: seconds().default(DEFAULTS.drainDelay),
   drainTimeout: seconds().default(DEFAULTS.drainTimeout),
@@ -195,6 +203,12 @@ export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchem
   kafkaIngest: 'Kafka topic whose records (key: channel, value: JSON data) are published into their channels as POST /api/publish does, once per cluster; see docs/brokers.md',
   kafkaBrokers: 'Kafka brokers host:port[,host:port] to read --kafka-ingest from (default: the --bus brokers when the bus is kafka://)',
   kafkaIngestGroup: 'consumer group of --kafka-ingest, the same on every node of a cluster (default fanout-ingest-<bus-prefix>)',
+  pusherAppId: 'Pusher app id (with --pusher-key and --pusher-secret): serves the Pusher Channels protocol on WS /app/{key} and its HTTP API on /apps/{id}/…; see docs/pusher.md',
+  pusherKey: 'Pusher app key: clients connect to /app/{key}, the HTTP API is signed with auth_key={key}',
+  pusherSecret: 'Pusher app secret: signs private/presence channel auth, signin, the HTTP API and webhooks',
+  pusherWebhook: 'URL the node POSTs Pusher-format webhooks to (X-Pusher-Key, X-Pusher-Signature): channel_occupied/vacated, member_added/removed, client_event, cache_miss, once per cluster; needs --history redis:// (or a Redis bus)',
+  pusherMaxEventBytes: `largest Pusher event data in bytes, from clients or the HTTP API (default ${DEFAULTS.pusherMaxEventBytes}, Pusher's 10 KB)`,
+  pusherClientEventRate: `client-* events a Pusher connection may send per second (default ${DEFAULTS.pusherClientEventRate})`,
   drainDelay: `seconds to keep serving after SIGTERM while HAProxy takes the node out (default ${DEFAULTS.drainDelay})`,
   drainTimeout: `seconds over which clients are closed during a drain (default ${DEFAULTS.drainTimeout})`,
   metricsToken: 'require Authorization: Bearer TOKEN on /metrics',

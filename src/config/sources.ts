@@ -32,9 +32,9 @@ export function toEnv(key: string): string {
 }
 
 /** Options whose values are never echoed in an error message, and masked by `fanout config print`. */
-export const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret', 'hookSecret', 'webhookSecret']);
+export const SECRET_OPTIONS: ReadonlySet<string> = new Set(['jwtSecret', 'apiKey', 'metricsToken', 'secret', 'hookSecret', 'webhookSecret', 'pusherSecret']);
 /** Options holding URLs that may carry credentials: echoed without them. */
-export const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook', 'refreshHook', 'webhook']);
+export const URL_OPTIONS: ReadonlySet<string> = new Set(['bus', 'history', 'jwksUrl', 'connectHook', 'subscribeHook', 'publishHook', 'refreshHook', 'webhook', 'pusherWebhook']);
 
 /** The name of the option at `path` (a key, then list indexes and keys below it) for its origin. */
 export function nameOf(path: readonly PropertyKey[], origins: Origins): string {

@@ -135,6 +135,8 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '    use_backend fanout_echo if { path /ws/echo }',
     '    use_backend fanout_sse if { path_beg /ws/v1/sse }',
     '    use_backend fanout_ws if { path_beg /ws }',
+    // The Pusher Channels protocol (docs/pusher.md): WS /app/{key} is a long-lived tunnel too.
+    '    use_backend fanout_ws if { path_beg /app/ }',
     '    default_backend fanout_http',
     '',
     'backend fanout_ws',

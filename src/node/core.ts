@@ -90,6 +90,7 @@ export class NodeCore {
 
   private stateValue: NodeState = 'starting';
   private readonly endpoints = new Map<string, Endpoint>();
+  private readonly prefixed: Endpoint[] = [];
   private readonly readinessChecks: Array<() => boolean> = [];
   /** Every route of this node (its bus, a history link): each must have all its topics subscribed to be ready. */
   private readonly routers: TopicRouter[] = [];
@@ -134,13 +135,13 @@ export class NodeCore {
       logger: this.logger,
       connectHook: this.hooks?.has('connect') ? this.hooks : undefined,
       refreshHook: this.hooks?.has('refresh') ? this.hooks : undefined,
-      renewed: (client, previous) => this.endpoints.get(client.endpoint)?.renewed?.(client, previous),
+      renewed: (client, previous) => this.endpointAt(client.endpoint)?.renewed?.(client, previous),
       accepting: () => this.stateValue === 'running',
       revoked: (identity) => this.revocations.revoked(identity),
       clientCount: () => this.sockets.size,
       flush: () => this.outbox.flush(),
     });
-    this.sockets = new Sockets({ config: this.config, logger: this.logger, metrics: metrics.sockets, outbox: this.outbox, gate: this.gate, endpoint: (path) => this.endpoints.get(path) });
+    this.sockets = new Sockets({ config: this.config, logger: this.logger, metrics: metrics.sockets, outbox: this.outbox, gate: this.gate, endpoint: (path) => this.endpointAt(path) });
     this.calls = new ClusterCalls({ nodeId: this.id, prefix: this.config.busPrefix, topics: this.topics, logger: this.logger });
     this.calls.start();
   }
@@ -252,7 +253,8 @@ export class NodeCore {
 
   /** Adds a WebSocket endpoint at its path. */
   addEndpoint(endpoint: Endpoint): void {
-    this.endpoints.set(endpoint.path, endpoint);
+    if (endpoint.prefix) this.prefixed.push(endpoint);
+    else this.endpoints.set(endpoint.path, endpoint);
   }
 
   /**
@@ -280,12 +282,19 @@ export class NodeCore {
   }
 
   endpoint(path: string): Endpoint | undefined {
-    return this.endpoints.get(path);
+    return this.endpointAt(path);
   }
 
   /** @internal The server asks whether a path is a WebSocket endpoint. */
   hasEndpoint(path: string): boolean {
-    return this.endpoints.has(path);
+    return this.endpointAt(path) !== undefined;
+  }
+
+  /** The endpoint at `path` exactly, else one with {@link Endpoint.prefix} whose path begins it (`/app/` serves `/app/{key}`). */
+  private endpointAt(path: string): Endpoint | undefined {
+    const exact = this.endpoints.get(path);
+    if (exact || this.prefixed.length === 0) return exact;
+    return this.prefixed.find((e) => path.startsWith(e.path) && path.length > e.path.length);
   }
 
   /** A broker topic name under this cluster's prefix. */
@@ -317,7 +326,7 @@ export class NodeCore {
 
   /** @internal The server hands over a socket the gate admitted and `ws` upgraded. */
   accept(path: string, ws: WebSocket, req: IncomingMessage, identity: Identity, client: string): void {
-    const endpoint = this.endpoints.get(path);
+    const endpoint = this.endpointAt(path);
     if (!endpoint) return void ws.terminate();
     this.sockets.accept(endpoint, ws, req, identity, client);
   }
@@ -374,7 +383,7 @@ export class NodeCore {
     // Hook calls in flight end now (unavailable), so stopping waits for no back end.
     this.hooks?.close();
     await this.calls.stop();
-    for (const endpoint of this.endpoints.values()) await endpoint.stop?.().catch(() => {});
+    for (const endpoint of [...this.endpoints.values(), ...this.prefixed]) await endpoint.stop?.().catch(() => {});
     for (const hook of this.stopHooks) await hook().catch(() => {});
     await this.topics.close().catch(() => {});
     const server = this.server;

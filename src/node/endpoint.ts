@@ -4,6 +4,8 @@ import type { Client, Identity } from '../transport/client.js';
 export interface Endpoint {
   /** The URL path clients connect to. */
   readonly path: string;
+  /** True: the endpoint serves every path that begins with {@link path} (`/app/` answers `/app/{any key}`); `Client.endpoint` is then the prefix, so metrics stay bounded. */
+  readonly prefix?: boolean;
   /** Called once the gate admitted a socket and the upgrade completed. */
   open(client: Client): void;
   /** A text or binary message from the client (already size-checked and UTF-8-checked by ws). */

@@ -61,6 +61,8 @@ export interface HttpCallerOptions {
   readonly maxAnswerBytes: number;
   /** Past `maxAnswerBytes`, stop reading and keep the status (webhooks need only it) instead of failing `too_large`. */
   readonly statusOnly?: boolean;
+  /** Headers that sign a body in another scheme than `X-Fanout-Signature` (Pusher's webhooks); used instead of `secret`. */
+  readonly sign?: (body: Buffer) => Record<string, string>;
 }
 
 /**
@@ -110,7 +112,8 @@ export class HttpCaller {
       'x-fanout-node': this.options.nodeId,
       'x-fanout-call-id': randomUUID(),
     };
-    if (this.options.secret !== undefined) headers['x-fanout-signature'] = signBody(this.options.secret, body);
+    if (this.options.sign) Object.assign(headers, this.options.sign(body));
+    else if (this.options.secret !== undefined) headers['x-fanout-signature'] = signBody(this.options.secret, body);
     const started = performance.now();
     try {
       const result = await this.attempt(url, body, headers, started + this.options.timeoutMs, true, signal);

@@ -20,9 +20,14 @@ export interface WebhookEvent {
   readonly user?: string;
   /** When the node emitted it (ms since the epoch). */
   readonly time_ms: number;
+  /** Pusher's `client_event`: the event's name, data and sender (pusher-format.ts). */
+  readonly event?: string;
+  readonly data?: string;
+  readonly socket_id?: string;
 }
 
-export type WebhookEventName = 'channel_occupied' | 'channel_vacated' | 'member_added' | 'member_removed';
+/** Fanout's four events, and Pusher's two more (`--pusher-webhook`, docs/pusher.md). */
+export type WebhookEventName = 'channel_occupied' | 'channel_vacated' | 'member_added' | 'member_removed' | 'client_event' | 'cache_miss';
 
 export interface QueueOptions {
   /** Events waiting at most (the batch being sent included). */

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { TIMINGS } from '../config/defaults.js';
 import type { Logger } from '../logger.js';
 import { HttpCaller } from '../outbound/http-caller.js';
+import { pusherBody, pusherSignature } from './pusher-format.js';
 import { WebhookQueue, type WebhookEvent, type WebhookEventName } from './queue.js';
 
 export type { WebhookEvent, WebhookEventName } from './queue.js';
@@ -51,6 +52,8 @@ export interface WebhookOptions {
   readonly retry: number;
   readonly logger: Logger;
   readonly observe: WebhookObserver;
+  /** Pusher's format instead of Fanout's (pusher-format.ts): its body, and X-Pusher-Key/X-Pusher-Signature instead of X-Fanout-Signature. */
+  readonly pusher?: { readonly key: string } | undefined;
   /** For tests: queue bounds. */
   readonly capacity?: number;
   readonly maxBatch?: number;
@@ -60,7 +63,11 @@ export interface WebhookOptions {
 export interface WebhookEventInput {
   readonly name: WebhookEventName;
   readonly channel: string;
-  readonly user?: string;
+  readonly user?: string | undefined;
+  /** `client_event` (Pusher): the event, its data as JSON text, its sender. */
+  readonly event?: string | undefined;
+  readonly data?: string | undefined;
+  readonly socketId?: string | undefined;
 }
 
 export class Webhooks {
@@ -77,7 +84,8 @@ export class Webhooks {
   constructor(private readonly options: WebhookOptions) {
     this.url = new URL(options.url);
     this.queue = new WebhookQueue({ capacity: options.capacity ?? QUEUE_CAPACITY, maxBatch: options.maxBatch ?? MAX_BATCH, retryMs: options.retry * 1000 });
-    this.caller = new HttpCaller({ nodeId: options.nodeId, timeoutMs: options.timeout * 1000, concurrency: 1, secret: options.secret, maxAnswerBytes: MAX_ANSWER_BYTES, statusOnly: true });
+    const sign = options.pusher ? pusherSignature(options.pusher.key, options.secret) : undefined;
+    this.caller = new HttpCaller({ nodeId: options.nodeId, timeoutMs: options.timeout * 1000, concurrency: 1, secret: options.secret, maxAnswerBytes: MAX_ANSWER_BYTES, statusOnly: true, sign });
   }
 
   /** Events waiting (the batch out included): `fanout_webhook_queue_depth`. */
@@ -88,7 +96,16 @@ export class Webhooks {
   /** Queues an event; it goes out within {@link BATCH_MS} when the back end keeps up. */
   emit(input: WebhookEventInput): void {
     if (this.closed) return;
-    const event: WebhookEvent = { id: randomUUID(), name: input.name, channel: input.channel, ...(input.user !== undefined ? { user: input.user } : {}), time_ms: Date.now() };
+    const event: WebhookEvent = {
+      id: randomUUID(),
+      name: input.name,
+      channel: input.channel,
+      ...(input.user !== undefined ? { user: input.user } : {}),
+      ...(input.event !== undefined ? { event: input.event } : {}),
+      ...(input.data !== undefined ? { data: input.data } : {}),
+      ...(input.socketId !== undefined ? { socket_id: input.socketId } : {}),
+      time_ms: Date.now(),
+    };
     const dropped = this.queue.push(event);
     if (dropped) {
       this.options.observe(dropped.name, 'overflow', 1);
@@ -111,7 +128,7 @@ export class Webhooks {
     this.count(expired, 'dropped');
     if (expired.length > 0) this.log({ events: expired.length }, `webhook events dropped: not delivered within --webhook-retry (${this.options.retry} s)`);
     if (batch.length === 0) return this.settle();
-    const body = JSON.stringify({ time_ms: Date.now(), events: batch });
+    const body = this.options.pusher ? pusherBody(Date.now(), batch) : JSON.stringify({ time_ms: Date.now(), events: batch });
     const result = await this.caller.post(this.url, body);
     const status = result.ok ? result.status : 0;
     if (status >= 200 && status < 300) {

@@ -1,0 +1,112 @@
+/**
+ * Pusher-format webhooks (`--pusher-webhook`, docs/pusher.md): what happens on the app's channels,
+ * told once per cluster. Occupancy and membership come from the cluster-wide occupancy store, as
+ * Fanout's own `--webhook` (channels/occupancy.ts): each node writes its own counts per channel
+ * (subscribers, and on presence channels each user's connections) as absolute numbers, and the
+ * store answers with the 0↔1 crossings, each to exactly one node. `client_event` and `cache_miss`
+ * happen on one node only: that node tells.
+ *
+ * Bounded: per channel one write is in flight; changes meanwhile only update the next write's
+ * numbers; a failed write is merged back and retried every {@link RETRY_MS}.
+ */
+import type { Logger } from '../logger.js';
+import type { OccupancyChange, OccupancyEvent, OccupancyStore } from '../stores/store.js';
+import { appChannel, internalChannel } from './channels.js';
+
+const RETRY_MS = 1000;
+
+/** One event for the sender (src/webhooks, in Pusher's format). */
+export interface PusherHookEvent {
+  readonly name: 'channel_occupied' | 'channel_vacated' | 'member_added' | 'member_removed' | 'client_event' | 'cache_miss';
+  readonly channel: string;
+  readonly user?: string | undefined;
+  readonly event?: string | undefined;
+  readonly data?: string | undefined;
+  readonly socketId?: string | undefined;
+}
+
+interface Pending {
+  subscribers: number;
+  readonly users: Map<string, number>;
+}
+
+export class PusherWebhooks {
+  private readonly dirty = new Map<string, Pending>();
+  private readonly inFlight = new Set<string>();
+  private retry: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly options: {
+      readonly appId: string;
+      readonly store: Pick<OccupancyStore, 'update'>;
+      readonly emit: (event: PusherHookEvent) => void;
+      readonly logger: Logger;
+      readonly track: (promise: Promise<unknown>) => void;
+    },
+  ) {}
+
+  /** This node now has `subscribers` on `channel` and, on a presence channel, `user` has `connections` here. */
+  counts(channel: string, subscribers: number, user?: readonly [string, number]): void {
+    let pending = this.dirty.get(channel);
+    if (!pending) this.dirty.set(channel, (pending = { subscribers, users: new Map() }));
+    pending.subscribers = subscribers;
+    if (user) pending.users.set(user[0], user[1]);
+    this.flush(channel);
+  }
+
+  clientEvent(channel: string, event: string, data: unknown, socketId: string, user: string | undefined): void {
+    this.options.emit({ name: 'client_event', channel, event, data: typeof data === 'string' ? data : JSON.stringify(data ?? null), socketId, user });
+  }
+
+  cacheMiss(channel: string): void {
+    this.options.emit({ name: 'cache_miss', channel });
+  }
+
+  /** Crossings the store reported (a write's, or a dead node's sweep): those of this app's channels go out. */
+  crossed(events: readonly OccupancyEvent[]): void {
+    for (const event of events) {
+      const channel = appChannel(this.options.appId, event.channel);
+      if (channel !== undefined) this.options.emit({ name: event.name, channel, user: event.user });
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+  }
+
+  private flush(channel: string): void {
+    if (this.inFlight.has(channel)) return;
+    const pending = this.dirty.get(channel);
+    if (!pending) return;
+    this.dirty.delete(channel);
+    this.inFlight.add(channel);
+    const change: OccupancyChange = { channel: internalChannel(this.options.appId, channel), subscribers: pending.subscribers, users: [...pending.users] };
+    this.options.track(
+      this.options.store
+        .update(change)
+        .then((events) => this.crossed(events))
+        .catch((err: Error) => {
+          this.options.logger.debug({ err: err.message, channel }, 'pusher occupancy not recorded; retrying');
+          const newer = this.dirty.get(channel);
+          if (!newer) this.dirty.set(channel, pending);
+          else for (const [user, n] of pending.users) if (!newer.users.has(user)) newer.users.set(user, n);
+          this.scheduleRetry();
+        })
+        .finally(() => {
+          this.inFlight.delete(channel);
+          if (!this.retry) this.flush(channel);
+        }),
+    );
+  }
+
+  private scheduleRetry(): void {
+    if (this.retry || this.stopped) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      for (const channel of [...this.dirty.keys()]) this.flush(channel);
+    }, RETRY_MS);
+    this.retry.unref();
+  }
+}
