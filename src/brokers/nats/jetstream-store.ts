@@ -59,7 +59,9 @@ export class JetStreamChannelStore implements ChannelStore {
       return logReadResult([], { offset, epoch: stream.epoch, complete: lastMessage.offset }, options);
     }
     const all = held.messages;
-    const complete = completeAfter({ first: all[0]?.offset, count: all.length, perSubject: this.log.perSubject, streamFirst: stream.first });
+    // How many the stream held, not how many were read: a flood may have pushed older ones out
+    // meanwhile (then the subject was full, and nothing below the first read is vouched for).
+    const complete = completeAfter({ first: all[0]?.offset, count: held.count, perSubject: this.log.perSubject, streamFirst: stream.first });
     return logReadResult(all, { offset, epoch: stream.epoch, complete }, options);
   }
 

@@ -324,17 +324,17 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /** Every retained message of `subject`, oldest first (at most max_msgs_per_subject), and when the subject's newest was stored (ms, the server's clock). */
-  async messagesOf(subject: string): Promise<{ messages: StoredMessage[]; lastAt: number }> {
+  /** Every retained message of `subject`, oldest first (at most max_msgs_per_subject); when the newest was stored (ms, the server's clock); `count`, how many the stream held as the read began (a flood may push some out before they are read). */
+  async messagesOf(subject: string): Promise<{ messages: StoredMessage[]; lastAt: number; count: number }> {
     const { js, jsm } = this.connection();
     const { stream } = this.layout;
-    let last: number;
-    let lastAt: number;
+    let last: number, lastAt: number;
+    let count = 0;
     try {
       const newest = await jsm.streams.getMessage(stream, { last_by_subj: subject });
       [last, lastAt] = [newest.seq, newest.time.getTime()];
     } catch (err) {
-      if (/no message found|message not found/i.test(errorMessage(err))) return { messages: [], lastAt: 0 };
+      if (/no message found|message not found/i.test(errorMessage(err))) return { messages: [], lastAt: 0, count };
       throw unavailable(err);
     }
     const out: StoredMessage[] = [];
@@ -347,7 +347,7 @@ export class JetStreamLog extends BaseBus {
         mem_storage: true,
         inactive_threshold: nanos(INACTIVE_MS),
       });
-      name = info.name;
+      [name, count] = [info.name, info.num_pending];
       const consumer = await js.consumers.get(stream, name);
       const batch = await consumer.fetch({ max_messages: this.perSubject + 1, expires: REQUEST_TIMEOUT_MS });
       for await (const m of batch) {
@@ -360,7 +360,7 @@ export class JetStreamLog extends BaseBus {
     } finally {
       if (name !== undefined) void jsm.consumers.delete(stream, name).catch(() => {});
     }
-    return { messages: out, lastAt };
+    return { messages: out, lastAt, count: Math.max(count, out.length) };
   }
 
   /** The stream's first and last sequence and its epoch now. */
