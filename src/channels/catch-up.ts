@@ -9,7 +9,7 @@ import { TIMINGS } from '../config/defaults.js';
 import { CloseCode } from '../errors.js';
 import { frameText } from '../node/outbox.js';
 import type { ChannelRuntime } from './runtime.js';
-import type { CatchUp, LocalChannel } from './subscriptions.js';
+import { inRead, type CatchUp, type LocalChannel } from './subscriptions.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 
 /** What a catch-up hands back to the streams when it ends. */
@@ -61,7 +61,8 @@ export class CatchUps {
     local.delta?.gap();
     if (result.covered) {
       for (const m of result.messages) outbox.broadcast(local.live, frameText(encodeMessage(local.name, m.offset, result.epoch, m.data)));
-      for (let i = catchUp.fenceAt; i < catchUp.buffer.length; i++) outbox.broadcast(local.live, catchUp.buffer[i]!);
+      // The held frames after the fence, but for the messages the read already returned (store.ts, `fence`).
+      for (let i = catchUp.fenceAt; i < catchUp.buffer.length; i++) if (!inRead(catchUp.buffer[i]!, result)) outbox.broadcast(local.live, catchUp.buffer[i]!.frame);
       if (catchUp.fenceAt === catchUp.buffer.length) local.setPosition(result.offset, result.epoch);
     } else {
       this.rt.logger.warn({ channel: local.name, clients: local.live.size }, 'messages missed during a bus outage are no longer in history; closing subscribers with 4510');

@@ -18,7 +18,7 @@ import type { OccupancySync } from './occupancy.js';
 import type { PresenceRelay } from './presence.js';
 import type { ChannelRuntime } from './runtime.js';
 import { FENCE } from './service.js';
-import { LocalChannel, Subscription, subscriptionsOf, type JoinBatch } from './subscriptions.js';
+import { inRead, LocalChannel, Subscription, subscriptionsOf, type HeldFrame, type JoinBatch } from './subscriptions.js';
 
 
 export class ChannelStreams {
@@ -132,7 +132,7 @@ export class ChannelStreams {
   /**
    * The broadcast path: a channel's bus payload is the finished frame; frame it once and queue it
    * for every live subscriber (the outbox writes once per socket per flush). Joining subscribers
-   * get it in their buffer.
+   * get it in their buffer, with its offset.
    */
   private fromBus(local: LocalChannel, kind: number, body: Buffer): void {
     if (kind === EnvelopeKind.CHANNEL) {
@@ -140,17 +140,23 @@ export class ChannelStreams {
       const scanned = local.track(body);
       let frame: Buffer | undefined;
       const whole = (): Buffer => (frame ??= frameText(body));
+      let held: HeldFrame | undefined;
+      const offset = scanned ? local.offset : undefined;
+      const hold = (): HeldFrame => (held ??= { frame: whole(), offset, epoch: scanned ? local.epoch : undefined });
       const delta = local.delta;
-      if (local.catchUp) local.catchUp.buffer.push(whole());
+      if (local.catchUp) local.catchUp.buffer.push(hold());
       else if (delta?.active) delta.broadcast(this.rt.outbox, local.live, body, local.scanned, scanned && epoch === local.epoch, whole);
       else this.rt.outbox.broadcast(local.live, whole());
-      for (const sub of local.joining) sub.buffer!.push(whole());
+      for (const sub of local.joining) sub.buffer!.push(hold());
       return;
     }
     if (kind === EnvelopeKind.PRESENCE) {
       const frame = frameText(body);
       this.rt.outbox.broadcast(local.live, frame);
-      for (const sub of local.joining) sub.buffer!.push(frame);
+      if (local.joining.size > 0) {
+        const held: HeldFrame = { frame };
+        for (const sub of local.joining) sub.buffer!.push(held);
+      }
       return;
     }
     if (kind === EnvelopeKind.CONTROL && body.length > FENCE.length && body.toString('latin1', 0, FENCE.length) === FENCE) {
@@ -273,8 +279,9 @@ export class ChannelStreams {
     // below it on a log store whose positions are shared by channels (Kafka partitions).
     const latest = local.options.cache && recovered !== true ? result.messages.at(-1) : undefined;
     this.rt.send(client, encodeSubscribed({ type: 'subscribed', channel: local.name, id: request.id, offset: result.offset, epoch: result.epoch, recovered, data, server: sub.server || undefined, expires: unixSeconds(sub.expiresAt), delta }, latest));
+    // What came after the fence, but for the messages the read already returned (store.ts, `fence`).
     const buffer = sub.buffer!;
-    for (let i = sub.fenceAt; i < buffer.length; i++) this.rt.outbox.send(client, buffer[i]!);
+    for (let i = sub.fenceAt; i < buffer.length; i++) if (!inRead(buffer[i]!, result)) this.rt.outbox.send(client, buffer[i]!.frame);
     sub.buffer = null;
     this.release(sub);
     local.live.add(client);

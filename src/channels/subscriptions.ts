@@ -10,14 +10,15 @@
  * channel's stream at the exact point of the read. Frames buffered before the fence are in the
  * read's result (or older); frames after it are newer. Once both the read's result and the fence
  * are in, the subscriber gets the recovered messages, the `subscribed` reply, the frames buffered
- * after the fence, and then becomes live.
+ * after the fence, and then becomes live. A store may read past its fence (JetStream, store.ts):
+ * the buffered messages the read already returned are dropped by offset ({@link inRead}).
  *
  * Joins are batched per channel: every subscription that arrives while a read is in flight waits
  * for the next one, so a reconnect storm of N clients on a channel costs a few reads, not N. The
  * batch's read returns the retained history once; each client takes its own slice of it.
  */
 import type { ChannelOptions } from '../config/namespaces.js';
-import type { ReadResult } from '../stores/store.js';
+import type { ChannelPosition, ReadResult } from '../stores/store.js';
 import { MessageScanner } from '../protocol/message-frame.js';
 import type { Client } from '../transport/client.js';
 import type { Json, SubscribeFrame } from '../protocol/frames.js';
@@ -27,7 +28,7 @@ import { ChannelDelta, type ScannedMessage } from './delta.js';
 /** One client's subscription to one channel. */
 export class Subscription {
   /** Frames that came while joining; null once live. */
-  buffer: Buffer[] | null = [];
+  buffer: HeldFrame[] | null = [];
   /** Index in {@link buffer} at which its batch's fence arrived; -1 before. */
   fenceAt = -1;
   /** Its batch, once the batch's read and fence are both in. */
@@ -57,6 +58,25 @@ export class Subscription {
   }
 }
 
+/**
+ * A frame held while joining or catching up: a `message` frame with its offset and epoch, or
+ * another frame (presence) without.
+ */
+export interface HeldFrame {
+  readonly frame: Buffer;
+  readonly offset?: number;
+  readonly epoch?: string;
+}
+
+/**
+ * True when `held`, a frame that came after the fence, is a message the read already returned:
+ * a store that read past its fence (store.ts, `fence`) has the node get those before the read
+ * returns. Other stores read at the fence, and every message after it is newer.
+ */
+export function inRead(held: HeldFrame, result: ChannelPosition): boolean {
+  return held.offset !== undefined && held.offset <= result.offset && held.epoch === result.epoch;
+}
+
 /** Subscriptions of one channel that share one read of the store and one fence. */
 export interface JoinBatch {
   readonly token: string;
@@ -75,7 +95,7 @@ export interface JoinBatch {
  */
 export interface CatchUp {
   readonly token: string;
-  readonly buffer: Buffer[];
+  readonly buffer: HeldFrame[];
   fenceAt: number;
   result: ReadResult | undefined;
   timer: NodeJS.Timeout | undefined;

@@ -38,7 +38,10 @@ export interface ReadOptions {
    * A payload to put on the bus at the point of the read in the channel's message stream (in the
    * same Redis script, or right after the read in memory). A node that receives it knows every
    * message it got before it is in the read's result and every message after it is newer: that is
-   * how a subscription joins the live stream with nothing lost and nothing twice.
+   * how a subscription joins the live stream with nothing lost and nothing twice. A store that
+   * cannot read in the same step as the fence (JetStream) may read past it: `offset` is then the
+   * newest message read, the read returns only after the node got every message up to it, and
+   * the node drops those it got after the fence (the same epoch, at most `offset`).
    */
   readonly fence?: { readonly topic: string; readonly payload: Buffer };
 }

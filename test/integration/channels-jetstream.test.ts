@@ -69,6 +69,44 @@ test('JetStream history: a burst far larger than --history-size reaches every su
   }
 });
 
+test('JetStream history: subscribes with since race a flood that pushes the channel out of the stream between fence and read: recovered:true only with every message after since, then exactly the acknowledged messages, once, in order', async () => {
+  const { nodes } = await twoNodes({ historySize: 5, rateLimit: 0 });
+  const clients: TestClient[] = [];
+  try {
+    const pub = await connectChannels(nodes[0]!);
+    const subs = await Promise.all([0, 1, 0, 1].map((n) => connectChannels(nodes[n]!)));
+    clients.push(pub, ...subs);
+    // A fence on another channel, older than the channel's messages: the stream's first sequence vouches for nothing.
+    const { epoch } = await subscribe(pub, 'older');
+    const name = 'flooded';
+    const since = await publish(pub, name, 'first');
+    const before: number[] = [];
+    for (let i = 0; i < 4; i++) before.push(await publish(pub, name, `before ${i}`));
+    const BASE = 100_000;
+    const acked = (): Frame[] => frames(pub).filter((f) => f.type === 'ack' && (f.id as number) >= BASE);
+    const replies: Array<Promise<Frame>> = [];
+    for (const [k, c] of subs.entries()) {
+      for (let i = k * 50; i < k * 50 + 50; i++) pub.sendJson({ type: 'publish', channel: name, data: i, id: BASE + i });
+      replies.push(request(c, { type: 'subscribe', channel: name, since: { offset: since, epoch } }, 15_000));
+      await pub.until(() => acked().length > k * 50 + 25, 15_000, `chunk ${k} half acknowledged`);
+    }
+    await pub.until(() => acked().length === subs.length * 50, 15_000, 'every publish acknowledged');
+    const answers = await Promise.all(replies);
+    const offsets = [...before, ...acked().map((f) => f.offset as number)].sort((x, y) => x - y);
+    for (const [k, c] of subs.entries()) {
+      const reply = answers[k]!;
+      assert.equal(reply.type, 'subscribed', JSON.stringify(reply));
+      // Recovered: every message after since, recovered then live; else (since is gone) the live ones after the reply's offset.
+      const expected = offsets.filter((o) => o > (reply.recovered === true ? since : (reply.offset as number)));
+      await until(() => messagesOf(c, name).length >= expected.length, { timeoutMs: 20_000, what: `subscriber ${k}: ${expected.length} messages` });
+      assert.deepEqual(messagesOf(c, name).map((m) => m.offset), expected, `subscriber ${k} (recovered: ${String(reply.recovered)}): nothing lost or repeated`);
+    }
+  } finally {
+    closeAll(clients);
+    await closeNodes(nodes);
+  }
+});
+
 test('JetStream history: the NATS server restarts (its store kept): nodes resume, no acknowledged message is lost, live delivery goes on', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fanout-js-'));
   let server: BrokerProcess | undefined = await startNatsServer(['-js', '-sd', dir]);

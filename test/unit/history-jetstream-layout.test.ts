@@ -1,6 +1,8 @@
-// The pure parts of JetStream history: subject encoding, stream naming, the recovery rule, the duplicate window.
+// The pure parts of JetStream history: subject encoding, stream naming, the recovery rule, the duplicate window, a read's wait for the node to hand on what it read.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { BusUnavailableError } from '../../src/errors.js';
+import { HandedOn } from '../../src/brokers/nats/handed-on.js';
 import { channelSubject, completeAfter, controlSubject, duplicateWindowMs, fromSubjectToken, liveSubjects, streamEpoch, streamLayout, subjectToken } from '../../src/brokers/nats/jetstream-layout.js';
 
 test('any channel name is one subject token, and comes back unchanged', () => {
@@ -57,4 +59,23 @@ test('the stream remembers message ids for the longest idempotency window, withi
   assert.equal(duplicateWindowMs(3600, 300), 300_000, 'cut to max_age (JetStream refuses a longer one)');
   assert.equal(duplicateWindowMs(60, 300), 60_000);
   assert.equal(duplicateWindowMs(undefined, 0), 120_000, 'the server\'s own default when none is given');
+});
+
+test('a read that went past its fence waits until the node has handed the stream on up to its newest message, and gives up as unavailable', async () => {
+  const handed = new HandedOn(50);
+  handed.passed(10);
+  await handed.reached(9);
+  await handed.reached(10);
+  const order: string[] = [];
+  const waiting = handed.reached(12).then(() => order.push('read returns'));
+  handed.passed(11);
+  await Promise.resolve();
+  assert.equal(order.length, 0, 'not before the message it read');
+  handed.passed(13);
+  order.push('handler of 13');
+  await waiting;
+  assert.deepEqual(order, ['handler of 13', 'read returns'], 'after the handler of the message that passed it (a microtask later)');
+  await assert.rejects(handed.reached(14), (err: Error) => err instanceof BusUnavailableError);
+  handed.reset();
+  assert.equal(handed.last, 0, 'a new stream numbers from 1');
 });

@@ -37,21 +37,31 @@ export class JetStreamChannelStore implements ChannelStore {
     return { offset: seq, epoch: this.log.epoch, retained: null, ...(duplicate ? { duplicate: true } : {}) };
   }
 
+  /**
+   * With a fence: the fence is stored first, so every message of the channel older than it is
+   * read below and every newer one reaches the node after it. The read cannot be in the same step
+   * as the fence, and messages stored in between may push older ones out of the stream
+   * (max_msgs_per_subject), the one that was latest at the fence among them. So the read takes
+   * what the stream holds of the channel now, past the fence too: `offset` is its newest
+   * message, and the read returns only once the node has handed that one on, so the channel layer
+   * has every message up to `offset` that came after the fence, and drops them (store.ts, `fence`).
+   */
   async read(channel: string, options: ReadOptions = {}): Promise<ReadResult> {
-    // The fence first: every message of the channel older than it is read below, every newer
-    // one reaches the node's consumer after the fence.
-    const bound = options.fence ? await this.log.appendControl(options.fence.topic, options.fence.payload) : Infinity;
-    const held = await this.log.messagesOf(channelSubject(this.log.layout, channel), bound);
+    const bound = options.fence ? await this.log.appendControl(options.fence.topic, options.fence.payload) : undefined;
+    const held = await this.log.messagesOf(channelSubject(this.log.layout, channel));
     const stream = await this.log.streamState();
     const lastMessage = held.messages[held.messages.length - 1];
-    const offset = lastMessage ? lastMessage.offset : Number.isFinite(bound) ? bound - 1 : stream.last;
+    const offset = lastMessage ? lastMessage.offset : bound !== undefined ? bound - 1 : stream.last;
+    if (bound !== undefined && offset > bound) await this.log.handed.reached(offset);
     const ttl = this.ttlOf?.(channel) ?? 0;
     if (lastMessage && ttl > 0 && held.lastAt < Date.now() - ttl * 1000) {
       // Past the channel's own ttl: its history is gone for readers; the stream keeps it until its max_age.
       return logReadResult([], { offset, epoch: stream.epoch, complete: lastMessage.offset }, options);
     }
     const all = held.messages;
-    const complete = completeAfter({ first: all[0]?.offset, count: all.length, perSubject: this.log.perSubject, streamFirst: stream.first });
+    // How many the stream held, not how many were read: a flood may have pushed older ones out
+    // meanwhile (then the subject was full, and nothing below the first read is vouched for).
+    const complete = completeAfter({ first: all[0]?.offset, count: held.count, perSubject: this.log.perSubject, streamFirst: stream.first });
     return logReadResult(all, { offset, epoch: stream.epoch, complete }, options);
   }
 

@@ -16,7 +16,7 @@
  *
  * Fences and presence events are stored too, on the channel's control subject, so they are
  * republished in the same order: a read with a fence stores the fence, then reads the channel's
- * messages older than the fence's sequence.
+ * messages, and returns once the node has handed on the stream up to the newest (handed-on.ts).
  *
  * Outage: as with the NATS bus, delivery is at most once while connected. While the connection
  * is down, publishes and reads reject with BusUnavailableError and the link reports
@@ -49,6 +49,7 @@ import type { Logger } from '../../logger.js';
 import { buildMessagePayload, channelPayloadHead } from '../../protocol/message-frame.js';
 import { controlSubject, duplicateWindowMs, liveSubjects, ORIGIN_HEADER, SEQUENCE_HEADER, TIME_HEADER, streamEpoch, streamLayout, type StreamLayout } from './jetstream-layout.js';
 import type { StoredMessage } from '../../stores/store.js';
+import { HandedOn } from './handed-on.js';
 
 /** How long a request to JetStream (publish, read) may take before it counts as unavailable. */
 const REQUEST_TIMEOUT_MS = 3000;
@@ -107,8 +108,8 @@ export class JetStreamLog extends BaseBus {
   private closing = false;
   private warnedDisabled = false;
   private resuming: Promise<void> | undefined;
-  /** The highest sequence of a republished channel message this node received. */
-  private lastSeq = 0;
+  /** The highest sequence of a republished channel message this node received; reads wait on it (`reached`). */
+  readonly handed = new HandedOn(REQUEST_TIMEOUT_MS);
 
   constructor(private readonly options: JetStreamLogOptions) {
     super();
@@ -217,7 +218,7 @@ export class JetStreamLog extends BaseBus {
     const epoch = streamEpoch(stream, info.created);
     if (this.epoch !== '' && epoch !== this.epoch) {
       this.options.logger.warn({ stream }, 'the JetStream history stream was created again; offsets start over in a new epoch');
-      this.lastSeq = 0;
+      this.handed.reset();
     }
     this.epoch = epoch;
   }
@@ -240,12 +241,12 @@ export class JetStreamLog extends BaseBus {
     if (m.subject.startsWith(this.layout.liveControlPrefix)) return this.handler(topic, data);
     const seq = Number(m.headers?.get(SEQUENCE_HEADER));
     if (!(seq > 0)) return;
-    if (seq <= this.lastSeq) {
+    if (seq <= this.handed.last) {
       // Sequences only grow in one stream: this is a new one (deleted and created again).
       if (this.conn) this.resync(this.conn);
       return;
     }
-    this.lastSeq = seq;
+    this.handed.passed(seq);
     let head: Buffer;
     try {
       head = channelPayloadHead(channel, m.headers?.get(ORIGIN_HEADER) ?? '', Number(m.headers?.get(TIME_HEADER)) || Date.now());
@@ -323,17 +324,17 @@ export class JetStreamLog extends BaseBus {
     }
   }
 
-  /** Every retained message of `subject` older than `bound`, oldest first (at most max_msgs_per_subject), and when the subject's newest was stored (ms, the server's clock). */
-  async messagesOf(subject: string, bound: number): Promise<{ messages: StoredMessage[]; lastAt: number }> {
+  /** Every retained message of `subject`, oldest first (at most max_msgs_per_subject); when the newest was stored (ms, the server's clock); `count`, how many the stream held as the read began (a flood may push some out before they are read). */
+  async messagesOf(subject: string): Promise<{ messages: StoredMessage[]; lastAt: number; count: number }> {
     const { js, jsm } = this.connection();
     const { stream } = this.layout;
-    let last: number;
-    let lastAt: number;
+    let last: number, lastAt: number;
+    let count = 0;
     try {
       const newest = await jsm.streams.getMessage(stream, { last_by_subj: subject });
       [last, lastAt] = [newest.seq, newest.time.getTime()];
     } catch (err) {
-      if (/no message found|message not found/i.test(errorMessage(err))) return { messages: [], lastAt: 0 };
+      if (/no message found|message not found/i.test(errorMessage(err))) return { messages: [], lastAt: 0, count };
       throw unavailable(err);
     }
     const out: StoredMessage[] = [];
@@ -346,11 +347,10 @@ export class JetStreamLog extends BaseBus {
         mem_storage: true,
         inactive_threshold: nanos(INACTIVE_MS),
       });
-      name = info.name;
+      [name, count] = [info.name, info.num_pending];
       const consumer = await js.consumers.get(stream, name);
       const batch = await consumer.fetch({ max_messages: this.perSubject + 1, expires: REQUEST_TIMEOUT_MS });
       for await (const m of batch) {
-        if (m.seq >= bound) break;
         out.push({ offset: m.seq, data: m.string() });
         // The last one: a message published after it is newer than the read.
         if (m.seq >= last || m.info.pending === 0) break;
@@ -360,7 +360,7 @@ export class JetStreamLog extends BaseBus {
     } finally {
       if (name !== undefined) void jsm.consumers.delete(stream, name).catch(() => {});
     }
-    return { messages: out, lastAt };
+    return { messages: out, lastAt, count: Math.max(count, out.length) };
   }
 
   /** The stream's first and last sequence and its epoch now. */
