@@ -9,6 +9,7 @@
  *   reading from the positions the caller keeps; its `ended` settles on the first failure.
  * - {@link SingleFlightProducer}: one produce request in flight at a time (the client's
  *   concurrent-send bug, below), batched, bounded.
+ * - the consumer's fetches lingered under a steady flow (brokers/kafka/fetch-linger.ts).
  * - {@link SharedEnds}: ListOffsets requests shared by the calls that come while one is in flight.
  * - {@link createTopic}: the topic, created unless it exists (another node may create it first).
  */
@@ -16,6 +17,7 @@ import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Produc
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import { busRetryDelay, Sleeper } from '../../stores/retry.js';
 import { forceClose, isLinkFailure, kafkaErrorMessage, loadKafkaClient, type Closable } from './client.js';
+import { lingerFetches } from './fetch-linger.js';
 
 /**
  * Client timings: a refused or closed connection is seen within about a second (three tries 250 ms
@@ -127,6 +129,10 @@ export async function openSession(spec: SessionSpec, clients: Closable[]): Promi
     consumer.on('error', end('the consumer left its group'));
   });
   stream.on('data', (message: KafkaRecord) => spec.onRecord(positions, message));
+  // One fetch per FETCH_LINGER_MS under a steady flow, not one per record (brokers/kafka/fetch-linger.ts).
+  const stopLinger = lingerFetches(stream);
+  void ended.then(stopLinger);
+  stream.once('close', stopLinger);
   return { producer, consumer, stream, ended, fail };
 }
 
