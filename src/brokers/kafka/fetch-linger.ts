@@ -18,14 +18,27 @@ import type { MessagesStream } from '@platformatic/kafka';
 /** How long the next fetch waits after one that brought records. */
 export const FETCH_LINGER_MS = 20;
 
+/** A lingered fetch loop's handle: {@link FetchLinger.hurry} fetches now, {@link FetchLinger.stop} ends the linger for good (the session closes). */
+export interface FetchLinger {
+  hurry(): void;
+  stop(): void;
+}
+
 /**
- * Lingers `stream`'s fetch loop (see above); `stream` must be flowing (a 'data' listener). Returns
- * `stop`, which ends a linger under way (the session closes).
+ * Lingers `stream`'s fetch loop (see above); `stream` must be flowing (a 'data' listener). No
+ * linger while `urgent()` holds: the owner waits for the records (a read catching up with the
+ * log's end, a writer waiting to read its own record back), and it calls `hurry()` when it starts
+ * to wait, which ends a linger under way.
  */
-export function lingerFetches(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>, lingerMs = FETCH_LINGER_MS): () => void {
+export function lingerFetches(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>, urgent: () => boolean = () => false, lingerMs = FETCH_LINGER_MS): FetchLinger {
   let records = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const resume = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!stopped && !stream.destroyed) stream.resume();
+  };
   stream.on('data', () => void records++);
   // 'fetch' comes as an answer arrives, before its records are pushed (synchronously, to the
   // flowing stream's 'data' listeners); the stream schedules its next fetch with
@@ -34,17 +47,19 @@ export function lingerFetches(stream: MessagesStream<Buffer, Buffer, Buffer, Buf
   stream.on('fetch', () => {
     records = 0;
     process.nextTick(() => {
-      if (records === 0 || timer !== undefined || stopped || stream.destroyed) return;
+      if (records === 0 || timer !== undefined || stopped || stream.destroyed || urgent()) return;
       stream.pause();
-      timer = setTimeout(() => {
-        timer = undefined;
-        if (!stopped && !stream.destroyed) stream.resume();
-      }, lingerMs);
+      timer = setTimeout(resume, lingerMs);
     });
   });
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    timer = undefined;
+  return {
+    hurry: () => {
+      if (timer !== undefined) resume();
+    },
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+    },
   };
 }

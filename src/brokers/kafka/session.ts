@@ -9,7 +9,6 @@
  *   reading from the positions the caller keeps; its `ended` settles on the first failure.
  * - {@link SingleFlightProducer}: one produce request in flight at a time (the client's
  *   concurrent-send bug, below), batched, bounded.
- * - the consumer's fetches lingered under a steady flow (brokers/kafka/fetch-linger.ts).
  * - {@link SharedEnds}: ListOffsets requests shared by the calls that come while one is in flight.
  * - {@link createTopic}: the topic, created unless it exists (another node may create it first).
  */
@@ -64,6 +63,7 @@ export interface Session {
   /** Settles with the first failure: the stream's, the consumer's, or one {@link Session.fail} reports. */
   readonly ended: Promise<Error>;
   readonly fail: (err: Error) => void;
+  readonly hurry: () => void; // ends a fetch linger under way (SessionSpec.urgent)
 }
 
 /** What {@link openSession} opens; `label`: the first words of every error it reports (`kafka`, `kafka presence`). */
@@ -82,6 +82,7 @@ export interface SessionSpec {
   readonly positions: (consumer: Consumer, shape: TopicShape, ends: readonly bigint[]) => Promise<Map<number, bigint>>;
   /** Told the positions and ends once reading starts, before the first record. */
   readonly started: (positions: Map<number, bigint>, ends: readonly bigint[]) => void;
+  readonly urgent?: () => boolean; // the owner waits for records: no fetch linger (it calls `hurry` as it starts to wait)
   /** Each record read, in the log's order per partition, with the positions given to `started`. */
   readonly onRecord: (positions: Map<number, bigint>, message: KafkaRecord) => void;
 }
@@ -129,11 +130,9 @@ export async function openSession(spec: SessionSpec, clients: Closable[]): Promi
     consumer.on('error', end('the consumer left its group'));
   });
   stream.on('data', (message: KafkaRecord) => spec.onRecord(positions, message));
-  // One fetch per FETCH_LINGER_MS under a steady flow, not one per record (brokers/kafka/fetch-linger.ts).
-  const stopLinger = lingerFetches(stream);
-  void ended.then(stopLinger);
-  stream.once('close', stopLinger);
-  return { producer, consumer, stream, ended, fail };
+  const linger = lingerFetches(stream, spec.urgent); // one fetch per FETCH_LINGER_MS under a steady flow, not one per record
+  void ended.then(linger.stop); // the stream's close or error ends the session too
+  return { producer, consumer, stream, ended, fail, hurry: linger.hurry };
 }
 
 /** Closes a session's stream and clients. */
