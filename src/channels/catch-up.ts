@@ -9,7 +9,7 @@ import { TIMINGS } from '../config/defaults.js';
 import { CloseCode } from '../errors.js';
 import { frameText } from '../node/outbox.js';
 import type { ChannelRuntime } from './runtime.js';
-import { inRead, type CatchUp, type LocalChannel } from './subscriptions.js';
+import { inRead, type CatchUp, type HeldFrame, type LocalChannel } from './subscriptions.js';
 import { encodeMessage } from '../protocol/message-frame.js';
 
 /** What a catch-up hands back to the streams when it ends. */
@@ -18,17 +18,45 @@ export interface CatchUpHost {
   releaseDeferred(local: LocalChannel): void;
 }
 
+/**
+ * Most live frames held for one channel while the node waits to catch up on it: past them (a
+ * route that brings messages but stays `disconnected`) its subscribers are closed with 4510 and
+ * recover by themselves, instead of the node holding frames without end.
+ */
+export const MAX_HELD_FRAMES = 10_000;
+
 export class CatchUps {
   constructor(
     private readonly rt: ChannelRuntime,
     private readonly host: CatchUpHost,
   ) {}
 
+  /**
+   * The route went `disconnected`: from now on `local`'s live frames are held, and the position
+   * delivered so far is the one the catch-up reads after. A route can bring messages again before
+   * it reports `connected` (the NATS client resubscribes at once, the JetStream route reports
+   * `connected` only once it ensured the stream): delivered then, they would move the position
+   * past the messages missed meanwhile, and the catch-up would skip those.
+   */
+  hold(local: LocalChannel): void {
+    if (local.catchUp || local.live.size === 0 || local.epoch === undefined) return;
+    local.catchUp = { token: this.rt.token(), since: { offset: local.offset, epoch: local.epoch }, started: false, buffer: [], fenceAt: -1, result: undefined, timer: undefined };
+  }
+
+  /** A frame came for `local` while it catches up (or waits to): held, within {@link MAX_HELD_FRAMES}. */
+  held(local: LocalChannel, frame: HeldFrame): void {
+    const catchUp = local.catchUp!;
+    catchUp.buffer.push(frame);
+    if (catchUp.buffer.length > MAX_HELD_FRAMES) this.abandon(local, catchUp);
+  }
+
+  /** The route is connected again: reads what `local` missed since its hold (or since now, when it holds nothing yet). */
   async start(local: LocalChannel): Promise<void> {
-    const catchUp: CatchUp = { token: this.rt.token(), buffer: [], fenceAt: -1, result: undefined, timer: undefined };
-    // From here on live frames are held; the position is taken now, before frames can move it.
-    local.catchUp = catchUp;
-    const since = { offset: local.offset, epoch: local.epoch! };
+    this.hold(local);
+    const catchUp = local.catchUp;
+    if (!catchUp || catchUp.started) return;
+    catchUp.started = true;
+    const { since } = catchUp;
     const { service } = this.rt;
     try {
       await service.link.subscribe(local.topic);

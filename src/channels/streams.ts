@@ -101,15 +101,19 @@ export class ChannelStreams {
   /** The channel route's status: after an outage, every channel with live subscribers catches up. */
   statusChanged(status: BusStatus): void {
     // Whatever the bus carried meanwhile may be missing: no delta against a message from before.
+    // Its live frames are held from now on, until the catch-up (catch-up.ts `hold`).
     if (status === 'disconnected') for (const local of this.channels.values()) {
       local.stale = true;
       local.delta?.gap();
+      this.catchUps.hold(local);
     }
     if (status !== 'connected') return;
     for (const local of this.channels.values()) {
       if (!local.stale) continue;
       local.stale = false;
-      if (local.live.size > 0 && local.epoch !== undefined && !local.catchUp) this.rt.track(this.catchUps.start(local));
+      // A held channel catches up even if its live subscribers left meanwhile: subscriptions that joined wait for it.
+      const held = local.catchUp !== undefined && !local.catchUp.started;
+      if (held || (local.live.size > 0 && local.epoch !== undefined && !local.catchUp)) this.rt.track(this.catchUps.start(local));
     }
   }
 
@@ -144,7 +148,7 @@ export class ChannelStreams {
       const offset = scanned ? local.offset : undefined;
       const hold = (): HeldFrame => (held ??= { frame: whole(), offset, epoch: scanned ? local.epoch : undefined });
       const delta = local.delta;
-      if (local.catchUp) local.catchUp.buffer.push(hold());
+      if (local.catchUp) this.catchUps.held(local, hold());
       else if (delta?.active) delta.broadcast(this.rt.outbox, local.live, body, local.scanned, scanned && epoch === local.epoch, whole);
       else this.rt.outbox.broadcast(local.live, whole());
       for (const sub of local.joining) sub.buffer!.push(hold());

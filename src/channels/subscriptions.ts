@@ -90,11 +90,17 @@ export interface JoinBatch {
 
 /**
  * The node catching up on a channel after its bus connection came back: live frames are held
- * while history is read (with a fence, as for a joining subscription), then the missed messages
- * and the held frames go to the live subscribers.
+ * from the moment the route reports `disconnected` (a route may bring messages again before it
+ * reports `connected`: NATS resubscribes at once, JetStream is ensured after), history after the
+ * position of that moment is read (with a fence, as for a joining subscription), then the missed
+ * messages and the held frames go to the live subscribers.
  */
 export interface CatchUp {
   readonly token: string;
+  /** The last position delivered before the outage: the read starts after it. */
+  readonly since: { readonly offset: number; readonly epoch: string };
+  /** The read was started (the route is connected again). */
+  started: boolean;
   readonly buffer: HeldFrame[];
   fenceAt: number;
   result: ReadResult | undefined;

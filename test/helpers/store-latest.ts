@@ -115,7 +115,10 @@ async function raceSubscribes(pub: TestClient, subs: readonly TestClient[], name
   const replies: Array<Promise<Frame>> = [];
   for (let chunk = 0; chunk < subs.length; chunk++) {
     for (let i = chunk * 50; i < chunk * 50 + 50; i++) pub.sendJson({ type: 'publish', channel: name, data: i, id: BASE + i });
-    replies.push(request(subs[chunk]!, { type: 'subscribe', channel: name }, 15_000));
+    const reply = request(subs[chunk]!, { type: 'subscribe', channel: name }, 15_000);
+    // Awaited below, one by one: a failure before that (the finally closes the sockets) must not turn it into an unhandled rejection that hides the first error.
+    reply.catch(() => {});
+    replies.push(reply);
     await pub.until(() => acked().length > chunk * 50 + 25, 15_000, `chunk ${chunk} half acknowledged`);
   }
   await pub.until(() => acked().length === subs.length * 50, 15_000, 'every publish acknowledged');

@@ -6,6 +6,10 @@ export class TestClient {
   readonly messages: string[] = [];
   closeCode: number | undefined;
   closeReason = '';
+  /** Who closed it: the test (close() here) or the other end; for the message of a wait it ended. */
+  private closedHere = false;
+  private readonly openedAt = Date.now();
+  private closedAt = 0;
   private readonly changes = new Changes();
 
   constructor(readonly ws: WebSocket) {
@@ -16,6 +20,7 @@ export class TestClient {
     ws.on('close', (code: number, reason: Buffer) => {
       this.closeCode = code;
       this.closeReason = reason.toString();
+      this.closedAt = Date.now();
       this.changes.notify();
     });
     ws.on('error', () => {});
@@ -36,7 +41,7 @@ export class TestClient {
       wake: this.changes,
       timeoutMs,
       what,
-      abort: () => (this.closeCode === undefined ? undefined : `socket closed (${this.closeCode})`),
+      abort: () => (this.closeCode === undefined ? undefined : `socket closed (${this.closeCode}${this.closeReason ? ` ${this.closeReason}` : ''}) ${this.closedHere ? 'by the test' : 'by the server or the network'}, ${this.closedAt - this.openedAt} ms after it was opened,`),
       detail: () => `got ${JSON.stringify(this.messages.slice(-5))}`,
     });
   }
@@ -79,6 +84,7 @@ export class TestClient {
   }
 
   close(): void {
+    this.closedHere = true;
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
   }
 }

@@ -210,6 +210,56 @@ test('JetStream history: a node cut off from NATS while the other keeps publishi
   }
 });
 
+test('JetStream history: messages that reach a node while its link comes back, before it reports connected, are delivered in order after the ones it missed, none skipped', async () => {
+  // The NATS client resubscribes as soon as it reconnects; the node reports `connected` only after
+  // ensuring the stream (round trips, made slow here by the link's latency). A publisher that never
+  // stops puts messages in that window: they must wait behind the catch-up of the missed ones.
+  const natsPort = Number(new URL(NATS_URL).port || 4222);
+  const link = await TcpProxy.start(natsPort, new URL(NATS_URL).hostname);
+  const prefix = uniquePrefix('jsw');
+  streams.push({ url: NATS_URL, prefix });
+  const a = await startNode({ bus: NATS_URL, history: `nats://127.0.0.1:${link.port}`, busPrefix: prefix, nodeId: 'win-a', historySize: 1000 });
+  const b = await startNode({ bus: NATS_URL, history: NATS_URL, busPrefix: prefix, nodeId: 'win-b', historySize: 1000 });
+  const clients: TestClient[] = [];
+  let publishing = true;
+  try {
+    await waitNodesReady([a, b]);
+    const subs = await Promise.all([a, a].map((n) => connectChannels(n)));
+    const pub = await connectChannels(b);
+    clients.push(...subs, pub);
+    for (const s of subs) await subscribe(s, 'ticker');
+    const acks: number[] = [];
+    const publisher = (async () => {
+      for (let i = 0; publishing; i++) {
+        acks.push(await publish(pub, 'ticker', i));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await until(() => acks.length >= 3, { timeoutMs: 15_000, what: 'the first publishes' });
+    link.cut();
+    await until(() => !a.ready, { timeoutMs: 20_000, what: 'node a to notice the cut' });
+    link.latency(150);
+    link.restore();
+    await waitNodesReady([a], 30_000);
+    const atReady = acks.length;
+    await until(() => acks.length >= atReady + 5, { timeoutMs: 15_000, what: 'publishes after node a is back' });
+    publishing = false;
+    await publisher;
+    for (const s of subs) {
+      const got = await waitMessages(s, 'ticker', acks.length, 30_000).catch((err: Error) => {
+        throw new Error(`${err.message}; offsets got ${JSON.stringify(messagesOf(s, 'ticker').map((m) => m.offset))}, acknowledged ${JSON.stringify(acks)}`);
+      });
+      assert.deepEqual(got.map((m) => m.offset), acks, 'every message once, in order');
+      assert.equal(s.closeCode, undefined, 'nobody had to reconnect');
+    }
+  } finally {
+    publishing = false;
+    closeAll(clients);
+    await closeNodes([a, b]);
+    await link.close();
+  }
+});
+
 test('JetStream history: the stream deleted under running nodes: a new epoch, subscribers are told to resubscribe, recovery says recovered:false, messages flow again', async () => {
   const { nodes, prefix } = await twoNodes();
   const clients: TestClient[] = [];
