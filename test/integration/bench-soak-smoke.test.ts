@@ -70,8 +70,10 @@ test('bench --soak with a node killed, nodes that keep one message per channel a
     assert.equal(code, 1, stderr);
     assert.match(stderr, /^bench: FAIL delivery: steady subscribers missed \d+ messages/m);
     assert.match(stderr, /^bench: FAIL presence: members left behind after their connection closed in \d+ of \d+ checks, \d+ at \d+ s \(e\.g\. soak:presence /m);
-    assert.match(stderr, /^bench: soak failed: delivery, presence$/m);
-    assert.match(readFileSync(join(out, 'soak.md'), 'utf8'), /\*\*Failed: delivery, presence\.\*\*/);
+    // The heap check may fail too on a loaded machine: a 10 s run sampled every second can be left
+    // with too few samples after the first restart to compare. It is not what this test provokes.
+    assert.match(stderr, /^bench: soak failed: (heap, )?delivery, presence$/m);
+    assert.match(readFileSync(join(out, 'soak.md'), 'utf8'), /\*\*Failed: (heap, )?delivery, presence\.\*\*/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
