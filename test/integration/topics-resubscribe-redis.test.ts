@@ -27,9 +27,10 @@ test('Redis ACL refuses the echo channel, then allows it: retried while connecte
   redis = await startRedisServer();
   admin = new Redis(redis.url);
   const prefix = uniquePrefix('acl');
-  // Every command and key, but of pub/sub channels only those under `<prefix>:other:` and the
-  // cluster calls' own (`<prefix>:control`, `<prefix>:reply:<node>`): the echo topic is refused.
-  await admin.call('ACL', 'SETUSER', 'fanout', 'on', '>pw', '~*', '+@all', 'resetchannels', `&${prefix}:other:*`, `&${prefix}:control`, `&${prefix}:reply:*`);
+  // Every command and key, but of pub/sub channels only those under `<prefix>:other:`, the
+  // cluster calls' own (`<prefix>:control`, `<prefix>:reply:<node>`) and the SSE relay's
+  // (`<prefix>:sse:<node>`): the echo topic is refused.
+  await admin.call('ACL', 'SETUSER', 'fanout', 'on', '>pw', '~*', '+@all', 'resetchannels', `&${prefix}:other:*`, `&${prefix}:control`, `&${prefix}:reply:*`, `&${prefix}:sse:*`);
   const bus = `redis://fanout:pw@127.0.0.1:${redis.port}`;
   const a = await startNode({ nodeId: 'a', bus, busPrefix: prefix });
   nodes.push(a);

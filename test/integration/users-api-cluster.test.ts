@@ -132,9 +132,13 @@ function defineSuite(busUrl: string): void {
     await until(() => handed.length === 1, { what: 'the SDK to hand over the server-made subscription' });
     assert.deepEqual(handed, ['room:news:true']);
     await until(() => sdk!.subscription('room:news')?.state === 'subscribed', { what: 'the SDK subscription to be live' });
-    // The listing counts the subscribers of both nodes.
-    const listed = await api('GET', '/api/channels?prefix=room:news');
-    assert.deepEqual(listed.body.channels, [{ channel: 'room:news', subscribers: 4 }]);
+    // The listing counts the subscribers of both nodes, once each has joined: a server-made
+    // subscribe is answered when every connection was told, and each joins after its store read.
+    let listed: unknown;
+    await until(async () => {
+      listed = (await api('GET', '/api/channels?prefix=room:news')).body.channels;
+      return JSON.stringify(listed) === JSON.stringify([{ channel: 'room:news', subscribers: 4 }]);
+    }, { timeoutMs: 10_000, intervalMs: 100, what: 'the listing to count the four subscribers' }).catch((err: Error) => assert.fail(`${err.message}; last listing ${JSON.stringify(listed)}`));
     const info = await api('GET', '/api/channels/room%3Anews');
     assert.equal(info.body.subscribers, 4);
     assert.equal(info.body.presence, 4);
