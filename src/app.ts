@@ -275,35 +275,48 @@ interface PusherCrossings {
 }
 
 /**
- * --pusher-webhook: a sender in Pusher's format, fed by the same cluster-wide occupancy store as
- * --webhook (a store that cannot count across the cluster stops the node, as for --webhook).
+ * Each Pusher app's webhook (--pusher-webhook, or `webhook:` of a `pusher-apps:` entry): a sender
+ * in Pusher's format to that app's URL, signed with its secret, fed by the same cluster-wide
+ * occupancy store as --webhook (a store that cannot count across the cluster stops the node, as
+ * for --webhook). The store's one sweep reports every channel; each app takes its own (the
+ * internal channel names its app).
  */
-function pusherWebhooks(core: NodeCore, config: Config, store: OccupancyStore | undefined, metrics: WebhookMetrics, crossings: PusherCrossings): PusherWebhooks | undefined {
-  const { pusherWebhook: url, pusherAppId: appId, pusherKey: key, pusherSecret: secret } = config;
-  if (url === undefined || appId === undefined || key === undefined || secret === undefined) return undefined;
-  if (!store) throw new ConfigError('--pusher-webhook', 'needs channel counts shared by the cluster: give --history redis:// (or a Redis bus)');
-  const sender = new Webhooks({
-    url,
-    secret,
-    pusher: { key },
-    nodeId: core.id,
-    timeout: config.hookTimeout,
-    retry: config.webhookRetry,
-    logger: core.logger,
-    observe: (name, result, count) => metrics.attempted(name, result, count),
-  });
-  const hooks = new PusherWebhooks({ appId, store, emit: (event) => sender.emit(event), logger: core.logger, track: (p) => void p.catch(() => {}) });
-  crossings.to = (events) => hooks.crossed(events);
-  crossings.depth = () => sender.depth;
+function pusherWebhooks(core: NodeCore, config: Config, store: OccupancyStore | undefined, metrics: WebhookMetrics, crossings: PusherCrossings): Map<string, PusherWebhooks> | undefined {
+  const apps = config.pusherApps.filter((app) => app.webhook !== undefined);
+  if (apps.length === 0) return undefined;
+  if (!store) {
+    const flag = config.pusherWebhook !== undefined ? '--pusher-webhook' : `pusher-apps[${config.pusherApps.filter((app) => app.id !== config.pusherAppId).findIndex((app) => app.webhook !== undefined)}].webhook`;
+    throw new ConfigError(flag, 'needs channel counts shared by the cluster: give --history redis:// (or a Redis bus)');
+  }
+  const all = new Map<string, PusherWebhooks>();
+  const senders: Webhooks[] = [];
+  for (const app of apps) {
+    const sender = new Webhooks({
+      url: app.webhook!,
+      secret: app.secret,
+      pusher: { key: app.key },
+      nodeId: core.id,
+      timeout: config.hookTimeout,
+      retry: config.webhookRetry,
+      logger: core.logger,
+      observe: (name, result, count) => metrics.attempted(name, result, count),
+    });
+    senders.push(sender);
+    all.set(app.id, new PusherWebhooks({ appId: app.id, store, emit: (event) => sender.emit(event), logger: core.logger, track: (p) => void p.catch(() => {}) }));
+  }
+  const crossed = (events: readonly OccupancyEvent[]): void => all.forEach((hooks) => hooks.crossed(events));
+  const depth = (): number => senders.reduce((n, sender) => n + sender.depth, 0);
+  crossings.to = crossed;
+  crossings.depth = depth;
   if (!crossings.sweptByChannels) {
-    metrics.queue(() => sender.depth);
-    store.start((events) => hooks.crossed(events));
+    metrics.queue(depth);
+    store.start(crossed);
   }
   core.addStopHook(async () => {
-    hooks.stop();
-    await sender.close();
+    all.forEach((hooks) => hooks.stop());
+    await Promise.all(senders.map((sender) => sender.close()));
   });
-  return hooks;
+  return all;
 }
 
 /** --subscribe-hook and --publish-hook as the channel endpoint calls them. */
