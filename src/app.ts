@@ -39,7 +39,7 @@ import { addMetricsRoutes } from './http/metrics.js';
 import { addPageConfigRoute } from './http/page-config.js';
 import { EchoEndpoint } from './echo/endpoint.js';
 import { MetricsRegistry } from './metrics.js';
-import { addPusher, isPusherInternal, PusherWebhooks } from './pusher/index.js';
+import { addPusher, isPusherInternal, pusherWebhookSet, type PusherWebhooks } from './pusher/index.js';
 import { BusMetrics } from './node/bus-metrics.js';
 import { NodeCore, type CoreMetrics, type NodeOptions } from './node/core.js';
 import { NodeMetrics } from './node/metrics.js';
@@ -281,42 +281,28 @@ interface PusherCrossings {
  * for --webhook). The store's one sweep reports every channel; each app takes its own (the
  * internal channel names its app).
  */
-function pusherWebhooks(core: NodeCore, config: Config, store: OccupancyStore | undefined, metrics: WebhookMetrics, crossings: PusherCrossings): Map<string, PusherWebhooks> | undefined {
-  const apps = config.pusherApps.filter((app) => app.webhook !== undefined);
-  if (apps.length === 0) return undefined;
-  if (!store) {
-    const flag = config.pusherWebhook !== undefined ? '--pusher-webhook' : `pusher-apps[${config.pusherApps.filter((app) => app.id !== config.pusherAppId).findIndex((app) => app.webhook !== undefined)}].webhook`;
-    throw new ConfigError(flag, 'needs channel counts shared by the cluster: give --history redis:// (or a Redis bus)');
-  }
-  const all = new Map<string, PusherWebhooks>();
-  const senders: Webhooks[] = [];
-  for (const app of apps) {
-    const sender = new Webhooks({
-      url: app.webhook!,
-      secret: app.secret,
-      pusher: { key: app.key },
-      nodeId: core.id,
-      timeout: config.hookTimeout,
-      retry: config.webhookRetry,
-      logger: core.logger,
-      observe: (name, result, count) => metrics.attempted(name, result, count),
-    });
-    senders.push(sender);
-    all.set(app.id, new PusherWebhooks({ appId: app.id, store, emit: (event) => sender.emit(event), logger: core.logger, track: (p) => void p.catch(() => {}) }));
-  }
-  const crossed = (events: readonly OccupancyEvent[]): void => all.forEach((hooks) => hooks.crossed(events));
-  const depth = (): number => senders.reduce((n, sender) => n + sender.depth, 0);
-  crossings.to = crossed;
-  crossings.depth = depth;
-  if (!crossings.sweptByChannels) {
-    metrics.queue(depth);
-    store.start(crossed);
-  }
-  core.addStopHook(async () => {
-    all.forEach((hooks) => hooks.stop());
-    await Promise.all(senders.map((sender) => sender.close()));
+function pusherWebhooks(core: NodeCore, config: Config, store: OccupancyStore | undefined, metrics: WebhookMetrics, crossings: PusherCrossings): ReadonlyMap<string, PusherWebhooks> | undefined {
+  const index = config.pusherApps.findIndex((app) => app.webhook !== undefined);
+  if (index < 0) return undefined;
+  // The flags' app comes first in the list (config/pusher-apps.ts); a file's app is named by its place in pusher-apps.
+  const flagged = config.pusherAppId !== undefined;
+  if (!store) throw new ConfigError(index === 0 && flagged ? '--pusher-webhook' : `pusher-apps[${flagged ? index - 1 : index}].webhook`, 'needs channel counts shared by the cluster: give --history redis:// (or a Redis bus)');
+  const set = pusherWebhookSet(config.pusherApps, {
+    store,
+    nodeId: core.id,
+    timeout: config.hookTimeout,
+    retry: config.webhookRetry,
+    logger: core.logger,
+    observe: (name, result, count) => metrics.attempted(name, result, count),
   });
-  return all;
+  crossings.to = set.crossed;
+  crossings.depth = set.depth;
+  if (!crossings.sweptByChannels) {
+    metrics.queue(set.depth);
+    store.start(set.crossed);
+  }
+  core.addStopHook(() => set.close());
+  return set.byApp;
 }
 
 /** --subscribe-hook and --publish-hook as the channel endpoint calls them. */

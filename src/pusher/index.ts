@@ -16,7 +16,7 @@ import { UnknownAppEndpoint } from './unknown-app.js';
 import type { PusherWebhooks } from './webhooks.js';
 
 export { isPusherInternal } from './channels.js';
-export { PusherWebhooks } from './webhooks.js';
+export { PusherWebhooks, pusherWebhookSet } from './webhooks.js';
 
 /** What the Pusher feature uses of its node. */
 export interface PusherHost {
