@@ -39,7 +39,7 @@ import { addMetricsRoutes } from './http/metrics.js';
 import { addPageConfigRoute } from './http/page-config.js';
 import { EchoEndpoint } from './echo/endpoint.js';
 import { MetricsRegistry } from './metrics.js';
-import { addPusher, isPusherInternal, PusherWebhooks } from './pusher/index.js';
+import { addPusher, isPusherInternal, pusherWebhookSet, type PusherWebhooks } from './pusher/index.js';
 import { BusMetrics } from './node/bus-metrics.js';
 import { NodeCore, type CoreMetrics, type NodeOptions } from './node/core.js';
 import { NodeMetrics } from './node/metrics.js';
@@ -275,35 +275,34 @@ interface PusherCrossings {
 }
 
 /**
- * --pusher-webhook: a sender in Pusher's format, fed by the same cluster-wide occupancy store as
- * --webhook (a store that cannot count across the cluster stops the node, as for --webhook).
+ * Each Pusher app's webhook (--pusher-webhook, or `webhook:` of a `pusher-apps:` entry): a sender
+ * in Pusher's format to that app's URL, signed with its secret, fed by the same cluster-wide
+ * occupancy store as --webhook (a store that cannot count across the cluster stops the node, as
+ * for --webhook). The store's one sweep reports every channel; each app takes its own (the
+ * internal channel names its app).
  */
-function pusherWebhooks(core: NodeCore, config: Config, store: OccupancyStore | undefined, metrics: WebhookMetrics, crossings: PusherCrossings): PusherWebhooks | undefined {
-  const { pusherWebhook: url, pusherAppId: appId, pusherKey: key, pusherSecret: secret } = config;
-  if (url === undefined || appId === undefined || key === undefined || secret === undefined) return undefined;
-  if (!store) throw new ConfigError('--pusher-webhook', 'needs channel counts shared by the cluster: give --history redis:// (or a Redis bus)');
-  const sender = new Webhooks({
-    url,
-    secret,
-    pusher: { key },
+function pusherWebhooks(core: NodeCore, config: Config, store: OccupancyStore | undefined, metrics: WebhookMetrics, crossings: PusherCrossings): ReadonlyMap<string, PusherWebhooks> | undefined {
+  const index = config.pusherApps.findIndex((app) => app.webhook !== undefined);
+  if (index < 0) return undefined;
+  // The flags' app comes first in the list (config/pusher-apps.ts); a file's app is named by its place in pusher-apps.
+  const flagged = config.pusherAppId !== undefined;
+  if (!store) throw new ConfigError(index === 0 && flagged ? '--pusher-webhook' : `pusher-apps[${flagged ? index - 1 : index}].webhook`, 'needs channel counts shared by the cluster: give --history redis:// (or a Redis bus)');
+  const set = pusherWebhookSet(config.pusherApps, {
+    store,
     nodeId: core.id,
     timeout: config.hookTimeout,
     retry: config.webhookRetry,
     logger: core.logger,
     observe: (name, result, count) => metrics.attempted(name, result, count),
   });
-  const hooks = new PusherWebhooks({ appId, store, emit: (event) => sender.emit(event), logger: core.logger, track: (p) => void p.catch(() => {}) });
-  crossings.to = (events) => hooks.crossed(events);
-  crossings.depth = () => sender.depth;
+  crossings.to = set.crossed;
+  crossings.depth = set.depth;
   if (!crossings.sweptByChannels) {
-    metrics.queue(() => sender.depth);
-    store.start((events) => hooks.crossed(events));
+    metrics.queue(set.depth);
+    store.start(set.crossed);
   }
-  core.addStopHook(async () => {
-    hooks.stop();
-    await sender.close();
-  });
-  return hooks;
+  core.addStopHook(() => set.close());
+  return set.byApp;
 }
 
 /** --subscribe-hook and --publish-hook as the channel endpoint calls them. */

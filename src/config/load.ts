@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import { ConfigError, errorMessage } from '../errors.js';
 import { authMode } from './auth-mode.js';
 import { readConfigFile } from './file.js';
+import { resolvePusherApps } from './pusher-apps.js';
 import { historyTarget } from './history-target.js';
 import { kafkaIngestTarget } from './kafka-ingest.js';
 import { serveSchema, type Config, type ServeOptions } from './schema.js';
@@ -116,7 +117,7 @@ function joinNegativeValues(argv: readonly string[], options: Readonly<Record<st
 }
 
 /** Options only a config file can set: they have no flag and no variable. */
-const FILE_ONLY: ReadonlySet<string> = new Set<string>(['namespaces']);
+const FILE_ONLY: ReadonlySet<string> = new Set<string>(['namespaces', 'pusherApps']);
 
 /**
  * Parses `fanout serve` flags, FANOUT_* variables and the `--config` file (or FANOUT_CONFIG)
@@ -180,18 +181,11 @@ export function finishServeConfig(options: ServeOptions, origins: Origins, help 
     if (rest.webhook !== undefined && rest.webhookSecret === undefined) {
       throw new ConfigError('--webhook-secret', 'required with --webhook (the back end verifies every webhook request with it)');
     }
-    const pusher = [rest.pusherAppId, rest.pusherKey, rest.pusherSecret];
-    if (pusher.some((v) => v !== undefined) && pusher.some((v) => v === undefined)) {
-      const missing = ['--pusher-app-id', '--pusher-key', '--pusher-secret'][pusher.findIndex((v) => v === undefined)]!;
-      throw new ConfigError(missing, '--pusher-app-id, --pusher-key and --pusher-secret go together (one Pusher app)');
-    }
-    if (rest.pusherWebhook !== undefined && rest.pusherAppId === undefined) {
-      throw new ConfigError('--pusher-webhook', 'needs --pusher-app-id, --pusher-key and --pusher-secret (its requests are signed with the app secret)');
-    }
+    const pusherApps = resolvePusherApps(rest);
     const auth = authMode({ jwtSecret, jwtPublicKey, jwksUrl });
     const tls = tlsCert !== undefined && tlsKey !== undefined ? readTls(tlsCert, tlsKey) : undefined;
     const ingest = kafkaIngestTarget({ kafkaIngest, kafkaBrokers, kafkaIngestGroup, busPrefix: rest.busPrefix }, rest.bus);
-    const config: Config = { ...rest, history: historyTarget(history, rest.bus), tls, auth, jwt: auth.kind !== 'anonymous', kafkaIngest: ingest };
+    const config: Config = { ...rest, history: historyTarget(history, rest.bus), tls, auth, jwt: auth.kind !== 'anonymous', kafkaIngest: ingest, pusherApps };
     return Object.freeze(help ? { ...config, help } : config);
   } catch (err) {
     if (!(err instanceof ConfigError) || !err.flag.startsWith('--')) throw err;

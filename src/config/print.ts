@@ -7,7 +7,7 @@
 import { Document, isMap, isScalar, isSeq, type Pair } from 'yaml';
 import { DEFAULTS } from './defaults.js';
 import { finishServeConfig, readServeInput } from './load.js';
-import { serveSchema, type Namespace, type ServeOptions } from './schema.js';
+import { serveSchema, type Namespace, type PusherAppOptions, type ServeOptions } from './schema.js';
 import { SECRET_OPTIONS, toEnv, toFlag, URL_OPTIONS, validate, type Origins } from './sources.js';
 
 /** What a masked secret is printed as. */
@@ -46,6 +46,7 @@ function valueOf(key: string, options: ServeOptions, input: Readonly<Record<stri
   // A generated node id differs on every start: printing one would be a value no node runs with.
   if (key === 'nodeId' && !given) return undefined;
   if (key === 'namespaces') return options.namespaces.length === 0 ? undefined : options.namespaces.map(namespaceAsFile);
+  if (key === 'pusherApps') return options.pusherApps.length === 0 ? undefined : options.pusherApps.map(namespaceAsFile);
   if (!STRUCTURED.has(key)) return (options as Record<string, unknown>)[key];
   if (given) return input[key];
   if (key === 'bus') return typeof input.bus === 'string' ? input.bus : DEFAULTS.bus;
@@ -55,12 +56,12 @@ function valueOf(key: string, options: ServeOptions, input: Readonly<Record<stri
   return undefined;
 }
 
-/** A namespace with its keys as a file writes them (`history-size`), hook URLs' passwords masked. */
-function namespaceAsFile(ns: Namespace): Record<string, unknown> {
+/** A namespace or a Pusher app with its keys as a file writes them (`history-size`), secrets and hook URLs' passwords masked. */
+function namespaceAsFile(ns: Namespace | PusherAppOptions): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(ns)
       .filter(([, value]) => value !== undefined)
-      .map(([key, value]) => [toFlag(key), typeof value === 'string' && URL_OPTIONS.has(key) ? maskUrl(value) : value]),
+      .map(([key, value]) => [toFlag(key), SECRET_OPTIONS.has(key) ? MASK : typeof value === 'string' && URL_OPTIONS.has(key) ? maskUrl(value) : value]),
   );
 }
 

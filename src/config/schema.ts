@@ -15,6 +15,7 @@ import { KAFKA_GROUP, KAFKA_TOPIC, parseIngestBrokers, type KafkaIngestTarget } 
 import { originPolicy } from './origins.js';
 import type { TlsFiles } from './tls.js';
 import { MAX_IDEMPOTENCY_WINDOW, namespacesSchema } from './namespaces.js';
+import { pusherAppId, pusherAppKey, pusherAppsSchema, pusherClientEventRate, pusherMaxEventBytes, type PusherAppConfig } from './pusher-apps.js';
 import { hookUrl, int, list, number, parsedWith, patterns, seconds } from './values.js';
 
 export { DEFAULTS, RATE_LIMIT_BYTES_BURST, TIMINGS } from './defaults.js';
@@ -24,6 +25,7 @@ export type { HistoryTarget } from './history-target.js';
 export type { KafkaIngestTarget } from './kafka-ingest.js';
 export type { ChannelOptions, Namespace } from './namespaces.js';
 export type { OriginPolicy } from './origins.js';
+export type { PusherAppConfig, PusherAppOptions } from './pusher-apps.js';
 export type { TlsFiles } from './tls.js';
 
 /**
@@ -108,13 +110,15 @@ export const serveSchema = z.strictObject({
   kafkaBrokers: z.string().transform(parsedWith(parseIngestBrokers)).optional(),
   kafkaIngestGroup: z.string().regex(KAFKA_GROUP, { error: 'expected 1 to 249 of a-z A-Z 0-9 . _ : -' }).optional(),
 
-  // Pusher Channels protocol (issue 30, docs/pusher.md): one app, on WS /app/{key} and /apps/{id}/….
-  pusherAppId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected 1–64 letters, digits, . _ or -' }).optional(),
-  pusherKey: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, { error: 'expected 1–128 letters, digits, . _ or -' }).optional(),
+  // Pusher Channels protocol (issue 30, docs/pusher.md): the flags' app, on WS /app/{key} and /apps/{id}/….
+  pusherAppId: pusherAppId().optional(),
+  pusherKey: pusherAppKey().optional(),
   pusherSecret: z.string().min(1).optional(),
   pusherWebhook: hookUrl().optional(),
-  pusherMaxEventBytes: int(1, 1024 * 1024).default(DEFAULTS.pusherMaxEventBytes),
-  pusherClientEventRate: int(1, 10_000).default(DEFAULTS.pusherClientEventRate),
+  pusherMaxEventBytes: pusherMaxEventBytes().default(DEFAULTS.pusherMaxEventBytes),
+  pusherClientEventRate: pusherClientEventRate().default(DEFAULTS.pusherClientEventRate),
+  // More apps (pusher-apps.ts): a config file's (or createConfig's) only; no flag, no variable.
+  pusherApps: pusherAppsSchema.default([]),
 
   // Operations (issue: operations).
   drainDelay: seconds().default(DEFAULTS.drainDelay),
@@ -134,7 +138,7 @@ export type ServeOptions = z.output<typeof serveSchema>;
  * replaced by what they give (`tls`, `auth`).
  */
 export type Config = Readonly<
-  Omit<ServeOptions, 'history' | 'tlsCert' | 'tlsKey' | 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'kafkaIngest' | 'kafkaBrokers' | 'kafkaIngestGroup'> & {
+  Omit<ServeOptions, 'history' | 'tlsCert' | 'tlsKey' | 'jwtSecret' | 'jwtPublicKey' | 'jwksUrl' | 'kafkaIngest' | 'kafkaBrokers' | 'kafkaIngestGroup' | 'pusherApps'> & {
     /** Where history, recovery and presence live: --history, else the bus when it can hold them (memory, one Redis, NATS). */
     history: HistoryTarget;
     /** --tls-cert and --tls-key, read and checked; undefined: plain http and ws. */
@@ -145,15 +149,17 @@ export type Config = Readonly<
     jwt: boolean;
     /** --kafka-ingest with its brokers and group resolved; undefined: no ingest. */
     kafkaIngest: KafkaIngestTarget | undefined;
+    /** Every Pusher app served: the flags' app (--pusher-app-id, …) first, then `pusher-apps:`'s, limits resolved. */
+    pusherApps: readonly PusherAppConfig[];
   }
 >;
 
 /** --config (FANOUT_CONFIG): not an option of the schema but where options come from (file.ts). */
 export const CONFIG_FLAG_HELP =
-  'YAML (or JSON) file of options under the flags\' own names (max-payload: 65536), and namespaces (docs/config.md); flags and FANOUT_* variables win over it; check it with fanout config check FILE';
+  'YAML (or JSON) file of options under the flags\' own names (max-payload: 65536), namespaces and pusher-apps (docs/config.md); flags and FANOUT_* variables win over it; check it with fanout config check FILE';
 
 /** Help text per option, in the order `fanout serve --help` prints them. */
-export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchema>, 'namespaces'>, string>> = {
+export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchema>, 'namespaces' | 'pusherApps'>, string>> = {
   port: `port to listen on (default ${DEFAULTS.port}; 0 picks a free one)`,
   host: `address to bind (default ${DEFAULTS.host})`,
   bus: 'broker: memory (one node), redis://host:port[/db], redis-cluster://…, nats://…, amqp://…, kafka://host:port[,…][/topic] (default memory)',
@@ -207,8 +213,8 @@ export const SERVE_HELP: Readonly<Record<Exclude<keyof z.input<typeof serveSchem
   pusherKey: 'Pusher app key: clients connect to /app/{key}, the HTTP API is signed with auth_key={key}',
   pusherSecret: 'Pusher app secret: signs private/presence channel auth, signin, the HTTP API and webhooks',
   pusherWebhook: 'URL the node POSTs Pusher-format webhooks to (X-Pusher-Key, X-Pusher-Signature): channel_occupied/vacated, member_added/removed, client_event, cache_miss, once per cluster; needs --history redis:// (or a Redis bus)',
-  pusherMaxEventBytes: `largest Pusher event data in bytes, from clients or the HTTP API (default ${DEFAULTS.pusherMaxEventBytes}, Pusher's 10 KB)`,
-  pusherClientEventRate: `client-* events a Pusher connection may send per second (default ${DEFAULTS.pusherClientEventRate})`,
+  pusherMaxEventBytes: `largest Pusher event data in bytes, from clients or the HTTP API (default ${DEFAULTS.pusherMaxEventBytes}, Pusher's 10 KB); also pusher-apps' default`,
+  pusherClientEventRate: `client-* events a Pusher connection may send per second (default ${DEFAULTS.pusherClientEventRate}); also pusher-apps' default`,
   drainDelay: `seconds to keep serving after SIGTERM while HAProxy takes the node out (default ${DEFAULTS.drainDelay})`,
   drainTimeout: `seconds over which clients are closed during a drain (default ${DEFAULTS.drainTimeout})`,
   metricsToken: 'require Authorization: Bearer TOKEN on /metrics',

@@ -74,13 +74,19 @@ export function validate<S extends z.ZodType>(schema: S, input: Readonly<Record<
   }
   const given = at(input, issue.path);
   const last = String(issue.path[issue.path.length - 1] ?? '');
-  const secret = SECRET_OPTIONS.has(String(issue.path[0])) || SECRET_OPTIONS.has(last);
+  const secret = SECRET_OPTIONS.has(String(issue.path[0])) || SECRET_OPTIONS.has(last) || holdsSecret(given);
   // A message that already quotes the bad part (one entry of a list) needs no second quote.
   const shown =
     given === undefined || secret || /\bgot\b/.test(issue.message) || (issue.code === 'invalid_type' && issue.expected === 'never')
       ? ''
       : `, got ${JSON.stringify(URL_OPTIONS.has(last) && typeof given === 'string' ? withoutCredentials(given) : given)}`;
   throw new ConfigError(nameOf(issue.path, origins), `${issue.message}${shown}`);
+}
+
+/** True for a mapping or list with a secret somewhere in it (`pusher-apps: {secret: …}` where a list was expected). */
+function holdsSecret(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  return Object.entries(value).some(([key, inner]) => SECRET_OPTIONS.has(key) || holdsSecret(inner));
 }
 
 /** The value at `path` in `input`, or undefined. */

@@ -1,6 +1,7 @@
 /**
- * Pusher-format webhooks (`--pusher-webhook`, docs/pusher.md): what happens on the app's channels,
- * told once per cluster. Occupancy and membership come from the cluster-wide occupancy store, as
+ * Pusher-format webhooks (`--pusher-webhook`, or a `pusher-apps:` entry's `webhook`, docs/pusher.md):
+ * what happens on the app's channels, told once per cluster, to that app's URL signed with its
+ * secret. Occupancy and membership come from the cluster-wide occupancy store, as
  * Fanout's own `--webhook` (channels/occupancy.ts): each node writes its own counts per channel
  * (subscribers, and on presence channels each user's connections) as absolute numbers, and the
  * store answers with the 0↔1 crossings, each to exactly one node. `client_event` and `cache_miss`
@@ -9,8 +10,10 @@
  * Bounded: per channel one write is in flight; changes meanwhile only update the next write's
  * numbers; a failed write is merged back and retried every {@link RETRY_MS}.
  */
+import type { PusherAppConfig } from '../config/schema.js';
 import type { Logger } from '../logger.js';
 import type { OccupancyChange, OccupancyEvent, OccupancyStore } from '../stores/store.js';
+import { Webhooks, type WebhookOptions } from '../webhooks/webhooks.js';
 import { appChannel, internalChannel } from './channels.js';
 
 const RETRY_MS = 1000;
@@ -109,4 +112,40 @@ export class PusherWebhooks {
     }, RETRY_MS);
     this.retry.unref();
   }
+}
+
+/** The webhooks of every app that has one: a sender each, to its URL, signed with its secret. */
+export interface PusherWebhookSet {
+  /** By app id. */
+  readonly byApp: ReadonlyMap<string, PusherWebhooks>;
+  /** Crossings of the store (a write's or the sweep's): each app takes those of its own channels. */
+  crossed(events: readonly OccupancyEvent[]): void;
+  /** Events waiting in every sender. */
+  depth(): number;
+  close(): Promise<void>;
+}
+
+/** One sender per app with a webhook (Fanout's webhooks, in Pusher's format), all on one occupancy store. */
+export function pusherWebhookSet(
+  apps: readonly PusherAppConfig[],
+  options: Omit<WebhookOptions, 'url' | 'secret' | 'pusher'> & { readonly store: Pick<OccupancyStore, 'update'> },
+): PusherWebhookSet {
+  const { store, ...common } = options;
+  const senders: Webhooks[] = [];
+  const byApp = new Map<string, PusherWebhooks>();
+  for (const app of apps) {
+    if (app.webhook === undefined) continue;
+    const sender = new Webhooks({ ...common, url: app.webhook, secret: app.secret, pusher: { key: app.key } });
+    senders.push(sender);
+    byApp.set(app.id, new PusherWebhooks({ appId: app.id, store, emit: (event) => sender.emit(event), logger: common.logger, track: (p) => void p.catch(() => {}) }));
+  }
+  return {
+    byApp,
+    crossed: (events) => byApp.forEach((hooks) => hooks.crossed(events)),
+    depth: () => senders.reduce((n, sender) => n + sender.depth, 0),
+    close: async () => {
+      byApp.forEach((hooks) => hooks.stop());
+      await Promise.all(senders.map((sender) => sender.close()));
+    },
+  };
 }

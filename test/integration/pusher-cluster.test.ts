@@ -5,7 +5,12 @@
  * events, signin) and the `pusher` server library on `/apps/{id}/…` (trigger with socket_id
  * exclusion, batch, channel queries, users, terminateUserConnections); the wrong answers are
  * Pusher's: an unknown key gets 4001, a bad signature or an old timestamp 401, oversized data 413,
- * 101 channels 400, a client event on a public channel a pusher:error.
+ * 101 channels 400, a client event on a public channel a pusher:error. A second app from
+ * `pusher-apps:` in a config file runs beside the flags' app: same channel names, nothing crosses,
+ * each app's secret signs only its own requests, subscriptions and webhooks.
+ *
+ * Over 400 lines: every case shares one two-node cluster per bus (starting one is the slow part),
+ * so the second app rides the same cluster instead of a file of its own.
  */
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
@@ -19,10 +24,13 @@ import { startHaproxy, type RunningHaproxy } from '../../harness/haproxy.js';
 import { until } from '../../harness/wait.js';
 import { REDIS_URL } from '../helpers/brokers.js';
 import { uniquePrefix } from '../helpers/nodes.js';
+import { tempDir } from '../helpers/security.js';
 import { connect } from '../helpers/ws-client.js';
 
 const KAFKA = process.env.FANOUT_TEST_KAFKA ?? '127.0.0.1:9092';
 const APP = { appId: 'app-1', key: 'app-key', secret: 'app-secret' };
+/** The second app, from the config file's `pusher-apps:`. */
+const APP2 = { appId: 'app-2', key: 'app2-key', secret: 'app2-secret' };
 
 // pusher-js is CommonJS and its types do not resolve as a class under NodeNext: the part used here.
 interface Bindable {
@@ -53,14 +61,16 @@ function defineSuite(busUrl: string, withWebhooks: boolean): void {
   let nodes: ServerProcess[] = [];
   let proxy: RunningHaproxy;
   let server: PusherServer;
+  let server2: PusherServer;
   const clients: Client[] = [];
+  const files = tempDir();
   // --pusher-webhook needs the cluster-wide occupancy store: Redis has one, Kafka not yet (docs/pusher.md).
-  const hooks: Array<{ headers: IncomingHttpHeaders; rawBody: string }> = [];
+  const hooks: Array<{ url: string | undefined; headers: IncomingHttpHeaders; rawBody: string }> = [];
   const receiver = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      hooks.push({ headers: req.headers, rawBody: body });
+      hooks.push({ url: req.url, headers: req.headers, rawBody: body });
       res.end('ok');
     });
   });
@@ -68,15 +78,20 @@ function defineSuite(busUrl: string, withWebhooks: boolean): void {
   before(async () => {
     const prefix = uniquePrefix('pu');
     const args = ['--bus', busUrl, '--bus-prefix', prefix, '--pusher-app-id', APP.appId, '--pusher-key', APP.key, '--pusher-secret', APP.secret, '--allowed-origins', '*'];
+    const second = [`pusher-apps:`, `  - id: ${APP2.appId}`, `    key: ${APP2.key}`, `    secret: ${APP2.secret}`];
     if (withWebhooks) {
       await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-      args.push('--pusher-webhook', `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/pusher/webhook`);
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/pusher/webhook`;
+      args.push('--pusher-webhook', url);
+      second.push(`    webhook: ${url}2`);
     }
+    args.push('--config', files.file('fanout.yaml', second.join('\n') + '\n'));
     nodes = await Promise.all([1, 2].map((i) => forkFanoutServe([...args, '--node-id', `${prefix}-n${i}`])));
     await Promise.all(nodes.map((n) => waitReadyPort(n.port, 30_000)));
     proxy = await startHaproxy(nodes.map((n) => n.port));
     // No keep-alive: an idle pooled socket would hold the test process open until HAProxy's timeout.
     server = new PusherServer({ ...APP, host: '127.0.0.1', port: String(proxy.port), useTLS: false, agent: new Agent({ keepAlive: false }) });
+    server2 = new PusherServer({ ...APP2, host: '127.0.0.1', port: String(proxy.port), useTLS: false, agent: new Agent({ keepAlive: false }) });
     // Both nodes know each other before the cluster-wide queries.
     await until(async () => {
       const r = await server.get({ path: '/channels' }).catch(() => undefined);
@@ -90,9 +105,12 @@ function defineSuite(busUrl: string, withWebhooks: boolean): void {
     for (const c of clients) c.disconnect();
     await proxy?.stop();
     await Promise.all(nodes.map((n) => n.stop()));
+    files.cleanup();
   });
 
   function client(key = APP.key): Client {
+    // Each app's back end signs for its own clients.
+    const backEnd = (): PusherServer => (key === APP2.key ? server2 : server);
     const c = new PusherClient(key, {
       cluster: 'fanout',
       wsHost: '127.0.0.1',
@@ -105,21 +123,21 @@ function defineSuite(busUrl: string, withWebhooks: boolean): void {
         transport: 'ajax',
         customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, cb: AuthCallback) => {
           const presence = channelName.startsWith('presence-') ? { user_id: (c as unknown as { who: string }).who, user_info: { name: (c as unknown as { who: string }).who.toUpperCase() } } : undefined;
-          cb(null, server.authorizeChannel(socketId, channelName, presence));
+          cb(null, backEnd().authorizeChannel(socketId, channelName, presence));
         },
       },
       userAuthentication: {
         endpoint: '',
         transport: 'ajax',
-        customHandler: ({ socketId }: { socketId: string }, cb: AuthCallback) => cb(null, server.authenticateUser(socketId, { id: (c as unknown as { who: string }).who })),
+        customHandler: ({ socketId }: { socketId: string }, cb: AuthCallback) => cb(null, backEnd().authenticateUser(socketId, { id: (c as unknown as { who: string }).who })),
       },
     });
     clients.push(c);
     return c;
   }
 
-  function as(who: string): Client {
-    const c = client();
+  function as(who: string, key = APP.key): Client {
+    const c = client(key);
     (c as unknown as { who: string }).who = who;
     return c;
   }
@@ -305,10 +323,74 @@ function defineSuite(busUrl: string, withWebhooks: boolean): void {
     }
   });
 
+  test("two apps on one cluster are separate: same channel names, nothing crosses; one app's secret signs nothing of the other", async () => {
+    const [one, two] = [as('one'), as('two', APP2.key)];
+    await Promise.all([connected(one), connected(two)]);
+    await Promise.all([subscribed(one, 'shared'), subscribed(two, 'shared'), subscribed(one, 'private-shared'), subscribed(two, 'private-shared')]);
+    const got: string[] = [];
+    for (const [who, c] of [['one', one], ['two', two]] as const) {
+      for (const channel of ['shared', 'private-shared']) c.channel(channel).bind('hello', (data: { from: string }) => got.push(`${who} ${channel} from ${data.from}`));
+    }
+    // Each back end triggers on its own app; the other app's subscribers of the same names hear nothing.
+    await server2.trigger(['shared', 'private-shared'], 'hello', { from: 'app-2' });
+    await until(() => got.length >= 2, { timeoutMs: 10_000, what: "app-2's events" });
+    await server.trigger(['shared', 'private-shared'], 'hello', { from: 'app-1' });
+    await until(() => got.length >= 4, { timeoutMs: 10_000, what: "app-1's events" });
+    // A client event stays in its app too.
+    const typing = next(one, 'private-shared', 'client-typing');
+    const other = as('one-bis');
+    await connected(other);
+    await subscribed(other, 'private-shared');
+    other.channel('private-shared').trigger('client-typing', { app: 1 });
+    await typing;
+    await new Promise((r) => setTimeout(r, 500)); // a crossing event would be here by now
+    assert.deepEqual(got.sort(), ['one private-shared from app-1', 'one shared from app-1', 'two private-shared from app-2', 'two shared from app-2']);
+    let crossed = 0;
+    two.channel('private-shared').bind('client-typing', () => crossed++);
+    other.channel('private-shared').trigger('client-typing', { app: 1 });
+    await next(one, 'private-shared', 'client-typing');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(crossed, 0, "app-1's client event reached app-2");
+
+    // Counts are per app, cluster-wide.
+    const counts = async (s: PusherServer) => ((await (await s.get({ path: '/channels', params: { info: 'subscription_count' } })).json()) as { channels: Record<string, { subscription_count: number }> }).channels;
+    assert.equal((await counts(server))['private-shared']?.subscription_count, 2);
+    assert.equal((await counts(server2))['private-shared']?.subscription_count, 1);
+
+    // App 1's secret (or key) signs nothing on app 2: the API answers 401, a subscription is refused.
+    const forged = new PusherServer({ ...APP2, secret: APP.secret, host: '127.0.0.1', port: String(proxy.port), useTLS: false, agent: new Agent({ keepAlive: false }) });
+    await assert.rejects(forged.trigger('shared', 'hello', { from: 'forged' }), (err: { status?: number }) => err.status === 401);
+    const wrongKey = new PusherServer({ ...APP, appId: APP2.appId, host: '127.0.0.1', port: String(proxy.port), useTLS: false, agent: new Agent({ keepAlive: false }) });
+    await assert.rejects(wrongKey.trigger('shared', 'hello', { from: 'forged' }), (err: { status?: number }) => err.status === 401);
+    const raw = await connect(`ws://127.0.0.1:${proxy.port}/app/${APP2.key}?protocol=7`);
+    try {
+      const hello = await raw.json<{ data: string }>((f) => f.event === 'pusher:connection_established');
+      const socketId = (JSON.parse(hello.data) as { socket_id: string }).socket_id;
+      raw.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'private-shared', ...server.authorizeChannel(socketId, 'private-shared') } }));
+      const answer = await raw.json<{ event: string; data: string }>((f) => f.channel === 'private-shared', 10_000);
+      assert.equal(answer.event, 'pusher:subscription_error');
+      assert.equal((JSON.parse(answer.data) as { status: number }).status, 401);
+    } finally {
+      raw.close();
+    }
+    assert.deepEqual(got.filter((g) => g.includes('forged')), []);
+
+    if (withWebhooks) {
+      // App 2's webhooks go to its own URL, signed with its own secret.
+      await until(() => hooks.some((h) => h.url === '/pusher/webhook2'), { timeoutMs: 15_000, what: "app-2's webhook" });
+      for (const h of hooks.filter((x) => x.url === '/pusher/webhook2')) {
+        assert.equal(server2.webhook(h).isValid(), true);
+        assert.equal(server.webhook(h).isValid(), false);
+      }
+      const events = hooks.filter((h) => h.url === '/pusher/webhook2').flatMap((h) => server2.webhook(h).getEvents() as unknown as Array<{ name: string; channel: string }>);
+      assert.ok(events.some((e) => e.name === 'channel_occupied' && e.channel === 'private-shared'), JSON.stringify(events));
+    }
+  });
+
   // On Redis only: Kafka keeps no cluster-wide occupancy counts yet, and the node refuses --pusher-webhook there.
   if (withWebhooks) test("webhooks in Pusher's format, once per cluster, verified by the library's webhook()", async () => {
     const events = (): Array<Record<string, unknown>> =>
-      hooks.flatMap((h) => {
+      hooks.filter((h) => h.url === '/pusher/webhook').flatMap((h) => {
         const hook = server.webhook(h);
         assert.equal(hook.isValid(), true, 'a webhook the library does not verify');
         return hook.getEvents() as unknown as Array<Record<string, unknown>>;
