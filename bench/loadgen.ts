@@ -217,6 +217,7 @@ export class Publisher {
 
   static async open(target: Target, via: PublishVia, localAddress?: string): Promise<Publisher> {
     const publisher = new Publisher(target, via);
+    if (via === 'socket' && target.protocol === 'pusher') throw new Error('a Pusher client cannot publish to a public channel: the Pusher lane publishes over HTTP');
     if (via === 'socket') {
       await new Promise<void>((resolve, reject) => {
         publisher.client = new RawClient({

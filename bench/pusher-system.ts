@@ -39,12 +39,20 @@ export function pusherServeArgs(app: PusherBenchApp): string[] {
 }
 
 /**
+ * An idle kept-alive connection is dropped after this long, well before HAProxy's
+ * `timeout http-keep-alive` (5 s) closes it: Node's global agent keeps them 5 s too, and a trigger
+ * sent on a connection HAProxy is closing fails with "socket hang up" (seen on a loaded machine).
+ */
+export const PUSHER_IDLE_MS = 1000;
+
+/**
  * The lane's target behind HAProxy at `port`: pusher-js's path, and a publisher that triggers each
  * message with the `pusher` library. Its requests share kept-alive connections (as fetch's do on
  * the `/ws/v1` HTTP row), so a trigger costs a request, not a TCP handshake through HAProxy.
  */
 export function pusherTarget(host: string, port: number, channel: string, app: PusherBenchApp): Target {
-  const pusher = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host, port: String(port), useTLS: false, agent: new Agent({ keepAlive: true }) });
+  const agent = new Agent({ keepAlive: true, timeout: PUSHER_IDLE_MS });
+  const pusher = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host, port: String(port), useTLS: false, agent });
   return {
     host,
     port,

@@ -14,7 +14,7 @@ import { DEFAULTS } from '../src/config/defaults.js';
 import { historyTarget } from '../src/config/history-target.js';
 import { ConfigError } from '../src/errors.js';
 import { HAPROXY_DEFAULTS } from '../src/haproxy/config.js';
-import type { Target } from './loadgen.js';
+import type { PublishVia, Target } from './loadgen.js';
 import { PUSHER_LABEL, pusherBenchApp, pusherServeArgs, pusherTarget } from './pusher-system.js';
 
 /**
@@ -37,6 +37,15 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   'ws-bare': 'bare ws + Redis pub/sub (2 nodes)',
   pusher: PUSHER_LABEL,
 };
+
+/**
+ * How each system's publisher publishes, one point per way: the channel path over its socket and
+ * POST /api/publish, the Pusher lane through its HTTP API only (a Pusher client cannot publish
+ * to a public channel), the others over their socket.
+ */
+export function publishersOf(name: SystemName): readonly PublishVia[] {
+  return name === 'channels' ? ['socket', 'http'] : name === 'pusher' ? ['http'] : ['socket'];
+}
 
 /** The systems whose nodes are `fanout serve`. */
 const FANOUT_SYSTEMS: readonly SystemName[] = ['fanout', 'fanout-turn', 'channels', 'pusher'];
