@@ -22,9 +22,14 @@ export const PUSHER_SENTENCE =
 /** The subsection comparing the Pusher rows with the `/ws/v1` rows of the same rates; empty when either is missing. */
 export function pusherAgainstChannels(points: readonly PointResult[]): string[] {
   const rows: string[] = [];
-  for (const p of points.filter((x) => x.system === 'pusher')) {
-    const http = points.find((x) => x.system === 'channels' && x.publishVia === 'http' && x.rate === p.rate);
-    const socket = points.find((x) => x.system === 'channels' && x.publishVia === 'socket' && x.rate === p.rate);
+  // Each Pusher point against the channel points of its round: the n-th at a rate against the n-th
+  // (a run may repeat a rate, e.g. --rates 100,100, to alternate the systems).
+  const nth = (system: string, via: string, rate: number) => points.filter((x) => x.system === system && x.publishVia === via && x.rate === rate);
+  for (const p of points) {
+    if (p.system !== 'pusher') continue;
+    const round = nth('pusher', p.publishVia, p.rate).indexOf(p);
+    const http = nth('channels', 'http', p.rate)[round];
+    const socket = nth('channels', 'socket', p.rate)[round];
     if (!http && !socket) continue;
     rows.push(
       `| ${p.rate} | ${http ? `${times(p.cpuPerDelivery, http.cpuPerDelivery)} (${us(p.cpuPerDelivery)} vs ${us(http.cpuPerDelivery)} µs)` : '–'} | ` +
