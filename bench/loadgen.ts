@@ -26,6 +26,11 @@ export interface Target {
   readonly delta?: boolean | undefined;
   /** What the publisher sends for a stamp: the stamp itself (default), or e.g. a document holding it (bench/delta.ts). */
   readonly payload?: ((stamp: string) => unknown) | undefined;
+  /**
+   * How the HTTP publisher sends one message, when the system has an API of its own (the Pusher
+   * lane's POST /apps/{id}/events, bench/pusher-system.ts); default: POST /api/publish.
+   */
+  readonly post?: ((data: unknown) => Promise<void>) | undefined;
 }
 
 export interface PoolOptions {
@@ -212,6 +217,7 @@ export class Publisher {
 
   static async open(target: Target, via: PublishVia, localAddress?: string): Promise<Publisher> {
     const publisher = new Publisher(target, via);
+    if (via === 'socket' && target.protocol === 'pusher') throw new Error('a Pusher client cannot publish to a public channel: the Pusher lane publishes over HTTP');
     if (via === 'socket') {
       await new Promise<void>((resolve, reject) => {
         publisher.client = new RawClient({
@@ -264,21 +270,13 @@ export class Publisher {
   private publish(payloads: readonly unknown[], inflight: Promise<unknown>[]): void {
     const { protocol, channel } = this.target;
     if (this.via === 'http') {
+      const post = this.target.post ?? this.postApi;
       for (const data of payloads) {
         inflight.push(
-          fetch(`http://${this.target.host}:${this.target.port}/api/publish`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${this.target.apiKey ?? ''}` },
-            body: JSON.stringify({ channel, data }),
-          })
-            .then(async (res) => {
-              const body = await res.text();
-              if (res.status !== 200) throw new Error(`POST /api/publish: ${res.status} ${body}`);
-            })
-            .catch((err: Error) => {
-              const cause = (err.cause as Error | undefined)?.message;
-              this.failure ??= cause ? new Error(`${err.message}: ${cause}`) : err;
-            }),
+          post(data).catch((err: Error) => {
+            const cause = (err.cause as Error | undefined)?.message;
+            this.failure ??= cause ? new Error(`${err.message}: ${cause}`) : err;
+          }),
         );
       }
       return;
@@ -290,6 +288,16 @@ export class Publisher {
     });
     this.client!.sendRaw(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
+
+  private readonly postApi = async (data: unknown): Promise<void> => {
+    const res = await fetch(`http://${this.target.host}:${this.target.port}/api/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.target.apiKey ?? ''}` },
+      body: JSON.stringify({ channel: this.target.channel, data }),
+    });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`POST /api/publish: ${res.status} ${body}`);
+  };
 
   close(): void {
     this.client?.close();

@@ -4,7 +4,7 @@
  */
 import { ClientPool, latencies, Publisher, type PoolStats, type PublishVia } from './loadgen.js';
 import { cpuSeconds, rssBytes, sumOver } from './proc.js';
-import type { RunningSystem, SystemName } from './systems.js';
+import { publishersOf, type RunningSystem, type SystemName } from './systems.js';
 import { nowMicros } from './ws-raw.js';
 import { sleep } from '../harness/wait.js';
 
@@ -239,7 +239,7 @@ export async function runScale(system: RunningSystem, options: ScaleOptions): Pr
     const heapAfter = (await system.collectGarbage()).heapUsed;
     const nodesAfter = sumOver(system.nodePids, rssBytes);
     const haproxyAfter = sumOver(system.haproxyPids, rssBytes);
-    publisher = await Publisher.open(system.target, 'socket', options.localAddresses[0]);
+    publisher = await Publisher.open(system.target, publishersOf(system.name)[0]!, options.localAddresses[0]);
     const before = snapshot(system);
     const start = nowMicros();
     pool.setWindow(start, start + options.duration * 1e6);

@@ -5,6 +5,8 @@
 import { BROKER_LABELS, HISTORY_LOG_LABELS, type BenchBroker, type HistoryLog } from './brokers.js';
 import type { PointResult, ScaleResult } from './measure.js';
 import { linePanels } from './plot.js';
+import { pusherAgainstChannels, PUSHER_SENTENCE } from './pusher-report.js';
+import { PUSHER_PUBLISHER } from './pusher-system.js';
 import { SYSTEM_LABELS, type SystemName } from './systems.js';
 
 export interface BenchRun {
@@ -47,6 +49,7 @@ const COLORS: Record<string, string> = {
   'ws-bare': '#2ca02c',
   'channels/socket': '#ff7f0e',
   'channels/http': '#9467bd',
+  pusher: '#8c564b',
 };
 
 /** The series a point belongs to (channel points are split by how they were published). */
@@ -56,6 +59,7 @@ export function seriesOf(p: PointResult): string {
 
 function seriesLabel(series: string): string {
   if (series.startsWith('channels/')) return `${SYSTEM_LABELS.channels}, publisher via ${series.endsWith('http') ? 'POST /api/publish' : 'WebSocket'}`;
+  if (series === 'pusher') return `${SYSTEM_LABELS.pusher}, publisher via ${PUSHER_PUBLISHER}`;
   return SYSTEM_LABELS[series as SystemName] ?? series;
 }
 
@@ -182,8 +186,8 @@ function scaleSection(scale: readonly ScaleResult[]): string[] {
 }
 
 export function markdown(run: BenchRun): string {
-  const echo = run.points.filter((p) => p.system !== 'channels');
-  const channel = run.points.filter((p) => p.system === 'channels');
+  const echo = run.points.filter((p) => p.system !== 'channels' && p.system !== 'pusher');
+  const channel = run.points.filter((p) => p.system === 'channels' || p.system === 'pusher');
   const header =
     '| system | msg/s | offered deliveries/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS MB | problems |\n|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = [
@@ -256,11 +260,13 @@ export function markdown(run: BenchRun): string {
   lines.push('## Channels (`/ws/v1`)', '');
   if (channel.length > 0) {
     lines.push(
-      `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.`,
+      `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.` +
+        (channel.some((p) => p.system === 'pusher') ? ` ${PUSHER_SENTENCE}` : ''),
       '',
       header,
       ...channel.map((p) => pointRow(p)),
       '',
+      ...pusherAgainstChannels(channel),
     );
   } else {
     const why = run.skipped.find((s) => s.system === 'channels' || s.system.startsWith(SYSTEM_LABELS.channels));

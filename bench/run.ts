@@ -16,7 +16,7 @@ import { soakCommand } from './soak-command.js';
 import { runPoint, runScale, type PointResult, type ScaleResult } from './measure.js';
 import { markdown, svg, type BenchRun, type BrokerPoint, type HistoryPoint } from './report.js';
 import { keepSections } from './report-sections.js';
-import { nodesOf, startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
+import { nodesOf, publishersOf, startRedis, startSystem, SYSTEM_LABELS, SYSTEM_NAMES, type OwnRedis, type RunningSystem, type SystemName } from './systems.js';
 
 /** Defaults: the full sweep takes a few minutes. */
 export const BENCH_DEFAULTS = {
@@ -24,7 +24,7 @@ export const BENCH_DEFAULTS = {
   rates: '25,50,100,200',
   duration: 5,
   warmup: 1,
-  systems: 'fanout,fanout-turn,socketio,seed,seed2,channels',
+  systems: 'fanout,fanout-turn,socketio,seed,seed2,channels,pusher',
   nodes: 2,
   workers: 2,
   out: 'bench-results',
@@ -54,7 +54,9 @@ soak, delta compression, notes) are kept, after its own. Needs haproxy and redis
   --warmup S        unmeasured seconds of publishing before each point (default ${BENCH_DEFAULTS.warmup})
   --systems LIST    any of ${SYSTEM_NAMES.join(',')} (default ${BENCH_DEFAULTS.systems});
                     seed2 (the seed server on 2 nodes) runs at the lowest rate only;
-                    fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn)
+                    fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn);
+                    pusher is the Pusher protocol on /app/{key} (pusher-js's frames), published
+                    with the pusher library (POST /apps/{id}/events), beside the channels rows
   --bus URL         broker for the Fanout nodes (default: a redis-server the bench starts)
   --brokers LIST    after the sweep, Fanout again over each of ${BENCH_BROKERS.join(',')},
                     or none (default ${BENCH_DEFAULTS.brokers}); NATS, the Redis Cluster and Kafka
@@ -265,7 +267,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
         const system = running.get(name);
         if (!system) continue;
         if (name === 'seed2' && rate !== Math.min(...rates)) continue;
-        for (const publishVia of name === 'channels' ? (['socket', 'http'] as const) : (['socket'] as const)) {
+        for (const publishVia of publishersOf(name)) {
           log(`${name}${name === 'channels' ? ` (${publishVia})` : ''}: ${clients} clients × ${rate} msg/s`);
           try {
             const p = await runPoint(system, { clients, rate, duration, warmup, workers, publishVia, localAddresses: sourceAddresses(clients, round++) });

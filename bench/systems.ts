@@ -14,15 +14,17 @@ import { DEFAULTS } from '../src/config/defaults.js';
 import { historyTarget } from '../src/config/history-target.js';
 import { ConfigError } from '../src/errors.js';
 import { HAPROXY_DEFAULTS } from '../src/haproxy/config.js';
-import type { Target } from './loadgen.js';
+import type { PublishVia, Target } from './loadgen.js';
+import { PUSHER_LABEL, pusherBenchApp, pusherServeArgs, pusherTarget } from './pusher-system.js';
 
 /**
  * Every system the bench knows. `seed2` is the seed server on two nodes, to show its losses;
  * `fanout-turn` is Fanout with `--coalesce-ms 0`, to show what joining writes across turns buys;
  * `ws-bare` is a broadcaster written by hand with `ws` and Redis pub/sub, the floor a hub is
- * measured against in the connection-scale run.
+ * measured against in the connection-scale run; `pusher` is Fanout's Pusher protocol on
+ * /app/{key}, published through its HTTP API (bench/pusher-system.ts).
  */
-export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'ws-bare'] as const;
+export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'ws-bare', 'pusher'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
@@ -33,7 +35,20 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   seed2: 'express-ws seed (2 nodes, no fan-out)',
   channels: 'Fanout channels /ws/v1 (2 nodes, Redis)',
   'ws-bare': 'bare ws + Redis pub/sub (2 nodes)',
+  pusher: PUSHER_LABEL,
 };
+
+/**
+ * How each system's publisher publishes, one point per way: the channel path over its socket and
+ * POST /api/publish, the Pusher lane through its HTTP API only (a Pusher client cannot publish
+ * to a public channel), the others over their socket.
+ */
+export function publishersOf(name: SystemName): readonly PublishVia[] {
+  return name === 'channels' ? ['socket', 'http'] : name === 'pusher' ? ['http'] : ['socket'];
+}
+
+/** The systems whose nodes are `fanout serve`. */
+const FANOUT_SYSTEMS: readonly SystemName[] = ['fanout', 'fanout-turn', 'channels', 'pusher'];
 
 export interface RunningSystem {
   readonly name: SystemName;
@@ -103,7 +118,7 @@ function historyArgs(name: SystemName, options: StartOptions): string[] {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
   }
-  return ['--history', name === 'channels' ? options.redisUrl : 'memory'];
+  return ['--history', name === 'channels' || name === 'pusher' ? options.redisUrl : 'memory'];
 }
 
 /** How many server processes `name` runs with `nodes` asked for: the seed systems have their own counts. */
@@ -116,8 +131,9 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
   // The channel run publishes through the HTTP API too, which is on only with a key.
   const apiKey = randomBytes(12).toString('hex');
+  const pusherApp = pusherBenchApp();
   // The bench's one publisher socket stands for a back end pushing the whole load: no per-connection rate limit.
-  const extraArgs = ['--rate-limit', '0', '--rate-limit-bytes', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
+  const extraArgs = ['--rate-limit', '0', '--rate-limit-bytes', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : name === 'pusher' ? pusherServeArgs(pusherApp) : [])];
   const children: ServerProcess[] = [];
   const nodes = nodesOf(name, options.nodes);
   const wsBareEnv = { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix, HEARTBEAT_S: String(DEFAULTS.heartbeat) };
@@ -130,7 +146,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   try {
     for (let i = 1; i <= nodes; i++) {
       const started =
-        name === 'fanout' || name === 'fanout-turn' || name === 'channels'
+        FANOUT_SYSTEMS.includes(name)
           ? await forkFanoutServe(['--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--drain-delay', '0', '--drain-timeout', '0', ...extraArgs, ...historyArgs(name, options), ...(options.serveArgs ?? [])], fork)
           : name === 'socketio'
             ? await forkListening(join(PEERS, 'socketio.cjs'), [], { ...fork, env: { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix } })
@@ -142,7 +158,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     }
     // A Fanout node listens before its bus (and store) connect: a point measured before that
     // would see its subscribes refused. The peers' /readyz is HAProxy's check (startHaproxy waits for it).
-    if (name === 'fanout' || name === 'fanout-turn' || name === 'channels') {
+    if (FANOUT_SYSTEMS.includes(name)) {
       for (const port of ports) await waitReadyPort(port, 30_000);
     }
   } catch (err) {
@@ -166,7 +182,9 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
       ? { host: '127.0.0.1', port: haproxy.port, path: '/socket.io/?EIO=4&transport=websocket', protocol: 'socketio' }
       : name === 'channels'
         ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1', protocol: 'channel', channel: BENCH_CHANNEL, apiKey }
-        : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
+        : name === 'pusher'
+          ? pusherTarget('127.0.0.1', haproxy.port, BENCH_CHANNEL, pusherApp)
+          : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
   return {
     name,
     target,

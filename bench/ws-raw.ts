@@ -7,13 +7,15 @@
  * with an all-zero key (legal: the key is random only to protect browsers' intermediaries, which
  * a benchmark on loopback has none of; a zero key keeps the payload bytes as they are).
  *
- * Three protocols ride on it: plain text (Fanout /ws/echo, express-ws), the Fanout channel
- * protocol (JSON), and Socket.IO (Engine.IO v4 packets in text frames).
+ * Four protocols ride on it: plain text (Fanout /ws/echo, express-ws), the Fanout channel
+ * protocol (JSON), Socket.IO (Engine.IO v4 packets in text frames) and Pusher as pusher-js speaks
+ * it (pusher-wire.ts).
  */
 import { connect, type Socket } from 'node:net';
+import { isPusherPing, PUSHER_JS_PONG, pusherSetup, pusherSubscribe } from './pusher-wire.js';
 
 /** Which application protocol a client speaks over the WebSocket. */
-export type WireProtocol = 'text' | 'socketio' | 'channel';
+export type WireProtocol = 'text' | 'socketio' | 'channel' | 'pusher';
 
 export interface RawClientOptions {
   readonly host: string;
@@ -23,7 +25,7 @@ export interface RawClientOptions {
   readonly protocol: WireProtocol;
   /** Source address (127.0.0.x) so large runs are not limited to one address's ephemeral ports. */
   readonly localAddress?: string | undefined;
-  /** For the channel protocol: the channel to subscribe to once connected. */
+  /** For the channel and Pusher protocols: the channel to subscribe to once connected. */
   readonly channel?: string | undefined;
   /** For the channel protocol: subscribe with `"delta":true` (bench/delta.ts). */
   readonly delta?: boolean | undefined;
@@ -69,6 +71,7 @@ export function clientFrame(payload: Buffer | string, opcode = OP_TEXT): Buffer 
 
 const SIO_PONG = clientFrame('3');
 const SIO_CONNECT = clientFrame('40');
+const PUSHER_PONG = clientFrame(PUSHER_JS_PONG);
 
 export class RawClient {
   readonly socket: Socket;
@@ -165,7 +168,7 @@ export class RawClient {
     const { protocol, channel } = this.options;
     if (protocol === 'text') this.markReady();
     else if (protocol === 'channel') this.socket.write(clientFrame(JSON.stringify({ type: 'subscribe', channel, id: 1, ...(this.options.delta ? { delta: true } : {}) })));
-    // Socket.IO: wait for the Engine.IO open packet.
+    // Socket.IO: wait for the Engine.IO open packet; Pusher: for pusher:connection_established.
   }
 
   private markReady(): void {
@@ -180,6 +183,10 @@ export class RawClient {
         this.socket.write(SIO_PONG); // Engine.IO ping "2" → pong "3"
         return;
       }
+      if (this.options.protocol === 'pusher' && isPusherPing(buf, start, end)) {
+        this.socket.write(PUSHER_PONG);
+        return;
+      }
       this.options.onText(buf, start, end, now);
       return;
     }
@@ -192,6 +199,11 @@ export class RawClient {
     } else if (this.options.protocol === 'channel') {
       if (text.includes('"type":"subscribed"')) this.markReady();
       else if (text.includes('"type":"error"')) this.end(`subscribe refused: ${text}`);
+    } else if (this.options.protocol === 'pusher') {
+      const step = pusherSetup(text);
+      if (step === 'established') this.socket.write(clientFrame(pusherSubscribe(this.options.channel ?? '')));
+      else if (step === 'subscribed') this.markReady();
+      else if (step === 'refused') this.end(`subscribe refused: ${text}`);
     }
   }
 }

@@ -64,6 +64,25 @@ test('bench smoke: the channel run counts every message to 20 subscribers, publi
   }
 });
 
+test('bench smoke: the Pusher lane: 20 pusher-js-shaped clients on /app/{key} get every event the `pusher` library triggers through HAProxy, once, with its latency', async () => {
+  let system: RunningSystem | undefined;
+  try {
+    system = await startSystem('pusher', START);
+    assert.equal(system.target.protocol, 'pusher');
+    assert.match(system.target.path, /^\/app\/[0-9a-f]+\?protocol=7&client=js&version=8\.\d+\.\d+&flash=false$/);
+    const p = await runPoint(system, { ...POINT, publishVia: 'http', localAddresses: sourceAddresses(20, 30) });
+    assert.equal(p.clients, 20, p.errors.join('; '));
+    assert.equal(p.sent, 10);
+    assert.equal(p.delivered, 200);
+    assert.equal(p.ratio, 1);
+    assert.equal(p.lostAfterReady, 0);
+    assert.ok(p.p50 > 0 && p.p50 <= p.p99 && p.p99 <= p.max + 0.1, `latencies ${p.p50} ${p.p99} ${p.max}`);
+    assert.ok(p.cpuPerDelivery > 0);
+  } finally {
+    await system?.stop();
+  }
+});
+
 test('bench smoke: over every broker of --brokers (its own Redis, NATS, Redis Cluster and Kafka; the machine\'s RabbitMQ), 20 clients get every message once, in order', async () => {
   const redis = await startRedisServer();
   try {

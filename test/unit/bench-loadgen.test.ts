@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HISTOGRAM_SIZE, latencyBucket, quantile } from '../../bench/loadgen-shared.js';
+import { isPusherPing, pusherSetup, pusherSubscribe } from '../../bench/pusher-wire.js';
 import { clientFrame, parseStamp, stamp } from '../../bench/ws-raw.js';
+import { decodePusher, encodePusher, PUSHER_PING } from '../../src/protocol/pusher.js';
 import { Receiver } from '../../src/transport/ws-internals.js';
 
 test('parseStamp reads the sequence and send time wherever the payload sits', () => {
@@ -16,6 +18,23 @@ test('parseStamp reads the sequence and send time wherever the payload sits', ()
   // A stamp beyond the frame's end is not this frame's.
   const next = Buffer.from(`abc${stamp(1, 2)}`);
   assert.equal(parseStamp(next, 0, 3, out), -1);
+});
+
+test('the Pusher lane: the stamp is found in an event whose data is JSON text, the node\'s ping is told from events, and the subscribe is one the node decodes', () => {
+  const out = new Float64Array(1);
+  const event = Buffer.from(encodePusher('bench', JSON.stringify({ t: stamp(7, 890) }), 'bench'));
+  assert.match(event.toString(), /^\{"event":"bench","channel":"bench","data":"\{\\"t\\":\\"#7\|890#\\"\}"\}$/);
+  assert.equal(parseStamp(event, 0, event.length, out), 7);
+  assert.equal(out[0], 890);
+  const ping = Buffer.from(`xx${PUSHER_PING}yy`);
+  assert.equal(isPusherPing(ping, 2, ping.length - 2), true);
+  assert.equal(isPusherPing(event, 0, event.length), false);
+  const pong = Buffer.from(PUSHER_PING.replace('ping', 'pong'));
+  assert.equal(isPusherPing(pong, 0, pong.length), false, 'same length, another event');
+  assert.deepEqual(decodePusher(pusherSubscribe('bench')), { ok: true, frame: { event: 'pusher:subscribe', channel: 'bench', auth: '', channelData: undefined } });
+  assert.equal(pusherSetup(encodePusher('pusher:connection_established', { socket_id: '1.2', activity_timeout: 120 })), 'established');
+  assert.equal(pusherSetup(encodePusher('pusher_internal:subscription_succeeded', {}, 'bench')), 'subscribed');
+  assert.equal(pusherSetup(encodePusher('pusher:subscription_error', { type: 'AuthError', status: 401 }, 'bench')), 'refused');
 });
 
 test('clientFrame builds masked frames a ws server accepts, at every length form', async () => {
