@@ -47,6 +47,7 @@ const COLORS: Record<string, string> = {
   'ws-bare': '#2ca02c',
   'channels/socket': '#ff7f0e',
   'channels/http': '#9467bd',
+  sse: '#8c564b',
 };
 
 /** The series a point belongs to (channel points are split by how they were published). */
@@ -83,6 +84,23 @@ function ratios(points: readonly PointResult[]): string[] {
     if (!s) continue;
     rows.push(
       `| ${f.rate} | ${k(f.offered)} | ${(f.deliveriesPerSec / s.deliveriesPerSec).toFixed(2)}× | ${(f.cpuPerDelivery / s.cpuPerDelivery).toFixed(2)} | ${ms(f.p99)} vs ${ms(s.p99)} |`,
+    );
+  }
+  return rows;
+}
+
+/** The SSE transport's goal (issue 29): server CPU per delivery at most this many times the WebSocket channel row's. */
+export const SSE_CPU_GOAL = 1.5;
+
+/** Channels over SSE against the same channel over WebSockets (publisher over a WebSocket), at each rate both ran. */
+function sseRatios(points: readonly PointResult[]): string[] {
+  const rows: string[] = [];
+  for (const s of points.filter((p) => p.system === 'sse')) {
+    const w = points.find((p) => p.system === 'channels' && p.publishVia === 'socket' && p.rate === s.rate);
+    if (!w) continue;
+    const c = s.cpuPerDelivery / w.cpuPerDelivery;
+    rows.push(
+      `| ${s.rate} | ${k(s.offered)} | ${c.toFixed(2)}× (${s.cpuPerDelivery.toFixed(2)} vs ${w.cpuPerDelivery.toFixed(2)} µs) ${c <= SSE_CPU_GOAL ? '✅' : '❌'} | ${ms(s.p99)} vs ${ms(w.p99)} | ${pct(s.ratio)} vs ${pct(w.ratio)} |`,
     );
   }
   return rows;
@@ -182,8 +200,8 @@ function scaleSection(scale: readonly ScaleResult[]): string[] {
 }
 
 export function markdown(run: BenchRun): string {
-  const echo = run.points.filter((p) => p.system !== 'channels');
-  const channel = run.points.filter((p) => p.system === 'channels');
+  const echo = run.points.filter((p) => p.system !== 'channels' && p.system !== 'sse');
+  const channel = run.points.filter((p) => p.system === 'channels' || p.system === 'sse');
   const header =
     '| system | msg/s | offered deliveries/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS MB | problems |\n|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = [
@@ -256,12 +274,26 @@ export function markdown(run: BenchRun): string {
   lines.push('## Channels (`/ws/v1`)', '');
   if (channel.length > 0) {
     lines.push(
-      `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.`,
+      `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.` +
+        (channel.some((p) => p.system === 'sse')
+          ? ' In the SSE rows the clients are Server-Sent Events streams instead of WebSockets, each a plain `EventSource` subscription (`GET /ws/v1/sse?channel=bench` through HAProxy\'s `fanout_sse` backend, every message an event named `message` whose `id:` holds the channel\'s position), read by a raw-socket client as cheap as the WebSocket one; the publisher is the WebSocket one.'
+          : ''),
       '',
       header,
       ...channel.map((p) => pointRow(p)),
       '',
     );
+    const sse = sseRatios(channel);
+    if (sse.length > 0) {
+      lines.push(
+        '### Channels over SSE against WebSocket, same run',
+        '',
+        `| msg/s | offered | server CPU per delivery, SSE ÷ WebSocket (goal ≤ ${SSE_CPU_GOAL}×) | p99 ms, SSE vs WebSocket | delivered, SSE vs WebSocket |`,
+        '|---|---|---|---|---|',
+        ...sse,
+        '',
+      );
+    }
   } else {
     const why = run.skipped.find((s) => s.system === 'channels' || s.system.startsWith(SYSTEM_LABELS.channels));
     lines.push(`Not run${why ? `: ${why.reason}` : ''}.`, '');

@@ -20,9 +20,11 @@ import type { Target } from './loadgen.js';
  * Every system the bench knows. `seed2` is the seed server on two nodes, to show its losses;
  * `fanout-turn` is Fanout with `--coalesce-ms 0`, to show what joining writes across turns buys;
  * `ws-bare` is a broadcaster written by hand with `ws` and Redis pub/sub, the floor a hub is
- * measured against in the connection-scale run.
+ * measured against in the connection-scale run; `sse` is the channel system (`channels`) with its
+ * clients on the SSE transport instead of WebSockets, each a plain EventSource subscription
+ * (`GET /ws/v1/sse?channel=…`), its publisher the same WebSocket as the channel row's.
  */
-export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'ws-bare'] as const;
+export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'sse', 'ws-bare'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
@@ -32,6 +34,7 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   seed: 'express-ws seed (1 node)',
   seed2: 'express-ws seed (2 nodes, no fan-out)',
   channels: 'Fanout channels /ws/v1 (2 nodes, Redis)',
+  sse: 'Fanout channels over SSE, plain EventSource (2 nodes, Redis)',
   'ws-bare': 'bare ws + Redis pub/sub (2 nodes)',
 };
 
@@ -103,7 +106,12 @@ function historyArgs(name: SystemName, options: StartOptions): string[] {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
   }
-  return ['--history', name === 'channels' ? options.redisUrl : 'memory'];
+  return ['--history', isChannelSystem(name) ? options.redisUrl : 'memory'];
+}
+
+/** The channel-protocol systems: Fanout with an API key and shared history, the clients subscribed to {@link BENCH_CHANNEL}. */
+function isChannelSystem(name: SystemName): name is 'channels' | 'sse' {
+  return name === 'channels' || name === 'sse';
 }
 
 /** How many server processes `name` runs with `nodes` asked for: the seed systems have their own counts. */
@@ -117,7 +125,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   // The channel run publishes through the HTTP API too, which is on only with a key.
   const apiKey = randomBytes(12).toString('hex');
   // The bench's one publisher socket stands for a back end pushing the whole load: no per-connection rate limit.
-  const extraArgs = ['--rate-limit', '0', '--rate-limit-bytes', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
+  const extraArgs = ['--rate-limit', '0', '--rate-limit-bytes', '0', ...(isChannelSystem(name) ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : [])];
   const children: ServerProcess[] = [];
   const nodes = nodesOf(name, options.nodes);
   const wsBareEnv = { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix, HEARTBEAT_S: String(DEFAULTS.heartbeat) };
@@ -130,7 +138,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   try {
     for (let i = 1; i <= nodes; i++) {
       const started =
-        name === 'fanout' || name === 'fanout-turn' || name === 'channels'
+        name === 'fanout' || name === 'fanout-turn' || isChannelSystem(name)
           ? await forkFanoutServe(['--bus', options.bus, '--bus-prefix', prefix, '--node-id', `${prefix}-n${i}`, '--drain-delay', '0', '--drain-timeout', '0', ...extraArgs, ...historyArgs(name, options), ...(options.serveArgs ?? [])], fork)
           : name === 'socketio'
             ? await forkListening(join(PEERS, 'socketio.cjs'), [], { ...fork, env: { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix } })
@@ -142,7 +150,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
     }
     // A Fanout node listens before its bus (and store) connect: a point measured before that
     // would see its subscribes refused. The peers' /readyz is HAProxy's check (startHaproxy waits for it).
-    if (name === 'fanout' || name === 'fanout-turn' || name === 'channels') {
+    if (name === 'fanout' || name === 'fanout-turn' || isChannelSystem(name)) {
       for (const port of ports) await waitReadyPort(port, 30_000);
     }
   } catch (err) {
@@ -166,7 +174,9 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
       ? { host: '127.0.0.1', port: haproxy.port, path: '/socket.io/?EIO=4&transport=websocket', protocol: 'socketio' }
       : name === 'channels'
         ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1', protocol: 'channel', channel: BENCH_CHANNEL, apiKey }
-        : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
+        : name === 'sse'
+          ? { host: '127.0.0.1', port: haproxy.port, path: `/ws/v1/sse?channel=${BENCH_CHANNEL}`, protocol: 'sse', channel: BENCH_CHANNEL, publishPath: '/ws/v1', apiKey }
+          : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
   return {
     name,
     target,
