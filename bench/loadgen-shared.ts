@@ -2,10 +2,11 @@
 import type { WireProtocol } from './ws-raw.js';
 
 /**
- * What a load-generator client speaks: one of ws-raw.ts's WebSocket protocols, or `sse`, a plain
- * EventSource subscription read by sse-raw.ts (its publisher speaks the channel protocol).
+ * What a load-generator client speaks: one of ws-raw.ts's WebSocket protocols, or SSE read by
+ * sse-raw.ts: `sse`, a plain EventSource subscription, or `sse-session`, a session subscribed
+ * with a POST as the SDK does (their publisher speaks the channel protocol).
  */
-export type ClientProtocol = WireProtocol | 'sse';
+export type ClientProtocol = WireProtocol | 'sse' | 'sse-session';
 
 /** Where a child-process lane finds its WorkerData (a worker thread gets it as workerData). */
 export const LANE_DATA_ENV = 'FANOUT_LOADGEN_LANE';

@@ -97,7 +97,10 @@ function open(index: number, done: () => void): void {
       }
     },
   };
-  const client = data.protocol === 'sse' ? new SseClient(common) : new RawClient({ ...common, protocol: data.protocol, channel: data.channel, delta: data.delta });
+  const client =
+    data.protocol === 'sse' || data.protocol === 'sse-session'
+      ? new SseClient({ ...common, subscribe: data.protocol === 'sse-session' ? data.channel : undefined })
+      : new RawClient({ ...common, protocol: data.protocol, channel: data.channel, delta: data.delta });
   clients.push(client);
 }
 

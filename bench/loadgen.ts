@@ -203,7 +203,7 @@ export type PublishVia = 'socket' | 'http';
  * only receives), the channel protocol at `publishPath`, as the channel row's publisher does.
  */
 function publisherWire(target: Target): { path: string; protocol: WireProtocol } {
-  if (target.protocol !== 'sse') return { path: target.path, protocol: target.protocol };
+  if (target.protocol !== 'sse' && target.protocol !== 'sse-session') return { path: target.path, protocol: target.protocol };
   return { path: target.publishPath ?? '/ws/v1', protocol: 'channel' };
 }
 

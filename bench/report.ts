@@ -48,6 +48,7 @@ const COLORS: Record<string, string> = {
   'channels/socket': '#ff7f0e',
   'channels/http': '#9467bd',
   sse: '#8c564b',
+  'sse-session': '#17becf',
 };
 
 /** The series a point belongs to (channel points are split by how they were published). */
@@ -95,12 +96,12 @@ export const SSE_CPU_GOAL = 1.5;
 /** Channels over SSE against the same channel over WebSockets (publisher over a WebSocket), at each rate both ran. */
 function sseRatios(points: readonly PointResult[]): string[] {
   const rows: string[] = [];
-  for (const s of points.filter((p) => p.system === 'sse')) {
+  for (const s of points.filter((p) => p.system === 'sse' || p.system === 'sse-session')) {
     const w = points.find((p) => p.system === 'channels' && p.publishVia === 'socket' && p.rate === s.rate);
     if (!w) continue;
     const c = s.cpuPerDelivery / w.cpuPerDelivery;
     rows.push(
-      `| ${s.rate} | ${k(s.offered)} | ${c.toFixed(2)}× (${s.cpuPerDelivery.toFixed(2)} vs ${w.cpuPerDelivery.toFixed(2)} µs) ${c <= SSE_CPU_GOAL ? '✅' : '❌'} | ${ms(s.p99)} vs ${ms(w.p99)} | ${pct(s.ratio)} vs ${pct(w.ratio)} |`,
+      `| ${s.system === 'sse' ? 'plain EventSource' : 'SDK sessions'} | ${s.rate} | ${k(s.offered)} | ${c.toFixed(2)}× (${s.cpuPerDelivery.toFixed(2)} vs ${w.cpuPerDelivery.toFixed(2)} µs) ${c <= SSE_CPU_GOAL ? '✅' : '❌'} | ${ms(s.p99)} vs ${ms(w.p99)} | ${pct(s.ratio)} vs ${pct(w.ratio)} |`,
     );
   }
   return rows;
@@ -200,8 +201,9 @@ function scaleSection(scale: readonly ScaleResult[]): string[] {
 }
 
 export function markdown(run: BenchRun): string {
-  const echo = run.points.filter((p) => p.system !== 'channels' && p.system !== 'sse');
-  const channel = run.points.filter((p) => p.system === 'channels' || p.system === 'sse');
+  const isChannel = (p: PointResult) => p.system === 'channels' || p.system === 'sse' || p.system === 'sse-session';
+  const echo = run.points.filter((p) => !isChannel(p));
+  const channel = run.points.filter(isChannel);
   const header =
     '| system | msg/s | offered deliveries/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS MB | problems |\n|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = [
@@ -275,8 +277,10 @@ export function markdown(run: BenchRun): string {
   if (channel.length > 0) {
     lines.push(
       `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.` +
-        (channel.some((p) => p.system === 'sse')
-          ? ' In the SSE rows the clients are Server-Sent Events streams instead of WebSockets, each a plain `EventSource` subscription (`GET /ws/v1/sse?channel=bench` through HAProxy\'s `fanout_sse` backend, every message an event named `message` whose `id:` holds the channel\'s position), read by a raw-socket client as cheap as the WebSocket one; the publisher is the WebSocket one.'
+        (channel.some((p) => p.system !== 'channels')
+          ? ' In the SSE rows the clients are Server-Sent Events streams through HAProxy\'s `fanout_sse` backend instead of WebSockets, read by a raw-socket client as cheap as the WebSocket one; the publisher is the WebSocket one. ' +
+            '*Plain EventSource*: each client is `GET /ws/v1/sse?channel=bench`, and every message is an event named `message` whose `id:` is every channel\'s position (built per stream, for recovery on any node). ' +
+            '*SDK sessions*: each client opens `GET /ws/v1/sse` and POSTs its `subscribe` frame to `/ws/v1/sse/{session}`, as the SDK\'s SSE transport does; every message is an event whose `id:` is its position in the session.'
           : ''),
       '',
       header,
@@ -288,8 +292,8 @@ export function markdown(run: BenchRun): string {
       lines.push(
         '### Channels over SSE against WebSocket, same run',
         '',
-        `| msg/s | offered | server CPU per delivery, SSE ÷ WebSocket (goal ≤ ${SSE_CPU_GOAL}×) | p99 ms, SSE vs WebSocket | delivered, SSE vs WebSocket |`,
-        '|---|---|---|---|---|',
+        `| SSE clients | msg/s | offered | server CPU per delivery, SSE ÷ WebSocket (goal ≤ ${SSE_CPU_GOAL}×) | p99 ms, SSE vs WebSocket | delivered, SSE vs WebSocket |`,
+        '|---|---|---|---|---|---|',
         ...sse,
         '',
       );

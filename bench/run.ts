@@ -24,7 +24,7 @@ export const BENCH_DEFAULTS = {
   rates: '25,50,100,200',
   duration: 5,
   warmup: 1,
-  systems: 'fanout,fanout-turn,socketio,seed,seed2,channels,sse',
+  systems: 'fanout,fanout-turn,socketio,seed,seed2,channels,sse,sse-session',
   nodes: 2,
   workers: 2,
   out: 'bench-results',
@@ -57,7 +57,8 @@ soak, delta compression, notes) are kept, after its own. Needs haproxy and redis
                     fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn);
                     channels is /ws/v1 (one channel, publisher over a WebSocket and over
                     POST /api/publish), sse the same channel with its clients on SSE (plain
-                    EventSource streams, GET /ws/v1/sse?channel=…), reported beside it
+                    EventSource streams, GET /ws/v1/sse?channel=…), sse-session with SSE
+                    sessions subscribed by a POST as the SDK does; both reported beside it
   --bus URL         broker for the Fanout nodes (default: a redis-server the bench starts)
   --brokers LIST    after the sweep, Fanout again over each of ${BENCH_BROKERS.join(',')},
                     or none (default ${BENCH_DEFAULTS.brokers}); NATS, the Redis Cluster and Kafka

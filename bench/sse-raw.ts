@@ -3,7 +3,9 @@
  * counterpart of ws-raw.ts's RawClient, as cheap per event, so that the servers are measured.
  *
  * It subscribes the plain-EventSource way (docs/protocol.md, "Plain EventSource subscriptions"):
- * one `GET /ws/v1/sse?channel=C` and nothing to send after it. It reads the response's events
+ * one `GET /ws/v1/sse?channel=C` and nothing to send after it; or, with `subscribe`, the way the
+ * SDK's SSE transport does ("SSE transport"): `GET /ws/v1/sse` opens a session, and a
+ * `POST /ws/v1/sse/{S}` carries the `subscribe` frame, whose answer comes down the stream. It reads the response's events
  * straight out of the socket's chunks (copying only an event split across chunks), hands each
  * event's `data:` line to `onText` as RawClient hands a text frame's payload, and is ready on the
  * `subscribed` event. Comments (`:`) and `retry:` carry no `data:` and are skipped.
@@ -11,6 +13,7 @@
  * The node writes the stream without chunked encoding (it ends with the connection); a chunked
  * response (a proxy that re-chunks) is refused by name rather than misread.
  */
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { nowMicros } from './ws-raw.js';
 
@@ -20,6 +23,8 @@ export interface SseClientOptions {
   /** Request path with its query, e.g. `/ws/v1/sse?channel=bench`. */
   readonly path: string;
   readonly localAddress?: string | undefined;
+  /** Session mode: the channel to subscribe to with a POST once `connected` names the session. */
+  readonly subscribe?: string | undefined;
   /** Called with an event's `data:` bytes (a view into the chunk: use it before returning). */
   readonly onText: (data: Buffer, start: number, end: number, now: number) => void;
   /** Called once the stream says `subscribed`. */
@@ -33,6 +38,7 @@ const EVENT_END = Buffer.from('\n\n');
 const DATA = Buffer.from('data: ');
 const SUBSCRIBED = Buffer.from('"type":"subscribed"');
 const ERROR = Buffer.from('"type":"error"');
+const SESSION = /"session":"([^"]+)"/;
 /** A `close` event's data (`{"code":…,"reason":…}`); every frame's JSON starts with `{"type":`. */
 const CLOSE_DATA = Buffer.from('{"code":');
 
@@ -41,6 +47,8 @@ export class SseClient {
   ready = false;
   closed = false;
   private started = false;
+  /** Session mode: the session `connected` named. */
+  private session: string | undefined;
   private pending: Buffer | null = null;
 
   constructor(private readonly options: SseClientOptions) {
@@ -119,6 +127,14 @@ export class SseClient {
     // Before the measured stream: `connected`, then `subscribed` (or an error frame).
     const head = Math.min(end, start + 200);
     const has = (needle: Buffer) => buf.subarray(start, head).includes(needle);
+    if (this.options.subscribe !== undefined && this.session === undefined) {
+      const session = SESSION.exec(buf.toString('utf8', start, end))?.[1];
+      if (session !== undefined) {
+        this.session = session;
+        this.postSubscribe(session, this.options.subscribe);
+        return true;
+      }
+    }
     if (has(SUBSCRIBED)) {
       this.ready = true;
       this.options.onReady();
@@ -127,5 +143,18 @@ export class SseClient {
       return false;
     }
     return true;
+  }
+
+  /** Session mode: the `subscribe` frame, POSTed from the stream's address (a session is bound to it). */
+  private postSubscribe(session: string, channel: string): void {
+    const { host, port, localAddress, path } = this.options;
+    const body = JSON.stringify({ type: 'subscribe', channel, id: 1 });
+    const req = request({ host, port, localAddress, method: 'POST', path: `${path.split('?')[0]}/${session}`, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, agent: false });
+    req.on('response', (res) => {
+      res.resume();
+      if (res.statusCode !== 204) this.end(`subscribe POST refused: ${res.statusCode}`);
+    });
+    req.on('error', (err) => this.end(`subscribe POST: ${err.message}`));
+    req.end(body);
   }
 }

@@ -22,9 +22,10 @@ import type { Target } from './loadgen.js';
  * `ws-bare` is a broadcaster written by hand with `ws` and Redis pub/sub, the floor a hub is
  * measured against in the connection-scale run; `sse` is the channel system (`channels`) with its
  * clients on the SSE transport instead of WebSockets, each a plain EventSource subscription
- * (`GET /ws/v1/sse?channel=…`), its publisher the same WebSocket as the channel row's.
+ * (`GET /ws/v1/sse?channel=…`), its publisher the same WebSocket as the channel row's;
+ * `sse-session` the same with SDK-style sessions (`GET /ws/v1/sse`, then a POSTed `subscribe`).
  */
-export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'sse', 'ws-bare'] as const;
+export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'sse', 'sse-session', 'ws-bare'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
@@ -35,6 +36,7 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   seed2: 'express-ws seed (2 nodes, no fan-out)',
   channels: 'Fanout channels /ws/v1 (2 nodes, Redis)',
   sse: 'Fanout channels over SSE, plain EventSource (2 nodes, Redis)',
+  'sse-session': 'Fanout channels over SSE, SDK sessions (2 nodes, Redis)',
   'ws-bare': 'bare ws + Redis pub/sub (2 nodes)',
 };
 
@@ -110,8 +112,8 @@ function historyArgs(name: SystemName, options: StartOptions): string[] {
 }
 
 /** The channel-protocol systems: Fanout with an API key and shared history, the clients subscribed to {@link BENCH_CHANNEL}. */
-function isChannelSystem(name: SystemName): name is 'channels' | 'sse' {
-  return name === 'channels' || name === 'sse';
+function isChannelSystem(name: SystemName): name is 'channels' | 'sse' | 'sse-session' {
+  return name === 'channels' || name === 'sse' || name === 'sse-session';
 }
 
 /** How many server processes `name` runs with `nodes` asked for: the seed systems have their own counts. */
@@ -176,7 +178,9 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
         ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1', protocol: 'channel', channel: BENCH_CHANNEL, apiKey }
         : name === 'sse'
           ? { host: '127.0.0.1', port: haproxy.port, path: `/ws/v1/sse?channel=${BENCH_CHANNEL}`, protocol: 'sse', channel: BENCH_CHANNEL, publishPath: '/ws/v1', apiKey }
-          : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
+          : name === 'sse-session'
+            ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1/sse', protocol: 'sse-session', channel: BENCH_CHANNEL, publishPath: '/ws/v1', apiKey }
+            : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
   return {
     name,
     target,

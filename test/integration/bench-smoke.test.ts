@@ -65,7 +65,7 @@ test('bench smoke: the channel run counts every message to 20 subscribers, publi
   }
 });
 
-test('bench smoke: the SSE run counts every message to 20 plain EventSource streams through HAProxy, beside the same channel over WebSockets', async () => {
+test('bench smoke: the SSE run counts every message to 20 plain EventSource streams through HAProxy, beside the same channel over WebSockets; so does the run of SSE sessions subscribed by a POST, as the SDK does', async () => {
   let system: RunningSystem | undefined;
   try {
     system = await startSystem('sse', START);
@@ -85,8 +85,15 @@ test('bench smoke: the SSE run counts every message to 20 plain EventSource stre
     const report = markdown({ startedAt: 'now', command: 'bench', machine: 'm', versions: 'v', clients: 20, duration: 2, bus: 'redis', points: [channels, p], brokers: [], scale: [], skipped: [] });
     const section = report.slice(report.indexOf('## Channels ('), report.indexOf('## Connection scale'));
     assert.match(section, /\| Fanout channels over SSE, plain EventSource \(2 nodes, Redis\) \| 5 \| 100 \| \*\*\d+\*\* \| 100\.0% \|/);
-    assert.match(section, /### Channels over SSE against WebSocket, same run[\s\S]*\| 5 \| 100 \| 2\.00× \(/);
+    assert.match(section, /### Channels over SSE against WebSocket, same run[\s\S]*\| plain EventSource \| 5 \| 100 \| 2\.00× \(/);
     assert.doesNotMatch(report.slice(0, report.indexOf('## Channels (')), /over SSE/, 'not in the broadcast table');
+    await system.stop();
+    system = await startSystem('sse-session', START);
+    const s = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 31) });
+    assert.equal(s.clients, 20, s.errors.join('; '));
+    assert.equal(s.delivered, 200);
+    assert.equal(s.outOfOrder, 0);
+    assert.equal(s.lostAfterReady, 0, s.errors.join('; '));
   } finally {
     await system?.stop();
   }
