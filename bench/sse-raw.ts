@@ -88,12 +88,15 @@ export class SseClient {
         return;
       }
       const head = buf.toString('latin1', 0, end);
+      const chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head);
       if (!head.startsWith('HTTP/1.1 200')) {
-        const body = buf.toString('utf8', end + 4, Math.min(buf.length, end + 204)).trim();
+        // The refusal's reason, as far as this read holds it (a chunked body's first chunk).
+        const raw = buf.toString('utf8', end + 4, Math.min(buf.length, end + 204));
+        const body = (chunked ? (/^[0-9a-fA-F]+\r\n([^\r]*)/.exec(raw)?.[1] ?? '') : raw).trim();
         this.end(`stream refused: ${head.split('\r\n')[0]}${body ? ` ${body}` : ''}`);
         return;
       }
-      if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+      if (chunked) {
         this.end('stream refused: a chunked response (this client reads the close-delimited stream the node writes)');
         return;
       }
