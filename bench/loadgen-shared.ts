@@ -1,6 +1,13 @@
 /** Types and the latency histogram shared by the load generator's main thread and its workers. */
 import type { WireProtocol } from './ws-raw.js';
 
+/**
+ * What a load-generator client speaks: one of ws-raw.ts's WebSocket protocols, or SSE read by
+ * sse-raw.ts: `sse`, a plain EventSource subscription, or `sse-session`, a session subscribed
+ * with a POST as the SDK does (their publisher speaks the channel protocol).
+ */
+export type ClientProtocol = WireProtocol | 'sse' | 'sse-session';
+
 /** Where a child-process lane finds its WorkerData (a worker thread gets it as workerData). */
 export const LANE_DATA_ENV = 'FANOUT_LOADGEN_LANE';
 
@@ -10,7 +17,7 @@ export interface WorkerData {
   /** The frontends' ports: client i connects to ports[i % ports.length]. */
   readonly ports: readonly number[];
   readonly path: string;
-  readonly protocol: WireProtocol;
+  readonly protocol: ClientProtocol;
   readonly channel: string | undefined;
   /** Channel protocol: subscribe with `"delta":true` (bench/delta.ts). */
   readonly delta?: boolean | undefined;

@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { HISTOGRAM_SIZE, LANE_DATA_ENV, latencyBucket, type WorkerData, type WorkerReport, type WorkerRequest } from './loadgen-shared.js';
+import { SseClient, type SseClientOptions } from './sse-raw.js';
 import { parseStamp, RawClient } from './ws-raw.js';
 
 const data = (parentPort ? workerData : JSON.parse(process.env[LANE_DATA_ENV]!)) as WorkerData;
@@ -19,7 +20,7 @@ const port = parentPort ?? {
 // A child-process lane ends with the bench.
 if (!parentPort) process.on('disconnect', () => process.exit(0));
 
-const clients: RawClient[] = [];
+const clients: (RawClient | SseClient)[] = [];
 const lastSeq = new Int32Array(data.count);
 const hist = new Uint32Array(HISTOGRAM_SIZE);
 const stampOut = new Float64Array(1);
@@ -73,13 +74,10 @@ function countUnstamped(now: number): void {
 
 function open(index: number, done: () => void): void {
   let settled = false;
-  const client = new RawClient({
+  const common: SseClientOptions = {
     host: data.host,
     port: data.ports[index % data.ports.length]!,
     path: data.path,
-    protocol: data.protocol,
-    channel: data.channel,
-    delta: data.delta,
     localAddress: data.localAddresses[index % data.localAddresses.length],
     onText: (buf, start, end, now) => onText(index, buf, start, end, now),
     onReady: () => {
@@ -98,7 +96,11 @@ function open(index: number, done: () => void): void {
         reasons.set(`after ready: ${reason}`, (reasons.get(`after ready: ${reason}`) ?? 0) + 1);
       }
     },
-  });
+  };
+  const client =
+    data.protocol === 'sse' || data.protocol === 'sse-session'
+      ? new SseClient({ ...common, subscribe: data.protocol === 'sse-session' ? data.channel : undefined })
+      : new RawClient({ ...common, protocol: data.protocol, channel: data.channel, delta: data.delta });
   clients.push(client);
 }
 

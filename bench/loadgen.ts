@@ -10,17 +10,19 @@ import { fork } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { HISTOGRAM_SIZE, LANE_DATA_ENV, quantile, type WorkerData, type WorkerReport } from './loadgen-shared.js';
+import { HISTOGRAM_SIZE, LANE_DATA_ENV, quantile, type ClientProtocol, type WorkerData, type WorkerReport } from './loadgen-shared.js';
 import { clientFrame, nowMicros, RawClient, stamp, type WireProtocol } from './ws-raw.js';
 
 export interface Target {
   readonly host: string;
   readonly port: number;
   readonly path: string;
-  readonly protocol: WireProtocol;
-  /** Channel protocol: the channel clients subscribe to and the publisher publishes on. */
+  readonly protocol: ClientProtocol;
+  /** Channel protocol and SSE: the channel clients subscribe to and the publisher publishes on. */
   readonly channel?: string | undefined;
-  /** Channel protocol: the nodes' --api-key, for POST /api/publish. */
+  /** SSE: the channel protocol's WebSocket path on the same frontend, for the publisher. */
+  readonly publishPath?: string | undefined;
+  /** Channel protocol and SSE: the nodes' --api-key, for POST /api/publish. */
   readonly apiKey?: string | undefined;
   /** Channel protocol: clients subscribe with `"delta":true` (bench/delta.ts). */
   readonly delta?: boolean | undefined;
@@ -201,6 +203,15 @@ function merge(reports: readonly WorkerReport[]): PoolStats {
 /** How the publisher sends: over its own WebSocket, or (channel protocol) POST /api/publish. */
 export type PublishVia = 'socket' | 'http';
 
+/**
+ * What the publisher's WebSocket speaks to: the clients' target, or, for SSE clients (a stream
+ * only receives), the channel protocol at `publishPath`, as the channel row's publisher does.
+ */
+function publisherWire(target: Target): { path: string; protocol: WireProtocol } {
+  if (target.protocol !== 'sse' && target.protocol !== 'sse-session') return { path: target.path, protocol: target.protocol };
+  return { path: target.publishPath ?? '/ws/v1', protocol: 'channel' };
+}
+
 /** One publisher at a steady rate. */
 export class Publisher {
   private client: RawClient | null = null;
@@ -222,6 +233,7 @@ export class Publisher {
       await new Promise<void>((resolve, reject) => {
         publisher.client = new RawClient({
           ...target,
+          ...publisherWire(target),
           localAddress,
           onText: () => undefined,
           onReady: resolve,
@@ -268,7 +280,8 @@ export class Publisher {
   }
 
   private publish(payloads: readonly unknown[], inflight: Promise<unknown>[]): void {
-    const { protocol, channel } = this.target;
+    const { channel } = this.target;
+    const { protocol } = publisherWire(this.target);
     if (this.via === 'http') {
       const post = this.target.post ?? this.postApi;
       for (const data of payloads) {

@@ -50,6 +50,8 @@ const COLORS: Record<string, string> = {
   'channels/socket': '#ff7f0e',
   'channels/http': '#9467bd',
   pusher: '#8c564b',
+  sse: '#e377c2',
+  'sse-session': '#17becf',
 };
 
 /** The series a point belongs to (channel points are split by how they were published). */
@@ -87,6 +89,23 @@ function ratios(points: readonly PointResult[]): string[] {
     if (!s) continue;
     rows.push(
       `| ${f.rate} | ${k(f.offered)} | ${(f.deliveriesPerSec / s.deliveriesPerSec).toFixed(2)}× | ${(f.cpuPerDelivery / s.cpuPerDelivery).toFixed(2)} | ${ms(f.p99)} vs ${ms(s.p99)} |`,
+    );
+  }
+  return rows;
+}
+
+/** The SSE transport's goal (issue 29): server CPU per delivery at most this many times the WebSocket channel row's. */
+export const SSE_CPU_GOAL = 1.5;
+
+/** Channels over SSE against the same channel over WebSockets (publisher over a WebSocket), at each rate both ran. */
+function sseRatios(points: readonly PointResult[]): string[] {
+  const rows: string[] = [];
+  for (const s of points.filter((p) => p.system === 'sse' || p.system === 'sse-session')) {
+    const w = points.find((p) => p.system === 'channels' && p.publishVia === 'socket' && p.rate === s.rate);
+    if (!w) continue;
+    const c = s.cpuPerDelivery / w.cpuPerDelivery;
+    rows.push(
+      `| ${s.system === 'sse' ? 'plain EventSource' : 'SDK sessions'} | ${s.rate} | ${k(s.offered)} | ${c.toFixed(2)}× (${s.cpuPerDelivery.toFixed(2)} vs ${w.cpuPerDelivery.toFixed(2)} µs) ${c <= SSE_CPU_GOAL ? '✅' : '❌'} | ${ms(s.p99)} vs ${ms(w.p99)} | ${pct(s.ratio)} vs ${pct(w.ratio)} |`,
     );
   }
   return rows;
@@ -186,8 +205,9 @@ function scaleSection(scale: readonly ScaleResult[]): string[] {
 }
 
 export function markdown(run: BenchRun): string {
-  const echo = run.points.filter((p) => p.system !== 'channels' && p.system !== 'pusher');
-  const channel = run.points.filter((p) => p.system === 'channels' || p.system === 'pusher');
+  const isChannel = (p: PointResult) => p.system === 'channels' || p.system === 'pusher' || p.system === 'sse' || p.system === 'sse-session';
+  const echo = run.points.filter((p) => !isChannel(p));
+  const channel = run.points.filter(isChannel);
   const header =
     '| system | msg/s | offered deliveries/s | deliveries/s | delivered / expected | p50 ms | p99 ms | max ms | server CPU µs per delivery (nodes + HAProxy + Redis) | node RSS MB | problems |\n|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = [
@@ -262,12 +282,28 @@ export function markdown(run: BenchRun): string {
     lines.push(
       `All clients subscribe to one channel; one publisher publishes over its own WebSocket (\`{"type":"publish"}\`) or with \`POST /api/publish\` through HAProxy.` +
         (channel.some((p) => p.system === 'pusher') ? ` ${PUSHER_SENTENCE}` : ''),
+        (channel.some((p) => p.system === 'sse' || p.system === 'sse-session')
+          ? ' In the SSE rows the clients are Server-Sent Events streams through HAProxy\'s `fanout_sse` backend instead of WebSockets, read by a raw-socket client as cheap as the WebSocket one; the publisher is the WebSocket one. ' +
+            '*Plain EventSource*: each client is `GET /ws/v1/sse?channel=bench`, and every message is an event named `message` whose `id:` is every channel\'s position (built per stream, for recovery on any node). ' +
+            '*SDK sessions*: each client opens `GET /ws/v1/sse` and POSTs its `subscribe` frame to `/ws/v1/sse/{session}`, as the SDK\'s SSE transport does; every message is an event whose `id:` is its position in the session.'
+          : ''),
       '',
       header,
       ...channel.map((p) => pointRow(p)),
       '',
       ...pusherAgainstChannels(channel),
     );
+    const sse = sseRatios(channel);
+    if (sse.length > 0) {
+      lines.push(
+        '### Channels over SSE against WebSocket, same run',
+        '',
+        `| SSE clients | msg/s | offered | server CPU per delivery, SSE ÷ WebSocket (goal ≤ ${SSE_CPU_GOAL}×) | p99 ms, SSE vs WebSocket | delivered, SSE vs WebSocket |`,
+        '|---|---|---|---|---|---|',
+        ...sse,
+        '',
+      );
+    }
   } else {
     const why = run.skipped.find((s) => s.system === 'channels' || s.system.startsWith(SYSTEM_LABELS.channels));
     lines.push(`Not run${why ? `: ${why.reason}` : ''}.`, '');

@@ -24,7 +24,7 @@ export const BENCH_DEFAULTS = {
   rates: '25,50,100,200',
   duration: 5,
   warmup: 1,
-  systems: 'fanout,fanout-turn,socketio,seed,seed2,channels,pusher',
+  systems: 'fanout,fanout-turn,socketio,seed,seed2,channels,pusher,sse,sse-session',
   nodes: 2,
   workers: 2,
   out: 'bench-results',
@@ -55,6 +55,10 @@ soak, delta compression, notes) are kept, after its own. Needs haproxy and redis
   --systems LIST    any of ${SYSTEM_NAMES.join(',')} (default ${BENCH_DEFAULTS.systems});
                     seed2 (the seed server on 2 nodes) runs at the lowest rate only;
                     fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn);
+                    channels is /ws/v1 (one channel, publisher over a WebSocket and over
+                    POST /api/publish), sse the same channel with its clients on SSE (plain
+                    EventSource streams, GET /ws/v1/sse?channel=…), sse-session with SSE
+                    sessions subscribed by a POST as the SDK does; both reported beside it;
                     pusher is the Pusher protocol on /app/{key} (pusher-js's frames), published
                     with the pusher library (POST /apps/{id}/events), beside the channels rows
   --bus URL         broker for the Fanout nodes (default: a redis-server the bench starts)

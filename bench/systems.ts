@@ -23,8 +23,12 @@ import { PUSHER_LABEL, pusherBenchApp, pusherServeArgs, pusherTarget } from './p
  * `ws-bare` is a broadcaster written by hand with `ws` and Redis pub/sub, the floor a hub is
  * measured against in the connection-scale run; `pusher` is Fanout's Pusher protocol on
  * /app/{key}, published through its HTTP API (bench/pusher-system.ts).
+ * `sse` is the channel system (`channels`) with its
+ * clients on the SSE transport instead of WebSockets, each a plain EventSource subscription
+ * (`GET /ws/v1/sse?channel=…`), its publisher the same WebSocket as the channel row's;
+ * `sse-session` the same with SDK-style sessions (`GET /ws/v1/sse`, then a POSTed `subscribe`).
  */
-export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'ws-bare', 'pusher'] as const;
+export const SYSTEM_NAMES = ['fanout', 'fanout-turn', 'socketio', 'seed', 'seed2', 'channels', 'pusher', 'sse', 'sse-session', 'ws-bare'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
@@ -34,6 +38,8 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   seed: 'express-ws seed (1 node)',
   seed2: 'express-ws seed (2 nodes, no fan-out)',
   channels: 'Fanout channels /ws/v1 (2 nodes, Redis)',
+  sse: 'Fanout channels over SSE, plain EventSource (2 nodes, Redis)',
+  'sse-session': 'Fanout channels over SSE, SDK sessions (2 nodes, Redis)',
   'ws-bare': 'bare ws + Redis pub/sub (2 nodes)',
   pusher: PUSHER_LABEL,
 };
@@ -48,7 +54,7 @@ export function publishersOf(name: SystemName): readonly PublishVia[] {
 }
 
 /** The systems whose nodes are `fanout serve`. */
-const FANOUT_SYSTEMS: readonly SystemName[] = ['fanout', 'fanout-turn', 'channels', 'pusher'];
+const FANOUT_SYSTEMS: readonly SystemName[] = ['fanout', 'fanout-turn', 'channels', 'pusher', 'sse', 'sse-session'];
 
 export interface RunningSystem {
   readonly name: SystemName;
@@ -118,7 +124,12 @@ function historyArgs(name: SystemName, options: StartOptions): string[] {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
   }
-  return ['--history', name === 'channels' || name === 'pusher' ? options.redisUrl : 'memory'];
+  return ['--history', isChannelSystem(name) || name === 'pusher' ? options.redisUrl : 'memory'];
+}
+
+/** The channel-protocol systems: Fanout with an API key and shared history, the clients subscribed to {@link BENCH_CHANNEL}. */
+function isChannelSystem(name: SystemName): name is 'channels' | 'sse' | 'sse-session' {
+  return name === 'channels' || name === 'sse' || name === 'sse-session';
 }
 
 /** How many server processes `name` runs with `nodes` asked for: the seed systems have their own counts. */
@@ -133,7 +144,7 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
   const apiKey = randomBytes(12).toString('hex');
   const pusherApp = pusherBenchApp();
   // The bench's one publisher socket stands for a back end pushing the whole load: no per-connection rate limit.
-  const extraArgs = ['--rate-limit', '0', '--rate-limit-bytes', '0', ...(name === 'channels' ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : name === 'pusher' ? pusherServeArgs(pusherApp) : [])];
+  const extraArgs = ['--rate-limit', '0', '--rate-limit-bytes', '0', ...(isChannelSystem(name) ? ['--api-key', apiKey] : name === 'fanout-turn' ? ['--coalesce-ms', '0'] : name === 'pusher' ? pusherServeArgs(pusherApp) : [])];
   const children: ServerProcess[] = [];
   const nodes = nodesOf(name, options.nodes);
   const wsBareEnv = { PORT: '0', REDIS_URL: options.redisUrl, PREFIX: prefix, HEARTBEAT_S: String(DEFAULTS.heartbeat) };
@@ -184,7 +195,11 @@ export async function startSystem(name: SystemName, options: StartOptions): Prom
         ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1', protocol: 'channel', channel: BENCH_CHANNEL, apiKey }
         : name === 'pusher'
           ? pusherTarget('127.0.0.1', haproxy.port, BENCH_CHANNEL, pusherApp)
-          : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
+          : name === 'sse'
+            ? { host: '127.0.0.1', port: haproxy.port, path: `/ws/v1/sse?channel=${BENCH_CHANNEL}`, protocol: 'sse', channel: BENCH_CHANNEL, publishPath: '/ws/v1', apiKey }
+            : name === 'sse-session'
+              ? { host: '127.0.0.1', port: haproxy.port, path: '/ws/v1/sse', protocol: 'sse-session', channel: BENCH_CHANNEL, publishPath: '/ws/v1', apiKey }
+              : { host: '127.0.0.1', port: haproxy.port, path: '/ws/echo', protocol: 'text' };
   return {
     name,
     target,

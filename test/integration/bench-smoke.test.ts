@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runPoint, runScale } from '../../bench/measure.js';
 import { frontendSources, planScale, sourceAddresses } from '../../bench/run.js';
+import { markdown } from '../../bench/report.js';
 import { startSystem, type RunningSystem } from '../../bench/systems.js';
 import { BENCH_BROKERS, HISTORY_LOGS, startBenchBroker, type BenchBrokerHandle } from '../../bench/brokers.js';
 import { startRedisServer } from '../../harness/brokers.js';
@@ -78,6 +79,40 @@ test('bench smoke: the Pusher lane: 20 pusher-js-shaped clients on /app/{key} ge
     assert.equal(p.lostAfterReady, 0);
     assert.ok(p.p50 > 0 && p.p50 <= p.p99 && p.p99 <= p.max + 0.1, `latencies ${p.p50} ${p.p99} ${p.max}`);
     assert.ok(p.cpuPerDelivery > 0);
+  } finally {
+    await system?.stop();
+  }
+});
+
+test('bench smoke: the SSE run counts every message to 20 plain EventSource streams through HAProxy, beside the same channel over WebSockets; so does the run of SSE sessions subscribed by a POST, as the SDK does', async () => {
+  let system: RunningSystem | undefined;
+  try {
+    system = await startSystem('sse', START);
+    assert.equal(system.target.protocol, 'sse');
+    const p = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 30) });
+    assert.equal(p.system, 'sse');
+    assert.equal(p.clients, 20, p.errors.join('; '));
+    assert.equal(p.sent, 10);
+    assert.equal(p.expected, 200);
+    assert.equal(p.delivered, 200);
+    assert.equal(p.outOfOrder, 0);
+    assert.equal(p.lostAfterReady, 0, p.errors.join('; '));
+    assert.ok(p.p50 > 0 && p.p50 <= p.p99 && p.p99 <= p.max + 0.1, `latencies ${p.p50} ${p.p99} ${p.max}`);
+    assert.ok(p.cpuPerDelivery > 0);
+    // The report puts it in the channel section, with its ratio to the WebSocket row of the same run.
+    const channels = { ...p, system: 'channels', cpuPerDelivery: p.cpuPerDelivery / 2 } as const;
+    const report = markdown({ startedAt: 'now', command: 'bench', machine: 'm', versions: 'v', clients: 20, duration: 2, bus: 'redis', points: [channels, p], brokers: [], scale: [], skipped: [] });
+    const section = report.slice(report.indexOf('## Channels ('), report.indexOf('## Connection scale'));
+    assert.match(section, /\| Fanout channels over SSE, plain EventSource \(2 nodes, Redis\) \| 5 \| 100 \| \*\*\d+\*\* \| 100\.0% \|/);
+    assert.match(section, /### Channels over SSE against WebSocket, same run[\s\S]*\| plain EventSource \| 5 \| 100 \| 2\.00× \(/);
+    assert.doesNotMatch(report.slice(0, report.indexOf('## Channels (')), /over SSE/, 'not in the broadcast table');
+    await system.stop();
+    system = await startSystem('sse-session', START);
+    const s = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 31) });
+    assert.equal(s.clients, 20, s.errors.join('; '));
+    assert.equal(s.delivered, 200);
+    assert.equal(s.outOfOrder, 0);
+    assert.equal(s.lostAfterReady, 0, s.errors.join('; '));
   } finally {
     await system?.stop();
   }
