@@ -74,21 +74,3 @@ export function hangUp(req: IncomingMessage, res: ServerResponse): void {
   else res.once('finish', cut);
 }
 
-/** The request body, or 'too_large' as soon as it passes `max` bytes (the rest is not read). */
-export function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        req.removeAllListeners('data');
-        resolve('too_large');
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}

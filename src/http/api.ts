@@ -23,8 +23,8 @@ import { BusUnavailableError } from '../errors.js';
 import { isRefusal, parseJsonInput, publishInput } from '../channels/index.js';
 import { IDEMPOTENCY_KEY_RULE, isChannelName, isIdempotencyKey } from '../protocol/decode.js';
 import { encodeHistoryBody } from '../protocol/encode.js';
-import { sendJson, type Router } from '../transport/router.js';
-import { apiKeyCheck, fail, hangUp, internal, readBody, refuse, wholeNumber } from './api-kit.js';
+import { readBody, sendJson, type Router } from '../transport/router.js';
+import { apiKeyCheck, fail, hangUp, internal, refuse, wholeNumber } from './api-kit.js';
 import { addUsersApiRoutes, usersApiAllow, type UsersApiContext } from './users-api.js';
 
 /** What the API uses: the channel service, --api-key and --max-payload. */

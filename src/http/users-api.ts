@@ -26,8 +26,8 @@ import { toFlag } from '../config/sources.js';
 import { isChannelName } from '../protocol/decode.js';
 import type { Json } from '../protocol/frames.js';
 import type { RevocationEntry } from '../stores/store.js';
-import { sendJson, type Router } from '../transport/router.js';
-import { fail, internal, readBody, type Authorized } from './api-kit.js';
+import { readBody, sendJson, type Router } from '../transport/router.js';
+import { fail, internal, type Authorized } from './api-kit.js';
 import { UserOp } from './user-calls.js';
 
 /** Longest user id (a token's `sub`) the API takes. */

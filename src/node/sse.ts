@@ -26,7 +26,7 @@ import { CloseCode, httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { newClientId, type Client, type Identity } from '../transport/client.js';
 import type { GateRefusal, SecurityGate } from '../transport/gate.js';
-import type { Router } from '../transport/router.js';
+import { readBody, type Router } from '../transport/router.js';
 import { PlainPositions, SseSession } from '../transport/sse-session.js';
 import type { Endpoint } from './endpoint.js';
 import { newSessionId, sessionOwner, SseRelay, type PostVerdict } from './sse-relay.js';
@@ -274,22 +274,3 @@ function refuse(req: IncomingMessage, res: ServerResponse, error: ApiErrorCode, 
   else res.once('finish', cut);
 }
 
-/** The request body, or 'too_large' as soon as it passes `max` bytes (the rest is not read). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > max) {
-        req.off('data', onData);
-        resolve('too_large');
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}

@@ -12,7 +12,7 @@ import type { ChannelService } from '../channels/index.js';
 import { BusUnavailableError } from '../errors.js';
 import type { Json } from '../protocol/frames.js';
 import { isPusherChannel, isSubscribable } from '../protocol/pusher.js';
-import { sendJson, sendText, type Router } from '../transport/router.js';
+import { readBody, sendJson, sendText, type Router } from '../transport/router.js';
 import { internalChannel, type PusherEvent } from './channels.js';
 import { checkApiSignature, type PusherApp } from './sign.js';
 
@@ -53,7 +53,7 @@ export function addPusherApiRoutes(router: Router, context: PusherApiContext): v
   const base = `/apps/${app.id}`;
   const route = (method: string, path: RegExp, handler: (req: IncomingMessage, res: ServerResponse, params: readonly string[], body: Buffer) => Promise<void>): void => {
     router.add(method, path, async (req, res, params) => {
-      const body = await readCapped(req, bodyLimit(context.maxEventBytes));
+      const body = await readBody(req, bodyLimit(context.maxEventBytes));
       if (body === 'too_large') return sendText(res, 413, 'Request Entity Too Large', { connection: 'close' });
       const url = new URL(req.url ?? '/', 'http://x');
       const verdict = checkApiSignature(app, req.method ?? 'GET', url.pathname, url.searchParams, body);
@@ -182,22 +182,3 @@ async function userCount(context: PusherApiContext, channel: string): Promise<nu
   return (await users(context, channel)).length;
 }
 
-/** The body, or 'too_large' past `max` bytes (the rest is not read). */
-function readCapped(req: IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        req.removeAllListeners('data');
-        req.pause();
-        resolve('too_large');
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
