@@ -16,7 +16,7 @@
 // `--record` writes this run's seconds there (after a full run on a quiet machine).
 //
 // Usage: node scripts/run-tests.mjs [--record] [unit|integration|e2e|a path fragment]...
-// FANOUT_TEST_CONCURRENCY sets how many files run at once (default 4; 1 runs them one by one).
+// FANOUT_TEST_CONCURRENCY sets how many files run at once (default 3; 1 runs them one by one).
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,7 +52,7 @@ if (files.length === 0) {
   console.error('no test files matched', filters.join(' '));
   process.exit(1);
 }
-const concurrency = Math.max(1, Number(process.env.FANOUT_TEST_CONCURRENCY ?? 4) || 1);
+const concurrency = Math.max(1, Number(process.env.FANOUT_TEST_CONCURRENCY ?? 3) || 1);
 
 // Files that run alone go first, while the machine is quiet; the rest fill the slots after them, longest first.
 const queue = files
