@@ -12,11 +12,10 @@ import { applyFossilDelta } from './fossil.js';
 /** How to publish (docs/client.md, "Publishing safely"). */
 export interface PublishOptions {
   /**
-   * Makes the publish safe to retry (1–128 printable ASCII characters, no space; e.g. an order id
-   * or `crypto.randomUUID()`): a publish with a key that was sent when the connection dropped is
-   * sent again, with the same key, after the reconnect, and the server stores it once within the
-   * channel's idempotency-window (default 300 s). Without a key such a publish rejects with
-   * `disconnected`, since resending it might store it twice.
+   * Makes the publish safe to retry (1–128 printable ASCII characters, no space; e.g. an order id):
+   * sent when the connection dropped, it is sent again with the same key after the reconnect, and
+   * the server stores it once within the channel's idempotency-window (default 300 s). Without a
+   * key such a publish rejects with `disconnected`, since resending it might store it twice.
    */
   readonly idempotencyKey?: string;
 }
@@ -87,10 +86,7 @@ export interface SubscribedInfo {
   readonly resubscribed: boolean;
   /** What the back end's subscribe hook gave for this subscription (docs/hooks.md), if anything. */
   readonly data?: Json;
-  /**
-   * A last-value channel's (`cache: true`) latest message, when it has one and nothing was
-   * recovered: the `message` events that follow continue right after it (docs/protocol.md).
-   */
+  /** A last-value channel's (`cache: true`) latest message, when nothing was recovered: the `message` events continue right after it. */
   readonly latest?: { readonly offset: number; readonly data: Json };
 }
 
@@ -132,10 +128,7 @@ export interface SubscriptionHandlers<T = Json> {
 export interface SubscribeOptions {
   /** Resume from a position the app stored (e.g. across page loads): missed messages come first. */
   readonly since?: StreamPosition;
-  /**
-   * A subscription token for a channel the connection's own token does not allow (docs/auth.md):
-   * called for every subscribe (reconnects included) and ahead of the token's expiry, to refresh it.
-   */
+  /** A subscription token for a channel the connection's token does not allow (docs/auth.md): called for every subscribe and before its expiry. */
   readonly token?: () => string | Promise<string>;
   /**
    * Ask for delta compression: on a channel whose namespace has `delta: fossil`, the server sends

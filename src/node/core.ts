@@ -162,10 +162,7 @@ export class NodeCore {
     return router;
   }
 
-  /**
-   * Calls `listener` when the node cannot work as configured and retrying cannot help (a broker
-   * refused the credentials): `fanout serve` prints the one line and exits 2.
-   */
+  /** Calls `listener` when retrying cannot help (a broker refused the credentials): `fanout serve` prints the line and exits 2. */
   onFatal(listener: (err: ConfigError) => void): void {
     this.fatalListeners.push(listener);
   }
@@ -178,10 +175,7 @@ export class NodeCore {
     for (const listener of this.fatalListeners) listener(err);
   }
 
-  /**
-   * A message the store accepted (it is in history: a recovery finds it) was not delivered live:
-   * counted in `fanout_undelivered_total{reason}` and logged, at most once per 10 s per reason.
-   */
+  /** A stored message (a recovery finds it) was not delivered live: counted in `fanout_undelivered_total{reason}`, logged at most once per 10 s per reason. */
   undelivered(reason: UndeliveredReason, err: unknown, fields: Record<string, unknown> = {}): void {
     this.metrics.node.undelivered(reason);
     this.quiet.warn(`undelivered:${reason}`, { ...fields, reason, err: errorMessage(err) }, 'a stored message was not delivered live (subscribers recover it from history)');
@@ -229,10 +223,7 @@ export class NodeCore {
     return this.sockets.list();
   }
 
-  /**
-   * Closes `client` with `code` after what was queued for it: the frames go out ahead of the
-   * close frame, and a socket that does not answer the close is cut after the close grace.
-   */
+  /** Closes `client` with `code` after the frames queued for it; a socket that does not answer the close is cut after the close grace. */
   closeClient(client: Client, code: number, reason: string): void {
     this.outbox.flush();
     client.ws.close(code, reason);

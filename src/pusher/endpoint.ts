@@ -11,8 +11,8 @@
  * data by --pusher-max-event-bytes, subscriptions by --max-subscriptions, client events by
  * --pusher-client-event-rate, presence channels at Pusher's 100 users.
  *
- * Just over 400 lines: the protocol's one dispatcher and its local channels, kept together;
- * presence (presence.ts), signatures (sign.ts) and the unknown key (unknown-app.ts) are apart.
+ * The protocol's one dispatcher and its local channels are kept together; presence (presence.ts),
+ * signatures (sign.ts) and the unknown key (unknown-app.ts) are apart.
  */
 import { randomInt } from 'node:crypto';
 import type { ChannelService } from '../channels/index.js';
@@ -21,18 +21,7 @@ import type { Logger } from '../logger.js';
 import type { Endpoint } from '../node/endpoint.js';
 import { frameText, type Outbox } from '../node/outbox.js';
 import { EnvelopeKind } from '../protocol/envelope.js';
-import {
-  decodePusher,
-  encodePusher,
-  encodePusherError,
-  isCacheChannel,
-  PUSHER_CODES,
-  PUSHER_PING,
-  PUSHER_PONG,
-  SERVER_TO_USER,
-  pusherChannelKind,
-  type PusherClientFrame,
-} from '../protocol/pusher.js';
+import { decodePusher, encodePusher, encodePusherError, isCacheChannel, PUSHER_CODES, PUSHER_PING, PUSHER_PONG, SERVER_TO_USER, pusherChannelKind, type PusherClientFrame } from '../protocol/pusher.js';
 import type { Client } from '../transport/client.js';
 import { appChannel, eventOf, internalChannel, type PusherEvent } from './channels.js';
 import { MAX_PRESENCE_USERS, parseChannelData, PusherPresence } from './presence.js';

@@ -1,4 +1,7 @@
 /**
+ * One piece on purpose, over 400 lines: every case shares one two-node cluster per bus (starting
+ * one is the slow part), so the second app rides the same cluster instead of a file of its own.
+ *
  * The Pusher Channels protocol (docs/pusher.md) with the real libraries from npm: two `fanout
  * serve` nodes behind HAProxy from our generated config, once on Redis and once on Kafka with no
  * Redis. pusher-js 8 in Node on `/app/{key}` (public, private, presence, cache channels, client
@@ -8,9 +11,6 @@
  * 101 channels 400, a client event on a public channel a pusher:error. A second app from
  * `pusher-apps:` in a config file runs beside the flags' app: same channel names, nothing crosses,
  * each app's secret signs only its own requests, subscriptions and webhooks.
- *
- * Over 400 lines: every case shares one two-node cluster per bus (starting one is the slow part),
- * so the second app rides the same cluster instead of a file of its own.
  */
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
