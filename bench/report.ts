@@ -16,6 +16,8 @@ export interface BenchRun {
   readonly versions: string;
   readonly clients: number;
   readonly duration: number;
+  /** Unmeasured seconds before each started broker's first point (`--broker-warmup`); missing in older reports. */
+  readonly brokerWarmup?: number;
   readonly bus: string;
   readonly points: readonly PointResult[];
   /** Fanout over each broker (`--brokers`), one point each. */
@@ -315,6 +317,7 @@ export function markdown(run: BenchRun): string {
       '',
       'The same Fanout (2 nodes, `/ws/echo`, default flags) over each broker: at the sweep\'s target point, and with few clients and many messages, where the broker carries more of the work. ' +
         'The bench starts its own redis-server, nats-server and three-master Redis Cluster; RabbitMQ is the machine\'s node. ' +
+        brokerWarmupSentence(run) +
         `The broker's CPU is the last term of the server CPU${notCounted.length ? ` (not counted for ${notCounted.join(', ')}: its process was not found)` : ''}.`,
       '',
       header.replace('| system |', '| broker |').replace('HAProxy + Redis)', 'HAProxy + broker)'),
@@ -330,7 +333,7 @@ export function markdown(run: BenchRun): string {
       '## Channel history logs',
       '',
       'The channel path (`/ws/v1`, 2 nodes, one channel, the publisher over its own WebSocket) with history on each log that can hold it, the bus being that log\'s broker and `--history` left to its default: ' +
-        'every publish is stored (an offset from the log) before it is delivered. The broker\'s CPU is the last term of the server CPU.',
+        'every publish is stored (an offset from the log) before it is delivered. ' + brokerWarmupSentence(run) + 'The broker\'s CPU is the last term of the server CPU.',
       '',
       header.replace('| system |', '| history |').replace('HAProxy + Redis)', 'HAProxy + broker)'),
       ...histories.map((h) => pointRow(h.point, `${HISTORY_LOG_LABELS[h.log]}, ${h.point.clients} clients`)),
@@ -366,4 +369,10 @@ export function svg(points: readonly PointResult[]): string {
     { title: 'deliveries/s vs offered', xLabel: 'offered deliveries/s', xMax, diagonal: true, series: lines((p) => p.deliveriesPerSec) },
     { title: 'p99 latency (ms, log) vs offered', xLabel: 'offered deliveries/s', xMax, logY: true, series: lines((p) => p.p99) },
   ]);
+}
+
+/** How long each broker ran unmeasured before its first point (a JVM compiles for its first minute or so). */
+function brokerWarmupSentence(run: BenchRun): string {
+  if (!run.brokerWarmup) return '';
+  return `Each broker first carries ${run.brokerWarmup} s of the same load unmeasured, as a long-running broker would have: Kafka's JVM costs 2–3× more CPU per record while it compiles. `;
 }

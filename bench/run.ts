@@ -24,6 +24,7 @@ export const BENCH_DEFAULTS = {
   rates: '25,50,100,200',
   duration: 5,
   warmup: 1,
+  brokerWarmup: 30,
   systems: 'fanout,fanout-turn,socketio,seed,seed2,channels,pusher,sse,sse-session',
   nodes: 2,
   workers: 2,
@@ -52,6 +53,8 @@ soak, delta compression, notes) are kept, after its own. Needs haproxy and redis
   --rates LIST      publisher messages/s to sweep (default ${BENCH_DEFAULTS.rates})
   --duration S      measured seconds per point (default ${BENCH_DEFAULTS.duration})
   --warmup S        unmeasured seconds of publishing before each point (default ${BENCH_DEFAULTS.warmup})
+  --broker-warmup S the same before each started broker's first point: a JVM (Kafka) is measured
+                    compiled, as a long-running broker is (default ${BENCH_DEFAULTS.brokerWarmup}; every broker alike)
   --systems LIST    any of ${SYSTEM_NAMES.join(',')} (default ${BENCH_DEFAULTS.systems});
                     seed2 (the seed server on 2 nodes) runs at the lowest rate only;
                     fanout-turn is Fanout with --coalesce-ms 0 (a write per socket per turn);
@@ -123,10 +126,7 @@ function positiveInt(flag: string, value: string | undefined, fallback: number, 
   return n;
 }
 
-/**
- * Source addresses for a run of `clients` connections: one per 20000, rotated by `offset` so
- * that consecutive points do not meet the previous point's TIME_WAIT sockets.
- */
+/** Source addresses for `clients` connections: one per 20000, rotated by `offset` (a point meets no TIME_WAIT of the last). */
 export function sourceAddresses(clients: number, offset: number): string[] {
   const count = Math.max(1, Math.ceil(clients / 20_000));
   return Array.from({ length: count }, (_, i) => `127.0.0.${2 + ((offset * count + i) % 250)}`);
@@ -145,6 +145,7 @@ function parseBenchArgs(argv: readonly string[]) {
       rates: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      'broker-warmup': { type: 'string' },
       systems: { type: 'string' },
       bus: { type: 'string' },
       nodes: { type: 'string' },
@@ -191,6 +192,8 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
   if (clients > maxconn - 100) throw new ConfigError('--clients', `at most ${maxconn - 100} with a file limit of ${limit} (HAProxy needs two descriptors per connection)`);
   const duration = positiveInt('--duration', values.duration, BENCH_DEFAULTS.duration);
   const warmup = positiveInt('--warmup', values.warmup, BENCH_DEFAULTS.warmup, 0);
+  const brokerWarmup = positiveInt('--broker-warmup', values['broker-warmup'], BENCH_DEFAULTS.brokerWarmup, 0);
+  const firstOnBroker = (i: number): number => (i === 0 ? Math.max(warmup, brokerWarmup) : warmup);
   const nodes = positiveInt('--nodes', values.nodes, BENCH_DEFAULTS.nodes);
   const workers = positiveInt('--workers', values.workers, BENCH_DEFAULTS.workers);
   const scale = positiveInt('--scale', values.scale, BENCH_DEFAULTS.scale, 0);
@@ -292,9 +295,9 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
       try {
         handle = await startBenchBroker(broker, redis, amqpUrl);
         system = await startSystem('fanout', { bus: handle.url, redisUrl: redis.url, brokerPids: handle.pids, nodes, maxconn, cpuProf, serveArgs });
-        for (const load of brokerLoads) {
+        for (const [i, load] of brokerLoads.entries()) {
           log(`broker ${broker}: ${load.clients} clients × ${load.rate} msg/s`);
-          const p = await runPoint(system, { ...load, duration, warmup, workers, publishVia: 'socket', localAddresses: sourceAddresses(load.clients, round++) });
+          const p = await runPoint(system, { ...load, duration, warmup: firstOnBroker(i), workers, publishVia: 'socket', localAddresses: sourceAddresses(load.clients, round++) });
           brokerPoints.push({ broker, point: p, brokerCpuCounted: handle.pids.length > 0 });
           log(summary(p));
         }
@@ -314,9 +317,9 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
       try {
         handle = await startBenchBroker(broker, redis, amqpUrl);
         system = await startSystem('channels', { bus: handle.url, redisUrl: redis.url, brokerPids: handle.pids, nodes, maxconn, cpuProf, serveArgs });
-        for (const load of historyLoads) {
+        for (const [i, load] of historyLoads.entries()) {
           log(`channels over ${HISTORY_LOG_LABELS[broker]}: ${load.clients} clients × ${load.rate} msg/s`);
-          const p = await runPoint(system, { ...load, duration, warmup, workers, publishVia: 'socket', localAddresses: sourceAddresses(load.clients, round++) });
+          const p = await runPoint(system, { ...load, duration, warmup: firstOnBroker(i), workers, publishVia: 'socket', localAddresses: sourceAddresses(load.clients, round++) });
           historyPoints.push({ log: broker, point: p, brokerCpuCounted: handle.pids.length > 0 });
           log(summary(p));
         }
@@ -372,7 +375,7 @@ export async function benchCommand(argv: readonly string[]): Promise<void> {
     machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, file limit ${limit}`,
     versions: `Node ${process.version}, HAProxy ${version('haproxy', ['-v'], /version (\S+)/)}, Redis ${version('redis-server', ['--version'], /v=(\S+)/)}`,
     clients,
-    duration,
+    duration, brokerWarmup,
     bus: values.bus ? values.bus : 'a redis-server started by the bench (shared by Fanout and Socket.IO)',
     points,
     brokers: brokerPoints,
