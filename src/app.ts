@@ -24,7 +24,7 @@ import type { Config, KafkaIngestTarget } from './config/schema.js';
 import type { NatsAddress } from './config/bus-address.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createStores, type StoreTarget } from './brokers/create-stores.js';
-import { historyTtlOf, longestIdempotencyWindow, storedHistorySize, storedHistoryTtl } from './config/namespaces.js';
+import { historyTtlOf, longestIdempotencyWindow, Namespaces, storedHistorySize, storedHistoryTtl } from './config/namespaces.js';
 import { JetStreamLog } from './brokers/nats/jetstream.js';
 import { KafkaLog } from './brokers/kafka/log.js';
 import type { KafkaAddress } from './config/bus-address.js';
@@ -375,6 +375,7 @@ function jetStreamRoute(core: NodeCore, config: Config, address: NatsAddress, fl
  * (brokers/kafka/log.ts), with clients of their own beside the bus's.
  */
 function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress, historyMetrics: HistoryMetrics): { target: StoreTarget; link: Topics } {
+  const namespaces = new Namespaces(config);
   const log = new KafkaLog({
     address,
     nodeId: core.id,
@@ -382,6 +383,8 @@ function kafkaRoute(core: NodeCore, config: Config, address: KafkaAddress, histo
     historyTtl: storedHistoryTtl(config),
     historyMaxBytes: config.historyMaxBytes,
     historyEvicted: (channel) => historyMetrics.dropped(channel, true),
+    // The index holds what the node read of the log, every node's writes: it says what a channel keeps as it reads (the store's publish cannot, the read coming after the ack).
+    historySized: (channel, n) => historyMetrics.channelSize(channel, Math.min(n, namespaces.resolve(channel).historySize)),
     channelOf: (topic) => channelOfTopic(config.busPrefix, topic),
     topicOf: (channel) => channelTopic(config.busPrefix, channel),
     undelivered: (err, channel) => core.undelivered('message_head', err, { channel, history: 'kafka' }),

@@ -93,7 +93,7 @@ export function createStores(target: StoreTarget, options: StoreOptions): Stores
     return { channels, presence, occupancy: undefined, revocations: presence.revocations, where: `jetstream stream ${target.log.layout.stream}`, close: () => presence.close() };
   }
   if (target.kind === 'kafka') {
-    const channels = new KafkaChannelStore(target.log, options.nodeId, options.historySize, options.historyTtlOf);
+    const channels = new KafkaChannelStore(target.log, options.nodeId, options.historyTtlOf);
     // Presence in a compacted topic beside the bus topic, read whole by every node.
     const presence = new KafkaPresenceStore({
       brokers: target.address.brokers,

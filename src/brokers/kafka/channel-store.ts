@@ -15,7 +15,6 @@ export class KafkaChannelStore implements ChannelStore {
   constructor(
     private readonly log: KafkaLog,
     private readonly nodeId: string,
-    private readonly historySize: number,
     /**
      * A channel's own ttl in seconds (its namespace's `history-ttl`), when channels differ. The
      * index ages records at the longest (config/namespaces.ts storedHistoryTtl); a channel whose
@@ -59,10 +58,9 @@ export class KafkaChannelStore implements ChannelStore {
     const position = await this.log.append(message.topic, message.data, this.nodeId, once, idempotency);
     if (position.duplicate && idempotency && !once) return { offset: position.offset, epoch: position.epoch, duplicate: true };
     if (position.duplicate) return this.duplicate(message.channel, partition);
-    // What the index holds of the channel, this message included (it may not have read it yet).
-    const held = this.log.index.view(message.channel, this.log.partitionOfTopic(message.topic)).messages;
-    const counted = held.at(-1)?.offset === position.offset ? held.length : held.length + 1;
-    return { offset: position.offset, epoch: position.epoch, retained: Math.min(counted, this.historySize) };
+    // What the channel keeps is told by the index as it reads the record (KafkaLogOptions.historySized):
+    // the ack may come before this node read the channel's previous records, so a count here could be short.
+    return { offset: position.offset, epoch: position.epoch, retained: null };
   }
 
   /** The answer to a once-marked message the channel already has: its position now, nothing written. */

@@ -60,6 +60,8 @@ export interface KafkaIndexOptions {
   readonly historyMaxBytes?: number;
   /** Told of each channel dropped whole for the byte cap (the node counts it in `fanout_history_evictions_total`). */
   readonly evicted?: (channel: string) => void;
+  /** Told how many messages a channel holds after each of its records is read (the node's `fanout_history_messages`). */
+  readonly sized?: (channel: string, messages: number) => void;
 }
 
 /** The byte cap when none is given (the memory store's --history-max-bytes default). */
@@ -160,6 +162,7 @@ export class KafkaIndex {
     window.channels.add(channel);
     if (this.options.historyTtl > 0) window.times.push([offset, time]);
     this.enforceCap(channel);
+    this.options.sized?.(channel, entry.messages.length);
   }
 
   /** Drops the least recently written channels (never `keep`, the one just written) until the index is within the byte cap. */

@@ -97,6 +97,8 @@ export interface KafkaLogOptions {
   readonly historyMaxBytes?: number;
   /** Told of each channel the index dropped whole for --history-max-bytes. */
   readonly historyEvicted?: (channel: string) => void;
+  /** Told how many messages the index holds of a channel, as it reads each of its records. */
+  readonly historySized?: (channel: string, messages: number) => void;
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** The bus topic of a channel (the inverse of `channelOf`). */
@@ -145,6 +147,7 @@ export class KafkaLog extends KafkaBus {
       historyTtl: options.historyTtl,
       ...(options.historyMaxBytes === undefined ? {} : { historyMaxBytes: options.historyMaxBytes }),
       ...(options.historyEvicted ? { evicted: options.historyEvicted } : {}),
+      ...(options.historySized ? { sized: options.historySized } : {}),
     });
     this.expiry = setInterval(() => this.index.expire(Date.now()), EXPIRE_EVERY_MS);
     this.expiry.unref();
