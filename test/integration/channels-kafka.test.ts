@@ -11,7 +11,7 @@ import type { FanoutNode } from '../../src/app.js';
 import type { KafkaProcess } from '../../harness/kafka.js';
 import { until } from '../../harness/wait.js';
 import { connectChannels, frames, messagesOf, publish, request, subscribe, waitMessages, type Frame } from '../helpers/channels.js';
-import { scrape } from '../helpers/metrics.js';
+import { scrape, scrapeUntil } from '../helpers/metrics.js';
 import { closeNodes, httpUrl, startNode, uniquePrefix, waitNodesReady } from '../helpers/nodes.js';
 import { recoveryAcrossSigkill } from '../helpers/kill-recovery.js';
 import { startProxiedKafka, type ProxiedKafka } from '../helpers/proxied-kafka.js';
@@ -59,10 +59,16 @@ test('Kafka history: pages on the other node, paging back with before; recovery 
       acks.push(await publish(pub, 'log', `e${i}`));
       await publish(pub, 'noise', i);
     }
-    // The gauge counts what history keeps (12 + 12), not the offsets (log positions, which jump).
-    const metrics = await scrape(httpUrl(nodes[0]!, '').replace(/\/$/, ''));
+    // The gauge counts what history keeps (12 + 12), not the offsets (log positions, which jump);
+    // it moves when the node reads a record back, which may come a fetch linger after the ack.
+    const metrics = await scrapeUntil(httpUrl(nodes[0]!, '').replace(/\/$/, ''), (m) => m.value('fanout_history_messages') === 24);
     assert.equal(metrics.value('fanout_history_messages'), 24);
     assert.equal(metrics.value('fanout_history_channels'), 2);
+    // Eight publishes at once: their acks come before the node reads the records back, and the
+    // gauge still ends at every message the channel keeps (a count taken at each ack stayed short).
+    await Promise.all(Array.from({ length: 8 }, (_, i) => publish(pub, 'eight', i)));
+    const after8 = await scrapeUntil(httpUrl(nodes[0]!, '').replace(/\/$/, ''), (m) => m.value('fanout_history_messages') === 32);
+    assert.equal(after8.value('fanout_history_channels'), 3);
     // Straight after the acks, on the other node: a read waits until that node has read them.
     const page = await request(reader, { type: 'history', channel: 'log', limit: 3 });
     assert.deepEqual(page.messages, acks.slice(-3).map((offset, i) => ({ offset, data: `e${10 + i}` })));

@@ -115,6 +115,7 @@ export class KafkaBus extends BaseBus {
           return positions;
         },
         started: (positions) => void (this.positions = positions),
+        urgent: () => this.urgent(),
         onRecord: (positions, message) => this.deliver(positions, message),
       },
       clients,
@@ -144,6 +145,16 @@ export class KafkaBus extends BaseBus {
     const session = this.session;
     if (!session) throw new BusUnavailableError(`kafka is ${this.status}`);
     return session.consumer;
+  }
+
+  /** True while this node waits to read records (a subclass's reads and writes); no fetch linger then (brokers/kafka/fetch-linger.ts). */
+  protected urgent(): boolean {
+    return false;
+  }
+
+  /** Ends the session's fetch linger: call when starting to wait for records. */
+  protected hurry(): void {
+    this.session?.hurry();
   }
 
   /** Resolves when a new session may report `connected` (a subclass that indexes the log waits for it to catch up). */

@@ -285,6 +285,7 @@ export class KafkaLog extends KafkaBus {
       timestamp: BigInt(Date.now()),
     });
     if (offset === undefined) throw new BusUnavailableError('kafka: the broker did not say where it wrote the message');
+    if (once) this.hurry();
     if (once && (await this.once.verdict(`${this.partitionOfTopic(topic)}:${offset}`))) return { offset: fanoutOffset(offset), epoch, duplicate: true };
     if (idempotency) {
       const first = await this.keyVerdicts.verdict(`${this.partitionOfTopic(topic)}:${offset}`);
@@ -355,7 +356,14 @@ export class KafkaLog extends KafkaBus {
 
   private reached(partition: number, offset: bigint): Promise<void> {
     if ((this.positions?.get(partition) ?? -1n) >= offset) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ partition, offset, resolve }));
+    const reached = new Promise<void>((resolve) => this.waiters.push({ partition, offset, resolve }));
+    this.hurry();
+    return reached;
+  }
+
+  /** A read waits to catch up, or a writer to read its once-marked record back: no fetch linger. */
+  protected override urgent(): boolean {
+    return this.waiters.length > 0 || this.once.pending > 0;
   }
 
   private wake(): void {

@@ -19,6 +19,11 @@ export class OnceVerdicts<T = boolean> {
   /** `timeoutMs`: how long a writer waits for its record to be read. */
   constructor(private readonly timeoutMs: number) {}
 
+  /** How many writers wait for the reader's verdict. */
+  get pending(): number {
+    return this.waiting.size;
+  }
+
   /** The reader decided on this node's record at `partition:offset`. */
   decided(key: string, verdict: T): void {
     const waiter = this.waiting.get(key);

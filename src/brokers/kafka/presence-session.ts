@@ -143,6 +143,8 @@ export class PresenceLink {
         groupId: `${this.id}-${++this.sessions}`,
         ensureTopic: (admin) => this.ensureTopic(admin),
         fallbackMode: 'earliest',
+        // A call waiting to read up to the log's end: no fetch linger (brokers/kafka/fetch-linger.ts).
+        urgent: () => this.waiters.size > 0,
         positions: async (_consumer, _shape, ends) => {
           // The log is shorter than what this node read: the broker lost it (or the topic was made
           // again). Everything is read again, and this node's clients join again.
@@ -228,6 +230,7 @@ export class PresenceLink {
           resolve();
         }
         this.waiters.add(done);
+        this.current?.hurry();
       });
     }
   }

@@ -16,6 +16,7 @@ import type { Admin, Consumer, Message, MessageToProduce, MessagesStream, Produc
 import { BusUnavailableError, errorMessage } from '../../errors.js';
 import { busRetryDelay, Sleeper } from '../../stores/retry.js';
 import { forceClose, isLinkFailure, kafkaErrorMessage, loadKafkaClient, type Closable } from './client.js';
+import { lingerFetches } from './fetch-linger.js';
 
 /**
  * Client timings: a refused or closed connection is seen within about a second (three tries 250 ms
@@ -62,6 +63,7 @@ export interface Session {
   /** Settles with the first failure: the stream's, the consumer's, or one {@link Session.fail} reports. */
   readonly ended: Promise<Error>;
   readonly fail: (err: Error) => void;
+  readonly hurry: () => void; // ends a fetch linger under way (SessionSpec.urgent)
 }
 
 /** What {@link openSession} opens; `label`: the first words of every error it reports (`kafka`, `kafka presence`). */
@@ -80,6 +82,7 @@ export interface SessionSpec {
   readonly positions: (consumer: Consumer, shape: TopicShape, ends: readonly bigint[]) => Promise<Map<number, bigint>>;
   /** Told the positions and ends once reading starts, before the first record. */
   readonly started: (positions: Map<number, bigint>, ends: readonly bigint[]) => void;
+  readonly urgent?: () => boolean; // the owner waits for records: no fetch linger (it calls `hurry` as it starts to wait)
   /** Each record read, in the log's order per partition, with the positions given to `started`. */
   readonly onRecord: (positions: Map<number, bigint>, message: KafkaRecord) => void;
 }
@@ -127,7 +130,9 @@ export async function openSession(spec: SessionSpec, clients: Closable[]): Promi
     consumer.on('error', end('the consumer left its group'));
   });
   stream.on('data', (message: KafkaRecord) => spec.onRecord(positions, message));
-  return { producer, consumer, stream, ended, fail };
+  const linger = lingerFetches(stream, spec.urgent); // one fetch per FETCH_LINGER_MS under a steady flow, not one per record
+  void ended.then(linger.stop); // the stream's close or error ends the session too
+  return { producer, consumer, stream, ended, fail, hurry: linger.hurry };
 }
 
 /** Closes a session's stream and clients. */
