@@ -55,6 +55,17 @@ export interface HaproxyOptions {
   readonly source?: string | undefined;
 }
 
+/**
+ * How long HAProxy keeps an idle client connection open between requests (`timeout
+ * http-keep-alive`), in seconds, announced to clients in a `Keep-Alive: timeout=` header. It must be
+ * longer than the idle timeouts of common clients so that the client closes first: a client that
+ * reuses a connection at the moment HAProxy closes it gets "socket hang up" for a request it cannot
+ * know was not served. Node's default agent drops idle sockets after 5 s and fetch (undici) after
+ * 4 s, or 1 s before an announced timeout; at 5 s, a back end calling the API every ~5 s lost
+ * requests (docs/operations.md). It stays under `timeout client` (30 s), which caps it.
+ */
+export const HTTP_KEEP_ALIVE_SECONDS = 15;
+
 export const HAPROXY_DEFAULTS = {
   port: 8080,
   host: '0.0.0.0',
@@ -121,7 +132,7 @@ export function haproxyConfig(options: HaproxyOptions): string {
     '    timeout client 30s',
     '    timeout server 30s',
     '    timeout http-request 10s',
-    '    timeout http-keep-alive 5s',
+    `    timeout http-keep-alive ${HTTP_KEEP_ALIVE_SECONDS}s`,
     '    timeout client-fin 30s',
     '    timeout server-fin 30s',
     '    timeout tunnel 1h',
@@ -132,6 +143,9 @@ export function haproxyConfig(options: HaproxyOptions): string {
     ...frontendBinds(options, bindHost),
     `    maxconn ${maxconn}`,
     '    http-request deny deny_status 403 if { path /metrics }',
+    // HAProxy drops the nodes' Keep-Alive header (hop by hop) and sends none of its own: announce
+    // its idle timeout, so clients that read the hint (Node's agent, undici) close a second before.
+    `    http-response set-header Keep-Alive timeout=${HTTP_KEEP_ALIVE_SECONDS} unless { status 101 }`,
     '    use_backend fanout_echo if { path /ws/echo }',
     '    use_backend fanout_sse if { path_beg /ws/v1/sse }',
     '    use_backend fanout_ws if { path_beg /ws }',

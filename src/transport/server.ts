@@ -16,6 +16,15 @@ import type { SecurityGate } from './gate.js';
 import { MAX_FRAGMENTS, maxBufferedChunks } from './limits.js';
 import { pathOf, sendText, type Router } from './router.js';
 
+/**
+ * How long an idle keep-alive connection stays open, announced by Node as `Keep-Alive: timeout=15`.
+ * Longer than the idle timeouts of common clients (Node's default agent 5 s, undici 4 s), so a back
+ * end calling the node directly closes an idle connection before the node does; at Node's default
+ * (5 s) a client that keeps idle sockets longer and ignores the hint could reuse one just as the node
+ * closed it. Behind HAProxy (`option http-server-close`) the nodes' connections are never reused.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 15_000;
+
 /** What the server hands its requests and sockets to: the node core. */
 export interface TransportHost {
   readonly config: Pick<Config, 'handshakeTimeout' | 'tls' | 'maxPayload'>;
@@ -46,7 +55,7 @@ export function createTransport(node: TransportHost): { server: Server; wss: Web
   // allowed, so a request past the limit can be told apart and refused.
   server.maxHeadersCount = MAX_HEADER_LINES + 1;
   server.requestTimeout = timeoutMs + 5000;
-  server.keepAliveTimeout = 5000;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
 
   const wss = new WebSocketServer({
     noServer: true,

@@ -102,6 +102,10 @@ test('the generated config passes `haproxy -c` with every option the issue names
     'timeout tunnel 1h',
     'timeout client-fin',
     'timeout http-request',
+    // Longer than the idle timeouts of Node's agent (5 s) and undici (4 s), and announced to them
+    // (haproxy-keep-alive.test.ts shows requests failing at 5 s).
+    'timeout http-keep-alive 15s',
+    'http-response set-header Keep-Alive timeout=15 unless { status 101 }',
     'option httpchk GET /readyz',
     'use_backend fanout_ws if { path_beg /ws }',
     'server node1 10.0.0.1:3001 check',
