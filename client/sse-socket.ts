@@ -10,9 +10,10 @@
  * deadline, 502 or 504 from a proxy, a network error) is sent again, the same batch with the same
  * `seq`, which the node runs once ({@link RESEND_DELAYS_MS}); one still without an answer after
  * {@link RESEND_FOR_MS} ends the socket with 1006, as a WebSocket whose frames cannot get through
- * dies: a frame either arrives once or the connection ends. When the stream breaks it resumes once, at once, with `?session=`
- * and `Last-Event-ID` (the node keeps a session 30 s); a resume the node refuses is a new session,
- * which ends this socket with 1006 so the SDK reconnects and recovers with `since` as usual.
+ * dies: a frame either arrives once or the connection ends. When the stream breaks it resumes
+ * once, at once, with `?session=` and `Last-Event-ID` (the node keeps a session 30 s); a resume
+ * the node refuses is a new session, which ends this socket with 1006 so the SDK reconnects and
+ * recovers with `since` as usual.
  * The node's last `close` event gives the close code (1001 on drain, 4508 slow consumer, …).
  */
 import type { WebSocketLike } from './transport.js';
