@@ -5,10 +5,15 @@
  * It reads `GET <path>/sse` with `fetch` and a small SSE parser ({@link SseParser}), in browsers
  * and in Node 20 alike (Node has `fetch` but no `EventSource`, and `EventSource` cannot send
  * `Authorization` or `Last-Event-ID` on its first request). Each event's `data` is a frame, as a
- * WebSocket message. `send()`s of one turn go out as one `POST <path>/sse/{session}` (an array),
- * in order, one POST at a time. When the stream breaks it resumes once, at once, with `?session=`
- * and `Last-Event-ID` (the node keeps a session 30 s); a resume the node refuses is a new session,
- * which ends this socket with 1006 so the SDK reconnects and recovers with `since` as usual.
+ * WebSocket message. `send()`s of one turn go out as one `POST <path>/sse/{session}?seq=N` (an
+ * array), in order, one POST at a time. A POST whose answer is lost (503 from a relay past its
+ * deadline, 502 or 504 from a proxy, a network error) is sent again, the same batch with the same
+ * `seq`, which the node runs once ({@link RESEND_DELAYS_MS}); one still without an answer after
+ * {@link RESEND_FOR_MS} ends the socket with 1006, as a WebSocket whose frames cannot get through
+ * dies: a frame either arrives once or the connection ends. When the stream breaks it resumes
+ * once, at once, with `?session=` and `Last-Event-ID` (the node keeps a session 30 s); a resume
+ * the node refuses is a new session, which ends this socket with 1006 so the SDK reconnects and
+ * recovers with `since` as usual.
  * The node's last `close` event gives the close code (1001 on drain, 4508 slow consumer, …).
  */
 import type { WebSocketLike } from './transport.js';
@@ -59,6 +64,17 @@ export class SseParser {
   }
 }
 
+/** Waits before sending a POST again: the n-th resend waits the n-th (the last one from there on). */
+export const RESEND_DELAYS_MS: readonly number[] = Object.freeze([250, 500, 1000, 2000]);
+/**
+ * How long one batch may go without an answer, resends included, before the socket ends (1006):
+ * four times the relay's 2 s deadline, and short of the SDK's default `requestTimeout` (10 s), so
+ * that a publish with an `idempotencyKey` can still be sent again after the reconnect in time.
+ */
+export const RESEND_FOR_MS = 8000;
+/** Answers that say the POST may not have reached the session: sent again with the same seq. */
+const RESEND_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+
 const CONNECTING = 0;
 const OPEN = 1;
 const CLOSED = 3;
@@ -83,6 +99,8 @@ export class SseSocket implements WebSocketLike {
   private parser = new SseParser();
   private outgoing: string[] = [];
   private posting = false;
+  /** The seq of the last batch the session may have run (0: none yet). */
+  private seq = 0;
   private closeCode: number | undefined;
 
   constructor(url: string) {
@@ -186,24 +204,58 @@ export class SseSocket implements WebSocketLike {
     this.onmessage?.({ data: event.data });
   }
 
-  /** Sends what was queued, one POST at a time, in order. */
+  /** Sends what was queued, one POST at a time, in order; each batch once (see the top of this file). */
   private async post(): Promise<void> {
     if (this.posting || this.outgoing.length === 0 || this.readyState !== OPEN) return;
     this.posting = true;
     const frames = this.outgoing.splice(0, 100);
     const body = frames.length === 1 ? frames[0]! : `[${frames.join(',')}]`;
+    const seq = this.seq + 1;
+    const url = `${this.streamUrl.split('?')[0]}/${this.session}?seq=${seq}`;
+    const giveUpAt = Date.now() + RESEND_FOR_MS;
+    let failure = '';
     try {
-      // text/plain: a simple request, no CORS preflight.
-      const res = await fetch(`${this.streamUrl.split('?')[0]}/${this.session}`, { method: 'POST', body, headers: { 'content-type': 'text/plain' }, credentials: 'include', cache: 'no-store' });
-      void res.body?.cancel().catch(() => {});
-      if (res.status === 404) this.close(1006, 'the SSE session is gone');
-      else if (res.status >= 400) this.onerror?.({ message: `POST answered ${res.status}` });
-    } catch (err) {
-      this.onerror?.({ message: (err as Error)?.message ?? 'SSE POST failed' });
+      for (let attempt = 0; ; attempt++) {
+        const status = await this.postOnce(url, body, giveUpAt);
+        if (this.readyState !== OPEN) return;
+        if (typeof status === 'number' && !RESEND_STATUSES.has(status)) {
+          // 413 and 429 come from the node the POST reached, before the session: a first attempt
+          // so refused never ran, and the next batch takes its seq. Any other answer used it.
+          if (!(attempt === 0 && (status === 413 || status === 429))) this.seq = seq;
+          // 404: the session is gone; 409: it missed a batch. Either way its frames have a hole: reconnect.
+          if (status === 404 || status === 409) return this.close(1006, status === 404 ? 'the SSE session is gone' : 'the SSE session missed a POST');
+          if (status >= 400) this.onerror?.({ message: `POST answered ${status}` });
+          break;
+        }
+        failure = typeof status === 'number' ? `POST answered ${status}` : status.error;
+        const delay = RESEND_DELAYS_MS[Math.min(attempt, RESEND_DELAYS_MS.length - 1)]!;
+        if (Date.now() + delay >= giveUpAt) return this.close(1006, `an SSE POST got no answer for ${RESEND_FOR_MS} ms (${failure})`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (this.readyState !== OPEN) return;
+      }
     } finally {
       this.posting = false;
     }
     if (this.outgoing.length > 0) void this.post();
+  }
+
+  /** One POST: its status, or the error that kept it from getting one (a network error, the socket closed, no answer by `giveUpAt`). */
+  private async postOnce(url: string, body: string, giveUpAt: number): Promise<number | { error: string }> {
+    const abort = new AbortController();
+    const stop = (): void => abort.abort();
+    const timer = setTimeout(stop, Math.max(0, giveUpAt - Date.now()));
+    this.abort.signal.addEventListener('abort', stop);
+    try {
+      // text/plain: a simple request, no CORS preflight.
+      const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'text/plain' }, credentials: 'include', cache: 'no-store', signal: abort.signal });
+      void res.body?.cancel().catch(() => {});
+      return res.status;
+    } catch (err) {
+      return { error: (err as Error)?.message || 'SSE POST failed' };
+    } finally {
+      clearTimeout(timer);
+      this.abort.signal.removeEventListener('abort', stop);
+    }
   }
 
   private end(code: number, reason: string): void {

@@ -3,8 +3,8 @@
  * session S is named in S itself ({@link sessionOwner}); another node forwards the body over the
  * bus to it and answers the POST with the owner's verdict.
  *
- * Topic `<prefix>:sse:<node>`, one per node, for both directions: `{"t":"post","id","s","ip","body"}`
- * (`body` null for a DELETE)
+ * Topic `<prefix>:sse:<node>`, one per node, for both directions: `{"t":"post","id","s","ip","body","from","seq"}`
+ * (`body` null for a DELETE; `seq` the POST's `?seq=`, absent when it had none: node/sse-sequence.ts)
  * to the owner, `{"t":"answer","id","status","error","message"}` back to the caller. A call waits
  * at most {@link RELAY_DEADLINE_MS} (then 503: the owner did not answer; a killed owner's sessions
  * are gone, and their streams with them, so the client reconnects anyway), and at most
@@ -38,8 +38,8 @@ export interface SseRelayOptions {
   readonly prefix: string;
   readonly topics: Topics;
   readonly logger: Logger;
-  /** Runs a POST body for a session of this node (`body` null: a DELETE, which ends it). */
-  readonly deliver: (session: string, ip: string, body: Buffer | null) => PostVerdict;
+  /** Runs a POST body for a session of this node (`body` null: a DELETE, which ends it); `seq` is the POST's, if it had one. */
+  readonly deliver: (session: string, ip: string, body: Buffer | null, seq: number | undefined) => PostVerdict;
 }
 
 interface Waiting {
@@ -62,7 +62,7 @@ export class SseRelay {
   }
 
   /** Forwards a POST to the session's owner; resolves with its verdict. */
-  forward(owner: string, session: string, ip: string, body: Buffer | null): Promise<PostVerdict> {
+  forward(owner: string, session: string, ip: string, body: Buffer | null, seq?: number): Promise<PostVerdict> {
     if (this.waiting.size >= MAX_RELAYS_IN_FLIGHT) return Promise.resolve(UNAVAILABLE);
     const id = `${this.idPrefix}.${++this.seq}`;
     return new Promise<PostVerdict>((resolve) => {
@@ -74,7 +74,7 @@ export class SseRelay {
         },
       };
       this.waiting.set(id, waiting);
-      const message = { t: 'post', id, s: session, ip, body: body === null ? null : body.toString('utf8'), from: this.options.nodeId };
+      const message = { t: 'post', id, s: session, ip, body: body === null ? null : body.toString('utf8'), from: this.options.nodeId, ...(seq === undefined ? {} : { seq }) };
       this.send(owner, message).catch(() => waiting.done(UNAVAILABLE));
     });
   }
@@ -97,7 +97,9 @@ export class SseRelay {
     }
     if (typeof message !== 'object' || message === null || typeof message.id !== 'string') return;
     if (message.t === 'post' && typeof message.s === 'string' && typeof message.ip === 'string' && (typeof message.body === 'string' || message.body === null) && typeof message.from === 'string') {
-      const verdict = this.options.deliver(message.s, message.ip, message.body === null ? null : Buffer.from(message.body));
+      // A node of an older version sends no seq: the POST runs as it comes.
+      const seq = typeof message.seq === 'number' && Number.isSafeInteger(message.seq) && message.seq >= 1 ? message.seq : undefined;
+      const verdict = this.options.deliver(message.s, message.ip, message.body === null ? null : Buffer.from(message.body), seq);
       this.send(message.from, { t: 'answer', id: message.id, ...verdict }).catch((err: unknown) => this.options.logger.debug({ err }, 'SSE relay answer not sent'));
     } else if (message.t === 'answer' && typeof message.status === 'number') {
       const verdict = message.status === 204 ? ({ status: 204 } as const) : { status: message.status, error: String(message.error) as ApiErrorCode, message: String(message.message) };
@@ -106,4 +108,4 @@ export class SseRelay {
   }
 }
 
-const UNAVAILABLE: PostVerdict = { status: 503, error: 'unavailable', message: "the session's node did not answer; reconnect the stream" };
+const UNAVAILABLE: PostVerdict = { status: 503, error: 'unavailable', message: "the session's node did not answer in time: the frames may or may not have run; send them again with the same ?seq=" };

@@ -14,7 +14,9 @@
  *   the same decode(), rate limits and answers, which come down the stream. 204 when taken; 404
  *   for a session that does not exist (or another address's); 413 before reading a body over
  *   --max-payload; 429 past --rate-limit POSTs per second for one session. Any node takes it and
- *   forwards it to the session's node (node/sse-relay.ts): no sticky sessions.
+ *   forwards it to the session's node (node/sse-relay.ts): no sticky sessions. `?seq=N` numbers
+ *   the POSTs of a session so that one sent again after a lost answer runs once
+ *   (node/sse-sequence.ts).
  * - `DELETE <sse path>/{S}` ends session S at once (the SDK's close), with the same answers.
  *
  * The query string is never logged (it may carry `token` and `session`).
@@ -30,6 +32,7 @@ import { readBody, type Router } from '../transport/router.js';
 import { PlainPositions, SseSession } from '../transport/sse-session.js';
 import type { Endpoint } from './endpoint.js';
 import { newSessionId, sessionOwner, SseRelay, type PostVerdict } from './sse-relay.js';
+import { parseSeq, PostSequence } from './sse-sequence.js';
 import type { Topics } from './topics.js';
 
 /** The reconnect delay plain streams ask of EventSource. */
@@ -54,6 +57,8 @@ export interface SseHost {
 interface Held {
   readonly session: SseSession;
   readonly client: Client;
+  /** The POSTs' `?seq=`: which batch ran last, and its verdict. */
+  readonly sequence: PostSequence;
 }
 
 export class SseTransport {
@@ -74,7 +79,7 @@ export class SseTransport {
       prefix: host.config.busPrefix,
       topics: host.topics,
       logger: host.logger,
-      deliver: (session, ip, body) => this.deliver(session, ip, body),
+      deliver: (session, ip, body, seq) => this.deliver(session, ip, body, seq),
     });
     this.postsTimer = setInterval(() => (this.posts = new Map()), 1000);
     this.postsTimer.unref();
@@ -143,7 +148,7 @@ export class SseTransport {
     if (plain) res.write(`retry: ${PLAIN_RETRY_MS}\n\n`);
     session.attach(res);
     const client = this.host.adopt(this.endpoint, session, req, result.identity, id);
-    this.sessions.set(session.id, { session, client });
+    this.sessions.set(session.id, { session, client, sequence: new PostSequence() });
     session.once('close', () => this.sessions.delete(session.id));
     if (!plain) return;
     for (const channel of new Set(channels)) {
@@ -204,13 +209,16 @@ export class SseTransport {
     const count = (this.posts.get(session) ?? 0) + 1;
     this.posts.set(session, count);
     if (limit > 0 && count > limit) return refuse(req, res, 'rate_limited', `over --rate-limit (${limit} POSTs/s for one session); wait a second`, { ...cors, 'retry-after': '1' });
+    const seqText = end ? null : new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('seq');
+    const seq = seqText === null ? undefined : parseSeq(seqText);
+    if (seqText !== null && seq === undefined) return refuse(req, res, 'bad_request', '?seq= must be a positive integer (the POST\'s number in its session: 1, 2, 3…)', cors);
     const max = this.host.config.maxPayload;
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > max) return refuse(req, res, 'too_large', `the body is over --max-payload (${max} bytes)`, cors);
     const body = end ? null : await readBody(req, max);
     if (body === 'too_large') return refuse(req, res, 'too_large', `the body is over --max-payload (${max} bytes)`, cors);
     const ip = this.host.gate.ipOf(req);
-    const verdict = owner === this.host.nodeId ? this.deliver(session, ip, body) : await this.relay.forward(owner, session, ip, body);
+    const verdict = owner === this.host.nodeId ? this.deliver(session, ip, body, seq) : await this.relay.forward(owner, session, ip, body, seq);
     if (verdict.status === 204) {
       res.writeHead(204, { 'cache-control': 'no-store', ...cors });
       res.end();
@@ -220,31 +228,36 @@ export class SseTransport {
     fail(res, error, message, cors);
   }
 
-  /** Hands a POST body to a session of this node, as socket messages (the answers come down its stream). */
-  private deliver(id: string, ip: string, body: Buffer | null): PostVerdict {
+  /** Hands a POST body to a session of this node, as socket messages (the answers come down its stream), once per `seq`. */
+  private deliver(id: string, ip: string, body: Buffer | null, seq: number | undefined): PostVerdict {
     const held = this.sessions.get(id);
     if (!held || held.client.ip !== ip || !held.client.open) return { status: 404, error: 'not_found', message: NO_SESSION };
     if (body === null) {
       held.session.close(CloseCode.NORMAL, 'client closed');
       return { status: 204 };
     }
-    let frames: Buffer[] = [body];
-    if (body[0] === 0x5b /* [ */) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        parsed = undefined; // not JSON: decode() answers it as a socket's message
-      }
-      if (Array.isArray(parsed)) {
-        if (parsed.length === 0) return { status: 400, error: 'bad_request', message: 'an empty array: send one frame or an array of frames' };
-        if (parsed.length > MAX_POST_FRAMES) return { status: 400, error: 'bad_request', message: `at most ${MAX_POST_FRAMES} frames per POST` };
-        frames = parsed.map((frame) => Buffer.from(JSON.stringify(frame)));
-      }
-    }
-    for (const frame of frames) held.session.receive(frame);
-    return { status: 204 };
+    return held.sequence.take(seq, () => run(held.session, body));
   }
+}
+
+/** Hands a POST body (one frame or an array of frames) to `session` as socket messages. */
+function run(session: SseSession, body: Buffer): PostVerdict {
+  let frames: Buffer[] = [body];
+  if (body[0] === 0x5b /* [ */) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      parsed = undefined; // not JSON: decode() answers it as a socket's message
+    }
+    if (Array.isArray(parsed)) {
+      if (parsed.length === 0) return { status: 400, error: 'bad_request', message: 'an empty array: send one frame or an array of frames' };
+      if (parsed.length > MAX_POST_FRAMES) return { status: 400, error: 'bad_request', message: `at most ${MAX_POST_FRAMES} frames per POST` };
+      frames = parsed.map((frame) => Buffer.from(JSON.stringify(frame)));
+    }
+  }
+  for (const frame of frames) session.receive(frame);
+  return { status: 204 };
 }
 
 const NO_SESSION = 'no such session (closed, expired, or its node stopped): open a new stream';

@@ -125,7 +125,7 @@ export const ERROR_CODES = {
   bad_request: {
     status: 400,
     where: 'both',
-    when: 'a frame or body that is not valid: not JSON, unknown type, missing/invalid channel, bad id/since/limit/before, missing data, data nested past 100 levels, a bad idempotency_key (or Idempotency-Key header), binary frame, double subscribe, too many subscriptions',
+    when: 'a frame or body that is not valid: not JSON, unknown type, missing/invalid channel, bad id/since/limit/before, missing data, data nested past 100 levels, a bad idempotency_key (or Idempotency-Key header), binary frame, double subscribe, too many subscriptions; an SSE POST of an empty array, of more than 100 frames, or with a `?seq=` that is not a positive integer',
   },
   unauthorized: {
     status: 401,
@@ -143,6 +143,11 @@ export const ERROR_CODES = {
     when: 'unsubscribe without a subscription; presence on a channel without presence; `GET /api/channels/C/latest` when the channel has no latest message; the HTTP API is off; an SSE POST for a session that does not exist (closed, expired, its node stopped, or another address)',
   },
   method_not_allowed: { status: 405, where: 'api', when: 'an HTTP API path with another method than its own (`Allow` says which)' },
+  out_of_order: {
+    status: 409,
+    where: 'api',
+    when: "an SSE POST whose `?seq=` skips ahead of the session's next one (a batch before it never arrived): nothing was run; the SDK ends the socket (1006), reconnects and recovers",
+  },
   too_large: {
     status: 413,
     where: 'both',

@@ -2,8 +2,8 @@
  * The SSE transport of /ws/v1 (docs/protocol.md, "SSE transport"): two in-process nodes on one
  * Redis (bus and history), real HTTP streams read with fetch, real WebSocket clients beside them.
  * A session on one node takes POSTs on the other (forwarded over the bus), resumes with
- * Last-Event-ID, and keeps the limits a socket keeps; plain EventSource mode recovers every
- * channel on another node from its Last-Event-ID.
+ * Last-Event-ID, runs a POST sent again with the same `?seq=` once, and keeps the limits a socket
+ * keeps; plain EventSource mode recovers every channel on another node from its Last-Event-ID.
  */
 import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
@@ -82,6 +82,37 @@ test('a session on one node takes POSTs on the other: answers come down the stre
   } finally {
     stream.close();
     closeAll(clients);
+  }
+});
+
+test('?seq=: a POST sent again runs once, through either node; an older one runs nothing, one that skips ahead is 409 out_of_order', async () => {
+  const stream = await SseStream.open(sse(a));
+  try {
+    await stream.frame((f) => f.type === 'connected');
+    const seq = (node: FanoutNode, n: number | string, body: unknown) => postFrames(`${postUrl(node, stream.session)}?seq=${n}`, body);
+    const publish = (id: number) => ({ type: 'publish', channel: 'seq', data: id, id });
+    // The same batch twice: through b (relayed, with its seq), then straight to a, as the SDK resends after a lost answer.
+    assert.equal((await seq(b, 1, [publish(1)])).status, 204);
+    assert.equal((await seq(a, 1, [publish(1)])).status, 204, 'the resend is answered as the first was');
+    // A batch the session refused is refused again, through either node, and never runs.
+    const empty = await seq(a, 2, []);
+    assert.equal(empty.status, 400);
+    const again = await seq(b, 2, []);
+    assert.equal(again.status, 400);
+    assert.equal(again.text, empty.text, 'the remembered verdict');
+    // A stale copy of batch 1 (a relay that arrived late): 204, nothing runs.
+    assert.equal((await seq(b, 1, [publish(3)])).status, 204);
+    // Skipping 4: the session missed a batch, nothing runs.
+    const gap = await seq(b, 5, [publish(5)]);
+    assert.equal(gap.status, 409);
+    assert.equal((JSON.parse(gap.text) as { error: string }).error, 'out_of_order');
+    assert.equal((await seq(a, 'x', [publish(6)])).status, 400, 'a seq that is not a number');
+    assert.equal((await seq(a, 3, [publish(7)])).status, 204);
+    await stream.frame((f) => f.type === 'ack' && f.id === 7);
+    const acks = stream.frames.filter((f) => f.type === 'ack').map((f) => f.id);
+    assert.deepEqual(acks, [1, 7], 'batch 1 ran once, the stale, skipping and malformed ones not at all');
+  } finally {
+    stream.close();
   }
 });
 
