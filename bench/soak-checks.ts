@@ -22,15 +22,22 @@ function median(values: readonly number[]): number {
 
 const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 
+/** Connections within this fraction of the end's count are the same load. */
+export const EQUAL_LOAD = 0.02;
+
 /**
  * Heap growth of each node that was never restarted, at equal load: the median live heap over a
  * window from `heapFrom` of the run against the median over the same length of window at its end
  * (1/12 of the run, at least two samples), so one sample's noise does not decide. Connections move
  * between nodes (a restart sends the restarted node's long-lived ones to the others, and little
- * sends them back), and each holds heap: the end is compared with what the baseline's heap per
- * connection above the node's idle heap predicts for the end's connections,
- * `idle + (base − idle) × connsEnd / connsBase`, which is the baseline itself when the load is the
- * same. The first restart moves the most, so the baseline starts after it.
+ * sends them back), and each holds heap. So the baseline is the first window, starting between
+ * `heapFrom` and the middle of the run, whose connections are those of the end (within
+ * {@link EQUAL_LOAD}): the same load, compared as it is. When the node never had the end's load
+ * that early, the end is compared with what the `heapFrom` window's heap per connection above the
+ * node's idle heap predicts for the end's connections, `idle + (base − idle) × connsEnd /
+ * connsBase`; that prediction is low when the connections that moved hold more than the average
+ * one (a presence member against a churning connection). The first restart moves the most, so
+ * the baseline starts after it.
  */
 export function heapChecks(r: SoakResult): SoakCheck[] {
   const { duration, heapFrom, heapLimit, sample } = r.shape;
@@ -43,13 +50,19 @@ export function heapChecks(r: SoakResult): SoakCheck[] {
   if (whole.length === 0) return [{ name: 'heap', ok: false, line: 'heap: no node ran the whole run, nothing to compare' }];
   return whole.map((node) => {
     const mine = r.memory.filter((m): m is NodeSample => m.node === node && Number.isFinite(m.liveHeap));
-    const base = mine.filter((m) => m.at >= from && m.at <= from + window);
+    const windowFrom = (start: number) => mine.filter((m) => m.at >= start && m.at <= start + window);
     const end = mine.filter((m) => m.at >= duration - window);
+    const ce = median(end.map((m) => m.connections));
+    const sameLoad = mine
+      .filter((m) => m.at >= from && m.at <= duration / 2)
+      .map((m) => windowFrom(m.at))
+      .find((w) => Math.abs(median(w.map((m) => m.connections)) - ce) <= ce * EQUAL_LOAD);
+    const base = sameLoad ?? windowFrom(from);
     if (base.length === 0 || end.length === 0) return { name: 'heap', ok: false, line: `heap of ${node}: no samples from ${Math.round(from)} s or at the end to compare` };
     const [b, e] = [median(base.map((m) => m.liveHeap)), median(end.map((m) => m.liveHeap))];
-    const [cb, ce] = [median(base.map((m) => m.connections)), median(end.map((m) => m.connections))];
+    const cb = median(base.map((m) => m.connections));
     const idle = r.idle[node] ?? 0;
-    const expected = cb > 0 && Number.isFinite(ce) ? idle + ((b - idle) * ce) / cb : b;
+    const expected = sameLoad || !(cb > 0 && Number.isFinite(ce)) ? b : idle + ((b - idle) * ce) / cb;
     const growth = (e / expected - 1) * 100;
     const raw = (e / b - 1) * 100;
     const ok = growth <= heapLimit;
@@ -58,8 +71,9 @@ export function heapChecks(r: SoakResult): SoakCheck[] {
       name: 'heap',
       ok,
       line:
-        `heap of ${node} (live, after a full GC): ${mb(b)} from ${Math.round(from)} s with ${Math.round(cb)} connections, ${mb(e)} at the end with ${Math.round(ce)} (${sign(raw)}); ` +
-        `${mb(expected)} expected at that load (idle ${mb(idle)}): ${sign(growth)}${ok ? ` (limit ${heapLimit} %)` : `, more than the ${heapLimit} % allowed`}`,
+        `heap of ${node} (live, after a full GC): ${mb(b)} from ${Math.round(sameLoad ? sameLoad[0]!.at : from)} s with ${Math.round(cb)} connections, ${mb(e)} at the end with ${Math.round(ce)} (${sign(raw)}); ` +
+        (sameLoad ? 'the same load: ' : `${mb(expected)} expected at that load (idle ${mb(idle)}): `) +
+        `${sign(growth)}${ok ? ` (limit ${heapLimit} %)` : `, more than the ${heapLimit} % allowed`}`,
     };
   });
 }
