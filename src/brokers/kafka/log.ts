@@ -95,10 +95,8 @@ export interface KafkaLogOptions {
   readonly historyTtl: number;
   /** --history-max-bytes: what the node's index of the log may hold (brokers/kafka/log-index.ts); default 256 MiB, 0 for no cap. */
   readonly historyMaxBytes?: number;
-  /** Told of each channel the index dropped whole for --history-max-bytes. */
-  readonly historyEvicted?: (channel: string) => void;
-  /** Told how many messages the index holds of a channel, as it reads each of its records. */
-  readonly historySized?: (channel: string, messages: number) => void;
+  readonly historyEvicted?: (channel: string) => void; // told of each channel the index dropped whole for --history-max-bytes
+  readonly historySized?: (channel: string, messages: number) => void; // told what a channel holds as each of its records is read
   /** The channel of a bus topic (the channel layer's naming); undefined for a topic that is none. */
   readonly channelOf: (topic: string) => string | undefined;
   /** The bus topic of a channel (the inverse of `channelOf`). */
@@ -146,8 +144,7 @@ export class KafkaLog extends KafkaBus {
       historySize: options.historySize,
       historyTtl: options.historyTtl,
       ...(options.historyMaxBytes === undefined ? {} : { historyMaxBytes: options.historyMaxBytes }),
-      ...(options.historyEvicted ? { evicted: options.historyEvicted } : {}),
-      ...(options.historySized ? { sized: options.historySized } : {}),
+      ...(options.historyEvicted ? { evicted: options.historyEvicted } : {}), ...(options.historySized ? { sized: options.historySized } : {}),
     });
     this.expiry = setInterval(() => this.index.expire(Date.now()), EXPIRE_EVERY_MS);
     this.expiry.unref();
@@ -357,12 +354,10 @@ export class KafkaLog extends KafkaBus {
   private reached(partition: number, offset: bigint): Promise<void> {
     if ((this.positions?.get(partition) ?? -1n) >= offset) return Promise.resolve();
     const reached = new Promise<void>((resolve) => this.waiters.push({ partition, offset, resolve }));
-    this.hurry();
-    return reached;
+    return this.hurry(), reached;
   }
 
-  /** A read waits to catch up, or a writer to read its once-marked record back: no fetch linger. */
-  protected override urgent(): boolean {
+  protected override urgent(): boolean { // a read waits to catch up, or a writer to read its once-marked record back: no fetch linger
     return this.waiters.length > 0 || this.once.pending > 0;
   }
 
