@@ -8,6 +8,6 @@ process.on('SIGUSR2', () => {
   if (typeof global.gc !== 'function' || !process.send) return;
   global.gc();
   global.gc();
-  const { rss, heapUsed } = process.memoryUsage();
-  process.send({ type: 'bench-memory', rss, heapUsed });
+  const { rss, heapUsed, arrayBuffers } = process.memoryUsage();
+  process.send({ type: 'bench-memory', rss, heapUsed, arrayBuffers });
 });

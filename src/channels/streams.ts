@@ -287,6 +287,9 @@ export class ChannelStreams {
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) if (!inRead(buffer[i]!, result)) this.rt.outbox.send(client, buffer[i]!.frame);
     sub.buffer = null;
+    // The batch (its read and recovered frames, shared by its subscribers) is done with: a live
+    // subscription that kept it would hold a history's worth of messages for as long as it lives.
+    sub.ready = undefined;
     this.release(sub);
     local.live.add(client);
     // Its recovered and buffered messages were whole: its first live one is too (delta.ts).

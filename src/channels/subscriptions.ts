@@ -31,7 +31,7 @@ export class Subscription {
   buffer: HeldFrame[] | null = [];
   /** Index in {@link buffer} at which its batch's fence arrived; -1 before. */
   fenceAt = -1;
-  /** Its batch, once the batch's read and fence are both in. */
+  /** Its batch, once the batch's read and fence are both in; cleared when it goes live. */
   ready: JoinBatch | undefined;
   /** Bytes of its client's request budget held for its recovery until it goes live. */
   reserved = 0;

@@ -1,7 +1,7 @@
 /**
  * What names and bytes a client chooses cost a node (issue 24, "Done when"): a real `fanout serve`
  * (memory bus and history, anonymous) as a child process, its live heap read after a full GC
- * (bench/peers/gc-on-signal.cjs: SIGUSR2 → two GCs → heapUsed over IPC).
+ * (bench/peers/gc-on-signal.cjs: SIGUSR2 → two GCs → heapUsed and arrayBuffers over IPC).
  */
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -19,9 +19,9 @@ function forkMeasuredNode(args: readonly string[]): Promise<ServerProcess> {
   return forkFanoutServe(args, { execArgv: ['--expose-gc', '--require', GC_ON_SIGNAL] });
 }
 
-/** The node's live heap (bytes), after two full GCs. */
-async function liveHeap(node: ServerProcess): Promise<number> {
-  const reply = untilEvent<[{ type?: string; heapUsed?: number }]>(node.child, 'message', {
+/** The node's live heap (bytes), after two full GCs; with `buffers`, plus its Buffers' memory (outside the heap). */
+async function liveHeap(node: ServerProcess, buffers = false): Promise<number> {
+  const reply = untilEvent<[{ type?: string; heapUsed?: number; arrayBuffers?: number }]>(node.child, 'message', {
     filter: (m) => m?.type === 'bench-memory',
     failOn: ['exit'],
     timeoutMs: 30_000,
@@ -29,7 +29,7 @@ async function liveHeap(node: ServerProcess): Promise<number> {
   });
   node.child.kill('SIGUSR2');
   const [message] = await reply;
-  return message.heapUsed!;
+  return message.heapUsed! + (buffers ? message.arrayBuffers! : 0);
 }
 
 /** An open /ws/v1 socket, past its `connected` frame. */
@@ -189,6 +189,34 @@ test('anonymous 16 KB publishes to ever new channels keep memory history within 
     assert.equal(recovery.type, 'subscribed');
     assert.equal(recovery.recovered, false);
     assert.notEqual(recovery.epoch, epoch);
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await node.stop();
+  }
+});
+
+test('40 subscriptions that each recovered 100 messages of 16 KB (separate reads) do not keep them: the node’s heap and Buffers stay within 16 MB of where they started', async (t) => {
+  const node = await forkMeasuredNode(['--rate-limit-bytes', '0', '--max-buffered', String(64 * MB)]);
+  const sockets: WebSocket[] = [];
+  try {
+    const ask = asker();
+    const publisher = await open(node.port);
+    sockets.push(publisher);
+    const data = 'r'.repeat(16 * 1024 - 2);
+    for (let i = 0; i < 100; i++) assert.equal((await ask(publisher, { type: 'publish', channel: 'recovered', data })).type, 'ack');
+    const { epoch } = await ask(publisher, { type: 'history', channel: 'recovered' });
+    for (let c = 0; c < 40; c++) sockets.push(await open(node.port));
+    const before = await liveHeap(node, true);
+    // One after another, so that each is a read of its own (a batch) with its own recovered frames.
+    for (const ws of sockets.slice(1)) {
+      const reply = await ask(ws, { type: 'subscribe', channel: 'recovered', since: { offset: 0, epoch } });
+      assert.equal(reply.type, 'subscribed', JSON.stringify(reply));
+      assert.equal(reply.recovered, true);
+    }
+    const after = await liveHeap(node, true);
+    const growth = after - before;
+    t.diagnostic(`40 recoveries of 1.6 MB each sent 64 MB; live heap and Buffers ${(before / MB).toFixed(1)} → ${(after / MB).toFixed(1)} MB (+${(growth / MB).toFixed(1)} MB) with the 40 subscriptions live`);
+    assert.ok(growth < 16 * MB, `the node kept ${(growth / MB).toFixed(1)} MB after 40 recoveries of 1.6 MB`);
   } finally {
     for (const ws of sockets) ws.terminate();
     await node.stop();
