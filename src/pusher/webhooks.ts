@@ -7,16 +7,15 @@
  * store answers with the 0↔1 crossings, each to exactly one node. `client_event` and `cache_miss`
  * happen on one node only: that node tells.
  *
- * Bounded: per channel one write is in flight; changes meanwhile only update the next write's
- * numbers; a failed write is merged back and retried every {@link RETRY_MS}.
+ * Bounded as Fanout's own: the writes go through stores/occupancy-writes.ts (one in flight per
+ * channel, changes meanwhile only update the next one, a failed write merged back and retried).
  */
 import type { PusherAppConfig } from '../config/schema.js';
 import type { Logger } from '../logger.js';
-import type { OccupancyChange, OccupancyEvent, OccupancyStore } from '../stores/store.js';
+import { OccupancyWrites } from '../stores/occupancy-writes.js';
+import type { OccupancyEvent, OccupancyStore } from '../stores/store.js';
 import { Webhooks, type WebhookOptions } from '../webhooks/webhooks.js';
 import { appChannel, internalChannel } from './channels.js';
-
-const RETRY_MS = 1000;
 
 /** One event for the sender (src/webhooks, in Pusher's format). */
 export interface PusherHookEvent {
@@ -28,16 +27,8 @@ export interface PusherHookEvent {
   readonly socketId?: string | undefined;
 }
 
-interface Pending {
-  subscribers: number;
-  readonly users: Map<string, number>;
-}
-
 export class PusherWebhooks {
-  private readonly dirty = new Map<string, Pending>();
-  private readonly inFlight = new Set<string>();
-  private retry: NodeJS.Timeout | undefined;
-  private stopped = false;
+  private readonly writes: OccupancyWrites;
 
   constructor(
     private readonly options: {
@@ -47,15 +38,14 @@ export class PusherWebhooks {
       readonly logger: Logger;
       readonly track: (promise: Promise<unknown>) => void;
     },
-  ) {}
+  ) {
+    const { appId, store, logger, track } = options;
+    this.writes = new OccupancyWrites({ store, crossed: (events) => this.crossed(events), track, logger, failed: 'pusher occupancy not recorded; retrying', storeChannel: (channel) => internalChannel(appId, channel) });
+  }
 
   /** This node now has `subscribers` on `channel` and, on a presence channel, `user` has `connections` here. */
   counts(channel: string, subscribers: number, user?: readonly [string, number]): void {
-    let pending = this.dirty.get(channel);
-    if (!pending) this.dirty.set(channel, (pending = { subscribers, users: new Map() }));
-    pending.subscribers = subscribers;
-    if (user) pending.users.set(user[0], user[1]);
-    this.flush(channel);
+    this.writes.write(channel, subscribers, user ? [user] : []);
   }
 
   clientEvent(channel: string, event: string, data: unknown, socketId: string, user: string | undefined): void {
@@ -75,42 +65,7 @@ export class PusherWebhooks {
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retry);
-  }
-
-  private flush(channel: string): void {
-    if (this.inFlight.has(channel)) return;
-    const pending = this.dirty.get(channel);
-    if (!pending) return;
-    this.dirty.delete(channel);
-    this.inFlight.add(channel);
-    const change: OccupancyChange = { channel: internalChannel(this.options.appId, channel), subscribers: pending.subscribers, users: [...pending.users] };
-    this.options.track(
-      this.options.store
-        .update(change)
-        .then((events) => this.crossed(events))
-        .catch((err: Error) => {
-          this.options.logger.debug({ err: err.message, channel }, 'pusher occupancy not recorded; retrying');
-          const newer = this.dirty.get(channel);
-          if (!newer) this.dirty.set(channel, pending);
-          else for (const [user, n] of pending.users) if (!newer.users.has(user)) newer.users.set(user, n);
-          this.scheduleRetry();
-        })
-        .finally(() => {
-          this.inFlight.delete(channel);
-          if (!this.retry) this.flush(channel);
-        }),
-    );
-  }
-
-  private scheduleRetry(): void {
-    if (this.retry || this.stopped) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      for (const channel of [...this.dirty.keys()]) this.flush(channel);
-    }, RETRY_MS);
-    this.retry.unref();
+    this.writes.stop();
   }
 }
 
