@@ -14,6 +14,9 @@
  * once, at once, with `?session=` and `Last-Event-ID` (the node keeps a session 30 s); a resume
  * the node refuses is a new session, which ends this socket with 1006 so the SDK reconnects and
  * recovers with `since` as usual.
+ * A POST refused before it ran is sent again too: after a 429 (past --rate-limit POSTs a second)
+ * once its `Retry-After` has passed; after a 413 (the batch over --max-payload) in halves, and a
+ * single frame over it is answered `too_large` (an error frame with its id), as the node would.
  * The node's last `close` event gives the close code (1001 on drain, 4508 slow consumer, …).
  */
 import type { WebSocketLike } from './transport.js';
@@ -72,6 +75,10 @@ export const RESEND_DELAYS_MS: readonly number[] = Object.freeze([250, 500, 1000
  * that a publish with an `idempotencyKey` can still be sent again after the reconnect in time.
  */
 export const RESEND_FOR_MS = 8000;
+/** Most frames in one POST (the node's limit, node/sse.ts MAX_POST_FRAMES). */
+const MAX_BATCH = 100;
+/** Longest `Retry-After` a 429 is waited for, ms (the node asks 1 s). */
+const MAX_RETRY_AFTER_MS = 10_000;
 /** Answers that say the POST may not have reached the session: sent again with the same seq. */
 const RESEND_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
 
@@ -208,26 +215,41 @@ export class SseSocket implements WebSocketLike {
   private async post(): Promise<void> {
     if (this.posting || this.outgoing.length === 0 || this.readyState !== OPEN) return;
     this.posting = true;
-    const frames = this.outgoing.splice(0, 100);
-    const body = frames.length === 1 ? frames[0]! : `[${frames.join(',')}]`;
+    const frames = this.outgoing.splice(0, MAX_BATCH);
     const seq = this.seq + 1;
     const url = `${this.streamUrl.split('?')[0]}/${this.session}?seq=${seq}`;
-    const giveUpAt = Date.now() + RESEND_FOR_MS;
+    let giveUpAt = Date.now() + RESEND_FOR_MS;
     let failure = '';
     try {
       for (let attempt = 0; ; attempt++) {
-        const status = await this.postOnce(url, body, giveUpAt);
+        const body = frames.length === 1 ? frames[0]! : `[${frames.join(',')}]`;
+        const answer = await this.postOnce(url, body, giveUpAt);
         if (this.readyState !== OPEN) return;
-        if (typeof status === 'number' && !RESEND_STATUSES.has(status)) {
-          // 413 and 429 come from the node the POST reached, before the session: a first attempt
-          // so refused never ran, and the next batch takes its seq. Any other answer used it.
-          if (!(attempt === 0 && (status === 413 || status === 429))) this.seq = seq;
-          // 404: the session is gone; 409: it missed a batch. Either way its frames have a hole: reconnect.
-          if (status === 404 || status === 409) return this.close(1006, status === 404 ? 'the SSE session is gone' : 'the SSE session missed a POST');
-          if (status >= 400) this.onerror?.({ message: `POST answered ${status}` });
-          break;
-        }
-        failure = typeof status === 'number' ? `POST answered ${status}` : status.error;
+        if (typeof answer === 'object' && 'status' in answer) {
+          const { status } = answer;
+          // 429 and 413 come from the node the POST reached, before the session: the batch did
+          // not run (an earlier attempt without an answer may have: the same seq covers both).
+          if (status === 429) {
+            await new Promise((resolve) => setTimeout(resolve, answer.retryAfterMs));
+            giveUpAt = Date.now() + RESEND_FOR_MS;
+            if (this.readyState !== OPEN) return;
+            continue;
+          }
+          if (status === 413 && frames.length > 1) {
+            // Frames that each fit, over --max-payload together: the later half waits for the next POST.
+            this.outgoing.unshift(...frames.splice(Math.ceil(frames.length / 2)));
+            continue;
+          }
+          if (!RESEND_STATUSES.has(status)) {
+            if (status === 413) this.tooLarge(frames[0]!);
+            if (status !== 413 || attempt > 0) this.seq = seq;
+            // 404: the session is gone; 409: it missed a batch. Either way its frames have a hole: reconnect.
+            if (status === 404 || status === 409) return this.close(1006, status === 404 ? 'the SSE session is gone' : 'the SSE session missed a POST');
+            if (status >= 400 && status !== 413) this.onerror?.({ message: `POST answered ${status}` });
+            break;
+          }
+          failure = `POST answered ${status}`;
+        } else failure = answer.error;
         const delay = RESEND_DELAYS_MS[Math.min(attempt, RESEND_DELAYS_MS.length - 1)]!;
         if (Date.now() + delay >= giveUpAt) return this.close(1006, `an SSE POST got no answer for ${RESEND_FOR_MS} ms (${failure})`);
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -239,8 +261,20 @@ export class SseSocket implements WebSocketLike {
     if (this.outgoing.length > 0) void this.post();
   }
 
-  /** One POST: its status, or the error that kept it from getting one (a network error, the socket closed, no answer by `giveUpAt`). */
-  private async postOnce(url: string, body: string, giveUpAt: number): Promise<number | { error: string }> {
+  /** One frame alone over --max-payload: its request is answered `too_large`, as the node answers an HTTP body over it. */
+  private tooLarge(frame: string): void {
+    let request: { id?: unknown; channel?: unknown } = {};
+    try {
+      request = JSON.parse(frame) as typeof request;
+    } catch {
+      // Not JSON: the node would have answered bad_request; there is no id to answer.
+    }
+    const reply = { type: 'error', code: 'too_large', message: "the frame is over the node's --max-payload; it was not sent", id: typeof request.id === 'number' ? request.id : undefined, channel: typeof request.channel === 'string' ? request.channel : undefined };
+    this.onmessage?.({ data: JSON.stringify(reply) });
+  }
+
+  /** One POST: its status (and a 429's wait), or the error that kept it from getting one (a network error, the socket closed, no answer by `giveUpAt`). */
+  private async postOnce(url: string, body: string, giveUpAt: number): Promise<{ status: number; retryAfterMs: number } | { error: string }> {
     const abort = new AbortController();
     const stop = (): void => abort.abort();
     const timer = setTimeout(stop, Math.max(0, giveUpAt - Date.now()));
@@ -249,7 +283,8 @@ export class SseSocket implements WebSocketLike {
       // text/plain: a simple request, no CORS preflight.
       const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'text/plain' }, credentials: 'include', cache: 'no-store', signal: abort.signal });
       void res.body?.cancel().catch(() => {});
-      return res.status;
+      const seconds = Number(res.headers.get('retry-after'));
+      return { status: res.status, retryAfterMs: Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, MAX_RETRY_AFTER_MS) : 1000 };
     } catch (err) {
       return { error: (err as Error)?.message || 'SSE POST failed' };
     } finally {

@@ -208,7 +208,7 @@ export class SseTransport {
     const limit = this.host.config.rateLimit;
     const count = (this.posts.get(session) ?? 0) + 1;
     this.posts.set(session, count);
-    if (limit > 0 && count > limit) return refuse(req, res, 'rate_limited', `over --rate-limit (${limit} POSTs/s for one session); wait a second`, { ...cors, 'retry-after': '1' });
+    if (limit > 0 && count > limit) return refuse(req, res, 'rate_limited', `over --rate-limit (${limit} POSTs/s for one session); wait a second`, { ...cors, 'retry-after': '1', 'access-control-expose-headers': 'Retry-After' });
     const seqText = end ? null : new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('seq');
     const seq = seqText === null ? undefined : parseSeq(seqText);
     if (seqText !== null && seq === undefined) return refuse(req, res, 'bad_request', '?seq= must be a positive integer (the POST\'s number in its session: 1, 2, 3…)', cors);

@@ -298,6 +298,47 @@ test('the SDK in Node falls back to SSE behind a proxy that refuses WebSockets, 
   }
 });
 
+test('the SDK over SSE: frames over --max-payload together go in smaller POSTs, one alone is answered too_large, and POSTs refused 429 go again after Retry-After', async () => {
+  // The SDK's POSTs and what the node answered them, seen through fetch.
+  const statuses: number[] = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async (input, init) => {
+    const res = await realFetch(input, init);
+    if (init?.method === 'POST') statuses.push(res.status);
+    return res;
+  };
+  const client = new FanoutClient({ url: `ws://127.0.0.1:${a.address.port}/ws/v1`, transports: ['sse'], requestTimeout: 5000 });
+  const peer = await connectChannels(b);
+  try {
+    await request(peer, { type: 'subscribe', channel: 'sse-big' });
+    await client.connect();
+    assert.equal(client.transport, 'sse');
+    // Ten publishes of 1.5 KB in one turn: one POST of 15 KB would be over --max-payload (4096).
+    const acks = await Promise.all(Array.from({ length: 10 }, (_, i) => client.publish('sse-big', { i, pad: 'p'.repeat(1500) })));
+    assert.deepEqual(acks.map((ack) => ack.offset), Array.from({ length: 10 }, (_, i) => i + 1), 'all ten published, in order');
+    assert.ok(statuses.includes(413), `the whole batch was refused first: ${statuses.join(',')}`);
+    const heard = await waitMessages(peer, 'sse-big', 10);
+    assert.deepEqual(heard.map((m) => (m.data as { i: number }).i), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // One frame over --max-payload by itself: its publish is answered at once, as the HTTP API answers a body over it.
+    await assert.rejects(client.publish('sse-big', { pad: 'p'.repeat(5000) }), (err: { code?: string }) => err.code === 'too_large');
+
+    // --rate-limit 20: one publish after another, each waiting for its ack, passes 20 POSTs a second.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    statuses.length = 0;
+    const answers: string[] = [];
+    for (let i = 0; i < 40; i++) answers.push(await client.publish('sse-flood', i).then(() => 'ack', (err: { code?: string }) => err.code ?? String(err)));
+    assert.ok(statuses.includes(429), `some POSTs were refused 429: ${statuses.join(',')}`);
+    // Every publish answered (none timed out): acked, or refused rate_limited by the frame limit, as over a WebSocket.
+    assert.deepEqual([...new Set(answers)].filter((x) => x !== 'ack' && x !== 'rate_limited'), [], answers.join(','));
+    assert.ok(answers.filter((x) => x === 'ack').length >= 20, answers.join(','));
+    await connected(client);
+  } finally {
+    globalThis.fetch = realFetch;
+    client.close();
+    peer.close();
+  }
+});
+
 /** A POST with the given headers and no body; resolves with what the node answered. */
 function rawPost(port: number, path: string, headers: string): Promise<string> {
   return new Promise((resolve, reject) => {
