@@ -287,9 +287,11 @@ export class ChannelStreams {
     const buffer = sub.buffer!;
     for (let i = sub.fenceAt; i < buffer.length; i++) if (!inRead(buffer[i]!, result)) this.rt.outbox.send(client, buffer[i]!.frame);
     sub.buffer = null;
-    // The batch (its read and recovered frames, shared by its subscribers) is done with: a live
-    // subscription that kept it would hold a history's worth of messages for as long as it lives.
+    // The batch (its read and recovered frames, shared by its subscribers) and the hook's data are
+    // done with: a live subscription that kept them would hold a history's worth of messages for as
+    // long as it lives.
     sub.ready = undefined;
+    sub.data = undefined;
     this.release(sub);
     local.live.add(client);
     // Its recovered and buffered messages were whole: its first live one is too (delta.ts).

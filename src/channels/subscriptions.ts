@@ -35,7 +35,7 @@ export class Subscription {
   ready: JoinBatch | undefined;
   /** Bytes of its client's request budget held for its recovery until it goes live. */
   reserved = 0;
-  /** The subscribe hook's `data`, for the `subscribed` frame. */
+  /** The subscribe hook's `data`, for the `subscribed` frame; cleared when it goes live. */
   data: { readonly value: Json } | undefined;
   /** Made by the server (`POST /api/users/{user}/subscribe`): its `subscribed` frame says `"server":true`. */
   server = false;
