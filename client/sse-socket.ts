@@ -242,7 +242,8 @@ export class SseSocket implements WebSocketLike {
           }
           if (!RESEND_STATUSES.has(status)) {
             if (status === 413) this.tooLarge(frames[0]!);
-            if (status !== 413 || attempt > 0) this.seq = seq;
+            // A 413 never runs, whatever came before it (the same body, or a larger one split): the next POST takes this seq.
+            if (status !== 413) this.seq = seq;
             // 404: the session is gone; 409: it missed a batch. Either way its frames have a hole: reconnect.
             if (status === 404 || status === 409) return this.close(1006, status === 404 ? 'the SSE session is gone' : 'the SSE session missed a POST');
             if (status >= 400 && status !== 413) this.onerror?.({ message: `POST answered ${status}` });

@@ -321,6 +321,12 @@ test('the SDK over SSE: frames over --max-payload together go in smaller POSTs, 
     assert.deepEqual(heard.map((m) => (m.data as { i: number }).i), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // One frame over --max-payload by itself: its publish is answered at once, as the HTTP API answers a body over it.
     await assert.rejects(client.publish('sse-big', { pad: 'p'.repeat(5000) }), (err: { code?: string }) => err.code === 'too_large');
+    // An oversized and a small one in one turn: the batch is split, the small one publishes, the big one is refused,
+    // and the POSTs after it keep their numbering (no 409 and reconnect).
+    const [big, small] = await Promise.allSettled([client.publish('sse-big', { pad: 'p'.repeat(5000) }), client.publish('sse-big', 'small')]);
+    assert.equal(small.status, 'fulfilled');
+    assert.equal(big.status === 'rejected' && (big.reason as { code?: string }).code, 'too_large');
+    assert.equal((await client.publish('sse-big', 'after')).offset, 12);
 
     // --rate-limit 20: one publish after another, each waiting for its ack, passes 20 POSTs a second.
     await new Promise((resolve) => setTimeout(resolve, 1100));
