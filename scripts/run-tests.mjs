@@ -85,10 +85,24 @@ function run(job) {
     const count = (name) => Number(new RegExp(`^ℹ ${name} (\\d+)`, 'm').exec(output)?.[1] ?? 0);
     const seconds = (Date.now() - t0) / 1000;
     const result = { file: job.file, seconds, code: code ?? 1, signal, tests: count('tests'), pass: count('pass'), fail: count('fail'), cancelled: count('cancelled'), skipped: count('skipped'), todo: count('todo') };
+    // A failed file's own account of its failures, repeated at the end: a CI log's tail then holds it.
+    if (result.code !== 0 || result.fail > 0 || result.cancelled > 0) result.failures = failuresOf(output);
     results.push(result);
     process.stdout.write(`\n── ${job.file} (${seconds.toFixed(1)} s${result.code === 0 ? '' : `, exit ${signal ?? result.code}`})\n${output}`);
     schedule();
   });
+}
+
+/**
+ * The reporter's "failing tests" block of a file's output (each failed test with its error, without
+ * Node's internal stack frames), cut at 80 lines; without one (a crash, a signal), the output's last 40 lines.
+ */
+function failuresOf(output) {
+  const lines = output.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('✖ failing tests:'));
+  // Node's own stack frames say nothing about the failure.
+  const block = (at >= 0 ? lines.slice(at + 1) : lines.slice(-40)).filter((l) => !/^\s+at (.*\()?(node:|new Promise|Array\.map)/.test(l));
+  return (block.length > 80 ? [...block.slice(0, 80), `… ${block.length - 80} more lines`] : block).join('\n').trim();
 }
 
 function schedule() {
@@ -117,6 +131,7 @@ function finish() {
   if (failed.length) {
     console.log('failed files:');
     for (const r of failed) console.log(`  ${r.file} (fail ${r.fail}, cancelled ${r.cancelled}, exit ${r.signal ?? r.code})`);
+    for (const r of failed) console.log(`\n── what ${r.file} said of its failures:\n${r.failures}`);
   }
   process.exit(failed.length ? 1 : 0);
 }
