@@ -34,9 +34,18 @@ export class KafkaProcess {
    * advertises `proxied.advertised`, where a proxy forwarding to `proxied.port` listens.
    */
   static async start(options: { proxied?: { port: number; advertised: number } } = {}): Promise<KafkaProcess> {
-    const proc = new KafkaProcess(await freePort(), await freePort(), mkdtempSync(join(tmpdir(), 'fanout-kafka-')), options.proxied);
-    await proc.start();
-    return proc;
+    for (let attempt = 1; ; attempt++) {
+      const proc = new KafkaProcess(await freePort(), await freePort(), mkdtempSync(join(tmpdir(), 'fanout-kafka-')), options.proxied);
+      try {
+        await proc.start();
+        return proc;
+      } catch (err) {
+        await proc.destroy();
+        // A port taken between freePort and the JVM's bind (seconds later): once more on others.
+        // The proxied listener's port is the caller's, so that failure is theirs.
+        if (attempt >= 3 || !/Address already in use/.test(String((err as { stderr?: unknown }).stderr ?? err))) throw err;
+      }
+    }
   }
 
   /** `kafka://127.0.0.1:PORT/topic`, the main listener. */

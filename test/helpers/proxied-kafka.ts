@@ -17,7 +17,11 @@ export interface ProxiedKafka {
 export async function startProxiedKafka(): Promise<ProxiedKafka> {
   const proxiedPort = await freePort();
   const proxy = await TcpProxy.start(proxiedPort);
-  const kafka = await KafkaProcess.start({ proxied: { port: proxiedPort, advertised: proxy.port } });
+  // A broker that did not start must not leave the proxy listening: the test file would never exit.
+  const kafka = await KafkaProcess.start({ proxied: { port: proxiedPort, advertised: proxy.port } }).catch(async (err: unknown) => {
+    await proxy.close();
+    throw err;
+  });
   return {
     kafka,
     proxy,
