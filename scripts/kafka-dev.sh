@@ -24,8 +24,9 @@
 # /tmp/fanout-kafka), FANOUT_KAFKA_PORT (9092), FANOUT_KAFKA_CONTROLLER_PORT (9093),
 # FANOUT_KAFKA_HEAP ("-Xms256m -Xmx512m"), FANOUT_KAFKA_START_TIMEOUT (seconds, 90),
 # FANOUT_KAFKA_KEEP_DATA (1: restart on the existing data folder, see above),
-# FANOUT_KAFKA_CACHE (where the resolved classpath is kept between starts; default
-# $XDG_CACHE_HOME/fanout-kafka or ~/.cache/fanout-kafka),
+# FANOUT_KAFKA_CACHE (where the resolved classpath and the class archive are kept between
+# starts; default $XDG_CACHE_HOME/fanout-kafka or ~/.cache/fanout-kafka),
+# FANOUT_KAFKA_CDS (0: no class archive, see class_archive below),
 # FANOUT_KAFKA_PROXIED="LISTEN:ADVERTISED" (a second listener on 127.0.0.1:LISTEN that tells its
 # clients to use port ADVERTISED: a test puts a TCP proxy there and cuts the link of the clients
 # that bootstrap through it, while clients of the main port keep theirs),
@@ -43,6 +44,7 @@ HEAP=${FANOUT_KAFKA_HEAP:--Xms256m -Xmx512m}
 START_TIMEOUT=${FANOUT_KAFKA_START_TIMEOUT:-90}
 KEEP_DATA=${FANOUT_KAFKA_KEEP_DATA:-0}
 PROXIED=${FANOUT_KAFKA_PROXIED:-}
+USE_CDS=${FANOUT_KAFKA_CDS:-1}
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
 CONFIG=$DIR/server.properties
@@ -145,9 +147,65 @@ random_cluster_id() {
 # The command line that runs a Kafka main class with the resolved classpath, a small heap and
 # quiet logging.
 tool_command() {
-  TOOL=("$JAVA" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+  TOOL=("$JAVA" "${CDS[@]}" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$LOG4J" -Dfanout.kafka.log.level=WARN
     -cp "$(<"$CLASSPATH_FILE")")
+}
+
+# Class data sharing (JDK 13+): the classes a broker loads while it starts, parsed and verified
+# once and kept in an archive that later JVMs map instead of loading them from the jars. A broker
+# start then costs about half the CPU (here 2.2 s against 4.1 s, answering in 1.3 s against 2.4 s)
+# and the format tool 0.5 s against 0.9 s; tests start a dozen brokers and restart them. The
+# archive (about 50 MB) is kept in $CACHE, keyed by the classpath and the Java build, and made by
+# the first fresh start that finds none: it formats a copy of its data folder, starts a broker
+# on it with -XX:ArchiveClassesAtExit, stops it once it has started (about 5 s once), then starts
+# the real one. A JVM that cannot use an archive says so in the log and starts without it.
+# Sets CDS to the options that use the archive, or to none.
+CDS=()
+class_archive() {
+  local key
+  CDS=()
+  [ "$USE_CDS" = 1 ] || return 0
+  key=$( { "$JAVA" -version 2>&1; cat "$CLASSPATH_FILE"; } | sha256sum | cut -c1-16)
+  ARCHIVE=$CACHE/broker-classes-$key.jsa
+  [ -s "$ARCHIVE" ] && CDS=(-XX:SharedArchiveFile="$ARCHIVE")
+  return 0
+}
+
+# Makes $ARCHIVE (see class_archive) from a broker started on a copy of the freshly formatted
+# $DATA, on this folder's ports (free: start checked). Best effort: any failure leaves no archive
+# and the start goes on without one. One maker at a time across folders; the others start without.
+make_class_archive() {
+  [ "$USE_CDS" = 1 ] && [ ! -s "$ARCHIVE" ] || return 0
+  mkdir -p "$CACHE" 2>/dev/null || return 0
+  (
+    set +e # best effort: a failed step ends this subshell with no archive, never the start
+    flock -n 8 || exit 0
+    [ -s "$ARCHIVE" ] && exit 0
+    local tmp=$ARCHIVE.$$ data=$DIR/archive-data config=$DIR/archive.properties log=$DIR/archive.log pid
+    rm -rf "$data" && cp -a "$DATA" "$data" || exit 0
+    sed "s|^log.dirs=.*|log.dirs=$data|" "$CONFIG" >"$config"
+    # shellcheck disable=SC2086 # HEAP is a list of JVM options
+    "$JAVA" -XX:ArchiveClassesAtExit="$tmp" $HEAP -server -XX:+UseG1GC -Djava.awt.headless=true \
+      -Dlog4j2.configurationFile="$LOG4J" -Dfanout.kafka.log.level=INFO \
+      -cp "$(<"$CLASSPATH_FILE")" kafka.Kafka "$config" >"$log" 2>&1 </dev/null 8>&- 9>&- &
+    pid=$!
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until grep -q 'Kafka Server started' "$log" 2>/dev/null; do
+      if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        rm -rf "$data" "$tmp"
+        exit 0
+      fi
+      sleep 0.1
+    done
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -rf "$data"
+    if [ -s "$tmp" ]; then mv -f "$tmp" "$ARCHIVE"; else rm -f "$tmp"; fi
+  ) 8>"$CACHE/archive.lock" || true
+  class_archive
 }
 
 write_config() {
@@ -235,6 +293,7 @@ start() {
       die "port $CONTROLLER_PORT (the controller's) is taken; set FANOUT_KAFKA_CONTROLLER_PORT"
     check_java
     resolve_classpath
+    class_archive
     tool_command
     rm -f "$PID_FILE"
     [ ! -f "$LOG_FILE" ] || mv -f "$LOG_FILE" "$LOG_FILE.1" # the previous run's log
@@ -250,10 +309,11 @@ start() {
         printf '=== %s: format %s, start\n' "$(date -u +%FT%TZ)" "$cluster_id"
         "${TOOL[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$CONFIG" --ignore-formatted
       } >>"$LOG_FILE" 2>&1 || { tail -n 20 "$LOG_FILE" >&2 || true; die "formatting $DATA failed"; }
+      make_class_archive
     fi
 
     # shellcheck disable=SC2086 # HEAP is a list of JVM options
-    nohup "$JAVA" $HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    nohup "$JAVA" "${CDS[@]}" $HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$LOG4J" -Dfanout.kafka.log.level=INFO \
       -cp "$(<"$CLASSPATH_FILE")" kafka.Kafka "$CONFIG" >>"$LOG_FILE" 2>&1 </dev/null 9>&- &
@@ -369,6 +429,7 @@ run() {
     *) die "unknown tool $tool (topics, console-producer, console-consumer, verifiable-producer, verifiable-consumer, or a main class)" ;;
   esac
   [ -s "$CLASSPATH_FILE" ] || { check_java; resolve_classpath; }
+  class_archive
   tool_command
   exec "${TOOL[@]}" "$tool" "$@"
 }
