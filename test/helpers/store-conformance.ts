@@ -20,7 +20,7 @@ import { closeNodes, startNode, uniquePrefix, waitNodesReady } from './nodes.js'
 import { storeHarnesses, type FaultRig, type Limits, type StoreHarness } from './store-harnesses.js';
 import { defineNamespaceNodes } from './store-namespaces.js';
 import { defineLatestNodes } from './store-latest.js';
-import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, texts } from './store-suite.js';
+import { channel, closeOpened, crossings, entries, open, openChild, opened, refused, scoped, texts } from './store-suite.js';
 import { closeAll, type TestClient } from './ws-client.js';
 import { defineRevocations } from './store-revocations.js';
 import { defineIdempotencyKeys } from './store-idempotency.js';
@@ -29,22 +29,33 @@ import { defineIdempotencyKeys } from './store-idempotency.js';
 export function defineStoreConformance(store: string): void {
   const harnesses = storeHarnesses().filter((h) => h.name.startsWith(store));
   assert.ok(harnesses.length > 0, `no store harness named ${store}`);
-  for (const h of harnesses) defineStore(h);
-}
-
-function defineStore(h: StoreHarness): void {
-  describe(`channel store: ${h.name}`, { timeout: 60_000 }, () => defineChannelStore(h));
-  if (h.presence) describe(`presence store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep: a node cannot die without its clients)'}`, { timeout: 60_000 }, () => definePresence(h));
-  if (h.occupancy) describe(`occupancy store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep)'}`, { timeout: 60_000 }, () => defineOccupancy(h));
-  describe(`revocation store: ${h.name}`, { timeout: 60_000 }, () => defineRevocations(h));
-  if (h.faults) describe(`store faults: ${h.name}`, { timeout: 120_000 }, () => defineFaults(h, h.faults!));
-  describe(`real nodes on the store: ${h.name}`, { timeout: 60_000 }, () => {
-    defineNodes(h);
-    defineNamespaceNodes(h);
-    defineLatestNodes(h);
+  // Harnesses have prefixes of their own (Redis as the bus and as a separate --history): side by side.
+  describe(`stores: ${store}`, { concurrency: true }, () => {
+    for (const h of harnesses) defineStore(h);
   });
 }
 
+/**
+ * The fault cases use a private broker and prefixes of their own, so they run beside the rest
+ * (which goes one part at a time: a footprint check counts what the store holds under a
+ * prefix): the store's file then takes about as long as its longest part.
+ */
+function defineStore(h: StoreHarness): void {
+  describe(`store: ${h.name}`, { concurrency: true }, () => {
+    scoped(() => describe(`store contracts and real nodes: ${h.name}`, { concurrency: 1 }, () => {
+      describe(`channel store: ${h.name}`, { timeout: 60_000 }, () => defineChannelStore(h));
+      if (h.presence) describe(`presence store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep: a node cannot die without its clients)'}`, { timeout: 60_000 }, () => definePresence(h));
+      if (h.occupancy) describe(`occupancy store: ${h.name}${h.sweeps ? '' : ' (no dead-node sweep)'}`, { timeout: 60_000 }, () => defineOccupancy(h));
+      describe(`revocation store: ${h.name}`, { timeout: 60_000 }, () => defineRevocations(h));
+      describe(`real nodes on the store: ${h.name}`, { timeout: 60_000 }, () => {
+        defineNodes(h);
+        defineNamespaceNodes(h);
+        defineLatestNodes(h);
+      });
+    }));
+    if (h.faults) scoped(() => describe(`store faults: ${h.name}`, { concurrency: 1, timeout: 120_000 }, () => defineFaults(h, h.faults!)));
+  });
+}
 
 function defineChannelStore(h: StoreHarness): void {
   before(() => h.setup());

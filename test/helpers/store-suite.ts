@@ -4,6 +4,7 @@
  * own (to be SIGKILLed), fresh channel names and message texts.
  */
 import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../../harness/child.js';
@@ -29,21 +30,48 @@ export function nodeId(spec: StoreSpec, tag = 'n'): string {
   return `${spec.prefix}-${tag}${++ids}`;
 }
 
+/**
+ * The nodes and node processes of one part of the suite: a part that runs beside another closes
+ * only its own ({@link scoped}). Its tests and hooks see it through the async context in which
+ * node:test defined them.
+ */
+interface Scope {
+  readonly nodes: Set<StoreNode>;
+  readonly children: Set<ChildProcess>;
+}
+const scopes = new AsyncLocalStorage<Scope>();
+
+/** Defines a part of the suite (`define` calls describe) whose {@link closeOpened} closes only the nodes its tests opened. */
+export function scoped(define: () => void): void {
+  scopes.run({ nodes: new Set(), children: new Set() }, define);
+}
+
 /** Opens `count` store nodes on `spec` (closed by {@link closeOpened}). */
 export async function open(spec: StoreSpec, count: number, early?: (stores: Stores) => void): Promise<StoreNode[]> {
   const list: StoreNode[] = [];
   for (let i = 0; i < count; i++) {
     const node = await StoreNode.open(nodeId(spec), spec, early);
     opened.push(node);
+    scopes.getStore()?.nodes.add(node);
     list.push(node);
   }
   return list;
 }
 
-/** Closes every node opened and kills every node process. */
+/**
+ * Closes every node opened and kills every node process; within a {@link scoped} part, those of
+ * its own tests only (the other nodes stay in {@link opened}).
+ */
 export async function closeOpened(): Promise<void> {
-  await Promise.all(opened.splice(0).map((n) => n.close().catch(() => {})));
-  await Promise.all(children.splice(0).map((c) => stopChild(c, 'SIGKILL')));
+  const scope = scopes.getStore();
+  const nodes = scope ? opened.filter((n) => scope.nodes.has(n)) : [...opened];
+  for (const n of nodes) opened.splice(opened.indexOf(n), 1);
+  scope?.nodes.clear();
+  const procs = scope ? children.filter((c) => scope.children.has(c)) : [...children];
+  for (const c of procs) children.splice(children.indexOf(c), 1);
+  scope?.children.clear();
+  await Promise.all(nodes.map((n) => n.close().catch(() => {})));
+  await Promise.all(procs.map((c) => stopChild(c, 'SIGKILL')));
 }
 
 let channels = 0;
@@ -58,6 +86,7 @@ export async function openChild(spec: StoreSpec): Promise<{ child: ChildProcess;
   const id = nodeId(spec, 'dead');
   const child = fork(NODE_SCRIPT, [id, JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.push(child);
+  scopes.getStore()?.children.add(child);
   await untilEvent(child, 'message', { timeoutMs: 30_000, what: `store node ${id} to open`, failOn: ['exit'] });
   const send = async (command: StoreNodeCommand): Promise<unknown> => {
     const reply = untilEvent<[Record<string, unknown>]>(child, 'message', { timeoutMs: 10_000, what: `${id} to answer`, failOn: ['exit'] });
