@@ -2,11 +2,6 @@
 /** The `fanout` command: argument parsing and dispatch, no business logic. */
 import { readFileSync } from 'node:fs';
 import { ConfigError, FanoutError } from '../errors.js';
-import { clusterCommand } from './cluster.js';
-import { configCommand } from './config.js';
-import { haproxyConfigCommand } from './haproxy-config.js';
-import { serve } from './serve.js';
-import { tokenCommand } from './token.js';
 
 const USAGE = `Usage: fanout <command> [options]
 
@@ -22,17 +17,19 @@ Run \`fanout <command> --help\` for a command's options.
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // Each command's module is loaded when it runs: `fanout --version`, `token` or a `config check`
+  // need none of the node (its broker clients alone are hundreds of modules to load).
   switch (command) {
     case 'serve':
-      return serve(rest);
+      return (await import('./serve.js')).serve(rest);
     case 'haproxy-config':
-      return haproxyConfigCommand(rest);
+      return (await import('./haproxy-config.js')).haproxyConfigCommand(rest);
     case 'cluster':
-      return clusterCommand(rest);
+      return (await import('./cluster.js')).clusterCommand(rest);
     case 'token':
-      return tokenCommand(rest);
+      return (await import('./token.js')).tokenCommand(rest);
     case 'config':
-      return configCommand(rest);
+      return (await import('./config.js')).configCommand(rest);
     case '--version':
     case '-v': {
       const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -11,7 +11,6 @@ import { loadServeConfig } from '../config/load.js';
 import { CONFIG_FLAG_HELP, SERVE_HELP } from '../config/schema.js';
 import { toFlag } from '../config/load.js';
 import { createLogger, flushLogs, type Logger } from '../logger.js';
-import { createNode } from '../app.js';
 
 export async function serve(argv: readonly string[]): Promise<void> {
   const config = loadServeConfig(argv);
@@ -22,6 +21,8 @@ export async function serve(argv: readonly string[]): Promise<void> {
   // --log-format auto: pretty lines for a person at a terminal, JSON lines for machines.
   const format = config.logFormat === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : config.logFormat;
   const logger = createLogger(config.logLevel, { node: config.nodeId }, false, format);
+  // The node's modules load once the configuration is valid: a refused flag is answered at once.
+  const { createNode } = await import('../app.js');
   const node = createNode({ config, logger, processMetrics: true });
   node.onFatal((err) => {
     process.stderr.write(`fanout: ${err.message}\n`);
