@@ -14,7 +14,7 @@
  * heartbeats) takes the queue with it, so the adapter connects again with backoff, declares the
  * exchange and a new queue, and reports `connected`; the node then binds every topic again.
  */
-import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { BusUnavailableError, ConfigError, errorMessage } from '../../errors.js';
 import { BaseBus } from '../../stores/bus.js';
 import { busRetryDelay, Sleeper, FirstAttempt } from '../../stores/retry.js';
@@ -58,7 +58,8 @@ export class AmqpBus extends BaseBus {
     while (!this.closing) {
       let conn: ChannelModel | undefined;
       try {
-        conn = await connect(this.url, { timeout: 5000 });
+        // amqplib loads with the first connection: a node on another broker never loads it.
+        conn = await (await import('amqplib')).connect(this.url, { timeout: 5000 });
         // 'close' always follows an 'error'; the loop below handles both.
         conn.on('error', () => {});
         const lost = new Promise<Error | undefined>((resolve) => conn!.once('close', resolve));

@@ -11,11 +11,12 @@
  * retried here (the client gives up on a server that never answered), so `connect()` can reject
  * at once and still connect later.
  */
-import { connect, Events, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
+import type { ConnectionOptions, NatsConnection, Subscription } from 'nats';
 import type { NatsAddress } from '../../config/bus-address.js';
 import { BusUnavailableError, ConfigError, errorMessage } from '../../errors.js';
 import { BaseBus } from '../../stores/bus.js';
 import { busRetryDelay, Sleeper, FirstAttempt } from '../../stores/retry.js';
+import { loadNats, nats } from './client.js';
 
 /**
  * How every Fanout connection to NATS connects (the bus, and the presence store's own): servers
@@ -61,7 +62,7 @@ export async function connectNats(
   for (let attempt = 0; !options.closing(); ) {
     let nc: NatsConnection;
     try {
-      nc = await connect(natsConnectOptions(address, name));
+      nc = await (await loadNats()).connect(natsConnectOptions(address, name));
     } catch (err) {
       if (options.failed(err)) return undefined;
       await options.sleeper.sleep(busRetryDelay(attempt++));
@@ -128,8 +129,8 @@ export class NatsBus extends BaseBus {
   private async watch(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (this.nc !== nc) return;
-      if (s.type === Events.Disconnect) this.setStatus('disconnected', new Error(`nats disconnected from ${String(s.data)}`));
-      else if (s.type === Events.Reconnect) this.setStatus('connected');
+      if (s.type === nats().Events.Disconnect) this.setStatus('disconnected', new Error(`nats disconnected from ${String(s.data)}`));
+      else if (s.type === nats().Events.Reconnect) this.setStatus('connected');
     }
   }
 

@@ -24,24 +24,10 @@
  * reports `connected`, and the channel layer catches up from history (channels/catch-up.ts).
  */
 import { performance } from 'node:perf_hooks';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  DiscardPolicy,
-  Events,
-  headers,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-  type Msg,
-  type NatsConnection,
-  type StreamConfig,
-  type Subscription,
-} from 'nats';
+import type { JetStreamClient, JetStreamManager, Msg, NatsConnection, StreamConfig, Subscription } from 'nats';
 import { BaseBus } from '../../stores/bus.js';
 import { connectNats, natsCredentialsRefused } from './bus.js';
+import { nats } from './client.js';
 import { busRetryDelay, FirstAttempt, Sleeper } from '../../stores/retry.js';
 import type { NatsAddress } from '../../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
@@ -153,10 +139,10 @@ export class JetStreamLog extends BaseBus {
   private async watch(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (this.closing) return;
-      if (s.type === Events.Disconnect) {
+      if (s.type === nats().Events.Disconnect) {
         this.conn = undefined;
         this.setStatus('disconnected', new Error(`nats disconnected from ${String(s.data)}`));
-      } else if (s.type === Events.Reconnect) {
+      } else if (s.type === nats().Events.Reconnect) {
         void this.resume(nc);
       }
     }
@@ -198,10 +184,10 @@ export class JetStreamLog extends BaseBus {
     const limits: Partial<StreamConfig> = {
       subjects: [subjects],
       max_msgs_per_subject: this.perSubject,
-      max_age: nanos(this.options.historyTtl * 1000),
+      max_age: nats().nanos(this.options.historyTtl * 1000),
       max_bytes: maxBytes > 0 ? maxBytes : -1,
-      duplicate_window: nanos(duplicateWindowMs(this.options.idempotencyWindow, this.options.historyTtl)),
-      discard: DiscardPolicy.Old,
+      duplicate_window: nats().nanos(duplicateWindowMs(this.options.idempotencyWindow, this.options.historyTtl)),
+      discard: nats().DiscardPolicy.Old,
       republish: this.layout.republish,
     };
     let info;
@@ -213,7 +199,7 @@ export class JetStreamLog extends BaseBus {
       }
     } catch (err) {
       if (!/stream not found/i.test(errorMessage(err))) throw err;
-      info = await jsm.streams.add({ name: stream, retention: RetentionPolicy.Limits, storage: StorageType.File, num_replicas: 1, ...limits });
+      info = await jsm.streams.add({ name: stream, retention: nats().RetentionPolicy.Limits, storage: nats().StorageType.File, num_replicas: 1, ...limits });
     }
     const epoch = streamEpoch(stream, info.created);
     if (this.epoch !== '' && epoch !== this.epoch) {
@@ -272,7 +258,7 @@ export class JetStreamLog extends BaseBus {
   /** {@link append}; with `msgID`, stored once per id within the stream's duplicate window (`duplicateWindowMs`), a repeat answered with the first one's sequence. */
   async store(subject: string, data: Buffer | string, origin: string, msgID?: string): Promise<{ seq: number; duplicate: boolean }> {
     const conn = this.connection();
-    const h = headers();
+    const h = nats().headers();
     h.set(ORIGIN_HEADER, origin);
     h.set(TIME_HEADER, String(performance.timeOrigin + performance.now()));
     try {
@@ -341,11 +327,11 @@ export class JetStreamLog extends BaseBus {
     let name: string | undefined;
     try {
       const info = await jsm.consumers.add(stream, {
-        ack_policy: AckPolicy.None,
-        deliver_policy: DeliverPolicy.All,
+        ack_policy: nats().AckPolicy.None,
+        deliver_policy: nats().DeliverPolicy.All,
         filter_subject: subject,
         mem_storage: true,
-        inactive_threshold: nanos(INACTIVE_MS),
+        inactive_threshold: nats().nanos(INACTIVE_MS),
       });
       [name, count] = [info.name, info.num_pending];
       const consumer = await js.consumers.get(stream, name);

@@ -4,8 +4,9 @@
  * closes. While it is down a call waits up to {@link OP_TIMEOUT_MS} for it, then rejects with
  * BusUnavailableError. Beside it: the key tokens and a snapshot read of the keys a filter matches.
  */
-import { Events, type JetStreamManager, type KV, type KvEntry, type NatsConnection } from 'nats';
+import type { JetStreamManager, KV, KvEntry, NatsConnection } from 'nats';
 import { connectNats } from './bus.js';
+import { nats } from './client.js';
 import { Sleeper } from '../../stores/retry.js';
 import type { NatsAddress } from '../../config/bus-address.js';
 import { BusUnavailableError, errorMessage } from '../../errors.js';
@@ -117,8 +118,8 @@ export class PresenceBucket {
   private async follow(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
       if (this.nc !== nc) return;
-      if (s.type === Events.Disconnect) this.setUp(false);
-      else if (s.type === Events.Reconnect) {
+      if (s.type === nats().Events.Disconnect) this.setUp(false);
+      else if (s.type === nats().Events.Reconnect) {
         this.setUp(true);
         this.options.onConnected(true);
       }
