@@ -6,10 +6,13 @@
  * terminal) or human-readable lines from pino-pretty (the default on a terminal). Both go
  * through one asynchronous sonic-boom, so {@link flushLogs} can wait until every line is written.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import { prettyFactory } from 'pino-pretty';
 
 export type { Logger };
+
+/** pino-pretty, loaded by the first pretty logger: JSON logs (a node under a supervisor, every test) never load it. */
+const loadPretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
 
 /** How log lines look: `json` lines, or `pretty` ones for a person at a terminal. */
 export type LogFormat = 'json' | 'pretty';
@@ -24,7 +27,7 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
   // minLength 1 writes every line at once as minLength 0 would, and makes flush(cb) wait for the
   // writes in flight (with 0, sonic-boom calls the callback at once).
   const destination = pino.destination({ dest: toStderr ? 2 : 1, sync: false, minLength: 1 });
-  const prettify = format === 'pretty' ? prettyFactory({ singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'node', messageFormat: '{if node}{node}: {end}{msg}' }) : undefined;
+  const prettify = format === 'pretty' ? loadPretty().prettyFactory({ singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'node', messageFormat: '{if node}{node}: {end}{msg}' }) : undefined;
   const logger = pino(
     {
       level,

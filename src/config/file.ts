@@ -8,10 +8,13 @@
  * dependencies of its own.
  */
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
 import { firstLine } from './files.js';
 import { toFlag, toKey } from './sources.js';
+
+/** `yaml`, loaded by the first file read: a node without --config never loads it (about 70 modules). */
+const loadYaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml') as typeof import('yaml');
 
 /** Keys of a file: lower-case words joined by dashes, as the flags are. */
 const FLAG_NAME = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
@@ -35,7 +38,7 @@ export function readConfigFile(file: string, flag = '--config'): ConfigFile {
   } catch (err) {
     throw new ConfigError(flag, `cannot read ${file}: ${firstLine(err)}`);
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = loadYaml().parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const error = doc.errors[0];
   if (error) {
     const where = error.linePos?.[0] ? ` at line ${error.linePos[0].line}, column ${error.linePos[0].col}` : '';
