@@ -151,7 +151,10 @@ describe('three namespaces from one YAML file, two nodes on Redis behind HAProxy
 
   test('notify:* refuses client publishes, even with a token that allows them; the HTTP API publishes to every node', async () => {
     const [a, b] = await onBothNodes(['notify:*']);
-    for (const c of [a, b]) assert.equal((await reply(c, { type: 'subscribe', channel: 'notify:u1', id: 1 }))['type'], 'subscribed');
+    for (const c of [a, b]) {
+      const answer = await reply(c, { type: 'subscribe', channel: 'notify:u1', id: 1 });
+      assert.equal(answer['type'], 'subscribed', JSON.stringify(answer));
+    }
     const refused = await reply(a, { type: 'publish', channel: 'notify:u1', data: 'x', id: 2 });
     assert.equal(refused['code'], 'forbidden');
     await apiPublish('notify:u1', { text: 'from the back end' });
