@@ -7,16 +7,15 @@
  */
 import type * as Client from '@platformatic/kafka';
 import type { Admin, Consumer, Producer } from '@platformatic/kafka';
+import { LazyModule } from '../../stores/lazy-module.js';
 
 export type KafkaClientModule = typeof Client;
 
-let loading: Promise<KafkaClientModule> | undefined;
-let loaded: KafkaClientModule | undefined;
+const client = new LazyModule<KafkaClientModule>(() => import('@platformatic/kafka'));
 
 /** The client module; the first call imports it, later calls get the same promise. */
 export function loadKafkaClient(): Promise<KafkaClientModule> {
-  loading ??= import('@platformatic/kafka').then((module) => (loaded = module));
-  return loading;
+  return client.load();
 }
 
 /**
@@ -24,7 +23,7 @@ export function loadKafkaClient(): Promise<KafkaClientModule> {
  * client, record or error of it can exist.
  */
 export function loadedKafkaClient(): KafkaClientModule | undefined {
-  return loaded;
+  return client.loaded;
 }
 
 /** A client of the module that {@link forceClose} closes. */
