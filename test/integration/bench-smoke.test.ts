@@ -7,7 +7,7 @@ import { runPoint, runScale } from '../../bench/measure.js';
 import { frontendSources, planScale, sourceAddresses } from '../../bench/run.js';
 import { markdown } from '../../bench/report.js';
 import { startSystem, type RunningSystem } from '../../bench/systems.js';
-import { BENCH_BROKERS, HISTORY_LOGS, startBenchBroker, type BenchBrokerHandle } from '../../bench/brokers.js';
+import { BENCH_BROKERS, HISTORY_LOGS, startBenchBroker, type BenchBroker, type BenchBrokerHandle } from '../../bench/brokers.js';
 import { startRedisServer } from '../../harness/brokers.js';
 import { AMQP_URL, REDIS_URL } from '../helpers/brokers.js';
 
@@ -151,51 +151,49 @@ describe('bench smoke', { concurrency: true }, () => {
     });
   });
 
-  test('bench smoke: over every broker of --brokers (its own Redis, NATS, Redis Cluster and Kafka; the machine\'s RabbitMQ), 20 clients get every message once, in order', async () => {
-    const redis = await startRedisServer();
-    try {
-      for (const [i, broker] of BENCH_BROKERS.entries()) {
-        let handle: BenchBrokerHandle | undefined;
-        let system: RunningSystem | undefined;
-        try {
-          handle = await startBenchBroker(broker, { url: `redis://127.0.0.1:${redis.port}`, pid: redis.pid! }, AMQP_URL);
-          assert.ok(handle.pids.length > 0, `${broker}: the broker's processes are known, so its CPU is counted`);
-          system = await startSystem('fanout', { ...START, bus: handle.url, brokerPids: handle.pids });
-          const p = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 4 + i) });
-          assert.equal(p.delivered, 200, broker);
-          assert.equal(p.outOfOrder, 0, broker);
-          assert.ok(p.cpu.broker !== null && p.cpu.broker >= 0, broker);
-        } finally {
-          await system?.stop();
-          await handle?.stop();
-        }
-      }
-    } finally {
-      await redis.stop();
-    }
-  });
+  test('bench smoke: over every broker of --brokers (its own Redis, NATS, Redis Cluster and Kafka; the machine\'s RabbitMQ), 20 clients get every message once, in order', () =>
+    onEachBroker(BENCH_BROKERS, async (broker, i, handle, _redisUrl, keep) => {
+      assert.ok(handle.pids.length > 0, `${broker}: the broker's processes are known, so its CPU is counted`);
+      const system = keep(await startSystem('fanout', { ...START, bus: handle.url, brokerPids: handle.pids }));
+      return runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 4 + i) });
+    }));
 
-  test('bench smoke: the channel path over each --history-logs log (Redis Streams, JetStream, the Kafka log), its broker as the bus: 20 subscribers get every message once, in order', async () => {
-    const redis = await startRedisServer();
-    try {
-      for (const [i, log] of HISTORY_LOGS.entries()) {
-        let handle: BenchBrokerHandle | undefined;
-        let system: RunningSystem | undefined;
-        try {
-          handle = await startBenchBroker(log, { url: `redis://127.0.0.1:${redis.port}`, pid: redis.pid! }, AMQP_URL);
-          system = await startSystem('channels', { ...START, bus: handle.url, redisUrl: `redis://127.0.0.1:${redis.port}`, brokerPids: handle.pids });
-          const p = await runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 10 + i) });
-          assert.equal(p.sent, 10, log);
-          assert.equal(p.delivered, 200, log);
-          assert.equal(p.outOfOrder, 0, log);
-          assert.ok(p.cpu.broker !== null && p.cpu.broker >= 0, log);
-        } finally {
-          await system?.stop();
-          await handle?.stop();
-        }
-      }
-    } finally {
-      await redis.stop();
-    }
-  });
+  test('bench smoke: the channel path over each --history-logs log (Redis Streams, JetStream, the Kafka log), its broker as the bus: 20 subscribers get every message once, in order', () =>
+    onEachBroker(HISTORY_LOGS, async (_log, i, handle, redisUrl, keep) => {
+      const system = keep(await startSystem('channels', { ...START, bus: handle.url, redisUrl, brokerPids: handle.pids }));
+      return runPoint(system, { ...POINT, localAddresses: sourceAddresses(20, 10 + i) });
+    }));
 });
+
+/**
+ * Each broker of `kinds` in turn, started as the bench starts it (beside a Redis of the test's
+ * own), and the point `run` measures on a system it starts there (and hands to `keep`): the 10
+ * messages reached all 20 clients once, in order, and the broker's CPU was counted. The system
+ * and the broker are stopped after each, also when `run` throws.
+ */
+async function onEachBroker<K extends BenchBroker>(
+  kinds: readonly K[],
+  run: (kind: K, i: number, handle: BenchBrokerHandle, redisUrl: string, keep: (system: RunningSystem) => RunningSystem) => ReturnType<typeof runPoint>,
+): Promise<void> {
+  const redis = await startRedisServer();
+  const redisUrl = `redis://127.0.0.1:${redis.port}`;
+  try {
+    for (const [i, kind] of kinds.entries()) {
+      let handle: BenchBrokerHandle | undefined;
+      let system: RunningSystem | undefined;
+      try {
+        handle = await startBenchBroker(kind, { url: redisUrl, pid: redis.pid! }, AMQP_URL);
+        const p = await run(kind, i, handle, redisUrl, (s) => (system = s));
+        assert.equal(p.sent, 10, kind);
+        assert.equal(p.delivered, 200, kind);
+        assert.equal(p.outOfOrder, 0, kind);
+        assert.ok(p.cpu.broker !== null && p.cpu.broker >= 0, kind);
+      } finally {
+        await system?.stop();
+        await handle?.stop();
+      }
+    }
+  } finally {
+    await redis.stop();
+  }
+}
