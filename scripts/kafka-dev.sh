@@ -31,6 +31,10 @@
 # clients to use port ADVERTISED: a test puts a TCP proxy there and cuts the link of the clients
 # that bootstrap through it, while clients of the main port keep theirs),
 # JAVA_HOME (else `java` on the PATH; Java 17 or newer).
+#
+# Over 400 lines, as one script on purpose: a developer, .ci/run and the tests' harness
+# (harness/kafka.ts) all call it, and its commands share the folder lock, the classpath, the class
+# archive and the broker's identity checks; split into several, each would source the others.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
